@@ -1,0 +1,110 @@
+#pragma once
+// The journal's record model: InterMezzo's KML operations, made idempotent to
+// replay. One flat struct rather than a variant per op: every consumer (izlog,
+// the shipper, the applier) reads the same handful of fields, and optional
+// fields cost nothing on the wire when absent.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace iz::journal {
+
+// Wire values are part of the on-disk format: append only, never renumber.
+enum class Op : uint8_t {
+    create = 1,
+    mkdir = 2,
+    mknod = 3,
+    symlink = 4,
+    link = 5,
+    unlink = 6,
+    rmdir = 7,
+    rename = 8,
+    setattr = 9,
+    write = 10,
+    truncate = 11,
+    setxattr = 12,
+    removexattr = 13,
+    close_write = 14,
+    start = 15,
+    stop = 16,
+    overflow = 17,
+    rescan = 18,
+    conflict = 19,
+};
+
+inline constexpr Op kFirstOp = Op::create;
+inline constexpr Op kLastOp = Op::conflict;
+
+// The names izlog prints and accepts ("close_write", "setxattr", ...).
+std::string_view op_name(Op op);
+std::optional<Op> op_from_name(std::string_view name);
+bool op_is_valid(uint8_t raw);
+
+struct ByteRange {
+    uint64_t offset = 0;
+    uint64_t length = 0;
+    friend bool operator==(const ByteRange&, const ByteRange&) = default;
+};
+
+// Merges overlapping and touching ranges; the result is sorted by offset.
+std::vector<ByteRange> coalesce(std::vector<ByteRange> ranges);
+
+// An opaque kernel file handle (name_to_handle_at / fanotify FID).
+struct FileHandle {
+    int32_t type = 0;
+    std::string bytes;  // f_handle, handle_bytes long
+    bool empty() const { return bytes.empty(); }
+    friend bool operator==(const FileHandle&, const FileHandle&) = default;
+};
+
+struct Record {
+    // Assigned by the writer; whatever the caller sets is overwritten.
+    uint64_t lsn = 0;
+    // Wall-clock time of the event, nanoseconds since the epoch.
+    int64_t time_ns = 0;
+    Op op = Op::create;
+
+    // Path relative to the watched root ("" is the root itself).
+    std::string path;
+    // The second path: rename destination, new link name, symlink target.
+    std::string target;
+
+    FileHandle handle;
+    // Monotonic per file; lets an applier order and dedupe versions.
+    uint64_t version = 0;
+
+    // Who did it, where known.
+    std::optional<int32_t> pid;
+    std::optional<uint32_t> uid;
+    std::optional<uint32_t> gid;
+    std::string comm;
+
+    // Attributes: setattr's new values, and the state at create/mkdir/close.
+    std::optional<uint32_t> mode;       // full st_mode (type and permission bits)
+    std::optional<uint32_t> owner_uid;  // file owner, distinct from the actor's uid
+    std::optional<uint32_t> owner_gid;
+    std::optional<int64_t> atime_ns;
+    std::optional<int64_t> mtime_ns;
+    std::optional<uint64_t> size;  // truncate length, size after write/close_write
+    std::optional<uint64_t> rdev;  // mknod
+
+    // write: dirty byte ranges. Empty on a write record means "whole file".
+    std::vector<ByteRange> ranges;
+
+    // rename: the rename replaced an existing entry at `target`.
+    bool replaced = false;
+    FileHandle replaced_handle;
+
+    // setxattr / removexattr
+    std::string xattr_name;
+    std::string xattr_value;
+
+    // Agent events and conflicts: a human-readable note.
+    std::string message;
+
+    friend bool operator==(const Record&, const Record&) = default;
+};
+
+}  // namespace iz::journal

@@ -1,0 +1,154 @@
+#include "journal/codec.hpp"
+
+#include <cereal/archives/portable_binary.hpp>
+#include <cereal/types/optional.hpp>
+
+#include <istream>
+#include <stdexcept>
+#include <streambuf>
+
+namespace iz::journal {
+
+namespace {
+
+// Decoding may see bytes from the network. cereal sizes a container from the
+// length prefix before reading it, so a hostile prefix could ask for
+// gigabytes: every length is checked against the input size first.
+thread_local size_t decode_limit = 0;
+
+void check_length(uint64_t n) {
+    if (n > decode_limit) throw std::length_error("length prefix " + std::to_string(n) + " exceeds the input");
+}
+
+template <class Archive>
+void save_string(Archive& ar, const std::string& s) {
+    ar(cereal::make_size_tag(static_cast<cereal::size_type>(s.size())));
+    ar(cereal::binary_data(s.data(), s.size()));
+}
+
+template <class Archive>
+void load_string(Archive& ar, std::string& s) {
+    cereal::size_type n = 0;
+    ar(cereal::make_size_tag(n));
+    check_length(n);
+    s.resize(n);
+    ar(cereal::binary_data(s.data(), n));
+}
+
+template <class Archive>
+void save_ranges(Archive& ar, const std::vector<ByteRange>& v) {
+    ar(cereal::make_size_tag(static_cast<cereal::size_type>(v.size())));
+    for (auto& r : v) ar(r.offset, r.length);
+}
+
+template <class Archive>
+void load_ranges(Archive& ar, std::vector<ByteRange>& v) {
+    cereal::size_type n = 0;
+    ar(cereal::make_size_tag(n));
+    check_length(n * 16);
+    v.resize(n);
+    for (auto& r : v) ar(r.offset, r.length);
+}
+
+// Field order is the on-disk format: append new fields at the end only.
+template <class Archive>
+void save_record(Archive& ar, const Record& r) {
+    ar(r.lsn, r.time_ns, r.op);
+    save_string(ar, r.path);
+    save_string(ar, r.target);
+    ar(r.handle.type);
+    save_string(ar, r.handle.bytes);
+    ar(r.version, r.pid, r.uid, r.gid);
+    save_string(ar, r.comm);
+    ar(r.mode, r.owner_uid, r.owner_gid, r.atime_ns, r.mtime_ns, r.size, r.rdev);
+    save_ranges(ar, r.ranges);
+    ar(r.replaced, r.replaced_handle.type);
+    save_string(ar, r.replaced_handle.bytes);
+    save_string(ar, r.xattr_name);
+    save_string(ar, r.xattr_value);
+    save_string(ar, r.message);
+}
+
+template <class Archive>
+void load_record(Archive& ar, Record& r) {
+    ar(r.lsn, r.time_ns, r.op);
+    load_string(ar, r.path);
+    load_string(ar, r.target);
+    ar(r.handle.type);
+    load_string(ar, r.handle.bytes);
+    ar(r.version, r.pid, r.uid, r.gid);
+    load_string(ar, r.comm);
+    ar(r.mode, r.owner_uid, r.owner_gid, r.atime_ns, r.mtime_ns, r.size, r.rdev);
+    load_ranges(ar, r.ranges);
+    ar(r.replaced, r.replaced_handle.type);
+    load_string(ar, r.replaced_handle.bytes);
+    load_string(ar, r.xattr_name);
+    load_string(ar, r.xattr_value);
+    load_string(ar, r.message);
+}
+
+}  // namespace
+
+namespace {
+
+// cereal writes to a std::ostream; this streambuf appends straight into the
+// caller's string so encoding allocates nothing beyond the output itself.
+class StringSink : public std::streambuf {
+public:
+    explicit StringSink(std::string& out) : out_(out) {}
+
+protected:
+    std::streamsize xsputn(const char* s, std::streamsize n) override {
+        out_.append(s, static_cast<size_t>(n));
+        return n;
+    }
+    int_type overflow(int_type ch) override {
+        if (ch != traits_type::eof()) out_.push_back(static_cast<char>(ch));
+        return ch;
+    }
+
+private:
+    std::string& out_;
+};
+
+// Reads from a view without copying it.
+class ViewSource : public std::streambuf {
+public:
+    explicit ViewSource(std::string_view in) {
+        char* p = const_cast<char*>(in.data());
+        setg(p, p, p + in.size());
+    }
+};
+
+}  // namespace
+
+void encode_record(const Record& rec, std::string& out) {
+    StringSink sink(out);
+    std::ostream os(&sink);
+    cereal::PortableBinaryOutputArchive ar(os);
+    save_record(ar, rec);
+}
+
+std::string encode_record(const Record& rec) {
+    std::string out;
+    encode_record(rec, out);
+    return out;
+}
+
+Result<Record> decode_record(std::string_view bytes) {
+    ViewSource source(bytes);
+    std::istream is(&source);
+    Record rec;
+    try {
+        decode_limit = bytes.size();
+        cereal::PortableBinaryInputArchive ar(is);
+        load_record(ar, rec);
+    } catch (const std::exception& e) {
+        return fail(make_error(std::string("malformed record: ") + e.what()));
+    }
+    if (!op_is_valid(static_cast<uint8_t>(rec.op)))
+        return fail(make_error("malformed record: unknown op " + std::to_string(static_cast<int>(rec.op))));
+    return rec;
+}
+
+}  // namespace iz::journal

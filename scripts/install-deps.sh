@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs every Debian package intermezzo needs to build, test and benchmark.
+set -euo pipefail
+packages=(
+  build-essential cmake pkg-config git
+  clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
+  liburing-dev libcereal-dev libboost-dev libboost-system-dev
+  libgtest-dev libgmock-dev libxxhash-dev libzstd-dev libssl-dev
+  libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
+  e2fsprogs xfsprogs util-linux iproute2 rsync less
+)
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}"

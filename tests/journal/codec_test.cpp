@@ -1,0 +1,53 @@
+#include <gtest/gtest.h>
+
+#include "journal/codec.hpp"
+#include "sample_records.hpp"
+
+using namespace iz::journal;
+
+TEST(Codec, EveryOpRoundTrips) {
+    auto records = iz::test::sample_records();
+    ASSERT_EQ(records.size(), static_cast<size_t>(kLastOp) - static_cast<size_t>(kFirstOp) + 1);
+    for (auto& r : records) {
+        auto bytes = encode_record(r);
+        auto back = decode_record(bytes);
+        ASSERT_TRUE(back) << back.error().message;
+        EXPECT_EQ(*back, r) << op_name(r.op);
+    }
+}
+
+TEST(Codec, OpNamesRoundTrip) {
+    for (uint8_t raw = 1; raw <= static_cast<uint8_t>(kLastOp); ++raw) {
+        auto op = static_cast<Op>(raw);
+        EXPECT_EQ(op_from_name(op_name(op)), op);
+    }
+    EXPECT_EQ(op_name(Op::close_write), "close_write");
+    EXPECT_FALSE(op_from_name("chmod"));
+}
+
+TEST(Codec, TruncatedInputIsAnErrorNotACrash) {
+    auto bytes = encode_record(iz::test::sample_records()[9]);
+    for (size_t cut = 0; cut < bytes.size(); ++cut) {
+        auto back = decode_record(std::string_view(bytes).substr(0, cut));
+        EXPECT_FALSE(back) << "cut at " << cut;
+    }
+}
+
+TEST(Codec, HugeLengthPrefixIsRefusedWithoutAllocating) {
+    Record r;
+    r.path = "x";
+    auto bytes = encode_record(r);
+    // Path length prefix follows lsn (8), time (8), op (1) and the portable
+    // archive's endianness byte.
+    size_t at = 1 + 8 + 8 + 1;
+    for (int i = 0; i < 8; ++i) bytes[at + i] = '\x7f';
+    auto back = decode_record(bytes);
+    ASSERT_FALSE(back);
+    EXPECT_NE(back.error().message.find("exceeds the input"), std::string::npos) << back.error().message;
+}
+
+TEST(Codec, CoalesceMergesOverlappingAndTouchingRanges) {
+    auto merged = coalesce({{100, 10}, {0, 50}, {50, 10}, {105, 20}, {500, 0}, {200, 1}});
+    std::vector<ByteRange> want = {{0, 60}, {100, 25}, {200, 1}};
+    EXPECT_EQ(merged, want);
+}
