@@ -112,16 +112,21 @@ public:
         // Segments by the time of their first record, then frames inside.
         size_t lo = 0;
         for (size_t i = 0; i < segments_.size(); ++i) {
-            auto ok = open_segment(i);
-            if (!ok) return fail(ok.error());
-            if (segments_[i].first_time_ns <= t) lo = i;
-            else break;
+            if (segments_[i].first_time_ns == 0) {
+                auto ok = open_segment(i);
+                if (!ok) return fail(ok.error());
+            }
+            bool before = segments_[i].first_time_ns <= t;
+            if (before) lo = i;
+            release(i);
+            if (!before) break;
         }
         for (size_t i = lo; i < segments_.size(); ++i) {
             auto ok = index_segment(i);
             if (!ok) return fail(ok.error());
             auto& idx = segments_[i].index;
             auto it = std::find_if(idx.begin(), idx.end(), [&](const IndexEntry& e) { return e.time_ns >= t; });
+            if (it == idx.end()) release(i);
             if (it != idx.end()) {
                 seg_ = i;
                 idx_ = static_cast<size_t>(it - idx.begin());
@@ -139,7 +144,7 @@ public:
             if (idx_ < s.index.size()) return decode_at(seg_, idx_++);
             if (s.damage) return fail(*s.damage);
             if (seg_ + 1 >= segments_.size()) break;
-            ++seg_;
+            release(seg_++);
             idx_ = 0;
         }
         return std::optional<Record>{};
@@ -162,7 +167,7 @@ public:
                 return decode_at(seg_, --idx_);
             }
             if (seg_ == 0) return std::optional<Record>{};
-            --seg_;
+            release(seg_--);
             auto ok = index_segment(seg_);
             if (!ok) return fail(ok.error());
             idx_ = segments_[seg_].index.size();
@@ -235,6 +240,19 @@ private:
             return true;
         }
         return false;
+    }
+
+    // Unmaps a segment the cursor left, so a long journal does not hold a
+    // descriptor and a mapping per segment. Its first time stays known.
+    void release(size_t i) {
+        auto& s = segments_[i];
+        if (i + 1 == segments_.size()) return;  // the followed one stays
+        s.map.reset();
+        s.index.clear();
+        s.index.shrink_to_fit();
+        s.scanned_to = format::kSegmentHeaderBytes;
+        s.at_end = false;
+        s.damage.reset();
     }
 
     Status open_segment(size_t i) {

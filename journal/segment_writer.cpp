@@ -34,12 +34,15 @@ Status SegmentWriter::create(const std::filesystem::path& dir, int dir_fd, uint6
                              uint64_t reserve_bytes, bool preallocate) {
     close_file();
     auto name = format::segment_file_name(base_lsn);
+    // Built under a temporary name and renamed into place, so a reader never
+    // sees a segment without its header.
+    auto tmp_name = ".new-" + name;
     path_ = dir / name;
-    int fd = ::openat(dir_fd, name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0640);
-    if (fd < 0) return fail(sys_error("create journal segment", path_.string(), errno));
+    int fd = ::openat(dir_fd, tmp_name.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0640);
+    if (fd < 0) return fail(sys_error("create journal segment", (dir / tmp_name).string(), errno));
     auto cleanup = [&](Error e) {
         ::close(fd);
-        ::unlinkat(dir_fd, name.c_str(), 0);
+        ::unlinkat(dir_fd, tmp_name.c_str(), 0);
         return fail(std::move(e));
     };
     std::string header(format::kSegmentHeaderBytes, '\0');
@@ -50,7 +53,12 @@ Status SegmentWriter::create(const std::filesystem::path& dir, int dir_fd, uint6
     if (::pwrite(fd, header.data(), header.size(), 0) != static_cast<ssize_t>(header.size()))
         return cleanup(sys_error("write journal segment header", path_.string(), errno ? errno : EIO));
     if (::fsync(fd) != 0) return cleanup(sys_error("fsync journal segment", path_.string(), errno));
-    if (::fsync(dir_fd) != 0) return cleanup(sys_error("fsync journal directory", dir.string(), errno));
+    if (::renameat(dir_fd, tmp_name.c_str(), dir_fd, name.c_str()) != 0)
+        return cleanup(sys_error("rename new journal segment into place", path_.string(), errno));
+    if (::fsync(dir_fd) != 0) {
+        ::close(fd);
+        return fail(sys_error("fsync journal directory", dir.string(), errno));
+    }
     fd_ = fd;
     offset_ = format::kSegmentHeaderBytes;
     return {};

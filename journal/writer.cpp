@@ -38,6 +38,10 @@ struct Tail {
 // Finds where appending continues; cuts a torn last batch.
 Result<Tail> recover_tail(const std::filesystem::path& dir) {
     Tail tail;
+    // Segments that never made it to their final name held nothing durable.
+    std::error_code ec;
+    for (auto& entry : std::filesystem::directory_iterator(dir, ec))
+        if (entry.path().filename().string().starts_with(".new-")) std::filesystem::remove(entry.path(), ec);
     auto listed = format::list_segments(dir);
     if (!listed) return fail(listed.error());
     auto segments = std::move(*listed);

@@ -30,7 +30,7 @@ TEST(Follow, WaitWakesForRecordsAndSegmentsAppendedLater) {
     ASSERT_TRUE(idle);
     EXPECT_FALSE(*idle);
 
-    std::thread producer([&] {
+    std::jthread producer([&] {
         std::this_thread::sleep_for(100ms);
         for (int i = 1; i < 300; ++i) (void)(*w)->append(iz::test::realistic_record(i));
         (void)(*w)->flush();
