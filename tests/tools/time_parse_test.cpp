@@ -27,11 +27,15 @@ TEST_F(TimeParse, Absolute) {
     EXPECT_EQ(*parse_time("2026-11-25", kNow), kNow - (10 * 3600 + 1800) * kSec);
     EXPECT_EQ(*parse_time("2026-11-25 10:30:00.25", kNow), kNow + kSec / 4);
     EXPECT_EQ(*parse_time("@1795602600", kNow), kNow);
+    EXPECT_EQ(*parse_time("@1795602600.5", kNow), kNow + kSec / 2);
 }
 
 TEST_F(TimeParse, Relative) {
     EXPECT_EQ(*parse_time("-1h", kNow), kNow - 3600 * kSec);
     EXPECT_EQ(*parse_time("+5min", kNow), kNow + 300 * kSec);
+    EXPECT_EQ(*parse_time("+5m", kNow), kNow + 300 * kSec);
+    EXPECT_EQ(*parse_time("-30min", kNow), kNow - 1800 * kSec);
+    EXPECT_EQ(*parse_time("-45s", kNow), kNow - 45 * kSec);
     EXPECT_EQ(*parse_time("-1h30min", kNow), kNow - 5400 * kSec);
     EXPECT_EQ(*parse_time("-2d", kNow), kNow - 2 * 86400 * kSec);
     EXPECT_EQ(*parse_time("10s ago", kNow), kNow - 10 * kSec);
@@ -41,7 +45,7 @@ TEST_F(TimeParse, Relative) {
 }
 
 TEST_F(TimeParse, GarbageIsAnError) {
-    for (const char* bad : {"", "soon", "2026-13-01", "2026-11-25 25:00", "-1fortnight", "@x", "2026-11-25x"}) {
+    for (const char* bad : {"", "soon", "2026-13-01", "2026-11-25 25:00", "-1fortnight", "@x", "2026-11-25x", "2026-11-31", "2026-02-29 10:00"}) {
         auto t = parse_time(bad, kNow);
         ASSERT_FALSE(t) << bad;
         EXPECT_NE(t.error().message.find("failed to parse time"), std::string::npos);

@@ -66,7 +66,7 @@ std::string details(const Record& r) {
 std::string who(const Record& r) {
     std::string w;
     if (!r.comm.empty() || r.pid) {
-        w += " by " + (r.comm.empty() ? std::string("?") : r.comm);
+        w += " " + (r.comm.empty() ? std::string("?") : r.comm);
         if (r.pid) w += fmt::format("[{}]", *r.pid);
     }
     if (r.uid) w += fmt::format(" uid={}", *r.uid);
@@ -181,8 +181,10 @@ std::string render(const Record& r, Format format, bool color) {
         case Format::short_iso: {
             auto when = format == Format::short_ ? strftime_local(r.time_ns, "%b %d %H:%M:%S")
                                                  : strftime_local(r.time_ns, "%Y-%m-%dT%H:%M:%S%z");
-            auto path = path_part(r);
-            return fmt::format("{} {}{:<11}{} {}{}{}\n", when, on, op, off, path, details(r), who(r));
+            auto rest = path_part(r) + details(r) + who(r);
+            // Pathless agent events ("start", "overflow") have no path column.
+            if (rest.starts_with(' ')) rest.erase(0, 1);
+            return fmt::format("{} {}{:<11}{} {}\n", when, on, op, off, rest);
         }
         case Format::cat: {
             auto path = path_part(r);

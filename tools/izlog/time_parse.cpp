@@ -138,7 +138,11 @@ Result<int64_t> parse_time(const std::string& text, int64_t now_ns) {
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
     tm.tm_isdst = -1;
+    const struct tm asked = tm;
     time_t secs = utc ? timegm(&tm) : mktime(&tm);
+    // mktime quietly turns "11-31" into "12-01"; a date that moved did not exist.
+    if (tm.tm_mday != asked.tm_mday || tm.tm_mon != asked.tm_mon || tm.tm_year != asked.tm_year)
+        return fail(bad_time(text));
     return static_cast<int64_t>(secs) * kSec + frac;
 }
 
