@@ -1,0 +1,327 @@
+// Exact dirty byte ranges from ext4 and XFS tracepoints, filtered in the
+// kernel to the one watched filesystem, with who did it.
+//
+// Only tracepoint programs, their context fields and basic helpers: that is
+// what a kernel in lockdown confidentiality mode still allows (no kprobes,
+// no fentry, no bpf_probe_read_kernel).
+//
+// Two ways to learn a range:
+//  - direct: the filesystem's tracepoint carries (dev, ino, offset, length):
+//    ext4 write_end/fallocate/punch/zero/collapse/insert, XFS file writes
+//    (and ext4 direct writes, from two iomap tracepoints of one thread).
+//  - bracketed: the syscall tracepoint knows the range or the new size but
+//    only an fd or a path; a filesystem tracepoint fired inside the same
+//    syscall names the inode; the syscall's exit emits the event once the
+//    call succeeded. Used for truncate (both filesystems), open with O_TRUNC
+//    and XFS fallocate, whose tracepoints carry no offsets.
+#include "vmlinux.h"
+
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+
+#include "capture_events.h"
+#include "tracepoint_contexts.h"
+
+// The watched filesystem, in the tracepoints' dev_t encoding
+// (major << 20 | minor), set by the loader before load.
+const volatile __u32 target_dev = 0;
+
+// 16 MiB: about 230,000 events. A burst of tiny writes fills it in a
+// fraction of a second; ordinary I/O leaves a busy agent many seconds.
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 16 << 20);
+} events SEC(".maps");
+
+__u64 dropped = 0;  // events lost to a full ring buffer
+
+// ---- emitting ------------------------------------------------------------
+
+static __always_inline void emit(__u64 ino, __u32 kind, __u64 offset, __u64 length) {
+    struct iz_dirty_event* e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+    if (!e) {
+        __sync_fetch_and_add(&dropped, 1);
+        return;
+    }
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    __u64 uid_gid = bpf_get_current_uid_gid();
+    e->ino = ino;
+    e->offset = offset;
+    e->length = length;
+    e->time_ns = bpf_ktime_get_ns();
+    e->pid = pid_tgid >> 32;
+    e->uid = (__u32)uid_gid;
+    e->gid = uid_gid >> 32;
+    e->kind = kind;
+    bpf_get_current_comm(e->comm, sizeof(e->comm));
+    bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void emit_if_watched(__u32 dev, __u64 ino, __u32 kind, __s64 offset, __s64 length) {
+    if (dev != target_dev || offset < 0 || length <= 0) return;
+    emit(ino, kind, offset, length);
+}
+
+// ---- direct: ext4 ----------------------------------------------------------
+// write_end rather than write_begin: it fires once per folio with the bytes
+// actually copied, so the ranges neither overlap nor overstate a short write.
+
+static __always_inline int ext4_write_end(struct trace_event_raw_ext4__write_end___iz* ctx) {
+    emit_if_watched(ctx->dev, ctx->ino, IZ_DIRTY_WRITE, ctx->pos, ctx->copied);
+    return 0;
+}
+
+SEC("tracepoint/ext4/ext4_da_write_end")
+int ext4_da_write_end(void* ctx) { return ext4_write_end(ctx); }
+
+SEC("tracepoint/ext4/ext4_write_end")
+int ext4_nodelalloc_write_end(void* ctx) { return ext4_write_end(ctx); }
+
+SEC("tracepoint/ext4/ext4_journalled_write_end")
+int ext4_journalled_write_end(void* ctx) { return ext4_write_end(ctx); }
+
+SEC("tracepoint/ext4/ext4_fallocate_enter")
+int ext4_fallocate(struct trace_event_raw_ext4__fallocate_mode___iz* ctx) {
+    emit_if_watched(ctx->dev, ctx->ino, IZ_DIRTY_FALLOCATE, ctx->offset, ctx->len);
+    return 0;
+}
+
+SEC("tracepoint/ext4/ext4_punch_hole")
+int ext4_punch_hole(struct trace_event_raw_ext4__fallocate_mode___iz* ctx) {
+    emit_if_watched(ctx->dev, ctx->ino, IZ_DIRTY_PUNCH_HOLE, ctx->offset, ctx->len);
+    return 0;
+}
+
+SEC("tracepoint/ext4/ext4_zero_range")
+int ext4_zero_range(struct trace_event_raw_ext4__fallocate_mode___iz* ctx) {
+    emit_if_watched(ctx->dev, ctx->ino, IZ_DIRTY_ZERO_RANGE, ctx->offset, ctx->len);
+    return 0;
+}
+
+SEC("tracepoint/ext4/ext4_collapse_range")
+int ext4_collapse_range(struct trace_event_raw_ext4_collapse_range___iz* ctx) {
+    emit_if_watched(ctx->dev, ctx->ino, IZ_DIRTY_COLLAPSE_RANGE, ctx->offset, ctx->len);
+    return 0;
+}
+
+SEC("tracepoint/ext4/ext4_insert_range")
+int ext4_insert_range(struct trace_event_raw_ext4_insert_range___iz* ctx) {
+    emit_if_watched(ctx->dev, ctx->ino, IZ_DIRTY_INSERT_RANGE, ctx->offset, ctx->len);
+    return 0;
+}
+
+// ext4 direct I/O bypasses write_begin/write_end and goes through iomap.
+// iomap_dio_rw_begin has the whole range but fires for reads too, and the
+// iocb's write flag is not set there; the first iomap_iter of the same
+// thread says which it is (IOMAP_WRITE|IOMAP_DIRECT, stable flag values).
+// The loader attaches these only on ext4: XFS has its own direct-write
+// tracepoint.
+#define IZ_IOMAP_WRITE (1 << 0)
+#define IZ_IOMAP_DIRECT (1 << 4)
+
+struct direct_io {
+    __u64 ino;
+    __u64 offset;
+    __u64 length;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 8192);
+    __type(key, __u32);
+    __type(value, struct direct_io);
+} direct_ios SEC(".maps");
+
+SEC("tracepoint/iomap/iomap_dio_rw_begin")
+int iomap_direct_begin(struct trace_event_raw_iomap_dio_rw_begin___iz* ctx) {
+    if (ctx->dev != target_dev) return 0;
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+    struct direct_io io = {.ino = ctx->ino, .offset = ctx->pos, .length = ctx->count};
+    bpf_map_update_elem(&direct_ios, &tid, &io, BPF_ANY);
+    return 0;
+}
+
+SEC("tracepoint/iomap/iomap_iter")
+int iomap_direct_iter(struct trace_event_raw_iomap_iter___iz* ctx) {
+    if (ctx->dev != target_dev) return 0;
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+    struct direct_io* p = bpf_map_lookup_elem(&direct_ios, &tid);
+    if (!p) return 0;
+    struct direct_io io = *p;
+    bpf_map_delete_elem(&direct_ios, &tid);
+    unsigned int flags = ctx->flags;
+    if (io.ino != ctx->ino || (flags & (IZ_IOMAP_WRITE | IZ_IOMAP_DIRECT)) != (IZ_IOMAP_WRITE | IZ_IOMAP_DIRECT))
+        return 0;
+    if ((__s64)io.offset >= 0 && io.length > 0) emit(io.ino, IZ_DIRTY_WRITE, io.offset, io.length);
+    return 0;
+}
+
+// ---- direct: XFS -----------------------------------------------------------
+
+static __always_inline int xfs_file_write(struct trace_event_raw_xfs_file_class___iz* ctx) {
+    emit_if_watched(ctx->dev, ctx->ino, IZ_DIRTY_WRITE, ctx->offset, ctx->count);
+    return 0;
+}
+
+SEC("tracepoint/xfs/xfs_file_buffered_write")
+int xfs_buffered_write(void* ctx) { return xfs_file_write(ctx); }
+
+SEC("tracepoint/xfs/xfs_file_direct_write")
+int xfs_direct_write(void* ctx) { return xfs_file_write(ctx); }
+
+SEC("tracepoint/xfs/xfs_file_dax_write")
+int xfs_dax_write(void* ctx) { return xfs_file_write(ctx); }
+
+// ---- bracketed: syscall enter, inode from the filesystem, syscall exit ----
+
+enum pending_op {
+    OP_TRUNCATE = 1,    // truncate(2), ftruncate(2): new size known at entry
+    OP_OPEN_TRUNC = 2,  // open with O_TRUNC: new size 0, if it truncates at all
+    OP_FALLOCATE = 3,   // fallocate(2): mode and range known at entry
+};
+
+struct pending {
+    __u64 offset;
+    __u64 length;
+    __u64 ino;  // 0 until a tracepoint of the watched filesystem names it
+    __u32 op;
+    __u32 mode;
+};
+
+// Keyed by thread id. LRU: a thread that never reaches the exit tracepoint
+// must not leak an entry forever.
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 8192);
+    __type(key, __u32);
+    __type(value, struct pending);
+} pending_ops SEC(".maps");
+
+static __always_inline int begin(__u32 op, __u64 offset, __u64 length, __u32 mode) {
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+    struct pending p = {.offset = offset, .length = length, .op = op, .mode = mode};
+    bpf_map_update_elem(&pending_ops, &tid, &p, BPF_ANY);
+    return 0;
+}
+
+// The first inode of the watched filesystem that the syscall touches, for
+// the operations this tracepoint can name.
+static __always_inline int bind(__u32 dev, __u64 ino, __u32 op_mask) {
+    if (dev != target_dev) return 0;
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+    struct pending* p = bpf_map_lookup_elem(&pending_ops, &tid);
+    if (!p || p->ino || !((1u << p->op) & op_mask)) return 0;
+    p->ino = ino;
+    return 0;
+}
+
+#define IZ_FALLOC_FL_PUNCH_HOLE 0x02
+#define IZ_FALLOC_FL_COLLAPSE_RANGE 0x08
+#define IZ_FALLOC_FL_ZERO_RANGE 0x10
+#define IZ_FALLOC_FL_INSERT_RANGE 0x20
+
+static __always_inline __u32 fallocate_kind(__u32 mode) {
+    if (mode & IZ_FALLOC_FL_PUNCH_HOLE) return IZ_DIRTY_PUNCH_HOLE;
+    if (mode & IZ_FALLOC_FL_ZERO_RANGE) return IZ_DIRTY_ZERO_RANGE;
+    if (mode & IZ_FALLOC_FL_COLLAPSE_RANGE) return IZ_DIRTY_COLLAPSE_RANGE;
+    if (mode & IZ_FALLOC_FL_INSERT_RANGE) return IZ_DIRTY_INSERT_RANGE;
+    return IZ_DIRTY_FALLOCATE;
+}
+
+static __always_inline int end(struct syscall_exit_ctx* ctx) {
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+    struct pending* p = bpf_map_lookup_elem(&pending_ops, &tid);
+    if (!p) return 0;
+    struct pending done = *p;
+    bpf_map_delete_elem(&pending_ops, &tid);
+    if (ctx->ret < 0 || !done.ino) return 0;
+    if (done.op == OP_FALLOCATE) {
+        if ((__s64)done.offset >= 0 && (__s64)done.length > 0)
+            emit(done.ino, fallocate_kind(done.mode), done.offset, done.length);
+    } else {
+        emit(done.ino, IZ_DIRTY_TRUNCATE, done.offset, 0);
+    }
+    return 0;
+}
+
+#define IZ_O_TRUNC 01000
+
+SEC("tracepoint/syscalls/sys_enter_ftruncate")
+int enter_ftruncate(struct syscall_enter_ctx* ctx) { return begin(OP_TRUNCATE, ctx->args[1], 0, 0); }
+SEC("tracepoint/syscalls/sys_exit_ftruncate")
+int exit_ftruncate(struct syscall_exit_ctx* ctx) { return end(ctx); }
+
+SEC("tracepoint/syscalls/sys_enter_truncate")
+int enter_truncate(struct syscall_enter_ctx* ctx) { return begin(OP_TRUNCATE, ctx->args[1], 0, 0); }
+SEC("tracepoint/syscalls/sys_exit_truncate")
+int exit_truncate(struct syscall_exit_ctx* ctx) { return end(ctx); }
+
+SEC("tracepoint/syscalls/sys_enter_fallocate")
+int enter_fallocate(struct syscall_enter_ctx* ctx) {
+    return begin(OP_FALLOCATE, ctx->args[2], ctx->args[3], (__u32)ctx->args[1]);
+}
+SEC("tracepoint/syscalls/sys_exit_fallocate")
+int exit_fallocate(struct syscall_exit_ctx* ctx) { return end(ctx); }
+
+SEC("tracepoint/syscalls/sys_enter_openat")
+int enter_openat(struct syscall_enter_ctx* ctx) {
+    if (!(ctx->args[2] & IZ_O_TRUNC)) return 0;
+    return begin(OP_OPEN_TRUNC, 0, 0, 0);
+}
+SEC("tracepoint/syscalls/sys_exit_openat")
+int exit_openat(struct syscall_exit_ctx* ctx) { return end(ctx); }
+
+SEC("tracepoint/syscalls/sys_enter_open")
+int enter_open(struct syscall_enter_ctx* ctx) {
+    if (!(ctx->args[1] & IZ_O_TRUNC)) return 0;
+    return begin(OP_OPEN_TRUNC, 0, 0, 0);
+}
+SEC("tracepoint/syscalls/sys_exit_open")
+int exit_open(struct syscall_exit_ctx* ctx) { return end(ctx); }
+
+SEC("tracepoint/syscalls/sys_enter_creat")
+int enter_creat(struct syscall_enter_ctx* ctx) { return begin(OP_OPEN_TRUNC, 0, 0, 0); }
+SEC("tracepoint/syscalls/sys_exit_creat")
+int exit_creat(struct syscall_exit_ctx* ctx) { return end(ctx); }
+
+// ext4: a size change always dirties the inode, growing or shrinking. Only
+// a real truncation calls ext4_truncate, which is what tells an O_TRUNC
+// open of a non-empty file from the creation of a new one (which dirties
+// the directory and the new inode but truncates nothing).
+SEC("tracepoint/ext4/ext4_mark_inode_dirty")
+int ext4_bind_truncate(struct trace_event_raw_ext4_mark_inode_dirty___iz* ctx) {
+    return bind(ctx->dev, ctx->ino, 1u << OP_TRUNCATE);
+}
+
+SEC("tracepoint/ext4/ext4_truncate_enter")
+int ext4_bind_open_trunc(struct trace_event_raw_ext4__truncate___iz* ctx) {
+    return bind(ctx->dev, ctx->ino, 1u << OP_OPEN_TRUNC);
+}
+
+// XFS: every size change goes through xfs_setattr_size.
+SEC("tracepoint/xfs/xfs_setattr")
+int xfs_bind_truncate(struct trace_event_raw_xfs_inode_class___iz* ctx) {
+    return bind(ctx->dev, ctx->ino, (1u << OP_TRUNCATE) | (1u << OP_OPEN_TRUNC));
+}
+
+// XFS fallocate: one of these starts every mode; none carries the range.
+static __always_inline int xfs_bind_fallocate(struct trace_event_raw_xfs_inode_class___iz* ctx) {
+    return bind(ctx->dev, ctx->ino, 1u << OP_FALLOCATE);
+}
+
+SEC("tracepoint/xfs/xfs_alloc_file_space")
+int xfs_bind_alloc(void* ctx) { return xfs_bind_fallocate(ctx); }
+
+SEC("tracepoint/xfs/xfs_free_file_space")
+int xfs_bind_free(void* ctx) { return xfs_bind_fallocate(ctx); }
+
+SEC("tracepoint/xfs/xfs_zero_file_space")
+int xfs_bind_zero(void* ctx) { return xfs_bind_fallocate(ctx); }
+
+SEC("tracepoint/xfs/xfs_collapse_file_space")
+int xfs_bind_collapse(void* ctx) { return xfs_bind_fallocate(ctx); }
+
+SEC("tracepoint/xfs/xfs_insert_file_space")
+int xfs_bind_insert(void* ctx) { return xfs_bind_fallocate(ctx); }
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,89 @@
+/* Context layouts of the tracepoints bpf/capture.bpf.c reads. Only the
+ * fields used are declared: preserve_access_index makes libbpf relocate
+ * each one against the running kernel's trace_event_raw_* type (the
+ * ___iz suffix is dropped when matching), from vmlinux or module BTF. That
+ * keeps the object independent of whether XFS was built in when vmlinux.h
+ * was generated. */
+#ifndef IZ_TRACEPOINT_CONTEXTS_H
+#define IZ_TRACEPOINT_CONTEXTS_H
+
+struct trace_event_raw_ext4__write_end___iz {
+    dev_t dev;
+    ino_t ino;
+    loff_t pos;
+    unsigned int copied;
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_ext4__fallocate_mode___iz {
+    dev_t dev;
+    ino_t ino;
+    loff_t offset;
+    loff_t len;
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_ext4_collapse_range___iz {
+    dev_t dev;
+    ino_t ino;
+    loff_t offset;
+    loff_t len;
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_ext4_insert_range___iz {
+    dev_t dev;
+    ino_t ino;
+    loff_t offset;
+    loff_t len;
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_ext4_mark_inode_dirty___iz {
+    dev_t dev;
+    ino_t ino;
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_ext4__truncate___iz {
+    dev_t dev;
+    ino_t ino;
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_iomap_dio_rw_begin___iz {
+    dev_t dev;
+    ino_t ino;
+    loff_t pos;
+    size_t count;
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_xfs_file_class___iz {
+    dev_t dev;
+    unsigned long long ino;
+    loff_t offset;
+    size_t count;
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_xfs_inode_class___iz {
+    dev_t dev;
+    unsigned long long ino;
+} __attribute__((preserve_access_index));
+
+// syscalls/sys_enter_* and sys_exit_*: the layout every syscall tracepoint
+// shares (common header, syscall number, then the arguments or the result).
+struct syscall_enter_ctx {
+    __u64 common;
+    __s32 nr;
+    __u32 pad;
+    __u64 args[6];
+};
+
+struct syscall_exit_ctx {
+    __u64 common;
+    __s32 nr;
+    __u32 pad;
+    __s64 ret;
+};
+
+struct trace_event_raw_iomap_iter___iz {
+    dev_t dev;
+    u64 ino;
+    unsigned int flags;
+} __attribute__((preserve_access_index));
+
+#endif

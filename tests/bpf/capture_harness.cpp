@@ -1,0 +1,58 @@
+#include "capture_harness.hpp"
+
+#include <algorithm>
+#include <fstream>
+
+namespace iz::test {
+
+void PrintTo(const Range& r, std::ostream* os) { *os << "[" << r.offset << ", +" << r.length << ")"; }
+
+std::vector<Range> merged(std::vector<Range> ranges) {
+    std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.offset < b.offset; });
+    std::vector<Range> out;
+    for (const auto& r : ranges) {
+        if (!out.empty() && r.offset <= out.back().offset + out.back().length) {
+            uint64_t end = std::max(out.back().offset + out.back().length, r.offset + r.length);
+            out.back().length = end - out.back().offset;
+        } else {
+            out.push_back(r);
+        }
+    }
+    return out;
+}
+
+std::vector<agent::DirtyRangeEvent> drain(agent::BpfCapture& capture) {
+    std::vector<agent::DirtyRangeEvent> events;
+    auto n = capture.consume([&](const agent::DirtyRangeEvent& ev) { events.push_back(ev); });
+    EXPECT_TRUE(n.has_value()) << (n ? "" : n.error().message);
+    return events;
+}
+
+std::vector<agent::DirtyRangeEvent> of_inode(const std::vector<agent::DirtyRangeEvent>& events, uint64_t ino) {
+    std::vector<agent::DirtyRangeEvent> out;
+    for (const auto& ev : events)
+        if (ev.ino == ino) out.push_back(ev);
+    return out;
+}
+
+std::vector<Range> ranges_of(const std::vector<agent::DirtyRangeEvent>& events, agent::DirtyKind kind) {
+    std::vector<Range> out;
+    for (const auto& ev : events)
+        if (ev.kind == kind) out.push_back({ev.offset, ev.length});
+    return out;
+}
+
+uint64_t inode_of(int fd) {
+    struct stat st{};
+    EXPECT_EQ(::fstat(fd, &st), 0);
+    return st.st_ino;
+}
+
+std::string own_comm() {
+    std::ifstream in("/proc/self/comm");
+    std::string comm;
+    std::getline(in, comm);
+    return comm;
+}
+
+}  // namespace iz::test
