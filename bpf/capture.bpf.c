@@ -324,4 +324,17 @@ int xfs_bind_collapse(void* ctx) { return xfs_bind_fallocate(ctx); }
 SEC("tracepoint/xfs/xfs_insert_file_space")
 int xfs_bind_insert(void* ctx) { return xfs_bind_fallocate(ctx); }
 
+// ---- attribution -----------------------------------------------------------
+// One event per process exit, system-wide: rare next to file I/O, and the
+// only way to name the process behind a namespace event whose pid has
+// already vanished from /proc by the time the agent reads fanotify.
+
+SEC("tracepoint/sched/sched_process_exit")
+int iz_process_exit(void* ctx) {
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    if ((__u32)pid_tgid != (__u32)(pid_tgid >> 32)) return 0;  // a thread, not the process
+    emit(0, IZ_PROCESS_EXIT, 0, 0);
+    return 0;
+}
+
 char LICENSE[] SEC("license") = "GPL";

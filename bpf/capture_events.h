@@ -12,6 +12,10 @@
 #define IZ_DIRTY_ZERO_RANGE 5
 #define IZ_DIRTY_COLLAPSE_RANGE 6 /* everything after offset moved down by length */
 #define IZ_DIRTY_INSERT_RANGE 7   /* everything after offset moved up by length */
+/* Not a range: a process ended (ino, offset and length are 0). fanotify
+ * reports only a pid, and a short-lived process (mv, ln, touch) is gone
+ * from /proc before the agent reads its events; this carries its name. */
+#define IZ_PROCESS_EXIT 8
 
 #define IZ_COMM_LEN 16
 

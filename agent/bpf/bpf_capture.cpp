@@ -59,7 +59,7 @@ std::string category_of(const std::string& tracepoint) { return tracepoint.subst
 // Which tracepoint categories serve which filesystem. Syscall tracepoints
 // bracket truncate and fallocate for both.
 bool serves(const std::string& category, const std::string& fs_type) {
-    if (category == "syscalls") return true;
+    if (category == "syscalls" || category == "sched") return true;
     if (fs_type == "ext4") return category == "ext4" || category == "iomap";
     if (fs_type == "xfs") return category == "xfs";
     return false;
@@ -117,7 +117,7 @@ public:
             }
             links_.push_back(link);
             attached.push_back(tp);
-            if (category_of(tp) != "syscalls") ++filesystem_programs;
+            if (category_of(tp) != "syscalls" && category_of(tp) != "sched") ++filesystem_programs;
         }
         if (filesystem_programs == 0)
             return fail(make_error(fmt::format("eBPF dirty ranges: no {} tracepoint could be attached{}", *fs_type,
@@ -167,7 +167,7 @@ private:
         if (size < sizeof(iz_dirty_event) || !self->sink_) return 0;
         iz_dirty_event e;
         std::memcpy(&e, data, sizeof e);
-        if (e.kind < IZ_DIRTY_WRITE || e.kind > IZ_DIRTY_INSERT_RANGE) return 0;
+        if (e.kind < IZ_DIRTY_WRITE || e.kind > IZ_PROCESS_EXIT) return 0;
         DirtyRangeEvent ev;
         ev.ino = e.ino;
         ev.kind = static_cast<DirtyKind>(e.kind);

@@ -41,6 +41,9 @@ enum class DirtyKind : uint8_t {
     zero_range,
     collapse_range,  // bytes after offset moved down by length: the tail is dirty
     insert_range,    // bytes after offset moved up by length: the tail is dirty
+    // Not a range: process `pid` ended. Carries its comm and ids so that
+    // namespace events of short-lived processes can still be attributed.
+    process_exit,
 };
 
 struct DirtyRangeEvent {

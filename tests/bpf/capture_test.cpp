@@ -133,6 +133,29 @@ TEST_P(CaptureOn, EventsNameAnotherUsersProcess) {
     EXPECT_EQ(ranges_of(events, DirtyKind::write), (std::vector<Range>{{4096, 5}}));
 }
 
+// A process that changed the namespace and exited before the agent read
+// its fanotify events is still named: its exit carries comm and ids.
+TEST_P(CaptureOn, ProcessExitNamesTheProcess) {
+    pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        ::prctl(PR_SET_NAME, "izbpf-exiting");
+        if (::setresgid(4322, 4322, 4322) != 0 || ::setresuid(1235, 1235, 1235) != 0) ::_exit(2);
+        ::_exit(0);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    std::vector<DirtyRangeEvent> exits;
+    ASSERT_TRUE(capture_->consume([&](const DirtyRangeEvent& ev) {
+        if (ev.kind == DirtyKind::process_exit && ev.pid == child) exits.push_back(ev);
+    }).has_value());
+    ASSERT_EQ(exits.size(), 1u);
+    EXPECT_EQ(exits[0].comm, "izbpf-exiting");
+    EXPECT_EQ(exits[0].uid, 1235u);
+    EXPECT_EQ(exits[0].gid, 4322u);
+    EXPECT_EQ(exits[0].ino, 0u);
+}
+
 TEST_P(CaptureOn, TruncateGivesTheNewSize) {
     uint64_t ino = create();
     write_at(0, 30000);

@@ -1,0 +1,306 @@
+#include "agent/daemon.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "agent/bpf_capture.hpp"
+#include "agent/capture.hpp"
+#include "agent/control.hpp"
+#include "agent/fanotify_source.hpp"
+#include "agent/watch_paths.hpp"
+#include "journal/reader.hpp"
+#include "journal/writer.hpp"
+
+namespace iz::agent {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+class DaemonImpl final : public Daemon {
+public:
+    explicit DaemonImpl(WatchOptions o) : opts_(std::move(o)) {}
+
+    ~DaemonImpl() override {
+        if (control_fd_ >= 0) {
+            ::close(control_fd_);
+            ::unlink(control_socket_path(opts_.dir).c_str());
+        }
+        if (epoll_fd_ >= 0) ::close(epoll_fd_);
+        if (signal_fd_ >= 0) ::close(signal_fd_);
+        if (root_fd_ >= 0) ::close(root_fd_);
+    }
+
+    Status arm() {
+        std::error_code ec;
+        std::filesystem::create_directories(opts_.state_dir, ec);
+        if (ec) return fail(Error{fmt::format("create state directory '{}': {}", opts_.state_dir.string(), ec.message()), ec.value()});
+        root_fd_ = ::open(opts_.dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (root_fd_ < 0) return fail(sys_error("open watched directory", opts_.dir, errno));
+        struct stat st{};
+        ::fstat(root_fd_, &st);
+
+        auto persisted = load_tree(opts_.state_dir / "tree.state");
+        if (!persisted) return fail(persisted.error());
+
+        journal::WriterOptions wo;
+        wo.dir = opts_.journal_dir;
+        auto writer = journal::Writer::open(wo);
+        if (!writer) return fail(writer.error());
+        writer_ = std::move(*writer);
+
+        auto fan = FanotifySource::open(opts_.dir);
+        if (!fan) return fail(fan.error());
+        fan_ = std::move(*fan);
+
+        if (opts_.no_bpf) {
+            capture_reason_ = "eBPF disabled with --no-bpf";
+        } else {
+            auto bpf = BpfCapture::open(st.st_dev);
+            if (bpf) {
+                bpf_ = std::move(*bpf);
+                capture_reason_ = bpf_->description();
+            } else {
+                capture_reason_ = "eBPF unavailable: " + bpf.error().message;
+                spdlog::warn("running on fanotify alone: {}", bpf.error().message);
+            }
+        }
+        capture_ = std::make_unique<Capture>(opts_.dir, root_fd_, opts_.excludes, *writer_, bpf_ != nullptr);
+
+        journal::Record start;
+        start.op = journal::Op::start;
+        start.pid = static_cast<int32_t>(getpid());
+        start.comm = "izwatch";
+        start.message = fmt::format("watching {} ({})", opts_.dir, mode());
+        if (auto ok = writer_->append(start); !ok) return fail(ok.error());
+        if (auto ok = capture_->catch_up(*persisted, persisted->empty() ? "baseline" : "restart"); !ok) return ok;
+        if (auto ok = writer_->flush(); !ok) return ok;
+        if (auto ok = save_tree(capture_->tree(), opts_.state_dir / "tree.state"); !ok) return ok;
+
+        auto control = listen_control(control_socket_path(opts_.dir));
+        if (!control) return fail(control.error());
+        control_fd_ = *control;
+
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_BLOCK, &mask, nullptr);
+        signal_fd_ = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        ::signal(SIGPIPE, SIG_IGN);
+
+        epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+        add(fan_->fd(), 1);
+        add(control_fd_, 2);
+        add(signal_fd_, 3);
+        if (bpf_) add(bpf_->fd(), 4);
+        started_ = Clock::now();
+        return {};
+    }
+
+    int run() override {
+        auto last_persist = Clock::now();
+        auto last_rate = Clock::now();
+        uint64_t events_at_rate = 0;
+        uint64_t records_at_persist = capture_->stats().records;
+        while (!stopping_) {
+            int timeout = 1000;
+            if (auto due = capture_->next_flush_in()) timeout = static_cast<int>(std::min<int64_t>(due->count(), 1000));
+            epoll_event evs[8];
+            int n = ::epoll_wait(epoll_fd_, evs, 8, timeout);
+            if (n < 0 && errno != EINTR) {
+                spdlog::error("epoll_wait: {}", std::strerror(errno));
+                break;
+            }
+            for (int i = 0; i < n; ++i) {
+                switch (evs[i].data.u32) {
+                    case 1: drain(); break;
+                    case 2: serve_control(); break;
+                    case 3: stopping_ = true; break;
+                    case 4: drain(); break;
+                }
+            }
+            capture_->flush_writes(false);
+            auto now = Clock::now();
+            if (now - last_rate >= std::chrono::seconds(1)) {
+                double secs = std::chrono::duration<double>(now - last_rate).count();
+                events_per_s_ = static_cast<double>(capture_->stats().events - events_at_rate) / secs;
+                events_at_rate = capture_->stats().events;
+                last_rate = now;
+            }
+            if (now - last_persist >= std::chrono::seconds(10) && capture_->stats().records != records_at_persist) {
+                persist();
+                records_at_persist = capture_->stats().records;
+                last_persist = now;
+            }
+        }
+        return shutdown();
+    }
+
+private:
+    void add(int fd, uint32_t tag) {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u32 = tag;
+        ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+    }
+
+    std::string mode() const { return bpf_ ? "fanotify+ebpf" : "fanotify only"; }
+
+    // The kernel emits a write's eBPF event before its fanotify event, so
+    // once fanotify is read, the ring buffer holds the ranges of every
+    // write read (and the exits of every process named).
+    void drain() {
+        batch_.clear();
+        auto got = fan_->drain([this](const FanEvent& ev) { batch_.push_back(ev); });
+        if (!got) spdlog::error("{}", got.error().message);
+        consume_bpf();
+        for (auto& ev : batch_) capture_->on_event(ev);
+    }
+
+    void consume_bpf() {
+        if (!bpf_) return;
+        auto got = bpf_->consume([this](const DirtyRangeEvent& ev) { capture_->on_dirty_range(ev); });
+        if (!got) spdlog::error("eBPF ring buffer: {}", got.error().message);
+        auto dropped = bpf_->stats().dropped;
+        if (dropped != bpf_dropped_) {
+            spdlog::warn("eBPF ring buffer dropped {} events; writes in flight are journaled as whole-file",
+                         dropped - bpf_dropped_);
+            bpf_dropped_ = dropped;
+            capture_->on_dirty_ranges_lost();
+        }
+    }
+
+    void persist() {
+        if (auto ok = save_tree(capture_->tree(), opts_.state_dir / "tree.state"); !ok)
+            spdlog::error("saving agent state: {}", ok.error().message);
+    }
+
+    Status settle() {
+        drain();
+        capture_->flush_writes(true);
+        return writer_->flush();
+    }
+
+    nlohmann::json status() const {
+        auto& s = capture_->stats();
+        uint64_t disk = 0;
+        if (auto r = journal::Reader::open(opts_.journal_dir))
+            for (auto& seg : (*r)->segments()) disk += seg.file_bytes;
+        nlohmann::json servers = nlohmann::json::array();
+        for (auto& srv : opts_.servers)
+            servers.push_back({{"endpoint", srv}, {"connected", false}, {"acked_lsn", 0},
+                               {"records_behind", writer_->head_lsn()},
+                               {"last_error", "shipping to servers is not part of this build yet"}});
+        nlohmann::json j = {
+            {"dir", opts_.dir},
+            {"pid", getpid()},
+            {"journal", opts_.journal_dir.string()},
+            {"state_dir", opts_.state_dir.string()},
+            {"capture", mode()},
+            {"capture_detail", capture_reason_},
+            {"records", s.records},
+            {"events", s.events},
+            {"events_outside", s.outside_events},
+            {"events_per_s", events_per_s_},
+            {"overflows", s.overflows},
+            {"rescans", s.rescans},
+            {"journal_errors", s.journal_errors},
+            {"head_lsn", writer_->head_lsn()},
+            {"durable_lsn", writer_->durable_lsn()},
+            {"journal_disk_bytes", disk},
+            {"uptime_s", std::chrono::duration<double>(Clock::now() - started_).count()},
+            {"servers", servers},
+        };
+        if (auto f = writer_->failure()) j["journal_failure"] = f->message;
+        return j;
+    }
+
+    void serve_control() {
+        for (;;) {
+            int conn = ::accept4(control_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+            if (conn < 0) return;
+            auto req = read_request(conn);
+            if (!req) {
+                send_reply(conn, {{"ok", false}, {"error", req.error().message}});
+                ::close(conn);
+                continue;
+            }
+            auto cmd = req->value("cmd", "");
+            if (cmd == "status") {
+                auto j = status();
+                j["ok"] = true;
+                send_reply(conn, j);
+            } else if (cmd == "sync") {
+                auto ok = settle();
+                if (ok) send_reply(conn, {{"ok", true}, {"durable_lsn", writer_->durable_lsn()}});
+                else send_reply(conn, {{"ok", false}, {"error", ok.error().message}});
+            } else if (cmd == "stop") {
+                stopping_ = true;
+                int code = shutdown();
+                send_reply(conn, {{"ok", code == 0}, {"head_lsn", writer_->head_lsn()}});
+                ::close(conn);
+                shut_down_ = true;
+                return;
+            } else {
+                send_reply(conn, {{"ok", false}, {"error", fmt::format("unknown command '{}'", cmd)}});
+            }
+            ::close(conn);
+        }
+    }
+
+    int shutdown() {
+        if (shut_down_) return exit_code_;
+        shut_down_ = true;
+        auto ok = settle();
+        journal::Record stop;
+        stop.op = journal::Op::stop;
+        stop.pid = static_cast<int32_t>(getpid());
+        stop.comm = "izwatch";
+        stop.message = fmt::format("stopped watching {}", opts_.dir);
+        (void)writer_->append(stop);
+        persist();
+        auto closed = writer_->close();
+        if (!ok || !closed) {
+            spdlog::error("stopping: {}", (!ok ? ok.error() : closed.error()).message);
+            exit_code_ = 1;
+        }
+        return exit_code_;
+    }
+
+    WatchOptions opts_;
+    int root_fd_ = -1, control_fd_ = -1, epoll_fd_ = -1, signal_fd_ = -1;
+    std::unique_ptr<journal::Writer> writer_;
+    std::unique_ptr<FanotifySource> fan_;
+    std::unique_ptr<BpfCapture> bpf_;
+    std::unique_ptr<Capture> capture_;
+    std::vector<FanEvent> batch_;
+    std::string capture_reason_;
+    double events_per_s_ = 0;
+    uint64_t bpf_dropped_ = 0;
+    Clock::time_point started_;
+    bool stopping_ = false;
+    bool shut_down_ = false;
+    int exit_code_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Daemon>> Daemon::start(const WatchOptions& options) {
+    auto d = std::make_unique<DaemonImpl>(options);
+    if (auto ok = d->arm(); !ok) return fail(ok.error());
+    return std::unique_ptr<Daemon>(std::move(d));
+}
+
+}  // namespace iz::agent

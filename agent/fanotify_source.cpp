@@ -1,0 +1,117 @@
+#include "agent/fanotify_source.hpp"
+
+#include <fcntl.h>
+#include <sys/fanotify.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+namespace iz::agent {
+
+namespace {
+
+constexpr uint64_t kMask = FAN_CREATE | FAN_DELETE | FAN_RENAME | FAN_MOVED_FROM | FAN_MOVED_TO | FAN_ATTRIB |
+                           FAN_MODIFY | FAN_CLOSE_WRITE | FAN_DELETE_SELF | FAN_MOVE_SELF | FAN_ONDIR;
+
+std::string key_of(const file_handle* fh) {
+    std::string key(reinterpret_cast<const char*>(&fh->handle_type), sizeof fh->handle_type);
+    key.append(reinterpret_cast<const char*>(fh->f_handle), fh->handle_bytes);
+    return key;
+}
+
+}  // namespace
+
+Result<std::string> handle_key_of(int dirfd, const std::string& name) {
+    union {
+        file_handle fh;
+        char buf[sizeof(file_handle) + MAX_HANDLE_SZ];
+    } u{};
+    u.fh.handle_bytes = MAX_HANDLE_SZ;
+    int mount_id = 0;
+    if (name_to_handle_at(dirfd, name.empty() ? "" : name.c_str(), &u.fh, &mount_id,
+                          name.empty() ? AT_EMPTY_PATH : 0) != 0)  // never follows a final symlink
+        return fail(sys_error("name_to_handle_at", name, errno));
+    return key_of(&u.fh);
+}
+
+Result<std::unique_ptr<FanotifySource>> FanotifySource::open(const std::string& dir, unsigned) {
+    int fd = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME_TARGET,
+                           O_RDONLY | O_CLOEXEC | O_LARGEFILE);
+    if (fd < 0) {
+        int err = errno;
+        if (err == EPERM) return fail(make_error("fanotify_init: permission denied (izwatch needs root or CAP_SYS_ADMIN)"));
+        if (err == EINVAL) return fail(make_error("fanotify_init: this kernel lacks FID/rename reporting (Linux 5.17 or newer is needed)"));
+        return fail(sys_error("fanotify_init", err));
+    }
+    auto src = std::unique_ptr<FanotifySource>(new FanotifySource());
+    src->fd_ = fd;
+    if (fanotify_mark(fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, kMask, AT_FDCWD, dir.c_str()) != 0) {
+        int err = errno;
+        if (err == EXDEV || err == EOPNOTSUPP || err == ENODEV)
+            return fail(make_error(fmt::format("'{}' is on a filesystem without fanotify file-handle support ({})", dir, std::strerror(err))));
+        return fail(sys_error("fanotify_mark filesystem of", dir, err));
+    }
+    return src;
+}
+
+FanotifySource::~FanotifySource() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+Result<size_t> FanotifySource::drain(const std::function<void(const FanEvent&)>& sink) {
+    alignas(fanotify_event_metadata) char buf[64 * 1024];
+    size_t count = 0;
+    for (;;) {
+        ssize_t n = ::read(fd_, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR) return count;
+            return fail(sys_error("read fanotify events", errno));
+        }
+        if (n == 0) return count;
+        auto* meta = reinterpret_cast<fanotify_event_metadata*>(buf);
+        while (FAN_EVENT_OK(meta, n)) {
+            FanEvent ev;
+            ev.mask = meta->mask;
+            ev.pid = meta->pid;
+            if (meta->fd >= 0) ::close(meta->fd);
+            char* info = reinterpret_cast<char*>(meta) + meta->metadata_len;
+            char* end = reinterpret_cast<char*>(meta) + meta->event_len;
+            while (info + sizeof(fanotify_event_info_header) <= end) {
+                auto* hdr = reinterpret_cast<fanotify_event_info_header*>(info);
+                if (hdr->len == 0 || info + hdr->len > end) break;
+                if (hdr->info_type == FAN_EVENT_INFO_TYPE_FID || hdr->info_type == FAN_EVENT_INFO_TYPE_DFID_NAME ||
+                    hdr->info_type == FAN_EVENT_INFO_TYPE_DFID || hdr->info_type == FAN_EVENT_INFO_TYPE_OLD_DFID_NAME ||
+                    hdr->info_type == FAN_EVENT_INFO_TYPE_NEW_DFID_NAME) {
+                    auto* fid = reinterpret_cast<fanotify_event_info_fid*>(info);
+                    auto* fh = reinterpret_cast<file_handle*>(fid->handle);
+                    std::string key = key_of(fh);
+                    const char* name = reinterpret_cast<const char*>(fh->f_handle) + fh->handle_bytes;
+                    switch (hdr->info_type) {
+                        case FAN_EVENT_INFO_TYPE_FID: ev.object_handle = key; break;
+                        case FAN_EVENT_INFO_TYPE_DFID: ev.dir_handle = key; break;
+                        case FAN_EVENT_INFO_TYPE_DFID_NAME:
+                        case FAN_EVENT_INFO_TYPE_OLD_DFID_NAME:
+                            ev.dir_handle = key;
+                            ev.name = name;
+                            break;
+                        case FAN_EVENT_INFO_TYPE_NEW_DFID_NAME:
+                            ev.new_dir_handle = key;
+                            ev.new_name = name;
+                            break;
+                    }
+                    if (ev.name == ".") ev.name.clear();
+                }
+                info += hdr->len;
+            }
+            sink(ev);
+            ++count;
+            meta = FAN_EVENT_NEXT(meta, n);
+        }
+    }
+}
+
+}  // namespace iz::agent

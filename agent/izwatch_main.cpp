@@ -1,0 +1,226 @@
+// izwatch: start, stop, inspect and sync the watch of a directory.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+
+#include "agent/control.hpp"
+#include "agent/daemon.hpp"
+#include "agent/watch_paths.hpp"
+
+namespace fs = std::filesystem;
+using namespace iz::agent;
+using nlohmann::json;
+
+namespace {
+
+int die(const std::string& message) {
+    fmt::print(stderr, "izwatch: {}\n", message);
+    return 1;
+}
+
+iz::Result<std::string> watched_dir(const std::string& given) {
+    std::error_code ec;
+    auto st = fs::symlink_status(given, ec);
+    if (ec || !fs::exists(st)) return iz::fail(iz::make_error(fmt::format("'{}' does not exist", given)));
+    auto canonical = fs::canonical(given, ec);
+    if (ec) return iz::fail(iz::make_error(fmt::format("cannot resolve '{}': {}", given, ec.message())));
+    if (!fs::is_directory(canonical)) return iz::fail(iz::make_error(fmt::format("'{}' is not a directory", given)));
+    return canonical.string();
+}
+
+iz::Result<json> ask(const std::string& dir, const json& request, std::chrono::milliseconds timeout) {
+    auto reply = control_request(control_socket_path(dir), request, timeout);
+    if (!reply) {
+        if (reply.error().sys_errno == ENOENT || reply.error().sys_errno == ECONNREFUSED)
+            return iz::fail(iz::make_error(fmt::format("'{}' is not being watched", dir)));
+        return iz::fail(reply.error());
+    }
+    if (!reply->value("ok", false)) return iz::fail(iz::make_error(reply->value("error", std::string("request failed"))));
+    return *reply;
+}
+
+// Runs the daemon in this process; `ready_fd` (if >= 0) gets "ok\n" or the
+// error once capture is armed.
+int serve(const WatchOptions& opts, int ready_fd) {
+    auto daemon = Daemon::start(opts);
+    if (!daemon) {
+        if (ready_fd >= 0) {
+            auto msg = daemon.error().message + "\n";
+            (void)!::write(ready_fd, msg.data(), msg.size());
+            ::close(ready_fd);
+        }
+        spdlog::error("{}", daemon.error().message);
+        return 1;
+    }
+    spdlog::info("watching {}", opts.dir);
+    if (ready_fd >= 0) {
+        (void)!::write(ready_fd, "ok\n", 3);
+        ::close(ready_fd);
+    }
+    return (*daemon)->run();
+}
+
+int start(WatchOptions opts, bool foreground) {
+    auto dir = watched_dir(opts.dir);
+    if (!dir) return die(dir.error().message);
+    opts.dir = *dir;
+    if (geteuid() != 0) return die("izwatch needs root (CAP_SYS_ADMIN) to watch a whole filesystem with fanotify");
+    if (auto status = control_request(control_socket_path(opts.dir), {{"cmd", "status"}}, std::chrono::seconds(2)))
+        return die(fmt::format("'{}' is already watched (izwatch pid {})", opts.dir, (*status).value("pid", 0)));
+    if (opts.state_dir.empty()) opts.state_dir = default_state_dir(opts.dir);
+    if (opts.journal_dir.empty()) opts.journal_dir = opts.state_dir / "journal";
+    std::error_code ec;
+    fs::create_directories(opts.state_dir, ec);
+    if (ec) return die(fmt::format("create state directory '{}': {}", opts.state_dir.string(), ec.message()));
+
+    if (foreground) return serve(opts, -1);
+
+    int ready[2];
+    if (::pipe2(ready, O_CLOEXEC) != 0) return die(fmt::format("pipe: {}", std::strerror(errno)));
+    pid_t pid = ::fork();
+    if (pid < 0) return die(fmt::format("fork: {}", std::strerror(errno)));
+    if (pid == 0) {
+        ::close(ready[0]);
+        ::setsid();
+        if (::fork() > 0) _exit(0);  // not a session leader: never gets a terminal
+        auto log = (opts.state_dir / "izwatch.log").string();
+        int null_fd = ::open("/dev/null", O_RDWR);
+        int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        ::dup2(null_fd, 0);
+        ::dup2(log_fd >= 0 ? log_fd : null_fd, 1);
+        ::dup2(log_fd >= 0 ? log_fd : null_fd, 2);
+        ::chdir("/");
+        _exit(serve(opts, ready[1]));
+    }
+    ::close(ready[1]);
+    std::string reply;
+    char buf[512];
+    ssize_t n;
+    while ((n = ::read(ready[0], buf, sizeof buf)) > 0) reply.append(buf, static_cast<size_t>(n));
+    ::close(ready[0]);
+    if (reply == "ok\n") return 0;
+    if (reply.empty()) return die(fmt::format("the agent exited before arming capture; see {}", (opts.state_dir / "izwatch.log").string()));
+    while (!reply.empty() && reply.back() == '\n') reply.pop_back();
+    return die(reply);
+}
+
+std::string human(const json& s) {
+    std::string out = fmt::format("{}\n", s.value("dir", ""));
+    out += fmt::format("  agent pid:   {}\n", s.value("pid", 0));
+    out += fmt::format("  capture:     {} ({})\n", s.value("capture", ""), s.value("capture_detail", ""));
+    out += fmt::format("  journal:     {} (head LSN {}, durable {}, {:.1f} MiB on disk)\n", s.value("journal", ""),
+                       s.value("head_lsn", 0), s.value("durable_lsn", 0), s.value("journal_disk_bytes", 0) / 1048576.0);
+    out += fmt::format("  records:     {} journaled\n", s.value("records", 0));
+    out += fmt::format("  events:      {} ({:.0f}/s now, {} outside the tree)\n", s.value("events", 0),
+                       s.value("events_per_s", 0.0), s.value("events_outside", 0));
+    out += fmt::format("  overflows:   {}, rescans: {}\n", s.value("overflows", 0), s.value("rescans", 0));
+    if (s.contains("journal_failure")) out += fmt::format("  JOURNAL FAILED: {}\n", s["journal_failure"].get<std::string>());
+    for (auto& srv : s.value("servers", json::array()))
+        out += fmt::format("  server {}: {} (acked LSN {}, {} records behind){}\n", srv.value("endpoint", ""),
+                           srv.value("connected", false) ? "connected" : "not connected", srv.value("acked_lsn", 0),
+                           srv.value("records_behind", 0),
+                           srv.value("last_error", "").empty() ? "" : ": " + srv.value("last_error", ""));
+    return out;
+}
+
+int status(const std::string& given, bool as_json) {
+    std::vector<std::string> dirs;
+    if (!given.empty()) {
+        auto dir = watched_dir(given);
+        if (!dir) return die(dir.error().message);
+        dirs.push_back(*dir);
+    }
+    std::vector<json> all;
+    if (dirs.empty()) {
+        std::error_code ec;
+        for (auto& entry : fs::directory_iterator(run_dir(), ec)) {
+            if (entry.path().extension() != ".sock") continue;
+            auto reply = control_request(entry.path(), {{"cmd", "status"}}, std::chrono::seconds(5));
+            if (reply && reply->value("ok", false)) all.push_back(*reply);
+        }
+    } else {
+        auto reply = ask(dirs[0], {{"cmd", "status"}}, std::chrono::seconds(5));
+        if (!reply) return die(reply.error().message);
+        all.push_back(*reply);
+    }
+    if (as_json) {
+        fmt::print("{}\n", given.empty() ? json(all).dump() : all[0].dump());
+        return 0;
+    }
+    if (all.empty()) fmt::print("no directory is being watched\n");
+    for (auto& s : all) fmt::print("{}", human(s));
+    return 0;
+}
+
+int stop(const std::string& given) {
+    auto dir = watched_dir(given);
+    if (!dir) return die(dir.error().message);
+    auto reply = ask(*dir, {{"cmd", "stop"}}, std::chrono::seconds(60));
+    if (!reply) return die(reply.error().message);
+    // The daemon replies once everything is durable, then exits.
+    auto sock = control_socket_path(*dir);
+    for (int i = 0; i < 500 && fs::exists(sock); ++i) ::usleep(10000);
+    return 0;
+}
+
+int sync_cmd(const std::string& given, double timeout_s) {
+    auto dir = watched_dir(given);
+    if (!dir) return die(dir.error().message);
+    auto reply = ask(*dir, {{"cmd", "sync"}, {"timeout_s", timeout_s}},
+                     std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000) + 1000));
+    if (!reply) return die(reply.error().message);
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"izwatch: capture every change of a directory into an intermezzo journal"};
+    app.require_subcommand(1);
+    WatchOptions opts;
+    bool foreground = false;
+    std::string journal, state;
+    auto* start_cmd = app.add_subcommand("start", "start watching DIR (returns once capture is armed)");
+    start_cmd->add_option("DIR", opts.dir, "directory to watch")->required();
+    start_cmd->add_option("--journal", journal, "journal directory (default: <state dir>/journal)");
+    start_cmd->add_option("--state-dir", state, "agent state directory (default: /var/lib/intermezzo/<escaped DIR>)");
+    start_cmd->add_flag("--foreground", foreground, "do not detach (for systemd)");
+    start_cmd->add_flag("--no-bpf", opts.no_bpf, "capture with fanotify alone");
+    start_cmd->add_option("--exclude", opts.excludes, "glob of paths not to journal (repeatable)");
+    start_cmd->add_option("--server", opts.servers, "HOST:PORT of an izreplicate server (repeatable)");
+    start_cmd->add_option("--key", opts.key_file, "shared key file for the servers");
+
+    std::string dir;
+    bool as_json = false;
+    double timeout_s = 30;
+    auto* stop_cmd = app.add_subcommand("stop", "stop watching DIR once everything captured is durable");
+    stop_cmd->add_option("DIR", dir, "watched directory")->required();
+    auto* status_cmd = app.add_subcommand("status", "show watched directories");
+    status_cmd->add_option("DIR", dir, "watched directory (default: all)");
+    status_cmd->add_flag("--json", as_json, "machine-readable output");
+    auto* sync_sub = app.add_subcommand("sync", "return once everything journaled before the call is durable");
+    sync_sub->add_option("DIR", dir, "watched directory")->required();
+    sync_sub->add_option("--timeout", timeout_s, "seconds to wait");
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    }
+    if (*start_cmd) {
+        if (!journal.empty()) opts.journal_dir = fs::absolute(journal);
+        if (!state.empty()) opts.state_dir = fs::absolute(state);
+        return start(opts, foreground);
+    }
+    if (*stop_cmd) return stop(dir);
+    if (*status_cmd) return status(dir, as_json);
+    if (*sync_sub) return sync_cmd(dir, timeout_s);
+    return 1;
+}

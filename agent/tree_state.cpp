@@ -1,0 +1,300 @@
+#include "agent/tree_state.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cereal/archives/portable_binary.hpp>
+#include <cereal/types/map.hpp>
+#include <cereal/types/string.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+
+#include "agent/fanotify_source.hpp"
+
+namespace iz::agent {
+
+template <class Archive>
+void serialize(Archive& ar, Entry& e) {
+    ar(e.mode, e.uid, e.gid, e.size, e.mtime_ns, e.ctime_ns, e.atime_ns, e.ino, e.nlink, e.rdev, e.version, e.handle,
+       e.link_target, e.xattrs);
+}
+
+namespace {
+
+int64_t ns(const timespec& ts) { return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec; }
+
+std::string join(const std::string& dir, const std::string& name) { return dir.empty() ? name : dir + "/" + name; }
+
+// xattrs are read through an O_PATH descriptor's /proc path, so a symlink's
+// own attributes are read (l*xattr) without following it out of the tree.
+std::map<std::string, std::string> read_xattrs(int root_fd, const std::string& rel) {
+    std::map<std::string, std::string> out;
+    auto path = fmt::format("/proc/self/fd/{}/{}", root_fd, rel);
+    char names[4096];
+    ssize_t n = ::llistxattr(path.c_str(), names, sizeof names);
+    for (ssize_t i = 0; i < n;) {
+        std::string name(names + i);
+        i += static_cast<ssize_t>(name.size()) + 1;
+        if (name.starts_with("security.")) continue;  // labels follow the server's policy
+        char value[65536];
+        ssize_t v = ::lgetxattr(path.c_str(), name.c_str(), value, sizeof value);
+        if (v >= 0) out[name] = std::string(value, static_cast<size_t>(v));
+    }
+    return out;
+}
+
+Status scan_dir(int root_fd, const std::string& rel, const ExcludeFn& excluded, Tree& tree) {
+    int fd = ::openat(root_fd, rel.empty() ? "." : rel.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) return {};  // vanished while we walked
+        return fail(sys_error("open directory", rel.empty() ? "." : rel, errno));
+    }
+    DIR* d = ::fdopendir(fd);
+    if (!d) {
+        ::close(fd);
+        return fail(sys_error("read directory", rel, errno));
+    }
+    std::vector<std::string> names;
+    while (dirent* de = ::readdir(d)) {
+        if (!std::strcmp(de->d_name, ".") || !std::strcmp(de->d_name, "..")) continue;
+        names.emplace_back(de->d_name);
+    }
+    ::closedir(d);
+    for (auto& name : names) {
+        auto child = join(rel, name);
+        if (excluded && excluded(child)) continue;
+        auto e = read_entry(root_fd, child);
+        if (!e) {
+            if (e.error().sys_errno == ENOENT) continue;
+            return fail(e.error());
+        }
+        bool dir = e->is_dir();
+        tree[child] = std::move(*e);
+        if (dir) {
+            if (auto ok = scan_dir(root_fd, child, excluded, tree); !ok) return ok;
+        }
+    }
+    return {};
+}
+
+}  // namespace
+
+journal::FileHandle to_file_handle(const std::string& key) {
+    journal::FileHandle h;
+    if (key.size() < sizeof(int32_t)) return h;
+    std::memcpy(&h.type, key.data(), sizeof(int32_t));
+    h.bytes = key.substr(sizeof(int32_t));
+    return h;
+}
+
+Result<Entry> read_entry(int root_fd, const std::string& rel) {
+    struct stat st{};
+    const char* p = rel.empty() ? "." : rel.c_str();
+    if (::fstatat(root_fd, p, &st, AT_SYMLINK_NOFOLLOW) != 0) return fail(sys_error("stat", rel, errno));
+    Entry e;
+    e.mode = st.st_mode;
+    e.uid = st.st_uid;
+    e.gid = st.st_gid;
+    e.size = static_cast<uint64_t>(st.st_size);
+    e.mtime_ns = ns(st.st_mtim);
+    e.ctime_ns = ns(st.st_ctim);
+    e.atime_ns = ns(st.st_atim);
+    e.ino = st.st_ino;
+    e.nlink = static_cast<uint32_t>(st.st_nlink);
+    e.rdev = st.st_rdev;
+    if (auto h = handle_key_of(root_fd, p)) e.handle = *h;
+    if (S_ISLNK(st.st_mode)) {
+        char buf[PATH_MAX];
+        ssize_t n = ::readlinkat(root_fd, p, buf, sizeof buf);
+        if (n >= 0) e.link_target.assign(buf, static_cast<size_t>(n));
+    }
+    e.xattrs = read_xattrs(root_fd, rel.empty() ? "." : rel);
+    return e;
+}
+
+Result<Tree> scan_tree(int root_fd, const ExcludeFn& excluded) {
+    Tree tree;
+    auto root = read_entry(root_fd, "");
+    if (!root) return fail(root.error());
+    tree[""] = *root;
+    if (auto ok = scan_dir(root_fd, "", excluded, tree); !ok) return fail(ok.error());
+    return tree;
+}
+
+journal::Record creation_record(const std::string& path, const Entry& e) {
+    journal::Record r;
+    r.path = path;
+    r.handle = to_file_handle(e.handle);
+    r.mode = e.mode;
+    r.owner_uid = e.uid;
+    r.owner_gid = e.gid;
+    r.mtime_ns = e.mtime_ns;
+    if (e.is_dir()) r.op = journal::Op::mkdir;
+    else if (e.is_symlink()) {
+        r.op = journal::Op::symlink;
+        r.target = e.link_target;
+    } else if (e.is_reg()) {
+        r.op = journal::Op::create;
+        r.size = e.size;
+    } else {
+        r.op = journal::Op::mknod;
+        r.rdev = e.rdev;
+    }
+    return r;
+}
+
+std::vector<journal::Record> attribute_records(const std::string& path, const Entry& before, const Entry& after) {
+    std::vector<journal::Record> out;
+    auto base = [&](journal::Op op) {
+        journal::Record r;
+        r.op = op;
+        r.path = path;
+        r.handle = to_file_handle(after.handle);
+        return r;
+    };
+    if ((before.mode & 07777) != (after.mode & 07777) || before.uid != after.uid || before.gid != after.gid ||
+        (before.mtime_ns != after.mtime_ns && !after.is_dir())) {
+        auto r = base(journal::Op::setattr);
+        r.mode = after.mode;
+        r.owner_uid = after.uid;
+        r.owner_gid = after.gid;
+        r.atime_ns = after.atime_ns;
+        r.mtime_ns = after.mtime_ns;
+        out.push_back(std::move(r));
+    }
+    for (auto& [name, value] : after.xattrs) {
+        auto it = before.xattrs.find(name);
+        if (it != before.xattrs.end() && it->second == value) continue;
+        auto r = base(journal::Op::setxattr);
+        r.xattr_name = name;
+        r.xattr_value = value;
+        out.push_back(std::move(r));
+    }
+    for (auto& [name, value] : before.xattrs) {
+        if (after.xattrs.count(name)) continue;
+        auto r = base(journal::Op::removexattr);
+        r.xattr_name = name;
+        out.push_back(std::move(r));
+    }
+    return out;
+}
+
+std::vector<journal::Record> diff_trees(const Tree& before, const Tree& after) {
+    std::vector<journal::Record> out;
+    auto same_kind = [](const Entry& a, const Entry& b) { return (a.mode & 0170000) == (b.mode & 0170000); };
+    // Removals, deepest first (reverse map order puts children before parents).
+    for (auto it = before.rbegin(); it != before.rend(); ++it) {
+        if (it->first.empty()) continue;
+        auto now = after.find(it->first);
+        if (now != after.end() && same_kind(now->second, it->second) &&
+            (!it->second.is_symlink() || now->second.link_target == it->second.link_target))
+            continue;
+        journal::Record r;
+        r.op = it->second.is_dir() ? journal::Op::rmdir : journal::Op::unlink;
+        r.path = it->first;
+        r.handle = to_file_handle(it->second.handle);
+        out.push_back(std::move(r));
+    }
+    // Creations parents first; hard links to an inode already created.
+    std::map<uint64_t, std::string> created_inodes;
+    for (auto& [path, e] : after) {
+        if (path.empty()) continue;
+        auto was = before.find(path);
+        bool is_new = was == before.end() || !same_kind(was->second, e) ||
+                      (e.is_symlink() && was->second.link_target != e.link_target);
+        if (e.is_reg() && e.nlink > 1) {
+            auto [it, first] = created_inodes.emplace(e.ino, path);
+            if (!first && is_new) {
+                journal::Record r;
+                r.op = journal::Op::link;
+                r.path = it->second;
+                r.target = path;
+                r.handle = to_file_handle(e.handle);
+                out.push_back(std::move(r));
+                continue;
+            }
+        }
+        if (is_new) {
+            out.push_back(creation_record(path, e));
+            if (e.is_reg() && e.size > 0) {
+                journal::Record w;
+                w.op = journal::Op::write;  // no ranges: the whole file
+                w.path = path;
+                w.handle = to_file_handle(e.handle);
+                w.size = e.size;
+                out.push_back(std::move(w));
+                // Writing the content moves mtime on a replica: pin it after.
+                auto pin = creation_record(path, e);
+                pin.op = journal::Op::setattr;
+                pin.size.reset();
+                pin.atime_ns = e.atime_ns;
+                out.push_back(std::move(pin));
+            }
+            for (auto& r : attribute_records(path, Entry{.mode = e.mode, .uid = e.uid, .gid = e.gid, .mtime_ns = e.mtime_ns}, e))
+                out.push_back(std::move(r));
+            continue;
+        }
+        const Entry& old = was->second;
+        if (e.is_reg() && (old.size != e.size || old.mtime_ns != e.mtime_ns || old.ino != e.ino)) {
+            if (e.size < old.size) {
+                journal::Record t;
+                t.op = journal::Op::truncate;
+                t.path = path;
+                t.size = e.size;
+                t.handle = to_file_handle(e.handle);
+                out.push_back(std::move(t));
+            }
+            journal::Record w;
+            w.op = journal::Op::write;
+            w.path = path;
+            w.handle = to_file_handle(e.handle);
+            w.size = e.size;
+            out.push_back(std::move(w));
+        }
+        for (auto& r : attribute_records(path, old, e)) out.push_back(std::move(r));
+    }
+    return out;
+}
+
+Status save_tree(const Tree& tree, const std::filesystem::path& file) {
+    auto tmp = file;
+    tmp += ".tmp";
+    {
+        std::ofstream os(tmp, std::ios::binary | std::ios::trunc);
+        if (!os) return fail(sys_error("write agent state", tmp.string(), errno));
+        cereal::PortableBinaryOutputArchive ar(os);
+        ar(tree);
+        os.flush();
+        if (!os) return fail(sys_error("write agent state", tmp.string(), errno ? errno : EIO));
+    }
+    int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ::fsync(fd);
+        ::close(fd);
+    }
+    if (::rename(tmp.c_str(), file.c_str()) != 0) return fail(sys_error("replace agent state", file.string(), errno));
+    return {};
+}
+
+Result<Tree> load_tree(const std::filesystem::path& file) {
+    std::ifstream is(file, std::ios::binary);
+    if (!is) return Tree{};
+    Tree tree;
+    try {
+        cereal::PortableBinaryInputArchive ar(is);
+        ar(tree);
+    } catch (const std::exception& e) {
+        return fail(make_error(fmt::format("agent state '{}' is unreadable ({}); remove it to rescan from scratch",
+                                           file.string(), e.what())));
+    }
+    return tree;
+}
+
+}  // namespace iz::agent

@@ -1,0 +1,34 @@
+#pragma once
+// One watched directory: fanotify (+ eBPF) capture into the journal, a
+// control socket for stop/status/sync, and the tree state persisted for the
+// next start.
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+
+namespace iz::agent {
+
+struct WatchOptions {
+    std::string dir;  // absolute, canonical
+    std::filesystem::path state_dir;
+    std::filesystem::path journal_dir;
+    bool no_bpf = false;
+    std::vector<std::string> excludes;
+    std::vector<std::string> servers;
+    std::string key_file;
+};
+
+class Daemon {
+public:
+    // Arms capture and journals the baseline (or what changed since the last
+    // run). When this returns, every later change of DIR will be captured.
+    static Result<std::unique_ptr<Daemon>> start(const WatchOptions& options);
+    virtual ~Daemon() = default;
+    // Serves until stopped (control "stop", SIGTERM, SIGINT). Returns the exit code.
+    virtual int run() = 0;
+};
+
+}  // namespace iz::agent

@@ -1,0 +1,54 @@
+#pragma once
+// fanotify on a whole filesystem with file-handle reporting: the namespace
+// truth. Events arrive as parent-directory handle + name (and, for
+// renames, both ends), which the capture turns into paths.
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/error.hpp"
+
+namespace iz::agent {
+
+struct FanEvent {
+    uint64_t mask = 0;
+    int32_t pid = 0;
+    // Parent directory handle (type + bytes, the key of the directory map)
+    // and the entry's name; empty name = the event is on the directory itself.
+    std::string dir_handle;
+    std::string name;
+    // FAN_RENAME: the destination side.
+    std::string new_dir_handle;
+    std::string new_name;
+    // The object's own handle where reported (FID / target FID).
+    std::string object_handle;
+};
+
+class FanotifySource {
+public:
+    // Marks the whole filesystem holding `dir`. Fails with a reason a person
+    // can act on: not root, no FID support on this filesystem, old kernel.
+    static Result<std::unique_ptr<FanotifySource>> open(const std::string& dir, unsigned queue_limit_hint = 0);
+
+    FanotifySource(const FanotifySource&) = delete;
+    FanotifySource& operator=(const FanotifySource&) = delete;
+    ~FanotifySource();
+
+    int fd() const { return fd_; }
+    // Reads what is queued (non-blocking) and hands each event over.
+    // FAN_Q_OVERFLOW arrives as an event with that bit in `mask`.
+    Result<size_t> drain(const std::function<void(const FanEvent&)>& sink);
+
+private:
+    FanotifySource() = default;
+    int fd_ = -1;
+};
+
+// The key under which a directory is known: handle type and bytes, as both
+// fanotify and name_to_handle_at produce them.
+Result<std::string> handle_key_of(int dirfd, const std::string& name);
+
+}  // namespace iz::agent

@@ -1,0 +1,68 @@
+#pragma once
+// The agent's knowledge of the watched tree: one entry per path with what a
+// rescan compares (type, mode, owner, size, times, inode, handle, link
+// target, xattrs). It survives restarts on disk, so changes made while no
+// agent ran are found by comparing it with a fresh scan.
+#include <sys/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "journal/record.hpp"
+
+namespace iz::agent {
+
+struct Entry {
+    uint32_t mode = 0;
+    uint32_t uid = 0;
+    uint32_t gid = 0;
+    uint64_t size = 0;
+    int64_t mtime_ns = 0;
+    int64_t ctime_ns = 0;
+    int64_t atime_ns = 0;
+    uint64_t ino = 0;
+    uint32_t nlink = 0;
+    uint64_t rdev = 0;
+    uint64_t version = 0;
+    std::string handle;  // handle_key_of(): 4-byte type, then the handle bytes
+    std::string link_target;
+    std::map<std::string, std::string> xattrs;
+
+    bool is_dir() const { return (mode & 0170000) == 0040000; }
+    bool is_reg() const { return (mode & 0170000) == 0100000; }
+    bool is_symlink() const { return (mode & 0170000) == 0120000; }
+};
+
+// Paths relative to the root; "" is the root itself.
+using Tree = std::map<std::string, Entry>;
+
+// Decides whether a relative path is left out (--exclude globs).
+using ExcludeFn = std::function<bool(const std::string&)>;
+
+// Reads the entry at `rel` beneath `root_fd` (lstat, handle, link target,
+// xattrs). ENOENT comes back as an Error with sys_errno ENOENT.
+Result<Entry> read_entry(int root_fd, const std::string& rel);
+
+// Walks the tree beneath `root_fd`, skipping excluded paths.
+Result<Tree> scan_tree(int root_fd, const ExcludeFn& excluded);
+
+// The records that turn `before` into `after`: removals deepest first,
+// creations parents first, then content and attribute changes.
+std::vector<journal::Record> diff_trees(const Tree& before, const Tree& after);
+
+// The record that creates `e` at `path` (create, mkdir, symlink, mknod).
+journal::Record creation_record(const std::string& path, const Entry& e);
+// Attribute records for a change from `before` to `after` at `path`.
+std::vector<journal::Record> attribute_records(const std::string& path, const Entry& before, const Entry& after);
+// A FileHandle for the journal from a handle key.
+journal::FileHandle to_file_handle(const std::string& key);
+
+Status save_tree(const Tree& tree, const std::filesystem::path& file);
+Result<Tree> load_tree(const std::filesystem::path& file);
+
+}  // namespace iz::agent
