@@ -296,7 +296,10 @@ TEST_P(CaptureOn, EventsThatDoNotFitAreCounted) {
     auto stats = capture_->stats();
     EXPECT_GT(stats.dropped, 0u);
     EXPECT_GT(delivered, 100000u);
-    EXPECT_EQ(delivered + stats.dropped, kWrites);
+    // Exits of processes elsewhere on the machine share the buffer (and
+    // its drops), so the sum may exceed the writes by a few.
+    EXPECT_GE(delivered + stats.dropped, kWrites);
+    EXPECT_LE(delivered + stats.dropped, kWrites + 1000);
     // Once drained, events flow again.
     write_at(8192, 10);
     EXPECT_EQ(ranges_of(of_inode(drain(*capture_), ino), DirtyKind::write), (std::vector<Range>{{8192, 10}}));
