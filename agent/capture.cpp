@@ -170,16 +170,25 @@ void Capture::on_event(const FanEvent& ev) {
         return;
     }
     bool is_dir = ev.mask & FAN_ONDIR;
-    if (ev.mask & FAN_CREATE) on_create(*path, ev.pid);
+    if (ev.mask & FAN_CREATE) on_create(*path, is_dir, ev.pid, ev.object_handle);
     if (ev.mask & FAN_MODIFY) on_modify(*path, ev.pid);
     if (ev.mask & FAN_ATTRIB) on_attrib(*path, ev.pid);
     if (ev.mask & FAN_CLOSE_WRITE) on_close_write(*path, ev.pid);
     if (ev.mask & FAN_DELETE) on_delete(*path, is_dir, ev.pid);
 }
 
-void Capture::on_create(const std::string& path, int32_t pid) {
-    auto e = read_entry(root_fd_, path);
-    if (!e) return;  // gone already: its delete event follows
+void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const std::string& handle, bool moved_in) {
+    // The event carries the new entry's handle: only lstat is left to do. A
+    // new entry has no xattrs yet (setting one is an event of its own); one
+    // moved in from elsewhere brings its own.
+    unsigned parts = moved_in ? kReadAll : handle.empty() ? kReadHandle : kReadStat;
+    auto e = read_entry(root_fd_, path, parts);
+    if (!e) {
+        if (e.error().sys_errno != ENOENT) spdlog::warn("{}", e.error().message);
+        if (!tree_.count(path)) journal_vanished_creation(path, is_dir, pid, handle);
+        return;
+    }
+    if (!handle.empty()) e->handle = handle;
     if (tree_.count(path) && tree_[path].ino == e->ino) return;  // known (a rescan got there first)
     Record r;
     bool linked = false;
@@ -204,7 +213,57 @@ void Capture::on_create(const std::string& path, int32_t pid) {
         emit(std::move(x), pid);
     // A directory may arrive with contents (mkdir -p, or entries created
     // before we looked): take them in now; their own events are then no-ops.
+    if (moved_in && e->is_reg() && e->size > 0) {
+        Record w;
+        w.op = Op::write;  // no ranges: the whole file
+        w.path = path;
+        w.handle = to_file_handle(e->handle);
+        w.size = e->size;
+        w.mtime_ns = e->mtime_ns;
+        emit(std::move(w), pid);
+    }
     if (dir) adopt_subtree(path, pid);
+}
+
+// A temporary file can be created and deleted before its create event is
+// read. Its existence is still journaled (type from the event, no
+// attributes: there is nothing left to read), so the trail is complete; its
+// delete event follows and finds it. ino 0 marks such an entry.
+void Capture::journal_vanished_creation(const std::string& path, bool is_dir, int32_t pid, const std::string& handle) {
+    Entry ghost;
+    ghost.mode = is_dir ? S_IFDIR : S_IFREG;
+    ghost.handle = handle;
+    Record r;
+    r.op = is_dir ? Op::mkdir : Op::create;
+    r.path = path;
+    r.handle = to_file_handle(handle);
+    tree_[path] = ghost;
+    if (is_dir) index_dir(path, handle);
+    emit(std::move(r), pid);
+}
+
+// An entry known only from its create event turned up again (renamed to a
+// name we can read): journal what it really is.
+void Capture::materialize(const std::string& path, int32_t pid) {
+    auto it = tree_.find(path);
+    if (it == tree_.end() || it->second.ino != 0) return;
+    auto e = read_entry(root_fd_, path);
+    if (!e) return;
+    Entry ghost = it->second;
+    e->version = ghost.version;
+    it->second = *e;
+    if (e->is_dir()) index_dir(path, e->handle);
+    for (auto& r : attribute_records(path, ghost, *e)) emit(std::move(r), pid);
+    if (e->is_reg() && e->size > 0) {
+        Record w;
+        w.op = Op::write;
+        w.path = path;
+        w.handle = to_file_handle(e->handle);
+        w.size = e->size;
+        w.mtime_ns = e->mtime_ns;
+        emit(std::move(w), pid);
+    }
+    if (e->is_dir()) adopt_subtree(path, pid);
 }
 
 void Capture::adopt_subtree(const std::string& rel, int32_t pid) {
@@ -285,11 +344,11 @@ void Capture::on_rename(const FanEvent& ev) {
         return;
     }
     if (!from && to) {  // moved in from elsewhere: a creation with contents
-        on_create(*to, ev.pid);
+        on_create(*to, ev.mask & FAN_ONDIR, ev.pid, ev.object_handle, true);
         return;
     }
     if (!tree_.count(*from)) {  // unknown source: treat the destination as new
-        on_create(*to, ev.pid);
+        on_create(*to, ev.mask & FAN_ONDIR, ev.pid, ev.object_handle, true);
         return;
     }
     flush_writes(true);  // writes journaled under the old name stay in order
@@ -305,13 +364,17 @@ void Capture::on_rename(const FanEvent& ev) {
     }
     move_subtree(*from, *to);
     emit(std::move(r), ev.pid);
+    materialize(*to, ev.pid);
 }
 
 void Capture::on_attrib(const std::string& path, int32_t pid) {
     auto it = tree_.find(path);
     if (it == tree_.end()) return;
-    auto now = read_entry(root_fd_, path);
+    if (it->second.ino == 0) return materialize(path, pid);
+    // An attribute event may be an xattr change: read them, but the handle is known.
+    auto now = read_entry(root_fd_, path, kReadXattrs);
     if (!now) return;
+    now->handle = it->second.handle;
     Entry before = it->second;
     // A pending write owns the mtime it caused; compare attributes only.
     if (pending_.count(path)) before.mtime_ns = now->mtime_ns;
@@ -347,8 +410,10 @@ void Capture::on_close_write(const std::string& path, int32_t pid) {
     r.op = Op::close_write;
     r.path = path;
     r.handle = to_file_handle(e->second.handle);
-    r.size = e->second.size;
-    r.mtime_ns = e->second.mtime_ns;
+    if (e->second.ino != 0) {  // what it was when last read; unknown if never seen
+        r.size = e->second.size;
+        r.mtime_ns = e->second.mtime_ns;
+    }
     emit(std::move(r), pid);
 }
 
@@ -387,8 +452,19 @@ void Capture::on_dirty_ranges_lost() {
 void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
     auto it = tree_.find(path);
     if (it == tree_.end()) return;
-    auto now = read_entry(root_fd_, path);
-    if (!now) return;  // vanished: its unlink follows
+    auto now = read_entry(root_fd_, path, kReadStat);
+    if (!now) {
+        // Written, then gone before we looked: the write still happened.
+        // Its ranges are unknown here (the inode is), and its unlink follows.
+        Record w;
+        w.op = Op::write;
+        w.path = path;
+        w.handle = to_file_handle(it->second.handle);
+        emit(std::move(w), pw.pid);
+        return;
+    }
+    now->handle = it->second.handle;
+    now->xattrs = it->second.xattrs;
     InodeDirt dirt;
     if (auto d = dirt_.find(now->ino); d != dirt_.end()) {
         dirt = std::move(d->second);

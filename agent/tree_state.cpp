@@ -94,7 +94,7 @@ journal::FileHandle to_file_handle(const std::string& key) {
     return h;
 }
 
-Result<Entry> read_entry(int root_fd, const std::string& rel) {
+Result<Entry> read_entry(int root_fd, const std::string& rel, unsigned parts) {
     struct stat st{};
     const char* p = rel.empty() ? "." : rel.c_str();
     if (::fstatat(root_fd, p, &st, AT_SYMLINK_NOFOLLOW) != 0) return fail(sys_error("stat", rel, errno));
@@ -109,13 +109,14 @@ Result<Entry> read_entry(int root_fd, const std::string& rel) {
     e.ino = st.st_ino;
     e.nlink = static_cast<uint32_t>(st.st_nlink);
     e.rdev = st.st_rdev;
-    if (auto h = handle_key_of(root_fd, p)) e.handle = *h;
+    if (parts & kReadHandle)
+        if (auto h = handle_key_of(root_fd, p)) e.handle = *h;
     if (S_ISLNK(st.st_mode)) {
         char buf[PATH_MAX];
         ssize_t n = ::readlinkat(root_fd, p, buf, sizeof buf);
         if (n >= 0) e.link_target.assign(buf, static_cast<size_t>(n));
     }
-    e.xattrs = read_xattrs(root_fd, rel.empty() ? "." : rel);
+    if (parts & kReadXattrs) e.xattrs = read_xattrs(root_fd, rel.empty() ? "." : rel);
     return e;
 }
 

@@ -77,7 +77,9 @@ private:
     void move_subtree(const std::string& from, const std::string& to);
     void adopt_subtree(const std::string& rel, int32_t pid);
 
-    void on_create(const std::string& path, int32_t pid);
+    void on_create(const std::string& path, bool is_dir, int32_t pid, const std::string& handle, bool moved_in = false);
+    void journal_vanished_creation(const std::string& path, bool is_dir, int32_t pid, const std::string& handle);
+    void materialize(const std::string& path, int32_t pid);
     void on_delete(const std::string& path, bool is_dir, int32_t pid);
     void on_rename(const FanEvent& ev);
     void on_attrib(const std::string& path, int32_t pid);

@@ -44,9 +44,15 @@ using Tree = std::map<std::string, Entry>;
 // Decides whether a relative path is left out (--exclude globs).
 using ExcludeFn = std::function<bool(const std::string&)>;
 
-// Reads the entry at `rel` beneath `root_fd` (lstat, handle, link target,
-// xattrs). ENOENT comes back as an Error with sys_errno ENOENT.
-Result<Entry> read_entry(int root_fd, const std::string& rel);
+// What read_entry fetches beyond lstat and the link target. Each part is a
+// path walk of its own, and the agent reads entries on the hot path of
+// every event: callers that already know the handle, or whose event cannot
+// have changed xattrs, leave those parts out.
+enum ReadParts : unsigned { kReadStat = 0, kReadHandle = 1, kReadXattrs = 2, kReadAll = 3 };
+
+// Reads the entry at `rel` beneath `root_fd`. ENOENT comes back as an Error
+// with sys_errno ENOENT.
+Result<Entry> read_entry(int root_fd, const std::string& rel, unsigned parts = kReadAll);
 
 // Walks the tree beneath `root_fd`, skipping excluded paths.
 Result<Tree> scan_tree(int root_fd, const ExcludeFn& excluded);
