@@ -211,8 +211,6 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
     emit(std::move(r), pid);
     for (auto& x : attribute_records(path, Entry{.mode = e->mode, .uid = e->uid, .gid = e->gid, .mtime_ns = e->mtime_ns}, *e))
         emit(std::move(x), pid);
-    // A directory may arrive with contents (mkdir -p, or entries created
-    // before we looked): take them in now; their own events are then no-ops.
     if (moved_in && e->is_reg() && e->size > 0) {
         Record w;
         w.op = Op::write;  // no ranges: the whole file
@@ -222,7 +220,9 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
         w.mtime_ns = e->mtime_ns;
         emit(std::move(w), pid);
     }
-    if (dir) adopt_subtree(path, pid);
+    // A directory made here gets an event for every entry made in it; one
+    // moved in from elsewhere arrives with contents that have none.
+    if (dir && moved_in) adopt_subtree(path, pid);
 }
 
 // A temporary file can be created and deleted before its create event is

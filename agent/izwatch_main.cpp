@@ -115,7 +115,10 @@ int start(WatchOptions opts, bool foreground) {
 std::string human(const json& s) {
     std::string out = fmt::format("{}\n", s.value("dir", ""));
     out += fmt::format("  agent pid:   {}\n", s.value("pid", 0));
-    out += fmt::format("  capture:     {} ({})\n", s.value("capture", ""), s.value("capture_detail", ""));
+    // The detail lists every tracepoint; --json has it all, a person needs the gist.
+    auto detail = s.value("capture_detail", "");
+    if (auto cut = detail.find(" ("); cut != std::string::npos) detail.resize(cut);
+    out += fmt::format("  capture:     {} ({})\n", s.value("capture", ""), detail);
     out += fmt::format("  journal:     {} (head LSN {}, durable {}, {:.1f} MiB on disk)\n", s.value("journal", ""),
                        s.value("head_lsn", 0), s.value("durable_lsn", 0), s.value("journal_disk_bytes", 0) / 1048576.0);
     out += fmt::format("  records:     {} journaled\n", s.value("records", 0));
