@@ -20,6 +20,7 @@
 #include "agent/fanotify_source.hpp"
 #include "agent/watch_paths.hpp"
 #include "journal/reader.hpp"
+#include "journal/retention.hpp"
 #include "journal/writer.hpp"
 
 namespace iz::agent {
@@ -111,6 +112,7 @@ public:
 
     int run() override {
         auto last_persist = Clock::now();
+        auto last_retention = Clock::now() - std::chrono::seconds(55);
         auto last_rate = Clock::now();
         uint64_t events_at_rate = 0;
         uint64_t records_at_persist = capture_->stats().records;
@@ -141,6 +143,10 @@ public:
                 events_per_s_ = static_cast<double>(capture_->stats().events - events_at_rate) / secs;
                 events_at_rate = capture_->stats().events;
                 last_rate = now;
+            }
+            if (now - last_retention >= std::chrono::seconds(60)) {
+                apply_retention();
+                last_retention = now;
             }
             if (now - last_persist >= std::chrono::seconds(10) && capture_->stats().records != records_at_persist) {
                 persist();
@@ -194,6 +200,20 @@ private:
             bpf_dropped_ = dropped;
             capture_->on_dirty_ranges_lost();
         }
+    }
+
+    // Whole segments go once every consumer has passed them and the history
+    // window is over. Without servers the agent is the only consumer.
+    void apply_retention() {
+        if (opts_.servers.empty()) {
+            if (auto ok = journal::save_consumer_lsn(opts_.journal_dir, "local", writer_->durable_lsn()); !ok)
+                spdlog::warn("journal retention: {}", ok.error().message);
+        }
+        journal::RetentionPolicy policy;
+        policy.history = opts_.history;
+        auto dropped = writer_->apply_retention(policy);
+        if (!dropped) spdlog::warn("journal retention: {}", dropped.error().message);
+        else if (*dropped) spdlog::info("journal retention: dropped {} segment(s)", *dropped);
     }
 
     void persist() {

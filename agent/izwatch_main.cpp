@@ -21,6 +21,23 @@ using nlohmann::json;
 
 namespace {
 
+// "90", "90s", "15m", "12h", "7d".
+std::optional<std::chrono::seconds> parse_duration(const std::string& text) {
+    if (text.empty()) return std::nullopt;
+    size_t used = 0;
+    long long n = 0;
+    try {
+        n = std::stoll(text, &used);
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+    if (n < 0) return std::nullopt;
+    auto unit = text.substr(used);
+    long long scale = unit.empty() || unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : unit == "d" ? 86400 : 0;
+    if (scale == 0) return std::nullopt;
+    return std::chrono::seconds(n * scale);
+}
+
 int die(const std::string& message) {
     fmt::print(stderr, "izwatch: {}\n", message);
     return 1;
@@ -200,6 +217,9 @@ int main(int argc, char** argv) {
     start_cmd->add_option("--exclude", opts.excludes, "glob of paths not to journal (repeatable)");
     start_cmd->add_option("--server", opts.servers, "HOST:PORT of an izreplicate server (repeatable)");
     start_cmd->add_option("--key", opts.key_file, "shared key file for the servers");
+    std::string history = "7d";
+    start_cmd->add_option("--history", history, "keep journal segments at least this long (e.g. 12h, 7d, 0)")
+        ->capture_default_str();
 
     std::string dir;
     bool as_json = false;
@@ -218,6 +238,9 @@ int main(int argc, char** argv) {
         return app.exit(e);
     }
     if (*start_cmd) {
+        auto secs = parse_duration(history);
+        if (!secs) return die(fmt::format("--history: '{}' is not a duration (use s, m, h or d, e.g. 7d)", history));
+        opts.history = *secs;
         if (!journal.empty()) opts.journal_dir = fs::absolute(journal);
         if (!state.empty()) opts.state_dir = fs::absolute(state);
         return start(opts, foreground);

@@ -2,6 +2,7 @@
 // One watched directory: fanotify (+ eBPF) capture into the journal, a
 // control socket for stop/status/sync, and the tree state persisted for the
 // next start.
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -19,6 +20,9 @@ struct WatchOptions {
     std::vector<std::string> excludes;
     std::vector<std::string> servers;
     std::string key_file;
+    // Journal segments stay at least this long, and until every server has
+    // acknowledged past them (with no servers, only the history counts).
+    std::chrono::seconds history{std::chrono::hours(24 * 7)};
 };
 
 class Daemon {
