@@ -117,8 +117,8 @@ public:
         uint64_t events_at_rate = 0;
         uint64_t records_at_persist = capture_->stats().records;
         while (!stopping_) {
-            int timeout = 1000;
-            if (auto due = capture_->next_flush_in()) timeout = static_cast<int>(std::min<int64_t>(due->count(), 1000));
+            int timeout = syncs_.empty() ? 1000 : 10;
+            if (auto due = capture_->next_flush_in()) timeout = static_cast<int>(std::min<int64_t>(due->count(), timeout));
             epoll_event evs[8];
             int n = ::epoll_wait(epoll_fd_, evs, 8, timeout);
             if (n < 0 && errno != EINTR) {
@@ -137,6 +137,7 @@ public:
                 }
             }
             capture_->flush_writes(false);
+            answer_syncs();
             auto now = Clock::now();
             if (now - last_rate >= std::chrono::seconds(1)) {
                 double secs = std::chrono::duration<double>(now - last_rate).count();
@@ -216,6 +217,32 @@ private:
         else if (*dropped) spdlog::info("journal retention: dropped {} segment(s)", *dropped);
     }
 
+    // The LSN every server has durably applied (the journal's durable LSN
+    // when there are no servers).
+    uint64_t replicated_lsn() const {
+        return writer_->durable_lsn();
+    }
+
+    void answer_syncs() {
+        auto now = Clock::now();
+        uint64_t done = replicated_lsn();
+        std::erase_if(syncs_, [&](const PendingSync& s) {
+            if (done >= s.lsn) {
+                send_reply(s.conn, {{"ok", true}, {"lsn", s.lsn}});
+            } else if (now >= s.deadline) {
+                send_reply(s.conn, {{"ok", false}, {"error", sync_timeout_reason(s.lsn)}});
+            } else {
+                return false;
+            }
+            ::close(s.conn);
+            return true;
+        });
+    }
+
+    std::string sync_timeout_reason(uint64_t lsn) const {
+        return fmt::format("timed out: LSN {} is not yet durable (durable LSN {})", lsn, writer_->durable_lsn());
+    }
+
     void persist() {
         if (auto ok = save_tree(capture_->tree(), opts_.state_dir / "tree.state"); !ok)
             spdlog::error("saving agent state: {}", ok.error().message);
@@ -278,8 +305,16 @@ private:
                 send_reply(conn, j);
             } else if (cmd == "sync") {
                 auto ok = settle();
-                if (ok) send_reply(conn, {{"ok", true}, {"durable_lsn", writer_->durable_lsn()}});
-                else send_reply(conn, {{"ok", false}, {"error", ok.error().message}});
+                if (!ok) {
+                    send_reply(conn, {{"ok", false}, {"error", ok.error().message}});
+                } else {
+                    // Answered from the loop once every server has it, so
+                    // capture goes on while the servers catch up.
+                    double secs = req->value("timeout_s", 30.0);
+                    syncs_.push_back(PendingSync{conn, writer_->head_lsn(),
+                                                 Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(secs * 1000))});
+                    conn = -1;
+                }
             } else if (cmd == "stop") {
                 stopping_ = true;
                 int code = shutdown();
@@ -290,7 +325,7 @@ private:
             } else {
                 send_reply(conn, {{"ok", false}, {"error", fmt::format("unknown command '{}'", cmd)}});
             }
-            ::close(conn);
+            if (conn >= 0) ::close(conn);
         }
     }
 
@@ -298,6 +333,12 @@ private:
         if (shut_down_) return exit_code_;
         shut_down_ = true;
         auto ok = settle();
+        answer_syncs();
+        for (auto& s : syncs_) {
+            send_reply(s.conn, {{"ok", false}, {"error", "the agent is stopping; " + sync_timeout_reason(s.lsn)}});
+            ::close(s.conn);
+        }
+        syncs_.clear();
         journal::Record stop;
         stop.op = journal::Op::stop;
         stop.pid = static_cast<int32_t>(getpid());
@@ -320,6 +361,12 @@ private:
     std::unique_ptr<BpfCapture> bpf_;
     std::unique_ptr<Capture> capture_;
     std::vector<FanEvent> batch_;
+    struct PendingSync {
+        int conn;
+        uint64_t lsn;
+        Clock::time_point deadline;
+    };
+    std::vector<PendingSync> syncs_;
     size_t last_batch_ = 0;
     std::string capture_reason_;
     double events_per_s_ = 0;
