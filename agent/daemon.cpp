@@ -22,6 +22,7 @@
 #include "journal/reader.hpp"
 #include "journal/retention.hpp"
 #include "journal/writer.hpp"
+#include "replicator/shipper.hpp"
 
 namespace iz::agent {
 
@@ -89,6 +90,8 @@ public:
         if (auto ok = writer_->flush(); !ok) return ok;
         if (auto ok = save_tree(capture_->tree(), opts_.state_dir / "tree.state"); !ok) return ok;
 
+        if (auto ok = start_shipper(); !ok) return ok;
+
         auto control = listen_control(control_socket_path(opts_.dir));
         if (!control) return fail(control.error());
         control_fd_ = *control;
@@ -137,6 +140,7 @@ public:
                 }
             }
             capture_->flush_writes(false);
+            if (shipper_) shipper_->notify(writer_->durable_lsn());
             answer_syncs();
             auto now = Clock::now();
             if (now - last_rate >= std::chrono::seconds(1)) {
@@ -220,7 +224,46 @@ private:
     // The LSN every server has durably applied (the journal's durable LSN
     // when there are no servers).
     uint64_t replicated_lsn() const {
-        return writer_->durable_lsn();
+        uint64_t lsn = writer_->durable_lsn();
+        if (shipper_)
+            for (auto& srv : shipper_->status()) lsn = std::min(lsn, srv.acked_lsn);
+        return lsn;
+    }
+
+    // Replication: the shipper follows the journal on its own threads; a
+    // conflict a server reports becomes a journal record, so izlog shows it
+    // and the shipper re-sends the file's whole content.
+    Status start_shipper() {
+        if (opts_.servers.empty()) return {};
+        if (opts_.key_file.empty())
+            return fail(make_error("--server needs --key KEYFILE (the key the servers were given; make one with "
+                                   "'izreplicate keygen KEYFILE')"));
+        replicator::ShipperOptions so;
+        so.journal_dir = opts_.journal_dir;
+        so.watched_root = opts_.dir;
+        so.fileset = opts_.fileset;
+        so.agent_id = opts_.agent_id;
+        so.key_file = opts_.key_file;
+        for (auto& text : opts_.servers) {
+            auto ep = replicator::parse_endpoint(text);
+            if (!ep) return fail(make_error(fmt::format("--server '{}': {}", text, ep.error().message)));
+            so.servers.push_back(*ep);
+        }
+        so.on_conflict = [this](const replicator::ConflictEvent& c) {
+            journal::Record r;
+            r.op = journal::Op::conflict;
+            r.path = c.path;
+            r.target = c.conflict_copy;
+            r.comm = "izreplicate";
+            r.message = fmt::format("server {} ({}) kept its own version as {}: {}", c.server, c.server_host,
+                                    c.conflict_copy, c.message);
+            if (auto ok = writer_->append(r); !ok) spdlog::error("journaling a conflict: {}", ok.error().message);
+            spdlog::warn("conflict on {}: {}", c.path, r.message);
+        };
+        auto shipper = replicator::Shipper::start(std::move(so));
+        if (!shipper) return fail(shipper.error());
+        shipper_ = std::move(*shipper);
+        return {};
     }
 
     void answer_syncs() {
@@ -240,7 +283,16 @@ private:
     }
 
     std::string sync_timeout_reason(uint64_t lsn) const {
-        return fmt::format("timed out: LSN {} is not yet durable (durable LSN {})", lsn, writer_->durable_lsn());
+        if (writer_->durable_lsn() < lsn || !shipper_)
+            return fmt::format("timed out: LSN {} is not yet durable (durable LSN {})", lsn, writer_->durable_lsn());
+        std::string why;
+        for (auto& srv : shipper_->status()) {
+            if (srv.acked_lsn >= lsn) continue;
+            why += fmt::format("{}{} has applied through LSN {} ({})", why.empty() ? "" : "; ", srv.endpoint, srv.acked_lsn,
+                               !srv.connected ? "not connected" + (srv.last_error.empty() ? "" : ": " + srv.last_error)
+                                              : fmt::format("{} records behind", srv.records_behind));
+        }
+        return fmt::format("timed out waiting for LSN {}: {}", lsn, why);
     }
 
     void persist() {
@@ -260,10 +312,15 @@ private:
         if (auto r = journal::Reader::open(opts_.journal_dir))
             for (auto& seg : (*r)->segments()) disk += seg.file_bytes;
         nlohmann::json servers = nlohmann::json::array();
-        for (auto& srv : opts_.servers)
-            servers.push_back({{"endpoint", srv}, {"connected", false}, {"acked_lsn", 0},
-                               {"records_behind", writer_->head_lsn()},
-                               {"last_error", "shipping to servers is not part of this build yet"}});
+        if (shipper_)
+            for (auto& srv : shipper_->status())
+                servers.push_back({{"endpoint", srv.endpoint},
+                                   {"connected", srv.connected},
+                                   {"acked_lsn", srv.acked_lsn},
+                                   {"records_behind", srv.records_behind},
+                                   {"bytes_behind", srv.bytes_behind},
+                                   {"conflicts", srv.conflicts},
+                                   {"last_error", srv.last_error}});
         nlohmann::json j = {
             {"dir", opts_.dir},
             {"pid", getpid()},
@@ -347,6 +404,9 @@ private:
         (void)writer_->append(stop);
         persist();
         auto closed = writer_->close();
+        // After the journal is closed: what was captured is durable, and the
+        // servers resume from their acknowledged LSN on the next start.
+        if (shipper_) shipper_->stop();
         if (!ok || !closed) {
             spdlog::error("stopping: {}", (!ok ? ok.error() : closed.error()).message);
             exit_code_ = 1;
@@ -360,6 +420,7 @@ private:
     std::unique_ptr<FanotifySource> fan_;
     std::unique_ptr<BpfCapture> bpf_;
     std::unique_ptr<Capture> capture_;
+    std::unique_ptr<replicator::Shipper> shipper_;
     std::vector<FanEvent> batch_;
     struct PendingSync {
         int conn;

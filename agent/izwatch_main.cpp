@@ -93,6 +93,12 @@ int start(WatchOptions opts, bool foreground) {
     if (auto status = control_request(control_socket_path(opts.dir), {{"cmd", "status"}}, std::chrono::seconds(2)))
         return die(fmt::format("'{}' is already watched (izwatch pid {})", opts.dir, (*status).value("pid", 0)));
     if (opts.state_dir.empty()) opts.state_dir = default_state_dir(opts.dir);
+    if (opts.fileset.empty()) opts.fileset = default_fileset(opts.dir);
+    if (opts.agent_id.empty()) opts.agent_id = default_agent_id();
+    if (!opts.servers.empty() && opts.key_file.empty())
+        return die("--server needs --key KEYFILE (make one with 'izreplicate keygen KEYFILE' and give it to the servers too)");
+    // The daemon runs from "/": a relative key path is resolved now.
+    if (!opts.key_file.empty()) opts.key_file = fs::absolute(opts.key_file).string();
     if (opts.journal_dir.empty()) opts.journal_dir = opts.state_dir / "journal";
     std::error_code ec;
     fs::create_directories(opts.state_dir, ec);
@@ -217,6 +223,8 @@ int main(int argc, char** argv) {
     start_cmd->add_option("--exclude", opts.excludes, "glob of paths not to journal (repeatable)");
     start_cmd->add_option("--server", opts.servers, "HOST:PORT of an izreplicate server (repeatable)");
     start_cmd->add_option("--key", opts.key_file, "shared key file for the servers");
+    start_cmd->add_option("--fileset", opts.fileset, "name of this directory on the servers (default: its own name)");
+    start_cmd->add_option("--agent-id", opts.agent_id, "name of this agent on the servers (default: the host name)");
     std::string history = "7d";
     start_cmd->add_option("--history", history, "keep journal segments at least this long (e.g. 12h, 7d, 0)")
         ->capture_default_str();
@@ -229,7 +237,7 @@ int main(int argc, char** argv) {
     auto* status_cmd = app.add_subcommand("status", "show watched directories");
     status_cmd->add_option("DIR", dir, "watched directory (default: all)");
     status_cmd->add_flag("--json", as_json, "machine-readable output");
-    auto* sync_sub = app.add_subcommand("sync", "return once everything journaled before the call is durable");
+    auto* sync_sub = app.add_subcommand("sync", "return once everything journaled before the call is durable on every server (in the journal when there are none)");
     sync_sub->add_option("DIR", dir, "watched directory")->required();
     sync_sub->add_option("--timeout", timeout_s, "seconds to wait");
     try {

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <cctype>
 #include <cstdlib>
 
@@ -33,6 +35,26 @@ std::filesystem::path default_state_dir(const std::string& absolute_dir) {
 
 std::filesystem::path control_socket_path(const std::string& absolute_dir) {
     return run_dir() / (escape_path(absolute_dir) + ".sock");
+}
+
+std::string identity_from(const std::string& text, const std::string& fallback) {
+    std::string out;
+    for (unsigned char c : text) {
+        if (out.size() == 128) break;
+        out += std::isalnum(c) || c == '.' || c == '_' || c == '-' ? static_cast<char>(c) : '_';
+    }
+    if (!out.empty() && out[0] == '.') out[0] = '_';
+    return out.empty() ? fallback : out;
+}
+
+std::string default_fileset(const std::string& absolute_dir) {
+    return identity_from(std::filesystem::path(absolute_dir).filename().string(), "root");
+}
+
+std::string default_agent_id() {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0) return "agent";
+    return identity_from(host, "agent");
 }
 
 }  // namespace iz::agent

@@ -20,6 +20,10 @@ struct WatchOptions {
     std::vector<std::string> excludes;
     std::vector<std::string> servers;
     std::string key_file;
+    // Names on the servers: the fileset (its folder there) and this agent;
+    // both stay the same across restarts so that shipping resumes.
+    std::string fileset;
+    std::string agent_id;
     // Journal segments stay at least this long, and until every server has
     // acknowledged past them (with no servers, only the history counts).
     std::chrono::seconds history{std::chrono::hours(24 * 7)};

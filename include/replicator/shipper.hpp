@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,6 +25,22 @@ struct ServerEndpoint {
 // Parses "HOST:PORT" or "[v6]:PORT".
 Result<ServerEndpoint> parse_endpoint(const std::string& text);
 
+// A server found a file changed on its side behind the replicator's back.
+// It kept its own version as `conflict_copy` and applied the source's.
+// When the operation carried only part of the file (a range write), the
+// replica now mixes both versions until the source's whole content is sent
+// again: journaling an Op::conflict record for `path` does that (the
+// shipper answers such a record by re-sending the file's whole content,
+// only the blocks that differ).
+struct ConflictEvent {
+    std::string server;         // endpoint, as in ServerStatus
+    uint64_t lsn = 0;           // the record whose application found it
+    std::string path;           // relative to the watched root
+    std::string conflict_copy;  // relative to the replica root, on the server
+    std::string server_host;
+    std::string message;        // what changed
+};
+
 struct ShipperOptions {
     std::filesystem::path journal_dir;
     // The watched directory: paths in records are relative to it, and file
@@ -36,6 +53,22 @@ struct ShipperOptions {
     std::string agent_id;
     std::vector<ServerEndpoint> servers;
     std::filesystem::path key_file;
+
+    // Called on the shipper's network thread for every conflict a server
+    // reports. Keep it short (e.g. append an Op::conflict record); it must
+    // not call back into the Shipper.
+    std::function<void(const ConflictEvent&)> on_conflict;
+
+    // Reconnect delay: starts at 100 ms, doubles, capped here.
+    std::chrono::milliseconds max_backoff{2000};
+    // A connection with requests outstanding and nothing heard for this
+    // long is considered dead and replaced.
+    std::chrono::milliseconds response_timeout{10'000};
+    // Bytes sent but not yet acknowledged, per server, before sending pauses.
+    uint64_t max_inflight_bytes = 64ull << 20;
+    // Register each server as a journal consumer (<journal>/consumers/), so
+    // retention keeps what a server has not acknowledged yet.
+    bool register_consumers = true;
 };
 
 struct ServerStatus {
@@ -43,12 +76,21 @@ struct ServerStatus {
     bool connected = false;
     std::string last_error;  // "" when none
     uint64_t acked_lsn = 0;  // durably applied on that server
+    // Journal records after acked_lsn (as far as the journal is known).
     uint64_t records_behind = 0;
+    // Bytes sent but not yet acknowledged, plus data read and not yet sent.
     uint64_t bytes_behind = 0;
+    uint64_t conflicts = 0;  // reported by that server since start
 };
+
+// The journal consumer name under which a server's progress is registered.
+std::string consumer_name(const ServerEndpoint& ep);
 
 class Shipper {
 public:
+    // Fails only on bad options (unreadable key file, watched root missing,
+    // invalid fileset or agent id, no servers). Servers that cannot be
+    // reached are retried in the background and show in status().
     static Result<std::unique_ptr<Shipper>> start(ShipperOptions options);
     virtual ~Shipper() = default;
 

@@ -1,0 +1,229 @@
+#pragma once
+// The replication wire protocol between a shipper (in the agent) and
+// izreplicate.
+//
+// A connection is a sequence of frames. A frame is a fixed 12-byte header
+// (magic, message type, flags, body length; big-endian) followed by a body
+// serialised with cereal's portable binary archive.
+//
+// Promises:
+//  - A header is checked (magic, known type, flags, length <= kMaxFrameBody)
+//    before anything is allocated for its body.
+//  - Decoding never throws and never trusts a length prefix beyond the bytes
+//    actually present; malformed input is an Error, never a crash.
+//  - The conversation is: Hello -> Challenge -> Auth -> Welcome (or Error),
+//    then Op/Commit/HashRequest/Ping from the client and
+//    Ack/HashReply/Conflict/Pong/Error from the server. Messages on one
+//    connection are processed strictly in order.
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "common/error.hpp"
+
+namespace iz::replicator::proto {
+
+inline constexpr uint32_t kMagic = 0x495A5250;  // "IZRP"
+inline constexpr uint16_t kVersion = 1;
+inline constexpr size_t kHeaderBytes = 12;
+// Hard ceiling on one frame's body: the shipper splits data to stay under it.
+inline constexpr uint32_t kMaxFrameBody = 16u << 20;
+// Largest uncompressed data extent a shipper sends (and a server accepts).
+inline constexpr uint32_t kMaxExtentBytes = 4u << 20;
+inline constexpr size_t kNonceBytes = 32;
+inline constexpr size_t kProofBytes = 32;  // HMAC-SHA256
+
+// Wire values: append only, never renumber.
+enum class MsgType : uint16_t {
+    hello = 1,
+    challenge = 2,
+    auth = 3,
+    welcome = 4,
+    error = 5,
+    op = 6,
+    commit = 7,
+    ack = 8,
+    hash_request = 9,
+    hash_reply = 10,
+    conflict = 11,
+    ping = 12,
+    pong = 13,
+};
+
+std::string_view msg_type_name(MsgType t);
+
+struct FrameHeader {
+    uint32_t magic = kMagic;
+    MsgType type = MsgType::ping;
+    uint16_t flags = 0;  // reserved, must be 0
+    uint32_t length = 0;
+};
+
+// Parses and validates a header (exactly kHeaderBytes bytes).
+Result<FrameHeader> parse_header(std::string_view bytes);
+void put_header(const FrameHeader& h, std::string& out);
+
+// ---- handshake ----------------------------------------------------------
+
+struct Hello {
+    uint16_t min_version = kVersion;
+    uint16_t max_version = kVersion;
+    std::string agent_id;
+    std::string fileset;
+    std::string client_nonce;  // kNonceBytes
+};
+
+// The server proves it knows the key before the client reveals its proof.
+struct Challenge {
+    uint16_t version = kVersion;
+    std::string server_nonce;  // kNonceBytes
+    std::string server_proof;  // kProofBytes
+};
+
+struct Auth {
+    std::string client_proof;  // kProofBytes
+};
+
+struct Welcome {
+    // Last LSN whose effects are durable (fsynced) on the server.
+    uint64_t durable_lsn = 0;
+    // Last LSN applied (possibly not yet durable); the client resumes after it.
+    uint64_t resume_lsn = 0;
+    std::string server_host;
+};
+
+struct ErrorMsg {
+    std::string message;
+};
+
+// ---- replication --------------------------------------------------------
+
+// What one Op message asks the server to do. Most map 1:1 to journal ops;
+// whole-file content is a sequence content_begin, content_data*, content_end
+// sharing one LSN.
+enum class OpKind : uint8_t {
+    noop = 0,
+    create = 1,
+    mkdir = 2,
+    mknod = 3,
+    symlink = 4,
+    link = 5,
+    unlink = 6,
+    rmdir = 7,
+    rename = 8,
+    setattr = 9,
+    write = 10,  // extents in place, then size, then mtime
+    truncate = 11,
+    setxattr = 12,
+    removexattr = 13,
+    content_begin = 14,
+    content_data = 15,
+    content_end = 16,
+};
+inline constexpr OpKind kLastOpKind = OpKind::content_end;
+std::string_view op_kind_name(OpKind k);
+
+struct Extent {
+    uint64_t offset = 0;
+    uint32_t raw_length = 0;  // bytes after decompression
+    bool zstd = false;
+    std::string bytes;
+};
+
+// content_begin: what the new content starts from.
+enum class ContentBase : uint8_t {
+    empty = 0,     // only the extents that follow (a full copy)
+    existing = 1,  // the server's current copy, patched by the extents (delta)
+};
+
+struct OpMsg {
+    uint64_t lsn = 0;
+    OpKind kind = OpKind::noop;
+    std::string path;    // relative to the fileset root; "" is the root
+    std::string target;  // rename/link destination, symlink text
+    std::optional<uint32_t> mode;
+    std::optional<uint32_t> uid;
+    std::optional<uint32_t> gid;
+    std::optional<int64_t> atime_ns;
+    std::optional<int64_t> mtime_ns;
+    std::optional<uint64_t> size;
+    std::optional<uint64_t> rdev;
+    bool replaced = false;
+    std::string xattr_name;
+    std::string xattr_value;
+    std::vector<Extent> extents;
+    ContentBase base = ContentBase::empty;
+    // The source's directory mtimes after the operation (read at ship time),
+    // so replica directories converge although entry changes bump them.
+    std::optional<int64_t> parent_mtime_ns;
+    std::optional<int64_t> target_parent_mtime_ns;
+    // write: more parts of this LSN follow; it is not applied until the last.
+    bool more = false;
+};
+
+// Everything up to `lsn` was sent: make it durable and acknowledge.
+struct Commit {
+    uint64_t lsn = 0;
+};
+
+// Sent only after data and the applied LSN are fsynced.
+struct Ack {
+    uint64_t lsn = 0;
+};
+
+struct HashRequest {
+    uint64_t id = 0;
+    std::string path;
+};
+
+struct HashReply {
+    uint64_t id = 0;
+    bool exists = false;  // a regular file is at the path
+    uint64_t size = 0;
+    uint32_t block_size = 0;
+    std::string hashes;  // 16 bytes (XXH3-128, canonical) per block
+};
+
+// The server kept its own version of a file it found changed behind the
+// replicator's back.
+struct ConflictMsg {
+    uint64_t lsn = 0;
+    std::string path;
+    std::string conflict_copy;  // where the server's version was kept
+    std::string server_host;
+    std::string message;
+};
+
+struct Ping {
+    uint64_t id = 0;
+};
+struct Pong {
+    uint64_t id = 0;
+};
+
+using Message = std::variant<Hello, Challenge, Auth, Welcome, ErrorMsg, OpMsg, Commit, Ack, HashRequest,
+                             HashReply, ConflictMsg, Ping, Pong>;
+
+MsgType type_of(const Message& m);
+
+// Header + body, ready to send. Fails only if the body exceeds kMaxFrameBody.
+Result<std::string> encode_frame(const Message& m);
+// Decodes a body whose header was already validated.
+Result<Message> decode_body(MsgType type, std::string_view body);
+// Header + body in one buffer (tests, tools).
+Result<Message> decode_frame(std::string_view frame);
+
+// A name accepted for an agent or a fileset: 1 to 128 of [A-Za-z0-9._-],
+// not starting with '.' (it becomes a directory name on the server).
+bool valid_identity(std::string_view name);
+
+// Extents: compress with zstd when it saves at least an eighth.
+Extent make_extent(uint64_t offset, std::string_view raw, bool try_compress = true);
+// Decompresses (bounded by raw_length <= kMaxExtentBytes) into `out`.
+Status extent_data(const Extent& e, std::string& out);
+
+}  // namespace iz::replicator::proto

@@ -1,0 +1,92 @@
+#include "applied_state.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <optional>
+#include <fstream>
+#include <sstream>
+
+#include "durable_file.hpp"
+
+namespace iz::replicator {
+
+namespace {
+
+std::string read_boot_id() {
+    std::ifstream in("/proc/sys/kernel/random/boot_id");
+    std::string id;
+    std::getline(in, id);
+    return id;
+}
+
+std::optional<uint64_t> parse_u64(std::string_view s) {
+    uint64_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p == s.data()) return std::nullopt;
+    return v;
+}
+
+// The progress file is one fixed-size line, rewritten in place.
+constexpr size_t kProgressBytes = 64;
+
+}  // namespace
+
+Result<AppliedState> AppliedState::open(const std::filesystem::path& dir) {
+    AppliedState st;
+    st.dir_ = dir;
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return fail(Error{fmt::format("create state directory '{}': {}", dir.string(), ec.message()), ec.value()});
+    st.boot_id_ = read_boot_id();
+
+    auto applied = dir / "applied";
+    if (std::filesystem::exists(applied, ec)) {
+        std::ifstream in(applied);
+        std::string line;
+        std::getline(in, line);
+        auto v = parse_u64(line);
+        if (!v) return fail(make_error(fmt::format("state file '{}' is unreadable ('{}')", applied.string(), line)));
+        st.durable_ = *v;
+    }
+
+    auto progress = dir / "progress";
+    int fd = ::open(progress.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return fail(sys_error("open progress file", progress.string(), errno));
+    st.progress_fd_.reset(fd);
+    char buf[kProgressBytes + 1] = {};
+    ssize_t n = ::pread(fd, buf, kProgressBytes, 0);
+    if (n > 0) {
+        std::string_view text(buf, static_cast<size_t>(n));
+        auto space = text.find(' ');
+        auto nl = text.find('\n');
+        if (space != std::string_view::npos && nl != std::string_view::npos && nl > space) {
+            auto lsn = parse_u64(text.substr(0, space));
+            auto boot = text.substr(space + 1, nl - space - 1);
+            // Only the same boot's page cache is known to hold what progress says.
+            if (lsn && !st.boot_id_.empty() && boot == st.boot_id_) st.progress_ = *lsn;
+        }
+    }
+    return st;
+}
+
+Status AppliedState::note_progress(uint64_t lsn) {
+    progress_ = std::max(progress_, lsn);
+    auto line = fmt::format("{} {}\n", progress_, boot_id_);
+    line.resize(kProgressBytes, ' ');
+    if (::pwrite(progress_fd_.get(), line.data(), line.size(), 0) != static_cast<ssize_t>(line.size()))
+        return fail(sys_error("write progress file", (dir_ / "progress").string(), errno));
+    return {};
+}
+
+Status AppliedState::make_durable(uint64_t lsn) {
+    if (lsn <= durable_) return {};
+    if (auto ok = write_file_durably(dir_ / "applied", fmt::format("{}\n", lsn)); !ok) return ok;
+    durable_ = lsn;
+    return note_progress(lsn);
+}
+
+}  // namespace iz::replicator

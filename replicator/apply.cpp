@@ -1,0 +1,231 @@
+#include <fcntl.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <cerrno>
+
+#include "apply_impl.hpp"
+#include "block_hash.hpp"
+
+namespace iz::replicator {
+
+std::string_view outcome_name(Outcome o) {
+    switch (o) {
+        case Outcome::applied: return "applied";
+        case Outcome::skipped: return "skipped";
+        case Outcome::refused: return "refused";
+        case Outcome::failed: return "failed";
+    }
+    return "unknown";
+}
+
+Result<std::optional<struct stat>> stat_at(int dirfd, const std::string& name, const std::string& path) {
+    struct stat st{};
+    if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return std::optional<struct stat>(st);
+    if (errno == ENOENT) return std::optional<struct stat>{};
+    return fail(sys_error("stat", path, errno));
+}
+
+Status copy_bytes(int in, int out, uint64_t len, const std::string& what) {
+    loff_t in_off = 0, out_off = 0;
+    while (static_cast<uint64_t>(in_off) < len) {
+        ssize_t n = ::copy_file_range(in, &in_off, out, &out_off, len - static_cast<uint64_t>(in_off), 0);
+        if (n > 0) continue;
+        if (n == 0) return {};  // the source shrank
+        if (errno == EINTR) continue;
+        if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+            return fail(sys_error("copy", what, errno));
+        // No copy offload here: plain reads and writes.
+        std::string buf(1 << 20, '\0');
+        while (static_cast<uint64_t>(in_off) < len) {
+            ssize_t r = ::pread(in, buf.data(), std::min<uint64_t>(buf.size(), len - static_cast<uint64_t>(in_off)), in_off);
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0) return fail(sys_error("read to copy", what, errno));
+            if (r == 0) return {};
+            for (ssize_t done = 0; done < r;) {
+                ssize_t w = ::pwrite(out, buf.data() + done, static_cast<size_t>(r - done), out_off + done);
+                if (w < 0 && errno == EINTR) continue;
+                if (w < 0) return fail(sys_error("write copy of", what, errno));
+                done += w;
+            }
+            in_off += r;
+            out_off += r;
+        }
+    }
+    return {};
+}
+
+int64_t mtime_of(const struct stat& st) {
+    return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+}
+
+struct timespec to_timespec(int64_t ns) {
+    struct timespec ts{};
+    ts.tv_sec = ns / 1'000'000'000;
+    ts.tv_nsec = ns % 1'000'000'000;
+    if (ts.tv_nsec < 0) {
+        ts.tv_nsec += 1'000'000'000;
+        ts.tv_sec -= 1;
+    }
+    return ts;
+}
+
+Result<std::unique_ptr<Applier>> Applier::open(ApplierOptions options) {
+    auto a = std::make_unique<ApplierImpl>(std::move(options));
+    if (auto ok = a->init(); !ok) return fail(ok.error());
+    return std::unique_ptr<Applier>(std::move(a));
+}
+
+Status ApplierImpl::init() {
+    std::error_code ec;
+    std::filesystem::create_directories(opts_.root, ec);
+    if (ec) return fail(Error{fmt::format("create fileset root '{}': {}", opts_.root.string(), ec.message()), ec.value()});
+    int fd = ::open(opts_.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return fail(sys_error("open fileset root", opts_.root.string(), errno));
+    root_fd_.reset(fd);
+    auto state = AppliedState::open(opts_.state_dir);
+    if (!state) return fail(state.error());
+    state_.emplace(std::move(*state));
+    auto memory = FileMemory::open(opts_.state_dir);
+    if (!memory) return fail(memory.error());
+    memory_ = std::move(*memory);
+    return {};
+}
+
+namespace {
+
+bool is_state_error(int err) {
+    switch (err) {
+        case ENOENT:
+        case ENOTDIR:
+        case EEXIST:
+        case ENOTEMPTY:
+        case EISDIR:
+        case EINVAL:
+        case EMLINK:
+        case EBUSY:
+        case ETXTBSY:
+        case ENODATA:
+        case ENOTSUP:
+        case EPERM:
+        case EACCES:
+        case ENAMETOOLONG:
+            return true;
+        default:
+            return false;
+    }
+}
+
+bool needs_target(proto::OpKind k) { return k == proto::OpKind::link || k == proto::OpKind::rename; }
+
+bool may_be_root(proto::OpKind k) {
+    using K = proto::OpKind;
+    return k == K::setattr || k == K::setxattr || k == K::removexattr || k == K::noop;
+}
+
+}  // namespace
+
+ApplyResult ApplierImpl::apply(const OpMsg& op) {
+    ApplyResult result;
+    conflicts_.clear();
+    current_lsn_ = op.lsn;
+    Status s = check_wire_path(op.path, may_be_root(op.kind), opts_.reserved_top);
+    if (s && needs_target(op.kind)) s = check_wire_path(op.target, false, opts_.reserved_top);
+    if (s) s = dispatch(op);
+    if (op.kind == proto::OpKind::content_begin && !s && !is_refusal(s.error()) && is_state_error(s.error().sys_errno))
+        skipped_content_ = SkippedContent{op.lsn, op.path, s.error().message};
+    result.conflicts = std::move(conflicts_);
+    conflicts_.clear();
+    if (!s) {
+        const Error& e = s.error();
+        result.message = e.message;
+        if (is_refusal(e)) result.outcome = Outcome::refused;
+        else if (is_state_error(e.sys_errno)) result.outcome = Outcome::skipped;
+        else result.outcome = Outcome::failed;
+        if (result.outcome != Outcome::skipped) abort_content();
+    }
+    bool completes = !op.more && op.kind != proto::OpKind::content_begin && op.kind != proto::OpKind::content_data;
+    if (completes && result.outcome != Outcome::refused && result.outcome != Outcome::failed) {
+        if (auto ok = state_->note_progress(op.lsn); !ok) {
+            result.outcome = Outcome::failed;
+            result.message = ok.error().message;
+        }
+    }
+    return result;
+}
+
+Status ApplierImpl::dispatch(const OpMsg& op) {
+    using K = proto::OpKind;
+    // A content sequence the sender did not end (it could not read the rest)
+    // is abandoned: nothing of it becomes visible.
+    if (content_ && op.kind != K::content_data && op.kind != K::content_end) abort_content();
+    if (op.kind != K::content_data && op.kind != K::content_end) skipped_content_.reset();
+    switch (op.kind) {
+        case K::noop: return {};
+        case K::create: return do_create(op);
+        case K::mkdir: return do_mkdir(op);
+        case K::mknod: return do_mknod(op);
+        case K::symlink: return do_symlink(op);
+        case K::link: return do_link(op);
+        case K::unlink: return do_unlink(op);
+        case K::rmdir: return do_rmdir(op);
+        case K::rename: return do_rename(op);
+        case K::setattr: return do_setattr(op);
+        case K::write:
+        case K::truncate: return do_write(op);
+        case K::setxattr:
+        case K::removexattr: return do_xattr(op);
+        case K::content_begin: return do_content_begin(op);
+        case K::content_data: return do_content_data(op);
+        case K::content_end: return do_content_end(op);
+    }
+    return fail(refusal(fmt::format("unknown op kind {}", static_cast<int>(op.kind))));
+}
+
+Result<proto::HashReply> ApplierImpl::hashes(const proto::HashRequest& req) {
+    proto::HashReply reply;
+    reply.id = req.id;
+    if (auto ok = check_wire_path(req.path, false, opts_.reserved_top); !ok) return fail(ok.error());
+    auto parent = open_parent(root_fd_.get(), req.path);
+    if (!parent) {
+        if (is_refusal(parent.error())) return fail(parent.error());
+        return reply;  // no parent, no file
+    }
+    auto node = open_beneath(parent->dir.get(), parent->name, O_PATH | O_NOFOLLOW);
+    if (!node) {
+        if (is_refusal(node.error())) return fail(node.error());
+        return reply;
+    }
+    struct stat st{};
+    if (::fstat(node->get(), &st) != 0) return fail(sys_error("stat", req.path, errno));
+    if (!S_ISREG(st.st_mode)) return reply;
+    int fd = ::open(fd_path(node->get()).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail(sys_error("open for block hashes", req.path, errno));
+    UniqueFd rfd(fd);
+    reply.exists = true;
+    reply.size = static_cast<uint64_t>(st.st_size);
+    reply.block_size = block_size_for(reply.size);
+    auto h = hash_file_blocks(rfd.get(), reply.size, reply.block_size, req.path);
+    if (!h) return fail(h.error());
+    reply.hashes = std::move(*h);
+    return reply;
+}
+
+Status ApplierImpl::commit(uint64_t lsn) {
+    // One syncfs covers every file and directory touched since the last
+    // commit, on whatever filesystem the root lives.
+    if (::syncfs(root_fd_.get()) != 0) return fail(sys_error("syncfs", opts_.root.string(), errno));
+    if (auto ok = memory_->sync(); !ok) return ok;
+    return state_->make_durable(lsn);
+}
+
+void ApplierImpl::abort_content() {
+    skipped_content_.reset();
+    if (!content_) return;
+    if (!content_->temp_name.empty()) ::unlinkat(content_->parent.dir.get(), content_->temp_name.c_str(), 0);
+    content_.reset();  // an O_TMPFILE vanishes with its descriptor
+}
+
+}  // namespace iz::replicator

@@ -1,0 +1,140 @@
+// Conflicts: a regular file the replicator finds changed behind its back is
+// kept under a new name before the source's version takes its place.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <ctime>
+#include <vector>
+
+#include "apply_impl.hpp"
+
+namespace iz::replicator {
+
+namespace {
+
+std::string utc_stamp() {
+    std::time_t now = std::time(nullptr);
+    struct tm tm{};
+    gmtime_r(&now, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+    return buf;
+}
+
+std::string safe_host(const std::string& host) {
+    std::string out;
+    for (char c : host) out.push_back(c == '/' || c == '\0' ? '_' : c);
+    return out.empty() ? "server" : out;
+}
+
+}  // namespace
+
+std::optional<std::string> ApplierImpl::changed_behind(const std::string& path, const struct stat& st) const {
+    return memory_->changed(path, st);
+}
+
+// A directory the source replaced (rmdir, or a rename over it) was empty on
+// the source: rename(2) and rmdir(2) refuse a non-empty one. When it is not
+// empty here, its entries are either the server's own (a conflict, kept
+// aside) or, when a batch is replayed over its own result, files the
+// replicator itself put there later in that batch ("mkdir a; fill a; rename
+// a b" replayed finds b already full). Those may go: nothing of the
+// server's is lost and the replay recreates them. Only regular files the
+// file memory recorded and that are unchanged since count as ours, with
+// directories holding nothing else; a symlink, a special file, or an
+// unknown or changed file keeps the whole directory aside.
+bool ApplierImpl::remove_if_ours(int dirfd, const std::string& name, const std::string& path) {
+    int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return false;
+    UniqueFd dir(fd);
+    // Look at everything before removing anything; the removal pass checks
+    // each file again and stops at the first that is no longer ours.
+    if (!clear_if_ours(dir.get(), path, 0, false) || !clear_if_ours(dir.get(), path, 0, true)) return false;
+    return ::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) == 0;
+}
+
+bool ApplierImpl::clear_if_ours(int dirfd, const std::string& path, int depth, bool remove) {
+    if (depth > 64) return false;
+    // A fresh open file description: a dup() would share the read position.
+    int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return false;
+    DIR* d = ::fdopendir(fd);
+    if (!d) {
+        ::close(fd);
+        return false;
+    }
+    std::vector<std::string> names;
+    while (auto* e = ::readdir(d)) {
+        std::string_view n(e->d_name);
+        if (n != "." && n != "..") names.emplace_back(n);
+    }
+    ::closedir(d);
+    for (auto& name : names) {
+        struct stat st{};
+        if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
+        std::string child = path + "/" + name;
+        if (S_ISREG(st.st_mode)) {
+            if (!memory_->ours(child, st)) return false;
+            if (remove && ::unlinkat(dirfd, name.c_str(), 0) != 0) return false;
+        } else if (S_ISDIR(st.st_mode)) {
+            int sub = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub < 0) return false;
+            UniqueFd guard(sub);
+            if (!clear_if_ours(sub, child, depth + 1, remove)) return false;
+            if (remove && ::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) != 0) return false;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+Status ApplierImpl::keep_conflict(Parent& p, const std::string& path, const std::string& why, KeepHow how) {
+    std::string suffix = fmt::format(".conflict-{}-{}", safe_host(opts_.host), utc_stamp());
+    std::string base = p.name.substr(0, std::min<size_t>(p.name.size(), 255 - std::min<size_t>(suffix.size() + 4, 200)));
+    auto [parent_path, leaf] = split_parent(path);
+    for (int i = 0; i < 100; ++i) {
+        std::string name = base + suffix + (i ? fmt::format("-{}", i) : "");
+        if (how == KeepHow::move) {
+            if (::renameat2(p.dir.get(), p.name.c_str(), p.dir.get(), name.c_str(), RENAME_NOREPLACE) != 0) {
+                if (errno == EEXIST) continue;
+                return fail(sys_error("keep the server's version of", path, errno));
+            }
+            memory_->forget(path);
+        } else {
+            auto node = open_beneath(p.dir.get(), p.name, O_PATH | O_NOFOLLOW);
+            if (!node) return fail(node.error());
+            int in = ::open(fd_path(node->get()).c_str(), O_RDONLY | O_CLOEXEC);
+            if (in < 0) return fail(sys_error("open to keep the server's version of", path, errno));
+            UniqueFd src(in);
+            auto dst = open_beneath(p.dir.get(), name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+            if (!dst) {
+                if (dst.error().sys_errno == EEXIST) continue;
+                return fail(dst.error());
+            }
+            struct stat st{};
+            ::fstat(src.get(), &st);
+            if (auto ok = copy_bytes(src.get(), dst->get(), static_cast<uint64_t>(st.st_size), path); !ok) return ok;
+            if (::fchown(dst->get(), st.st_uid, st.st_gid) != 0 || ::fchmod(dst->get(), st.st_mode & 07777) != 0)
+                return fail(sys_error("copy attributes to the kept version of", path, errno));
+            struct timespec ts[2] = {st.st_atim, st.st_mtim};
+            ::futimens(dst->get(), ts);
+        }
+        ConflictNote note;
+        note.lsn = current_lsn_;
+        note.path = path;
+        note.conflict_copy = parent_path.empty() ? name : std::string(parent_path) + "/" + name;
+        note.message = why;
+        conflicts_.push_back(std::move(note));
+        return {};
+    }
+    return fail(make_error(fmt::format("no free name to keep the server's version of '{}'", path)));
+}
+
+}  // namespace iz::replicator

@@ -1,0 +1,206 @@
+// Bytes: range writes and truncation in place, and whole-file content that
+// replaces a file atomically.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <cerrno>
+
+#include "apply_impl.hpp"
+
+namespace iz::replicator {
+
+namespace {
+
+// Copies the server file's extended attributes to its replacement, so a
+// content update does not lose attributes set by earlier operations.
+void copy_xattrs(int from, int to) {
+    ssize_t len = ::flistxattr(from, nullptr, 0);
+    if (len <= 0) return;
+    std::string names(static_cast<size_t>(len), '\0');
+    len = ::flistxattr(from, names.data(), names.size());
+    if (len <= 0) return;
+    names.resize(static_cast<size_t>(len));
+    for (size_t off = 0; off < names.size();) {
+        std::string name(names.c_str() + off);
+        off += name.size() + 1;
+        ssize_t vlen = ::fgetxattr(from, name.c_str(), nullptr, 0);
+        if (vlen < 0) continue;
+        std::string value(static_cast<size_t>(vlen), '\0');
+        vlen = ::fgetxattr(from, name.c_str(), value.data(), value.size());
+        if (vlen < 0) continue;
+        ::fsetxattr(to, name.c_str(), value.data(), static_cast<size_t>(vlen), 0);
+    }
+}
+
+}  // namespace
+
+Status ApplierImpl::write_extents(int fd, const OpMsg& op, const std::string& path) {
+    std::string data;
+    for (auto& e : op.extents) {
+        if (auto ok = proto::extent_data(e, data); !ok)
+            return fail(refusal(fmt::format("data for '{}' at offset {}: {}", path, e.offset, ok.error().message)));
+        size_t done = 0;
+        while (done < data.size()) {
+            ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(e.offset + done));
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) return fail(sys_error(fmt::format("write {} bytes at offset {} of", data.size(), e.offset), path, errno));
+            done += static_cast<size_t>(n);
+        }
+    }
+    return {};
+}
+
+Result<UniqueFd> ApplierImpl::open_for_update(const std::string& path) {
+    auto p = open_parent(root_fd_.get(), path);
+    if (!p) return fail(p.error());
+    auto node = open_beneath(p->dir.get(), p->name, O_PATH | O_NOFOLLOW);
+    if (!node) {
+        if (node.error().sys_errno != ENOENT) return fail(node.error());
+        // Missing although the source has it: recreate, later records and
+        // the final attributes bring it the rest of the way.
+        return open_beneath(p->dir.get(), p->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+    }
+    struct stat st{};
+    if (::fstat(node->get(), &st) != 0) return fail(sys_error("stat", path, errno));
+    if (S_ISLNK(st.st_mode)) return fail(refusal(fmt::format("writing through the symlink '{}' is refused", path)));
+    if (!S_ISREG(st.st_mode)) return fail(sys_error("write", path, S_ISDIR(st.st_mode) ? EISDIR : EINVAL));
+    if (auto why = changed_behind(path, st)) {
+        if (auto ok = keep_conflict(*p, path, *why, KeepHow::copy); !ok) return fail(ok.error());
+    }
+    memory_->doubt(static_cast<uint64_t>(st.st_ino));
+    // Reopened through the O_PATH descriptor: the very inode checked above.
+    int fd = ::open(fd_path(node->get()).c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return fail(sys_error("open for writing", path, errno));
+    return UniqueFd(fd);
+}
+
+Status ApplierImpl::do_write(const OpMsg& op) {
+    auto fd = open_for_update(op.path);
+    if (!fd) return fail(fd.error());
+    if (op.kind == proto::OpKind::write) {
+        if (auto ok = write_extents(fd->get(), op, op.path); !ok) return ok;
+    }
+    if (op.size && ::ftruncate(fd->get(), static_cast<off_t>(*op.size)) != 0)
+        return fail(sys_error(fmt::format("truncate to {} bytes", *op.size), op.path, errno));
+    OpMsg times;
+    times.atime_ns = op.atime_ns;
+    times.mtime_ns = op.mtime_ns;
+    if (auto ok = set_attrs_fd(fd->get(), times, op.path); !ok) return ok;
+    struct stat st{};
+    if (::fstat(fd->get(), &st) == 0) memory_->remember(op.path, st);
+    return {};
+}
+
+Status ApplierImpl::do_content_begin(const OpMsg& op) {
+    abort_content();
+    auto p = open_parent(root_fd_.get(), op.path);
+    if (!p) return fail(p.error());
+    auto st = stat_at(p->dir.get(), p->name, op.path);
+    if (!st) return fail(st.error());
+    PendingContent c;
+    c.lsn = op.lsn;
+    c.path = op.path;
+    if (*st && S_ISDIR((*st)->st_mode)) {
+        if (auto ok = make_room(*p, op.path, **st); !ok) return ok;
+    } else if (*st && S_ISREG((*st)->st_mode)) {
+        c.before = **st;
+        if (auto why = changed_behind(op.path, **st)) {
+            if (auto ok = keep_conflict(*p, op.path, *why, KeepHow::copy); !ok) return ok;
+        }
+        memory_->doubt(static_cast<uint64_t>((*st)->st_ino));
+    }
+    UniqueFd existing;
+    if (c.before) {
+        auto node = open_beneath(p->dir.get(), p->name, O_PATH | O_NOFOLLOW);
+        if (!node) return fail(node.error());
+        int fd = ::open(fd_path(node->get()).c_str(), O_RDWR | O_CLOEXEC);
+        if (fd < 0) return fail(sys_error("open", op.path, errno));
+        existing.reset(fd);
+    }
+    // Several names share the inode: replacing one would split them, so
+    // the content goes into the shared inode in place.
+    c.in_place = c.before && c.before->st_nlink > 1;
+    if (c.in_place) {
+        if (op.base == proto::ContentBase::empty && ::ftruncate(existing.get(), 0) != 0)
+            return fail(sys_error("truncate", op.path, errno));
+        c.fd = std::move(existing);
+    } else {
+        auto tmp = open_beneath(p->dir.get(), "", O_TMPFILE | O_RDWR, 0600);
+        if (tmp) {
+            c.fd = std::move(*tmp);
+            c.anonymous = true;
+        } else {
+            // No O_TMPFILE on this filesystem: a named temporary instead.
+            c.temp_name = fmt::format(".iz-tmp-{}-{}", op.lsn, ::getpid());
+            ::unlinkat(p->dir.get(), c.temp_name.c_str(), 0);
+            auto named = open_beneath(p->dir.get(), c.temp_name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+            if (!named) return fail(named.error());
+            c.fd = std::move(*named);
+        }
+        if (op.base == proto::ContentBase::existing && existing.valid()) {
+            if (auto ok = copy_bytes(existing.get(), c.fd.get(), static_cast<uint64_t>(c.before->st_size), op.path); !ok)
+                return ok;
+        }
+        if (existing.valid()) copy_xattrs(existing.get(), c.fd.get());
+    }
+    c.parent = std::move(*p);
+    content_ = std::move(c);
+    return write_extents(content_->fd.get(), op, op.path);
+}
+
+Status ApplierImpl::skip_with_beginning(const OpMsg& op) {
+    // ENOENT: a state error, so the outcome is "skipped" like its beginning.
+    Error e{fmt::format("{} of '{}' (LSN {}) skipped with its beginning: {}", proto::op_kind_name(op.kind), op.path,
+                        op.lsn, skipped_content_->why),
+            ENOENT};
+    if (op.kind == proto::OpKind::content_end) skipped_content_.reset();
+    return fail(std::move(e));
+}
+
+Status ApplierImpl::do_content_data(const OpMsg& op) {
+    if (!content_ && skipped_content_ && skipped_content_->lsn == op.lsn && skipped_content_->path == op.path)
+        return skip_with_beginning(op);
+    if (!content_ || content_->lsn != op.lsn || content_->path != op.path)
+        return fail(refusal(fmt::format("content data for '{}' (LSN {}) without its beginning", op.path, op.lsn)));
+    return write_extents(content_->fd.get(), op, op.path);
+}
+
+Status ApplierImpl::do_content_end(const OpMsg& op) {
+    if (!content_ && skipped_content_ && skipped_content_->lsn == op.lsn && skipped_content_->path == op.path)
+        return skip_with_beginning(op);
+    if (!content_ || content_->lsn != op.lsn || content_->path != op.path)
+        return fail(refusal(fmt::format("content end for '{}' (LSN {}) without its beginning", op.path, op.lsn)));
+    auto& c = *content_;
+    int fd = c.fd.get();
+    if (op.size && ::ftruncate(fd, static_cast<off_t>(*op.size)) != 0)
+        return fail(sys_error(fmt::format("truncate to {} bytes", *op.size), op.path, errno));
+    if (auto ok = set_attrs_fd(fd, op, op.path); !ok) return ok;
+    int dir = c.parent.dir.get();
+    if (!c.in_place) {
+        std::string temp = c.temp_name;
+        if (c.anonymous) {
+            temp = fmt::format(".iz-tmp-{}-{}", op.lsn, ::getpid());
+            ::unlinkat(dir, temp.c_str(), 0);
+            if (::linkat(fd, "", dir, temp.c_str(), AT_EMPTY_PATH) != 0 &&
+                ::linkat(AT_FDCWD, fd_path(fd).c_str(), dir, temp.c_str(), AT_SYMLINK_FOLLOW) != 0)
+                return fail(sys_error("link new content of", op.path, errno));
+        }
+        if (::renameat(dir, temp.c_str(), dir, c.parent.name.c_str()) != 0) {
+            int err = errno;
+            ::unlinkat(dir, temp.c_str(), 0);
+            return fail(sys_error("replace with new content", op.path, err));
+        }
+        c.temp_name.clear();
+    }
+    struct stat st{};
+    if (::fstat(fd, &st) == 0) memory_->remember(op.path, st);
+    Status mt = set_dir_mtime(dir, op.parent_mtime_ns, op.path);
+    content_.reset();
+    return mt;
+}
+
+}  // namespace iz::replicator

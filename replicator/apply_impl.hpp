@@ -1,0 +1,122 @@
+#pragma once
+// The Applier's insides, shared by the apply_*.cpp files: apply.cpp
+// dispatches and commits, apply_namespace.cpp creates/removes/renames
+// entries, apply_content.cpp writes bytes, apply_attrs.cpp sets attributes
+// and xattrs, apply_conflict.cpp keeps the server's versions aside.
+#include <sys/stat.h>
+
+#include <optional>
+
+#include "applied_state.hpp"
+#include "apply.hpp"
+#include "beneath.hpp"
+#include "file_memory.hpp"
+
+namespace iz::replicator {
+
+using proto::OpMsg;
+
+// lstat of `name` in `dirfd`; nullopt when it does not exist.
+Result<std::optional<struct stat>> stat_at(int dirfd, const std::string& name, const std::string& path);
+
+// Copies `len` bytes from the start of `in` to the start of `out`.
+Status copy_bytes(int in, int out, uint64_t len, const std::string& what);
+
+int64_t mtime_of(const struct stat& st);
+struct timespec to_timespec(int64_t ns);
+
+class ApplierImpl final : public Applier {
+public:
+    explicit ApplierImpl(ApplierOptions o) : opts_(std::move(o)) {}
+    ~ApplierImpl() override { abort_content(); }
+
+    Status init();
+
+    ApplyResult apply(const OpMsg& op) override;
+    Result<proto::HashReply> hashes(const proto::HashRequest& req) override;
+    Status commit(uint64_t lsn) override;
+    void abort_content() override;
+    uint64_t durable_lsn() const override { return state_->durable_lsn(); }
+    uint64_t resume_lsn() const override { return state_->resume_lsn(); }
+    const std::filesystem::path& root() const override { return opts_.root; }
+
+private:
+    Status dispatch(const OpMsg& op);
+
+    // apply_namespace.cpp
+    Status do_create(const OpMsg& op);
+    Status do_mkdir(const OpMsg& op);
+    Status do_mknod(const OpMsg& op);
+    Status do_symlink(const OpMsg& op);
+    Status do_link(const OpMsg& op);
+    Status do_unlink(const OpMsg& op);
+    Status do_rmdir(const OpMsg& op);
+    Status do_rename(const OpMsg& op);
+    // Clears `name` (currently `st`) so a new entry can take its place.
+    Status make_room(Parent& p, const std::string& path, const struct stat& st);
+
+    // apply_content.cpp
+    Status do_write(const OpMsg& op);  // write and truncate
+    Status do_content_begin(const OpMsg& op);
+    Status do_content_data(const OpMsg& op);
+    Status do_content_end(const OpMsg& op);
+    // content_data/content_end whose content_begin was skipped.
+    Status skip_with_beginning(const OpMsg& op);
+    Status write_extents(int fd, const OpMsg& op, const std::string& path);
+    // Opens the regular file at `path` for writing (creating it when
+    // missing), after keeping a copy if it was changed behind our back.
+    Result<UniqueFd> open_for_update(const std::string& path);
+
+    // apply_attrs.cpp
+    Status do_setattr(const OpMsg& op);
+    Status do_xattr(const OpMsg& op);
+    // Owner, then mode, then times of `name` in `dirfd`, never following a
+    // final symlink.
+    Status set_attrs_at(int dirfd, const std::string& name, const OpMsg& op, const std::string& path);
+    Status set_attrs_fd(int fd, const OpMsg& op, const std::string& path);
+    Status set_dir_mtime(int dirfd, std::optional<int64_t> mtime_ns, const std::string& path);
+
+    // apply_conflict.cpp
+    enum class KeepHow { move, copy };
+    // Keeps the server's version of `name` as NAME.conflict-HOST-TIME.
+    Status keep_conflict(Parent& p, const std::string& path, const std::string& why, KeepHow how);
+    // Checks the regular file `st` at `path` against the file memory.
+    std::optional<std::string> changed_behind(const std::string& path, const struct stat& st) const;
+    // Removes the non-empty directory `name` in `dirfd` (at `path`) with
+    // everything beneath it, but only if all of it is the replicator's own
+    // (see apply_conflict.cpp); false (nothing of the server's removed)
+    // otherwise.
+    bool remove_if_ours(int dirfd, const std::string& name, const std::string& path);
+    bool clear_if_ours(int dirfd, const std::string& path, int depth, bool remove);
+
+    struct PendingContent {
+        uint64_t lsn = 0;
+        std::string path;
+        Parent parent;
+        UniqueFd fd;
+        bool in_place = false;
+        bool anonymous = false;   // O_TMPFILE, not yet linked
+        std::string temp_name;    // named temporary (when O_TMPFILE is unsupported)
+        std::optional<struct stat> before;  // the file it replaces
+    };
+
+    ApplierOptions opts_;
+    UniqueFd root_fd_;
+    std::optional<AppliedState> state_;
+    std::unique_ptr<FileMemory> memory_;
+    std::optional<PendingContent> content_;
+    // A content_begin that was skipped (the tree was not in a state to take
+    // it): its content_data and content_end are skipped with it rather than
+    // refused as parts without a beginning, which would drop the connection
+    // and have the agent resend the same LSN forever.
+    struct SkippedContent {
+        uint64_t lsn = 0;
+        std::string path;
+        std::string why;
+    };
+    std::optional<SkippedContent> skipped_content_;
+    uint64_t current_lsn_ = 0;
+    std::vector<ConflictNote> conflicts_;
+};
+
+}  // namespace iz::replicator

@@ -1,0 +1,246 @@
+// Entries: create, mkdir, mknod, symlink, link, unlink, rmdir, rename.
+// Each first looks at what is there now, so replaying an operation that was
+// already applied finds its result and leaves it alone.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <cerrno>
+
+#include "apply_impl.hpp"
+
+namespace iz::replicator {
+
+namespace {
+
+mode_t perms(const OpMsg& op, mode_t fallback) { return op.mode ? (*op.mode & 07777) : fallback; }
+
+bool is_under(const std::string& path, const std::string& dir) {
+    return path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/';
+}
+
+}  // namespace
+
+Status ApplierImpl::make_room(Parent& p, const std::string& path, const struct stat& st) {
+    if (S_ISDIR(st.st_mode)) {
+        if (::unlinkat(p.dir.get(), p.name.c_str(), AT_REMOVEDIR) == 0) {
+            memory_->forget(path);
+            return {};
+        }
+        if (errno != ENOTEMPTY && errno != EEXIST) return fail(sys_error("remove directory", path, errno));
+        // Only the replicator's own files inside (a replay): they may go.
+        if (remove_if_ours(p.dir.get(), p.name, path)) {
+            memory_->forget(path);
+            return {};
+        }
+        // What is inside was never the source's: keep it, out of the way.
+        return keep_conflict(p, path, "a directory the source replaced still has entries on the server", KeepHow::move);
+    }
+    if (S_ISREG(st.st_mode)) {
+        if (auto why = changed_behind(path, st)) return keep_conflict(p, path, *why, KeepHow::move);
+    }
+    if (::unlinkat(p.dir.get(), p.name.c_str(), 0) != 0 && errno != ENOENT) return fail(sys_error("remove", path, errno));
+    memory_->forget(path);
+    return {};
+}
+
+Status ApplierImpl::do_create(const OpMsg& op) {
+    auto p = open_parent(root_fd_.get(), op.path);
+    if (!p) return fail(p.error());
+    auto st = stat_at(p->dir.get(), p->name, op.path);
+    if (!st) return fail(st.error());
+    if (*st) {
+        if (S_ISREG((*st)->st_mode) && memory_->ours(op.path, **st)) {
+            // Exactly what the replicator left here: a replay. Its
+            // attributes are at least as recent as the creation's (later
+            // records brought them), and after a later rename it may even
+            // be another file: setting the creation's mode, owner and
+            // mtime would take it back in time, and the changed mtime
+            // would then look like a change behind our back.
+            return set_dir_mtime(p->dir.get(), op.parent_mtime_ns, op.path);
+        }
+        if (S_ISREG((*st)->st_mode) && !changed_behind(op.path, **st)) {
+            // A file nothing is known about: adopted with the source's
+            // attributes (content comes with later operations), and
+            // recorded as ours like do_setattr does.
+            memory_->doubt(static_cast<uint64_t>((*st)->st_ino));
+            if (auto ok = set_attrs_at(p->dir.get(), p->name, op, op.path); !ok) return ok;
+            if (auto now = stat_at(p->dir.get(), p->name, op.path); now && *now && S_ISREG((*now)->st_mode))
+                memory_->remember(op.path, **now);
+            return set_dir_mtime(p->dir.get(), op.parent_mtime_ns, op.path);
+        }
+        if (auto ok = make_room(*p, op.path, **st); !ok) return ok;
+    }
+    auto fd = open_beneath(p->dir.get(), p->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, perms(op, 0600));
+    if (!fd) return fail(fd.error());
+    if (auto ok = set_attrs_fd(fd->get(), op, op.path); !ok) return ok;
+    struct stat now{};
+    if (::fstat(fd->get(), &now) == 0) memory_->remember(op.path, now);
+    return set_dir_mtime(p->dir.get(), op.parent_mtime_ns, op.path);
+}
+
+Status ApplierImpl::do_mkdir(const OpMsg& op) {
+    auto p = open_parent(root_fd_.get(), op.path);
+    if (!p) return fail(p.error());
+    auto st = stat_at(p->dir.get(), p->name, op.path);
+    if (!st) return fail(st.error());
+    if (*st && !S_ISDIR((*st)->st_mode)) {
+        if (auto ok = make_room(*p, op.path, **st); !ok) return ok;
+        st->reset();
+    }
+    if (!*st && ::mkdirat(p->dir.get(), p->name.c_str(), perms(op, 0700)) != 0 && errno != EEXIST)
+        return fail(sys_error("mkdir", op.path, errno));
+    auto dir = open_beneath(p->dir.get(), p->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (!dir) return fail(dir.error());
+    if (auto ok = set_attrs_fd(dir->get(), op, op.path); !ok) return ok;
+    return set_dir_mtime(p->dir.get(), op.parent_mtime_ns, op.path);
+}
+
+Status ApplierImpl::do_mknod(const OpMsg& op) {
+    if (!op.mode) return fail(refusal(fmt::format("mknod of '{}' without a mode", op.path)));
+    mode_t type = *op.mode & S_IFMT;
+    if (type == S_IFREG) return do_create(op);
+    if (type != S_IFIFO && type != S_IFSOCK && type != S_IFCHR && type != S_IFBLK)
+        return fail(refusal(fmt::format("mknod of '{}' with file type 0{:o}", op.path, type)));
+    auto p = open_parent(root_fd_.get(), op.path);
+    if (!p) return fail(p.error());
+    auto st = stat_at(p->dir.get(), p->name, op.path);
+    if (!st) return fail(st.error());
+    dev_t rdev = static_cast<dev_t>(op.rdev.value_or(0));
+    bool same = *st && ((*st)->st_mode & S_IFMT) == type && ((*st)->st_rdev == rdev || type == S_IFIFO || type == S_IFSOCK);
+    if (*st && !same) {
+        if (auto ok = make_room(*p, op.path, **st); !ok) return ok;
+    }
+    if (!same && ::mknodat(p->dir.get(), p->name.c_str(), type | perms(op, 0600), rdev) != 0)
+        return fail(sys_error("mknod", op.path, errno));
+    if (auto ok = set_attrs_at(p->dir.get(), p->name, op, op.path); !ok) return ok;
+    return set_dir_mtime(p->dir.get(), op.parent_mtime_ns, op.path);
+}
+
+Status ApplierImpl::do_symlink(const OpMsg& op) {
+    // The link text is data, never resolved here: it may point anywhere.
+    if (op.target.empty() || op.target.size() > 4095 || op.target.find('\0') != std::string::npos)
+        return fail(refusal(fmt::format("symlink '{}' with an invalid target", op.path)));
+    auto p = open_parent(root_fd_.get(), op.path);
+    if (!p) return fail(p.error());
+    auto st = stat_at(p->dir.get(), p->name, op.path);
+    if (!st) return fail(st.error());
+    bool same = false;
+    if (*st && S_ISLNK((*st)->st_mode)) {
+        std::string text(4096, '\0');
+        ssize_t n = ::readlinkat(p->dir.get(), p->name.c_str(), text.data(), text.size());
+        same = n >= 0 && std::string_view(text.data(), static_cast<size_t>(n)) == op.target;
+    }
+    if (*st && !same) {
+        if (auto ok = make_room(*p, op.path, **st); !ok) return ok;
+    }
+    if (!same && ::symlinkat(op.target.c_str(), p->dir.get(), p->name.c_str()) != 0)
+        return fail(sys_error("symlink", op.path, errno));
+    if (auto ok = set_attrs_at(p->dir.get(), p->name, op, op.path); !ok) return ok;
+    return set_dir_mtime(p->dir.get(), op.parent_mtime_ns, op.path);
+}
+
+Status ApplierImpl::do_link(const OpMsg& op) {
+    auto from = open_parent(root_fd_.get(), op.path);
+    if (!from) return fail(from.error());
+    auto to = open_parent(root_fd_.get(), op.target);
+    if (!to) return fail(to.error());
+    auto src = stat_at(from->dir.get(), from->name, op.path);
+    if (!src) return fail(src.error());
+    auto dst = stat_at(to->dir.get(), to->name, op.target);
+    if (!dst) return fail(dst.error());
+    if (!*src) {
+        if (*dst) return {};  // the source name is gone since; the link was made before
+        return fail(sys_error("link", op.path, ENOENT));
+    }
+    if (S_ISDIR((*src)->st_mode)) return fail(sys_error("hard link to directory", op.path, EISDIR));
+    if (*dst) {
+        if ((*dst)->st_ino == (*src)->st_ino && (*dst)->st_dev == (*src)->st_dev) return {};
+        if (auto ok = make_room(*to, op.target, **dst); !ok) return ok;
+    }
+    // No AT_SYMLINK_FOLLOW: a symlink is linked as itself.
+    if (::linkat(from->dir.get(), from->name.c_str(), to->dir.get(), to->name.c_str(), 0) != 0)
+        return fail(sys_error(fmt::format("link '{}' to", op.path), op.target, errno));
+    memory_->alias(op.target, static_cast<uint64_t>((*src)->st_ino));
+    return set_dir_mtime(to->dir.get(), op.target_parent_mtime_ns ? op.target_parent_mtime_ns : op.parent_mtime_ns,
+                         op.target);
+}
+
+Status ApplierImpl::do_unlink(const OpMsg& op) {
+    auto p = open_parent(root_fd_.get(), op.path);
+    if (!p) {
+        if (p.error().sys_errno == ENOENT) return {};  // the whole directory is gone already
+        return fail(p.error());
+    }
+    auto st = stat_at(p->dir.get(), p->name, op.path);
+    if (!st) return fail(st.error());
+    if (*st) {
+        if (S_ISDIR((*st)->st_mode)) return fail(sys_error("unlink", op.path, EISDIR));
+        if (auto ok = make_room(*p, op.path, **st); !ok) return ok;
+    }
+    return set_dir_mtime(p->dir.get(), op.parent_mtime_ns, op.path);
+}
+
+Status ApplierImpl::do_rmdir(const OpMsg& op) {
+    auto p = open_parent(root_fd_.get(), op.path);
+    if (!p) {
+        if (p.error().sys_errno == ENOENT) return {};
+        return fail(p.error());
+    }
+    auto st = stat_at(p->dir.get(), p->name, op.path);
+    if (!st) return fail(st.error());
+    if (*st) {
+        if (!S_ISDIR((*st)->st_mode)) return fail(sys_error("rmdir", op.path, ENOTDIR));
+        // Not recursive: a directory with entries the source never had is
+        // kept aside by make_room rather than deleted.
+        if (auto ok = make_room(*p, op.path, **st); !ok) return ok;
+    }
+    return set_dir_mtime(p->dir.get(), op.parent_mtime_ns, op.path);
+}
+
+Status ApplierImpl::do_rename(const OpMsg& op) {
+    if (op.path == op.target) return {};
+    if (is_under(op.target, op.path))
+        return fail(sys_error(fmt::format("rename '{}' into itself as", op.path), op.target, EINVAL));
+    auto from = open_parent(root_fd_.get(), op.path);
+    if (!from) return fail(from.error());
+    auto to = open_parent(root_fd_.get(), op.target);
+    if (!to) return fail(to.error());
+    auto src = stat_at(from->dir.get(), from->name, op.path);
+    if (!src) return fail(src.error());
+    auto dst = stat_at(to->dir.get(), to->name, op.target);
+    if (!dst) return fail(dst.error());
+    if (!*src) {
+        if (*dst) return {};  // done before (a replay)
+        return fail(sys_error(fmt::format("rename to '{}' of", op.target), op.path, ENOENT));
+    }
+    if (*dst) {
+        bool same_inode = (*dst)->st_ino == (*src)->st_ino && (*dst)->st_dev == (*src)->st_dev;
+        if (same_inode) {
+            // Two links to one file: rename(2) leaves both; so do we.
+            return {};
+        }
+        bool src_dir = S_ISDIR((*src)->st_mode), dst_dir = S_ISDIR((*dst)->st_mode);
+        bool conflict = !dst_dir && S_ISREG((*dst)->st_mode) && changed_behind(op.target, **dst);
+        if (src_dir != dst_dir || conflict) {
+            if (auto ok = make_room(*to, op.target, **dst); !ok) return ok;
+        }
+    }
+    if (::renameat(from->dir.get(), from->name.c_str(), to->dir.get(), to->name.c_str()) != 0) {
+        if ((errno == ENOTEMPTY || errno == EEXIST) && *dst) {
+            // The replaced directory has entries only the server has.
+            if (auto ok = make_room(*to, op.target, **dst); !ok) return ok;
+            if (::renameat(from->dir.get(), from->name.c_str(), to->dir.get(), to->name.c_str()) != 0)
+                return fail(sys_error(fmt::format("rename '{}' to", op.path), op.target, errno));
+        } else {
+            return fail(sys_error(fmt::format("rename '{}' to", op.path), op.target, errno));
+        }
+    }
+    memory_->move(op.path, op.target);
+    if (auto ok = set_dir_mtime(from->dir.get(), op.parent_mtime_ns, op.path); !ok) return ok;
+    return set_dir_mtime(to->dir.get(), op.target_parent_mtime_ns, op.target);
+}
+
+}  // namespace iz::replicator

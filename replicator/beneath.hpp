@@ -1,0 +1,50 @@
+#pragma once
+// Resolving paths that came from the wire, strictly beneath a root.
+//
+// Promises:
+//  - A path is first checked lexically: relative, no empty, "." or ".."
+//    components, no NUL, at most 4095 bytes and 255 per component, and not
+//    under a reserved top-level name.
+//  - Every lookup then goes through openat2 with RESOLVE_BENEATH,
+//    RESOLVE_NO_MAGICLINKS and RESOLVE_NO_SYMLINKS: a path that would leave
+//    the root, or traverse any symlink, fails. Final components are never
+//    followed either (O_NOFOLLOW, *at calls with AT_SYMLINK_NOFOLLOW).
+//  - Such failures are "refusals" (is_refusal()): the input is hostile or
+//    broken, as opposed to a filesystem state such as a missing parent.
+#include <string>
+#include <string_view>
+
+#include "common/error.hpp"
+#include "unique_fd.hpp"
+
+namespace iz::replicator {
+
+// sys_errno of a refusal: not a real errno, so it cannot be confused with one.
+inline constexpr int kRefusedErrno = 100001;
+bool is_refusal(const Error& e);
+Error refusal(std::string message);
+
+// Lexical check. `reserved_top` (may be empty) is a first component that is
+// refused (the server's state directory when it lives inside the root).
+Status check_wire_path(std::string_view path, bool allow_root, std::string_view reserved_top = {});
+
+// openat2(dirfd, rel, flags | O_CLOEXEC, BENEATH | NO_MAGICLINKS | NO_SYMLINKS).
+// rel "" opens dirfd itself. A symlink as the final component is returned
+// only with O_PATH | O_NOFOLLOW; otherwise it is a refusal.
+Result<UniqueFd> open_beneath(int dirfd, std::string_view rel, int flags, mode_t mode = 0);
+
+// The parent directory of `rel` (opened O_RDONLY | O_DIRECTORY) and the
+// final component. For "" (the root), the parent is the root and name ".".
+struct Parent {
+    UniqueFd dir;
+    std::string name;
+};
+Result<Parent> open_parent(int root_fd, std::string_view rel);
+
+// "/proc/self/fd/N": reopening an O_PATH descriptor with other flags.
+std::string fd_path(int fd);
+
+// Splits "a/b/c" into "a/b" and "c" ("" parent for a top-level name).
+std::pair<std::string_view, std::string_view> split_parent(std::string_view rel);
+
+}  // namespace iz::replicator

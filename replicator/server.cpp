@@ -1,0 +1,180 @@
+#include "server.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <fmt/format.h>
+
+#include <thread>
+#include <vector>
+
+#include "server_context.hpp"
+
+namespace iz::replicator {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+Result<std::shared_ptr<FilesetSlot>> ServerContext::slot(const std::string& agent, const std::string& fileset) {
+    std::lock_guard lock(mu);
+    auto key = std::make_pair(agent, fileset);
+    if (auto it = slots.find(key); it != slots.end()) return it->second;
+    ApplierOptions ao;
+    ao.root = options.dir_mode == FilesetDirMode::per_fileset ? options.root / fileset : options.root;
+    ao.state_dir = state_root / agent / fileset;
+    ao.host = options.host_name;
+    // The state directory must not be reachable from the wire.
+    auto rel = state_root.lexically_relative(ao.root);
+    if (!rel.empty() && *rel.begin() != ".." && rel != ".") ao.reserved_top = rel.begin()->string();
+    auto applier = Applier::open(ao);
+    if (!applier) return fail(applier.error());
+    auto slot = std::make_shared<FilesetSlot>();
+    slot->applier = std::move(*applier);
+    slots.emplace(key, slot);
+    return slot;
+}
+
+void ServerContext::forget(const std::shared_ptr<Session>& s) {
+    std::lock_guard lock(mu);
+    sessions.erase(s);
+}
+
+namespace {
+
+class ServerImpl final : public Server {
+public:
+    explicit ServerImpl(ServerOptions o) : acceptor_(io_), signals_(io_) { ctx_.options = std::move(o); }
+
+    Status init() {
+        auto& o = ctx_.options;
+        if (o.host_name.empty()) {
+            char host[256] = {};
+            ::gethostname(host, sizeof host - 1);
+            o.host_name = host[0] ? host : "server";
+        }
+        std::error_code fec;
+        std::filesystem::create_directories(o.root, fec);
+        if (fec) return fail(Error{fmt::format("create root '{}': {}", o.root.string(), fec.message()), fec.value()});
+        o.root = std::filesystem::canonical(o.root, fec);
+        if (fec) return fail(Error{fmt::format("resolve root: {}", fec.message()), fec.value()});
+        ctx_.state_root = o.state_dir.empty() ? o.root / ".intermezzo" : o.state_dir;
+        std::filesystem::create_directories(ctx_.state_root, fec);
+        if (fec)
+            return fail(Error{fmt::format("create state directory '{}': {}", ctx_.state_root.string(), fec.message()), fec.value()});
+        ctx_.state_root = std::filesystem::canonical(ctx_.state_root, fec);
+        if (o.dir_mode == FilesetDirMode::root) {
+            auto rel = ctx_.state_root.lexically_relative(o.root);
+            if (!rel.empty() && *rel.begin() != ".." && rel != ".") ctx_.reserved_top = rel.begin()->string();
+        }
+
+        boost::system::error_code ec;
+        auto address = asio::ip::make_address(o.listen_host, ec);
+        if (ec) return fail(make_error(fmt::format("listen address '{}' is not an IP address: {}", o.listen_host, ec.message())));
+        tcp::endpoint ep(address, o.port);
+        acceptor_.open(ep.protocol(), ec);
+        if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+        if (!ec) acceptor_.bind(ep, ec);
+        if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+        if (ec)
+            return fail(Error{fmt::format("listen on {}:{}: {}", o.listen_host, o.port, ec.message()), ec.value()});
+        port_ = acceptor_.local_endpoint().port();
+        accept();
+        return {};
+    }
+
+    uint16_t port() const override { return port_; }
+
+    void run(bool handle_signals) override {
+        if (handle_signals) {
+            signals_.add(SIGTERM);
+            signals_.add(SIGINT);
+            signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+                if (ec) return;
+                spdlog::info("signal {}: shutting down", sig);
+                stop();
+            });
+        }
+        spdlog::info("serving {} on {}:{}", ctx_.options.root.string(), ctx_.options.listen_host, port_);
+        std::vector<std::thread> threads;
+        for (int i = 1; i < std::max(1, ctx_.options.threads); ++i) threads.emplace_back([this] { run_loop(); });
+        run_loop();
+        for (auto& t : threads) t.join();
+    }
+
+    void stop() override {
+        asio::post(io_, [this] {
+            boost::system::error_code ec;
+            acceptor_.close(ec);
+            signals_.cancel(ec);
+            std::set<std::shared_ptr<Session>> sessions;
+            {
+                std::lock_guard lock(ctx_.mu);
+                sessions = ctx_.sessions;
+            }
+            for (auto& s : sessions) s->shutdown("the server is shutting down");
+            io_.stop();
+        });
+    }
+
+    ~ServerImpl() override {
+        io_.stop();
+        std::lock_guard lock(ctx_.mu);
+        ctx_.sessions.clear();
+    }
+
+private:
+    // No exception may end the server: log it and keep serving.
+    void run_loop() {
+        for (;;) {
+            try {
+                io_.run();
+                return;
+            } catch (const std::exception& e) {
+                spdlog::error("internal error in the event loop: {}", e.what());
+            } catch (...) {
+                spdlog::error("internal error in the event loop");
+            }
+        }
+    }
+
+    void accept() {
+        acceptor_.async_accept(asio::make_strand(io_), [this](const boost::system::error_code& ec, tcp::socket socket) {
+            if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+            if (!ec) {
+                try {
+                    std::shared_ptr<Session> s;
+                    {
+                        std::lock_guard lock(ctx_.mu);
+                        s = std::make_shared<Session>(std::move(socket), ctx_, ctx_.next_session_id++);
+                        ctx_.sessions.insert(s);
+                    }
+                    s->start();
+                } catch (const std::exception& e) {
+                    spdlog::error("accepting a connection: {}", e.what());
+                }
+            } else {
+                spdlog::warn("accept: {}", ec.message());
+            }
+            accept();
+        });
+    }
+
+    asio::io_context io_;
+    tcp::acceptor acceptor_;
+    asio::signal_set signals_;
+    ServerContext ctx_;
+    uint16_t port_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Server>> Server::start(ServerOptions options) {
+    ::signal(SIGPIPE, SIG_IGN);
+    auto s = std::make_unique<ServerImpl>(std::move(options));
+    if (auto ok = s->init(); !ok) return fail(ok.error());
+    return std::unique_ptr<Server>(std::move(s));
+}
+
+}  // namespace iz::replicator

@@ -1,0 +1,388 @@
+#include "server_link.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <fmt/format.h>
+
+namespace iz::replicator {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+constexpr auto kTick = std::chrono::milliseconds(250);
+constexpr auto kPingAfter = std::chrono::milliseconds(1000);
+constexpr auto kHandshakeTimeout = std::chrono::milliseconds(5000);
+}  // namespace
+
+ServerLink::ServerLink(asio::io_context& io, const ShipperOptions& options, SharedKey key, ServerEndpoint endpoint,
+                       std::function<void()> on_ack)
+    : io_(io),
+      options_(options),
+      key_(std::move(key)),
+      endpoint_(std::move(endpoint)),
+      name_(endpoint_.to_string()),
+      on_ack_(std::move(on_ack)),
+      resolver_(io),
+      timer_(io),
+      deadline_(io) {}
+
+void ServerLink::start() {
+    auto self = shared_from_this();
+    asio::post(io_, [self] { self->connect(); });
+}
+
+void ServerLink::stop() {
+    {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+    }
+    cv_.notify_all();
+    auto self = shared_from_this();
+    asio::post(io_, [self] {
+        self->lost("the shipper stopped");
+        boost::system::error_code ec;
+        self->timer_.cancel();
+        self->resolver_.cancel();
+    });
+}
+
+// ---- network thread ------------------------------------------------------
+
+void ServerLink::connect() {
+    {
+        std::lock_guard lock(mu_);
+        if (stopping_) return;
+    }
+    phase_ = Phase::connecting;
+    socket_ = std::make_unique<tcp::socket>(io_);
+    auto self = shared_from_this();
+    auto* sock = socket_.get();
+    deadline_.expires_after(kHandshakeTimeout);
+    deadline_.async_wait([self, sock](const boost::system::error_code& ec) {
+        if (ec || self->socket_.get() != sock || self->phase_ == Phase::ready) return;
+        self->lost("no connection and handshake within 5 s");
+    });
+    resolver_.async_resolve(endpoint_.host, std::to_string(endpoint_.port),
+                            [self, sock](const boost::system::error_code& ec, tcp::resolver::results_type results) {
+                                if (self->socket_.get() != sock) return;
+                                if (ec) return self->lost(fmt::format("resolve {}: {}", self->endpoint_.host, ec.message()));
+                                asio::async_connect(*sock, results, [self, sock](const boost::system::error_code& ec2, const tcp::endpoint&) {
+                                    if (self->socket_.get() != sock) return;
+                                    if (ec2) return self->lost(fmt::format("connect: {}", ec2.message()));
+                                    self->on_connected();
+                                });
+                            });
+}
+
+void ServerLink::on_connected() {
+    phase_ = Phase::handshake;
+    boost::system::error_code ec;
+    socket_->set_option(tcp::no_delay(true), ec);
+    auto nonce = random_bytes(proto::kNonceBytes);
+    if (!nonce) return lost(nonce.error().message);
+    client_nonce_ = *nonce;
+    proto::Hello hello;
+    hello.agent_id = options_.agent_id;
+    hello.fileset = options_.fileset;
+    hello.client_nonce = client_nonce_;
+    auto frame = proto::encode_frame(hello);
+    if (!frame) return lost(frame.error().message);
+    outbox_.push_back(std::make_shared<std::string>(std::move(*frame)));
+    write_next();
+    auto self = shared_from_this();
+    read_frame([self](proto::Message m) {
+        if (auto* err = std::get_if<proto::ErrorMsg>(&m)) return self->lost("server refused: " + err->message);
+        auto* ch = std::get_if<proto::Challenge>(&m);
+        if (!ch) return self->lost(fmt::format("expected a challenge, got {}", proto::msg_type_name(proto::type_of(m))));
+        if (ch->version != proto::kVersion) return self->lost(fmt::format("server chose protocol version {}", ch->version));
+        auto expected = auth_proof(self->key_, ProofRole::server, self->client_nonce_, ch->server_nonce,
+                                   self->options_.agent_id, self->options_.fileset);
+        if (!proofs_equal(expected, ch->server_proof))
+            return self->lost("the server could not prove it holds the shared key (wrong key file?)");
+        proto::Auth auth;
+        auth.client_proof = auth_proof(self->key_, ProofRole::client, self->client_nonce_, ch->server_nonce,
+                                       self->options_.agent_id, self->options_.fileset);
+        auto f = proto::encode_frame(auth);
+        if (!f) return self->lost(f.error().message);
+        self->outbox_.push_back(std::make_shared<std::string>(std::move(*f)));
+        self->write_next();
+        self->read_frame([self](proto::Message m2) {
+            if (auto* err = std::get_if<proto::ErrorMsg>(&m2)) return self->lost("server refused: " + err->message);
+            auto* w = std::get_if<proto::Welcome>(&m2);
+            if (!w) return self->lost(fmt::format("expected welcome, got {}", proto::msg_type_name(proto::type_of(m2))));
+            self->deadline_.cancel();
+            self->phase_ = Phase::ready;
+            self->backoff_ = std::chrono::milliseconds(100);
+            self->last_rx_ = self->last_tx_ = Clock::now();
+            self->ping_outstanding_ = false;
+            {
+                std::lock_guard lock(self->mu_);
+                self->connected_ = true;
+                ++self->generation_;
+                self->session_ = LinkSession{self->generation_, w->durable_lsn, w->resume_lsn};
+                self->acked_lsn_ = w->durable_lsn;
+                self->last_error_.clear();
+                self->sent_bytes_ = self->acked_bytes_ = 0;
+                self->commits_.clear();
+                self->hash_reply_.reset();
+            }
+            spdlog::info("server {}: connected; it has applied through LSN {} (durable through {})", self->name_,
+                         w->resume_lsn, w->durable_lsn);
+            self->cv_.notify_all();
+            if (self->on_ack_) self->on_ack_();
+            self->tick();
+            self->read_frame([self](proto::Message m3) { self->handle(std::move(m3)); });
+        });
+    });
+}
+
+void ServerLink::read_frame(std::function<void(proto::Message)> then) {
+    auto self = shared_from_this();
+    auto* sock = socket_.get();
+    asio::async_read(*sock, asio::buffer(header_), [self, sock, then = std::move(then)](const boost::system::error_code& ec, size_t) mutable {
+        if (self->socket_.get() != sock) return;
+        if (ec) return self->lost(ec == asio::error::eof ? "the server closed the connection" : "connection lost: " + ec.message());
+        auto h = proto::parse_header(std::string_view(self->header_, sizeof self->header_));
+        if (!h) return self->lost("bad frame from the server: " + h.error().message);
+        self->body_.resize(h->length);
+        auto type = h->type;
+        asio::async_read(*sock, asio::buffer(self->body_), [self, sock, type, then = std::move(then)](const boost::system::error_code& ec2, size_t) mutable {
+            if (self->socket_.get() != sock) return;
+            if (ec2) return self->lost("connection lost: " + ec2.message());
+            self->last_rx_ = Clock::now();
+            auto msg = proto::decode_body(type, self->body_);
+            if (!msg) return self->lost("bad frame from the server: " + msg.error().message);
+            try {
+                then(std::move(*msg));
+            } catch (const std::exception& e) {
+                self->lost(std::string("internal error: ") + e.what());
+            }
+        });
+    });
+}
+
+void ServerLink::handle(proto::Message m) {
+    if (auto* ack = std::get_if<proto::Ack>(&m)) {
+        {
+            std::lock_guard lock(mu_);
+            acked_lsn_ = std::max(acked_lsn_, ack->lsn);
+            while (!commits_.empty() && commits_.front().first <= ack->lsn) {
+                acked_bytes_ = std::max(acked_bytes_, commits_.front().second);
+                commits_.pop_front();
+            }
+        }
+        cv_.notify_all();
+        if (on_ack_) on_ack_();
+    } else if (auto* c = std::get_if<proto::ConflictMsg>(&m)) {
+        {
+            std::lock_guard lock(mu_);
+            ++conflicts_;
+        }
+        spdlog::warn("server {}: conflict on '{}' (LSN {}): {}; its version is kept as '{}'", name_, c->path, c->lsn,
+                     c->message, c->conflict_copy);
+        if (options_.on_conflict) {
+            try {
+                options_.on_conflict(ConflictEvent{name_, c->lsn, c->path, c->conflict_copy, c->server_host, c->message});
+            } catch (const std::exception& e) {
+                spdlog::error("conflict callback failed: {}", e.what());
+            }
+        }
+    } else if (auto* h = std::get_if<proto::HashReply>(&m)) {
+        {
+            std::lock_guard lock(mu_);
+            hash_reply_ = std::move(*h);
+        }
+        cv_.notify_all();
+    } else if (std::holds_alternative<proto::Pong>(m)) {
+        ping_outstanding_ = false;
+    } else if (auto* err = std::get_if<proto::ErrorMsg>(&m)) {
+        return lost("server dropped the connection: " + err->message);
+    } else {
+        return lost(fmt::format("unexpected {} frame from the server", proto::msg_type_name(proto::type_of(m))));
+    }
+    auto self = shared_from_this();
+    read_frame([self](proto::Message next) { self->handle(std::move(next)); });
+}
+
+void ServerLink::write_next() {
+    if (writing_ || outbox_.empty() || !socket_) return;
+    writing_ = true;
+    auto self = shared_from_this();
+    auto* sock = socket_.get();
+    auto frame = outbox_.front();
+    asio::async_write(*sock, asio::buffer(*frame), [self, sock, frame](const boost::system::error_code& ec, size_t) {
+        if (self->socket_.get() != sock) return;
+        self->writing_ = false;
+        if (ec) return self->lost("connection lost while sending: " + ec.message());
+        self->last_tx_ = Clock::now();
+        self->outbox_.pop_front();
+        self->write_next();
+    });
+}
+
+void ServerLink::tick() {
+    if (phase_ != Phase::ready) return;
+    auto self = shared_from_this();
+    auto* sock = socket_.get();
+    timer_.expires_after(kTick);
+    timer_.async_wait([self, sock](const boost::system::error_code& ec) {
+        if (ec || self->socket_.get() != sock || self->phase_ != Phase::ready) return;
+        auto now = Clock::now();
+        if (now - self->last_rx_ > self->options_.response_timeout)
+            return self->lost(fmt::format("no answer from the server for {} ms", self->options_.response_timeout.count()));
+        if (!self->ping_outstanding_ && now - self->last_rx_ > kPingAfter) {
+            self->ping_outstanding_ = true;
+            if (auto f = proto::encode_frame(proto::Ping{++self->ping_id_})) {
+                self->outbox_.push_back(std::make_shared<std::string>(std::move(*f)));
+                self->write_next();
+            }
+        }
+        self->tick();
+    });
+}
+
+void ServerLink::lost(const std::string& why) {
+    if (phase_ == Phase::idle && !socket_) return;
+    bool was_ready = phase_ == Phase::ready;
+    phase_ = Phase::idle;
+    if (socket_) {
+        boost::system::error_code ec;
+        socket_->shutdown(tcp::socket::shutdown_both, ec);
+        socket_->close(ec);
+        socket_.reset();
+    }
+    outbox_.clear();
+    writing_ = false;
+    deadline_.cancel();
+    timer_.cancel();
+    bool stopping;
+    bool repeated;
+    {
+        std::lock_guard lock(mu_);
+        stopping = stopping_;
+        repeated = last_error_ == why;
+        connected_ = false;
+        ++generation_;
+        if (!stopping) last_error_ = why;
+        hash_reply_.reset();
+    }
+    cv_.notify_all();
+    if (stopping) return;
+    if (was_ready || !repeated) spdlog::warn("server {}: {}; reconnecting", name_, why);
+    schedule_reconnect();
+}
+
+void ServerLink::schedule_reconnect() {
+    auto self = shared_from_this();
+    timer_.expires_after(backoff_);
+    backoff_ = std::min(backoff_ * 2, options_.max_backoff);
+    timer_.async_wait([self](const boost::system::error_code& ec) {
+        if (ec || self->phase_ != Phase::idle) return;
+        self->connect();
+    });
+}
+
+void ServerLink::push_frame(uint64_t generation, std::shared_ptr<std::string> frame) {
+    auto self = shared_from_this();
+    asio::post(io_, [self, generation, frame = std::move(frame)] {
+        {
+            std::lock_guard lock(self->mu_);
+            if (generation != self->generation_) return;
+        }
+        if (self->phase_ != Phase::ready) return;
+        self->outbox_.push_back(frame);
+        self->write_next();
+    });
+}
+
+// ---- worker side ---------------------------------------------------------
+
+std::optional<LinkSession> ServerLink::wait_connected() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return stopping_ || connected_; });
+    if (stopping_) return std::nullopt;
+    return session_;
+}
+
+bool ServerLink::alive(uint64_t generation) const {
+    std::lock_guard lock(mu_);
+    return !stopping_ && connected_ && generation == generation_;
+}
+
+bool ServerLink::send(uint64_t generation, std::string frame, std::optional<uint64_t> commit_lsn) {
+    {
+        std::lock_guard lock(mu_);
+        if (stopping_ || !connected_ || generation != generation_) return false;
+        sent_bytes_ += frame.size();
+        if (commit_lsn) commits_.emplace_back(*commit_lsn, sent_bytes_);
+    }
+    push_frame(generation, std::make_shared<std::string>(std::move(frame)));
+    return true;
+}
+
+bool ServerLink::wait_window(uint64_t generation, uint64_t limit) {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] {
+        return stopping_ || !connected_ || generation != generation_ || sent_bytes_ - acked_bytes_ <= limit;
+    });
+    return !stopping_ && connected_ && generation == generation_;
+}
+
+Result<proto::HashReply> ServerLink::request_hashes(uint64_t generation, const std::string& path) {
+    uint64_t id;
+    {
+        std::lock_guard lock(mu_);
+        id = next_hash_id_++;
+        hash_reply_.reset();
+    }
+    auto frame = proto::encode_frame(proto::HashRequest{id, path});
+    if (!frame) return iz::fail(frame.error());
+    if (!send(generation, std::move(*frame))) return iz::fail(make_error("connection lost"));
+    std::unique_lock lock(mu_);
+    // The server answers in order, after everything sent before: give it
+    // as long as the liveness check does.
+    cv_.wait(lock, [&] {
+        return stopping_ || !connected_ || generation != generation_ || (hash_reply_ && hash_reply_->id == id);
+    });
+    if (!hash_reply_ || hash_reply_->id != id) return iz::fail(make_error("connection lost"));
+    auto reply = std::move(*hash_reply_);
+    hash_reply_.reset();
+    return reply;
+}
+
+void ServerLink::fail(uint64_t generation, const std::string& why) {
+    auto self = shared_from_this();
+    asio::post(io_, [self, generation, why] {
+        {
+            std::lock_guard lock(self->mu_);
+            if (generation != self->generation_) return;
+        }
+        self->lost(why);
+    });
+}
+
+uint64_t ServerLink::acked_lsn() const {
+    std::lock_guard lock(mu_);
+    return acked_lsn_;
+}
+
+void ServerLink::set_pending_bytes(uint64_t n) {
+    std::lock_guard lock(mu_);
+    pending_bytes_ = n;
+}
+
+ServerStatus ServerLink::status() const {
+    std::lock_guard lock(mu_);
+    ServerStatus s;
+    s.endpoint = name_;
+    s.connected = connected_;
+    s.last_error = last_error_;
+    s.acked_lsn = acked_lsn_;
+    s.bytes_behind = (sent_bytes_ - acked_bytes_) + pending_bytes_;
+    s.conflicts = conflicts_;
+    return s;
+}
+
+}  // namespace iz::replicator

@@ -1,0 +1,123 @@
+#pragma once
+// The connection to one server, as the shipper sees it. The network side
+// runs on the shipper's io_context thread (connect, handshake, reading acks,
+// conflicts and hash replies, keepalive, reconnect with backoff); the
+// shipping worker of that server talks to it through the methods below,
+// which are thread-safe.
+//
+// Every connection has a generation number. A worker holds the generation
+// it started shipping on; as soon as that connection is gone, every call
+// with it returns false / an error, and the worker starts over from what the
+// next connection's Welcome says.
+// Boost 1.74 uses std::exchange without including <utility> (C++23 no
+// longer pulls it in transitively).
+#include <utility>
+
+#include <boost/asio.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "replicator/auth.hpp"
+#include "replicator/protocol.hpp"
+#include "replicator/shipper.hpp"
+
+namespace iz::replicator {
+
+struct LinkSession {
+    uint64_t generation = 0;
+    uint64_t durable_lsn = 0;
+    uint64_t resume_lsn = 0;
+};
+
+class ServerLink : public std::enable_shared_from_this<ServerLink> {
+public:
+    ServerLink(boost::asio::io_context& io, const ShipperOptions& options, SharedKey key, ServerEndpoint endpoint,
+               std::function<void()> on_ack);
+
+    // Starts connecting (network thread). stop() closes for good.
+    void start();
+    void stop();
+
+    // ---- for the worker ------------------------------------------------
+    // Blocks until a connection is ready (or stop). nullopt when stopping.
+    std::optional<LinkSession> wait_connected();
+    bool alive(uint64_t generation) const;
+    // Queues an encoded frame. `commit_lsn`: this frame is a Commit.
+    bool send(uint64_t generation, std::string frame, std::optional<uint64_t> commit_lsn = std::nullopt);
+    // Blocks while more than `limit` bytes are unacknowledged.
+    bool wait_window(uint64_t generation, uint64_t limit);
+    // Asks for block hashes of `path` and waits for the answer.
+    Result<proto::HashReply> request_hashes(uint64_t generation, const std::string& path);
+    // The worker gave up on this connection (e.g. it could not encode).
+    void fail(uint64_t generation, const std::string& why);
+
+    // ---- for status --------------------------------------------------
+    uint64_t acked_lsn() const;
+    ServerStatus status() const;
+    const ServerEndpoint& endpoint() const { return endpoint_; }
+    // Sets the data bytes read but not yet sent (for bytes_behind).
+    void set_pending_bytes(uint64_t n);
+
+private:
+    enum class Phase { idle, connecting, handshake, ready };
+
+    void connect();
+    void on_connected();
+    void read_frame(std::function<void(proto::Message)> then);
+    void handle(proto::Message m);
+    void write_next();
+    void tick();
+    void lost(const std::string& why);  // network thread
+    void schedule_reconnect();
+    void push_frame(uint64_t generation, std::shared_ptr<std::string> frame);
+
+    boost::asio::io_context& io_;
+    const ShipperOptions& options_;
+    SharedKey key_;
+    ServerEndpoint endpoint_;
+    std::string name_;
+    std::function<void()> on_ack_;
+
+    // Network-thread state.
+    boost::asio::ip::tcp::resolver resolver_;
+    std::unique_ptr<boost::asio::ip::tcp::socket> socket_;
+    boost::asio::steady_timer timer_;        // reconnect backoff and keepalive ticks
+    boost::asio::steady_timer deadline_;     // connect + handshake
+    Phase phase_ = Phase::idle;
+    std::chrono::milliseconds backoff_{100};
+    std::string client_nonce_;
+    char header_[proto::kHeaderBytes];
+    std::string body_;
+    std::deque<std::shared_ptr<std::string>> outbox_;
+    bool writing_ = false;
+    std::chrono::steady_clock::time_point last_rx_, last_tx_;
+    bool ping_outstanding_ = false;
+    uint64_t ping_id_ = 0;
+
+    // Shared with the worker.
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    bool stopping_ = false;
+    bool connected_ = false;
+    uint64_t generation_ = 0;
+    LinkSession session_;
+    std::string last_error_;
+    uint64_t acked_lsn_ = 0;
+    uint64_t sent_bytes_ = 0;
+    uint64_t acked_bytes_ = 0;
+    std::deque<std::pair<uint64_t, uint64_t>> commits_;  // (lsn, sent_bytes when sent)
+    uint64_t pending_bytes_ = 0;
+    uint64_t conflicts_ = 0;
+    uint64_t next_hash_id_ = 1;
+    std::optional<proto::HashReply> hash_reply_;
+};
+
+}  // namespace iz::replicator

@@ -1,0 +1,301 @@
+// One connection on the server: handshake, then operations applied in the
+// order they arrive. Every handler runs on the session's strand and catches
+// everything: a bad peer costs its own connection, nothing more.
+#include <spdlog/spdlog.h>
+
+#include <fmt/format.h>
+
+#include "beneath.hpp"
+#include "server_context.hpp"
+
+namespace iz::replicator {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+// Before authentication nothing larger than a handshake message is read.
+constexpr uint32_t kMaxHandshakeBody = 4096;
+}  // namespace
+
+Session::Session(tcp::socket socket, ServerContext& ctx, uint64_t id)
+    : socket_(std::move(socket)),
+      strand_(asio::make_strand(socket_.get_executor())),
+      timer_(strand_),
+      ctx_(ctx),
+      id_(id) {
+    boost::system::error_code ec;
+    auto ep = socket_.remote_endpoint(ec);
+    remote_ = ec ? std::string("unknown peer") : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+    socket_.set_option(tcp::no_delay(true), ec);
+}
+
+std::string Session::who() const {
+    if (agent_.empty()) return remote_;
+    return fmt::format("{} (agent '{}', fileset '{}')", remote_, agent_, fileset_);
+}
+
+void Session::start() {
+    started_ = last_rx_ = Clock::now();
+    auto self = shared_from_this();
+    asio::dispatch(strand_, [self] {
+        self->arm_timer();
+        self->read_header();
+    });
+}
+
+void Session::shutdown(std::string reason) {
+    auto self = shared_from_this();
+    asio::post(strand_, [self, reason = std::move(reason)] { self->drop(reason); });
+}
+
+void Session::arm_timer() {
+    timer_.expires_after(std::chrono::seconds(1));
+    auto self = shared_from_this();
+    timer_.async_wait([self](const boost::system::error_code& ec) {
+        if (ec || self->state_ == State::closed) return;
+        try {
+            auto now = Clock::now();
+            if (self->state_ != State::ready && now - self->started_ > self->ctx_.options.handshake_timeout)
+                return self->drop("no complete handshake in time");
+            if (self->state_ == State::ready && now - self->last_rx_ > self->ctx_.options.idle_timeout)
+                return self->drop("silent for too long");
+            self->arm_timer();
+        } catch (const std::exception& e) {
+            self->drop(std::string("internal error: ") + e.what());
+        }
+    });
+}
+
+void Session::read_header() {
+    if (state_ == State::closed) return;
+    auto self = shared_from_this();
+    asio::async_read(socket_, asio::buffer(header_), asio::bind_executor(strand_, [self](const boost::system::error_code& ec, size_t) {
+        if (self->state_ == State::closed) return;
+        try {
+            if (ec) {
+                if (ec == asio::error::eof)
+                    spdlog::info("{}: connection closed by the peer", self->who());
+                else
+                    spdlog::info("{}: connection lost: {}", self->who(), ec.message());
+                return self->close();
+            }
+            auto h = proto::parse_header(std::string_view(self->header_, sizeof self->header_));
+            if (!h) return self->drop("bad frame: " + h.error().message);
+            self->frame_ = *h;
+            if (self->state_ != State::ready && h->length > kMaxHandshakeBody)
+                return self->drop(fmt::format("{} frame of {} bytes during the handshake", proto::msg_type_name(h->type), h->length));
+            self->body_.resize(h->length);
+            if (h->length == 0) {
+                self->handle({});
+                return;
+            }
+            self->read_body();
+        } catch (const std::exception& e) {
+            self->drop(std::string("internal error: ") + e.what());
+        }
+    }));
+}
+
+void Session::read_body() {
+    auto self = shared_from_this();
+    asio::async_read(socket_, asio::buffer(body_), asio::bind_executor(strand_, [self](const boost::system::error_code& ec, size_t) {
+        if (self->state_ == State::closed) return;
+        try {
+            if (ec) {
+                spdlog::info("{}: connection lost in the middle of a frame: {}", self->who(), ec.message());
+                return self->close();
+            }
+            self->handle(self->body_);
+        } catch (const std::exception& e) {
+            self->drop(std::string("internal error: ") + e.what());
+        }
+    }));
+}
+
+void Session::handle(std::string_view body) {
+    last_rx_ = Clock::now();
+    auto msg = proto::decode_body(frame_.type, body);
+    if (!msg) return drop("malformed frame: " + msg.error().message);
+    auto unexpected = [&] {
+        drop(fmt::format("unexpected {} frame {}", proto::msg_type_name(frame_.type),
+                         state_ == State::ready ? "after the handshake" : "during the handshake"));
+    };
+    switch (state_) {
+        case State::hello:
+            if (auto* m = std::get_if<proto::Hello>(&*msg)) on_hello(*m);
+            else unexpected();
+            break;
+        case State::auth:
+            if (auto* m = std::get_if<proto::Auth>(&*msg)) on_auth(*m);
+            else unexpected();
+            break;
+        case State::ready:
+            if (auto* op = std::get_if<proto::OpMsg>(&*msg)) on_op(*op);
+            else if (auto* c = std::get_if<proto::Commit>(&*msg)) on_commit(*c);
+            else if (auto* h = std::get_if<proto::HashRequest>(&*msg)) on_hash(*h);
+            else if (auto* p = std::get_if<proto::Ping>(&*msg)) send(proto::Pong{p->id});
+            else unexpected();
+            break;
+        case State::closed: return;
+    }
+    if (state_ != State::closed) read_header();
+}
+
+void Session::on_hello(const proto::Hello& m) {
+    if (m.min_version > proto::kVersion || m.max_version < proto::kVersion)
+        return drop(fmt::format("client speaks protocol versions {}..{}, this server speaks {}", m.min_version,
+                                m.max_version, proto::kVersion));
+    if (!proto::valid_identity(m.agent_id)) return drop(fmt::format("invalid agent id '{}'", m.agent_id));
+    if (!proto::valid_identity(m.fileset)) return drop(fmt::format("invalid fileset name '{}'", m.fileset));
+    if (m.client_nonce.size() != proto::kNonceBytes) return drop("client nonce of the wrong size");
+    agent_ = m.agent_id;
+    fileset_ = m.fileset;
+    client_nonce_ = m.client_nonce;
+    auto nonce = random_bytes(proto::kNonceBytes);
+    if (!nonce) return drop(nonce.error().message);
+    server_nonce_ = *nonce;
+    proto::Challenge c;
+    c.version = proto::kVersion;
+    c.server_nonce = server_nonce_;
+    c.server_proof = auth_proof(ctx_.options.key, ProofRole::server, client_nonce_, server_nonce_, agent_, fileset_);
+    send(c);
+    state_ = State::auth;
+}
+
+void Session::on_auth(const proto::Auth& m) {
+    auto expected = auth_proof(ctx_.options.key, ProofRole::client, client_nonce_, server_nonce_, agent_, fileset_);
+    if (!proofs_equal(expected, m.client_proof)) return drop("authentication failed (wrong key)");
+    auto slot = ctx_.slot(agent_, fileset_);
+    if (!slot) return drop("cannot open the fileset: " + slot.error().message);
+    slot_ = *slot;
+    std::shared_ptr<Session> previous;
+    proto::Welcome w;
+    {
+        std::lock_guard lock(slot_->mu);
+        previous = slot_->owner_session.lock();
+        slot_->owner = id_;
+        slot_->owner_session = shared_from_this();
+        // Whatever the previous connection left half-sent is void.
+        slot_->applier->abort_content();
+        w.durable_lsn = slot_->applier->durable_lsn();
+        w.resume_lsn = slot_->applier->resume_lsn();
+    }
+    if (previous && previous.get() != this) previous->shutdown("replaced by a newer connection from the same agent");
+    w.server_host = ctx_.options.host_name;
+    state_ = State::ready;
+    spdlog::info("{}: authenticated; resuming after LSN {} (durable through {})", who(), w.resume_lsn, w.durable_lsn);
+    send(w);
+}
+
+void Session::on_op(const proto::OpMsg& m) {
+    ApplyResult r;
+    {
+        std::lock_guard lock(slot_->mu);
+        if (slot_->owner != id_) return drop("superseded by a newer connection from the same agent");
+        r = slot_->applier->apply(m);
+    }
+    for (auto& c : r.conflicts) {
+        spdlog::warn("{}: conflict on '{}' at LSN {}: {}; the server's version is kept as '{}'", who(), c.path, c.lsn,
+                     c.message, c.conflict_copy);
+        send(proto::ConflictMsg{c.lsn, c.path, c.conflict_copy, ctx_.options.host_name, c.message});
+    }
+    switch (r.outcome) {
+        case Outcome::applied: break;
+        case Outcome::skipped:
+            spdlog::info("{}: skipped {} '{}' at LSN {}: {}", who(), proto::op_kind_name(m.kind), m.path, m.lsn, r.message);
+            break;
+        case Outcome::refused:
+            return drop(fmt::format("refused {} '{}' at LSN {}: {}", proto::op_kind_name(m.kind), m.path, m.lsn, r.message));
+        case Outcome::failed:
+            spdlog::error("{}: could not apply {} '{}' at LSN {}: {}", who(), proto::op_kind_name(m.kind), m.path, m.lsn,
+                          r.message);
+            return drop("apply failed; the agent will retry");
+    }
+}
+
+void Session::on_commit(const proto::Commit& m) {
+    Status ok;
+    {
+        std::lock_guard lock(slot_->mu);
+        if (slot_->owner != id_) return drop("superseded by a newer connection from the same agent");
+        ok = slot_->applier->commit(m.lsn);
+    }
+    if (!ok) {
+        spdlog::error("{}: could not make LSN {} durable: {}", who(), m.lsn, ok.error().message);
+        return drop("commit failed; the agent will retry");
+    }
+    send(proto::Ack{m.lsn});
+}
+
+void Session::on_hash(const proto::HashRequest& m) {
+    Result<proto::HashReply> reply = fail(make_error(""));
+    {
+        std::lock_guard lock(slot_->mu);
+        if (slot_->owner != id_) return drop("superseded by a newer connection from the same agent");
+        reply = slot_->applier->hashes(m);
+    }
+    if (!reply) {
+        if (is_refusal(reply.error())) return drop(fmt::format("refused block hashes of '{}': {}", m.path, reply.error().message));
+        spdlog::error("{}: block hashes of '{}': {}", who(), m.path, reply.error().message);
+        return drop("block hashes failed; the agent will retry");
+    }
+    send(*reply);
+}
+
+void Session::send(const proto::Message& m) {
+    auto frame = proto::encode_frame(m);
+    if (!frame) return drop("cannot encode reply: " + frame.error().message);
+    outbox_.push_back(std::make_shared<std::string>(std::move(*frame)));
+    write_next();
+}
+
+void Session::write_next() {
+    if (writing_ || outbox_.empty() || state_ == State::closed) return;
+    writing_ = true;
+    auto self = shared_from_this();
+    auto frame = outbox_.front();
+    asio::async_write(socket_, asio::buffer(*frame), asio::bind_executor(strand_, [self, frame](const boost::system::error_code& ec, size_t) {
+        self->writing_ = false;
+        if (self->state_ == State::closed) return;
+        try {
+            if (ec) {
+                spdlog::info("{}: connection lost while sending: {}", self->who(), ec.message());
+                return self->close();
+            }
+            self->outbox_.pop_front();
+            self->write_next();
+        } catch (const std::exception& e) {
+            self->drop(std::string("internal error: ") + e.what());
+        }
+    }));
+}
+
+void Session::drop(const std::string& reason) {
+    if (state_ == State::closed) return;
+    spdlog::warn("dropping connection from {}: {}", who(), reason);
+    // Best effort, without blocking: tell the peer why.
+    if (auto frame = proto::encode_frame(proto::ErrorMsg{reason})) {
+        boost::system::error_code ec;
+        socket_.non_blocking(true, ec);
+        socket_.write_some(asio::buffer(*frame), ec);
+    }
+    close();
+}
+
+void Session::close() {
+    if (state_ == State::closed) return;
+    state_ = State::closed;
+    boost::system::error_code ec;
+    timer_.cancel();
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+    if (slot_) {
+        std::lock_guard lock(slot_->mu);
+        if (slot_->owner == id_) slot_->applier->abort_content();
+    }
+    ctx_.forget(shared_from_this());
+}
+
+}  // namespace iz::replicator

@@ -1,0 +1,136 @@
+#include "ship_plan.hpp"
+
+#include <map>
+#include <optional>
+#include <string>
+
+namespace iz::replicator {
+
+using journal::Op;
+
+namespace {
+
+// What the window so far says about one path, since its last namespace change.
+struct PathState {
+    std::optional<size_t> created;    // created in this window
+    std::vector<size_t> touched;      // every later record on it
+    std::optional<size_t> last_write;
+    bool whole_dirty = false;         // a write with unknown ranges
+};
+
+bool is_under(const std::string& p, const std::string& dir) {
+    if (dir.empty()) return true;
+    return p.size() > dir.size() && p.compare(0, dir.size(), dir) == 0 && p[dir.size()] == '/';
+}
+
+}  // namespace
+
+std::vector<PlannedRecord> plan_window(const std::vector<journal::Record>& window) {
+    std::vector<PlannedRecord> plan(window.size());
+    std::map<std::string, PathState> paths;
+
+    // A namespace change at `p` ends what we know about it and beneath it.
+    auto barrier = [&](const std::string& p) {
+        for (auto it = paths.lower_bound(p); it != paths.end() && (it->first == p || is_under(it->first, p));)
+            it = paths.erase(it);
+    };
+    // The file at `p` is gone: if it was born in the window, none of its
+    // records need to travel.
+    auto vanished = [&](const std::string& p) {
+        auto it = paths.find(p);
+        if (it != paths.end() && it->second.created) {
+            plan[*it->second.created].action = ShipAction::skip;
+            for (size_t j : it->second.touched) plan[j].action = ShipAction::skip;
+        }
+    };
+
+    for (size_t i = 0; i < window.size(); ++i) {
+        const auto& r = window[i];
+        auto& out = plan[i];
+        out.ranges = r.ranges;
+        switch (r.op) {
+            case Op::create:
+            case Op::mknod:
+            case Op::symlink:
+                barrier(r.path);
+                paths[r.path].created = i;
+                break;
+            case Op::mkdir:
+            case Op::rmdir:
+                barrier(r.path);
+                break;
+            case Op::write: {
+                auto& s = paths[r.path];
+                if (s.last_write) {
+                    auto& prev = plan[*s.last_write];
+                    if (prev.action == ShipAction::send || prev.action == ShipAction::write_delta) {
+                        bool whole = prev.ranges.empty() || r.ranges.empty();
+                        if (!whole) {
+                            auto merged = prev.ranges;
+                            merged.insert(merged.end(), r.ranges.begin(), r.ranges.end());
+                            out.ranges = journal::coalesce(std::move(merged));
+                        } else {
+                            out.ranges.clear();
+                        }
+                        prev.action = ShipAction::skip;
+                    }
+                }
+                if (out.ranges.empty()) {
+                    s.whole_dirty = true;
+                    out.action = ShipAction::write_delta;
+                }
+                s.last_write = i;
+                s.touched.push_back(i);
+                break;
+            }
+            case Op::truncate:
+            case Op::setattr:
+            case Op::setxattr:
+            case Op::removexattr:
+                paths[r.path].touched.push_back(i);
+                break;
+            case Op::close_write: {
+                auto& s = paths[r.path];
+                if (s.created || s.whole_dirty) {
+                    out.action = s.created ? ShipAction::content_full : ShipAction::content_delta;
+                    // The content covers every write and truncate before it.
+                    for (size_t j : s.touched)
+                        if (window[j].op == Op::write || window[j].op == Op::truncate || window[j].op == Op::close_write)
+                            plan[j].action = ShipAction::skip;
+                } else {
+                    out.action = ShipAction::close_attrs;
+                }
+                s.last_write.reset();
+                s.whole_dirty = false;
+                s.touched.push_back(i);
+                break;
+            }
+            case Op::unlink:
+                vanished(r.path);
+                barrier(r.path);
+                break;
+            case Op::rename:
+                if (r.path != r.target) vanished(r.target);
+                barrier(r.path);
+                barrier(r.target);
+                break;
+            case Op::link:
+                barrier(r.path);
+                barrier(r.target);
+                break;
+            case Op::conflict:
+                out.action = ShipAction::content_delta;
+                paths[r.path].touched.push_back(i);
+                break;
+            case Op::start:
+            case Op::stop:
+            case Op::overflow:
+            case Op::rescan:
+                out.action = ShipAction::skip;
+                break;
+        }
+    }
+    return plan;
+}
+
+}  // namespace iz::replicator

@@ -1,0 +1,44 @@
+#pragma once
+// Deciding, for a window of journal records read together, what each one
+// needs to send. Pure: no I/O, so it is tested on its own.
+//
+// Rules (every skipped record's LSN is still covered by the next commit):
+//  - A file created and deleted again within the window (no link or rename
+//    of it in between) is skipped entirely, except the unlink itself.
+//  - Range writes to one file with no namespace change of it in between are
+//    merged into the last of them (data is read at ship time anyway).
+//  - close_write of a file created in the window sends its whole content
+//    (atomically); after a write with unknown ranges, the blocks that
+//    differ from the server's copy; otherwise only size and attributes.
+//    Writes it covers are skipped.
+//  - A write with unknown ranges not followed by close_write in the window
+//    sends the differing blocks in place.
+//  - Agent events (start, stop, overflow, rescan) send nothing.
+//  - conflict re-sends the file's content (differing blocks).
+// Data of a file deleted later is dropped at ship time, when the file can no
+// longer be opened by its handle: deciding it here could lose the content
+// of other hard links to it.
+#include <vector>
+
+#include "journal/record.hpp"
+
+namespace iz::replicator {
+
+enum class ShipAction {
+    skip,
+    send,           // the record as it is (write: its ranges, possibly merged)
+    content_full,   // close_write: whole content, atomically
+    content_delta,  // close_write or conflict: differing blocks, atomically
+    close_attrs,    // close_write: size and attributes only
+    write_delta,    // write with unknown ranges: differing blocks in place
+};
+
+struct PlannedRecord {
+    ShipAction action = ShipAction::send;
+    // write: the ranges to send (merged); empty means the whole file.
+    std::vector<journal::ByteRange> ranges;
+};
+
+std::vector<PlannedRecord> plan_window(const std::vector<journal::Record>& window);
+
+}  // namespace iz::replicator

@@ -1,0 +1,450 @@
+#include "ship_worker.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "block_hash.hpp"
+#include "journal/retention.hpp"
+
+namespace iz::replicator {
+
+using journal::Op;
+using journal::Record;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr size_t kWindowRecords = 1024;
+constexpr size_t kChunkBytes = 1u << 20;               // one extent
+constexpr size_t kMessageBytes = 4u << 20;             // raw data per Op message
+constexpr uint64_t kCommitBytes = 8ull << 20;          // commit at least this often
+constexpr auto kCommitInterval = std::chrono::milliseconds(200);
+
+bool all_zero(std::string_view s) {
+    return std::all_of(s.begin(), s.end(), [](char c) { return c == 0; });
+}
+
+int64_t mtime_ns(const struct stat& st) {
+    return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+}
+
+}  // namespace
+
+// One record's data spread over as many Op messages as the size limits
+// need: in-place writes (all parts but the last flagged `more`), or a
+// content sequence (content_begin, content_data..., content_end).
+class OpStream {
+public:
+    OpStream(ShipWorker& w, const Record& r, bool content, proto::ContentBase base) : w_(w), content_(content) {
+        cur_.lsn = r.lsn;
+        cur_.path = r.path;
+        cur_.base = base;
+    }
+
+    bool add(uint64_t offset, std::string_view data) {
+        for (size_t off = 0; off < data.size(); off += kChunkBytes) {
+            auto part = data.substr(off, kChunkBytes);
+            cur_.extents.push_back(proto::make_extent(offset + off, part));
+            raw_ += part.size();
+            if (raw_ >= kMessageBytes && !flush()) return false;
+        }
+        return true;
+    }
+
+    // Sends what is left, with the final fields of `last`.
+    bool finish(proto::OpMsg last) {
+        last.lsn = cur_.lsn;
+        last.path = cur_.path;
+        if (content_) {
+            if (!begun_ || !cur_.extents.empty()) {
+                if (!flush()) return false;
+            }
+            last.kind = proto::OpKind::content_end;
+        } else {
+            last.kind = proto::OpKind::write;
+            last.extents = std::move(cur_.extents);
+            last.more = false;
+        }
+        return w_.send_op(last);
+    }
+
+private:
+    bool flush() {
+        proto::OpMsg m = cur_;
+        if (content_) {
+            m.kind = begun_ ? proto::OpKind::content_data : proto::OpKind::content_begin;
+        } else {
+            m.kind = proto::OpKind::write;
+            m.more = true;
+        }
+        begun_ = true;
+        cur_.extents.clear();
+        raw_ = 0;
+        return w_.send_op(m);
+    }
+
+    ShipWorker& w_;
+    bool content_;
+    bool begun_ = false;
+    proto::OpMsg cur_;
+    size_t raw_ = 0;
+};
+
+ShipWorker::ShipWorker(const ShipperOptions& options, std::shared_ptr<ServerLink> link, const std::atomic<bool>& stopping,
+                       std::function<void(uint64_t)> saw_lsn)
+    : options_(options), link_(std::move(link)), stopping_(stopping), saw_lsn_(std::move(saw_lsn)) {}
+
+void ShipWorker::run() {
+    while (!stopping_) {
+        try {
+            if (!tree_) {
+                auto t = SourceTree::open(options_.watched_root);
+                if (!t) {
+                    spdlog::error("shipper: {}", t.error().message);
+                    std::this_thread::sleep_for(std::chrono::seconds(1));
+                    continue;
+                }
+                tree_.emplace(std::move(*t));
+            }
+            auto session = link_->wait_connected();
+            if (!session) break;
+            ship_session(*session);
+        } catch (const std::exception& e) {
+            spdlog::error("shipper to {}: internal error: {}", link_->endpoint().to_string(), e.what());
+            std::this_thread::sleep_for(std::chrono::seconds(1));
+        }
+    }
+    try {
+        save_cursor(true);
+    } catch (...) {
+    }
+}
+
+bool ShipWorker::reopen_reader(uint64_t next_lsn) {
+    if (!reader_) {
+        auto r = journal::Reader::open(options_.journal_dir);
+        if (!r) {
+            spdlog::warn("shipper to {}: {}", link_->endpoint().to_string(), r.error().message);
+            return false;
+        }
+        reader_ = std::move(*r);
+    }
+    if (auto ok = reader_->refresh(); !ok) {
+        spdlog::warn("shipper: {}", ok.error().message);
+        reader_.reset();
+        return false;
+    }
+    if (auto ok = reader_->seek_lsn(next_lsn); !ok) {
+        spdlog::warn("shipper: {}", ok.error().message);
+        reader_.reset();
+        return false;
+    }
+    return true;
+}
+
+bool ShipWorker::ship_session(const LinkSession& session) {
+    generation_ = session.generation;
+    last_complete_ = session.resume_lsn;
+    uint64_t last_committed = session.durable_lsn;
+    bytes_since_commit_ = 0;
+    auto committed_at = Clock::now();
+    bool gap_reported = false;
+    bool positioned = false;
+
+    while (!stopping_ && link_->alive(generation_)) {
+        if (!positioned) {
+            positioned = reopen_reader(last_complete_ + 1);
+            if (!positioned) {
+                std::this_thread::sleep_for(std::chrono::seconds(1));
+                continue;
+            }
+        }
+        std::vector<Record> window;
+        bool read_error = false;
+        while (window.size() < kWindowRecords) {
+            auto rec = reader_->next();
+            if (!rec) {
+                spdlog::error("shipper to {}: reading the journal: {}", link_->endpoint().to_string(), rec.error().message);
+                read_error = true;
+                break;
+            }
+            if (!*rec) break;
+            window.push_back(std::move(**rec));
+        }
+        if (read_error) {
+            // Retried from the last record sent, in case the damage was a
+            // transient view of a segment being replaced.
+            positioned = false;
+            reader_.reset();
+            std::this_thread::sleep_for(std::chrono::seconds(1));
+            if (window.empty()) continue;
+        }
+        bool at_end = window.size() < kWindowRecords;
+        if (window.empty()) {
+            if (last_committed < last_complete_) {
+                if (!commit(last_complete_)) return false;
+                last_committed = last_complete_;
+                committed_at = Clock::now();
+            }
+            save_cursor(false);
+            auto waited = reader_->wait(std::chrono::milliseconds(50));
+            if (!waited) {
+                spdlog::warn("shipper: {}", waited.error().message);
+                std::this_thread::sleep_for(std::chrono::milliseconds(200));
+            }
+            continue;
+        }
+        if (window.front().lsn != last_complete_ + 1 && !gap_reported) {
+            spdlog::error("shipper to {}: the journal no longer holds LSNs {}..{} that this server has not applied; "
+                          "the replica misses them until a rescan",
+                          link_->endpoint().to_string(), last_complete_ + 1, window.front().lsn - 1);
+            gap_reported = true;
+        }
+        saw_lsn_(window.back().lsn);
+        auto plan = plan_window(window);
+        uint64_t pending = 0;
+        for (size_t i = 0; i < window.size(); ++i)
+            if (plan[i].action != ShipAction::skip && plan[i].action != ShipAction::send) pending += window[i].size.value_or(0);
+        link_->set_pending_bytes(pending);
+        for (size_t i = 0; i < window.size(); ++i) {
+            if (stopping_) return false;
+            if (!ship_record(window[i], plan[i])) return false;
+            last_complete_ = window[i].lsn;
+            if (bytes_since_commit_ >= kCommitBytes) {
+                if (!commit(last_complete_)) return false;
+                last_committed = last_complete_;
+                committed_at = Clock::now();
+            }
+        }
+        link_->set_pending_bytes(0);
+        if (last_committed < last_complete_ && (at_end || Clock::now() - committed_at > kCommitInterval)) {
+            if (!commit(last_complete_)) return false;
+            last_committed = last_complete_;
+            committed_at = Clock::now();
+        }
+    }
+    return false;
+}
+
+bool ShipWorker::send_op(proto::OpMsg& op) {
+    auto frame = proto::encode_frame(op);
+    if (!frame) {
+        // Cannot happen within the limits this worker keeps; if it does,
+        // the record cannot travel and the connection starts over.
+        link_->fail(generation_, fmt::format("cannot encode {} of '{}': {}", proto::op_kind_name(op.kind), op.path,
+                                             frame.error().message));
+        return false;
+    }
+    bytes_since_commit_ += frame->size();
+    if (!link_->send(generation_, std::move(*frame))) return false;
+    if (!link_->wait_window(generation_, options_.max_inflight_bytes)) return false;
+    // A long record: commit what is complete so acknowledgements (and the
+    // in-flight window) keep moving.
+    if (bytes_since_commit_ >= kCommitBytes) return commit(last_complete_);
+    return true;
+}
+
+bool ShipWorker::commit(uint64_t lsn) {
+    auto frame = proto::encode_frame(proto::Commit{lsn});
+    if (!frame) return false;
+    bytes_since_commit_ = 0;
+    return link_->send(generation_, std::move(*frame), lsn);
+}
+
+bool ShipWorker::ship_record(const Record& r, const PlannedRecord& p) {
+    switch (p.action) {
+        case ShipAction::skip: return true;
+        case ShipAction::close_attrs: return ship_close_attrs(r);
+        case ShipAction::content_full:
+        case ShipAction::content_delta:
+        case ShipAction::write_delta: return ship_whole(r, p.action);
+        case ShipAction::send: break;
+    }
+    proto::OpMsg m;
+    m.lsn = r.lsn;
+    m.path = r.path;
+    auto attrs = [&] {
+        m.mode = r.mode;
+        m.uid = r.owner_uid;
+        m.gid = r.owner_gid;
+        m.mtime_ns = r.mtime_ns;
+    };
+    switch (r.op) {
+        case Op::write: return ship_ranges(r, p.ranges);
+        case Op::create: m.kind = proto::OpKind::create; attrs(); break;
+        case Op::mkdir: m.kind = proto::OpKind::mkdir; attrs(); break;
+        case Op::mknod:
+            m.kind = proto::OpKind::mknod;
+            attrs();
+            m.rdev = r.rdev;
+            break;
+        case Op::symlink:
+            m.kind = proto::OpKind::symlink;
+            attrs();
+            m.target = r.target;
+            break;
+        case Op::link:
+            m.kind = proto::OpKind::link;
+            m.target = r.target;
+            m.target_parent_mtime_ns = tree_->parent_mtime(r.target);
+            break;
+        case Op::unlink: m.kind = proto::OpKind::unlink; break;
+        case Op::rmdir: m.kind = proto::OpKind::rmdir; break;
+        case Op::rename:
+            m.kind = proto::OpKind::rename;
+            m.target = r.target;
+            m.replaced = r.replaced;
+            m.target_parent_mtime_ns = tree_->parent_mtime(r.target);
+            break;
+        case Op::setattr:
+            m.kind = proto::OpKind::setattr;
+            attrs();
+            m.atime_ns = r.atime_ns;
+            break;
+        case Op::truncate: {
+            m.kind = proto::OpKind::truncate;
+            m.size = r.size;
+            // The file's mtime now, so it converges even with no close_write.
+            auto f = tree_->open_file(r.path, r.handle);
+            if (f && *f) m.mtime_ns = mtime_ns((*f)->st);
+            break;
+        }
+        case Op::setxattr:
+        case Op::removexattr:
+            m.kind = r.op == Op::setxattr ? proto::OpKind::setxattr : proto::OpKind::removexattr;
+            m.xattr_name = r.xattr_name;
+            m.xattr_value = r.xattr_value;
+            break;
+        default: return true;  // agent events: nothing to apply
+    }
+    if (m.kind != proto::OpKind::setattr && m.kind != proto::OpKind::truncate && m.kind != proto::OpKind::setxattr &&
+        m.kind != proto::OpKind::removexattr)
+        m.parent_mtime_ns = tree_->parent_mtime(r.path);
+    return send_op(m);
+}
+
+bool ShipWorker::ship_ranges(const Record& r, const std::vector<journal::ByteRange>& ranges) {
+    auto f = tree_->open_file(r.path, r.handle);
+    if (!f) {
+        spdlog::warn("shipper: skipping write of '{}' (LSN {}): {}", r.path, r.lsn, f.error().message);
+        return true;
+    }
+    if (!*f) return true;  // gone: a later record says what became of it
+    auto& file = **f;
+    uint64_t size = static_cast<uint64_t>(file.st.st_size);
+    OpStream stream(*this, r, false, proto::ContentBase::empty);
+    for (auto& range : journal::coalesce(ranges)) {
+        if (range.offset >= size) continue;
+        uint64_t end = range.length > size - range.offset ? size : range.offset + range.length;
+        for (uint64_t off = range.offset; off < end; off += kChunkBytes) {
+            size_t len = static_cast<size_t>(std::min<uint64_t>(kChunkBytes, end - off));
+            auto data = read_range(file.fd.get(), off, len, r.path);
+            if (!data) {
+                spdlog::warn("shipper: skipping write of '{}' (LSN {}): {}", r.path, r.lsn, data.error().message);
+                return true;
+            }
+            if (!stream.add(off, *data)) return false;
+            if (data->size() < len) break;
+        }
+    }
+    proto::OpMsg last;
+    last.size = size;
+    last.mtime_ns = mtime_ns(file.st);
+    return stream.finish(last);
+}
+
+bool ShipWorker::ship_close_attrs(const Record& r) {
+    auto f = tree_->open_file(r.path, r.handle);
+    if (!f || !*f) return true;
+    auto& st = (**f).st;
+    proto::OpMsg m;
+    m.lsn = r.lsn;
+    m.path = r.path;
+    m.kind = proto::OpKind::truncate;
+    m.size = static_cast<uint64_t>(st.st_size);
+    m.mode = st.st_mode;
+    m.uid = st.st_uid;
+    m.gid = st.st_gid;
+    m.mtime_ns = mtime_ns(st);
+    return send_op(m);
+}
+
+bool ShipWorker::ship_whole(const Record& r, ShipAction action) {
+    auto f = tree_->open_file(r.path, r.handle);
+    if (!f) {
+        spdlog::warn("shipper: skipping content of '{}' (LSN {}): {}", r.path, r.lsn, f.error().message);
+        return true;
+    }
+    if (!*f) return true;
+    auto& file = **f;
+    uint64_t size = static_cast<uint64_t>(file.st.st_size);
+
+    std::optional<proto::HashReply> theirs;
+    if (action != ShipAction::content_full) {
+        auto reply = link_->request_hashes(generation_, r.path);
+        if (!reply) return false;
+        if (reply->exists) {
+            uint32_t bs = reply->block_size;
+            if (bs < 4096 || bs > kMaxBlockSize || (bs & (bs - 1)) != 0 || reply->hashes.size() % 16 != 0) {
+                link_->fail(generation_, fmt::format("the server sent block hashes with block size {}", bs));
+                return false;
+            }
+            theirs = std::move(*reply);
+        } else if (action == ShipAction::content_delta) {
+            action = ShipAction::content_full;
+        }
+    }
+    bool content = action != ShipAction::write_delta;
+    auto base = theirs && content ? proto::ContentBase::existing : proto::ContentBase::empty;
+    OpStream stream(*this, r, content, base);
+    uint64_t block = theirs ? theirs->block_size : kChunkBytes;
+    size_t their_blocks = theirs ? theirs->hashes.size() / 16 : 0;
+    for (uint64_t off = 0; off < size; off += block) {
+        size_t len = static_cast<size_t>(std::min<uint64_t>(block, size - off));
+        auto data = read_range(file.fd.get(), off, len, r.path);
+        if (!data) {
+            spdlog::warn("shipper: skipping content of '{}' (LSN {}): {}", r.path, r.lsn, data.error().message);
+            return true;  // a content sequence left unended is abandoned by the server
+        }
+        uint64_t k = off / block;
+        bool same = theirs && k < their_blocks &&
+                    block_hash(data->data(), data->size()) == std::string_view(theirs->hashes).substr(k * 16, 16);
+        // A fresh file starts as a hole: zeros need not travel.
+        bool hole = base == proto::ContentBase::empty && content && all_zero(*data);
+        if (!same && !hole && !stream.add(off, *data)) return false;
+        if (data->size() < len) {
+            size = off + data->size();
+            break;
+        }
+    }
+    proto::OpMsg last;
+    last.size = size;
+    last.mtime_ns = mtime_ns(file.st);
+    if (content) {
+        last.mode = file.st.st_mode;
+        last.uid = file.st.st_uid;
+        last.gid = file.st.st_gid;
+        last.parent_mtime_ns = tree_->parent_mtime(r.path);
+    }
+    return stream.finish(last);
+}
+
+void ShipWorker::save_cursor(bool force) {
+    if (!options_.register_consumers) return;
+    uint64_t acked = link_->acked_lsn();
+    if (acked == saved_cursor_) return;
+    auto now = Clock::now();
+    if (!force && now - cursor_saved_at_ < std::chrono::seconds(1)) return;
+    cursor_saved_at_ = now;
+    if (auto ok = journal::save_consumer_lsn(options_.journal_dir, consumer_name(link_->endpoint()), acked); !ok) {
+        spdlog::warn("shipper: {}", ok.error().message);
+        return;
+    }
+    saved_cursor_ = acked;
+}
+
+}  // namespace iz::replicator

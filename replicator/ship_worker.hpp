@@ -1,0 +1,56 @@
+#pragma once
+// The cursor of one server: follows the journal from where that server
+// resumes, plans each window of records (ship_plan.hpp), reads the data at
+// ship time (source_reader.hpp) and sends it through the server's link,
+// committing at intervals so acknowledgements flow back.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include "journal/reader.hpp"
+#include "replicator/shipper.hpp"
+#include "server_link.hpp"
+#include "ship_plan.hpp"
+#include "source_reader.hpp"
+
+namespace iz::replicator {
+
+class ShipWorker {
+public:
+    ShipWorker(const ShipperOptions& options, std::shared_ptr<ServerLink> link, const std::atomic<bool>& stopping,
+               std::function<void(uint64_t)> saw_lsn);
+    // The thread body. Returns when stopping; never throws.
+    void run();
+
+private:
+    // Ships on one connection until it is gone (false) or stopping.
+    bool ship_session(const LinkSession& session);
+    bool ship_record(const journal::Record& r, const PlannedRecord& p);
+    bool send_op(proto::OpMsg& op);
+    bool commit(uint64_t lsn);
+    bool ship_ranges(const journal::Record& r, const std::vector<journal::ByteRange>& ranges);
+    bool ship_whole(const journal::Record& r, ShipAction action);
+    bool ship_close_attrs(const journal::Record& r);
+    void save_cursor(bool force);
+    bool reopen_reader(uint64_t next_lsn);
+
+    const ShipperOptions& options_;
+    std::shared_ptr<ServerLink> link_;
+    const std::atomic<bool>& stopping_;
+    std::function<void(uint64_t)> saw_lsn_;
+    std::unique_ptr<journal::Reader> reader_;
+    std::optional<SourceTree> tree_;
+
+    uint64_t generation_ = 0;
+    uint64_t last_complete_ = 0;  // every record up to here has been sent
+    uint64_t bytes_since_commit_ = 0;
+    uint64_t saved_cursor_ = 0;
+    std::chrono::steady_clock::time_point cursor_saved_at_{};
+
+    friend class OpStream;
+};
+
+}  // namespace iz::replicator

@@ -1,0 +1,103 @@
+#include "source_reader.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "beneath.hpp"
+
+namespace iz::replicator {
+
+namespace {
+
+// Opens a record's handle (any descriptor on the filesystem serves as the
+// mount reference). nullopt when the inode no longer exists.
+Result<std::optional<SourceFile>> open_handle(int mount_fd, const journal::FileHandle& h, const std::string& what) {
+    if (h.bytes.empty() || h.bytes.size() > MAX_HANDLE_SZ) return std::optional<SourceFile>{};
+    union {
+        file_handle fh;
+        char buf[sizeof(file_handle) + MAX_HANDLE_SZ];
+    } u{};
+    u.fh.handle_type = h.type;
+    u.fh.handle_bytes = static_cast<unsigned>(h.bytes.size());
+    std::memcpy(u.fh.f_handle, h.bytes.data(), h.bytes.size());
+    int fd = ::open_by_handle_at(mount_fd, &u.fh, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        if (errno == ESTALE || errno == ENOENT) return std::optional<SourceFile>{};
+        return fail(sys_error("open by file handle", what, errno));
+    }
+    SourceFile f;
+    f.fd.reset(fd);
+    if (::fstat(fd, &f.st) != 0) return fail(sys_error("stat", what, errno));
+    // Unlinked but still open somewhere: as good as gone.
+    if (!S_ISREG(f.st.st_mode) || f.st.st_nlink == 0) return std::optional<SourceFile>{};
+    return std::optional<SourceFile>(std::move(f));
+}
+
+}  // namespace
+
+Result<SourceTree> SourceTree::open(const std::filesystem::path& root) {
+    SourceTree t;
+    t.path_ = root;
+    int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return fail(sys_error("open watched root", root.string(), errno));
+    t.root_.reset(fd);
+    return t;
+}
+
+Result<std::optional<SourceFile>> SourceTree::open_file(const std::string& path, const journal::FileHandle& handle) const {
+    auto node = open_beneath(root_.get(), path, O_PATH | O_NOFOLLOW);
+    if (!node) {
+        int err = node.error().sys_errno;
+        if (err != ENOENT && err != ENOTDIR && !is_refusal(node.error())) return fail(node.error());
+        return open_handle(root_.get(), handle, path);
+    }
+    struct stat st{};
+    if (::fstat(node->get(), &st) != 0) return fail(sys_error("stat", path, errno));
+    if (!handle.empty()) {
+        // Is it still the file the record is about?
+        auto by_handle = open_handle(root_.get(), handle, path);
+        if (!by_handle) return fail(by_handle.error());
+        if (!*by_handle) return std::optional<SourceFile>{};
+        if ((*by_handle)->st.st_ino != st.st_ino || (*by_handle)->st.st_dev != st.st_dev) return by_handle;
+    }
+    // Only regular files are opened for reading: opening a device or FIFO
+    // has side effects.
+    if (!S_ISREG(st.st_mode)) return std::optional<SourceFile>{};
+    int fd = ::open(fd_path(node->get()).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail(sys_error("open for reading", path, errno));
+    SourceFile f;
+    f.fd.reset(fd);
+    f.st = st;
+    return std::optional<SourceFile>(std::move(f));
+}
+
+std::optional<int64_t> SourceTree::parent_mtime(const std::string& path) const {
+    auto [parent, name] = split_parent(path);
+    (void)name;
+    auto fd = open_beneath(root_.get(), parent, O_PATH | O_DIRECTORY);
+    if (!fd) return std::nullopt;
+    struct stat st{};
+    if (::fstat(fd->get(), &st) != 0) return std::nullopt;
+    return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+}
+
+Result<std::string> read_range(int fd, uint64_t offset, size_t len, const std::string& what) {
+    std::string buf(len, '\0');
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = ::pread(fd, buf.data() + got, len - got, static_cast<off_t>(offset + got));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return fail(sys_error(fmt::format("read {} bytes at offset {} of", len, offset), what, errno));
+        if (n == 0) break;
+        got += static_cast<size_t>(n);
+    }
+    buf.resize(got);
+    return buf;
+}
+
+}  // namespace iz::replicator

@@ -1,0 +1,224 @@
+// Authenticated clients sending hostile operations: escaping paths and
+// symlink tricks are refused, the connection is dropped before anything
+// after the bad operation is applied, nothing outside the root is touched,
+// and an honest client working at the same time is served in full.
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <random>
+#include <thread>
+
+#include "hostile_server_harness.hpp"
+
+namespace iz::test {
+namespace {
+
+namespace proto = replicator::proto;
+using proto::OpKind;
+using proto::OpMsg;
+
+class HostileOps : public ::testing::Test {
+protected:
+    // A fresh authenticated connection for the attacker's own fileset.
+    WireClient attacker(const std::string& fileset = "mfs") {
+        auto c = server_.connect();
+        auto w = c.handshake(server_.key, "mallory", fileset);
+        EXPECT_TRUE(w) << w.error().message;
+        return c;
+    }
+    // Sends `bad` followed by an innocent mkdir of `marker`: the connection
+    // must be dropped with an Error naming the refusal, and the marker
+    // never applied (operations are handled strictly in order).
+    void expect_refused(WireClient& c, const proto::Message& bad, const std::string& marker = "after") {
+        auto frame = *proto::encode_frame(bad) +
+                     *proto::encode_frame(OpMsg{.lsn = 999, .kind = OpKind::mkdir, .path = marker, .mode = 040755u});
+        c.send_raw(frame);
+        std::string why;
+        EXPECT_TRUE(c.wait_closed(5s, &why));
+        EXPECT_NE(why.find("refused"), std::string::npos) << why;
+        EXPECT_FALSE(fs::exists(fs::symlink_status(server_.fileset_root("mfs") / marker)));
+    }
+    // Plants links that point outside the root (legitimate operations:
+    // a symlink's text is data) and has them acknowledged.
+    void plant_links() {
+        auto c = attacker();
+        ASSERT_TRUE(c.send(OpMsg{.lsn = 1, .kind = OpKind::symlink, .path = "esc", .target = server_.canary().string()}));
+        ASSERT_TRUE(c.send(OpMsg{.lsn = 2, .kind = OpKind::symlink, .path = "escf", .target = (server_.canary() / "file").string()}));
+        ASSERT_TRUE(c.send(OpMsg{.lsn = 3, .kind = OpKind::symlink, .path = "escr", .target = "../../canary"}));
+        ASSERT_TRUE(c.send(proto::Commit{3}));
+        auto ack = c.receive();
+        ASSERT_TRUE(ack) << ack.error().message;
+        ASSERT_TRUE(std::holds_alternative<proto::Ack>(*ack));
+        ASSERT_TRUE(fs::is_symlink(server_.fileset_root("mfs") / "escr"));
+    }
+
+    ServerHarness server_;
+};
+
+TEST_F(HostileOps, DotDotPathRefused) {
+    auto c = attacker();
+    expect_refused(c, OpMsg{.lsn = 1, .kind = OpKind::create, .path = "../x", .mode = 0100666u});
+    EXPECT_FALSE(fs::exists(server_.root() / "x"));
+    EXPECT_TRUE(server_.eventually_logged("refused create '../x'")) << server_.all_logs();
+    auto c2 = attacker();
+    expect_refused(c2, OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = "a/../../../canary/new", .mode = 040777u});
+}
+
+TEST_F(HostileOps, AbsolutePathRefused) {
+    const bool etc_x_existed = fs::exists(fs::symlink_status("/etc/x"));
+    auto c = attacker();
+    expect_refused(c, OpMsg{.lsn = 1, .kind = OpKind::create, .path = "/etc/x", .mode = 0100666u});
+    EXPECT_EQ(fs::exists(fs::symlink_status("/etc/x")), etc_x_existed);
+    auto c2 = attacker();
+    OpMsg w{.lsn = 1, .kind = OpKind::write, .path = (server_.canary() / "file").string()};
+    w.extents = {proto::make_extent(0, "PWNED", false)};
+    expect_refused(c2, w);
+}
+
+TEST_F(HostileOps, WriteThroughSymlinkOutsideRefused) {
+    plant_links();
+    OpMsg through_dir{.lsn = 10, .kind = OpKind::write, .path = "esc/file"};
+    through_dir.extents = {proto::make_extent(0, "PWNED", false)};
+    OpMsg final_link{.lsn = 11, .kind = OpKind::write, .path = "escf"};
+    final_link.extents = {proto::make_extent(0, "PWNED", false)};
+    std::vector<proto::Message> attacks = {
+        through_dir,
+        final_link,
+        OpMsg{.lsn = 12, .kind = OpKind::truncate, .path = "escf", .size = 0},
+        OpMsg{.lsn = 13, .kind = OpKind::create, .path = "escr/new", .mode = 0100644u},
+        OpMsg{.lsn = 14, .kind = OpKind::content_begin, .path = "esc/file", .extents = {proto::make_extent(0, "PWNED", false)}},
+        OpMsg{.lsn = 15, .kind = OpKind::setattr, .path = "esc/file", .mode = 0100777u},
+        OpMsg{.lsn = 16, .kind = OpKind::unlink, .path = "esc/file"},
+        OpMsg{.lsn = 17, .kind = OpKind::rename, .path = "esc/file", .target = "stolen"},
+        OpMsg{.lsn = 18, .kind = OpKind::link, .path = "esc/file", .target = "stolen"},
+        OpMsg{.lsn = 19, .kind = OpKind::setxattr, .path = "escr/file", .xattr_name = "user.x", .xattr_value = "y"},
+        OpMsg{.lsn = 20, .kind = OpKind::rename, .path = "escf", .target = "../escf"},
+        proto::HashRequest{.id = 1, .path = "esc/file"},
+    };
+    for (auto& attack : attacks) {
+        auto c = attacker();
+        expect_refused(c, attack);
+    }
+    EXPECT_FALSE(fs::exists(fs::symlink_status(server_.fileset_root("mfs") / "stolen")));
+    EXPECT_TRUE(fs::is_symlink(server_.fileset_root("mfs") / "escf"));
+}
+
+TEST_F(HostileOps, HalfSentContentOfADroppedConnectionIsDiscarded) {
+    {
+        auto c = attacker();
+        ASSERT_TRUE(c.send(OpMsg{.lsn = 1, .kind = OpKind::content_begin, .path = "f",
+                                 .extents = {proto::make_extent(0, "v1", false)}}));
+        ASSERT_TRUE(c.send(OpMsg{.lsn = 1, .kind = OpKind::content_end, .path = "f", .size = 2}));
+        ASSERT_TRUE(c.send(proto::Commit{1}));
+        ASSERT_TRUE(c.receive());
+        ASSERT_TRUE(c.send(OpMsg{.lsn = 2, .kind = OpKind::content_begin, .path = "f",
+                                 .extents = {proto::make_extent(0, "half of v2", false)}}));
+    }
+    // Disconnected; a new connection tries to finish what the old one began.
+    auto c2 = attacker();
+    expect_refused(c2, OpMsg{.lsn = 2, .kind = OpKind::content_end, .path = "f", .size = 10});
+    EXPECT_EQ(read_file(server_.fileset_root("mfs") / "f"), "v1");
+    EXPECT_EQ(listing(server_.fileset_root("mfs")), "f\n") << "a temporary was left behind";
+}
+
+// The attacks the hostile threads cycle through while an honest client works.
+void one_attack(const ServerHarness& server, int kind, int n, std::atomic<int>& dropped) {
+    auto c = server.connect();
+    std::string fileset = fmt::format("m{}", n % 4);
+    switch (kind % 6) {
+        case 0: {  // garbage
+            std::mt19937 rng(static_cast<unsigned>(n));
+            std::string junk(512, '\0');
+            for (auto& ch : junk) ch = static_cast<char>(rng());
+            c.send_raw(junk);
+            break;
+        }
+        case 1: {  // a header over the limit
+            std::string h;
+            proto::put_header(proto::FrameHeader{proto::kMagic, proto::MsgType::hello, 0, proto::kMaxFrameBody + 1}, h);
+            c.send_raw(h);
+            break;
+        }
+        case 2: {  // the wrong key
+            replicator::SharedKey wrong{std::string(replicator::kKeyBytes, '\x02')};
+            std::string nonce(proto::kNonceBytes, 'w');
+            c.send(proto::Hello{proto::kVersion, proto::kVersion, "mallory", fileset, nonce});
+            auto ch = c.receive();
+            if (ch && std::holds_alternative<proto::Challenge>(*ch))
+                c.send(proto::Auth{replicator::auth_proof(wrong, replicator::ProofRole::client, nonce,
+                                                          std::get<proto::Challenge>(*ch).server_nonce, "mallory", fileset)});
+            break;
+        }
+        default: {  // authenticated, then an escaping path
+            if (!c.handshake(server.key, fmt::format("mallory{}", n), fileset)) break;
+            static const char* paths[] = {"../../canary/file", "/etc/x", "a/../../x"};
+            c.send(OpMsg{.lsn = 1, .kind = OpKind::create, .path = paths[n % 3], .mode = 0100666u});
+            break;
+        }
+    }
+    if (c.wait_closed(5s)) ++dropped;
+}
+
+TEST_F(HostileOps, HonestClientIsServedWhileOthersAttack) {
+    std::atomic<bool> done{false};
+    std::atomic<int> attacks{0}, dropped{0};
+    std::vector<std::thread> attackers;
+    for (int t = 0; t < 3; ++t) {
+        attackers.emplace_back([&, t] {
+            for (int n = t * 1000; !done; ++n) {
+                one_attack(server_, n, n, dropped);
+                ++attacks;
+            }
+        });
+    }
+
+    auto c = server_.connect();
+    auto w = c.handshake(server_.key, "alice", "docs");
+    ASSERT_TRUE(w) << w.error().message;
+    uint64_t lsn = 0;
+    std::vector<uint64_t> acks;
+    for (int batch = 0; batch < 12; ++batch) {
+        ASSERT_TRUE(c.send(OpMsg{.lsn = ++lsn, .kind = OpKind::mkdir, .path = fmt::format("d{}", batch), .mode = 040750u}));
+        for (int i = 0; i < 20; ++i) {
+            std::string path = fmt::format("d{}/f{}", batch, i);
+            std::string data = fmt::format("batch {} file {} ", batch, i) + std::string(static_cast<size_t>(i) * 97, 'x');
+            ++lsn;
+            ASSERT_TRUE(c.send(OpMsg{.lsn = lsn, .kind = OpKind::content_begin, .path = path,
+                                     .extents = {proto::make_extent(0, data)}}));
+            ASSERT_TRUE(c.send(OpMsg{.lsn = lsn, .kind = OpKind::content_end, .path = path, .mode = 0100640u,
+                                     .size = data.size()}));
+        }
+        ASSERT_TRUE(c.send(proto::Commit{lsn}));
+        auto ack = c.receive(10s);
+        ASSERT_TRUE(ack) << ack.error().message;
+        ASSERT_TRUE(std::holds_alternative<proto::Ack>(*ack)) << "batch " << batch;
+        acks.push_back(std::get<proto::Ack>(*ack).lsn);
+        EXPECT_EQ(acks.back(), lsn);
+    }
+    // Let the attackers get a few more rounds in, then stop them.
+    wait_until([&] { return attacks >= 30; }, 10s);
+    done = true;
+    for (auto& t : attackers) t.join();
+
+    EXPECT_EQ(acks.size(), 12u);
+    EXPECT_GE(attacks.load(), 30);
+    EXPECT_EQ(dropped.load(), attacks.load()) << "an attacking connection was not dropped";
+    for (int batch = 0; batch < 12; ++batch)
+        for (int i = 0; i < 20; ++i) {
+            auto p = server_.fileset_root("docs") / fmt::format("d{}/f{}", batch, i);
+            ASSERT_EQ(read_file(p), fmt::format("batch {} file {} ", batch, i) + std::string(static_cast<size_t>(i) * 97, 'x'));
+        }
+    EXPECT_EQ(listing(server_.root()).find("canary"), std::string::npos);
+    // Whatever the attackers managed to create, it is all beneath the root.
+    EXPECT_FALSE(fs::exists(server_.base() / "x"));
+    // The honest session is intact: it still answers.
+    ASSERT_TRUE(c.send(proto::Ping{5}));
+    auto pong = c.receive();
+    ASSERT_TRUE(pong) << pong.error().message;
+    EXPECT_TRUE(std::holds_alternative<proto::Pong>(*pong));
+}
+
+}  // namespace
+}  // namespace iz::test

@@ -1,0 +1,143 @@
+// Bytes: whole-file content arriving as content_begin, content_data...,
+// content_end (atomic, chunked, delta, in place for hard links, abandoned,
+// skipped as a whole) and the block hashes a delta is computed against.
+#include <sys/stat.h>
+
+#include "unit_apply_fixture.hpp"
+
+namespace iz::replicator::test_apply {
+namespace {
+
+using test::mtime_ns;
+using test::read_file;
+
+class ApplyContent : public ApplyTest {};
+
+TEST_F(ApplyContent, WholeFileContentInChunks) {
+    std::string data;
+    for (int i = 0; i < 50000; ++i) data += static_cast<char>('A' + (i * 7) % 26);
+    auto ops = content_ops(1, "f", data, t(1), 4096);
+    ASSERT_GT(ops.size(), 10u);
+    ops.back().mode = 0100604u;
+    ops.back().uid = 1000u;
+    ops.back().parent_mtime_ns = t(2);
+    ok(ops);
+    EXPECT_EQ(read_file(at("f")), data);
+    auto st = lstat_of(at("f"));
+    EXPECT_EQ(st.st_mode & 07777, 0604u);
+    EXPECT_EQ(st.st_uid, 1000u);
+    EXPECT_EQ(mtime_ns(at("f")), t(1));
+    EXPECT_EQ(mtime_ns(root_), t(2));
+    EXPECT_EQ(test::listing(root_), "f\n") << "temporary files were left behind";
+}
+
+TEST_F(ApplyContent, ContentIsInvisibleUntilItsEnd) {
+    ok(content_ops(1, "f", "old version", t(1)));
+    ok(OpMsg{.lsn = 2, .kind = OpKind::setxattr, .path = "f", .xattr_name = "user.keep", .xattr_value = "me"});
+    auto ops = content_ops(3, "f", std::string(10000, 'n'), t(2), 4096);
+    for (size_t i = 0; i + 1 < ops.size(); ++i) {
+        ok(ops[i]);
+        EXPECT_EQ(read_file(at("f")), "old version") << "after part " << i;
+    }
+    ok(ops.back());
+    EXPECT_EQ(read_file(at("f")), std::string(10000, 'n'));
+    // Attributes set by earlier operations survive the replacement.
+    EXPECT_EQ(test::xattr(at("f"), "user.keep"), "me");
+}
+
+TEST_F(ApplyContent, ContentDeltaPatchesTheExistingCopy) {
+    ok(content_ops(1, "f", "abcdefghij", t(1)));
+    OpMsg begin{.lsn = 2, .kind = OpKind::content_begin, .path = "f", .base = ContentBase::existing};
+    begin.extents = {proto::make_extent(2, "XY", false)};
+    ok(begin);
+    ok(OpMsg{.lsn = 2, .kind = OpKind::content_end, .path = "f", .mtime_ns = t(2), .size = 12});
+    EXPECT_EQ(read_file(at("f")), std::string("abXYefghij\0\0", 12));
+}
+
+TEST_F(ApplyContent, ContentOnHardLinkedFileKeepsTheLinksTogether) {
+    ok(content_ops(1, "a", "first", t(1)));
+    ok(OpMsg{.lsn = 2, .kind = OpKind::link, .path = "a", .target = "b"});
+    ok(content_ops(3, "a", "second version", t(2)));
+    EXPECT_EQ(read_file(at("a")), "second version");
+    EXPECT_EQ(read_file(at("b")), "second version");
+    EXPECT_EQ(lstat_of(at("a")).st_nlink, 2u);
+    EXPECT_EQ(lstat_of(at("a")).st_ino, lstat_of(at("b")).st_ino);
+}
+
+TEST_F(ApplyContent, ContentReplacesADirectoryOrSymlink) {
+    ok(OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = "x", .mode = 040755u});
+    ok(content_ops(2, "x", "now a file", t(1)));
+    EXPECT_EQ(read_file(at("x")), "now a file");
+    ok(OpMsg{.lsn = 3, .kind = OpKind::symlink, .path = "l", .target = "x"});
+    ok(content_ops(4, "l", "was a link", t(2)));
+    EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(at("l"))));
+    EXPECT_EQ(read_file(at("l")), "was a link");
+    EXPECT_EQ(read_file(at("x")), "now a file");
+}
+
+TEST_F(ApplyContent, ContentPartsWithoutTheirBeginningAreRefused) {
+    OpMsg data{.lsn = 5, .kind = OpKind::content_data, .path = "f", .extents = {proto::make_extent(0, "x", false)}};
+    expect(Outcome::refused, data);
+    expect(Outcome::refused, OpMsg{.lsn = 5, .kind = OpKind::content_end, .path = "f", .size = 1});
+    // Begun for another LSN or path.
+    ok(content_ops(6, "f", "x", t(1)).front());
+    expect(Outcome::refused, OpMsg{.lsn = 7, .kind = OpKind::content_end, .path = "f", .size = 1});
+    EXPECT_FALSE(fs::exists(at("f")));
+}
+
+TEST_F(ApplyContent, SkippedContentBeginSkipsItsWholeSequence) {
+    // The parent is gone (e.g. replaying from the middle of a history whose
+    // directory was renamed since): the content cannot land. Its later parts
+    // must be skipped with it, not refused: a refusal drops the connection,
+    // and the agent would resend the same LSN forever.
+    auto ops = content_ops(7, "gone-dir/f", std::string(9000, 'g'), t(1), 4096);
+    ASSERT_EQ(ops.size(), 4u);
+    for (auto& op : ops) expect(Outcome::skipped, op);
+    EXPECT_EQ(applier_->resume_lsn(), 7u);  // done with, like any skipped op
+    EXPECT_EQ(test::listing(root_), "");
+    // Parts of another LSN are still refused.
+    expect(Outcome::skipped, ops[0]);
+    OpMsg other = ops[1];
+    other.lsn = 8;
+    expect(Outcome::refused, other);
+}
+
+TEST_F(ApplyContent, AbandonedContentLeavesNothingBehind) {
+    ok(content_ops(1, "f", "kept", t(1)));
+    auto ops = content_ops(2, "f", std::string(9000, 'q'), t(2), 4096);
+    ok(ops[0]);
+    ok(ops[1]);
+    // Another operation arrives: the sender gave up on that content.
+    ok(OpMsg{.lsn = 3, .kind = OpKind::create, .path = "g", .mode = 0100644u});
+    expect(Outcome::refused, ops.back());
+    EXPECT_EQ(read_file(at("f")), "kept");
+    // And through abort_content (a dropped connection).
+    ok(ops[0]);
+    applier_->abort_content();
+    EXPECT_EQ(read_file(at("f")), "kept");
+    EXPECT_EQ(test::listing(root_), "f\ng\n");
+}
+
+TEST_F(ApplyContent, BlockHashes) {
+    std::string data(200000, 'h');
+    ok(content_ops(1, "f", data, t(1), 65536));
+    ok(OpMsg{.lsn = 2, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
+    auto h = applier_->hashes(proto::HashRequest{.id = 9, .path = "f"});
+    ASSERT_TRUE(h) << h.error().message;
+    EXPECT_EQ(h->id, 9u);
+    EXPECT_TRUE(h->exists);
+    EXPECT_EQ(h->size, data.size());
+    ASSERT_GT(h->block_size, 0u);
+    EXPECT_EQ(h->hashes.size(), 16 * ((data.size() + h->block_size - 1) / h->block_size));
+    for (std::string p : {"d", "missing", "nodir/x"}) {
+        auto r = applier_->hashes(proto::HashRequest{.id = 1, .path = p});
+        ASSERT_TRUE(r) << p;
+        EXPECT_FALSE(r->exists) << p;
+    }
+    auto bad = applier_->hashes(proto::HashRequest{.id = 1, .path = "../canary/file"});
+    ASSERT_FALSE(bad);
+    EXPECT_TRUE(is_refusal(bad.error()));
+}
+
+}  // namespace
+}  // namespace iz::replicator::test_apply

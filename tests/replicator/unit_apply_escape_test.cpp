@@ -1,0 +1,119 @@
+// Hostile paths straight into the Applier: "..", absolute paths, symlinks
+// pointing outside the root (and writes through them). Each is refused
+// (or, when harmless, acts on the link itself), and the canary directory
+// beside the root stays exactly as it was (checked in TearDown).
+#include <sys/stat.h>
+
+#include "unit_apply_fixture.hpp"
+
+namespace iz::replicator::test_apply {
+namespace {
+
+class ApplyEscape : public ApplyTest {
+protected:
+    void SetUp() override {
+        ApplyTest::SetUp();
+        // Planted by an earlier (legitimate) symlink op: links are data.
+        ok(OpMsg{.lsn = 1, .kind = OpKind::symlink, .path = "out_abs", .target = canary_.string()});
+        ok(OpMsg{.lsn = 2, .kind = OpKind::symlink, .path = "out_rel", .target = "../canary"});
+        ok(OpMsg{.lsn = 3, .kind = OpKind::symlink, .path = "out_file", .target = (canary_ / "file").string()});
+        ok(OpMsg{.lsn = 4, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
+    }
+    // Every way of naming the canary's file or directory from the wire.
+    std::vector<std::string> escaping_paths() const {
+        return {"../canary/file", "d/../../canary/file", (canary_ / "file").string(), "/etc/x",
+                "out_abs/file",   "out_rel/file",        "out_abs/dir/inner",         "out_rel/dir/new"};
+    }
+};
+
+TEST_F(ApplyEscape, EveryOpKindRefusesEscapingPaths) {
+    const bool etc_x_existed = fs::exists(fs::symlink_status("/etc/x"));
+    const std::string inside = test::listing(root_);
+    uint64_t lsn = 10;
+    for (auto& p : escaping_paths()) {
+        for (int k = 1; k <= static_cast<int>(proto::kLastOpKind); ++k) {
+            OpMsg op{.lsn = ++lsn, .kind = static_cast<OpKind>(k), .path = p, .target = "inside", .mode = 0100777u,
+                     .uid = 4242u, .mtime_ns = t(1), .size = 0, .xattr_name = "user.evil", .xattr_value = "x",
+                     .extents = {proto::make_extent(0, "PWNED", false)}};
+            if (op.kind == OpKind::mknod) op.mode = S_IFIFO | 0666u;
+            if (op.kind == OpKind::symlink) op.target = "/etc/shadow";
+            expect(Outcome::refused, op);
+            applier_->abort_content();
+        }
+    }
+    EXPECT_EQ(test::listing(root_), inside) << "something was created inside from an escaping path";
+    EXPECT_EQ(fs::exists(fs::symlink_status("/etc/x")), etc_x_existed);
+}
+
+TEST_F(ApplyEscape, EscapingTargetsOfRenameAndLinkRefused) {
+    ok(content_ops(10, "mine", "data", t(1)));
+    for (auto& p : escaping_paths()) {
+        expect(Outcome::refused, OpMsg{.lsn = 11, .kind = OpKind::rename, .path = "mine", .target = p});
+        expect(Outcome::refused, OpMsg{.lsn = 12, .kind = OpKind::link, .path = "mine", .target = p});
+        // The source side too: stealing the canary into the root.
+        expect(Outcome::refused, OpMsg{.lsn = 13, .kind = OpKind::rename, .path = p, .target = "stolen"});
+        expect(Outcome::refused, OpMsg{.lsn = 14, .kind = OpKind::link, .path = p, .target = "stolen"});
+    }
+    EXPECT_EQ(test::read_file(at("mine")), "data");
+    EXPECT_FALSE(fs::exists(fs::symlink_status(at("stolen"))));
+}
+
+TEST_F(ApplyEscape, WritesThroughAFinalSymlinkRefused) {
+    OpMsg w{.lsn = 10, .kind = OpKind::write, .path = "out_file", .extents = {proto::make_extent(0, "PWNED", false)}};
+    expect(Outcome::refused, w);
+    expect(Outcome::refused, OpMsg{.lsn = 11, .kind = OpKind::truncate, .path = "out_file", .size = 0});
+    EXPECT_TRUE(fs::is_symlink(at("out_file")));
+}
+
+TEST_F(ApplyEscape, OperationsOnAFinalSymlinkActOnTheLinkItself) {
+    // Whole-file content replaces the link with a file; it never writes through.
+    ok(content_ops(10, "out_file", "replaced", t(1)));
+    EXPECT_FALSE(fs::is_symlink(at("out_file")));
+    EXPECT_EQ(test::read_file(at("out_file")), "replaced");
+    // Attributes go to the link, not to what it points at.
+    ok(OpMsg{.lsn = 11, .kind = OpKind::setattr, .path = "out_abs", .mode = 040777u, .uid = 4242u, .mtime_ns = t(2)});
+    struct stat st{};
+    ASSERT_EQ(::lstat(at("out_abs").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISLNK(st.st_mode));
+    EXPECT_EQ(st.st_uid, 4242u);
+    // Extended attributes: not on a symlink (skipped, the canary untouched).
+    expect(Outcome::skipped, OpMsg{.lsn = 12, .kind = OpKind::setxattr, .path = "out_abs", .xattr_name = "user.evil", .xattr_value = "x"});
+    // A hard link to the link is a second link, not to the canary.
+    ok(OpMsg{.lsn = 13, .kind = OpKind::link, .path = "out_rel", .target = "hl"});
+    EXPECT_TRUE(fs::is_symlink(at("hl")));
+    // Block hashes do not follow it.
+    auto h = applier_->hashes(proto::HashRequest{.id = 1, .path = "out_rel"});
+    ASSERT_TRUE(h);
+    EXPECT_FALSE(h->exists);
+    // mkdir, unlink and rmdir replace or remove the link, never its target.
+    ok(OpMsg{.lsn = 14, .kind = OpKind::mkdir, .path = "out_rel", .mode = 040700u});
+    EXPECT_TRUE(fs::is_directory(fs::symlink_status(at("out_rel"))));
+    ok(OpMsg{.lsn = 15, .kind = OpKind::unlink, .path = "out_abs"});
+    EXPECT_FALSE(fs::exists(fs::symlink_status(at("out_abs"))));
+    expect(Outcome::skipped, OpMsg{.lsn = 16, .kind = OpKind::rmdir, .path = "hl"});
+}
+
+TEST_F(ApplyEscape, DirectorySwappedForASymlinkBehindOurBack) {
+    ok(OpMsg{.lsn = 10, .kind = OpKind::mkdir, .path = "sub", .mode = 040755u});
+    // Someone on the server replaces the directory with a link outside.
+    fs::remove(at("sub"));
+    fs::create_symlink(canary_ / "dir", at("sub"));
+    expect(Outcome::refused, OpMsg{.lsn = 11, .kind = OpKind::create, .path = "sub/new", .mode = 0100644u});
+    expect(Outcome::refused, content_ops(12, "sub/inner", "PWNED", t(1)).front());
+    expect(Outcome::refused, OpMsg{.lsn = 13, .kind = OpKind::unlink, .path = "sub/inner"});
+    EXPECT_FALSE(applier_->hashes(proto::HashRequest{.id = 1, .path = "sub/inner"}));
+}
+
+TEST_F(ApplyEscape, ReservedTopLevelNameRefused) {
+    reopen(".intermezzo");
+    for (std::string p : {".intermezzo", ".intermezzo/agent/fs/applied"}) {
+        expect(Outcome::refused, OpMsg{.lsn = 20, .kind = OpKind::create, .path = p, .mode = 0100644u});
+        expect(Outcome::refused, OpMsg{.lsn = 21, .kind = OpKind::mkdir, .path = p, .mode = 040755u});
+    }
+    ok(content_ops(22, "x", "x", t(1)));
+    expect(Outcome::refused, OpMsg{.lsn = 23, .kind = OpKind::rename, .path = "x", .target = ".intermezzo"});
+    EXPECT_FALSE(fs::exists(at(".intermezzo")));
+}
+
+}  // namespace
+}  // namespace iz::replicator::test_apply

@@ -1,0 +1,258 @@
+// Every OpKind applied to a fresh root gives exactly the tree it describes:
+// types, modes, owners, times, xattrs, symlink targets, link counts and
+// bytes.
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
+#include "unit_apply_fixture.hpp"
+
+namespace iz::replicator::test_apply {
+namespace {
+
+using test::mtime_ns;
+using test::read_file;
+
+class ApplyOps : public ApplyTest {};
+
+TEST_F(ApplyOps, Noop) {
+    ok(OpMsg{.lsn = 1, .kind = OpKind::noop});
+    EXPECT_EQ(test::listing(root_), "");
+}
+
+TEST_F(ApplyOps, CreateSetsModeOwnerTimesAndParentMtime) {
+    ok(OpMsg{.lsn = 1, .kind = OpKind::create, .path = "f", .mode = 0100640u, .uid = 1234u, .gid = 2345u,
+             .atime_ns = t(1), .mtime_ns = t(2), .parent_mtime_ns = t(3)});
+    auto st = lstat_of(at("f"));
+    EXPECT_TRUE(S_ISREG(st.st_mode));
+    EXPECT_EQ(st.st_mode & 07777, 0640u);
+    EXPECT_EQ(st.st_uid, 1234u);
+    EXPECT_EQ(st.st_gid, 2345u);
+    EXPECT_EQ(st.st_size, 0);
+    EXPECT_EQ(mtime_ns(at("f")), t(2));
+    EXPECT_EQ(mtime_ns(root_), t(3));
+}
+
+TEST_F(ApplyOps, MkdirNestedWithAttributes) {
+    ok(OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = "d", .mode = 040750u, .uid = 7u, .gid = 8u, .mtime_ns = t(1)});
+    ok(OpMsg{.lsn = 2, .kind = OpKind::mkdir, .path = "d/e", .mode = 040700u, .mtime_ns = t(2), .parent_mtime_ns = t(3)});
+    auto d = lstat_of(at("d")), e = lstat_of(at("d/e"));
+    EXPECT_TRUE(S_ISDIR(d.st_mode) && S_ISDIR(e.st_mode));
+    EXPECT_EQ(d.st_mode & 07777, 0750u);
+    EXPECT_EQ(d.st_uid, 7u);
+    EXPECT_EQ(d.st_gid, 8u);
+    EXPECT_EQ(e.st_mode & 07777, 0700u);
+    EXPECT_EQ(mtime_ns(at("d/e")), t(2));
+    EXPECT_EQ(mtime_ns(at("d")), t(3));  // the parent's mtime from the source
+    // A missing parent is a state problem (skipped), not a refusal.
+    expect(Outcome::skipped, OpMsg{.lsn = 3, .kind = OpKind::mkdir, .path = "nope/x", .mode = 040700u});
+}
+
+TEST_F(ApplyOps, MknodFifoAndRegular) {
+    ok(OpMsg{.lsn = 1, .kind = OpKind::mknod, .path = "fifo", .mode = S_IFIFO | 0620u, .mtime_ns = t(1)});
+    auto st = lstat_of(at("fifo"));
+    EXPECT_TRUE(S_ISFIFO(st.st_mode));
+    EXPECT_EQ(st.st_mode & 07777, 0620u);
+    EXPECT_EQ(mtime_ns(at("fifo")), t(1));
+    ok(OpMsg{.lsn = 2, .kind = OpKind::mknod, .path = "reg", .mode = S_IFREG | 0600u});
+    EXPECT_TRUE(S_ISREG(lstat_of(at("reg")).st_mode));
+    // No mode, or a type mknod cannot make: refused.
+    expect(Outcome::refused, OpMsg{.lsn = 3, .kind = OpKind::mknod, .path = "x"});
+    expect(Outcome::refused, OpMsg{.lsn = 4, .kind = OpKind::mknod, .path = "x", .mode = S_IFDIR | 0700u});
+    expect(Outcome::refused, OpMsg{.lsn = 5, .kind = OpKind::mknod, .path = "x", .mode = S_IFLNK | 0700u});
+    EXPECT_FALSE(fs::exists(fs::symlink_status(at("x"))));
+}
+
+TEST_F(ApplyOps, SymlinkKeepsItsTextAndOwner) {
+    // The target is data: it may point anywhere, it is never resolved.
+    ok(OpMsg{.lsn = 1, .kind = OpKind::symlink, .path = "l", .target = "../../somewhere/else", .uid = 99u, .gid = 98u,
+             .mtime_ns = t(1)});
+    auto st = lstat_of(at("l"));
+    EXPECT_TRUE(S_ISLNK(st.st_mode));
+    EXPECT_EQ(fs::read_symlink(at("l")), "../../somewhere/else");
+    EXPECT_EQ(st.st_uid, 99u);
+    EXPECT_EQ(st.st_gid, 98u);
+    EXPECT_EQ(mtime_ns(at("l")), t(1));
+    // Changing the text replaces the link.
+    ok(OpMsg{.lsn = 2, .kind = OpKind::symlink, .path = "l", .target = "new-target"});
+    EXPECT_EQ(fs::read_symlink(at("l")), "new-target");
+    expect(Outcome::refused, OpMsg{.lsn = 3, .kind = OpKind::symlink, .path = "m", .target = ""});
+    expect(Outcome::refused, OpMsg{.lsn = 4, .kind = OpKind::symlink, .path = "m", .target = std::string("a\0b", 3)});
+}
+
+TEST_F(ApplyOps, LinkGroupsNames) {
+    ok(content_ops(1, "a", "shared bytes", t(1)));
+    ok(OpMsg{.lsn = 2, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
+    ok(OpMsg{.lsn = 3, .kind = OpKind::link, .path = "a", .target = "d/b", .target_parent_mtime_ns = t(2)});
+    auto a = lstat_of(at("a")), b = lstat_of(at("d/b"));
+    EXPECT_EQ(a.st_ino, b.st_ino);
+    EXPECT_EQ(a.st_nlink, 2u);
+    EXPECT_EQ(read_file(at("d/b")), "shared bytes");
+    EXPECT_EQ(mtime_ns(at("d")), t(2));
+    // Replayed: already one file, nothing changes.
+    ok(OpMsg{.lsn = 3, .kind = OpKind::link, .path = "a", .target = "d/b"});
+    EXPECT_EQ(lstat_of(at("a")).st_nlink, 2u);
+    // A hard link to a directory is skipped, never made.
+    expect(Outcome::skipped, OpMsg{.lsn = 4, .kind = OpKind::link, .path = "d", .target = "dlink"});
+}
+
+TEST_F(ApplyOps, UnlinkAndRmdir) {
+    ok(OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
+    ok(OpMsg{.lsn = 2, .kind = OpKind::create, .path = "d/f", .mode = 0100644u});
+    ok(OpMsg{.lsn = 3, .kind = OpKind::link, .path = "d/f", .target = "g"});
+    ok(OpMsg{.lsn = 4, .kind = OpKind::unlink, .path = "d/f", .parent_mtime_ns = t(1)});
+    EXPECT_FALSE(fs::exists(at("d/f")));
+    EXPECT_EQ(lstat_of(at("g")).st_nlink, 1u);
+    EXPECT_EQ(mtime_ns(at("d")), t(1));
+    ok(OpMsg{.lsn = 5, .kind = OpKind::rmdir, .path = "d", .parent_mtime_ns = t(2)});
+    EXPECT_FALSE(fs::exists(at("d")));
+    EXPECT_EQ(mtime_ns(root_), t(2));
+    // Already gone, or the whole directory gone: nothing to do.
+    ok(OpMsg{.lsn = 6, .kind = OpKind::unlink, .path = "d/f"});
+    ok(OpMsg{.lsn = 7, .kind = OpKind::rmdir, .path = "d"});
+    // The wrong kind of entry is skipped and left alone.
+    ok(OpMsg{.lsn = 8, .kind = OpKind::mkdir, .path = "d2", .mode = 040755u});
+    expect(Outcome::skipped, OpMsg{.lsn = 9, .kind = OpKind::unlink, .path = "d2"});
+    expect(Outcome::skipped, OpMsg{.lsn = 10, .kind = OpKind::rmdir, .path = "g"});
+    EXPECT_TRUE(fs::is_directory(at("d2")));
+    EXPECT_TRUE(fs::is_regular_file(at("g")));
+}
+
+TEST_F(ApplyOps, RmdirOfDirectoryWithServerOnlyEntriesKeepsThemAside) {
+    ok(OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
+    test::write_file(at("d/local"), "made on the server");
+    auto r = expect(Outcome::applied, OpMsg{.lsn = 2, .kind = OpKind::rmdir, .path = "d"});
+    EXPECT_FALSE(fs::exists(at("d")));
+    ASSERT_EQ(r.conflicts.size(), 1u);
+    EXPECT_EQ(r.conflicts[0].path, "d");
+    EXPECT_TRUE(r.conflicts[0].conflict_copy.starts_with("d.conflict-testhost-")) << r.conflicts[0].conflict_copy;
+    EXPECT_EQ(read_file(at(r.conflicts[0].conflict_copy + "/local")), "made on the server");
+}
+
+TEST_F(ApplyOps, RenameFilesAndDirectories) {
+    ok(OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
+    ok(content_ops(2, "d/f", "payload", t(1)));
+    ok(OpMsg{.lsn = 3, .kind = OpKind::rename, .path = "d/f", .target = "g", .parent_mtime_ns = t(2),
+             .target_parent_mtime_ns = t(3)});
+    EXPECT_FALSE(fs::exists(at("d/f")));
+    EXPECT_EQ(read_file(at("g")), "payload");
+    EXPECT_EQ(mtime_ns(at("d")), t(2));
+    EXPECT_EQ(mtime_ns(root_), t(3));
+    // A directory moves with what it holds.
+    ok(content_ops(4, "d/inner", "inner", t(4)));
+    ok(OpMsg{.lsn = 5, .kind = OpKind::rename, .path = "d", .target = "e"});
+    EXPECT_EQ(read_file(at("e/inner")), "inner");
+    // Over an existing file: the target is replaced.
+    ok(content_ops(6, "h", "old h", t(5)));
+    ok(OpMsg{.lsn = 7, .kind = OpKind::rename, .path = "g", .target = "h", .replaced = true});
+    EXPECT_EQ(read_file(at("h")), "payload");
+    EXPECT_FALSE(fs::exists(at("g")));
+    // Replayed: the source is gone and the target there: done already.
+    ok(OpMsg{.lsn = 7, .kind = OpKind::rename, .path = "g", .target = "h", .replaced = true});
+    EXPECT_EQ(read_file(at("h")), "payload");
+    // Into itself: skipped.
+    expect(Outcome::skipped, OpMsg{.lsn = 8, .kind = OpKind::rename, .path = "e", .target = "e/sub"});
+    EXPECT_EQ(test::listing(root_), "e\ne/inner\nh\n");
+}
+
+TEST_F(ApplyOps, SetattrOnFileDirAndRoot) {
+    ok(OpMsg{.lsn = 1, .kind = OpKind::create, .path = "f", .mode = 0100600u});
+    ok(OpMsg{.lsn = 2, .kind = OpKind::setattr, .path = "f", .mode = 0104755u, .uid = 501u, .gid = 20u,
+             .atime_ns = t(1), .mtime_ns = t(2)});
+    auto st = lstat_of(at("f"));
+    EXPECT_EQ(st.st_mode & 07777, 04755u);  // set-id survives: the mode comes after chown
+    EXPECT_EQ(st.st_uid, 501u);
+    EXPECT_EQ(st.st_gid, 20u);
+    EXPECT_EQ(st.st_atim.tv_sec * 1'000'000'000 + st.st_atim.tv_nsec, t(1));
+    EXPECT_EQ(mtime_ns(at("f")), t(2));
+    // Only what is given changes.
+    ok(OpMsg{.lsn = 3, .kind = OpKind::setattr, .path = "f", .mode = 0100640u});
+    st = lstat_of(at("f"));
+    EXPECT_EQ(st.st_mode & 07777, 0640u);
+    EXPECT_EQ(st.st_uid, 501u);
+    EXPECT_EQ(mtime_ns(at("f")), t(2));
+    // The root itself may be given attributes.
+    ok(OpMsg{.lsn = 4, .kind = OpKind::setattr, .path = "", .mode = 040711u, .mtime_ns = t(3)});
+    EXPECT_EQ(lstat_of(root_).st_mode & 07777, 0711u);
+    EXPECT_EQ(mtime_ns(root_), t(3));
+    expect(Outcome::skipped, OpMsg{.lsn = 5, .kind = OpKind::setattr, .path = "missing", .mode = 0100600u});
+}
+
+TEST_F(ApplyOps, WriteRangesSizeAndMtime) {
+    ok(OpMsg{.lsn = 1, .kind = OpKind::create, .path = "f", .mode = 0100644u});
+    OpMsg w{.lsn = 2, .kind = OpKind::write, .path = "f", .mtime_ns = t(1), .size = 20};
+    w.extents = {proto::make_extent(0, "hello", false), proto::make_extent(10, "world", false)};
+    ok(w);
+    EXPECT_EQ(read_file(at("f")), std::string("hello\0\0\0\0\0world\0\0\0\0\0", 20));
+    EXPECT_EQ(mtime_ns(at("f")), t(1));
+    // Overwrite in the middle with a compressed extent, grow the file.
+    std::string big(6000, 'x');
+    OpMsg w2{.lsn = 3, .kind = OpKind::write, .path = "f", .mtime_ns = t(2)};
+    w2.extents = {proto::make_extent(3, big)};
+    ASSERT_TRUE(w2.extents[0].zstd);
+    ok(w2);
+    EXPECT_EQ(read_file(at("f")), "hel" + big);  // 6003 bytes: grown past the old 20
+    EXPECT_EQ(mtime_ns(at("f")), t(2));
+    // A write to a missing file creates it.
+    OpMsg w3{.lsn = 4, .kind = OpKind::write, .path = "new", .mtime_ns = t(3)};
+    w3.extents = {proto::make_extent(2, "ab", false)};
+    ok(w3);
+    EXPECT_EQ(read_file(at("new")), std::string("\0\0ab", 4));
+    // To a directory: skipped.
+    ok(OpMsg{.lsn = 5, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
+    expect(Outcome::skipped, OpMsg{.lsn = 6, .kind = OpKind::write, .path = "d", .extents = w3.extents});
+}
+
+TEST_F(ApplyOps, TruncateShrinksAndGrows) {
+    ok(content_ops(1, "f", "0123456789", t(1)));
+    ok(OpMsg{.lsn = 2, .kind = OpKind::truncate, .path = "f", .mtime_ns = t(2), .size = 4});
+    EXPECT_EQ(read_file(at("f")), "0123");
+    EXPECT_EQ(mtime_ns(at("f")), t(2));
+    ok(OpMsg{.lsn = 3, .kind = OpKind::truncate, .path = "f", .size = 6});
+    EXPECT_EQ(read_file(at("f")), std::string("0123\0\0", 6));
+    // Extents on a truncate are not written.
+    OpMsg tr{.lsn = 4, .kind = OpKind::truncate, .path = "f", .size = 6};
+    tr.extents = {proto::make_extent(0, "ZZ", false)};
+    ok(tr);
+    EXPECT_EQ(read_file(at("f")), std::string("0123\0\0", 6));
+}
+
+TEST_F(ApplyOps, XattrsSetReplacedAndRemoved) {
+    ok(OpMsg{.lsn = 1, .kind = OpKind::create, .path = "f", .mode = 0100644u});
+    ok(OpMsg{.lsn = 2, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
+    std::string value("bin\0ary", 7);
+    ok(OpMsg{.lsn = 3, .kind = OpKind::setxattr, .path = "f", .xattr_name = "user.a", .xattr_value = value});
+    ok(OpMsg{.lsn = 4, .kind = OpKind::setxattr, .path = "d", .xattr_name = "user.b", .xattr_value = "dir"});
+    ok(OpMsg{.lsn = 5, .kind = OpKind::setxattr, .path = "", .xattr_name = "user.root", .xattr_value = "r"});
+    EXPECT_EQ(test::xattr(at("f"), "user.a"), value);
+    EXPECT_EQ(test::xattr(at("d"), "user.b"), "dir");
+    EXPECT_EQ(test::xattr(root_, "user.root"), "r");
+    ok(OpMsg{.lsn = 6, .kind = OpKind::setxattr, .path = "f", .xattr_name = "user.a", .xattr_value = "v2"});
+    EXPECT_EQ(test::xattr(at("f"), "user.a"), "v2");
+    ok(OpMsg{.lsn = 7, .kind = OpKind::removexattr, .path = "f", .xattr_name = "user.a"});
+    EXPECT_EQ(::lgetxattr(at("f").c_str(), "user.a", nullptr, 0), -1);
+    // Removing what is not there is done already.
+    ok(OpMsg{.lsn = 8, .kind = OpKind::removexattr, .path = "f", .xattr_name = "user.a"});
+    // Names outside the allowed namespaces, and oversized values, are refused.
+    for (std::string name : {"os2.x", "system.evil", "user.", "", "trusted"})
+        expect(Outcome::refused, OpMsg{.lsn = 9, .kind = OpKind::setxattr, .path = "f", .xattr_name = name, .xattr_value = "v"});
+    expect(Outcome::refused, OpMsg{.lsn = 10, .kind = OpKind::setxattr, .path = "f", .xattr_name = "user.big",
+                                   .xattr_value = std::string(65537, 'v')});
+    // A FIFO is never opened for its attributes.
+    ok(OpMsg{.lsn = 11, .kind = OpKind::mknod, .path = "p", .mode = S_IFIFO | 0600u});
+    expect(Outcome::skipped, OpMsg{.lsn = 12, .kind = OpKind::setxattr, .path = "p", .xattr_name = "user.a", .xattr_value = "v"});
+}
+
+TEST_F(ApplyOps, CreateOverAnUnknownFileAdoptsItWithTheSourceAttributes) {
+    test::write_file(at("f"), "", 0666);
+    ok(OpMsg{.lsn = 1, .kind = OpKind::create, .path = "f", .mode = 0100640u, .uid = 12u, .mtime_ns = t(1)});
+    auto st = lstat_of(at("f"));
+    EXPECT_EQ(st.st_mode & 07777, 0640u);
+    EXPECT_EQ(st.st_uid, 12u);
+    EXPECT_EQ(mtime_ns(at("f")), t(1));
+    // Adopted: a later write is not a conflict.
+    OpMsg w{.lsn = 2, .kind = OpKind::write, .path = "f", .mtime_ns = t(2), .extents = {proto::make_extent(0, "x", false)}};
+    EXPECT_TRUE(expect(Outcome::applied, w).conflicts.empty());
+}
+
+}  // namespace
+}  // namespace iz::replicator::test_apply

@@ -1,0 +1,196 @@
+// Idempotent replay: an agent that reconnects resumes from the durable LSN,
+// so a server sees operations it already applied again. Replaying any
+// suffix of what was applied must leave the tree exactly as it was (no
+// changed byte, mode, owner, time or link, and no spurious conflict copy).
+#include <sys/stat.h>
+
+#include <fmt/format.h>
+
+#include <set>
+
+#include "unit_apply_fixture.hpp"
+
+namespace iz::replicator::test_apply {
+namespace {
+
+// A session of source activity touching every OpKind, shaped like what the
+// shipper sends: creations carry their attributes and creation mtime,
+// namespace changes carry the parent's mtime after the change, content
+// carries the file's final mtime.
+struct History {
+    std::vector<OpMsg> ops;
+    // Content whose file (inode) no longer exists at the source by the end.
+    // The shipper reads data at ship time through the file handle, so when
+    // it replays it sends nothing for these: a later record says what
+    // became of the file.
+    std::set<uint64_t> gone;
+
+    std::vector<OpMsg> replayed() const {
+        std::vector<OpMsg> out;
+        for (auto& op : ops)
+            if (!gone.contains(op.lsn)) out.push_back(op);
+        return out;
+    }
+};
+
+History source_history() {
+    History history;
+    auto& h = history.ops;
+    uint64_t lsn = 100;
+    int tick = 0;
+    auto next = [&] { return t(++tick); };
+    auto add = [&](OpMsg m) {
+        m.lsn = ++lsn;
+        h.push_back(std::move(m));
+    };
+    // Like the shipper, the end of whole-file content carries the file's
+    // mode and owner as the source has them.
+    auto content = [&](const std::string& path, const std::string& data, std::optional<int64_t> parent,
+                       uint32_t mode, uint32_t uid, uint32_t gid, bool gone_later = false) {
+        auto ops = content_ops(++lsn, path, data, next(), 3000);
+        if (gone_later) history.gone.insert(lsn);
+        ops.back().parent_mtime_ns = parent;
+        ops.back().mode = mode;
+        ops.back().uid = uid;
+        ops.back().gid = gid;
+        h.insert(h.end(), ops.begin(), ops.end());
+    };
+    std::string big;
+    for (int i = 0; i < 10000; ++i) big += static_cast<char>('a' + i % 23);
+
+    add({.kind = OpKind::mkdir, .path = "docs", .mode = 040755u, .uid = 1000u, .gid = 1000u, .mtime_ns = next(),
+         .parent_mtime_ns = next()});
+    add({.kind = OpKind::create, .path = "docs/a.txt", .mode = 0100644u, .uid = 1000u, .gid = 1000u,
+         .mtime_ns = next(), .parent_mtime_ns = next()});
+    content("docs/a.txt", big, next(), 0100644u, 1000u, 1000u);
+    add({.kind = OpKind::setxattr, .path = "docs/a.txt", .xattr_name = "user.tag", .xattr_value = "blue"});
+    add({.kind = OpKind::write, .path = "docs/a.txt", .mtime_ns = next(), .size = 12000,
+         .extents = {proto::make_extent(3, "patched", false), proto::make_extent(11000, std::string(1000, 'z'))}});
+    add({.kind = OpKind::truncate, .path = "docs/a.txt", .mtime_ns = next(), .size = 9000});
+    add({.kind = OpKind::link, .path = "docs/a.txt", .target = "docs/a-link", .target_parent_mtime_ns = next()});
+    add({.kind = OpKind::symlink, .path = "docs/latest", .target = "a.txt", .uid = 1000u, .gid = 1000u,
+         .mtime_ns = next(), .parent_mtime_ns = next()});
+    add({.kind = OpKind::mknod, .path = "docs/pipe", .mode = S_IFIFO | 0640u, .mtime_ns = next(), .parent_mtime_ns = next()});
+    // An editor's save: temporary, content, rename into place.
+    add({.kind = OpKind::create, .path = "tmp.swp", .mode = 0100600u, .mtime_ns = next(), .parent_mtime_ns = next()});
+    content("tmp.swp", "saved by the editor", next(), 0100600u, 0u, 0u);
+    add({.kind = OpKind::rename, .path = "tmp.swp", .target = "docs/b.txt", .parent_mtime_ns = next(),
+         .target_parent_mtime_ns = next()});
+    add({.kind = OpKind::setattr, .path = "docs/b.txt", .mode = 0100600u, .uid = 1001u, .atime_ns = next(), .mtime_ns = next()});
+    // A directory that lives and dies in the window.
+    add({.kind = OpKind::mkdir, .path = "old", .mode = 040700u, .mtime_ns = next(), .parent_mtime_ns = next()});
+    add({.kind = OpKind::create, .path = "old/x", .mode = 0100644u, .mtime_ns = next(), .parent_mtime_ns = next()});
+    add({.kind = OpKind::unlink, .path = "old/x", .parent_mtime_ns = next()});
+    add({.kind = OpKind::rmdir, .path = "old", .parent_mtime_ns = next()});
+    // Rename over an existing file.
+    add({.kind = OpKind::create, .path = "docs/c", .mode = 0100644u, .mtime_ns = next(), .parent_mtime_ns = next()});
+    content("docs/c", "to be replaced", next(), 0100644u, 0u, 0u, /*gone_later=*/true);
+    add({.kind = OpKind::rename, .path = "docs/b.txt", .target = "docs/c", .replaced = true, .parent_mtime_ns = next(),
+         .target_parent_mtime_ns = next()});
+    add({.kind = OpKind::removexattr, .path = "docs/a.txt", .xattr_name = "user.tag"});
+    add({.kind = OpKind::setxattr, .path = "docs", .xattr_name = "user.dir", .xattr_value = "d"});
+    // Content through the second name of a hard-linked file (in place).
+    content("docs/a-link", "rewritten through the link", next(), 0100644u, 1000u, 1000u);
+    // A directory moved under another.
+    add({.kind = OpKind::mkdir, .path = "dir2", .mode = 040755u, .mtime_ns = next(), .parent_mtime_ns = next()});
+    content("dir2/inside", "moves along", next(), 0100600u, 0u, 0u);
+    add({.kind = OpKind::rename, .path = "dir2", .target = "docs/dir3", .parent_mtime_ns = next(),
+         .target_parent_mtime_ns = next()});
+    // Born and gone.
+    add({.kind = OpKind::create, .path = "gone", .mode = 0100644u, .mtime_ns = next(), .parent_mtime_ns = next()});
+    add({.kind = OpKind::unlink, .path = "gone", .parent_mtime_ns = next()});
+    add({.kind = OpKind::setattr, .path = "", .mode = 040751u, .mtime_ns = next()});
+    add({.kind = OpKind::noop});
+    return history;
+}
+
+class ApplyReplay : public ApplyTest {
+protected:
+    // Applies ops[from..], expecting every one applied (or, when
+    // `may_skip`, skipped: replayed from the middle of a history, an op can
+    // find its parent already gone) and no conflict at all.
+    void run(const std::vector<OpMsg>& ops, size_t from, bool may_skip = false) {
+        for (size_t i = from; i < ops.size(); ++i) {
+            auto r = applier_->apply(ops[i]);
+            bool fine = r.outcome == Outcome::applied || (may_skip && r.outcome == Outcome::skipped);
+            EXPECT_TRUE(fine) << "#" << i << " " << proto::op_kind_name(ops[i].kind) << " '" << ops[i].path
+                              << "': " << outcome_name(r.outcome) << ": " << r.message;
+            for (auto& c : r.conflicts)
+                ADD_FAILURE() << "#" << i << " " << proto::op_kind_name(ops[i].kind) << " '" << ops[i].path
+                              << "': spurious conflict on '" << c.path << "' kept as '" << c.conflict_copy
+                              << "': " << c.message;
+        }
+    }
+};
+
+TEST_F(ApplyReplay, HistoryGivesTheExpectedTree) {
+    auto ops = source_history().ops;
+    run(ops, 0);
+    ASSERT_TRUE(applier_->commit(ops.back().lsn));
+    EXPECT_EQ(test::listing(root_),
+              "docs\ndocs/a-link\ndocs/a.txt\ndocs/c\ndocs/dir3\ndocs/dir3/inside\ndocs/latest\ndocs/pipe\n");
+    EXPECT_EQ(test::read_file(root_ / "docs/a.txt"), "rewritten through the link");
+    EXPECT_EQ(test::read_file(root_ / "docs/c"), "saved by the editor");
+    EXPECT_EQ(test::read_file(root_ / "docs/dir3/inside"), "moves along");
+    EXPECT_EQ(fs::read_symlink(root_ / "docs/latest"), "a.txt");
+    EXPECT_EQ(fs::hard_link_count(root_ / "docs/a.txt"), 2u);
+    EXPECT_EQ(test::xattr(root_ / "docs/a.txt", "user.tag"), "");
+    EXPECT_EQ(test::xattr(root_ / "docs", "user.dir"), "d");
+    struct stat c{};
+    ASSERT_EQ(::lstat((root_ / "docs/c").c_str(), &c), 0);
+    EXPECT_EQ(c.st_mode & 07777, 0600u);
+    EXPECT_EQ(c.st_uid, 1001u);
+}
+
+TEST_F(ApplyReplay, ReplayingAnySuffixChangesNothing) {
+    auto history = source_history();
+    run(history.ops, 0);
+    ASSERT_TRUE(applier_->commit(history.ops.back().lsn));
+    const std::string before = test::manifest(root_);
+    auto ops = history.replayed();
+    // Resume points: the very start, and the start of several LSNs in the
+    // middle (never inside one LSN's content sequence).
+    for (size_t from : {size_t{0}, ops.size() / 4, ops.size() / 3, ops.size() / 2, 2 * ops.size() / 3, ops.size() - 3}) {
+        while (from > 0 && ops[from].kind != OpKind::content_begin && ops[from].lsn == ops[from - 1].lsn) --from;
+        SCOPED_TRACE(fmt::format("replay from #{} (LSN {})", from, ops[from].lsn));
+        run(ops, from, /*may_skip=*/from > 0);
+        EXPECT_EQ(test::manifest(root_), before);
+    }
+}
+
+TEST_F(ApplyReplay, ReplayAfterReopeningChangesNothing) {
+    auto history = source_history();
+    auto& ops = history.ops;
+    run(ops, 0);
+    ASSERT_TRUE(applier_->commit(ops.back().lsn));
+    const std::string before = test::manifest(root_);
+    reopen();  // a server restart: file memory and LSNs come from disk
+    EXPECT_EQ(applier_->durable_lsn(), ops.back().lsn);
+    run(history.replayed(), 0);
+    ASSERT_TRUE(applier_->commit(ops.back().lsn));
+    EXPECT_EQ(test::manifest(root_), before);
+}
+
+TEST_F(ApplyReplay, EachOperationTwiceInARowIsHarmless) {
+    // Every operation applied twice back to back (a retransmission) gives
+    // the same tree as applying it once.
+    auto ops = source_history().ops;
+    run(ops, 0);
+    const std::string once = test::manifest(root_);
+    fs::remove_all(root_);
+    fs::remove_all(state_);
+    reopen();
+    for (size_t i = 0; i < ops.size();) {
+        // A content sequence is repeated as a whole.
+        size_t end = i + 1;
+        while (end < ops.size() && ops[end].lsn == ops[i].lsn) ++end;
+        std::vector<OpMsg> group(ops.begin() + static_cast<long>(i), ops.begin() + static_cast<long>(end));
+        run(group, 0);
+        run(group, 0);
+        i = end;
+    }
+    EXPECT_EQ(test::manifest(root_), once);
+}
+
+}  // namespace
+}  // namespace iz::replicator::test_apply

@@ -1,0 +1,51 @@
+#pragma once
+// One message of every type, with every field set to something other than
+// its default, so a field lost by encoding or decoding shows up.
+#include <string>
+#include <vector>
+
+#include "replicator/protocol.hpp"
+
+namespace iz::test {
+
+inline std::vector<replicator::proto::Message> sample_messages() {
+    namespace p = replicator::proto;
+    std::string nonce_a(p::kNonceBytes, 'a'), nonce_b(p::kNonceBytes, '\xb0');
+    p::OpMsg op{.lsn = 0x0102030405060708ull,
+                .kind = p::OpKind::content_begin,
+                .path = "dir/sub/file.txt",
+                .target = "other/\xff\x01name",
+                .mode = 0100755u,
+                .uid = 1234u,
+                .gid = 5678u,
+                .atime_ns = -1'500'000'000,
+                .mtime_ns = 1'700'000'000'123'456'789,
+                .size = 1ull << 40,
+                .rdev = 0x0801,
+                .replaced = true,
+                .xattr_name = "user.note",
+                .xattr_value = std::string("v\0al", 4),
+                .extents = {p::make_extent(0, "plain bytes", false),
+                            p::make_extent(4096, std::string(8192, 'z'), true)},
+                .base = p::ContentBase::existing,
+                .parent_mtime_ns = 42,
+                .target_parent_mtime_ns = -42,
+                .more = true};
+    return {
+        p::Hello{.min_version = 1, .max_version = 3, .agent_id = "agent-1", .fileset = "home.docs", .client_nonce = nonce_a},
+        p::Challenge{.version = 1, .server_nonce = nonce_b, .server_proof = std::string(p::kProofBytes, '\x07')},
+        p::Auth{.client_proof = std::string(p::kProofBytes, '\x09')},
+        p::Welcome{.durable_lsn = 77, .resume_lsn = 99, .server_host = "replica-a"},
+        p::ErrorMsg{.message = "no such fileset"},
+        op,
+        p::Commit{.lsn = 123456789},
+        p::Ack{.lsn = 987654321},
+        p::HashRequest{.id = 5, .path = "a/b"},
+        p::HashReply{.id = 6, .exists = true, .size = 1 << 20, .block_size = 65536, .hashes = std::string(32, '\x5a')},
+        p::ConflictMsg{.lsn = 8, .path = "x", .conflict_copy = "x.conflict-h-t", .server_host = "h", .message = "modified"},
+        p::Ping{.id = 11},
+        p::Pong{.id = 12},
+    };
+}
+
+}  // namespace iz::test
