@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <sys/fanotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -188,6 +189,16 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
         if (!tree_.count(path)) journal_vanished_creation(path, is_dir, pid, handle);
         return;
     }
+    if (!handle.empty() && e->is_reg() && e->nlink > 1) {
+        // A second name is journaled as a link to a name the tree knows by
+        // inode; that is only right if the path still holds the object the
+        // event created (a later rename may have put another file there).
+        auto now = handle_key_of(root_fd_, path);
+        if (now && *now != handle) {
+            if (!tree_.count(path)) journal_vanished_creation(path, is_dir, pid, handle);
+            return;
+        }
+    }
     if (!handle.empty()) e->handle = handle;
     if (tree_.count(path) && tree_[path].ino == e->ino) return;  // known (a rescan got there first)
     Record r;
@@ -253,6 +264,34 @@ void Capture::materialize(const std::string& path, int32_t pid) {
     e->version = ghost.version;
     it->second = *e;
     if (e->is_dir()) index_dir(path, e->handle);
+    // The create event says directory or not, nothing more: a symlink, a
+    // device or a second name of a known file was journaled as a new empty
+    // file. Replace that guess with what the entry is.
+    std::optional<std::string> first_name;
+    if (e->is_reg() && e->nlink > 1)
+        for (auto& [other, oe] : tree_)
+            if (oe.ino == e->ino && other != path && oe.is_reg()) {
+                first_name = other;
+                break;
+            }
+    if ((ghost.mode & S_IFMT) != (e->mode & S_IFMT) || first_name) {
+        Record gone;
+        gone.op = ghost.is_dir() ? Op::rmdir : Op::unlink;
+        gone.path = path;
+        gone.handle = to_file_handle(ghost.handle);
+        emit(std::move(gone), pid);
+        if (first_name) {
+            Record l;
+            l.op = Op::link;  // content and attributes are the first name's
+            l.path = *first_name;
+            l.target = path;
+            l.handle = to_file_handle(e->handle);
+            emit(std::move(l), pid);
+            return;
+        }
+        emit(creation_record(path, *e), pid);
+        ghost = Entry{.mode = e->mode, .uid = e->uid, .gid = e->gid, .mtime_ns = e->mtime_ns};
+    }
     for (auto& r : attribute_records(path, ghost, *e)) emit(std::move(r), pid);
     if (e->is_reg() && e->size > 0) {
         Record w;
@@ -264,6 +303,16 @@ void Capture::materialize(const std::string& path, int32_t pid) {
         emit(std::move(w), pid);
     }
     if (e->is_dir()) adopt_subtree(path, pid);
+}
+
+// Create events read after their directory was renamed name a path that
+// no longer exists: those entries are ghosts until the rename is read, and
+// then they can be read under the directory's new name.
+void Capture::materialize_beneath(const std::string& dir, int32_t pid) {
+    std::vector<std::string> ghosts;
+    for (auto it = tree_.upper_bound(dir); it != tree_.end() && under(it->first, dir); ++it)
+        if (it->second.ino == 0) ghosts.push_back(it->first);
+    for (auto& path : ghosts) materialize(path, pid);  // parents first: map order
 }
 
 void Capture::adopt_subtree(const std::string& rel, int32_t pid) {
@@ -365,6 +414,7 @@ void Capture::on_rename(const FanEvent& ev) {
     move_subtree(*from, *to);
     emit(std::move(r), ev.pid);
     materialize(*to, ev.pid);
+    if (auto moved = tree_.find(*to); moved != tree_.end() && moved->second.is_dir()) materialize_beneath(*to, ev.pid);
 }
 
 void Capture::on_attrib(const std::string& path, int32_t pid) {
@@ -373,6 +423,10 @@ void Capture::on_attrib(const std::string& path, int32_t pid) {
     if (it->second.ino == 0) return materialize(path, pid);
     // An attribute event may be an xattr change: read them, but the handle is known.
     auto now = read_entry(root_fd_, path, kReadXattrs);
+    // Moved away since the event (its rename is still queued): the change
+    // still happened, to the object the handle names.
+    if (!now && now.error().sys_errno == ENOENT && !it->second.handle.empty())
+        now = read_entry_by_handle(root_fd_, it->second.handle, path);
     if (!now) return;
     now->handle = it->second.handle;
     Entry before = it->second;
@@ -455,12 +509,16 @@ void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
     auto now = read_entry(root_fd_, path, kReadStat);
     if (!now) {
         // Written, then gone before we looked: the write still happened.
-        // Its ranges are unknown here (the inode is), and its unlink follows.
+        // Its ranges are unknown here (the inode is), and its unlink or
+        // rename follows. Until then what we knew of the file is stale (a
+        // close_write must not claim its old size), so it is known by name
+        // only, and read again where a rename says it went.
         Record w;
         w.op = Op::write;
         w.path = path;
         w.handle = to_file_handle(it->second.handle);
         emit(std::move(w), pw.pid);
+        it->second.ino = 0;
         return;
     }
     now->handle = it->second.handle;

@@ -17,6 +17,7 @@
 #include "agent/bpf_capture.hpp"
 #include "agent/capture.hpp"
 #include "agent/control.hpp"
+#include "agent/crash_recovery.hpp"
 #include "agent/fanotify_source.hpp"
 #include "agent/watch_paths.hpp"
 #include "journal/reader.hpp"
@@ -45,6 +46,13 @@ public:
     }
 
     Status arm() {
+        // Blocked before any thread starts (journal committer, io_uring
+        // workers, shipper): threads inherit the mask, so SIGTERM reaches
+        // only the signalfd and stopping is always the clean shutdown.
+        sigemptyset(&stop_signals_);
+        sigaddset(&stop_signals_, SIGTERM);
+        sigaddset(&stop_signals_, SIGINT);
+        pthread_sigmask(SIG_BLOCK, &stop_signals_, nullptr);
         std::error_code ec;
         std::filesystem::create_directories(opts_.state_dir, ec);
         if (ec) return fail(Error{fmt::format("create state directory '{}': {}", opts_.state_dir.string(), ec.message()), ec.value()});
@@ -80,13 +88,19 @@ public:
         }
         capture_ = std::make_unique<Capture>(opts_.dir, root_fd_, opts_.excludes, *writer_, bpf_ != nullptr);
 
+        // Before this start is journaled: it reads back to the last one.
+        bool baseline = persisted->empty();
+        auto recovered = recover_unsaved_entries(opts_.journal_dir, root_fd_, *persisted);
+        if (!recovered) return fail(recovered.error());
+        if (*recovered) spdlog::info("after an unclean stop: {} entries journaled since the last saved state are gone", *recovered);
+
         journal::Record start;
         start.op = journal::Op::start;
         start.pid = static_cast<int32_t>(getpid());
         start.comm = "izwatch";
         start.message = fmt::format("watching {} ({})", opts_.dir, mode());
         if (auto ok = writer_->append(start); !ok) return fail(ok.error());
-        if (auto ok = capture_->catch_up(*persisted, persisted->empty() ? "baseline" : "restart"); !ok) return ok;
+        if (auto ok = capture_->catch_up(*persisted, baseline ? "baseline" : "restart"); !ok) return ok;
         if (auto ok = writer_->flush(); !ok) return ok;
         if (auto ok = save_tree(capture_->tree(), opts_.state_dir / "tree.state"); !ok) return ok;
 
@@ -96,12 +110,7 @@ public:
         if (!control) return fail(control.error());
         control_fd_ = *control;
 
-        sigset_t mask;
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        sigprocmask(SIG_BLOCK, &mask, nullptr);
-        signal_fd_ = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        signal_fd_ = ::signalfd(-1, &stop_signals_, SFD_CLOEXEC | SFD_NONBLOCK);
         ::signal(SIGPIPE, SIG_IGN);
 
         epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
@@ -421,6 +430,7 @@ private:
     std::unique_ptr<BpfCapture> bpf_;
     std::unique_ptr<Capture> capture_;
     std::unique_ptr<replicator::Shipper> shipper_;
+    sigset_t stop_signals_{};
     std::vector<FanEvent> batch_;
     struct PendingSync {
         int conn;

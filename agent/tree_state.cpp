@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
 #include <fstream>
 
@@ -36,7 +37,8 @@ std::string join(const std::string& dir, const std::string& name) { return dir.e
 // own attributes are read (l*xattr) without following it out of the tree.
 std::map<std::string, std::string> read_xattrs(int root_fd, const std::string& rel) {
     std::map<std::string, std::string> out;
-    auto path = fmt::format("/proc/self/fd/{}/{}", root_fd, rel);
+    // "" names the descriptor's object itself (an O_PATH descriptor of any type).
+    auto path = rel.empty() ? fmt::format("/proc/self/fd/{}", root_fd) : fmt::format("/proc/self/fd/{}/{}", root_fd, rel);
     char names[4096];
     ssize_t n = ::llistxattr(path.c_str(), names, sizeof names);
     for (ssize_t i = 0; i < n;) {
@@ -94,10 +96,9 @@ journal::FileHandle to_file_handle(const std::string& key) {
     return h;
 }
 
-Result<Entry> read_entry(int root_fd, const std::string& rel, unsigned parts) {
-    struct stat st{};
-    const char* p = rel.empty() ? "." : rel.c_str();
-    if (::fstatat(root_fd, p, &st, AT_SYMLINK_NOFOLLOW) != 0) return fail(sys_error("stat", rel, errno));
+namespace {
+
+Entry entry_from_stat(const struct stat& st) {
     Entry e;
     e.mode = st.st_mode;
     e.uid = st.st_uid;
@@ -109,14 +110,58 @@ Result<Entry> read_entry(int root_fd, const std::string& rel, unsigned parts) {
     e.ino = st.st_ino;
     e.nlink = static_cast<uint32_t>(st.st_nlink);
     e.rdev = st.st_rdev;
+    return e;
+}
+
+}  // namespace
+
+Result<Entry> read_entry(int root_fd, const std::string& rel, unsigned parts) {
+    struct stat st{};
+    const char* p = rel.empty() ? "." : rel.c_str();
+    if (::fstatat(root_fd, p, &st, AT_SYMLINK_NOFOLLOW) != 0) return fail(sys_error("stat", rel, errno));
+    Entry e = entry_from_stat(st);
     if (parts & kReadHandle)
         if (auto h = handle_key_of(root_fd, p)) e.handle = *h;
     if (S_ISLNK(st.st_mode)) {
         char buf[PATH_MAX];
         ssize_t n = ::readlinkat(root_fd, p, buf, sizeof buf);
-        if (n >= 0) e.link_target.assign(buf, static_cast<size_t>(n));
+        // Gone or replaced by a non-link since the stat: as vanished as a
+        // failed stat, never a symlink without a target.
+        if (n < 0) return fail(sys_error("read symlink", rel, errno == EINVAL ? ENOENT : errno));
+        e.link_target.assign(buf, static_cast<size_t>(n));
     }
     if (parts & kReadXattrs) e.xattrs = read_xattrs(root_fd, rel.empty() ? "." : rel);
+    return e;
+}
+
+Result<Entry> read_entry_by_handle(int root_fd, const std::string& handle_key, const std::string& rel) {
+    auto h = to_file_handle(handle_key);
+    if (h.bytes.empty() || h.bytes.size() > MAX_HANDLE_SZ) return fail(sys_error("open by handle", rel, ESTALE));
+    union {
+        file_handle fh;
+        char buf[sizeof(file_handle) + MAX_HANDLE_SZ];
+    } u{};
+    u.fh.handle_type = h.type;
+    u.fh.handle_bytes = static_cast<unsigned>(h.bytes.size());
+    std::memcpy(u.fh.f_handle, h.bytes.data(), h.bytes.size());
+    int fd = ::open_by_handle_at(root_fd, &u.fh, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return fail(sys_error("open by handle", rel, errno == ESTALE ? ENOENT : errno));
+    struct stat st{};
+    if (::fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
+        int err = errno;
+        ::close(fd);
+        return fail(sys_error("stat by handle", rel, err));
+    }
+    Entry e = entry_from_stat(st);
+    e.handle = handle_key;
+    if (S_ISLNK(st.st_mode)) {
+        char buf[PATH_MAX];
+        ssize_t n = ::readlinkat(fd, "", buf, sizeof buf);
+        if (n >= 0) e.link_target.assign(buf, static_cast<size_t>(n));
+    }
+    e.xattrs = read_xattrs(fd, "");
+    ::close(fd);
+    if (st.st_nlink == 0) return fail(sys_error("stat by handle", rel, ENOENT));
     return e;
 }
 

@@ -219,8 +219,16 @@ Status ApplierImpl::do_rename(const OpMsg& op) {
     if (*dst) {
         bool same_inode = (*dst)->st_ino == (*src)->st_ino && (*dst)->st_dev == (*src)->st_dev;
         if (same_inode) {
-            // Two links to one file: rename(2) leaves both; so do we.
-            return {};
+            // rename(2) of two links to one file does nothing and reports
+            // nothing, so a source that sent this rename had two files
+            // there: this replica grouped links differently. After the
+            // source's rename the old name is gone; so it goes here, and the
+            // content the new name should have follows in later records.
+            if (::unlinkat(from->dir.get(), from->name.c_str(), 0) != 0 && errno != ENOENT)
+                return fail(sys_error(fmt::format("rename to '{}' (one file already) of", op.target), op.path, errno));
+            memory_->forget(op.path);
+            if (auto ok = set_dir_mtime(from->dir.get(), op.parent_mtime_ns, op.path); !ok) return ok;
+            return set_dir_mtime(to->dir.get(), op.target_parent_mtime_ns, op.target);
         }
         bool src_dir = S_ISDIR((*src)->st_mode), dst_dir = S_ISDIR((*dst)->st_mode);
         bool conflict = !dst_dir && S_ISREG((*dst)->st_mode) && changed_behind(op.target, **dst);

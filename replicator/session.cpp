@@ -75,7 +75,12 @@ void Session::read_header() {
         if (self->state_ == State::closed) return;
         try {
             if (ec) {
-                if (ec == asio::error::eof)
+                if (ec == asio::error::eof && self->state_ == State::auth)
+                    // The agent checks the server's proof first and hangs up
+                    // when it is wrong: the two hold different keys.
+                    spdlog::warn("{}: refused: the agent hung up during authentication (it holds a different key?)",
+                                 self->who());
+                else if (ec == asio::error::eof)
                     spdlog::info("{}: connection closed by the peer", self->who());
                 else
                     spdlog::info("{}: connection lost: {}", self->who(), ec.message());

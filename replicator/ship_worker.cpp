@@ -213,6 +213,7 @@ bool ShipWorker::ship_session(const LinkSession& session) {
         for (size_t i = 0; i < window.size(); ++i) {
             if (stopping_) return false;
             if (!ship_record(window[i], plan[i])) return false;
+            follow_stale_dirs(window[i]);
             last_complete_ = window[i].lsn;
             if (bytes_since_commit_ >= kCommitBytes) {
                 if (!commit(last_complete_)) return false;
@@ -221,6 +222,7 @@ bool ShipWorker::ship_session(const LinkSession& session) {
             }
         }
         link_->set_pending_bytes(0);
+        if (at_end && !fix_stale_dirs()) return false;
         if (last_committed < last_complete_ && (at_end || Clock::now() - committed_at > kCommitInterval)) {
             if (!commit(last_complete_)) return false;
             last_committed = last_complete_;
@@ -228,6 +230,51 @@ bool ShipWorker::ship_session(const LinkSession& session) {
         }
     }
     return false;
+}
+
+void ShipWorker::note_stale_parent(const std::string& path) {
+    auto slash = path.rfind('/');
+    stale_dirs_.insert(slash == std::string::npos ? std::string() : path.substr(0, slash));
+}
+
+void ShipWorker::follow_stale_dirs(const Record& r) {
+    if (stale_dirs_.empty() || (r.op != Op::rename && r.op != Op::rmdir)) return;
+    auto under = [](const std::string& p, const std::string& dir) {
+        return p == dir || (p.size() > dir.size() && p.starts_with(dir) && p[dir.size()] == '/');
+    };
+    std::set<std::string> next;
+    for (auto& d : stale_dirs_) {
+        if (!under(d, r.path)) next.insert(d);
+        else if (r.op == Op::rename) next.insert(r.target + d.substr(r.path.size()));
+    }
+    stale_dirs_ = std::move(next);
+}
+
+// Every entry change sets its directory's mtime on the replica to the
+// source's, read at ship time. A record whose directory was renamed or
+// removed by the time it ships cannot read it; once the shipper has caught
+// up, every rename has travelled, so the path it followed names the same
+// directory on both sides and its mtime can be sent as a setattr.
+bool ShipWorker::fix_stale_dirs() {
+    if (stale_dirs_.empty()) return true;
+    auto dirs = std::move(stale_dirs_);
+    stale_dirs_.clear();
+    for (auto& d : dirs) {
+        auto mt = tree_->parent_mtime(d.empty() ? std::string("x") : d + "/x");
+        if (!mt) {
+            // Moved or removed at the source by a record not read yet: the
+            // rename or rmdir, when it comes, says where it went.
+            stale_dirs_.insert(d);
+            continue;
+        }
+        proto::OpMsg m;
+        m.lsn = last_complete_;
+        m.kind = proto::OpKind::setattr;
+        m.path = d;
+        m.mtime_ns = mt;
+        if (!send_op(m)) return false;
+    }
+    return true;
 }
 
 bool ShipWorker::send_op(proto::OpMsg& op) {
@@ -286,11 +333,21 @@ bool ShipWorker::ship_record(const Record& r, const PlannedRecord& p) {
             m.kind = proto::OpKind::symlink;
             attrs();
             m.target = r.target;
+            if (m.target.empty()) {
+                // A link the agent could not read in time: read it now.
+                auto now = tree_->link_target(r.handle);
+                if (!now) {
+                    spdlog::warn("shipper: skipping symlink '{}' (LSN {}): its text is unknown and it is gone", r.path,
+                                 r.lsn);
+                    return true;
+                }
+                m.target = *now;
+            }
             break;
         case Op::link:
             m.kind = proto::OpKind::link;
             m.target = r.target;
-            m.target_parent_mtime_ns = tree_->parent_mtime(r.target);
+            m.target_parent_mtime_ns = tree_->parent_mtime(r.target, r.handle);
             break;
         case Op::unlink: m.kind = proto::OpKind::unlink; break;
         case Op::rmdir: m.kind = proto::OpKind::rmdir; break;
@@ -298,7 +355,7 @@ bool ShipWorker::ship_record(const Record& r, const PlannedRecord& p) {
             m.kind = proto::OpKind::rename;
             m.target = r.target;
             m.replaced = r.replaced;
-            m.target_parent_mtime_ns = tree_->parent_mtime(r.target);
+            m.target_parent_mtime_ns = tree_->parent_mtime(r.target, r.handle);
             break;
         case Op::setattr:
             m.kind = proto::OpKind::setattr;
@@ -321,9 +378,17 @@ bool ShipWorker::ship_record(const Record& r, const PlannedRecord& p) {
             break;
         default: return true;  // agent events: nothing to apply
     }
-    if (m.kind != proto::OpKind::setattr && m.kind != proto::OpKind::truncate && m.kind != proto::OpKind::setxattr &&
-        m.kind != proto::OpKind::removexattr)
-        m.parent_mtime_ns = tree_->parent_mtime(r.path);
+    bool moves_entries = m.kind != proto::OpKind::setattr && m.kind != proto::OpKind::truncate &&
+                         m.kind != proto::OpKind::setxattr && m.kind != proto::OpKind::removexattr;
+    if (moves_entries)
+        // The object named by the handle is at `path` for the ops that made it.
+        m.parent_mtime_ns = m.kind == proto::OpKind::create || m.kind == proto::OpKind::mkdir ||
+                                    m.kind == proto::OpKind::mknod || m.kind == proto::OpKind::symlink
+                                ? tree_->parent_mtime(r.path, r.handle)
+                                : tree_->parent_mtime(r.path);
+    if (moves_entries && !m.parent_mtime_ns) note_stale_parent(r.path);
+    if ((m.kind == proto::OpKind::rename || m.kind == proto::OpKind::link) && !m.target_parent_mtime_ns)
+        note_stale_parent(r.target);
     return send_op(m);
 }
 
@@ -428,7 +493,8 @@ bool ShipWorker::ship_whole(const Record& r, ShipAction action) {
         last.mode = file.st.st_mode;
         last.uid = file.st.st_uid;
         last.gid = file.st.st_gid;
-        last.parent_mtime_ns = tree_->parent_mtime(r.path);
+        last.parent_mtime_ns = tree_->parent_mtime(r.path, r.handle);
+        if (!last.parent_mtime_ns) note_stale_parent(r.path);
     }
     return stream.finish(last);
 }

@@ -9,6 +9,8 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
+#include <string>
 
 #include "journal/reader.hpp"
 #include "replicator/shipper.hpp"
@@ -35,6 +37,10 @@ private:
     bool ship_whole(const journal::Record& r, ShipAction action);
     bool ship_close_attrs(const journal::Record& r);
     void save_cursor(bool force);
+    // Directories whose mtime a record could not carry (see fix_stale_dirs).
+    void note_stale_parent(const std::string& path);
+    void follow_stale_dirs(const journal::Record& r);
+    bool fix_stale_dirs();
     bool reopen_reader(uint64_t next_lsn);
 
     const ShipperOptions& options_;
@@ -44,6 +50,7 @@ private:
     std::unique_ptr<journal::Reader> reader_;
     std::optional<SourceTree> tree_;
 
+    std::set<std::string> stale_dirs_;
     uint64_t generation_ = 0;
     uint64_t last_complete_ = 0;  // every record up to here has been sent
     uint64_t bytes_since_commit_ = 0;

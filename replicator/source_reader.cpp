@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 
 #include "beneath.hpp"
@@ -84,6 +85,48 @@ std::optional<int64_t> SourceTree::parent_mtime(const std::string& path) const {
     struct stat st{};
     if (::fstat(fd->get(), &st) != 0) return std::nullopt;
     return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+}
+
+namespace {
+
+// The object itself, whatever its type, without following it.
+UniqueFd open_handle_path(int mount_fd, const journal::FileHandle& handle) {
+    if (handle.bytes.empty() || handle.bytes.size() > MAX_HANDLE_SZ) return UniqueFd();
+    union {
+        file_handle fh;
+        char buf[sizeof(file_handle) + MAX_HANDLE_SZ];
+    } u{};
+    u.fh.handle_type = handle.type;
+    u.fh.handle_bytes = static_cast<unsigned>(handle.bytes.size());
+    std::memcpy(u.fh.f_handle, handle.bytes.data(), handle.bytes.size());
+    return UniqueFd(::open_by_handle_at(mount_fd, &u.fh, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+}
+
+}  // namespace
+
+std::optional<std::string> SourceTree::link_target(const journal::FileHandle& handle) const {
+    auto fd = open_handle_path(root_.get(), handle);
+    if (fd.get() < 0) return std::nullopt;
+    char buf[PATH_MAX];
+    ssize_t n = ::readlinkat(fd.get(), "", buf, sizeof buf);
+    if (n <= 0) return std::nullopt;
+    return std::string(buf, static_cast<size_t>(n));
+}
+
+std::optional<int64_t> SourceTree::parent_mtime(const std::string& path, const journal::FileHandle& handle) const {
+    if (auto known = parent_mtime(path)) return known;
+    auto fd = open_handle_path(root_.get(), handle);
+    if (fd.get() < 0) return std::nullopt;
+    // The kernel's name for the object now (its dentry path); an object with
+    // several hard links names one of them, which is good enough for a hint.
+    char buf[PATH_MAX];
+    auto proc = fmt::format("/proc/self/fd/{}", fd.get());
+    ssize_t n = ::readlink(proc.c_str(), buf, sizeof buf - 1);
+    if (n <= 0) return std::nullopt;
+    std::string now(buf, static_cast<size_t>(n));
+    auto prefix = path_.string() + "/";
+    if (!now.starts_with(prefix) || now.ends_with(" (deleted)")) return std::nullopt;
+    return parent_mtime(now.substr(prefix.size()));
 }
 
 Result<std::string> read_range(int fd, uint64_t offset, size_t len, const std::string& what) {

@@ -80,6 +80,7 @@ private:
     void on_create(const std::string& path, bool is_dir, int32_t pid, const std::string& handle, bool moved_in = false);
     void journal_vanished_creation(const std::string& path, bool is_dir, int32_t pid, const std::string& handle);
     void materialize(const std::string& path, int32_t pid);
+    void materialize_beneath(const std::string& dir, int32_t pid);
     void on_delete(const std::string& path, bool is_dir, int32_t pid);
     void on_rename(const FanEvent& ev);
     void on_attrib(const std::string& path, int32_t pid);

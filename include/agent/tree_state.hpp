@@ -54,6 +54,12 @@ enum ReadParts : unsigned { kReadStat = 0, kReadHandle = 1, kReadXattrs = 2, kRe
 // with sys_errno ENOENT.
 Result<Entry> read_entry(int root_fd, const std::string& rel, unsigned parts = kReadAll);
 
+// Reads the object a handle key names, wherever it is now (`rel` only names
+// it in errors). For an event whose path went stale before it was read: a
+// later rename moved the object, and its attributes still belong to the
+// records at the old path. ENOENT when it no longer exists.
+Result<Entry> read_entry_by_handle(int root_fd, const std::string& handle_key, const std::string& rel);
+
 // Walks the tree beneath `root_fd`, skipping excluded paths.
 Result<Tree> scan_tree(int root_fd, const ExcludeFn& excluded);
 

@@ -1,0 +1,179 @@
+// File content: writes are journaled with the exact byte ranges eBPF saw
+// (coalesced), then a close_write; truncates with the new size; without
+// eBPF a write record names the whole file (no ranges). A burst of small
+// writes is coalesced into a few records.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "agent_fixture.hpp"
+
+namespace iz::test::agent {
+namespace {
+
+using Strings = std::vector<std::string>;
+using Ranges = std::vector<std::pair<uint64_t, uint64_t>>;
+constexpr uint64_t kMiB = 1 << 20;
+
+class Content : public AgentOn {
+protected:
+    int open_fd(const std::string& rel, int flags) {
+        int fd = ::open(at(rel).c_str(), flags | O_CLOEXEC, 0644);
+        EXPECT_GE(fd, 0) << rel;
+        return fd;
+    }
+    int64_t mtime_ns(const std::string& rel) {
+        struct stat st{};
+        EXPECT_EQ(::stat(at(rel).c_str(), &st), 0);
+        return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+    }
+};
+
+// Merges touching and overlapping ranges, as the journal's coalesce() does.
+Ranges merged(Ranges rs) {
+    std::sort(rs.begin(), rs.end());
+    Ranges out;
+    for (auto& [off, len] : rs) {
+        if (!out.empty() && off <= out.back().first + out.back().second)
+            out.back().second = std::max(out.back().first + out.back().second, off + len) - out.back().first;
+        else
+            out.emplace_back(off, len);
+    }
+    return out;
+}
+
+TEST_P(Content, WriteThenCloseWrite) {
+    write_file(at("f"), "");
+    ASSERT_NO_FATAL_FAILURE(start());
+    int fd = open_fd("f", O_WRONLY);
+    ASSERT_EQ(::pwrite(fd, "hello", 5, 0), 5);
+    ::close(fd);
+    auto got = changes();
+    ASSERT_EQ(describe(got), (Strings{"write f", "close_write f"}));
+    EXPECT_EQ(ranges_of(got[0]), (Ranges{{0, 5}}));
+    EXPECT_EQ(got[0].value("size", 0), 5);
+    EXPECT_EQ(got[0].value("pid", 0), getpid());
+    // The content version: the file as it was closed.
+    EXPECT_EQ(got[1].value("size", 0), 5);
+    EXPECT_EQ(got[1].value("mtime_ns", int64_t{0}), mtime_ns("f"));
+    EXPECT_EQ(got[1].value("pid", 0), getpid());
+}
+
+TEST_P(Content, PwritesAtKnownOffsetsGiveExactlyThoseRanges) {
+    ASSERT_NO_FATAL_FAILURE(start());
+    int fd = open_fd("p", O_CREAT | O_WRONLY);
+    pwrite_all(fd, 0, 4096);
+    pwrite_all(fd, kMiB, 4096);
+    ::close(fd);
+    auto got = changes();
+    ASSERT_EQ(describe(got), (Strings{"create p", "write p", "close_write p"}));
+    EXPECT_EQ(ranges_of(got[1]), (Ranges{{0, 4096}, {kMiB, 4096}}));
+    EXPECT_EQ(got[1].value("size", uint64_t{0}), kMiB + 4096);
+}
+
+TEST_P(Content, AdjacentWritesAreOneRange) {
+    ASSERT_NO_FATAL_FAILURE(start());
+    int fd = open_fd("p", O_CREAT | O_WRONLY);
+    pwrite_all(fd, 4096, 4096);
+    pwrite_all(fd, 0, 4096);
+    pwrite_all(fd, 8192, 100);
+    ::close(fd);
+    auto got = changes();
+    ASSERT_EQ(describe(got), (Strings{"create p", "write p", "close_write p"}));
+    EXPECT_EQ(ranges_of(got[1]), (Ranges{{0, 8292}}));
+}
+
+TEST_P(Content, OverwriteInTheMiddleIsJustThoseBytes) {
+    write_file(at("f"), std::string(100000, 'a'));
+    ASSERT_NO_FATAL_FAILURE(start());
+    int fd = open_fd("f", O_WRONLY);
+    pwrite_all(fd, 50000, 10, 'b');
+    ::close(fd);
+    auto got = changes();
+    ASSERT_EQ(describe(got), (Strings{"write f", "close_write f"}));
+    EXPECT_EQ(ranges_of(got[0]), (Ranges{{50000, 10}}));
+    EXPECT_EQ(got[0].value("size", 0), 100000);
+}
+
+TEST_P(Content, TruncateGivesTheNewSize) {
+    write_file(at("f"), std::string(10000, 'a'));
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::truncate(at("f").c_str(), 100), 0);
+    auto got = changes();
+    ASSERT_EQ(describe(got), Strings{"truncate f"});
+    EXPECT_EQ(got[0].value("size", 0), 100);
+    EXPECT_EQ(got[0].value("pid", 0), getpid());
+}
+
+TEST_P(Content, ExtendingTruncateGivesTheNewSize) {
+    write_file(at("f"), "0123456789");
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::truncate(at("f").c_str(), kMiB), 0);
+    auto got = changes();
+    ASSERT_EQ(describe(got), Strings{"truncate f"});
+    EXPECT_EQ(got[0].value("size", uint64_t{0}), kMiB);
+}
+
+TEST_P(Content, RewriteWithOTruncIsTruncateThenWrite) {
+    write_file(at("f"), "0123456789");
+    ASSERT_NO_FATAL_FAILURE(start());
+    int fd = open_fd("f", O_WRONLY | O_TRUNC);
+    ASSERT_EQ(::write(fd, "ab", 2), 2);
+    ::close(fd);
+    auto got = changes();
+    ASSERT_EQ(describe(got), (Strings{"truncate f", "write f", "close_write f"}));
+    EXPECT_EQ(got[0].value("size", -1), 0);
+    EXPECT_EQ(ranges_of(got[1]), (Ranges{{0, 2}}));
+    EXPECT_EQ(got[1].value("size", 0), 2);
+}
+
+TEST_P(Content, WithoutBpfAWriteNamesTheWholeFile) {
+    ASSERT_NO_FATAL_FAILURE(start({"--no-bpf"}));
+    EXPECT_EQ(watch().status().value("capture", ""), "fanotify only");
+    int fd = open_fd("p", O_CREAT | O_WRONLY);
+    pwrite_all(fd, 0, 4096);
+    pwrite_all(fd, kMiB, 4096);
+    ::close(fd);
+    auto got = changes();
+    ASSERT_EQ(describe(got), (Strings{"create p", "write p", "close_write p"}));
+    EXPECT_TRUE(names_whole_file(got[1])) << got[1].dump();
+    EXPECT_EQ(got[1].value("size", uint64_t{0}), kMiB + 4096);
+}
+
+TEST_P(Content, WithoutBpfAShrinkIsTruncateAndWholeFileWrite) {
+    write_file(at("f"), std::string(10000, 'a'));
+    ASSERT_NO_FATAL_FAILURE(start({"--no-bpf"}));
+    ASSERT_EQ(::truncate(at("f").c_str(), 100), 0);
+    auto got = changes();
+    ASSERT_EQ(describe(got), (Strings{"truncate f", "write f"}));
+    EXPECT_EQ(got[0].value("size", 0), 100);
+    EXPECT_TRUE(names_whole_file(got[1])) << got[1].dump();
+}
+
+TEST_P(Content, ABurstOfSmallAppendsIsCoalesced) {
+    ASSERT_NO_FATAL_FAILURE(start());
+    int fd = open_fd("log", O_CREAT | O_WRONLY | O_APPEND);
+    std::string line(99, 'x');
+    line += '\n';
+    for (int i = 0; i < 1000; ++i) ASSERT_EQ(::write(fd, line.data(), line.size()), 100);
+    ::close(fd);
+    auto got = changes();
+    auto writes = with_op(got, "write", "log");
+    ASSERT_FALSE(writes.empty());
+    EXPECT_LE(writes.size(), 20u) << "1000 appends in a burst should coalesce";
+    Ranges all;
+    for (auto& w : writes)
+        for (auto& r : ranges_of(w)) all.push_back(r);
+    EXPECT_EQ(merged(all), (Ranges{{0, 100000}}));
+    EXPECT_EQ(writes.back().value("size", 0), 100000);
+    EXPECT_EQ(with_op(got, "close_write", "log").size(), 1u);
+    EXPECT_EQ(with_op(got, "create", "log").size(), 1u);
+    EXPECT_EQ(got.size(), writes.size() + 2) << ::testing::PrintToString(describe(got));
+}
+
+INSTANTIATE_TEST_SUITE_P(Filesystems, Content, ::testing::Values(FsType::ext4, FsType::xfs), fs_param_name);
+
+}  // namespace
+}  // namespace iz::test::agent

@@ -1,0 +1,217 @@
+// Namespace operations under a watched directory: each one, made alone and
+// synced, is journaled as exactly one record with its path, target and the
+// attributes the entry has, attributed to the process that made it. Made
+// in a burst, or read late, the exact records may differ, but replayed
+// they must give the tree as it is.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "agent_fixture.hpp"
+#include "replay.hpp"
+
+namespace iz::test::agent {
+namespace {
+
+using Strings = std::vector<std::string>;
+
+class Namespace : public AgentOn {};
+
+TEST_P(Namespace, BaselineJournalsTheExistingTreeThenARescan) {
+    make_dir(at("d"));
+    write_file(at("d/f"), "abc");
+    ASSERT_EQ(::symlink("d/f", at("s").c_str()), 0);
+    ASSERT_NO_FATAL_FAILURE(start());
+    auto all = watch().journal();
+    ASSERT_GE(all.size(), 2u);
+    EXPECT_EQ(all.front().value("op", ""), "start");
+    EXPECT_EQ(all.back().value("op", ""), "rescan");
+    // The baseline: every entry created (parents first), content and mtime of
+    // the non-empty file pinned after it.
+    EXPECT_EQ(describe(mutations_after(all, 0)),
+              (Strings{"mkdir d", "create d/f", "write d/f", "setattr d/f", "symlink s -> d/f"}));
+    EXPECT_TRUE(changes().empty());
+}
+
+TEST_P(Namespace, CreateIsOneRecordWithModeAndOwner) {
+    ASSERT_NO_FATAL_FAILURE(start());
+    int fd = ::open(at("new").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0640);
+    ASSERT_GE(fd, 0);
+    ::close(fd);  // a close without a write is no content version
+    auto got = changes();
+    ASSERT_EQ(describe(got), Strings{"create new"});
+    EXPECT_EQ(got[0].value("mode", ""), "0100640");
+    EXPECT_EQ(got[0].value("owner_uid", -1), 0);
+    EXPECT_EQ(got[0].value("size", -1), 0);
+    EXPECT_EQ(got[0].value("pid", 0), getpid());
+}
+
+// The process is gone before its events are read; eBPF saw it exit and
+// still names it.
+TEST_P(Namespace, ShortLivedProcessesOfOtherUsersAreNamed) {
+    make_dir(at("pub"), 0777);
+    ASSERT_EQ(::chmod(at("pub").c_str(), 0777), 0);
+    ASSERT_NO_FATAL_FAILURE(start());
+    auto r = run_process({"setpriv", "--reuid=1234", "--regid=4321", "--clear-groups", "mkdir", at("pub/mine").string()});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto got = changes();
+    ASSERT_EQ(describe(got), Strings{"mkdir pub/mine"});
+    EXPECT_EQ(got[0].value("uid", 0), 1234);
+    EXPECT_EQ(got[0].value("gid", 0), 4321);
+    EXPECT_EQ(got[0].value("comm", ""), "mkdir");
+    EXPECT_EQ(got[0].value("owner_uid", 0), 1234);
+    EXPECT_EQ(got[0].value("owner_gid", 0), 4321);
+}
+
+TEST_P(Namespace, MkdirIsOneRecordWithMode) {
+    ASSERT_NO_FATAL_FAILURE(start());
+    make_dir(at("sub"), 0750);
+    auto got = changes();
+    ASSERT_EQ(describe(got), Strings{"mkdir sub"});
+    EXPECT_EQ(got[0].value("mode", ""), "0040750");
+    EXPECT_EQ(got[0].value("pid", 0), getpid());
+}
+
+TEST_P(Namespace, SymlinkCarriesItsTarget) {
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::symlink("../elsewhere/x", at("link").c_str()), 0);
+    auto got = changes();
+    ASSERT_EQ(describe(got), Strings{"symlink link -> ../elsewhere/x"});
+    EXPECT_EQ(got[0].value("mode", ""), "0120777");
+}
+
+TEST_P(Namespace, HardLinkNamesTheExistingFile) {
+    write_file(at("a"), "data");
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::link(at("a").c_str(), at("h").c_str()), 0);
+    EXPECT_EQ(described_changes(), Strings{"link a -> h"});
+}
+
+TEST_P(Namespace, UnlinkAndRmdir) {
+    write_file(at("a"), "data");
+    make_dir(at("d"));
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::unlink(at("a").c_str()), 0);
+    ASSERT_EQ(::rmdir(at("d").c_str()), 0);
+    auto got = changes();
+    EXPECT_EQ(describe(got), (Strings{"unlink a", "rmdir d"}));
+    for (auto& r : got) EXPECT_EQ(r.value("pid", 0), getpid()) << describe(r);
+}
+
+TEST_P(Namespace, RenameWithinADirectory) {
+    write_file(at("a"), "data");
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::rename(at("a").c_str(), at("b").c_str()), 0);
+    auto got = changes();
+    ASSERT_EQ(describe(got), Strings{"rename a -> b"});
+    EXPECT_EQ(got[0].value("replaced", true), false);
+}
+
+TEST_P(Namespace, RenameOverAnExistingFileSaysItReplaced) {
+    write_file(at("a"), "new");
+    write_file(at("b"), "old");
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::rename(at("a").c_str(), at("b").c_str()), 0);
+    auto got = changes();
+    ASSERT_EQ(describe(got), Strings{"rename a -> b"});
+    EXPECT_EQ(got[0].value("replaced", false), true);
+}
+
+TEST_P(Namespace, RenameAcrossDirectories) {
+    make_dir(at("d1"));
+    make_dir(at("d2"));
+    write_file(at("d1/f"), "data");
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::rename(at("d1/f").c_str(), at("d2/g").c_str()), 0);
+    EXPECT_EQ(described_changes(), Strings{"rename d1/f -> d2/g"});
+}
+
+TEST_P(Namespace, ChildrenOfARenamedDirectoryAreJournaledUnderTheNewPath) {
+    make_dir(at("old"));
+    make_dir(at("old/sub"));
+    write_file(at("old/sub/f"), "data");
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::rename(at("old").c_str(), at("new").c_str()), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    write_file(at("new/sub/g"), "");
+    ASSERT_NO_FATAL_FAILURE(sync());
+    append_file(at("new/sub/f"), "more");
+    ASSERT_NO_FATAL_FAILURE(sync());
+    ASSERT_EQ(::rename(at("new/sub/g").c_str(), at("new/g2").c_str()), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    ASSERT_EQ(::unlink(at("new/sub/f").c_str()), 0);
+    EXPECT_EQ(described_changes(), (Strings{"rename old -> new", "create new/sub/g", "write new/sub/f",
+                                            "close_write new/sub/f", "rename new/sub/g -> new/g2",
+                                            "unlink new/sub/f"}));
+}
+
+// Unsynced, events of one name are merged in the kernel queue and entries
+// are gone or renamed before their events are read: the exact sequence is
+// not fixed, but replayed, the journal must still give the tree.
+TEST_P(Namespace, ABurstOfOperationsReplaysToTheTree) {
+    make_dir(at("keep"));
+    write_file(at("keep/a"), "a");
+    ASSERT_NO_FATAL_FAILURE(start());
+    for (int round = 0; round < 20; ++round) {
+        auto d = fmt::format("d{}", round);
+        make_dir(at(d));
+        write_file(at(d + "/tmp"), "scratch");
+        ASSERT_EQ(::rename(at(d + "/tmp").c_str(), at(d + "/final").c_str()), 0);
+        write_file(at(d + "/gone"), "x");
+        ASSERT_EQ(::unlink(at(d + "/gone").c_str()), 0);
+        ASSERT_EQ(::symlink("final", at(d + "/link").c_str()), 0);
+        ASSERT_EQ(::link(at(d + "/final").c_str(), at(d + "/hard").c_str()), 0);
+        if (round % 2) {
+            ASSERT_EQ(::rename(at(d).c_str(), at(d + "-moved").c_str()), 0);
+            d += "-moved";
+        }
+        if (round % 5 == 0) {
+            ASSERT_EQ(::unlink(at(d + "/final").c_str()), 0);
+            ASSERT_EQ(::unlink(at(d + "/hard").c_str()), 0);
+            ASSERT_EQ(::unlink(at(d + "/link").c_str()), 0);
+            ASSERT_EQ(::rmdir(at(d).c_str()), 0);
+        }
+    }
+    ASSERT_EQ(::rename(at("keep/a").c_str(), at("a").c_str()), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    auto records = watch().journal();
+    std::vector<std::string> problems;
+    EXPECT_EQ(differences(replay(records, problems), list_tree(root())), Strings{});
+    EXPECT_EQ(problems, Strings{});
+}
+
+// Entries created and then renamed (or whose directory was renamed) before
+// the agent reads their create events cannot be read where those events
+// say; the agent knows only "a file" or "a directory" there until the
+// rename tells it where they went. Stopping the daemon makes that certain.
+TEST_P(Namespace, EntriesReadOnlyAfterTheirRenameAreJournaledAsWhatTheyAre) {
+    make_dir(at("known"));
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    write_file(at("known/f"), "content");
+    ASSERT_EQ(::symlink("f", at("known/l").c_str()), 0);
+    ASSERT_EQ(::link(at("known/f").c_str(), at("known/h").c_str()), 0);
+    ASSERT_EQ(::mkfifo(at("known/p").c_str(), 0600), 0);
+    ASSERT_EQ(::rename(at("known").c_str(), at("known2").c_str()), 0);
+    make_dir(at("fresh"));
+    write_file(at("fresh/a"), "abc");
+    ASSERT_EQ(::symlink("a", at("fresh/s").c_str()), 0);
+    ASSERT_EQ(::rename(at("fresh").c_str(), at("fresh2").c_str()), 0);
+    write_file(at("t.tmp"), "saved");
+    ASSERT_EQ(::rename(at("t.tmp").c_str(), at("t").c_str()), 0);
+    ASSERT_EQ(::symlink("t", at("l0").c_str()), 0);
+    ASSERT_EQ(::rename(at("l0").c_str(), at("l").c_str()), 0);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    std::vector<std::string> problems;
+    EXPECT_EQ(differences(replay(watch().journal(), problems), list_tree(root())), Strings{});
+    EXPECT_EQ(problems, Strings{});
+}
+
+INSTANTIATE_TEST_SUITE_P(Filesystems, Namespace, ::testing::Values(FsType::ext4, FsType::xfs), fs_param_name);
+
+}  // namespace
+}  // namespace iz::test::agent

@@ -1,0 +1,81 @@
+#pragma once
+// The end-to-end cast: an agent host and server hosts, each in its own
+// network namespace, running the real izwatch and izreplicate binaries on
+// loop-mounted ext4 images. Destructors stop every process, then unmount and
+// delete namespaces, even when a test fails half-way.
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "support/netns.hpp"
+#include "support/process.hpp"
+#include "support/scratch_fs.hpp"
+#include "unit_tree.hpp"
+
+namespace iz::test::e2e {
+
+inline constexpr uint16_t kServerPort = 7411;
+
+// One izreplicate host.
+class ServerHost {
+public:
+    ServerHost(const Netns& ns, std::string address, std::filesystem::path key, const std::string& tag);
+    ~ServerHost();
+
+    void start();
+    void kill9();
+    bool running();
+    std::string endpoint() const;
+    // The replica of a fileset (per-fileset mode).
+    std::filesystem::path replica(const std::string& fileset) const;
+    std::filesystem::path root() const { return fs_->mount_point(); }
+    std::string log() const;
+
+private:
+    const Netns& ns_;
+    std::string address_;
+    std::filesystem::path key_;
+    std::unique_ptr<ScratchFs> fs_;
+    std::filesystem::path log_file_;
+    std::unique_ptr<ChildProcess> proc_;
+};
+
+// The agent host: a source filesystem with DIR = <mount>/data.
+class AgentHost {
+public:
+    AgentHost(const Netns& ns, std::filesystem::path key, const std::string& tag);
+    ~AgentHost();
+
+    const std::filesystem::path& dir() const { return dir_; }
+    // izwatch start DIR --server ... (daemonised, in the agent's namespace).
+    ProcessResult start(const std::vector<std::string>& endpoints, const std::vector<std::string>& extra = {});
+    ProcessResult sync(int timeout_s = 60);
+    ProcessResult stop();
+    nlohmann::json status();
+    void kill9();
+    std::string log() const;
+    std::filesystem::path journal() const { return work_.path() / "journal"; }
+
+private:
+    std::vector<std::string> env() const;
+
+    const Netns& ns_;
+    std::filesystem::path key_;
+    std::unique_ptr<ScratchFs> fs_;
+    TempDir work_;
+    std::filesystem::path dir_;
+    bool started_ = false;
+};
+
+// Lines of `a` missing from `b` and the reverse, for a readable failure.
+std::string manifest_diff(const std::string& a, const std::string& b);
+
+// A shared key for a test, in a file readable by root only.
+std::filesystem::path make_key(const TempDir& where);
+
+}  // namespace iz::test::e2e
