@@ -205,7 +205,10 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
     bool linked = false;
     if (e->is_reg() && e->nlink > 1) {
         for (auto& [other, oe] : tree_) {
-            if (oe.ino == e->ino && other != path && oe.is_reg()) {
+            // Same inode number, and the same handle where both are known:
+            // a name the tree has not yet seen go may hold a reused number.
+            if (oe.ino == e->ino && other != path && oe.is_reg() &&
+                (oe.handle.empty() || e->handle.empty() || oe.handle == e->handle)) {
                 r.op = Op::link;
                 r.path = other;
                 r.target = path;
@@ -567,9 +570,16 @@ void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
     }
     stamp(w);
     bool only_truncated = ranges_trusted && dirt.truncated_to && w.ranges.empty();
+    // This read is fresher than attribute events still queued (a chmod
+    // during the write), which will then find nothing changed: whatever
+    // changed besides the write's own mtime is journaled here.
+    Entry before = it->second;
+    before.mtime_ns = now->mtime_ns;
+    auto attrs = attribute_records(path, before, *now);
     now->version = it->second.version;
     it->second = *now;
     if (!only_truncated) emit(std::move(w), pw.pid);
+    for (auto& a : attrs) emit(std::move(a), pw.pid);
 }
 
 void Capture::flush_writes(bool all) {
