@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace iz::agent {
@@ -436,6 +437,17 @@ void Capture::on_attrib(const std::string& path, int32_t pid) {
     // A pending write owns the mtime it caused; compare attributes only.
     if (pending_.count(path)) before.mtime_ns = now->mtime_ns;
     auto records = attribute_records(path, before, *now);
+    // A directory's mtime moves with every entry change and is not compared
+    // there; an attribute event on the directory itself may be a utimes, so
+    // its times travel with it.
+    if (now->is_dir() && before.mtime_ns != now->mtime_ns &&
+        std::none_of(records.begin(), records.end(), [](const Record& r) { return r.op == Op::setattr; })) {
+        Entry unchanged = *now;
+        unchanged.mode ^= 01;  // any difference makes attribute_records write the full setattr
+        auto times = attribute_records(path, unchanged, *now);
+        for (auto& r : times)
+            if (r.op == Op::setattr) records.push_back(std::move(r));
+    }
     now->version = it->second.version;
     if (pending_.count(path)) {
         now->size = it->second.size;

@@ -56,7 +56,9 @@ public:
         std::error_code ec;
         std::filesystem::create_directories(opts_.state_dir, ec);
         if (ec) return fail(Error{fmt::format("create state directory '{}': {}", opts_.state_dir.string(), ec.message()), ec.value()});
-        root_fd_ = ::open(opts_.dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+        // Readable, not O_PATH: it is also the mount reference for
+        // open_by_handle_at, which refuses O_PATH descriptors.
+        root_fd_ = ::open(opts_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (root_fd_ < 0) return fail(sys_error("open watched directory", opts_.dir, errno));
         struct stat st{};
         ::fstat(root_fd_, &st);

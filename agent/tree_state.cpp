@@ -37,16 +37,23 @@ std::string join(const std::string& dir, const std::string& name) { return dir.e
 // own attributes are read (l*xattr) without following it out of the tree.
 std::map<std::string, std::string> read_xattrs(int root_fd, const std::string& rel) {
     std::map<std::string, std::string> out;
-    // "" names the descriptor's object itself (an O_PATH descriptor of any type).
-    auto path = rel.empty() ? fmt::format("/proc/self/fd/{}", root_fd) : fmt::format("/proc/self/fd/{}/{}", root_fd, rel);
+    // "" names the descriptor's object itself (an O_PATH descriptor). Then
+    // the path's last component is the /proc link, which l*xattr would read
+    // as a link of its own: the following calls jump through it to the
+    // object (and a symlink object opened with O_NOFOLLOW is not followed
+    // further).
+    bool self = rel.empty();
+    auto path = self ? fmt::format("/proc/self/fd/{}", root_fd) : fmt::format("/proc/self/fd/{}/{}", root_fd, rel);
+    auto list = self ? ::listxattr : ::llistxattr;
+    auto get = self ? ::getxattr : ::lgetxattr;
     char names[4096];
-    ssize_t n = ::llistxattr(path.c_str(), names, sizeof names);
+    ssize_t n = list(path.c_str(), names, sizeof names);
     for (ssize_t i = 0; i < n;) {
         std::string name(names + i);
         i += static_cast<ssize_t>(name.size()) + 1;
         if (name.starts_with("security.")) continue;  // labels follow the server's policy
         char value[65536];
-        ssize_t v = ::lgetxattr(path.c_str(), name.c_str(), value, sizeof value);
+        ssize_t v = get(path.c_str(), name.c_str(), value, sizeof value);
         if (v >= 0) out[name] = std::string(value, static_cast<size_t>(v));
     }
     return out;
@@ -144,8 +151,14 @@ Result<Entry> read_entry_by_handle(int root_fd, const std::string& handle_key, c
     u.fh.handle_type = h.type;
     u.fh.handle_bytes = static_cast<unsigned>(h.bytes.size());
     std::memcpy(u.fh.f_handle, h.bytes.data(), h.bytes.size());
-    int fd = ::open_by_handle_at(root_fd, &u.fh, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return fail(sys_error("open by handle", rel, errno == ESTALE ? ENOENT : errno));
+    // open_by_handle_at refuses an O_PATH descriptor as its mount
+    // reference, and the agent holds its root as one: reopen it readable.
+    int mount_fd = ::openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (mount_fd < 0) return fail(sys_error("open watched root for", rel, errno));
+    int fd = ::open_by_handle_at(mount_fd, &u.fh, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    int err = errno;
+    ::close(mount_fd);
+    if (fd < 0) return fail(sys_error("open by handle", rel, err == ESTALE ? ENOENT : err));
     struct stat st{};
     if (::fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
         int err = errno;

@@ -68,6 +68,8 @@ Result<AppliedState> AppliedState::open(const std::filesystem::path& dir) {
             auto boot = text.substr(space + 1, nl - space - 1);
             // Only the same boot's page cache is known to hold what progress says.
             if (lsn && !st.boot_id_.empty() && boot == st.boot_id_) st.progress_ = *lsn;
+            // Progress past the durable LSN, from any boot, means work was cut off.
+            st.unclean_at_open_ = lsn && *lsn > st.durable_;
         }
     }
     return st;

@@ -27,6 +27,11 @@ public:
     // Where the agent should resume (>= durable_lsn()).
     uint64_t resume_lsn() const { return std::max(durable_, progress_); }
 
+    // The last run applied operations it never made durable (it was killed
+    // between commits): files may hold their effects while the file memory,
+    // saved at commits, does not know them.
+    bool unclean_at_open() const { return unclean_at_open_; }
+
     // Records that `lsn` was applied (not yet durable).
     Status note_progress(uint64_t lsn);
     // Records that everything up to `lsn` is durable. Never goes backwards.
@@ -38,6 +43,7 @@ private:
     std::string boot_id_;
     uint64_t durable_ = 0;
     uint64_t progress_ = 0;
+    bool unclean_at_open_ = false;
 };
 
 }  // namespace iz::replicator

@@ -88,6 +88,7 @@ Status ApplierImpl::init() {
     auto state = AppliedState::open(opts_.state_dir);
     if (!state) return fail(state.error());
     state_.emplace(std::move(*state));
+    recovering_ = state_->unclean_at_open();
     auto memory = FileMemory::open(opts_.state_dir);
     if (!memory) return fail(memory.error());
     memory_ = std::move(*memory);
@@ -218,7 +219,9 @@ Status ApplierImpl::commit(uint64_t lsn) {
     // commit, on whatever filesystem the root lives.
     if (::syncfs(root_fd_.get()) != 0) return fail(sys_error("syncfs", opts_.root.string(), errno));
     if (auto ok = memory_->sync(); !ok) return ok;
-    return state_->make_durable(lsn);
+    if (auto ok = state_->make_durable(lsn); !ok) return ok;
+    recovering_ = false;
+    return {};
 }
 
 void ApplierImpl::abort_content() {

@@ -36,6 +36,12 @@ std::string safe_host(const std::string& host) {
 }  // namespace
 
 std::optional<std::string> ApplierImpl::changed_behind(const std::string& path, const struct stat& st) const {
+    // The agent resends what was not durable; a file it finds changed may
+    // be this replicator's own unremembered work from before the stop. A
+    // change made by someone else in that window is overwritten without a
+    // conflict copy: the price of not raising false conflicts after every
+    // crash.
+    if (recovering_) return std::nullopt;
     return memory_->changed(path, st);
 }
 

@@ -104,6 +104,9 @@ private:
     UniqueFd root_fd_;
     std::optional<AppliedState> state_;
     std::unique_ptr<FileMemory> memory_;
+    // After an unclean stop, until the first commit: what the replayed
+    // operations find changed is taken for the replicator's own work.
+    bool recovering_ = false;
     std::optional<PendingContent> content_;
     // A content_begin that was skipped (the tree was not in a state to take
     // it): its content_data and content_end are skipped with it rather than

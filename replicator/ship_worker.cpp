@@ -347,7 +347,7 @@ bool ShipWorker::ship_record(const Record& r, const PlannedRecord& p) {
         case Op::link:
             m.kind = proto::OpKind::link;
             m.target = r.target;
-            m.target_parent_mtime_ns = tree_->parent_mtime(r.target, r.handle);
+            m.target_parent_mtime_ns = tree_->parent_mtime(r.target);
             break;
         case Op::unlink: m.kind = proto::OpKind::unlink; break;
         case Op::rmdir: m.kind = proto::OpKind::rmdir; break;
@@ -355,7 +355,7 @@ bool ShipWorker::ship_record(const Record& r, const PlannedRecord& p) {
             m.kind = proto::OpKind::rename;
             m.target = r.target;
             m.replaced = r.replaced;
-            m.target_parent_mtime_ns = tree_->parent_mtime(r.target, r.handle);
+            m.target_parent_mtime_ns = tree_->parent_mtime(r.target);
             break;
         case Op::setattr:
             m.kind = proto::OpKind::setattr;
@@ -381,11 +381,7 @@ bool ShipWorker::ship_record(const Record& r, const PlannedRecord& p) {
     bool moves_entries = m.kind != proto::OpKind::setattr && m.kind != proto::OpKind::truncate &&
                          m.kind != proto::OpKind::setxattr && m.kind != proto::OpKind::removexattr;
     if (moves_entries)
-        // The object named by the handle is at `path` for the ops that made it.
-        m.parent_mtime_ns = m.kind == proto::OpKind::create || m.kind == proto::OpKind::mkdir ||
-                                    m.kind == proto::OpKind::mknod || m.kind == proto::OpKind::symlink
-                                ? tree_->parent_mtime(r.path, r.handle)
-                                : tree_->parent_mtime(r.path);
+        m.parent_mtime_ns = tree_->parent_mtime(r.path);
     if (moves_entries && !m.parent_mtime_ns) note_stale_parent(r.path);
     if ((m.kind == proto::OpKind::rename || m.kind == proto::OpKind::link) && !m.target_parent_mtime_ns)
         note_stale_parent(r.target);
@@ -493,7 +489,7 @@ bool ShipWorker::ship_whole(const Record& r, ShipAction action) {
         last.mode = file.st.st_mode;
         last.uid = file.st.st_uid;
         last.gid = file.st.st_gid;
-        last.parent_mtime_ns = tree_->parent_mtime(r.path, r.handle);
+        last.parent_mtime_ns = tree_->parent_mtime(r.path);
         if (!last.parent_mtime_ns) note_stale_parent(r.path);
     }
     return stream.finish(last);

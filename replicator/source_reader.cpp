@@ -113,22 +113,6 @@ std::optional<std::string> SourceTree::link_target(const journal::FileHandle& ha
     return std::string(buf, static_cast<size_t>(n));
 }
 
-std::optional<int64_t> SourceTree::parent_mtime(const std::string& path, const journal::FileHandle& handle) const {
-    if (auto known = parent_mtime(path)) return known;
-    auto fd = open_handle_path(root_.get(), handle);
-    if (fd.get() < 0) return std::nullopt;
-    // The kernel's name for the object now (its dentry path); an object with
-    // several hard links names one of them, which is good enough for a hint.
-    char buf[PATH_MAX];
-    auto proc = fmt::format("/proc/self/fd/{}", fd.get());
-    ssize_t n = ::readlink(proc.c_str(), buf, sizeof buf - 1);
-    if (n <= 0) return std::nullopt;
-    std::string now(buf, static_cast<size_t>(n));
-    auto prefix = path_.string() + "/";
-    if (!now.starts_with(prefix) || now.ends_with(" (deleted)")) return std::nullopt;
-    return parent_mtime(now.substr(prefix.size()));
-}
-
 Result<std::string> read_range(int fd, uint64_t offset, size_t len, const std::string& what) {
     std::string buf(len, '\0');
     size_t got = 0;

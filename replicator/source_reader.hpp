@@ -36,10 +36,6 @@ public:
     // mtime of the directory that contains `path` ("" for the root's own
     // parent is not asked for); nullopt when it cannot be read.
     std::optional<int64_t> parent_mtime(const std::string& path) const;
-    // The same, for an entry that `handle` names: when `path` is stale (its
-    // directory was renamed since), the directory the object is in now is
-    // the one the replica's directory at `path` has become.
-    std::optional<int64_t> parent_mtime(const std::string& path, const journal::FileHandle& handle) const;
 
     // The text of the symlink `handle` names (where it is now); nullopt
     // when it is gone.
