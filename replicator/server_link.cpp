@@ -14,6 +14,10 @@ namespace {
 constexpr auto kTick = std::chrono::milliseconds(250);
 constexpr auto kPingAfter = std::chrono::milliseconds(1000);
 constexpr auto kHandshakeTimeout = std::chrono::milliseconds(5000);
+// One write gathers up to this many queued frames (Asio hands at most 64
+// buffers to one sendmsg) or bytes.
+constexpr size_t kMaxWriteFrames = 64;
+constexpr size_t kMaxWriteBytes = 4u << 20;
 }  // namespace
 
 ServerLink::ServerLink(asio::io_context& io, const ShipperOptions& options, SharedKey key, ServerEndpoint endpoint,
@@ -206,18 +210,28 @@ void ServerLink::handle(proto::Message m) {
     read_frame([self](proto::Message next) { self->handle(std::move(next)); });
 }
 
+// Every frame queued so far goes out in one write: small operations
+// (a create, an unlink) were a send each, and a wakeup of the server each.
 void ServerLink::write_next() {
     if (writing_ || outbox_.empty() || !socket_) return;
     writing_ = true;
     auto self = shared_from_this();
     auto* sock = socket_.get();
-    auto frame = outbox_.front();
-    asio::async_write(*sock, asio::buffer(*frame), [self, sock, frame](const boost::system::error_code& ec, size_t) {
+    auto batch = std::make_shared<std::vector<std::shared_ptr<std::string>>>();
+    std::vector<asio::const_buffer> buffers;
+    size_t bytes = 0;
+    for (auto& frame : outbox_) {
+        if (!batch->empty() && (batch->size() >= kMaxWriteFrames || bytes + frame->size() > kMaxWriteBytes)) break;
+        batch->push_back(frame);
+        buffers.push_back(asio::buffer(*frame));
+        bytes += frame->size();
+    }
+    asio::async_write(*sock, buffers, [self, sock, batch](const boost::system::error_code& ec, size_t) {
         if (self->socket_.get() != sock) return;
         self->writing_ = false;
         if (ec) return self->lost("connection lost while sending: " + ec.message());
         self->last_tx_ = Clock::now();
-        self->outbox_.pop_front();
+        self->outbox_.erase(self->outbox_.begin(), self->outbox_.begin() + static_cast<std::ptrdiff_t>(batch->size()));
         self->write_next();
     });
 }
@@ -267,6 +281,7 @@ void ServerLink::lost(const std::string& why) {
         ++generation_;
         if (!stopping) last_error_ = why;
         hash_reply_.reset();
+        staged_.clear();
     }
     cv_.notify_all();
     if (stopping) return;
@@ -284,17 +299,31 @@ void ServerLink::schedule_reconnect() {
     });
 }
 
+// A post per frame woke the network thread per frame (a futex wake and a
+// context switch each, most of the agent's CPU time in a tree copy); now a
+// post is made only when none is pending, and it takes every frame queued.
 void ServerLink::push_frame(uint64_t generation, std::shared_ptr<std::string> frame) {
+    {
+        std::lock_guard lock(mu_);
+        if (generation != generation_) return;
+        staged_.push_back(std::move(frame));
+        if (handover_posted_) return;
+        handover_posted_ = true;
+    }
     auto self = shared_from_this();
-    asio::post(io_, [self, generation, frame = std::move(frame)] {
-        {
-            std::lock_guard lock(self->mu_);
-            if (generation != self->generation_) return;
-        }
-        if (self->phase_ != Phase::ready) return;
-        self->outbox_.push_back(frame);
-        self->write_next();
-    });
+    asio::post(io_, [self] { self->take_staged(); });
+}
+
+void ServerLink::take_staged() {
+    std::deque<std::shared_ptr<std::string>> frames;
+    {
+        std::lock_guard lock(mu_);
+        frames.swap(staged_);
+        handover_posted_ = false;
+    }
+    if (phase_ != Phase::ready) return;
+    for (auto& f : frames) outbox_.push_back(std::move(f));
+    write_next();
 }
 
 // ---- worker side ---------------------------------------------------------

@@ -78,6 +78,7 @@ private:
     void lost(const std::string& why);  // network thread
     void schedule_reconnect();
     void push_frame(uint64_t generation, std::shared_ptr<std::string> frame);
+    void take_staged();  // network thread
 
     boost::asio::io_context& io_;
     const ShipperOptions& options_;
@@ -118,6 +119,11 @@ private:
     uint64_t conflicts_ = 0;
     uint64_t next_hash_id_ = 1;
     std::optional<proto::HashReply> hash_reply_;
+    // Frames the worker has queued for the network thread (all of the
+    // current generation: lost() drops them), and whether a hand-over is
+    // posted already: one post moves every frame queued by then.
+    std::deque<std::shared_ptr<std::string>> staged_;
+    bool handover_posted_ = false;
 };
 
 }  // namespace iz::replicator

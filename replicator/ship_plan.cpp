@@ -15,6 +15,7 @@ struct PathState {
     std::optional<size_t> created;    // created in this window
     std::vector<size_t> touched;      // every later record on it
     std::optional<size_t> last_write;
+    std::optional<size_t> last_close; // a close_attrs still planned
     bool whole_dirty = false;         // a write with unknown ranges
 };
 
@@ -94,13 +95,36 @@ std::vector<PlannedRecord> plan_window(const std::vector<journal::Record>& windo
                 if (s.created || s.whole_dirty) {
                     out.action = s.created ? ShipAction::content_full : ShipAction::content_delta;
                     // The content covers every write and truncate before it.
+                    bool only_data = true;
                     for (size_t j : s.touched)
                         if (window[j].op == Op::write || window[j].op == Op::truncate || window[j].op == Op::close_write)
                             plan[j].action = ShipAction::skip;
+                        else
+                            only_data = false;
+                    // The whole content also carries the new file's mode,
+                    // owner, mtime and parent mtime, and makes the file: its
+                    // create need not travel. Sending it made the server
+                    // create an empty file and then rename the content over
+                    // it, and on ext4 a rename over an existing file forces
+                    // writeback of the new data (auto_da_alloc), per file.
+                    // Kept when anything else (attributes, xattrs) was done
+                    // to the file in between: that needs the file there.
+                    if (s.created && only_data && window[*s.created].op == Op::create)
+                        plan[*s.created].action = ShipAction::skip;
+                    s.last_write.reset();
+                    s.last_close.reset();
                 } else {
+                    // Size and attributes are read when it ships, so an
+                    // earlier close of the file says nothing this one does
+                    // not; and writes on either side of a close merge like
+                    // any others (their data is read at ship time too). A
+                    // file appended to and closed over and over (logs) then
+                    // costs one write and one close per window, not one
+                    // of each per append.
                     out.action = ShipAction::close_attrs;
+                    if (s.last_close) plan[*s.last_close].action = ShipAction::skip;
+                    s.last_close = i;
                 }
-                s.last_write.reset();
                 s.whole_dirty = false;
                 s.touched.push_back(i);
                 break;

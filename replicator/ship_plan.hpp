@@ -6,11 +6,15 @@
 //  - A file created and deleted again within the window (no link or rename
 //    of it in between) is skipped entirely, except the unlink itself.
 //  - Range writes to one file with no namespace change of it in between are
-//    merged into the last of them (data is read at ship time anyway).
+//    merged into the last of them (data is read at ship time anyway), closes
+//    in between included.
 //  - close_write of a file created in the window sends its whole content
-//    (atomically); after a write with unknown ranges, the blocks that
-//    differ from the server's copy; otherwise only size and attributes.
-//    Writes it covers are skipped.
+//    (atomically), and the create is skipped when nothing but data happened
+//    to the file in between (the content makes the file, with its
+//    attributes); after a write with unknown ranges, the blocks that
+//    differ from the server's copy; otherwise only size and attributes,
+//    and then an earlier such close of the file is skipped (both read them
+//    at ship time). Writes it covers are skipped.
 //  - A write with unknown ranges not followed by close_write in the window
 //    sends the differing blocks in place.
 //  - Agent events (start, stop, overflow, rescan) send nothing.

@@ -51,6 +51,10 @@ Result<SourceTree> SourceTree::open(const std::filesystem::path& root) {
 }
 
 Result<std::optional<SourceFile>> SourceTree::open_file(const std::string& path, const journal::FileHandle& handle) const {
+    // With a handle the answer is always the handle's inode (when the path
+    // names it too, it is the same file): opening it directly saves the
+    // path lookup, a second stat and the reopen, per file shipped.
+    if (!handle.empty()) return open_handle(root_.get(), handle, path);
     auto node = open_beneath(root_.get(), path, O_PATH | O_NOFOLLOW);
     if (!node) {
         int err = node.error().sys_errno;
@@ -59,13 +63,6 @@ Result<std::optional<SourceFile>> SourceTree::open_file(const std::string& path,
     }
     struct stat st{};
     if (::fstat(node->get(), &st) != 0) return fail(sys_error("stat", path, errno));
-    if (!handle.empty()) {
-        // Is it still the file the record is about?
-        auto by_handle = open_handle(root_.get(), handle, path);
-        if (!by_handle) return fail(by_handle.error());
-        if (!*by_handle) return std::optional<SourceFile>{};
-        if ((*by_handle)->st.st_ino != st.st_ino || (*by_handle)->st.st_dev != st.st_dev) return by_handle;
-    }
     // Only regular files are opened for reading: opening a device or FIFO
     // has side effects.
     if (!S_ISREG(st.st_mode)) return std::optional<SourceFile>{};
