@@ -129,8 +129,11 @@ TEST_F(Replication, DISABLED_TenThousandRandomOperationsConverge) {
 
 TEST_F(Replication, ServerKilledMidTransferThenRestarted) {
     auto& server = add_server();
+    // 60 MiB of random data through a 40 Mbit/s link takes about 12 s, so
+    // the kill lands mid-transfer however fast the machine is.
+    ASSERT_TRUE(links_[0]->limit_rate_a_to_b("40mbit"));
     start_agent();
-    bulk_files(agent_->dir(), 150, 1 << 20, 1);
+    bulk_files(agent_->dir(), 60, 1 << 20, 1);
     // Kill it once it has acknowledged part, not all, of the transfer.
     bool partway = eventually(
         [&] {
@@ -141,6 +144,7 @@ TEST_F(Replication, ServerKilledMidTransferThenRestarted) {
         20s);
     server.kill9();
     EXPECT_TRUE(partway) << "the transfer finished before the server could be killed";
+    ASSERT_TRUE(links_[0]->limit_rate_a_to_b("10gbit"));
     every_operation(agent_->dir() / "while-down");  // the agent keeps journaling meanwhile
     server.start();
     sync_ok();

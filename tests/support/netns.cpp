@@ -84,6 +84,15 @@ VethLink::~VethLink() {
 std::string VethLink::address_a() const { return fmt::format("10.213.{}.1", subnet_); }
 std::string VethLink::address_b() const { return fmt::format("10.213.{}.2", subnet_); }
 
+Status VethLink::limit_rate_a_to_b(const std::string& rate) {
+    std::vector<std::string> argv{"tc", "-n", ns_a_, "qdisc", "replace", "dev", dev_a_, "root",
+                                  "tbf", "rate", rate, "burst", "64kb", "latency", "400ms"};
+    auto r = run_process(argv, {}, std::chrono::seconds(20));
+    if (r.exit_code != 0)
+        return fail(make_error(fmt::format("tc on {} failed ({}): {}", dev_a_, r.exit_code, r.err)));
+    return {};
+}
+
 Status VethLink::set_up(bool up) {
     const char* state = up ? "up" : "down";
     if (auto ok = run_ip({"-n", ns_a_, "link", "set", dev_a_, state}); !ok) return ok;

@@ -42,6 +42,9 @@ public:
     std::string address_b() const;
     // Cuts or restores the link (both ends down/up): a cable pulled out.
     Status set_up(bool up);
+    // Caps the bandwidth from `a` to `b` (a tc token bucket, e.g. "40mbit"),
+    // so a transfer lasts long enough to be interrupted on purpose.
+    Status limit_rate_a_to_b(const std::string& rate);
 
 private:
     VethLink() = default;
