@@ -97,6 +97,53 @@ void Capture::index_dir(const std::string& rel, const std::string& handle) {
     }
 }
 
+void Capture::track(const std::string& path, Entry e) {
+    bool dir = e.is_dir();
+    std::string handle = e.handle;
+    tree_[path] = std::move(e);
+    if (dir) {
+        index_dir(path, handle);
+    } else if (!handle.empty()) {
+        names_.emplace(handle, path);
+        if (names_.size() > 2 * tree_.size() + 4096) {
+            names_.clear();
+            for (auto& [p, te] : tree_)
+                if (!te.is_dir() && !te.handle.empty()) names_.emplace(te.handle, p);
+        }
+    }
+}
+
+std::optional<std::string> Capture::tracked_elsewhere(const std::string& handle, const std::string& path, uint64_t ino) {
+    if (handle.empty()) {
+        // Without a handle, the inode number is all there is (0: do not
+        // guess): a slow scan, but only for entries whose handle could not
+        // be read.
+        if (ino == 0) return std::nullopt;
+        for (auto& [other, oe] : tree_)
+            if (oe.ino == ino && other != path && !oe.is_dir()) return other;
+        return std::nullopt;
+    }
+    if (auto d = dirs_.find(handle); d != dirs_.end()) {
+        auto t = tree_.find(d->second);
+        if (d->second != path && t != tree_.end() && t->second.handle == handle) return d->second;
+        return std::nullopt;
+    }
+    auto [lo, hi] = names_.equal_range(handle);
+    std::optional<std::string> found;
+    for (auto it = lo; it != hi;) {
+        auto t = tree_.find(it->second);
+        if (t == tree_.end() || t->second.handle != handle || t->second.is_dir()) {
+            it = names_.erase(it);
+            continue;
+        }
+        // A name known only from its create event (ino 0) has nothing to
+        // link to yet: it is read, and linked, where its rename says.
+        if (it->second != path && t->second.ino != 0 && !found) found = it->second;
+        ++it;
+    }
+    return found;
+}
+
 Status Capture::catch_up(const Tree& persisted, const std::string& why) {
     auto fresh = scan_tree(root_fd_, [this](const std::string& rel) { return excluded(rel); });
     if (!fresh) return fail(fresh.error());
@@ -106,10 +153,10 @@ Status Capture::catch_up(const Tree& persisted, const std::string& why) {
         auto it = persisted.find(path);
         if (it != persisted.end()) e.version = it->second.version;
     }
-    tree_ = std::move(*fresh);
+    tree_.clear();
     dirs_.clear();
-    for (auto& [path, e] : tree_)
-        if (e.is_dir()) index_dir(path, e.handle);
+    names_.clear();
+    for (auto& [path, e] : *fresh) track(path, std::move(e));
     size_t n = records.size();
     for (auto& r : records) emit(std::move(r), 0);
     Record done;
@@ -190,10 +237,12 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
         if (!tree_.count(path)) journal_vanished_creation(path, is_dir, pid, handle);
         return;
     }
-    if (!handle.empty() && e->is_reg() && e->nlink > 1) {
-        // A second name is journaled as a link to a name the tree knows by
-        // inode; that is only right if the path still holds the object the
-        // event created (a later rename may have put another file there).
+    auto other = tracked_elsewhere(handle.empty() ? e->handle : handle, path, e->nlink > 1 ? e->ino : 0);
+    if (other && !handle.empty() && !is_dir) {
+        // A second name is journaled as a link to the name the tree knows
+        // for the handle; that is only right if the path still holds the
+        // object the event created (a later rename may have put another
+        // file there).
         auto now = handle_key_of(root_fd_, path);
         if (now && *now != handle) {
             if (!tree_.count(path)) journal_vanished_creation(path, is_dir, pid, handle);
@@ -202,30 +251,34 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
     }
     if (!handle.empty()) e->handle = handle;
     if (tree_.count(path) && tree_[path].ino == e->ino) return;  // known (a rescan got there first)
+    // A directory known under another name was read by a scan where a move
+    // still queued puts it (a moved-in directory is read as it is now,
+    // ahead of the events): that name stands, and the move finds it there.
+    if (other && e->is_dir()) return;
     Record r;
-    bool linked = false;
-    if (e->is_reg() && e->nlink > 1) {
-        for (auto& [other, oe] : tree_) {
-            // Same inode number, and the same handle where both are known:
-            // a name the tree has not yet seen go may hold a reused number.
-            if (oe.ino == e->ino && other != path && oe.is_reg() &&
-                (oe.handle.empty() || e->handle.empty() || oe.handle == e->handle)) {
-                r.op = Op::link;
-                r.path = other;
-                r.target = path;
-                r.handle = to_file_handle(e->handle);
-                linked = true;
-                break;
-            }
-        }
+    // What has been journaled of the object so far: a link carries what its
+    // first name had, and only changes since then are journaled after it
+    // (attributes belong to the inode, not to the name).
+    Entry before{.mode = e->mode, .uid = e->uid, .gid = e->gid, .mtime_ns = e->mtime_ns};
+    // Any other object known under another name got this one by link(),
+    // even if the link count says 1 by now (the first name may be gone
+    // already, its unlink still queued). Had a scan read it ahead of a
+    // queued move instead, the link is still right: that rename then finds
+    // both names on one inode and only drops the old one.
+    if (other && !tree_.at(*other).is_dir()) {
+        r.op = Op::link;
+        r.path = *other;
+        r.target = path;
+        r.handle = to_file_handle(e->handle);
+        before = tree_.at(*other);
+        if (!(parts & kReadXattrs)) e->xattrs = before.xattrs;  // not read here: unchanged as far as we know
+    } else {
+        r = creation_record(path, *e);
     }
-    if (!linked) r = creation_record(path, *e);
     bool dir = e->is_dir();
-    tree_[path] = *e;
-    if (dir) index_dir(path, e->handle);
+    track(path, *e);
     emit(std::move(r), pid);
-    for (auto& x : attribute_records(path, Entry{.mode = e->mode, .uid = e->uid, .gid = e->gid, .mtime_ns = e->mtime_ns}, *e))
-        emit(std::move(x), pid);
+    for (auto& x : attribute_records(path, before, *e)) emit(std::move(x), pid);
     if (moved_in && e->is_reg() && e->size > 0) {
         Record w;
         w.op = Op::write;  // no ranges: the whole file
@@ -245,6 +298,20 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
 // attributes: there is nothing left to read), so the trail is complete; its
 // delete event follows and finds it. ino 0 marks such an entry.
 void Capture::journal_vanished_creation(const std::string& path, bool is_dir, int32_t pid, const std::string& handle) {
+    if (auto other = tracked_elsewhere(handle, path, 0)) {
+        // Known already, read by a scan where a queued move puts it (a
+        // directory: that name stands), or a second name of a known file.
+        if (is_dir || tree_.at(*other).is_dir()) return;
+        Entry known = tree_.at(*other);
+        Record l;
+        l.op = Op::link;
+        l.path = *other;
+        l.target = path;
+        l.handle = to_file_handle(handle);
+        track(path, known);
+        emit(std::move(l), pid);
+        return;
+    }
     Entry ghost;
     ghost.mode = is_dir ? S_IFDIR : S_IFREG;
     ghost.handle = handle;
@@ -252,8 +319,7 @@ void Capture::journal_vanished_creation(const std::string& path, bool is_dir, in
     r.op = is_dir ? Op::mkdir : Op::create;
     r.path = path;
     r.handle = to_file_handle(handle);
-    tree_[path] = ghost;
-    if (is_dir) index_dir(path, handle);
+    track(path, ghost);
     emit(std::move(r), pid);
 }
 
@@ -263,21 +329,24 @@ void Capture::materialize(const std::string& path, int32_t pid) {
     auto it = tree_.find(path);
     if (it == tree_.end() || it->second.ino != 0) return;
     auto e = read_entry(root_fd_, path);
+    // Moved on already (that rename still queued): a file is read through
+    // its handle and journaled here, where the events so far put it; its
+    // rename moves it on. A directory waits for its rename, whose target
+    // is then scanned for what the events did not say.
+    if (!e && e.error().sys_errno == ENOENT && !it->second.is_dir() && !it->second.handle.empty())
+        e = read_entry_by_handle(root_fd_, it->second.handle, path);
     if (!e) return;
     Entry ghost = it->second;
     e->version = ghost.version;
-    it->second = *e;
-    if (e->is_dir()) index_dir(path, e->handle);
+    track(path, *e);
     // The create event says directory or not, nothing more: a symlink, a
     // device or a second name of a known file was journaled as a new empty
     // file. Replace that guess with what the entry is.
     std::optional<std::string> first_name;
-    if (e->is_reg() && e->nlink > 1)
-        for (auto& [other, oe] : tree_)
-            if (oe.ino == e->ino && other != path && oe.is_reg()) {
-                first_name = other;
-                break;
-            }
+    if (!e->is_dir()) {
+        first_name = tracked_elsewhere(e->handle, path, e->nlink > 1 ? e->ino : 0);
+        if (first_name && tree_.at(*first_name).is_dir()) first_name.reset();
+    }
     if ((ghost.mode & S_IFMT) != (e->mode & S_IFMT) || first_name) {
         Record gone;
         gone.op = ghost.is_dir() ? Op::rmdir : Op::unlink;
@@ -286,11 +355,12 @@ void Capture::materialize(const std::string& path, int32_t pid) {
         emit(std::move(gone), pid);
         if (first_name) {
             Record l;
-            l.op = Op::link;  // content and attributes are the first name's
+            l.op = Op::link;  // content is the first name's, and attributes as journaled for it
             l.path = *first_name;
             l.target = path;
             l.handle = to_file_handle(e->handle);
             emit(std::move(l), pid);
+            for (auto& r : attribute_records(path, tree_.at(*first_name), *e)) emit(std::move(r), pid);
             return;
         }
         emit(creation_record(path, *e), pid);
@@ -327,12 +397,28 @@ void Capture::adopt_subtree(const std::string& rel, int32_t pid) {
     auto scanned = scan_tree(fd, excluded_fn);
     ::close(fd);
     if (!scanned) return;
+    std::string skipped;  // a directory tracked elsewhere: its move is queued, and brings its contents
     for (auto& [sub_path, e] : *scanned) {
         if (sub_path.empty()) continue;
         auto full = join(rel, sub_path);
+        if (!skipped.empty() && under(full, skipped)) continue;
         if (tree_.count(full)) continue;
-        tree_[full] = e;
-        if (e.is_dir()) index_dir(full, e.handle);
+        auto other = tracked_elsewhere(e.handle, full, e.nlink > 1 ? e.ino : 0);
+        if (other && e.is_dir()) {
+            skipped = full;
+            continue;
+        }
+        if (other && !tree_.at(*other).is_dir()) {
+            Record l;
+            l.op = Op::link;
+            l.path = *other;
+            l.target = full;
+            l.handle = to_file_handle(e.handle);
+            track(full, e);
+            emit(std::move(l), pid);
+            continue;
+        }
+        track(full, e);
         emit(creation_record(full, e), pid);
         if (e.is_reg() && e.size > 0) {
             Record w;
@@ -360,10 +446,7 @@ void Capture::move_subtree(const std::string& from, const std::string& to) {
         moved.emplace_back(to + it->first.substr(from.size()), std::move(it->second));
         it = tree_.erase(it);
     }
-    for (auto& [path, e] : moved) {
-        if (e.is_dir()) dirs_[e.handle] = path;
-        tree_[path] = std::move(e);
-    }
+    for (auto& [path, e] : moved) track(path, std::move(e));
     auto repath = [&](const std::string& p) { return under(p, from) ? to + p.substr(from.size()) : p; };
     std::unordered_map<std::string, PendingWrite> pending;
     for (auto& [p, pw] : pending_) pending[repath(p)] = pw;
@@ -388,6 +471,11 @@ void Capture::on_delete(const std::string& path, bool is_dir, int32_t pid) {
 void Capture::on_rename(const FanEvent& ev) {
     auto from = event_path(ev.dir_handle, ev.name);
     auto to = event_path(ev.new_dir_handle, ev.new_name);
+    // A directory is one object with one name: if the tree knows it by its
+    // handle, that name is where it moves from, whatever the old parent's
+    // handle resolved to.
+    if ((ev.mask & FAN_ONDIR) && to && (!from || !tree_.count(*from)))
+        if (auto known = tracked_elsewhere(ev.object_handle, *to, 0)) from = known;
     if (!from && !to) {
         ++stats_.outside_events;
         return;
@@ -427,10 +515,12 @@ void Capture::on_attrib(const std::string& path, int32_t pid) {
     if (it->second.ino == 0) return materialize(path, pid);
     // An attribute event may be an xattr change: read them, but the handle is known.
     auto now = read_entry(root_fd_, path, kReadXattrs);
-    // Moved away since the event (its rename is still queued): the change
-    // still happened, to the object the handle names.
-    if (!now && now.error().sys_errno == ENOENT && !it->second.handle.empty())
-        now = read_entry_by_handle(root_fd_, it->second.handle, path);
+    // Moved away since the event (its rename is still queued), maybe with
+    // another object moved to its name: the change still happened, to the
+    // object the handle names.
+    bool moved = (!now && now.error().sys_errno == ENOENT) || (now && now->ino != it->second.ino);
+    if (moved && !it->second.handle.empty()) now = read_entry_by_handle(root_fd_, it->second.handle, path);
+    else if (moved) return;
     if (!now) return;
     now->handle = it->second.handle;
     Entry before = it->second;
@@ -521,7 +611,22 @@ void Capture::on_dirty_ranges_lost() {
 void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
     auto it = tree_.find(path);
     if (it == tree_.end()) return;
+    if (it->second.ino == 0) {
+        // Known only from its create event: what it is (maybe a second name
+        // of a known file) is decided once, where materialize decides it.
+        materialize(path, pw.pid);
+        it = tree_.find(path);
+        if (it == tree_.end()) return;
+    }
     auto now = read_entry(root_fd_, path, kReadStat);
+    // Moved since (its rename, or its directory's, still queued), maybe
+    // with another object renamed over its name: the written file is where
+    // its handle says, or gone.
+    bool moved = (!now && now.error().sys_errno == ENOENT) || (now && it->second.ino != 0 && now->ino != it->second.ino);
+    if (moved) {
+        if (it->second.handle.empty()) now = fail(sys_error("read written file", path, ENOENT));
+        else now = read_entry_by_handle(root_fd_, it->second.handle, path);
+    }
     if (!now) {
         // Written, then gone before we looked: the write still happened.
         // Its ranges are unknown here (the inode is), and its unlink or

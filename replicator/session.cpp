@@ -207,7 +207,9 @@ void Session::on_op(const proto::OpMsg& m) {
         send(proto::ConflictMsg{c.lsn, c.path, c.conflict_copy, ctx_.options.host_name, c.message});
     }
     switch (r.outcome) {
-        case Outcome::applied: break;
+        case Outcome::applied:
+            spdlog::debug("{}: applied {} '{}' at LSN {}", who(), proto::op_kind_name(m.kind), m.path, m.lsn);
+            break;
         case Outcome::skipped:
             spdlog::info("{}: skipped {} '{}' at LSN {}: {}", who(), proto::op_kind_name(m.kind), m.path, m.lsn, r.message);
             break;

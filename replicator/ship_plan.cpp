@@ -109,8 +109,12 @@ std::vector<PlannedRecord> plan_window(const std::vector<journal::Record>& windo
                     // writeback of the new data (auto_da_alloc), per file.
                     // Kept when anything else (attributes, xattrs) was done
                     // to the file in between: that needs the file there.
-                    if (s.created && only_data && window[*s.created].op == Op::create)
-                        plan[*s.created].action = ShipAction::skip;
+                    // Decided again at every close: an earlier close may
+                    // have skipped the create before an attribute change
+                    // that needs the file there (and that close's content
+                    // is skipped now, this one covering it).
+                    if (s.created && window[*s.created].op == Op::create)
+                        plan[*s.created].action = only_data ? ShipAction::skip : ShipAction::send;
                     s.last_write.reset();
                     s.last_close.reset();
                 } else {

@@ -73,6 +73,11 @@ private:
     std::optional<std::string> event_path(const std::string& dir_handle, const std::string& name);
     void emit(journal::Record r, int32_t pid);
     void index_dir(const std::string& rel, const std::string& handle);
+    // Puts an entry in the tree and in the handle indexes.
+    void track(const std::string& path, Entry e);
+    // Another name the tree holds for the object `handle` names (a hard
+    // link, or the name an entry had before a move still queued), if any.
+    std::optional<std::string> tracked_elsewhere(const std::string& handle, const std::string& path, uint64_t ino);
     void forget_subtree(const std::string& rel);
     void move_subtree(const std::string& from, const std::string& to);
     void adopt_subtree(const std::string& rel, int32_t pid);
@@ -97,6 +102,10 @@ private:
     Tree tree_;
     std::unordered_map<std::string, std::string> dirs_;    // handle key -> relative path
     std::unordered_set<std::string> outside_;              // handle keys known to be elsewhere
+    // handle key -> names of a non-directory. Pairs go stale as names go
+    // (checked against the tree on use, dropped then); the index is rebuilt
+    // when stale pairs outnumber live ones.
+    std::unordered_multimap<std::string, std::string> names_;
     std::unordered_map<std::string, PendingWrite> pending_;  // path -> coalescing write
     std::unordered_set<std::string> dirty_;                  // written since last close
     std::unordered_map<uint64_t, InodeDirt> dirt_;           // ino -> ranges from eBPF

@@ -53,7 +53,7 @@ void ServerHost::start() {
     auto before = log().size();
     proc_ = std::make_unique<ChildProcess>(
         ns_.exec({bin_path("izreplicate").string(), "--root", root().string(), "--listen", endpoint(), "--key",
-                  key_.string(), "--foreground", "--log-file", log_file_.string()}));
+                  key_.string(), "--foreground", "--log-file", log_file_.string(), "--log-level", "debug"}));
     bool up = eventually([&] { return log().find("serving", before) != std::string::npos; }, std::chrono::seconds(10));
     if (!up) throw std::runtime_error("izreplicate did not start: " + log());
 }

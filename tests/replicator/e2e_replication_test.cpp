@@ -80,8 +80,10 @@ protected:
             std::error_code ec;
             fs::remove_all(base.string() + ".journal", ec);
             fs::copy(agent_->journal(), base.string() + ".journal", fs::copy_options::recursive, ec);
-            ADD_FAILURE() << "manifests and the agent's journal kept in " << base.string()
-                          << ".{source,replica,journal}";
+            if (!ops_.empty()) std::ofstream(base.string() + ".ops") << ops_;
+            std::ofstream(base.string() + ".server-log") << server.log();
+            ADD_FAILURE() << "manifests, the operations done, the server's log and the agent's journal kept in "
+                          << base.string() << ".{source,replica,ops,server-log,journal}";
         }
         EXPECT_EQ(src, dst) << "replica differs from source on " << server.endpoint() << ":\n"
                             << manifest_diff(src, dst) << "server log tail:\n"
@@ -92,6 +94,7 @@ protected:
         return s.size() > n ? s.substr(s.size() - n) : s;
     }
 
+    std::string ops_;  // what a random workload did, kept when it diverges
     TempDir keys_{"e2e-key"};
     fs::path key_;
     std::unique_ptr<Netns> agent_ns_;
@@ -122,7 +125,7 @@ TEST_F(Replication, EveryOperationTypeConverges) {
 TEST_F(Replication, DISABLED_TenThousandRandomOperationsConverge) {
     auto& server = add_server();
     start_agent();
-    random_operations(agent_->dir(), 20261125, 10'000);
+    random_operations(agent_->dir(), 20261125, 10'000, &ops_);
     sync_ok(120);
     expect_converged(server);
 }

@@ -97,7 +97,7 @@ void bulk_files(const fs::path& dir, int files, size_t size, uint32_t seed) {
     for (int i = 0; i < files; ++i) put(dir / "bulk" / fmt::format("f{:05}", i), random_bytes(rng, size));
 }
 
-void random_operations(const fs::path& dir, uint32_t seed, int count) {
+void random_operations(const fs::path& dir, uint32_t seed, int count, std::string* log) {
     std::mt19937 rng(seed);
     // Regular files and symlinks apart: content and mode changes go to
     // regular files only (chmod would follow a link, maybe to nowhere).
@@ -108,24 +108,35 @@ void random_operations(const fs::path& dir, uint32_t seed, int count) {
         return pick(dirs) / fmt::format("{}{}", prefix, n++);
     };
     auto drop = [](auto& v, const fs::path& p) { std::erase(v, p); };
+    auto note = [&](const char* what, const fs::path& a, const fs::path& b = {}) {
+        if (!log) return;
+        auto rel = [&](const fs::path& p) { return p.empty() ? std::string() : p.lexically_relative(dir).string(); };
+        *log += fmt::format("{} {} {}\n", what, rel(a), rel(b));
+    };
     for (int i = 0; i < count; ++i) {
         unsigned op = rng() % 100;
         if (files.empty() || op < 20) {  // create with content
             auto p = fresh("f");
             put(p, random_bytes(rng, rng() % 3 == 0 ? rng() % 200000 : rng() % 2000));
             files.push_back(p);
+            note("create", p);
         } else if (op < 30) {  // append
-            put(pick(files), random_bytes(rng, rng() % 5000), O_WRONLY | O_APPEND);
+            auto& p = pick(files);
+            put(p, random_bytes(rng, rng() % 5000), O_WRONLY | O_APPEND);
+            note("append", p);
         } else if (op < 40) {  // overwrite in place
             auto& p = pick(files);
             auto size = fs::file_size(p);
             pwrite_at(p, random_bytes(rng, 1 + rng() % 3000), static_cast<off_t>(size ? rng() % size : 0));
+            note("pwrite", p);
         } else if (op < 45) {  // truncate
             auto& p = pick(files);
             check(::truncate(p.c_str(), static_cast<off_t>(rng() % 4000)) == 0, "truncate " + p.string());
+            note("truncate", p);
         } else if (op < 52 && dirs.size() < 200) {  // mkdir
             auto p = fresh("d");
             check(::mkdir(p.c_str(), 0755) == 0, "mkdir " + p.string());
+            note("mkdir", p);
             dirs.push_back(p);
         } else if (op < 62) {  // rename a file or link, maybe across directories, maybe over another file
             bool link = !links.empty() && rng() % 5 == 0;
@@ -133,6 +144,7 @@ void random_operations(const fs::path& dir, uint32_t seed, int count) {
             auto to = rng() % 4 == 0 ? pick(files) : fresh("r");
             if (from == to) continue;
             check(::rename(from.c_str(), to.c_str()) == 0, "rename " + from.string());
+            note("rename", from, to);
             drop(files, from);
             drop(links, from);
             drop(files, to);
@@ -143,6 +155,7 @@ void random_operations(const fs::path& dir, uint32_t seed, int count) {
             if (parent.string().starts_with(from.string())) continue;
             auto to = parent / fmt::format("m{}", i);
             check(::rename(from.c_str(), to.c_str()) == 0, "rename dir " + from.string());
+            note("rename-dir", from, to);
             auto repath = [&](fs::path& p) {
                 auto s = p.string();
                 if (s == from.string() || s.starts_with(from.string() + "/"))
@@ -155,30 +168,39 @@ void random_operations(const fs::path& dir, uint32_t seed, int count) {
             bool link = !links.empty() && rng() % 5 == 0;
             auto p = link ? pick(links) : pick(files);
             check(::unlink(p.c_str()) == 0, "unlink " + p.string());
+            note("unlink", p);
             drop(link ? links : files, p);
         } else if (op < 82) {  // chmod
-            check(::chmod(pick(files).c_str(), 0600 | (rng() % 0200)) == 0, "chmod");
+            auto& p = pick(files);
+            check(::chmod(p.c_str(), 0600 | (rng() % 0200)) == 0, "chmod");
+            note("chmod", p);
         } else if (op < 86) {  // utimes
             timespec ts[2] = {{static_cast<time_t>(1'500'000'000 + rng() % 100'000'000), 0},
                               {static_cast<time_t>(1'500'000'000 + rng() % 100'000'000), static_cast<long>(rng() % 1'000'000'000)}};
-            check(::utimensat(AT_FDCWD, pick(files).c_str(), ts, 0) == 0, "utimensat");
+            auto& p = pick(files);
+            check(::utimensat(AT_FDCWD, p.c_str(), ts, 0) == 0, "utimensat");
+            note("utimes", p);
         } else if (op < 90) {  // symlink
             auto p = fresh("s");
             check(::symlink(pick(files).filename().c_str(), p.c_str()) == 0, "symlink");
+            note("symlink", p);
             links.push_back(p);
         } else if (op < 94) {  // hard link
             auto from = pick(files);
             auto p = fresh("h");
             check(::link(from.c_str(), p.c_str()) == 0, "link");
+            note("link", from, p);
             files.push_back(p);
         } else if (op < 97) {  // xattr
             auto& p = pick(files);
             auto v = fmt::format("v{}", rng() % 1000);
             check(::setxattr(p.c_str(), "user.tag", v.data(), v.size(), 0) == 0, "setxattr");
+            note("setxattr", p);
         } else if (dirs.size() > 1) {  // rmdir of an empty directory
             auto p = dirs[1 + rng() % (dirs.size() - 1)];
             if (!fs::is_empty(p)) continue;
             check(::rmdir(p.c_str()) == 0, "rmdir");
+            note("rmdir", p);
             drop(dirs, p);
         }
     }

@@ -3,6 +3,7 @@
 // syscalls, so the agent sees real events.
 #include <cstdint>
 #include <filesystem>
+#include <string>
 
 namespace iz::test::e2e {
 
@@ -13,8 +14,9 @@ namespace iz::test::e2e {
 void every_operation(const std::filesystem::path& dir);
 
 // `count` operations drawn from a seeded generator over a tree it keeps
-// track of. The same seed gives the same operations.
-void random_operations(const std::filesystem::path& dir, uint32_t seed, int count);
+// track of. The same seed gives the same operations. Each operation done is
+// appended to `log` when given, to trace a divergence back to its cause.
+void random_operations(const std::filesystem::path& dir, uint32_t seed, int count, std::string* log = nullptr);
 
 // `files` files of `size` bytes of pseudo-random content under dir/bulk.
 void bulk_files(const std::filesystem::path& dir, int files, size_t size, uint32_t seed);

@@ -1,0 +1,91 @@
+// What plan_window decides to send for windows of journal records: every
+// rule of ship_plan.hpp, and the sequences where a rule used to drop
+// something the server needed.
+#include <gtest/gtest.h>
+
+#include "ship_plan.hpp"
+
+namespace iz::replicator {
+namespace {
+
+using journal::Op;
+using journal::Record;
+
+Record rec(Op op, std::string path, std::string target = {}) {
+    Record r;
+    r.op = op;
+    r.path = std::move(path);
+    r.target = std::move(target);
+    return r;
+}
+
+Record write(std::string path, std::vector<journal::ByteRange> ranges) {
+    auto r = rec(Op::write, std::move(path));
+    r.ranges = std::move(ranges);
+    return r;
+}
+
+std::vector<ShipAction> actions(const std::vector<Record>& window) {
+    std::vector<ShipAction> out;
+    for (auto& p : plan_window(window)) out.push_back(p.action);
+    return out;
+}
+
+using A = ShipAction;
+
+TEST(ShipPlan, NewFileTravelsAsItsWholeContentWithoutItsCreate) {
+    EXPECT_EQ(actions({rec(Op::create, "f"), write("f", {{0, 10}}), rec(Op::close_write, "f")}),
+              (std::vector{A::skip, A::skip, A::content_full}));
+}
+
+TEST(ShipPlan, CreateStaysWhenAnAttributeChangeFollowsIt) {
+    EXPECT_EQ(actions({rec(Op::create, "f"), rec(Op::setxattr, "f"), write("f", {{0, 10}}), rec(Op::close_write, "f")}),
+              (std::vector{A::send, A::send, A::skip, A::content_full}));
+}
+
+TEST(ShipPlan, CreateSkippedByAnEarlyCloseComesBackWhenAnXattrFollowsThatClose) {
+    // The first close alone would make the create redundant; the xattr
+    // after it needs the file on the server before the second content.
+    auto got = actions({rec(Op::create, "f"), write("f", {{0, 10}}), rec(Op::close_write, "f"), rec(Op::setxattr, "f"),
+                        write("f", {{5, 10}}), rec(Op::close_write, "f")});
+    EXPECT_EQ(got, (std::vector{A::send, A::skip, A::skip, A::send, A::skip, A::content_full}));
+}
+
+TEST(ShipPlan, RangeWritesMergeAcrossClosesIntoTheLast) {
+    auto plan = plan_window({write("f", {{0, 4}}), rec(Op::close_write, "f"), write("f", {{100, 4}}),
+                             rec(Op::close_write, "f")});
+    ASSERT_EQ(plan.size(), 4u);
+    EXPECT_EQ(plan[0].action, A::skip);
+    EXPECT_EQ(plan[1].action, A::skip);
+    EXPECT_EQ(plan[2].action, A::send);
+    EXPECT_EQ(plan[2].ranges, (std::vector<journal::ByteRange>{{0, 4}, {100, 4}}));
+    EXPECT_EQ(plan[3].action, A::close_attrs);
+}
+
+TEST(ShipPlan, FileBornAndGoneInTheWindowSendsOnlyItsUnlink) {
+    EXPECT_EQ(actions({rec(Op::create, "tmp"), write("tmp", {{0, 10}}), rec(Op::close_write, "tmp"),
+                       rec(Op::setattr, "tmp"), rec(Op::unlink, "tmp")}),
+              (std::vector{A::skip, A::skip, A::skip, A::skip, A::send}));
+}
+
+TEST(ShipPlan, LinkedFileIsNotDroppedWithItsFirstName) {
+    // Another name keeps the inode: its data must travel.
+    auto got = actions({rec(Op::create, "a"), write("a", {{0, 10}}), rec(Op::close_write, "a"), rec(Op::link, "a", "b"),
+                        rec(Op::unlink, "a")});
+    EXPECT_EQ(got[2], A::content_full);
+    EXPECT_EQ(got[3], A::send);
+    EXPECT_EQ(got[4], A::send);
+}
+
+TEST(ShipPlan, WriteWithUnknownRangesSendsDifferingBlocks) {
+    EXPECT_EQ(actions({write("f", {})}), (std::vector{A::write_delta}));
+    EXPECT_EQ(actions({write("f", {}), rec(Op::close_write, "f")}), (std::vector{A::skip, A::content_delta}));
+}
+
+TEST(ShipPlan, AgentEventsSendNothing) {
+    EXPECT_EQ(actions({rec(Op::start, ""), rec(Op::overflow, ""), rec(Op::rescan, ""), rec(Op::stop, "")}),
+              (std::vector{A::skip, A::skip, A::skip, A::skip}));
+}
+
+}  // namespace
+}  // namespace iz::replicator
