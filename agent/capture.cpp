@@ -237,6 +237,18 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
         if (!tree_.count(path)) journal_vanished_creation(path, is_dir, pid, handle);
         return;
     }
+    // A file made by open(O_CREAT) has not changed since its creation
+    // but by writes (ctime == mtime until something else touches it), and
+    // its writes have events of their own. Otherwise this name may be a
+    // link to an object whose first name is already gone from our view
+    // (fanotify merges a create and a later delete of one name into the
+    // first event), with xattrs and content of its own: read and journal
+    // them as for an entry moved in.
+    bool not_fresh = !e->is_dir() && e->ctime_ns != e->mtime_ns;
+    if (!(parts & kReadXattrs) && not_fresh) {
+        parts |= kReadXattrs;
+        if (auto full = read_entry(root_fd_, path, parts); full) e = std::move(full);
+    }
     auto other = tracked_elsewhere(handle.empty() ? e->handle : handle, path, e->nlink > 1 ? e->ino : 0);
     if (other && !handle.empty() && !is_dir) {
         // A second name is journaled as a link to the name the tree knows
@@ -276,10 +288,11 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
         r = creation_record(path, *e);
     }
     bool dir = e->is_dir();
+    bool linked = r.op == Op::link;
     track(path, *e);
     emit(std::move(r), pid);
     for (auto& x : attribute_records(path, before, *e)) emit(std::move(x), pid);
-    if (moved_in && e->is_reg() && e->size > 0) {
+    if ((moved_in || (not_fresh && !linked)) && e->is_reg() && e->size > 0) {
         Record w;
         w.op = Op::write;  // no ranges: the whole file
         w.path = path;
@@ -459,7 +472,15 @@ void Capture::move_subtree(const std::string& from, const std::string& to) {
 void Capture::on_delete(const std::string& path, bool is_dir, int32_t pid) {
     auto it = tree_.find(path);
     if (it == tree_.end()) return;
-    if (pending_.count(path)) pending_.erase(path);
+    if (auto pw = pending_.find(path); pw != pending_.end()) {
+        // The inode may live on under another name: what was written
+        // through this one is journaled before the name goes.
+        auto pending = pw->second;
+        pending_.erase(pw);
+        flush_write(path, pending);
+        it = tree_.find(path);
+        if (it == tree_.end()) return;
+    }
     Record r;
     r.op = is_dir || it->second.is_dir() ? Op::rmdir : Op::unlink;
     r.path = path;
@@ -589,6 +610,7 @@ void Capture::on_dirty_range(const DirtyRangeEvent& ev) {
     switch (ev.kind) {
         case DirtyKind::truncate:
             d.truncated_to = ev.offset;
+            if (ev.offset != UINT64_MAX) d.shrunk_to = std::min(d.shrunk_to.value_or(UINT64_MAX), ev.offset);
             break;
         case DirtyKind::collapse_range:
         case DirtyKind::insert_range:
@@ -660,6 +682,16 @@ void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
     // Ranges are trusted only when no eBPF event can have been lost since
     // this write began; after a ring-buffer drop the file is wholly dirty.
     bool ranges_trusted = bpf_ranges_ && Clock::now() >= distrust_ranges_until_;
+    if (ranges_trusted && dirt.shrunk_to && dirt.truncated_to && *dirt.shrunk_to < *dirt.truncated_to) {
+        // Cut, then extended with zeros: the cut must travel too.
+        Record t;
+        t.op = Op::truncate;
+        t.path = path;
+        t.handle = to_file_handle(now->handle);
+        t.size = *dirt.shrunk_to;
+        stamp(t);
+        emit(std::move(t), pw.pid);
+    }
     if (dirt.truncated_to || (!ranges_trusted && now->size < old_size)) {
         Record t;
         t.op = Op::truncate;

@@ -65,6 +65,9 @@ private:
     struct InodeDirt {
         std::vector<journal::ByteRange> ranges;
         std::optional<uint64_t> truncated_to;
+        // The smallest size a truncate set in the window: bytes past it were
+        // cut even if a later truncate extended the file again (with zeros).
+        std::optional<uint64_t> shrunk_to;
         ProcessInfo who;
         int32_t pid = 0;
     };

@@ -116,6 +116,19 @@ TEST_P(Content, ExtendingTruncateGivesTheNewSize) {
     EXPECT_EQ(got[0].value("size", uint64_t{0}), kMiB);
 }
 
+TEST_P(Content, ACutThenAnExtensionKeepTheCut) {
+    // Bytes past the cut are zeros after the extension: a replay that only
+    // saw the final size would keep the old bytes there.
+    write_file(at("f"), std::string(10000, 'a'));
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::truncate(at("f").c_str(), 300), 0);
+    ASSERT_EQ(::truncate(at("f").c_str(), 20000), 0);
+    auto got = changes();
+    ASSERT_EQ(describe(got), (Strings{"truncate f", "truncate f"}));
+    EXPECT_EQ(got[0].value("size", 0), 300);
+    EXPECT_EQ(got[1].value("size", 0), 20000);
+}
+
 TEST_P(Content, RewriteWithOTruncIsTruncateThenWrite) {
     write_file(at("f"), "0123456789");
     ASSERT_NO_FATAL_FAILURE(start());
