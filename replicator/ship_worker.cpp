@@ -440,7 +440,22 @@ bool ShipWorker::ship_whole(const Record& r, ShipAction action) {
         spdlog::warn("shipper: skipping content of '{}' (LSN {}): {}", r.path, r.lsn, f.error().message);
         return true;
     }
-    if (!*f) return true;
+    if (!*f) {
+        if (action != ShipAction::content_full) return true;
+        // The content stood in for the file's create, and the file is gone
+        // by now. Its name still matters until a later record removes it:
+        // a rename of it over another file must replace that file, not
+        // find nothing to move. An empty file holds the place.
+        proto::OpMsg m;
+        m.lsn = r.lsn;
+        m.kind = proto::OpKind::create;
+        m.path = r.path;
+        m.mode = S_IFREG | 0600;
+        m.mtime_ns = r.mtime_ns;
+        m.parent_mtime_ns = tree_->parent_mtime(r.path);
+        if (!m.parent_mtime_ns) note_stale_parent(r.path);
+        return send_op(m);
+    }
     auto& file = **f;
     uint64_t size = static_cast<uint64_t>(file.st.st_size);
 

@@ -84,13 +84,14 @@ protected:
             fs::copy(agent_->journal(), base.string() + ".journal", fs::copy_options::recursive, ec);
             if (!ops_.empty()) std::ofstream(base.string() + ".ops") << ops_;
             std::ofstream(base.string() + ".server-log") << server.log();
+            std::ofstream(base.string() + ".agent-log") << agent_->log();
             for (auto& [from, suffix] : {std::pair{agent_->dir(), ".source-tree"}, std::pair{server.replica("data"), ".replica-tree"}}) {
                 fs::remove_all(base.string() + suffix, ec);
                 fs::copy(from, base.string() + suffix,
                          fs::copy_options::recursive | fs::copy_options::copy_symlinks, ec);
             }
             ADD_FAILURE() << "manifests, the operations done, the server's log and the agent's journal kept in "
-                          << base.string() << ".{source,replica,ops,server-log,journal,source-tree,replica-tree}";
+                          << base.string() << ".{source,replica,ops,server-log,agent-log,journal,source-tree,replica-tree}";
         }
         EXPECT_EQ(src, dst) << "replica differs from source on " << server.endpoint() << ":\n"
                             << manifest_diff(src, dst) << "server log tail:\n"
