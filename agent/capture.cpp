@@ -237,14 +237,14 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
         if (!tree_.count(path)) journal_vanished_creation(path, is_dir, pid, handle);
         return;
     }
-    // A file made by open(O_CREAT) has not changed since its creation
-    // but by writes (ctime == mtime until something else touches it), and
-    // its writes have events of their own. Otherwise this name may be a
-    // link to an object whose first name is already gone from our view
-    // (fanotify merges a create and a later delete of one name into the
-    // first event), with xattrs and content of its own: read and journal
-    // them as for an entry moved in.
-    bool not_fresh = !e->is_dir() && e->ctime_ns != e->mtime_ns;
+    // This name may be a link to an object whose first name is already gone
+    // from our view (fanotify merges a create and a later delete of one
+    // name into the first event), with xattrs and content of its own: read
+    // and journal them as for an entry moved in. Such an object's handle
+    // was known before; failing that, its ctime moved past its mtime (a
+    // file made by open(O_CREAT) has changed only by writes, which move
+    // both).
+    bool not_fresh = !e->is_dir() && (e->ctime_ns != e->mtime_ns || departed_.count(handle.empty() ? e->handle : handle));
     if (!(parts & kReadXattrs) && not_fresh) {
         parts |= kReadXattrs;
         if (auto full = read_entry(root_fd_, path, parts); full) e = std::move(full);
@@ -433,6 +433,9 @@ void Capture::adopt_subtree(const std::string& rel, int32_t pid) {
         }
         track(full, e);
         emit(creation_record(full, e), pid);
+        // The creation carries mode, owner and mtime; xattrs follow.
+        for (auto& x : attribute_records(full, Entry{.mode = e.mode, .uid = e.uid, .gid = e.gid, .mtime_ns = e.mtime_ns}, e))
+            emit(std::move(x), pid);
         if (e.is_reg() && e.size > 0) {
             Record w;
             w.op = Op::write;
@@ -481,6 +484,10 @@ void Capture::on_delete(const std::string& path, bool is_dir, int32_t pid) {
         it = tree_.find(path);
         if (it == tree_.end()) return;
     }
+    if (!it->second.is_dir() && !it->second.handle.empty()) {
+        if (departed_.size() > 65536) departed_.clear();
+        departed_.insert(it->second.handle);
+    }
     Record r;
     r.op = is_dir || it->second.is_dir() ? Op::rmdir : Op::unlink;
     r.path = path;
@@ -522,6 +529,7 @@ void Capture::on_rename(const FanEvent& ev) {
     if (auto replaced = tree_.find(*to); replaced != tree_.end()) {
         r.replaced = true;
         r.replaced_handle = to_file_handle(replaced->second.handle);
+        if (!replaced->second.is_dir() && !replaced->second.handle.empty()) departed_.insert(replaced->second.handle);
         forget_subtree(*to);
     }
     move_subtree(*from, *to);

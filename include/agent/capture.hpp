@@ -109,6 +109,9 @@ private:
     // (checked against the tree on use, dropped then); the index is rebuilt
     // when stale pairs outnumber live ones.
     std::unordered_multimap<std::string, std::string> names_;
+    // Handles of files whose name was deleted: one showing up again under
+    // a new name is no new file (bounded: cleared when it grows large).
+    std::unordered_set<std::string> departed_;
     std::unordered_map<std::string, PendingWrite> pending_;  // path -> coalescing write
     std::unordered_set<std::string> dirty_;                  // written since last close
     std::unordered_map<uint64_t, InodeDirt> dirt_;           // ino -> ranges from eBPF
