@@ -144,6 +144,27 @@ std::optional<std::string> Capture::tracked_elsewhere(const std::string& handle,
     return found;
 }
 
+void Capture::share_attributes(const std::string& path, bool xattrs_read) {
+    auto it = tree_.find(path);
+    if (it == tree_.end() || it->second.is_dir() || it->second.handle.empty()) return;
+    const Entry& e = it->second;
+    auto [lo, hi] = names_.equal_range(e.handle);
+    for (auto n = lo; n != hi; ++n) {
+        if (n->second == path) continue;
+        auto other = tree_.find(n->second);
+        if (other == tree_.end() || other->second.handle != e.handle || other->second.ino == 0) continue;
+        Entry& o = other->second;
+        o.mode = e.mode;
+        o.uid = e.uid;
+        o.gid = e.gid;
+        o.size = e.size;
+        o.mtime_ns = e.mtime_ns;
+        o.ctime_ns = e.ctime_ns;
+        o.nlink = e.nlink;
+        if (xattrs_read) o.xattrs = e.xattrs;
+    }
+}
+
 Status Capture::catch_up(const Tree& persisted, const std::string& why) {
     auto fresh = scan_tree(root_fd_, [this](const std::string& rel) { return excluded(rel); });
     if (!fresh) return fail(fresh.error());
@@ -156,6 +177,8 @@ Status Capture::catch_up(const Tree& persisted, const std::string& why) {
     tree_.clear();
     dirs_.clear();
     names_.clear();
+    deferred_deletes_.clear();  // the scan is the truth now
+    deferred_paths_.clear();
     for (auto& [path, e] : *fresh) track(path, std::move(e));
     size_t n = records.size();
     for (auto& r : records) emit(std::move(r), 0);
@@ -200,6 +223,14 @@ std::optional<std::string> Capture::event_path(const std::string& dir_handle, co
 
 void Capture::on_event(const FanEvent& ev) {
     ++stats_.events;
+    if (spdlog::should_log(spdlog::level::debug)) {
+        auto known = [this](const std::string& h) {
+            auto it = dirs_.find(h);
+            return it == dirs_.end() ? std::string("?") : "'" + it->second + "'";
+        };
+        spdlog::debug("event mask={:#x} pid={} dir={} name='{}' new_dir={} new_name='{}'", ev.mask, ev.pid,
+                      known(ev.dir_handle), ev.name, known(ev.new_dir_handle), ev.new_name);
+    }
     if (ev.mask & FAN_Q_OVERFLOW) {
         ++stats_.overflows;
         Record r;
@@ -223,10 +254,53 @@ void Capture::on_event(const FanEvent& ev) {
     if (ev.mask & FAN_MODIFY) on_modify(*path, ev.pid);
     if (ev.mask & FAN_ATTRIB) on_attrib(*path, ev.pid);
     if (ev.mask & FAN_CLOSE_WRITE) on_close_write(*path, ev.pid);
-    if (ev.mask & FAN_DELETE) on_delete(*path, is_dir, ev.pid);
+    if (ev.mask & FAN_DELETE) {
+        // fanotify merges an event into one of the same name and object
+        // still queued, at the earlier one's place: a delete merged into a
+        // create (or a write) happened later, maybe after events that still
+        // use the name or, for a directory, its handle (entries made in it
+        // and moved out, a link from it). It happened before the queue was
+        // last found empty, so it is carried out at the end of this batch.
+        constexpr uint64_t kEarlier = FAN_CREATE | FAN_MODIFY | FAN_ATTRIB | FAN_CLOSE_WRITE;
+        auto it = tree_.find(*path);
+        if ((ev.mask & kEarlier) && it != tree_.end()) {
+            deferred_deletes_.push_back({*path, it->second.handle, is_dir, ev.pid});
+            deferred_paths_.insert(*path);
+        } else {
+            on_delete(*path, is_dir, ev.pid);
+        }
+    }
+}
+
+void Capture::settle_deferred_delete(const std::string& path) {
+    if (deferred_paths_.empty() || !deferred_paths_.count(path)) return;
+    for (auto& d : deferred_deletes_) {
+        if (d.path != path || d.done) continue;
+        auto it = tree_.find(path);
+        if (it != tree_.end() && it->second.handle == d.handle) on_delete(path, d.is_dir, d.pid);
+        d.done = true;
+    }
+    deferred_paths_.erase(path);
+}
+
+void Capture::end_of_batch() {
+    auto pending = std::move(deferred_deletes_);
+    deferred_deletes_.clear();
+    deferred_paths_.clear();
+    for (auto& d : pending) {
+        if (d.done) continue;
+        auto it = tree_.find(d.path);
+        if (it != tree_.end() && it->second.handle == d.handle) {
+            on_delete(d.path, d.is_dir, d.pid);
+            continue;
+        }
+        // Its name was taken by another object, which settled this delete,
+        // or it was deleted already (an overflow's rescan): nothing left.
+    }
 }
 
 void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const std::string& handle, bool moved_in) {
+    settle_deferred_delete(path);
     // The event carries the new entry's handle: only lstat is left to do. A
     // new entry has no xattrs yet (setting one is an event of its own); one
     // moved in from elsewhere brings its own.
@@ -290,6 +364,7 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
     bool dir = e->is_dir();
     bool linked = r.op == Op::link;
     track(path, *e);
+    share_attributes(path, (parts & kReadXattrs) != 0);
     emit(std::move(r), pid);
     for (auto& x : attribute_records(path, before, *e)) emit(std::move(x), pid);
     if ((moved_in || (not_fresh && !linked)) && e->is_reg() && e->size > 0) {
@@ -352,6 +427,7 @@ void Capture::materialize(const std::string& path, int32_t pid) {
     Entry ghost = it->second;
     e->version = ghost.version;
     track(path, *e);
+    share_attributes(path, true);
     // The create event says directory or not, nothing more: a symlink, a
     // device or a second name of a known file was journaled as a new empty
     // file. Replace that guess with what the entry is.
@@ -470,6 +546,13 @@ void Capture::move_subtree(const std::string& from, const std::string& to) {
     std::unordered_set<std::string> dirty;
     for (auto& p : dirty_) dirty.insert(repath(p));
     dirty_ = std::move(dirty);
+    if (!deferred_deletes_.empty()) {
+        deferred_paths_.clear();
+        for (auto& d : deferred_deletes_) {
+            d.path = repath(d.path);
+            if (!d.done) deferred_paths_.insert(d.path);
+        }
+    }
 }
 
 void Capture::on_delete(const std::string& path, bool is_dir, int32_t pid) {
@@ -516,6 +599,7 @@ void Capture::on_rename(const FanEvent& ev) {
         on_create(*to, ev.mask & FAN_ONDIR, ev.pid, ev.object_handle, true);
         return;
     }
+    settle_deferred_delete(*to);
     if (!tree_.count(*from)) {  // unknown source: treat the destination as new
         on_create(*to, ev.mask & FAN_ONDIR, ev.pid, ev.object_handle, true);
         return;
@@ -573,6 +657,7 @@ void Capture::on_attrib(const std::string& path, int32_t pid) {
         now->mtime_ns = it->second.mtime_ns;
     }
     it->second = *now;
+    share_attributes(path, true);
     for (auto& r : records) emit(std::move(r), pid);
 }
 
@@ -735,6 +820,7 @@ void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
     auto attrs = attribute_records(path, before, *now);
     now->version = it->second.version;
     it->second = *now;
+    share_attributes(path, false);
     if (!only_truncated) emit(std::move(w), pw.pid);
     for (auto& a : attrs) emit(std::move(a), pw.pid);
 }

@@ -203,6 +203,7 @@ private:
         consume_bpf();
         last_batch_ = batch_.size();
         for (auto& ev : batch_) capture_->on_event(ev);
+        capture_->end_of_batch();
     }
 
     void consume_bpf() {

@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/cfg/env.h>
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
@@ -209,6 +210,7 @@ int sync_cmd(const std::string& given, double timeout_s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    spdlog::cfg::load_env_levels();  // SPDLOG_LEVEL=debug traces every event the agent reads
     CLI::App app{"izwatch: capture every change of a directory into an intermezzo journal"};
     app.require_subcommand(1);
     WatchOptions opts;

@@ -40,6 +40,10 @@ public:
     Status catch_up(const Tree& persisted, const std::string& why);
 
     void on_event(const FanEvent& ev);
+    // Every event read in one drain of the queue has been handed over:
+    // deletes that arrived merged into an earlier event of their name are
+    // carried out now (see on_event).
+    void end_of_batch();
     void on_dirty_range(const DirtyRangeEvent& ev);
     // The eBPF ring buffer dropped events: ranges of writes in flight are
     // unknown, so those writes are journaled as whole-file.
@@ -81,6 +85,10 @@ private:
     // Another name the tree holds for the object `handle` names (a hard
     // link, or the name an entry had before a move still queued), if any.
     std::optional<std::string> tracked_elsewhere(const std::string& handle, const std::string& path, uint64_t ino);
+    // Attributes belong to the inode: what was just read (and journaled)
+    // for `path` becomes what every other known name of it has, so an
+    // event on another name compares against the latest journaled state.
+    void share_attributes(const std::string& path, bool xattrs_read);
     void forget_subtree(const std::string& rel);
     void move_subtree(const std::string& from, const std::string& to);
     void adopt_subtree(const std::string& rel, int32_t pid);
@@ -90,6 +98,9 @@ private:
     void materialize(const std::string& path, int32_t pid);
     void materialize_beneath(const std::string& dir, int32_t pid);
     void on_delete(const std::string& path, bool is_dir, int32_t pid);
+    // Carries out a deferred delete of whatever object held `path`, before
+    // another object takes that name.
+    void settle_deferred_delete(const std::string& path);
     void on_rename(const FanEvent& ev);
     void on_attrib(const std::string& path, int32_t pid);
     void on_modify(const std::string& path, int32_t pid);
@@ -112,6 +123,15 @@ private:
     // Handles of files whose name was deleted: one showing up again under
     // a new name is no new file (bounded: cleared when it grows large).
     std::unordered_set<std::string> departed_;
+    struct DeferredDelete {
+        std::string path;
+        std::string handle;  // the object the delete was for
+        bool is_dir = false;
+        int32_t pid = 0;
+        bool done = false;
+    };
+    std::vector<DeferredDelete> deferred_deletes_;
+    std::unordered_set<std::string> deferred_paths_;
     std::unordered_map<std::string, PendingWrite> pending_;  // path -> coalescing write
     std::unordered_set<std::string> dirty_;                  // written since last close
     std::unordered_map<uint64_t, InodeDirt> dirt_;           // ino -> ranges from eBPF
