@@ -427,7 +427,6 @@ void Capture::materialize(const std::string& path, int32_t pid) {
     Entry ghost = it->second;
     e->version = ghost.version;
     track(path, *e);
-    share_attributes(path, true);
     // The create event says directory or not, nothing more: a symlink, a
     // device or a second name of a known file was journaled as a new empty
     // file. Replace that guess with what the entry is.
@@ -450,6 +449,7 @@ void Capture::materialize(const std::string& path, int32_t pid) {
             l.handle = to_file_handle(e->handle);
             emit(std::move(l), pid);
             for (auto& r : attribute_records(path, tree_.at(*first_name), *e)) emit(std::move(r), pid);
+            share_attributes(path, true);
             return;
         }
         emit(creation_record(path, *e), pid);
@@ -465,6 +465,7 @@ void Capture::materialize(const std::string& path, int32_t pid) {
         w.mtime_ns = e->mtime_ns;
         emit(std::move(w), pid);
     }
+    share_attributes(path, true);
     if (e->is_dir()) adopt_subtree(path, pid);
 }
 
@@ -503,8 +504,11 @@ void Capture::adopt_subtree(const std::string& rel, int32_t pid) {
             l.path = *other;
             l.target = full;
             l.handle = to_file_handle(e.handle);
+            Entry first = tree_.at(*other);
             track(full, e);
             emit(std::move(l), pid);
+            for (auto& x : attribute_records(full, first, e)) emit(std::move(x), pid);
+            share_attributes(full, true);
             continue;
         }
         track(full, e);
