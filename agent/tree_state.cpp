@@ -123,21 +123,38 @@ Entry entry_from_stat(const struct stat& st) {
 }  // namespace
 
 Result<Entry> read_entry(int root_fd, const std::string& rel, unsigned parts) {
-    struct stat st{};
     const char* p = rel.empty() ? "." : rel.c_str();
-    if (::fstatat(root_fd, p, &st, AT_SYMLINK_NOFOLLOW) != 0) return fail(sys_error("stat", rel, errno));
+    // With xattrs, everything is read through one descriptor: a rename
+    // between the stat and the xattr reads would otherwise read nothing
+    // (or another object) and report the xattrs removed.
+    int fd = -1;
+    if (parts & kReadXattrs) {
+        fd = ::openat(root_fd, p, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) return fail(sys_error("open", rel, errno));
+    }
+    struct Closer {
+        int fd;
+        ~Closer() {
+            if (fd >= 0) ::close(fd);
+        }
+    } closer{fd};
+    int at = fd >= 0 ? fd : root_fd;
+    const char* name = fd >= 0 ? "" : p;
+    int empty = fd >= 0 ? AT_EMPTY_PATH : 0;
+    struct stat st{};
+    if (::fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW | empty) != 0) return fail(sys_error("stat", rel, errno));
     Entry e = entry_from_stat(st);
     if (parts & kReadHandle)
-        if (auto h = handle_key_of(root_fd, p)) e.handle = *h;
+        if (auto h = handle_key_of(at, name)) e.handle = *h;
     if (S_ISLNK(st.st_mode)) {
         char buf[PATH_MAX];
-        ssize_t n = ::readlinkat(root_fd, p, buf, sizeof buf);
+        ssize_t n = ::readlinkat(at, name, buf, sizeof buf);
         // Gone or replaced by a non-link since the stat: as vanished as a
         // failed stat, never a symlink without a target.
         if (n < 0) return fail(sys_error("read symlink", rel, errno == EINVAL ? ENOENT : errno));
         e.link_target.assign(buf, static_cast<size_t>(n));
     }
-    if (parts & kReadXattrs) e.xattrs = read_xattrs(root_fd, rel.empty() ? "." : rel);
+    if (fd >= 0) e.xattrs = read_xattrs(fd, "");
     return e;
 }
 
