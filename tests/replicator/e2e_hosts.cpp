@@ -22,8 +22,8 @@ std::string slurp(const fs::path& p) {
     return ss.str();
 }
 
-std::unique_ptr<ScratchFs> must_fs(const std::string& tag, uint64_t mib = 512) {
-    auto made = ScratchFs::make(FsType::ext4, mib, tag);
+std::unique_ptr<ScratchFs> must_fs(const std::string& tag, uint64_t mib = 512, FsType type = FsType::ext4) {
+    auto made = ScratchFs::make(type, mib, tag);
     if (!made) throw std::runtime_error(made.error().message);
     return std::move(*made);
 }
@@ -73,8 +73,8 @@ fs::path ServerHost::replica(const std::string& fileset) const { return fs_->mou
 
 std::string ServerHost::log() const { return slurp(log_file_); }
 
-AgentHost::AgentHost(const Netns& ns, fs::path key, const std::string& tag)
-    : ns_(ns), key_(std::move(key)), fs_(must_fs(tag, 1024)), work_("e2e-agent") {
+AgentHost::AgentHost(const Netns& ns, fs::path key, const std::string& tag, FsType type)
+    : ns_(ns), key_(std::move(key)), fs_(must_fs(tag, 1024, type)), work_("e2e-agent") {
     dir_ = fs_->mount_point() / "data";
     fs::create_directories(dir_);
     fs::create_directories(work_.path() / "run");

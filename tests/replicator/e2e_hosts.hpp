@@ -48,7 +48,8 @@ private:
 // The agent host: a source filesystem with DIR = <mount>/data.
 class AgentHost {
 public:
-    AgentHost(const Netns& ns, std::filesystem::path key, const std::string& tag);
+    // The watched directory lives on a fresh image of `type`.
+    AgentHost(const Netns& ns, std::filesystem::path key, const std::string& tag, FsType type = FsType::ext4);
     ~AgentHost();
 
     const std::filesystem::path& dir() const { return dir_; }

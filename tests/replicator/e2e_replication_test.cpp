@@ -141,20 +141,27 @@ TEST_F(Replication, EveryOperationTypeConverges) {
 // hundred entries, the agent well behind the kernel queue, so fanotify
 // merges events and entries are renamed, relinked or gone before their
 // events are read. IZ_E2E_SEED runs another sequence instead.
-class RandomWorkload : public Replication, public ::testing::WithParamInterface<uint32_t> {};
+class RandomWorkload : public Replication, public ::testing::WithParamInterface<std::tuple<FsType, uint32_t>> {};
 
 TEST_P(RandomWorkload, TenThousandOperationsConverge) {
+    auto [type, seed] = GetParam();
+    if (type != FsType::ext4) agent_ = std::make_unique<AgentHost>(*agent_ns_, key_, "e2e-src", type);
     auto& server = add_server();
     start_agent();
-    uint32_t seed = GetParam();
     if (const char* s = std::getenv("IZ_E2E_SEED")) seed = static_cast<uint32_t>(std::strtoul(s, nullptr, 10));
     random_operations(agent_->dir(), seed, 10'000, &ops_);
     sync_ok(120);
     expect_converged(server);
 }
 
-INSTANTIATE_TEST_SUITE_P(Seeds, RandomWorkload, ::testing::Values(20261125u, 134u, 206u, 280u),
-                         [](const auto& info) { return fmt::format("seed{}", info.param); });
+INSTANTIATE_TEST_SUITE_P(Seeds, RandomWorkload,
+                         ::testing::Values(std::tuple{FsType::ext4, 20261125u}, std::tuple{FsType::ext4, 134u},
+                                           std::tuple{FsType::ext4, 206u}, std::tuple{FsType::xfs, 20261125u},
+                                           std::tuple{FsType::xfs, 280u}),
+                         [](const auto& info) {
+                             return fmt::format("{}_seed{}", std::get<0>(info.param) == FsType::xfs ? "xfs" : "ext4",
+                                                std::get<1>(info.param));
+                         });
 
 TEST_F(Replication, ServerKilledMidTransferThenRestarted) {
     auto& server = add_server();
