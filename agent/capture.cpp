@@ -47,6 +47,28 @@ std::optional<std::string> locate_by_handle(int mount_fd, const std::string& key
     return path;
 }
 
+// `target` is a second name of the file known as `first`.
+Record link_record(const std::string& first, const std::string& target, const std::string& handle) {
+    Record r;
+    r.op = Op::link;
+    r.path = first;
+    r.target = target;
+    r.handle = to_file_handle(handle);
+    return r;
+}
+
+// The whole content of `e` (a write without ranges), for an entry that
+// appears with content no write event describes.
+Record whole_content_record(const std::string& path, const Entry& e) {
+    Record w;
+    w.op = Op::write;
+    w.path = path;
+    w.handle = to_file_handle(e.handle);
+    w.size = e.size;
+    w.mtime_ns = e.mtime_ns;
+    return w;
+}
+
 }  // namespace
 
 Capture::Capture(std::string root, int root_fd, std::vector<std::string> excludes, journal::Writer& writer,
@@ -352,10 +374,7 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
     // queued move instead, the link is still right: that rename then finds
     // both names on one inode and only drops the old one.
     if (other && !tree_.at(*other).is_dir()) {
-        r.op = Op::link;
-        r.path = *other;
-        r.target = path;
-        r.handle = to_file_handle(e->handle);
+        r = link_record(*other, path, e->handle);
         before = tree_.at(*other);
         if (!(parts & kReadXattrs)) e->xattrs = before.xattrs;  // not read here: unchanged as far as we know
     } else {
@@ -367,15 +386,7 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
     share_attributes(path, (parts & kReadXattrs) != 0);
     emit(std::move(r), pid);
     for (auto& x : attribute_records(path, before, *e)) emit(std::move(x), pid);
-    if ((moved_in || (not_fresh && !linked)) && e->is_reg() && e->size > 0) {
-        Record w;
-        w.op = Op::write;  // no ranges: the whole file
-        w.path = path;
-        w.handle = to_file_handle(e->handle);
-        w.size = e->size;
-        w.mtime_ns = e->mtime_ns;
-        emit(std::move(w), pid);
-    }
+    if ((moved_in || (not_fresh && !linked)) && e->is_reg() && e->size > 0) emit(whole_content_record(path, *e), pid);
     // A directory made here gets an event for every entry made in it; one
     // moved in from elsewhere arrives with contents that have none.
     if (dir && moved_in) adopt_subtree(path, pid);
@@ -391,13 +402,8 @@ void Capture::journal_vanished_creation(const std::string& path, bool is_dir, in
         // directory: that name stands), or a second name of a known file.
         if (is_dir || tree_.at(*other).is_dir()) return;
         Entry known = tree_.at(*other);
-        Record l;
-        l.op = Op::link;
-        l.path = *other;
-        l.target = path;
-        l.handle = to_file_handle(handle);
         track(path, known);
-        emit(std::move(l), pid);
+        emit(link_record(*other, path, handle), pid);
         return;
     }
     Entry ghost;
@@ -442,12 +448,8 @@ void Capture::materialize(const std::string& path, int32_t pid) {
         gone.handle = to_file_handle(ghost.handle);
         emit(std::move(gone), pid);
         if (first_name) {
-            Record l;
-            l.op = Op::link;  // content is the first name's, and attributes as journaled for it
-            l.path = *first_name;
-            l.target = path;
-            l.handle = to_file_handle(e->handle);
-            emit(std::move(l), pid);
+            // Content is the first name's, and attributes as journaled for it.
+            emit(link_record(*first_name, path, e->handle), pid);
             for (auto& r : attribute_records(path, tree_.at(*first_name), *e)) emit(std::move(r), pid);
             share_attributes(path, true);
             return;
@@ -456,15 +458,7 @@ void Capture::materialize(const std::string& path, int32_t pid) {
         ghost = Entry{.mode = e->mode, .uid = e->uid, .gid = e->gid, .mtime_ns = e->mtime_ns};
     }
     for (auto& r : attribute_records(path, ghost, *e)) emit(std::move(r), pid);
-    if (e->is_reg() && e->size > 0) {
-        Record w;
-        w.op = Op::write;
-        w.path = path;
-        w.handle = to_file_handle(e->handle);
-        w.size = e->size;
-        w.mtime_ns = e->mtime_ns;
-        emit(std::move(w), pid);
-    }
+    if (e->is_reg() && e->size > 0) emit(whole_content_record(path, *e), pid);
     share_attributes(path, true);
     if (e->is_dir()) adopt_subtree(path, pid);
 }
@@ -499,14 +493,9 @@ void Capture::adopt_subtree(const std::string& rel, int32_t pid) {
             continue;
         }
         if (other && !tree_.at(*other).is_dir()) {
-            Record l;
-            l.op = Op::link;
-            l.path = *other;
-            l.target = full;
-            l.handle = to_file_handle(e.handle);
             Entry first = tree_.at(*other);
             track(full, e);
-            emit(std::move(l), pid);
+            emit(link_record(*other, full, e.handle), pid);
             for (auto& x : attribute_records(full, first, e)) emit(std::move(x), pid);
             share_attributes(full, true);
             continue;
@@ -516,14 +505,7 @@ void Capture::adopt_subtree(const std::string& rel, int32_t pid) {
         // The creation carries mode, owner and mtime; xattrs follow.
         for (auto& x : attribute_records(full, Entry{.mode = e.mode, .uid = e.uid, .gid = e.gid, .mtime_ns = e.mtime_ns}, e))
             emit(std::move(x), pid);
-        if (e.is_reg() && e.size > 0) {
-            Record w;
-            w.op = Op::write;
-            w.path = full;
-            w.handle = to_file_handle(e.handle);
-            w.size = e.size;
-            emit(std::move(w), pid);
-        }
+        if (e.is_reg() && e.size > 0) emit(whole_content_record(full, e), pid);
     }
 }
 
