@@ -1,0 +1,240 @@
+// Capture: attribute, xattr and content changes: coalesced writes with their eBPF byte ranges, truncates and closes.
+#include "agent/capture.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include "capture_detail.hpp"
+
+namespace iz::agent {
+
+using journal::Op;
+using journal::Record;
+using namespace capture_detail;
+
+void Capture::on_attrib(const std::string& path, int32_t pid) {
+    auto it = tree_.find(path);
+    if (it == tree_.end()) return;
+    if (it->second.ino == 0) return materialize(path, pid);
+    // An attribute event may be an xattr change: read them, but the handle is known.
+    auto now = read_entry(root_fd_, path, kReadXattrs);
+    // Moved away since the event (its rename is still queued), maybe with
+    // another object moved to its name: the change still happened, to the
+    // object the handle names.
+    bool moved = (!now && now.error().sys_errno == ENOENT) || (now && now->ino != it->second.ino);
+    if (moved && !it->second.handle.empty()) now = read_entry_by_handle(root_fd_, it->second.handle, path);
+    else if (moved) return;
+    if (!now) return;
+    now->handle = it->second.handle;
+    Entry before = it->second;
+    // A pending write owns the mtime it caused; compare attributes only.
+    if (pending_.count(path)) before.mtime_ns = now->mtime_ns;
+    auto records = attribute_records(path, before, *now);
+    // A directory's mtime moves with every entry change and is not compared
+    // there; an attribute event on the directory itself may be a utimes, so
+    // its times travel with it.
+    if (now->is_dir() && before.mtime_ns != now->mtime_ns &&
+        std::none_of(records.begin(), records.end(), [](const Record& r) { return r.op == Op::setattr; })) {
+        Entry unchanged = *now;
+        unchanged.mode ^= 01;  // any difference makes attribute_records write the full setattr
+        auto times = attribute_records(path, unchanged, *now);
+        for (auto& r : times)
+            if (r.op == Op::setattr) records.push_back(std::move(r));
+    }
+    now->version = it->second.version;
+    if (pending_.count(path)) {
+        now->size = it->second.size;
+        now->mtime_ns = it->second.mtime_ns;
+    }
+    it->second = *now;
+    share_attributes(path, true);
+    for (auto& r : records) emit(std::move(r), pid);
+}
+
+void Capture::on_modify(const std::string& path, int32_t pid) {
+    dirty_.insert(path);
+    auto [it, fresh] = pending_.try_emplace(path);
+    if (fresh) {
+        it->second.since = std::chrono::steady_clock::now();
+        it->second.pid = pid;
+    }
+}
+
+void Capture::on_close_write(const std::string& path, int32_t pid) {
+    if (auto it = pending_.find(path); it != pending_.end()) {
+        auto pw = it->second;
+        pending_.erase(it);
+        flush_write(path, pw);
+    }
+    if (!dirty_.erase(path)) return;
+    auto e = tree_.find(path);
+    if (e == tree_.end()) return;
+    Record r;
+    r.op = Op::close_write;
+    r.path = path;
+    r.handle = to_file_handle(e->second.handle);
+    if (e->second.ino != 0) {  // what it was when last read; unknown if never seen
+        r.size = e->second.size;
+        r.mtime_ns = e->second.mtime_ns;
+    }
+    emit(std::move(r), pid);
+}
+
+void Capture::on_dirty_range(const DirtyRangeEvent& ev) {
+    if (ev.kind == DirtyKind::process_exit) {
+        procs_.remember_exit(ev.pid, ProcessInfo{ev.comm, ev.uid, ev.gid});
+        return;
+    }
+    auto& d = dirt_[ev.ino];
+    if (d.pid == 0) {
+        d.pid = ev.pid;
+        d.who = ProcessInfo{ev.comm, ev.uid, ev.gid};
+    }
+    switch (ev.kind) {
+        case DirtyKind::truncate:
+            d.truncated_to = ev.offset;
+            if (ev.offset != UINT64_MAX) d.shrunk_to = std::min(d.shrunk_to.value_or(UINT64_MAX), ev.offset);
+            break;
+        case DirtyKind::collapse_range:
+        case DirtyKind::insert_range:
+            // Everything after offset moved: dirty to whatever the end is at flush.
+            d.ranges.push_back({ev.offset, UINT64_MAX - ev.offset});
+            break;
+        default:
+            if (ev.length) d.ranges.push_back({ev.offset, ev.length});
+            if (d.ranges.size() > 256) d.ranges = journal::coalesce(std::move(d.ranges));
+            break;
+    }
+    if (dirt_.size() > 65536) dirt_.clear();  // inodes we never hear of from fanotify
+}
+
+void Capture::on_dirty_ranges_lost() {
+    dirt_.clear();
+    distrust_ranges_until_ = Clock::now() + 2 * kCoalesceWindow + std::chrono::milliseconds(500);
+}
+
+void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
+    auto it = tree_.find(path);
+    if (it == tree_.end()) return;
+    if (it->second.ino == 0) {
+        // Known only from its create event: what it is (maybe a second name
+        // of a known file) is decided once, where materialize decides it.
+        materialize(path, pw.pid);
+        it = tree_.find(path);
+        if (it == tree_.end()) return;
+    }
+    auto now = read_entry(root_fd_, path, kReadStat);
+    // Moved since (its rename, or its directory's, still queued), maybe
+    // with another object renamed over its name: the written file is where
+    // its handle says, or gone.
+    bool moved = (!now && now.error().sys_errno == ENOENT) || (now && it->second.ino != 0 && now->ino != it->second.ino);
+    if (moved) {
+        if (it->second.handle.empty()) now = fail(sys_error("read written file", path, ENOENT));
+        else now = read_entry_by_handle(root_fd_, it->second.handle, path);
+    }
+    if (!now) {
+        // Written, then gone before we looked: the write still happened.
+        // Its ranges are unknown here (the inode is), and its unlink or
+        // rename follows. Until then what we knew of the file is stale (a
+        // close_write must not claim its old size), so it is known by name
+        // only, and read again where a rename says it went.
+        Record w;
+        w.op = Op::write;
+        w.path = path;
+        w.handle = to_file_handle(it->second.handle);
+        emit(std::move(w), pw.pid);
+        it->second.ino = 0;
+        return;
+    }
+    now->handle = it->second.handle;
+    now->xattrs = it->second.xattrs;
+    InodeDirt dirt;
+    if (auto d = dirt_.find(now->ino); d != dirt_.end()) {
+        dirt = std::move(d->second);
+        dirt_.erase(d);
+    }
+    auto stamp = [&](Record& r) {
+        if (dirt.pid) {
+            r.pid = dirt.pid;
+            r.uid = dirt.who.uid;
+            r.gid = dirt.who.gid;
+            r.comm = dirt.who.comm;
+        }
+    };
+    uint64_t old_size = it->second.size;
+    // Ranges are trusted only when no eBPF event can have been lost since
+    // this write began; after a ring-buffer drop the file is wholly dirty.
+    bool ranges_trusted = bpf_ranges_ && Clock::now() >= distrust_ranges_until_;
+    if (ranges_trusted && dirt.shrunk_to && dirt.truncated_to && *dirt.shrunk_to < *dirt.truncated_to) {
+        // Cut, then extended with zeros: the cut must travel too.
+        Record t;
+        t.op = Op::truncate;
+        t.path = path;
+        t.handle = to_file_handle(now->handle);
+        t.size = *dirt.shrunk_to;
+        stamp(t);
+        emit(std::move(t), pw.pid);
+    }
+    if (dirt.truncated_to || (!ranges_trusted && now->size < old_size)) {
+        Record t;
+        t.op = Op::truncate;
+        t.path = path;
+        t.handle = to_file_handle(now->handle);
+        // ext4's tracepoint does not carry the new size: the file has it.
+        t.size = dirt.truncated_to && *dirt.truncated_to != UINT64_MAX ? *dirt.truncated_to : now->size;
+        stamp(t);
+        emit(std::move(t), pw.pid);
+    }
+    Record w;
+    w.op = Op::write;
+    w.path = path;
+    w.handle = to_file_handle(now->handle);
+    w.size = now->size;
+    w.mtime_ns = now->mtime_ns;
+    // Without exact ranges the record says "whole file" (no ranges).
+    if (ranges_trusted && !dirt.ranges.empty()) {
+        // Bytes past the current end no longer exist: a later truncate cut them.
+        uint64_t end = now->size;
+        for (auto& r : dirt.ranges)
+            if (r.length > end - std::min(r.offset, end)) r.length = end - std::min(r.offset, end);
+        std::erase_if(dirt.ranges, [](const journal::ByteRange& r) { return r.length == 0; });
+        w.ranges = journal::coalesce(std::move(dirt.ranges));
+    }
+    stamp(w);
+    bool only_truncated = ranges_trusted && dirt.truncated_to && w.ranges.empty();
+    // This read is fresher than attribute events still queued (a chmod
+    // during the write), which will then find nothing changed: whatever
+    // changed besides the write's own mtime is journaled here.
+    Entry before = it->second;
+    before.mtime_ns = now->mtime_ns;
+    auto attrs = attribute_records(path, before, *now);
+    now->version = it->second.version;
+    it->second = *now;
+    share_attributes(path, false);
+    if (!only_truncated) emit(std::move(w), pw.pid);
+    for (auto& a : attrs) emit(std::move(a), pw.pid);
+}
+
+void Capture::flush_writes(bool all) {
+    auto now = std::chrono::steady_clock::now();
+    std::vector<std::pair<std::string, PendingWrite>> due;
+    for (auto it = pending_.begin(); it != pending_.end();) {
+        if (all || now - it->second.since >= kCoalesceWindow) {
+            due.emplace_back(it->first, it->second);
+            it = pending_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    for (auto& [path, pw] : due) flush_write(path, pw);
+}
+
+std::optional<std::chrono::milliseconds> Capture::next_flush_in() const {
+    if (pending_.empty()) return std::nullopt;
+    auto oldest = std::chrono::steady_clock::time_point::max();
+    for (auto& [p, pw] : pending_) oldest = std::min(oldest, pw.since);
+    auto due = oldest + kCoalesceWindow - std::chrono::steady_clock::now();
+    return std::max(std::chrono::milliseconds(0), std::chrono::duration_cast<std::chrono::milliseconds>(due) + std::chrono::milliseconds(1));
+}
+
+}  // namespace iz::agent

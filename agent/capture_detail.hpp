@@ -1,0 +1,40 @@
+#pragma once
+// Small record builders and path helpers shared by the capture's source
+// files (capture*.cpp); not part of the agent's interface.
+#include <string>
+
+#include "agent/tree_state.hpp"
+#include "journal/record.hpp"
+
+namespace iz::agent::capture_detail {
+
+inline std::string join(const std::string& dir, const std::string& name) { return dir.empty() ? name : dir + "/" + name; }
+
+// `path` is `dir` or beneath it ("" is the root: everything is beneath it).
+inline bool under(const std::string& path, const std::string& dir) {
+    return dir.empty() || path == dir || (path.size() > dir.size() && path.starts_with(dir) && path[dir.size()] == '/');
+}
+
+// `target` is a second name of the file known as `first`.
+inline journal::Record link_record(const std::string& first, const std::string& target, const std::string& handle) {
+    journal::Record r;
+    r.op = journal::Op::link;
+    r.path = first;
+    r.target = target;
+    r.handle = to_file_handle(handle);
+    return r;
+}
+
+// The whole content of `e` (a write without ranges), for an entry that
+// appears with content no write event describes.
+inline journal::Record whole_content_record(const std::string& path, const Entry& e) {
+    journal::Record w;
+    w.op = journal::Op::write;
+    w.path = path;
+    w.handle = to_file_handle(e.handle);
+    w.size = e.size;
+    w.mtime_ns = e.mtime_ns;
+    return w;
+}
+
+}  // namespace iz::agent::capture_detail

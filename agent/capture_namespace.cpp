@@ -1,0 +1,309 @@
+// Capture: creations, links, deletions and renames, including entries read only after they moved and directories moved in with contents.
+#include "agent/capture.hpp"
+
+#include <fcntl.h>
+#include <sys/fanotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <unordered_map>
+#include <unordered_set>
+
+#include "capture_detail.hpp"
+
+namespace iz::agent {
+
+using journal::Op;
+using journal::Record;
+using namespace capture_detail;
+
+void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const std::string& handle, bool moved_in) {
+    settle_deferred_delete(path);
+    // The event carries the new entry's handle: only lstat is left to do. A
+    // new entry has no xattrs yet (setting one is an event of its own); one
+    // moved in from elsewhere brings its own.
+    unsigned parts = moved_in ? kReadAll : handle.empty() ? kReadHandle : kReadStat;
+    auto e = read_entry(root_fd_, path, parts);
+    if (!e) {
+        if (e.error().sys_errno != ENOENT) spdlog::warn("{}", e.error().message);
+        if (!tree_.count(path)) journal_vanished_creation(path, is_dir, pid, handle);
+        return;
+    }
+    // This name may be a link to an object whose first name is already gone
+    // from our view (fanotify merges a create and a later delete of one
+    // name into the first event), with xattrs and content of its own: read
+    // and journal them as for an entry moved in. Such an object's handle
+    // was known before; failing that, its ctime moved past its mtime (a
+    // file made by open(O_CREAT) has changed only by writes, which move
+    // both).
+    bool not_fresh = !e->is_dir() && (e->ctime_ns != e->mtime_ns || departed_.count(handle.empty() ? e->handle : handle));
+    if (!(parts & kReadXattrs) && not_fresh) {
+        parts |= kReadXattrs;
+        if (auto full = read_entry(root_fd_, path, parts); full) e = std::move(full);
+    }
+    auto other = tracked_elsewhere(handle.empty() ? e->handle : handle, path, e->nlink > 1 ? e->ino : 0);
+    if (other && !handle.empty() && !is_dir) {
+        // A second name is journaled as a link to the name the tree knows
+        // for the handle; that is only right if the path still holds the
+        // object the event created (a later rename may have put another
+        // file there).
+        auto now = handle_key_of(root_fd_, path);
+        if (now && *now != handle) {
+            if (!tree_.count(path)) journal_vanished_creation(path, is_dir, pid, handle);
+            return;
+        }
+    }
+    if (!handle.empty()) e->handle = handle;
+    if (tree_.count(path) && tree_[path].ino == e->ino) return;  // known (a rescan got there first)
+    // A directory known under another name was read by a scan where a move
+    // still queued puts it (a moved-in directory is read as it is now,
+    // ahead of the events): that name stands, and the move finds it there.
+    if (other && e->is_dir()) return;
+    Record r;
+    // What has been journaled of the object so far: a link carries what its
+    // first name had, and only changes since then are journaled after it
+    // (attributes belong to the inode, not to the name).
+    Entry before{.mode = e->mode, .uid = e->uid, .gid = e->gid, .mtime_ns = e->mtime_ns};
+    // Any other object known under another name got this one by link(),
+    // even if the link count says 1 by now (the first name may be gone
+    // already, its unlink still queued). Had a scan read it ahead of a
+    // queued move instead, the link is still right: that rename then finds
+    // both names on one inode and only drops the old one.
+    if (other && !tree_.at(*other).is_dir()) {
+        r = link_record(*other, path, e->handle);
+        before = tree_.at(*other);
+        if (!(parts & kReadXattrs)) e->xattrs = before.xattrs;  // not read here: unchanged as far as we know
+    } else {
+        r = creation_record(path, *e);
+    }
+    bool dir = e->is_dir();
+    bool linked = r.op == Op::link;
+    track(path, *e);
+    share_attributes(path, (parts & kReadXattrs) != 0);
+    emit(std::move(r), pid);
+    for (auto& x : attribute_records(path, before, *e)) emit(std::move(x), pid);
+    if ((moved_in || (not_fresh && !linked)) && e->is_reg() && e->size > 0) emit(whole_content_record(path, *e), pid);
+    // A directory made here gets an event for every entry made in it; one
+    // moved in from elsewhere arrives with contents that have none.
+    if (dir && moved_in) adopt_subtree(path, pid);
+}
+
+// A temporary file can be created and deleted before its create event is
+// read. Its existence is still journaled (type from the event, no
+// attributes: there is nothing left to read), so the trail is complete; its
+// delete event follows and finds it. ino 0 marks such an entry.
+void Capture::journal_vanished_creation(const std::string& path, bool is_dir, int32_t pid, const std::string& handle) {
+    if (auto other = tracked_elsewhere(handle, path, 0)) {
+        // Known already, read by a scan where a queued move puts it (a
+        // directory: that name stands), or a second name of a known file.
+        if (is_dir || tree_.at(*other).is_dir()) return;
+        Entry known = tree_.at(*other);
+        track(path, known);
+        emit(link_record(*other, path, handle), pid);
+        return;
+    }
+    Entry ghost;
+    ghost.mode = is_dir ? S_IFDIR : S_IFREG;
+    ghost.handle = handle;
+    Record r;
+    r.op = is_dir ? Op::mkdir : Op::create;
+    r.path = path;
+    r.handle = to_file_handle(handle);
+    track(path, ghost);
+    emit(std::move(r), pid);
+}
+
+// An entry known only from its create event turned up again (renamed to a
+// name we can read): journal what it really is.
+void Capture::materialize(const std::string& path, int32_t pid) {
+    auto it = tree_.find(path);
+    if (it == tree_.end() || it->second.ino != 0) return;
+    auto e = read_entry(root_fd_, path);
+    // Moved on already (that rename still queued): a file is read through
+    // its handle and journaled here, where the events so far put it; its
+    // rename moves it on. A directory waits for its rename, whose target
+    // is then scanned for what the events did not say.
+    if (!e && e.error().sys_errno == ENOENT && !it->second.is_dir() && !it->second.handle.empty())
+        e = read_entry_by_handle(root_fd_, it->second.handle, path);
+    if (!e) return;
+    Entry ghost = it->second;
+    e->version = ghost.version;
+    track(path, *e);
+    // The create event says directory or not, nothing more: a symlink, a
+    // device or a second name of a known file was journaled as a new empty
+    // file. Replace that guess with what the entry is.
+    std::optional<std::string> first_name;
+    if (!e->is_dir()) {
+        first_name = tracked_elsewhere(e->handle, path, e->nlink > 1 ? e->ino : 0);
+        if (first_name && tree_.at(*first_name).is_dir()) first_name.reset();
+    }
+    if ((ghost.mode & S_IFMT) != (e->mode & S_IFMT) || first_name) {
+        Record gone;
+        gone.op = ghost.is_dir() ? Op::rmdir : Op::unlink;
+        gone.path = path;
+        gone.handle = to_file_handle(ghost.handle);
+        emit(std::move(gone), pid);
+        if (first_name) {
+            // Content is the first name's, and attributes as journaled for it.
+            emit(link_record(*first_name, path, e->handle), pid);
+            for (auto& r : attribute_records(path, tree_.at(*first_name), *e)) emit(std::move(r), pid);
+            share_attributes(path, true);
+            return;
+        }
+        emit(creation_record(path, *e), pid);
+        ghost = Entry{.mode = e->mode, .uid = e->uid, .gid = e->gid, .mtime_ns = e->mtime_ns};
+    }
+    for (auto& r : attribute_records(path, ghost, *e)) emit(std::move(r), pid);
+    if (e->is_reg() && e->size > 0) emit(whole_content_record(path, *e), pid);
+    share_attributes(path, true);
+    if (e->is_dir()) adopt_subtree(path, pid);
+}
+
+// Create events read after their directory was renamed name a path that
+// no longer exists: those entries are ghosts until the rename is read, and
+// then they can be read under the directory's new name.
+void Capture::materialize_beneath(const std::string& dir, int32_t pid) {
+    std::vector<std::string> ghosts;
+    for (auto it = tree_.upper_bound(dir); it != tree_.end() && under(it->first, dir); ++it)
+        if (it->second.ino == 0) ghosts.push_back(it->first);
+    for (auto& path : ghosts) materialize(path, pid);  // parents first: map order
+}
+
+void Capture::adopt_subtree(const std::string& rel, int32_t pid) {
+    Tree sub;
+    auto excluded_fn = [this](const std::string& p) { return excluded(p); };
+    int fd = ::openat(root_fd_, rel.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return;
+    auto scanned = scan_tree(fd, excluded_fn);
+    ::close(fd);
+    if (!scanned) return;
+    std::string skipped;  // a directory tracked elsewhere: its move is queued, and brings its contents
+    for (auto& [sub_path, e] : *scanned) {
+        if (sub_path.empty()) continue;
+        auto full = join(rel, sub_path);
+        if (!skipped.empty() && under(full, skipped)) continue;
+        if (tree_.count(full)) continue;
+        auto other = tracked_elsewhere(e.handle, full, e.nlink > 1 ? e.ino : 0);
+        if (other && e.is_dir()) {
+            skipped = full;
+            continue;
+        }
+        if (other && !tree_.at(*other).is_dir()) {
+            Entry first = tree_.at(*other);
+            track(full, e);
+            emit(link_record(*other, full, e.handle), pid);
+            for (auto& x : attribute_records(full, first, e)) emit(std::move(x), pid);
+            share_attributes(full, true);
+            continue;
+        }
+        track(full, e);
+        emit(creation_record(full, e), pid);
+        // The creation carries mode, owner and mtime; xattrs follow.
+        for (auto& x : attribute_records(full, Entry{.mode = e.mode, .uid = e.uid, .gid = e.gid, .mtime_ns = e.mtime_ns}, e))
+            emit(std::move(x), pid);
+        if (e.is_reg() && e.size > 0) emit(whole_content_record(full, e), pid);
+    }
+}
+
+void Capture::forget_subtree(const std::string& rel) {
+    for (auto it = tree_.lower_bound(rel); it != tree_.end() && under(it->first, rel);) {
+        pending_.erase(it->first);
+        dirty_.erase(it->first);
+        if (it->second.is_dir()) dirs_.erase(it->second.handle);
+        it = tree_.erase(it);
+    }
+}
+
+void Capture::move_subtree(const std::string& from, const std::string& to) {
+    std::vector<std::pair<std::string, Entry>> moved;
+    for (auto it = tree_.lower_bound(from); it != tree_.end() && under(it->first, from);) {
+        moved.emplace_back(to + it->first.substr(from.size()), std::move(it->second));
+        it = tree_.erase(it);
+    }
+    for (auto& [path, e] : moved) track(path, std::move(e));
+    auto repath = [&](const std::string& p) { return under(p, from) ? to + p.substr(from.size()) : p; };
+    std::unordered_map<std::string, PendingWrite> pending;
+    for (auto& [p, pw] : pending_) pending[repath(p)] = pw;
+    pending_ = std::move(pending);
+    std::unordered_set<std::string> dirty;
+    for (auto& p : dirty_) dirty.insert(repath(p));
+    dirty_ = std::move(dirty);
+    if (!deferred_deletes_.empty()) {
+        deferred_paths_.clear();
+        for (auto& d : deferred_deletes_) {
+            d.path = repath(d.path);
+            if (!d.done) deferred_paths_.insert(d.path);
+        }
+    }
+}
+
+void Capture::on_delete(const std::string& path, bool is_dir, int32_t pid) {
+    auto it = tree_.find(path);
+    if (it == tree_.end()) return;
+    if (auto pw = pending_.find(path); pw != pending_.end()) {
+        // The inode may live on under another name: what was written
+        // through this one is journaled before the name goes.
+        auto pending = pw->second;
+        pending_.erase(pw);
+        flush_write(path, pending);
+        it = tree_.find(path);
+        if (it == tree_.end()) return;
+    }
+    if (!it->second.is_dir() && !it->second.handle.empty()) {
+        if (departed_.size() > 65536) departed_.clear();
+        departed_.insert(it->second.handle);
+    }
+    Record r;
+    r.op = is_dir || it->second.is_dir() ? Op::rmdir : Op::unlink;
+    r.path = path;
+    r.handle = to_file_handle(it->second.handle);
+    forget_subtree(path);
+    emit(std::move(r), pid);
+}
+
+void Capture::on_rename(const FanEvent& ev) {
+    auto from = event_path(ev.dir_handle, ev.name);
+    auto to = event_path(ev.new_dir_handle, ev.new_name);
+    // A directory is one object with one name: if the tree knows it by its
+    // handle, that name is where it moves from, whatever the old parent's
+    // handle resolved to.
+    if ((ev.mask & FAN_ONDIR) && to && (!from || !tree_.count(*from)))
+        if (auto known = tracked_elsewhere(ev.object_handle, *to, 0)) from = known;
+    if (!from && !to) {
+        ++stats_.outside_events;
+        return;
+    }
+    if (from && !to) {  // moved out of the watched tree (or into an excluded name)
+        on_delete(*from, false, ev.pid);
+        return;
+    }
+    if (!from && to) {  // moved in from elsewhere: a creation with contents
+        on_create(*to, ev.mask & FAN_ONDIR, ev.pid, ev.object_handle, true);
+        return;
+    }
+    settle_deferred_delete(*to);
+    if (!tree_.count(*from)) {  // unknown source: treat the destination as new
+        on_create(*to, ev.mask & FAN_ONDIR, ev.pid, ev.object_handle, true);
+        return;
+    }
+    flush_writes(true);  // writes journaled under the old name stay in order
+    Record r;
+    r.op = Op::rename;
+    r.path = *from;
+    r.target = *to;
+    r.handle = to_file_handle(tree_[*from].handle);
+    if (auto replaced = tree_.find(*to); replaced != tree_.end()) {
+        r.replaced = true;
+        r.replaced_handle = to_file_handle(replaced->second.handle);
+        if (!replaced->second.is_dir() && !replaced->second.handle.empty()) departed_.insert(replaced->second.handle);
+        forget_subtree(*to);
+    }
+    move_subtree(*from, *to);
+    emit(std::move(r), ev.pid);
+    materialize(*to, ev.pid);
+    if (auto moved = tree_.find(*to); moved != tree_.end() && moved->second.is_dir()) materialize_beneath(*to, ev.pid);
+}
+
+}  // namespace iz::agent
