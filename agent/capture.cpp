@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "capture_detail.hpp"
+#include "common/file_handle.hpp"
 
 namespace iz::agent {
 
@@ -25,16 +26,8 @@ namespace {
 
 // Opens a directory by its handle and asks the kernel where it is now.
 std::optional<std::string> locate_by_handle(int mount_fd, const std::string& key) {
-    if (key.size() < sizeof(int32_t)) return std::nullopt;
-    union {
-        file_handle fh;
-        char buf[sizeof(file_handle) + MAX_HANDLE_SZ];
-    } u{};
-    std::memcpy(&u.fh.handle_type, key.data(), sizeof(int32_t));
-    u.fh.handle_bytes = static_cast<unsigned>(key.size() - sizeof(int32_t));
-    if (u.fh.handle_bytes > MAX_HANDLE_SZ) return std::nullopt;
-    std::memcpy(u.fh.f_handle, key.data() + sizeof(int32_t), u.fh.handle_bytes);
-    int fd = open_by_handle_at(mount_fd, &u.fh, O_PATH | O_CLOEXEC);
+    auto h = to_file_handle(key);
+    int fd = open_by_handle(mount_fd, h.type, h.bytes, O_PATH | O_CLOEXEC);
     if (fd < 0) return std::nullopt;
     char buf[PATH_MAX];
     ssize_t n = readlink(fmt::format("/proc/self/fd/{}", fd).c_str(), buf, sizeof buf - 1);

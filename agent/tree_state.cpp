@@ -19,6 +19,8 @@
 
 #include "agent/fanotify_source.hpp"
 
+#include "common/file_handle.hpp"
+
 namespace iz::agent {
 
 template <class Archive>
@@ -160,22 +162,18 @@ Result<Entry> read_entry(int root_fd, const std::string& rel, unsigned parts) {
 
 Result<Entry> read_entry_by_handle(int root_fd, const std::string& handle_key, const std::string& rel) {
     auto h = to_file_handle(handle_key);
-    if (h.bytes.empty() || h.bytes.size() > MAX_HANDLE_SZ) return fail(sys_error("open by handle", rel, ESTALE));
-    union {
-        file_handle fh;
-        char buf[sizeof(file_handle) + MAX_HANDLE_SZ];
-    } u{};
-    u.fh.handle_type = h.type;
-    u.fh.handle_bytes = static_cast<unsigned>(h.bytes.size());
-    std::memcpy(u.fh.f_handle, h.bytes.data(), h.bytes.size());
-    // open_by_handle_at refuses an O_PATH descriptor as its mount
-    // reference, and the agent holds its root as one: reopen it readable.
-    int mount_fd = ::openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (mount_fd < 0) return fail(sys_error("open watched root for", rel, errno));
-    int fd = ::open_by_handle_at(mount_fd, &u.fh, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    int err = errno;
-    ::close(mount_fd);
-    if (fd < 0) return fail(sys_error("open by handle", rel, err == ESTALE ? ENOENT : err));
+    int fd = open_by_handle(root_fd, h.type, h.bytes, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == EBADF) {
+        // open_by_handle_at refuses an O_PATH descriptor as its mount
+        // reference: reopen the root readable.
+        int mount_fd = ::openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (mount_fd < 0) return fail(sys_error("open watched root for", rel, errno));
+        fd = open_by_handle(mount_fd, h.type, h.bytes, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        int err = errno;
+        ::close(mount_fd);
+        errno = err;
+    }
+    if (fd < 0) return fail(sys_error("open by handle", rel, errno == ESTALE ? ENOENT : errno));
     struct stat st{};
     if (::fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
         int err = errno;

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "beneath.hpp"
+#include "common/file_handle.hpp"
 
 namespace iz::replicator {
 
@@ -18,15 +19,8 @@ namespace {
 // Opens a record's handle (any descriptor on the filesystem serves as the
 // mount reference). nullopt when the inode no longer exists.
 Result<std::optional<SourceFile>> open_handle(int mount_fd, const journal::FileHandle& h, const std::string& what) {
-    if (h.bytes.empty() || h.bytes.size() > MAX_HANDLE_SZ) return std::optional<SourceFile>{};
-    union {
-        file_handle fh;
-        char buf[sizeof(file_handle) + MAX_HANDLE_SZ];
-    } u{};
-    u.fh.handle_type = h.type;
-    u.fh.handle_bytes = static_cast<unsigned>(h.bytes.size());
-    std::memcpy(u.fh.f_handle, h.bytes.data(), h.bytes.size());
-    int fd = ::open_by_handle_at(mount_fd, &u.fh, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (h.bytes.empty()) return std::optional<SourceFile>{};
+    int fd = open_by_handle(mount_fd, h.type, h.bytes, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         if (errno == ESTALE || errno == ENOENT) return std::optional<SourceFile>{};
         return fail(sys_error("open by file handle", what, errno));
@@ -88,15 +82,7 @@ namespace {
 
 // The object itself, whatever its type, without following it.
 UniqueFd open_handle_path(int mount_fd, const journal::FileHandle& handle) {
-    if (handle.bytes.empty() || handle.bytes.size() > MAX_HANDLE_SZ) return UniqueFd();
-    union {
-        file_handle fh;
-        char buf[sizeof(file_handle) + MAX_HANDLE_SZ];
-    } u{};
-    u.fh.handle_type = handle.type;
-    u.fh.handle_bytes = static_cast<unsigned>(handle.bytes.size());
-    std::memcpy(u.fh.f_handle, handle.bytes.data(), handle.bytes.size());
-    return UniqueFd(::open_by_handle_at(mount_fd, &u.fh, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    return UniqueFd(open_by_handle(mount_fd, handle.type, handle.bytes, O_PATH | O_NOFOLLOW | O_CLOEXEC));
 }
 
 }  // namespace

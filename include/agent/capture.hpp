@@ -31,7 +31,8 @@ struct CaptureStats {
 
 class Capture {
 public:
-    // `root_fd` is an O_PATH|O_DIRECTORY descriptor of the watched root.
+    // `root_fd` is a readable O_DIRECTORY descriptor of the watched root
+    // (readable: it is also the mount reference for open_by_handle_at).
     Capture(std::string root, int root_fd, std::vector<std::string> excludes, journal::Writer& writer,
             bool ranges_from_bpf);
 
