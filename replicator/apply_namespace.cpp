@@ -142,29 +142,47 @@ Status ApplierImpl::do_symlink(const OpMsg& op) {
     return set_dir_mtime(p->dir.get(), op.parent_mtime_ns, op.path);
 }
 
-Status ApplierImpl::do_link(const OpMsg& op) {
-    auto from = open_parent(root_fd_.get(), op.path);
+namespace {
+
+// Both ends of a link or rename: their parents, opened beneath the root,
+// and what is at each name now (nothing: nullopt).
+struct Ends {
+    Parent from, to;
+    std::optional<struct stat> src, dst;
+};
+
+Result<Ends> open_ends(int root_fd, const OpMsg& op) {
+    auto from = open_parent(root_fd, op.path);
     if (!from) return fail(from.error());
-    auto to = open_parent(root_fd_.get(), op.target);
+    auto to = open_parent(root_fd, op.target);
     if (!to) return fail(to.error());
     auto src = stat_at(from->dir.get(), from->name, op.path);
     if (!src) return fail(src.error());
     auto dst = stat_at(to->dir.get(), to->name, op.target);
     if (!dst) return fail(dst.error());
-    if (!*src) {
-        if (*dst) return {};  // the source name is gone since; the link was made before
+    return Ends{std::move(*from), std::move(*to), *src, *dst};
+}
+
+}  // namespace
+
+Status ApplierImpl::do_link(const OpMsg& op) {
+    auto ends = open_ends(root_fd_.get(), op);
+    if (!ends) return fail(ends.error());
+    auto& [from, to, src, dst] = *ends;
+    if (!src) {
+        if (dst) return {};  // the source name is gone since; the link was made before
         return fail(sys_error("link", op.path, ENOENT));
     }
-    if (S_ISDIR((*src)->st_mode)) return fail(sys_error("hard link to directory", op.path, EISDIR));
-    if (*dst) {
-        if ((*dst)->st_ino == (*src)->st_ino && (*dst)->st_dev == (*src)->st_dev) return {};
-        if (auto ok = make_room(*to, op.target, **dst); !ok) return ok;
+    if (S_ISDIR(src->st_mode)) return fail(sys_error("hard link to directory", op.path, EISDIR));
+    if (dst) {
+        if (dst->st_ino == src->st_ino && dst->st_dev == src->st_dev) return {};
+        if (auto ok = make_room(to, op.target, *dst); !ok) return ok;
     }
     // No AT_SYMLINK_FOLLOW: a symlink is linked as itself.
-    if (::linkat(from->dir.get(), from->name.c_str(), to->dir.get(), to->name.c_str(), 0) != 0)
+    if (::linkat(from.dir.get(), from.name.c_str(), to.dir.get(), to.name.c_str(), 0) != 0)
         return fail(sys_error(fmt::format("link '{}' to", op.path), op.target, errno));
-    memory_->alias(op.target, static_cast<uint64_t>((*src)->st_ino));
-    return set_dir_mtime(to->dir.get(), op.target_parent_mtime_ns ? op.target_parent_mtime_ns : op.parent_mtime_ns,
+    memory_->alias(op.target, static_cast<uint64_t>(src->st_ino));
+    return set_dir_mtime(to.dir.get(), op.target_parent_mtime_ns ? op.target_parent_mtime_ns : op.parent_mtime_ns,
                          op.target);
 }
 
@@ -204,51 +222,46 @@ Status ApplierImpl::do_rename(const OpMsg& op) {
     if (op.path == op.target) return {};
     if (is_under(op.target, op.path))
         return fail(sys_error(fmt::format("rename '{}' into itself as", op.path), op.target, EINVAL));
-    auto from = open_parent(root_fd_.get(), op.path);
-    if (!from) return fail(from.error());
-    auto to = open_parent(root_fd_.get(), op.target);
-    if (!to) return fail(to.error());
-    auto src = stat_at(from->dir.get(), from->name, op.path);
-    if (!src) return fail(src.error());
-    auto dst = stat_at(to->dir.get(), to->name, op.target);
-    if (!dst) return fail(dst.error());
-    if (!*src) {
-        if (*dst) return {};  // done before (a replay)
+    auto ends = open_ends(root_fd_.get(), op);
+    if (!ends) return fail(ends.error());
+    auto& [from, to, src, dst] = *ends;
+    if (!src) {
+        if (dst) return {};  // done before (a replay)
         return fail(sys_error(fmt::format("rename to '{}' of", op.target), op.path, ENOENT));
     }
-    if (*dst) {
-        bool same_inode = (*dst)->st_ino == (*src)->st_ino && (*dst)->st_dev == (*src)->st_dev;
+    if (dst) {
+        bool same_inode = dst->st_ino == src->st_ino && dst->st_dev == src->st_dev;
         if (same_inode) {
             // rename(2) of two links to one file does nothing and reports
             // nothing, so a source that sent this rename had two files
             // there: this replica grouped links differently. After the
             // source's rename the old name is gone; so it goes here, and the
             // content the new name should have follows in later records.
-            if (::unlinkat(from->dir.get(), from->name.c_str(), 0) != 0 && errno != ENOENT)
+            if (::unlinkat(from.dir.get(), from.name.c_str(), 0) != 0 && errno != ENOENT)
                 return fail(sys_error(fmt::format("rename to '{}' (one file already) of", op.target), op.path, errno));
             memory_->forget(op.path);
-            if (auto ok = set_dir_mtime(from->dir.get(), op.parent_mtime_ns, op.path); !ok) return ok;
-            return set_dir_mtime(to->dir.get(), op.target_parent_mtime_ns, op.target);
+            if (auto ok = set_dir_mtime(from.dir.get(), op.parent_mtime_ns, op.path); !ok) return ok;
+            return set_dir_mtime(to.dir.get(), op.target_parent_mtime_ns, op.target);
         }
-        bool src_dir = S_ISDIR((*src)->st_mode), dst_dir = S_ISDIR((*dst)->st_mode);
-        bool conflict = !dst_dir && S_ISREG((*dst)->st_mode) && changed_behind(op.target, **dst);
+        bool src_dir = S_ISDIR(src->st_mode), dst_dir = S_ISDIR(dst->st_mode);
+        bool conflict = !dst_dir && S_ISREG(dst->st_mode) && changed_behind(op.target, *dst);
         if (src_dir != dst_dir || conflict) {
-            if (auto ok = make_room(*to, op.target, **dst); !ok) return ok;
+            if (auto ok = make_room(to, op.target, *dst); !ok) return ok;
         }
     }
-    if (::renameat(from->dir.get(), from->name.c_str(), to->dir.get(), to->name.c_str()) != 0) {
-        if ((errno == ENOTEMPTY || errno == EEXIST) && *dst) {
+    if (::renameat(from.dir.get(), from.name.c_str(), to.dir.get(), to.name.c_str()) != 0) {
+        if ((errno == ENOTEMPTY || errno == EEXIST) && dst) {
             // The replaced directory has entries only the server has.
-            if (auto ok = make_room(*to, op.target, **dst); !ok) return ok;
-            if (::renameat(from->dir.get(), from->name.c_str(), to->dir.get(), to->name.c_str()) != 0)
+            if (auto ok = make_room(to, op.target, *dst); !ok) return ok;
+            if (::renameat(from.dir.get(), from.name.c_str(), to.dir.get(), to.name.c_str()) != 0)
                 return fail(sys_error(fmt::format("rename '{}' to", op.path), op.target, errno));
         } else {
             return fail(sys_error(fmt::format("rename '{}' to", op.path), op.target, errno));
         }
     }
     memory_->move(op.path, op.target);
-    if (auto ok = set_dir_mtime(from->dir.get(), op.parent_mtime_ns, op.path); !ok) return ok;
-    return set_dir_mtime(to->dir.get(), op.target_parent_mtime_ns, op.target);
+    if (auto ok = set_dir_mtime(from.dir.get(), op.parent_mtime_ns, op.path); !ok) return ok;
+    return set_dir_mtime(to.dir.get(), op.target_parent_mtime_ns, op.target);
 }
 
 }  // namespace iz::replicator
