@@ -81,6 +81,7 @@ AgentHost::AgentHost(const Netns& ns, fs::path key, const std::string& tag, FsTy
 }
 
 AgentHost::~AgentHost() {
+    resume();  // a test that failed while the agent was stopped
     if (!started_) return;
     auto r = stop();
     if (r.exit_code != 0) kill9();
@@ -117,6 +118,18 @@ nlohmann::json AgentHost::status() {
     auto r = run_process({bin_path("izwatch").string(), "status", dir_.string(), "--json"}, env());
     if (r.exit_code != 0) return nlohmann::json::object();
     return nlohmann::json::parse(r.out, nullptr, false);
+}
+
+void AgentHost::pause() {
+    auto s = status();
+    int pid = s.is_object() ? s.value("pid", 0) : 0;
+    if (pid <= 0 || ::kill(pid, SIGSTOP) != 0) throw std::runtime_error("cannot pause izwatch: " + s.dump());
+    paused_pid_ = pid;
+}
+
+void AgentHost::resume() {
+    if (paused_pid_ > 0) ::kill(paused_pid_, SIGCONT);
+    paused_pid_ = 0;
 }
 
 void AgentHost::kill9() {

@@ -59,6 +59,10 @@ public:
     ProcessResult stop();
     nlohmann::json status();
     void kill9();
+    // SIGSTOP / SIGCONT: the kernel queue fills while the agent reads
+    // nothing, so events merge and entries move before they are read.
+    void pause();
+    void resume();
     std::string log() const;
     std::filesystem::path journal() const { return work_.path() / "journal"; }
 
@@ -71,6 +75,7 @@ private:
     TempDir work_;
     std::filesystem::path dir_;
     bool started_ = false;
+    int paused_pid_ = 0;
 };
 
 // Lines of `a` missing from `b` and the reverse, for a readable failure.

@@ -2,6 +2,8 @@
 // izreplicate servers in others, over veth. After every scenario the
 // replica's manifest equals the source's.
 #include <signal.h>
+#include <sys/xattr.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -141,6 +143,39 @@ TEST_F(Replication, EveryOperationTypeConverges) {
 // hundred entries, the agent well behind the kernel queue, so fanotify
 // merges events and entries are renamed, relinked or gone before their
 // events are read. IZ_E2E_SEED runs another sequence instead.
+// Sequences the agent reads only after the kernel merged their events
+// (one event per name and object still queued carries all of its
+// changes, at the place of the first): the replica still ends as the
+// source.
+TEST_F(Replication, MergedEventsOfLinksAndMovedDirectoriesConverge) {
+    auto put = [](const fs::path& p, const std::string& data) { std::ofstream(p, std::ios::binary) << data; };
+    auto& server = add_server();
+    start_agent();
+    auto d = agent_->dir();
+    fs::create_directories(d / "a");
+    sync_ok();
+    agent_->pause();
+    // A file with an xattr, linked, its first name deleted: the second
+    // name is the same file, content and xattr included.
+    put(d / "first", "content of the first name");
+    ASSERT_EQ(::setxattr((d / "first").c_str(), "user.tag", "v1", 2, 0), 0);
+    ASSERT_EQ(::link((d / "first").c_str(), (d / "second").c_str()), 0);
+    ASSERT_EQ(::unlink((d / "first").c_str()), 0);
+    // A directory made, given a child that moves out, then removed: the
+    // child's events need the directory until its removal.
+    fs::create_directories(d / "a/tmpdir/child");
+    put(d / "a/tmpdir/child/f", "moved out with its directory");
+    fs::rename(d / "a/tmpdir/child", d / "child");
+    fs::remove(d / "a/tmpdir");
+    // A file cut and extended again: the bytes past the cut are zeros.
+    put(d / "cut", std::string(10000, 'x'));
+    ASSERT_EQ(::truncate((d / "cut").c_str(), 100), 0);
+    ASSERT_EQ(::truncate((d / "cut").c_str(), 5000), 0);
+    agent_->resume();
+    sync_ok();
+    expect_converged(server);
+}
+
 class RandomWorkload : public Replication, public ::testing::WithParamInterface<std::tuple<FsType, uint32_t>> {};
 
 TEST_P(RandomWorkload, TenThousandOperationsConverge) {
