@@ -116,23 +116,7 @@ void Capture::on_dirty_ranges_lost() {
 void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
     auto it = tree_.find(path);
     if (it == tree_.end()) return;
-    if (it->second.ino == 0) {
-        // Known only from its create event: what it is (maybe a second name
-        // of a known file) is decided once, where materialize decides it.
-        materialize(path, pw.pid);
-        it = tree_.find(path);
-        if (it == tree_.end()) return;
-    }
-    auto now = read_entry(root_fd_, path, kReadStat);
-    // Moved since (its rename, or its directory's, still queued), maybe
-    // with another object renamed over its name: the written file is where
-    // its handle says, or gone.
-    bool moved = (!now && now.error().sys_errno == ENOENT) || (now && it->second.ino != 0 && now->ino != it->second.ino);
-    if (moved) {
-        if (it->second.handle.empty()) now = fail(sys_error("read written file", path, ENOENT));
-        else now = read_entry_by_handle(root_fd_, it->second.handle, path);
-    }
-    if (!now) {
+    auto gone = [&] {
         // Written, then gone before we looked: the write still happened.
         // Its ranges are unknown here (the inode is), and its unlink or
         // rename follows. Until then what we knew of the file is stale (a
@@ -144,8 +128,27 @@ void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
         w.handle = to_file_handle(it->second.handle);
         emit(std::move(w), pw.pid);
         it->second.ino = 0;
-        return;
+    };
+    if (it->second.ino == 0) {
+        // Known only from its create event: what it is (maybe a second name
+        // of a known file) is decided once, where materialize decides it;
+        // not at all when its delete is already known (a file made,
+        // written and deleted before we looked: the common temporary file).
+        if (!deferred_paths_.count(path)) materialize(path, pw.pid);
+        it = tree_.find(path);
+        if (it == tree_.end()) return;
+        if (it->second.ino == 0) return gone();  // nothing left to read
     }
+    auto now = read_entry(root_fd_, path, kReadStat);
+    // Moved since (its rename, or its directory's, still queued), maybe
+    // with another object renamed over its name: the written file is where
+    // its handle says, or gone.
+    bool moved = (!now && now.error().sys_errno == ENOENT) || (now && it->second.ino != 0 && now->ino != it->second.ino);
+    if (moved) {
+        if (it->second.handle.empty()) now = fail(sys_error("read written file", path, ENOENT));
+        else now = read_entry_by_handle(root_fd_, it->second.handle, path);
+    }
+    if (!now) return gone();
     now->handle = it->second.handle;
     now->xattrs = it->second.xattrs;
     InodeDirt dirt;
