@@ -205,23 +205,23 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
     Record r;
     bool linked = false;
     if (e->is_reg() && e->nlink > 1) {
-        for (auto& [other, oe] : tree_) {
-            // Same inode number, and the same handle where both are known:
-            // a name the tree has not yet seen go may hold a reused number.
-            if (oe.ino == e->ino && other != path && oe.is_reg() &&
-                (oe.handle.empty() || e->handle.empty() || oe.handle == e->handle)) {
-                r.op = Op::link;
-                r.path = other;
-                r.target = path;
-                r.handle = to_file_handle(e->handle);
-                linked = true;
-                break;
-            }
+        // Same inode number, and the same handle where both are known:
+        // a name the tree has not yet seen go may hold a reused number.
+        auto other = names_by_ino_.find(tree_, e->ino, path, [&](const Entry& oe) {
+            return oe.handle.empty() || e->handle.empty() || oe.handle == e->handle;
+        });
+        if (other) {
+            r.op = Op::link;
+            r.path = *other;
+            r.target = path;
+            r.handle = to_file_handle(e->handle);
+            linked = true;
         }
     }
     if (!linked) r = creation_record(path, *e);
     bool dir = e->is_dir();
     tree_[path] = *e;
+    if (e->is_reg()) names_by_ino_.remember(e->ino, path);
     if (dir) index_dir(path, e->handle);
     emit(std::move(r), pid);
     for (auto& x : attribute_records(path, Entry{.mode = e->mode, .uid = e->uid, .gid = e->gid, .mtime_ns = e->mtime_ns}, *e))
@@ -272,12 +272,8 @@ void Capture::materialize(const std::string& path, int32_t pid) {
     // device or a second name of a known file was journaled as a new empty
     // file. Replace that guess with what the entry is.
     std::optional<std::string> first_name;
-    if (e->is_reg() && e->nlink > 1)
-        for (auto& [other, oe] : tree_)
-            if (oe.ino == e->ino && other != path && oe.is_reg()) {
-                first_name = other;
-                break;
-            }
+    if (e->is_reg() && e->nlink > 1) first_name = names_by_ino_.find(tree_, e->ino, path, [](const Entry&) { return true; });
+    if (e->is_reg()) names_by_ino_.remember(e->ino, path);
     if ((ghost.mode & S_IFMT) != (e->mode & S_IFMT) || first_name) {
         Record gone;
         gone.op = ghost.is_dir() ? Op::rmdir : Op::unlink;

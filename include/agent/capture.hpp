@@ -14,6 +14,7 @@
 
 #include "agent/bpf_capture.hpp"
 #include "agent/fanotify_source.hpp"
+#include "agent/inode_names.hpp"
 #include "agent/process_info.hpp"
 #include "agent/tree_state.hpp"
 #include "journal/writer.hpp"
@@ -95,6 +96,7 @@ private:
     journal::Writer& writer_;
     bool bpf_ranges_;
     Tree tree_;
+    InodeNames names_by_ino_;  // finds a file's other name for link records
     std::unordered_map<std::string, std::string> dirs_;    // handle key -> relative path
     std::unordered_set<std::string> outside_;              // handle keys known to be elsewhere
     std::unordered_map<std::string, PendingWrite> pending_;  // path -> coalescing write
