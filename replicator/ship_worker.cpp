@@ -23,6 +23,9 @@ constexpr size_t kChunkBytes = 1u << 20;               // one extent
 constexpr size_t kMessageBytes = 4u << 20;             // raw data per Op message
 constexpr uint64_t kCommitBytes = 8ull << 20;          // commit at least this often
 constexpr auto kCommitInterval = std::chrono::milliseconds(200);
+// How long a caught-up worker waits for the ack of the commit in flight
+// before looking at the journal again.
+constexpr auto kCommitPatience = std::chrono::milliseconds(20);
 
 bool all_zero(std::string_view s) {
     return std::all_of(s.begin(), s.end(), [](char c) { return c == 0; });
@@ -185,6 +188,14 @@ bool ShipWorker::ship_session(const LinkSession& session) {
         }
         bool at_end = window.size() < kWindowRecords;
         if (window.empty()) {
+            if (last_committed < last_complete_ && link_->commit_in_flight() &&
+                Clock::now() - committed_at < kCommitInterval) {
+                // Caught up, with a commit still being made durable: commit
+                // the rest once its ack is back (records that arrive in the
+                // meantime are shipped first and covered by the same commit).
+                if (!link_->wait_commits_acked(generation_, kCommitPatience)) return false;
+                continue;
+            }
             if (last_committed < last_complete_) {
                 if (!commit(last_complete_)) return false;
                 last_committed = last_complete_;
@@ -223,7 +234,11 @@ bool ShipWorker::ship_session(const LinkSession& session) {
         }
         link_->set_pending_bytes(0);
         if (at_end && !fix_stale_dirs()) return false;
-        if (last_committed < last_complete_ && (at_end || Clock::now() - committed_at > kCommitInterval)) {
+        // One commit in flight at a time while records keep coming: the
+        // server makes each one durable with a syncfs that holds up applying,
+        // and commits queued behind one another paid that again and again.
+        bool interval_over = Clock::now() - committed_at > kCommitInterval;
+        if (last_committed < last_complete_ && (at_end || interval_over) && (interval_over || !link_->commit_in_flight())) {
             if (!commit(last_complete_)) return false;
             last_committed = last_complete_;
             committed_at = Clock::now();
