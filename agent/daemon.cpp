@@ -135,6 +135,7 @@ public:
 
     int run() override {
         auto last_persist = Clock::now();
+        auto last_event = Clock::now();
         auto last_retention = Clock::now() - std::chrono::seconds(55);
         auto last_rate = Clock::now();
         uint64_t events_at_rate = 0;
@@ -153,10 +154,14 @@ public:
                     case 1:
                         gather();
                         drain();
+                        last_event = Clock::now();
                         break;
                     case 2: serve_control(); break;
                     case 3: stopping_ = true; break;
-                    case 4: drain(); break;
+                    case 4:
+                        drain();
+                        last_event = Clock::now();
+                        break;
                     case 5: take_acks(); break;
                 }
             }
@@ -174,7 +179,11 @@ public:
                 apply_retention();
                 last_retention = now;
             }
-            if (now - last_persist >= std::chrono::seconds(10) && capture_->stats().records != records_at_persist) {
+            // Saving the tree state serialises every entry (tens of ms for a
+            // large tree) on this thread: done during a lull, so a burst of
+            // changes is not held up by it, unless none came for a minute.
+            bool lull = now - last_event >= kPersistLull || now - last_persist >= kPersistAtMost;
+            if (lull && now - last_persist >= kPersistEvery && capture_->stats().records != records_at_persist) {
                 persist();
                 records_at_persist = capture_->stats().records;
                 last_persist = now;
@@ -202,6 +211,11 @@ private:
         ::nanosleep(&pause, nullptr);
     }
     static constexpr size_t kGatherBelow = 256;
+    // The tree state is saved at most this often, after this long without
+    // filesystem events, or at the latest this long after the last save.
+    static constexpr auto kPersistEvery = std::chrono::seconds(10);
+    static constexpr auto kPersistLull = std::chrono::milliseconds(1000);
+    static constexpr auto kPersistAtMost = std::chrono::seconds(60);
 
     // The kernel emits a write's eBPF event before its fanotify event, so
     // once fanotify is read, the ring buffer holds the ranges of every
