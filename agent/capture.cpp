@@ -226,7 +226,12 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
     emit(std::move(r), pid);
     for (auto& x : attribute_records(path, Entry{.mode = e->mode, .uid = e->uid, .gid = e->gid, .mtime_ns = e->mtime_ns}, *e))
         emit(std::move(x), pid);
-    if (moved_in && e->is_reg() && e->size > 0) {
+    // A second name of a file whose other names the tree does not know (a
+    // link from outside, or a first name read only after a rename hid it):
+    // its content was journaled under no name or one that goes, so it
+    // travels with this one; a creation alone would leave the replica empty.
+    bool content_elsewhere = e->is_reg() && e->nlink > 1 && !linked;
+    if ((moved_in || content_elsewhere) && e->is_reg() && e->size > 0) {
         Record w;
         w.op = Op::write;  // no ranges: the whole file
         w.path = path;

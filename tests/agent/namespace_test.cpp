@@ -9,6 +9,9 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
 
 #include "agent_fixture.hpp"
 #include "replay.hpp"
@@ -88,6 +91,27 @@ TEST_P(Namespace, HardLinkNamesTheExistingFile) {
     ASSERT_NO_FATAL_FAILURE(start());
     ASSERT_EQ(::link(at("a").c_str(), at("h").c_str()), 0);
     EXPECT_EQ(described_changes(), Strings{"link a -> h"});
+}
+
+// A second name whose first one the agent cannot name: linked in from
+// outside the watched directory, or read only after a rename hid the first
+// name. Its content is journaled with it, or the replica gets an empty file.
+TEST_P(Namespace, HardLinkToAnUnknownNameCarriesTheContent) {
+    make_dir(mount() / "outside");
+    write_file(mount() / "outside/f", "from outside");
+    make_dir(at("d"));
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::link((mount() / "outside/f").c_str(), at("in").c_str()), 0);
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    write_file(at("d/f"), "first name hidden");
+    ASSERT_EQ(::link(at("d/f").c_str(), at("h").c_str()), 0);
+    ASSERT_EQ(::rename(at("d").c_str(), at("d2").c_str()), 0);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    auto described = described_changes();
+    for (auto* want : {"write in", "write h"})
+        EXPECT_NE(std::find(described.begin(), described.end(), want), described.end())
+            << want << " missing from:\n" << fmt::format("{}", fmt::join(described, "\n"));
 }
 
 TEST_P(Namespace, UnlinkAndRmdir) {
