@@ -221,7 +221,7 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
     if (!linked) r = creation_record(path, *e);
     bool dir = e->is_dir();
     tree_[path] = *e;
-    if (e->is_reg()) names_by_ino_.remember(e->ino, path);
+    if (e->is_reg()) names_by_ino_.remember(e->ino, path, tree_.size());
     if (dir) index_dir(path, e->handle);
     emit(std::move(r), pid);
     for (auto& x : attribute_records(path, Entry{.mode = e->mode, .uid = e->uid, .gid = e->gid, .mtime_ns = e->mtime_ns}, *e))
@@ -278,7 +278,7 @@ void Capture::materialize(const std::string& path, int32_t pid) {
     // file. Replace that guess with what the entry is.
     std::optional<std::string> first_name;
     if (e->is_reg() && e->nlink > 1) first_name = names_by_ino_.find(tree_, e->ino, path, [](const Entry&) { return true; });
-    if (e->is_reg()) names_by_ino_.remember(e->ino, path);
+    if (e->is_reg()) names_by_ino_.remember(e->ino, path, tree_.size());
     if ((ghost.mode & S_IFMT) != (e->mode & S_IFMT) || first_name) {
         Record gone;
         gone.op = ghost.is_dir() ? Op::rmdir : Op::unlink;

@@ -22,8 +22,17 @@ namespace iz::agent {
 
 class InodeNames {
 public:
-    // `path` names the regular file `ino` (just created or linked).
-    void remember(uint64_t ino, const std::string& path) { names_[ino] = path; }
+    // `path` names the regular file `ino` (just created or linked) in a
+    // tree of `tree_size` entries. Names of files deleted since are not
+    // tracked: once the remembered names outnumber twice the tree, they are
+    // dropped (the next find() walks once), so they never grow without bound.
+    void remember(uint64_t ino, const std::string& path, size_t tree_size) {
+        if (names_.size() > 2 * tree_size + 1024) names_.clear();
+        names_[ino] = path;
+    }
+
+    // Names remembered (for tests).
+    size_t remembered() const { return names_.size(); }
 
     // A path other than `path` whose entry is a regular file with inode
     // `ino` and satisfies `accept`; nullopt if the tree has none.

@@ -29,7 +29,7 @@ TEST(InodeNames, ManyLinksCostOneWalk) {
         ASSERT_TRUE(other);
         EXPECT_EQ(*other, fmt::format("d/f{}", i));
         tree[link] = file(i);
-        names.remember(i, link);
+        names.remember(i, link, tree.size());
     }
     EXPECT_EQ(names.walks(), 1u);
 }
@@ -39,7 +39,7 @@ TEST(InodeNames, StaleNamesAreNotTrusted) {
     tree["a"] = file(7, "h1");
     tree["dir"] = Entry{.mode = 040755, .ino = 9};
     InodeNames names;
-    names.remember(7, "a");
+    names.remember(7, "a", tree.size());
     EXPECT_EQ(names.find(tree, 7, "b", any), std::optional<std::string>("a"));
     // Renamed: the remembered name is gone, the walk finds the new one.
     tree["c"] = tree["a"];
@@ -51,6 +51,16 @@ TEST(InodeNames, StaleNamesAreNotTrusted) {
     // Never the path asked about, never a directory.
     EXPECT_FALSE(names.find(tree, 7, "c", any));
     EXPECT_FALSE(names.find(tree, 9, "x", any));
+}
+
+// Files created and deleted by the million leave no trail of names.
+TEST(InodeNames, ChurnDoesNotGrowWithoutBound) {
+    Tree tree;
+    tree["keep"] = file(1);
+    InodeNames names;
+    for (uint64_t i = 2; i < 100000; ++i) names.remember(i, fmt::format("tmp{}", i), tree.size());
+    EXPECT_LE(names.remembered(), 2 * tree.size() + 1025);
+    EXPECT_EQ(names.find(tree, 1, "other", any), std::optional<std::string>("keep"));
 }
 
 }  // namespace
