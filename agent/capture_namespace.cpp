@@ -35,10 +35,11 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
     // from our view (fanotify merges a create and a later delete of one
     // name into the first event), with xattrs and content of its own: read
     // and journal them as for an entry moved in. Such an object's handle
-    // was known before; failing that, its ctime moved past its mtime (a
-    // file made by open(O_CREAT) has changed only by writes, which move
-    // both).
-    bool not_fresh = !e->is_dir() && (e->ctime_ns != e->mtime_ns || departed_.count(handle.empty() ? e->handle : handle));
+    // was known before, or it has other names (maybe outside the watched
+    // tree), or its ctime moved past its mtime (a file made by
+    // open(O_CREAT) has changed only by writes, which move both).
+    bool not_fresh = !e->is_dir() && (e->ctime_ns != e->mtime_ns || e->nlink > 1 ||
+                                      departed_.count(handle.empty() ? e->handle : handle));
     if (!(parts & kReadXattrs) && not_fresh) {
         parts |= kReadXattrs;
         if (auto full = read_entry(root_fd_, path, parts); full) e = std::move(full);

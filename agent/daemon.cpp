@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -36,11 +37,14 @@ public:
     explicit DaemonImpl(WatchOptions o) : opts_(std::move(o)) {}
 
     ~DaemonImpl() override {
+        // Its threads signal ack_fd_: they end before the descriptor does.
+        if (shipper_) shipper_->stop();
         if (control_fd_ >= 0) {
             ::close(control_fd_);
             ::unlink(control_socket_path(opts_.dir).c_str());
         }
         if (epoll_fd_ >= 0) ::close(epoll_fd_);
+        if (ack_fd_ >= 0) ::close(ack_fd_);
         if (signal_fd_ >= 0) ::close(signal_fd_);
         if (root_fd_ >= 0) ::close(root_fd_);
     }
@@ -106,6 +110,10 @@ public:
         if (auto ok = writer_->flush(); !ok) return ok;
         if (auto ok = save_tree(capture_->tree(), opts_.state_dir / "tree.state"); !ok) return ok;
 
+        // The shipper signals it on every ack: pending syncs are answered
+        // the moment a server has what they wait for, without polling.
+        ack_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (ack_fd_ < 0) return fail(sys_error("create eventfd for replication acks", opts_.dir, errno));
         if (auto ok = start_shipper(); !ok) return ok;
 
         auto control = listen_control(control_socket_path(opts_.dir));
@@ -120,18 +128,20 @@ public:
         add(control_fd_, 2);
         add(signal_fd_, 3);
         if (bpf_) add(bpf_->fd(), 4);
+        add(ack_fd_, 5);
         started_ = Clock::now();
         return {};
     }
 
     int run() override {
         auto last_persist = Clock::now();
+        auto last_event = Clock::now();
         auto last_retention = Clock::now() - std::chrono::seconds(55);
         auto last_rate = Clock::now();
         uint64_t events_at_rate = 0;
         uint64_t records_at_persist = capture_->stats().records;
         while (!stopping_) {
-            int timeout = syncs_.empty() ? 1000 : 10;
+            int timeout = std::min(1000, ms_until_sync_deadline());
             if (auto due = capture_->next_flush_in()) timeout = static_cast<int>(std::min<int64_t>(due->count(), timeout));
             epoll_event evs[8];
             int n = ::epoll_wait(epoll_fd_, evs, 8, timeout);
@@ -144,10 +154,15 @@ public:
                     case 1:
                         gather();
                         drain();
+                        last_event = Clock::now();
                         break;
                     case 2: serve_control(); break;
                     case 3: stopping_ = true; break;
-                    case 4: drain(); break;
+                    case 4:
+                        drain();
+                        last_event = Clock::now();
+                        break;
+                    case 5: take_acks(); break;
                 }
             }
             capture_->flush_writes(false);
@@ -164,7 +179,11 @@ public:
                 apply_retention();
                 last_retention = now;
             }
-            if (now - last_persist >= std::chrono::seconds(10) && capture_->stats().records != records_at_persist) {
+            // Saving the tree state serialises every entry (tens of ms for a
+            // large tree) on this thread: done during a lull, so a burst of
+            // changes is not held up by it, unless none came for a minute.
+            bool lull = now - last_event >= kPersistLull || now - last_persist >= kPersistAtMost;
+            if (lull && now - last_persist >= kPersistEvery && capture_->stats().records != records_at_persist) {
                 persist();
                 records_at_persist = capture_->stats().records;
                 last_persist = now;
@@ -192,6 +211,11 @@ private:
         ::nanosleep(&pause, nullptr);
     }
     static constexpr size_t kGatherBelow = 256;
+    // The tree state is saved at most this often, after this long without
+    // filesystem events, or at the latest this long after the last save.
+    static constexpr auto kPersistEvery = std::chrono::seconds(10);
+    static constexpr auto kPersistLull = std::chrono::milliseconds(1000);
+    static constexpr auto kPersistAtMost = std::chrono::seconds(60);
 
     // The kernel emits a write's eBPF event before its fanotify event, so
     // once fanotify is read, the ring buffer holds the ranges of every
@@ -261,6 +285,11 @@ private:
             if (!ep) return fail(make_error(fmt::format("--server '{}': {}", text, ep.error().message)));
             so.servers.push_back(*ep);
         }
+        so.on_acked = [fd = ack_fd_] {
+            uint64_t one = 1;
+            // EAGAIN only when the counter is saturated: the loop wakes anyway.
+            (void)!::write(fd, &one, sizeof one);
+        };
         so.on_conflict = [this](const replicator::ConflictEvent& c) {
             journal::Record r;
             r.op = journal::Op::conflict;
@@ -276,6 +305,22 @@ private:
         if (!shipper) return fail(shipper.error());
         shipper_ = std::move(*shipper);
         return {};
+    }
+
+    void take_acks() {
+        uint64_t n = 0;
+        // Nonblocking: EAGAIN once drained. Pending syncs are answered below.
+        while (::read(ack_fd_, &n, sizeof n) == static_cast<ssize_t>(sizeof n)) {
+        }
+    }
+
+    // Until the earliest pending sync times out (acks wake the loop earlier).
+    int ms_until_sync_deadline() const {
+        int64_t best = INT32_MAX;
+        auto now = Clock::now();
+        for (auto& s : syncs_)
+            best = std::min<int64_t>(best, std::chrono::ceil<std::chrono::milliseconds>(s.deadline - now).count());
+        return static_cast<int>(std::max<int64_t>(0, best));
     }
 
     void answer_syncs() {
@@ -427,7 +472,7 @@ private:
     }
 
     WatchOptions opts_;
-    int root_fd_ = -1, control_fd_ = -1, epoll_fd_ = -1, signal_fd_ = -1;
+    int root_fd_ = -1, control_fd_ = -1, epoll_fd_ = -1, signal_fd_ = -1, ack_fd_ = -1;
     std::unique_ptr<journal::Writer> writer_;
     std::unique_ptr<FanotifySource> fan_;
     std::unique_ptr<BpfCapture> bpf_;

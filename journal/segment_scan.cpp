@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <utility>
 
@@ -96,19 +98,58 @@ FrameRead MappedSegment::read_at(uint64_t offset) const {
     return r;
 }
 
-bool MappedSegment::later_batch_exists(uint64_t bad_offset, uint64_t min_lsn) const {
-    // Frames are not aligned, so every byte position is a candidate. This runs
-    // only on damage, and cheap field checks reject almost every position
-    // before a checksum is computed.
-    for (uint64_t off = bad_offset + 1; off + kFrameHeaderBytes <= size_; ++off) {
-        FrameHeader h;
-        std::memcpy(&h, data_ + off, sizeof h);
-        if (!(h.flags & format::kBatchStart) || h.lsn < min_lsn || h.lsn > min_lsn + (size_ / kFrameHeaderBytes) ||
-            h.payload_bytes > format::kMaxPayloadBytes || h.reserved != 0)
-            continue;
-        if (read_at(off).status == FrameStatus::ok) return true;
+bool MappedSegment::later_batch_exists(uint64_t bad_offset, uint64_t min_lsn, uint64_t* examined) const {
+    // Frames are not aligned, so every byte position is a candidate. But a
+    // frame that starts a batch has a nonzero flags byte, and what follows a
+    // torn batch at the write head is zeros: in a preallocated segment mostly
+    // unwritten extents, which the filesystem reports as holes (SEEK_DATA)
+    // without anything being read. Inside data, zero words are skipped eight
+    // bytes at a time, and only positions whose flags byte marks a batch
+    // start get their header checked. Meeting the write head thus costs the
+    // few pages written around it, not the rest of the segment.
+    constexpr uint64_t kFlagsAt = offsetof(FrameHeader, flags);
+    uint64_t scanned = 0;
+    auto done = [&](bool found) {
+        if (examined) *examined = scanned;
+        return found;
+    };
+    if (size_ < kFrameHeaderBytes || bad_offset + 1 > size_ - kFrameHeaderBytes) return done(false);
+    uint64_t p = bad_offset + 1 + kFlagsAt;               // flags byte of the first candidate
+    const uint64_t p_end = size_ - kFrameHeaderBytes + kFlagsAt + 1;  // past the last one's
+    const uint64_t max_lsn = min_lsn + size_ / kFrameHeaderBytes;
+    while (p < p_end) {
+        uint64_t region_end = p_end;
+        off_t data = ::lseek(fd_, static_cast<off_t>(p), SEEK_DATA);
+        if (data < 0 && errno == ENXIO) break;  // nothing but holes from here on
+        if (data >= 0) {
+            // Any other failure (no support for holes): read everything.
+            p = std::max(p, static_cast<uint64_t>(data));
+            if (p >= p_end) break;
+            off_t hole = ::lseek(fd_, static_cast<off_t>(p), SEEK_HOLE);
+            if (hole >= 0) region_end = std::min(p_end, std::max(p + 1, static_cast<uint64_t>(hole)));
+        }
+        scanned += region_end - p;
+        while (p < region_end) {
+            if ((p & 7) == 0 && p + 8 <= region_end) {
+                uint64_t word;
+                std::memcpy(&word, data_ + p, sizeof word);
+                if (word == 0) {
+                    p += 8;
+                    continue;
+                }
+            }
+            if (static_cast<uint8_t>(data_[p]) & format::kBatchStart) {
+                uint64_t off = p - kFlagsAt;
+                FrameHeader h;
+                std::memcpy(&h, data_ + off, sizeof h);
+                if (h.lsn >= min_lsn && h.lsn <= max_lsn && h.payload_bytes <= format::kMaxPayloadBytes &&
+                    h.reserved == 0 && read_at(off).status == FrameStatus::ok)
+                    return done(true);
+            }
+            ++p;
+        }
     }
-    return false;
+    return done(false);
 }
 
 ScanResult scan_frames(const MappedSegment& seg, uint64_t offset, uint64_t expected_lsn) {
@@ -125,7 +166,7 @@ ScanResult scan_frames(const MappedSegment& seg, uint64_t offset, uint64_t expec
             out.bad_offset = offset;
             out.expected_lsn = expected_lsn;
             out.why = f.why;
-            out.corrupt = seg.later_batch_exists(offset, expected_lsn);
+            out.corrupt = seg.later_batch_exists(offset, expected_lsn, &out.later_search_bytes);
             break;
         }
         out.entries.push_back({offset, f.header.lsn, f.header.time_ns});

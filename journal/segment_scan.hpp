@@ -54,8 +54,11 @@ public:
     // After damage at `bad_offset`: is there a complete frame flagged as a
     // batch start, with an LSN of at least `min_lsn`, further on? If so the
     // damaged batch was followed by later ones and the damage is corruption;
-    // if not it is a torn last batch.
-    bool later_batch_exists(uint64_t bad_offset, uint64_t min_lsn) const;
+    // if not it is a torn last batch. Costs what lies in data (not holes)
+    // after `bad_offset`, which at a live write head is a few pages: cheap
+    // enough for a follower that meets a batch still being written.
+    // `examined`, if given, receives the bytes it had to look at.
+    bool later_batch_exists(uint64_t bad_offset, uint64_t min_lsn, uint64_t* examined = nullptr) const;
 
 private:
     std::filesystem::path path_;
@@ -74,6 +77,7 @@ struct ScanResult {
     uint64_t bad_offset = 0;
     uint64_t expected_lsn = 0;  // LSN the bad frame should have carried
     std::string why;
+    uint64_t later_search_bytes = 0;  // looked at to tell torn from corrupt
 };
 
 // Scans frames from `offset`, expecting LSN `expected_lsn` first.

@@ -77,10 +77,16 @@ Result<AppliedState> AppliedState::open(const std::filesystem::path& dir) {
 
 Status AppliedState::note_progress(uint64_t lsn) {
     progress_ = std::max(progress_, lsn);
+    if (progress_written_) return {};
+    return write_progress();
+}
+
+Status AppliedState::write_progress() {
     auto line = fmt::format("{} {}\n", progress_, boot_id_);
     line.resize(kProgressBytes, ' ');
     if (::pwrite(progress_fd_.get(), line.data(), line.size(), 0) != static_cast<ssize_t>(line.size()))
         return fail(sys_error("write progress file", (dir_ / "progress").string(), errno));
+    progress_written_ = true;
     return {};
 }
 
@@ -88,7 +94,11 @@ Status AppliedState::make_durable(uint64_t lsn) {
     if (lsn <= durable_) return {};
     if (auto ok = write_file_durably(dir_ / "applied", fmt::format("{}\n", lsn)); !ok) return ok;
     durable_ = lsn;
-    return note_progress(lsn);
+    progress_ = std::max(progress_, lsn);
+    if (auto ok = write_progress(); !ok) return ok;
+    // The next operation applied starts a new interval and marks it.
+    progress_written_ = false;
+    return {};
 }
 
 }  // namespace iz::replicator

@@ -3,12 +3,15 @@
 //
 // Two numbers: the durable LSN (everything up to it is fsynced; stored with
 // write_file_durably, only ever moves forward) and the progress LSN (applied,
-// maybe not yet durable; a plain write after every operation, no fsync).
-// After the server process dies, the page cache still holds both the
-// applied changes and the progress, so the agent resumes exactly after the
-// last applied operation. After a machine crash (a different boot id) only
-// the durable LSN is trusted and the agent replays from there, which apply
-// makes harmless.
+// maybe not yet durable; a plain write, no fsync). Progress is written once
+// per commit interval, by the first operation applied after a commit, not
+// after every operation: a write per operation cost as much as applying a
+// chmod. After the server process dies, the page cache still holds the
+// applied changes and that progress line, so the agent resumes after the
+// first operation of the interrupted interval and the rest are replayed;
+// the line being past the durable LSN marks the stop unclean, and replay in
+// that state is harmless (apply.hpp). After a machine crash (a different boot
+// id) only the durable LSN is trusted and the agent replays from there.
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -32,17 +35,21 @@ public:
     // saved at commits, does not know them.
     bool unclean_at_open() const { return unclean_at_open_; }
 
-    // Records that `lsn` was applied (not yet durable).
+    // Records that `lsn` was applied (not yet durable). Writes the progress
+    // file only for the first such LSN since the last make_durable().
     Status note_progress(uint64_t lsn);
     // Records that everything up to `lsn` is durable. Never goes backwards.
     Status make_durable(uint64_t lsn);
 
 private:
+    Status write_progress();
+
     std::filesystem::path dir_;
     UniqueFd progress_fd_;
     std::string boot_id_;
     uint64_t durable_ = 0;
     uint64_t progress_ = 0;
+    bool progress_written_ = false;  // since the last make_durable()
     bool unclean_at_open_ = false;
 };
 

@@ -32,11 +32,15 @@ bool xattr_name_allowed(std::string_view n) {
 
 }  // namespace
 
-Status ApplierImpl::set_attrs_fd(int fd, const OpMsg& op, const std::string& path) {
+Status ApplierImpl::set_attrs_fd(int fd, const OpMsg& op, const std::string& path, const struct stat* known) {
+    bool owner_set = known && (!op.uid || *op.uid == known->st_uid) && (!op.gid || *op.gid == known->st_gid);
+    bool mode_set = known && op.mode && (*op.mode & 07777) == (known->st_mode & 07777);
     // Owner first: chown clears set-id bits, which the mode then restores.
-    if ((op.uid || op.gid) && ::fchown(fd, op.uid ? *op.uid : static_cast<uid_t>(-1), op.gid ? *op.gid : static_cast<gid_t>(-1)) != 0)
+    if ((op.uid || op.gid) && !owner_set &&
+        ::fchown(fd, op.uid ? *op.uid : static_cast<uid_t>(-1), op.gid ? *op.gid : static_cast<gid_t>(-1)) != 0)
         return fail(sys_error("chown", path, errno));
-    if (op.mode && ::fchmod(fd, *op.mode & 07777) != 0) return fail(sys_error("chmod", path, errno));
+    if (op.mode && !(mode_set && owner_set) && ::fchmod(fd, *op.mode & 07777) != 0)
+        return fail(sys_error("chmod", path, errno));
     if (wants_times(op)) {
         struct timespec ts[2];
         fill_times(op, ts);

@@ -169,6 +169,15 @@ Status ApplierImpl::do_content_data(const OpMsg& op) {
     return write_extents(content_->fd.get(), op, op.path);
 }
 
+// Gives an anonymous file the name `name` in `dir`, unless something has
+// that name (linkat never replaces): false then, or on any failure, and the
+// caller goes the temporary-name-and-rename way, which replaces atomically.
+bool ApplierImpl::link_new_content(int fd, int dir, const std::string& name) {
+    if (::linkat(fd, "", dir, name.c_str(), AT_EMPTY_PATH) == 0) return true;
+    if (errno == EEXIST) return false;
+    return ::linkat(AT_FDCWD, fd_path(fd).c_str(), dir, name.c_str(), AT_SYMLINK_FOLLOW) == 0;
+}
+
 Status ApplierImpl::do_content_end(const OpMsg& op) {
     if (!content_ && skipped_content_ && skipped_content_->lsn == op.lsn && skipped_content_->path == op.path)
         return skip_with_beginning(op);
@@ -176,11 +185,19 @@ Status ApplierImpl::do_content_end(const OpMsg& op) {
         return fail(refusal(fmt::format("content end for '{}' (LSN {}) without its beginning", op.path, op.lsn)));
     auto& c = *content_;
     int fd = c.fd.get();
-    if (op.size && ::ftruncate(fd, static_cast<off_t>(*op.size)) != 0)
+    // What the new file already is: a file written from offset 0 has its
+    // size, and an owner or mode it was made with need not be set again.
+    struct stat now{};
+    const struct stat* known = ::fstat(fd, &now) == 0 ? &now : nullptr;
+    if (op.size && !(known && static_cast<uint64_t>(now.st_size) == *op.size) &&
+        ::ftruncate(fd, static_cast<off_t>(*op.size)) != 0)
         return fail(sys_error(fmt::format("truncate to {} bytes", *op.size), op.path, errno));
-    if (auto ok = set_attrs_fd(fd, op, op.path); !ok) return ok;
+    if (auto ok = set_attrs_fd(fd, op, op.path, known); !ok) return ok;
     int dir = c.parent.dir.get();
-    if (!c.in_place) {
+    if (!c.in_place && c.anonymous && !c.before && link_new_content(fd, dir, c.parent.name)) {
+        // The name did not exist: linked in directly, whole, without a
+        // temporary name and a rename over it.
+    } else if (!c.in_place) {
         std::string temp = c.temp_name;
         if (c.anonymous) {
             temp = fmt::format(".iz-tmp-{}-{}", op.lsn, ::getpid());

@@ -73,7 +73,11 @@ private:
     // Owner, then mode, then times of `name` in `dirfd`, never following a
     // final symlink.
     Status set_attrs_at(int dirfd, const std::string& name, const OpMsg& op, const std::string& path);
-    Status set_attrs_fd(int fd, const OpMsg& op, const std::string& path);
+    // `known`: the file's current stat, when the caller has it; owner and
+    // mode that already match are then left alone (each change is a
+    // journaled inode update).
+    Status set_attrs_fd(int fd, const OpMsg& op, const std::string& path, const struct stat* known = nullptr);
+    bool link_new_content(int fd, int dir, const std::string& name);
     Status set_dir_mtime(int dirfd, std::optional<int64_t> mtime_ns, const std::string& path);
 
     // apply_conflict.cpp

@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <streambuf>
 
+#include "zstd_contexts.hpp"
+
 namespace iz::replicator::proto {
 
 namespace {
@@ -387,13 +389,17 @@ Extent make_extent(uint64_t offset, std::string_view raw, bool try_compress) {
     e.offset = offset;
     e.raw_length = static_cast<uint32_t>(raw.size());
     if (try_compress && raw.size() >= 512) {
-        std::string packed(ZSTD_compressBound(raw.size()), '\0');
-        size_t n = ZSTD_compress(packed.data(), packed.size(), raw.data(), raw.size(), 1);
-        if (!ZSTD_isError(n) && n < raw.size() - raw.size() / 8) {
-            packed.resize(n);
-            e.zstd = true;
-            e.bytes = std::move(packed);
-            return e;
+        // The thread's context and scratch buffer: no context setup and no
+        // zero-filled bound-sized buffer per extent.
+        if (ZSTD_CCtx* cctx = thread_cctx()) {
+            size_t bound = ZSTD_compressBound(raw.size());
+            char* packed = thread_scratch(bound);
+            size_t n = ZSTD_compressCCtx(cctx, packed, bound, raw.data(), raw.size(), 1);
+            if (!ZSTD_isError(n) && n < raw.size() - raw.size() / 8) {
+                e.zstd = true;
+                e.bytes.assign(packed, n);
+                return e;
+            }
         }
     }
     e.bytes.assign(raw);
@@ -411,7 +417,9 @@ Status extent_data(const Extent& e, std::string& out) {
     if (declared != e.raw_length)
         return fail(make_error(fmt::format("compressed extent declares {} bytes, expected {}", declared, e.raw_length)));
     out.resize(e.raw_length);
-    size_t n = ZSTD_decompress(out.data(), out.size(), e.bytes.data(), e.bytes.size());
+    ZSTD_DCtx* dctx = thread_dctx();
+    if (!dctx) return fail(make_error("cannot allocate a zstd decompression context (out of memory)"));
+    size_t n = ZSTD_decompressDCtx(dctx, out.data(), out.size(), e.bytes.data(), e.bytes.size());
     if (ZSTD_isError(n)) return fail(make_error(fmt::format("corrupt compressed extent: {}", ZSTD_getErrorName(n))));
     if (n != e.raw_length) return fail(make_error("compressed extent decompressed to the wrong length"));
     return {};

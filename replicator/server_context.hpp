@@ -14,6 +14,7 @@
 #include <set>
 
 #include "apply.hpp"
+#include "frame_reader.hpp"
 #include "server.hpp"
 
 namespace iz::replicator {
@@ -53,8 +54,9 @@ public:
 private:
     enum class State { hello, auth, ready, closed };
 
-    void read_header();
-    void read_body();
+    // Receives what the socket holds, then handles every complete frame.
+    void read_more();
+    void handle_buffered();
     void handle(std::string_view body);
     void on_hello(const proto::Hello& m);
     void on_auth(const proto::Auth& m);
@@ -76,9 +78,8 @@ private:
     uint64_t id_;
     std::string remote_;
     State state_ = State::hello;
-    char header_[proto::kHeaderBytes];
+    FrameReader frames_;
     proto::FrameHeader frame_{};
-    std::string body_;
     std::deque<std::shared_ptr<std::string>> outbox_;
     bool writing_ = false;
     std::chrono::steady_clock::time_point started_, last_rx_;

@@ -359,6 +359,19 @@ bool ServerLink::wait_window(uint64_t generation, uint64_t limit) {
     return !stopping_ && connected_ && generation == generation_;
 }
 
+bool ServerLink::commit_in_flight() const {
+    std::lock_guard lock(mu_);
+    return !commits_.empty();
+}
+
+bool ServerLink::wait_commits_acked(uint64_t generation, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, timeout, [&] {
+        return stopping_ || !connected_ || generation != generation_ || commits_.empty();
+    });
+    return !stopping_ && connected_ && generation == generation_;
+}
+
 Result<proto::HashReply> ServerLink::request_hashes(uint64_t generation, const std::string& path) {
     uint64_t id;
     {

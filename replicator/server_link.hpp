@@ -54,6 +54,11 @@ public:
     bool send(uint64_t generation, std::string frame, std::optional<uint64_t> commit_lsn = std::nullopt);
     // Blocks while more than `limit` bytes are unacknowledged.
     bool wait_window(uint64_t generation, uint64_t limit);
+    // True while a Commit sent on this connection awaits its Ack.
+    bool commit_in_flight() const;
+    // Blocks until no Commit awaits its Ack, or `timeout`. False when the
+    // connection is gone.
+    bool wait_commits_acked(uint64_t generation, std::chrono::milliseconds timeout);
     // Asks for block hashes of `path` and waits for the answer.
     Result<proto::HashReply> request_hashes(uint64_t generation, const std::string& path);
     // The worker gave up on this connection (e.g. it could not encode).

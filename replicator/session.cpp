@@ -41,7 +41,7 @@ void Session::start() {
     auto self = shared_from_this();
     asio::dispatch(strand_, [self] {
         self->arm_timer();
-        self->read_header();
+        self->read_more();
     });
 }
 
@@ -68,14 +68,18 @@ void Session::arm_timer() {
     });
 }
 
-void Session::read_header() {
+void Session::read_more() {
     if (state_ == State::closed) return;
+    size_t room = 0;
+    char* dst = frames_.space(room);
     auto self = shared_from_this();
-    asio::async_read(socket_, asio::buffer(header_), asio::bind_executor(strand_, [self](const boost::system::error_code& ec, size_t) {
+    socket_.async_read_some(asio::buffer(dst, room), asio::bind_executor(strand_, [self](const boost::system::error_code& ec, size_t n) {
         if (self->state_ == State::closed) return;
         try {
             if (ec) {
-                if (ec == asio::error::eof && self->state_ == State::auth)
+                if (self->frames_.buffered() > 0 && ec == asio::error::eof)
+                    spdlog::info("{}: connection closed in the middle of a frame", self->who());
+                else if (ec == asio::error::eof && self->state_ == State::auth)
                     // The agent checks the server's proof first and hangs up
                     // when it is wrong: the two hold different keys.
                     spdlog::warn("{}: refused: the agent hung up during authentication (it holds a different key?)",
@@ -86,37 +90,29 @@ void Session::read_header() {
                     spdlog::info("{}: connection lost: {}", self->who(), ec.message());
                 return self->close();
             }
-            auto h = proto::parse_header(std::string_view(self->header_, sizeof self->header_));
-            if (!h) return self->drop("bad frame: " + h.error().message);
-            self->frame_ = *h;
-            if (self->state_ != State::ready && h->length > kMaxHandshakeBody)
-                return self->drop(fmt::format("{} frame of {} bytes during the handshake", proto::msg_type_name(h->type), h->length));
-            self->body_.resize(h->length);
-            if (h->length == 0) {
-                self->handle({});
-                return;
-            }
-            self->read_body();
+            self->frames_.received(n);
+            self->handle_buffered();
         } catch (const std::exception& e) {
             self->drop(std::string("internal error: ") + e.what());
         }
     }));
 }
 
-void Session::read_body() {
-    auto self = shared_from_this();
-    asio::async_read(socket_, asio::buffer(body_), asio::bind_executor(strand_, [self](const boost::system::error_code& ec, size_t) {
-        if (self->state_ == State::closed) return;
-        try {
-            if (ec) {
-                spdlog::info("{}: connection lost in the middle of a frame: {}", self->who(), ec.message());
-                return self->close();
-            }
-            self->handle(self->body_);
-        } catch (const std::exception& e) {
-            self->drop(std::string("internal error: ") + e.what());
+void Session::handle_buffered() {
+    // Every complete frame of this receive, then one more receive.
+    while (state_ != State::closed) {
+        // Before authentication nothing larger than a handshake message is taken.
+        uint32_t limit = state_ == State::ready ? proto::kMaxFrameBody : kMaxHandshakeBody;
+        auto f = frames_.next(limit);
+        if (!f) {
+            return drop(fmt::format("bad frame: {}{}", f.error().message,
+                                    state_ == State::ready ? "" : " during the handshake"));
         }
-    }));
+        if (!*f) break;
+        frame_ = (*f)->header;
+        handle((*f)->body);
+    }
+    if (state_ != State::closed) read_more();
 }
 
 void Session::handle(std::string_view body) {
@@ -145,7 +141,6 @@ void Session::handle(std::string_view body) {
             break;
         case State::closed: return;
     }
-    if (state_ != State::closed) read_header();
 }
 
 void Session::on_hello(const proto::Hello& m) {

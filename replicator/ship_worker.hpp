@@ -11,6 +11,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 
 #include "journal/reader.hpp"
 #include "replicator/shipper.hpp"
@@ -39,6 +40,8 @@ private:
     void save_cursor(bool force);
     // Directories whose mtime a record could not carry (see fix_stale_dirs).
     void note_stale_parent(const std::string& path);
+    // The mtime of the directory holding `path`, read once per window.
+    std::optional<int64_t> parent_mtime(const std::string& path);
     void follow_stale_dirs(const journal::Record& r);
     bool fix_stale_dirs();
     bool reopen_reader(uint64_t next_lsn);
@@ -51,6 +54,8 @@ private:
     std::optional<SourceTree> tree_;
 
     std::set<std::string> stale_dirs_;
+    // Parent directory mtimes read while shipping the current window.
+    std::unordered_map<std::string, std::optional<int64_t>> window_parent_mtimes_;
     uint64_t generation_ = 0;
     uint64_t last_complete_ = 0;  // every record up to here has been sent
     uint64_t bytes_since_commit_ = 0;

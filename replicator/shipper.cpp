@@ -60,8 +60,17 @@ public:
         work_.emplace(asio::make_work_guard(io_));
         for (auto& ep : options_.servers)
             links_.push_back(std::make_shared<ServerLink>(io_, options_, *key, ep, [this] {
-                std::lock_guard lock(ack_mu_);
-                ack_cv_.notify_all();
+                {
+                    std::lock_guard lock(ack_mu_);
+                    ack_cv_.notify_all();
+                }
+                if (options_.on_acked) {
+                    try {
+                        options_.on_acked();
+                    } catch (const std::exception& e) {
+                        spdlog::error("ack callback failed: {}", e.what());
+                    }
+                }
             }));
         io_thread_ = std::thread([this] {
             for (;;) {

@@ -59,6 +59,13 @@ struct ShipperOptions {
     // not call back into the Shipper.
     std::function<void(const ConflictEvent&)> on_conflict;
 
+    // Called on the shipper's network thread whenever a server's acknowledged
+    // LSN may have moved (an Ack, or a connection's Welcome), so that a
+    // caller waiting for acks (izwatch's pending syncs) wakes at once instead
+    // of polling status(). Keep it short (e.g. signal an eventfd); it must
+    // not call back into the Shipper.
+    std::function<void()> on_acked;
+
     // Reconnect delay: starts at 100 ms, doubles, capped here.
     std::chrono::milliseconds max_backoff{2000};
     // A connection with requests outstanding and nothing heard for this

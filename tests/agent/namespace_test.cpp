@@ -9,6 +9,9 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
 
 #include "agent_fixture.hpp"
 #include "replay.hpp"
@@ -88,6 +91,31 @@ TEST_P(Namespace, HardLinkNamesTheExistingFile) {
     ASSERT_NO_FATAL_FAILURE(start());
     ASSERT_EQ(::link(at("a").c_str(), at("h").c_str()), 0);
     EXPECT_EQ(described_changes(), Strings{"link a -> h"});
+}
+
+// A second name whose first one the agent cannot name: linked in from
+// outside the watched directory, or read only after a rename hid the first
+// name. Its content is journaled with it, or the replica gets an empty file.
+TEST_P(Namespace, HardLinkToAnUnknownNameCarriesTheContent) {
+    make_dir(mount() / "outside");
+    write_file(mount() / "outside/f", "from outside");
+    make_dir(at("d"));
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::link((mount() / "outside/f").c_str(), at("in").c_str()), 0);
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    write_file(at("d/f"), "first name hidden");
+    ASSERT_EQ(::link(at("d/f").c_str(), at("h").c_str()), 0);
+    ASSERT_EQ(::rename(at("d").c_str(), at("d2").c_str()), 0);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    auto described = described_changes();
+    // The name linked from outside carries the content itself; h either
+    // does too or is journaled as a link to a name whose content is.
+    EXPECT_NE(std::find(described.begin(), described.end(), "write in"), described.end())
+        << fmt::format("{}", fmt::join(described, "\n"));
+    std::vector<std::string> problems;
+    EXPECT_EQ(differences(replay(watch().journal(), problems), list_tree(root())), Strings{});
+    EXPECT_EQ(problems, Strings{});
 }
 
 TEST_P(Namespace, UnlinkAndRmdir) {

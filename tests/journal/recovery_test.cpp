@@ -225,3 +225,76 @@ TEST(Recovery, HalfCreatedSegmentIsDiscarded) {
     EXPECT_EQ(err, "");
     EXPECT_EQ(lsns.size(), 11u);
 }
+
+namespace {
+
+// The bytes of the frame at `offset` (header and payload).
+std::string frame_bytes(const fs::path& segment, uint64_t offset) {
+    auto seg = MappedSegment::open(segment);
+    EXPECT_TRUE(seg);
+    auto f = seg->read_at(offset);
+    EXPECT_EQ(f.status, FrameStatus::ok);
+    auto size = format::kFrameHeaderBytes + f.header.payload_bytes;
+    auto header = std::string(reinterpret_cast<const char*>(&f.header), format::kFrameHeaderBytes);
+    return header + std::string(f.payload.substr(0, size - format::kFrameHeaderBytes));
+}
+
+}  // namespace
+
+// A follower meets a batch that is still being written at the head of a
+// preallocated segment: telling it from corruption looks at the pages
+// written around the head, not at the rest of the (unwritten) segment.
+TEST(Recovery, MeetingTheWriteHeadDoesNotScanTheRestOfTheSegment) {
+    iz::test::TempDir dir;
+    write_journal(dir.path, 3, 4, true);
+    auto seg = last_segment(dir.path);
+    auto frames = frames_of(seg);
+    auto end = data_end(seg);
+    // The first half of a batch being written: a frame cut mid-payload.
+    auto next = frame_bytes(seg, frames[4].offset);  // starts batch 2
+    overwrite(seg, end, next.substr(0, next.size() / 2));
+
+    auto mapped = MappedSegment::open(seg);
+    ASSERT_TRUE(mapped);
+    ASSERT_GE(mapped->mapped_bytes(), 64ull << 20);
+    auto scan = scan_frames(*mapped, format::kSegmentHeaderBytes, mapped->header().base_lsn);
+    EXPECT_EQ(scan.entries.size(), 12u);
+    EXPECT_TRUE(scan.damaged);
+    EXPECT_FALSE(scan.corrupt);
+    EXPECT_EQ(scan.bad_offset, end);
+    EXPECT_LT(scan.later_search_bytes, 1ull << 20) << "the search read past the write head";
+
+    auto [lsns, err] = read_lsns(dir.path);
+    EXPECT_EQ(err, "");
+    EXPECT_EQ(lsns.size(), 12u);
+}
+
+// Skipping holes must not skip data: a complete later batch far beyond the
+// damage, past megabytes of unwritten space, still makes it corruption.
+TEST(Recovery, LaterBatchBeyondAHoleIsStillFound) {
+    iz::test::TempDir dir;
+    write_journal(dir.path, 4, 10, true);
+    auto seg = last_segment(dir.path);
+    auto frames = frames_of(seg);
+    auto end = data_end(seg);
+    auto later = frame_bytes(seg, frames[30].offset);  // LSN 31 starts batch 4
+    // Damage LSN 25, remove everything after it, and put batch 4's first
+    // frame back 40 MiB further on.
+    flip_byte(seg, frames[24].offset + format::kFrameHeaderBytes + 3);
+    int fd = ::open(seg.c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(frames[25].offset),
+                          static_cast<off_t>(end - frames[25].offset)),
+              0);
+    ::close(fd);
+    overwrite(seg, 40ull << 20, later);
+
+    auto mapped = MappedSegment::open(seg);
+    ASSERT_TRUE(mapped);
+    auto scan = scan_frames(*mapped, format::kSegmentHeaderBytes, mapped->header().base_lsn);
+    EXPECT_EQ(scan.entries.size(), 24u);
+    EXPECT_TRUE(scan.corrupt);
+    auto [lsns, err] = read_lsns(dir.path);
+    EXPECT_EQ(lsns.size(), 24u);
+    EXPECT_NE(err.find("corrupt record at LSN 25"), std::string::npos) << err;
+}

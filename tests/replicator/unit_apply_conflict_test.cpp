@@ -194,6 +194,34 @@ TEST_F(ApplyConflict, AppliedLsnsSurviveReopening) {
     EXPECT_EQ(applier_->resume_lsn(), 11u);
 }
 
+// Progress is written once per commit interval, by its first operation:
+// after the process dies the agent resumes after that one and replays the
+// rest (harmless, and the stop is known to be unclean).
+TEST_F(ApplyConflict, ProgressIsWrittenOncePerCommitInterval) {
+    auto progress_lsn = [&] {
+        auto line = read_file(state_ / "progress");
+        return std::stoull(line.substr(0, line.find(' ')));
+    };
+    ok(OpMsg{.lsn = 10, .kind = OpKind::mkdir, .path = "a", .mode = 040755u});
+    ASSERT_TRUE(applier_->commit(10));
+    EXPECT_EQ(progress_lsn(), 10u);
+    ok(OpMsg{.lsn = 11, .kind = OpKind::mkdir, .path = "b", .mode = 040755u});
+    ok(OpMsg{.lsn = 12, .kind = OpKind::mkdir, .path = "c", .mode = 040755u});
+    ok(OpMsg{.lsn = 13, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
+    EXPECT_EQ(applier_->resume_lsn(), 13u);  // this process knows exactly
+    EXPECT_EQ(progress_lsn(), 11u);
+    ASSERT_TRUE(applier_->commit(13));
+    EXPECT_EQ(progress_lsn(), 13u);
+    ok(OpMsg{.lsn = 14, .kind = OpKind::mkdir, .path = "e", .mode = 040755u});
+    ok(OpMsg{.lsn = 15, .kind = OpKind::mkdir, .path = "f", .mode = 040755u});
+    reopen();
+    EXPECT_EQ(applier_->durable_lsn(), 13u);
+    EXPECT_EQ(applier_->resume_lsn(), 14u);
+    // What follows is replayed: nothing changes.
+    ok(OpMsg{.lsn = 15, .kind = OpKind::mkdir, .path = "f", .mode = 040755u});
+    EXPECT_TRUE(fs::is_directory(at("f")));
+}
+
 TEST_F(ApplyConflict, ProgressFromAnotherBootIsNotTrusted) {
     ok(OpMsg{.lsn = 3, .kind = OpKind::mkdir, .path = "a", .mode = 040755u});
     ASSERT_TRUE(applier_->commit(3));

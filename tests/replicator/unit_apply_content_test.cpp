@@ -45,6 +45,31 @@ TEST_F(ApplyContent, ContentIsInvisibleUntilItsEnd) {
     EXPECT_EQ(test::xattr(at("f"), "user.keep"), "me");
 }
 
+// A new file is linked in under its name directly; a name that turned up
+// in the meantime is still replaced atomically. Either way the attributes
+// are the source's, whatever the file was made with.
+TEST_F(ApplyContent, NewContentLinksInOrReplacesWhatAppeared) {
+    auto fresh = content_ops(1, "new", std::string(6000, 'a'), t(1));
+    fresh.back().mode = 0100600u;  // what the temporary file is made with
+    fresh.back().uid = 0u;
+    ok(fresh);
+    EXPECT_EQ(read_file(at("new")), std::string(6000, 'a'));
+    EXPECT_EQ(lstat_of(at("new")).st_mode & 07777, 0600u);
+
+    auto raced = content_ops(2, "raced", "the source's", t(2));
+    raced.back().mode = 0104755u;  // set-uid survives the owner change
+    raced.back().uid = 1000u;
+    ok(raced.front());
+    test::write_file(at("raced"), "made on the server meanwhile", 0644);
+    for (size_t i = 1; i < raced.size(); ++i) ok(raced[i]);
+    EXPECT_EQ(read_file(at("raced")), "the source's");
+    auto st = lstat_of(at("raced"));
+    EXPECT_EQ(st.st_mode & 07777, 04755u);
+    EXPECT_EQ(st.st_uid, 1000u);
+    EXPECT_EQ(mtime_ns(at("raced")), t(2));
+    EXPECT_EQ(test::listing(root_), "new\nraced\n") << "temporary files were left behind";
+}
+
 TEST_F(ApplyContent, ContentDeltaPatchesTheExistingCopy) {
     ok(content_ops(1, "f", "abcdefghij", t(1)));
     OpMsg begin{.lsn = 2, .kind = OpKind::content_begin, .path = "f", .base = ContentBase::existing};

@@ -3,7 +3,9 @@
 // their limits.
 #include <gtest/gtest.h>
 
+#include <thread>
 #include <tuple>
+#include <vector>
 
 #include "replicator/protocol.hpp"
 #include "unit_alloc_probe.hpp"
@@ -250,6 +252,41 @@ TEST(ProtocolExtent, LyingCompressedExtentsRefused) {
     Extent raw_lie{.offset = 0, .raw_length = 3, .zstd = false, .bytes = "four"};
     EXPECT_FALSE(extent_data(raw_lie, out));
     EXPECT_FALSE(decode_frame(*encode_frame(OpMsg{.lsn = 1, .kind = OpKind::write, .path = "f", .extents = {raw_lie}})));
+}
+
+// Each thread reuses one compression and one decompression context: nothing
+// of one extent (its data, its size, a corrupt predecessor) leaks into the
+// next, on any thread.
+TEST(ProtocolExtent, ReusedContextsKeepEveryExtentIntact) {
+    auto sample = [](int seed, size_t size) {
+        std::string s;
+        for (size_t i = 0; i < size; ++i) s.push_back(static_cast<char>('a' + (i * static_cast<size_t>(seed)) % 11));
+        return s;
+    };
+    auto run = [&](int thread) {
+        std::string out;
+        for (int i = 0; i < 40; ++i) {
+            // Sizes shrink and grow, so a scratch buffer sized for a big
+            // extent is reused for a small one and the other way round.
+            size_t size = (i % 2 ? 600u : 300000u) + static_cast<size_t>(i * 37 + thread);
+            auto raw = sample(i + thread + 1, size);
+            auto e = make_extent(static_cast<uint64_t>(i), raw);
+            if (!e.zstd) return false;
+            if (i % 5 == 0) {
+                auto bad = e;
+                for (size_t k = bad.bytes.size() / 2; k < bad.bytes.size(); ++k) bad.bytes[k] ^= 0x33;
+                if (extent_data(bad, out)) return false;
+            }
+            if (!extent_data(e, out) || out != raw) return false;
+        }
+        return true;
+    };
+    EXPECT_TRUE(run(0));
+    std::vector<std::thread> threads;
+    std::vector<int> ok(3, 0);
+    for (int t = 0; t < 3; ++t) threads.emplace_back([&, t] { ok[static_cast<size_t>(t)] = run(t + 1); });
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(ok, std::vector<int>(3, 1));
 }
 
 TEST(ProtocolSemantics, UnknownOpKindAndBaseRefused) {
