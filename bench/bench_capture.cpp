@@ -116,7 +116,11 @@ uint64_t copy_missing(const std::vector<iz::journal::Record>& recs, const fs::pa
     for (auto& r : recs)
         if (r.op == Op::create || r.op == Op::mkdir || r.op == Op::symlink || r.op == Op::link) made.insert(r.op == Op::link ? r.target : r.path);
     uint64_t missing = 0;
-    for (auto& e : fs::recursive_directory_iterator(dir / "include")) missing += !made.count(fs::relative(e.path(), dir).string());
+    for (auto& e : fs::recursive_directory_iterator(dir / "include")) {
+        auto rel = e.path().lexically_relative(dir).string();  // not fs::relative: it follows symlinks
+        if (made.count(rel)) continue;
+        if (missing++ < 5) fmt::print(stderr, "  no creation journaled for {}\n", rel);
+    }
     return missing;
 }
 
