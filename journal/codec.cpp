@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <streambuf>
 
+#include "common/string_streams.hpp"
+
 namespace iz::journal {
 
 namespace {
@@ -86,39 +88,6 @@ void load_record(Archive& ar, Record& r) {
     load_string(ar, r.xattr_value);
     load_string(ar, r.message);
 }
-
-}  // namespace
-
-namespace {
-
-// cereal writes to a std::ostream; this streambuf appends straight into the
-// caller's string so encoding allocates nothing beyond the output itself.
-class StringSink : public std::streambuf {
-public:
-    explicit StringSink(std::string& out) : out_(out) {}
-
-protected:
-    std::streamsize xsputn(const char* s, std::streamsize n) override {
-        out_.append(s, static_cast<size_t>(n));
-        return n;
-    }
-    int_type overflow(int_type ch) override {
-        if (ch != traits_type::eof()) out_.push_back(static_cast<char>(ch));
-        return ch;
-    }
-
-private:
-    std::string& out_;
-};
-
-// Reads from a view without copying it.
-class ViewSource : public std::streambuf {
-public:
-    explicit ViewSource(std::string_view in) {
-        char* p = const_cast<char*>(in.data());
-        setg(p, p, p + in.size());
-    }
-};
 
 }  // namespace
 

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <streambuf>
 
+#include "common/string_streams.hpp"
 #include "zstd_contexts.hpp"
 
 namespace iz::replicator::proto {
@@ -18,35 +19,6 @@ namespace iz::replicator::proto {
 namespace {
 
 // ---- streams ------------------------------------------------------------
-
-class StringSink : public std::streambuf {
-public:
-    explicit StringSink(std::string& out) : out_(out) {}
-
-protected:
-    std::streamsize xsputn(const char* s, std::streamsize n) override {
-        out_.append(s, static_cast<size_t>(n));
-        return n;
-    }
-    int_type overflow(int_type ch) override {
-        if (ch != traits_type::eof()) out_.push_back(static_cast<char>(ch));
-        return ch;
-    }
-
-private:
-    std::string& out_;
-};
-
-// Reads from a view without copying, and tells how much is left: every
-// length prefix from the wire is checked against that before allocating.
-class ViewSource : public std::streambuf {
-public:
-    explicit ViewSource(std::string_view in) {
-        char* p = const_cast<char*>(in.data());
-        setg(p, p, p + in.size());
-    }
-    size_t remaining() const { return static_cast<size_t>(egptr() - gptr()); }
-};
 
 thread_local const ViewSource* current_source = nullptr;
 
