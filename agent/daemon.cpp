@@ -280,6 +280,9 @@ private:
         so.fileset = opts_.fileset;
         so.agent_id = opts_.agent_id;
         so.key_file = opts_.key_file;
+        so.compression = opts_.compress == "always" ? replicator::Compression::always
+                         : opts_.compress == "never" ? replicator::Compression::never
+                                                     : replicator::Compression::adaptive;
         for (auto& text : opts_.servers) {
             auto ep = replicator::parse_endpoint(text);
             if (!ep) return fail(make_error(fmt::format("--server '{}': {}", text, ep.error().message)));
@@ -376,6 +379,8 @@ private:
                                    {"acked_lsn", srv.acked_lsn},
                                    {"records_behind", srv.records_behind},
                                    {"bytes_behind", srv.bytes_behind},
+                                   {"data_bytes_sent", srv.data_bytes_sent},
+                                   {"wire_bytes_sent", srv.wire_bytes_sent},
                                    {"conflicts", srv.conflicts},
                                    {"last_error", srv.last_error}});
         nlohmann::json j = {

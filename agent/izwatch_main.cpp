@@ -151,10 +151,12 @@ std::string human(const json& s) {
     out += fmt::format("  overflows:   {}, rescans: {}\n", s.value("overflows", 0), s.value("rescans", 0));
     if (s.contains("journal_failure")) out += fmt::format("  JOURNAL FAILED: {}\n", s["journal_failure"].get<std::string>());
     for (auto& srv : s.value("servers", json::array()))
-        out += fmt::format("  server {}: {} (acked LSN {}, {} records behind){}\n", srv.value("endpoint", ""),
-                           srv.value("connected", false) ? "connected" : "not connected", srv.value("acked_lsn", 0),
-                           srv.value("records_behind", 0),
-                           srv.value("last_error", "").empty() ? "" : ": " + srv.value("last_error", ""));
+        out += fmt::format(
+            "  server {}: {} (acked LSN {}, {} records and {:.1f} MiB behind; sent {:.1f} MiB of data as {:.1f} MiB){}\n",
+            srv.value("endpoint", ""), srv.value("connected", false) ? "connected" : "not connected",
+            srv.value("acked_lsn", 0), srv.value("records_behind", 0), srv.value("bytes_behind", 0) / 1048576.0,
+            srv.value("data_bytes_sent", 0) / 1048576.0, srv.value("wire_bytes_sent", 0) / 1048576.0,
+            srv.value("last_error", "").empty() ? "" : ": " + srv.value("last_error", ""));
     return out;
 }
 
@@ -225,6 +227,11 @@ int main(int argc, char** argv) {
     start_cmd->add_option("--exclude", opts.excludes, "glob of paths not to journal (repeatable)");
     start_cmd->add_option("--server", opts.servers, "HOST:PORT of an izreplicate server (repeatable)");
     start_cmd->add_option("--key", opts.key_file, "shared key file for the servers");
+    start_cmd
+        ->add_option("--compress", opts.compress,
+                     "zstd for shipped data: auto (only while the link to a server cannot keep up), always, never")
+        ->check(CLI::IsMember({"auto", "always", "never"}))
+        ->capture_default_str();
     start_cmd->add_option("--fileset", opts.fileset, "name of this directory on the servers (default: its own name)");
     start_cmd->add_option("--agent-id", opts.agent_id, "name of this agent on the servers (default: the host name)");
     std::string history = "7d";

@@ -128,7 +128,7 @@ void ServerLink::on_connected() {
                 self->session_ = LinkSession{self->generation_, w->durable_lsn, w->resume_lsn};
                 self->acked_lsn_ = w->durable_lsn;
                 self->last_error_.clear();
-                self->sent_bytes_ = self->acked_bytes_ = 0;
+                self->sent_bytes_ = self->acked_bytes_ = self->written_bytes_ = 0;
                 self->commits_.clear();
                 self->hash_reply_.reset();
             }
@@ -226,10 +226,15 @@ void ServerLink::write_next() {
         buffers.push_back(asio::buffer(*frame));
         bytes += frame->size();
     }
-    asio::async_write(*sock, buffers, [self, sock, batch](const boost::system::error_code& ec, size_t) {
+    asio::async_write(*sock, buffers, [self, sock, batch](const boost::system::error_code& ec, size_t written) {
         if (self->socket_.get() != sock) return;
         self->writing_ = false;
         if (ec) return self->lost("connection lost while sending: " + ec.message());
+        {
+            std::lock_guard lock(self->mu_);
+            self->written_bytes_ += written;
+            self->total_wire_bytes_ += written;
+        }
         self->last_tx_ = Clock::now();
         self->outbox_.erase(self->outbox_.begin(), self->outbox_.begin() + static_cast<std::ptrdiff_t>(batch->size()));
         self->write_next();
@@ -359,6 +364,21 @@ bool ServerLink::wait_window(uint64_t generation, uint64_t limit) {
     return !stopping_ && connected_ && generation == generation_;
 }
 
+bool ServerLink::window_open(uint64_t limit) const {
+    std::lock_guard lock(mu_);
+    return sent_bytes_ - acked_bytes_ <= limit;
+}
+
+void ServerLink::count_data(uint64_t raw_bytes) {
+    std::lock_guard lock(mu_);
+    total_data_bytes_ += raw_bytes;
+}
+
+bool ServerLink::backlogged(uint64_t bytes) const {
+    std::lock_guard lock(mu_);
+    return sent_bytes_ > written_bytes_ + bytes;
+}
+
 bool ServerLink::commit_in_flight() const {
     std::lock_guard lock(mu_);
     return !commits_.empty();
@@ -423,6 +443,8 @@ ServerStatus ServerLink::status() const {
     s.last_error = last_error_;
     s.acked_lsn = acked_lsn_;
     s.bytes_behind = (sent_bytes_ - acked_bytes_) + pending_bytes_;
+    s.data_bytes_sent = total_data_bytes_;
+    s.wire_bytes_sent = total_wire_bytes_;
     s.conflicts = conflicts_;
     return s;
 }

@@ -56,6 +56,12 @@ public:
     bool wait_window(uint64_t generation, uint64_t limit);
     // True while a Commit sent on this connection awaits its Ack.
     bool commit_in_flight() const;
+    // Whether less than `limit` bytes are sent and not yet acknowledged.
+    bool window_open(uint64_t limit) const;
+    // Whether the socket is the bottleneck: at least `bytes` handed to
+    // send() wait for the kernel to take them (the wire or the server
+    // cannot keep up).
+    bool backlogged(uint64_t bytes) const;
     // Blocks until no Commit awaits its Ack, or `timeout`. False when the
     // connection is gone.
     bool wait_commits_acked(uint64_t generation, std::chrono::milliseconds timeout);
@@ -68,6 +74,8 @@ public:
     uint64_t acked_lsn() const;
     ServerStatus status() const;
     const ServerEndpoint& endpoint() const { return endpoint_; }
+    // Counts file data put into frames (before compression), for status.
+    void count_data(uint64_t raw_bytes);
     // Sets the data bytes read but not yet sent (for bytes_behind).
     void set_pending_bytes(uint64_t n);
 
@@ -119,6 +127,9 @@ private:
     uint64_t acked_lsn_ = 0;
     uint64_t sent_bytes_ = 0;
     uint64_t acked_bytes_ = 0;
+    uint64_t written_bytes_ = 0;  // taken by the kernel (includes pings: a few bytes each)
+    uint64_t total_data_bytes_ = 0;   // since start, across connections
+    uint64_t total_wire_bytes_ = 0;
     std::deque<std::pair<uint64_t, uint64_t>> commits_;  // (lsn, sent_bytes when sent)
     uint64_t pending_bytes_ = 0;
     uint64_t conflicts_ = 0;

@@ -34,6 +34,10 @@ private:
     bool ship_record(const journal::Record& r, const PlannedRecord& p);
     bool send_op(proto::OpMsg& op);
     bool commit(uint64_t lsn);
+    // Whether data extents are compressed now (ShipperOptions::compression).
+    bool wire_is_bottleneck() const;
+    // A commit after kCommitBytes, unless one is in flight.
+    bool commit_if_due();
     bool ship_ranges(const journal::Record& r, const std::vector<journal::ByteRange>& ranges);
     bool ship_whole(const journal::Record& r, ShipAction action);
     bool ship_close_attrs(const journal::Record& r);

@@ -20,6 +20,9 @@ struct WatchOptions {
     std::vector<std::string> excludes;
     std::vector<std::string> servers;
     std::string key_file;
+    // zstd for shipped data: "auto" (while the link is the bottleneck),
+    // "always" or "never".
+    std::string compress = "auto";
     // Names on the servers: the fileset (its folder there) and this agent;
     // both stay the same across restarts so that shipping resumes.
     std::string fileset;

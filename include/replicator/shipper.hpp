@@ -41,6 +41,8 @@ struct ConflictEvent {
     std::string message;        // what changed
 };
 
+enum class Compression { adaptive, always, never };
+
 struct ShipperOptions {
     std::filesystem::path journal_dir;
     // The watched directory: paths in records are relative to it, and file
@@ -71,6 +73,10 @@ struct ShipperOptions {
     // A connection with requests outstanding and nothing heard for this
     // long is considered dead and replaced.
     std::chrono::milliseconds response_timeout{10'000};
+    // zstd for data extents: `adaptive` compresses only while the socket to
+    // that server is the bottleneck (data backs up waiting for it), so a
+    // fast link does not pay CPU to save bytes it had room for.
+    Compression compression = Compression::adaptive;
     // Bytes sent but not yet acknowledged, per server, before sending pauses.
     uint64_t max_inflight_bytes = 64ull << 20;
     // Register each server as a journal consumer (<journal>/consumers/), so
@@ -88,6 +94,10 @@ struct ServerStatus {
     // Bytes sent but not yet acknowledged, plus data read and not yet sent.
     uint64_t bytes_behind = 0;
     uint64_t conflicts = 0;  // reported by that server since start
+    // Since start: file data shipped (before compression), and every byte
+    // of every frame sent (after it).
+    uint64_t data_bytes_sent = 0;
+    uint64_t wire_bytes_sent = 0;
 };
 
 // The journal consumer name under which a server's progress is registered.

@@ -222,6 +222,34 @@ TEST_F(Replication, ServerKilledMidTransferThenRestarted) {
     expect_converged(server);
 }
 
+// Text that zstd shrinks several times over, unlike bulk_files' random bytes.
+void compressible_files(const fs::path& dir, int files, size_t size) {
+    fs::create_directories(dir);
+    for (int f = 0; f < files; ++f) {
+        std::string text;
+        for (int line = 0; text.size() < size; ++line)
+            text += fmt::format("file {} line {}: the quick brown fox jumps over the lazy dog\n", f, line);
+        text.resize(size);
+        std::ofstream(dir / fmt::format("text{}.txt", f), std::ios::binary) << text;
+    }
+}
+
+// `--compress auto`: data is compressed while the link cannot take it as
+// fast as it is offered (here 40 Mbit/s), and arrives intact.
+TEST_F(Replication, DataIsCompressedWhileTheLinkIsTheBottleneck) {
+    auto& server = add_server();
+    ASSERT_TRUE(links_[0]->limit_rate_a_to_b("40mbit"));
+    start_agent();
+    compressible_files(agent_->dir() / "text", 24, 1 << 20);
+    sync_ok();
+    auto srv = agent_->status()["servers"][0];
+    auto data = srv.value("data_bytes_sent", uint64_t{0});
+    auto wire = srv.value("wire_bytes_sent", uint64_t{0});
+    EXPECT_GE(data, uint64_t{24} << 20);
+    EXPECT_LT(wire, data / 2) << "sent " << data << " bytes of data as " << wire << " bytes";
+    expect_converged(server);
+}
+
 TEST_F(Replication, AgentKilledThenRestartedCatchesUp) {
     auto& server = add_server();
     start_agent();
