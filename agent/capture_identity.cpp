@@ -23,6 +23,21 @@ void Capture::track(const std::string& path, Entry e) {
     }
 }
 
+void Capture::repoint(const Entry& e, const std::string& old_path, const std::string& new_path) {
+    if (e.is_dir()) {
+        index_dir(new_path, e.handle);
+        return;
+    }
+    if (e.handle.empty()) return;
+    auto [lo, hi] = names_.equal_range(e.handle);
+    for (auto it = lo; it != hi; ++it)
+        if (it->second == old_path) {
+            it->second = new_path;
+            return;
+        }
+    names_.emplace(e.handle, new_path);
+}
+
 std::optional<std::string> Capture::tracked_elsewhere(const std::string& handle, const std::string& path, uint64_t ino) {
     if (handle.empty()) {
         // Without a handle, the inode number is all there is (0: do not

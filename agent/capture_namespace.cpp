@@ -218,12 +218,27 @@ void Capture::forget_subtree(const std::string& rel) {
 }
 
 void Capture::move_subtree(const std::string& from, const std::string& to) {
-    std::vector<std::pair<std::string, Entry>> moved;
+    // Every entry beneath a moved directory is re-keyed. Map nodes move with
+    // their keys changed in place (no Entry copied or node reallocated), in
+    // order, so each goes back in next to the one before; and the handle
+    // indexes are pointed at the new names rather than grown with them.
+    // (Renaming a directory of 22,000 files cost the agent 90 ms, mostly
+    // malloc and free.)
+    std::vector<Tree::node_type> moved;
     for (auto it = tree_.lower_bound(from); it != tree_.end() && under(it->first, from);) {
-        moved.emplace_back(to + it->first.substr(from.size()), std::move(it->second));
-        it = tree_.erase(it);
+        auto node = tree_.extract(it++);
+        std::string old = std::move(node.key());
+        node.key().reserve(to.size() + old.size() - from.size());
+        node.key().assign(to).append(old, from.size());
+        repoint(node.mapped(), old, node.key());
+        moved.push_back(std::move(node));
     }
-    for (auto& [path, e] : moved) track(path, std::move(e));
+    auto hint = tree_.lower_bound(to);
+    for (auto& node : moved) {
+        auto at = tree_.insert(hint, std::move(node));
+        if (node) at->second = std::move(node.mapped());  // a name already there is replaced
+        hint = std::next(at);
+    }
     auto repath = [&](const std::string& p) { return under(p, from) ? to + p.substr(from.size()) : p; };
     std::unordered_map<std::string, PendingWrite> pending;
     for (auto& [p, pw] : pending_) pending[repath(p)] = pw;
