@@ -211,7 +211,10 @@ bool ShipWorker::ship_session(const LinkSession& session) {
                 committed_at = Clock::now();
             }
             save_cursor(false);
-            auto waited = reader_->wait(std::chrono::milliseconds(50));
+            // The journal's growth wakes the wait (inotify); the timeout
+            // only bounds how long a stop waits, and an idle agent wakes
+            // four times a second rather than twenty.
+            auto waited = reader_->wait(std::chrono::milliseconds(250));
             if (!waited) {
                 spdlog::warn("shipper: {}", waited.error().message);
                 std::this_thread::sleep_for(std::chrono::milliseconds(200));
