@@ -136,6 +136,13 @@ int start(WatchOptions opts, bool foreground) {
     return die(reply);
 }
 
+std::string human_bytes(uint64_t n) {
+    if (n < 1024) return fmt::format("{} B", n);
+    if (n < (1u << 20)) return fmt::format("{:.1f} KiB", n / 1024.0);
+    if (n < (1ull << 30)) return fmt::format("{:.1f} MiB", n / 1048576.0);
+    return fmt::format("{:.2f} GiB", n / 1073741824.0);
+}
+
 std::string human(const json& s) {
     std::string out = fmt::format("{}\n", s.value("dir", ""));
     out += fmt::format("  agent pid:   {}\n", s.value("pid", 0));
@@ -151,12 +158,13 @@ std::string human(const json& s) {
     out += fmt::format("  overflows:   {}, rescans: {}\n", s.value("overflows", 0), s.value("rescans", 0));
     if (s.contains("journal_failure")) out += fmt::format("  JOURNAL FAILED: {}\n", s["journal_failure"].get<std::string>());
     for (auto& srv : s.value("servers", json::array()))
-        out += fmt::format(
-            "  server {}: {} (acked LSN {}, {} records and {:.1f} MiB behind; sent {:.1f} MiB of data as {:.1f} MiB){}\n",
-            srv.value("endpoint", ""), srv.value("connected", false) ? "connected" : "not connected",
-            srv.value("acked_lsn", 0), srv.value("records_behind", 0), srv.value("bytes_behind", 0) / 1048576.0,
-            srv.value("data_bytes_sent", 0) / 1048576.0, srv.value("wire_bytes_sent", 0) / 1048576.0,
-            srv.value("last_error", "").empty() ? "" : ": " + srv.value("last_error", ""));
+        out += fmt::format("  server {}: {} (acked LSN {}, {} records and {} behind; sent {} of file data as {}){}\n",
+                           srv.value("endpoint", ""), srv.value("connected", false) ? "connected" : "not connected",
+                           srv.value("acked_lsn", 0), srv.value("records_behind", 0),
+                           human_bytes(srv.value("bytes_behind", uint64_t{0})),
+                           human_bytes(srv.value("data_bytes_sent", uint64_t{0})),
+                           human_bytes(srv.value("wire_bytes_sent", uint64_t{0})),
+                           srv.value("last_error", "").empty() ? "" : ": " + srv.value("last_error", ""));
     return out;
 }
 
