@@ -170,6 +170,7 @@ public:
             answer_syncs();
             auto now = Clock::now();
             if (now - last_rate >= std::chrono::seconds(1)) {
+                check_root();
                 double secs = std::chrono::duration<double>(now - last_rate).count();
                 events_per_s_ = static_cast<double>(capture_->stats().events - events_at_rate) / secs;
                 events_at_rate = capture_->stats().events;
@@ -201,6 +202,20 @@ private:
     }
 
     std::string mode() const { return bpf_ ? "fanotify+ebpf" : "fanotify only"; }
+
+    // The watched directory itself deleted: what was in it is journaled as
+    // it went (and shipped), but nothing can be created in it any more. The
+    // agent keeps serving (servers still get the deletions, and sync and
+    // status keep working) and says so until it is stopped.
+    void check_root() {
+        if (root_removed_) return;
+        struct stat st{};
+        if (::fstat(root_fd_, &st) != 0 || st.st_nlink > 0) return;
+        root_removed_ = true;
+        spdlog::error("the watched directory {} was removed; what it held is journaled as deleted; "
+                      "stop this agent with 'izwatch stop {}'",
+                      opts_.dir, opts_.dir);
+    }
 
     // Under a stream of events, waking for every few of them costs more
     // than the events (a context switch each, on machines with few cores):
@@ -390,6 +405,7 @@ private:
             {"state_dir", opts_.state_dir.string()},
             {"capture", mode()},
             {"capture_detail", capture_reason_},
+            {"root_removed", root_removed_},
             {"records", s.records},
             {"events", s.events},
             {"events_outside", s.outside_events},
@@ -494,6 +510,7 @@ private:
     size_t last_batch_ = 0;
     std::string capture_reason_;
     double events_per_s_ = 0;
+    bool root_removed_ = false;
     uint64_t bpf_dropped_ = 0;
     Clock::time_point started_;
     bool stopping_ = false;

@@ -54,6 +54,19 @@ iz::Result<std::string> watched_dir(const std::string& given) {
     return canonical.string();
 }
 
+// The directory a running agent watches, for stop, status and sync: as
+// watched_dir(), and also when the directory itself has been removed (its
+// agent is still running and must be reachable to be stopped).
+iz::Result<std::string> agent_dir(const std::string& given) {
+    auto dir = watched_dir(given);
+    if (dir) return dir;
+    std::error_code ec;
+    auto gone = fs::weakly_canonical(fs::absolute(given), ec).string();
+    while (gone.size() > 1 && gone.back() == '/') gone.pop_back();
+    if (!ec && fs::exists(control_socket_path(gone), ec)) return gone;
+    return dir;
+}
+
 iz::Result<json> ask(const std::string& dir, const json& request, std::chrono::milliseconds timeout) {
     auto reply = control_request(control_socket_path(dir), request, timeout);
     if (!reply) {
@@ -156,6 +169,8 @@ std::string human(const json& s) {
     out += fmt::format("  events:      {} ({:.0f}/s now, {} outside the tree)\n", s.value("events", 0),
                        s.value("events_per_s", 0.0), s.value("events_outside", 0));
     out += fmt::format("  overflows:   {}, rescans: {}\n", s.value("overflows", 0), s.value("rescans", 0));
+    if (s.value("root_removed", false))
+        out += "  REMOVED:     the watched directory itself was deleted; stop this agent with 'izwatch stop DIR'\n";
     if (s.contains("journal_failure")) out += fmt::format("  JOURNAL FAILED: {}\n", s["journal_failure"].get<std::string>());
     for (auto& srv : s.value("servers", json::array()))
         out += fmt::format("  server {}: {} (acked LSN {}, {} records and {} behind; sent {} of file data as {}){}\n",
@@ -171,7 +186,7 @@ std::string human(const json& s) {
 int status(const std::string& given, bool as_json) {
     std::vector<std::string> dirs;
     if (!given.empty()) {
-        auto dir = watched_dir(given);
+        auto dir = agent_dir(given);
         if (!dir) return die(dir.error().message);
         dirs.push_back(*dir);
     }
@@ -198,7 +213,7 @@ int status(const std::string& given, bool as_json) {
 }
 
 int stop(const std::string& given) {
-    auto dir = watched_dir(given);
+    auto dir = agent_dir(given);
     if (!dir) return die(dir.error().message);
     auto reply = ask(*dir, {{"cmd", "stop"}}, std::chrono::seconds(60));
     if (!reply) return die(reply.error().message);
@@ -209,7 +224,7 @@ int stop(const std::string& given) {
 }
 
 int sync_cmd(const std::string& given, double timeout_s) {
-    auto dir = watched_dir(given);
+    auto dir = agent_dir(given);
     if (!dir) return die(dir.error().message);
     auto reply = ask(*dir, {{"cmd", "sync"}, {"timeout_s", timeout_s}},
                      std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000) + 1000));

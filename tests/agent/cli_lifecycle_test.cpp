@@ -127,6 +127,33 @@ TEST_P(Lifecycle, ForegroundServesUntilSigterm) {
     EXPECT_FALSE(watch().status().is_object());
 }
 
+// The watched directory itself deleted: its contents are journaled as
+// they go, status says what happened, and the agent can still be synced and
+// stopped by the name it was started with.
+TEST_P(Lifecycle, RemovingTheWatchedDirectoryItselfIsReportedAndStopStillWorks) {
+    ASSERT_NO_FATAL_FAILURE(start());
+    fs::create_directories(at("a"));
+    write_file(at("a/f"), "data");
+    ASSERT_NO_FATAL_FAILURE(sync());
+    pid_t pid = watch().pid();
+    fs::remove_all(root());
+
+    EXPECT_TRUE(eventually([&] { return watch().status().value("root_removed", false); }, std::chrono::seconds(5)))
+        << watch().status().dump();
+    auto human = watch().izwatch({"status", root().string()});
+    EXPECT_EQ(human.exit_code, 0) << human.err;
+    EXPECT_NE(human.out.find("REMOVED:"), std::string::npos) << human.out;
+    ASSERT_NO_FATAL_FAILURE(sync());
+    auto journal = watch().journal();
+    EXPECT_EQ(with_op(journal, "unlink", "a/f").size(), 1u);
+    EXPECT_EQ(with_op(journal, "rmdir", "a").size(), 1u);
+
+    auto r = watch().stop();
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(eventually([&] { return !izwatch_alive(pid); }, std::chrono::seconds(10)));
+    EXPECT_EQ(watch().journal().back().value("op", ""), "stop");
+}
+
 INSTANTIATE_TEST_SUITE_P(Filesystems, Lifecycle, ::testing::Values(FsType::ext4, FsType::xfs), fs_param_name);
 
 }  // namespace
