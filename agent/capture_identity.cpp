@@ -23,6 +23,12 @@ void Capture::track(const std::string& path, Entry e) {
     }
 }
 
+bool Capture::parent_has_default_acl(const std::string& path) const {
+    auto slash = path.rfind('/');
+    auto parent = tree_.find(slash == std::string::npos ? std::string() : path.substr(0, slash));
+    return parent != tree_.end() && parent->second.xattrs.count("system.posix_acl_default");
+}
+
 void Capture::repoint(const Entry& e, const std::string& old_path, const std::string& new_path) {
     if (e.is_dir()) {
         index_dir(new_path, e.handle);

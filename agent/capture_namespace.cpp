@@ -25,6 +25,9 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
     // new entry has no xattrs yet (setting one is an event of its own); one
     // moved in from elsewhere brings its own.
     unsigned parts = moved_in ? kReadAll : handle.empty() ? kReadHandle : kReadStat;
+    // Except where the parent has a default ACL: the kernel gives the new
+    // entry an ACL of its own then, without an event.
+    if (parent_has_default_acl(path)) parts |= kReadXattrs;
     auto e = read_entry(root_fd_, path, parts);
     if (!e) {
         if (e.error().sys_errno != ENOENT) spdlog::warn("{}", e.error().message);

@@ -54,6 +54,9 @@ std::map<std::string, std::string> read_xattrs(int root_fd, const std::string& r
         std::string name(names + i);
         i += static_cast<ssize_t>(name.size()) + 1;
         if (name.starts_with("security.")) continue;  // labels follow the server's policy
+        // XFS lists its on-disk form of POSIX ACLs to root as well: the same
+        // ACL as system.posix_acl_*, in a form only XFS understands.
+        if (name == "trusted.SGI_ACL_FILE" || name == "trusted.SGI_ACL_DEFAULT") continue;
         char value[65536];
         ssize_t v = get(path.c_str(), name.c_str(), value, sizeof value);
         if (v >= 0) out[name] = std::string(value, static_cast<size_t>(v));

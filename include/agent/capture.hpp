@@ -81,6 +81,9 @@ private:
     std::optional<std::string> event_path(const std::string& dir_handle, const std::string& name);
     void emit(journal::Record r, int32_t pid);
     void index_dir(const std::string& rel, const std::string& handle);
+    // Whether the directory `path` is made in has a default ACL (which the
+    // kernel copies onto every new entry in it).
+    bool parent_has_default_acl(const std::string& path) const;
     // The handle indexes know `e` as `new_path` instead of `old_path`.
     void repoint(const Entry& e, const std::string& old_path, const std::string& new_path);
     // Puts an entry in the tree and in the handle indexes.

@@ -6,8 +6,12 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
+
 #include "agent_fixture.hpp"
 #include "journal/reader.hpp"
+#include "support/posix_acl.hpp"
 
 namespace iz::test::agent {
 namespace {
@@ -108,6 +112,36 @@ TEST_P(Attributes, XattrOnADirectory) {
     ASSERT_EQ(describe(got), (Strings{"setxattr d", "removexattr d"}));
     EXPECT_EQ(got[0].value("xattr_name", ""), "user.tag");
     EXPECT_EQ(got[1].value("xattr_name", ""), "user.tag");
+}
+
+std::vector<std::string> xattr_names_set(const std::vector<json>& records, const std::string& path) {
+    std::vector<std::string> out;
+    for (auto& r : with_op(records, "setxattr", path)) out.push_back(r.value("xattr_name", ""));
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+// An entry made in a directory with a default ACL gets an ACL of its own
+// from the kernel, with no event of its own: the create must bring it.
+TEST_P(Attributes, EntriesMadeUnderADefaultAclCarryTheAclTheyInherit) {
+    ASSERT_NO_FATAL_FAILURE(start());
+    auto acl = iz::test::acl_granting_user(4242);
+    ASSERT_EQ(::setxattr(at("d").c_str(), "system.posix_acl_default", acl.data(), acl.size(), 0), 0)
+        << std::strerror(errno);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    ASSERT_NO_FATAL_FAILURE(mark());
+    write_file(at("d/f"), "inherits");
+    make_dir(at("d/sub"));
+    auto got = changes();
+    EXPECT_EQ(xattr_names_set(got, "d/f"), Strings{"system.posix_acl_access"});
+    EXPECT_EQ(xattr_names_set(got, "d/sub"), (Strings{"system.posix_acl_access", "system.posix_acl_default"}));
+    char value[256];
+    ssize_t n = ::getxattr(at("d/f").c_str(), "system.posix_acl_access", value, sizeof value);
+    ASSERT_GT(n, 0);
+    auto set = with_op(got, "setxattr", "d/f");
+    ASSERT_EQ(set.size(), 1u);
+    EXPECT_EQ(xattr_value_at(watch().journal_dir(), set[0].value("lsn", uint64_t{0})),
+              std::string(value, static_cast<size_t>(n)));
 }
 
 INSTANTIATE_TEST_SUITE_P(Filesystems, Attributes, ::testing::Values(FsType::ext4, FsType::xfs), fs_param_name);

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "support/posix_acl.hpp"
+
 namespace fs = std::filesystem;
 
 namespace iz::test::e2e {
@@ -86,6 +88,13 @@ void every_operation(const fs::path& dir) {
     check(::removexattr((dir / "grow").c_str(), "user.shape") == 0, "removexattr");
     check(::setxattr((dir / "documents").c_str(), "user.dir", "yes", 3, 0) == 0, "setxattr dir");
     check(::mkfifo((dir / "fifo").c_str(), 0640) == 0, "mkfifo");
+    // Entries made under a default ACL get ACLs of their own from the kernel.
+    auto acl = acl_granting_user(4242);
+    fs::create_directories(dir / "shared");
+    check(::setxattr((dir / "shared").c_str(), "system.posix_acl_default", acl.data(), acl.size(), 0) == 0,
+          "set a default ACL");
+    put(dir / "shared/inherits", "an ACL of its own");
+    fs::create_directories(dir / "shared/sub");
     set_mtime(dir / "documents/old/notes", 1'000'000'000, 123456789);
     set_mtime(dir / "link-to-readme", 1'100'000'000, 5);
     set_mtime(dir / "empty", 1'200'000'000, 0);

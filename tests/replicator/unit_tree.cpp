@@ -71,7 +71,10 @@ std::string user_xattrs(const fs::path& p) {
     for (ssize_t off = 0; off < n;) {
         std::string name(names + off);
         off += static_cast<ssize_t>(name.size()) + 1;
-        if (name.starts_with("user.")) found[name] = xattr(p, name);
+        // user.* and POSIX ACLs: what a source's owner sets (security.*
+        // labels follow each host's policy; XFS's trusted.SGI_ACL_* are
+        // its private copy of the ACLs).
+        if (name.starts_with("user.") || name.starts_with("system.posix_acl_")) found[name] = xattr(p, name);
     }
     std::string out;
     for (auto& [k, v] : found) out += fmt::format(" {}={:?}", k, v);
