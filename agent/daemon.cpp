@@ -76,9 +76,11 @@ public:
         if (!writer) return fail(writer.error());
         writer_ = std::move(*writer);
 
-        auto fan = FanotifySource::open(opts_.dir);
+        auto fan = FanotifySource::open(opts_.dir, opts_.queue_events);
         if (!fan) return fail(fan.error());
         fan_ = std::move(*fan);
+        if (!fan_->queue_note().empty())
+            spdlog::warn("fanotify queue: {} (it holds {} events)", fan_->queue_note(), fan_->queue_events());
 
         if (opts_.no_bpf) {
             capture_reason_ = "eBPF disabled with --no-bpf";
@@ -406,6 +408,7 @@ private:
             {"capture", mode()},
             {"capture_detail", capture_reason_},
             {"root_removed", root_removed_},
+            {"queue_events", fan_->queue_events()},
             {"records", s.records},
             {"events", s.events},
             {"events_outside", s.outside_events},

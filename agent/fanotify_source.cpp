@@ -1,5 +1,7 @@
 #include "agent/fanotify_source.hpp"
 
+#include "fanotify_queue.hpp"
+
 #include <fcntl.h>
 #include <sys/fanotify.h>
 #include <unistd.h>
@@ -42,9 +44,12 @@ Result<std::string> handle_key_of(int dirfd, const std::string& name) {
     return key_of(&u.fh);
 }
 
-Result<std::unique_ptr<FanotifySource>> FanotifySource::open(const std::string& dir, unsigned) {
-    int fd = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME_TARGET,
-                           O_RDONLY | O_CLOEXEC | O_LARGEFILE);
+Result<std::unique_ptr<FanotifySource>> FanotifySource::open(const std::string& dir, uint32_t queue_events) {
+    auto queue = with_queue_length(queue_events, [] {
+        return fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_REPORT_DFID_NAME_TARGET,
+                             O_RDONLY | O_CLOEXEC | O_LARGEFILE);
+    });
+    int fd = queue.fd;
     if (fd < 0) {
         int err = errno;
         if (err == EPERM) return fail(make_error("fanotify_init: permission denied (izwatch needs root or CAP_SYS_ADMIN)"));
@@ -53,6 +58,8 @@ Result<std::unique_ptr<FanotifySource>> FanotifySource::open(const std::string& 
     }
     auto src = std::unique_ptr<FanotifySource>(new FanotifySource());
     src->fd_ = fd;
+    src->queue_events_ = queue.events;
+    src->queue_note_ = queue.note;
     if (fanotify_mark(fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, kMask, AT_FDCWD, dir.c_str()) != 0) {
         int err = errno;
         if (err == EXDEV || err == EOPNOTSUPP || err == ENODEV)

@@ -168,7 +168,8 @@ std::string human(const json& s) {
     out += fmt::format("  records:     {} journaled\n", s.value("records", 0));
     out += fmt::format("  events:      {} ({:.0f}/s now, {} outside the tree)\n", s.value("events", 0),
                        s.value("events_per_s", 0.0), s.value("events_outside", 0));
-    out += fmt::format("  overflows:   {}, rescans: {}\n", s.value("overflows", 0), s.value("rescans", 0));
+    out += fmt::format("  overflows:   {}, rescans: {} (queue of {} events)\n", s.value("overflows", 0),
+                       s.value("rescans", 0), s.value("queue_events", 0));
     if (s.value("root_removed", false))
         out += "  REMOVED:     the watched directory itself was deleted; stop this agent with 'izwatch stop DIR'\n";
     if (s.contains("journal_failure")) out += fmt::format("  JOURNAL FAILED: {}\n", s["journal_failure"].get<std::string>());
@@ -247,6 +248,10 @@ int main(int argc, char** argv) {
     start_cmd->add_option("--state-dir", state, "agent state directory (default: /var/lib/intermezzo/<escaped DIR>)");
     start_cmd->add_flag("--foreground", foreground, "do not detach (for systemd)");
     start_cmd->add_flag("--no-bpf", opts.no_bpf, "capture with fanotify alone");
+    start_cmd
+        ->add_option("--queue-events", opts.queue_events,
+                     "fanotify queue length in events (0: the system's fs.fanotify.max_queued_events)")
+        ->capture_default_str();
     start_cmd->add_option("--exclude", opts.excludes, "glob of paths not to journal (repeatable)");
     start_cmd->add_option("--server", opts.servers, "HOST:PORT of an izreplicate server (repeatable)");
     start_cmd->add_option("--key", opts.key_file, "shared key file for the servers");

@@ -17,6 +17,11 @@ struct WatchOptions {
     std::filesystem::path state_dir;
     std::filesystem::path journal_dir;
     bool no_bpf = false;
+    // The fanotify queue's length in events (0: the system's
+    // fs.fanotify.max_queued_events, 16384 unless changed). At about
+    // 150 bytes of kernel memory each, the default holds about a second of
+    // the busiest churn for some 40 MiB at most.
+    uint32_t queue_events = 262144;
     std::vector<std::string> excludes;
     std::vector<std::string> servers;
     std::string key_file;

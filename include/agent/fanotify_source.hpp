@@ -29,15 +29,21 @@ struct FanEvent {
 
 class FanotifySource {
 public:
-    // Marks the whole filesystem holding `dir`. Fails with a reason a person
-    // can act on: not root, no FID support on this filesystem, old kernel.
-    static Result<std::unique_ptr<FanotifySource>> open(const std::string& dir, unsigned queue_limit_hint = 0);
+    // Marks the whole filesystem holding `dir`, with an event queue of
+    // `queue_events` (0: the system's fs.fanotify.max_queued_events).
+    // Fails with a reason a person can act on: not root, no FID support on
+    // this filesystem, old kernel.
+    static Result<std::unique_ptr<FanotifySource>> open(const std::string& dir, uint32_t queue_events = 0);
 
     FanotifySource(const FanotifySource&) = delete;
     FanotifySource& operator=(const FanotifySource&) = delete;
     ~FanotifySource();
 
     int fd() const { return fd_; }
+    // The queue length the group got (0 when unknown), and why it is not
+    // what was asked for ("" when it is).
+    uint32_t queue_events() const { return queue_events_; }
+    const std::string& queue_note() const { return queue_note_; }
     // Reads what is queued (non-blocking) and hands each event over.
     // FAN_Q_OVERFLOW arrives as an event with that bit in `mask`.
     Result<size_t> drain(const std::function<void(const FanEvent&)>& sink);
@@ -45,6 +51,8 @@ public:
 private:
     FanotifySource() = default;
     int fd_ = -1;
+    uint32_t queue_events_ = 0;
+    std::string queue_note_;
 };
 
 // The key under which a directory is known: handle type and bytes, as both

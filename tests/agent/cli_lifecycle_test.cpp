@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include <fstream>
+
 #include "agent_fixture.hpp"
 
 namespace iz::test::agent {
@@ -14,8 +16,19 @@ namespace {
 
 class Lifecycle : public AgentOn {};
 
+// The queue length comes from a sysctl read at fanotify_init: the agent
+// sets it for that moment only.
+uint32_t system_queue_events() {
+    std::ifstream in("/proc/sys/fs/fanotify/max_queued_events");
+    uint32_t v = 0;
+    in >> v;
+    return v;
+}
+
 TEST_P(Lifecycle, StatusJsonHasTheDocumentedFields) {
+    auto system_queue = system_queue_events();
     ASSERT_NO_FATAL_FAILURE(start());
+    EXPECT_EQ(system_queue_events(), system_queue) << "the system's fanotify queue length was not put back";
     for (int i = 0; i < 300; ++i) write_file(at(fmt::format("f{}", i)), "data");
     ASSERT_NO_FATAL_FAILURE(sync());
     auto s = watch().status();
@@ -28,6 +41,7 @@ TEST_P(Lifecycle, StatusJsonHasTheDocumentedFields) {
     EXPECT_NE(s.value("capture_detail", "").find(fs_name(GetParam())), std::string::npos) << s.dump();
     ASSERT_TRUE(s.contains("events_per_s") && s["events_per_s"].is_number()) << s.dump();
     EXPECT_EQ(s.value("overflows", -1), 0);
+    EXPECT_EQ(s.value("queue_events", 0), 262144);
     EXPECT_EQ(s.value("rescans", -1), 1);
     EXPECT_GE(s.value("events", 0), 300);
     EXPECT_EQ(s.value("events_outside", -1), 0);

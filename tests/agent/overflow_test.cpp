@@ -1,7 +1,7 @@
 // A fanotify queue overflow loses events; the agent must say so (an
 // overflow record), rescan, and journal exactly the differences, so that
 // the journal still describes the tree. The overflow is forced by stopping
-// the daemon (SIGSTOP) while far more than the queue's 16384 events happen.
+// the daemon (SIGSTOP) while far more than its queue's 16384 events happen.
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,7 +23,7 @@ TEST_P(Overflow, OverflowIsJournaledAndTheRescanRestoresTheTree) {
     for (int d = 0; d < 4; ++d) make_dir(at(fmt::format("d{}", d)));
     write_file(at("d0/before"), "baseline");
     write_file(at("gone"), "baseline");
-    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_NO_FATAL_FAILURE(start({"--queue-events", "16384"}));
     pid_t pid = watch().pid();
 
     ASSERT_EQ(::kill(pid, SIGSTOP), 0);
