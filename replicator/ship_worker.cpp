@@ -1,5 +1,7 @@
 #include "ship_worker.hpp"
 
+#include <utility>
+
 #include <spdlog/spdlog.h>
 
 #include <fmt/format.h>
@@ -363,9 +365,19 @@ bool ShipWorker::commit(uint64_t lsn) {
 }
 
 bool ShipWorker::ship_record(const Record& r, const PlannedRecord& p) {
+    // Only the record right after a content sequence may lean on it.
+    auto content_before = std::exchange(last_content_, std::nullopt);
     switch (p.action) {
         case ShipAction::skip: return true;
-        case ShipAction::close_attrs: return ship_close_attrs(r);
+        case ShipAction::close_attrs:
+            // The content just sent ended with this file's size, mode, owner
+            // and mtime, read a moment ago: sending them again cost an open
+            // and a stat here and a stat, truncate and utimes on the server,
+            // per file of a tree copy. A change since then is a later record.
+            if (content_before && !r.handle.empty() && content_before->path == r.path &&
+                content_before->handle == r.handle)
+                return true;
+            return ship_close_attrs(r);
         case ShipAction::content_full:
         case ShipAction::content_delta:
         case ShipAction::write_delta: return ship_whole(r, p.action);
@@ -567,7 +579,9 @@ bool ShipWorker::ship_whole(const Record& r, ShipAction action) {
         last.parent_mtime_ns = parent_mtime(r.path);
         if (!last.parent_mtime_ns) note_stale_parent(r.path);
     }
-    return stream.finish(last);
+    if (!stream.finish(last)) return false;
+    if (content && size == static_cast<uint64_t>(file.st.st_size)) last_content_ = ShippedContent{r.path, r.handle};
+    return true;
 }
 
 void ShipWorker::save_cursor(bool force) {

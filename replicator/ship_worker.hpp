@@ -34,6 +34,13 @@ private:
     bool ship_record(const journal::Record& r, const PlannedRecord& p);
     bool send_op(proto::OpMsg& op);
     bool commit(uint64_t lsn);
+    // The file whose whole content (ending with its attributes) the last
+    // record shipped.
+    struct ShippedContent {
+        std::string path;
+        journal::FileHandle handle;
+    };
+    std::optional<ShippedContent> last_content_;
     // Whether data extents are compressed now (ShipperOptions::compression).
     bool wire_is_bottleneck() const;
     // A commit after kCommitBytes, unless one is in flight.
