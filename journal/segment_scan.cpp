@@ -162,12 +162,24 @@ ScanResult scan_frames(const MappedSegment& seg, uint64_t offset, uint64_t expec
         }
         if (f.status == FrameStatus::end) break;
         if (f.status == FrameStatus::bad) {
-            out.damaged = true;
-            out.bad_offset = offset;
-            out.expected_lsn = expected_lsn;
-            out.why = f.why;
-            out.corrupt = seg.later_batch_exists(offset, expected_lsn, &out.later_search_bytes);
-            break;
+            bool later = seg.later_batch_exists(offset, expected_lsn, &out.later_search_bytes);
+            // The writer starts a batch only once the one before it is
+            // written in full. A reader following a live journal can catch a
+            // frame mid-write and find the next batch already there when it
+            // looks further: if a second look finds the frame whole, it was
+            // torn only in the first view.
+            if (later) {
+                FrameRead again = seg.read_at(offset);
+                if (again.status == FrameStatus::ok && again.header.lsn == expected_lsn) f = again;
+            }
+            if (f.status == FrameStatus::bad) {
+                out.damaged = true;
+                out.bad_offset = offset;
+                out.expected_lsn = expected_lsn;
+                out.why = f.why;
+                out.corrupt = later;
+                break;
+            }
         }
         out.entries.push_back({offset, f.header.lsn, f.header.time_ns});
         offset = f.next_offset;

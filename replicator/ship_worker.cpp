@@ -191,13 +191,17 @@ bool ShipWorker::ship_session(const LinkSession& session) {
         }
         if (read_error) {
             // Retried from the last record sent, in case the damage was a
-            // transient view of a segment being replaced.
+            // transient view of a segment being replaced (or of a batch
+            // still being written).
             positioned = false;
             reader_.reset();
-            std::this_thread::sleep_for(std::chrono::seconds(1));
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
             if (window.empty()) continue;
         }
-        bool at_end = window.size() < kWindowRecords;
+        // A window cut short by a read error is not the end of the journal:
+        // what is done at the end (directory mtimes that went stale) needs
+        // every record before it shipped.
+        bool at_end = window.size() < kWindowRecords && !read_error;
         if (window.empty()) {
             if (last_committed < last_complete_ && link_->commit_in_flight() &&
                 Clock::now() - committed_at < kCommitInterval) {
