@@ -14,12 +14,10 @@
 #include <functional>
 #include <string>
 
-#include "common/error.hpp"
-
 namespace iz::agent {
 
 struct QueueLength {
-    int fd = -1;             // the new group, or -1 with `error` set
+    int fd = -1;             // what `init` returned (-1 with errno set when it failed)
     uint32_t events = 0;     // its queue length (the kernel's value when it was not raised)
     std::string note;        // why it was not raised, when it was wanted and could not be
 };

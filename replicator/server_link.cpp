@@ -369,10 +369,7 @@ bool ServerLink::window_open(uint64_t limit) const {
     return sent_bytes_ - acked_bytes_ <= limit;
 }
 
-void ServerLink::count_data(uint64_t raw_bytes) {
-    std::lock_guard lock(mu_);
-    total_data_bytes_ += raw_bytes;
-}
+void ServerLink::count_data(uint64_t raw_bytes) { total_data_bytes_.fetch_add(raw_bytes, std::memory_order_relaxed); }
 
 bool ServerLink::backlogged(uint64_t bytes) const {
     std::lock_guard lock(mu_);
@@ -443,7 +440,7 @@ ServerStatus ServerLink::status() const {
     s.last_error = last_error_;
     s.acked_lsn = acked_lsn_;
     s.bytes_behind = (sent_bytes_ - acked_bytes_) + pending_bytes_;
-    s.data_bytes_sent = total_data_bytes_;
+    s.data_bytes_sent = total_data_bytes_.load(std::memory_order_relaxed);
     s.wire_bytes_sent = total_wire_bytes_;
     s.conflicts = conflicts_;
     return s;

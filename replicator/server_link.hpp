@@ -15,6 +15,7 @@
 
 #include <boost/asio.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -128,8 +129,9 @@ private:
     uint64_t sent_bytes_ = 0;
     uint64_t acked_bytes_ = 0;
     uint64_t written_bytes_ = 0;  // taken by the kernel (includes pings: a few bytes each)
-    uint64_t total_data_bytes_ = 0;   // since start, across connections
-    uint64_t total_wire_bytes_ = 0;
+    uint64_t total_wire_bytes_ = 0;  // since start, across connections
+    // Counted per extent by the worker: an atomic, not a lock per extent.
+    std::atomic<uint64_t> total_data_bytes_{0};
     std::deque<std::pair<uint64_t, uint64_t>> commits_;  // (lsn, sent_bytes when sent)
     uint64_t pending_bytes_ = 0;
     uint64_t conflicts_ = 0;

@@ -245,7 +245,7 @@ bool ShipWorker::ship_session(const LinkSession& session) {
             if (!ship_record(window[i], plan[i])) return false;
             follow_stale_dirs(window[i]);
             last_complete_ = window[i].lsn;
-            if (bytes_since_commit_ >= kCommitBytes && !link_->commit_in_flight()) {
+            if (commit_due()) {
                 if (!commit(last_complete_)) return false;
                 last_committed = last_complete_;
                 committed_at = Clock::now();
@@ -340,7 +340,7 @@ bool ShipWorker::send_op(proto::OpMsg& op) {
     if (!link_->window_open(options_.max_inflight_bytes) && bytes_since_commit_ > 0 && !commit(last_complete_))
         return false;
     if (!link_->wait_window(generation_, options_.max_inflight_bytes)) return false;
-    return commit_if_due();
+    return !commit_due() || commit(last_complete_);
 }
 
 bool ShipWorker::wire_is_bottleneck() const {
@@ -352,13 +352,12 @@ bool ShipWorker::wire_is_bottleneck() const {
     return link_->backlogged(kCompressBacklogBytes);
 }
 
-bool ShipWorker::commit_if_due() {
+bool ShipWorker::commit_due() const {
     // Commit at least every kCommitBytes so acknowledgements keep coming,
     // but one commit in flight at a time: each costs the server a syncfs,
     // and commits queued behind one another paid it again and again (after
     // a burst, once per 8 MiB still queued).
-    if (bytes_since_commit_ < kCommitBytes || link_->commit_in_flight()) return true;
-    return commit(last_complete_);
+    return bytes_since_commit_ >= kCommitBytes && !link_->commit_in_flight();
 }
 
 bool ShipWorker::commit(uint64_t lsn) {

@@ -34,17 +34,11 @@ private:
     bool ship_record(const journal::Record& r, const PlannedRecord& p);
     bool send_op(proto::OpMsg& op);
     bool commit(uint64_t lsn);
-    // The file whose whole content (ending with its attributes) the last
-    // record shipped.
-    struct ShippedContent {
-        std::string path;
-        journal::FileHandle handle;
-    };
-    std::optional<ShippedContent> last_content_;
     // Whether data extents are compressed now (ShipperOptions::compression).
     bool wire_is_bottleneck() const;
-    // A commit after kCommitBytes, unless one is in flight.
-    bool commit_if_due();
+    // Whether a commit is due: kCommitBytes sent since the last, and none
+    // in flight.
+    bool commit_due() const;
     bool ship_ranges(const journal::Record& r, const std::vector<journal::ByteRange>& ranges);
     bool ship_whole(const journal::Record& r, ShipAction action);
     bool ship_close_attrs(const journal::Record& r);
@@ -72,6 +66,14 @@ private:
     uint64_t bytes_since_commit_ = 0;
     uint64_t saved_cursor_ = 0;
     std::chrono::steady_clock::time_point cursor_saved_at_{};
+
+    // The file whose whole content (ending with its attributes) the last
+    // record shipped.
+    struct ShippedContent {
+        std::string path;
+        journal::FileHandle handle;
+    };
+    std::optional<ShippedContent> last_content_;
 
     friend class OpStream;
 };
