@@ -146,8 +146,27 @@ std::optional<std::string> Capture::event_path(const std::string& dir_handle, co
     return path;
 }
 
+Result<Entry> Capture::read_current(const std::string& path, unsigned parts) {
+    if (event_read_ && event_read_->path == path && (parts & ~event_read_->parts) == 0) return event_read_->entry;
+    auto e = read_entry(root_fd_, path, parts);
+    if (e && in_event_) event_read_ = EventRead{path, parts, *e};
+    return e;
+}
+
 void Capture::on_event(const FanEvent& ev) {
     ++stats_.events;
+    struct EventScope {
+        Capture& c;
+        EventScope(Capture& c, uint64_t mask) : c(c) {
+            c.in_event_ = true;
+            c.event_has_attrib_ = mask & FAN_ATTRIB;
+            c.event_has_modify_ = mask & FAN_MODIFY;
+        }
+        ~EventScope() {
+            c.in_event_ = c.event_has_attrib_ = c.event_has_modify_ = false;
+            c.event_read_.reset();
+        }
+    } scope(*this, ev.mask);
     if (spdlog::should_log(spdlog::level::debug)) {
         auto known = [this](const std::string& h) {
             auto it = dirs_.find(h);

@@ -17,7 +17,7 @@ void Capture::on_attrib(const std::string& path, int32_t pid) {
     if (it == tree_.end()) return;
     if (it->second.ino == 0) return materialize(path, pid);
     // An attribute event may be an xattr change: read them, but the handle is known.
-    auto now = read_entry(root_fd_, path, kReadXattrs);
+    auto now = read_current(path, kReadXattrs);
     // Moved away since the event (its rename is still queued), maybe with
     // another object moved to its name: the change still happened, to the
     // object the handle names.
@@ -139,7 +139,7 @@ void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
         if (it == tree_.end()) return;
         if (it->second.ino == 0) return gone();  // nothing left to read
     }
-    auto now = read_entry(root_fd_, path, kReadStat);
+    auto now = read_current(path, kReadStat);
     // Moved since (its rename, or its directory's, still queued), maybe
     // with another object renamed over its name: the written file is where
     // its handle says, or gone.
@@ -168,6 +168,8 @@ void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
     // Ranges are trusted only when no eBPF event can have been lost since
     // this write began; after a ring-buffer drop the file is wholly dirty.
     bool ranges_trusted = bpf_ranges_ && Clock::now() >= distrust_ranges_until_;
+    // A whole-file write says everything about the content: no cuts, no ranges.
+    if (pw.whole) dirt = InodeDirt{.ranges = {}, .truncated_to = {}, .shrunk_to = {}, .who = dirt.who, .pid = dirt.pid};
     if (ranges_trusted && dirt.shrunk_to && dirt.truncated_to && *dirt.shrunk_to < *dirt.truncated_to) {
         // Cut, then extended with zeros: the cut must travel too.
         Record t;
@@ -178,7 +180,7 @@ void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
         stamp(t);
         emit(std::move(t), pw.pid);
     }
-    if (dirt.truncated_to || (!ranges_trusted && now->size < old_size)) {
+    if (dirt.truncated_to || (!ranges_trusted && !pw.whole && now->size < old_size)) {
         Record t;
         t.op = Op::truncate;
         t.path = path;

@@ -28,7 +28,9 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
     // Except where the parent has a default ACL: the kernel gives the new
     // entry an ACL of its own then, without an event.
     if (parent_has_default_acl(path)) parts |= kReadXattrs;
-    auto e = read_entry(root_fd_, path, parts);
+    // An attribute event merged into this one reads them anyway.
+    if (event_has_attrib_) parts |= kReadXattrs;
+    auto e = read_current(path, parts);
     if (!e) {
         if (e.error().sys_errno != ENOENT) spdlog::warn("{}", e.error().message);
         if (!tree_.count(path)) journal_vanished_creation(path, is_dir, pid, handle);
@@ -44,8 +46,13 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
     bool not_fresh = !e->is_dir() && (e->ctime_ns != e->mtime_ns || e->nlink > 1 ||
                                       departed_.count(handle.empty() ? e->handle : handle));
     if (!(parts & kReadXattrs) && not_fresh) {
-        parts |= kReadXattrs;
-        if (auto full = read_entry(root_fd_, path, parts); full) e = std::move(full);
+        // Only a read that succeeded says what the xattrs are: moved away
+        // since the first read, the entry's xattrs stay unknown here, not
+        // "none" (which journaled their removal).
+        if (auto full = read_current(path, parts | kReadXattrs); full) {
+            e = std::move(full);
+            parts |= kReadXattrs;
+        }
     }
     auto other = tracked_elsewhere(handle.empty() ? e->handle : handle, path, e->nlink > 1 ? e->ino : 0);
     if (other && !handle.empty() && !is_dir) {
@@ -88,7 +95,19 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
     share_attributes(path, (parts & kReadXattrs) != 0);
     emit(std::move(r), pid);
     for (auto& x : attribute_records(path, before, *e)) emit(std::move(x), pid);
-    if ((moved_in || (not_fresh && !linked)) && e->is_reg() && e->size > 0) emit(whole_content_record(path, *e), pid);
+    if ((moved_in || (not_fresh && !linked)) && e->is_reg() && e->size > 0) {
+        if (event_has_modify_ && !moved_in) {
+            // Written too (`cp -a` sets the times before its events are
+            // read): the write that follows in this event is journaled
+            // as the whole file, once, instead of content and then ranges.
+            auto& pw = pending_[path];
+            pw.since = Clock::now();
+            pw.pid = pid;
+            pw.whole = true;
+        } else {
+            emit(whole_content_record(path, *e), pid);
+        }
+    }
     // A directory made here gets an event for every entry made in it; one
     // moved in from elsewhere arrives with contents that have none.
     if (dir && moved_in) adopt_subtree(path, pid);

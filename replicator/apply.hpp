@@ -14,6 +14,9 @@
 //  - A regular file changed on the server behind the replicator's back
 //    (file_memory.hpp) is kept as NAME.conflict-HOST-TIME before the
 //    source's version is applied, and reported.
+//  - The source's mtime an op carries for its directory is set by the next
+//    op outside that directory, or on the directory itself, or by commit()
+//    at the latest: a run of entry changes in one directory sets it once.
 //  - commit() returns only after the applied changes (syncfs of the root's
 //    filesystem), the file memory and the applied LSN are durable.
 //  - Not thread-safe: one caller at a time.

@@ -28,7 +28,10 @@ struct timespec to_timespec(int64_t ns);
 class ApplierImpl final : public Applier {
 public:
     explicit ApplierImpl(ApplierOptions o) : opts_(std::move(o)) {}
-    ~ApplierImpl() override { abort_content(); }
+    ~ApplierImpl() override {
+        abort_content();
+        (void)flush_dir_mtime();
+    }
 
     Status init();
 
@@ -78,7 +81,11 @@ private:
     // journaled inode update).
     Status set_attrs_fd(int fd, const OpMsg& op, const std::string& path, const struct stat* known = nullptr);
     bool link_new_content(int fd, int dir, const std::string& name);
-    Status set_dir_mtime(int dirfd, std::optional<int64_t> mtime_ns, const std::string& path);
+    // Sets the mtime of the directory `dir` (which `path` is in) to the
+    // source's, or leaves it to be set later: see dir_mtime_.
+    Status set_dir_mtime(UniqueFd& dir, std::optional<int64_t> mtime_ns, const std::string& path);
+    // Sets the mtime left pending by set_dir_mtime, if any.
+    Status flush_dir_mtime();
 
     // apply_conflict.cpp
     enum class KeepHow { move, copy };
@@ -124,6 +131,20 @@ private:
     std::optional<SkippedContent> skipped_content_;
     uint64_t current_lsn_ = 0;
     std::vector<ConflictNote> conflicts_;
+    // Every entry made or removed in a directory moves its mtime, and each
+    // op carries the source's mtime to put back. A tree copy brings many
+    // ops in one directory in a row: only the last one's mtime needs
+    // setting, so the last directory's is held (with the directory open,
+    // wherever it moves) until an op elsewhere, an op that is not an entry
+    // change (a setattr of the directory itself must come after it), or a
+    // commit.
+    struct PendingDirMtime {
+        UniqueFd dir;
+        std::string parent;  // the path the ops named it by
+        int64_t mtime_ns = 0;
+        std::string path;    // the op it came from, for messages
+    };
+    std::optional<PendingDirMtime> dir_mtime_;
 };
 
 }  // namespace iz::replicator

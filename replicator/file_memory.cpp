@@ -204,13 +204,26 @@ void FileMemory::replay(Kind kind, const std::string& a, const std::string& b, u
 }
 
 void FileMemory::log(Kind kind, const std::string& a, const std::string& b, uint64_t ino, uint64_t size, int64_t mtime) {
+    // A path and inode the memory knows nothing of are adopted when seen
+    // again: losing their first record in a crash loses nothing, so it may
+    // wait for the next entry that must not be lost, for sync(), or for
+    // 64 KiB of company. A tree copy made one write per file otherwise.
+    bool may_wait = (kind == Kind::remember || kind == Kind::alias) && !paths_.count(a) &&
+                    (kind == Kind::alias || !inodes_.count(ino));
     replay(kind, a, b, ino, size, mtime);
     if (log_failed_ || !log_fd_.valid()) return;
     auto entry = encode_entry(static_cast<uint8_t>(kind), a, b, ino, size, mtime);
+    waiting_ += entry;
+    log_bytes_ += entry.size();
+    if (!may_wait || waiting_.size() >= (64u << 10)) write_waiting();
+}
+
+void FileMemory::write_waiting() {
+    if (waiting_.empty()) return;
     // No fsync here: a process crash keeps the page cache; sync() makes it
     // durable together with the applied LSN.
-    if (::write(log_fd_.get(), entry.data(), entry.size()) != static_cast<ssize_t>(entry.size())) log_failed_ = true;
-    log_bytes_ += entry.size();
+    if (::write(log_fd_.get(), waiting_.data(), waiting_.size()) != static_cast<ssize_t>(waiting_.size())) log_failed_ = true;
+    waiting_.clear();
 }
 
 void FileMemory::doubt(uint64_t ino) { log(Kind::doubt, {}, {}, ino, 0, 0); }
@@ -227,6 +240,7 @@ void FileMemory::forget(const std::string& path) { log(Kind::forget, path, {}, 0
 void FileMemory::move(const std::string& from, const std::string& to) { log(Kind::move, from, to, 0, 0, 0); }
 
 Status FileMemory::sync() {
+    write_waiting();
     if (log_failed_ || log_bytes_ > kCompactBytes) return compact();
     if (::fdatasync(log_fd_.get()) != 0) return fail(sys_error("fdatasync", (dir_ / "files.log").string(), errno));
     return {};
@@ -244,6 +258,7 @@ Status FileMemory::compact() {
         }
     }
     if (auto ok = write_file_durably(dir_ / "files.snapshot", snap); !ok) return ok;
+    waiting_.clear();  // in the snapshot
     ++generation_;
     // Inodes no path refers to any more are dropped with the old log.
     std::unordered_map<uint64_t, Seen> live;

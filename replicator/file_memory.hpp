@@ -8,7 +8,9 @@
 // inodes the memory has no record of are adopted silently.
 //
 // Persistence: an append-only log (written at each change, fdatasync'd at
-// commit), compacted into a snapshot now and then. Before modifying an
+// commit), compacted into a snapshot now and then. What may be lost in a
+// process crash without harm (the first record of a new path, which would
+// then just be unknown) is written a batch at a time. Before modifying an
 // inode the replicator logs doubt() about it, so a crash between the change
 // and remember() leaves "unknown" (adopted), never a false conflict.
 #include <sys/stat.h>
@@ -66,12 +68,15 @@ private:
     void log(Kind kind, const std::string& a, const std::string& b, uint64_t ino, uint64_t size, int64_t mtime);
     Status compact();
     Status open_log(bool fresh);
+    void write_waiting();
 
     std::filesystem::path dir_;
     UniqueFd log_fd_;
     uint64_t generation_ = 0;
     uint64_t log_bytes_ = 0;
     bool log_failed_ = false;
+    // Log entries whose loss in a crash is harmless, not written yet (see log()).
+    std::string waiting_;
     std::map<std::string, uint64_t> paths_;
     std::unordered_map<uint64_t, Seen> inodes_;
 };

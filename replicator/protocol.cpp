@@ -276,7 +276,16 @@ MsgType type_of(const Message& m) {
 }
 
 Result<std::string> encode_frame(const Message& m) {
-    std::string out(kHeaderBytes, '\0');
+    // Sized for the data it carries up front: grown by doubling, a 1 MiB
+    // message was copied over and over on its way into the frame.
+    size_t hint = kHeaderBytes + 256;
+    if (auto* op = std::get_if<OpMsg>(&m)) {
+        hint += op->path.size() + op->target.size() + op->xattr_name.size() + op->xattr_value.size();
+        for (auto& e : op->extents) hint += e.bytes.size() + 32;
+    }
+    std::string out;
+    out.reserve(hint);
+    out.resize(kHeaderBytes);
     {
         StringSink sink(out);
         std::ostream os(&sink);
@@ -356,25 +365,39 @@ bool valid_identity(std::string_view name) {
     return true;
 }
 
+namespace {
+
+// Fills `e` with `raw` compressed, when that saves at least an eighth.
+bool compress_into(Extent& e, std::string_view raw) {
+    if (raw.size() < 512) return false;
+    // The thread's context and scratch buffer: no context setup and no
+    // zero-filled bound-sized buffer per extent.
+    ZSTD_CCtx* cctx = thread_cctx();
+    if (!cctx) return false;
+    size_t bound = ZSTD_compressBound(raw.size());
+    char* packed = thread_scratch(bound);
+    size_t n = ZSTD_compressCCtx(cctx, packed, bound, raw.data(), raw.size(), 1);
+    if (ZSTD_isError(n) || n >= raw.size() - raw.size() / 8) return false;
+    e.zstd = true;
+    e.bytes.assign(packed, n);
+    return true;
+}
+
+}  // namespace
+
 Extent make_extent(uint64_t offset, std::string_view raw, bool try_compress) {
     Extent e;
     e.offset = offset;
     e.raw_length = static_cast<uint32_t>(raw.size());
-    if (try_compress && raw.size() >= 512) {
-        // The thread's context and scratch buffer: no context setup and no
-        // zero-filled bound-sized buffer per extent.
-        if (ZSTD_CCtx* cctx = thread_cctx()) {
-            size_t bound = ZSTD_compressBound(raw.size());
-            char* packed = thread_scratch(bound);
-            size_t n = ZSTD_compressCCtx(cctx, packed, bound, raw.data(), raw.size(), 1);
-            if (!ZSTD_isError(n) && n < raw.size() - raw.size() / 8) {
-                e.zstd = true;
-                e.bytes.assign(packed, n);
-                return e;
-            }
-        }
-    }
-    e.bytes.assign(raw);
+    if (!(try_compress && compress_into(e, raw))) e.bytes.assign(raw);
+    return e;
+}
+
+Extent make_extent_taking(uint64_t offset, std::string&& raw, bool try_compress) {
+    Extent e;
+    e.offset = offset;
+    e.raw_length = static_cast<uint32_t>(raw.size());
+    if (!(try_compress && compress_into(e, raw))) e.bytes = std::move(raw);
     return e;
 }
 

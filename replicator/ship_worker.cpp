@@ -58,13 +58,17 @@ public:
         cur_.base = base;
     }
 
-    bool add(uint64_t offset, std::string_view data) {
+    // Takes the bytes: a chunk that travels as it is moves into its extent.
+    bool add(uint64_t offset, std::string&& data) {
+        if (data.size() <= kChunkBytes) {
+            size_t n = data.size();
+            cur_.extents.push_back(proto::make_extent_taking(offset, std::move(data), w_.wire_is_bottleneck()));
+            return added(n);
+        }
         for (size_t off = 0; off < data.size(); off += kChunkBytes) {
-            auto part = data.substr(off, kChunkBytes);
+            auto part = std::string_view(data).substr(off, kChunkBytes);
             cur_.extents.push_back(proto::make_extent(offset + off, part, w_.wire_is_bottleneck()));
-            raw_ += part.size();
-            w_.link_->count_data(part.size());
-            if (raw_ >= kMessageBytes && !flush()) return false;
+            if (!added(part.size())) return false;
         }
         return true;
     }
@@ -83,12 +87,23 @@ public:
             last.extents = std::move(cur_.extents);
             last.more = false;
         }
-        return w_.send_op(last);
+        return w_.send_op(std::move(last));
     }
 
 private:
+    bool added(size_t raw_bytes) {
+        raw_ += raw_bytes;
+        w_.link_->count_data(raw_bytes);
+        return raw_ < kMessageBytes || flush();
+    }
+
     bool flush() {
-        proto::OpMsg m = cur_;
+        // The extents move into the message; the rest of cur_ is kept.
+        proto::OpMsg m;
+        m.lsn = cur_.lsn;
+        m.path = cur_.path;
+        m.base = cur_.base;
+        m.extents = std::move(cur_.extents);
         if (content_) {
             m.kind = begun_ ? proto::OpKind::content_data : proto::OpKind::content_begin;
         } else {
@@ -98,7 +113,7 @@ private:
         begun_ = true;
         cur_.extents.clear();
         raw_ = 0;
-        return w_.send_op(m);
+        return w_.send_op(std::move(m));
     }
 
     ShipWorker& w_;
@@ -319,17 +334,19 @@ bool ShipWorker::fix_stale_dirs() {
         m.kind = proto::OpKind::setattr;
         m.path = d;
         m.mtime_ns = mt;
-        if (!send_op(m)) return false;
+        if (!send_op(std::move(m))) return false;
     }
     return true;
 }
 
-bool ShipWorker::send_op(proto::OpMsg& op) {
-    auto frame = proto::encode_frame(op);
+bool ShipWorker::send_op(proto::OpMsg&& op) {
+    auto kind = op.kind;
+    auto path = op.path;
+    auto frame = proto::encode_frame(proto::Message(std::move(op)));
     if (!frame) {
         // Cannot happen within the limits this worker keeps; if it does,
         // the record cannot travel and the connection starts over.
-        link_->fail(generation_, fmt::format("cannot encode {} of '{}': {}", proto::op_kind_name(op.kind), op.path,
+        link_->fail(generation_, fmt::format("cannot encode {} of '{}': {}", proto::op_kind_name(kind), path,
                                              frame.error().message));
         return false;
     }
@@ -460,7 +477,7 @@ bool ShipWorker::ship_record(const Record& r, const PlannedRecord& p) {
     if (moves_entries && !m.parent_mtime_ns) note_stale_parent(r.path);
     if ((m.kind == proto::OpKind::rename || m.kind == proto::OpKind::link) && !m.target_parent_mtime_ns)
         note_stale_parent(r.target);
-    return send_op(m);
+    return send_op(std::move(m));
 }
 
 bool ShipWorker::ship_ranges(const Record& r, const std::vector<journal::ByteRange>& ranges) {
@@ -483,14 +500,15 @@ bool ShipWorker::ship_ranges(const Record& r, const std::vector<journal::ByteRan
                 spdlog::warn("shipper: skipping write of '{}' (LSN {}): {}", r.path, r.lsn, data.error().message);
                 return true;
             }
-            if (!stream.add(off, *data)) return false;
-            if (data->size() < len) break;
+            size_t got = data->size();
+            if (!stream.add(off, std::move(*data))) return false;
+            if (got < len) break;
         }
     }
     proto::OpMsg last;
     last.size = size;
     last.mtime_ns = mtime_ns(file.st);
-    return stream.finish(last);
+    return stream.finish(std::move(last));
 }
 
 bool ShipWorker::ship_close_attrs(const Record& r) {
@@ -506,7 +524,7 @@ bool ShipWorker::ship_close_attrs(const Record& r) {
     m.uid = st.st_uid;
     m.gid = st.st_gid;
     m.mtime_ns = mtime_ns(st);
-    return send_op(m);
+    return send_op(std::move(m));
 }
 
 bool ShipWorker::ship_whole(const Record& r, ShipAction action) {
@@ -529,7 +547,7 @@ bool ShipWorker::ship_whole(const Record& r, ShipAction action) {
         m.mtime_ns = r.mtime_ns;
         m.parent_mtime_ns = tree_->parent_mtime(r.path);
         if (!m.parent_mtime_ns) note_stale_parent(r.path);
-        return send_op(m);
+        return send_op(std::move(m));
     }
     auto& file = **f;
     uint64_t size = static_cast<uint64_t>(file.st.st_size);
@@ -566,9 +584,10 @@ bool ShipWorker::ship_whole(const Record& r, ShipAction action) {
                     block_hash(data->data(), data->size()) == std::string_view(theirs->hashes).substr(k * 16, 16);
         // A fresh file starts as a hole: zeros need not travel.
         bool hole = base == proto::ContentBase::empty && content && all_zero(*data);
-        if (!same && !hole && !stream.add(off, *data)) return false;
-        if (data->size() < len) {
-            size = off + data->size();
+        size_t got = data->size();
+        if (!same && !hole && !stream.add(off, std::move(*data))) return false;
+        if (got < len) {
+            size = off + got;
             break;
         }
     }
@@ -582,7 +601,7 @@ bool ShipWorker::ship_whole(const Record& r, ShipAction action) {
         last.parent_mtime_ns = parent_mtime(r.path);
         if (!last.parent_mtime_ns) note_stale_parent(r.path);
     }
-    if (!stream.finish(last)) return false;
+    if (!stream.finish(std::move(last))) return false;
     if (content && size == static_cast<uint64_t>(file.st.st_size)) last_content_ = ShippedContent{r.path, r.handle};
     return true;
 }

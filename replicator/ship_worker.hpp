@@ -32,7 +32,7 @@ private:
     // Ships on one connection until it is gone (false) or stopping.
     bool ship_session(const LinkSession& session);
     bool ship_record(const journal::Record& r, const PlannedRecord& p);
-    bool send_op(proto::OpMsg& op);
+    bool send_op(proto::OpMsg&& op);
     bool commit(uint64_t lsn);
     // Whether data extents are compressed now (ShipperOptions::compression).
     bool wire_is_bottleneck() const;

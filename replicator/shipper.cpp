@@ -2,6 +2,8 @@
 // worker thread per server that follows the journal for it.
 #include "replicator/shipper.hpp"
 
+#include <pthread.h>
+
 #include <spdlog/spdlog.h>
 
 #include <fmt/format.h>
@@ -73,6 +75,7 @@ public:
                 }
             }));
         io_thread_ = std::thread([this] {
+            pthread_setname_np(pthread_self(), "iz-ship-net");
             for (;;) {
                 try {
                     io_.run();
@@ -85,7 +88,10 @@ public:
         for (auto& link : links_) {
             link->start();
             auto worker = std::make_shared<ShipWorker>(options_, link, stopping_, [this](uint64_t lsn) { saw(lsn); });
-            workers_.emplace_back([worker] { worker->run(); });
+            workers_.emplace_back([worker] {
+                pthread_setname_np(pthread_self(), "iz-ship");
+                worker->run();
+            });
         }
         return {};
     }

@@ -66,6 +66,9 @@ private:
     struct PendingWrite {
         std::chrono::steady_clock::time_point since;
         int32_t pid = 0;
+        // Journaled as a whole-file write whatever its ranges: the file
+        // appeared with content no range describes (see on_create).
+        bool whole = false;
     };
     struct InodeDirt {
         std::vector<journal::ByteRange> ranges;
@@ -113,6 +116,9 @@ private:
     void on_close_write(const std::string& path, int32_t pid);
     void flush_write(const std::string& path, const PendingWrite& pw);
     void rescan(const std::string& why);
+    // Reads `path` as it is now, or returns what was read of it earlier in
+    // the same event when that covers `parts`.
+    Result<Entry> read_current(const std::string& path, unsigned parts);
 
     std::string root_;
     int root_fd_;
@@ -144,6 +150,20 @@ private:
     Clock::time_point distrust_ranges_until_{};
     ProcessInfoCache procs_;
     CaptureStats stats_;
+    // One read of an entry serves every handler of one event: `cp -a` gets
+    // create, modify, attrib and close_write merged into one event, whose
+    // handlers read the same file three or four times. Whatever they could
+    // see in later reads was done after the event, and is journaled from the
+    // events that follow it. Only valid inside on_event.
+    struct EventRead {
+        std::string path;
+        unsigned parts = 0;
+        Entry entry;
+    };
+    std::optional<EventRead> event_read_;
+    bool in_event_ = false;
+    bool event_has_attrib_ = false;  // its xattrs will be read: read them with the first read
+    bool event_has_modify_ = false;  // a write of its object is journaled after its other changes
 };
 
 }  // namespace iz::agent

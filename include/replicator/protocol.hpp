@@ -223,6 +223,9 @@ bool valid_identity(std::string_view name);
 
 // Extents: compress with zstd when it saves at least an eighth.
 Extent make_extent(uint64_t offset, std::string_view raw, bool try_compress = true);
+// The same, taking the bytes: kept as they are (not worth compressing, or
+// not tried), they move into the extent instead of being copied.
+Extent make_extent_taking(uint64_t offset, std::string&& raw, bool try_compress = true);
 // Decompresses (bounded by raw_length <= kMaxExtentBytes) into `out`.
 Status extent_data(const Extent& e, std::string& out);
 

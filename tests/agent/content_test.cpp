@@ -3,12 +3,17 @@
 // eBPF a write record names the whole file (no ranges). A burst of small
 // writes is coalesced into a few records.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include "agent_fixture.hpp"
+#include "replay.hpp"
 
 namespace iz::test::agent {
 namespace {
@@ -184,6 +189,44 @@ TEST_P(Content, ABurstOfSmallAppendsIsCoalesced) {
     EXPECT_EQ(with_op(got, "close_write", "log").size(), 1u);
     EXPECT_EQ(with_op(got, "create", "log").size(), 1u);
     EXPECT_EQ(got.size(), writes.size() + 2) << ::testing::PrintToString(describe(got));
+}
+
+// What `cp -a` does to each file (create, write, set mode and times, close)
+// reaches the agent as one merged event when it reads after the fact. The
+// content is journaled once, as the whole file (the times set before the
+// events were read make it a file whose content no range describes), and
+// replaying the journal gives the same tree.
+TEST_P(Content, ACopiedFileIsJournaledWithOneWholeFileWrite) {
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    constexpr int kFiles = 20;
+    for (int i = 0; i < kFiles; ++i) {
+        auto name = "f" + std::to_string(i);
+        int fd = open_fd(name, O_WRONLY | O_CREAT | O_EXCL);
+        std::string data(static_cast<size_t>(i) * 5000 + 1, static_cast<char>('a' + i));
+        EXPECT_EQ(::write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
+        EXPECT_EQ(::fchmod(fd, 0640), 0);
+        struct timespec times[2] = {{1'600'000'000, 0}, {1'600'000'000 + i, 0}};
+        EXPECT_EQ(::futimens(fd, times), 0);
+        ::close(fd);
+    }
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    auto got = changes();
+    for (int i = 0; i < kFiles; ++i) {
+        auto name = "f" + std::to_string(i);
+        auto writes = std::count_if(got.begin(), got.end(), [&](const json& r) {
+            return r.value("op", "") == "write" && r.value("path", "") == name;
+        });
+        EXPECT_EQ(writes, 1) << name << "\n" << fmt::format("{}", fmt::join(describe(got), "\n"));
+        for (auto& r : got)
+            if (r.value("op", "") == "write" && r.value("path", "") == name) {
+                EXPECT_TRUE(names_whole_file(r)) << r.dump();
+                EXPECT_EQ(r.value("size", 0), i * 5000 + 1) << r.dump();
+            }
+    }
+    std::vector<std::string> problems;
+    EXPECT_EQ(differences(replay(watch().journal(), problems), list_tree(root())), Strings{});
+    EXPECT_EQ(problems, Strings{});
 }
 
 INSTANTIATE_TEST_SUITE_P(Filesystems, Content, ::testing::Values(FsType::ext4, FsType::xfs), fs_param_name);

@@ -27,6 +27,7 @@ TEST_F(ApplyContent, WholeFileContentInChunks) {
     EXPECT_EQ(st.st_mode & 07777, 0604u);
     EXPECT_EQ(st.st_uid, 1000u);
     EXPECT_EQ(mtime_ns(at("f")), t(1));
+    settle();
     EXPECT_EQ(mtime_ns(root_), t(2));
     EXPECT_EQ(test::listing(root_), "f\n") << "temporary files were left behind";
 }

@@ -6,6 +6,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -81,6 +82,7 @@ protected:
     // Applies and expects `want`; returns the result for further checks.
     ApplyResult expect(Outcome want, const OpMsg& op) {
         auto r = applier_->apply(op);
+        last_lsn_ = std::max(last_lsn_, op.lsn);
         EXPECT_EQ(outcome_name(r.outcome), outcome_name(want))
             << proto::op_kind_name(op.kind) << " '" << op.path << "' -> '" << op.target << "': " << r.message;
         return r;
@@ -90,8 +92,16 @@ protected:
         for (auto& op : ops) ok(op);
     }
 
+    // Commits what was applied: the directory mtimes ops carry are set by
+    // then at the latest.
+    void settle() {
+        auto ok = applier_->commit(last_lsn_);
+        ASSERT_TRUE(ok) << ok.error().message;
+    }
+
     fs::path at(const std::string& rel) const { return rel.empty() ? root_ : root_ / rel; }
 
+    uint64_t last_lsn_ = 0;
     test::TempDir dir_{"apply"};
     fs::path root_ = dir_ / "root";
     fs::path state_ = dir_ / "state";

@@ -29,6 +29,7 @@ TEST_F(ApplyOps, CreateSetsModeOwnerTimesAndParentMtime) {
     EXPECT_EQ(st.st_gid, 2345u);
     EXPECT_EQ(st.st_size, 0);
     EXPECT_EQ(mtime_ns(at("f")), t(2));
+    settle();
     EXPECT_EQ(mtime_ns(root_), t(3));
 }
 
@@ -42,6 +43,7 @@ TEST_F(ApplyOps, MkdirNestedWithAttributes) {
     EXPECT_EQ(d.st_gid, 8u);
     EXPECT_EQ(e.st_mode & 07777, 0700u);
     EXPECT_EQ(mtime_ns(at("d/e")), t(2));
+    settle();
     EXPECT_EQ(mtime_ns(at("d")), t(3));  // the parent's mtime from the source
     // A missing parent is a state problem (skipped), not a refusal.
     expect(Outcome::skipped, OpMsg{.lsn = 3, .kind = OpKind::mkdir, .path = "nope/x", .mode = 040700u});
@@ -87,6 +89,7 @@ TEST_F(ApplyOps, LinkGroupsNames) {
     EXPECT_EQ(a.st_ino, b.st_ino);
     EXPECT_EQ(a.st_nlink, 2u);
     EXPECT_EQ(read_file(at("d/b")), "shared bytes");
+    settle();
     EXPECT_EQ(mtime_ns(at("d")), t(2));
     // Replayed: already one file, nothing changes.
     ok(OpMsg{.lsn = 3, .kind = OpKind::link, .path = "a", .target = "d/b"});
@@ -102,9 +105,11 @@ TEST_F(ApplyOps, UnlinkAndRmdir) {
     ok(OpMsg{.lsn = 4, .kind = OpKind::unlink, .path = "d/f", .parent_mtime_ns = t(1)});
     EXPECT_FALSE(fs::exists(at("d/f")));
     EXPECT_EQ(lstat_of(at("g")).st_nlink, 1u);
+    settle();
     EXPECT_EQ(mtime_ns(at("d")), t(1));
     ok(OpMsg{.lsn = 5, .kind = OpKind::rmdir, .path = "d", .parent_mtime_ns = t(2)});
     EXPECT_FALSE(fs::exists(at("d")));
+    settle();
     EXPECT_EQ(mtime_ns(root_), t(2));
     // Already gone, or the whole directory gone: nothing to do.
     ok(OpMsg{.lsn = 6, .kind = OpKind::unlink, .path = "d/f"});
@@ -136,6 +141,7 @@ TEST_F(ApplyOps, RenameFilesAndDirectories) {
     EXPECT_FALSE(fs::exists(at("d/f")));
     EXPECT_EQ(read_file(at("g")), "payload");
     EXPECT_EQ(mtime_ns(at("d")), t(2));
+    settle();
     EXPECT_EQ(mtime_ns(root_), t(3));
     // A directory moves with what it holds.
     ok(content_ops(4, "d/inner", "inner", t(4)));
@@ -252,6 +258,38 @@ TEST_F(ApplyOps, CreateOverAnUnknownFileAdoptsItWithTheSourceAttributes) {
     // Adopted: a later write is not a conflict.
     OpMsg w{.lsn = 2, .kind = OpKind::write, .path = "f", .mtime_ns = t(2), .extents = {proto::make_extent(0, "x", false)}};
     EXPECT_TRUE(expect(Outcome::applied, w).conflicts.empty());
+}
+
+// The mtime ops carry for their directory is held back while ops keep
+// changing entries of the same directory; an op elsewhere, an op on the
+// directory itself or a commit sets it, and a later explicit setattr of the
+// directory is never overwritten by one held back from before it.
+TEST_F(ApplyOps, DirectoryMtimesHeldBackAreSetInOrder) {
+    ok(OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = "d", .mode = 040755u, .mtime_ns = t(1)});
+    ok(OpMsg{.lsn = 2, .kind = OpKind::create, .path = "d/a", .mode = 0100644u, .parent_mtime_ns = t(2)});
+    ok(OpMsg{.lsn = 3, .kind = OpKind::create, .path = "d/b", .mode = 0100644u, .parent_mtime_ns = t(3)});
+    // An op in another directory sets d's, with the last value it was given.
+    ok(OpMsg{.lsn = 4, .kind = OpKind::create, .path = "e", .mode = 0100644u, .parent_mtime_ns = t(4)});
+    EXPECT_EQ(mtime_ns(at("d")), t(3));
+    // A setattr of the directory itself comes after what was held for it.
+    ok(OpMsg{.lsn = 5, .kind = OpKind::create, .path = "d/c", .mode = 0100644u, .parent_mtime_ns = t(5)});
+    ok(OpMsg{.lsn = 6, .kind = OpKind::setattr, .path = "d", .mtime_ns = t(6)});
+    EXPECT_EQ(mtime_ns(at("d")), t(6));
+    settle();
+    EXPECT_EQ(mtime_ns(at("d")), t(6));
+    EXPECT_EQ(mtime_ns(root_), t(4));
+    // Held for a directory that is then moved: set where it went.
+    ok(OpMsg{.lsn = 7, .kind = OpKind::create, .path = "d/x", .mode = 0100644u, .parent_mtime_ns = t(7)});
+    ok(OpMsg{.lsn = 8, .kind = OpKind::rename, .path = "d", .target = "m"});
+    EXPECT_EQ(mtime_ns(at("m")), t(7));
+    // Held for a directory that is then removed: nothing to set, no error.
+    ok(OpMsg{.lsn = 9, .kind = OpKind::unlink, .path = "m/x", .parent_mtime_ns = t(8)});
+    ok(OpMsg{.lsn = 10, .kind = OpKind::unlink, .path = "m/a"});
+    ok(OpMsg{.lsn = 11, .kind = OpKind::unlink, .path = "m/b"});
+    ok(OpMsg{.lsn = 12, .kind = OpKind::unlink, .path = "m/c", .parent_mtime_ns = t(9)});
+    ok(OpMsg{.lsn = 13, .kind = OpKind::rmdir, .path = "m"});
+    settle();
+    EXPECT_FALSE(fs::exists(at("m")));
 }
 
 }  // namespace
