@@ -38,6 +38,7 @@ public:
     ApplyResult apply(const OpMsg& op) override;
     Result<proto::HashReply> hashes(const proto::HashRequest& req) override;
     Status commit(uint64_t lsn) override;
+    Status settle() override { return flush_dir_mtime(); }
     void abort_content() override;
     uint64_t durable_lsn() const override { return state_->durable_lsn(); }
     uint64_t resume_lsn() const override { return state_->resume_lsn(); }

@@ -4,6 +4,8 @@
 // an honest client is served throughout.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <random>
 
 #include "hostile_server_harness.hpp"
@@ -58,6 +60,25 @@ TEST(HostileServer, HonestClientIsServedAndAcknowledged) {
     ASSERT_TRUE(w2) << w2.error().message;
     EXPECT_EQ(w2->durable_lsn, 2u);
     EXPECT_EQ(w2->resume_lsn, 2u);
+}
+
+// The directory mtime the server holds back while ops stay in one directory
+// is set once the agent has sent nothing more, without a commit: what a
+// reader on the replica sees does not wait for durability.
+TEST(HostileServer, HeldBackDirectoryMtimeIsSetWhenTheAgentFallsSilent) {
+    ServerHarness server;
+    auto c = server.connect();
+    ASSERT_TRUE(c.handshake(server.key, "agent-a", "fs1"));
+    constexpr int64_t kMtime = 1'600'000'000'123'456'789;
+    ASSERT_TRUE(c.send(OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = "d", .mode = 040755u}));
+    ASSERT_TRUE(c.send(OpMsg{.lsn = 2, .kind = OpKind::create, .path = "d/a", .mode = 0100644u, .parent_mtime_ns = kMtime - 1}));
+    ASSERT_TRUE(c.send(OpMsg{.lsn = 3, .kind = OpKind::create, .path = "d/b", .mode = 0100644u, .parent_mtime_ns = kMtime}));
+    auto mtime = [&] {
+        struct stat st{};
+        if (::stat((server.fileset_root("fs1") / "d").c_str(), &st) != 0) return int64_t{0};
+        return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+    };
+    EXPECT_TRUE(wait_until([&] { return mtime() == kMtime; })) << "mtime " << mtime();
 }
 
 TEST(HostileServer, SkippedContentDoesNotCostTheConnection) {
