@@ -239,6 +239,9 @@ Status ApplierImpl::commit(uint64_t lsn) {
 }
 
 void ApplierImpl::abort_content() {
+    // Whatever comes next (maybe a replay from an earlier LSN) resolves its
+    // directories afresh.
+    (void)flush_dir_mtime();
     skipped_content_.reset();
     if (!content_) return;
     if (!content_->temp_name.empty()) ::unlinkat(content_->parent.dir.get(), content_->temp_name.c_str(), 0);

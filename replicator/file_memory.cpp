@@ -208,6 +208,10 @@ void FileMemory::log(Kind kind, const std::string& a, const std::string& b, uint
     // again: losing their first record in a crash loses nothing, so it may
     // wait for the next entry that must not be lost, for sync(), or for
     // 64 KiB of company. A tree copy made one write per file otherwise.
+    // Everything else is written at once, forgets and moves too: were a
+    // forget lost together with a later first record of the same path,
+    // the path's old record would come back and call the replicator's new
+    // file a change behind its back.
     bool may_wait = (kind == Kind::remember || kind == Kind::alias) && !paths_.count(a) &&
                     (kind == Kind::alias || !inodes_.count(ino));
     replay(kind, a, b, ino, size, mtime);

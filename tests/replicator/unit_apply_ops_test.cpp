@@ -292,5 +292,24 @@ TEST_F(ApplyOps, DirectoryMtimesHeldBackAreSetInOrder) {
     EXPECT_FALSE(fs::exists(at("m")));
 }
 
+// A directory held back for its mtime is only ever set, never written in:
+// once it is replaced, ops under its name find what is there now.
+TEST_F(ApplyOps, OpsAfterTheirDirectoryWasReplacedDoNotGoIntoTheOldOne) {
+    ok(OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
+    ok(OpMsg{.lsn = 2, .kind = OpKind::create, .path = "d/x", .mode = 0100644u, .parent_mtime_ns = t(1)});
+    ok(OpMsg{.lsn = 3, .kind = OpKind::unlink, .path = "d/x", .parent_mtime_ns = t(2)});
+    // The directory makes room for a file's content, which is never ended.
+    ok(OpMsg{.lsn = 4, .kind = OpKind::content_begin, .path = "d", .extents = {proto::make_extent(0, "file", false)}});
+    expect(Outcome::skipped, OpMsg{.lsn = 5, .kind = OpKind::create, .path = "d/y", .mode = 0100644u, .parent_mtime_ns = t(3)});
+    EXPECT_FALSE(fs::exists(at("d")));
+    // And in a directory made again under the same name, ops land in the new one.
+    ok(OpMsg{.lsn = 6, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
+    ok(OpMsg{.lsn = 7, .kind = OpKind::create, .path = "d/z", .mode = 0100644u, .parent_mtime_ns = t(4)});
+    ok(OpMsg{.lsn = 8, .kind = OpKind::create, .path = "d/w", .mode = 0100644u, .parent_mtime_ns = t(5)});
+    EXPECT_EQ(test::listing(at("d")), "w\nz\n");
+    settle();
+    EXPECT_EQ(mtime_ns(at("d")), t(5));
+}
+
 }  // namespace
 }  // namespace iz::replicator::test_apply

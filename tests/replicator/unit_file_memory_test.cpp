@@ -68,5 +68,18 @@ TEST_F(FileMemoryRestart, ANewRecordOfAKnownPathSurvivesACrash) {
     EXPECT_TRUE(m->ours("a", file_stat(11, 7, 200)));
 }
 
+// A path forgotten and made again by the replicator: whatever part of that a
+// crash loses, the new file is never taken for a change behind its back.
+TEST_F(FileMemoryRestart, APathForgottenAndMadeAgainIsNeverAFalseConflict) {
+    auto m = open();
+    m->remember("a", file_stat(10, 5, 100));
+    ASSERT_TRUE(m->sync());
+    m->forget("a");
+    m->remember("a", file_stat(20, 9, 300));
+    m.reset();  // no sync
+    m = open();
+    EXPECT_FALSE(m->changed("a", file_stat(20, 9, 300)).has_value());
+}
+
 }  // namespace
 }  // namespace iz::replicator
