@@ -164,19 +164,6 @@ Status ApplierImpl::dispatch(const OpMsg& op) {
     if (content_ && op.kind != K::content_data && op.kind != K::content_end) abort_content();
     if (op.kind != K::content_data && op.kind != K::content_end) skipped_content_.reset();
     switch (op.kind) {
-        case K::create:
-        case K::mkdir:
-        case K::mknod:
-        case K::symlink:
-        case K::link:
-        case K::unlink:
-        case K::content_begin:
-        case K::content_data:
-        case K::content_end: break;  // entry changes: a directory mtime held back stays so
-        default:
-            if (auto ok = flush_dir_mtime(); !ok) return ok;
-    }
-    switch (op.kind) {
         case K::noop: return {};
         case K::create: return do_create(op);
         case K::mkdir: return do_mkdir(op);
@@ -230,7 +217,6 @@ Result<proto::HashReply> ApplierImpl::hashes(const proto::HashRequest& req) {
 Status ApplierImpl::commit(uint64_t lsn) {
     // One syncfs covers every file and directory touched since the last
     // commit, on whatever filesystem the root lives.
-    if (auto ok = flush_dir_mtime(); !ok) return ok;
     if (::syncfs(root_fd_.get()) != 0) return fail(sys_error("syncfs", opts_.root.string(), errno));
     if (auto ok = memory_->sync(); !ok) return ok;
     if (auto ok = state_->make_durable(lsn); !ok) return ok;
@@ -239,9 +225,6 @@ Status ApplierImpl::commit(uint64_t lsn) {
 }
 
 void ApplierImpl::abort_content() {
-    // Whatever comes next (maybe a replay from an earlier LSN) resolves its
-    // directories afresh.
-    (void)flush_dir_mtime();
     skipped_content_.reset();
     if (!content_) return;
     if (!content_->temp_name.empty()) ::unlinkat(content_->parent.dir.get(), content_->temp_name.c_str(), 0);

@@ -14,10 +14,6 @@
 //  - A regular file changed on the server behind the replicator's back
 //    (file_memory.hpp) is kept as NAME.conflict-HOST-TIME before the
 //    source's version is applied, and reported.
-//  - The source's mtime an op carries for its directory is set by the next
-//    op outside that directory, or on the directory itself, or by settle()
-//    or commit() at the latest: a run of entry changes in one directory
-//    sets it once.
 //  - commit() returns only after the applied changes (syncfs of the root's
 //    filesystem), the file memory and the applied LSN are durable.
 //  - Not thread-safe: one caller at a time.
@@ -73,8 +69,6 @@ public:
     virtual Result<proto::HashReply> hashes(const proto::HashRequest& req) = 0;
     // Makes everything applied so far durable and records `lsn` as applied.
     virtual Status commit(uint64_t lsn) = 0;
-    // Sets what apply() held back; for when no more ops are waiting.
-    virtual Status settle() = 0;
     // Forgets a content sequence that was begun but not ended (the
     // connection that sent it is gone).
     virtual void abort_content() = 0;

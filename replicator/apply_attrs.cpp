@@ -70,23 +70,10 @@ Status ApplierImpl::set_attrs_at(int dirfd, const std::string& name, const OpMsg
     return {};
 }
 
-Status ApplierImpl::set_dir_mtime(UniqueFd& dir, std::optional<int64_t> mtime_ns, const std::string& path) {
+Status ApplierImpl::set_dir_mtime(int dirfd, std::optional<int64_t> mtime_ns, const std::string& path) {
     if (!mtime_ns) return {};
-    auto parent = std::string(split_parent(path).first);
-    if (dir_mtime_ && dir_mtime_->parent != parent)
-        if (auto ok = flush_dir_mtime(); !ok) return ok;
-    dir_mtime_ = PendingDirMtime{std::move(dir), std::move(parent), *mtime_ns, path};
-    return {};
-}
-
-Status ApplierImpl::flush_dir_mtime() {
-    if (!dir_mtime_) return {};
-    auto pending = std::move(*dir_mtime_);
-    dir_mtime_.reset();
-    struct timespec ts[2] = {{0, UTIME_OMIT}, to_timespec(pending.mtime_ns)};
-    // A directory removed since has no mtime left to set.
-    if (::futimens(pending.dir.get(), ts) != 0 && errno != ENOENT && errno != ESTALE)
-        return fail(sys_error("set mtime of the directory of", pending.path, errno));
+    struct timespec ts[2] = {{0, UTIME_OMIT}, to_timespec(*mtime_ns)};
+    if (::futimens(dirfd, ts) != 0) return fail(sys_error("set mtime of the directory of", path, errno));
     return {};
 }
 

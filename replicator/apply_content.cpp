@@ -215,7 +215,7 @@ Status ApplierImpl::do_content_end(const OpMsg& op) {
     }
     struct stat st{};
     if (::fstat(fd, &st) == 0) memory_->remember(op.path, st);
-    Status mt = set_dir_mtime(c.parent.dir, op.parent_mtime_ns, op.path);
+    Status mt = set_dir_mtime(dir, op.parent_mtime_ns, op.path);
     content_.reset();
     return mt;
 }

@@ -28,17 +28,13 @@ struct timespec to_timespec(int64_t ns);
 class ApplierImpl final : public Applier {
 public:
     explicit ApplierImpl(ApplierOptions o) : opts_(std::move(o)) {}
-    ~ApplierImpl() override {
-        abort_content();
-        (void)flush_dir_mtime();
-    }
+    ~ApplierImpl() override { abort_content(); }
 
     Status init();
 
     ApplyResult apply(const OpMsg& op) override;
     Result<proto::HashReply> hashes(const proto::HashRequest& req) override;
     Status commit(uint64_t lsn) override;
-    Status settle() override { return flush_dir_mtime(); }
     void abort_content() override;
     uint64_t durable_lsn() const override { return state_->durable_lsn(); }
     uint64_t resume_lsn() const override { return state_->resume_lsn(); }
@@ -82,11 +78,7 @@ private:
     // journaled inode update).
     Status set_attrs_fd(int fd, const OpMsg& op, const std::string& path, const struct stat* known = nullptr);
     bool link_new_content(int fd, int dir, const std::string& name);
-    // Sets the mtime of the directory `dir` (which `path` is in) to the
-    // source's, or leaves it to be set later: see dir_mtime_.
-    Status set_dir_mtime(UniqueFd& dir, std::optional<int64_t> mtime_ns, const std::string& path);
-    // Sets the mtime left pending by set_dir_mtime, if any.
-    Status flush_dir_mtime();
+    Status set_dir_mtime(int dirfd, std::optional<int64_t> mtime_ns, const std::string& path);
 
     // apply_conflict.cpp
     enum class KeepHow { move, copy };
@@ -132,20 +124,6 @@ private:
     std::optional<SkippedContent> skipped_content_;
     uint64_t current_lsn_ = 0;
     std::vector<ConflictNote> conflicts_;
-    // Every entry made or removed in a directory moves its mtime, and each
-    // op carries the source's mtime to put back. A tree copy brings many
-    // ops in one directory in a row: only the last one's mtime needs
-    // setting, so the last directory's is held (with the directory open,
-    // wherever it moves) until an op elsewhere, an op that is not an entry
-    // change (a setattr of the directory itself must come after it), or a
-    // commit.
-    struct PendingDirMtime {
-        UniqueFd dir;
-        std::string parent;  // the path the ops named it by
-        int64_t mtime_ns = 0;
-        std::string path;    // the op it came from, for messages
-    };
-    std::optional<PendingDirMtime> dir_mtime_;
 };
 
 }  // namespace iz::replicator

@@ -59,7 +59,7 @@ Status ApplierImpl::do_create(const OpMsg& op) {
             // be another file: setting the creation's mode, owner and
             // mtime would take it back in time, and the changed mtime
             // would then look like a change behind our back.
-            return set_dir_mtime(p->dir, op.parent_mtime_ns, op.path);
+            return set_dir_mtime(p->dir.get(), op.parent_mtime_ns, op.path);
         }
         if (S_ISREG((*st)->st_mode) && !changed_behind(op.path, **st)) {
             // A file nothing is known about: adopted with the source's
@@ -69,7 +69,7 @@ Status ApplierImpl::do_create(const OpMsg& op) {
             if (auto ok = set_attrs_at(p->dir.get(), p->name, op, op.path); !ok) return ok;
             if (auto now = stat_at(p->dir.get(), p->name, op.path); now && *now && S_ISREG((*now)->st_mode))
                 memory_->remember(op.path, **now);
-            return set_dir_mtime(p->dir, op.parent_mtime_ns, op.path);
+            return set_dir_mtime(p->dir.get(), op.parent_mtime_ns, op.path);
         }
         if (auto ok = make_room(*p, op.path, **st); !ok) return ok;
     }
@@ -78,7 +78,7 @@ Status ApplierImpl::do_create(const OpMsg& op) {
     if (auto ok = set_attrs_fd(fd->get(), op, op.path); !ok) return ok;
     struct stat now{};
     if (::fstat(fd->get(), &now) == 0) memory_->remember(op.path, now);
-    return set_dir_mtime(p->dir, op.parent_mtime_ns, op.path);
+    return set_dir_mtime(p->dir.get(), op.parent_mtime_ns, op.path);
 }
 
 Status ApplierImpl::do_mkdir(const OpMsg& op) {
@@ -95,7 +95,7 @@ Status ApplierImpl::do_mkdir(const OpMsg& op) {
     auto dir = open_beneath(p->dir.get(), p->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
     if (!dir) return fail(dir.error());
     if (auto ok = set_attrs_fd(dir->get(), op, op.path); !ok) return ok;
-    return set_dir_mtime(p->dir, op.parent_mtime_ns, op.path);
+    return set_dir_mtime(p->dir.get(), op.parent_mtime_ns, op.path);
 }
 
 Status ApplierImpl::do_mknod(const OpMsg& op) {
@@ -116,7 +116,7 @@ Status ApplierImpl::do_mknod(const OpMsg& op) {
     if (!same && ::mknodat(p->dir.get(), p->name.c_str(), type | perms(op, 0600), rdev) != 0)
         return fail(sys_error("mknod", op.path, errno));
     if (auto ok = set_attrs_at(p->dir.get(), p->name, op, op.path); !ok) return ok;
-    return set_dir_mtime(p->dir, op.parent_mtime_ns, op.path);
+    return set_dir_mtime(p->dir.get(), op.parent_mtime_ns, op.path);
 }
 
 Status ApplierImpl::do_symlink(const OpMsg& op) {
@@ -139,7 +139,7 @@ Status ApplierImpl::do_symlink(const OpMsg& op) {
     if (!same && ::symlinkat(op.target.c_str(), p->dir.get(), p->name.c_str()) != 0)
         return fail(sys_error("symlink", op.path, errno));
     if (auto ok = set_attrs_at(p->dir.get(), p->name, op, op.path); !ok) return ok;
-    return set_dir_mtime(p->dir, op.parent_mtime_ns, op.path);
+    return set_dir_mtime(p->dir.get(), op.parent_mtime_ns, op.path);
 }
 
 namespace {
@@ -182,7 +182,7 @@ Status ApplierImpl::do_link(const OpMsg& op) {
     if (::linkat(from.dir.get(), from.name.c_str(), to.dir.get(), to.name.c_str(), 0) != 0)
         return fail(sys_error(fmt::format("link '{}' to", op.path), op.target, errno));
     memory_->alias(op.target, static_cast<uint64_t>(src->st_ino));
-    return set_dir_mtime(to.dir, op.target_parent_mtime_ns ? op.target_parent_mtime_ns : op.parent_mtime_ns,
+    return set_dir_mtime(to.dir.get(), op.target_parent_mtime_ns ? op.target_parent_mtime_ns : op.parent_mtime_ns,
                          op.target);
 }
 
@@ -198,7 +198,7 @@ Status ApplierImpl::do_unlink(const OpMsg& op) {
         if (S_ISDIR((*st)->st_mode)) return fail(sys_error("unlink", op.path, EISDIR));
         if (auto ok = make_room(*p, op.path, **st); !ok) return ok;
     }
-    return set_dir_mtime(p->dir, op.parent_mtime_ns, op.path);
+    return set_dir_mtime(p->dir.get(), op.parent_mtime_ns, op.path);
 }
 
 Status ApplierImpl::do_rmdir(const OpMsg& op) {
@@ -215,7 +215,7 @@ Status ApplierImpl::do_rmdir(const OpMsg& op) {
         // kept aside by make_room rather than deleted.
         if (auto ok = make_room(*p, op.path, **st); !ok) return ok;
     }
-    return set_dir_mtime(p->dir, op.parent_mtime_ns, op.path);
+    return set_dir_mtime(p->dir.get(), op.parent_mtime_ns, op.path);
 }
 
 Status ApplierImpl::do_rename(const OpMsg& op) {
@@ -240,8 +240,8 @@ Status ApplierImpl::do_rename(const OpMsg& op) {
             if (::unlinkat(from.dir.get(), from.name.c_str(), 0) != 0 && errno != ENOENT)
                 return fail(sys_error(fmt::format("rename to '{}' (one file already) of", op.target), op.path, errno));
             memory_->forget(op.path);
-            if (auto ok = set_dir_mtime(from.dir, op.parent_mtime_ns, op.path); !ok) return ok;
-            return set_dir_mtime(to.dir, op.target_parent_mtime_ns, op.target);
+            if (auto ok = set_dir_mtime(from.dir.get(), op.parent_mtime_ns, op.path); !ok) return ok;
+            return set_dir_mtime(to.dir.get(), op.target_parent_mtime_ns, op.target);
         }
         bool src_dir = S_ISDIR(src->st_mode), dst_dir = S_ISDIR(dst->st_mode);
         bool conflict = !dst_dir && S_ISREG(dst->st_mode) && changed_behind(op.target, *dst);
@@ -260,8 +260,8 @@ Status ApplierImpl::do_rename(const OpMsg& op) {
         }
     }
     memory_->move(op.path, op.target);
-    if (auto ok = set_dir_mtime(from.dir, op.parent_mtime_ns, op.path); !ok) return ok;
-    return set_dir_mtime(to.dir, op.target_parent_mtime_ns, op.target);
+    if (auto ok = set_dir_mtime(from.dir.get(), op.parent_mtime_ns, op.path); !ok) return ok;
+    return set_dir_mtime(to.dir.get(), op.target_parent_mtime_ns, op.target);
 }
 
 }  // namespace iz::replicator

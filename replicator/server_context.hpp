@@ -57,7 +57,6 @@ private:
     // Receives what the socket holds, then handles every complete frame.
     void read_more();
     void handle_buffered();
-    void settle_when_idle();
     void handle(std::string_view body);
     void on_hello(const proto::Hello& m);
     void on_auth(const proto::Auth& m);

@@ -112,24 +112,7 @@ void Session::handle_buffered() {
         frame_ = (*f)->header;
         handle((*f)->body);
     }
-    if (state_ == State::ready) settle_when_idle();
     if (state_ != State::closed) read_more();
-}
-
-// What the applier holds back for the next ops is set once the agent has
-// sent nothing more: the replica is then as the ops left it, without
-// waiting for a commit.
-void Session::settle_when_idle() {
-    if (!slot_ || frames_.buffered() > 0) return;
-    boost::system::error_code ec;
-    if (socket_.available(ec) > 0 && !ec) return;
-    Status ok;
-    {
-        std::lock_guard lock(slot_->mu);
-        if (slot_->owner != id_) return;
-        ok = slot_->applier->settle();
-    }
-    if (!ok) spdlog::warn("{}: {}", who(), ok.error().message);
 }
 
 void Session::handle(std::string_view body) {

@@ -92,8 +92,7 @@ protected:
         for (auto& op : ops) ok(op);
     }
 
-    // Commits what was applied: the directory mtimes ops carry are set by
-    // then at the latest.
+    // Commits what was applied.
     void settle() {
         auto ok = applier_->commit(last_lsn_);
         ASSERT_TRUE(ok) << ok.error().message;

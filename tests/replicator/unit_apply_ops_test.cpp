@@ -260,29 +260,28 @@ TEST_F(ApplyOps, CreateOverAnUnknownFileAdoptsItWithTheSourceAttributes) {
     EXPECT_TRUE(expect(Outcome::applied, w).conflicts.empty());
 }
 
-// The mtime ops carry for their directory is held back while ops keep
-// changing entries of the same directory; an op elsewhere, an op on the
-// directory itself or a commit sets it, and a later explicit setattr of the
-// directory is never overwritten by one held back from before it.
-TEST_F(ApplyOps, DirectoryMtimesHeldBackAreSetInOrder) {
+// The mtimes ops carry for their directories end up in the order the ops
+// came: a later explicit setattr of a directory is never overwritten by an
+// earlier op's, and a directory moved or removed afterwards is no error.
+TEST_F(ApplyOps, DirectoryMtimesAreSetInOrder) {
     ok(OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = "d", .mode = 040755u, .mtime_ns = t(1)});
     ok(OpMsg{.lsn = 2, .kind = OpKind::create, .path = "d/a", .mode = 0100644u, .parent_mtime_ns = t(2)});
     ok(OpMsg{.lsn = 3, .kind = OpKind::create, .path = "d/b", .mode = 0100644u, .parent_mtime_ns = t(3)});
     // An op in another directory sets d's, with the last value it was given.
     ok(OpMsg{.lsn = 4, .kind = OpKind::create, .path = "e", .mode = 0100644u, .parent_mtime_ns = t(4)});
     EXPECT_EQ(mtime_ns(at("d")), t(3));
-    // A setattr of the directory itself comes after what was held for it.
+    // A setattr of the directory itself comes after the ops in it.
     ok(OpMsg{.lsn = 5, .kind = OpKind::create, .path = "d/c", .mode = 0100644u, .parent_mtime_ns = t(5)});
     ok(OpMsg{.lsn = 6, .kind = OpKind::setattr, .path = "d", .mtime_ns = t(6)});
     EXPECT_EQ(mtime_ns(at("d")), t(6));
     settle();
     EXPECT_EQ(mtime_ns(at("d")), t(6));
     EXPECT_EQ(mtime_ns(root_), t(4));
-    // Held for a directory that is then moved: set where it went.
+    // A directory then moved keeps it.
     ok(OpMsg{.lsn = 7, .kind = OpKind::create, .path = "d/x", .mode = 0100644u, .parent_mtime_ns = t(7)});
     ok(OpMsg{.lsn = 8, .kind = OpKind::rename, .path = "d", .target = "m"});
     EXPECT_EQ(mtime_ns(at("m")), t(7));
-    // Held for a directory that is then removed: nothing to set, no error.
+    // A directory then removed: no error.
     ok(OpMsg{.lsn = 9, .kind = OpKind::unlink, .path = "m/x", .parent_mtime_ns = t(8)});
     ok(OpMsg{.lsn = 10, .kind = OpKind::unlink, .path = "m/a"});
     ok(OpMsg{.lsn = 11, .kind = OpKind::unlink, .path = "m/b"});
@@ -292,8 +291,8 @@ TEST_F(ApplyOps, DirectoryMtimesHeldBackAreSetInOrder) {
     EXPECT_FALSE(fs::exists(at("m")));
 }
 
-// A directory held back for its mtime is only ever set, never written in:
-// once it is replaced, ops under its name find what is there now.
+// Once a directory is replaced, ops under its name find what is there now,
+// never the directory an earlier op resolved.
 TEST_F(ApplyOps, OpsAfterTheirDirectoryWasReplacedDoNotGoIntoTheOldOne) {
     ok(OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
     ok(OpMsg{.lsn = 2, .kind = OpKind::create, .path = "d/x", .mode = 0100644u, .parent_mtime_ns = t(1)});
