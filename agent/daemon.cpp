@@ -243,6 +243,12 @@ private:
         if (!got) spdlog::error("{}", got.error().message);
         consume_bpf();
         last_batch_ = batch_.size();
+        // The batch's records reach the journal as one write.
+        struct Held {
+            journal::Writer& w;
+            ~Held() { w.release(); }
+        } held{*writer_};
+        writer_->hold();
         for (auto& ev : batch_) capture_->on_event(ev);
         capture_->end_of_batch();
     }

@@ -138,6 +138,9 @@ public:
 
     Result<std::optional<Record>> next() override {
         while (seg_ < segments_.size()) {
+            // Indexed frames are read without looking at the file again: a
+            // segment is only re-examined (fstat, scan) once they run out.
+            if (auto& s = segments_[seg_]; s.map && idx_ < s.index.size()) return decode_at(seg_, idx_++);
             auto ok = index_segment(seg_);
             if (!ok) return fail(ok.error());
             auto& s = segments_[seg_];
@@ -181,8 +184,10 @@ public:
             if (::inotify_add_watch(inotify_fd_, dir_.c_str(), IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_DELETE) < 0)
                 return fail(sys_error("watch journal directory", dir_.string(), errno));
         }
-        // Something may have arrived between the caller's last next() and now.
+        // Something may have arrived between the caller's last next() and now
+        // (and before the watch existed: the first check lists the directory).
         if (grew()) return true;
+        watching_ = true;
         pollfd p{inotify_fd_, POLLIN, 0};
         int rc = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(timeout.count(), INT32_MAX)));
         if (rc < 0 && errno != EINTR) return fail(sys_error("wait for journal", dir_.string(), errno));
@@ -193,7 +198,8 @@ public:
             if (n <= 0) break;
             for (char* p2 = buf; p2 < buf + n;) {
                 auto* ev = reinterpret_cast<inotify_event*>(p2);
-                if (ev->mask & (IN_CREATE | IN_MOVED_TO | IN_DELETE)) created = true;
+                // An overflowed queue may have lost a creation.
+                if (ev->mask & (IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_Q_OVERFLOW)) created = true;
                 p2 += sizeof(inotify_event) + ev->len;
             }
         }
@@ -234,6 +240,10 @@ private:
         last.at_end = false;
         if (!index_segment(segments_.size() - 1)) return true;  // let next() report it
         if (last.index.size() != before) return true;
+        // Once the directory is watched, a new segment arrives as IN_CREATE
+        // and wait() refreshes then; listing it at every wait would cost a
+        // directory read per idle poll.
+        if (watching_) return false;
         auto listed = format::list_segments(dir_);
         if (listed && !listed->empty() && listed->back().base_lsn != last.file.base_lsn) {
             (void)refresh();
@@ -320,6 +330,7 @@ private:
     size_t seg_ = 0;
     size_t idx_ = 0;
     int inotify_fd_ = -1;
+    bool watching_ = false;  // the watch has been in place since a full check
 };
 
 }  // namespace

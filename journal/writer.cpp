@@ -142,6 +142,7 @@ public:
             return fail(make_error(fmt::format("record for '{}' is too large for the journal ({} bytes)", rec.path, payload.size())));
 
         std::unique_lock lk(mu_);
+        if (pending_.size() >= opts_.max_pending_bytes && committer_idle_) work_cv_.notify_one();
         space_cv_.wait(lk, [&] { return pending_.size() < opts_.max_pending_bytes || failure_ || closing_; });
         if (failure_) return fail(*failure_);
         if (closing_) return fail(make_error(fmt::format("journal '{}' is closed", opts_.dir.string())));
@@ -152,14 +153,26 @@ public:
         format::append_frame(pending_, lsn, rec.time_ns, static_cast<uint8_t>(rec.op), 0, payload);
         if (cb) pending_cbs_.emplace_back(lsn, std::move(cb));
         head_.store(lsn, std::memory_order_release);
-        if (committer_idle_) work_cv_.notify_one();
+        if (committer_idle_ && (!holding_ || pending_.size() >= opts_.max_batch_bytes)) work_cv_.notify_one();
         return lsn;
+    }
+
+    void hold() override {
+        std::lock_guard lk(mu_);
+        holding_ = true;
+    }
+
+    void release() override {
+        std::lock_guard lk(mu_);
+        holding_ = false;
+        if (committer_idle_ && !pending_.empty()) work_cv_.notify_one();
     }
 
     Status wait_durable(uint64_t lsn) override { return wait_durable_for(lsn, std::chrono::milliseconds::max()); }
 
     Status wait_durable_for(uint64_t lsn, std::chrono::milliseconds timeout) override {
         std::unique_lock lk(mu_);
+        if (committer_idle_ && !pending_.empty()) work_cv_.notify_one();  // held back by hold()
         auto ready = [&] { return durable_.load() >= lsn || failure_.has_value(); };
         if (timeout == std::chrono::milliseconds::max()) durable_cv_.wait(lk, ready);
         else if (!durable_cv_.wait_for(lk, timeout, ready))
@@ -342,6 +355,7 @@ private:
     uint64_t pending_first_lsn_ = 0;
     uint64_t next_lsn_ = 1;
     bool committer_idle_ = false;
+    bool holding_ = false;     // hold(): appends leave the committer asleep
     bool closing_ = false;
     bool closed_ = false;
     std::optional<Error> failure_;

@@ -39,10 +39,11 @@ void copy_xattrs(int from, int to) {
 }  // namespace
 
 Status ApplierImpl::write_extents(int fd, const OpMsg& op, const std::string& path) {
-    std::string data;
+    std::string scratch;
     for (auto& e : op.extents) {
-        if (auto ok = proto::extent_data(e, data); !ok)
-            return fail(refusal(fmt::format("data for '{}' at offset {}: {}", path, e.offset, ok.error().message)));
+        auto bytes = proto::extent_bytes(e, scratch);
+        if (!bytes) return fail(refusal(fmt::format("data for '{}' at offset {}: {}", path, e.offset, bytes.error().message)));
+        std::string_view data = *bytes;
         size_t done = 0;
         while (done < data.size()) {
             ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(e.offset + done));
@@ -129,7 +130,12 @@ Status ApplierImpl::do_content_begin(const OpMsg& op) {
             return fail(sys_error("truncate", op.path, errno));
         c.fd = std::move(existing);
     } else {
-        auto tmp = open_beneath(p->dir.get(), "", O_TMPFILE | O_RDWR, 0600);
+        // Made with the source's permission bits when the agent sent them,
+        // so content_end need not change them (umask or a default ACL may
+        // still mask some: content_end compares and sets what differs).
+        // Set-id bits only ever come from the final chmod.
+        mode_t create_mode = op.mode ? (*op.mode & 0777) : 0600;
+        auto tmp = open_beneath(p->dir.get(), "", O_TMPFILE | O_RDWR, create_mode);
         if (tmp) {
             c.fd = std::move(*tmp);
             c.anonymous = true;
@@ -137,7 +143,7 @@ Status ApplierImpl::do_content_begin(const OpMsg& op) {
             // No O_TMPFILE on this filesystem: a named temporary instead.
             c.temp_name = fmt::format(".iz-tmp-{}-{}", op.lsn, ::getpid());
             ::unlinkat(p->dir.get(), c.temp_name.c_str(), 0);
-            auto named = open_beneath(p->dir.get(), c.temp_name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+            auto named = open_beneath(p->dir.get(), c.temp_name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, create_mode);
             if (!named) return fail(named.error());
             c.fd = std::move(*named);
         }

@@ -402,11 +402,17 @@ Extent make_extent_taking(uint64_t offset, std::string&& raw, bool try_compress)
 }
 
 Status extent_data(const Extent& e, std::string& out) {
+    auto bytes = extent_bytes(e, out);
+    if (!bytes) return fail(bytes.error());
+    if (bytes->data() != out.data()) out.assign(*bytes);
+    return {};
+}
+
+Result<std::string_view> extent_bytes(const Extent& e, std::string& out) {
     if (e.raw_length > kMaxExtentBytes) return fail(make_error("extent exceeds the size limit"));
     if (!e.zstd) {
         if (e.bytes.size() != e.raw_length) return fail(make_error("extent length does not match its data"));
-        out = e.bytes;
-        return {};
+        return std::string_view(e.bytes);
     }
     unsigned long long declared = ZSTD_getFrameContentSize(e.bytes.data(), e.bytes.size());
     if (declared != e.raw_length)
@@ -417,7 +423,7 @@ Status extent_data(const Extent& e, std::string& out) {
     size_t n = ZSTD_decompressDCtx(dctx, out.data(), out.size(), e.bytes.data(), e.bytes.size());
     if (ZSTD_isError(n)) return fail(make_error(fmt::format("corrupt compressed extent: {}", ZSTD_getErrorName(n))));
     if (n != e.raw_length) return fail(make_error("compressed extent decompressed to the wrong length"));
-    return {};
+    return std::string_view(out);
 }
 
 }  // namespace iz::replicator::proto

@@ -17,6 +17,11 @@ constexpr auto kHandshakeTimeout = std::chrono::milliseconds(5000);
 // One write gathers up to this many queued frames (Asio hands at most 64
 // buffers to one sendmsg) or bytes.
 constexpr size_t kMaxWriteFrames = 64;
+// While the worker holds frames back (hold()), it hands them over when this
+// many are staged: enough to spare most wake-ups, few enough that the
+// server is not kept waiting for a window's worth.
+constexpr size_t kHandoverFrames = 16;
+constexpr size_t kHandoverBytes = 64u << 10;
 constexpr size_t kMaxWriteBytes = 4u << 20;
 }  // namespace
 
@@ -287,6 +292,7 @@ void ServerLink::lost(const std::string& why) {
         if (!stopping) last_error_ = why;
         hash_reply_.reset();
         staged_.clear();
+        staged_bytes_ = 0;
     }
     cv_.notify_all();
     if (stopping) return;
@@ -311,12 +317,47 @@ void ServerLink::push_frame(uint64_t generation, std::shared_ptr<std::string> fr
     {
         std::lock_guard lock(mu_);
         if (generation != generation_) return;
+        staged_bytes_ += frame->size();
         staged_.push_back(std::move(frame));
-        if (handover_posted_) return;
-        handover_posted_ = true;
+        if (!handover_due_locked(false)) return;
     }
+    post_handover();
+}
+
+bool ServerLink::handover_due_locked(bool force) {
+    if (handover_posted_ || staged_.empty()) return false;
+    if (!force && holding_ && staged_.size() < kHandoverFrames && staged_bytes_ < kHandoverBytes) return false;
+    handover_posted_ = true;
+    return true;
+}
+
+void ServerLink::post_handover() {
     auto self = shared_from_this();
     asio::post(io_, [self] { self->take_staged(); });
+}
+
+void ServerLink::hand_over() {
+    bool post;
+    {
+        std::lock_guard lock(mu_);
+        post = handover_due_locked(true);
+    }
+    if (post) post_handover();
+}
+
+void ServerLink::hold() {
+    std::lock_guard lock(mu_);
+    holding_ = true;
+}
+
+void ServerLink::release() {
+    bool post;
+    {
+        std::lock_guard lock(mu_);
+        holding_ = false;
+        post = handover_due_locked(true);
+    }
+    if (post) post_handover();
 }
 
 void ServerLink::take_staged() {
@@ -324,6 +365,7 @@ void ServerLink::take_staged() {
     {
         std::lock_guard lock(mu_);
         frames.swap(staged_);
+        staged_bytes_ = 0;
         handover_posted_ = false;
     }
     if (phase_ != Phase::ready) return;
@@ -357,6 +399,7 @@ bool ServerLink::send(uint64_t generation, std::string frame, std::optional<uint
 }
 
 bool ServerLink::wait_window(uint64_t generation, uint64_t limit) {
+    if (!window_open(limit)) hand_over();
     std::unique_lock lock(mu_);
     cv_.wait(lock, [&] {
         return stopping_ || !connected_ || generation != generation_ || sent_bytes_ - acked_bytes_ <= limit;
@@ -382,6 +425,7 @@ bool ServerLink::commit_in_flight() const {
 }
 
 bool ServerLink::wait_commits_acked(uint64_t generation, std::chrono::milliseconds timeout) {
+    hand_over();
     std::unique_lock lock(mu_);
     cv_.wait_for(lock, timeout, [&] {
         return stopping_ || !connected_ || generation != generation_ || commits_.empty();
@@ -399,6 +443,7 @@ Result<proto::HashReply> ServerLink::request_hashes(uint64_t generation, const s
     auto frame = proto::encode_frame(proto::HashRequest{id, path});
     if (!frame) return iz::fail(frame.error());
     if (!send(generation, std::move(*frame))) return iz::fail(make_error("connection lost"));
+    hand_over();
     std::unique_lock lock(mu_);
     // The server answers in order, after everything sent before: give it
     // as long as the liveness check does.

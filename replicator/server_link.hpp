@@ -53,6 +53,12 @@ public:
     bool alive(uint64_t generation) const;
     // Queues an encoded frame. `commit_lsn`: this frame is a Commit.
     bool send(uint64_t generation, std::string frame, std::optional<uint64_t> commit_lsn = std::nullopt);
+    // Between hold() and release(), queued frames go to the network thread
+    // a few at a time (kHandoverFrames or kHandoverBytes) rather than each
+    // as it comes: a burst of small files was a network-thread wake-up per
+    // file. Every call below that waits for the server hands over first.
+    void hold();
+    void release();
     // Blocks while more than `limit` bytes are unacknowledged.
     bool wait_window(uint64_t generation, uint64_t limit);
     // True while a Commit sent on this connection awaits its Ack.
@@ -92,6 +98,11 @@ private:
     void lost(const std::string& why);  // network thread
     void schedule_reconnect();
     void push_frame(uint64_t generation, std::shared_ptr<std::string> frame);
+    // Posts the hand-over of staged frames unless one is posted; mu_ held.
+    // True when the caller must post it (after unlocking).
+    bool handover_due_locked(bool force);
+    void post_handover();
+    void hand_over();    // worker: whatever is staged goes now
     void take_staged();  // network thread
 
     boost::asio::io_context& io_;
@@ -141,7 +152,9 @@ private:
     // current generation: lost() drops them), and whether a hand-over is
     // posted already: one post moves every frame queued by then.
     std::deque<std::shared_ptr<std::string>> staged_;
+    size_t staged_bytes_ = 0;
     bool handover_posted_ = false;
+    bool holding_ = false;
 };
 
 }  // namespace iz::replicator

@@ -52,7 +52,12 @@ int64_t mtime_ns(const struct stat& st) {
 // content sequence (content_begin, content_data..., content_end).
 class OpStream {
 public:
-    OpStream(ShipWorker& w, const Record& r, bool content, proto::ContentBase base) : w_(w), content_(content) {
+    // `mode`: of the file whose content this is; sent with content_begin
+    // too, so the server makes its new file with it rather than changing
+    // it at the end (an inode update per file).
+    OpStream(ShipWorker& w, const Record& r, bool content, proto::ContentBase base,
+             std::optional<uint32_t> mode = std::nullopt)
+        : w_(w), content_(content), begin_mode_(mode) {
         cur_.lsn = r.lsn;
         cur_.path = r.path;
         cur_.base = base;
@@ -106,6 +111,7 @@ private:
         m.extents = std::move(cur_.extents);
         if (content_) {
             m.kind = begun_ ? proto::OpKind::content_data : proto::OpKind::content_begin;
+            if (!begun_) m.mode = begin_mode_;
         } else {
             m.kind = proto::OpKind::write;
             m.more = true;
@@ -118,6 +124,7 @@ private:
 
     ShipWorker& w_;
     bool content_;
+    std::optional<uint32_t> begin_mode_;
     bool begun_ = false;
     proto::OpMsg cur_;
     size_t raw_ = 0;
@@ -255,6 +262,13 @@ bool ShipWorker::ship_session(const LinkSession& session) {
         for (size_t i = 0; i < window.size(); ++i)
             if (plan[i].action != ShipAction::skip && plan[i].action != ShipAction::send) pending += window[i].size.value_or(0);
         link_->set_pending_bytes(pending);
+        // The window's frames go to the network thread a few at a time;
+        // whatever is left goes when the window is done (or the worker waits).
+        struct Held {
+            ServerLink& link;
+            explicit Held(ServerLink& l) : link(l) { link.hold(); }
+            ~Held() { link.release(); }
+        } held(*link_);
         for (size_t i = 0; i < window.size(); ++i) {
             if (stopping_) return false;
             if (!ship_record(window[i], plan[i])) return false;
@@ -569,7 +583,7 @@ bool ShipWorker::ship_whole(const Record& r, ShipAction action) {
     }
     bool content = action != ShipAction::write_delta;
     auto base = theirs && content ? proto::ContentBase::existing : proto::ContentBase::empty;
-    OpStream stream(*this, r, content, base);
+    OpStream stream(*this, r, content, base, static_cast<uint32_t>(file.st.st_mode));
     uint64_t block = theirs ? theirs->block_size : kChunkBytes;
     size_t their_blocks = theirs ? theirs->hashes.size() / 16 : 0;
     for (uint64_t off = 0; off < size; off += block) {

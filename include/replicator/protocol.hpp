@@ -104,7 +104,8 @@ struct ErrorMsg {
 
 // What one Op message asks the server to do. Most map 1:1 to journal ops;
 // whole-file content is a sequence content_begin, content_data*, content_end
-// sharing one LSN.
+// sharing one LSN. content_begin may carry the file's mode (the new file is
+// made with its permission bits); content_end carries the final attributes.
 enum class OpKind : uint8_t {
     noop = 0,
     create = 1,
@@ -228,5 +229,8 @@ Extent make_extent(uint64_t offset, std::string_view raw, bool try_compress = tr
 Extent make_extent_taking(uint64_t offset, std::string&& raw, bool try_compress = true);
 // Decompresses (bounded by raw_length <= kMaxExtentBytes) into `out`.
 Status extent_data(const Extent& e, std::string& out);
+// The extent's raw bytes: its own when it is not compressed (no copy), else
+// decompressed into `scratch`. Valid while both live and stay unchanged.
+Result<std::string_view> extent_bytes(const Extent& e, std::string& scratch);
 
 }  // namespace iz::replicator::proto
