@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "journal/reader.hpp"
 #include "journal/writer.hpp"
 #include "sample_records.hpp"
@@ -172,4 +174,37 @@ TEST(WriterReader, DurableCallbackFiresOnlyOnceTheRecordIsReadable) {
     ASSERT_TRUE(w->close());
     EXPECT_EQ(checked.load(), 200);
     EXPECT_EQ(bad.load(), 0);
+}
+
+TEST(WriterReader, HeldAppendsGoToDiskAsOneBatchOnRelease) {
+    iz::test::TempDir dir;
+    auto w = open_writer(dir.path);
+    // The committer asleep, waiting for work.
+    ASSERT_TRUE(w->append(iz::test::realistic_record(0)));
+    ASSERT_TRUE(w->flush());
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    w->hold();
+    for (int i = 1; i <= 100; ++i) ASSERT_TRUE(w->append(iz::test::realistic_record(i)));
+    // Nothing woke it: none of them is durable yet.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_EQ(w->durable_lsn(), 1u);
+    EXPECT_EQ(w->stats().batches, 1u);
+    w->release();
+    ASSERT_TRUE(w->wait_durable_for(101, std::chrono::seconds(10)));
+    EXPECT_EQ(w->stats().batches, 2u);
+    EXPECT_EQ(read_all(dir.path).size(), 101u);
+    ASSERT_TRUE(w->close());
+}
+
+TEST(WriterReader, WaitingForDurabilityWhileHeldDoesNotWaitForRelease) {
+    iz::test::TempDir dir;
+    auto w = open_writer(dir.path);
+    w->hold();
+    auto lsn = w->append(iz::test::realistic_record(1));
+    ASSERT_TRUE(lsn);
+    EXPECT_TRUE(w->wait_durable_for(*lsn, std::chrono::seconds(10)));
+    ASSERT_TRUE(w->append(iz::test::realistic_record(2)));
+    EXPECT_TRUE(w->flush());
+    EXPECT_EQ(w->durable_lsn(), 2u);
+    ASSERT_TRUE(w->close());
 }

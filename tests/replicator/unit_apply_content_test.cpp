@@ -71,6 +71,25 @@ TEST_F(ApplyContent, NewContentLinksInOrReplacesWhatAppeared) {
     EXPECT_EQ(test::listing(root_), "new\nraced\n") << "temporary files were left behind";
 }
 
+// content_begin may carry the mode: the new file is made with it, and
+// content_end still sets whatever the umask took away, and the set-id bits
+// (never given to a file being written).
+TEST_F(ApplyContent, NewContentIsMadeWithTheModeContentBeginCarries) {
+    auto made = content_ops(1, "plain", "text", t(1));
+    made.front().mode = 0100640u;
+    ok(made);
+    EXPECT_EQ(lstat_of(at("plain")).st_mode & 07777, 0640u);
+
+    mode_t old_mask = ::umask(077);
+    auto masked = content_ops(2, "masked", "text", t(1));
+    masked.front().mode = 0102775u;
+    masked.back().mode = 0102775u;
+    masked.back().uid = 0u;
+    ok(masked);
+    ::umask(old_mask);
+    EXPECT_EQ(lstat_of(at("masked")).st_mode & 07777, 02775u);
+}
+
 TEST_F(ApplyContent, ContentDeltaPatchesTheExistingCopy) {
     ok(content_ops(1, "f", "abcdefghij", t(1)));
     OpMsg begin{.lsn = 2, .kind = OpKind::content_begin, .path = "f", .base = ContentBase::existing};
