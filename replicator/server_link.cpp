@@ -89,6 +89,11 @@ void ServerLink::on_connected() {
     phase_ = Phase::handshake;
     boost::system::error_code ec;
     socket_->set_option(tcp::no_delay(true), ec);
+    boost::system::error_code le, re;
+    auto local = socket_->local_endpoint(le);
+    auto remote = socket_->remote_endpoint(re);
+    same_host_.store(!le && !re && (remote.address().is_loopback() || remote.address() == local.address()),
+                     std::memory_order_relaxed);
     auto nonce = random_bytes(proto::kNonceBytes);
     if (!nonce) return lost(nonce.error().message);
     client_nonce_ = *nonce;

@@ -69,6 +69,10 @@ public:
     // send() wait for the kernel to take them (the wire or the server
     // cannot keep up).
     bool backlogged(uint64_t bytes) const;
+    // Whether the server of the current connection runs on this machine
+    // (loopback, or our own address): compressing for it only moves CPU
+    // time from one process to another on the same cores.
+    bool same_host() const { return same_host_.load(std::memory_order_relaxed); }
     // Blocks until no Commit awaits its Ack, or `timeout`. False when the
     // connection is gone.
     bool wait_commits_acked(uint64_t generation, std::chrono::milliseconds timeout);
@@ -143,6 +147,7 @@ private:
     uint64_t total_wire_bytes_ = 0;  // since start, across connections
     // Counted per extent by the worker: an atomic, not a lock per extent.
     std::atomic<uint64_t> total_data_bytes_{0};
+    std::atomic<bool> same_host_{false};
     std::deque<std::pair<uint64_t, uint64_t>> commits_;  // (lsn, sent_bytes when sent)
     uint64_t pending_bytes_ = 0;
     uint64_t conflicts_ = 0;

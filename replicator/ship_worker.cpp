@@ -380,6 +380,9 @@ bool ShipWorker::wire_is_bottleneck() const {
     case Compression::never: return false;
     case Compression::adaptive: break;
     }
+    // A server on this machine: a backlog means it is short of CPU, which
+    // compressing would take more of (for it too, to decompress).
+    if (link_->same_host()) return false;
     return link_->backlogged(kCompressBacklogBytes);
 }
 

@@ -75,7 +75,8 @@ struct ShipperOptions {
     std::chrono::milliseconds response_timeout{10'000};
     // zstd for data extents: `adaptive` compresses only while the socket to
     // that server is the bottleneck (data backs up waiting for it), so a
-    // fast link does not pay CPU to save bytes it had room for.
+    // fast link does not pay CPU to save bytes it had room for, and never
+    // for a server on the same machine (its backlog is a lack of CPU).
     Compression compression = Compression::adaptive;
     // Bytes sent but not yet acknowledged, per server, before sending pauses.
     uint64_t max_inflight_bytes = 64ull << 20;

@@ -67,6 +67,14 @@ void ServerHost::kill9() {
 
 bool ServerHost::running() { return proc_ && proc_->running(); }
 
+void ServerHost::pause() {
+    if (proc_) proc_->signal(SIGSTOP);
+}
+
+void ServerHost::resume() {
+    if (proc_) proc_->signal(SIGCONT);
+}
+
 std::string ServerHost::endpoint() const { return fmt::format("{}:{}", address_, kServerPort); }
 
 fs::path ServerHost::replica(const std::string& fileset) const { return fs_->mount_point() / fileset; }

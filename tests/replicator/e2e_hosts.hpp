@@ -30,6 +30,9 @@ public:
     void start();
     void kill9();
     bool running();
+    // SIGSTOP / SIGCONT: a server that stops reading.
+    void pause();
+    void resume();
     std::string endpoint() const;
     // The replica of a fileset (per-fileset mode).
     std::filesystem::path replica(const std::string& fileset) const;

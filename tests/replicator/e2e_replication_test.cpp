@@ -250,6 +250,28 @@ TEST_F(Replication, DataIsCompressedWhileTheLinkIsTheBottleneck) {
     expect_converged(server);
 }
 
+// ... but never for a server on the same machine, however far behind it is:
+// its backlog is a lack of CPU, which compressing would only add to.
+TEST_F(Replication, DataForAServerOnTheSameMachineIsNotCompressed) {
+    servers_.push_back(std::make_unique<ServerHost>(*agent_ns_, "127.0.0.1", key_, "e2e-local"));
+    auto& server = *servers_.back();
+    server.start();
+    start_agent();
+    sync_ok();
+    // Stopped, it reads nothing: the data offered backs up in the socket.
+    server.pause();
+    compressible_files(agent_->dir() / "text", 24, 1 << 20);
+    std::this_thread::sleep_for(2s);
+    server.resume();
+    sync_ok();
+    auto srv = agent_->status()["servers"][0];
+    auto data = srv.value("data_bytes_sent", uint64_t{0});
+    auto wire = srv.value("wire_bytes_sent", uint64_t{0});
+    EXPECT_GE(data, uint64_t{24} << 20);
+    EXPECT_GE(wire, data) << "sent " << data << " bytes of data as " << wire << " bytes";
+    expect_converged(server);
+}
+
 TEST_F(Replication, AgentKilledThenRestartedCatchesUp) {
     auto& server = add_server();
     start_agent();
