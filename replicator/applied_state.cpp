@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <utility>
 #include <optional>
 #include <fstream>
 #include <sstream>
@@ -77,7 +78,19 @@ Result<AppliedState> AppliedState::open(const std::filesystem::path& dir) {
 
 Status AppliedState::note_progress(uint64_t lsn) {
     progress_ = std::max(progress_, lsn);
-    if (progress_written_) return {};
+    if (progress_written_ || syncing_) return {};
+    return write_progress();
+}
+
+Status AppliedState::begin_sync(uint64_t lsn) {
+    progress_ = std::max(progress_, lsn);
+    if (auto ok = write_progress(); !ok) return ok;
+    syncing_ = true;
+    return {};
+}
+
+Status AppliedState::sync_failed() {
+    syncing_ = false;
     return write_progress();
 }
 
@@ -91,10 +104,14 @@ Status AppliedState::write_progress() {
 }
 
 Status AppliedState::make_durable(uint64_t lsn) {
-    if (lsn <= durable_) return {};
-    if (auto ok = write_file_durably(dir_ / "applied", fmt::format("{}\n", lsn)); !ok) return ok;
-    durable_ = lsn;
-    progress_ = std::max(progress_, lsn);
+    bool was_syncing = std::exchange(syncing_, false);
+    if (lsn <= durable_ && !was_syncing) return {};
+    if (lsn > durable_) {
+        if (auto ok = write_file_durably(dir_ / "applied", fmt::format("{}\n", lsn)); !ok) return ok;
+        durable_ = lsn;
+    }
+    // Past the durable LSN when operations were applied during a sync.
+    progress_ = std::max(progress_, durable_);
     if (auto ok = write_progress(); !ok) return ok;
     // The next operation applied starts a new interval and marks it.
     progress_written_ = false;

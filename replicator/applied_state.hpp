@@ -41,6 +41,14 @@ public:
     // Records that everything up to `lsn` is durable. Never goes backwards.
     Status make_durable(uint64_t lsn);
 
+    // A commit of `lsn` made durable on another thread while operations go
+    // on being applied: progress is written as `lsn` now and then left
+    // alone until make_durable() or sync_failed(). Killed meanwhile, the
+    // server resumes after `lsn` and replays what followed in the unclean
+    // state, whatever the file memory held back of it (file_memory.hpp).
+    Status begin_sync(uint64_t lsn);
+    Status sync_failed();
+
 private:
     Status write_progress();
 
@@ -50,6 +58,7 @@ private:
     uint64_t durable_ = 0;
     uint64_t progress_ = 0;
     bool progress_written_ = false;  // since the last make_durable()
+    bool syncing_ = false;           // between begin_sync() and its end
     bool unclean_at_open_ = false;
 };
 

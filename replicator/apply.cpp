@@ -214,7 +214,46 @@ Result<proto::HashReply> ApplierImpl::hashes(const proto::HashRequest& req) {
     return reply;
 }
 
+void ApplierImpl::begin_commit(uint64_t lsn, std::function<void()> woken) {
+    settle_sync(true);
+    auto log = memory_->begin_sync();
+    Status begun = log ? state_->begin_sync(lsn) : Status{};
+    if (!log || !begun) {
+        if (log) memory_->release();
+        // The file memory is compacted (or progress could not be written):
+        // the commit is made here and now.
+        finished_.push_back(CommitOutcome{lsn, begun ? commit(lsn) : begun});
+        if (woken) woken();
+        return;
+    }
+    syncing_lsn_ = lsn;
+    sync_.start(root_fd_.get(), std::move(*log), opts_.root.string(), std::move(woken));
+}
+
+void ApplierImpl::settle_sync(bool wait) {
+    if (!syncing_lsn_) return;
+    std::optional<Status> st = wait ? std::optional<Status>(sync_.wait()) : sync_.take();
+    if (!st) return;
+    uint64_t lsn = *std::exchange(syncing_lsn_, std::nullopt);
+    // What the memory held back goes to the log before the applied LSN
+    // moves: killed in between, the server replays it in the unclean state.
+    memory_->release();
+    if (*st) {
+        *st = state_->make_durable(lsn);
+        if (*st) recovering_ = false;
+    } else {
+        (void)state_->sync_failed();
+    }
+    finished_.push_back(CommitOutcome{lsn, std::move(*st)});
+}
+
+std::vector<CommitOutcome> ApplierImpl::finish_commits() {
+    settle_sync(false);
+    return std::exchange(finished_, {});
+}
+
 Status ApplierImpl::commit(uint64_t lsn) {
+    settle_sync(true);
     // One syncfs covers every file and directory touched since the last
     // commit, on whatever filesystem the root lives.
     if (::syncfs(root_fd_.get()) != 0) return fail(sys_error("syncfs", opts_.root.string(), errno));

@@ -16,9 +16,12 @@
 //    source's version is applied, and reported.
 //  - commit() returns only after the applied changes (syncfs of the root's
 //    filesystem), the file memory and the applied LSN are durable.
+//    begin_commit() makes them so on a thread of its own while operations go
+//    on being applied; an Ack must wait for finish_commits() to report it.
 //  - Not thread-safe: one caller at a time.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -58,6 +61,11 @@ struct ApplyResult {
     std::vector<ConflictNote> conflicts;
 };
 
+struct CommitOutcome {
+    uint64_t lsn = 0;
+    Status status;
+};
+
 class Applier {
 public:
     static Result<std::unique_ptr<Applier>> open(ApplierOptions options);
@@ -69,6 +77,15 @@ public:
     virtual Result<proto::HashReply> hashes(const proto::HashRequest& req) = 0;
     // Makes everything applied so far durable and records `lsn` as applied.
     virtual Status commit(uint64_t lsn) = 0;
+    // The same, in the background: returns at once (after any commit still
+    // in flight is done: one at a time), and `woken` is called from another
+    // thread once this one is done, for the caller to call finish_commits().
+    // A commit that cannot go to the background (the file memory is due
+    // for compaction) is made at once and reported by finish_commits().
+    virtual void begin_commit(uint64_t lsn, std::function<void()> woken) = 0;
+    // Commits done since the last call, oldest first, each recorded as
+    // durable (when it succeeded) before it is returned.
+    virtual std::vector<CommitOutcome> finish_commits() = 0;
     // Forgets a content sequence that was begun but not ended (the
     // connection that sent it is gone).
     virtual void abort_content() = 0;

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "applied_state.hpp"
+#include "background_sync.hpp"
 #include "apply.hpp"
 #include "beneath.hpp"
 #include "file_memory.hpp"
@@ -28,13 +29,18 @@ struct timespec to_timespec(int64_t ns);
 class ApplierImpl final : public Applier {
 public:
     explicit ApplierImpl(ApplierOptions o) : opts_(std::move(o)) {}
-    ~ApplierImpl() override { abort_content(); }
+    ~ApplierImpl() override {
+        abort_content();
+        settle_sync(true);
+    }
 
     Status init();
 
     ApplyResult apply(const OpMsg& op) override;
     Result<proto::HashReply> hashes(const proto::HashRequest& req) override;
     Status commit(uint64_t lsn) override;
+    void begin_commit(uint64_t lsn, std::function<void()> woken) override;
+    std::vector<CommitOutcome> finish_commits() override;
     void abort_content() override;
     uint64_t durable_lsn() const override { return state_->durable_lsn(); }
     uint64_t resume_lsn() const override { return state_->resume_lsn(); }
@@ -124,6 +130,14 @@ private:
     std::optional<SkippedContent> skipped_content_;
     uint64_t current_lsn_ = 0;
     std::vector<ConflictNote> conflicts_;
+
+    // The commit in the background (its LSN), and commits done but not yet
+    // reported by finish_commits().
+    // Finishes the background commit: `wait` for it, or only if it is done.
+    void settle_sync(bool wait);
+    std::optional<uint64_t> syncing_lsn_;
+    std::vector<CommitOutcome> finished_;
+    BackgroundSync sync_;
 };
 
 }  // namespace iz::replicator

@@ -219,6 +219,7 @@ void FileMemory::log(Kind kind, const std::string& a, const std::string& b, uint
     auto entry = encode_entry(static_cast<uint8_t>(kind), a, b, ino, size, mtime);
     waiting_ += entry;
     log_bytes_ += entry.size();
+    if (holding_) return;
     if (!may_wait || waiting_.size() >= (64u << 10)) write_waiting();
 }
 
@@ -243,7 +244,23 @@ void FileMemory::forget(const std::string& path) { log(Kind::forget, path, {}, 0
 
 void FileMemory::move(const std::string& from, const std::string& to) { log(Kind::move, from, to, 0, 0, 0); }
 
+std::optional<UniqueFd> FileMemory::begin_sync() {
+    holding_ = false;
+    if (log_failed_ || log_bytes_ > kCompactBytes || !log_fd_.valid()) return std::nullopt;
+    int fd = ::dup(log_fd_.get());
+    if (fd < 0) return std::nullopt;
+    write_waiting();
+    holding_ = true;
+    return UniqueFd(fd);
+}
+
+void FileMemory::release() {
+    holding_ = false;
+    write_waiting();
+}
+
 Status FileMemory::sync() {
+    holding_ = false;
     write_waiting();
     if (log_failed_ || log_bytes_ > kCompactBytes) return compact();
     if (::fdatasync(log_fd_.get()) != 0) return fail(sys_error("fdatasync", (dir_ / "files.log").string(), errno));

@@ -55,6 +55,14 @@ public:
     // Makes the log durable; compacts it when it has grown large.
     Status sync();
 
+    // For a sync made on another thread (see Applier commits): writes what
+    // waits and returns a descriptor of the log to fdatasync there, then
+    // holds every later entry back until release(), so that what that
+    // fdatasync makes durable describes only changes made before the sync
+    // began. nullopt when the log must be compacted instead (sync()).
+    std::optional<UniqueFd> begin_sync();
+    void release();
+
     size_t paths() const { return paths_.size(); }
 
 private:
@@ -75,6 +83,7 @@ private:
     uint64_t generation_ = 0;
     uint64_t log_bytes_ = 0;
     bool log_failed_ = false;
+    bool holding_ = false;  // between begin_sync() and release()
     // Log entries whose loss in a crash is harmless, not written yet (see log()).
     std::string waiting_;
     std::map<std::string, uint64_t> paths_;

@@ -62,6 +62,10 @@ private:
     void on_auth(const proto::Auth& m);
     void on_op(const proto::OpMsg& m);
     void on_commit(const proto::Commit& m);
+    // After a background commit of `slot`: reports what is durable to the
+    // connection that owns the slot now (any thread).
+    static void finish_commits(const std::weak_ptr<FilesetSlot>& slot);
+    void acknowledge(const std::vector<CommitOutcome>& done);
     void on_hash(const proto::HashRequest& m);
     void send(const proto::Message& m);
     void write_next();

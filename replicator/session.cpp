@@ -203,7 +203,9 @@ void Session::on_op(const proto::OpMsg& m) {
     }
     switch (r.outcome) {
         case Outcome::applied:
-            spdlog::debug("{}: applied {} '{}' at LSN {}", who(), proto::op_kind_name(m.kind), m.path, m.lsn);
+            // who() formats a string: not for every operation unless it is logged.
+            if (spdlog::should_log(spdlog::level::debug))
+                spdlog::debug("{}: applied {} '{}' at LSN {}", who(), proto::op_kind_name(m.kind), m.path, m.lsn);
             break;
         case Outcome::skipped:
             spdlog::info("{}: skipped {} '{}' at LSN {}: {}", who(), proto::op_kind_name(m.kind), m.path, m.lsn, r.message);
@@ -217,18 +219,51 @@ void Session::on_op(const proto::OpMsg& m) {
     }
 }
 
+// The syncfs runs on the applier's own thread while this connection goes on
+// applying; when it is done, the slot's current owner acknowledges. An Ack
+// only ever names an LSN that is durable, so one reaching a newer connection
+// of the same agent tells it nothing false.
 void Session::on_commit(const proto::Commit& m) {
-    Status ok;
     {
         std::lock_guard lock(slot_->mu);
         if (slot_->owner != id_) return drop("superseded by a newer connection from the same agent");
-        ok = slot_->applier->commit(m.lsn);
+        std::weak_ptr<FilesetSlot> slot = slot_;
+        auto executor = socket_.get_executor();
+        slot_->applier->begin_commit(m.lsn, [slot, executor] {
+            asio::post(executor, [slot] { finish_commits(slot); });
+        });
     }
-    if (!ok) {
-        spdlog::error("{}: could not make LSN {} durable: {}", who(), m.lsn, ok.error().message);
-        return drop("commit failed; the agent will retry");
+}
+
+void Session::finish_commits(const std::weak_ptr<FilesetSlot>& weak) {
+    auto slot = weak.lock();
+    if (!slot) return;
+    std::vector<CommitOutcome> done;
+    std::shared_ptr<Session> owner;
+    {
+        std::lock_guard lock(slot->mu);
+        done = slot->applier->finish_commits();
+        owner = slot->owner_session.lock();
     }
-    send(proto::Ack{m.lsn});
+    if (done.empty() || !owner) return;
+    asio::dispatch(owner->strand_, [owner, done = std::move(done)] {
+        try {
+            owner->acknowledge(done);
+        } catch (const std::exception& e) {
+            owner->drop(std::string("internal error: ") + e.what());
+        }
+    });
+}
+
+void Session::acknowledge(const std::vector<CommitOutcome>& done) {
+    if (state_ != State::ready) return;
+    for (auto& c : done) {
+        if (!c.status) {
+            spdlog::error("{}: could not make LSN {} durable: {}", who(), c.lsn, c.status.error().message);
+            return drop("commit failed; the agent will retry");
+        }
+        send(proto::Ack{c.lsn});
+    }
 }
 
 void Session::on_hash(const proto::HashRequest& m) {

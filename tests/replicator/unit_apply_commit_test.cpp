@@ -1,0 +1,108 @@
+// Commits made in the background (begin_commit / finish_commits): operations
+// go on being applied during the sync, each commit is reported once, in
+// order, and a server killed during one replays what followed it without
+// taking its own changes for someone else's.
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "unit_apply_fixture.hpp"
+
+namespace iz::replicator::test_apply {
+namespace {
+
+using test::read_file;
+
+class ApplyCommit : public ApplyTest {
+protected:
+    // Begins a commit of `lsn`; wait_woken() then waits for its callback.
+    void begin(uint64_t lsn) {
+        applier_->begin_commit(lsn, [this] {
+            std::lock_guard lock(mu_);
+            ++woken_;
+            cv_.notify_all();
+        });
+    }
+    bool wait_woken(int count) {
+        std::unique_lock lock(mu_);
+        return cv_.wait_for(lock, std::chrono::seconds(10), [&] { return woken_ >= count; });
+    }
+
+    std::mutex mu_;
+    std::condition_variable cv_;
+    int woken_ = 0;
+};
+
+TEST_F(ApplyCommit, OperationsGoOnWhileACommitIsMadeDurable) {
+    ok(content_ops(1, "a", "first", t(1)));
+    begin(1);
+    // Applied while the sync may still run.
+    ok(content_ops(2, "b", "second", t(2)));
+    ok(OpMsg{.lsn = 3, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
+    ASSERT_TRUE(wait_woken(1));
+    auto done = applier_->finish_commits();
+    ASSERT_EQ(done.size(), 1u);
+    EXPECT_EQ(done[0].lsn, 1u);
+    EXPECT_TRUE(done[0].status);
+    EXPECT_EQ(applier_->durable_lsn(), 1u);
+    EXPECT_EQ(applier_->resume_lsn(), 3u);
+    EXPECT_TRUE(applier_->finish_commits().empty()) << "a commit is reported once";
+
+    // The next one covers what was applied meanwhile.
+    begin(3);
+    ASSERT_TRUE(wait_woken(2));
+    done = applier_->finish_commits();
+    ASSERT_EQ(done.size(), 1u);
+    EXPECT_EQ(done[0].lsn, 3u);
+    EXPECT_EQ(applier_->durable_lsn(), 3u);
+    reopen();
+    EXPECT_EQ(applier_->durable_lsn(), 3u);
+    EXPECT_EQ(read_file(at("b")), "second");
+}
+
+TEST_F(ApplyCommit, BeginningAnotherFinishesTheOneInFlightFirst) {
+    ok(content_ops(1, "a", "first", t(1)));
+    begin(1);
+    ok(content_ops(2, "b", "second", t(2)));
+    begin(2);
+    ASSERT_TRUE(wait_woken(2));
+    auto done = applier_->finish_commits();
+    ASSERT_EQ(done.size(), 2u);
+    EXPECT_EQ(done[0].lsn, 1u);
+    EXPECT_EQ(done[1].lsn, 2u);
+    EXPECT_EQ(applier_->durable_lsn(), 2u);
+}
+
+// Killed during the sync: the state on disk says to resume after the commit's
+// LSN, in the unclean state, so what followed is replayed as the server's own
+// work although the file memory held its records back.
+TEST_F(ApplyCommit, KilledDuringACommitReplaysWhatFollowedWithoutConflicts) {
+    ok(content_ops(1, "f", "one", t(1)));
+    settle();
+    ok(content_ops(2, "f", "two", t(2)));
+    begin(2);
+    auto three = content_ops(3, "f", "three", t(3));
+    ok(three);
+    ok(OpMsg{.lsn = 4, .kind = OpKind::truncate, .path = "f", .mtime_ns = t(4), .size = 2});
+    ASSERT_TRUE(wait_woken(1));
+    // Not finished and not destroyed: as a kill -9 leaves it (the process
+    // would be gone; here it is left alone).
+    auto killed = std::move(applier_);
+    auto a = Applier::open(ApplierOptions{root_, state_, "testhost", {}});
+    ASSERT_TRUE(a) << a.error().message;
+    applier_ = std::move(*a);
+    EXPECT_GE(applier_->resume_lsn(), 2u);
+    EXPECT_LE(applier_->resume_lsn(), 2u) << "what followed the commit must be replayed";
+    for (auto& op : three) EXPECT_TRUE(applier_->apply(op).conflicts.empty()) << "a false conflict on replay";
+    auto r = applier_->apply(OpMsg{.lsn = 4, .kind = OpKind::truncate, .path = "f", .mtime_ns = t(4), .size = 2});
+    EXPECT_TRUE(r.conflicts.empty());
+    EXPECT_EQ(read_file(at("f")), "th");
+    ASSERT_TRUE(applier_->commit(4));
+    EXPECT_EQ(test::listing(root_), "f\n");
+    (void)killed.release();  // its destructor would write to the state as if it still ran
+}
+
+}  // namespace
+}  // namespace iz::replicator::test_apply
