@@ -396,6 +396,8 @@ struct Detail {
     // one made in the same second as its source keeps the time it was made
     // at. Its replica is held to what it does; intermezzo's to the nanosecond.
     bool coarse_times = false;
+    // When set, each entry's ctime and path are added here.
+    std::vector<std::pair<int64_t, std::string>>* ctimes = nullptr;
 };
 
 // One entry: type and mode, owner, mtime, and size + content hash (regular
@@ -445,6 +447,7 @@ bool walk(int dirfd, const std::string& rel, Detail detail, int depth, Manifest&
             break;
         }
         out[path] = std::move(*line);
+        if (detail.ctimes) detail.ctimes->emplace_back(st.st_ctim.tv_sec * 1'000'000'000ll + st.st_ctim.tv_nsec, path);
         if (S_ISDIR(st.st_mode) && depth != 1) {
             int sub = ::openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (sub < 0 || !walk(sub, path, detail, depth - 1, out)) {
@@ -481,6 +484,7 @@ std::optional<Manifest> manifest(const fs::path& root, Detail detail, const Scop
         auto self = describe(AT_FDCWD, at.c_str(), st, detail);
         if (!self) return std::nullopt;
         out[key] = *self;
+        if (detail.ctimes) detail.ctimes->emplace_back(st.st_ctim.tv_sec * 1'000'000'000ll + st.st_ctim.tv_nsec, key);
         if (!S_ISDIR(st.st_mode) || depth == 0) continue;
         int fd = ::open(at.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0 || !walk(fd, rel, detail, depth, out)) return std::nullopt;
@@ -510,12 +514,16 @@ size_t mismatches(const fs::path& src, const fs::path& replica, const std::strin
 // are set after content); the whole tree is compared with hashes after.
 //
 // A walk of a large scope at idle priority takes longer than the 200 ms
-// being measured, so after a walk that does not match only the entries that
-// differed are looked at again, until they all match; a full walk then
-// confirms it (else polling goes on from what that walk found), and the
-// time reported is when the last differing entry was seen to match. The
-// replica goes through the source's states in order, so an entry that
-// matched its final state stays matched.
+// being measured, so it cannot be the clock. The replica goes through the
+// source's states in order (one stream of operations, applied in order), so
+// an entry that matched its final state stays matched, and once the entries
+// the workload changed last (newest ctime in the source) match, so does
+// everything changed before them. The probe looks at those few every
+// millisecond until they match, then confirms with a full walk; the time
+// reported is when they matched. When the walk still finds differences,
+// only the entries that differed are looked at again until they all match,
+// a full walk confirms it (else polling goes on from what that walk found),
+// and the time reported is when the last of them was seen to match.
 class ConvergenceProbe {
 public:
     ConvergenceProbe(fs::path src, fs::path replica, Scope scope, Clock::time_point since)
@@ -543,12 +551,27 @@ private:
     void poll() {
         sched_param p{};
         ::pthread_setschedparam(::pthread_self(), SCHED_IDLE, &p);
-        auto want = manifest(src_, Detail{}, scope_);
+        std::vector<std::pair<int64_t, std::string>> ctimes;
+        Detail source_detail;
+        source_detail.ctimes = &ctimes;
+        auto want = manifest(src_, source_detail, scope_);
         if (!want) return;
+        size_t newest = std::min<size_t>(ctimes.size(), 32);
+        std::partial_sort(ctimes.begin(), ctimes.begin() + static_cast<std::ptrdiff_t>(newest), ctimes.end(),
+                          std::greater<>());
+        auto last_changed_match = [&] {
+            for (size_t i = 0; i < newest; ++i)
+                if (!entry_matches(ctimes[i].second, *want)) return false;
+            return true;
+        };
+        while (!stop_ && !last_changed_match()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        auto t_newest = Clock::now();
+        bool first = true;
         while (!stop_) {
             auto got = manifest(replica_, Detail{}, scope_);
             auto t = Clock::now();
-            if (got && *got == *want) return done(t);
+            if (got && *got == *want) return done(first ? t_newest : t);
+            first = false;
             std::vector<std::string> pending;
             if (got) {
                 for (auto& [path, line] : *want)
