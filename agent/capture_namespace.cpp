@@ -44,7 +44,7 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
     // tree), or its ctime moved past its mtime (a file made by
     // open(O_CREAT) has changed only by writes, which move both).
     bool not_fresh = !e->is_dir() && (e->ctime_ns != e->mtime_ns || e->nlink > 1 ||
-                                      departed_.count(handle.empty() ? e->handle : handle));
+                                      departed_.count(handle_hash(handle.empty() ? e->handle : handle)));
     if (!(parts & kReadXattrs) && not_fresh) {
         // Only a read that succeeded says what the xattrs are: moved away
         // since the first read, the entry's xattrs stay unknown here, not
@@ -291,7 +291,7 @@ void Capture::on_delete(const std::string& path, bool is_dir, int32_t pid) {
     }
     if (!it->second.is_dir() && !it->second.handle.empty()) {
         if (departed_.size() > 65536) departed_.clear();
-        departed_.insert(it->second.handle);
+        departed_.insert(handle_hash(it->second.handle));
     }
     Record r;
     r.op = is_dir || it->second.is_dir() ? Op::rmdir : Op::unlink;
@@ -335,7 +335,7 @@ void Capture::on_rename(const FanEvent& ev) {
     if (auto replaced = tree_.find(*to); replaced != tree_.end()) {
         r.replaced = true;
         r.replaced_handle = to_file_handle(replaced->second.handle);
-        if (!replaced->second.is_dir() && !replaced->second.handle.empty()) departed_.insert(replaced->second.handle);
+        if (!replaced->second.is_dir() && !replaced->second.handle.empty()) departed_.insert(handle_hash(replaced->second.handle));
         forget_subtree(*to);
     }
     move_subtree(*from, *to);

@@ -6,8 +6,10 @@
 // differences.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -134,7 +136,10 @@ private:
     std::unordered_multimap<std::string, std::string> names_;
     // Handles of files whose name was deleted: one showing up again under
     // a new name is no new file (bounded: cleared when it grows large).
-    std::unordered_set<std::string> departed_;
+    // Kept as hashes: a collision only costs an extra xattr read, and a
+    // tree deleted was a string allocation per file.
+    std::unordered_set<size_t> departed_;
+    static size_t handle_hash(const std::string& handle) { return std::hash<std::string_view>{}(handle); }
     struct DeferredDelete {
         std::string path;
         std::string handle;  // the object the delete was for
