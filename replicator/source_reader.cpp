@@ -102,16 +102,24 @@ std::optional<std::string> SourceTree::link_target(const journal::FileHandle& ha
 }
 
 Result<std::string> read_range(int fd, uint64_t offset, size_t len, const std::string& what) {
-    std::string buf(len, '\0');
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = ::pread(fd, buf.data() + got, len - got, static_cast<off_t>(offset + got));
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return fail(sys_error(fmt::format("read {} bytes at offset {} of", len, offset), what, errno));
-        if (n == 0) break;
-        got += static_cast<size_t>(n);
-    }
-    buf.resize(got);
+    // Read straight into the string's storage: no zero-filling first.
+    std::string buf;
+    int err = 0;
+    buf.resize_and_overwrite(len, [&](char* p, size_t n) {
+        size_t got = 0;
+        while (got < n) {
+            ssize_t r = ::pread(fd, p + got, n - got, static_cast<off_t>(offset + got));
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0) {
+                err = errno;
+                break;
+            }
+            if (r == 0) break;
+            got += static_cast<size_t>(r);
+        }
+        return got;
+    });
+    if (err) return fail(sys_error(fmt::format("read {} bytes at offset {} of", len, offset), what, err));
     return buf;
 }
 
