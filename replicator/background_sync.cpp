@@ -70,8 +70,13 @@ void BackgroundSync::run() {
         done_ = nullptr;
         lock.unlock();
         cv_.notify_all();
-        // Outside the lock: it may post work that calls take() at once.
-        if (done) done();
+        // Outside the lock: it may post work that calls take() at once. No
+        // exception leaves this thread: the outcome is taken by the next
+        // commit or the applier's end even if no one is told.
+        try {
+            if (done) done();
+        } catch (...) {
+        }
         lock.lock();
     }
 }

@@ -235,7 +235,7 @@ void Session::on_commit(const proto::Commit& m) {
     }
 }
 
-void Session::finish_commits(const std::weak_ptr<FilesetSlot>& weak) {
+void Session::finish_commits(const std::weak_ptr<FilesetSlot>& weak) try {
     auto slot = weak.lock();
     if (!slot) return;
     std::vector<CommitOutcome> done;
@@ -253,6 +253,10 @@ void Session::finish_commits(const std::weak_ptr<FilesetSlot>& weak) {
             owner->drop(std::string("internal error: ") + e.what());
         }
     });
+} catch (const std::exception& e) {
+    // Runs as a bare handler on the io_context: nothing may escape it. The
+    // agent, without its Ack, commits again.
+    spdlog::error("finishing a commit: {}", e.what());
 }
 
 void Session::acknowledge(const std::vector<CommitOutcome>& done) {
