@@ -92,9 +92,8 @@ void load_record(Archive& ar, Record& r) {
 }  // namespace
 
 void encode_record(const Record& rec, std::string& out) {
-    StringSink sink(out);
-    std::ostream os(&sink);
-    cereal::PortableBinaryOutputArchive ar(os);
+    thread_local StringWriter writer;
+    cereal::PortableBinaryOutputArchive ar(writer.to(out));
     save_record(ar, rec);
 }
 
@@ -105,8 +104,8 @@ std::string encode_record(const Record& rec) {
 }
 
 Result<Record> decode_record(std::string_view bytes) {
-    ViewSource source(bytes);
-    std::istream is(&source);
+    thread_local ViewReader reader;
+    std::istream& is = reader.from(bytes);
     Record rec;
     try {
         decode_limit = bytes.size();

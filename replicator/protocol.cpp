@@ -287,9 +287,8 @@ Result<std::string> encode_frame(const Message& m) {
     out.reserve(hint);
     out.resize(kHeaderBytes);
     {
-        StringSink sink(out);
-        std::ostream os(&sink);
-        cereal::PortableBinaryOutputArchive ar(os);
+        thread_local StringWriter writer;
+        cereal::PortableBinaryOutputArchive ar(writer.to(out));
         std::visit([&](auto& msg) { fields(ar, const_cast<std::decay_t<decltype(msg)>&>(msg)); }, m);
     }
     size_t body = out.size() - kHeaderBytes;
@@ -305,8 +304,9 @@ Result<std::string> encode_frame(const Message& m) {
 namespace {
 template <class T>
 Result<Message> decode_as(std::string_view body) {
-    ViewSource source(body);
-    std::istream is(&source);
+    thread_local ViewReader reader;
+    std::istream& is = reader.from(body);
+    const ViewSource& source = reader.source();
     T msg;
     try {
         current_source = &source;
