@@ -217,12 +217,15 @@ Result<proto::HashReply> ApplierImpl::hashes(const proto::HashRequest& req) {
 void ApplierImpl::begin_commit(uint64_t lsn, std::function<void()> woken) {
     settle_sync(true);
     auto log = memory_->begin_sync();
-    Status begun = log ? state_->begin_sync(lsn) : Status{};
-    if (!log || !begun) {
-        if (log) memory_->release();
-        // The file memory is compacted (or progress could not be written):
-        // the commit is made here and now.
-        finished_.push_back(CommitOutcome{lsn, begun ? commit(lsn) : begun});
+    if (!log) {
+        // The file memory is due for compaction: made here and now.
+        finished_.push_back(CommitOutcome{lsn, commit(lsn)});
+        if (woken) woken();
+        return;
+    }
+    if (auto begun = state_->begin_sync(lsn); !begun) {
+        memory_->release();
+        finished_.push_back(CommitOutcome{lsn, std::move(begun)});
         if (woken) woken();
         return;
     }

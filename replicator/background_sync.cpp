@@ -28,11 +28,6 @@ void BackgroundSync::start(int root_fd, UniqueFd log, std::string what, std::fun
     cv_.notify_all();
 }
 
-bool BackgroundSync::busy() const {
-    std::lock_guard lock(mu_);
-    return started_;
-}
-
 std::optional<Status> BackgroundSync::take() {
     std::lock_guard lock(mu_);
     if (!started_ || !outcome_) return std::nullopt;

@@ -22,11 +22,10 @@ public:
     BackgroundSync& operator=(const BackgroundSync&) = delete;
 
     // Starts syncfs(root_fd) then fdatasync(log); `done` is called on the
-    // job's thread when both have returned. Only when !busy(); root_fd must
-    // stay open until then. `what` names the root in error messages.
+    // job's thread when both have returned. Only once the previous job's
+    // outcome was taken; root_fd must stay open until then. `what` names
+    // the root in error messages.
     void start(int root_fd, UniqueFd log, std::string what, std::function<void()> done);
-    // A job was started and its outcome not yet taken.
-    bool busy() const;
     // The outcome of the job, once it has finished (nullopt before).
     std::optional<Status> take();
     // Waits for the job and returns its outcome.
@@ -35,7 +34,7 @@ public:
 private:
     void run();
 
-    mutable std::mutex mu_;
+    std::mutex mu_;
     std::condition_variable cv_;
     std::thread thread_;
     bool stopping_ = false;

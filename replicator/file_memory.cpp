@@ -245,7 +245,6 @@ void FileMemory::forget(const std::string& path) { log(Kind::forget, path, {}, 0
 void FileMemory::move(const std::string& from, const std::string& to) { log(Kind::move, from, to, 0, 0, 0); }
 
 std::optional<UniqueFd> FileMemory::begin_sync() {
-    holding_ = false;
     if (log_failed_ || log_bytes_ > kCompactBytes || !log_fd_.valid()) return std::nullopt;
     int fd = ::dup(log_fd_.get());
     if (fd < 0) return std::nullopt;

@@ -14,8 +14,6 @@ namespace iz {
 // nothing beyond the output itself.
 class StringSink : public std::streambuf {
 public:
-    StringSink() = default;
-    explicit StringSink(std::string& out) : out_(&out) {}
     void reset(std::string& out) { out_ = &out; }
 
 protected:
@@ -36,8 +34,6 @@ private:
 // length prefix can be checked against it before anything is allocated).
 class ViewSource : public std::streambuf {
 public:
-    ViewSource() = default;
-    explicit ViewSource(std::string_view in) { reset(in); }
     void reset(std::string_view in) {
         char* p = const_cast<char*>(in.data());
         setg(p, p, p + in.size());
