@@ -38,6 +38,9 @@ public:
     // Records that `lsn` was applied (not yet durable). Writes the progress
     // file only for the first such LSN since the last make_durable().
     Status note_progress(uint64_t lsn);
+    // Whether the next note_progress() writes the progress file: whatever
+    // operations up to it left waiting must reach the file system first.
+    bool progress_due() const { return !progress_written_ && !syncing_; }
     // Records that everything up to `lsn` is durable. Never goes backwards.
     Status make_durable(uint64_t lsn);
 

@@ -85,6 +85,7 @@ Status ApplierImpl::init() {
     int fd = ::open(opts_.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return fail(sys_error("open fileset root", opts_.root.string(), errno));
     root_fd_.reset(fd);
+    dirs_.emplace(root_fd_.get());
     auto state = AppliedState::open(opts_.state_dir);
     if (!state) return fail(state.error());
     state_.emplace(std::move(*state));
@@ -149,7 +150,11 @@ ApplyResult ApplierImpl::apply(const OpMsg& op) {
     }
     bool completes = !op.more && op.kind != proto::OpKind::content_begin && op.kind != proto::OpKind::content_data;
     if (completes && result.outcome != Outcome::refused && result.outcome != Outcome::failed) {
-        if (auto ok = state_->note_progress(op.lsn); !ok) {
+        // Once progress names this operation it is never replayed after a
+        // kill: nothing of it may still be held back then.
+        Status ok = state_->progress_due() ? settle_deferred() : Status{};
+        if (ok) ok = state_->note_progress(op.lsn);
+        if (!ok) {
             result.outcome = Outcome::failed;
             result.message = ok.error().message;
         }
@@ -163,6 +168,23 @@ Status ApplierImpl::dispatch(const OpMsg& op) {
     // is abandoned: nothing of it becomes visible.
     if (content_ && op.kind != K::content_data && op.kind != K::content_end) abort_content();
     if (op.kind != K::content_data && op.kind != K::content_end) skipped_content_.reset();
+    // These may move or remove a directory: no directory is kept open, and
+    // no deferred mtime set later, across them.
+    if (op.kind == K::rename || op.kind == K::rmdir) {
+        if (auto ok = dirs_->flush(); !ok) return ok;
+        Status s = dispatch_kind(op);
+        Status flushed = dirs_->flush();
+        return s ? flushed : s;
+    }
+    // An mtime set explicitly comes after the ones deferred before it.
+    if (op.kind == K::setattr) {
+        if (auto ok = dirs_->settle(op.path); !ok) return ok;
+    }
+    return dispatch_kind(op);
+}
+
+Status ApplierImpl::dispatch_kind(const OpMsg& op) {
+    using K = proto::OpKind;
     switch (op.kind) {
         case K::noop: return {};
         case K::create: return do_create(op);
@@ -216,6 +238,11 @@ Result<proto::HashReply> ApplierImpl::hashes(const proto::HashRequest& req) {
 
 void ApplierImpl::begin_commit(uint64_t lsn, std::function<void()> woken) {
     settle_sync(true);
+    if (auto ok = dirs_->flush(); !ok) {
+        finished_.push_back(CommitOutcome{lsn, std::move(ok)});
+        if (woken) woken();
+        return;
+    }
     auto log = memory_->begin_sync();
     if (!log) {
         // The file memory is due for compaction: made here and now.
@@ -238,9 +265,12 @@ void ApplierImpl::settle_sync(bool wait) {
     std::optional<Status> st = wait ? std::optional<Status>(sync_.wait()) : sync_.take();
     if (!st) return;
     uint64_t lsn = *std::exchange(syncing_lsn_, std::nullopt);
-    // What the memory held back goes to the log before the applied LSN
-    // moves: killed in between, the server replays it in the unclean state.
+    // What the memory held back goes to the log, and deferred directory
+    // mtimes are set, before the applied LSN moves past the operations
+    // applied during the sync: killed in between, the server replays them
+    // in the unclean state.
     memory_->release();
+    if (auto ok = dirs_->flush(); !ok && *st) *st = std::move(ok);
     if (*st) {
         *st = state_->make_durable(lsn);
         if (*st) recovering_ = false;
@@ -257,12 +287,21 @@ std::vector<CommitOutcome> ApplierImpl::finish_commits() {
 
 Status ApplierImpl::commit(uint64_t lsn) {
     settle_sync(true);
+    if (auto ok = dirs_->flush(); !ok) return ok;
     // One syncfs covers every file and directory touched since the last
     // commit, on whatever filesystem the root lives.
     if (::syncfs(root_fd_.get()) != 0) return fail(sys_error("syncfs", opts_.root.string(), errno));
     if (auto ok = memory_->sync(); !ok) return ok;
     if (auto ok = state_->make_durable(lsn); !ok) return ok;
     recovering_ = false;
+    return {};
+}
+
+Status ApplierImpl::finish_batch() { return dirs_->flush(); }
+
+Status ApplierImpl::settle_deferred() {
+    if (auto ok = dirs_->flush(); !ok) return ok;
+    memory_->flush();
     return {};
 }
 

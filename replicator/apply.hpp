@@ -89,6 +89,10 @@ public:
     // Forgets a content sequence that was begun but not ended (the
     // connection that sent it is gone).
     virtual void abort_content() = 0;
+    // The operations received so far are applied: closes the directories
+    // kept open for them and sets the directory mtimes deferred until then
+    // (dir_cache.hpp).
+    virtual Status finish_batch() = 0;
 
     virtual uint64_t durable_lsn() const = 0;
     virtual uint64_t resume_lsn() const = 0;

@@ -70,15 +70,12 @@ Status ApplierImpl::set_attrs_at(int dirfd, const std::string& name, const OpMsg
     return {};
 }
 
-Status ApplierImpl::set_dir_mtime(int dirfd, std::optional<int64_t> mtime_ns, const std::string& path) {
-    if (!mtime_ns) return {};
-    struct timespec ts[2] = {{0, UTIME_OMIT}, to_timespec(*mtime_ns)};
-    if (::futimens(dirfd, ts) != 0) return fail(sys_error("set mtime of the directory of", path, errno));
-    return {};
+Status ApplierImpl::set_dir_mtime(const Parent& p, std::optional<int64_t> mtime_ns, const std::string& path) {
+    return dirs_->set_mtime(p, mtime_ns, path);
 }
 
 Status ApplierImpl::do_setattr(const OpMsg& op) {
-    auto p = open_parent(root_fd_.get(), op.path);
+    auto p = dirs_->parent_of(op.path);
     if (!p) return fail(p.error());
     auto st = stat_at(p->dir.get(), p->name, op.path);
     if (!st) return fail(st.error());
@@ -98,7 +95,7 @@ Status ApplierImpl::do_xattr(const OpMsg& op) {
         return fail(refusal(fmt::format("extended attribute name '{}' on '{}' is not allowed", op.xattr_name, op.path)));
     if (op.xattr_value.size() > 65536)
         return fail(refusal(fmt::format("extended attribute '{}' on '{}' is over 64 KiB", op.xattr_name, op.path)));
-    auto p = open_parent(root_fd_.get(), op.path);
+    auto p = dirs_->parent_of(op.path);
     if (!p) return fail(p.error());
     auto node = open_beneath(p->dir.get(), p->name, O_PATH | O_NOFOLLOW);
     if (!node) return fail(node.error());

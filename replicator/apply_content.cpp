@@ -56,7 +56,7 @@ Status ApplierImpl::write_extents(int fd, const OpMsg& op, const std::string& pa
 }
 
 Result<UniqueFd> ApplierImpl::open_for_update(const std::string& path) {
-    auto p = open_parent(root_fd_.get(), path);
+    auto p = dirs_->parent_of(path);
     if (!p) return fail(p.error());
     auto node = open_beneath(p->dir.get(), p->name, O_PATH | O_NOFOLLOW);
     if (!node) {
@@ -98,7 +98,7 @@ Status ApplierImpl::do_write(const OpMsg& op) {
 
 Status ApplierImpl::do_content_begin(const OpMsg& op) {
     abort_content();
-    auto p = open_parent(root_fd_.get(), op.path);
+    auto p = dirs_->parent_of(op.path);
     if (!p) return fail(p.error());
     auto st = stat_at(p->dir.get(), p->name, op.path);
     if (!st) return fail(st.error());
@@ -221,7 +221,7 @@ Status ApplierImpl::do_content_end(const OpMsg& op) {
     }
     struct stat st{};
     if (::fstat(fd, &st) == 0) memory_->remember(op.path, st);
-    Status mt = set_dir_mtime(dir, op.parent_mtime_ns, op.path);
+    Status mt = set_dir_mtime(c.parent, op.parent_mtime_ns, op.path);
     content_.reset();
     return mt;
 }

@@ -11,6 +11,7 @@
 #include "background_sync.hpp"
 #include "apply.hpp"
 #include "beneath.hpp"
+#include "dir_cache.hpp"
 #include "file_memory.hpp"
 
 namespace iz::replicator {
@@ -32,6 +33,7 @@ public:
     ~ApplierImpl() override {
         abort_content();
         settle_sync(true);
+        if (dirs_) (void)dirs_->flush();
     }
 
     Status init();
@@ -42,12 +44,14 @@ public:
     void begin_commit(uint64_t lsn, std::function<void()> woken) override;
     std::vector<CommitOutcome> finish_commits() override;
     void abort_content() override;
+    Status finish_batch() override;
     uint64_t durable_lsn() const override { return state_->durable_lsn(); }
     uint64_t resume_lsn() const override { return state_->resume_lsn(); }
     const std::filesystem::path& root() const override { return opts_.root; }
 
 private:
     Status dispatch(const OpMsg& op);
+    Status dispatch_kind(const OpMsg& op);
 
     // apply_namespace.cpp
     Status do_create(const OpMsg& op);
@@ -84,7 +88,11 @@ private:
     // journaled inode update).
     Status set_attrs_fd(int fd, const OpMsg& op, const std::string& path, const struct stat* known = nullptr);
     bool link_new_content(int fd, int dir, const std::string& name);
-    Status set_dir_mtime(int dirfd, std::optional<int64_t> mtime_ns, const std::string& path);
+    // The mtime of `p.dir` after an entry in it changed (deferred: dir_cache.hpp).
+    Status set_dir_mtime(const Parent& p, std::optional<int64_t> mtime_ns, const std::string& path);
+    // Sets what the directory cache and the file memory hold back, before
+    // progress or a commit is recorded.
+    Status settle_deferred();
 
     // apply_conflict.cpp
     enum class KeepHow { move, copy };
@@ -112,6 +120,7 @@ private:
 
     ApplierOptions opts_;
     UniqueFd root_fd_;
+    std::optional<DirCache> dirs_;
     std::optional<AppliedState> state_;
     std::unique_ptr<FileMemory> memory_;
     // After an unclean stop, until the first commit: what the replayed

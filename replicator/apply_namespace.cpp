@@ -25,6 +25,8 @@ bool is_under(const std::string& path, const std::string& dir) {
 
 Status ApplierImpl::make_room(Parent& p, const std::string& path, const struct stat& st) {
     if (S_ISDIR(st.st_mode)) {
+        // It, or a directory beneath it, may be kept open for later entries.
+        if (auto ok = dirs_->flush(); !ok) return ok;
         if (::unlinkat(p.dir.get(), p.name.c_str(), AT_REMOVEDIR) == 0) {
             memory_->forget(path);
             return {};
@@ -47,7 +49,7 @@ Status ApplierImpl::make_room(Parent& p, const std::string& path, const struct s
 }
 
 Status ApplierImpl::do_create(const OpMsg& op) {
-    auto p = open_parent(root_fd_.get(), op.path);
+    auto p = dirs_->parent_of(op.path);
     if (!p) return fail(p.error());
     auto st = stat_at(p->dir.get(), p->name, op.path);
     if (!st) return fail(st.error());
@@ -59,7 +61,7 @@ Status ApplierImpl::do_create(const OpMsg& op) {
             // be another file: setting the creation's mode, owner and
             // mtime would take it back in time, and the changed mtime
             // would then look like a change behind our back.
-            return set_dir_mtime(p->dir.get(), op.parent_mtime_ns, op.path);
+            return set_dir_mtime(*p, op.parent_mtime_ns, op.path);
         }
         if (S_ISREG((*st)->st_mode) && !changed_behind(op.path, **st)) {
             // A file nothing is known about: adopted with the source's
@@ -69,7 +71,7 @@ Status ApplierImpl::do_create(const OpMsg& op) {
             if (auto ok = set_attrs_at(p->dir.get(), p->name, op, op.path); !ok) return ok;
             if (auto now = stat_at(p->dir.get(), p->name, op.path); now && *now && S_ISREG((*now)->st_mode))
                 memory_->remember(op.path, **now);
-            return set_dir_mtime(p->dir.get(), op.parent_mtime_ns, op.path);
+            return set_dir_mtime(*p, op.parent_mtime_ns, op.path);
         }
         if (auto ok = make_room(*p, op.path, **st); !ok) return ok;
     }
@@ -78,11 +80,11 @@ Status ApplierImpl::do_create(const OpMsg& op) {
     if (auto ok = set_attrs_fd(fd->get(), op, op.path); !ok) return ok;
     struct stat now{};
     if (::fstat(fd->get(), &now) == 0) memory_->remember(op.path, now);
-    return set_dir_mtime(p->dir.get(), op.parent_mtime_ns, op.path);
+    return set_dir_mtime(*p, op.parent_mtime_ns, op.path);
 }
 
 Status ApplierImpl::do_mkdir(const OpMsg& op) {
-    auto p = open_parent(root_fd_.get(), op.path);
+    auto p = dirs_->parent_of(op.path);
     if (!p) return fail(p.error());
     auto st = stat_at(p->dir.get(), p->name, op.path);
     if (!st) return fail(st.error());
@@ -95,7 +97,9 @@ Status ApplierImpl::do_mkdir(const OpMsg& op) {
     auto dir = open_beneath(p->dir.get(), p->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
     if (!dir) return fail(dir.error());
     if (auto ok = set_attrs_fd(dir->get(), op, op.path); !ok) return ok;
-    return set_dir_mtime(p->dir.get(), op.parent_mtime_ns, op.path);
+    // Its entries usually come next (a copy, an unpacked archive).
+    dirs_->adopt(op.path, SharedFd(std::move(*dir)));
+    return set_dir_mtime(*p, op.parent_mtime_ns, op.path);
 }
 
 Status ApplierImpl::do_mknod(const OpMsg& op) {
@@ -104,7 +108,7 @@ Status ApplierImpl::do_mknod(const OpMsg& op) {
     if (type == S_IFREG) return do_create(op);
     if (type != S_IFIFO && type != S_IFSOCK && type != S_IFCHR && type != S_IFBLK)
         return fail(refusal(fmt::format("mknod of '{}' with file type 0{:o}", op.path, type)));
-    auto p = open_parent(root_fd_.get(), op.path);
+    auto p = dirs_->parent_of(op.path);
     if (!p) return fail(p.error());
     auto st = stat_at(p->dir.get(), p->name, op.path);
     if (!st) return fail(st.error());
@@ -116,14 +120,14 @@ Status ApplierImpl::do_mknod(const OpMsg& op) {
     if (!same && ::mknodat(p->dir.get(), p->name.c_str(), type | perms(op, 0600), rdev) != 0)
         return fail(sys_error("mknod", op.path, errno));
     if (auto ok = set_attrs_at(p->dir.get(), p->name, op, op.path); !ok) return ok;
-    return set_dir_mtime(p->dir.get(), op.parent_mtime_ns, op.path);
+    return set_dir_mtime(*p, op.parent_mtime_ns, op.path);
 }
 
 Status ApplierImpl::do_symlink(const OpMsg& op) {
     // The link text is data, never resolved here: it may point anywhere.
     if (op.target.empty() || op.target.size() > 4095 || op.target.find('\0') != std::string::npos)
         return fail(refusal(fmt::format("symlink '{}' with an invalid target", op.path)));
-    auto p = open_parent(root_fd_.get(), op.path);
+    auto p = dirs_->parent_of(op.path);
     if (!p) return fail(p.error());
     auto st = stat_at(p->dir.get(), p->name, op.path);
     if (!st) return fail(st.error());
@@ -139,7 +143,7 @@ Status ApplierImpl::do_symlink(const OpMsg& op) {
     if (!same && ::symlinkat(op.target.c_str(), p->dir.get(), p->name.c_str()) != 0)
         return fail(sys_error("symlink", op.path, errno));
     if (auto ok = set_attrs_at(p->dir.get(), p->name, op, op.path); !ok) return ok;
-    return set_dir_mtime(p->dir.get(), op.parent_mtime_ns, op.path);
+    return set_dir_mtime(*p, op.parent_mtime_ns, op.path);
 }
 
 namespace {
@@ -151,10 +155,10 @@ struct Ends {
     std::optional<struct stat> src, dst;
 };
 
-Result<Ends> open_ends(int root_fd, const OpMsg& op) {
-    auto from = open_parent(root_fd, op.path);
+Result<Ends> open_ends(DirCache& dirs, const OpMsg& op) {
+    auto from = dirs.parent_of(op.path);
     if (!from) return fail(from.error());
-    auto to = open_parent(root_fd, op.target);
+    auto to = dirs.parent_of(op.target);
     if (!to) return fail(to.error());
     auto src = stat_at(from->dir.get(), from->name, op.path);
     if (!src) return fail(src.error());
@@ -166,7 +170,7 @@ Result<Ends> open_ends(int root_fd, const OpMsg& op) {
 }  // namespace
 
 Status ApplierImpl::do_link(const OpMsg& op) {
-    auto ends = open_ends(root_fd_.get(), op);
+    auto ends = open_ends(*dirs_, op);
     if (!ends) return fail(ends.error());
     auto& [from, to, src, dst] = *ends;
     if (!src) {
@@ -182,47 +186,55 @@ Status ApplierImpl::do_link(const OpMsg& op) {
     if (::linkat(from.dir.get(), from.name.c_str(), to.dir.get(), to.name.c_str(), 0) != 0)
         return fail(sys_error(fmt::format("link '{}' to", op.path), op.target, errno));
     memory_->alias(op.target, static_cast<uint64_t>(src->st_ino));
-    return set_dir_mtime(to.dir.get(), op.target_parent_mtime_ns ? op.target_parent_mtime_ns : op.parent_mtime_ns,
+    return set_dir_mtime(to, op.target_parent_mtime_ns ? op.target_parent_mtime_ns : op.parent_mtime_ns,
                          op.target);
 }
 
+// A removal replayed after a kill finds nothing to remove; it still
+// forgets, since the forget it logged the first time may have been lost
+// (file_memory.hpp).
 Status ApplierImpl::do_unlink(const OpMsg& op) {
-    auto p = open_parent(root_fd_.get(), op.path);
+    auto p = dirs_->parent_of(op.path);
     if (!p) {
-        if (p.error().sys_errno == ENOENT) return {};  // the whole directory is gone already
-        return fail(p.error());
+        if (p.error().sys_errno != ENOENT) return fail(p.error());
+        memory_->forget(op.path);  // the whole directory is gone already
+        return {};
     }
     auto st = stat_at(p->dir.get(), p->name, op.path);
     if (!st) return fail(st.error());
     if (*st) {
         if (S_ISDIR((*st)->st_mode)) return fail(sys_error("unlink", op.path, EISDIR));
         if (auto ok = make_room(*p, op.path, **st); !ok) return ok;
+    } else {
+        memory_->forget(op.path);
     }
-    return set_dir_mtime(p->dir.get(), op.parent_mtime_ns, op.path);
+    return set_dir_mtime(*p, op.parent_mtime_ns, op.path);
 }
 
 Status ApplierImpl::do_rmdir(const OpMsg& op) {
-    auto p = open_parent(root_fd_.get(), op.path);
+    auto p = dirs_->parent_of(op.path);
     if (!p) {
-        if (p.error().sys_errno == ENOENT) return {};
-        return fail(p.error());
+        if (p.error().sys_errno != ENOENT) return fail(p.error());
+        memory_->forget(op.path);
+        return {};
     }
     auto st = stat_at(p->dir.get(), p->name, op.path);
     if (!st) return fail(st.error());
+    if (!*st) memory_->forget(op.path);
     if (*st) {
         if (!S_ISDIR((*st)->st_mode)) return fail(sys_error("rmdir", op.path, ENOTDIR));
         // Not recursive: a directory with entries the source never had is
         // kept aside by make_room rather than deleted.
         if (auto ok = make_room(*p, op.path, **st); !ok) return ok;
     }
-    return set_dir_mtime(p->dir.get(), op.parent_mtime_ns, op.path);
+    return set_dir_mtime(*p, op.parent_mtime_ns, op.path);
 }
 
 Status ApplierImpl::do_rename(const OpMsg& op) {
     if (op.path == op.target) return {};
     if (is_under(op.target, op.path))
         return fail(sys_error(fmt::format("rename '{}' into itself as", op.path), op.target, EINVAL));
-    auto ends = open_ends(root_fd_.get(), op);
+    auto ends = open_ends(*dirs_, op);
     if (!ends) return fail(ends.error());
     auto& [from, to, src, dst] = *ends;
     if (!src) {
@@ -240,8 +252,8 @@ Status ApplierImpl::do_rename(const OpMsg& op) {
             if (::unlinkat(from.dir.get(), from.name.c_str(), 0) != 0 && errno != ENOENT)
                 return fail(sys_error(fmt::format("rename to '{}' (one file already) of", op.target), op.path, errno));
             memory_->forget(op.path);
-            if (auto ok = set_dir_mtime(from.dir.get(), op.parent_mtime_ns, op.path); !ok) return ok;
-            return set_dir_mtime(to.dir.get(), op.target_parent_mtime_ns, op.target);
+            if (auto ok = set_dir_mtime(from, op.parent_mtime_ns, op.path); !ok) return ok;
+            return set_dir_mtime(to, op.target_parent_mtime_ns, op.target);
         }
         bool src_dir = S_ISDIR(src->st_mode), dst_dir = S_ISDIR(dst->st_mode);
         bool conflict = !dst_dir && S_ISREG(dst->st_mode) && changed_behind(op.target, *dst);
@@ -260,8 +272,8 @@ Status ApplierImpl::do_rename(const OpMsg& op) {
         }
     }
     memory_->move(op.path, op.target);
-    if (auto ok = set_dir_mtime(from.dir.get(), op.parent_mtime_ns, op.path); !ok) return ok;
-    return set_dir_mtime(to.dir.get(), op.target_parent_mtime_ns, op.target);
+    if (auto ok = set_dir_mtime(from, op.parent_mtime_ns, op.path); !ok) return ok;
+    return set_dir_mtime(to, op.target_parent_mtime_ns, op.target);
 }
 
 }  // namespace iz::replicator

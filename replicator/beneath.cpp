@@ -71,7 +71,7 @@ Result<Parent> open_parent(int root_fd, std::string_view rel) {
     if (rel.empty()) {
         auto dir = open_beneath(root_fd, "", O_RDONLY | O_DIRECTORY);
         if (!dir) return fail(dir.error());
-        p.dir = std::move(*dir);
+        p.dir = SharedFd(std::move(*dir));
         p.name = ".";
         return p;
     }
@@ -82,7 +82,7 @@ Result<Parent> open_parent(int root_fd, std::string_view rel) {
             return fail(Error{fmt::format("open parent directory of '{}': {}", rel, dir.error().message), dir.error().sys_errno});
         return fail(dir.error());
     }
-    p.dir = std::move(*dir);
+    p.dir = SharedFd(std::move(*dir));
     p.name = std::string(name);
     return p;
 }

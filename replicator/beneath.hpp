@@ -36,7 +36,7 @@ Result<UniqueFd> open_beneath(int dirfd, std::string_view rel, int flags, mode_t
 // The parent directory of `rel` (opened O_RDONLY | O_DIRECTORY) and the
 // final component. For "" (the root), the parent is the root and name ".".
 struct Parent {
-    UniqueFd dir;
+    SharedFd dir;
     std::string name;
 };
 Result<Parent> open_parent(int root_fd, std::string_view rel);

@@ -84,9 +84,25 @@ Result<std::string> read_all(const std::filesystem::path& path) {
     return data;
 }
 
-bool under(const std::string& path, const std::string& prefix) {
-    if (prefix.empty()) return true;
-    return path.size() > prefix.size() && path.compare(0, prefix.size(), prefix) == 0 && path[prefix.size()] == '/';
+using PathMap = std::map<std::string, uint64_t>;
+
+// The entries beneath `path` ("" is the root): not one range together with
+// `path` itself, since "a.txt" sorts between "a" and "a/b".
+std::pair<PathMap::iterator, PathMap::iterator> beneath(PathMap& paths, const std::string& path) {
+    if (path.empty()) return {paths.begin(), paths.end()};
+    return {paths.lower_bound(path + '/'), paths.lower_bound(path + static_cast<char>('/' + 1))};
+}
+
+// Removes `path` and everything beneath it, handing each to `take`.
+template <class F>
+void take_subtree(PathMap& paths, const std::string& path, F&& take) {
+    if (auto it = paths.find(path); it != paths.end()) {
+        take(it->first, it->second);
+        paths.erase(it);
+    }
+    auto [first, last] = beneath(paths, path);
+    for (auto it = first; it != last; ++it) take(it->first, it->second);
+    paths.erase(first, last);
 }
 
 }  // namespace
@@ -184,18 +200,11 @@ void FileMemory::replay(Kind kind, const std::string& a, const std::string& b, u
             break;
         case Kind::doubt: inodes_.erase(ino); break;
         case Kind::alias: paths_[a] = ino; break;
-        case Kind::forget: {
-            auto it = paths_.lower_bound(a);
-            while (it != paths_.end() && (it->first == a || under(it->first, a))) it = paths_.erase(it);
-            break;
-        }
+        case Kind::forget: take_subtree(paths_, a, [](const std::string&, uint64_t) {}); break;
         case Kind::move: {
             if (a == b) break;
             std::vector<std::pair<std::string, uint64_t>> moved;
-            for (auto it = paths_.lower_bound(a); it != paths_.end() && (it->first == a || under(it->first, a));) {
-                moved.emplace_back(b + it->first.substr(a.size()), it->second);
-                it = paths_.erase(it);
-            }
+            take_subtree(paths_, a, [&](const std::string& p, uint64_t i) { moved.emplace_back(b + p.substr(a.size()), i); });
             replay(Kind::forget, b, {}, 0, 0, 0);
             for (auto& [p, i] : moved) paths_[p] = i;
             break;
@@ -204,16 +213,23 @@ void FileMemory::replay(Kind kind, const std::string& a, const std::string& b, u
 }
 
 void FileMemory::log(Kind kind, const std::string& a, const std::string& b, uint64_t ino, uint64_t size, int64_t mtime) {
-    // A path and inode the memory knows nothing of are adopted when seen
-    // again: losing their first record in a crash loses nothing, so it may
-    // wait for the next entry that must not be lost, for sync(), or for
-    // 64 KiB of company. A tree copy made one write per file otherwise.
-    // Everything else is written at once, forgets and moves too: were a
-    // forget lost together with a later first record of the same path,
-    // the path's old record would come back and call the replicator's new
-    // file a change behind its back.
-    bool may_wait = (kind == Kind::remember || kind == Kind::alias) && !paths_.count(a) &&
-                    (kind == Kind::alias || !inodes_.count(ino));
+    // Entries may wait for the next one that must not be lost, for
+    // flush(), for sync(), or for 64 KiB of company; a tree copy or a
+    // delete made one write per file otherwise. That is safe for:
+    //  - A first record (a path and inode the memory knows nothing of):
+    //    lost in a crash, the file is adopted when seen again.
+    //  - A forget. Lost together with a later first record of the same
+    //    path, the old record would come back and call the replicator's new
+    //    file a change behind its back, but the applier flushes before it
+    //    records progress past an operation (AppliedState::progress_due),
+    //    so whatever is lost belongs to operations the agent sends again,
+    //    replayed with conflicts off until the next commit; their replay
+    //    forgets and remembers anew.
+    // Doubts (before an inode is changed), records of known paths and
+    // moves are written at once.
+    if (kind == Kind::forget && !knows(a)) return;  // nothing at or beneath it: nothing to log
+    bool may_wait = kind == Kind::forget || ((kind == Kind::remember || kind == Kind::alias) && !paths_.count(a) &&
+                                             (kind == Kind::alias || !inodes_.count(ino)));
     replay(kind, a, b, ino, size, mtime);
     if (log_failed_ || !log_fd_.valid()) return;
     auto entry = encode_entry(static_cast<uint8_t>(kind), a, b, ino, size, mtime);
@@ -229,6 +245,12 @@ void FileMemory::write_waiting() {
     // durable together with the applied LSN.
     if (::write(log_fd_.get(), waiting_.data(), waiting_.size()) != static_cast<ssize_t>(waiting_.size())) log_failed_ = true;
     waiting_.clear();
+}
+
+bool FileMemory::knows(const std::string& path) {
+    if (paths_.count(path)) return true;
+    auto [first, last] = beneath(paths_, path);
+    return first != last;
 }
 
 void FileMemory::doubt(uint64_t ino) { log(Kind::doubt, {}, {}, ino, 0, 0); }

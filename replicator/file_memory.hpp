@@ -9,10 +9,10 @@
 //
 // Persistence: an append-only log (written at each change, fdatasync'd at
 // commit), compacted into a snapshot now and then. What may be lost in a
-// process crash without harm (the first record of a new path, which would
-// then just be unknown) is written a batch at a time. Before modifying an
-// inode the replicator logs doubt() about it, so a crash between the change
-// and remember() leaves "unknown" (adopted), never a false conflict.
+// process crash without harm is written a batch at a time (see log()).
+// Before modifying an inode the replicator logs doubt() about it, so a
+// crash between the change and remember() leaves "unknown" (adopted), never
+// a false conflict.
 #include <sys/stat.h>
 
 #include <cstdint>
@@ -47,10 +47,17 @@ public:
     void remember(const std::string& path, const struct stat& st);
     // `path` is now another name (hard link) of inode `ino`.
     void alias(const std::string& path, uint64_t ino);
-    // `path` and everything beneath it are gone.
+    // `path` and everything beneath it are gone. Idempotent: the replay of
+    // a removal that finds nothing to remove forgets again.
     void forget(const std::string& path);
     // `from` (and everything beneath) is now at `to`; what was at `to` is gone.
     void move(const std::string& from, const std::string& to);
+
+    // Writes what waits to the log (no fsync): before the applier records
+    // progress past the operations that logged it.
+    void flush() {
+        if (!holding_) write_waiting();
+    }
 
     // Makes the log durable; compacts it when it has grown large.
     Status sync();
@@ -77,6 +84,8 @@ private:
     Status compact();
     Status open_log(bool fresh);
     void write_waiting();
+    // Whether a path at or beneath `path` is recorded.
+    bool knows(const std::string& path);
 
     std::filesystem::path dir_;
     UniqueFd log_fd_;

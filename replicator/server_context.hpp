@@ -61,6 +61,8 @@ private:
     void on_hello(const proto::Hello& m);
     void on_auth(const proto::Auth& m);
     void on_op(const proto::OpMsg& m);
+    // After the frames of one receive: see Applier::finish_batch().
+    void finish_batch();
     void on_commit(const proto::Commit& m);
     // After a background commit of `slot`: reports what is durable to the
     // connection that owns the slot now (any thread).

@@ -112,6 +112,7 @@ void Session::handle_buffered() {
         frame_ = (*f)->header;
         handle((*f)->body);
     }
+    if (state_ == State::ready) finish_batch();
     if (state_ != State::closed) read_more();
 }
 
@@ -187,6 +188,19 @@ void Session::on_auth(const proto::Auth& m) {
     state_ = State::ready;
     spdlog::info("{}: authenticated; resuming after LSN {} (durable through {})", who(), w.resume_lsn, w.durable_lsn);
     send(w);
+}
+
+void Session::finish_batch() {
+    Status ok;
+    {
+        std::lock_guard lock(slot_->mu);
+        if (slot_->owner != id_) return;
+        ok = slot_->applier->finish_batch();
+    }
+    if (!ok) {
+        spdlog::error("{}: {}", who(), ok.error().message);
+        drop("apply failed; the agent will retry");
+    }
 }
 
 void Session::on_op(const proto::OpMsg& m) {

@@ -2,6 +2,7 @@
 // An owned file descriptor, closed when it goes out of scope.
 #include <unistd.h>
 
+#include <memory>
 #include <utility>
 
 namespace iz::replicator {
@@ -32,6 +33,21 @@ public:
 
 private:
     int fd_ = -1;
+};
+
+// A descriptor owned by several holders, closed when the last one lets go:
+// a directory kept open by the DirCache and by an operation that began in it.
+class SharedFd {
+public:
+    SharedFd() = default;
+    explicit SharedFd(UniqueFd fd) : fd_(std::make_shared<UniqueFd>(std::move(fd))) {}
+
+    int get() const { return fd_ ? fd_->get() : -1; }
+    bool valid() const { return fd_ && fd_->valid(); }
+    bool same(const SharedFd& o) const { return fd_ == o.fd_; }
+
+private:
+    std::shared_ptr<UniqueFd> fd_;
 };
 
 }  // namespace iz::replicator

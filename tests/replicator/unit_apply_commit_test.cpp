@@ -13,6 +13,7 @@
 namespace iz::replicator::test_apply {
 namespace {
 
+using test::mtime_ns;
 using test::read_file;
 
 class ApplyCommit : public ApplyTest {
@@ -73,6 +74,51 @@ TEST_F(ApplyCommit, BeginningAnotherFinishesTheOneInFlightFirst) {
     EXPECT_EQ(done[0].lsn, 1u);
     EXPECT_EQ(done[1].lsn, 2u);
     EXPECT_EQ(applier_->durable_lsn(), 2u);
+}
+
+// The directory mtimes deferred in a batch are set before a commit makes
+// the batch durable.
+TEST_F(ApplyCommit, DirectoryMtimesDeferredInABatchAreSetBeforeTheCommit) {
+    ok(OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
+    for (uint64_t i = 2; i <= 9; ++i)
+        ok(OpMsg{.lsn = i, .kind = OpKind::create, .path = "d/f" + std::to_string(i), .mode = 0100644u,
+                 .parent_mtime_ns = t(static_cast<int>(i))});
+    begin(9);
+    ASSERT_TRUE(wait_woken(1));
+    auto done = applier_->finish_commits();
+    ASSERT_EQ(done.size(), 1u);
+    EXPECT_TRUE(done[0].status);
+    EXPECT_EQ(mtime_ns(at("d")), t(9));
+}
+
+// Forgets and first records wait in the file memory, directory mtimes in
+// the directory cache. Killed with them unwritten, the server resumes at the
+// first operation after the commit, whose own share was written before
+// progress named it, and replays the rest without false conflicts.
+TEST_F(ApplyCommit, KilledWithDeferredWorkReplaysItWithoutConflicts) {
+    ok(OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
+    ok(content_ops(2, "d/f", "one", t(2)));
+    settle();
+    ok(OpMsg{.lsn = 3, .kind = OpKind::create, .path = "d/g", .mode = 0100644u, .parent_mtime_ns = t(3)});
+    EXPECT_EQ(mtime_ns(at("d")), t(3)) << "the operation progress names is not wholly on disk";
+    ok(OpMsg{.lsn = 4, .kind = OpKind::unlink, .path = "d/f", .parent_mtime_ns = t(4)});
+    auto again = content_ops(5, "d/f", "two", t(5));
+    ok(again);
+    auto killed = std::move(applier_);  // as a kill -9 leaves it
+    auto a = Applier::open(ApplierOptions{root_, state_, "testhost", {}});
+    ASSERT_TRUE(a) << a.error().message;
+    applier_ = std::move(*a);
+    EXPECT_EQ(applier_->resume_lsn(), 3u);
+    auto r = applier_->apply(OpMsg{.lsn = 4, .kind = OpKind::unlink, .path = "d/f", .parent_mtime_ns = t(4)});
+    EXPECT_TRUE(r.conflicts.empty()) << "a false conflict on replay";
+    for (auto& op : again) EXPECT_TRUE(applier_->apply(op).conflicts.empty()) << "a false conflict on replay";
+    ASSERT_TRUE(applier_->commit(5));
+    OpMsg w{.lsn = 6, .kind = OpKind::write, .path = "d/f", .mtime_ns = t(6), .extents = {proto::make_extent(0, "T", false)}};
+    EXPECT_TRUE(applier_->apply(w).conflicts.empty()) << "the replicator's own file taken for a change behind its back";
+    EXPECT_EQ(read_file(at("d/f")), "Two");
+    ASSERT_TRUE(applier_->commit(6));
+    EXPECT_EQ(test::listing(root_), "d\nd/f\nd/g\n");
+    (void)killed.release();  // its destructor would write to the state as if it still ran
 }
 
 // Killed during the sync: the state on disk says to resume after the commit's

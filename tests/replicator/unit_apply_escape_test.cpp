@@ -98,10 +98,26 @@ TEST_F(ApplyEscape, DirectorySwappedForASymlinkBehindOurBack) {
     // Someone on the server replaces the directory with a link outside.
     fs::remove(at("sub"));
     fs::create_symlink(canary_ / "dir", at("sub"));
+    ASSERT_TRUE(applier_->finish_batch());  // the next frames come in a batch of their own
     expect(Outcome::refused, OpMsg{.lsn = 11, .kind = OpKind::create, .path = "sub/new", .mode = 0100644u});
     expect(Outcome::refused, content_ops(12, "sub/inner", "PWNED", t(1)).front());
     expect(Outcome::refused, OpMsg{.lsn = 13, .kind = OpKind::unlink, .path = "sub/inner"});
     EXPECT_FALSE(applier_->hashes(proto::HashRequest{.id = 1, .path = "sub/inner"}));
+}
+
+// Within one batch the applier keeps the directory it made open: entries go
+// into that directory, wherever it is now, and never through the link that
+// took its name (the canary is checked after every test).
+TEST_F(ApplyEscape, DirectorySwappedWithinABatchIsNeverLeftThroughTheLink) {
+    ok(OpMsg{.lsn = 10, .kind = OpKind::mkdir, .path = "sub", .mode = 040755u});
+    fs::rename(at("sub"), dir_ / "moved");
+    fs::create_symlink(canary_ / "dir", at("sub"));
+    auto r = applier_->apply(OpMsg{.lsn = 11, .kind = OpKind::create, .path = "sub/new", .mode = 0100644u});
+    EXPECT_NE(outcome_name(r.outcome), outcome_name(Outcome::refused)) << r.message;
+    EXPECT_TRUE(fs::exists(dir_ / "moved/new"));
+    EXPECT_FALSE(fs::exists(canary_ / "dir/new"));
+    ASSERT_TRUE(applier_->finish_batch());
+    expect(Outcome::refused, OpMsg{.lsn = 12, .kind = OpKind::create, .path = "sub/other", .mode = 0100644u});
 }
 
 TEST_F(ApplyEscape, ReservedTopLevelNameRefused) {

@@ -267,8 +267,9 @@ TEST_F(ApplyOps, DirectoryMtimesAreSetInOrder) {
     ok(OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = "d", .mode = 040755u, .mtime_ns = t(1)});
     ok(OpMsg{.lsn = 2, .kind = OpKind::create, .path = "d/a", .mode = 0100644u, .parent_mtime_ns = t(2)});
     ok(OpMsg{.lsn = 3, .kind = OpKind::create, .path = "d/b", .mode = 0100644u, .parent_mtime_ns = t(3)});
-    // An op in another directory sets d's, with the last value it was given.
+    // The end of the batch sets d's, with the last value it was given.
     ok(OpMsg{.lsn = 4, .kind = OpKind::create, .path = "e", .mode = 0100644u, .parent_mtime_ns = t(4)});
+    ASSERT_TRUE(applier_->finish_batch());
     EXPECT_EQ(mtime_ns(at("d")), t(3));
     // A setattr of the directory itself comes after the ops in it.
     ok(OpMsg{.lsn = 5, .kind = OpKind::create, .path = "d/c", .mode = 0100644u, .parent_mtime_ns = t(5)});
@@ -289,6 +290,22 @@ TEST_F(ApplyOps, DirectoryMtimesAreSetInOrder) {
     ok(OpMsg{.lsn = 13, .kind = OpKind::rmdir, .path = "m"});
     settle();
     EXPECT_FALSE(fs::exists(at("m")));
+}
+
+// The applier keeps directories open within a batch; one renamed is never
+// reached by its old name afterwards, nor a new one by that name missed.
+TEST_F(ApplyOps, ADirectoryRenamedWithinABatchIsNotReachedByItsOldName) {
+    ok(OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
+    ok(OpMsg{.lsn = 2, .kind = OpKind::create, .path = "d/a", .mode = 0100644u, .parent_mtime_ns = t(2)});
+    ok(OpMsg{.lsn = 3, .kind = OpKind::rename, .path = "d", .target = "e"});
+    expect(Outcome::skipped, OpMsg{.lsn = 4, .kind = OpKind::create, .path = "d/b", .mode = 0100644u});
+    EXPECT_FALSE(fs::exists(at("e/b")));
+    ok(OpMsg{.lsn = 5, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
+    ok(OpMsg{.lsn = 6, .kind = OpKind::create, .path = "d/c", .mode = 0100644u, .parent_mtime_ns = t(6)});
+    ASSERT_TRUE(applier_->finish_batch());
+    EXPECT_EQ(test::listing(root_), "d\nd/c\ne\ne/a\n");
+    EXPECT_EQ(mtime_ns(at("e")), t(2));
+    EXPECT_EQ(mtime_ns(at("d")), t(6));
 }
 
 // Once a directory is replaced, ops under its name find what is there now,

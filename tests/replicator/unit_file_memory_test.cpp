@@ -68,17 +68,61 @@ TEST_F(FileMemoryRestart, ANewRecordOfAKnownPathSurvivesACrash) {
     EXPECT_TRUE(m->ours("a", file_stat(11, 7, 200)));
 }
 
-// A path forgotten and made again by the replicator: whatever part of that a
+// A path forgotten, flushed (the applier records progress past that
+// operation) and made again by the replicator: whatever part of the rest a
 // crash loses, the new file is never taken for a change behind its back.
 TEST_F(FileMemoryRestart, APathForgottenAndMadeAgainIsNeverAFalseConflict) {
     auto m = open();
     m->remember("a", file_stat(10, 5, 100));
     ASSERT_TRUE(m->sync());
     m->forget("a");
+    m->flush();
     m->remember("a", file_stat(20, 9, 300));
     m.reset();  // no sync
     m = open();
     EXPECT_FALSE(m->changed("a", file_stat(20, 9, 300)).has_value());
+}
+
+// Forgets wait for company like first records; lost, the removal that
+// logged them is replayed and forgets again.
+TEST_F(FileMemoryRestart, AWaitingForgetIsLostWithTheProcessAndForgottenAgainOnReplay) {
+    auto m = open();
+    m->remember("a", file_stat(10, 5, 100));
+    ASSERT_TRUE(m->sync());
+    m->forget("a");
+    m.reset();  // killed: no flush, no sync
+    m = open();
+    EXPECT_TRUE(m->ours("a", file_stat(10, 5, 100)));
+    m->forget("a");
+    EXPECT_FALSE(m->ours("a", file_stat(10, 5, 100)));
+    m->flush();
+    m.reset();
+    m = open();
+    EXPECT_FALSE(m->ours("a", file_stat(10, 5, 100)));
+}
+
+// "a.txt" sorts between "a" and "a/x": forgetting or moving the directory
+// "a" still reaches everything beneath it, and nothing beside it.
+TEST_F(FileMemoryRestart, ADirectoryIsForgottenAndMovedWholeBesideSimilarNames) {
+    auto m = open();
+    m->remember("a.txt", file_stat(1, 1, 100));
+    m->remember("a/x", file_stat(2, 1, 100));
+    m->remember("a-b/y", file_stat(3, 1, 100));
+    m->remember("a/z/w", file_stat(4, 1, 100));
+    m->move("a", "b");
+    EXPECT_TRUE(m->ours("b/x", file_stat(2, 1, 100)));
+    EXPECT_TRUE(m->ours("b/z/w", file_stat(4, 1, 100)));
+    EXPECT_FALSE(m->ours("a/x", file_stat(2, 1, 100)));
+    m->forget("b");
+    EXPECT_FALSE(m->ours("b/x", file_stat(2, 1, 100)));
+    EXPECT_FALSE(m->ours("b/z/w", file_stat(4, 1, 100)));
+    EXPECT_TRUE(m->ours("a.txt", file_stat(1, 1, 100)));
+    EXPECT_TRUE(m->ours("a-b/y", file_stat(3, 1, 100)));
+    ASSERT_TRUE(m->sync());
+    m.reset();
+    m = open();
+    EXPECT_FALSE(m->ours("b/x", file_stat(2, 1, 100)));
+    EXPECT_TRUE(m->ours("a.txt", file_stat(1, 1, 100)));
 }
 
 }  // namespace
