@@ -1,13 +1,10 @@
 #include "journal/codec.hpp"
 
-#include <cereal/archives/portable_binary.hpp>
 #include <cereal/types/optional.hpp>
 
-#include <istream>
 #include <stdexcept>
-#include <streambuf>
 
-#include "common/string_streams.hpp"
+#include "common/binary_archive.hpp"
 
 namespace iz::journal {
 
@@ -92,8 +89,7 @@ void load_record(Archive& ar, Record& r) {
 }  // namespace
 
 void encode_record(const Record& rec, std::string& out) {
-    thread_local StringWriter writer;
-    cereal::PortableBinaryOutputArchive ar(writer.to(out));
+    StringOutputArchive ar(out);
     save_record(ar, rec);
 }
 
@@ -104,12 +100,10 @@ std::string encode_record(const Record& rec) {
 }
 
 Result<Record> decode_record(std::string_view bytes) {
-    thread_local ViewReader reader;
-    std::istream& is = reader.from(bytes);
     Record rec;
     try {
         decode_limit = bytes.size();
-        cereal::PortableBinaryInputArchive ar(is);
+        ViewInputArchive ar(bytes);
         load_record(ar, rec);
     } catch (const std::exception& e) {
         return fail(make_error(std::string("malformed record: ") + e.what()));

@@ -2,16 +2,12 @@
 
 #include <zstd.h>
 
-#include <cereal/archives/portable_binary.hpp>
 #include <fmt/format.h>
 
-#include <istream>
 #include <optional>
-#include <ostream>
 #include <stdexcept>
-#include <streambuf>
 
-#include "common/string_streams.hpp"
+#include "common/binary_archive.hpp"
 #include "zstd_contexts.hpp"
 
 namespace iz::replicator::proto {
@@ -20,7 +16,7 @@ namespace {
 
 // ---- streams ------------------------------------------------------------
 
-thread_local const ViewSource* current_source = nullptr;
+thread_local const ViewInputArchive* current_source = nullptr;
 
 void check_length(uint64_t n, uint64_t unit = 1) {
     size_t left = current_source ? current_source->remaining() : 0;
@@ -287,8 +283,7 @@ Result<std::string> encode_frame(const Message& m) {
     out.reserve(hint);
     out.resize(kHeaderBytes);
     {
-        thread_local StringWriter writer;
-        cereal::PortableBinaryOutputArchive ar(writer.to(out));
+        StringOutputArchive ar(out);
         std::visit([&](auto& msg) { fields(ar, const_cast<std::decay_t<decltype(msg)>&>(msg)); }, m);
     }
     size_t body = out.size() - kHeaderBytes;
@@ -304,21 +299,20 @@ Result<std::string> encode_frame(const Message& m) {
 namespace {
 template <class T>
 Result<Message> decode_as(std::string_view body) {
-    thread_local ViewReader reader;
-    std::istream& is = reader.from(body);
-    const ViewSource& source = reader.source();
     T msg;
+    size_t trailing = 0;
     try {
-        current_source = &source;
-        cereal::PortableBinaryInputArchive ar(is);
+        ViewInputArchive ar(body);
+        current_source = &ar;
         fields(ar, msg);
         current_source = nullptr;
+        trailing = ar.remaining();
     } catch (const std::exception& e) {
         current_source = nullptr;
         return fail(make_error(fmt::format("malformed body: {}", e.what())));
     }
     // A body is exactly one message: anything after it is malformed.
-    if (source.remaining() != 0) return fail(make_error(fmt::format("{} trailing bytes after the body", source.remaining())));
+    if (trailing != 0) return fail(make_error(fmt::format("{} trailing bytes after the body", trailing)));
     Message m(std::move(msg));
     if (auto ok = validate(m); !ok) return fail(ok.error());
     return m;
