@@ -54,13 +54,19 @@ Status ApplierImpl::set_attrs_at(int dirfd, const std::string& name, const OpMsg
     if (!node) return fail(node.error());
     struct stat st{};
     if (::fstat(node->get(), &st) != 0) return fail(sys_error("stat", path, errno));
-    if ((op.uid || op.gid) &&
+    // What already matches is left alone (a setattr carries the owner along
+    // with a new mode or times). Owner first: chown clears set-id bits,
+    // which the mode then restores.
+    bool owner_set = (!op.uid || *op.uid == st.st_uid) && (!op.gid || *op.gid == st.st_gid);
+    bool mode_set = !op.mode || (*op.mode & 07777) == (st.st_mode & 07777);
+    if (!owner_set &&
         ::fchownat(node->get(), "", op.uid ? *op.uid : static_cast<uid_t>(-1), op.gid ? *op.gid : static_cast<gid_t>(-1),
                    AT_EMPTY_PATH) != 0)
         return fail(sys_error("chown", path, errno));
     // A symlink's own mode means nothing on Linux; everything else is
     // changed through the descriptor, so the inode checked is the one changed.
-    if (op.mode && !S_ISLNK(st.st_mode) && ::chmod(fd_path(node->get()).c_str(), *op.mode & 07777) != 0)
+    if (op.mode && !(mode_set && owner_set) && !S_ISLNK(st.st_mode) &&
+        ::chmod(fd_path(node->get()).c_str(), *op.mode & 07777) != 0)
         return fail(sys_error("chmod", path, errno));
     if (wants_times(op)) {
         struct timespec ts[2];

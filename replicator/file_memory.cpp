@@ -216,8 +216,9 @@ void FileMemory::log(Kind kind, const std::string& a, const std::string& b, uint
     // Entries may wait for the next one that must not be lost, for
     // flush(), for sync(), or for 64 KiB of company; a tree copy or a
     // delete made one write per file otherwise. That is safe for:
-    //  - A first record (a path and inode the memory knows nothing of):
-    //    lost in a crash, the file is adopted when seen again.
+    //  - A first record (a path the memory knows nothing of, naming an
+    //    inode it knows nothing of, or another name of a known one): lost
+    //    in a crash, the file is adopted when seen again.
     //  - A forget. Lost together with a later first record of the same
     //    path, the old record would come back and call the replicator's new
     //    file a change behind its back, but the applier flushes before it
@@ -225,11 +226,19 @@ void FileMemory::log(Kind kind, const std::string& a, const std::string& b, uint
     //    so whatever is lost belongs to operations the agent sends again,
     //    replayed with conflicts off until the next commit; their replay
     //    forgets and remembers anew.
-    // Doubts (before an inode is changed), records of known paths and
-    // moves are written at once.
+    //  - A record of an inode that is unknown (never seen, or doubted before
+    //    it was changed) under a path that is unknown or already names it:
+    //    lost, the path still names that inode or nothing, and the inode is
+    //    adopted when seen again. A setattr or a write in place is one.
+    // Doubts (before an inode is changed), records that give a known path
+    // another inode, and moves are written at once.
     if (kind == Kind::forget && !knows(a)) return;  // nothing at or beneath it: nothing to log
-    bool may_wait = kind == Kind::forget || ((kind == Kind::remember || kind == Kind::alias) && !paths_.count(a) &&
-                                             (kind == Kind::alias || !inodes_.count(ino)));
+    bool may_wait = kind == Kind::forget;
+    if (kind == Kind::remember || kind == Kind::alias) {
+        auto named = paths_.find(a);
+        if (named == paths_.end()) may_wait = kind == Kind::alias || !inodes_.count(ino);
+        else may_wait = kind == Kind::remember && named->second == ino && !inodes_.count(ino);
+    }
     replay(kind, a, b, ino, size, mtime);
     if (log_failed_ || !log_fd_.valid()) return;
     auto entry = encode_entry(static_cast<uint8_t>(kind), a, b, ino, size, mtime);

@@ -83,6 +83,22 @@ TEST_F(FileMemoryRestart, APathForgottenAndMadeAgainIsNeverAFalseConflict) {
     EXPECT_FALSE(m->changed("a", file_stat(20, 9, 300)).has_value());
 }
 
+// A changed inode's new record waits (a setattr, a write in place): lost,
+// the doubt logged before the change leaves the inode unknown, never a
+// false conflict.
+TEST_F(FileMemoryRestart, ANewRecordOfTheSameInodeMayBeLostWithoutAFalseConflict) {
+    auto m = open();
+    m->remember("a", file_stat(10, 5, 100));
+    ASSERT_TRUE(m->sync());
+    m->doubt(10);
+    m->remember("a", file_stat(10, 9, 200));
+    EXPECT_TRUE(m->ours("a", file_stat(10, 9, 200)));
+    m.reset();  // killed: no flush, no sync
+    m = open();
+    EXPECT_FALSE(m->changed("a", file_stat(10, 9, 200)).has_value());
+    EXPECT_FALSE(m->ours("a", file_stat(10, 5, 100))) << "the doubt was lost";
+}
+
 // Forgets wait for company like first records; lost, the removal that
 // logged them is replayed and forgets again.
 TEST_F(FileMemoryRestart, AWaitingForgetIsLostWithTheProcessAndForgottenAgainOnReplay) {
