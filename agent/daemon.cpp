@@ -284,8 +284,7 @@ private:
     // when there are no servers).
     uint64_t replicated_lsn() const {
         uint64_t lsn = writer_->durable_lsn();
-        if (shipper_)
-            for (auto& srv : shipper_->status()) lsn = std::min(lsn, srv.acked_lsn);
+        if (shipper_) lsn = std::min(lsn, shipper_->acked_by_all());
         return lsn;
     }
 
@@ -349,7 +348,9 @@ private:
         return static_cast<int>(std::max<int64_t>(0, best));
     }
 
+    // Called after every drain of events: nothing to do most of the time.
     void answer_syncs() {
+        if (syncs_.empty()) return;
         auto now = Clock::now();
         uint64_t done = replicated_lsn();
         std::erase_if(syncs_, [&](const PendingSync& s) {

@@ -178,8 +178,11 @@ void Session::on_auth(const proto::Auth& m) {
         previous = slot_->owner_session.lock();
         slot_->owner = id_;
         slot_->owner_session = shared_from_this();
-        // Whatever the previous connection left half-sent is void.
+        // Whatever the previous connection left half-sent is void, and
+        // directories it kept open are resolved anew.
         slot_->applier->abort_content();
+        if (auto ok = slot_->applier->finish_batch(); !ok)
+            spdlog::warn("{}: after the previous connection: {}", who(), ok.error().message);
         w.durable_lsn = slot_->applier->durable_lsn();
         w.resume_lsn = slot_->applier->resume_lsn();
     }

@@ -109,6 +109,12 @@ public:
         return out;
     }
 
+    uint64_t acked_by_all() const override {
+        uint64_t lsn = UINT64_MAX;
+        for (auto& link : links_) lsn = std::min(lsn, link->acked_lsn());
+        return lsn;
+    }
+
     Status wait_acked(uint64_t lsn, std::chrono::milliseconds timeout) override {
         auto deadline = std::chrono::steady_clock::now() + timeout;
         std::unique_lock lock(ack_mu_);

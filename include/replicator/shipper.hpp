@@ -116,6 +116,9 @@ public:
     // the journal by itself, so this only shortens latency.
     virtual void notify(uint64_t durable_lsn) = 0;
     virtual std::vector<ServerStatus> status() const = 0;
+    // The LSN every server has durably applied: the least acked_lsn of
+    // status(), without the journal reading status() does.
+    virtual uint64_t acked_by_all() const = 0;
     // Blocks until every server has durably applied everything up to `lsn`,
     // or fails with the reason (which server, what error) at the timeout.
     virtual Status wait_acked(uint64_t lsn, std::chrono::milliseconds timeout) = 0;
