@@ -71,9 +71,7 @@ Result<Parent> open_parent(int root_fd, std::string_view rel) {
     if (rel.empty()) {
         auto dir = open_beneath(root_fd, "", O_RDONLY | O_DIRECTORY);
         if (!dir) return fail(dir.error());
-        p.dir = SharedFd(std::move(*dir));
-        p.name = ".";
-        return p;
+        return Parent{SharedFd(std::move(*dir)), std::string(1, '.')};
     }
     auto [parent, name] = split_parent(rel);
     auto dir = open_beneath(root_fd, parent, O_RDONLY | O_DIRECTORY);

@@ -87,7 +87,9 @@ protected:
             auto r = iz::test::realistic_record(i);
             r.time_ns = 1'000'000'000'000 + static_cast<int64_t>(i) * 1000;
             ASSERT_TRUE(w->append(r));
-            if (i % 37 == 0) ASSERT_TRUE(w->flush());  // many batches
+            if (i % 37 == 0) {
+                ASSERT_TRUE(w->flush());  // many batches
+            }
         }
         ASSERT_TRUE(w->close());
         auto r = Reader::open(dir.path);
