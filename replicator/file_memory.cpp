@@ -43,22 +43,24 @@ std::string header(uint64_t generation) {
     return h;
 }
 
-std::string encode_entry(uint8_t kind, const std::string& a, const std::string& b, uint64_t ino, uint64_t size,
-                         int64_t mtime) {
-    std::string payload;
-    payload.push_back(static_cast<char>(kind));
-    put64(payload, ino);
-    put64(payload, size);
-    put64(payload, static_cast<uint64_t>(mtime));
-    put32(payload, static_cast<uint32_t>(a.size()));
-    payload += a;
-    put32(payload, static_cast<uint32_t>(b.size()));
-    payload += b;
-    std::string out;
-    put32(out, static_cast<uint32_t>(payload.size()));
-    out += payload;
-    put64(out, XXH64(payload.data(), payload.size(), 0));
-    return out;
+// Appends one entry to `out`: its length, the payload, the payload's hash.
+// Returns the bytes appended.
+size_t append_entry(std::string& out, uint8_t kind, const std::string& a, const std::string& b, uint64_t ino,
+                    uint64_t size, int64_t mtime) {
+    size_t start = out.size();
+    size_t payload = 1 + 8 + 8 + 8 + 4 + a.size() + 4 + b.size();
+    out.reserve(start + 4 + payload + 8);
+    put32(out, static_cast<uint32_t>(payload));
+    out.push_back(static_cast<char>(kind));
+    put64(out, ino);
+    put64(out, size);
+    put64(out, static_cast<uint64_t>(mtime));
+    put32(out, static_cast<uint32_t>(a.size()));
+    out += a;
+    put32(out, static_cast<uint32_t>(b.size()));
+    out += b;
+    put64(out, XXH64(out.data() + start + 4, payload, 0));
+    return out.size() - start;
 }
 
 Result<std::string> read_all(const std::filesystem::path& path) {
@@ -87,10 +89,27 @@ Result<std::string> read_all(const std::filesystem::path& path) {
 using PathMap = std::map<std::string, uint64_t>;
 
 // The entries beneath `path` ("" is the root): not one range together with
-// `path` itself, since "a.txt" sorts between "a" and "a/b".
+// `path` itself, since "a.txt" sorts between "a" and "a/b". Found by
+// stepping over such names rather than by looking up "a/" and "a0": a
+// removal forgets every file, and two lookups with two new strings each
+// were a tenth of the server's work in deleting a tree.
+bool extends(const std::string& key, const std::string& path) {
+    return key.size() > path.size() && key.compare(0, path.size(), path) == 0;
+}
+PathMap::iterator first_beneath(PathMap& paths, const std::string& path) {
+    auto it = paths.upper_bound(path);
+    while (it != paths.end() && extends(it->first, path) && it->first[path.size()] < '/') ++it;
+    return it;
+}
+bool is_beneath(const std::string& key, const std::string& path) {
+    return extends(key, path) && key[path.size()] == '/';
+}
 std::pair<PathMap::iterator, PathMap::iterator> beneath(PathMap& paths, const std::string& path) {
     if (path.empty()) return {paths.begin(), paths.end()};
-    return {paths.lower_bound(path + '/'), paths.lower_bound(path + static_cast<char>('/' + 1))};
+    auto first = first_beneath(paths, path);
+    auto last = first;
+    while (last != paths.end() && is_beneath(last->first, path)) ++last;
+    return {first, last};
 }
 
 // Removes `path` and everything beneath it, handing each to `take`.
@@ -241,9 +260,7 @@ void FileMemory::log(Kind kind, const std::string& a, const std::string& b, uint
     }
     replay(kind, a, b, ino, size, mtime);
     if (log_failed_ || !log_fd_.valid()) return;
-    auto entry = encode_entry(static_cast<uint8_t>(kind), a, b, ino, size, mtime);
-    waiting_ += entry;
-    log_bytes_ += entry.size();
+    log_bytes_ += append_entry(waiting_, static_cast<uint8_t>(kind), a, b, ino, size, mtime);
     if (holding_) return;
     if (!may_wait || waiting_.size() >= (64u << 10)) write_waiting();
 }
@@ -257,9 +274,10 @@ void FileMemory::write_waiting() {
 }
 
 bool FileMemory::knows(const std::string& path) {
+    if (path.empty()) return !paths_.empty();
     if (paths_.count(path)) return true;
-    auto [first, last] = beneath(paths_, path);
-    return first != last;
+    auto first = first_beneath(paths_, path);
+    return first != paths_.end() && is_beneath(first->first, path);
 }
 
 void FileMemory::doubt(uint64_t ino) { log(Kind::doubt, {}, {}, ino, 0, 0); }
@@ -302,10 +320,10 @@ Status FileMemory::compact() {
     for (auto& [path, ino] : paths_) {
         auto seen = inodes_.find(ino);
         if (seen != inodes_.end()) {
-            snap += encode_entry(static_cast<uint8_t>(Kind::remember), path, {}, ino, seen->second.size, seen->second.mtime_ns);
+            append_entry(snap, static_cast<uint8_t>(Kind::remember), path, {}, ino, seen->second.size, seen->second.mtime_ns);
         } else {
-            snap += encode_entry(static_cast<uint8_t>(Kind::remember), path, {}, ino, 0, 0);
-            snap += encode_entry(static_cast<uint8_t>(Kind::doubt), {}, {}, ino, 0, 0);
+            append_entry(snap, static_cast<uint8_t>(Kind::remember), path, {}, ino, 0, 0);
+            append_entry(snap, static_cast<uint8_t>(Kind::doubt), {}, {}, ino, 0, 0);
         }
     }
     if (auto ok = write_file_durably(dir_ / "files.snapshot", snap); !ok) return ok;
