@@ -12,6 +12,7 @@
 #include <unordered_set>
 
 #include "capture_detail.hpp"
+#include "common/path_tree.hpp"
 
 namespace iz::agent {
 
@@ -189,7 +190,8 @@ void Capture::materialize(const std::string& path, int32_t pid) {
 // then they can be read under the directory's new name.
 void Capture::materialize_beneath(const std::string& dir, int32_t pid) {
     std::vector<std::string> ghosts;
-    for (auto it = tree_.upper_bound(dir); it != tree_.end() && under(it->first, dir); ++it)
+    auto [first, last] = subtree_range(tree_, dir);
+    for (auto it = first; it != last; ++it)
         if (it->second.ino == 0) ghosts.push_back(it->first);
     for (auto& path : ghosts) materialize(path, pid);  // parents first: map order
 }
@@ -231,12 +233,15 @@ void Capture::adopt_subtree(const std::string& rel, int32_t pid) {
 }
 
 void Capture::forget_subtree(const std::string& rel) {
-    for (auto it = tree_.lower_bound(rel); it != tree_.end() && under(it->first, rel);) {
+    auto forget = [&](Tree::iterator it) {
         pending_.erase(it->first);
         dirty_.erase(it->first);
         if (it->second.is_dir()) dirs_.erase(it->second.handle);
-        it = tree_.erase(it);
-    }
+        return tree_.erase(it);
+    };
+    auto [first, last] = subtree_range(tree_, rel);
+    for (auto it = first; it != last;) it = forget(it);
+    if (auto self = tree_.find(rel); self != tree_.end()) forget(self);
 }
 
 void Capture::move_subtree(const std::string& from, const std::string& to) {
@@ -247,14 +252,19 @@ void Capture::move_subtree(const std::string& from, const std::string& to) {
     // (Renaming a directory of 22,000 files cost the agent 90 ms, mostly
     // malloc and free.)
     std::vector<Tree::node_type> moved;
-    for (auto it = tree_.lower_bound(from); it != tree_.end() && under(it->first, from);) {
-        auto node = tree_.extract(it++);
+    auto [first, last] = subtree_range(tree_, from);
+    auto self = tree_.find(from);
+    // `from` first, then what lies beneath it: the order they go back in.
+    auto take = [&](Tree::iterator it) {
+        auto node = tree_.extract(it);
         std::string old = std::move(node.key());
         node.key().reserve(to.size() + old.size() - from.size());
         node.key().assign(to).append(old, from.size());
         repoint(node.mapped(), old, node.key());
         moved.push_back(std::move(node));
-    }
+    };
+    if (self != tree_.end()) take(self);
+    for (auto it = first; it != last;) take(it++);
     auto hint = tree_.lower_bound(to);
     for (auto& node : moved) {
         auto at = tree_.insert(hint, std::move(node));

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <vector>
 
+#include "common/path_tree.hpp"
 #include "durable_file.hpp"
 
 namespace iz::replicator {
@@ -88,29 +89,6 @@ Result<std::string> read_all(const std::filesystem::path& path) {
 
 using PathMap = std::map<std::string, uint64_t>;
 
-// The entries beneath `path` ("" is the root): not one range together with
-// `path` itself, since "a.txt" sorts between "a" and "a/b". Found by
-// stepping over such names rather than by looking up "a/" and "a0": a
-// removal forgets every file, and two lookups with two new strings each
-// were a tenth of the server's work in deleting a tree.
-bool extends(const std::string& key, const std::string& path) {
-    return key.size() > path.size() && key.compare(0, path.size(), path) == 0;
-}
-PathMap::iterator first_beneath(PathMap& paths, const std::string& path) {
-    auto it = paths.upper_bound(path);
-    while (it != paths.end() && extends(it->first, path) && it->first[path.size()] < '/') ++it;
-    return it;
-}
-bool is_beneath(const std::string& key, const std::string& path) {
-    return extends(key, path) && key[path.size()] == '/';
-}
-std::pair<PathMap::iterator, PathMap::iterator> beneath(PathMap& paths, const std::string& path) {
-    if (path.empty()) return {paths.begin(), paths.end()};
-    auto first = first_beneath(paths, path);
-    auto last = first;
-    while (last != paths.end() && is_beneath(last->first, path)) ++last;
-    return {first, last};
-}
 
 // Removes `path` and everything beneath it, handing each to `take`.
 template <class F>
@@ -119,7 +97,7 @@ void take_subtree(PathMap& paths, const std::string& path, F&& take) {
         take(it->first, it->second);
         paths.erase(it);
     }
-    auto [first, last] = beneath(paths, path);
+    auto [first, last] = subtree_range(paths, path);
     for (auto it = first; it != last; ++it) take(it->first, it->second);
     paths.erase(first, last);
 }
@@ -274,10 +252,9 @@ void FileMemory::write_waiting() {
 }
 
 bool FileMemory::knows(const std::string& path) {
-    if (path.empty()) return !paths_.empty();
     if (paths_.count(path)) return true;
-    auto first = first_beneath(paths_, path);
-    return first != paths_.end() && is_beneath(first->first, path);
+    auto [first, last] = subtree_range(paths_, path);
+    return first != last;
 }
 
 void FileMemory::doubt(uint64_t ino) { log(Kind::doubt, {}, {}, ino, 0, 0); }

@@ -4,6 +4,8 @@
 #include <optional>
 #include <string>
 
+#include "common/path_tree.hpp"
+
 namespace iz::replicator {
 
 using journal::Op;
@@ -19,11 +21,6 @@ struct PathState {
     bool whole_dirty = false;         // a write with unknown ranges
 };
 
-bool is_under(const std::string& p, const std::string& dir) {
-    if (dir.empty()) return true;
-    return p.size() > dir.size() && p.compare(0, dir.size(), dir) == 0 && p[dir.size()] == '/';
-}
-
 }  // namespace
 
 std::vector<PlannedRecord> plan_window(const std::vector<journal::Record>& window) {
@@ -32,8 +29,9 @@ std::vector<PlannedRecord> plan_window(const std::vector<journal::Record>& windo
 
     // A namespace change at `p` ends what we know about it and beneath it.
     auto barrier = [&](const std::string& p) {
-        for (auto it = paths.lower_bound(p); it != paths.end() && (it->first == p || is_under(it->first, p));)
-            it = paths.erase(it);
+        auto [first, last] = subtree_range(paths, p);
+        paths.erase(first, last);
+        paths.erase(p);
     };
     // The file at `p` is gone: if it was born in the window, none of its
     // records need to travel.

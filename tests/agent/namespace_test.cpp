@@ -176,6 +176,28 @@ TEST_P(Namespace, ChildrenOfARenamedDirectoryAreJournaledUnderTheNewPath) {
                                             "unlink new/sub/f"}));
 }
 
+// "old.txt" and "old-x" sort between "old" and "old/sub": the tree the agent
+// keeps still moves everything beneath the directory.
+TEST_P(Namespace, ARenamedDirectoryTakesItsEntriesAlongBesideSimilarNames) {
+    make_dir(at("old"));
+    make_dir(at("old/sub"));
+    write_file(at("old/sub/f"), "data");
+    write_file(at("old.txt"), "beside");
+    make_dir(at("old-x"));
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::rename(at("old").c_str(), at("new").c_str()), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    append_file(at("new/sub/f"), "more");
+    ASSERT_NO_FATAL_FAILURE(sync());
+    ASSERT_EQ(::unlink(at("new/sub/f").c_str()), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    ASSERT_EQ(::rmdir(at("new/sub").c_str()), 0);
+    EXPECT_EQ(described_changes(), (Strings{"rename old -> new", "write new/sub/f", "close_write new/sub/f",
+                                            "unlink new/sub/f", "rmdir new/sub"}));
+    std::vector<std::string> problems;
+    EXPECT_EQ(differences(replay(watch().journal(), problems), list_tree(root())), Strings{});
+}
+
 // Unsynced, events of one name are merged in the kernel queue and entries
 // are gone or renamed before their events are read: the exact sequence is
 // not fixed, but replayed, the journal must still give the tree.

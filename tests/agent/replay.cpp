@@ -4,16 +4,16 @@
 
 #include <fmt/format.h>
 
+#include "common/path_tree.hpp"
+
 namespace iz::test::agent {
 
 namespace {
 
-bool under(const std::string& path, const std::string& dir) {
-    return path == dir || (path.size() > dir.size() && path.starts_with(dir) && path[dir.size()] == '/');
-}
-
 void erase_subtree(Listing& tree, const std::string& top) {
-    for (auto it = tree.lower_bound(top); it != tree.end() && under(it->first, top);) it = tree.erase(it);
+    auto [first, last] = subtree_range(tree, top);
+    tree.erase(first, last);
+    tree.erase(top);
 }
 
 std::optional<uint64_t> size_of(const json& r) {
@@ -61,8 +61,9 @@ Listing replay(const std::vector<json>& records, std::vector<std::string>& probl
                 continue;
             }
             Listing moved;
-            for (auto it = tree.lower_bound(path); it != tree.end() && under(it->first, path); ++it)
-                moved[target + it->first.substr(path.size())] = it->second;
+            moved[target] = node->second;
+            auto [first, last] = subtree_range(tree, path);
+            for (auto it = first; it != last; ++it) moved[target + it->first.substr(path.size())] = it->second;
             erase_subtree(tree, path);
             erase_subtree(tree, target);
             tree.merge(moved);

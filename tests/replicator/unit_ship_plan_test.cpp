@@ -87,5 +87,18 @@ TEST(ShipPlan, AgentEventsSendNothing) {
               (std::vector{A::skip, A::skip, A::skip, A::skip}));
 }
 
+// "a.txt" sorts between "a" and "a/x": a rename of the directory "a" still
+// ends what the window knew of "a/x". Otherwise the unlink of the file that
+// later arrives there under that name was taken for the end of the file
+// created first, which had moved on to "b/x", and its content never
+// travelled.
+TEST(ShipPlan, ARenamedDirectoryTakesItsFilesAlongBesideSimilarNames) {
+    std::vector<Record> window{rec(Op::create, "a.txt"),      rec(Op::create, "a/x"),  write("a/x", {{0, 10}}),
+                               rec(Op::close_write, "a/x"),   rec(Op::rename, "a", "b"), rec(Op::rename, "c", "a"),
+                               rec(Op::unlink, "a/x")};
+    auto got = actions(window);
+    EXPECT_EQ(got[3], A::content_full) << "the file now at b/x lost its content";
+}
+
 }  // namespace
 }  // namespace iz::replicator
