@@ -229,14 +229,15 @@ void FileMemory::log(Kind kind, const std::string& a, const std::string& b, uint
     //    adopted when seen again. A setattr or a write in place is one.
     // Doubts (before an inode is changed), records that give a known path
     // another inode, and moves are written at once.
-    if (kind == Kind::forget && !knows(a)) return;  // nothing at or beneath it: nothing to log
     bool may_wait = kind == Kind::forget;
     if (kind == Kind::remember || kind == Kind::alias) {
         auto named = paths_.find(a);
         if (named == paths_.end()) may_wait = kind == Kind::alias || !inodes_.count(ino);
         else may_wait = kind == Kind::remember && named->second == ino && !inodes_.count(ino);
     }
+    size_t known = paths_.size();
     replay(kind, a, b, ino, size, mtime);
+    if (kind == Kind::forget && paths_.size() == known) return;  // nothing at or beneath it: nothing to log
     if (log_failed_ || !log_fd_.valid()) return;
     log_bytes_ += append_entry(waiting_, static_cast<uint8_t>(kind), a, b, ino, size, mtime);
     if (holding_) return;
@@ -249,12 +250,6 @@ void FileMemory::write_waiting() {
     // durable together with the applied LSN.
     if (::write(log_fd_.get(), waiting_.data(), waiting_.size()) != static_cast<ssize_t>(waiting_.size())) log_failed_ = true;
     waiting_.clear();
-}
-
-bool FileMemory::knows(const std::string& path) {
-    if (paths_.count(path)) return true;
-    auto [first, last] = subtree_range(paths_, path);
-    return first != last;
 }
 
 void FileMemory::doubt(uint64_t ino) { log(Kind::doubt, {}, {}, ino, 0, 0); }

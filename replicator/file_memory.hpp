@@ -84,8 +84,6 @@ private:
     Status compact();
     Status open_log(bool fresh);
     void write_waiting();
-    // Whether a path at or beneath `path` is recorded.
-    bool knows(const std::string& path);
 
     std::filesystem::path dir_;
     UniqueFd log_fd_;
