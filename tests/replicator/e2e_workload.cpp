@@ -114,6 +114,15 @@ void random_operations(const fs::path& dir, uint32_t seed, int count, std::strin
     auto pick = [&](auto& v) -> fs::path& { return v[rng() % v.size()]; };
     auto fresh = [&](const std::string& prefix) {
         static int n = 0;
+        // A quarter of new names start with the name of a directory beside
+        // them and a byte below '/' ("d5.3", "d5-4"): such names sort between
+        // "d5" and "d5/..." and so sit inside the key range of that
+        // directory's subtree in any path-ordered map.
+        if (dirs.size() > 1 && rng() % 4 == 0) {
+            const auto& d = dirs[1 + rng() % (dirs.size() - 1)];
+            static constexpr const char* joints[] = {".", "-", " ", "+"};
+            return d.parent_path() / fmt::format("{}{}{}{}", d.filename().string(), joints[rng() % 4], prefix, n++);
+        }
         return pick(dirs) / fmt::format("{}{}", prefix, n++);
     };
     auto drop = [](auto& v, const fs::path& p) { std::erase(v, p); };
@@ -160,9 +169,9 @@ void random_operations(const fs::path& dir, uint32_t seed, int count, std::strin
             (link ? links : files).push_back(to);
         } else if (op < 66 && dirs.size() > 1) {  // rename a directory (not into itself)
             auto from = dirs[1 + rng() % (dirs.size() - 1)];
-            auto parent = pick(dirs);
-            if (parent.string().starts_with(from.string())) continue;
-            auto to = parent / fmt::format("m{}", i);
+            auto to = fresh("m");
+            auto parent = to.parent_path().string();
+            if (parent == from.string() || parent.starts_with(from.string() + "/")) continue;
             check(::rename(from.c_str(), to.c_str()) == 0, "rename dir " + from.string());
             note("rename-dir", from, to);
             auto repath = [&](fs::path& p) {
