@@ -374,7 +374,8 @@ private:
             if (srv.acked_lsn >= lsn) continue;
             why += fmt::format("{}{} has applied through LSN {} ({})", why.empty() ? "" : "; ", srv.endpoint, srv.acked_lsn,
                                !srv.connected ? "not connected" + (srv.last_error.empty() ? "" : ": " + srv.last_error)
-                                              : fmt::format("{} records behind", srv.records_behind));
+                                              : fmt::format("{} records behind{}", srv.records_behind,
+                                                            srv.last_error.empty() ? "" : "; last error: " + srv.last_error));
         }
         return fmt::format("timed out waiting for LSN {}: {}", lsn, why);
     }

@@ -74,7 +74,18 @@ private:
     void arm_timer();
     // Logs one line, tells the peer why (best effort), closes.
     void drop(const std::string& reason);
+    // The same for work this server could not do (a full disk, an I/O
+    // error), logged as an error: the agent shows the reason in its status
+    // and sends the same operations again.
+    void give_up(const std::string& reason);
+    void tell_and_close(const std::string& reason);
+    void say_farewell();
+    void discard_input();
+    // Closes at once (the peer is gone or the stream is broken).
     void close();
+    // No longer an owner of its fileset, nor listed among the sessions.
+    void release();
+    void close_socket();
     std::string who() const;
 
     boost::asio::ip::tcp::socket socket_;
@@ -88,6 +99,10 @@ private:
     proto::FrameHeader frame_{};
     std::deque<std::shared_ptr<std::string>> outbox_;
     bool writing_ = false;
+    bool reading_ = false;
+    // Closed to frames, but still telling the peer why (see tell_and_close).
+    bool lingering_ = false;
+    std::shared_ptr<std::string> farewell_;
     std::chrono::steady_clock::time_point started_, last_rx_;
     std::string agent_, fileset_, client_nonce_, server_nonce_;
     std::shared_ptr<FilesetSlot> slot_;

@@ -65,20 +65,20 @@ void ServerLink::connect() {
         if (stopping_) return;
     }
     phase_ = Phase::connecting;
-    socket_ = std::make_unique<tcp::socket>(io_);
+    socket_ = std::make_shared<tcp::socket>(io_);
     auto self = shared_from_this();
-    auto* sock = socket_.get();
+    auto sock = socket_;  // a copy: the socket outlives every operation begun on it
     deadline_.expires_after(kHandshakeTimeout);
     deadline_.async_wait([self, sock](const boost::system::error_code& ec) {
-        if (ec || self->socket_.get() != sock || self->phase_ == Phase::ready) return;
+        if (ec || self->socket_ != sock || self->phase_ == Phase::ready) return;
         self->lost("no connection and handshake within 5 s");
     });
     resolver_.async_resolve(endpoint_.host, std::to_string(endpoint_.port),
                             [self, sock](const boost::system::error_code& ec, tcp::resolver::results_type results) {
-                                if (self->socket_.get() != sock) return;
+                                if (self->socket_ != sock) return;
                                 if (ec) return self->lost(fmt::format("resolve {}: {}", self->endpoint_.host, ec.message()));
                                 asio::async_connect(*sock, results, [self, sock](const boost::system::error_code& ec2, const tcp::endpoint&) {
-                                    if (self->socket_.get() != sock) return;
+                                    if (self->socket_ != sock) return;
                                     if (ec2) return self->lost(fmt::format("connect: {}", ec2.message()));
                                     self->on_connected();
                                 });
@@ -128,7 +128,6 @@ void ServerLink::on_connected() {
             if (!w) return self->lost(fmt::format("expected welcome, got {}", proto::msg_type_name(proto::type_of(m2))));
             self->deadline_.cancel();
             self->phase_ = Phase::ready;
-            self->backoff_ = std::chrono::milliseconds(100);
             self->last_rx_ = self->last_tx_ = Clock::now();
             self->ping_outstanding_ = false;
             {
@@ -137,7 +136,6 @@ void ServerLink::on_connected() {
                 ++self->generation_;
                 self->session_ = LinkSession{self->generation_, w->durable_lsn, w->resume_lsn};
                 self->acked_lsn_ = w->durable_lsn;
-                self->last_error_.clear();
                 self->sent_bytes_ = self->acked_bytes_ = self->written_bytes_ = 0;
                 self->commits_.clear();
                 self->hash_reply_.reset();
@@ -154,16 +152,16 @@ void ServerLink::on_connected() {
 
 void ServerLink::read_frame(std::function<void(proto::Message)> then) {
     auto self = shared_from_this();
-    auto* sock = socket_.get();
+    auto sock = socket_;  // a copy: the socket outlives every operation begun on it
     asio::async_read(*sock, asio::buffer(header_), [self, sock, then = std::move(then)](const boost::system::error_code& ec, size_t) mutable {
-        if (self->socket_.get() != sock) return;
+        if (self->socket_ != sock) return;
         if (ec) return self->lost(ec == asio::error::eof ? "the server closed the connection" : "connection lost: " + ec.message());
         auto h = proto::parse_header(std::string_view(self->header_, sizeof self->header_));
         if (!h) return self->lost("bad frame from the server: " + h.error().message);
         self->body_.resize(h->length);
         auto type = h->type;
         asio::async_read(*sock, asio::buffer(self->body_), [self, sock, type, then = std::move(then)](const boost::system::error_code& ec2, size_t) mutable {
-            if (self->socket_.get() != sock) return;
+            if (self->socket_ != sock) return;
             if (ec2) return self->lost("connection lost: " + ec2.message());
             self->last_rx_ = Clock::now();
             auto msg = proto::decode_body(type, self->body_);
@@ -188,6 +186,7 @@ void ServerLink::handle(proto::Message m) {
             }
         }
         cv_.notify_all();
+        served_well();
         if (on_ack_) on_ack_();
     } else if (auto* c = std::get_if<proto::ConflictMsg>(&m)) {
         {
@@ -211,6 +210,7 @@ void ServerLink::handle(proto::Message m) {
         cv_.notify_all();
     } else if (std::holds_alternative<proto::Pong>(m)) {
         ping_outstanding_ = false;
+        served_well();
     } else if (auto* err = std::get_if<proto::ErrorMsg>(&m)) {
         return lost("server dropped the connection: " + err->message);
     } else {
@@ -226,7 +226,7 @@ void ServerLink::write_next() {
     if (writing_ || outbox_.empty() || !socket_) return;
     writing_ = true;
     auto self = shared_from_this();
-    auto* sock = socket_.get();
+    auto sock = socket_;  // a copy: the socket outlives every operation begun on it
     auto batch = std::make_shared<std::vector<std::shared_ptr<std::string>>>();
     std::vector<asio::const_buffer> buffers;
     size_t bytes = 0;
@@ -237,7 +237,7 @@ void ServerLink::write_next() {
         bytes += frame->size();
     }
     asio::async_write(*sock, buffers, [self, sock, batch](const boost::system::error_code& ec, size_t written) {
-        if (self->socket_.get() != sock) return;
+        if (self->socket_ != sock) return;
         self->writing_ = false;
         if (ec) return self->lost("connection lost while sending: " + ec.message());
         {
@@ -254,10 +254,10 @@ void ServerLink::write_next() {
 void ServerLink::tick() {
     if (phase_ != Phase::ready) return;
     auto self = shared_from_this();
-    auto* sock = socket_.get();
+    auto sock = socket_;  // a copy: the socket outlives every operation begun on it
     timer_.expires_after(kTick);
     timer_.async_wait([self, sock](const boost::system::error_code& ec) {
-        if (ec || self->socket_.get() != sock || self->phase_ != Phase::ready) return;
+        if (ec || self->socket_ != sock || self->phase_ != Phase::ready) return;
         auto now = Clock::now();
         if (now - self->last_rx_ > self->options_.response_timeout)
             return self->lost(fmt::format("no answer from the server for {} ms", self->options_.response_timeout.count()));
@@ -274,7 +274,6 @@ void ServerLink::tick() {
 
 void ServerLink::lost(const std::string& why) {
     if (phase_ == Phase::idle && !socket_) return;
-    bool was_ready = phase_ == Phase::ready;
     phase_ = Phase::idle;
     if (socket_) {
         boost::system::error_code ec;
@@ -301,8 +300,20 @@ void ServerLink::lost(const std::string& why) {
     }
     cv_.notify_all();
     if (stopping) return;
-    if (was_ready || !repeated) spdlog::warn("server {}: {}; reconnecting", name_, why);
+    if (!repeated) spdlog::warn("server {}: {}; reconnecting", name_, why);
     schedule_reconnect();
+}
+
+// A handshake alone proves little: a server whose disk is full welcomes the
+// agent and fails on the first write. Only an Ack, or a Pong (the server
+// answers it after everything sent before it went through), ends the
+// backoff and the last error; so a failing server is retried at the
+// backoff's pace, not resent the same data every 100 ms, and `izwatch
+// status` keeps showing why.
+void ServerLink::served_well() {
+    backoff_ = std::chrono::milliseconds(100);
+    std::lock_guard lock(mu_);
+    last_error_.clear();
 }
 
 void ServerLink::schedule_reconnect() {

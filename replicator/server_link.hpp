@@ -100,6 +100,7 @@ private:
     void write_next();
     void tick();
     void lost(const std::string& why);  // network thread
+    void served_well();
     void schedule_reconnect();
     void push_frame(uint64_t generation, std::shared_ptr<std::string> frame);
     // Posts the hand-over of staged frames unless one is posted; mu_ held.
@@ -118,7 +119,10 @@ private:
 
     // Network-thread state.
     boost::asio::ip::tcp::resolver resolver_;
-    std::unique_ptr<boost::asio::ip::tcp::socket> socket_;
+    // Shared with every operation begun on it: lost() drops this pointer
+    // while a composed write may still be about to send its next part, and a
+    // new socket at the old address must never pass for the old one.
+    std::shared_ptr<boost::asio::ip::tcp::socket> socket_;
     boost::asio::steady_timer timer_;        // reconnect backoff and keepalive ticks
     boost::asio::steady_timer deadline_;     // connect + handshake
     Phase phase_ = Phase::idle;

@@ -17,6 +17,9 @@ using Clock = std::chrono::steady_clock;
 namespace {
 // Before authentication nothing larger than a handshake message is read.
 constexpr uint32_t kMaxHandshakeBody = 4096;
+// How long a dropped connection is still read from, so that the peer gets
+// the reason rather than a reset (see tell_and_close).
+constexpr auto kLinger = std::chrono::seconds(2);
 }  // namespace
 
 Session::Session(tcp::socket socket, ServerContext& ctx, uint64_t id)
@@ -73,8 +76,13 @@ void Session::read_more() {
     size_t room = 0;
     char* dst = frames_.space(room);
     auto self = shared_from_this();
+    reading_ = true;
     socket_.async_read_some(asio::buffer(dst, room), asio::bind_executor(strand_, [self](const boost::system::error_code& ec, size_t n) {
-        if (self->state_ == State::closed) return;
+        self->reading_ = false;
+        if (self->state_ == State::closed) {
+            if (!self->lingering_) return;
+            return ec ? self->close_socket() : self->discard_input();
+        }
         try {
             if (ec) {
                 if (self->frames_.buffered() > 0 && ec == asio::error::eof)
@@ -169,7 +177,7 @@ void Session::on_auth(const proto::Auth& m) {
     auto expected = auth_proof(ctx_.options.key, ProofRole::client, client_nonce_, server_nonce_, agent_, fileset_);
     if (!proofs_equal(expected, m.client_proof)) return drop("authentication failed (wrong key)");
     auto slot = ctx_.slot(agent_, fileset_);
-    if (!slot) return drop("cannot open the fileset: " + slot.error().message);
+    if (!slot) return give_up("cannot open the fileset: " + slot.error().message);
     slot_ = *slot;
     std::shared_ptr<Session> previous;
     proto::Welcome w;
@@ -200,10 +208,7 @@ void Session::finish_batch() {
         if (slot_->owner != id_) return;
         ok = slot_->applier->finish_batch();
     }
-    if (!ok) {
-        spdlog::error("{}: {}", who(), ok.error().message);
-        drop("apply failed; the agent will retry");
-    }
+    if (!ok) give_up(ok.error().message);
 }
 
 void Session::on_op(const proto::OpMsg& m) {
@@ -230,9 +235,8 @@ void Session::on_op(const proto::OpMsg& m) {
         case Outcome::refused:
             return drop(fmt::format("refused {} '{}' at LSN {}: {}", proto::op_kind_name(m.kind), m.path, m.lsn, r.message));
         case Outcome::failed:
-            spdlog::error("{}: could not apply {} '{}' at LSN {}: {}", who(), proto::op_kind_name(m.kind), m.path, m.lsn,
-                          r.message);
-            return drop("apply failed; the agent will retry");
+            return give_up(
+                fmt::format("could not apply {} '{}' at LSN {}: {}", proto::op_kind_name(m.kind), m.path, m.lsn, r.message));
     }
 }
 
@@ -280,8 +284,7 @@ void Session::acknowledge(const std::vector<CommitOutcome>& done) {
     if (state_ != State::ready) return;
     for (auto& c : done) {
         if (!c.status) {
-            spdlog::error("{}: could not make LSN {} durable: {}", who(), c.lsn, c.status.error().message);
-            return drop("commit failed; the agent will retry");
+            return give_up(fmt::format("could not make LSN {} durable: {}", c.lsn, c.status.error().message));
         }
         send(proto::Ack{c.lsn});
     }
@@ -296,8 +299,7 @@ void Session::on_hash(const proto::HashRequest& m) {
     }
     if (!reply) {
         if (is_refusal(reply.error())) return drop(fmt::format("refused block hashes of '{}': {}", m.path, reply.error().message));
-        spdlog::error("{}: block hashes of '{}': {}", who(), m.path, reply.error().message);
-        return drop("block hashes failed; the agent will retry");
+        return give_up(fmt::format("block hashes of '{}': {}", m.path, reply.error().message));
     }
     send(*reply);
 }
@@ -316,7 +318,10 @@ void Session::write_next() {
     auto frame = outbox_.front();
     asio::async_write(socket_, asio::buffer(*frame), asio::bind_executor(strand_, [self, frame](const boost::system::error_code& ec, size_t) {
         self->writing_ = false;
-        if (self->state_ == State::closed) return;
+        if (self->state_ == State::closed) {
+            if (self->lingering_) ec ? self->close_socket() : self->say_farewell();
+            return;
+        }
         try {
             if (ec) {
                 spdlog::info("{}: connection lost while sending: {}", self->who(), ec.message());
@@ -333,27 +338,82 @@ void Session::write_next() {
 void Session::drop(const std::string& reason) {
     if (state_ == State::closed) return;
     spdlog::warn("dropping connection from {}: {}", who(), reason);
-    // Best effort, without blocking: tell the peer why.
-    if (auto frame = proto::encode_frame(proto::ErrorMsg{reason})) {
+    tell_and_close(reason);
+}
+
+void Session::give_up(const std::string& reason) {
+    if (state_ == State::closed) return;
+    spdlog::error("{}: {}; dropping the connection, the agent will send it again", who(), reason);
+    tell_and_close(reason);
+}
+
+// Closing a socket that still holds unread data makes the kernel answer
+// with a reset, and an agent busy writing would then see only "broken pipe",
+// never the reason sent here. So the reason goes out after any write in
+// flight, the sending side is shut, and what the agent still sends is read
+// and thrown away until it hangs up or kLinger passes.
+void Session::tell_and_close(const std::string& reason) {
+    release();
+    lingering_ = true;
+    if (auto frame = proto::encode_frame(proto::ErrorMsg{reason})) farewell_ = std::make_shared<std::string>(std::move(*frame));
+    if (!writing_) say_farewell();  // else the write in flight calls it when done
+    auto self = shared_from_this();
+    timer_.expires_after(kLinger);
+    timer_.async_wait(asio::bind_executor(strand_, [self](const boost::system::error_code& ec) {
+        if (!ec) self->close_socket();
+    }));
+    if (!reading_) discard_input();  // else the read in flight goes on with it
+}
+
+void Session::say_farewell() {
+    auto self = shared_from_this();
+    auto frame = std::move(farewell_);
+    if (!frame) {
         boost::system::error_code ec;
-        socket_.non_blocking(true, ec);
-        socket_.write_some(asio::buffer(*frame), ec);
+        socket_.shutdown(tcp::socket::shutdown_send, ec);
+        return;
     }
-    close();
+    writing_ = true;
+    asio::async_write(socket_, asio::buffer(*frame), asio::bind_executor(strand_, [self, frame](const boost::system::error_code& ec, size_t) {
+        self->writing_ = false;
+        if (ec) return self->close_socket();
+        self->say_farewell();
+    }));
+}
+
+void Session::discard_input() {
+    size_t room = 0;
+    char* dst = frames_.space(room);
+    reading_ = true;
+    auto self = shared_from_this();
+    socket_.async_read_some(asio::buffer(dst, room), asio::bind_executor(strand_, [self](const boost::system::error_code& ec, size_t) {
+        self->reading_ = false;
+        if (ec) return self->close_socket();
+        self->discard_input();
+    }));
 }
 
 void Session::close() {
     if (state_ == State::closed) return;
+    release();
+    close_socket();
+}
+
+void Session::release() {
     state_ = State::closed;
-    boost::system::error_code ec;
-    timer_.cancel();
-    socket_.shutdown(tcp::socket::shutdown_both, ec);
-    socket_.close(ec);
     if (slot_) {
         std::lock_guard lock(slot_->mu);
         if (slot_->owner == id_) slot_->applier->abort_content();
     }
     ctx_.forget(shared_from_this());
+}
+
+void Session::close_socket() {
+    if (!socket_.is_open()) return;
+    boost::system::error_code ec;
+    timer_.cancel();
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
 }
 
 }  // namespace iz::replicator

@@ -88,7 +88,10 @@ struct ShipperOptions {
 struct ServerStatus {
     std::string endpoint;
     bool connected = false;
-    std::string last_error;  // "" when none
+    // Why the link last failed, kept until the server acknowledges or
+    // answers a ping again (a server that welcomes the agent and then fails
+    // to apply stays "connected" between retries); "" when none.
+    std::string last_error;
     uint64_t acked_lsn = 0;  // durably applied on that server
     // Journal records after acked_lsn (as far as the journal is known).
     uint64_t records_behind = 0;

@@ -1,6 +1,7 @@
 // End to end: the real izwatch in one network namespace ships to real
 // izreplicate servers in others, over veth. After every scenario the
 // replica's manifest equals the source's.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cstdlib>
 
 #include <fstream>
@@ -338,6 +340,56 @@ TEST_F(Replication, TwoServersOneDownForAWhile) {
     sync_ok();
     expect_converged(first);
     expect_converged(second);
+}
+
+// Takes every free block of the filesystem that holds `file` (root's
+// reserve included: the server runs as root), as another tenant's data
+// would.
+void fill_filesystem(const fs::path& file) {
+    int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) throw std::runtime_error("open " + file.string() + ": " + std::strerror(errno));
+    off_t end = 0;
+    for (off_t step = 64 << 20; step >= 4096; step /= 4)
+        while (::fallocate(fd, 0, end, step) == 0) end += step;
+    ::fsync(fd);
+    ::close(fd);
+}
+
+// The server's disk fills up under a running workload: the agent is told
+// why and shows it, nothing is acknowledged that is not on the disk, the
+// server goes on serving, and once space returns the replica converges
+// without anyone restarting anything.
+TEST_F(Replication, ServerDiskFullThenSpaceReturns) {
+    auto& server = add_server();
+    start_agent();
+    every_operation(agent_->dir() / "before");
+    sync_ok();
+    auto ballast = server.root() / "ballast";
+    fill_filesystem(ballast);
+    bulk_files(agent_->dir(), 40, 256 << 10, 5);  // 10 MiB that no longer fit
+    every_operation(agent_->dir() / "after");
+    auto r = agent_->sync(5);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("No space left on device"), std::string::npos) << r.err << "\nagent log:\n" << tail(agent_->log());
+    auto s = agent_->status();
+    ASSERT_EQ(s["servers"].size(), 1u);
+    EXPECT_NE(s["servers"][0].value("last_error", "").find("No space left on device"), std::string::npos) << s.dump();
+    EXPECT_LT(s["servers"][0].value("acked_lsn", 0), s.value("head_lsn", 0));
+    EXPECT_TRUE(server.running());
+    auto log = server.log();
+    EXPECT_NE(log.find("No space left on device"), std::string::npos) << tail(log);
+    // A failing server is retried at the backoff's pace, not flooded:
+    // fewer than 20 attempts in these 5 seconds.
+    auto attempts = [&] {
+        size_t n = 0;
+        for (size_t at = 0; (at = log.find("No space left on device", at)) != std::string::npos; ++at) ++n;
+        return n;
+    }();
+    EXPECT_LT(attempts, 20u) << tail(log);
+    fs::remove(ballast);
+    sync_ok(60);
+    expect_converged(server);
+    EXPECT_EQ(agent_->status()["servers"][0].value("last_error", "?"), "");
 }
 
 TEST_F(Replication, WrongKeyIsRefusedAndNothingApplied) {
