@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <mutex>
 
 #include "agent/bpf_capture.hpp"
 #include "agent/capture.hpp"
@@ -72,6 +73,7 @@ public:
 
         journal::WriterOptions wo;
         wo.dir = opts_.journal_dir;
+        wo.segment_bytes = opts_.segment_bytes;
         auto writer = journal::Writer::open(wo);
         if (!writer) return fail(writer.error());
         writer_ = std::move(*writer);
@@ -178,6 +180,7 @@ public:
                 events_at_rate = capture_->stats().events;
                 last_rate = now;
             }
+            retry_failed_journal();
             if (now - last_retention >= std::chrono::seconds(60)) {
                 apply_retention();
                 last_retention = now;
@@ -323,7 +326,10 @@ private:
             r.comm = "izreplicate";
             r.message = fmt::format("server {} ({}) kept its own version as {}: {}", c.server, c.server_host,
                                     c.conflict_copy, c.message);
-            if (auto ok = writer_->append(r); !ok) spdlog::error("journaling a conflict: {}", ok.error().message);
+            {
+                std::lock_guard lock(writer_mu_);
+                if (auto ok = writer_->append(r); !ok) spdlog::error("journaling a conflict: {}", ok.error().message);
+            }
             spdlog::warn("conflict on {}: {}", c.path, r.message);
         };
         auto shipper = replicator::Shipper::start(std::move(so));
@@ -380,9 +386,64 @@ private:
         return fmt::format("timed out waiting for LSN {}: {}", lsn, why);
     }
 
+    // The saved tree is what the next start compares the directory with, so
+    // it is never saved ahead of the journal: a change it holds whose record
+    // is not durable (still being coalesced, or lost with a failed journal)
+    // would be missed by that comparison and never reach the servers.
     void persist() {
+        capture_->flush_writes(true);
+        if (!writer_->flush()) return;
         if (auto ok = save_tree(capture_->tree(), opts_.state_dir / "tree.state"); !ok)
             spdlog::error("saving agent state: {}", ok.error().message);
+    }
+
+    // A journal that failed (its disk full, an I/O error) takes no more
+    // records, and the changes made meanwhile are journaled the way a
+    // restart journals what happened while no agent ran: every few seconds
+    // the journal is opened anew, and once that works the last saved tree
+    // (never ahead of the journal, see persist()) is compared with a fresh
+    // scan and the differences are journaled.
+    void retry_failed_journal() {
+        auto failed = writer_->failure();
+        if (!failed) return;
+        auto now = Clock::now();
+        if (now - last_journal_retry_ < kJournalRetryEvery) return;
+        if (last_journal_retry_ == Clock::time_point{})
+            spdlog::error("the journal failed: {}; changes are journaled again, from a rescan, once it can be written",
+                          failed->message);
+        last_journal_retry_ = now;
+        auto ok = reopen_journal();
+        if (!ok) {
+            spdlog::debug("the journal cannot be reopened yet: {}", ok.error().message);
+            return;
+        }
+        last_journal_retry_ = {};
+        spdlog::info("the journal is written again; what changed while it failed is journaled from a rescan");
+    }
+
+    Status reopen_journal() {
+        auto persisted = load_tree(opts_.state_dir / "tree.state");
+        if (!persisted) return fail(persisted.error());
+        // The failed writer holds the journal's lock until it is closed; it
+        // stays in place, failed, if the new one cannot be opened.
+        (void)writer_->close();
+        journal::WriterOptions wo;
+        wo.dir = opts_.journal_dir;
+        wo.segment_bytes = opts_.segment_bytes;
+        auto writer = journal::Writer::open(wo);
+        if (!writer) return fail(writer.error());
+        auto capture = std::make_unique<Capture>(opts_.dir, root_fd_, opts_.excludes, **writer, bpf_ != nullptr);
+        {
+            std::lock_guard lock(writer_mu_);  // the shipper's thread journals conflicts
+            capture_ = std::move(capture);
+            writer_ = std::move(*writer);
+        }
+        auto recovered = recover_unsaved_entries(opts_.journal_dir, root_fd_, *persisted);
+        if (!recovered) return fail(recovered.error());
+        if (auto ok = capture_->catch_up(*persisted, "journal failure"); !ok) return ok;
+        if (auto ok = writer_->flush(); !ok) return ok;
+        if (auto ok = save_tree(capture_->tree(), opts_.state_dir / "tree.state"); !ok) return ok;
+        return {};
     }
 
     Status settle() {
@@ -506,6 +567,11 @@ private:
     WatchOptions opts_;
     int root_fd_ = -1, control_fd_ = -1, epoll_fd_ = -1, signal_fd_ = -1, ack_fd_ = -1;
     std::unique_ptr<journal::Writer> writer_;
+    // Held by threads other than the main one while they use writer_ (the
+    // main thread replaces it after a failure, see reopen_journal()).
+    std::mutex writer_mu_;
+    Clock::time_point last_journal_retry_{};
+    static constexpr auto kJournalRetryEvery = std::chrono::seconds(2);
     std::unique_ptr<FanotifySource> fan_;
     std::unique_ptr<BpfCapture> bpf_;
     std::unique_ptr<Capture> capture_;

@@ -252,6 +252,12 @@ int main(int argc, char** argv) {
         ->add_option("--queue-events", opts.queue_events,
                      "fanotify queue length in events (0: the system's fs.fanotify.max_queued_events)")
         ->capture_default_str();
+    start_cmd
+        ->add_option("--segment-size", opts.segment_bytes,
+                     "journal segment size (e.g. 64MiB, 1MiB); its space is reserved when a segment begins")
+        ->transform(CLI::AsSizeValue(false))
+        ->check(CLI::Range(uint64_t{64} << 10, uint64_t{1} << 34))
+        ->default_str("64MiB");
     start_cmd->add_option("--exclude", opts.excludes, "glob of paths not to journal (repeatable)");
     start_cmd->add_option("--server", opts.servers, "HOST:PORT of an izreplicate server (repeatable)");
     start_cmd->add_option("--key", opts.key_file, "shared key file for the servers");

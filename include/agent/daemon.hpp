@@ -22,6 +22,9 @@ struct WatchOptions {
     // 150 bytes of kernel memory each, the default holds about a second of
     // the busiest churn for some 40 MiB at most.
     uint32_t queue_events = 262144;
+    // Journal segments are this large, their space reserved when they are
+    // made (so a full disk shows when a segment begins, never mid-record).
+    uint64_t segment_bytes = 64ull << 20;
     std::vector<std::string> excludes;
     std::vector<std::string> servers;
     std::string key_file;

@@ -67,7 +67,9 @@ public:
     void pause();
     void resume();
     std::string log() const;
-    std::filesystem::path journal() const { return work_.path() / "journal"; }
+    std::filesystem::path journal() const { return journal_.empty() ? work_.path() / "journal" : journal_; }
+    // The journal somewhere else (on a filesystem of its own), from the next start.
+    void use_journal(std::filesystem::path dir) { journal_ = std::move(dir); }
 
 private:
     std::vector<std::string> env() const;
@@ -77,6 +79,7 @@ private:
     std::unique_ptr<ScratchFs> fs_;
     TempDir work_;
     std::filesystem::path dir_;
+    std::filesystem::path journal_;
     bool started_ = false;
     int paused_pid_ = 0;
 };
