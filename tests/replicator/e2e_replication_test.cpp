@@ -36,7 +36,8 @@ protected:
     }
 
     void TearDown() override {
-        agent_.reset();  // stops izwatch before its servers and links go
+        agent_.reset();  // stops izwatch before its servers, links and journal go
+        journal_fs_.reset();
         servers_.clear();
         links_.clear();
         server_ns_.clear();
@@ -121,6 +122,7 @@ protected:
     std::vector<std::unique_ptr<VethLink>> links_;
     std::vector<std::unique_ptr<ServerHost>> servers_;
     std::unique_ptr<AgentHost> agent_;
+    std::unique_ptr<ScratchFs> journal_fs_;  // when a test puts the journal on a filesystem of its own
 };
 
 TEST_F(Replication, EveryOperationTypeConverges) {
@@ -400,7 +402,8 @@ TEST_F(Replication, AgentJournalDiskFullThenSpaceReturns) {
     auto& server = add_server();
     auto small = ScratchFs::make(FsType::tmpfs, 8, "e2e-journal");
     ASSERT_TRUE(small) << small.error().message;
-    auto journal = (*small)->mount_point() / "journal";
+    journal_fs_ = std::move(*small);
+    auto journal = journal_fs_->mount_point() / "journal";
     agent_->use_journal(journal);
     auto r = agent_->start(endpoints(), {"--segment-size", "256KiB"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -408,7 +411,7 @@ TEST_F(Replication, AgentJournalDiskFullThenSpaceReturns) {
     bulk_files(agent_->dir() / "before", 50, 1000, 3);
     sync_ok();
 
-    auto ballast = (*small)->mount_point() / "ballast";
+    auto ballast = journal_fs_->mount_point() / "ballast";
     fill_filesystem(ballast);
     bulk_files(agent_->dir(), 3000, 100, 4);  // records for several segments
     fs::remove_all(agent_->dir() / "before/documents");
