@@ -36,6 +36,7 @@ protected:
     }
 
     void TearDown() override {
+        if (HasFailure()) keep_logs();
         agent_.reset();  // stops izwatch before its servers, links and journal go
         journal_fs_.reset();
         servers_.clear();
@@ -76,28 +77,43 @@ protected:
                                   << (servers_.empty() ? "" : servers_[0]->log());
     }
 
+    static fs::path artifacts_base() {
+        return fs::path(::testing::TempDir()) /
+               fmt::format("iz-e2e-{}", file_name(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    }
+
+    // Whatever failed, both logs, the operations done and the journal stay
+    // for a look after the run (a failure in CI may not come back).
+    void keep_logs() {
+        if (!agent_) return;
+        auto base = artifacts_base().string();
+        std::error_code ec;
+        fs::remove_all(base + ".journal", ec);
+        fs::copy(agent_->journal(), base + ".journal", fs::copy_options::recursive, ec);
+        if (!ops_.empty()) std::ofstream(base + ".ops") << ops_;
+        std::ofstream(base + ".agent-log") << agent_->log();
+        for (size_t i = 0; i < servers_.size(); ++i)
+            std::ofstream(base + (i ? fmt::format(".server{}-log", i) : ".server-log")) << servers_[i]->log();
+        fmt::print(stderr, "logs, the operations done and the agent's journal kept in {}.{{ops,agent-log,server-log,journal}}\n",
+                   base);
+    }
+
     void expect_converged(ServerHost& server) {
         auto src = manifest(agent_->dir());
         auto dst = manifest(server.replica("data"));
         if (src != dst) {
             // Both in full, for a look after the run.
-            auto base = fs::path(::testing::TempDir()) /
-                        fmt::format("iz-e2e-{}", file_name(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+            auto base = artifacts_base();
             std::ofstream(base.string() + ".source") << src;
             std::ofstream(base.string() + ".replica") << dst;
             std::error_code ec;
-            fs::remove_all(base.string() + ".journal", ec);
-            fs::copy(agent_->journal(), base.string() + ".journal", fs::copy_options::recursive, ec);
-            if (!ops_.empty()) std::ofstream(base.string() + ".ops") << ops_;
-            std::ofstream(base.string() + ".server-log") << server.log();
-            std::ofstream(base.string() + ".agent-log") << agent_->log();
             for (auto& [from, suffix] : {std::pair{agent_->dir(), ".source-tree"}, std::pair{server.replica("data"), ".replica-tree"}}) {
                 fs::remove_all(base.string() + suffix, ec);
                 fs::copy(from, base.string() + suffix,
                          fs::copy_options::recursive | fs::copy_options::copy_symlinks, ec);
             }
-            ADD_FAILURE() << "manifests, the operations done, the server's log and the agent's journal kept in "
-                          << base.string() << ".{source,replica,ops,server-log,agent-log,journal,source-tree,replica-tree}";
+            ADD_FAILURE() << "both manifests and trees kept in " << base.string()
+                          << ".{source,replica,source-tree,replica-tree}";
         }
         EXPECT_EQ(src, dst) << "replica differs from source on " << server.endpoint() << ":\n"
                             << manifest_diff(src, dst) << "server log tail:\n"
