@@ -154,15 +154,6 @@ TEST_F(Replication, EveryOperationTypeConverges) {
     EXPECT_EQ(s["servers"][0].value("acked_lsn", 0), s.value("head_lsn", 1));
 }
 
-// Known to fail: under this generator's pace (thousands of operations a
-// second, many on the same few files) the agent still loses a few
-// attribute and xattr changes and hard-link regroupings whose events it
-// reads after later operations moved or replaced the entry. Enabled again
-// once capture re-reads such entries by handle everywhere.
-// Seeded random workloads: thousands of operations a second on a few
-// hundred entries, the agent well behind the kernel queue, so fanotify
-// merges events and entries are renamed, relinked or gone before their
-// events are read. IZ_E2E_SEED runs another sequence instead.
 // Sequences the agent reads only after the kernel merged their events
 // (one event per name and object still queued carries all of its
 // changes, at the place of the first): the replica still ends as the
@@ -196,6 +187,10 @@ TEST_F(Replication, MergedEventsOfLinksAndMovedDirectoriesConverge) {
     expect_converged(server);
 }
 
+// Seeded random workloads: thousands of operations a second on a few
+// hundred entries, the agent well behind the kernel queue, so fanotify
+// merges events and entries are renamed, relinked or gone before their
+// events are read. IZ_E2E_SEED runs another sequence instead.
 class RandomWorkload : public Replication, public ::testing::WithParamInterface<std::tuple<FsType, uint32_t>> {};
 
 TEST_P(RandomWorkload, TenThousandOperationsConverge) {
