@@ -180,7 +180,7 @@ std::string human(const json& s) {
                            human_bytes(srv.value("bytes_behind", uint64_t{0})),
                            human_bytes(srv.value("data_bytes_sent", uint64_t{0})),
                            human_bytes(srv.value("wire_bytes_sent", uint64_t{0})),
-                           srv.value("last_error", "").empty() ? "" : ": " + srv.value("last_error", ""));
+                           srv.value("last_error", "").empty() ? "" : "; last error: " + srv.value("last_error", ""));
     return out;
 }
 
