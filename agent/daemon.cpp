@@ -373,6 +373,8 @@ private:
     }
 
     std::string sync_timeout_reason(uint64_t lsn) const {
+        if (auto failed = writer_->failure())
+            return fmt::format("timed out: the journal failed ({}); it is retried every few seconds", failed->message);
         if (writer_->durable_lsn() < lsn || !shipper_)
             return fmt::format("timed out: LSN {} is not yet durable (durable LSN {})", lsn, writer_->durable_lsn());
         std::string why;

@@ -437,6 +437,9 @@ TEST_F(Replication, AgentJournalDiskFullThenSpaceReturns) {
     // the journal missed, or the rescan would not find them.
     std::this_thread::sleep_for(12s);
     EXPECT_TRUE(agent_->status().contains("journal_failure"));
+    auto waiting = agent_->sync(2);
+    EXPECT_NE(waiting.exit_code, 0);
+    EXPECT_NE(waiting.err.find("No space left on device"), std::string::npos) << waiting.err;
 
     fs::remove(ballast);
     bool recovered = eventually([&] { return !agent_->status().contains("journal_failure"); }, 10s);
