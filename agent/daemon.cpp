@@ -435,6 +435,7 @@ private:
         auto writer = journal::Writer::open(wo);
         if (!writer) return fail(writer.error());
         auto capture = std::make_unique<Capture>(opts_.dir, root_fd_, opts_.excludes, **writer, bpf_ != nullptr);
+        capture->carry_stats(capture_->stats());
         {
             std::lock_guard lock(writer_mu_);  // the shipper's thread journals conflicts
             capture_ = std::move(capture);

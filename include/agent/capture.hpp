@@ -58,6 +58,9 @@ public:
 
     const Tree& tree() const { return tree_; }
     const CaptureStats& stats() const { return stats_; }
+    // A capture that takes over from another (after the journal was
+    // reopened) goes on counting where that one stopped.
+    void carry_stats(const CaptureStats& before) { stats_ = before; }
     bool excluded(const std::string& rel) const;
 
     // How long a write may wait to be coalesced with the next ones.

@@ -441,9 +441,11 @@ TEST_F(Replication, AgentJournalDiskFullThenSpaceReturns) {
     EXPECT_NE(waiting.exit_code, 0);
     EXPECT_NE(waiting.err.find("No space left on device"), std::string::npos) << waiting.err;
 
+    auto records_before = agent_->status().value("records", 0);
     fs::remove(ballast);
     bool recovered = eventually([&] { return !agent_->status().contains("journal_failure"); }, 10s);
     ASSERT_TRUE(recovered) << agent_->status().dump() << "\n" << tail(agent_->log());
+    EXPECT_GT(agent_->status().value("records", 0), records_before);  // counted on, not from zero
     every_operation(agent_->dir() / "after");
     sync_ok();
     expect_converged(server);
