@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <mutex>
@@ -74,6 +75,7 @@ public:
         journal::WriterOptions wo;
         wo.dir = opts_.journal_dir;
         wo.segment_bytes = opts_.segment_bytes;
+        wo.on_durable = durable_relay();
         auto writer = journal::Writer::open(wo);
         if (!writer) return fail(writer.error());
         writer_ = std::move(*writer);
@@ -335,7 +337,17 @@ private:
         auto shipper = replicator::Shipper::start(std::move(so));
         if (!shipper) return fail(shipper.error());
         shipper_ = std::move(*shipper);
+        shipper_ptr_.store(shipper_.get());
         return {};
+    }
+
+    // The shipper sends only what the journal holds durably, and learns of
+    // it from the writer's committer thread the moment it is so (this
+    // thread's loop may sleep in epoll_wait for up to a second).
+    std::function<void(uint64_t)> durable_relay() {
+        return [this](uint64_t lsn) {
+            if (auto* s = shipper_ptr_.load()) s->notify(lsn);
+        };
     }
 
     void take_acks() {
@@ -432,6 +444,7 @@ private:
         journal::WriterOptions wo;
         wo.dir = opts_.journal_dir;
         wo.segment_bytes = opts_.segment_bytes;
+        wo.on_durable = durable_relay();
         auto writer = journal::Writer::open(wo);
         if (!writer) return fail(writer.error());
         auto capture = std::make_unique<Capture>(opts_.dir, root_fd_, opts_.excludes, **writer, bpf_ != nullptr);
@@ -579,6 +592,7 @@ private:
     std::unique_ptr<BpfCapture> bpf_;
     std::unique_ptr<Capture> capture_;
     std::unique_ptr<replicator::Shipper> shipper_;
+    std::atomic<replicator::Shipper*> shipper_ptr_{nullptr};  // for the writer's committer thread
     sigset_t stop_signals_{};
     std::vector<FanEvent> batch_;
     struct PendingSync {

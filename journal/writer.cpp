@@ -283,6 +283,7 @@ private:
                 }
                 durable_cv_.notify_all();
             }
+            if (st && opts_.on_durable) opts_.on_durable(last_lsn);
             Status outcome = st ? Status{} : fail(*failure());
             for (auto& [lsn, cb] : cbs) cb(lsn, outcome);
             batch.clear();

@@ -131,8 +131,8 @@ private:
 };
 
 ShipWorker::ShipWorker(const ShipperOptions& options, std::shared_ptr<ServerLink> link, const std::atomic<bool>& stopping,
-                       std::function<void(uint64_t)> saw_lsn)
-    : options_(options), link_(std::move(link)), stopping_(stopping), saw_lsn_(std::move(saw_lsn)) {}
+                       DurableMark& durable, std::function<void(uint64_t)> saw_lsn)
+    : options_(options), link_(std::move(link)), stopping_(stopping), durable_(durable), saw_lsn_(std::move(saw_lsn)) {}
 
 void ShipWorker::run() {
     while (!stopping_) {
@@ -161,6 +161,7 @@ void ShipWorker::run() {
 }
 
 bool ShipWorker::reopen_reader(uint64_t next_lsn) {
+    held_.reset();
     if (!reader_) {
         auto r = journal::Reader::open(options_.journal_dir);
         if (!r) {
@@ -202,14 +203,19 @@ bool ShipWorker::ship_session(const LinkSession& session) {
         std::vector<Record> window;
         bool read_error = false;
         while (window.size() < kWindowRecords) {
-            auto rec = reader_->next();
-            if (!rec) {
-                spdlog::error("shipper to {}: reading the journal: {}", link_->endpoint().to_string(), rec.error().message);
-                read_error = true;
-                break;
+            if (!held_) {
+                auto rec = reader_->next();
+                if (!rec) {
+                    spdlog::error("shipper to {}: reading the journal: {}", link_->endpoint().to_string(), rec.error().message);
+                    read_error = true;
+                    break;
+                }
+                if (!*rec) break;
+                held_ = std::move(**rec);
             }
-            if (!*rec) break;
-            window.push_back(std::move(**rec));
+            if (held_->lsn > durable_.get()) break;  // see DurableMark
+            window.push_back(std::move(*held_));
+            held_.reset();
         }
         if (read_error) {
             // Retried from the last record sent, in case the damage was a
@@ -217,6 +223,7 @@ bool ShipWorker::ship_session(const LinkSession& session) {
             // still being written).
             positioned = false;
             reader_.reset();
+            held_.reset();
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
             if (window.empty()) continue;
         }
@@ -242,6 +249,10 @@ bool ShipWorker::ship_session(const LinkSession& session) {
             // The journal's growth wakes the wait (inotify); the timeout
             // only bounds how long a stop waits, and an idle agent wakes
             // four times a second rather than twenty.
+            if (held_) {
+                durable_.wait_for(held_->lsn, std::chrono::milliseconds(250));
+                continue;
+            }
             auto waited = reader_->wait(std::chrono::milliseconds(250));
             if (!waited) {
                 spdlog::warn("shipper: {}", waited.error().message);

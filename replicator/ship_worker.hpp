@@ -13,6 +13,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "durable_mark.hpp"
 #include "journal/reader.hpp"
 #include "replicator/shipper.hpp"
 #include "server_link.hpp"
@@ -24,7 +25,7 @@ namespace iz::replicator {
 class ShipWorker {
 public:
     ShipWorker(const ShipperOptions& options, std::shared_ptr<ServerLink> link, const std::atomic<bool>& stopping,
-               std::function<void(uint64_t)> saw_lsn);
+               DurableMark& durable, std::function<void(uint64_t)> saw_lsn);
     // The thread body. Returns when stopping; never throws.
     void run();
 
@@ -54,8 +55,11 @@ private:
     const ShipperOptions& options_;
     std::shared_ptr<ServerLink> link_;
     const std::atomic<bool>& stopping_;
+    DurableMark& durable_;
     std::function<void(uint64_t)> saw_lsn_;
     std::unique_ptr<journal::Reader> reader_;
+    // Read from the journal but not yet durable: it waits here, in order.
+    std::optional<journal::Record> held_;
     std::optional<SourceTree> tree_;
 
     std::set<std::string> stale_dirs_;

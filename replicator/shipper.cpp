@@ -87,7 +87,8 @@ public:
         });
         for (auto& link : links_) {
             link->start();
-            auto worker = std::make_shared<ShipWorker>(options_, link, stopping_, [this](uint64_t lsn) { saw(lsn); });
+            auto worker =
+                std::make_shared<ShipWorker>(options_, link, stopping_, durable_, [this](uint64_t lsn) { saw(lsn); });
             workers_.emplace_back([worker] {
                 pthread_setname_np(pthread_self(), "iz-ship");
                 worker->run();
@@ -96,7 +97,10 @@ public:
         return {};
     }
 
-    void notify(uint64_t durable_lsn) override { saw(durable_lsn); }
+    void notify(uint64_t durable_lsn) override {
+        saw(durable_lsn);
+        durable_.advance(durable_lsn);
+    }
 
     std::vector<ServerStatus> status() const override {
         uint64_t head = journal_head();
@@ -145,6 +149,7 @@ public:
             std::lock_guard lock(ack_mu_);
             ack_cv_.notify_all();
         }
+        durable_.wake();
         for (auto& t : workers_)
             if (t.joinable()) t.join();
         work_.reset();
@@ -187,6 +192,7 @@ private:
     std::mutex ack_mu_;
     std::condition_variable ack_cv_;
     std::atomic<uint64_t> head_{0};
+    DurableMark durable_;
     mutable std::mutex head_mu_;
     mutable std::unique_ptr<journal::Reader> head_reader_;
     mutable std::chrono::steady_clock::time_point head_checked_{};

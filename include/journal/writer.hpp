@@ -40,6 +40,10 @@ struct WriterOptions {
     // Reserve each segment's space up front (fallocate), so a full disk shows
     // up when a segment is created rather than in the middle of a record.
     bool preallocate = true;
+    // Called on the committer thread each time the durable LSN moves, with
+    // the new one (for a reader in the same process that must not go past
+    // it). Keep it short; it must not call into the writer.
+    std::function<void(uint64_t durable_lsn)> on_durable;
 };
 
 // Called on the committer thread once the record's fate is known: OK when

@@ -115,8 +115,9 @@ public:
     static Result<std::unique_ptr<Shipper>> start(ShipperOptions options);
     virtual ~Shipper() = default;
 
-    // Hint that the journal's durable head moved; the shipper also follows
-    // the journal by itself, so this only shortens latency.
+    // The journal is durable through `durable_lsn` (any thread). Nothing
+    // past the last LSN given here is sent: a record not yet durable could
+    // vanish with the machine and its LSN be given to another record.
     virtual void notify(uint64_t durable_lsn) = 0;
     virtual std::vector<ServerStatus> status() const = 0;
     // The LSN every server has durably applied: the least acked_lsn of

@@ -7,6 +7,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -17,36 +19,44 @@
 namespace iz::test {
 namespace {
 
-TEST(ShipperAcks, EveryAckReachesTheOwnersHook) {
+// A journal and a shipper to a live in-process server.
+struct ShipperRig {
     ServerHarness server;
-    auto key_file = server.base() / "key";
-    std::string hex;
-    for (char c : server.key.bytes) hex += fmt::format("{:02x}", static_cast<unsigned char>(c));
-    write_file(key_file, hex + "\n", 0600);
-    fs::create_directories(server.base() / "src");
-
     journal::WriterOptions wo;
-    wo.dir = server.base() / "journal";
-    auto writer = journal::Writer::open(wo);
+    replicator::ShipperOptions so;
+
+    ShipperRig() {
+        auto key_file = server.base() / "key";
+        std::string hex;
+        for (char c : server.key.bytes) hex += fmt::format("{:02x}", static_cast<unsigned char>(c));
+        write_file(key_file, hex + "\n", 0600);
+        fs::create_directories(server.base() / "src");
+        wo.dir = server.base() / "journal";
+        so.journal_dir = wo.dir;
+        so.watched_root = server.base() / "src";
+        so.fileset = "fs1";
+        so.agent_id = "agent-a";
+        so.servers.push_back({"127.0.0.1", server.port()});
+        so.key_file = key_file;
+        so.register_consumers = false;
+    }
+};
+
+TEST(ShipperAcks, EveryAckReachesTheOwnersHook) {
+    ShipperRig rig;
+    auto& server = rig.server;
+    auto writer = journal::Writer::open(rig.wo);
     ASSERT_TRUE(writer) << writer.error().message;
 
     std::mutex mu;
     std::condition_variable cv;
     int calls = 0;
-    replicator::ShipperOptions so;
-    so.journal_dir = wo.dir;
-    so.watched_root = server.base() / "src";
-    so.fileset = "fs1";
-    so.agent_id = "agent-a";
-    so.servers.push_back({"127.0.0.1", server.port()});
-    so.key_file = key_file;
-    so.register_consumers = false;
-    so.on_acked = [&] {
+    rig.so.on_acked = [&] {
         std::lock_guard lock(mu);
         ++calls;
         cv.notify_all();
     };
-    auto shipper = replicator::Shipper::start(so);
+    auto shipper = replicator::Shipper::start(rig.so);
     ASSERT_TRUE(shipper) << shipper.error().message;
 
     journal::Record r;
@@ -66,6 +76,41 @@ TEST(ShipperAcks, EveryAckReachesTheOwnersHook) {
     EXPECT_TRUE(acked) << "last error: " << (*shipper)->status()[0].last_error << "\n" << server.all_logs();
     EXPECT_GE(calls, 1);
     lock.unlock();
+    (*shipper)->stop();
+    ASSERT_TRUE((*writer)->close());
+}
+
+// Records in the journal's file but not reported durable stay on the agent:
+// one that vanished with the machine would leave its LSN to another record,
+// which the server would then skip as applied.
+TEST(ShipperAcks, NothingTravelsPastWhatTheWriterReportsDurable) {
+    ShipperRig rig;
+    auto writer = journal::Writer::open(rig.wo);
+    ASSERT_TRUE(writer) << writer.error().message;
+    fs::create_directories(rig.server.base() / "src/d1");
+    fs::create_directories(rig.server.base() / "src/d2");
+    std::vector<uint64_t> lsns;
+    for (auto name : {"d1", "d2"}) {
+        journal::Record r;
+        r.op = journal::Op::mkdir;
+        r.path = name;
+        r.mode = 040755;
+        auto lsn = (*writer)->append(r);
+        ASSERT_TRUE(lsn);
+        lsns.push_back(*lsn);
+    }
+    ASSERT_TRUE((*writer)->flush());
+    auto shipper = replicator::Shipper::start(rig.so);
+    ASSERT_TRUE(shipper) << shipper.error().message;
+    (*shipper)->notify(lsns[0]);
+    ASSERT_TRUE((*shipper)->wait_acked(lsns[0], std::chrono::seconds(10)))
+        << (*shipper)->status()[0].last_error << "\n" << rig.server.all_logs();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // a commit every second at most
+    EXPECT_EQ((*shipper)->status()[0].acked_lsn, lsns[0]);
+    EXPECT_FALSE(fs::exists(rig.server.fileset_root("fs1") / "d2"));
+    (*shipper)->notify(lsns[1]);
+    EXPECT_TRUE((*shipper)->wait_acked(lsns[1], std::chrono::seconds(10)));
+    EXPECT_TRUE(fs::is_directory(rig.server.fileset_root("fs1") / "d2"));
     (*shipper)->stop();
     ASSERT_TRUE((*writer)->close());
 }
