@@ -12,6 +12,7 @@
 #include <mutex>
 #include <deque>
 #include <set>
+#include <vector>
 
 #include "apply.hpp"
 #include "frame_reader.hpp"
@@ -103,6 +104,7 @@ private:
     // Closed to frames, but still telling the peer why (see tell_and_close).
     bool lingering_ = false;
     std::shared_ptr<std::string> farewell_;
+    std::vector<char> discard_;
     std::chrono::steady_clock::time_point started_, last_rx_;
     std::string agent_, fileset_, client_nonce_, server_nonce_;
     std::shared_ptr<FilesetSlot> slot_;

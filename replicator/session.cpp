@@ -382,11 +382,11 @@ void Session::say_farewell() {
 }
 
 void Session::discard_input() {
-    size_t room = 0;
-    char* dst = frames_.space(room);
+    // A buffer of its own: the frame buffer may be full of frames never handled.
+    discard_.resize(16384);
     reading_ = true;
     auto self = shared_from_this();
-    socket_.async_read_some(asio::buffer(dst, room), asio::bind_executor(strand_, [self](const boost::system::error_code& ec, size_t) {
+    socket_.async_read_some(asio::buffer(discard_), asio::bind_executor(strand_, [self](const boost::system::error_code& ec, size_t) {
         self->reading_ = false;
         if (ec) return self->close_socket();
         self->discard_input();
