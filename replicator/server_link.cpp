@@ -4,6 +4,11 @@
 
 #include <fmt/format.h>
 
+#include <filesystem>
+#include <optional>
+
+#include "journal/reader.hpp"
+
 namespace iz::replicator {
 
 namespace asio = boost::asio;
@@ -13,6 +18,34 @@ using Clock = std::chrono::steady_clock;
 namespace {
 constexpr auto kTick = std::chrono::milliseconds(250);
 constexpr auto kPingAfter = std::chrono::milliseconds(1000);
+// The journal's last LSN (0 when it is empty); nullopt when it cannot be read.
+std::optional<uint64_t> journal_last_lsn(const std::filesystem::path& dir) {
+    auto r = journal::Reader::open(dir);
+    if (!r || !(*r)->refresh() || !(*r)->seek_tail()) return std::nullopt;
+    auto last = (*r)->prev();
+    if (!last) return std::nullopt;
+    return *last ? (*last)->lsn : 0;
+}
+
+// A server that has applied past the end of this journal was fed by another
+// journal under the same agent and fileset: this one was made anew (its
+// state directory deleted or lost), or another agent goes by the same name.
+// Resuming after that server's LSN would skip this journal's records up to
+// it and leave its replica silently short of them. "" when all is well.
+std::string refusal_for_resume(const ShipperOptions& o, uint64_t resume_lsn) {
+    auto last = journal_last_lsn(o.journal_dir);
+    if (!last || resume_lsn <= *last) return {};
+    return fmt::format("this server has applied through LSN {} for agent '{}' and fileset '{}', but this journal ends "
+                       "at LSN {}: it was made anew, or another agent uses the same names. Nothing is sent to it until "
+                       "it starts this fileset afresh: on the server, stop izreplicate, remove its record <state "
+                       "dir>/{}/{} (the state dir is DST/.intermezzo unless --state-dir says otherwise) and the replica "
+                       "DST/{}, and start it again; the replica is then copied anew",
+                       resume_lsn, o.agent_id, o.fileset, *last, o.agent_id, o.fileset, o.fileset);
+}
+
+// A server refused as above (see ServerLink::refuse) is asked again this
+// often, in case an operator has put it right.
+constexpr auto kRefusedRetry = std::chrono::milliseconds(5000);
 constexpr auto kHandshakeTimeout = std::chrono::milliseconds(5000);
 // One write gathers up to this many queued frames (Asio hands at most 64
 // buffers to one sendmsg) or bytes.
@@ -127,6 +160,12 @@ void ServerLink::on_connected() {
             auto* w = std::get_if<proto::Welcome>(&m2);
             if (!w) return self->lost(fmt::format("expected welcome, got {}", proto::msg_type_name(proto::type_of(m2))));
             self->deadline_.cancel();
+            {
+                auto refusal = refusal_for_resume(self->options_, w->resume_lsn);
+                std::lock_guard lock(self->mu_);
+                self->refusal_ = refusal;
+            }
+            if (!self->refusal_.empty()) return self->lost(self->refusal_);
             self->phase_ = Phase::ready;
             self->last_rx_ = self->last_tx_ = Clock::now();
             self->ping_outstanding_ = false;
@@ -311,14 +350,20 @@ void ServerLink::lost(const std::string& why) {
 // backoff's pace, not resent the same data every 100 ms, and `izwatch
 // status` keeps showing why.
 void ServerLink::served_well() {
-    backoff_ = std::chrono::milliseconds(100);
     std::lock_guard lock(mu_);
+    if (!refusal_.empty()) return;
+    backoff_ = std::chrono::milliseconds(100);
     last_error_.clear();
 }
 
 void ServerLink::schedule_reconnect() {
     auto self = shared_from_this();
-    timer_.expires_after(backoff_);
+    bool refused;
+    {
+        std::lock_guard lock(mu_);
+        refused = !refusal_.empty();
+    }
+    timer_.expires_after(refused ? std::max<std::chrono::milliseconds>(backoff_, kRefusedRetry) : backoff_);
     backoff_ = std::min(backoff_ * 2, options_.max_backoff);
     timer_.async_wait([self](const boost::system::error_code& ec) {
         if (ec || self->phase_ != Phase::idle) return;

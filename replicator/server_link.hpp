@@ -144,6 +144,10 @@ private:
     uint64_t generation_ = 0;
     LinkSession session_;
     std::string last_error_;
+    // Why this server is not shipped to as it stands (see
+    // refusal_for_resume); it stays the last error, and reconnects come
+    // every kRefusedRetry, until a connection passes.
+    std::string refusal_;
     uint64_t acked_lsn_ = 0;
     uint64_t sent_bytes_ = 0;
     uint64_t acked_bytes_ = 0;

@@ -150,6 +150,11 @@ void AgentHost::kill9() {
     started_ = false;
 }
 
+void AgentHost::forget_journal_and_state() {
+    fs::remove_all(journal());
+    fs::remove_all(work_.path() / "state");
+}
+
 std::string AgentHost::log() const { return slurp(work_.path() / "state" / "izwatch.log"); }
 
 std::string manifest_diff(const std::string& a, const std::string& b) {

@@ -70,6 +70,9 @@ public:
     std::filesystem::path journal() const { return journal_.empty() ? work_.path() / "journal" : journal_; }
     // The journal somewhere else (on a filesystem of its own), from the next start.
     void use_journal(std::filesystem::path dir) { journal_ = std::move(dir); }
+    // Deletes the journal and the agent's state, as a lost disk would (the
+    // agent must be stopped).
+    void forget_journal_and_state();
 
 private:
     std::vector<std::string> env() const;

@@ -451,6 +451,36 @@ TEST_F(Replication, AgentJournalDiskFullThenSpaceReturns) {
     expect_converged(server);
 }
 
+// The agent's journal is made anew (its disk lost) while the server keeps
+// its record of the old one: resuming after the server's LSN would skip the
+// new journal's records up to it, so the agent refuses, says what to do, and
+// once the server starts the fileset afresh the replica converges.
+TEST_F(Replication, AJournalMadeAnewIsRefusedUntilTheServerStartsAfresh) {
+    auto& server = add_server();
+    start_agent();
+    bulk_files(agent_->dir(), 300, 100, 8);  // the old journal's LSNs outrun the new one's baseline
+    every_operation(agent_->dir() / "old");
+    sync_ok();
+    ASSERT_EQ(agent_->stop().exit_code, 0);
+    agent_->forget_journal_and_state();
+    fs::remove_all(agent_->dir() / "bulk");  // a removal no new journal can know of
+    std::ofstream(agent_->dir() / "new-file") << "made after the journal was lost\n";
+    start_agent();
+    auto r = agent_->sync(3);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("made anew"), std::string::npos) << r.err;
+    EXPECT_NE(agent_->status()["servers"][0].value("last_error", "").find("made anew"), std::string::npos);
+    EXPECT_FALSE(fs::exists(server.replica("data") / "new-file"));
+
+    server.kill9();
+    for (auto& agent : fs::directory_iterator(server.root() / ".intermezzo")) fs::remove_all(agent.path() / "data");
+    fs::remove_all(server.replica("data"));
+    server.start();
+    sync_ok(30);
+    expect_converged(server);
+    EXPECT_EQ(agent_->status()["servers"][0].value("last_error", "?"), "");
+}
+
 TEST_F(Replication, WrongKeyIsRefusedAndNothingApplied) {
     auto& server = add_server();
     TempDir other("e2e-otherkey");
