@@ -72,11 +72,7 @@ public:
         auto persisted = load_tree(opts_.state_dir / "tree.state");
         if (!persisted) return fail(persisted.error());
 
-        journal::WriterOptions wo;
-        wo.dir = opts_.journal_dir;
-        wo.segment_bytes = opts_.segment_bytes;
-        wo.on_durable = durable_relay();
-        auto writer = journal::Writer::open(wo);
+        auto writer = open_journal();
         if (!writer) return fail(writer.error());
         writer_ = std::move(*writer);
 
@@ -435,17 +431,21 @@ private:
         spdlog::info("the journal is written again; what changed while it failed is journaled from a rescan");
     }
 
+    Result<std::unique_ptr<journal::Writer>> open_journal() {
+        journal::WriterOptions wo;
+        wo.dir = opts_.journal_dir;
+        wo.segment_bytes = opts_.segment_bytes;
+        wo.on_durable = durable_relay();
+        return journal::Writer::open(wo);
+    }
+
     Status reopen_journal() {
         auto persisted = load_tree(opts_.state_dir / "tree.state");
         if (!persisted) return fail(persisted.error());
         // The failed writer holds the journal's lock until it is closed; it
         // stays in place, failed, if the new one cannot be opened.
         (void)writer_->close();
-        journal::WriterOptions wo;
-        wo.dir = opts_.journal_dir;
-        wo.segment_bytes = opts_.segment_bytes;
-        wo.on_durable = durable_relay();
-        auto writer = journal::Writer::open(wo);
+        auto writer = open_journal();
         if (!writer) return fail(writer.error());
         auto capture = std::make_unique<Capture>(opts_.dir, root_fd_, opts_.excludes, **writer, bpf_ != nullptr);
         capture->carry_stats(capture_->stats());
