@@ -177,8 +177,8 @@ public:
                 events_per_s_ = static_cast<double>(capture_->stats().events - events_at_rate) / secs;
                 events_at_rate = capture_->stats().events;
                 last_rate = now;
+                retry_failed_journal();
             }
-            retry_failed_journal();
             if (now - last_retention >= std::chrono::seconds(60)) {
                 apply_retention();
                 last_retention = now;

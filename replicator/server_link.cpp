@@ -43,8 +43,8 @@ std::string refusal_for_resume(const ShipperOptions& o, uint64_t resume_lsn) {
                        resume_lsn, o.agent_id, o.fileset, *last, o.agent_id, o.fileset, o.fileset);
 }
 
-// A server refused as above (see ServerLink::refuse) is asked again this
-// often, in case an operator has put it right.
+// A server refused as above is asked again this often, in case an operator
+// has put it right.
 constexpr auto kRefusedRetry = std::chrono::milliseconds(5000);
 constexpr auto kHandshakeTimeout = std::chrono::milliseconds(5000);
 // One write gathers up to this many queued frames (Asio hands at most 64
