@@ -635,8 +635,10 @@ bool ShipWorker::ship_whole(const Record& r, ShipAction action) {
             continue;
         }
         std::optional<std::string> whole;
-        if (theirs && k < their_blocks) {
-            // Hashed as the server did: the whole block, holes as zeros.
+        if (theirs_data) {
+            // Compared with the server's block (one that is all hole there
+            // differs unless this one is all zeros, which would not travel):
+            // hashed as the server did, the whole block, holes as zeros.
             auto data = read_range(file.fd.get(), off, static_cast<size_t>(end - off), r.path);
             if (!data) {
                 spdlog::warn("shipper: skipping content of '{}' (LSN {}): {}", r.path, r.lsn, data.error().message);

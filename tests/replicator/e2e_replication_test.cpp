@@ -215,10 +215,10 @@ INSTANTIATE_TEST_SUITE_P(Seeds, RandomWorkload,
 
 // Holes travel as holes, whether the agent knows the written ranges (eBPF)
 // or not (fanotify alone: whole-file writes, sent as the blocks that differ
-// from the server's copy). Each file ends with the source's bytes, using no
+// from the server's copy), from ext4 and from XFS. Each file ends with the source's bytes, using no
 // more room on the replica than the source's blocks plus one block per data
 // extent, and costs its data on the wire, not its size.
-class SparseFiles : public Replication, public ::testing::WithParamInterface<bool> {
+class SparseFiles : public Replication, public ::testing::WithParamInterface<std::tuple<FsType, bool>> {
 protected:
     static constexpr uint64_t kMiB = 1 << 20;
 
@@ -293,8 +293,10 @@ protected:
 };
 
 TEST_P(SparseFiles, HolesTravelAsHoles) {
+    auto [type, bpf] = GetParam();
+    if (type != FsType::ext4) agent_ = std::make_unique<AgentHost>(*agent_ns_, key_, "e2e-src", type);
     auto& server = add_server();
-    auto r = agent_->start(endpoints(), GetParam() ? std::vector<std::string>{} : std::vector<std::string>{"--no-bpf"});
+    auto r = agent_->start(endpoints(), bpf ? std::vector<std::string>{} : std::vector<std::string>{"--no-bpf"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     auto d = agent_->dir();
     // Replicated first, changed later.
@@ -350,8 +352,13 @@ TEST_P(SparseFiles, HolesTravelAsHoles) {
     expect_converged(server);
 }
 
-INSTANTIATE_TEST_SUITE_P(Capture, SparseFiles, ::testing::Values(true, false),
-                         [](const auto& info) { return info.param ? std::string("bpf") : std::string("fanotify_only"); });
+INSTANTIATE_TEST_SUITE_P(Capture, SparseFiles,
+                         ::testing::Values(std::tuple{FsType::ext4, true}, std::tuple{FsType::ext4, false},
+                                           std::tuple{FsType::xfs, true}),
+                         [](const auto& info) {
+                             return fmt::format("{}_{}", std::get<0>(info.param) == FsType::xfs ? "xfs" : "ext4",
+                                                std::get<1>(info.param) ? "bpf" : "fanotify_only");
+                         });
 
 TEST_F(Replication, ServerKilledMidTransferThenRestarted) {
     auto& server = add_server();
