@@ -10,13 +10,24 @@
 
 namespace iz::replicator {
 
-Result<std::vector<DataExtent>> data_extents(int fd, uint64_t from, uint64_t to, const std::string& what) {
+Result<std::vector<DataExtent>> data_extents(int fd, uint64_t from, uint64_t to, const std::string& what,
+                                             uint64_t* end) {
     std::vector<DataExtent> out;
+    if (end) *end = to;
+    // No more data from `at` on: the rest is hole, or the file ends there.
+    auto ends_after = [&](uint64_t at) {
+        if (!end) return;
+        off_t eof = ::lseek(fd, 0, SEEK_END);
+        if (eof >= 0 && static_cast<uint64_t>(eof) < to) *end = std::max<uint64_t>(static_cast<uint64_t>(eof), at);
+    };
     uint64_t at = from;
     while (at < to) {
         off_t data = ::lseek(fd, static_cast<off_t>(at), SEEK_DATA);
         if (data < 0) {
-            if (errno == ENXIO) break;  // nothing but hole up to the end of the file
+            if (errno == ENXIO) {
+                ends_after(at);
+                break;
+            }
             if (errno == EINVAL || errno == EOPNOTSUPP) {
                 // No SEEK_DATA here: all of it counts as data.
                 out.push_back({at, to - at});
@@ -26,13 +37,21 @@ Result<std::vector<DataExtent>> data_extents(int fd, uint64_t from, uint64_t to,
         }
         if (static_cast<uint64_t>(data) >= to) break;
         off_t hole = ::lseek(fd, data, SEEK_HOLE);
-        // ENXIO: the file shrank under us; what is left is read as it is.
-        if (hole < 0 && errno != ENXIO)
-            return fail(sys_error(fmt::format("find a hole from offset {} of", data), what, errno));
-        uint64_t end = hole < 0 ? to : std::min<uint64_t>(static_cast<uint64_t>(hole), to);
-        if (end <= static_cast<uint64_t>(data)) break;
-        out.push_back({static_cast<uint64_t>(data), end - static_cast<uint64_t>(data)});
-        at = end;
+        if (hole < 0) {
+            // ENXIO: the file shrank below `data` under us.
+            if (errno != ENXIO) return fail(sys_error(fmt::format("find a hole from offset {} of", data), what, errno));
+            ends_after(at);
+            break;
+        }
+        uint64_t stop = std::min<uint64_t>(static_cast<uint64_t>(hole), to);
+        if (stop <= static_cast<uint64_t>(data)) break;
+        out.push_back({static_cast<uint64_t>(data), stop - static_cast<uint64_t>(data)});
+        at = stop;
+    }
+    // A file that shrank meanwhile may hold less than the extents found.
+    if (end && *end < to) {
+        while (!out.empty() && out.back().offset >= *end) out.pop_back();
+        if (!out.empty() && out.back().end() > *end) out.back().length = *end - out.back().offset;
     }
     return out;
 }

@@ -25,7 +25,10 @@ struct DataExtent {
 };
 
 // The data extents of [from, to) of `fd`; `what` names the file in errors.
-Result<std::vector<DataExtent>> data_extents(int fd, uint64_t from, uint64_t to, const std::string& what);
+// `end`, when given, is set to where the range ends in the file as it is
+// now: short of `to` when the file has shrunk below it.
+Result<std::vector<DataExtent>> data_extents(int fd, uint64_t from, uint64_t to, const std::string& what,
+                                             uint64_t* end = nullptr);
 
 // Whether [from, to) of `extents` (as data_extents gave them) holds any data.
 bool has_data(const std::vector<DataExtent>& extents, uint64_t from, uint64_t to);

@@ -536,8 +536,9 @@ bool ShipWorker::ship_ranges(const Record& r, const std::vector<journal::ByteRan
     for (auto& range : journal::coalesce(ranges)) {
         if (range.offset >= size) continue;
         uint64_t end = range.length > size - range.offset ? size : range.offset + range.length;
-        auto extents = file_data(file, range.offset, end, r.path);
-        auto got = extents ? read_sparse(file.fd.get(), *extents, range.offset, end, kChunkBytes, r.path, out)
+        uint64_t now_end = end;
+        auto extents = file_data(file, range.offset, end, r.path, &now_end);
+        auto got = extents ? read_sparse(file.fd.get(), *extents, range.offset, now_end, kChunkBytes, r.path, out)
                            : Result<SparseRead>(fail(extents.error()));
         if (!got) {
             spdlog::warn("shipper: skipping write of '{}' (LSN {}): {}", r.path, r.lsn, got.error().message);
@@ -613,7 +614,8 @@ bool ShipWorker::ship_whole(const Record& r, ShipAction action) {
     OpStream stream(*this, r, content, base, static_cast<uint32_t>(file.st.st_mode));
     // Only the data extents are read, hashed and sent: a sparse file of
     // gigabytes costs what its data costs.
-    auto extents = file_data(file, 0, size, r.path);
+    // A file that shrank since it was opened is sent as it is now.
+    auto extents = file_data(file, 0, size, r.path, &size);
     if (!extents) {
         spdlog::warn("shipper: skipping content of '{}' (LSN {}): {}", r.path, r.lsn, extents.error().message);
         return true;

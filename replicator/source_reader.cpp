@@ -124,12 +124,20 @@ Result<std::string> read_range(int fd, uint64_t offset, size_t len, const std::s
     return buf;
 }
 
-Result<std::vector<DataExtent>> file_data(const SourceFile& f, uint64_t from, uint64_t to, const std::string& what) {
-    if (static_cast<uint64_t>(f.st.st_blocks) * 512 >= static_cast<uint64_t>(f.st.st_size)) {
+namespace {
+constexpr uint64_t kSmallFileBytes = 64u << 10;
+}  // namespace
+
+Result<std::vector<DataExtent>> file_data(const SourceFile& f, uint64_t from, uint64_t to, const std::string& what,
+                                          uint64_t* end) {
+    uint64_t size = static_cast<uint64_t>(f.st.st_size);
+    if (size <= kSmallFileBytes && static_cast<uint64_t>(f.st.st_blocks) * 512 >= size) {
+        // A short read finds it if the file shrank.
+        if (end) *end = to;
         if (from >= to) return std::vector<DataExtent>{};
         return std::vector<DataExtent>{{from, to - from}};
     }
-    return data_extents(f.fd.get(), from, to, what);
+    return data_extents(f.fd.get(), from, to, what, end);
 }
 
 Result<SparseRead> read_sparse(int fd, const std::vector<DataExtent>& extents, uint64_t from, uint64_t to, size_t chunk,

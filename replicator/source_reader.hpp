@@ -56,13 +56,16 @@ private:
 // what was read.
 Result<std::string> read_range(int fd, uint64_t offset, size_t len, const std::string& what);
 
-// The data extents of [from, to) of a source file (data_extents()). A file
-// with at least as many bytes of blocks as of size is taken as all data
-// without asking the filesystem (two syscalls per file shipped): a hole it
-// might still have, hidden by blocks counted beyond its data (extent tree,
-// preallocation past the end), travels as the zeros it reads as, and
-// read_sparse turns chunks of zeros into holes anyway.
-Result<std::vector<DataExtent>> file_data(const SourceFile& f, uint64_t from, uint64_t to, const std::string& what);
+// The data extents of [from, to) of a source file (data_extents()). A
+// small file (up to 64 KiB) with at least as many bytes of blocks as of size
+// is taken as all data without asking the filesystem (two syscalls per file
+// of a tree copy): a hole it might still have, hidden by blocks counted
+// beyond its data (preallocated, or past its end), travels as the zeros it
+// reads as, at most those 64 KiB. Larger files always ask: a preallocated
+// file looks dense by its blocks, but only what was written is data.
+// `end` as data_extents() sets it.
+Result<std::vector<DataExtent>> file_data(const SourceFile& f, uint64_t from, uint64_t to, const std::string& what,
+                                          uint64_t* end = nullptr);
 
 // How a range of a file travels: bytes where it has data, holes (no bytes)
 // where it has none.

@@ -122,7 +122,7 @@ enum class OpKind : uint8_t {
     rmdir = 7,
     rename = 8,
     setattr = 9,
-    write = 10,  // extents in place, then size, then mtime
+    write = 10,  // extents and holes in place, then size, then mtime
     truncate = 11,
     setxattr = 12,
     removexattr = 13,
@@ -169,10 +169,6 @@ struct OpMsg {
     bool replaced = false;
     std::string xattr_name;
     std::string xattr_value;
-    // write, content_begin, content_data: data to write, and ranges to make
-    // holes (holes on any other kind are refused). None
-    // of them overlap (a frame where they do is refused), so their order
-    // does not matter.
     std::vector<Extent> extents;
     ContentBase base = ContentBase::empty;
     // The source's directory mtimes after the operation (read at ship time),
@@ -181,6 +177,10 @@ struct OpMsg {
     std::optional<int64_t> target_parent_mtime_ns;
     // write: more parts of this LSN follow; it is not applied until the last.
     bool more = false;
+    // write, content_begin, content_data: ranges to make holes, beside the
+    // extents to write (holes on any other kind are refused). No two
+    // extents or holes overlap (a frame where they do is refused), so the
+    // order they are applied in does not matter.
     std::vector<Hole> holes;
 };
 
