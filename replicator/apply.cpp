@@ -4,10 +4,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "apply_impl.hpp"
 #include "block_hash.hpp"
+#include "file_extents.hpp"
 
 namespace iz::replicator {
 
@@ -28,22 +30,27 @@ Result<std::optional<struct stat>> stat_at(int dirfd, const std::string& name, c
     return fail(sys_error("stat", path, errno));
 }
 
-Status copy_bytes(int in, int out, uint64_t len, const std::string& what) {
-    loff_t in_off = 0, out_off = 0;
-    while (static_cast<uint64_t>(in_off) < len) {
-        ssize_t n = ::copy_file_range(in, &in_off, out, &out_off, len - static_cast<uint64_t>(in_off), 0);
+namespace {
+
+// Copies [off, off+len) of `in` to the same offset of `out`; false when
+// `in` ended first.
+Result<bool> copy_range(int in, int out, uint64_t off, uint64_t len, const std::string& what) {
+    loff_t in_off = static_cast<loff_t>(off), out_off = static_cast<loff_t>(off);
+    const uint64_t end = off + len;
+    while (static_cast<uint64_t>(in_off) < end) {
+        ssize_t n = ::copy_file_range(in, &in_off, out, &out_off, end - static_cast<uint64_t>(in_off), 0);
         if (n > 0) continue;
-        if (n == 0) return {};  // the source shrank
+        if (n == 0) return false;  // the source shrank
         if (errno == EINTR) continue;
         if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
             return fail(sys_error("copy", what, errno));
         // No copy offload here: plain reads and writes.
-        std::string buf(1 << 20, '\0');
-        while (static_cast<uint64_t>(in_off) < len) {
-            ssize_t r = ::pread(in, buf.data(), std::min<uint64_t>(buf.size(), len - static_cast<uint64_t>(in_off)), in_off);
+        std::string buf(static_cast<size_t>(std::min<uint64_t>(1 << 20, end - static_cast<uint64_t>(in_off))), '\0');
+        while (static_cast<uint64_t>(in_off) < end) {
+            ssize_t r = ::pread(in, buf.data(), std::min<uint64_t>(buf.size(), end - static_cast<uint64_t>(in_off)), in_off);
             if (r < 0 && errno == EINTR) continue;
             if (r < 0) return fail(sys_error("read to copy", what, errno));
-            if (r == 0) return {};
+            if (r == 0) return false;
             for (ssize_t done = 0; done < r;) {
                 ssize_t w = ::pwrite(out, buf.data() + done, static_cast<size_t>(r - done), out_off + done);
                 if (w < 0 && errno == EINTR) continue;
@@ -54,6 +61,27 @@ Status copy_bytes(int in, int out, uint64_t len, const std::string& what) {
             out_off += r;
         }
     }
+    return true;
+}
+
+}  // namespace
+
+Status copy_bytes(int in, int out, uint64_t len, const std::string& what) {
+    // Only the data extents: copying holes would fill them (copy_file_range
+    // on ext4 writes the zeros it reads), and a sparse file of gigabytes
+    // would take that much room on the server at every delta.
+    auto extents = data_extents(in, 0, len, what);
+    if (!extents) return fail(extents.error());
+    uint64_t copied = 0;
+    for (auto& e : *extents) {
+        auto whole = copy_range(in, out, e.offset, e.length, what);
+        if (!whole) return fail(whole.error());
+        copied = e.end();
+        if (!*whole) return {};  // the source shrank: as much as it had
+    }
+    // Trailing holes: the size says they are there.
+    if (copied < len && ::ftruncate(out, static_cast<off_t>(len)) != 0)
+        return fail(sys_error(fmt::format("extend the copy to {} bytes of", len), what, errno));
     return {};
 }
 
@@ -232,7 +260,8 @@ Result<proto::HashReply> ApplierImpl::hashes(const proto::HashRequest& req) {
     reply.block_size = block_size_for(reply.size);
     auto h = hash_file_blocks(rfd.get(), reply.size, reply.block_size, req.path);
     if (!h) return fail(h.error());
-    reply.hashes = std::move(*h);
+    reply.hashes = std::move(h->hashes);
+    reply.hole_blocks = std::move(h->hole_blocks);
     return reply;
 }
 

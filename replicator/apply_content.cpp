@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "apply_impl.hpp"
@@ -36,9 +37,37 @@ void copy_xattrs(int from, int to) {
     }
 }
 
+// Makes [offset, offset+length) of `fd` read as zeros with no blocks behind
+// it, keeping the size. Where the filesystem cannot punch, the part within
+// the file is overwritten with zeros instead: the bytes still match.
+Status punch_hole(int fd, const proto::Hole& h, const std::string& path) {
+    if (::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(h.offset),
+                    static_cast<off_t>(h.length)) == 0)
+        return {};
+    if (errno != EOPNOTSUPP)
+        return fail(sys_error(fmt::format("punch a hole of {} bytes at offset {} in", h.length, h.offset), path, errno));
+    struct stat st{};
+    if (::fstat(fd, &st) != 0) return fail(sys_error("stat", path, errno));
+    uint64_t end = std::min<uint64_t>(h.offset + h.length, static_cast<uint64_t>(st.st_size));
+    std::string zeros(static_cast<size_t>(std::min<uint64_t>(1 << 20, end > h.offset ? end - h.offset : 0)), '\0');
+    for (uint64_t off = h.offset; off < end;) {
+        ssize_t n = ::pwrite(fd, zeros.data(), static_cast<size_t>(std::min<uint64_t>(zeros.size(), end - off)),
+                             static_cast<off_t>(off));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return fail(sys_error(fmt::format("write zeros at offset {} of", off), path, errno));
+        off += static_cast<uint64_t>(n);
+    }
+    return {};
+}
+
 }  // namespace
 
 Status ApplierImpl::write_extents(int fd, const OpMsg& op, const std::string& path) {
+    // The decoder checked these already; an Applier fed otherwise checks too.
+    if (auto ok = proto::check_data(op); !ok) return fail(refusal(fmt::format("data for '{}': {}", path, ok.error().message)));
+    for (auto& h : op.holes) {
+        if (auto ok = punch_hole(fd, h, path); !ok) return ok;
+    }
     std::string scratch;
     for (auto& e : op.extents) {
         auto bytes = proto::extent_bytes(e, scratch);

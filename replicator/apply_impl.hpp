@@ -21,7 +21,8 @@ using proto::OpMsg;
 // lstat of `name` in `dirfd`; nullopt when it does not exist.
 Result<std::optional<struct stat>> stat_at(int dirfd, const std::string& name, const std::string& path);
 
-// Copies `len` bytes from the start of `in` to the start of `out`.
+// Copies `len` bytes from the start of `in` to the start of the empty
+// `out`, holes as holes (only the data extents are copied).
 Status copy_bytes(int in, int out, uint64_t len, const std::string& what);
 
 int64_t mtime_of(const struct stat& st);
@@ -72,6 +73,7 @@ private:
     Status do_content_end(const OpMsg& op);
     // content_data/content_end whose content_begin was skipped.
     Status skip_with_beginning(const OpMsg& op);
+    // Writes the op's extents and makes its holes holes.
     Status write_extents(int fd, const OpMsg& op, const std::string& path);
     // Opens the regular file at `path` for writing (creating it when
     // missing), after keeping a copy if it was changed behind our back.

@@ -6,6 +6,8 @@
 
 #include <cerrno>
 
+#include "file_extents.hpp"
+
 namespace iz::replicator {
 
 uint32_t block_size_for(uint64_t size) {
@@ -21,11 +23,27 @@ std::string block_hash(const void* data, size_t len) {
     return std::string(reinterpret_cast<const char*>(c.digest), sizeof c.digest);
 }
 
-Result<std::string> hash_file_blocks(int fd, uint64_t size, uint32_t block_size, const std::string& what) {
-    std::string out;
+Result<BlockHashes> hash_file_blocks(int fd, uint64_t size, uint32_t block_size, const std::string& what) {
+    auto extents = data_extents(fd, 0, size, what);
+    if (!extents) return fail(extents.error());
+    BlockHashes result;
+    std::string& out = result.hashes;
+    result.hole_blocks.assign(((size + block_size - 1) / block_size + 7) / 8, '\0');
     std::string buf(block_size, '\0');
+    std::string zero_hash;  // of a whole block of zeros, made once
     for (uint64_t off = 0; off < size; off += block_size) {
         size_t want = static_cast<size_t>(std::min<uint64_t>(block_size, size - off));
+        if (!has_data(*extents, off, off + want)) {
+            uint64_t k = off / block_size;
+            result.hole_blocks[k / 8] = static_cast<char>(result.hole_blocks[k / 8] | (1 << (k % 8)));
+            if (want == block_size) {
+                if (zero_hash.empty()) zero_hash = block_hash(std::string(block_size, '\0').data(), block_size);
+                out += zero_hash;
+            } else {
+                out += block_hash(std::string(want, '\0').data(), want);
+            }
+            continue;
+        }
         size_t got = 0;
         while (got < want) {
             ssize_t n = ::pread(fd, buf.data() + got, want - got, static_cast<off_t>(off + got));
@@ -37,7 +55,9 @@ Result<std::string> hash_file_blocks(int fd, uint64_t size, uint32_t block_size,
         out += block_hash(buf.data(), got);
         if (got < want) break;
     }
-    return out;
+    // Cut short (the file shrank): the map covers the blocks hashed.
+    result.hole_blocks.resize((out.size() / 16 + 7) / 8);
+    return result;
 }
 
 }  // namespace iz::replicator

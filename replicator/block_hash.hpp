@@ -20,8 +20,15 @@ uint32_t block_size_for(uint64_t size);
 // 16 bytes, canonical (big-endian) XXH3-128 of `data`.
 std::string block_hash(const void* data, size_t len);
 
+struct BlockHashes {
+    std::string hashes;       // 16 bytes per block
+    std::string hole_blocks;  // a bit per block, set when it is all hole (proto::HashReply)
+};
+
 // Hashes of every block of an open file (`size` bytes from offset 0),
-// concatenated. `what` names the file in errors.
-Result<std::string> hash_file_blocks(int fd, uint64_t size, uint32_t block_size, const std::string& what);
+// concatenated. A block that is all hole is hashed as zeros without being
+// read (a sparse file of gigabytes costs nothing to hash) and marked in
+// hole_blocks. `what` names the file in errors.
+Result<BlockHashes> hash_file_blocks(int fd, uint64_t size, uint32_t block_size, const std::string& what);
 
 }  // namespace iz::replicator

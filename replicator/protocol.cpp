@@ -4,8 +4,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <optional>
 #include <stdexcept>
+#include <utility>
 
 #include "common/binary_archive.hpp"
 #include "zstd_contexts.hpp"
@@ -109,6 +111,23 @@ void fields(Archive& ar, Extent& e) {
     str(ar, e.bytes);
 }
 template <class Archive>
+void fields(Archive& ar, Hole& h) {
+    ar(h.offset, h.length);
+}
+// A vector of `T`, each at least `min_bytes` when encoded.
+template <class Archive, class T>
+void vec(Archive& ar, std::vector<T>& v, uint64_t min_bytes) {
+    if constexpr (Archive::is_loading::value) {
+        cereal::size_type n = 0;
+        ar(cereal::make_size_tag(n));
+        check_length(n, min_bytes);
+        v.resize(n);
+    } else {
+        ar(cereal::make_size_tag(static_cast<cereal::size_type>(v.size())));
+    }
+    for (auto& e : v) fields(ar, e);
+}
+template <class Archive>
 void fields(Archive& ar, OpMsg& m) {
     ar(m.lsn);
     enum8(ar, m.kind);
@@ -124,19 +143,12 @@ void fields(Archive& ar, OpMsg& m) {
     flag(ar, m.replaced);
     str(ar, m.xattr_name);
     str(ar, m.xattr_value);
-    if constexpr (Archive::is_loading::value) {
-        cereal::size_type n = 0;
-        ar(cereal::make_size_tag(n));
-        check_length(n, 14);  // the smallest encoded extent
-        m.extents.resize(n);
-    } else {
-        ar(cereal::make_size_tag(static_cast<cereal::size_type>(m.extents.size())));
-    }
-    for (auto& e : m.extents) fields(ar, e);
+    vec(ar, m.extents, 14);  // the smallest encoded extent
     enum8(ar, m.base);
     opt(ar, m.parent_mtime_ns);
     opt(ar, m.target_parent_mtime_ns);
     flag(ar, m.more);
+    vec(ar, m.holes, 16);
 }
 template <class Archive>
 void fields(Archive& ar, Commit& m) {
@@ -157,6 +169,7 @@ void fields(Archive& ar, HashReply& m) {
     flag(ar, m.exists);
     ar(m.size, m.block_size);
     str(ar, m.hashes);
+    str(ar, m.hole_blocks);
 }
 template <class Archive>
 void fields(Archive& ar, ConflictMsg& m) {
@@ -182,18 +195,52 @@ Status validate(const Message& m) {
             return fail(make_error(fmt::format("unknown op kind {}", static_cast<int>(op->kind))));
         if (static_cast<uint8_t>(op->base) > static_cast<uint8_t>(ContentBase::existing))
             return fail(make_error(fmt::format("unknown content base {}", static_cast<int>(op->base))));
-        for (auto& e : op->extents) {
-            if (e.raw_length > kMaxExtentBytes)
-                return fail(make_error(fmt::format("extent of {} bytes exceeds the {} byte limit", e.raw_length, kMaxExtentBytes)));
-            if (!e.zstd && e.bytes.size() != e.raw_length)
-                return fail(make_error("extent length does not match its data"));
-            if (e.offset > (1ull << 62)) return fail(make_error(fmt::format("extent offset {} is absurd", e.offset)));
-        }
+        return check_data(*op);
+    }
+    if (auto* h = std::get_if<HashReply>(&m)) {
+        if (!h->hole_blocks.empty() && h->hole_blocks.size() != (h->hashes.size() / 16 + 7) / 8)
+            return fail(make_error(fmt::format("a hole map of {} bytes for {} block hashes", h->hole_blocks.size(),
+                                               h->hashes.size() / 16)));
     }
     return {};
 }
 
 }  // namespace
+
+Status check_data(const OpMsg& op) {
+    // [offset, end) of every extent and hole, to find overlaps.
+    std::vector<std::pair<uint64_t, uint64_t>> spans;
+    spans.reserve(op.extents.size() + op.holes.size());
+    for (auto& e : op.extents) {
+        if (e.raw_length > kMaxExtentBytes)
+            return fail(make_error(fmt::format("extent of {} bytes exceeds the {} byte limit", e.raw_length, kMaxExtentBytes)));
+        if (!e.zstd && e.bytes.size() != e.raw_length)
+            return fail(make_error("extent length does not match its data"));
+        if (e.offset > kMaxFileBytes || e.raw_length > kMaxFileBytes - e.offset)
+            return fail(make_error(fmt::format("extent at offset {} reaches past {} bytes", e.offset, kMaxFileBytes)));
+        if (e.raw_length) spans.emplace_back(e.offset, e.offset + e.raw_length);
+    }
+    if (!op.holes.empty()) {
+        using K = OpKind;
+        if (op.kind != K::write && op.kind != K::content_begin && op.kind != K::content_data)
+            return fail(make_error(fmt::format("holes in a {} op", op_kind_name(op.kind))));
+    }
+    for (auto& h : op.holes) {
+        if (h.length == 0) return fail(make_error(fmt::format("empty hole at offset {}", h.offset)));
+        if (h.offset > kMaxFileBytes || h.length > kMaxFileBytes - h.offset)
+            return fail(make_error(fmt::format("hole of {} bytes at offset {} reaches past {} bytes", h.length, h.offset,
+                                               kMaxFileBytes)));
+        spans.emplace_back(h.offset, h.offset + h.length);
+    }
+    if (spans.size() < 2) return {};
+    std::sort(spans.begin(), spans.end());
+    for (size_t i = 1; i < spans.size(); ++i) {
+        if (spans[i].first < spans[i - 1].second)
+            return fail(make_error(fmt::format("extents or holes overlap: [{}, {}) and [{}, {})", spans[i - 1].first,
+                                               spans[i - 1].second, spans[i].first, spans[i].second)));
+    }
+    return {};
+}
 
 std::string_view msg_type_name(MsgType t) {
     switch (t) {
@@ -278,6 +325,7 @@ Result<std::string> encode_frame(const Message& m) {
     if (auto* op = std::get_if<OpMsg>(&m)) {
         hint += op->path.size() + op->target.size() + op->xattr_name.size() + op->xattr_value.size();
         for (auto& e : op->extents) hint += e.bytes.size() + 32;
+        hint += op->holes.size() * 16;
     }
     std::string out;
     out.reserve(hint);

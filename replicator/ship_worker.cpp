@@ -23,6 +23,7 @@ namespace {
 constexpr size_t kWindowRecords = 1024;
 constexpr size_t kChunkBytes = 1u << 20;               // one extent
 constexpr size_t kMessageBytes = 4u << 20;             // raw data per Op message
+constexpr size_t kMessageHoles = 65536;                // holes per Op message (1 MiB of them)
 // Data waiting for the socket beyond which extents are compressed: about
 // one Op message. zstd at level 1 makes 300-450 MB/s per core and the
 // server pays to decompress; over loopback or a fast LAN that is slower than
@@ -36,10 +37,6 @@ constexpr auto kCommitInterval = std::chrono::milliseconds(200);
 // How long a caught-up worker waits for the ack of the commit in flight
 // before looking at the journal again.
 constexpr auto kCommitPatience = std::chrono::milliseconds(20);
-
-bool all_zero(std::string_view s) {
-    return std::all_of(s.begin(), s.end(), [](char c) { return c == 0; });
-}
 
 int64_t mtime_ns(const struct stat& st) {
     return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
@@ -78,18 +75,30 @@ public:
         return true;
     }
 
+    // A range the server makes a hole: no bytes travel. Adjacent holes
+    // merge.
+    bool add_hole(uint64_t offset, uint64_t length) {
+        if (!cur_.holes.empty() && cur_.holes.back().offset + cur_.holes.back().length == offset) {
+            cur_.holes.back().length += length;
+            return true;
+        }
+        cur_.holes.push_back({offset, length});
+        return cur_.holes.size() < kMessageHoles || flush();
+    }
+
     // Sends what is left, with the final fields of `last`.
     bool finish(proto::OpMsg last) {
         last.lsn = cur_.lsn;
         last.path = cur_.path;
         if (content_) {
-            if (!begun_ || !cur_.extents.empty()) {
+            if (!begun_ || !cur_.extents.empty() || !cur_.holes.empty()) {
                 if (!flush()) return false;
             }
             last.kind = proto::OpKind::content_end;
         } else {
             last.kind = proto::OpKind::write;
             last.extents = std::move(cur_.extents);
+            last.holes = std::move(cur_.holes);
             last.more = false;
         }
         return w_.send_op(std::move(last));
@@ -109,6 +118,7 @@ private:
         m.path = cur_.path;
         m.base = cur_.base;
         m.extents = std::move(cur_.extents);
+        m.holes = std::move(cur_.holes);
         if (content_) {
             m.kind = begun_ ? proto::OpKind::content_data : proto::OpKind::content_begin;
             if (!begun_) m.mode = begin_mode_;
@@ -118,6 +128,7 @@ private:
         }
         begun_ = true;
         cur_.extents.clear();
+        cur_.holes.clear();
         raw_ = 0;
         return w_.send_op(std::move(m));
     }
@@ -518,20 +529,23 @@ bool ShipWorker::ship_ranges(const Record& r, const std::vector<journal::ByteRan
     auto& file = **f;
     uint64_t size = static_cast<uint64_t>(file.st.st_size);
     OpStream stream(*this, r, false, proto::ContentBase::empty);
+    // The replica's copy may have data where the source now has a hole (a
+    // punched one, or a write of zeros): the hole travels and is punched.
+    SparseOut out{[&](uint64_t off, std::string&& bytes) { return stream.add(off, std::move(bytes)); },
+                  [&](uint64_t off, uint64_t len) { return stream.add_hole(off, len); }};
     for (auto& range : journal::coalesce(ranges)) {
         if (range.offset >= size) continue;
         uint64_t end = range.length > size - range.offset ? size : range.offset + range.length;
-        for (uint64_t off = range.offset; off < end; off += kChunkBytes) {
-            size_t len = static_cast<size_t>(std::min<uint64_t>(kChunkBytes, end - off));
-            auto data = read_range(file.fd.get(), off, len, r.path);
-            if (!data) {
-                spdlog::warn("shipper: skipping write of '{}' (LSN {}): {}", r.path, r.lsn, data.error().message);
-                return true;
-            }
-            size_t got = data->size();
-            if (!stream.add(off, std::move(*data))) return false;
-            if (got < len) break;
+        uint64_t now_end = end;
+        auto extents = file_data(file, range.offset, end, r.path, &now_end);
+        auto got = extents ? read_sparse(file.fd.get(), *extents, range.offset, now_end, kChunkBytes, r.path, out)
+                           : Result<SparseRead>(fail(extents.error()));
+        if (!got) {
+            spdlog::warn("shipper: skipping write of '{}' (LSN {}): {}", r.path, r.lsn, got.error().message);
+            return true;
         }
+        if (got->stopped) return false;
+        if (got->end < end) break;  // the file shrank: a later record says so
     }
     proto::OpMsg last;
     last.size = size;
@@ -598,24 +612,58 @@ bool ShipWorker::ship_whole(const Record& r, ShipAction action) {
     bool content = action != ShipAction::write_delta;
     auto base = theirs && content ? proto::ContentBase::existing : proto::ContentBase::empty;
     OpStream stream(*this, r, content, base, static_cast<uint32_t>(file.st.st_mode));
+    // Only the data extents are read, hashed and sent: a sparse file of
+    // gigabytes costs what its data costs.
+    // A file that shrank since it was opened is sent as it is now.
+    auto extents = file_data(file, 0, size, r.path, &size);
+    if (!extents) {
+        spdlog::warn("shipper: skipping content of '{}' (LSN {}): {}", r.path, r.lsn, extents.error().message);
+        return true;
+    }
     uint64_t block = theirs ? theirs->block_size : kChunkBytes;
     size_t their_blocks = theirs ? theirs->hashes.size() / 16 : 0;
     for (uint64_t off = 0; off < size; off += block) {
-        size_t len = static_cast<size_t>(std::min<uint64_t>(block, size - off));
-        auto data = read_range(file.fd.get(), off, len, r.path);
-        if (!data) {
-            spdlog::warn("shipper: skipping content of '{}' (LSN {}): {}", r.path, r.lsn, data.error().message);
-            return true;  // a content sequence left unended is abandoned by the server
-        }
+        uint64_t end = std::min(off + block, size);
         uint64_t k = off / block;
-        bool same = theirs && k < their_blocks &&
-                    block_hash(data->data(), data->size()) == std::string_view(theirs->hashes).substr(k * 16, 16);
-        // A fresh file starts as a hole: zeros need not travel.
-        bool hole = base == proto::ContentBase::empty && content && all_zero(*data);
-        size_t got = data->size();
-        if (!same && !hole && !stream.add(off, std::move(*data))) return false;
-        if (got < len) {
-            size = off + got;
+        // Where the server's copy (patched in place or copied) has data, a
+        // hole at the source must be punched; a new file, a file the server
+        // does not have, the end past its copy and its own holes are holes
+        // already.
+        bool theirs_data = theirs && k < their_blocks && !theirs->hole_block(k);
+        SparseOut out{[&](uint64_t o, std::string&& bytes) { return stream.add(o, std::move(bytes)); },
+                      [&](uint64_t o, uint64_t len) { return !theirs_data || stream.add_hole(o, len); }};
+        if (!has_data(*extents, off, end)) {
+            if (!out.hole(off, end - off)) return false;
+            continue;
+        }
+        std::optional<std::string> whole;
+        if (theirs_data) {
+            // Compared with the server's block (one that is all hole there
+            // differs unless this one is all zeros, which would not travel):
+            // hashed as the server did, the whole block, holes as zeros.
+            auto data = read_range(file.fd.get(), off, static_cast<size_t>(end - off), r.path);
+            if (!data) {
+                spdlog::warn("shipper: skipping content of '{}' (LSN {}): {}", r.path, r.lsn, data.error().message);
+                return true;  // a content sequence left unended is abandoned by the server
+            }
+            if (block_hash(data->data(), data->size()) == std::string_view(theirs->hashes).substr(k * 16, 16)) {
+                if (data->size() < end - off) {
+                    size = off + data->size();
+                    break;
+                }
+                continue;
+            }
+            whole = std::move(*data);
+        }
+        auto got = read_sparse(file.fd.get(), *extents, off, end, kChunkBytes, r.path, out,
+                               whole ? std::optional<std::string_view>(*whole) : std::nullopt);
+        if (!got) {
+            spdlog::warn("shipper: skipping content of '{}' (LSN {}): {}", r.path, r.lsn, got.error().message);
+            return true;
+        }
+        if (got->stopped) return false;
+        if (got->end < end) {
+            size = got->end;
             break;
         }
     }

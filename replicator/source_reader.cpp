@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -121,6 +122,79 @@ Result<std::string> read_range(int fd, uint64_t offset, size_t len, const std::s
     });
     if (err) return fail(sys_error(fmt::format("read {} bytes at offset {} of", len, offset), what, err));
     return buf;
+}
+
+namespace {
+constexpr uint64_t kSmallFileBytes = 64u << 10;
+}  // namespace
+
+Result<std::vector<DataExtent>> file_data(const SourceFile& f, uint64_t from, uint64_t to, const std::string& what,
+                                          uint64_t* end) {
+    uint64_t size = static_cast<uint64_t>(f.st.st_size);
+    if (size <= kSmallFileBytes && static_cast<uint64_t>(f.st.st_blocks) * 512 >= size) {
+        // A short read finds it if the file shrank.
+        if (end) *end = to;
+        if (from >= to) return std::vector<DataExtent>{};
+        return std::vector<DataExtent>{{from, to - from}};
+    }
+    return data_extents(f.fd.get(), from, to, what, end);
+}
+
+Result<SparseRead> read_sparse(int fd, const std::vector<DataExtent>& extents, uint64_t from, uint64_t to, size_t chunk,
+                               const std::string& what, const SparseOut& out, std::optional<std::string_view> block) {
+    // A hole is held until what follows it is known, so adjacent ones
+    // (a gap, then a chunk of zeros) travel as one.
+    uint64_t hole_at = 0, hole_len = 0;
+    auto flush_hole = [&] {
+        bool go = hole_len == 0 || out.hole(hole_at, hole_len);
+        hole_len = 0;
+        return go;
+    };
+    auto add_hole = [&](uint64_t off, uint64_t len) {
+        if (hole_len && hole_at + hole_len == off) {
+            hole_len += len;
+            return true;
+        }
+        bool go = flush_hole();
+        hole_at = off;
+        hole_len = len;
+        return go;
+    };
+    auto stop = [&](uint64_t end) { return SparseRead{end, true}; };
+    uint64_t at = from;  // everything before it has been given out
+    auto first = std::upper_bound(extents.begin(), extents.end(), from,
+                                  [](uint64_t off, const DataExtent& e) { return off < e.end(); });
+    for (auto e = first; e != extents.end() && e->offset < to; ++e) {
+        uint64_t start = std::max(e->offset, from), end = std::min(e->end(), to);
+        if (start > at && !add_hole(at, start - at)) return stop(at);
+        for (uint64_t off = start; off < end;) {
+            size_t want = static_cast<size_t>(std::min<uint64_t>(chunk, end - off));
+            std::string bytes;
+            if (block) {
+                uint64_t in = off - from;
+                if (in < block->size()) bytes.assign(block->substr(in, want));
+            } else {
+                auto got = read_range(fd, off, want, what);
+                if (!got) return fail(got.error());
+                bytes = std::move(*got);
+            }
+            size_t got = bytes.size();
+            if (all_zero(bytes.data(), got)) {
+                if (got && !add_hole(off, got)) return stop(off);
+            } else if (!flush_hole() || !out.data(off, std::move(bytes))) {
+                return stop(off);
+            }
+            off += got;
+            if (got < want) {
+                if (!flush_hole()) return stop(off);
+                return SparseRead{off, false};
+            }
+        }
+        at = end;
+    }
+    if (at < to && !add_hole(at, to - at)) return stop(at);
+    if (!flush_hole()) return stop(to);
+    return SparseRead{to, false};
 }
 
 }  // namespace iz::replicator

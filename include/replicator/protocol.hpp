@@ -28,12 +28,17 @@
 namespace iz::replicator::proto {
 
 inline constexpr uint32_t kMagic = 0x495A5250;  // "IZRP"
-inline constexpr uint16_t kVersion = 1;
+// 2: holes travel (OpMsg::holes, HashReply::hole_blocks); a version 1 peer
+// is told so at the handshake instead of failing to decode its first op.
+inline constexpr uint16_t kVersion = 2;
 inline constexpr size_t kHeaderBytes = 12;
 // Hard ceiling on one frame's body: the shipper splits data to stay under it.
 inline constexpr uint32_t kMaxFrameBody = 16u << 20;
 // Largest uncompressed data extent a shipper sends (and a server accepts).
 inline constexpr uint32_t kMaxExtentBytes = 4u << 20;
+// No extent or hole of a frame reaches past this offset (4 EiB: beyond what
+// ext4 or XFS hold, and far from overflowing off_t).
+inline constexpr uint64_t kMaxFileBytes = 1ull << 62;
 inline constexpr size_t kNonceBytes = 32;
 inline constexpr size_t kProofBytes = 32;  // HMAC-SHA256
 
@@ -117,7 +122,7 @@ enum class OpKind : uint8_t {
     rmdir = 7,
     rename = 8,
     setattr = 9,
-    write = 10,  // extents in place, then size, then mtime
+    write = 10,  // extents and holes in place, then size, then mtime
     truncate = 11,
     setxattr = 12,
     removexattr = 13,
@@ -133,6 +138,14 @@ struct Extent {
     uint32_t raw_length = 0;  // bytes after decompression
     bool zstd = false;
     std::string bytes;
+};
+
+// A range that reads as zeros at the source and has no blocks there: the
+// server makes it a hole (punches it where its copy has data), so holes
+// cost nothing on the wire and no space on the replica.
+struct Hole {
+    uint64_t offset = 0;
+    uint64_t length = 0;
 };
 
 // content_begin: what the new content starts from.
@@ -164,6 +177,11 @@ struct OpMsg {
     std::optional<int64_t> target_parent_mtime_ns;
     // write: more parts of this LSN follow; it is not applied until the last.
     bool more = false;
+    // write, content_begin, content_data: ranges to make holes, beside the
+    // extents to write (holes on any other kind are refused). No two
+    // extents or holes overlap (a frame where they do is refused), so the
+    // order they are applied in does not matter.
+    std::vector<Hole> holes;
 };
 
 // Everything up to `lsn` was sent: make it durable and acknowledge.
@@ -187,6 +205,14 @@ struct HashReply {
     uint64_t size = 0;
     uint32_t block_size = 0;
     std::string hashes;  // 16 bytes (XXH3-128, canonical) per block
+    // One bit per block (bit k%8 of byte k/8), set when block k is all hole
+    // on the server: it was hashed as zeros without reading, and the
+    // shipper need not punch it. Empty, or exactly enough bytes for the
+    // blocks.
+    std::string hole_blocks;
+    bool hole_block(uint64_t k) const {
+        return k / 8 < hole_blocks.size() && (static_cast<unsigned char>(hole_blocks[k / 8]) >> (k % 8)) & 1;
+    }
 };
 
 // The server kept its own version of a file it found changed behind the
@@ -221,6 +247,11 @@ Result<Message> decode_frame(std::string_view frame);
 // A name accepted for an agent or a fileset: 1 to 128 of [A-Za-z0-9._-],
 // not starting with '.' (it becomes a directory name on the server).
 bool valid_identity(std::string_view name);
+
+// The checks a decoded OpMsg passes: extents within their size limits,
+// holes not empty, nothing past kMaxFileBytes, holes only where data goes,
+// and no two extents or holes overlapping. Applying checks again.
+Status check_data(const OpMsg& op);
 
 // Extents: compress with zstd when it saves at least an eighth.
 Extent make_extent(uint64_t offset, std::string_view raw, bool try_compress = true);

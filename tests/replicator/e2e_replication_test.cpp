@@ -213,6 +213,153 @@ INSTANTIATE_TEST_SUITE_P(Seeds, RandomWorkload,
                                                 std::get<1>(info.param));
                          });
 
+// Holes travel as holes, whether the agent knows the written ranges (eBPF)
+// or not (fanotify alone: whole-file writes, sent as the blocks that differ
+// from the server's copy), from ext4 and from XFS. Each file ends with the source's bytes, using no
+// more room on the replica than the source's blocks plus one block per data
+// extent, and costs its data on the wire, not its size.
+class SparseFiles : public Replication, public ::testing::WithParamInterface<std::tuple<FsType, bool>> {
+protected:
+    static constexpr uint64_t kMiB = 1 << 20;
+
+    uint64_t data_sent() {
+        auto s = agent_->status();
+        if (!s.is_object() || s["servers"].empty()) return 0;
+        return s["servers"][0].value("data_bytes_sent", uint64_t{0});
+    }
+
+    // The data extents of a file (SEEK_DATA/SEEK_HOLE).
+    static int data_extents(const fs::path& p) {
+        int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return -1;
+        int n = 0;
+        for (off_t at = 0;;) {
+            off_t data = ::lseek(fd, at, SEEK_DATA);
+            if (data < 0) break;
+            at = ::lseek(fd, data, SEEK_HOLE);
+            ++n;
+            if (at < 0) break;
+        }
+        ::close(fd);
+        return n;
+    }
+
+    // Compared a megabyte at a time: the files may be hundreds of them.
+    static bool same_bytes(const fs::path& a, const fs::path& b) {
+        std::ifstream x(a, std::ios::binary), y(b, std::ios::binary);
+        std::string bx(kMiB, '\0'), by(kMiB, '\0');
+        while (x && y) {
+            x.read(bx.data(), static_cast<std::streamsize>(bx.size()));
+            y.read(by.data(), static_cast<std::streamsize>(by.size()));
+            if (x.gcount() != y.gcount() || std::memcmp(bx.data(), by.data(), static_cast<size_t>(x.gcount())) != 0)
+                return false;
+        }
+        return !x && !y;
+    }
+
+    static struct stat lstat_of(const fs::path& p) {
+        struct stat st{};
+        EXPECT_EQ(::lstat(p.c_str(), &st), 0) << p;
+        return st;
+    }
+
+    // Same size, same bytes, and no more blocks than the source's plus one
+    // per extent; and at most `wire` bytes of data sent since `sent_before`.
+    void expect_sparse_replica(ServerHost& server, const std::string& name, uint64_t sent_before, uint64_t wire) {
+        SCOPED_TRACE(name);
+        auto src = agent_->dir() / name, dst = server.replica("data") / name;
+        auto s = lstat_of(src), d = lstat_of(dst);
+        ASSERT_EQ(d.st_size, s.st_size);
+        EXPECT_TRUE(same_bytes(src, dst)) << "contents differ";
+        int extents = data_extents(src);
+        uint64_t allowed = static_cast<uint64_t>(s.st_blocks) * 512 + static_cast<uint64_t>(extents) * 4096;
+        EXPECT_LE(static_cast<uint64_t>(d.st_blocks) * 512, allowed)
+            << "the replica uses " << d.st_blocks * 512 << " bytes of disk, the source " << s.st_blocks * 512
+            << " in " << extents << " extents";
+        uint64_t sent = data_sent() - sent_before;
+        EXPECT_LE(sent, wire) << sent << " bytes of data sent for " << s.st_size << " bytes with "
+                              << s.st_blocks * 512 << " allocated";
+    }
+
+    static void pwrite_all(int fd, const std::string& data, uint64_t off) {
+        ASSERT_EQ(::pwrite(fd, data.data(), data.size(), static_cast<off_t>(off)), static_cast<ssize_t>(data.size()));
+    }
+
+    static std::string pattern(size_t n, char seed) {
+        std::string s(n, '\0');
+        for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(seed + i % 23 + 1);
+        return s;
+    }
+};
+
+TEST_P(SparseFiles, HolesTravelAsHoles) {
+    auto [type, bpf] = GetParam();
+    if (type != FsType::ext4) agent_ = std::make_unique<AgentHost>(*agent_ns_, key_, "e2e-src", type);
+    auto& server = add_server();
+    auto r = agent_->start(endpoints(), bpf ? std::vector<std::string>{} : std::vector<std::string>{"--no-bpf"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto d = agent_->dir();
+    // Replicated first, changed later.
+    {
+        std::ofstream(d / "punched", std::ios::binary) << pattern(4 * kMiB, 'p');
+        std::ofstream(d / "extended", std::ios::binary) << pattern(kMiB, 'e');
+    }
+    sync_ok();
+
+    // A new file with two 4 KiB writes 10 MiB apart.
+    uint64_t before = data_sent();
+    {
+        int fd = ::open((d / "two-writes").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        ASSERT_GE(fd, 0);
+        pwrite_all(fd, pattern(4096, 'a'), 0);
+        pwrite_all(fd, pattern(4096, 'b'), 10 * kMiB);
+        ::close(fd);
+    }
+    sync_ok();
+    expect_sparse_replica(server, "two-writes", before, 64 << 10);
+
+    // 700 MiB, 4 KiB of data: ftruncate, then one write.
+    before = data_sent();
+    {
+        int fd = ::open((d / "sparse-700m").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(700 * kMiB)), 0);
+        pwrite_all(fd, pattern(4096, 's'), 300 * kMiB);
+        ::close(fd);
+    }
+    sync_ok();
+    expect_sparse_replica(server, "sparse-700m", before, 64 << 10);
+
+    // A hole punched into a replicated file.
+    before = data_sent();
+    {
+        int fd = ::open((d / "punched").c_str(), O_WRONLY | O_CLOEXEC);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(kMiB),
+                              static_cast<off_t>(2 * kMiB)),
+                  0);
+        ::close(fd);
+    }
+    sync_ok();
+    expect_sparse_replica(server, "punched", before, 64 << 10);
+
+    // A replicated file extended by truncate.
+    before = data_sent();
+    ASSERT_EQ(::truncate((d / "extended").c_str(), static_cast<off_t>(64 * kMiB)), 0);
+    sync_ok();
+    expect_sparse_replica(server, "extended", before, 64 << 10);
+
+    expect_converged(server);
+}
+
+INSTANTIATE_TEST_SUITE_P(Capture, SparseFiles,
+                         ::testing::Values(std::tuple{FsType::ext4, true}, std::tuple{FsType::ext4, false},
+                                           std::tuple{FsType::xfs, true}),
+                         [](const auto& info) {
+                             return fmt::format("{}_{}", std::get<0>(info.param) == FsType::xfs ? "xfs" : "ext4",
+                                                std::get<1>(info.param) ? "bpf" : "fanotify_only");
+                         });
+
 TEST_F(Replication, ServerKilledMidTransferThenRestarted) {
     auto& server = add_server();
     // 60 MiB of random data through a 40 Mbit/s link takes about 12 s, so

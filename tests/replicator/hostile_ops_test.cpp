@@ -123,6 +123,50 @@ TEST_F(HostileOps, HalfSentContentOfADroppedConnectionIsDiscarded) {
     EXPECT_EQ(listing(server_.fileset_root("mfs")), "f\n") << "a temporary was left behind";
 }
 
+// Data frames that reach past any file size or overlap themselves: the
+// connection is dropped with the reason, and neither the bad frame nor
+// anything after it touches the file.
+TEST_F(HostileOps, HolesPastAnySizeAndOverlappingExtentsAreRefused) {
+    auto root = server_.fileset_root("mfs");
+    {
+        auto c = attacker();
+        ASSERT_TRUE(c.send(OpMsg{.lsn = 1, .kind = OpKind::content_begin, .path = "f",
+                                 .extents = {proto::make_extent(0, "original", false)}}));
+        ASSERT_TRUE(c.send(OpMsg{.lsn = 1, .kind = OpKind::content_end, .path = "f", .size = 8}));
+        ASSERT_TRUE(c.send(proto::Commit{1}));
+        ASSERT_TRUE(c.receive());
+    }
+    auto before = manifest(root);
+    auto write = [](std::vector<proto::Extent> extents, std::vector<proto::Hole> holes) {
+        return OpMsg{.lsn = 2, .kind = OpKind::write, .path = "f", .size = 8, .extents = std::move(extents),
+                     .holes = std::move(holes)};
+    };
+    struct Attack {
+        OpMsg op;
+        const char* says;
+    };
+    std::vector<Attack> attacks = {
+        {write({}, {{1ull << 63, 1ull << 20}}), "reaches past"},
+        {write({proto::make_extent(0, "PWNED", false)}, {{4096, ~0ull - 4095}}), "reaches past"},
+        {write({proto::make_extent(0, "PWNED", false), proto::make_extent(3, "NED!!", false)}, {}), "overlap"},
+        {write({proto::make_extent(0, "PWNED", false)}, {{2, 4096}}), "overlap"},
+        {OpMsg{.lsn = 2, .kind = OpKind::content_begin, .path = "f", .base = proto::ContentBase::existing,
+               .holes = {{0, 4}, {2, 4}}},
+         "overlap"},
+    };
+    for (auto& a : attacks) {
+        auto c = attacker();
+        auto frame = *proto::encode_frame(a.op) +
+                     *proto::encode_frame(OpMsg{.lsn = 999, .kind = OpKind::mkdir, .path = "after", .mode = 040755u});
+        c.send_raw(frame);
+        std::string why;
+        EXPECT_TRUE(c.wait_closed(5s, &why));
+        EXPECT_NE(why.find(a.says), std::string::npos) << why;
+        EXPECT_EQ(manifest(root), before) << why;
+    }
+    EXPECT_EQ(read_file(root / "f"), "original");
+}
+
 // The attacks the hostile threads cycle through while an honest client works.
 void one_attack(const ServerHarness& server, int kind, int n, std::atomic<int>& dropped) {
     auto c = server.connect();

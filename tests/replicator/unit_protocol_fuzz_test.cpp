@@ -125,6 +125,57 @@ TEST(ProtocolFuzz, LyingLengthPrefixesRefusedWithoutAllocating) {
     EXPECT_LT(probe.largest(), kAllocCeiling);
 }
 
+// Holes and extents a decoder must refuse before anything is applied: a
+// frame that reaches past any file size, overlaps itself or puts holes
+// where no data goes. Each is built by encoding (which checks nothing) and
+// refused on decoding, with a message that says why.
+TEST(ProtocolFuzz, HostileHolesAndOverlappingExtentsRefused) {
+    auto write = [](std::vector<Extent> extents, std::vector<Hole> holes, OpKind kind = OpKind::write) {
+        return OpMsg{.lsn = 1, .kind = kind, .path = "f", .extents = std::move(extents), .holes = std::move(holes)};
+    };
+    struct Case {
+        const char* name;
+        OpMsg op;
+        const char* says;
+    };
+    std::vector<Case> cases = {
+        {"a hole at 2^63", write({}, {{1ull << 63, 4096}}), "reaches past"},
+        {"a hole whose end overflows", write({}, {{4096, ~0ull - 100}}), "reaches past"},
+        {"a hole just past the limit", write({}, {{kMaxFileBytes - 4096, 8192}}), "reaches past"},
+        {"an empty hole", write({}, {{4096, 0}}), "empty hole"},
+        {"an extent whose end passes the limit", write({make_extent(kMaxFileBytes - 1, "abc", false)}, {}), "reaches past"},
+        {"overlapping extents", write({make_extent(0, "abcdef", false), make_extent(4, "xyz", false)}, {}), "overlap"},
+        {"overlapping extents out of order", write({make_extent(100, "abcdef", false), make_extent(98, "xyz", false)}, {}),
+         "overlap"},
+        {"a hole over an extent", write({make_extent(8192, "abc", false)}, {{4096, 8192}}), "overlap"},
+        {"overlapping holes", write({}, {{0, 8192}, {4096, 8192}}), "overlap"},
+        {"holes in a create", write({}, {{0, 4096}}, OpKind::create), "holes in a create"},
+        {"holes in a content_end", write({}, {{0, 4096}}, OpKind::content_end), "holes in a content_end"},
+    };
+    for (auto& c : cases) {
+        SCOPED_TRACE(c.name);
+        auto frame = encode_frame(c.op);
+        ASSERT_TRUE(frame) << frame.error().message;
+        auto r = decode_frame(*frame);
+        ASSERT_FALSE(r);
+        EXPECT_NE(r.error().message.find(c.says), std::string::npos) << r.error().message;
+    }
+    // What the shipper sends is accepted: extents and holes side by side,
+    // in any order, up to the limit.
+    auto fine = write({make_extent(8192, "abc", false), make_extent(0, "abc", false)},
+                      {{4096, 4096}, {8195, 100}, {kMaxFileBytes - 4096, 4096}}, OpKind::content_data);
+    EXPECT_TRUE(decode_frame(*encode_frame(fine)));
+
+    // A hole map that does not match the block hashes.
+    HashReply h{.id = 1, .exists = true, .size = 3 << 16, .block_size = 65536, .hashes = std::string(48, 'h'),
+                .hole_blocks = std::string(2, '\0')};
+    auto r = decode_frame(*encode_frame(h));
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("hole map"), std::string::npos) << r.error().message;
+    h.hole_blocks = "\x05";
+    EXPECT_TRUE(decode_frame(*encode_frame(h)));
+}
+
 TEST(ProtocolFuzz, EmptyBodiesFailForEveryType) {
     for (uint16_t t = 1; t <= 13; ++t) EXPECT_FALSE(decode_body(static_cast<MsgType>(t), "")) << t;
 }

@@ -23,7 +23,7 @@ auto view(const ErrorMsg& m) { return std::tie(m.message); }
 auto view(const Commit& m) { return std::tie(m.lsn); }
 auto view(const Ack& m) { return std::tie(m.lsn); }
 auto view(const HashRequest& m) { return std::tie(m.id, m.path); }
-auto view(const HashReply& m) { return std::tie(m.id, m.exists, m.size, m.block_size, m.hashes); }
+auto view(const HashReply& m) { return std::tie(m.id, m.exists, m.size, m.block_size, m.hashes, m.hole_blocks); }
 auto view(const ConflictMsg& m) { return std::tie(m.lsn, m.path, m.conflict_copy, m.server_host, m.message); }
 auto view(const Ping& m) { return std::tie(m.id); }
 auto view(const Pong& m) { return std::tie(m.id); }
@@ -34,9 +34,11 @@ auto view(const OpMsg& m) {
 }
 
 bool same(const OpMsg& a, const OpMsg& b) {
-    if (view(a) != view(b) || a.extents.size() != b.extents.size()) return false;
+    if (view(a) != view(b) || a.extents.size() != b.extents.size() || a.holes.size() != b.holes.size()) return false;
     for (size_t i = 0; i < a.extents.size(); ++i)
         if (view(a.extents[i]) != view(b.extents[i])) return false;
+    for (size_t i = 0; i < a.holes.size(); ++i)
+        if (a.holes[i].offset != b.holes[i].offset || a.holes[i].length != b.holes[i].length) return false;
     return true;
 }
 template <class T>

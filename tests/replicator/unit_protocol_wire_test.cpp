@@ -36,7 +36,7 @@ TEST(ProtocolWire, OpMsgBytesMatchCerealsOwnEncoding) {
     OpMsg op{.lsn = 42, .kind = OpKind::write, .path = "dir/f", .target = "t", .mode = 0100644u, .gid = 7u,
              .mtime_ns = -5, .size = 1000, .replaced = true, .xattr_name = "user.x", .xattr_value = "v",
              .extents = {make_extent(9, "abc", false)}, .base = ContentBase::existing, .target_parent_mtime_ns = 3,
-             .more = true};
+             .more = true, .holes = {{4096, 8192}}};
     auto expected = cereal_body([&](auto& ar) {
         ar(op.lsn, static_cast<uint8_t>(op.kind));
         str(ar, op.path);
@@ -48,15 +48,19 @@ TEST(ProtocolWire, OpMsgBytesMatchCerealsOwnEncoding) {
         ar(op.extents[0].offset, op.extents[0].raw_length, op.extents[0].zstd);
         str(ar, op.extents[0].bytes);
         ar(static_cast<uint8_t>(op.base), op.parent_mtime_ns, op.target_parent_mtime_ns, op.more);
+        ar(cereal::make_size_tag(static_cast<cereal::size_type>(1)));
+        ar(op.holes[0].offset, op.holes[0].length);
     });
     EXPECT_EQ(body_of(op), expected);
 }
 
 TEST(ProtocolWire, HashReplyBytesMatchCerealsOwnEncoding) {
-    HashReply h{.id = 3, .exists = true, .size = 77, .block_size = 65536, .hashes = std::string(16, 'h')};
+    HashReply h{.id = 3, .exists = true, .size = 77, .block_size = 65536, .hashes = std::string(16, 'h'),
+                .hole_blocks = "\x01"};
     auto expected = cereal_body([&](auto& ar) {
         ar(h.id, h.exists, h.size, h.block_size);
         str(ar, h.hashes);
+        str(ar, h.hole_blocks);
     });
     EXPECT_EQ(body_of(h), expected);
 }
@@ -85,9 +89,9 @@ TEST(ProtocolWire, BooleanBytesOtherThanZeroOrOneRefused) {
     ASSERT_EQ(ob[mode_flag_at], '\x01');  // no mode
     ob[mode_flag_at] = '\x02';
     EXPECT_FALSE(decode_body(MsgType::op, ob));
-    // The last byte is `more`.
+    // `more`, before the 8 bytes of the hole count.
     ob = body_of(op);
-    ob.back() = '\x07';
+    ob[ob.size() - 9] = '\x07';
     EXPECT_FALSE(decode_body(MsgType::op, ob));
     // An extent's zstd flag.
     OpMsg w{.lsn = 1, .kind = OpKind::write, .path = "p", .extents = {make_extent(0, "abc", false)}};

@@ -30,7 +30,8 @@ inline std::vector<replicator::proto::Message> sample_messages() {
                 .base = p::ContentBase::existing,
                 .parent_mtime_ns = 42,
                 .target_parent_mtime_ns = -42,
-                .more = true};
+                .more = true,
+                .holes = {{1ull << 20, 4096}, {1ull << 30, 1ull << 30}}};
     return {
         p::Hello{.min_version = 1, .max_version = 3, .agent_id = "agent-1", .fileset = "home.docs", .client_nonce = nonce_a},
         p::Challenge{.version = 1, .server_nonce = nonce_b, .server_proof = std::string(p::kProofBytes, '\x07')},
@@ -41,7 +42,7 @@ inline std::vector<replicator::proto::Message> sample_messages() {
         p::Commit{.lsn = 123456789},
         p::Ack{.lsn = 987654321},
         p::HashRequest{.id = 5, .path = "a/b"},
-        p::HashReply{.id = 6, .exists = true, .size = 1 << 20, .block_size = 65536, .hashes = std::string(32, '\x5a')},
+        p::HashReply{.id = 6, .exists = true, .size = 1 << 20, .block_size = 65536, .hashes = std::string(32, '\x5a'), .hole_blocks = "\x02"},
         p::ConflictMsg{.lsn = 8, .path = "x", .conflict_copy = "x.conflict-h-t", .server_host = "h", .message = "modified"},
         p::Ping{.id = 11},
         p::Pong{.id = 12},
