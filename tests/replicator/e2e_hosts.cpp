@@ -173,8 +173,9 @@ std::string manifest_diff(const std::string& a, const std::string& b) {
     int shown = 0;
     for (auto& l : la)
         if (!lb.count(l) && shown++ < 20) out += "  source only:  " + shortened(l) + "\n";
+    shown = 0;
     for (auto& l : lb)
-        if (!la.count(l) && shown++ < 40) out += "  replica only: " + shortened(l) + "\n";
+        if (!la.count(l) && shown++ < 20) out += "  replica only: " + shortened(l) + "\n";
     return out;
 }
 
