@@ -234,6 +234,9 @@ INSTANTIATE_TEST_SUITE_P(Seeds, RandomWorkload,
 class InterfaceWorkload : public Replication, public ::testing::WithParamInterface<std::tuple<FsType, uint32_t>> {
 protected:
     static constexpr int kOperations = 1500;
+    // Long enough (about 7 s at 2 ms an operation) that two restarts of the
+    // agent (a rescan each) still leave the server's kills inside it.
+    static constexpr int kOperationsKilled = 3000;
 
     void SetUp() override {
         Replication::SetUp();
@@ -245,12 +248,12 @@ protected:
     }
 
     // The workload; an operation that failed unexpectedly is reported after
-    // the fact (this may run on a thread of its own).
-    void workload() {
+    // the fact (this may run on a thread of its own). `pace` stretches it
+    // over a few seconds for what happens beside it.
+    void workload(std::chrono::microseconds pace = {}, int count = kOperations) {
         try {
-            int count = kOperations;
             if (const char* n = std::getenv("IZ_E2E_OPERATIONS")) count = std::atoi(n);
-            random_interface_operations(agent_->dir(), seed_, count, log_, OperationKinds::from_environment());
+            random_interface_operations(agent_->dir(), seed_, count, log_, OperationKinds::from_environment(), pace);
         } catch (const std::exception& e) {
             std::lock_guard lock(error_mutex_);
             workload_error_ = e.what();
@@ -294,12 +297,12 @@ TEST_P(InterfaceWorkload, ConvergesWithSyncsDuringTheWorkload) {
     std::vector<std::string> failed;
     std::thread syncer([&] {
         while (!done) {
-            auto r = agent_->sync(60);
+            auto r = agent_->sync(20);
             log_.add(fmt::format("----- izwatch sync {} -> exit {}", syncs++, r.exit_code));
             if (r.exit_code != 0) failed.push_back(r.err);
         }
     });
-    workload();
+    workload(2ms);
     done = true;
     syncer.join();
     EXPECT_GE(syncs, 2);
@@ -314,16 +317,21 @@ TEST_P(InterfaceWorkload, ConvergesAfterAgentAndServerAreKilled) {
     start_agent();
     std::atomic<bool> done{false};
     std::thread runner([&] {
-        workload();
+        workload(2ms, kOperationsKilled);
         done = true;
     });
+    // Each kill when the workload reaches an operation drawn from the seed
+    // (at once when a restart took longer than the way there).
     std::mt19937 rng(seed_);
     std::vector<bool> agent_first{true, true, false, false};  // true: the agent, false: the server
     std::shuffle(agent_first.begin(), agent_first.end(), rng);
-    int workload_over_at = -1;
+    std::vector<size_t> at;
+    for (size_t k = 0; k < agent_first.size(); ++k) at.push_back(100 + rng() % (kOperationsKilled * 2 / 3));
+    std::sort(at.begin(), at.end());
+    int late = 0;
     for (size_t k = 0; k < agent_first.size(); ++k) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(200 + rng() % 1200));
-        if (done && workload_over_at < 0) workload_over_at = static_cast<int>(k);
+        while (!done && log_.lines() < at[k]) std::this_thread::sleep_for(1ms);
+        if (done) ++late;
         if (agent_first[k]) {
             log_.add("----- kill -9 izwatch");
             agent_->kill9();
@@ -338,19 +346,31 @@ TEST_P(InterfaceWorkload, ConvergesAfterAgentAndServerAreKilled) {
         }
     }
     runner.join();
-    // Each kill is meant to land inside the workload; say so when the
-    // machine ran the workload faster than the kills came.
-    if (workload_over_at >= 0)
-        fmt::print(stderr, "note: the workload was over before kill {} of {}\n", workload_over_at + 1, agent_first.size());
+    if (late > 0) fmt::print(stderr, "note: {} of the kills came after the workload had ended\n", late);
     settle_and_compare(server);
 }
 
+auto interface_workload_name = [](const auto& info) {
+    return fmt::format("{}_seed{}", std::get<0>(info.param) == FsType::xfs ? "xfs" : "ext4", std::get<1>(info.param));
+};
 INSTANTIATE_TEST_SUITE_P(Seeds, InterfaceWorkload,
                          ::testing::Values(std::tuple{FsType::ext4, 1u}, std::tuple{FsType::xfs, 2u}),
-                         [](const auto& info) {
-                             return fmt::format("{}_seed{}", std::get<0>(info.param) == FsType::xfs ? "xfs" : "ext4",
-                                                std::get<1>(info.param));
-                         });
+                         interface_workload_name);
+
+// More sequences of the workload alone (the sync and kill variants above
+// cost several times as much).
+class InterfaceWorkloadMoreSeeds : public InterfaceWorkload {};
+
+TEST_P(InterfaceWorkloadMoreSeeds, Converges) {
+    auto& server = add_server();
+    start_agent();
+    workload();
+    settle_and_compare(server);
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, InterfaceWorkloadMoreSeeds,
+                         ::testing::Values(std::tuple{FsType::ext4, 3u}, std::tuple{FsType::xfs, 4u}),
+                         interface_workload_name);
 
 TEST_F(Replication, ServerKilledMidTransferThenRestarted) {
     auto& server = add_server();

@@ -1,6 +1,7 @@
 #pragma once
 // Workloads that change a source tree the way programs do, through plain
 // syscalls, so the agent sees real events.
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <mutex>
@@ -28,15 +29,21 @@ public:
         std::lock_guard lock(mutex_);
         text_ += line;
         text_ += '\n';
+        ++lines_;
     }
     std::string text() const {
         std::lock_guard lock(mutex_);
         return text_;
     }
+    size_t lines() const {
+        std::lock_guard lock(mutex_);
+        return lines_;
+    }
 
 private:
     mutable std::mutex mutex_;
     std::string text_;
+    size_t lines_ = 0;
 };
 
 // `count` operations drawn from a seeded generator over every interface a
@@ -57,10 +64,11 @@ private:
 //
 // `kinds` narrows the draw, to find which kind of operation makes a replica
 // diverge: by name (create, write, mkdir, rename, rename-dir, exchange,
-// noreplace, whiteout, mmap, aio, uring, tmpfile, copy-range, clone,
+// noreplace, whiteout, mmap, aio, aio-direct, uring, uring-direct, tmpfile, copy-range, clone,
 // fallocate, splice, sendfile, truncate, sparse, deep, xattr, acl, link,
 // special, unlink, chmod, chown, utimes, symlink, rmdir), `only` those
-// (plus create) or all but those in `skip`.
+// (plus create) or all but those in `skip`. `pace` is slept after each
+// operation, for a workload that lasts while something else happens.
 struct OperationKinds {
     std::vector<std::string> only;
     std::vector<std::string> skip;
@@ -68,7 +76,7 @@ struct OperationKinds {
     static OperationKinds from_environment();
 };
 void random_interface_operations(const std::filesystem::path& dir, uint32_t seed, int count, OpLog& log,
-                                 OperationKinds kinds = {});
+                                 OperationKinds kinds = {}, std::chrono::microseconds pace = {});
 
 // `files` files of `size` bytes of pseudo-random content under dir/bulk.
 void bulk_files(const std::filesystem::path& dir, int files, size_t size, uint32_t seed);

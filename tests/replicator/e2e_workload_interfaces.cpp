@@ -29,6 +29,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "e2e_workload.hpp"
@@ -83,8 +84,11 @@ public:
         ::syscall(SYS_io_destroy, aio_);
     }
 
-    void run(int count) {
-        for (i_ = 0; i_ < count; ++i_) step();
+    void run(int count, std::chrono::microseconds pace) {
+        for (i_ = 0; i_ < count; ++i_) {
+            step();
+            if (pace.count() > 0) std::this_thread::sleep_for(pace);
+        }
     }
 
 private:
@@ -186,8 +190,9 @@ private:
         {20, "mkdir", &Workload::mkdir_},             {50, "rename", &Workload::rename_plain},
         {30, "rename-dir", &Workload::rename_dir},    {40, "exchange", &Workload::rename_exchange},
         {30, "noreplace", &Workload::rename_noreplace}, {25, "whiteout", &Workload::rename_whiteout},
-        {45, "mmap", &Workload::mmap_write},          {40, "aio", &Workload::aio_write},
-        {40, "uring", &Workload::uring_write},        {30, "tmpfile", &Workload::tmpfile_link},
+        {45, "mmap", &Workload::mmap_write},          {20, "aio", &Workload::aio_buffered},
+        {20, "aio-direct", &Workload::aio_direct},    {20, "uring", &Workload::uring_buffered},
+        {20, "uring-direct", &Workload::uring_direct}, {30, "tmpfile", &Workload::tmpfile_link},
         {30, "copy-range", &Workload::copy_range},    {30, "clone", &Workload::clone_range},
         {90, "fallocate", &Workload::fallocate_},     {35, "splice", &Workload::splice_write},
         {20, "sendfile", &Workload::sendfile_write},  {35, "truncate", &Workload::truncate_},
@@ -349,9 +354,10 @@ private:
         ::munmap(map, static_cast<size_t>(size));
     }
 
-    void aio_write() {
+    void aio_buffered() { aio_write(false); }
+    void aio_direct() { aio_write(true); }
+    void aio_write(bool direct) {
         auto p = target();
-        bool direct = below(2) == 0;
         Fd fd(open_file(p, O_WRONLY | (direct ? O_DIRECT : 0)));
         auto submit = [&](const char* buf, size_t len, off_t off) -> long {
             iocb cb{};
@@ -400,9 +406,10 @@ private:
             attempt(what, {}, [&] { return submit(buf.p, len, off); });
     }
 
-    void uring_write() {
+    void uring_buffered() { uring_write(false); }
+    void uring_direct() { uring_write(true); }
+    void uring_write(bool direct) {
         auto p = target();
-        bool direct = below(2) == 0;
         bool vectored = below(2) == 0;
         Fd fd(open_file(p, O_WRONLY | (direct ? O_DIRECT : 0)));
         auto submit = [&](const char* buf, size_t len, off_t off) -> long {
@@ -479,7 +486,8 @@ private:
         loff_t off_in = offset_in(size_of(in.fd));
         loff_t off_out = offset_in(size_of(out.fd) + 5000);
         size_t len = 1 + below(256 << 10);
-        bool same = from == to;
+        // Within one file (by any of its names), overlapping ranges are refused.
+        bool same = same_file(from, to);
         attempt(fmt::format("copy_file_range {} at {} -> {} at {} ({} bytes)", rel(from), off_in, rel(to), off_out, len),
                 same ? std::initializer_list<int>{EINVAL} : std::initializer_list<int>{},
                 [&] { return ::copy_file_range(in.fd, &off_in, out.fd, &off_out, len, 0); });
@@ -622,7 +630,7 @@ private:
 
     void sendfile_write() {
         auto from = pick(files_), to = pick(files_);
-        if (from == to) return;
+        if (same_file(from, to)) return;
         Fd in(open_file(from, O_RDONLY));
         Fd out(open_file(to, O_WRONLY));
         off_t at = offset_in(size_of(out.fd) + 1000);
@@ -875,8 +883,9 @@ OperationKinds OperationKinds::from_environment() {
     return {split("IZ_E2E_ONLY_OPS"), split("IZ_E2E_SKIP_OPS")};
 }
 
-void random_interface_operations(const fs::path& dir, uint32_t seed, int count, OpLog& log, OperationKinds kinds) {
-    Workload(dir, seed, log, std::move(kinds)).run(count);
+void random_interface_operations(const fs::path& dir, uint32_t seed, int count, OpLog& log, OperationKinds kinds,
+                                 std::chrono::microseconds pace) {
+    Workload(dir, seed, log, std::move(kinds)).run(count, pace);
 }
 
 }  // namespace iz::test::e2e

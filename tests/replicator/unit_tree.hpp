@@ -45,6 +45,8 @@ struct Allocation {
     uint64_t blocks = 0;
     uint64_t block_size = 0;
     uint64_t data_extents = 0;
+    // Its extents as FIEMAP reports them, for a message: "[offset+length flags]".
+    std::string extent_map;
 };
 
 // Every regular file under `root` by path (as in `manifest`).
