@@ -65,7 +65,7 @@ private:
 // `kinds` narrows the draw, to find which kind of operation makes a replica
 // diverge: by name (create, write, mkdir, rename, rename-dir, exchange,
 // noreplace, whiteout, mmap, aio, aio-direct, uring, uring-direct, tmpfile, copy-range, clone,
-// fallocate, splice, sendfile, truncate, sparse, deep, xattr, acl, link,
+// fallocate, fallocate-refused, splice, sendfile, truncate, sparse, deep, xattr, acl, link,
 // special, unlink, chmod, chown, utimes, symlink, rmdir), `only` those
 // (plus create) or all but those in `skip`. `pace` is slept after each
 // operation, for a workload that lasts while something else happens.
