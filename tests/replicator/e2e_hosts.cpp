@@ -164,13 +164,18 @@ std::string manifest_diff(const std::string& a, const std::string& b) {
         for (std::string l; std::getline(in, l);) out.insert(l);
         return out;
     };
+    // A path deeper than PATH_MAX is shown by its ends.
+    auto shortened = [](const std::string& l) {
+        return l.size() <= 600 ? l : fmt::format("{} ...({} bytes)... {}", l.substr(0, 200), l.size(), l.substr(l.size() - 300));
+    };
     auto la = lines(a), lb = lines(b);
     std::string out;
     int shown = 0;
     for (auto& l : la)
-        if (!lb.count(l) && shown++ < 20) out += "  source only:  " + l + "\n";
+        if (!lb.count(l) && shown++ < 20) out += "  source only:  " + shortened(l) + "\n";
+    shown = 0;
     for (auto& l : lb)
-        if (!la.count(l) && shown++ < 40) out += "  replica only: " + l + "\n";
+        if (!la.count(l) && shown++ < 20) out += "  replica only: " + shortened(l) + "\n";
     return out;
 }
 

@@ -4,6 +4,7 @@
 // that two states can be compared by.
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 
 namespace iz::test {
@@ -29,11 +30,34 @@ std::string read_file(const std::filesystem::path& p);
 void write_file(const std::filesystem::path& p, const std::string& content, unsigned mode = 0644);
 
 // One line per entry under `root` (the root itself as "."), sorted by path:
-// type, mode, uid, gid, mtime (ns), size, content hash (regular files),
-// symlink target, link count and user xattrs. Entries whose first component
-// is `skip_top` are left out. Directory sizes are left out on purpose: they
-// depend on the filesystem's history, not on what a replica holds.
+// type (f d l p s c b), mode, uid, gid, mtime (ns), link count, size and
+// content hash (regular files), symlink target, device number (c, b), and
+// user xattrs and POSIX ACLs. Entries whose first component is `skip_top`
+// are left out. Directory sizes are left out on purpose: they depend on the
+// filesystem's history, not on what a replica holds. The walk goes through
+// directory file descriptors, so a tree deeper than PATH_MAX is read whole.
 std::string manifest(const std::filesystem::path& root, const std::string& skip_top = {});
+
+// What a regular file takes on disk: st_blocks (512-byte units), the block
+// size of its filesystem and how many runs of data SEEK_DATA/SEEK_HOLE find
+// within its size.
+struct Allocation {
+    uint64_t blocks = 0;
+    uint64_t block_size = 0;
+    uint64_t data_extents = 0;
+    // Its extents as FIEMAP reports them, for a message: "[offset+length flags]".
+    std::string extent_map;
+};
+
+// Every regular file under `root` by path (as in `manifest`).
+std::map<std::string, Allocation> allocations(const std::filesystem::path& root, const std::string& skip_top = {});
+
+// A replica file may take no more room than its source plus one block per
+// data extent of the source (a copy that fills holes, or preallocates, does).
+// One line per file of both trees that breaks that rule, "" when none does.
+// Files found in one tree only are the manifest's business, not this one's.
+std::string allocation_excess(const std::filesystem::path& source, const std::filesystem::path& replica,
+                              const std::string& skip_top = {});
 
 // The same, but only the names (for "nothing was created or removed").
 std::string listing(const std::filesystem::path& root);
