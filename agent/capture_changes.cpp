@@ -66,7 +66,7 @@ void Capture::on_close_write(const std::string& path, int32_t pid) {
         pending_.erase(it);
         flush_write(path, pw);
     }
-    if (!dirty_.erase(path)) return;
+    if (!dirty_.erase(path) && !flush_unreported_write(path, pid)) return;
     auto e = tree_.find(path);
     if (e == tree_.end()) return;
     Record r;
@@ -78,6 +78,47 @@ void Capture::on_close_write(const std::string& path, int32_t pid) {
         r.mtime_ns = e->second.mtime_ns;
     }
     emit(std::move(r), pid);
+}
+
+// Writes through libaio raise no modify event (io_uring's do): the close is
+// all fanotify says. A file opened for writing and closed unwritten costs a
+// stat here (shared with the event's other handlers).
+bool Capture::flush_unreported_write(const std::string& path, int32_t pid) {
+    auto e = tree_.find(path);
+    if (e == tree_.end() || e->second.ino == 0 || !e->second.is_reg()) return false;
+    if (!bpf_ranges_ || !dirt_.count(e->second.ino)) {
+        auto now = read_current(path, kReadStat);
+        // Moved or gone since: the events that follow say where and what.
+        if (!now || now->ino != e->second.ino) return false;
+        if (now->size == e->second.size && now->mtime_ns == e->second.mtime_ns) return false;
+    }
+    flush_write(path, PendingWrite{.since = Clock::now(), .pid = pid});
+    return true;
+}
+
+void Capture::expect_write_to_inode(uint64_t ino, int32_t pid) {
+    auto path = path_of_inode(ino);
+    if (!path) return;  // not in the tree (elsewhere on the filesystem, or not yet read)
+    auto [it, fresh] = pending_.try_emplace(*path);
+    if (fresh) {
+        it->second.since = Clock::now();
+        it->second.pid = pid;
+    }
+}
+
+std::optional<std::string> Capture::path_of_inode(uint64_t ino) {
+    auto names = [&](const std::string& p) {
+        auto it = tree_.find(p);
+        return it != tree_.end() && it->second.ino == ino && it->second.is_reg();
+    };
+    if (auto it = inode_paths_.find(ino); it != inode_paths_.end() && names(it->second)) return it->second;
+    if (inode_paths_at_records_ == stats_.records) return std::nullopt;
+    inode_paths_.clear();
+    for (auto& [p, e] : tree_)
+        if (e.ino != 0 && e.is_reg()) inode_paths_.emplace(e.ino, p);
+    inode_paths_at_records_ = stats_.records;
+    if (auto it = inode_paths_.find(ino); it != inode_paths_.end() && names(it->second)) return it->second;
+    return std::nullopt;
 }
 
 void Capture::on_dirty_range(const DirtyRangeEvent& ev) {
@@ -95,6 +136,12 @@ void Capture::on_dirty_range(const DirtyRangeEvent& ev) {
             d.truncated_to = ev.offset;
             if (ev.offset != UINT64_MAX) d.shrunk_to = std::min(d.shrunk_to.value_or(UINT64_MAX), ev.offset);
             break;
+        case DirtyKind::unknown:
+            // No fanotify event follows (a store through a mapping, a call
+            // that failed): the write is expected here.
+            d.unexplained = true;
+            expect_write_to_inode(ev.ino, ev.pid);
+            break;
         case DirtyKind::collapse_range:
         case DirtyKind::insert_range:
             // Everything after offset moved: dirty to whatever the end is at flush.
@@ -105,7 +152,10 @@ void Capture::on_dirty_range(const DirtyRangeEvent& ev) {
             if (d.ranges.size() > 256) d.ranges = journal::coalesce(std::move(d.ranges));
             break;
     }
-    if (dirt_.size() > 65536) dirt_.clear();  // inodes we never hear of from fanotify
+    // Inodes we never hear of from fanotify (files elsewhere on the
+    // filesystem): dropped wholesale, which drops ranges of writes in
+    // flight too, so those are journaled as whole-file.
+    if (dirt_.size() > 65536) on_dirty_ranges_lost();
 }
 
 void Capture::on_dirty_ranges_lost() {
@@ -166,10 +216,15 @@ void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
     };
     uint64_t old_size = it->second.size;
     // Ranges are trusted only when no eBPF event can have been lost since
-    // this write began; after a ring-buffer drop the file is wholly dirty.
-    bool ranges_trusted = bpf_ranges_ && Clock::now() >= distrust_ranges_until_;
+    // this write began (after a ring-buffer drop the file is wholly dirty)
+    // and none of the file's changes came without a range.
+    bool ranges_trusted = bpf_ranges_ && Clock::now() >= distrust_ranges_until_ && !dirt.unexplained;
     // A whole-file write says everything about the content: no cuts, no ranges.
-    if (pw.whole) dirt = InodeDirt{.ranges = {}, .truncated_to = {}, .shrunk_to = {}, .who = dirt.who, .pid = dirt.pid};
+    if (pw.whole) {
+        dirt.ranges.clear();
+        dirt.truncated_to.reset();
+        dirt.shrunk_to.reset();
+    }
     if (ranges_trusted && dirt.shrunk_to && dirt.truncated_to && *dirt.shrunk_to < *dirt.truncated_to) {
         // Cut, then extended with zeros: the cut must travel too.
         Record t;
