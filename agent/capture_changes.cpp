@@ -222,6 +222,7 @@ void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
     // A whole-file write says everything about the content: no cuts, no ranges.
     if (pw.whole) {
         dirt.ranges.clear();
+        dirt.carried.clear();
         dirt.truncated_to.reset();
         dirt.shrunk_to.reset();
     }
@@ -252,13 +253,40 @@ void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
     w.size = now->size;
     w.mtime_ns = now->mtime_ns;
     // Without exact ranges the record says "whole file" (no ranges).
-    if (ranges_trusted && !dirt.ranges.empty()) {
-        // Bytes past the current end no longer exist: a later truncate cut them.
+    if (ranges_trusted && (!dirt.ranges.empty() || !dirt.carried.empty())) {
+        // Bytes past the current end: either a write's tracepoint fired
+        // before it moved the size (ext4's write_end, XFS's buffered write
+        // at its start: the agent, woken by that very event or by a sync,
+        // can read the size first), or a later truncate cut them. They are
+        // carried to the next flush of the file, which the write's own
+        // modify event brings. One still past the end after kCarryPastEnd
+        // was most likely cut; should it be a write stalled that long, the
+        // file's next write is journaled whole rather than risk a gap.
         uint64_t end = now->size;
-        for (auto& r : dirt.ranges)
-            if (r.length > end - std::min(r.offset, end)) r.length = end - std::min(r.offset, end);
-        std::erase_if(dirt.ranges, [](const journal::ByteRange& r) { return r.length == 0; });
-        w.ranges = journal::coalesce(std::move(dirt.ranges));
+        auto now_t = Clock::now();
+        std::vector<std::pair<journal::ByteRange, Clock::time_point>> beyond;
+        bool expired = false;
+        auto clamp = [&](journal::ByteRange r, Clock::time_point deadline) {
+            uint64_t inside = end - std::min(r.offset, end);
+            if (r.length > inside) {
+                if (now_t < deadline) beyond.push_back({{std::max(r.offset, end), r.length - inside}, deadline});
+                else expired = true;
+            }
+            r.length = std::min(r.length, inside);
+            if (r.length) w.ranges.push_back(r);
+        };
+        for (auto& r : dirt.ranges) clamp(r, now_t + kCarryPastEnd);
+        for (auto& [r, deadline] : dirt.carried) clamp(r, deadline);
+        w.ranges = journal::coalesce(std::move(w.ranges));
+        if (expired) dirt_[now->ino].unexplained = true;
+        if (!beyond.empty()) {
+            auto& later = dirt_[now->ino];
+            later.carried.insert(later.carried.end(), beyond.begin(), beyond.end());
+            if (later.pid == 0) {
+                later.pid = dirt.pid;
+                later.who = dirt.who;
+            }
+        }
     }
     stamp(w);
     bool only_truncated = ranges_trusted && dirt.truncated_to && w.ranges.empty();

@@ -80,6 +80,11 @@ private:
         // Changed where no range tracepoint fired (see DirtyKind::unknown):
         // the write names the whole file.
         bool unexplained = false;
+        // Ranges past the end of the file at an earlier flush (the write
+        // that named them had not yet moved the size), kept for the next
+        // flushes of the file until the time beside each; a range still
+        // past the end by then was cut by a truncate.
+        std::vector<std::pair<journal::ByteRange, Clock::time_point>> carried;
         std::optional<uint64_t> truncated_to;
         // The smallest size a truncate set in the window: bytes past it were
         // cut even if a later truncate extended the file again (with zeros).
@@ -172,6 +177,9 @@ private:
     // only if records were journaled since (nothing new could be found).
     std::unordered_map<uint64_t, std::string> inode_paths_;
     std::optional<uint64_t> inode_paths_at_records_;
+    // How long a range past the end of the file waits for the size to
+    // catch up before it counts as cut.
+    static constexpr std::chrono::seconds kCarryPastEnd{2};
     Clock::time_point distrust_ranges_until_{};
     ProcessInfoCache procs_;
     CaptureStats stats_;

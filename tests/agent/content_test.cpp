@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -227,6 +230,39 @@ TEST_P(Content, ACopiedFileIsJournaledWithOneWholeFileWrite) {
     std::vector<std::string> problems;
     EXPECT_EQ(differences(replay(watch().journal(), problems), list_tree(root())), Strings{});
     EXPECT_EQ(problems, Strings{});
+}
+
+// Appends while `izwatch sync` runs in a loop. A write's range event comes
+// before the write moves the file's size (ext4's write_end, XFS's buffered
+// write at its start), and the agent, woken by that event or by a sync,
+// can flush the file in between: every appended byte must still be named
+// by a write record (a range, or a whole-file write), never skipped.
+TEST_P(Content, AppendsDuringSyncsLeaveNoGapInTheWrittenRanges) {
+    ASSERT_NO_FATAL_FAILURE(start());
+    std::atomic<bool> done{false};
+    std::thread appender([&] {
+        int fd = open_fd("log", O_CREAT | O_WRONLY | O_APPEND);
+        for (int i = 0; !done; ++i) {
+            auto line = fmt::format("line {:014}\n", i);  // 20 bytes
+            if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) break;
+        }
+        ::close(fd);
+    });
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(4);
+    while (std::chrono::steady_clock::now() < until) sync();
+    done = true;
+    appender.join();
+    auto got = changes();
+    struct stat st{};
+    ASSERT_EQ(::stat(at("log").c_str(), &st), 0);
+    auto size = static_cast<uint64_t>(st.st_size);
+    // What a replica applying the records would have been sent.
+    Ranges named;
+    for (auto& w : with_op(got, "write", "log")) {
+        if (names_whole_file(w)) named.emplace_back(0, w.value("size", uint64_t{0}));
+        for (auto& r : ranges_of(w)) named.push_back(r);
+    }
+    EXPECT_EQ(merged(named), (Ranges{{0, size}})) << with_op(got, "write", "log").size() << " write records";
 }
 
 INSTANTIATE_TEST_SUITE_P(Filesystems, Content, ::testing::Values(FsType::ext4, FsType::xfs), fs_param_name);
