@@ -18,11 +18,12 @@
 //    changed the file all the same (ext4 moves the mtime of a fallocate it
 //    then refuses): that is an IZ_DIRTY_UNKNOWN event.
 //
-// And a safety net for content no range tracepoint sees: every folio the
-// page cache marks dirty is reported by writeback_dirty_folio. Those a
-// write's own range tracepoint just announced (or a truncate or fallocate
-// in progress on the same thread) are dropped here, in the kernel; the
-// rest (stores through a shared mapping) become IZ_DIRTY_UNKNOWN.
+// And a safety net for content no range tracepoint sees, stores through a
+// shared mapping: XFS reports its write faults; on ext4 every folio the
+// page cache marks dirty is reported by writeback_dirty_folio, and those a
+// write_end just announced (or a truncate or fallocate in progress on the
+// same thread) are dropped here, in the kernel. The rest become
+// IZ_DIRTY_UNKNOWN.
 #include "vmlinux.h"
 
 #include <bpf/bpf_core_read.h>
@@ -78,12 +79,13 @@ static __always_inline void emit_if_watched(__u32 dev, __u64 ino, __u32 kind, __
 // write_end rather than write_begin: it fires once per folio with the bytes
 // actually copied, so the ranges neither overlap nor overstate a short write.
 
-// ---- what a write just announced ------------------------------------------
-// The folios a write dirties are the ones its range tracepoint just named,
-// on the same thread: each CPU remembers the last such write, and a dirtied
-// folio it covers is explained. A thread moved to another CPU mid-write
-// finds no match and reports its folio as unknown: the agent then compares
-// the whole file, which costs time, never correctness.
+// ---- what a write just announced (ext4) -----------------------------------
+// ext4's write_end fires once per folio, just before that folio is marked
+// dirty on the same thread: each CPU remembers the last one, and the dirty
+// folio it names is explained, once. A thread moved to another CPU between
+// the two finds no match and reports its folio as unknown: the agent then
+// compares the whole file, which costs time, never correctness. (XFS needs
+// none of this: its write faults have a tracepoint of their own.)
 
 struct recent_write {
     __u64 ino;
@@ -102,10 +104,11 @@ struct {
 
 // A folio may start before the write's first page (large folios): up to 2 MiB.
 #define IZ_MAX_FOLIO_PAGES 512
-// Between a write's tracepoint and the folios it dirties: microseconds,
-// or a throttled writer's pause (balance_dirty_pages sleeps at most 200
-// ms); a folio dirtied later than this is reported.
-#define IZ_RECENT_WRITE_NS 1000000000ULL
+// Between write_end and the folio's dirtying: microseconds, unless the
+// writer is preempted in between. A write_end into a folio already dirty
+// dirties nothing and leaves its slot set: the bound keeps that slot from
+// explaining a store through a mapping much later.
+#define IZ_RECENT_WRITE_NS 10000000ULL
 
 static __always_inline void remember_write(__u32 dev, __u64 ino, __s64 offset, __s64 length) {
     if (dev != target_dev || offset < 0 || length <= 0 || !target_bdi[0]) return;
@@ -236,17 +239,7 @@ static __always_inline int xfs_file_write(struct trace_event_raw_xfs_file_class_
 }
 
 SEC("tracepoint/xfs/xfs_file_buffered_write")
-int xfs_buffered_write(struct trace_event_raw_xfs_file_class___iz* ctx) {
-    // Each field read once: the verifier refuses a context pointer moved by
-    // a relocated offset, which a second read of a field may compile into.
-    __u32 dev = ctx->dev;
-    __u64 ino = ctx->ino;
-    __s64 offset = ctx->offset;
-    __s64 count = ctx->count;
-    emit_if_watched(dev, ino, IZ_DIRTY_WRITE, offset, count);
-    remember_write(dev, ino, offset, count);
-    return 0;
-}
+int xfs_buffered_write(void* ctx) { return xfs_file_write(ctx); }
 
 SEC("tracepoint/xfs/xfs_file_direct_write")
 int xfs_direct_write(void* ctx) { return xfs_file_write(ctx); }
@@ -476,6 +469,7 @@ static __always_inline int is_target_bdi(struct writeback_folio_ctx* ctx) {
     return 0;
 }
 
+// Attached on ext4 only (the loader decides).
 SEC("tracepoint/writeback/writeback_dirty_folio")
 int dirty_folio(struct writeback_folio_ctx* ctx) {
     if (!target_bdi[0]) return 0;
@@ -487,11 +481,8 @@ int dirty_folio(struct writeback_folio_ctx* ctx) {
     __u32 zero = 0;
     struct recent_write* w = bpf_map_lookup_elem(&recent_writes, &zero);
     if (w && w->tid == tid && w->ino == ino && index <= w->last && index + IZ_MAX_FOLIO_PAGES > w->first) {
-        __u64 now = bpf_ktime_get_ns();
-        if (now - w->time_ns < IZ_RECENT_WRITE_NS) {
-            w->time_ns = now;  // the next folio of a long write
-            return 0;
-        }
+        w->tid = 0;  // one folio per write_end
+        if (bpf_ktime_get_ns() - w->time_ns < IZ_RECENT_WRITE_NS) return 0;
     }
     // Zeroing by a truncate or fallocate in progress: its exit explains it.
     if (bpf_map_lookup_elem(&pending_ops, &tid)) return 0;

@@ -103,7 +103,10 @@ public:
         bpf_program* prog = nullptr;
         bpf_object__for_each_program(prog, skel_->obj) {
             std::string tp = tracepoint_of(prog);
-            bool wanted = serves(category_of(tp), *fs_type);
+            // XFS reports its write faults itself; the dirty-folio net
+            // (and its bookkeeping in ext4's write_end) is ext4's.
+            bool wanted = serves(category_of(tp), *fs_type) &&
+                          !(tp == "writeback/writeback_dirty_folio" && *fs_type != "ext4");
             bool exists = wanted && bpf::tracepoint_exists(*events_dir, tp);
             if (wanted && !exists) absent.push_back(tp);
             bpf_program__set_autoload(prog, exists);

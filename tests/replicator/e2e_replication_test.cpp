@@ -3,6 +3,7 @@
 // replica's manifest equals the source's.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -536,6 +537,20 @@ TEST_P(ContentPaths, StoresThroughASharedMappingConverge) {
     expect_converged(server);
     // Written back by the msync, the pages fault again on the next store.
     store_through_mapping(agent_->dir() / "mapped", {110, 140000}, 50, 'N');
+    sync_ok();
+    expect_converged(server);
+    // A store into a folio still dirty faults no more: made after the agent
+    // read the file for the first one, it is found when writeback starts.
+    int fd = ::open((agent_->dir() / "mapped").c_str(), O_RDWR | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    auto* map = static_cast<char*>(::mmap(nullptr, 256 * 1024, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    ::close(fd);
+    ASSERT_NE(static_cast<void*>(map), MAP_FAILED);
+    std::memset(map + 8192, 'P', 100);
+    sync_ok();  // journaled and shipped with the first store only
+    std::memset(map + 8192 + 200, 'Q', 100);
+    ASSERT_EQ(::msync(map, 256 * 1024, MS_SYNC), 0);
+    ::munmap(map, 256 * 1024);
     sync_ok();
     expect_converged(server);
 }
