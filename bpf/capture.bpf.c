@@ -475,6 +475,9 @@ int dirty_folio(struct writeback_folio_ctx* ctx) {
     if (!target_bdi[0]) return 0;
     if (!is_target_bdi(ctx)) return 0;
     __u64 ino = ctx->ino;
+    // ext4's metadata (bitmaps, inode tables, directories) lives in the
+    // block device's own page cache, whose inode number is its dev_t.
+    if (ino == target_dev) return 0;
     __u64 index = ctx->index;
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     __u32 tid = (__u32)pid_tgid;
