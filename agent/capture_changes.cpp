@@ -97,8 +97,12 @@ bool Capture::flush_unreported_write(const std::string& path, int32_t pid) {
 }
 
 void Capture::expect_write_to_inode(uint64_t ino, int32_t pid) {
-    auto path = path_of_inode(ino);
-    if (!path) return;  // not in the tree (elsewhere on the filesystem, or not yet read)
+    std::optional<std::string> path;
+    switch (find_inode(ino, path)) {
+        case InodeLookup::found: break;
+        case InodeLookup::absent: return;  // elsewhere on the filesystem, or not yet read
+        case InodeLookup::later: unresolved_inodes_.try_emplace(ino, pid); return;
+    }
     auto [it, fresh] = pending_.try_emplace(*path);
     if (fresh) {
         it->second.since = Clock::now();
@@ -106,19 +110,34 @@ void Capture::expect_write_to_inode(uint64_t ino, int32_t pid) {
     }
 }
 
-std::optional<std::string> Capture::path_of_inode(uint64_t ino) {
+Capture::InodeLookup Capture::find_inode(uint64_t ino, std::optional<std::string>& path) {
     auto names = [&](const std::string& p) {
         auto it = tree_.find(p);
         return it != tree_.end() && it->second.ino == ino && it->second.is_reg();
     };
-    if (auto it = inode_paths_.find(ino); it != inode_paths_.end() && names(it->second)) return it->second;
-    if (inode_paths_at_records_ == stats_.records) return std::nullopt;
+    auto look = [&] {
+        if (auto it = inode_paths_.find(ino); it != inode_paths_.end() && names(it->second)) path = it->second;
+        return path ? InodeLookup::found : InodeLookup::absent;
+    };
+    if (look() == InodeLookup::found) return InodeLookup::found;
+    if (inode_paths_at_records_ == stats_.records) return InodeLookup::absent;
+    // A file mapped elsewhere on the filesystem misses every time: the index
+    // (a walk of the whole tree) is rebuilt at most every kInodeIndexEvery.
+    auto now = Clock::now();
+    if (now - inode_paths_built_ < kInodeIndexEvery) return InodeLookup::later;
     inode_paths_.clear();
     for (auto& [p, e] : tree_)
         if (e.ino != 0 && e.is_reg()) inode_paths_.emplace(e.ino, p);
     inode_paths_at_records_ = stats_.records;
-    if (auto it = inode_paths_.find(ino); it != inode_paths_.end() && names(it->second)) return it->second;
-    return std::nullopt;
+    inode_paths_built_ = now;
+    return look();
+}
+
+void Capture::resolve_unresolved_inodes() {
+    if (unresolved_inodes_.empty() || Clock::now() - inode_paths_built_ < kInodeIndexEvery) return;
+    auto waiting = std::move(unresolved_inodes_);
+    unresolved_inodes_.clear();
+    for (auto& [ino, pid] : waiting) expect_write_to_inode(ino, pid);
 }
 
 void Capture::on_dirty_range(const DirtyRangeEvent& ev) {
@@ -304,6 +323,7 @@ void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
 }
 
 void Capture::flush_writes(bool all) {
+    resolve_unresolved_inodes();
     auto now = std::chrono::steady_clock::now();
     std::vector<std::pair<std::string, PendingWrite>> due;
     for (auto it = pending_.begin(); it != pending_.end();) {
@@ -318,6 +338,7 @@ void Capture::flush_writes(bool all) {
 }
 
 std::optional<std::chrono::milliseconds> Capture::next_flush_in() const {
+    if (!unresolved_inodes_.empty()) return kInodeIndexEvery;
     if (pending_.empty()) return std::nullopt;
     auto oldest = std::chrono::steady_clock::time_point::max();
     for (auto& [p, pw] : pending_) oldest = std::min(oldest, pw.since);

@@ -135,8 +135,12 @@ private:
     // A file changed without a fanotify event (DirtyKind::unknown): its
     // write is coalesced and flushed like one that had an event.
     void expect_write_to_inode(uint64_t ino, int32_t pid);
-    // A name of the regular file `ino` in the tree, if the tree has one.
-    std::optional<std::string> path_of_inode(uint64_t ino);
+    enum class InodeLookup { found, absent, later };
+    // A name of the regular file `ino` in the tree (`path`), none, or
+    // `later`: the index is out of date and was rebuilt too recently.
+    InodeLookup find_inode(uint64_t ino, std::optional<std::string>& path);
+    // Inodes whose lookup had to wait, looked up again once it may be rebuilt.
+    void resolve_unresolved_inodes();
     void rescan(const std::string& why);
     // Reads `path` as it is now, or returns what was read of it earlier in
     // the same event when that covers `parts`.
@@ -174,9 +178,13 @@ private:
     std::unordered_map<uint64_t, InodeDirt> dirt_;           // ino -> ranges from eBPF
     // ino -> a name of it, built from the tree when an inode must be found
     // by number (rare: writes without fanotify events); rebuilt on a miss
-    // only if records were journaled since (nothing new could be found).
+    // only if records were journaled since (nothing new could be found),
+    // and at most every kInodeIndexEvery.
     std::unordered_map<uint64_t, std::string> inode_paths_;
     std::optional<uint64_t> inode_paths_at_records_;
+    Clock::time_point inode_paths_built_{};
+    std::unordered_map<uint64_t, int32_t> unresolved_inodes_;  // ino -> pid, for the next rebuild
+    static constexpr std::chrono::milliseconds kInodeIndexEvery{100};
     // How long a range past the end of the file waits for the size to
     // catch up before it counts as cut.
     static constexpr std::chrono::seconds kCarryPastEnd{2};
