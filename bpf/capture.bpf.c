@@ -76,17 +76,13 @@ static __always_inline void emit_if_watched(__u32 dev, __u64 ino, __u32 kind, __
 }
 
 // ---- direct: ext4 ----------------------------------------------------------
-// write_end rather than write_begin: it fires once per folio with the bytes
-// actually copied, so the ranges neither overlap nor overstate a short write.
-
-// ---- what a write just announced (ext4) -----------------------------------
+// What a write just announced, for the safety net below:
 // ext4's write_end fires once per folio, just before that folio is marked
 // dirty on the same thread: each CPU remembers the last one, and the dirty
 // folio it names is explained, once. A thread moved to another CPU between
 // the two finds no match and reports its folio as unknown: the agent then
 // compares the whole file, which costs time, never correctness. (XFS needs
 // none of this: its write faults have a tracepoint of their own.)
-
 struct recent_write {
     __u64 ino;
     __u64 first;  // page indexes of the range
@@ -122,6 +118,8 @@ static __always_inline void remember_write(__u32 dev, __u64 ino, __s64 offset, _
     w->tid = (__u32)bpf_get_current_pid_tgid();
 }
 
+// write_end rather than write_begin: it fires once per folio with the bytes
+// actually copied, so the ranges neither overlap nor overstate a short write.
 static __always_inline int ext4_write_end(struct trace_event_raw_ext4__write_end___iz* ctx) {
     __u32 dev = ctx->dev;
     __u64 ino = ctx->ino;
