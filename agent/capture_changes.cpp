@@ -66,7 +66,7 @@ void Capture::on_close_write(const std::string& path, int32_t pid) {
         pending_.erase(it);
         flush_write(path, pw);
     }
-    if (!dirty_.erase(path)) return;
+    if (!dirty_.erase(path) && !flush_unreported_write(path, pid)) return;
     auto e = tree_.find(path);
     if (e == tree_.end()) return;
     Record r;
@@ -78,6 +78,66 @@ void Capture::on_close_write(const std::string& path, int32_t pid) {
         r.mtime_ns = e->second.mtime_ns;
     }
     emit(std::move(r), pid);
+}
+
+// Writes through libaio raise no modify event (io_uring's do): the close is
+// all fanotify says. A file opened for writing and closed unwritten costs a
+// stat here (shared with the event's other handlers).
+bool Capture::flush_unreported_write(const std::string& path, int32_t pid) {
+    auto e = tree_.find(path);
+    if (e == tree_.end() || e->second.ino == 0 || !e->second.is_reg()) return false;
+    if (!bpf_ranges_ || !dirt_.count(e->second.ino)) {
+        auto now = read_current(path, kReadStat);
+        // Moved or gone since: the events that follow say where and what.
+        if (!now || now->ino != e->second.ino) return false;
+        if (now->size == e->second.size && now->mtime_ns == e->second.mtime_ns) return false;
+    }
+    flush_write(path, PendingWrite{.since = Clock::now(), .pid = pid});
+    return true;
+}
+
+void Capture::expect_write_to_inode(uint64_t ino, int32_t pid) {
+    std::optional<std::string> path;
+    switch (find_inode(ino, path)) {
+        case InodeLookup::found: break;
+        case InodeLookup::absent: return;  // elsewhere on the filesystem, or not yet read
+        case InodeLookup::later: unresolved_inodes_.try_emplace(ino, pid); return;
+    }
+    auto [it, fresh] = pending_.try_emplace(*path);
+    if (fresh) {
+        it->second.since = Clock::now();
+        it->second.pid = pid;
+    }
+}
+
+Capture::InodeLookup Capture::find_inode(uint64_t ino, std::optional<std::string>& path) {
+    auto names = [&](const std::string& p) {
+        auto it = tree_.find(p);
+        return it != tree_.end() && it->second.ino == ino && it->second.is_reg();
+    };
+    auto look = [&] {
+        if (auto it = inode_paths_.find(ino); it != inode_paths_.end() && names(it->second)) path = it->second;
+        return path ? InodeLookup::found : InodeLookup::absent;
+    };
+    if (look() == InodeLookup::found) return InodeLookup::found;
+    if (inode_paths_at_records_ == stats_.records) return InodeLookup::absent;
+    // A file mapped elsewhere on the filesystem misses every time: the index
+    // (a walk of the whole tree) is rebuilt at most every kInodeIndexEvery.
+    auto now = Clock::now();
+    if (now - inode_paths_built_ < kInodeIndexEvery) return InodeLookup::later;
+    inode_paths_.clear();
+    for (auto& [p, e] : tree_)
+        if (e.ino != 0 && e.is_reg()) inode_paths_.emplace(e.ino, p);
+    inode_paths_at_records_ = stats_.records;
+    inode_paths_built_ = now;
+    return look();
+}
+
+void Capture::resolve_unresolved_inodes() {
+    if (unresolved_inodes_.empty() || Clock::now() - inode_paths_built_ < kInodeIndexEvery) return;
+    auto waiting = std::move(unresolved_inodes_);
+    unresolved_inodes_.clear();
+    for (auto& [ino, pid] : waiting) expect_write_to_inode(ino, pid);
 }
 
 void Capture::on_dirty_range(const DirtyRangeEvent& ev) {
@@ -95,6 +155,12 @@ void Capture::on_dirty_range(const DirtyRangeEvent& ev) {
             d.truncated_to = ev.offset;
             if (ev.offset != UINT64_MAX) d.shrunk_to = std::min(d.shrunk_to.value_or(UINT64_MAX), ev.offset);
             break;
+        case DirtyKind::unknown:
+            // No fanotify event follows (a store through a mapping, a call
+            // that failed): the write is expected here.
+            d.unexplained = true;
+            expect_write_to_inode(ev.ino, ev.pid);
+            break;
         case DirtyKind::collapse_range:
         case DirtyKind::insert_range:
             // Everything after offset moved: dirty to whatever the end is at flush.
@@ -105,7 +171,10 @@ void Capture::on_dirty_range(const DirtyRangeEvent& ev) {
             if (d.ranges.size() > 256) d.ranges = journal::coalesce(std::move(d.ranges));
             break;
     }
-    if (dirt_.size() > 65536) dirt_.clear();  // inodes we never hear of from fanotify
+    // Inodes we never hear of from fanotify (files elsewhere on the
+    // filesystem): dropped wholesale, which drops ranges of writes in
+    // flight too, so those are journaled as whole-file.
+    if (dirt_.size() > 65536) on_dirty_ranges_lost();
 }
 
 void Capture::on_dirty_ranges_lost() {
@@ -166,10 +235,16 @@ void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
     };
     uint64_t old_size = it->second.size;
     // Ranges are trusted only when no eBPF event can have been lost since
-    // this write began; after a ring-buffer drop the file is wholly dirty.
-    bool ranges_trusted = bpf_ranges_ && Clock::now() >= distrust_ranges_until_;
+    // this write began (after a ring-buffer drop the file is wholly dirty)
+    // and none of the file's changes came without a range.
+    bool ranges_trusted = bpf_ranges_ && Clock::now() >= distrust_ranges_until_ && !dirt.unexplained;
     // A whole-file write says everything about the content: no cuts, no ranges.
-    if (pw.whole) dirt = InodeDirt{.ranges = {}, .truncated_to = {}, .shrunk_to = {}, .who = dirt.who, .pid = dirt.pid};
+    if (pw.whole) {
+        dirt.ranges.clear();
+        dirt.carried.clear();
+        dirt.truncated_to.reset();
+        dirt.shrunk_to.reset();
+    }
     if (ranges_trusted && dirt.shrunk_to && dirt.truncated_to && *dirt.shrunk_to < *dirt.truncated_to) {
         // Cut, then extended with zeros: the cut must travel too.
         Record t;
@@ -197,13 +272,40 @@ void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
     w.size = now->size;
     w.mtime_ns = now->mtime_ns;
     // Without exact ranges the record says "whole file" (no ranges).
-    if (ranges_trusted && !dirt.ranges.empty()) {
-        // Bytes past the current end no longer exist: a later truncate cut them.
+    if (ranges_trusted && (!dirt.ranges.empty() || !dirt.carried.empty())) {
+        // Bytes past the current end: either a write's tracepoint fired
+        // before it moved the size (ext4's write_end, XFS's buffered write
+        // at its start: the agent, woken by that very event or by a sync,
+        // can read the size first), or a later truncate cut them. They are
+        // carried to the next flush of the file, which the write's own
+        // modify event brings. One still past the end after kCarryPastEnd
+        // was most likely cut; should it be a write stalled that long, the
+        // file's next write is journaled whole rather than risk a gap.
         uint64_t end = now->size;
-        for (auto& r : dirt.ranges)
-            if (r.length > end - std::min(r.offset, end)) r.length = end - std::min(r.offset, end);
-        std::erase_if(dirt.ranges, [](const journal::ByteRange& r) { return r.length == 0; });
-        w.ranges = journal::coalesce(std::move(dirt.ranges));
+        auto now_t = Clock::now();
+        std::vector<std::pair<journal::ByteRange, Clock::time_point>> beyond;
+        bool expired = false;
+        auto clamp = [&](journal::ByteRange r, Clock::time_point deadline) {
+            uint64_t inside = end - std::min(r.offset, end);
+            if (r.length > inside) {
+                if (now_t < deadline) beyond.push_back({{std::max(r.offset, end), r.length - inside}, deadline});
+                else expired = true;
+            }
+            r.length = std::min(r.length, inside);
+            if (r.length) w.ranges.push_back(r);
+        };
+        for (auto& r : dirt.ranges) clamp(r, now_t + kCarryPastEnd);
+        for (auto& [r, deadline] : dirt.carried) clamp(r, deadline);
+        w.ranges = journal::coalesce(std::move(w.ranges));
+        if (expired) dirt_[now->ino].unexplained = true;
+        if (!beyond.empty()) {
+            auto& later = dirt_[now->ino];
+            later.carried.insert(later.carried.end(), beyond.begin(), beyond.end());
+            if (later.pid == 0) {
+                later.pid = dirt.pid;
+                later.who = dirt.who;
+            }
+        }
     }
     stamp(w);
     bool only_truncated = ranges_trusted && dirt.truncated_to && w.ranges.empty();
@@ -221,6 +323,7 @@ void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
 }
 
 void Capture::flush_writes(bool all) {
+    resolve_unresolved_inodes();
     auto now = std::chrono::steady_clock::now();
     std::vector<std::pair<std::string, PendingWrite>> due;
     for (auto it = pending_.begin(); it != pending_.end();) {
@@ -235,6 +338,7 @@ void Capture::flush_writes(bool all) {
 }
 
 std::optional<std::chrono::milliseconds> Capture::next_flush_in() const {
+    if (!unresolved_inodes_.empty()) return kInodeIndexEvery;
     if (pending_.empty()) return std::nullopt;
     auto oldest = std::chrono::steady_clock::time_point::max();
     for (auto& [p, pw] : pending_) oldest = std::min(oldest, pw.since);

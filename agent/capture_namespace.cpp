@@ -96,8 +96,13 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
     share_attributes(path, (parts & kReadXattrs) != 0);
     emit(std::move(r), pid);
     for (auto& x : attribute_records(path, before, *e)) emit(std::move(x), pid);
-    if ((moved_in || (not_fresh && !linked)) && e->is_reg() && e->size > 0) {
-        if (event_has_modify_ && !moved_in) {
+    // A fresh file with content and no write in its event: its writes came
+    // before its name (an O_TMPFILE linked in: ctime and mtime may still be
+    // one coarse tick), or their events are still queued. Its content is
+    // journaled whole, coalesced with any write that follows.
+    bool written_before_named = !moved_in && !not_fresh && !linked && !event_has_modify_;
+    if ((moved_in || (not_fresh && !linked) || written_before_named) && e->is_reg() && e->size > 0) {
+        if ((event_has_modify_ && !moved_in) || written_before_named) {
             // Written too (`cp -a` sets the times before its events are
             // read): the write that follows in this event is journaled
             // as the whole file, once, instead of content and then ranges.

@@ -13,7 +13,17 @@
 //    only an fd or a path; a filesystem tracepoint fired inside the same
 //    syscall names the inode; the syscall's exit emits the event once the
 //    call succeeded. Used for truncate (both filesystems), open with O_TRUNC
-//    and XFS fallocate, whose tracepoints carry no offsets.
+//    and XFS fallocate, whose tracepoints carry no offsets. A bracketed
+//    call that fails after a filesystem tracepoint named its inode may have
+//    changed the file all the same (ext4 moves the mtime of a fallocate it
+//    then refuses): that is an IZ_DIRTY_UNKNOWN event.
+//
+// And a safety net for content no range tracepoint sees, stores through a
+// shared mapping: XFS reports its write faults; on ext4 every folio the
+// page cache marks dirty is reported by writeback_dirty_folio, and those a
+// write_end just announced (or a truncate or fallocate in progress on the
+// same thread) are dropped here, in the kernel. The rest become
+// IZ_DIRTY_UNKNOWN.
 #include "vmlinux.h"
 
 #include <bpf/bpf_core_read.h>
@@ -25,6 +35,9 @@
 // The watched filesystem, in the tracepoints' dev_t encoding
 // (major << 20 | minor), set by the loader before load.
 const volatile __u32 target_dev = 0;
+// Its backing device's name ("7:0"), which the writeback tracepoints carry
+// instead of a dev_t; empty: the safety net stays off.
+const volatile char target_bdi[32] = {};
 
 // 16 MiB: about 230,000 events. A burst of tiny writes fills it in a
 // fraction of a second; ordinary I/O leaves a busy agent many seconds.
@@ -63,11 +76,57 @@ static __always_inline void emit_if_watched(__u32 dev, __u64 ino, __u32 kind, __
 }
 
 // ---- direct: ext4 ----------------------------------------------------------
+// What a write just announced, for the safety net below:
+// ext4's write_end fires once per folio, just before that folio is marked
+// dirty on the same thread: each CPU remembers the last one, and the dirty
+// folio it names is explained, once. A thread moved to another CPU between
+// the two finds no match and reports its folio as unknown: the agent then
+// compares the whole file, which costs time, never correctness. (XFS needs
+// none of this: its write faults have a tracepoint of their own.)
+struct recent_write {
+    __u64 ino;
+    __u64 first;  // page indexes of the range
+    __u64 last;
+    __u64 time_ns;
+    __u32 tid;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct recent_write);
+} recent_writes SEC(".maps");
+
+// A folio may start before the write's first page (large folios): up to 2 MiB.
+#define IZ_MAX_FOLIO_PAGES 512
+// Between write_end and the folio's dirtying: microseconds, unless the
+// writer is preempted in between. A write_end into a folio already dirty
+// dirties nothing and leaves its slot set: the bound keeps that slot from
+// explaining a store through a mapping much later.
+#define IZ_RECENT_WRITE_NS 10000000ULL
+
+static __always_inline void remember_write(__u32 dev, __u64 ino, __s64 offset, __s64 length) {
+    if (dev != target_dev || offset < 0 || length <= 0 || !target_bdi[0]) return;
+    __u32 zero = 0;
+    struct recent_write* w = bpf_map_lookup_elem(&recent_writes, &zero);
+    if (!w) return;
+    w->ino = ino;
+    w->first = (__u64)offset >> 12;
+    w->last = ((__u64)offset + (__u64)length - 1) >> 12;
+    w->time_ns = bpf_ktime_get_ns();
+    w->tid = (__u32)bpf_get_current_pid_tgid();
+}
+
 // write_end rather than write_begin: it fires once per folio with the bytes
 // actually copied, so the ranges neither overlap nor overstate a short write.
-
 static __always_inline int ext4_write_end(struct trace_event_raw_ext4__write_end___iz* ctx) {
-    emit_if_watched(ctx->dev, ctx->ino, IZ_DIRTY_WRITE, ctx->pos, ctx->copied);
+    __u32 dev = ctx->dev;
+    __u64 ino = ctx->ino;
+    __s64 pos = ctx->pos;
+    __s64 copied = ctx->copied;
+    emit_if_watched(dev, ino, IZ_DIRTY_WRITE, pos, copied);
+    remember_write(dev, ino, pos, copied);
     return 0;
 }
 
@@ -80,34 +139,48 @@ int ext4_nodelalloc_write_end(void* ctx) { return ext4_write_end(ctx); }
 SEC("tracepoint/ext4/ext4_journalled_write_end")
 int ext4_journalled_write_end(void* ctx) { return ext4_write_end(ctx); }
 
+// Each also names the inode of the fallocate(2) in progress (bracketed
+// below), so that a call refused after it started is still reported.
+static __always_inline int bind_fallocate_direct(__u32 dev, __u64 ino);
+
 SEC("tracepoint/ext4/ext4_fallocate_enter")
 int ext4_fallocate(struct trace_event_raw_ext4__fallocate_mode___iz* ctx) {
-    emit_if_watched(ctx->dev, ctx->ino, IZ_DIRTY_FALLOCATE, ctx->offset, ctx->len);
-    return 0;
+    __u32 dev = ctx->dev;
+    __u64 ino = ctx->ino;
+    emit_if_watched(dev, ino, IZ_DIRTY_FALLOCATE, ctx->offset, ctx->len);
+    return bind_fallocate_direct(dev, ino);
 }
 
 SEC("tracepoint/ext4/ext4_punch_hole")
 int ext4_punch_hole(struct trace_event_raw_ext4__fallocate_mode___iz* ctx) {
-    emit_if_watched(ctx->dev, ctx->ino, IZ_DIRTY_PUNCH_HOLE, ctx->offset, ctx->len);
-    return 0;
+    __u32 dev = ctx->dev;
+    __u64 ino = ctx->ino;
+    emit_if_watched(dev, ino, IZ_DIRTY_PUNCH_HOLE, ctx->offset, ctx->len);
+    return bind_fallocate_direct(dev, ino);
 }
 
 SEC("tracepoint/ext4/ext4_zero_range")
 int ext4_zero_range(struct trace_event_raw_ext4__fallocate_mode___iz* ctx) {
-    emit_if_watched(ctx->dev, ctx->ino, IZ_DIRTY_ZERO_RANGE, ctx->offset, ctx->len);
-    return 0;
+    __u32 dev = ctx->dev;
+    __u64 ino = ctx->ino;
+    emit_if_watched(dev, ino, IZ_DIRTY_ZERO_RANGE, ctx->offset, ctx->len);
+    return bind_fallocate_direct(dev, ino);
 }
 
 SEC("tracepoint/ext4/ext4_collapse_range")
 int ext4_collapse_range(struct trace_event_raw_ext4_collapse_range___iz* ctx) {
-    emit_if_watched(ctx->dev, ctx->ino, IZ_DIRTY_COLLAPSE_RANGE, ctx->offset, ctx->len);
-    return 0;
+    __u32 dev = ctx->dev;
+    __u64 ino = ctx->ino;
+    emit_if_watched(dev, ino, IZ_DIRTY_COLLAPSE_RANGE, ctx->offset, ctx->len);
+    return bind_fallocate_direct(dev, ino);
 }
 
 SEC("tracepoint/ext4/ext4_insert_range")
 int ext4_insert_range(struct trace_event_raw_ext4_insert_range___iz* ctx) {
-    emit_if_watched(ctx->dev, ctx->ino, IZ_DIRTY_INSERT_RANGE, ctx->offset, ctx->len);
-    return 0;
+    __u32 dev = ctx->dev;
+    __u64 ino = ctx->ino;
+    emit_if_watched(dev, ino, IZ_DIRTY_INSERT_RANGE, ctx->offset, ctx->len);
+    return bind_fallocate_direct(dev, ino);
 }
 
 // ext4 direct I/O bypasses write_begin/write_end and goes through iomap.
@@ -172,6 +245,20 @@ int xfs_direct_write(void* ctx) { return xfs_file_write(ctx); }
 SEC("tracepoint/xfs/xfs_file_dax_write")
 int xfs_dax_write(void* ctx) { return xfs_file_write(ctx); }
 
+// FICLONERANGE, FIDEDUPERANGE and copy_file_range within XFS share extents
+// instead of writing: no write tracepoint fires, and the fanotify modify
+// event merges with a write's in the same open. The remap names the range.
+SEC("tracepoint/xfs/xfs_reflink_remap_range")
+int xfs_remap_range(struct trace_event_raw_xfs_double_io_class___iz* ctx) {
+    if (ctx->dev != target_dev) return 0;
+    __u64 ino = ctx->dest_ino;
+    __s64 offset = ctx->dest_offset;
+    __s64 len = ctx->len;
+    if (offset >= 0 && len > 0) emit(ino, IZ_DIRTY_WRITE, offset, len);
+    else emit(ino, IZ_DIRTY_UNKNOWN, 0, 0);
+    return 0;
+}
+
 // ---- bracketed: syscall enter, inode from the filesystem, syscall exit ----
 
 enum pending_op {
@@ -186,6 +273,10 @@ struct pending {
     __u64 ino;  // 0 until a tracepoint of the watched filesystem names it
     __u32 op;
     __u32 mode;
+    // Bound by a tracepoint that emitted the range itself (ext4 fallocate):
+    // the exit adds nothing when the call succeeded.
+    __u32 direct;
+    __u32 pad;
 };
 
 // Keyed by thread id. LRU: a thread that never reaches the exit tracepoint
@@ -206,14 +297,17 @@ static __always_inline int begin(__u32 op, __u64 offset, __u64 length, __u32 mod
 
 // The first inode of the watched filesystem that the syscall touches, for
 // the operations this tracepoint can name.
-static __always_inline int bind(__u32 dev, __u64 ino, __u32 op_mask) {
+static __always_inline int bind_as(__u32 dev, __u64 ino, __u32 op_mask, __u32 direct) {
     if (dev != target_dev) return 0;
     __u32 tid = (__u32)bpf_get_current_pid_tgid();
     struct pending* p = bpf_map_lookup_elem(&pending_ops, &tid);
     if (!p || p->ino || !((1u << p->op) & op_mask)) return 0;
     p->ino = ino;
+    p->direct = direct;
     return 0;
 }
+
+static __always_inline int bind(__u32 dev, __u64 ino, __u32 op_mask) { return bind_as(dev, ino, op_mask, 0); }
 
 #define IZ_FALLOC_FL_PUNCH_HOLE 0x02
 #define IZ_FALLOC_FL_COLLAPSE_RANGE 0x08
@@ -234,7 +328,13 @@ static __always_inline int end(struct syscall_exit_ctx* ctx) {
     if (!p) return 0;
     struct pending done = *p;
     bpf_map_delete_elem(&pending_ops, &tid);
-    if (ctx->ret < 0 || !done.ino) return 0;
+    if (!done.ino) return 0;
+    if (ctx->ret < 0) {
+        // Refused, but maybe after the filesystem changed something.
+        emit(done.ino, IZ_DIRTY_UNKNOWN, 0, 0);
+        return 0;
+    }
+    if (done.direct) return 0;
     if (done.op == OP_FALLOCATE) {
         if ((__s64)done.offset >= 0 && (__s64)done.length > 0)
             emit(done.ino, fallocate_kind(done.mode), done.offset, done.length);
@@ -304,6 +404,10 @@ int xfs_bind_truncate(struct trace_event_raw_xfs_inode_class___iz* ctx) {
     return bind(ctx->dev, ctx->ino, (1u << OP_TRUNCATE) | (1u << OP_OPEN_TRUNC));
 }
 
+static __always_inline int bind_fallocate_direct(__u32 dev, __u64 ino) {
+    return bind_as(dev, ino, 1u << OP_FALLOCATE, 1);
+}
+
 // XFS fallocate: one of these starts every mode; none carries the range.
 static __always_inline int xfs_bind_fallocate(struct trace_event_raw_xfs_inode_class___iz* ctx) {
     return bind(ctx->dev, ctx->ino, 1u << OP_FALLOCATE);
@@ -323,6 +427,85 @@ int xfs_bind_collapse(void* ctx) { return xfs_bind_fallocate(ctx); }
 
 SEC("tracepoint/xfs/xfs_insert_file_space")
 int xfs_bind_insert(void* ctx) { return xfs_bind_fallocate(ctx); }
+
+// XFS moves the times of a fallocate before it checks the range (a
+// collapse it then refuses as unaligned has changed the mtime): the time
+// update names the inode first. Runs at most once per write that moves a
+// time, and finds no pending call there.
+SEC("tracepoint/xfs/xfs_update_time")
+int xfs_bind_time(void* ctx) { return xfs_bind_fallocate(ctx); }
+
+// ---- the safety net: folios dirtied where no range tracepoint fired --------
+
+// Inodes with folios dirtied through a mapping since their last writeback.
+// Stores into a folio already dirty fault no more, so the writeback that
+// cleans it is reported too: the agent then reads what those stores left.
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, 4096);
+    __type(key, __u64);
+    __type(value, __u8);
+} mapped_dirty SEC(".maps");
+
+static __always_inline int mapped_store(__u64 ino) {
+    __u8 one = 1;
+    bpf_map_update_elem(&mapped_dirty, &ino, &one, BPF_ANY);
+    emit(ino, IZ_DIRTY_UNKNOWN, 0, 0);
+    return 0;
+}
+
+// Context fields are read at constant offsets only (the verifier refuses a
+// moved context pointer): the comparison is unrolled. Device names ("7:0",
+// "259:12") are far shorter than 16.
+static __always_inline int is_target_bdi(struct writeback_folio_ctx* ctx) {
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+        char c = target_bdi[i];
+        if (ctx->name[i] != c) return 0;
+        if (!c) return 1;
+    }
+    return 0;
+}
+
+// Attached on ext4 only (the loader decides).
+SEC("tracepoint/writeback/writeback_dirty_folio")
+int dirty_folio(struct writeback_folio_ctx* ctx) {
+    if (!target_bdi[0]) return 0;
+    if (!is_target_bdi(ctx)) return 0;
+    __u64 ino = ctx->ino;
+    // ext4's metadata (bitmaps, inode tables, directories) lives in the
+    // block device's own page cache, whose inode number is its dev_t.
+    if (ino == target_dev) return 0;
+    __u64 index = ctx->index;
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    __u32 tid = (__u32)pid_tgid;
+    __u32 zero = 0;
+    struct recent_write* w = bpf_map_lookup_elem(&recent_writes, &zero);
+    if (w && w->tid == tid && w->ino == ino && index <= w->last && index + IZ_MAX_FOLIO_PAGES > w->first) {
+        w->tid = 0;  // one folio per write_end
+        if (bpf_ktime_get_ns() - w->time_ns < IZ_RECENT_WRITE_NS) return 0;
+    }
+    // Zeroing by a truncate or fallocate in progress: its exit explains it.
+    if (bpf_map_lookup_elem(&pending_ops, &tid)) return 0;
+    return mapped_store(ino);
+}
+
+// XFS says so itself, for every write fault, also on a folio already dirty.
+SEC("tracepoint/xfs/xfs_write_fault")
+int xfs_write_fault(struct trace_event_raw_xfs_fault_class___iz* ctx) {
+    if (ctx->dev != target_dev) return 0;
+    return mapped_store(ctx->ino);
+}
+
+SEC("tracepoint/writeback/sb_mark_inode_writeback")
+int mapped_writeback(struct trace_event_raw_writeback_inode_template___iz* ctx) {
+    if (ctx->dev != target_dev) return 0;
+    __u64 ino = ctx->ino;
+    if (!bpf_map_lookup_elem(&mapped_dirty, &ino)) return 0;
+    bpf_map_delete_elem(&mapped_dirty, &ino);
+    emit(ino, IZ_DIRTY_UNKNOWN, 0, 0);
+    return 0;
+}
 
 // ---- attribution -----------------------------------------------------------
 // One event per process exit, system-wide: rare next to file I/O, and the

@@ -16,6 +16,11 @@
  * reports only a pid, and a short-lived process (mv, ln, touch) is gone
  * from /proc before the agent reads its events; this carries its name. */
 #define IZ_PROCESS_EXIT 8
+/* The content or attributes of ino changed in a way no range describes
+ * (a store through a shared mapping, a syscall that failed after the
+ * kernel had changed the file): the agent compares the whole file and
+ * reads its attributes again. offset and length are 0. */
+#define IZ_DIRTY_UNKNOWN 9
 
 #define IZ_COMM_LEN 16
 

@@ -86,4 +86,34 @@ struct trace_event_raw_iomap_iter___iz {
     unsigned int flags;
 } __attribute__((preserve_access_index));
 
+// writeback/writeback_dirty_folio: a fixed layout rather than a relocated
+// one, because the device name is compared byte by byte and the verifier
+// only takes context reads at constant offsets (a relocated array is read
+// through a moved context pointer). The layout has not changed since the
+// tracepoint was writeback_dirty_page.
+struct writeback_folio_ctx {
+    __u64 common;
+    char name[32];
+    __u64 ino;
+    __u64 index;
+};
+
+struct trace_event_raw_writeback_inode_template___iz {
+    dev_t dev;
+    ino_t ino;
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_xfs_double_io_class___iz {
+    dev_t dev;
+    unsigned long long src_ino;
+    unsigned long long dest_ino;
+    loff_t dest_offset;
+    long long len;
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_xfs_fault_class___iz {
+    dev_t dev;
+    unsigned long long ino;
+} __attribute__((preserve_access_index));
+
 #endif

@@ -8,6 +8,7 @@
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
@@ -57,9 +58,10 @@ std::string tracepoint_of(const bpf_program* prog) {
 std::string category_of(const std::string& tracepoint) { return tracepoint.substr(0, tracepoint.find('/')); }
 
 // Which tracepoint categories serve which filesystem. Syscall tracepoints
-// bracket truncate and fallocate for both.
+// bracket truncate and fallocate for both; the writeback safety net serves
+// both.
 bool serves(const std::string& category, const std::string& fs_type) {
-    if (category == "syscalls" || category == "sched") return true;
+    if (category == "syscalls" || category == "sched" || category == "writeback") return true;
     if (fs_type == "ext4") return category == "ext4" || category == "iomap";
     if (fs_type == "xfs") return category == "xfs";
     return false;
@@ -93,12 +95,18 @@ public:
         skel_ = capture__open();
         if (!skel_) return fail(refusal("open the eBPF capture object", errno));
         skel_->rodata->target_dev = bpf::kernel_dev(dev);
+        auto bdi = bpf::backing_device_name(dev);
+        std::memcpy(const_cast<char*>(skel_->rodata->target_bdi), bdi.c_str(),
+                    std::min(bdi.size(), sizeof skel_->rodata->target_bdi - 1));
 
         std::vector<std::string> absent;
         bpf_program* prog = nullptr;
         bpf_object__for_each_program(prog, skel_->obj) {
             std::string tp = tracepoint_of(prog);
-            bool wanted = serves(category_of(tp), *fs_type);
+            // XFS reports its write faults itself; the dirty-folio net
+            // (and its bookkeeping in ext4's write_end) is ext4's.
+            bool wanted = serves(category_of(tp), *fs_type) &&
+                          !(tp == "writeback/writeback_dirty_folio" && *fs_type != "ext4");
             bool exists = wanted && bpf::tracepoint_exists(*events_dir, tp);
             if (wanted && !exists) absent.push_back(tp);
             bpf_program__set_autoload(prog, exists);
@@ -117,7 +125,8 @@ public:
             }
             links_.push_back(link);
             attached.push_back(tp);
-            if (category_of(tp) != "syscalls" && category_of(tp) != "sched") ++filesystem_programs;
+            if (category_of(tp) != "syscalls" && category_of(tp) != "sched" && category_of(tp) != "writeback")
+                ++filesystem_programs;
         }
         if (filesystem_programs == 0)
             return fail(make_error(fmt::format("eBPF dirty ranges: no {} tracepoint could be attached{}", *fs_type,
@@ -167,7 +176,7 @@ private:
         if (size < sizeof(iz_dirty_event) || !self->sink_) return 0;
         iz_dirty_event e;
         std::memcpy(&e, data, sizeof e);
-        if (e.kind < IZ_DIRTY_WRITE || e.kind > IZ_PROCESS_EXIT) return 0;
+        if (e.kind < IZ_DIRTY_WRITE || e.kind > IZ_DIRTY_UNKNOWN) return 0;
         DirtyRangeEvent ev;
         ev.ino = e.ino;
         ev.kind = static_cast<DirtyKind>(e.kind);

@@ -53,6 +53,19 @@ bool tracepoint_exists(const std::string& events_dir, const std::string& categor
     return ::access((events_dir + "/" + category_and_name + "/id").c_str(), F_OK) == 0;
 }
 
+std::string backing_device_name(dev_t dev) {
+    auto sysfs = fmt::format("/sys/dev/block/{}:{}", major(dev), minor(dev));
+    if (::access(sysfs.c_str(), F_OK) != 0) return {};
+    // A partition shares its disk's writeback (the disk's bdi).
+    if (::access((sysfs + "/partition").c_str(), F_OK) == 0) {
+        std::ifstream parent(sysfs + "/../dev");
+        std::string name;
+        if (parent >> name) return name;
+        return {};
+    }
+    return fmt::format("{}:{}", major(dev), minor(dev));
+}
+
 unsigned int kernel_dev(dev_t dev) { return (major(dev) << 20) | minor(dev); }
 
 }  // namespace iz::agent::bpf

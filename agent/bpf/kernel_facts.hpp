@@ -20,6 +20,11 @@ Result<std::string> tracefs_events_dir();
 // Whether "category/name" exists under the events directory.
 bool tracepoint_exists(const std::string& events_dir, const std::string& category_and_name);
 
+// The name of the backing device whose writeback `dev` uses ("7:0": the
+// whole disk of a partition), as the writeback tracepoints report it;
+// empty when `dev` has no block device (a network or virtual filesystem).
+std::string backing_device_name(dev_t dev);
+
 // The tracepoint dev_t encoding (major << 20 | minor) of a userspace st_dev.
 unsigned int kernel_dev(dev_t dev);
 

@@ -12,13 +12,21 @@
 //    crosses folio boundaries comes in adjacent pieces. Sequential writes
 //    measured on 6.18: about one event per write call plus one per page
 //    boundary crossed (1 per MiB in 1 MiB writes, 256 per MiB in 4 KiB
-//    writes). Direct I/O: one event per call. Writes through mmap are not
-//    seen (no tracepoint carries their range).
+//    writes). Direct I/O (also libaio and io_uring): one event per call.
+//  - clone, dedupe and copy_file_range sharing extents on XFS: a write
+//    event with the destination range.
+//  - stores through a shared mapping: an `unknown` event when a store
+//    dirties a clean folio (on XFS: at every write fault), and again when
+//    such an inode's writeback starts (later stores into a folio already
+//    dirty fault no more). On ext4 a store into a folio that a write(2)
+//    left dirty raises none.
 //  - truncate, ftruncate and open with O_TRUNC of an existing file (on ext4
 //    only when it held data): one truncate event with the new size, only
 //    when the call succeeded.
 //  - fallocate: one event, its kind from the mode (punch hole, zero range,
 //    collapse, insert, else fallocate), with the call's offset and length.
+//  - a truncate or fallocate that failed once the filesystem had begun on
+//    it: an `unknown` event (ext4 moves the mtime of some it refuses).
 // Events of one thread arrive in the order its syscalls ran.
 #include <sys/types.h>
 
@@ -44,6 +52,11 @@ enum class DirtyKind : uint8_t {
     // Not a range: process `pid` ended. Carries its comm and ids so that
     // namespace events of short-lived processes can still be attributed.
     process_exit,
+    // Not a range: the file changed in a way no range describes (stores
+    // through a shared mapping, or a truncate or fallocate that failed
+    // after it had changed the file): compare the whole file, read its
+    // attributes again.
+    unknown,
 };
 
 struct DirtyRangeEvent {

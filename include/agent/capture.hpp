@@ -77,6 +77,14 @@ private:
     };
     struct InodeDirt {
         std::vector<journal::ByteRange> ranges;
+        // Changed where no range tracepoint fired (see DirtyKind::unknown):
+        // the write names the whole file.
+        bool unexplained = false;
+        // Ranges past the end of the file at an earlier flush (the write
+        // that named them had not yet moved the size), kept for the next
+        // flushes of the file until the time beside each; a range still
+        // past the end by then was cut by a truncate.
+        std::vector<std::pair<journal::ByteRange, Clock::time_point>> carried;
         std::optional<uint64_t> truncated_to;
         // The smallest size a truncate set in the window: bytes past it were
         // cut even if a later truncate extended the file again (with zeros).
@@ -119,7 +127,20 @@ private:
     void on_attrib(const std::string& path, int32_t pid);
     void on_modify(const std::string& path, int32_t pid);
     void on_close_write(const std::string& path, int32_t pid);
+    // A close_write without a modify event: a write fanotify did not report
+    // (libaio) is found by eBPF ranges or by comparing size and mtime, and
+    // flushed. Whether anything was.
+    bool flush_unreported_write(const std::string& path, int32_t pid);
     void flush_write(const std::string& path, const PendingWrite& pw);
+    // A file changed without a fanotify event (DirtyKind::unknown): its
+    // write is coalesced and flushed like one that had an event.
+    void expect_write_to_inode(uint64_t ino, int32_t pid);
+    enum class InodeLookup { found, absent, later };
+    // A name of the regular file `ino` in the tree (`path`), none, or
+    // `later`: the index is out of date and was rebuilt too recently.
+    InodeLookup find_inode(uint64_t ino, std::optional<std::string>& path);
+    // Inodes whose lookup had to wait, looked up again once it may be rebuilt.
+    void resolve_unresolved_inodes();
     void rescan(const std::string& why);
     // Reads `path` as it is now, or returns what was read of it earlier in
     // the same event when that covers `parts`.
@@ -155,6 +176,18 @@ private:
     std::unordered_map<std::string, PendingWrite> pending_;  // path -> coalescing write
     std::unordered_set<std::string> dirty_;                  // written since last close
     std::unordered_map<uint64_t, InodeDirt> dirt_;           // ino -> ranges from eBPF
+    // ino -> a name of it, built from the tree when an inode must be found
+    // by number (rare: writes without fanotify events); rebuilt on a miss
+    // only if records were journaled since (nothing new could be found),
+    // and at most every kInodeIndexEvery.
+    std::unordered_map<uint64_t, std::string> inode_paths_;
+    std::optional<uint64_t> inode_paths_at_records_;
+    Clock::time_point inode_paths_built_{};
+    std::unordered_map<uint64_t, int32_t> unresolved_inodes_;  // ino -> pid, for the next rebuild
+    static constexpr std::chrono::milliseconds kInodeIndexEvery{100};
+    // How long a range past the end of the file waits for the size to
+    // catch up before it counts as cut.
+    static constexpr std::chrono::seconds kCarryPastEnd{2};
     Clock::time_point distrust_ranges_until_{};
     ProcessInfoCache procs_;
     CaptureStats stats_;

@@ -3,11 +3,21 @@
 // eBPF a write record names the whole file (no ranges). A burst of small
 // writes is coalesced into a few records.
 #include <fcntl.h>
+#include <linux/aio_abi.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
+#include <atomic>
+#include <chrono>
+#include <thread>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -229,7 +239,188 @@ TEST_P(Content, ACopiedFileIsJournaledWithOneWholeFileWrite) {
     EXPECT_EQ(problems, Strings{});
 }
 
+// Appends while `izwatch sync` runs in a loop. A write's range event comes
+// before the write moves the file's size (ext4's write_end, XFS's buffered
+// write at its start), and the agent, woken by that event or by a sync,
+// can flush the file in between: every appended byte must still be named
+// by a write record (a range, or a whole-file write), never skipped.
+TEST_P(Content, AppendsDuringSyncsLeaveNoGapInTheWrittenRanges) {
+    ASSERT_NO_FATAL_FAILURE(start());
+    std::atomic<bool> done{false};
+    std::thread appender([&] {
+        int fd = open_fd("log", O_CREAT | O_WRONLY | O_APPEND);
+        for (int i = 0; !done; ++i) {
+            auto line = fmt::format("line {:014}\n", i);  // 20 bytes
+            if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) break;
+        }
+        ::close(fd);
+    });
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(4);
+    while (std::chrono::steady_clock::now() < until) sync();
+    done = true;
+    appender.join();
+    auto got = changes();
+    struct stat st{};
+    ASSERT_EQ(::stat(at("log").c_str(), &st), 0);
+    auto size = static_cast<uint64_t>(st.st_size);
+    // What a replica applying the records would have been sent.
+    Ranges named;
+    for (auto& w : with_op(got, "write", "log")) {
+        if (names_whole_file(w)) named.emplace_back(0, w.value("size", uint64_t{0}));
+        for (auto& r : ranges_of(w)) named.push_back(r);
+    }
+    EXPECT_EQ(merged(named), (Ranges{{0, size}})) << with_op(got, "write", "log").size() << " write records";
+}
+
 INSTANTIATE_TEST_SUITE_P(Filesystems, Content, ::testing::Values(FsType::ext4, FsType::xfs), fs_param_name);
+
+// Content that reaches a file without the buffered write path.
+class ContentElsewhere : public Content {
+protected:
+    // One pwrite of `data` at `offset` through io_submit (raw syscalls).
+    void aio_pwrite(int fd, const std::string& data, uint64_t offset) {
+        aio_context_t ctx = 0;
+        ASSERT_EQ(::syscall(SYS_io_setup, 4, &ctx), 0) << std::strerror(errno);
+        iocb cb{};
+        cb.aio_fildes = static_cast<uint32_t>(fd);
+        cb.aio_lio_opcode = IOCB_CMD_PWRITE;
+        cb.aio_buf = reinterpret_cast<uint64_t>(data.data());
+        cb.aio_nbytes = data.size();
+        cb.aio_offset = static_cast<int64_t>(offset);
+        iocb* cbs[1] = {&cb};
+        EXPECT_EQ(::syscall(SYS_io_submit, ctx, 1, cbs), 1) << std::strerror(errno);
+        io_event ev{};
+        EXPECT_EQ(::syscall(SYS_io_getevents, ctx, 1, 1, &ev, nullptr), 1);
+        EXPECT_EQ(ev.res, static_cast<int64_t>(data.size()));
+        ::syscall(SYS_io_destroy, ctx);
+    }
+    void libaio_write_then_close() {
+        int fd = open_fd("f", O_WRONLY);
+        ASSERT_NO_FATAL_FAILURE(aio_pwrite(fd, std::string(1600, 'a'), 0));
+        ::close(fd);
+    }
+};
+
+// libaio raises no modify event, only the close: that close finds the write.
+TEST_P(ContentElsewhere, ALibaioWriteIsJournaledAtItsClose) {
+    write_file(at("f"), "");
+    ASSERT_NO_FATAL_FAILURE(start());
+    libaio_write_then_close();
+    auto got = changes();
+    ASSERT_EQ(describe(got), (Strings{"write f", "close_write f"}));
+    EXPECT_EQ(ranges_of(got[0]), (Ranges{{0, 1600}}));
+    EXPECT_EQ(got[0].value("size", 0), 1600);
+    EXPECT_EQ(got[1].value("size", 0), 1600);
+}
+
+TEST_P(ContentElsewhere, WithoutBpfALibaioWriteIsJournaledAtItsClose) {
+    write_file(at("f"), "");
+    ASSERT_NO_FATAL_FAILURE(start({"--no-bpf"}));
+    libaio_write_then_close();
+    auto got = changes();
+    ASSERT_EQ(describe(got), (Strings{"write f", "close_write f"}));
+    EXPECT_TRUE(names_whole_file(got[0])) << got[0].dump();
+    EXPECT_EQ(got[0].value("size", 0), 1600);
+}
+
+// A close of a file opened for writing and left alone journals nothing.
+TEST_P(ContentElsewhere, ACloseWithoutAWriteJournalsNothing) {
+    write_file(at("f"), "unchanged");
+    ASSERT_NO_FATAL_FAILURE(start({"--no-bpf"}));
+    ::close(open_fd("f", O_WRONLY));
+    EXPECT_EQ(described_changes(), Strings{});
+}
+
+// Stores through a shared mapping, the descriptor closed before them: no
+// write syscall and no fanotify event. The file is journaled whole.
+TEST_P(ContentElsewhere, StoresThroughAMappingAreAWholeFileWrite) {
+    write_file(at("f"), std::string(65536, 'a'));
+    ASSERT_NO_FATAL_FAILURE(start());
+    int fd = open_fd("f", O_RDWR);
+    void* map = ::mmap(nullptr, 65536, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ::close(fd);
+    ASSERT_NE(map, MAP_FAILED);
+    std::memset(static_cast<char*>(map) + 30000, 'M', 10);
+    ASSERT_EQ(::msync(map, 65536, MS_SYNC), 0);
+    ::munmap(map, 65536);
+    auto got = changes();
+    auto writes = with_op(got, "write", "f");
+    ASSERT_FALSE(writes.empty()) << ::testing::PrintToString(describe(got));
+    EXPECT_TRUE(names_whole_file(writes.back())) << writes.back().dump();
+    EXPECT_EQ(writes.back().value("mtime_ns", int64_t{0}), mtime_ns("f"));
+}
+
+// A write and a copy into the same open: one merged modify event, both
+// ranges (XFS shares the copied extents, where no write tracepoint fires;
+// a clone likewise).
+TEST_P(ContentElsewhere, ACopyAfterAWriteInTheSameOpenNamesBothRanges) {
+    write_file(at("src"), std::string(256 * 1024, 's'));
+    write_file(at("dst"), std::string(256 * 1024, 'd'));
+    ASSERT_NO_FATAL_FAILURE(start());
+    int src = open_fd("src", O_RDONLY);
+    int dst = open_fd("dst", O_RDWR);
+    pwrite_all(dst, 0, 4096, 'A');
+    loff_t in = 65536, out = 65536;
+    ASSERT_EQ(::copy_file_range(src, &in, dst, &out, 65536, 0), 65536);
+    Ranges expected{{0, 4096}, {65536, 65536}};
+    if (GetParam() == FsType::xfs) {
+        file_clone_range r{};
+        r.src_fd = src;
+        r.src_offset = 131072;
+        r.src_length = 65536;
+        r.dest_offset = 196608;
+        ASSERT_EQ(::ioctl(dst, FICLONERANGE, &r), 0) << std::strerror(errno);
+        expected = {{0, 4096}, {65536, 65536}, {196608, 65536}};
+    }
+    ::close(src);
+    ::close(dst);
+    auto got = changes();
+    auto writes = with_op(got, "write", "dst");
+    ASSERT_FALSE(writes.empty()) << ::testing::PrintToString(describe(got));
+    Ranges all;
+    for (auto& w : writes) {
+        EXPECT_FALSE(names_whole_file(w)) << w.dump();
+        for (auto& r : ranges_of(w)) all.push_back(r);
+    }
+    EXPECT_EQ(merged(all), expected);
+}
+
+// ext4 and XFS move the mtime of a collapse they then refuse (unaligned):
+// no fanotify event, but the failed call is seen and the file read again.
+TEST_P(ContentElsewhere, AFailedFallocateThatMovedTheMtimeIsJournaled) {
+    write_file(at("f"), std::string(1 << 20, 'f'));
+    ASSERT_NO_FATAL_FAILURE(start());
+    int64_t before = mtime_ns("f");  // read: the next update moves it
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    int fd = open_fd("f", O_RDWR);
+    EXPECT_NE(::fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, 327231, 275591), 0);
+    int64_t after = mtime_ns("f");
+    auto got = changes();
+    ::close(fd);
+    if (after == before) GTEST_SKIP() << "this kernel left the mtime alone";
+    auto writes = with_op(got, "write", "f");
+    ASSERT_EQ(writes.size(), 1u) << ::testing::PrintToString(describe(got));
+    EXPECT_EQ(writes[0].value("mtime_ns", int64_t{0}), after);
+}
+
+// An O_TMPFILE written, then linked in: its create event is all there is,
+// and the content it already has is journaled whole.
+TEST_P(ContentElsewhere, ALinkedInTmpfileIsJournaledWithItsContent) {
+    ASSERT_NO_FATAL_FAILURE(start());
+    int fd = ::open(root().c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    pwrite_all(fd, 0, 1600, 't');
+    auto proc = "/proc/self/fd/" + std::to_string(fd);
+    ASSERT_EQ(::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, at("t").c_str(), AT_SYMLINK_FOLLOW), 0) << std::strerror(errno);
+    ::close(fd);
+    auto got = changes();
+    auto writes = with_op(got, "write", "t");
+    ASSERT_EQ(writes.size(), 1u) << ::testing::PrintToString(describe(got));
+    EXPECT_TRUE(names_whole_file(writes[0])) << writes[0].dump();
+    EXPECT_EQ(writes[0].value("size", 0), 1600);
+}
+
+INSTANTIATE_TEST_SUITE_P(Filesystems, ContentElsewhere, ::testing::Values(FsType::ext4, FsType::xfs), fs_param_name);
 
 }  // namespace
 }  // namespace iz::test::agent
