@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <cstdlib>
 
@@ -234,6 +235,63 @@ TEST_F(Replication, ServerKilledMidTransferThenRestarted) {
     every_operation(agent_->dir() / "while-down");  // the agent keeps journaling meanwhile
     server.start();
     sync_ok();
+    expect_converged(server);
+}
+
+// A program that makes each file under a temporary name and publishes it
+// with a rename: create, three pwrites, close, chmod, rename. The server is
+// killed (-9) and restarted again and again meanwhile, each kill landing
+// somewhere else in that sequence: between a commit and its ack, while a
+// file's content is staged but not linked, between a rename and the next
+// syncfs. Once `izwatch sync` says the server has everything, it must.
+TEST_F(Replication, ServerKilledRepeatedlyWhileFilesArePublishedByRename) {
+    auto& server = add_server();
+    // The link is slower than the workload: the server always has a backlog
+    // arriving, so every kill lands in the middle of something.
+    ASSERT_TRUE(links_[0]->limit_rate_a_to_b("100mbit"));
+    start_agent();
+    std::atomic<bool> stop{false};
+    std::atomic<int> made{0};
+    std::string workload_error;
+    std::thread workload([&] {
+        try {
+            auto dir = agent_->dir() / "pub";
+            fs::create_directories(dir);
+            for (int i = 0; !stop && i < 2500; ++i) {  // 280 MB at most: the server has 512
+                auto tmp = dir / fmt::format("f{}", i);
+                int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+                if (fd < 0) throw std::runtime_error("create " + tmp.string() + ": " + std::strerror(errno));
+                for (int part = 0; part < 3; ++part) {
+                    std::string bytes(37000 + 17 * i % 4096, static_cast<char>('a' + (i + part) % 26));
+                    for (size_t k = 0; k < bytes.size(); k += 101) bytes[k] = static_cast<char>(i * 7 + k);
+                    off_t at = static_cast<off_t>(part) * 37000;
+                    if (::pwrite(fd, bytes.data(), bytes.size(), at) != static_cast<ssize_t>(bytes.size()))
+                        throw std::runtime_error("pwrite " + tmp.string() + ": " + std::strerror(errno));
+                }
+                ::close(fd);
+                fs::permissions(tmp, fs::perms(0644));
+                fs::rename(tmp, dir / fmt::format("g{}", i));
+                made = i + 1;
+                std::this_thread::sleep_for(2ms);
+            }
+        } catch (const std::exception& e) {
+            workload_error = e.what();
+        }
+    });
+    // Kills at irregular moments, each at another point of the stream.
+    for (int kill = 0; kill < 10; ++kill) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(kill == 0 ? 1500 : 300 + 397 * kill % 900));
+        server.kill9();
+        std::this_thread::sleep_for(150ms);
+        server.start();
+    }
+    std::this_thread::sleep_for(500ms);
+    stop = true;
+    workload.join();
+    ASSERT_EQ(workload_error, "");
+    ASSERT_GT(made.load(), 100);
+    ASSERT_TRUE(links_[0]->limit_rate_a_to_b("10gbit"));
+    sync_ok(120);
     expect_converged(server);
 }
 
