@@ -162,7 +162,12 @@ struct OpMsg {
     // so replica directories converge although entry changes bump them.
     std::optional<int64_t> parent_mtime_ns;
     std::optional<int64_t> target_parent_mtime_ns;
-    // write: more parts of this LSN follow; it is not applied until the last.
+    // This LSN is not complete yet: the server must not resume after it.
+    // On a write, more parts of the record follow. On any other operation
+    // (the last part of a write, content_end included), the agent planned
+    // it inside a span where an earlier record is carried by a later one
+    // (a create by the content sent at close): resuming after it would lose
+    // the earlier record. Applied all the same; only not noted as applied.
     bool more = false;
 };
 
