@@ -238,6 +238,10 @@ Result<proto::HashReply> ApplierImpl::hashes(const proto::HashRequest& req) {
 
 void ApplierImpl::begin_commit(uint64_t lsn, std::function<void()> woken) {
     settle_sync(true);
+    // Content of an LSN this commit covers that was never ended: its sender
+    // gave up on it, and it must not lie staged past a point the applied
+    // LSN says is done.
+    if (content_ && content_->lsn <= lsn) abort_content();
     if (auto ok = dirs_->flush(); !ok) {
         finished_.push_back(CommitOutcome{lsn, std::move(ok)});
         if (woken) woken();
@@ -287,6 +291,7 @@ std::vector<CommitOutcome> ApplierImpl::finish_commits() {
 
 Status ApplierImpl::commit(uint64_t lsn) {
     settle_sync(true);
+    if (content_ && content_->lsn <= lsn) abort_content();
     if (auto ok = dirs_->flush(); !ok) return ok;
     // One syncfs covers every file and directory touched since the last
     // commit, on whatever filesystem the root lives.
