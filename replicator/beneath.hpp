@@ -3,8 +3,10 @@
 //
 // Promises:
 //  - A path is first checked lexically: relative, no empty, "." or ".."
-//    components, no NUL, at most 4095 bytes and 255 per component, and not
-//    under a reserved top-level name.
+//    components, no NUL, at most kMaxWirePath bytes and 255 per component,
+//    and not under a reserved top-level name.
+//  - Paths longer than PATH_MAX are resolved too (a source may hold them),
+//    a run of components at a time, each beneath the last.
 //  - Every lookup then goes through openat2 with RESOLVE_BENEATH,
 //    RESOLVE_NO_MAGICLINKS and RESOLVE_NO_SYMLINKS: a path that would leave
 //    the root, or traverse any symlink, fails. Final components are never
@@ -21,6 +23,9 @@ namespace iz::replicator {
 
 // sys_errno of a refusal: not a real errno, so it cannot be confused with one.
 inline constexpr int kRefusedErrno = 100001;
+// Longest path taken from the wire: far deeper than any tree a program
+// could still walk by name, far less than a frame.
+inline constexpr size_t kMaxWirePath = 256u << 10;
 bool is_refusal(const Error& e);
 Error refusal(std::string message);
 
