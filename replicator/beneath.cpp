@@ -16,6 +16,10 @@ bool is_refusal(const Error& e) { return e.sys_errno == kRefusedErrno; }
 
 Error refusal(std::string message) { return Error{std::move(message), kRefusedErrno}; }
 
+bool is_rejection(const Error& e) { return e.sys_errno == kRejectedErrno; }
+
+Error rejection(std::string message) { return Error{std::move(message), kRejectedErrno}; }
+
 Status check_wire_path(std::string_view path, bool allow_root, std::string_view reserved_top) {
     if (path.empty()) {
         if (allow_root) return {};
@@ -35,7 +39,8 @@ Status check_wire_path(std::string_view path, bool allow_root, std::string_view 
             return fail(refusal(fmt::format("path '{}' contains '{}' and could escape the root", path, comp)));
         if (comp.size() > 255) return fail(refusal(fmt::format("path '{}' has a component over 255 bytes", path)));
         if (first && !reserved_top.empty() && comp == reserved_top)
-            return fail(refusal(fmt::format("path '{}' is inside the server's reserved '{}'", path, reserved_top)));
+            return fail(rejection(fmt::format("path '{}' is inside '{}', where this server keeps its own state", path,
+                                              reserved_top)));
         first = false;
         start = end + 1;
     }

@@ -13,6 +13,8 @@
 //    followed either (O_NOFOLLOW, *at calls with AT_SYMLINK_NOFOLLOW).
 //  - Such failures are "refusals" (is_refusal()): the input is hostile or
 //    broken, as opposed to a filesystem state such as a missing parent.
+//    A path under the reserved top-level name is a "rejection" instead: a
+//    source may well hold that name, and refusing it would stop the stream.
 #include <string>
 #include <string_view>
 
@@ -28,6 +30,12 @@ inline constexpr int kRefusedErrno = 100001;
 inline constexpr size_t kMaxWirePath = 256u << 10;
 bool is_refusal(const Error& e);
 Error refusal(std::string message);
+// An operation this server can never apply as it stands, although nothing
+// about it is hostile (a name reserved for the server's own state): it is
+// left out and the stream goes on (Outcome::rejected).
+inline constexpr int kRejectedErrno = 100002;
+bool is_rejection(const Error& e);
+Error rejection(std::string message);
 
 // Lexical check. `reserved_top` (may be empty) is a first component that is
 // refused (the server's state directory when it lives inside the root).

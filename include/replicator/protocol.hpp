@@ -52,6 +52,7 @@ enum class MsgType : uint16_t {
     conflict = 11,
     ping = 12,
     pong = 13,
+    rejected = 14,
 };
 
 std::string_view msg_type_name(MsgType t);
@@ -211,8 +212,18 @@ struct Pong {
     uint64_t id = 0;
 };
 
+// The server can never apply the operation at `lsn` as it stands (a name
+// or path its filesystem or its own layout refuses): it applied nothing of
+// it and went on with what follows. The replica lacks it until the source
+// changes it.
+struct RejectedMsg {
+    uint64_t lsn = 0;
+    std::string path;
+    std::string message;
+};
+
 using Message = std::variant<Hello, Challenge, Auth, Welcome, ErrorMsg, OpMsg, Commit, Ack, HashRequest,
-                             HashReply, ConflictMsg, Ping, Pong>;
+                             HashReply, ConflictMsg, Ping, Pong, RejectedMsg>;
 
 MsgType type_of(const Message& m);
 

@@ -401,6 +401,37 @@ TEST_F(Replication, PathsLongerThanPathMaxReachTheReplica) {
     EXPECT_EQ(manifest(server.replica("data") / "after"), manifest(agent_->dir() / "after"));
 }
 
+// The source holds a name this server can never apply: the one it keeps
+// its own state under, inside the fileset's directory. Refused as an
+// attack, it dropped the connection and the agent sent the same record
+// again for ever, nothing after it arriving. Now it is left out and
+// reported (the server's log, izwatch status, and izwatch sync fails
+// naming it), and everything after it arrives.
+TEST_F(Replication, ARecordTheServerCannotApplyDoesNotHoldUpTheRest) {
+    servers_.push_back(std::make_unique<ServerHost>(*server_ns_[0], links_[0]->address_b(), key_, "e2e-dst0"));
+    auto& server = *servers_.back();
+    server.start({"--state-dir", (server.replica("data") / ".state").string()});
+    start_agent();
+    every_operation(agent_->dir() / "before");
+    fs::create_directories(agent_->dir() / ".state/sub");
+    write_file(agent_->dir() / ".state/sub/file", "a name the server keeps for itself\n");
+    every_operation(agent_->dir() / "after");
+    bulk_files(agent_->dir() / "after", 20, 5000, 3);
+    auto r = agent_->sync(20);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("cannot apply '.state"), std::string::npos) << r.err;
+    auto s = agent_->status();
+    ASSERT_EQ(s["servers"].size(), 1u);
+    auto rejected = s["servers"][0].value("rejected", nlohmann::json::array());
+    ASSERT_FALSE(rejected.empty()) << s.dump();
+    EXPECT_EQ(rejected[0].value("path", "").substr(0, 6), ".state") << s.dump();
+    EXPECT_EQ(s["servers"][0].value("acked_lsn", 0), s.value("head_lsn", 1)) << s.dump();
+    EXPECT_NE(server.log().find("cannot apply mkdir '.state'"), std::string::npos) << tail(server.log());
+    // Everything else is there, before and after it.
+    EXPECT_EQ(manifest(server.replica("data"), ".state"), manifest(agent_->dir(), ".state"));
+    EXPECT_FALSE(fs::exists(server.replica("data") / ".state/sub"));
+}
+
 // Text that zstd shrinks several times over, unlike bulk_files' random bytes.
 void compressible_files(const fs::path& dir, int files, size_t size) {
     fs::create_directories(dir);
