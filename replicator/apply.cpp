@@ -91,6 +91,7 @@ Status ApplierImpl::init() {
     if (!state) return fail(state.error());
     state_.emplace(std::move(*state));
     recovering_ = state_->unclean_at_open();
+    recover_through_ = state_->applied_at_most_at_open();
     auto memory = FileMemory::open(opts_.state_dir);
     if (!memory) return fail(memory.error());
     memory_ = std::move(*memory);
@@ -148,6 +149,8 @@ ApplyResult ApplierImpl::apply(const OpMsg& op) {
     } else {
         s = check_wire_path(op.path, may_be_root(op.kind), opts_.reserved_top);
         if (s && needs_target(op.kind)) s = check_wire_path(op.target, false, opts_.reserved_top);
+        // The line that survives a kill says this far may be applied.
+        if (s) s = state_->announce(op.lsn);
         if (s) s = dispatch(op);
     }
     if (op.kind == proto::OpKind::content_begin && !s && !is_refusal(s.error()) &&
@@ -302,7 +305,7 @@ void ApplierImpl::settle_sync(bool wait) {
     if (auto ok = dirs_->flush(); !ok && *st) *st = std::move(ok);
     if (*st) {
         *st = state_->make_durable(lsn);
-        if (*st) recovering_ = false;
+        if (*st) committed(lsn);
     } else {
         (void)state_->sync_failed();
     }
@@ -323,7 +326,7 @@ Status ApplierImpl::commit(uint64_t lsn) {
     if (::syncfs(root_fd_.get()) != 0) return fail(sys_error("syncfs", opts_.root.string(), errno));
     if (auto ok = memory_->sync(); !ok) return ok;
     if (auto ok = state_->make_durable(lsn); !ok) return ok;
-    recovering_ = false;
+    committed(lsn);
     return {};
 }
 

@@ -176,6 +176,36 @@ TEST_F(ApplyCommit, AReplayedWriteToAFileRenamedSinceLeavesTheWholeFileAlone) {
     (void)killed.release();
 }
 
+// A commit made while the agent replays after a kill need not cover all
+// that the killed run applied: while a commit's sync runs, progress stays at
+// its LSN however many operations follow, and a replay that went on past
+// the first commit without taking the server's own changes for its own
+// (the file memory lost the records held back during that sync) made
+// conflict copies of the replicator's own files.
+TEST_F(ApplyCommit, AReplayStaysRecoveryUntilItPassesWhatTheKilledRunApplied) {
+    ok(content_ops(1, "f", "one", t(1)));
+    settle();
+    ok(OpMsg{.lsn = 2, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
+    begin(2);
+    OpMsg w{.lsn = 3, .kind = OpKind::write, .path = "f", .mtime_ns = t(3), .size = 6,
+            .extents = {proto::make_extent(3, "two", false)}};
+    ok(w);
+    ASSERT_TRUE(wait_woken(1));
+    auto killed = std::move(applier_);  // as a kill -9 leaves it, the sync done but not recorded
+    auto a = Applier::open(ApplierOptions{root_, state_, "testhost", {}});
+    ASSERT_TRUE(a) << a.error().message;
+    applier_ = std::move(*a);
+    ASSERT_EQ(applier_->resume_lsn(), 2u);
+    // The agent commits what it has resent so far (nothing yet), then replays.
+    ASSERT_TRUE(applier_->commit(2));
+    auto r = applier_->apply(w);
+    EXPECT_EQ(outcome_name(r.outcome), "applied") << r.message;
+    EXPECT_TRUE(r.conflicts.empty()) << "the replay took the server's own write for a change behind its back";
+    EXPECT_EQ(test::listing(root_), "d\nf\n");
+    EXPECT_EQ(read_file(at("f")), "onetwo");
+    (void)killed.release();
+}
+
 // The truncate the shipper sends for a close carries the source's owner and
 // mode as they are now: they are set, not only the size and times.
 TEST_F(ApplyCommit, ATruncateForACloseSetsTheModeItCarries) {
