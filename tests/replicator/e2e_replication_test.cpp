@@ -399,6 +399,27 @@ TEST_F(Replication, PathsLongerThanPathMaxReachTheReplica) {
     EXPECT_EQ(deep_manifest(server.replica("data"), rel), bottom_src);
     // The rest of the tree, by the test's manifest (which cannot go deep).
     EXPECT_EQ(manifest(server.replica("data") / "after"), manifest(agent_->dir() / "after"));
+
+    // Changed while no agent runs: the next start's scan finds it at depth.
+    agent_->kill9();
+    {
+        int dir = open_deep(agent_->dir(), rel, O_RDONLY | O_DIRECTORY);
+        ASSERT_GE(dir, 0);
+        int fd = ::openat(dir, "renamed.txt", O_WRONLY | O_TRUNC | O_CLOEXEC);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::write(fd, "rewritten while down\n", 21), 21);
+        ::close(fd);
+        fd = ::openat(dir, "new.txt", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::write(fd, "new\n", 4), 4);
+        ::close(fd);
+        ::close(dir);
+    }
+    start_agent();
+    sync_ok();
+    bottom_src = deep_manifest(agent_->dir(), rel);
+    EXPECT_NE(bottom_src.find("rewritten while down"), std::string::npos) << bottom_src;
+    EXPECT_EQ(deep_manifest(server.replica("data"), rel), bottom_src);
 }
 
 // The source holds a name this server can never apply: the one it keeps
