@@ -12,6 +12,7 @@
 #include <unordered_set>
 
 #include "capture_detail.hpp"
+#include "common/at_path.hpp"
 #include "common/path_tree.hpp"
 
 namespace iz::agent {
@@ -61,7 +62,9 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
         // for the handle; that is only right if the path still holds the
         // object the event created (a later rename may have put another
         // file there).
-        auto now = handle_key_of(root_fd_, path);
+        AtPath at(root_fd_, path);  // deeper than PATH_MAX too
+        Result<std::string> now = fail(sys_error("name_to_handle_at", path, at.error()));
+        if (at.ok()) now = handle_key_of(at.dir(), at.name());
         if (now && *now != handle) {
             if (!tree_.count(path)) journal_vanished_creation(path, is_dir, pid, handle);
             return;
@@ -204,7 +207,8 @@ void Capture::materialize_beneath(const std::string& dir, int32_t pid) {
 void Capture::adopt_subtree(const std::string& rel, int32_t pid) {
     Tree sub;
     auto excluded_fn = [this](const std::string& p) { return excluded(p); };
-    int fd = ::openat(root_fd_, rel.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    AtPath at(root_fd_, rel);  // deeper than PATH_MAX too
+    int fd = at.ok() ? ::openat(at.dir(), at.name(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
     if (fd < 0) return;
     auto scanned = scan_tree(fd, excluded_fn);
     ::close(fd);

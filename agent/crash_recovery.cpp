@@ -5,6 +5,7 @@
 
 #include <map>
 
+#include "common/at_path.hpp"
 #include "journal/reader.hpp"
 
 namespace iz::agent {
@@ -47,7 +48,9 @@ Result<size_t> recover_unsaved_entries(const std::filesystem::path& journal_dir,
     for (auto& [path, dir] : made) {
         if (persisted.count(path)) continue;
         struct stat st{};
-        if (::fstatat(root_fd, path.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT) continue;
+        AtPath at(root_fd, path);  // deeper than PATH_MAX too
+        if (!at.ok() ? at.error() != ENOENT : ::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
+            continue;
         Entry e;
         e.mode = dir ? (S_IFDIR | 0755) : (S_IFREG | 0644);
         persisted[path] = e;

@@ -369,7 +369,12 @@ private:
         uint64_t done = replicated_lsn();
         std::erase_if(syncs_, [&](const PendingSync& s) {
             if (done >= s.lsn) {
-                send_reply(s.conn, {{"ok", true}, {"lsn", s.lsn}});
+                // Applied through the LSN, but not everything: what a server
+                // could never apply is not on it.
+                if (auto missing = rejected_through(s.lsn); !missing.empty())
+                    send_reply(s.conn, {{"ok", false}, {"error", missing}});
+                else
+                    send_reply(s.conn, {{"ok", true}, {"lsn", s.lsn}});
             } else if (now >= s.deadline) {
                 send_reply(s.conn, {{"ok", false}, {"error", sync_timeout_reason(s.lsn)}});
             } else {
@@ -378,6 +383,25 @@ private:
             ::close(s.conn);
             return true;
         });
+    }
+
+    // What servers reported they can never apply, up to `lsn`; "" for none.
+    std::string rejected_through(uint64_t lsn) const {
+        if (!shipper_) return {};
+        std::string why;
+        size_t named = 0, more = 0;
+        for (auto& srv : shipper_->status())
+            for (auto& r : srv.rejected) {
+                if (r.lsn > lsn) continue;
+                if (named++ < 5)
+                    why += fmt::format("{}{} cannot apply '{}' (LSN {}): {}", why.empty() ? "" : "; ", srv.endpoint,
+                                       r.path, r.lsn, r.message);
+                else
+                    ++more;
+            }
+        if (why.empty()) return {};
+        if (more) why += fmt::format("; and {} more", more);
+        return "applied, except what a server cannot apply: " + why;
     }
 
     std::string sync_timeout_reason(uint64_t lsn) const {
@@ -468,6 +492,12 @@ private:
         return writer_->flush();
     }
 
+    static nlohmann::json rejected_json(const std::vector<replicator::RejectedRecord>& rejected) {
+        nlohmann::json out = nlohmann::json::array();
+        for (auto& r : rejected) out.push_back({{"lsn", r.lsn}, {"path", r.path}, {"error", r.message}});
+        return out;
+    }
+
     nlohmann::json status() const {
         auto& s = capture_->stats();
         uint64_t disk = 0;
@@ -484,6 +514,7 @@ private:
                                    {"data_bytes_sent", srv.data_bytes_sent},
                                    {"wire_bytes_sent", srv.wire_bytes_sent},
                                    {"conflicts", srv.conflicts},
+                                   {"rejected", rejected_json(srv.rejected)},
                                    {"last_error", srv.last_error}});
         nlohmann::json j = {
             {"dir", opts_.dir},

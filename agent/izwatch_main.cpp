@@ -181,6 +181,10 @@ std::string human(const json& s) {
                            human_bytes(srv.value("data_bytes_sent", uint64_t{0})),
                            human_bytes(srv.value("wire_bytes_sent", uint64_t{0})),
                            srv.value("last_error", "").empty() ? "" : "; last error: " + srv.value("last_error", ""));
+    for (auto& srv : s.value("servers", json::array()))
+        for (auto& r : srv.value("rejected", json::array()))
+            out += fmt::format("  CANNOT APPLY on {}: '{}' (LSN {}): {}\n", srv.value("endpoint", ""),
+                               r.value("path", ""), r.value("lsn", 0), r.value("error", ""));
     return out;
 }
 

@@ -19,6 +19,7 @@
 
 #include "agent/fanotify_source.hpp"
 
+#include "common/at_path.hpp"
 #include "common/file_handle.hpp"
 
 namespace iz::agent {
@@ -65,7 +66,9 @@ std::map<std::string, std::string> read_xattrs(int root_fd, const std::string& r
 }
 
 Status scan_dir(int root_fd, const std::string& rel, const ExcludeFn& excluded, Tree& tree) {
-    int fd = ::openat(root_fd, rel.empty() ? "." : rel.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    AtPath at(root_fd, rel);  // deeper than PATH_MAX too
+    int fd = at.ok() ? ::openat(at.dir(), rel.empty() ? "." : at.name(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+    if (!at.ok()) errno = at.error();
     if (fd < 0) {
         if (errno == ENOENT) return {};  // vanished while we walked
         return fail(sys_error("open directory", rel.empty() ? "." : rel, errno));
@@ -128,7 +131,10 @@ Entry entry_from_stat(const struct stat& st) {
 }  // namespace
 
 Result<Entry> read_entry(int root_fd, const std::string& rel, unsigned parts) {
-    const char* p = rel.empty() ? "." : rel.c_str();
+    AtPath deep(root_fd, rel);  // deeper than PATH_MAX too
+    if (!deep.ok()) return fail(sys_error("stat", rel, deep.error()));
+    root_fd = deep.dir();
+    const char* p = rel.empty() ? "." : deep.name();
     // With xattrs, everything is read through one descriptor: a rename
     // between the stat and the xattr reads would otherwise read nothing
     // (or another object) and report the xattrs removed.

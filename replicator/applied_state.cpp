@@ -31,8 +31,9 @@ std::optional<uint64_t> parse_u64(std::string_view s) {
     return v;
 }
 
-// The progress file is one fixed-size line, rewritten in place.
-constexpr size_t kProgressBytes = 64;
+// The progress file is one fixed-size line, rewritten in place:
+// "PROGRESS BOOT_ID HIGH_WATER" (older lines have no high-water mark).
+constexpr size_t kProgressBytes = 128;
 
 }  // namespace
 
@@ -66,13 +67,20 @@ Result<AppliedState> AppliedState::open(const std::filesystem::path& dir) {
         auto nl = text.find('\n');
         if (space != std::string_view::npos && nl != std::string_view::npos && nl > space) {
             auto lsn = parse_u64(text.substr(0, space));
-            auto boot = text.substr(space + 1, nl - space - 1);
+            auto rest = text.substr(space + 1, nl - space - 1);
+            auto boot = rest.substr(0, rest.find(' '));
+            std::optional<uint64_t> high;
+            if (auto sp = rest.find(' '); sp != std::string_view::npos) high = parse_u64(rest.substr(sp + 1));
             // Only the same boot's page cache is known to hold what progress says.
             if (lsn && !st.boot_id_.empty() && boot == st.boot_id_) st.progress_ = *lsn;
-            // Progress past the durable LSN, from any boot, means work was cut off.
-            st.unclean_at_open_ = lsn && *lsn > st.durable_;
+            st.high_at_open_ = std::max(lsn.value_or(0), high.value_or(0));
+            // Work past the durable LSN, from any boot, means it was cut off.
+            st.unclean_at_open_ = st.high_at_open_ > st.durable_;
+            if (!st.unclean_at_open_) st.high_at_open_ = 0;
         }
     }
+    st.written_progress_ = st.progress_;
+    st.high_ = st.high_at_open_;
     return st;
 }
 
@@ -95,11 +103,24 @@ Status AppliedState::sync_failed() {
 }
 
 Status AppliedState::write_progress() {
-    auto line = fmt::format("{} {}\n", progress_, boot_id_);
+    if (auto ok = write_line(progress_); !ok) return ok;
+    progress_written_ = true;
+    return {};
+}
+
+Status AppliedState::announce(uint64_t lsn) {
+    seen_ = std::max(seen_, lsn);
+    if (lsn <= high_) return {};
+    high_ = lsn + kAnnounceAhead;
+    return write_line(written_progress_);
+}
+
+Status AppliedState::write_line(uint64_t progress) {
+    auto line = fmt::format("{} {} {}\n", progress, boot_id_, std::max(high_, progress));
     line.resize(kProgressBytes, ' ');
     if (::pwrite(progress_fd_.get(), line.data(), line.size(), 0) != static_cast<ssize_t>(line.size()))
         return fail(sys_error("write progress file", (dir_ / "progress").string(), errno));
-    progress_written_ = true;
+    written_progress_ = progress;
     return {};
 }
 
@@ -112,6 +133,9 @@ Status AppliedState::make_durable(uint64_t lsn) {
     }
     // Past the durable LSN when operations were applied during a sync.
     progress_ = std::max(progress_, durable_);
+    // What was announced ahead comes back to what was applied: a stop now,
+    // with nothing applied since, is a clean one.
+    high_ = std::max(durable_, seen_);
     if (auto ok = write_progress(); !ok) return ok;
     // The next operation applied starts a new interval and marks it.
     progress_written_ = false;

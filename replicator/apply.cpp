@@ -19,6 +19,7 @@ std::string_view outcome_name(Outcome o) {
         case Outcome::skipped: return "skipped";
         case Outcome::refused: return "refused";
         case Outcome::failed: return "failed";
+        case Outcome::rejected: return "rejected";
     }
     return "unknown";
 }
@@ -118,6 +119,7 @@ Status ApplierImpl::init() {
     if (!state) return fail(state.error());
     state_.emplace(std::move(*state));
     recovering_ = state_->unclean_at_open();
+    recover_through_ = state_->applied_at_most_at_open();
     auto memory = FileMemory::open(opts_.state_dir);
     if (!memory) return fail(memory.error());
     memory_ = std::move(*memory);
@@ -141,11 +143,16 @@ bool is_state_error(int err) {
         case ENOTSUP:
         case EPERM:
         case EACCES:
-        case ENAMETOOLONG:
             return true;
         default:
             return false;
     }
+}
+
+// What trying the same operation again can never get past: a name or path
+// this server's filesystem or layout refuses, a file beyond what it holds.
+bool is_permanent(const Error& e) {
+    return is_rejection(e) || e.sys_errno == ENAMETOOLONG || e.sys_errno == EILSEQ || e.sys_errno == EFBIG;
 }
 
 bool needs_target(proto::OpKind k) { return k == proto::OpKind::link || k == proto::OpKind::rename; }
@@ -161,10 +168,21 @@ ApplyResult ApplierImpl::apply(const OpMsg& op) {
     ApplyResult result;
     conflicts_.clear();
     current_lsn_ = op.lsn;
-    Status s = check_wire_path(op.path, may_be_root(op.kind), opts_.reserved_top);
-    if (s && needs_target(op.kind)) s = check_wire_path(op.target, false, opts_.reserved_top);
-    if (s) s = dispatch(op);
-    if (op.kind == proto::OpKind::content_begin && !s && !is_refusal(s.error()) && is_state_error(s.error().sys_errno))
+    Status s;
+    bool rest = op.kind == proto::OpKind::content_data || op.kind == proto::OpKind::content_end;
+    if (rest && !content_ && skipped_content_ && skipped_content_->lsn == op.lsn && skipped_content_->path == op.path) {
+        // The rest of content whose beginning was skipped or rejected goes
+        // with it, whatever its path would say: reported once.
+        s = skip_with_beginning(op);
+    } else {
+        s = check_wire_path(op.path, may_be_root(op.kind), opts_.reserved_top);
+        if (s && needs_target(op.kind)) s = check_wire_path(op.target, false, opts_.reserved_top);
+        // The line that survives a kill says this far may be applied.
+        if (s) s = state_->announce(op.lsn);
+        if (s) s = dispatch(op);
+    }
+    if (op.kind == proto::OpKind::content_begin && !s && !is_refusal(s.error()) &&
+        (is_state_error(s.error().sys_errno) || is_permanent(s.error())))
         skipped_content_ = SkippedContent{op.lsn, op.path, s.error().message};
     result.conflicts = std::move(conflicts_);
     conflicts_.clear();
@@ -172,9 +190,16 @@ ApplyResult ApplierImpl::apply(const OpMsg& op) {
         const Error& e = s.error();
         result.message = e.message;
         if (is_refusal(e)) result.outcome = Outcome::refused;
+        else if (is_permanent(e)) result.outcome = Outcome::rejected;
         else if (is_state_error(e.sys_errno)) result.outcome = Outcome::skipped;
         else result.outcome = Outcome::failed;
-        if (result.outcome != Outcome::skipped) abort_content();
+        if (result.outcome == Outcome::refused || result.outcome == Outcome::failed) {
+            abort_content();
+        } else if (result.outcome == Outcome::rejected && content_) {
+            auto rest_of_it = std::move(skipped_content_);
+            abort_content();
+            skipped_content_ = std::move(rest_of_it);
+        }
     }
     bool completes = !op.more && op.kind != proto::OpKind::content_begin && op.kind != proto::OpKind::content_data;
     if (completes && result.outcome != Outcome::refused && result.outcome != Outcome::failed) {
@@ -238,7 +263,10 @@ Status ApplierImpl::dispatch_kind(const OpMsg& op) {
 Result<proto::HashReply> ApplierImpl::hashes(const proto::HashRequest& req) {
     proto::HashReply reply;
     reply.id = req.id;
-    if (auto ok = check_wire_path(req.path, false, opts_.reserved_top); !ok) return fail(ok.error());
+    if (auto ok = check_wire_path(req.path, false, opts_.reserved_top); !ok) {
+        if (is_rejection(ok.error())) return reply;  // nothing there the source may have
+        return fail(ok.error());
+    }
     auto parent = open_parent(root_fd_.get(), req.path);
     if (!parent) {
         if (is_refusal(parent.error())) return fail(parent.error());
@@ -267,6 +295,10 @@ Result<proto::HashReply> ApplierImpl::hashes(const proto::HashRequest& req) {
 
 void ApplierImpl::begin_commit(uint64_t lsn, std::function<void()> woken) {
     settle_sync(true);
+    // Content of an LSN this commit covers that was never ended: its sender
+    // gave up on it, and it must not lie staged past a point the applied
+    // LSN says is done.
+    if (content_ && content_->lsn <= lsn) abort_content();
     if (auto ok = dirs_->flush(); !ok) {
         finished_.push_back(CommitOutcome{lsn, std::move(ok)});
         if (woken) woken();
@@ -302,7 +334,7 @@ void ApplierImpl::settle_sync(bool wait) {
     if (auto ok = dirs_->flush(); !ok && *st) *st = std::move(ok);
     if (*st) {
         *st = state_->make_durable(lsn);
-        if (*st) recovering_ = false;
+        if (*st) committed(lsn);
     } else {
         (void)state_->sync_failed();
     }
@@ -316,13 +348,14 @@ std::vector<CommitOutcome> ApplierImpl::finish_commits() {
 
 Status ApplierImpl::commit(uint64_t lsn) {
     settle_sync(true);
+    if (content_ && content_->lsn <= lsn) abort_content();
     if (auto ok = dirs_->flush(); !ok) return ok;
     // One syncfs covers every file and directory touched since the last
     // commit, on whatever filesystem the root lives.
     if (::syncfs(root_fd_.get()) != 0) return fail(sys_error("syncfs", opts_.root.string(), errno));
     if (auto ok = memory_->sync(); !ok) return ok;
     if (auto ok = state_->make_durable(lsn); !ok) return ok;
-    recovering_ = false;
+    committed(lsn);
     return {};
 }
 

@@ -52,6 +52,10 @@ enum class Outcome {
     skipped,  // the tree is not in the state the op expects; it was left alone
     refused,  // hostile or malformed: the connection must be dropped
     failed,   // the server could not apply it (disk full, I/O error): retry later
+    // The server can never apply it as it stands (a name its filesystem or
+    // its own layout refuses, a file larger than its filesystem takes):
+    // nothing of it was applied, it is reported, and the stream goes on.
+    rejected,
 };
 std::string_view outcome_name(Outcome o);
 

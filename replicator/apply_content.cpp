@@ -90,6 +90,12 @@ Result<UniqueFd> ApplierImpl::open_for_update(const std::string& path) {
     auto node = open_beneath(p->dir.get(), p->name, O_PATH | O_NOFOLLOW);
     if (!node) {
         if (node.error().sys_errno != ENOENT) return fail(node.error());
+        // Replayed after an unclean stop, a write finds its file gone when a
+        // later operation, applied before the stop and replayed after this
+        // one, renamed or removed it: made anew here it would hold only
+        // these bytes, and that rename would then put it over the whole
+        // file. Skipped; the replay of that operation finds its result.
+        if (recovering_) return fail(sys_error("write (replayed) to", path, ENOENT));
         // Missing although the source has it: recreate, later records and
         // the final attributes bring it the rest of the way.
         return open_beneath(p->dir.get(), p->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
@@ -116,10 +122,17 @@ Status ApplierImpl::do_write(const OpMsg& op) {
     }
     if (op.size && ::ftruncate(fd->get(), static_cast<off_t>(*op.size)) != 0)
         return fail(sys_error(fmt::format("truncate to {} bytes", *op.size), op.path, errno));
-    OpMsg times;
-    times.atime_ns = op.atime_ns;
-    times.mtime_ns = op.mtime_ns;
-    if (auto ok = set_attrs_fd(fd->get(), times, op.path); !ok) return ok;
+    // A truncate sent for a close carries the file's owner and mode as the
+    // source has them now: the last word on them, as a content_end's are.
+    OpMsg attrs;
+    attrs.uid = op.uid;
+    attrs.gid = op.gid;
+    attrs.mode = op.mode;
+    attrs.atime_ns = op.atime_ns;
+    attrs.mtime_ns = op.mtime_ns;
+    struct stat now{};
+    const struct stat* known = ::fstat(fd->get(), &now) == 0 ? &now : nullptr;
+    if (auto ok = set_attrs_fd(fd->get(), attrs, op.path, known); !ok) return ok;
     struct stat st{};
     if (::fstat(fd->get(), &st) == 0) memory_->remember(op.path, st);
     return {};

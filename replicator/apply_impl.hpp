@@ -128,6 +128,12 @@ private:
     // After an unclean stop, until the first commit: what the replayed
     // operations find changed is taken for the replicator's own work.
     bool recovering_ = false;
+    // ... and until a commit covers every operation the stopped run may
+    // have applied (AppliedState::applied_at_most_at_open()).
+    uint64_t recover_through_ = 0;
+    void committed(uint64_t lsn) {
+        if (lsn >= recover_through_) recovering_ = false;
+    }
     std::optional<PendingContent> content_;
     // A content_begin that was skipped (the tree was not in a state to take
     // it): its content_data and content_end are skipped with it rather than

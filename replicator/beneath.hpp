@@ -3,14 +3,18 @@
 //
 // Promises:
 //  - A path is first checked lexically: relative, no empty, "." or ".."
-//    components, no NUL, at most 4095 bytes and 255 per component, and not
-//    under a reserved top-level name.
+//    components, no NUL, at most kMaxWirePath bytes and 255 per component,
+//    and not under a reserved top-level name.
+//  - Paths longer than PATH_MAX are resolved too (a source may hold them),
+//    a run of components at a time, each beneath the last.
 //  - Every lookup then goes through openat2 with RESOLVE_BENEATH,
 //    RESOLVE_NO_MAGICLINKS and RESOLVE_NO_SYMLINKS: a path that would leave
 //    the root, or traverse any symlink, fails. Final components are never
 //    followed either (O_NOFOLLOW, *at calls with AT_SYMLINK_NOFOLLOW).
 //  - Such failures are "refusals" (is_refusal()): the input is hostile or
 //    broken, as opposed to a filesystem state such as a missing parent.
+//    A path under the reserved top-level name is a "rejection" instead: a
+//    source may well hold that name, and refusing it would stop the stream.
 #include <string>
 #include <string_view>
 
@@ -21,8 +25,17 @@ namespace iz::replicator {
 
 // sys_errno of a refusal: not a real errno, so it cannot be confused with one.
 inline constexpr int kRefusedErrno = 100001;
+// Longest path taken from the wire: far deeper than any tree a program
+// could still walk by name, far less than a frame.
+inline constexpr size_t kMaxWirePath = 256u << 10;
 bool is_refusal(const Error& e);
 Error refusal(std::string message);
+// An operation this server can never apply as it stands, although nothing
+// about it is hostile (a name reserved for the server's own state): it is
+// left out and the stream goes on (Outcome::rejected).
+inline constexpr int kRejectedErrno = 100002;
+bool is_rejection(const Error& e);
+Error rejection(std::string message);
 
 // Lexical check. `reserved_top` (may be empty) is a first component that is
 // refused (the server's state directory when it lives inside the root).

@@ -187,6 +187,12 @@ template <class Archive>
 void fields(Archive& ar, Pong& m) {
     ar(m.id);
 }
+template <class Archive>
+void fields(Archive& ar, RejectedMsg& m) {
+    ar(m.lsn);
+    str(ar, m.path);
+    str(ar, m.message);
+}
 
 // Semantic checks a well-formed body must also pass.
 Status validate(const Message& m) {
@@ -257,6 +263,7 @@ std::string_view msg_type_name(MsgType t) {
         case MsgType::conflict: return "conflict";
         case MsgType::ping: return "ping";
         case MsgType::pong: return "pong";
+        case MsgType::rejected: return "rejected";
     }
     return "unknown";
 }
@@ -293,7 +300,7 @@ Result<FrameHeader> parse_header(std::string_view b) {
     h.flags = static_cast<uint16_t>(u8(6) << 8 | u8(7));
     h.length = u8(8) << 24 | u8(9) << 16 | u8(10) << 8 | u8(11);
     if (h.magic != kMagic) return fail(make_error(fmt::format("bad frame magic 0x{:08x}", h.magic)));
-    if (type < static_cast<uint16_t>(MsgType::hello) || type > static_cast<uint16_t>(MsgType::pong))
+    if (type < static_cast<uint16_t>(MsgType::hello) || type > static_cast<uint16_t>(MsgType::rejected))
         return fail(make_error(fmt::format("unknown frame type {}", type)));
     h.type = static_cast<MsgType>(type);
     if (h.flags != 0) return fail(make_error(fmt::format("unsupported frame flags 0x{:04x}", h.flags)));
@@ -383,6 +390,7 @@ Result<Message> decode_body(MsgType type, std::string_view body) {
         case MsgType::conflict: r = decode_as<ConflictMsg>(body); break;
         case MsgType::ping: r = decode_as<Ping>(body); break;
         case MsgType::pong: r = decode_as<Pong>(body); break;
+        case MsgType::rejected: r = decode_as<RejectedMsg>(body); break;
     }
     if (!r) return fail(make_error(fmt::format("{} frame: {}", msg_type_name(type), r.error().message)));
     return r;

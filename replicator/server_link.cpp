@@ -241,6 +241,12 @@ void ServerLink::handle(proto::Message m) {
                 spdlog::error("conflict callback failed: {}", e.what());
             }
         }
+    } else if (auto* rej = std::get_if<proto::RejectedMsg>(&m)) {
+        spdlog::error("server {} cannot apply '{}' (LSN {}): {}; the replica goes on without it", name_, rej->path,
+                      rej->lsn, rej->message);
+        std::lock_guard lock(mu_);
+        rejected_.push_back(RejectedRecord{rej->lsn, rej->path, rej->message});
+        if (rejected_.size() > ServerStatus::kMaxRejectedKept) rejected_.pop_front();
     } else if (auto* h = std::get_if<proto::HashReply>(&m)) {
         {
             std::lock_guard lock(mu_);
@@ -549,6 +555,7 @@ ServerStatus ServerLink::status() const {
     s.data_bytes_sent = total_data_bytes_.load(std::memory_order_relaxed);
     s.wire_bytes_sent = total_wire_bytes_;
     s.conflicts = conflicts_;
+    s.rejected.assign(rejected_.begin(), rejected_.end());
     return s;
 }
 

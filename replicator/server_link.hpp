@@ -159,6 +159,7 @@ private:
     std::deque<std::pair<uint64_t, uint64_t>> commits_;  // (lsn, sent_bytes when sent)
     uint64_t pending_bytes_ = 0;
     uint64_t conflicts_ = 0;
+    std::deque<RejectedRecord> rejected_;
     uint64_t next_hash_id_ = 1;
     std::optional<proto::HashReply> hash_reply_;
     // Frames the worker has queued for the network thread (all of the

@@ -232,6 +232,14 @@ void Session::on_op(const proto::OpMsg& m) {
         case Outcome::skipped:
             spdlog::info("{}: skipped {} '{}' at LSN {}: {}", who(), proto::op_kind_name(m.kind), m.path, m.lsn, r.message);
             break;
+        case Outcome::rejected:
+            // Logged as an error, told to the agent (its status and sync
+            // show it), and the stream goes on: the same record sent again
+            // would meet the same refusal for ever.
+            spdlog::error("{}: cannot apply {} '{}' at LSN {}: {}; left out, going on with what follows", who(),
+                          proto::op_kind_name(m.kind), m.path, m.lsn, r.message);
+            send(proto::RejectedMsg{m.lsn, m.path, r.message});
+            break;
         case Outcome::refused:
             return drop(fmt::format("refused {} '{}' at LSN {}: {}", proto::op_kind_name(m.kind), m.path, m.lsn, r.message));
         case Outcome::failed:

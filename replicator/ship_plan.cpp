@@ -26,6 +26,14 @@ struct PathState {
 std::vector<PlannedRecord> plan_window(const std::vector<journal::Record>& window) {
     std::vector<PlannedRecord> plan(window.size());
     std::map<std::string, PathState> paths;
+    // For a skipped record, the later record that carries its effect
+    // (kNone: nothing does, it is superseded).
+    constexpr size_t kNone = static_cast<size_t>(-1);
+    std::vector<size_t> carrier(window.size(), kNone);
+    auto skip_for = [&](size_t j, size_t by) {
+        plan[j].action = ShipAction::skip;
+        carrier[j] = by;
+    };
 
     // A namespace change at `p` ends what we know about it and beneath it.
     auto barrier = [&](const std::string& p) {
@@ -38,8 +46,8 @@ std::vector<PlannedRecord> plan_window(const std::vector<journal::Record>& windo
     auto vanished = [&](const std::string& p) {
         auto it = paths.find(p);
         if (it != paths.end() && it->second.created) {
-            plan[*it->second.created].action = ShipAction::skip;
-            for (size_t j : it->second.touched) plan[j].action = ShipAction::skip;
+            skip_for(*it->second.created, kNone);
+            for (size_t j : it->second.touched) skip_for(j, kNone);
         }
     };
 
@@ -71,7 +79,7 @@ std::vector<PlannedRecord> plan_window(const std::vector<journal::Record>& windo
                         } else {
                             out.ranges.clear();
                         }
-                        prev.action = ShipAction::skip;
+                        skip_for(*s.last_write, i);
                     }
                 }
                 if (out.ranges.empty()) {
@@ -96,7 +104,7 @@ std::vector<PlannedRecord> plan_window(const std::vector<journal::Record>& windo
                     bool only_data = true;
                     for (size_t j : s.touched)
                         if (window[j].op == Op::write || window[j].op == Op::truncate || window[j].op == Op::close_write)
-                            plan[j].action = ShipAction::skip;
+                            skip_for(j, i);
                         else
                             only_data = false;
                     // The whole content also carries the new file's mode,
@@ -111,8 +119,14 @@ std::vector<PlannedRecord> plan_window(const std::vector<journal::Record>& windo
                     // have skipped the create before an attribute change
                     // that needs the file there (and that close's content
                     // is skipped now, this one covering it).
-                    if (s.created && window[*s.created].op == Op::create)
-                        plan[*s.created].action = only_data ? ShipAction::skip : ShipAction::send;
+                    if (s.created && window[*s.created].op == Op::create) {
+                        if (only_data) {
+                            skip_for(*s.created, i);
+                        } else {
+                            plan[*s.created].action = ShipAction::send;
+                            carrier[*s.created] = kNone;
+                        }
+                    }
                     s.last_write.reset();
                     s.last_close.reset();
                 } else {
@@ -124,7 +138,7 @@ std::vector<PlannedRecord> plan_window(const std::vector<journal::Record>& windo
                     // costs one write and one close per window, not one
                     // of each per append.
                     out.action = ShipAction::close_attrs;
-                    if (s.last_close) plan[*s.last_close].action = ShipAction::skip;
+                    if (s.last_close) skip_for(*s.last_close, i);
                     s.last_close = i;
                 }
                 s.whole_dirty = false;
@@ -155,6 +169,23 @@ std::vector<PlannedRecord> plan_window(const std::vector<journal::Record>& windo
                 out.action = ShipAction::skip;
                 break;
         }
+    }
+
+    // Spans from each skipped record to the record that finally carries
+    // it (a carrier may itself be carried further, or vanish).
+    std::vector<int> opened(window.size() + 1, 0);
+    for (size_t j = 0; j < window.size(); ++j) {
+        if (plan[j].action != ShipAction::skip || carrier[j] == kNone) continue;
+        size_t c = carrier[j];
+        while (plan[c].action == ShipAction::skip && carrier[c] != kNone) c = carrier[c];
+        if (plan[c].action == ShipAction::skip) continue;  // the carrier vanished: nothing to carry
+        ++opened[j];
+        --opened[c];
+    }
+    int open = 0;
+    for (size_t i = 0; i < window.size(); ++i) {
+        open += opened[i];
+        plan[i].boundary = open == 0;
     }
     return plan;
 }

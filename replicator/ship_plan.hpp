@@ -22,6 +22,19 @@
 // Data of a file deleted later is dropped at ship time, when the file can no
 // longer be opened by its handle: deciding it here could lose the content
 // of other hard links to it.
+//
+// A record skipped because a later one carries its effect (a create or
+// writes the whole content at close makes, writes merged into a later
+// write, a close whose attributes a later close reads again) opens a span
+// that this later record closes. No record inside such a span is a point a
+// server may resume after: resumed there, the agent plans anew from the
+// next record, without the skipped one, and the carrier no longer carries
+// it (a close without its create in the window only sets the size, and the
+// file the create should have made is never filled). `boundary` says where
+// a server may resume: commits name only such LSNs, and an operation sent
+// from inside a span tells the server it is no resume point. A record
+// skipped because its file vanished in the window opens no span: whatever
+// is resumed there, the file's end removes it again.
 #include <vector>
 
 #include "journal/record.hpp"
@@ -41,6 +54,8 @@ struct PlannedRecord {
     ShipAction action = ShipAction::send;
     // write: the ranges to send (merged); empty means the whole file.
     std::vector<journal::ByteRange> ranges;
+    // A server may resume after this record (see above).
+    bool boundary = true;
 };
 
 std::vector<PlannedRecord> plan_window(const std::vector<journal::Record>& window);

@@ -196,8 +196,10 @@ bool ShipWorker::reopen_reader(uint64_t next_lsn) {
 
 bool ShipWorker::ship_session(const LinkSession& session) {
     generation_ = session.generation;
-    last_complete_ = session.resume_lsn;
+    last_complete_ = last_boundary_ = session.resume_lsn;
     uint64_t last_committed = session.durable_lsn;
+    // What the last connection shipped is no evidence of what this server has.
+    last_content_.reset();
     bytes_since_commit_ = 0;
     auto committed_at = Clock::now();
     bool gap_reported = false;
@@ -243,7 +245,7 @@ bool ShipWorker::ship_session(const LinkSession& session) {
         // every record before it shipped.
         bool at_end = window.size() < kWindowRecords && !read_error;
         if (window.empty()) {
-            if (last_committed < last_complete_ && link_->commit_in_flight() &&
+            if (last_committed < last_boundary_ && link_->commit_in_flight() &&
                 Clock::now() - committed_at < kCommitInterval) {
                 // Caught up, with a commit still being made durable: commit
                 // the rest once its ack is back (records that arrive in the
@@ -251,9 +253,9 @@ bool ShipWorker::ship_session(const LinkSession& session) {
                 if (!link_->wait_commits_acked(generation_, kCommitPatience)) return false;
                 continue;
             }
-            if (last_committed < last_complete_) {
-                if (!commit(last_complete_)) return false;
-                last_committed = last_complete_;
+            if (last_committed < last_boundary_) {
+                if (!commit(last_boundary_)) return false;
+                last_committed = last_boundary_;
                 committed_at = Clock::now();
             }
             save_cursor(false);
@@ -293,12 +295,14 @@ bool ShipWorker::ship_session(const LinkSession& session) {
         } held(*link_);
         for (size_t i = 0; i < window.size(); ++i) {
             if (stopping_) return false;
+            at_boundary_ = plan[i].boundary;
             if (!ship_record(window[i], plan[i])) return false;
             follow_stale_dirs(window[i]);
             last_complete_ = window[i].lsn;
+            if (plan[i].boundary) last_boundary_ = last_complete_;
             if (commit_due()) {
-                if (!commit(last_complete_)) return false;
-                last_committed = last_complete_;
+                if (!commit(last_boundary_)) return false;
+                last_committed = last_boundary_;
                 committed_at = Clock::now();
             }
         }
@@ -308,9 +312,9 @@ bool ShipWorker::ship_session(const LinkSession& session) {
         // server makes each one durable with a syncfs that holds up applying,
         // and commits queued behind one another paid that again and again.
         bool interval_over = Clock::now() - committed_at > kCommitInterval;
-        if (last_committed < last_complete_ && (at_end || interval_over) && (interval_over || !link_->commit_in_flight())) {
-            if (!commit(last_complete_)) return false;
-            last_committed = last_complete_;
+        if (last_committed < last_boundary_ && (at_end || interval_over) && (interval_over || !link_->commit_in_flight())) {
+            if (!commit(last_boundary_)) return false;
+            last_committed = last_boundary_;
             committed_at = Clock::now();
         }
     }
@@ -355,6 +359,7 @@ void ShipWorker::follow_stale_dirs(const Record& r) {
 // directory on both sides and its mtime can be sent as a setattr.
 bool ShipWorker::fix_stale_dirs() {
     if (stale_dirs_.empty()) return true;
+    at_boundary_ = true;  // the window's end
     auto dirs = std::move(stale_dirs_);
     stale_dirs_.clear();
     for (auto& d : dirs) {
@@ -377,6 +382,9 @@ bool ShipWorker::fix_stale_dirs() {
 
 bool ShipWorker::send_op(proto::OpMsg&& op) {
     auto kind = op.kind;
+    // Inside a span of the plan: applied, this is still no point to resume
+    // after (ship_plan.hpp).
+    if (!at_boundary_ && kind != proto::OpKind::content_begin && kind != proto::OpKind::content_data) op.more = true;
     auto path = op.path;
     auto frame = proto::encode_frame(proto::Message(std::move(op)));
     if (!frame) {
@@ -390,10 +398,10 @@ bool ShipWorker::send_op(proto::OpMsg&& op) {
     if (!link_->send(generation_, std::move(*frame))) return false;
     // Only an acknowledged commit opens the window: with it full, what is
     // sent and not committed yet is committed now, or no ack would come.
-    if (!link_->window_open(options_.max_inflight_bytes) && bytes_since_commit_ > 0 && !commit(last_complete_))
+    if (!link_->window_open(options_.max_inflight_bytes) && bytes_since_commit_ > 0 && !commit(last_boundary_))
         return false;
     if (!link_->wait_window(generation_, options_.max_inflight_bytes)) return false;
-    return !commit_due() || commit(last_complete_);
+    return !commit_due() || commit(last_boundary_);
 }
 
 bool ShipWorker::wire_is_bottleneck() const {

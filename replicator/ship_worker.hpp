@@ -67,6 +67,11 @@ private:
     std::unordered_map<std::string, std::optional<int64_t>> window_parent_mtimes_;
     uint64_t generation_ = 0;
     uint64_t last_complete_ = 0;  // every record up to here has been sent
+    // The last of those a server may resume after (PlannedRecord::boundary):
+    // commits name only such LSNs.
+    uint64_t last_boundary_ = 0;
+    // Whether the record being shipped is such a point.
+    bool at_boundary_ = true;
     uint64_t bytes_since_commit_ = 0;
     uint64_t saved_cursor_ = 0;
     std::chrono::steady_clock::time_point cursor_saved_at_{};

@@ -57,6 +57,7 @@ enum class MsgType : uint16_t {
     conflict = 11,
     ping = 12,
     pong = 13,
+    rejected = 14,
 };
 
 std::string_view msg_type_name(MsgType t);
@@ -175,7 +176,12 @@ struct OpMsg {
     // so replica directories converge although entry changes bump them.
     std::optional<int64_t> parent_mtime_ns;
     std::optional<int64_t> target_parent_mtime_ns;
-    // write: more parts of this LSN follow; it is not applied until the last.
+    // This LSN is not complete yet: the server must not resume after it.
+    // On a write, more parts of the record follow. On any other operation
+    // (the last part of a write, content_end included), the agent planned
+    // it inside a span where an earlier record is carried by a later one
+    // (a create by the content sent at close): resuming after it would lose
+    // the earlier record. Applied all the same; only not noted as applied.
     bool more = false;
     // write, content_begin, content_data: ranges to make holes, beside the
     // extents to write (holes on any other kind are refused). No two
@@ -232,8 +238,18 @@ struct Pong {
     uint64_t id = 0;
 };
 
+// The server can never apply the operation at `lsn` as it stands (a name
+// or path its filesystem or its own layout refuses): it applied nothing of
+// it and went on with what follows. The replica lacks it until the source
+// changes it.
+struct RejectedMsg {
+    uint64_t lsn = 0;
+    std::string path;
+    std::string message;
+};
+
 using Message = std::variant<Hello, Challenge, Auth, Welcome, ErrorMsg, OpMsg, Commit, Ack, HashRequest,
-                             HashReply, ConflictMsg, Ping, Pong>;
+                             HashReply, ConflictMsg, Ping, Pong, RejectedMsg>;
 
 MsgType type_of(const Message& m);
 

@@ -85,6 +85,14 @@ struct ShipperOptions {
     bool register_consumers = true;
 };
 
+// An operation a server can never apply as it stands (proto::RejectedMsg):
+// the replica lacks it.
+struct RejectedRecord {
+    uint64_t lsn = 0;
+    std::string path;
+    std::string message;
+};
+
 struct ServerStatus {
     std::string endpoint;
     bool connected = false;
@@ -98,6 +106,11 @@ struct ServerStatus {
     // Bytes sent but not yet acknowledged, plus data read and not yet sent.
     uint64_t bytes_behind = 0;
     uint64_t conflicts = 0;  // reported by that server since start
+    // Operations it reported it can never apply, since start (the latest
+    // kMaxRejectedKept, oldest first). They stay: the replica lacks them
+    // whatever follows, and every sync that covers one fails naming it.
+    std::vector<RejectedRecord> rejected;
+    static constexpr size_t kMaxRejectedKept = 100;
     // Since start: file data shipped (before compression), and every byte
     // of every frame sent (after it).
     uint64_t data_bytes_sent = 0;

@@ -48,12 +48,15 @@ ServerHost::~ServerHost() {
     fs::remove(log_file_, ec);
 }
 
-void ServerHost::start() {
+void ServerHost::start(std::vector<std::string> extra) {
     proc_.reset();
+    if (!extra.empty()) extra_ = std::move(extra);
     auto before = log().size();
-    proc_ = std::make_unique<ChildProcess>(
-        ns_.exec({bin_path("izreplicate").string(), "--root", root().string(), "--listen", endpoint(), "--key",
-                  key_.string(), "--foreground", "--log-file", log_file_.string(), "--log-level", "debug"}));
+    std::vector<std::string> argv{bin_path("izreplicate").string(), "--root", root().string(), "--listen", endpoint(),
+                                  "--key", key_.string(), "--foreground", "--log-file", log_file_.string(),
+                                  "--log-level", "debug"};
+    argv.insert(argv.end(), extra_.begin(), extra_.end());
+    proc_ = std::make_unique<ChildProcess>(ns_.exec(argv));
     bool up = eventually([&] { return log().find("serving", before) != std::string::npos; }, std::chrono::seconds(10));
     if (!up) throw std::runtime_error("izreplicate did not start: " + log());
 }

@@ -27,7 +27,8 @@ public:
     ServerHost(const Netns& ns, std::string address, std::filesystem::path key, const std::string& tag);
     ~ServerHost();
 
-    void start();
+    // `extra`: more izreplicate options, kept for every later start.
+    void start(std::vector<std::string> extra = {});
     void kill9();
     bool running();
     // SIGSTOP / SIGCONT: a server that stops reading.
@@ -46,6 +47,7 @@ private:
     std::unique_ptr<ScratchFs> fs_;
     std::filesystem::path log_file_;
     std::unique_ptr<ChildProcess> proc_;
+    std::vector<std::string> extra_;
 };
 
 // The agent host: a source filesystem with DIR = <mount>/data.

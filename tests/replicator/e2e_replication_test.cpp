@@ -1,6 +1,7 @@
 // End to end: the real izwatch in one network namespace ships to real
 // izreplicate servers in others, over veth. After every scenario the
 // replica's manifest equals the source's.
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -545,6 +546,220 @@ TEST_F(Replication, ServerKilledMidTransferThenRestarted) {
     server.start();
     sync_ok();
     expect_converged(server);
+}
+
+// A program that makes each file under a temporary name and publishes it
+// with a rename: create, three pwrites, close, chmod, rename. The server is
+// killed (-9) and restarted again and again meanwhile, each kill landing
+// somewhere else in that sequence: between a commit and its ack, while a
+// file's content is staged but not linked, between a rename and the next
+// syncfs. Once `izwatch sync` says the server has everything, it must.
+TEST_F(Replication, ServerKilledRepeatedlyWhileFilesArePublishedByRename) {
+    auto& server = add_server();
+    // The link is slower than the workload: the server always has a backlog
+    // arriving, so every kill lands in the middle of something.
+    ASSERT_TRUE(links_[0]->limit_rate_a_to_b("100mbit"));
+    start_agent();
+    std::atomic<bool> stop{false};
+    std::atomic<int> made{0};
+    std::string workload_error;
+    std::thread workload([&] {
+        try {
+            auto dir = agent_->dir() / "pub";
+            fs::create_directories(dir);
+            for (int i = 0; !stop && i < 2500; ++i) {  // 280 MB at most: the server has 512
+                auto tmp = dir / fmt::format("f{}", i);
+                int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+                if (fd < 0) throw std::runtime_error("create " + tmp.string() + ": " + std::strerror(errno));
+                for (int part = 0; part < 3; ++part) {
+                    std::string bytes(37000 + 17 * i % 4096, static_cast<char>('a' + (i + part) % 26));
+                    for (size_t k = 0; k < bytes.size(); k += 101) bytes[k] = static_cast<char>(i * 7 + k);
+                    off_t at = static_cast<off_t>(part) * 37000;
+                    if (::pwrite(fd, bytes.data(), bytes.size(), at) != static_cast<ssize_t>(bytes.size()))
+                        throw std::runtime_error("pwrite " + tmp.string() + ": " + std::strerror(errno));
+                }
+                ::close(fd);
+                fs::permissions(tmp, fs::perms(0644));
+                fs::rename(tmp, dir / fmt::format("g{}", i));
+                made = i + 1;
+                std::this_thread::sleep_for(2ms);
+            }
+        } catch (const std::exception& e) {
+            workload_error = e.what();
+        }
+    });
+    // Kills at irregular moments, each at another point of the stream.
+    for (int kill = 0; kill < 10; ++kill) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(kill == 0 ? 1500 : 300 + 397 * kill % 900));
+        server.kill9();
+        std::this_thread::sleep_for(150ms);
+        server.start();
+    }
+    std::this_thread::sleep_for(500ms);
+    stop = true;
+    workload.join();
+    ASSERT_EQ(workload_error, "");
+    ASSERT_GT(made.load(), 100);
+    ASSERT_TRUE(links_[0]->limit_rate_a_to_b("10gbit"));
+    sync_ok(120);
+    expect_converged(server);
+}
+
+// Walks `rel` one component at a time from `root` (no path of more than
+// one name is ever handed to the kernel) and opens what it ends at with
+// `flags`; -1 when any step fails.
+int open_deep(const fs::path& root, const std::string& rel, int flags) {
+    int dir = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    for (size_t start = 0; dir >= 0;) {
+        size_t slash = rel.find('/', start);
+        auto name = rel.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+        int next = ::openat(dir, name.c_str(), (slash == std::string::npos ? flags : O_RDONLY | O_DIRECTORY) |
+                                                   O_NOFOLLOW | O_CLOEXEC, 0644);
+        ::close(dir);
+        if (slash == std::string::npos) return next;
+        dir = next;
+        start = slash + 1;
+    }
+    return -1;
+}
+
+std::string read_fd(int fd) {
+    std::string out;
+    char buf[65536];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+    return out;
+}
+
+// What a deep directory holds, as the test's manifest would list it (it
+// cannot: its paths are longer than PATH_MAX): each entry's name, type,
+// mode, size, mtime and content, read through descriptors.
+std::string deep_manifest(const fs::path& root, const std::string& rel) {
+    int dir = open_deep(root, rel, O_RDONLY | O_DIRECTORY);
+    if (dir < 0) return "(cannot open the deep directory: " + std::string(std::strerror(errno)) + ")";
+    std::string out;
+    struct stat st{};
+    ::fstat(dir, &st);
+    out += fmt::format(". mode={:o} mtime={}.{}\n", st.st_mode, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+    DIR* d = ::fdopendir(dir);
+    std::vector<std::string> names;
+    while (dirent* e = ::readdir(d))
+        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.emplace_back(e->d_name);
+    std::sort(names.begin(), names.end());
+    for (auto& n : names) {
+        ::fstatat(::dirfd(d), n.c_str(), &st, AT_SYMLINK_NOFOLLOW);
+        out += fmt::format("{} mode={:o} size={} mtime={}.{}", n, st.st_mode, st.st_size, st.st_mtim.tv_sec,
+                           st.st_mtim.tv_nsec);
+        if (S_ISREG(st.st_mode)) {
+            int fd = ::openat(::dirfd(d), n.c_str(), O_RDONLY | O_CLOEXEC);
+            out += " content=" + (fd < 0 ? std::string("?") : read_fd(fd));
+            if (fd >= 0) ::close(fd);
+        }
+        out += "\n";
+    }
+    ::closedir(d);
+    return out;
+}
+
+// A tree deeper than PATH_MAX (40 levels of 200-byte names, 8 KB of path)
+// with files at the bottom and along the way. The server refused the first
+// path over 4095 bytes and dropped the connection; the agent sent the same
+// record again for ever, and nothing after it arrived.
+TEST_F(Replication, PathsLongerThanPathMaxReachTheReplica) {
+    auto& server = add_server();
+    start_agent();
+    std::string rel = "deep";
+    ASSERT_EQ(::mkdir((agent_->dir() / rel).c_str(), 0755), 0);
+    for (int level = 0; level < 40; ++level) {
+        rel += "/" + std::string(199, static_cast<char>('a' + level % 26)) + static_cast<char>('0' + level % 10);
+        int parent = open_deep(agent_->dir(), rel.substr(0, rel.rfind('/')), O_RDONLY | O_DIRECTORY);
+        ASSERT_GE(parent, 0) << std::strerror(errno);
+        ASSERT_EQ(::mkdirat(parent, rel.substr(rel.rfind('/') + 1).c_str(), 0750), 0) << std::strerror(errno);
+        ::close(parent);
+        if (level % 10 == 9 || level == 39) {
+            int fd = open_deep(agent_->dir(), rel + "/file.txt", O_WRONLY | O_CREAT | O_EXCL);
+            ASSERT_GE(fd, 0) << std::strerror(errno);
+            auto text = fmt::format("at level {}, {} bytes deep\n", level, rel.size());
+            ASSERT_EQ(::write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+            ::close(fd);
+        }
+    }
+    ASSERT_GT(rel.size(), 8000u);
+    // Renamed and written to while deep, and records after them must follow.
+    {
+        int dir = open_deep(agent_->dir(), rel, O_RDONLY | O_DIRECTORY);
+        ASSERT_GE(dir, 0);
+        ASSERT_EQ(::renameat(dir, "file.txt", dir, "renamed.txt"), 0);
+        int fd = ::openat(dir, "renamed.txt", O_WRONLY | O_APPEND | O_CLOEXEC);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::write(fd, "appended\n", 9), 9);
+        ::close(fd);
+        ASSERT_EQ(::fchmod(dir, 0700), 0);
+        ::close(dir);
+    }
+    every_operation(agent_->dir() / "after");
+    sync_ok();
+    for (size_t at = rel.find('/', 1000); at != std::string::npos; at = rel.find('/', at + 2000)) {
+        auto part = rel.substr(0, at);
+        EXPECT_EQ(deep_manifest(server.replica("data"), part), deep_manifest(agent_->dir(), part))
+            << "at " << part.size() << " bytes deep";
+    }
+    auto bottom_src = deep_manifest(agent_->dir(), rel);
+    EXPECT_NE(bottom_src.find("renamed.txt"), std::string::npos) << bottom_src;
+    EXPECT_EQ(deep_manifest(server.replica("data"), rel), bottom_src);
+    // The rest of the tree, by the test's manifest (which cannot go deep).
+    EXPECT_EQ(manifest(server.replica("data") / "after"), manifest(agent_->dir() / "after"));
+
+    // Changed while no agent runs: the next start's scan finds it at depth.
+    agent_->kill9();
+    {
+        int dir = open_deep(agent_->dir(), rel, O_RDONLY | O_DIRECTORY);
+        ASSERT_GE(dir, 0);
+        int fd = ::openat(dir, "renamed.txt", O_WRONLY | O_TRUNC | O_CLOEXEC);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::write(fd, "rewritten while down\n", 21), 21);
+        ::close(fd);
+        fd = ::openat(dir, "new.txt", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::write(fd, "new\n", 4), 4);
+        ::close(fd);
+        ::close(dir);
+    }
+    start_agent();
+    sync_ok();
+    bottom_src = deep_manifest(agent_->dir(), rel);
+    EXPECT_NE(bottom_src.find("rewritten while down"), std::string::npos) << bottom_src;
+    EXPECT_EQ(deep_manifest(server.replica("data"), rel), bottom_src);
+}
+
+// The source holds a name this server can never apply: the one it keeps
+// its own state under, inside the fileset's directory. Refused as an
+// attack, it dropped the connection and the agent sent the same record
+// again for ever, nothing after it arriving. Now it is left out and
+// reported (the server's log, izwatch status, and izwatch sync fails
+// naming it), and everything after it arrives.
+TEST_F(Replication, ARecordTheServerCannotApplyDoesNotHoldUpTheRest) {
+    servers_.push_back(std::make_unique<ServerHost>(*server_ns_[0], links_[0]->address_b(), key_, "e2e-dst0"));
+    auto& server = *servers_.back();
+    server.start({"--state-dir", (server.replica("data") / ".state").string()});
+    start_agent();
+    every_operation(agent_->dir() / "before");
+    fs::create_directories(agent_->dir() / ".state/sub");
+    write_file(agent_->dir() / ".state/sub/file", "a name the server keeps for itself\n");
+    every_operation(agent_->dir() / "after");
+    bulk_files(agent_->dir() / "after", 20, 5000, 3);
+    auto r = agent_->sync(20);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("cannot apply '.state"), std::string::npos) << r.err;
+    auto s = agent_->status();
+    ASSERT_EQ(s["servers"].size(), 1u);
+    auto rejected = s["servers"][0].value("rejected", nlohmann::json::array());
+    ASSERT_FALSE(rejected.empty()) << s.dump();
+    EXPECT_EQ(rejected[0].value("path", "").substr(0, 6), ".state") << s.dump();
+    EXPECT_EQ(s["servers"][0].value("acked_lsn", 0), s.value("head_lsn", 1)) << s.dump();
+    EXPECT_NE(server.log().find("cannot apply mkdir '.state'"), std::string::npos) << tail(server.log());
+    // Everything else is there, before and after it.
+    EXPECT_EQ(manifest(server.replica("data"), ".state"), manifest(agent_->dir(), ".state"));
+    EXPECT_FALSE(fs::exists(server.replica("data") / ".state/sub"));
 }
 
 // Text that zstd shrinks several times over, unlike bulk_files' random bytes.

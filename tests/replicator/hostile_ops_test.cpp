@@ -105,6 +105,35 @@ TEST_F(HostileOps, WriteThroughSymlinkOutsideRefused) {
     EXPECT_TRUE(fs::is_symlink(server_.fileset_root("mfs") / "escf"));
 }
 
+// Not every operation refused is an attack: a source may hold the name the
+// server keeps its state under (here inside the fileset). Dropping the
+// connection for it made the agent send it again for ever and stopped the
+// fileset; it is rejected instead, the agent told, and what follows applied
+// on the same connection.
+TEST(HostileRejected, ANameTheServerKeepsForItselfIsRejectedAndTheStreamGoesOn) {
+    ServerHarness server([](replicator::ServerOptions& o) { o.state_dir = o.root / "mfs" / ".state"; });
+    auto c = server.connect();
+    auto w = c.handshake(server.key, "alice", "mfs");
+    ASSERT_TRUE(w) << w.error().message;
+    ASSERT_TRUE(c.send(OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = ".state/x", .mode = 040755u}));
+    ASSERT_TRUE(c.send(OpMsg{.lsn = 2, .kind = OpKind::mkdir, .path = "after", .mode = 040755u}));
+    ASSERT_TRUE(c.send(proto::Commit{2}));
+    auto first = c.receive();
+    ASSERT_TRUE(first) << first.error().message << "\n" << server.all_logs();
+    auto* rejected = std::get_if<proto::RejectedMsg>(&*first);
+    ASSERT_NE(rejected, nullptr) << proto::msg_type_name(proto::type_of(*first));
+    EXPECT_EQ(rejected->lsn, 1u);
+    EXPECT_EQ(rejected->path, ".state/x");
+    EXPECT_NE(rejected->message.find("its own state"), std::string::npos) << rejected->message;
+    auto ack = c.receive();
+    ASSERT_TRUE(ack) << ack.error().message << "\n" << server.all_logs();
+    ASSERT_TRUE(std::holds_alternative<proto::Ack>(*ack));
+    EXPECT_EQ(std::get<proto::Ack>(*ack).lsn, 2u);
+    EXPECT_TRUE(fs::is_directory(server.fileset_root("mfs") / "after"));
+    EXPECT_FALSE(fs::exists(server.fileset_root("mfs") / ".state/x"));
+    EXPECT_TRUE(server.eventually_logged("cannot apply mkdir '.state/x'")) << server.all_logs();
+}
+
 TEST_F(HostileOps, HalfSentContentOfADroppedConnectionIsDiscarded) {
     {
         auto c = attacker();

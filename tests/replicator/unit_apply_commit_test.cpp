@@ -150,5 +150,82 @@ TEST_F(ApplyCommit, KilledDuringACommitReplaysWhatFollowedWithoutConflicts) {
     (void)killed.release();  // its destructor would write to the state as if it still ran
 }
 
+// Resumed after an unclean stop, the agent replays from the last resume
+// point: a write whose file a later operation (applied before the stop,
+// replayed after the write) renamed away made a file of those bytes alone,
+// and that rename then put it over the whole file.
+TEST_F(ApplyCommit, AReplayedWriteToAFileRenamedSinceLeavesTheWholeFileAlone) {
+    ok(content_ops(1, "f", std::string(100, 'a'), t(1)));
+    settle();
+    OpMsg w{.lsn = 2, .kind = OpKind::write, .path = "f", .mtime_ns = t(2), .size = 100,
+            .extents = {proto::make_extent(50, "BBBB", false)}};
+    ok(w);
+    OpMsg rename{.lsn = 3, .kind = OpKind::rename, .path = "f", .target = "g"};
+    ok(rename);
+    auto killed = std::move(applier_);  // as a kill -9 leaves it
+    auto a = Applier::open(ApplierOptions{root_, state_, "testhost", {}});
+    ASSERT_TRUE(a) << a.error().message;
+    applier_ = std::move(*a);
+    ASSERT_EQ(applier_->resume_lsn(), 2u);
+    // Say progress had named only the commit: both are replayed.
+    expect(Outcome::skipped, w);
+    ok(rename);
+    ASSERT_TRUE(applier_->commit(3));
+    EXPECT_EQ(test::listing(root_), "g\n");
+    EXPECT_EQ(read_file(at("g")), std::string(50, 'a') + "BBBB" + std::string(46, 'a'));
+    (void)killed.release();
+}
+
+// A commit made while the agent replays after a kill need not cover all
+// that the killed run applied: while a commit's sync runs, progress stays at
+// its LSN however many operations follow, and a replay that went on past
+// the first commit without taking the server's own changes for its own
+// (the file memory lost the records held back during that sync) made
+// conflict copies of the replicator's own files.
+TEST_F(ApplyCommit, AReplayStaysRecoveryUntilItPassesWhatTheKilledRunApplied) {
+    ok(content_ops(1, "f", "one", t(1)));
+    settle();
+    ok(OpMsg{.lsn = 2, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
+    begin(2);
+    OpMsg w{.lsn = 3, .kind = OpKind::write, .path = "f", .mtime_ns = t(3), .size = 6,
+            .extents = {proto::make_extent(3, "two", false)}};
+    ok(w);
+    ASSERT_TRUE(wait_woken(1));
+    auto killed = std::move(applier_);  // as a kill -9 leaves it, the sync done but not recorded
+    auto a = Applier::open(ApplierOptions{root_, state_, "testhost", {}});
+    ASSERT_TRUE(a) << a.error().message;
+    applier_ = std::move(*a);
+    ASSERT_EQ(applier_->resume_lsn(), 2u);
+    // The agent commits what it has resent so far (nothing yet), then replays.
+    ASSERT_TRUE(applier_->commit(2));
+    auto r = applier_->apply(w);
+    EXPECT_EQ(outcome_name(r.outcome), "applied") << r.message;
+    EXPECT_TRUE(r.conflicts.empty()) << "the replay took the server's own write for a change behind its back";
+    EXPECT_EQ(test::listing(root_), "d\nf\n");
+    EXPECT_EQ(read_file(at("f")), "onetwo");
+    (void)killed.release();
+}
+
+// The truncate the shipper sends for a close carries the source's owner and
+// mode as they are now: they are set, not only the size and times.
+TEST_F(ApplyCommit, ATruncateForACloseSetsTheModeItCarries) {
+    ok(OpMsg{.lsn = 1, .kind = OpKind::create, .path = "f", .mode = 0100600u});
+    ok(OpMsg{.lsn = 2, .kind = OpKind::truncate, .path = "f", .mode = 0100644u, .mtime_ns = t(2), .size = 7});
+    auto st = lstat_of(at("f"));
+    EXPECT_EQ(st.st_mode & 07777, 0644u);
+    EXPECT_EQ(st.st_size, 7);
+}
+
+// Content begun for an LSN that a commit then covers was given up by its
+// sender: it is dropped, not left staged behind an applied LSN that says
+// it is done, and never linked by a later end.
+TEST_F(ApplyCommit, ACommitDropsContentItsSenderGaveUp) {
+    auto ops = content_ops(1, "f", "never ended", t(1));
+    expect(Outcome::applied, ops.front());
+    ASSERT_TRUE(applier_->commit(1));
+    EXPECT_EQ(applier_->apply(ops.back()).outcome, Outcome::refused);
+    EXPECT_FALSE(fs::exists(at("f")));
+}
+
 }  // namespace
 }  // namespace iz::replicator::test_apply

@@ -120,15 +120,31 @@ TEST_F(ApplyEscape, DirectorySwappedWithinABatchIsNeverLeftThroughTheLink) {
     expect(Outcome::refused, OpMsg{.lsn = 12, .kind = OpKind::create, .path = "sub/other", .mode = 0100644u});
 }
 
-TEST_F(ApplyEscape, ReservedTopLevelNameRefused) {
+// A source may well hold the name the server keeps its state under (in the
+// fileset root): nothing of it is applied, but it is no attack either, and
+// refusing it dropped the connection over and over, the agent sending the
+// same record again for ever. It is rejected (reported), and what follows
+// is applied.
+TEST_F(ApplyEscape, ReservedTopLevelNameRejectedAndTheStreamGoesOn) {
     reopen(".intermezzo");
     for (std::string p : {".intermezzo", ".intermezzo/agent/fs/applied"}) {
-        expect(Outcome::refused, OpMsg{.lsn = 20, .kind = OpKind::create, .path = p, .mode = 0100644u});
-        expect(Outcome::refused, OpMsg{.lsn = 21, .kind = OpKind::mkdir, .path = p, .mode = 040755u});
+        expect(Outcome::rejected, OpMsg{.lsn = 20, .kind = OpKind::create, .path = p, .mode = 0100644u});
+        expect(Outcome::rejected, OpMsg{.lsn = 21, .kind = OpKind::mkdir, .path = p, .mode = 040755u});
     }
     ok(content_ops(22, "x", "x", t(1)));
-    expect(Outcome::refused, OpMsg{.lsn = 23, .kind = OpKind::rename, .path = "x", .target = ".intermezzo"});
+    expect(Outcome::rejected, OpMsg{.lsn = 23, .kind = OpKind::rename, .path = "x", .target = ".intermezzo"});
+    // Content for such a path: its beginning is rejected, the rest skipped with it.
+    auto content = content_ops(24, ".intermezzo/agent/fs/applied", std::string(10000, 'z'), t(2), 4096);
+    expect(Outcome::rejected, content.front());
+    for (size_t i = 1; i < content.size(); ++i) expect(Outcome::skipped, content[i]);
+    auto hashes = applier_->hashes(proto::HashRequest{.id = 1, .path = ".intermezzo/agent/fs/applied"});
+    ASSERT_TRUE(hashes) << hashes.error().message;
+    EXPECT_FALSE(hashes->exists);
+    ok(content_ops(25, "y", "after", t(3)));
     EXPECT_FALSE(fs::exists(at(".intermezzo")));
+    EXPECT_EQ(test::read_file(at("x")), "x");
+    EXPECT_EQ(test::read_file(at("y")), "after");
+    EXPECT_EQ(applier_->resume_lsn(), 25u);
 }
 
 }  // namespace

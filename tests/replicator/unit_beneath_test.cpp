@@ -138,6 +138,42 @@ TEST_F(BeneathFs, OpenParentSplitsAndRefuses) {
     EXPECT_TRUE(is_refusal(through.error()));
 }
 
+// A source may hold paths longer than PATH_MAX; the kernel takes no such
+// path in one call, so they are walked a run of components at a time, each
+// run still beneath the last and never through a symlink.
+TEST_F(BeneathFs, PathsLongerThanPathMaxAreWalkedBeneathTheRoot) {
+    std::string rel;
+    int dir = ::dup(root_);
+    for (int level = 0; level < 30; ++level) {
+        std::string name(200, static_cast<char>('a' + level));
+        ASSERT_EQ(::mkdirat(dir, name.c_str(), 0755), 0);
+        int next = ::openat(dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        ::close(dir);
+        dir = next;
+        rel += (rel.empty() ? "" : "/") + name;
+    }
+    ASSERT_GT(rel.size(), 6000u);
+    EXPECT_TRUE(check_wire_path(rel + "/f", false));
+    auto made = open_beneath(root_, rel + "/f", O_WRONLY | O_CREAT | O_EXCL, 0600);
+    ASSERT_TRUE(made) << made.error().message;
+    EXPECT_EQ(::write(made->get(), "deep", 4), 4);
+    struct stat st{};
+    ASSERT_EQ(::fstatat(dir, "f", &st, 0), 0);
+    EXPECT_EQ(st.st_size, 4);
+    auto parent = open_parent(root_, rel + "/f");
+    ASSERT_TRUE(parent) << parent.error().message;
+    EXPECT_EQ(parent->name, "f");
+    // A symlink past the first run is refused like one in it.
+    ASSERT_EQ(::symlinkat((dir_ / "outside").c_str(), dir, "out"), 0);
+    auto escaped = open_beneath(root_, rel + "/out/secret", O_RDONLY);
+    ASSERT_FALSE(escaped);
+    EXPECT_TRUE(is_refusal(escaped.error())) << escaped.error().message;
+    auto missing = open_beneath(root_, rel + "/nothing/f", O_RDONLY);
+    ASSERT_FALSE(missing);
+    EXPECT_EQ(missing.error().sys_errno, ENOENT);
+    ::close(dir);
+}
+
 TEST(BeneathSplit, SplitParent) {
     EXPECT_EQ(split_parent("a/b/c"), std::make_pair(std::string_view("a/b"), std::string_view("c")));
     EXPECT_EQ(split_parent("c"), std::make_pair(std::string_view(), std::string_view("c")));

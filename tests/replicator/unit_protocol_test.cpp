@@ -27,6 +27,7 @@ auto view(const HashReply& m) { return std::tie(m.id, m.exists, m.size, m.block_
 auto view(const ConflictMsg& m) { return std::tie(m.lsn, m.path, m.conflict_copy, m.server_host, m.message); }
 auto view(const Ping& m) { return std::tie(m.id); }
 auto view(const Pong& m) { return std::tie(m.id); }
+auto view(const RejectedMsg& m) { return std::tie(m.lsn, m.path, m.message); }
 auto view(const Extent& e) { return std::tie(e.offset, e.raw_length, e.zstd, e.bytes); }
 auto view(const OpMsg& m) {
     return std::tie(m.lsn, m.kind, m.path, m.target, m.mode, m.uid, m.gid, m.atime_ns, m.mtime_ns, m.size, m.rdev,
@@ -112,12 +113,12 @@ TEST(ProtocolHeader, BadMagicRefused) {
 }
 
 TEST(ProtocolHeader, UnknownTypesRefused) {
-    for (uint16_t t : {uint16_t{0}, uint16_t{14}, uint16_t{0x0100}, uint16_t{0xffff}}) {
+    for (uint16_t t : {uint16_t{0}, uint16_t{15}, uint16_t{0x0100}, uint16_t{0xffff}}) {
         auto h = parse_header(header_bytes(kMagic, t, 0, 10));
         ASSERT_FALSE(h) << t;
         EXPECT_NE(h.error().message.find("type"), std::string::npos) << h.error().message;
     }
-    for (uint16_t t = 1; t <= 13; ++t) EXPECT_TRUE(parse_header(header_bytes(kMagic, t, 0, 0))) << t;
+    for (uint16_t t = 1; t <= 14; ++t) EXPECT_TRUE(parse_header(header_bytes(kMagic, t, 0, 0))) << t;
 }
 
 TEST(ProtocolHeader, NonzeroFlagsRefused) {

@@ -46,6 +46,7 @@ inline std::vector<replicator::proto::Message> sample_messages() {
         p::ConflictMsg{.lsn = 8, .path = "x", .conflict_copy = "x.conflict-h-t", .server_host = "h", .message = "modified"},
         p::Ping{.id = 11},
         p::Pong{.id = 12},
+        p::RejectedMsg{.lsn = 9, .path = "a/b", .message = "File name too long"},
     };
 }
 

@@ -100,5 +100,43 @@ TEST(ShipPlan, ARenamedDirectoryTakesItsFilesAlongBesideSimilarNames) {
     EXPECT_EQ(got[3], A::content_full) << "the file now at b/x lost its content";
 }
 
+std::vector<bool> boundaries(const std::vector<Record>& window) {
+    std::vector<bool> out;
+    for (auto& p : plan_window(window)) out.push_back(p.boundary);
+    return out;
+}
+
+// A server that resumed after the create (or a write) of a file whose
+// content travels at its close was sent that close alone in the next plan,
+// as a close without its create: it set only the size, and the file the
+// create should have made was left empty, with the mode it was made with.
+// Commits and resume points never fall inside such a span.
+TEST(ShipPlan, NoServerResumesBetweenASkippedRecordAndItsCarrier) {
+    std::vector<Record> window{rec(Op::create, "f"),      write("f", {{0, 10}}), write("f", {{10, 10}}),
+                               rec(Op::close_write, "f"), rec(Op::setattr, "f"), rec(Op::rename, "f", "g")};
+    EXPECT_EQ(actions(window), (std::vector{A::skip, A::skip, A::skip, A::content_full, A::send, A::send}));
+    EXPECT_EQ(boundaries(window), (std::vector{false, false, false, true, true, true}));
+}
+
+TEST(ShipPlan, WhatIsSentInsideASpanIsNoResumePoint) {
+    // The first write travels merged into the last: the mkdir sent between
+    // them must not become the point a server resumes after.
+    std::vector<Record> window{write("log", {{0, 4}}), rec(Op::mkdir, "d"), write("log", {{4, 4}}), rec(Op::mkdir, "e")};
+    EXPECT_EQ(actions(window), (std::vector{A::skip, A::send, A::send, A::send}));
+    EXPECT_EQ(boundaries(window), (std::vector{false, false, true, true}));
+    // Carried on by a close's content: the span runs to that close.
+    std::vector<Record> carried{rec(Op::create, "f"), write("f", {{0, 4}}), rec(Op::mkdir, "d"), write("f", {{4, 4}}),
+                                rec(Op::close_write, "f")};
+    EXPECT_EQ(boundaries(carried), (std::vector{false, false, false, false, true}));
+}
+
+TEST(ShipPlan, AFileBornAndGoneOpensNoSpan) {
+    // Resumed anywhere in it, the file's records find nothing to read and
+    // its unlink removes whatever is there: nothing is lost.
+    std::vector<Record> window{rec(Op::create, "tmp"), write("tmp", {{0, 10}}), rec(Op::mkdir, "d"),
+                               rec(Op::close_write, "tmp"), rec(Op::unlink, "tmp")};
+    EXPECT_EQ(boundaries(window), (std::vector{true, true, true, true, true}));
+}
+
 }  // namespace
 }  // namespace iz::replicator
