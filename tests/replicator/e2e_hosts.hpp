@@ -59,6 +59,8 @@ public:
     // izwatch start DIR --server ... (daemonised, in the agent's namespace).
     ProcessResult start(const std::vector<std::string>& endpoints, const std::vector<std::string>& extra = {});
     ProcessResult sync(int timeout_s = 60);
+    // izwatch SUBCOMMAND DIR ARGS... (verify, sync --verify, ...).
+    ProcessResult izwatch(const std::string& subcommand, const std::vector<std::string>& args = {}, int timeout_s = 120);
     ProcessResult stop();
     nlohmann::json status();
     void kill9();

@@ -3,6 +3,7 @@
 // replica's manifest equals the source's.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -152,6 +153,109 @@ TEST_F(Replication, EveryOperationTypeConverges) {
     ASSERT_EQ(s["servers"].size(), 1u);
     EXPECT_TRUE(s["servers"][0].value("connected", false));
     EXPECT_EQ(s["servers"][0].value("acked_lsn", 0), s.value("head_lsn", 1));
+}
+
+// A replica changed behind the replicator's back, in one property at a
+// time: `izwatch verify` names every path and property and exits non-zero;
+// `--repair` journals what makes the replica equal (repair records izlog
+// shows, no conflict copies), after which the manifests are equal and
+// verify and `sync --verify` exit 0.
+TEST_F(Replication, VerifyNamesEveryDivergenceAndRepairConverges) {
+    auto& server = add_server();
+    start_agent();
+    auto d = agent_->dir();
+    fs::create_directories(d / "sub/deeper");
+    std::ofstream(d / "bytes.txt") << "the quick brown fox jumps over the lazy dog\n";
+    std::ofstream(d / "mode.txt") << "mode\n";
+    std::ofstream(d / "xattr.txt") << "xattr\n";
+    ASSERT_EQ(::setxattr((d / "xattr.txt").c_str(), "user.tag", "source", 6, 0), 0);
+    std::ofstream(d / "sub/deeper/gone.txt") << "removed on the replica\n";
+    fs::create_symlink("bytes.txt", d / "link");
+    sync_ok();
+    expect_converged(server);
+    auto equal = agent_->izwatch("verify");
+    EXPECT_EQ(equal.exit_code, 0) << equal.out << equal.err;
+    EXPECT_NE(equal.out.find("the replica is equal"), std::string::npos) << equal.out;
+
+    auto r = server.replica("data");
+    {
+        auto mtime = mtime_ns(r / "bytes.txt");
+        int fd = ::open((r / "bytes.txt").c_str(), O_WRONLY);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::pwrite(fd, "Q", 1, 4), 1);
+        struct timespec ts[2] = {{0, UTIME_OMIT}, {mtime / 1'000'000'000, mtime % 1'000'000'000}};
+        ASSERT_EQ(::futimens(fd, ts), 0);
+        ::close(fd);
+        ASSERT_EQ(mtime_ns(r / "bytes.txt"), mtime);
+    }
+    fs::permissions(r / "mode.txt", fs::perms(0600));
+    ASSERT_EQ(::setxattr((r / "xattr.txt").c_str(), "user.tag", "replica", 7, 0), 0);
+    std::ofstream(r / "sub/extra.txt") << "only on the replica\n";
+    fs::remove(r / "sub/deeper/gone.txt");
+    fs::remove(r / "link");
+    fs::create_symlink("mode.txt", r / "link");
+
+    auto found = agent_->izwatch("verify");
+    EXPECT_EQ(found.exit_code, 1) << found.out << found.err;
+    for (auto [path, what] : {std::pair{"bytes.txt:", "content:"}, {"mode.txt:", "mode: 0644 on the source, 0600 on the replica"},
+                              {"xattr.txt:", "xattr user.tag: \"source\" on the source, \"replica\" on the replica"},
+                              {"sub/extra.txt:", "extra on the replica"}, {"sub/deeper/gone.txt:", "missing on the replica"},
+                              {"link:", "symlink target: 'bytes.txt' on the source, 'mode.txt' on the replica"}}) {
+        auto at = found.out.find(std::string("  ") + path + "\n");
+        ASSERT_NE(at, std::string::npos) << path << " not named:\n" << found.out;
+        EXPECT_NE(found.out.find(what, at), std::string::npos) << what << " not said of " << path << ":\n" << found.out;
+    }
+    auto sync_verify = agent_->izwatch("sync", {"--verify"});
+    EXPECT_NE(sync_verify.exit_code, 0) << "sync --verify passed with a diverged replica:\n" << sync_verify.out;
+
+    auto repaired = agent_->izwatch("verify", {"--repair"});
+    EXPECT_EQ(repaired.exit_code, 1) << repaired.out << repaired.err;
+    EXPECT_NE(repaired.out.find("the replica is now equal"), std::string::npos) << repaired.out;
+    expect_converged(server);
+    auto again = agent_->izwatch("verify");
+    EXPECT_EQ(again.exit_code, 0) << again.out << again.err;
+    auto synced = agent_->izwatch("sync", {"--verify"});
+    EXPECT_EQ(synced.exit_code, 0) << synced.out << synced.err;
+    EXPECT_EQ(server.log().find("conflict on"), std::string::npos) << "a repair was taken for a conflict:\n"
+                                                                  << tail(server.log());
+
+    auto log = run_process({bin_path("izlog").string(), "-D", agent_->journal().string(), "--op", "repair", "-o", "cat",
+                            "--no-pager", "--no-color"});
+    ASSERT_EQ(log.exit_code, 0) << log.err;
+    for (auto path : {"bytes.txt", "mode.txt", "xattr.txt", "sub/extra.txt", "sub/deeper/gone.txt", "link"})
+        EXPECT_NE(log.out.find(std::string("repair ") + path + "\n"), std::string::npos) << path << " has no repair record:\n"
+                                                                                  << log.out;
+}
+
+// The scrub finds a divergence on its own, repairs it, logs it as a
+// warning with the path, and says so in `izwatch status`.
+TEST_F(Replication, ScrubFindsAndRepairsADivergenceOnItsOwn) {
+    auto& server = add_server();
+    auto r = agent_->start(endpoints(), {"--scrub-interval", "2s"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::ofstream(agent_->dir() / "file.txt") << "content the replica must keep\n";
+    sync_ok();
+    auto replica_file = server.replica("data") / "file.txt";
+    ASSERT_TRUE(eventually([&] { return fs::exists(replica_file); }));
+    auto mtime = mtime_ns(replica_file);
+    std::ofstream(replica_file, std::ios::in | std::ios::out) << "CONTENT";
+    struct timespec ts[2] = {{0, UTIME_OMIT}, {mtime / 1'000'000'000, mtime % 1'000'000'000}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, replica_file.c_str(), ts, 0), 0);
+    bool repaired = eventually(
+        [&] {
+            auto s = agent_->status();
+            return s.is_object() && s["scrub"].value("repaired", 0) >= 1;
+        },
+        std::chrono::seconds(60));
+    ASSERT_TRUE(repaired) << agent_->status().dump(2) << "\n" << agent_->log();
+    auto s = agent_->status();
+    EXPECT_FALSE(s["scrub"].value("last_run", "").empty());
+    EXPECT_EQ(s["scrub"]["paths"], nlohmann::json::array({"file.txt"})) << s.dump(2);
+    expect_converged(server);
+    auto log = agent_->log();
+    auto warn = log.find("[warning] scrub: the replica on");
+    ASSERT_NE(warn, std::string::npos) << log;
+    EXPECT_NE(log.find("file.txt: content:", warn), std::string::npos) << log;
 }
 
 // Sequences the agent reads only after the kernel merged their events

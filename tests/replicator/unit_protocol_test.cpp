@@ -27,6 +27,8 @@ auto view(const HashReply& m) { return std::tie(m.id, m.exists, m.size, m.block_
 auto view(const ConflictMsg& m) { return std::tie(m.lsn, m.path, m.conflict_copy, m.server_host, m.message); }
 auto view(const Ping& m) { return std::tie(m.id); }
 auto view(const Pong& m) { return std::tie(m.id); }
+auto view(const TreeRequest& m) { return std::tie(m.id, m.path, m.fresh, m.list, m.start, m.excludes); }
+auto view(const TreeEntry& e) { return std::tie(e.name, e.meta, e.hash); }
 auto view(const Extent& e) { return std::tie(e.offset, e.raw_length, e.zstd, e.bytes); }
 auto view(const OpMsg& m) {
     return std::tie(m.lsn, m.kind, m.path, m.target, m.mode, m.uid, m.gid, m.atime_ns, m.mtime_ns, m.size, m.rdev,
@@ -37,6 +39,13 @@ bool same(const OpMsg& a, const OpMsg& b) {
     if (view(a) != view(b) || a.extents.size() != b.extents.size()) return false;
     for (size_t i = 0; i < a.extents.size(); ++i)
         if (view(a.extents[i]) != view(b.extents[i])) return false;
+    return true;
+}
+bool same(const TreeReply& a, const TreeReply& b) {
+    if (std::tie(a.id, a.error, a.found, a.more) != std::tie(b.id, b.error, b.found, b.more)) return false;
+    if (view(a.self) != view(b.self) || a.children.size() != b.children.size()) return false;
+    for (size_t i = 0; i < a.children.size(); ++i)
+        if (view(a.children[i]) != view(b.children[i])) return false;
     return true;
 }
 template <class T>
@@ -110,12 +119,12 @@ TEST(ProtocolHeader, BadMagicRefused) {
 }
 
 TEST(ProtocolHeader, UnknownTypesRefused) {
-    for (uint16_t t : {uint16_t{0}, uint16_t{14}, uint16_t{0x0100}, uint16_t{0xffff}}) {
+    for (uint16_t t : {uint16_t{0}, uint16_t{16}, uint16_t{0x0100}, uint16_t{0xffff}}) {
         auto h = parse_header(header_bytes(kMagic, t, 0, 10));
         ASSERT_FALSE(h) << t;
         EXPECT_NE(h.error().message.find("type"), std::string::npos) << h.error().message;
     }
-    for (uint16_t t = 1; t <= 13; ++t) EXPECT_TRUE(parse_header(header_bytes(kMagic, t, 0, 0))) << t;
+    for (uint16_t t = 1; t <= 15; ++t) EXPECT_TRUE(parse_header(header_bytes(kMagic, t, 0, 0))) << t;
 }
 
 TEST(ProtocolHeader, NonzeroFlagsRefused) {
