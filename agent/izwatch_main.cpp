@@ -370,7 +370,7 @@ int main(int argc, char** argv) {
                        "then verify every replica: exit 0 only when each equals the source (as 'izwatch verify')");
     std::string verify_server;
     bool repair = false;
-    double verify_timeout_s = 600;
+    double verify_timeout_s = 120;
     auto* verify_sub = app.add_subcommand(
         "verify", "compare DIR with each server's replica by a hash tree of metadata and content (after a sync); exit 0 "
                   "when equal, 1 when anything differs, 2 when it could not be verified");

@@ -85,6 +85,9 @@ public:
         if (!lsn) return fail(lsn.error());
         auto again = recheck(paths_of(*diffs));
         if (!again) return fail(again.error());
+        // What changed during the recheck is journaled now (writes wait a
+        // moment to be coalesced), so that the journal names it below.
+        if (auto settled = host_.settle(); !settled) return fail(settled.error());
         auto touched = touched_since(journal_dir_, *lsn);
         for (auto& d : *again) {
             bool changing = std::any_of(touched.begin(), touched.end(), [&](const std::string& t) {

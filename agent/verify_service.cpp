@@ -1,12 +1,15 @@
 #include "agent/verify_service.hpp"
 
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "agent/control.hpp"
 
@@ -30,6 +33,9 @@ void idle_io() {
     constexpr int kWhoProcess = 1, kClassIdle = 3, kClassShift = 13;
     if (::syscall(SYS_ioprio_set, kWhoProcess, 0, kClassIdle << kClassShift) != 0)
         spdlog::warn("scrub: cannot set idle I/O priority: {}", std::strerror(errno));
+    // And the least CPU priority: capture and shipping come first.
+    if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19) != 0)
+        spdlog::warn("scrub: cannot lower its CPU priority: {}", std::strerror(errno));
 }
 
 }  // namespace
@@ -74,7 +80,9 @@ std::vector<ServerVerdict> VerifyService::run(const std::vector<size_t>& servers
         if (cancel_) break;
         out.push_back(verify_server(s_.root_fd, s_.journal_dir, *s_.shipper, i, s_.servers[i], *s_.host, o));
     }
-    if (auto ok = cache_.save(); !ok) spdlog::warn("verification: saving content hashes: {}", ok.error().message);
+    // After a walk of the whole source, hashes of files not met are stale.
+    bool whole = std::any_of(out.begin(), out.end(), [](const ServerVerdict& v) { return v.entries > 0; });
+    if (auto ok = cache_.save(whole); !ok) spdlog::warn("verification: saving content hashes: {}", ok.error().message);
     return out;
 }
 
@@ -96,7 +104,7 @@ void VerifyService::serve(int conn, const nlohmann::json& request) {
     }
     VerifyOptions o;
     o.repair = request.value("repair", false);
-    o.timeout = std::chrono::milliseconds(static_cast<int64_t>(request.value("timeout_s", 600.0) * 1000));
+    o.timeout = std::chrono::milliseconds(static_cast<int64_t>(request.value("timeout_s", 120.0) * 1000));
     auto done = std::make_shared<std::atomic<bool>>(false);
     std::lock_guard lock(mu_);
     requests_.push_back(Request{std::thread([this, conn, servers, o, done] {

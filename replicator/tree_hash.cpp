@@ -441,11 +441,12 @@ void HashCache::put(const struct stat& st, const std::string& hash) {
     used_[key_of(st)] = hash;
 }
 
-Status HashCache::save() {
+Status HashCache::save(bool prune) {
     if (file_.empty()) return {};
     std::string data;
     {
         std::lock_guard lock(mu_);
+        if (!prune) used_.insert(loaded_.begin(), loaded_.end());
         for (auto& [k, h] : used_) {
             put_u64(data, k.dev);
             put_u64(data, k.ino);
@@ -454,7 +455,8 @@ Status HashCache::save() {
             put_u64(data, static_cast<uint64_t>(k.ctime));
             data += h;
         }
-        loaded_ = used_;
+        loaded_ = std::move(used_);
+        used_.clear();
     }
     std::string tmp = file_ + ".tmp";
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

@@ -75,9 +75,10 @@ public:
     explicit HashCache(std::string file = {});
     std::optional<std::string> find(const struct stat& st) const;
     void put(const struct stat& st, const std::string& hash);
-    // Writes the entries used or added since it was loaded (a walk's whole
-    // tree), replacing the file atomically; no-op without a file.
-    Status save();
+    // Writes the entries, replacing the file atomically; no-op without a
+    // file. `prune`: only those used or added since it was loaded (after a
+    // walk of the whole tree, the others are of files gone or changed).
+    Status save(bool prune);
 
 private:
     struct Key {

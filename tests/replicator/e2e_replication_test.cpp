@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <cstdlib>
 
@@ -167,10 +168,15 @@ TEST_F(Replication, VerifyNamesEveryDivergenceAndRepairConverges) {
     fs::create_directories(d / "sub/deeper");
     std::ofstream(d / "bytes.txt") << "the quick brown fox jumps over the lazy dog\n";
     std::ofstream(d / "mode.txt") << "mode\n";
+    std::ofstream(d / "grown.txt") << "appended to on the replica\n";
     std::ofstream(d / "xattr.txt") << "xattr\n";
     ASSERT_EQ(::setxattr((d / "xattr.txt").c_str(), "user.tag", "source", 6, 0), 0);
     std::ofstream(d / "sub/deeper/gone.txt") << "removed on the replica\n";
     fs::create_symlink("bytes.txt", d / "link");
+    fs::create_directories(d / "tree/inner");
+    std::ofstream(d / "tree/inner/leaf.txt") << "in a directory removed on the replica\n";
+    ASSERT_EQ(::setxattr((d / "tree/inner").c_str(), "user.dir", "x", 1, 0), 0);
+    std::ofstream(d / "kind") << "a file on the source, a directory on the replica\n";
     sync_ok();
     expect_converged(server);
     auto equal = agent_->izwatch("verify");
@@ -189,18 +195,28 @@ TEST_F(Replication, VerifyNamesEveryDivergenceAndRepairConverges) {
         ASSERT_EQ(mtime_ns(r / "bytes.txt"), mtime);
     }
     fs::permissions(r / "mode.txt", fs::perms(0600));
+    // Size and mtime changed: the server's file memory sees a change behind
+    // its back, which a repair must replace without a conflict copy.
+    std::ofstream(r / "grown.txt", std::ios::app) << "more on the replica\n";
     ASSERT_EQ(::setxattr((r / "xattr.txt").c_str(), "user.tag", "replica", 7, 0), 0);
     std::ofstream(r / "sub/extra.txt") << "only on the replica\n";
     fs::remove(r / "sub/deeper/gone.txt");
     fs::remove(r / "link");
     fs::create_symlink("mode.txt", r / "link");
+    fs::remove_all(r / "tree");
+    fs::create_directories(r / "extradir/deep");
+    std::ofstream(r / "extradir/deep/x") << "a whole subtree only on the replica\n";
+    fs::remove(r / "kind");
+    fs::create_directories(r / "kind/sub");
 
     auto found = agent_->izwatch("verify");
     EXPECT_EQ(found.exit_code, 1) << found.out << found.err;
     for (auto [path, what] : {std::pair{"bytes.txt:", "content:"}, {"mode.txt:", "mode: 0644 on the source, 0600 on the replica"},
                               {"xattr.txt:", "xattr user.tag: \"source\" on the source, \"replica\" on the replica"},
                               {"sub/extra.txt:", "extra on the replica"}, {"sub/deeper/gone.txt:", "missing on the replica"},
-                              {"link:", "symlink target: 'bytes.txt' on the source, 'mode.txt' on the replica"}}) {
+                              {"link:", "symlink target: 'bytes.txt' on the source, 'mode.txt' on the replica"},
+                              {"grown.txt:", "size:"}, {"tree:", "missing on the replica"}, {"extradir:", "extra on the replica"},
+                              {"kind:", "type: regular file on the source, directory on the replica"}}) {
         auto at = found.out.find(std::string("  ") + path + "\n");
         ASSERT_NE(at, std::string::npos) << path << " not named:\n" << found.out;
         EXPECT_NE(found.out.find(what, at), std::string::npos) << what << " not said of " << path << ":\n" << found.out;
@@ -222,9 +238,34 @@ TEST_F(Replication, VerifyNamesEveryDivergenceAndRepairConverges) {
     auto log = run_process({bin_path("izlog").string(), "-D", agent_->journal().string(), "--op", "repair", "-o", "cat",
                             "--no-pager", "--no-color"});
     ASSERT_EQ(log.exit_code, 0) << log.err;
-    for (auto path : {"bytes.txt", "mode.txt", "xattr.txt", "sub/extra.txt", "sub/deeper/gone.txt", "link"})
+    for (auto path : {"bytes.txt", "grown.txt", "mode.txt", "xattr.txt", "sub/extra.txt", "sub/deeper/gone.txt", "link", "tree",
+                      "extradir", "kind"})
         EXPECT_NE(log.out.find(std::string("repair ") + path + "\n"), std::string::npos) << path << " has no repair record:\n"
                                                                                   << log.out;
+}
+
+// A file the source keeps changing while it is verified is not a
+// divergence: what differs is checked again after another sync, and a path
+// the journal shows changing meanwhile is listed apart.
+TEST_F(Replication, VerifyDoesNotReportAFileChangingMeanwhile) {
+    auto& server = add_server();
+    start_agent();
+    auto busy = agent_->dir() / "busy.log";
+    std::ofstream(busy) << "start\n";
+    sync_ok();
+    expect_converged(server);
+    std::atomic<bool> stop{false};
+    std::thread writer([&] {
+        for (int i = 0; !stop; ++i) {
+            std::ofstream(busy, std::ios::app) << "line " << i << "\n";
+            std::this_thread::sleep_for(200us);
+        }
+    });
+    auto v = agent_->izwatch("verify");
+    stop = true;
+    writer.join();
+    EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+    EXPECT_EQ(v.out.find("DIFFERS"), std::string::npos) << v.out;
 }
 
 // The scrub finds a divergence on its own, repairs it, logs it as a
