@@ -80,7 +80,14 @@ public:
         auto& m = n.meta;
         switch (m.type) {
             case 'd': attrs(add(Op::mkdir, path), m); break;
-            case 'f': content(path); break;
+            case 'f':
+                // Another name of a file made before it (walk order): a link.
+                if (!m.link_group.empty()) {
+                    add(Op::link, m.link_group).target = path;
+                    return;
+                }
+                content(path);
+                break;
             case 'l': {
                 auto& r = add(Op::symlink, path);
                 attrs(r, m);
@@ -135,7 +142,8 @@ std::vector<Record> repair_records(const replicator::Difference& d, const std::o
         return out;
     }
     bool recreate = (mine.type == 'l' && mine.target != theirs->target) ||
-                    ((mine.type == 'c' || mine.type == 'b') && mine.rdev != theirs->rdev);
+                    ((mine.type == 'c' || mine.type == 'b') && mine.rdev != theirs->rdev) ||
+                    (mine.type == 'f' && mine.link_group != theirs->link_group);
     if (recreate) {
         b.add(Op::unlink, d.path);
         b.create(*source, d.path);

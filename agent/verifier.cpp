@@ -4,7 +4,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <future>
+#include <map>
 
 #include "agent/repair_records.hpp"
 #include "journal/reader.hpp"
@@ -39,9 +41,15 @@ std::vector<std::string> touched_since(const fs::path& dir, uint64_t after) {
     return out;
 }
 
+// What to walk again to check `diffs` once more: their paths, or the whole
+// tree when one is of a file with several links (a path walked alone knows
+// no other names of its file, so a difference in grouping would vanish).
 std::vector<std::string> paths_of(const std::vector<Difference>& diffs) {
     std::vector<std::string> out;
-    for (auto& d : diffs) out.push_back(d.path);
+    for (auto& d : diffs) {
+        if ((d.source && d.source->nlink > 1) || (d.replica && d.replica->nlink > 1)) return {""};
+        out.push_back(d.path);
+    }
     return replicator::covering_paths(std::move(out));
 }
 
@@ -79,6 +87,10 @@ public:
         auto diffs = replicator::compare_path(*mine, "", ask_, false, o_.excludes);
         if (!diffs) return fail(diffs.error());
         if (diffs->empty()) return {};
+        // A path walked alone knows no other names of its file: the hard-link
+        // groups the repair needs are those of this walk of the whole tree.
+        for (auto& d : *diffs)
+            if (d.source && !d.source->link_group.empty()) groups_[d.path] = d.source->link_group;
         // Once more after another sync: a change made during the walk that
         // has reached the server since is not a divergence.
         lsn = synced();
@@ -122,10 +134,18 @@ private:
     }
 
     Status repair() {
+        // In walk order: the first name of a hard-link group is made before
+        // the others are linked to it.
+        std::sort(v_.differences.begin(), v_.differences.end(),
+                  [](const Difference& a, const Difference& b) { return tree::walk_order_less(a.path, b.path); });
         std::vector<journal::Record> records;
         for (auto& d : v_.differences) {
             auto source = tree::hash_path(root_fd_, d.path, walk_);
             if (!source) return fail(make_error("walking the source: " + source.error().message));
+            if (*source && (**source).meta.nlink > 1) {
+                auto g = groups_.find(d.path);
+                if (g != groups_.end()) (**source).meta.link_group = g->second;
+            }
             std::vector<std::pair<std::string, tree::EntryMeta>> replica;
             bool goes = d.replica && (!*source || (**source).meta.type != d.replica->type);
             if (goes && d.replica->type == 'd') {
@@ -159,6 +179,7 @@ private:
     ServerVerdict& v_;
     tree::WalkOptions walk_;
     AskReplica ask_;
+    std::map<std::string, std::string> groups_;  // path -> its hard-link group, from the whole walk
 };
 
 }  // namespace

@@ -169,7 +169,11 @@ public:
             m.content = std::move(*h);
         }
         if (m.type != 'd') {
-            n.hash = hash128(encode(m));
+            if (m.type == 'f' && st.st_nlink > 1) {
+                n.dev = st.st_dev;
+                n.ino = st.st_ino;
+                groups_.try_emplace({n.dev, n.ino}, rel);  // the first met leads
+            }
             return std::optional<Node>(std::move(n));
         }
         int dfd = ::openat(node.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -185,8 +189,22 @@ public:
             if (!c) return fail(c.error());
             if (*c) n.children.push_back(std::move(**c));
         }
-        n.hash = dir_hash(n);
         return std::optional<Node>(std::move(n));
+    }
+
+    // Once the whole walk is done: every file's link group, then the hashes,
+    // children before their directories.
+    void finish(Node& n, const std::string& rel) {
+        if (n.ino != 0) {
+            auto it = groups_.find({n.dev, n.ino});
+            if (it != groups_.end() && it->second != rel) n.meta.link_group = it->second;
+        }
+        if (n.meta.type != 'd') {
+            n.hash = hash128(encode(n.meta));
+            return;
+        }
+        for (auto& c : n.children) finish(c, rel.empty() ? c.name : rel + "/" + c.name);
+        n.hash = dir_hash(n);
     }
 
     static std::string dir_hash(const Node& n) {
@@ -287,6 +305,7 @@ private:
     const WalkOptions& o_;
     WalkStats* stats_;
     std::string buf_;
+    std::map<std::pair<uint64_t, uint64_t>, std::string> groups_;  // (dev, ino) -> first path met
     std::chrono::steady_clock::time_point started_;
     uint64_t read_ = 0;
 };
@@ -310,6 +329,7 @@ std::string encode(const EntryMeta& m) {
         put_str(out, k);
         put_str(out, v);
     }
+    put_str(out, m.link_group);
     return out;
 }
 
@@ -333,6 +353,7 @@ Result<EntryMeta> decode(std::string_view bytes) {
         auto k = c.str();
         m.xattrs[k] = c.str();
     }
+    m.link_group = c.str();
     if (!c.ok || !c.in.empty()) return fail(make_error("malformed entry manifest"));
     return m;
 }
@@ -393,6 +414,11 @@ std::vector<std::string> describe_differences(const EntryMeta& s, const EntryMet
                                   major(r.rdev), minor(r.rdev)));
     if (s.nlink != r.nlink)
         out.push_back(fmt::format("hard links: {} on the source, {} on the replica", s.nlink, r.nlink));
+    if (s.link_group != r.link_group) {
+        auto group = [](const std::string& g) { return g.empty() ? std::string("none") : "'" + g + "'"; };
+        out.push_back(fmt::format("hard-link group (its first name): {} on the source, {} on the replica", group(s.link_group),
+                                  group(r.link_group)));
+    }
     for (auto& [k, v] : s.xattrs) {
         auto it = r.xattrs.find(k);
         if (it == r.xattrs.end()) out.push_back(fmt::format("xattr {}: {} on the source, absent on the replica", k, printable(v)));
@@ -482,7 +508,9 @@ Result<std::optional<Node>> hash_path(int root_fd, const std::string& rel, const
         return fail(parent.error());
     }
     Walker w(options, stats);
-    return w.entry(parent->dir.get(), parent->name, rel);
+    auto node = w.entry(parent->dir.get(), parent->name, rel);
+    if (node && *node) w.finish(**node, rel);
+    return node;
 }
 
 bool path_excluded(const std::vector<std::string>& globs, const std::string& rel) {
@@ -513,6 +541,20 @@ bool is_conflict_copy(std::string_view name) {
         dash = rest.rfind('-');
     }
     return false;
+}
+
+bool walk_order_less(const std::string& a, const std::string& b) {
+    size_t i = 0, j = 0;
+    while (i < a.size() && j < b.size()) {
+        size_t ai = a.find('/', i), bj = b.find('/', j);
+        auto ca = std::string_view(a).substr(i, ai == std::string::npos ? std::string::npos : ai - i);
+        auto cb = std::string_view(b).substr(j, bj == std::string::npos ? std::string::npos : bj - j);
+        if (ca != cb) return ca < cb;
+        if (ai == std::string::npos || bj == std::string::npos) return ai == std::string::npos && bj != std::string::npos;
+        i = ai + 1;
+        j = bj + 1;
+    }
+    return a.size() - i < b.size() - j;
 }
 
 const Node* find_node(const Node& root, const std::string& root_rel, const std::string& rel) {

@@ -49,6 +49,11 @@ struct EntryMeta {
     uint32_t nlink = 0;     // everything but directories
     uint64_t rdev = 0;      // devices
     std::map<std::string, std::string> xattrs;  // user.* and system.posix_acl_*
+    // A file with several links: the path of its first name met in the walk
+    // (in walk order: parents before children, names sorted; see
+    // walk_order_less), so that two trees grouping the same names alike
+    // agree. "" for that first name itself, and for every other file.
+    std::string link_group;
     friend bool operator==(const EntryMeta&, const EntryMeta&) = default;
 };
 
@@ -65,7 +70,11 @@ struct Node {
     EntryMeta meta;
     std::string hash;  // 16 bytes; for a directory, of everything beneath too
     std::vector<Node> children;  // directories: sorted by name
+    uint64_t dev = 0, ino = 0;   // files with several links, on this machine
 };
+
+// The order a walk meets paths in: component by component ("a/x" before "a-b").
+bool walk_order_less(const std::string& a, const std::string& b);
 
 // Remembers content hashes by (device, inode, size, mtime, ctime), so a file
 // unchanged since the last walk is not read again. Thread-safe.

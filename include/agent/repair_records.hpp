@@ -18,8 +18,10 @@ namespace iz::agent {
 // `source`: the source's entry at d.path as it is now (nullopt: gone).
 // `replica`: the replica's entries at and beneath d.path, parents first
 // (what must go when the source has nothing there, or another type).
-// Hard-link grouping is not repaired: the records would need every name
-// of the group; such a difference stays reported.
+// A file that is another name of one before it in walk order (its link
+// group) is linked to that name rather than sent again; repairs must be
+// journaled in walk order (tree::walk_order_less), so that the first name
+// of a group is repaired before the others are linked to it.
 std::vector<journal::Record> repair_records(const replicator::Difference& d, const std::optional<replicator::tree::Node>& source,
                                             const std::vector<std::pair<std::string, replicator::tree::EntryMeta>>& replica);
 

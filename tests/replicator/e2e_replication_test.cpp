@@ -177,6 +177,8 @@ TEST_F(Replication, VerifyNamesEveryDivergenceAndRepairConverges) {
     std::ofstream(d / "tree/inner/leaf.txt") << "in a directory removed on the replica\n";
     ASSERT_EQ(::setxattr((d / "tree/inner").c_str(), "user.dir", "x", 1, 0), 0);
     std::ofstream(d / "kind") << "a file on the source, a directory on the replica\n";
+    std::ofstream(d / "h1") << "two names of one file\n";
+    ASSERT_EQ(::link((d / "h1").c_str(), (d / "h2").c_str()), 0);
     sync_ok();
     expect_converged(server);
     auto equal = agent_->izwatch("verify");
@@ -208,6 +210,14 @@ TEST_F(Replication, VerifyNamesEveryDivergenceAndRepairConverges) {
     std::ofstream(r / "extradir/deep/x") << "a whole subtree only on the replica\n";
     fs::remove(r / "kind");
     fs::create_directories(r / "kind/sub");
+    // The link broken: h2 a copy of its own, equal in all else.
+    fs::remove(r / "h2");
+    fs::copy_file(r / "h1", r / "h2");
+    {
+        auto mtime = mtime_ns(r / "h1");
+        struct timespec ts[2] = {{0, UTIME_OMIT}, {mtime / 1'000'000'000, mtime % 1'000'000'000}};
+        ASSERT_EQ(::utimensat(AT_FDCWD, (r / "h2").c_str(), ts, AT_SYMLINK_NOFOLLOW), 0);
+    }
 
     auto found = agent_->izwatch("verify");
     EXPECT_EQ(found.exit_code, 1) << found.out << found.err;
@@ -216,7 +226,8 @@ TEST_F(Replication, VerifyNamesEveryDivergenceAndRepairConverges) {
                               {"sub/extra.txt:", "extra on the replica"}, {"sub/deeper/gone.txt:", "missing on the replica"},
                               {"link:", "symlink target: 'bytes.txt' on the source, 'mode.txt' on the replica"},
                               {"grown.txt:", "size:"}, {"tree:", "missing on the replica"}, {"extradir:", "extra on the replica"},
-                              {"kind:", "type: regular file on the source, directory on the replica"}}) {
+                              {"kind:", "type: regular file on the source, directory on the replica"},
+                              {"h2:", "hard-link group (its first name): 'h1' on the source, none on the replica"}}) {
         auto at = found.out.find(std::string("  ") + path + "\n");
         ASSERT_NE(at, std::string::npos) << path << " not named:\n" << found.out;
         EXPECT_NE(found.out.find(what, at), std::string::npos) << what << " not said of " << path << ":\n" << found.out;
@@ -239,7 +250,7 @@ TEST_F(Replication, VerifyNamesEveryDivergenceAndRepairConverges) {
                             "--no-pager", "--no-color"});
     ASSERT_EQ(log.exit_code, 0) << log.err;
     for (auto path : {"bytes.txt", "grown.txt", "mode.txt", "xattr.txt", "sub/extra.txt", "sub/deeper/gone.txt", "link", "tree",
-                      "extradir", "kind"})
+                      "extradir", "kind", "h2"})
         EXPECT_NE(log.out.find(std::string("repair ") + path + "\n"), std::string::npos) << path << " has no repair record:\n"
                                                                                   << log.out;
 }

@@ -165,6 +165,37 @@ TEST_F(TreeHash, EachPropertyAlone) {
     }
 }
 
+// Four names of two files, grouped otherwise on the replica: link counts,
+// contents and times all equal, only the grouping tells.
+TEST_F(TreeHash, HardLinkGroupingIsCompared) {
+    for (auto* root : {&src_, &dst_}) {
+        fs::create_directories(root->path() / "g");
+        test::write_file(root->path() / "g/x1", "same");
+        test::write_file(root->path() / "g/y1", "same");
+    }
+    auto link = [](const fs::path& root, const char* from, const char* to) {
+        ASSERT_EQ(::link((root / from).c_str(), (root / to).c_str()), 0);
+    };
+    link(src_.path(), "g/x1", "g/x2");
+    link(src_.path(), "g/y1", "g/y2");
+    link(dst_.path(), "g/x1", "g/y2");
+    link(dst_.path(), "g/y1", "g/x2");
+    for (auto* root : {&src_, &dst_})
+        for (auto* name : {"g/x1", "g/x2", "g/y1", "g/y2", "g"}) set_time(root->path() / name, kTime);
+    auto diffs = compare("g");
+    std::string all;
+    for (auto& d : diffs) all += d.summary() + "\n";
+    ASSERT_EQ(diffs.size(), 3u) << all;
+    EXPECT_EQ(diffs[0].summary(), "g/x2: hard-link group (its first name): 'g/x1' on the source, none on the replica");
+    EXPECT_EQ(diffs[1].summary(), "g/y1: hard-link group (its first name): none on the source, 'g/x2' on the replica");
+    EXPECT_EQ(diffs[2].summary(), "g/y2: hard-link group (its first name): 'g/y1' on the source, 'g/x1' on the replica");
+    EXPECT_TRUE(tree::walk_order_less("a/x", "a-b"));
+    EXPECT_FALSE(tree::walk_order_less("a-b", "a/x"));
+    EXPECT_TRUE(tree::walk_order_less("", "a"));
+    EXPECT_TRUE(tree::walk_order_less("a", "a/b"));
+    EXPECT_FALSE(tree::walk_order_less("a/b", "a/b"));
+}
+
 TEST_F(TreeHash, ConflictCopiesAndExcludedPathsAreLeftOut) {
     test::write_file(at("dir/file.txt.conflict-srv1-20261207T074512Z"), "the server's own");
     test::write_file(at("dir/file.txt.conflict-srv1-20261207T074512Z-2"), "the server's own too");
