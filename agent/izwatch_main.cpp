@@ -181,6 +181,14 @@ std::string human(const json& s) {
                                scrub.value("interval_s", 0), scrub.value("last_run", ""), scrub.value("differences", 0),
                                scrub.value("repaired", 0),
                                scrub.value("errors", json::array()).empty() ? "" : "; " + scrub["errors"].dump());
+        if (scrub.value("found_total", 0) > 0) {
+            std::string paths;
+            for (auto& p : scrub.value("last_found_paths", json::array()))
+                paths += (paths.empty() ? "" : ", ") + p.get<std::string>();
+            out += fmt::format("  SCRUB FOUND: {} difference(s) since start, {} repaired; the last at {}: {}\n",
+                               scrub.value("found_total", 0), scrub.value("repaired_total", 0), scrub.value("last_found", ""),
+                               paths);
+        }
     }
     for (auto& srv : s.value("servers", json::array()))
         out += fmt::format("  server {}: {} (acked LSN {}, {} records and {} behind; sent {} of file data as {}){}\n",

@@ -179,6 +179,14 @@ void VerifyService::scrub_loop() {
         last_scrub_ = std::chrono::system_clock::now();
         ++scrubs_;
         last_result_ = {{"differences", differences}, {"repaired", repaired}, {"servers", list}};
+        found_total_ += differences;
+        repaired_total_ += repaired;
+        if (differences > 0) {
+            last_found_ = last_scrub_;
+            last_found_paths_ = nlohmann::json::array();
+            for (auto& v : verdicts)
+                for (auto& d : v.differences) last_found_paths_.push_back(d.path.empty() ? "." : d.path);
+        }
     }
 }
 
@@ -197,6 +205,12 @@ nlohmann::json VerifyService::status() const {
         }
         j["paths"] = paths;
         j["errors"] = errors;
+        j["found_total"] = found_total_;
+        j["repaired_total"] = repaired_total_;
+        if (found_total_ > 0) {
+            j["last_found"] = utc(last_found_);
+            j["last_found_paths"] = last_found_paths_;
+        }
     }
     return j;
 }

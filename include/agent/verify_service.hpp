@@ -74,6 +74,10 @@ private:
     std::chrono::system_clock::time_point last_scrub_{};
     nlohmann::json last_result_;
     uint64_t scrubs_ = 0;
+    // Since start: differences found and repaired, and the last run that found any.
+    uint64_t found_total_ = 0, repaired_total_ = 0;
+    std::chrono::system_clock::time_point last_found_{};
+    nlohmann::json last_found_paths_ = nlohmann::json::array();
 };
 
 }  // namespace iz::agent

@@ -296,13 +296,19 @@ TEST_F(Replication, ScrubFindsAndRepairsADivergenceOnItsOwn) {
     bool repaired = eventually(
         [&] {
             auto s = agent_->status();
-            return s.is_object() && s["scrub"].value("repaired", 0) >= 1;
+            return s.is_object() && s["scrub"].value("repaired_total", 0) >= 1;
         },
         std::chrono::seconds(60));
     ASSERT_TRUE(repaired) << agent_->status().dump(2) << "\n" << agent_->log();
     auto s = agent_->status();
     EXPECT_FALSE(s["scrub"].value("last_run", "").empty());
-    EXPECT_EQ(s["scrub"]["paths"], nlohmann::json::array({"file.txt"})) << s.dump(2);
+    EXPECT_EQ(s["scrub"]["last_found_paths"], nlohmann::json::array({"file.txt"})) << s.dump(2);
+    EXPECT_GE(s["scrub"].value("found_total", 0), 1) << s.dump(2);
+    auto human = agent_->izwatch("status");
+    EXPECT_NE(human.out.find("scrub:       every 2 s; last run "), std::string::npos) << human.out;
+    EXPECT_NE(human.out.find("SCRUB FOUND: "), std::string::npos)
+        << human.out;
+    EXPECT_NE(human.out.find(": file.txt\n"), std::string::npos) << human.out;
     expect_converged(server);
     auto log = agent_->log();
     auto warn = log.find("[warning] scrub: the replica on");
