@@ -184,6 +184,11 @@ TEST_F(Replication, VerifyNamesEveryDivergenceAndRepairConverges) {
     auto equal = agent_->izwatch("verify");
     EXPECT_EQ(equal.exit_code, 0) << equal.out << equal.err;
     EXPECT_NE(equal.out.find("the replica is equal"), std::string::npos) << equal.out;
+    auto one = agent_->izwatch("verify", {"--server", server.endpoint()});
+    EXPECT_EQ(one.exit_code, 0) << one.out << one.err;
+    auto unknown = agent_->izwatch("verify", {"--server", "192.0.2.1:7411"});
+    EXPECT_EQ(unknown.exit_code, 2) << unknown.out << unknown.err;
+    EXPECT_NE(unknown.err.find("does not ship to '192.0.2.1:7411'"), std::string::npos) << unknown.err;
 
     auto r = server.replica("data");
     {
