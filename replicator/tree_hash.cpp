@@ -179,6 +179,8 @@ public:
         int dfd = ::openat(node.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0) return std::optional<Node>(broken(n.name, sys_error("open directory", rel, errno).message));
         UniqueFd dir(dfd);
+        // One descriptor per level of a deep tree, not two.
+        node.reset();
         auto names = list(dir.get(), rel);
         if (!names) return std::optional<Node>(broken(n.name, names.error().message));
         for (auto& child : *names) {

@@ -3,6 +3,7 @@
 // at a time) produce exactly that difference, at that path, and nothing
 // else.
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -231,13 +232,23 @@ TEST_F(TreeHash, DeepTreesAreWalkedByDescriptors) {
         ::close(fd);
     };
     deep(src_.path());
+    // One descriptor per level, not two: under a limit of 400 descriptors
+    // the 300 levels are walked.
+    struct rlimit was{};
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &was), 0);
+    struct rlimit low = was;
+    low.rlim_cur = 400;
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
     auto local = tree::hash_path(open_dir(src_.path()), "", {});
+    ::setrlimit(RLIMIT_NOFILE, &was);
     ASSERT_TRUE(local) << local.error().message;
     ASSERT_TRUE(*local);
     size_t depth = 0;
     for (const tree::Node* n = tree::find_node(**local, "", "aaaaaaaaaaaaaaaaaaaa"); n && !n->children.empty(); n = &n->children[0])
         ++depth;
     EXPECT_EQ(depth, 299u);
+    for (const tree::Node* n = &**local; n; n = n->children.empty() ? nullptr : &n->children[0])
+        ASSERT_NE(n->meta.type, '!') << n->name << ": " << n->meta.target.substr(n->meta.target.size() > 120 ? n->meta.target.size() - 120 : 0);
 }
 
 TEST(TreeHashEncoding, MetaRoundTripsAndGarbageFails) {
