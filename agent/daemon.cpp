@@ -644,8 +644,8 @@ private:
                     conn = -1;
                 }
             } else if (cmd == "verify") {
-                // Whatever was captured is journaled first; the verification
-                // syncs again itself, on a thread of its own.
+                // On a thread of its own, which has this one settle what
+                // was captured (settle_fd_) before it syncs and compares.
                 verify_->serve(conn, *req);
                 conn = -1;
             } else if (cmd == "stop") {
