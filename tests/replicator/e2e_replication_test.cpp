@@ -369,6 +369,8 @@ TEST_P(RandomWorkload, TenThousandOperationsConverge) {
     random_operations(agent_->dir(), seed, 10'000, &ops_);
     sync_ok(120);
     expect_converged(server);
+    auto v = agent_->izwatch("verify");
+    EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, RandomWorkload,
