@@ -7,9 +7,9 @@
 // The source and the replica live on their own ext4 images in /dev/shm;
 // izwatch ships to an izreplicate on 127.0.0.1. The tree is made before the
 // agent starts (its baseline scan journals it), replicated, and then
-// verified twice: cold (nothing hashed before on the agent's side) and warm
-// (the agent's content hashes cached by inode, size, mtime and ctime; the
-// server always hashes). Both trees are in the page cache, as they are
+// verified twice: cold (nothing hashed before on either side) and warm
+// (both sides' content hashes cached by inode, size, mtime and ctime).
+// Both trees are in the page cache, as they are
 // right after they were written: dropping caches would be everybody's on
 // this machine.
 #include <fcntl.h>
@@ -278,9 +278,9 @@ int main() {
     }
     cleanup();
 
-    fmt::print("izwatch verify, cold (agent hashes every file):  {:6.2f} s, {} bytes on the wire\n", cold.seconds,
+    fmt::print("izwatch verify, cold (both sides hash every file): {:6.2f} s, {} bytes on the wire\n", cold.seconds,
                cold.wire_bytes);
-    fmt::print("izwatch verify, warm (agent's hashes cached):    {:6.2f} s, {} bytes on the wire\n", warm.seconds,
+    fmt::print("izwatch verify, warm (content hashes cached):      {:6.2f} s, {} bytes on the wire\n", warm.seconds,
                warm.wire_bytes);
     fmt::print("baseline: XXH3-128 of the source's files, one thread: {:6.2f} s\n", hash_s);
     if (rsync_s >= 0) fmt::print("baseline: rsync -an --checksum --delete (local):   {:6.2f} s\n", rsync_s);

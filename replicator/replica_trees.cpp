@@ -17,8 +17,8 @@ bool beneath_or_at(const std::string& path, const std::string& top) {
 }
 }  // namespace
 
-ReplicaTrees::ReplicaTrees(std::filesystem::path root, std::string reserved_top)
-    : root_(std::move(root)), reserved_top_(std::move(reserved_top)) {}
+ReplicaTrees::ReplicaTrees(std::filesystem::path root, std::string reserved_top, std::string cache_file)
+    : root_(std::move(root)), reserved_top_(std::move(reserved_top)), cache_(std::move(cache_file)) {}
 
 proto::TreeReply ReplicaTrees::answer(const proto::TreeRequest& req) {
     proto::TreeReply reply;
@@ -42,11 +42,15 @@ proto::TreeReply ReplicaTrees::answer(const proto::TreeRequest& req) {
         tree::WalkOptions o;
         o.excludes = req.excludes;
         o.reserved_top = reserved_top_;
+        o.cache = &cache_;
         auto node = tree::hash_path(root_fd_.get(), req.path, o);
         if (!node) {
             reply.error = node.error().message;
             return reply;
         }
+        // A walk of the whole replica met every file there is: the rest are
+        // stale. A cache: failing to save it costs only time.
+        (void)cache_.save(req.path.empty() && req.excludes.empty());
         last_ = Walk{req.path, req.excludes, std::move(*node)};
     }
     const tree::Node* n = last_->node ? tree::find_node(*last_->node, last_->path, req.path) : nullptr;

@@ -10,6 +10,8 @@
 //    reason (the connection stays).
 //  - Thread-safe: one walk at a time; it reads the replica and changes
 //    nothing, so operations may be applied meanwhile.
+//  - Content hashes are kept by inode, size, mtime and ctime: a file is read
+//    again only when it changed (any write moves its ctime).
 #include <filesystem>
 #include <mutex>
 #include <optional>
@@ -23,7 +25,10 @@ namespace iz::replicator {
 
 class ReplicaTrees {
 public:
-    ReplicaTrees(std::filesystem::path root, std::string reserved_top);
+    // `cache_file`: where content hashes are kept between walks (tree_hash.hpp
+    // HashCache), so that a file unchanged since the last walk is not read
+    // again; "" for none.
+    ReplicaTrees(std::filesystem::path root, std::string reserved_top, std::string cache_file = {});
     proto::TreeReply answer(const proto::TreeRequest& req);
 
 private:
@@ -37,6 +42,7 @@ private:
         std::optional<tree::Node> node;
     };
     std::optional<Walk> last_;
+    tree::HashCache cache_;
 };
 
 // A reply of at most about this many bytes of children; the rest follow on request.
