@@ -48,9 +48,11 @@ proto::TreeReply ReplicaTrees::answer(const proto::TreeRequest& req) {
             reply.error = node.error().message;
             return reply;
         }
-        // A walk of the whole replica met every file there is: the rest are
-        // stale. A cache: failing to save it costs only time.
-        (void)cache_.save(req.path.empty() && req.excludes.empty());
+        // Saved after walks of the whole replica only (a recheck walks many
+        // single paths; what it hashed is saved with the next whole walk),
+        // and pruned when nothing was excluded: every file there is was met.
+        // A cache: failing to save it costs only time.
+        if (req.path.empty()) (void)cache_.save(req.excludes.empty());
         last_ = Walk{req.path, req.excludes, std::move(*node)};
     }
     const tree::Node* n = last_->node ? tree::find_node(*last_->node, last_->path, req.path) : nullptr;
