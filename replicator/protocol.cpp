@@ -221,6 +221,13 @@ void fields(Archive& ar, Pong& m) {
 
 // Semantic checks a well-formed body must also pass.
 Status validate(const Message& m) {
+    if (auto* t = std::get_if<TreeRequest>(&m)) {
+        // Every one is matched against every path walked.
+        if (t->excludes.size() > kMaxTreeExcludes)
+            return fail(make_error(fmt::format("{} exclude globs exceed the limit of {}", t->excludes.size(), kMaxTreeExcludes)));
+        for (auto& g : t->excludes)
+            if (g.size() > 4096) return fail(make_error("an exclude glob over 4096 bytes"));
+    }
     if (auto* op = std::get_if<OpMsg>(&m)) {
         if (static_cast<uint8_t>(op->kind) > static_cast<uint8_t>(kLastOpKind))
             return fail(make_error(fmt::format("unknown op kind {}", static_cast<int>(op->kind))));

@@ -216,13 +216,14 @@ struct Pong {
 // A `fresh` request walks the subtree anew and the server keeps that walk;
 // later requests beneath it are answered from it, so looking into the
 // directories whose hashes differ costs no second walk.
+inline constexpr size_t kMaxTreeExcludes = 1024;
 struct TreeRequest {
     uint64_t id = 0;
     std::string path;
     bool fresh = false;
     bool list = false;     // include a directory's children
     uint64_t start = 0;    // the first child to include (long directories come in parts)
-    std::vector<std::string> excludes;  // the agent's exclude globs
+    std::vector<std::string> excludes;  // the agent's exclude globs (at most kMaxTreeExcludes)
 };
 
 struct TreeEntry {

@@ -83,6 +83,17 @@ TEST(Protocol, EveryOpKindRoundTrips) {
     }
 }
 
+TEST(Protocol, TreeRequestsWithTooManyExcludesAreMalformed) {
+    TreeRequest req{.id = 1, .path = "", .excludes = std::vector<std::string>(kMaxTreeExcludes, "*.tmp")};
+    EXPECT_TRUE(decode_frame(*encode_frame(req)));
+    req.excludes.push_back("one more");
+    auto r = decode_frame(*encode_frame(req));
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("exclude globs exceed"), std::string::npos) << r.error().message;
+    req.excludes = {std::string(5000, '*')};
+    EXPECT_FALSE(decode_frame(*encode_frame(req)));
+}
+
 TEST(Protocol, EmptyOptionalsStayEmpty) {
     OpMsg op{.lsn = 3, .kind = OpKind::unlink, .path = "gone"};
     auto back = decode_frame(*encode_frame(op));
