@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <fstream>
 
 #include "agent/control.hpp"
 
@@ -145,13 +146,47 @@ void VerifyService::reap() {
     for (auto& r : finished) r.thread.join();
 }
 
+// When the last scrub ran, kept in the state directory: an agent restarted
+// more often than the interval would otherwise never scrub.
+std::optional<std::chrono::system_clock::time_point> VerifyService::load_last_scrub() const {
+    std::ifstream in(s_.state_dir / "scrub.last");
+    int64_t secs = 0;
+    if (!(in >> secs) || secs <= 0) return std::nullopt;
+    return std::chrono::system_clock::time_point(std::chrono::seconds(secs));
+}
+
+void VerifyService::save_last_scrub(std::chrono::system_clock::time_point t) const {
+    auto file = s_.state_dir / "scrub.last";
+    auto tmp = file;
+    tmp += ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count() << "\n";
+        if (!out) {
+            spdlog::warn("scrub: cannot write {}", tmp.string());
+            return;
+        }
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, file, ec);
+    if (ec) spdlog::warn("scrub: cannot rename {} into place: {}", tmp.string(), ec.message());
+}
+
 void VerifyService::scrub_loop() {
     idle_io();
+    // The first run comes an interval after the last one (whatever agent
+    // ran it), or after the agent started when none ever ran.
+    auto last = load_last_scrub();
     for (;;) {
+        auto now = std::chrono::system_clock::now();
+        auto due = last ? *last + s_.scrub_interval : now + s_.scrub_interval;
+        if (due > now + s_.scrub_interval) due = now + s_.scrub_interval;  // the clock went back
         {
             std::unique_lock lock(mu_);
-            if (cv_.wait_for(lock, s_.scrub_interval, [&] { return cancel_.load(); })) return;
+            auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(std::max(due - now, std::chrono::system_clock::duration::zero()));
+            if (cv_.wait_for(lock, wait, [&] { return cancel_.load(); })) return;
         }
+        last = std::chrono::system_clock::now();
         std::vector<size_t> all;
         for (size_t i = 0; i < s_.servers.size(); ++i) all.push_back(i);
         VerifyOptions o;
@@ -175,6 +210,7 @@ void VerifyService::scrub_loop() {
             if (v.equal()) spdlog::info("scrub: the replica on {} is equal to the source ({} entries, {:.1f} s)", v.server,
                                         v.entries, v.seconds);
         }
+        save_last_scrub(*last);
         std::lock_guard lock(mu_);
         last_scrub_ = std::chrono::system_clock::now();
         ++scrubs_;

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -55,6 +56,8 @@ public:
 private:
     std::vector<ServerVerdict> run(const std::vector<size_t>& servers, VerifyOptions o);
     void scrub_loop();
+    std::optional<std::chrono::system_clock::time_point> load_last_scrub() const;
+    void save_last_scrub(std::chrono::system_clock::time_point t) const;
     void reap();
 
     VerifySetup s_;

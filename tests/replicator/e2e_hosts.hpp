@@ -70,6 +70,7 @@ public:
     void resume();
     std::string log() const;
     std::filesystem::path journal() const { return journal_.empty() ? work_.path() / "journal" : journal_; }
+    std::filesystem::path state_dir() const { return work_.path() / "state"; }
     // The journal somewhere else (on a filesystem of its own), from the next start.
     void use_journal(std::filesystem::path dir) { journal_ = std::move(dir); }
     // Deletes the journal and the agent's state, as a lost disk would (the

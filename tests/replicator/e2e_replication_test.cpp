@@ -321,6 +321,26 @@ TEST_F(Replication, ScrubFindsAndRepairsADivergenceOnItsOwn) {
     EXPECT_NE(log.find("file.txt: content:", warn), std::string::npos) << log;
 }
 
+// The scrub is due an interval after the last one, whichever agent ran it:
+// an agent restarted more often than the interval scrubs all the same.
+TEST_F(Replication, ScrubIsDueAnIntervalAfterTheLastEvenAcrossRestarts) {
+    add_server();
+    fs::create_directories(agent_->state_dir());
+    auto day_ago = std::chrono::duration_cast<std::chrono::seconds>(
+                       (std::chrono::system_clock::now() - std::chrono::hours(24)).time_since_epoch())
+                       .count();
+    std::ofstream(agent_->state_dir() / "scrub.last") << day_ago << "\n";
+    auto r = agent_->start(endpoints(), {"--scrub-interval", "1h"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    bool ran = eventually([&] { return agent_->status()["scrub"].value("runs", 0) >= 1; }, std::chrono::seconds(30));
+    ASSERT_TRUE(ran) << agent_->status().dump(2);
+    // And the next is an hour after this one, across a restart.
+    std::ifstream in(agent_->state_dir() / "scrub.last");
+    int64_t last = 0;
+    in >> last;
+    EXPECT_GT(last, day_ago + 3600);
+}
+
 // Sequences the agent reads only after the kernel merged their events
 // (one event per name and object still queued carries all of its
 // changes, at the place of the first): the replica still ends as the
