@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <mutex>
 
@@ -22,6 +23,7 @@
 #include "agent/control.hpp"
 #include "agent/crash_recovery.hpp"
 #include "agent/fanotify_source.hpp"
+#include "agent/verify_service.hpp"
 #include "agent/watch_paths.hpp"
 #include "journal/reader.hpp"
 #include "journal/retention.hpp"
@@ -39,8 +41,11 @@ public:
     explicit DaemonImpl(WatchOptions o) : opts_(std::move(o)) {}
 
     ~DaemonImpl() override {
+        close_settles();
         // Its threads signal ack_fd_: they end before the descriptor does.
         if (shipper_) shipper_->stop();
+        if (verify_) verify_->stop();
+        if (settle_fd_ >= 0) ::close(settle_fd_);
         if (control_fd_ >= 0) {
             ::close(control_fd_);
             ::unlink(control_socket_path(opts_.dir).c_str());
@@ -117,6 +122,9 @@ public:
         ack_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (ack_fd_ < 0) return fail(sys_error("create eventfd for replication acks", opts_.dir, errno));
         if (auto ok = start_shipper(); !ok) return ok;
+        settle_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (settle_fd_ < 0) return fail(sys_error("create eventfd for verification", opts_.dir, errno));
+        start_verification();
 
         auto control = listen_control(control_socket_path(opts_.dir));
         if (!control) return fail(control.error());
@@ -131,6 +139,7 @@ public:
         add(signal_fd_, 3);
         if (bpf_) add(bpf_->fd(), 4);
         add(ack_fd_, 5);
+        add(settle_fd_, 6);
         started_ = Clock::now();
         return {};
     }
@@ -165,6 +174,7 @@ public:
                         last_event = Clock::now();
                         break;
                     case 5: take_acks(); break;
+                    case 6: answer_settles(); break;
                 }
             }
             capture_->flush_writes(false);
@@ -344,6 +354,100 @@ private:
         return [this](uint64_t lsn) {
             if (auto* s = shipper_ptr_.load()) s->notify(lsn);
         };
+    }
+
+    // ---- verification (verify_service.hpp) ---------------------------------
+
+    // What a verification thread asks of this one: settle() runs here, on
+    // the thread that owns capture, woken through settle_fd_.
+    struct SettleRequest {
+        std::mutex mu;
+        std::condition_variable cv;
+        bool done = false;
+        std::string error;
+        uint64_t lsn = 0;
+    };
+
+    class Host final : public VerifyHost {
+    public:
+        explicit Host(DaemonImpl& d) : d_(d) {}
+        Result<uint64_t> settle() override { return d_.settle_from_thread(); }
+        Result<uint64_t> journal(std::vector<journal::Record> records) override {
+            std::lock_guard lock(d_.writer_mu_);
+            uint64_t last = 0;
+            for (auto& r : records) {
+                auto lsn = d_.writer_->append(std::move(r));
+                if (!lsn) return fail(lsn.error());
+                last = *lsn;
+            }
+            return last;
+        }
+
+    private:
+        DaemonImpl& d_;
+    };
+
+    void start_verification() {
+        VerifySetup vs;
+        vs.root_fd = root_fd_;
+        vs.journal_dir = opts_.journal_dir;
+        vs.state_dir = opts_.state_dir;
+        vs.excludes = opts_.excludes;
+        if (shipper_)
+            for (auto& srv : shipper_->status()) vs.servers.push_back(srv.endpoint);
+        vs.shipper = shipper_.get();
+        vs.host = &host_;
+        vs.scrub_interval = opts_.scrub_interval;
+        vs.scrub_bytes_per_s = opts_.scrub_bytes_per_s;
+        verify_ = std::make_unique<VerifyService>(std::move(vs));
+        verify_->start();
+    }
+
+    Result<uint64_t> settle_from_thread() {
+        auto req = std::make_shared<SettleRequest>();
+        {
+            std::lock_guard lock(settle_mu_);
+            if (settles_closed_) return fail(make_error("the agent is stopping"));
+            settles_.push_back(req);
+        }
+        uint64_t one = 1;
+        (void)!::write(settle_fd_, &one, sizeof one);
+        std::unique_lock lock(req->mu);
+        if (!req->cv.wait_for(lock, std::chrono::minutes(5), [&] { return req->done; }))
+            return fail(make_error("the agent did not settle its captured changes within 5 minutes"));
+        if (!req->error.empty()) return fail(make_error(req->error));
+        return req->lsn;
+    }
+
+    void finish_settles(const std::string& error) {
+        std::vector<std::shared_ptr<SettleRequest>> reqs;
+        {
+            std::lock_guard lock(settle_mu_);
+            reqs.swap(settles_);
+        }
+        for (auto& r : reqs) {
+            std::lock_guard lock(r->mu);
+            r->done = true;
+            r->error = error;
+            r->lsn = writer_ ? writer_->head_lsn() : 0;
+            r->cv.notify_all();
+        }
+    }
+
+    void answer_settles() {
+        uint64_t n = 0;
+        while (::read(settle_fd_, &n, sizeof n) == static_cast<ssize_t>(sizeof n)) {
+        }
+        auto ok = settle();
+        finish_settles(ok ? std::string() : ok.error().message);
+    }
+
+    void close_settles() {
+        {
+            std::lock_guard lock(settle_mu_);
+            settles_closed_ = true;
+        }
+        finish_settles("the agent is stopping");
     }
 
     void take_acks() {
@@ -537,6 +641,7 @@ private:
             {"journal_disk_bytes", disk},
             {"uptime_s", std::chrono::duration<double>(Clock::now() - started_).count()},
             {"servers", servers},
+            {"scrub", verify_ ? verify_->status() : nlohmann::json::object()},
         };
         if (auto f = writer_->failure()) j["journal_failure"] = f->message;
         return j;
@@ -569,6 +674,11 @@ private:
                                                  Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(secs * 1000))});
                     conn = -1;
                 }
+            } else if (cmd == "verify") {
+                // On a thread of its own, which has this one settle what
+                // was captured (settle_fd_) before it syncs and compares.
+                verify_->serve(conn, *req);
+                conn = -1;
             } else if (cmd == "stop") {
                 stopping_ = true;
                 int code = shutdown();
@@ -586,6 +696,7 @@ private:
     int shutdown() {
         if (shut_down_) return exit_code_;
         shut_down_ = true;
+        close_settles();
         auto ok = settle();
         answer_syncs();
         for (auto& s : syncs_) {
@@ -604,6 +715,8 @@ private:
         // After the journal is closed: what was captured is durable, and the
         // servers resume from their acknowledged LSN on the next start.
         if (shipper_) shipper_->stop();
+        // Its threads wait for servers no more once the shipper is stopped.
+        if (verify_) verify_->stop();
         if (!ok || !closed) {
             spdlog::error("stopping: {}", (!ok ? ok.error() : closed.error()).message);
             exit_code_ = 1;
@@ -632,6 +745,12 @@ private:
         Clock::time_point deadline;
     };
     std::vector<PendingSync> syncs_;
+    Host host_{*this};
+    std::unique_ptr<VerifyService> verify_;
+    int settle_fd_ = -1;
+    std::mutex settle_mu_;
+    std::vector<std::shared_ptr<SettleRequest>> settles_;
+    bool settles_closed_ = false;
     size_t last_batch_ = 0;
     std::string capture_reason_;
     double events_per_s_ = 0;

@@ -173,6 +173,23 @@ std::string human(const json& s) {
     if (s.value("root_removed", false))
         out += "  REMOVED:     the watched directory itself was deleted; stop this agent with 'izwatch stop DIR'\n";
     if (s.contains("journal_failure")) out += fmt::format("  JOURNAL FAILED: {}\n", s["journal_failure"].get<std::string>());
+    if (auto scrub = s.value("scrub", json::object()); scrub.value("interval_s", 0) > 0) {
+        if (scrub.value("runs", 0) == 0)
+            out += fmt::format("  scrub:       every {} s; not run yet\n", scrub.value("interval_s", 0));
+        else
+            out += fmt::format("  scrub:       every {} s; last run {}: {} difference(s), {} repaired{}\n",
+                               scrub.value("interval_s", 0), scrub.value("last_run", ""), scrub.value("differences", 0),
+                               scrub.value("repaired", 0),
+                               scrub.value("errors", json::array()).empty() ? "" : "; " + scrub["errors"].dump());
+        if (scrub.value("found_total", 0) > 0) {
+            std::string paths;
+            for (auto& p : scrub.value("last_found_paths", json::array()))
+                paths += (paths.empty() ? "" : ", ") + p.get<std::string>();
+            out += fmt::format("  SCRUB FOUND: {} difference(s) since start, {} repaired; the last at {}: {}\n",
+                               scrub.value("found_total", 0), scrub.value("repaired_total", 0), scrub.value("last_found", ""),
+                               paths);
+        }
+    }
     for (auto& srv : s.value("servers", json::array()))
         out += fmt::format("  server {}: {} (acked LSN {}, {} records and {} behind; sent {} of file data as {}){}\n",
                            srv.value("endpoint", ""), srv.value("connected", false) ? "connected" : "not connected",
@@ -228,12 +245,75 @@ int stop(const std::string& given) {
     return 0;
 }
 
-int sync_cmd(const std::string& given, double timeout_s) {
+std::string listed(const json& diffs, const std::string& indent) {
+    std::string out;
+    for (auto& d : diffs) {
+        out += fmt::format("{}{}:\n", indent, d.value("path", ""));
+        for (auto& w : d.value("what", json::array())) out += fmt::format("{}    {}\n", indent, w.get<std::string>());
+    }
+    return out;
+}
+
+// One server's verdict for a person. True when its replica is equal.
+bool print_verdict(const json& v, bool repair) {
+    auto server = v.value("server", "");
+    auto stats = fmt::format("{} source entries, {} of content read, {} on the wire, {:.2f} s", v.value("entries", 0),
+                             human_bytes(v.value("bytes_hashed", uint64_t{0})), human_bytes(v.value("wire_bytes", uint64_t{0})),
+                             v.value("seconds", 0.0));
+    if (v.contains("error")) {
+        fmt::print("server {}: NOT VERIFIED: {}\n", server, v["error"].get<std::string>());
+        if (!v.value("differences", json::array()).empty())
+            fmt::print("  found before that:\n{}", listed(v["differences"], "  "));
+        return false;
+    }
+    auto diffs = v.value("differences", json::array());
+    for (auto& p : v.value("changing", json::array()))
+        fmt::print("server {}: {} changed during the verification; not compared\n", server, p.get<std::string>());
+    if (diffs.empty()) {
+        fmt::print("server {}: the replica is equal to the source ({})\n", server, stats);
+        return true;
+    }
+    fmt::print("server {}: the replica DIFFERS from the source at {} path(s):\n{}", server, diffs.size(), listed(diffs, "  "));
+    if (repair) {
+        if (v.value("repaired", false))
+            fmt::print("  repaired with {} journal records (izlog --op repair shows them); the replica is now equal\n",
+                       v.value("repair_records", 0));
+        else
+            fmt::print("  after {} repair records, still different:\n{}", v.value("repair_records", 0),
+                       listed(v.value("remaining", json::array()), "  "));
+    }
+    fmt::print("  ({})\n", stats);
+    return false;
+}
+
+// Exit status: 0 when every replica equals the source, 1 when any differs
+// (also when it was repaired), 2 when one could not be verified.
+int verify_cmd(const std::string& given, const std::string& server, bool repair, double timeout_s, bool as_json) {
+    auto dir = agent_dir(given);
+    if (!dir) return die(dir.error().message);
+    auto reply = ask(*dir, {{"cmd", "verify"}, {"server", server}, {"repair", repair}, {"timeout_s", timeout_s}},
+                     std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000) * 4 + 5000));
+    if (!reply) {
+        fmt::print(stderr, "izwatch: {}\n", reply.error().message);
+        return 2;
+    }
+    if (as_json) fmt::print("{}\n", reply->dump());
+    int code = 0;
+    for (auto& v : reply->value("servers", json::array())) {
+        bool equal = as_json ? v.value("equal", false) : print_verdict(v, repair);
+        if (v.contains("error")) code = 2;
+        else if (!equal && code == 0) code = 1;
+    }
+    return code;
+}
+
+int sync_cmd(const std::string& given, double timeout_s, bool verify) {
     auto dir = agent_dir(given);
     if (!dir) return die(dir.error().message);
     auto reply = ask(*dir, {{"cmd", "sync"}, {"timeout_s", timeout_s}},
                      std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000) + 1000));
     if (!reply) return die(reply.error().message);
+    if (verify) return verify_cmd(*dir, "", false, timeout_s, false);
     return 0;
 }
 
@@ -275,6 +355,16 @@ int main(int argc, char** argv) {
     std::string history = "7d";
     start_cmd->add_option("--history", history, "keep journal segments at least this long (e.g. 12h, 7d, 0)")
         ->capture_default_str();
+    std::string scrub_interval = "24h";
+    start_cmd
+        ->add_option("--scrub-interval", scrub_interval,
+                     "verify and repair every server's replica this often, at idle I/O priority (e.g. 24h; 0: never)")
+        ->capture_default_str();
+    start_cmd
+        ->add_option("--scrub-rate", opts.scrub_bytes_per_s,
+                     "the scrub reads at most this much of the source's content per second (e.g. 32MiB)")
+        ->transform(CLI::AsSizeValue(false))
+        ->default_str("32MiB");
 
     std::string dir;
     bool as_json = false;
@@ -287,6 +377,20 @@ int main(int argc, char** argv) {
     auto* sync_sub = app.add_subcommand("sync", "return once everything journaled before the call is durable on every server (in the journal when there are none)");
     sync_sub->add_option("DIR", dir, "watched directory")->required();
     sync_sub->add_option("--timeout", timeout_s, "seconds to wait");
+    bool sync_verify = false;
+    sync_sub->add_flag("--verify", sync_verify,
+                       "then verify every replica: exit 0 only when each equals the source (as 'izwatch verify')");
+    std::string verify_server;
+    bool repair = false;
+    double verify_timeout_s = 120;
+    auto* verify_sub = app.add_subcommand(
+        "verify", "compare DIR with each server's replica by a hash tree of metadata and content (after a sync); exit 0 "
+                  "when equal, 1 when anything differs, 2 when it could not be verified");
+    verify_sub->add_option("DIR", dir, "watched directory")->required();
+    verify_sub->add_option("--server", verify_server, "only this server (HOST:PORT, as given to izwatch start)");
+    verify_sub->add_flag("--repair", repair, "journal what makes each replica equal (as repair records), then check again");
+    verify_sub->add_option("--timeout", verify_timeout_s, "seconds to wait for the server at each step");
+    verify_sub->add_flag("--json", as_json, "machine-readable output");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -296,12 +400,16 @@ int main(int argc, char** argv) {
         auto secs = parse_duration(history);
         if (!secs) return die(fmt::format("--history: '{}' is not a duration (use s, m, h or d, e.g. 7d)", history));
         opts.history = *secs;
+        auto scrub = parse_duration(scrub_interval);
+        if (!scrub) return die(fmt::format("--scrub-interval: '{}' is not a duration (use s, m, h or d, e.g. 24h)", scrub_interval));
+        opts.scrub_interval = *scrub;
         if (!journal.empty()) opts.journal_dir = fs::absolute(journal);
         if (!state.empty()) opts.state_dir = fs::absolute(state);
         return start(opts, foreground);
     }
     if (*stop_cmd) return stop(dir);
     if (*status_cmd) return status(dir, as_json);
-    if (*sync_sub) return sync_cmd(dir, timeout_s);
+    if (*sync_sub) return sync_cmd(dir, timeout_s, sync_verify);
+    if (*verify_sub) return verify_cmd(dir, verify_server, repair, verify_timeout_s, as_json);
     return 1;
 }

@@ -6,15 +6,17 @@
 namespace iz::journal {
 
 namespace {
-constexpr std::array<std::string_view, 20> kNames = {
+// "" for values that name no op.
+constexpr std::array<std::string_view, 22> kNames = {
     "",        "create",     "mkdir",   "mknod",       "symlink",     "link",  "unlink",
     "rmdir",   "rename",     "setattr", "write",       "truncate",    "setxattr",
     "removexattr", "close_write", "start", "stop", "overflow", "rescan", "conflict",
+    "", "repair",
 };
 }  // namespace
 
 bool op_is_valid(uint8_t raw) {
-    return raw >= static_cast<uint8_t>(kFirstOp) && raw <= static_cast<uint8_t>(kLastOp);
+    return raw >= static_cast<uint8_t>(kFirstOp) && raw <= static_cast<uint8_t>(kLastOp) && !kNames[raw].empty();
 }
 
 std::string_view op_name(Op op) {
@@ -24,7 +26,7 @@ std::string_view op_name(Op op) {
 
 std::optional<Op> op_from_name(std::string_view name) {
     for (uint8_t raw = static_cast<uint8_t>(kFirstOp); raw <= static_cast<uint8_t>(kLastOp); ++raw)
-        if (kNames[raw] == name) return static_cast<Op>(raw);
+        if (!kNames[raw].empty() && kNames[raw] == name) return static_cast<Op>(raw);
     return std::nullopt;
 }
 

@@ -159,7 +159,7 @@ bool needs_target(proto::OpKind k) { return k == proto::OpKind::link || k == pro
 
 bool may_be_root(proto::OpKind k) {
     using K = proto::OpKind;
-    return k == K::setattr || k == K::setxattr || k == K::removexattr || k == K::noop;
+    return k == K::setattr || k == K::setxattr || k == K::removexattr || k == K::noop || k == K::repair;
 }
 
 }  // namespace
@@ -240,6 +240,17 @@ Status ApplierImpl::dispatch_kind(const OpMsg& op) {
     using K = proto::OpKind;
     switch (op.kind) {
         case K::noop: return {};
+        // The operations that follow make `path` what the source holds; what
+        // the server holds there now is known to differ, and replacing it is
+        // the point, not a conflict.
+        case K::repair: {
+            // Resolved all the same: a path through a symlink is refused
+            // here as by every other operation.
+            auto p = open_parent(root_fd_.get(), op.path);
+            if (!p && is_refusal(p.error())) return fail(p.error());
+            memory_->forget(op.path);
+            return {};
+        }
         case K::create: return do_create(op);
         case K::mkdir: return do_mkdir(op);
         case K::mknod: return do_mknod(op);

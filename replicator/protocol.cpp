@@ -180,6 +180,50 @@ void fields(Archive& ar, ConflictMsg& m) {
     str(ar, m.message);
 }
 template <class Archive>
+void strings(Archive& ar, std::vector<std::string>& v) {
+    if constexpr (Archive::is_loading::value) {
+        cereal::size_type n = 0;
+        ar(cereal::make_size_tag(n));
+        check_length(n, 8);  // the smallest encoded string
+        v.resize(n);
+    } else {
+        ar(cereal::make_size_tag(static_cast<cereal::size_type>(v.size())));
+    }
+    for (auto& s : v) str(ar, s);
+}
+template <class Archive>
+void fields(Archive& ar, TreeRequest& m) {
+    ar(m.id);
+    str(ar, m.path);
+    flag(ar, m.fresh);
+    flag(ar, m.list);
+    ar(m.start);
+    strings(ar, m.excludes);
+}
+template <class Archive>
+void fields(Archive& ar, TreeEntry& e) {
+    str(ar, e.name);
+    str(ar, e.meta);
+    str(ar, e.hash);
+}
+template <class Archive>
+void fields(Archive& ar, TreeReply& m) {
+    ar(m.id);
+    str(ar, m.error);
+    flag(ar, m.found);
+    fields(ar, m.self);
+    if constexpr (Archive::is_loading::value) {
+        cereal::size_type n = 0;
+        ar(cereal::make_size_tag(n));
+        check_length(n, 24);  // the smallest encoded entry
+        m.children.resize(n);
+    } else {
+        ar(cereal::make_size_tag(static_cast<cereal::size_type>(m.children.size())));
+    }
+    for (auto& e : m.children) fields(ar, e);
+    flag(ar, m.more);
+}
+template <class Archive>
 void fields(Archive& ar, Ping& m) {
     ar(m.id);
 }
@@ -196,6 +240,13 @@ void fields(Archive& ar, RejectedMsg& m) {
 
 // Semantic checks a well-formed body must also pass.
 Status validate(const Message& m) {
+    if (auto* t = std::get_if<TreeRequest>(&m)) {
+        // Every one is matched against every path walked.
+        if (t->excludes.size() > kMaxTreeExcludes)
+            return fail(make_error(fmt::format("{} exclude globs exceed the limit of {}", t->excludes.size(), kMaxTreeExcludes)));
+        for (auto& g : t->excludes)
+            if (g.size() > 4096) return fail(make_error("an exclude glob over 4096 bytes"));
+    }
     if (auto* op = std::get_if<OpMsg>(&m)) {
         if (static_cast<uint8_t>(op->kind) > static_cast<uint8_t>(kLastOpKind))
             return fail(make_error(fmt::format("unknown op kind {}", static_cast<int>(op->kind))));
@@ -264,6 +315,8 @@ std::string_view msg_type_name(MsgType t) {
         case MsgType::ping: return "ping";
         case MsgType::pong: return "pong";
         case MsgType::rejected: return "rejected";
+        case MsgType::tree_request: return "tree_request";
+        case MsgType::tree_reply: return "tree_reply";
     }
     return "unknown";
 }
@@ -287,6 +340,7 @@ std::string_view op_kind_name(OpKind k) {
         case OpKind::content_begin: return "content_begin";
         case OpKind::content_data: return "content_data";
         case OpKind::content_end: return "content_end";
+        case OpKind::repair: return "repair";
     }
     return "unknown";
 }
@@ -300,7 +354,7 @@ Result<FrameHeader> parse_header(std::string_view b) {
     h.flags = static_cast<uint16_t>(u8(6) << 8 | u8(7));
     h.length = u8(8) << 24 | u8(9) << 16 | u8(10) << 8 | u8(11);
     if (h.magic != kMagic) return fail(make_error(fmt::format("bad frame magic 0x{:08x}", h.magic)));
-    if (type < static_cast<uint16_t>(MsgType::hello) || type > static_cast<uint16_t>(MsgType::rejected))
+    if (type < static_cast<uint16_t>(MsgType::hello) || type > static_cast<uint16_t>(MsgType::tree_reply))
         return fail(make_error(fmt::format("unknown frame type {}", type)));
     h.type = static_cast<MsgType>(type);
     if (h.flags != 0) return fail(make_error(fmt::format("unsupported frame flags 0x{:04x}", h.flags)));
@@ -391,6 +445,8 @@ Result<Message> decode_body(MsgType type, std::string_view body) {
         case MsgType::ping: r = decode_as<Ping>(body); break;
         case MsgType::pong: r = decode_as<Pong>(body); break;
         case MsgType::rejected: r = decode_as<RejectedMsg>(body); break;
+        case MsgType::tree_request: r = decode_as<TreeRequest>(body); break;
+        case MsgType::tree_reply: r = decode_as<TreeReply>(body); break;
     }
     if (!r) return fail(make_error(fmt::format("{} frame: {}", msg_type_name(type), r.error().message)));
     return r;

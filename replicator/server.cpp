@@ -32,6 +32,7 @@ Result<std::shared_ptr<FilesetSlot>> ServerContext::slot(const std::string& agen
     if (!applier) return fail(applier.error());
     auto slot = std::make_shared<FilesetSlot>();
     slot->applier = std::move(*applier);
+    slot->trees = std::make_unique<ReplicaTrees>(ao.root, ao.reserved_top, (ao.state_dir / "content-hashes").string());
     slots.emplace(key, slot);
     return slot;
 }

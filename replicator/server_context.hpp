@@ -16,6 +16,7 @@
 
 #include "apply.hpp"
 #include "frame_reader.hpp"
+#include "replica_trees.hpp"
 #include "server.hpp"
 
 namespace iz::replicator {
@@ -28,6 +29,8 @@ struct FilesetSlot {
     std::unique_ptr<Applier> applier;
     uint64_t owner = 0;  // id of the session allowed to apply
     std::weak_ptr<Session> owner_session;
+    // Verification walks of the replica (not under `mu`: they only read).
+    std::unique_ptr<ReplicaTrees> trees;
 };
 
 struct ServerContext {
@@ -70,6 +73,9 @@ private:
     static void finish_commits(const std::weak_ptr<FilesetSlot>& slot);
     void acknowledge(const std::vector<CommitOutcome>& done);
     void on_hash(const proto::HashRequest& m);
+    // Walked on another thread of the server, so that this connection goes
+    // on answering pings (and applying) while the replica is hashed.
+    void on_tree(const proto::TreeRequest& m);
     void send(const proto::Message& m);
     void write_next();
     void arm_timer();

@@ -253,6 +253,13 @@ void ServerLink::handle(proto::Message m) {
             hash_reply_ = std::move(*h);
         }
         cv_.notify_all();
+    } else if (auto* t = std::get_if<proto::TreeReply>(&m)) {
+        {
+            std::lock_guard lock(mu_);
+            tree_reply_bytes_ = body_.size() + proto::kHeaderBytes;
+            tree_reply_ = std::move(*t);
+        }
+        cv_.notify_all();
     } else if (std::holds_alternative<proto::Pong>(m)) {
         ping_outstanding_ = false;
         served_well();
@@ -340,6 +347,7 @@ void ServerLink::lost(const std::string& why) {
         ++generation_;
         if (!stopping) last_error_ = why;
         hash_reply_.reset();
+        tree_reply_.reset();
         staged_.clear();
         staged_bytes_ = 0;
     }
@@ -520,6 +528,37 @@ Result<proto::HashReply> ServerLink::request_hashes(uint64_t generation, const s
     if (!hash_reply_ || hash_reply_->id != id) return iz::fail(make_error("connection lost"));
     auto reply = std::move(*hash_reply_);
     hash_reply_.reset();
+    return reply;
+}
+
+Result<proto::TreeReply> ServerLink::request_tree(proto::TreeRequest req, std::chrono::milliseconds timeout,
+                                                 uint64_t* wire_bytes) {
+    uint64_t generation;
+    {
+        std::lock_guard lock(mu_);
+        if (stopping_ || !connected_)
+            return iz::fail(make_error(fmt::format("not connected{}", last_error_.empty() ? "" : ": " + last_error_)));
+        generation = generation_;
+        req.id = next_tree_id_++;
+        tree_reply_.reset();
+    }
+    uint64_t id = req.id;
+    auto frame = proto::encode_frame(req);
+    if (!frame) return iz::fail(frame.error());
+    if (wire_bytes) *wire_bytes += frame->size();
+    if (!send(generation, std::move(*frame))) return iz::fail(make_error("the connection was lost"));
+    hand_over();
+    std::unique_lock lock(mu_);
+    bool answered = cv_.wait_for(lock, timeout, [&] {
+        return stopping_ || !connected_ || generation != generation_ || (tree_reply_ && tree_reply_->id == id);
+    });
+    if (!tree_reply_ || tree_reply_->id != id) {
+        if (!answered) return iz::fail(make_error(fmt::format("no answer within {} s", timeout.count() / 1000)));
+        return iz::fail(make_error(fmt::format("the connection was lost{}", last_error_.empty() ? "" : ": " + last_error_)));
+    }
+    if (wire_bytes) *wire_bytes += tree_reply_bytes_;
+    auto reply = std::move(*tree_reply_);
+    tree_reply_.reset();
     return reply;
 }
 

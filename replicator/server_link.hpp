@@ -78,6 +78,10 @@ public:
     bool wait_commits_acked(uint64_t generation, std::chrono::milliseconds timeout);
     // Asks for block hashes of `path` and waits for the answer.
     Result<proto::HashReply> request_hashes(uint64_t generation, const std::string& path);
+    // Verification: asks the current connection for the replica's hash tree
+    // and waits up to `timeout` for the answer. `wire_bytes` (if given)
+    // grows by the size of both frames.
+    Result<proto::TreeReply> request_tree(proto::TreeRequest req, std::chrono::milliseconds timeout, uint64_t* wire_bytes);
     // The worker gave up on this connection (e.g. it could not encode).
     void fail(uint64_t generation, const std::string& why);
 
@@ -162,6 +166,9 @@ private:
     std::deque<RejectedRecord> rejected_;
     uint64_t next_hash_id_ = 1;
     std::optional<proto::HashReply> hash_reply_;
+    uint64_t next_tree_id_ = 1;
+    std::optional<proto::TreeReply> tree_reply_;
+    uint64_t tree_reply_bytes_ = 0;
     // Frames the worker has queued for the network thread (all of the
     // current generation: lost() drops them), and whether a hand-over is
     // posted already: one post moves every frame queued by then.

@@ -145,6 +145,7 @@ void Session::handle(std::string_view body) {
             if (auto* op = std::get_if<proto::OpMsg>(&*msg)) on_op(*op);
             else if (auto* c = std::get_if<proto::Commit>(&*msg)) on_commit(*c);
             else if (auto* h = std::get_if<proto::HashRequest>(&*msg)) on_hash(*h);
+            else if (auto* t = std::get_if<proto::TreeRequest>(&*msg)) on_tree(*t);
             else if (auto* p = std::get_if<proto::Ping>(&*msg)) send(proto::Pong{p->id});
             else unexpected();
             break;
@@ -310,6 +311,29 @@ void Session::on_hash(const proto::HashRequest& m) {
         return give_up(fmt::format("block hashes of '{}': {}", m.path, reply.error().message));
     }
     send(*reply);
+}
+
+void Session::on_tree(const proto::TreeRequest& m) {
+    auto self = shared_from_this();
+    auto slot = slot_;
+    auto& io = static_cast<asio::io_context&>(asio::query(socket_.get_executor(), asio::execution::context));
+    asio::post(io, [self, slot, m] {
+        proto::TreeReply reply;
+        try {
+            reply = slot->trees->answer(m);
+        } catch (const std::exception& e) {
+            reply.id = m.id;
+            reply.error = std::string("internal error: ") + e.what();
+        }
+        if (!reply.error.empty()) spdlog::warn("{}: cannot hash the replica at '{}': {}", self->who(), m.path, reply.error);
+        asio::dispatch(self->strand_, [self, reply = std::move(reply)] {
+            try {
+                if (self->state_ == State::ready) self->send(reply);
+            } catch (const std::exception& e) {
+                self->drop(std::string("internal error: ") + e.what());
+            }
+        });
+    });
 }
 
 void Session::send(const proto::Message& m) {

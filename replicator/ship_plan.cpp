@@ -158,6 +158,10 @@ std::vector<PlannedRecord> plan_window(const std::vector<journal::Record>& windo
                 barrier(r.path);
                 barrier(r.target);
                 break;
+            case Op::repair:
+                // Sent as it is: the server then takes what follows for
+                // the repair it is, not for a conflict.
+                break;
             case Op::conflict:
                 out.action = ShipAction::content_delta;
                 paths[r.path].touched.push_back(i);

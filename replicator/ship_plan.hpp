@@ -19,6 +19,7 @@
 //    sends the differing blocks in place.
 //  - Agent events (start, stop, overflow, rescan) send nothing.
 //  - conflict re-sends the file's content (differing blocks).
+//  - repair travels as it is, before the records that make the repair.
 // Data of a file deleted later is dropped at ship time, when the file can no
 // longer be opened by its handle: deciding it here could lose the content
 // of other hard links to it.

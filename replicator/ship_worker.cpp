@@ -515,10 +515,12 @@ bool ShipWorker::ship_record(const Record& r, const PlannedRecord& p) {
             m.xattr_name = r.xattr_name;
             m.xattr_value = r.xattr_value;
             break;
+        case Op::repair: m.kind = proto::OpKind::repair; break;
         default: return true;  // agent events: nothing to apply
     }
     bool moves_entries = m.kind != proto::OpKind::setattr && m.kind != proto::OpKind::truncate &&
-                         m.kind != proto::OpKind::setxattr && m.kind != proto::OpKind::removexattr;
+                         m.kind != proto::OpKind::setxattr && m.kind != proto::OpKind::removexattr &&
+                         m.kind != proto::OpKind::repair;
     if (moves_entries)
         m.parent_mtime_ns = parent_mtime(r.path);
     if (moves_entries && !m.parent_mtime_ns) note_stale_parent(r.path);

@@ -141,6 +141,24 @@ public:
         return fail(make_error(fmt::format("LSN {} not acknowledged within {} ms: {}", lsn, timeout.count(), why)));
     }
 
+    Status wait_acked_by(size_t server, uint64_t lsn, std::chrono::milliseconds timeout) override {
+        if (server >= links_.size()) return fail(make_error(fmt::format("no server number {}", server)));
+        auto& link = links_[server];
+        auto deadline = std::chrono::steady_clock::now() + timeout;
+        std::unique_lock lock(ack_mu_);
+        bool done = ack_cv_.wait_until(lock, deadline, [&] { return stopping_ || link->acked_lsn() >= lsn; });
+        if (done && !stopping_) return {};
+        auto s = link->status();
+        return fail(make_error(fmt::format("{} has applied through LSN {}, not yet {}{}", s.endpoint, s.acked_lsn, lsn,
+                                           s.last_error.empty() ? std::string() : " (" + s.last_error + ")")));
+    }
+
+    Result<proto::TreeReply> ask_tree(size_t server, proto::TreeRequest req, std::chrono::milliseconds timeout,
+                                      uint64_t* wire_bytes) override {
+        if (server >= links_.size()) return fail(make_error(fmt::format("no server number {}", server)));
+        return links_[server]->request_tree(std::move(req), timeout, wire_bytes);
+    }
+
     void stop() override {
         if (stopped_.exchange(true)) return;
         stopping_ = true;

@@ -73,4 +73,6 @@ if [ -n "$server_pid" ]; then
   echo "== replica $demo/replica compared with the source"
   replica=$(find "$demo/replica" -mindepth 1 -maxdepth 1 -type d ! -name '.*' | head -1)
   if diff -r --no-dereference "$src/data" "$replica"; then echo "replica matches the source"; else exit 1; fi
+  echo "== izwatch verify (hash tree of the full manifest, compared with the server's)"
+  "$bin/izwatch" verify "$src/data"
 fi

@@ -38,6 +38,11 @@ struct WatchOptions {
     // Journal segments stay at least this long, and until every server has
     // acknowledged past them (with no servers, only the history counts).
     std::chrono::seconds history{std::chrono::hours(24 * 7)};
+    // The scrub: every this long (0: never), the replicas are verified and
+    // repaired (verifier.hpp) at idle I/O priority, reading at most
+    // scrub_bytes_per_s of the source's content per second.
+    std::chrono::seconds scrub_interval{std::chrono::hours(24)};
+    uint64_t scrub_bytes_per_s = 32ull << 20;
 };
 
 class Daemon {

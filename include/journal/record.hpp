@@ -32,14 +32,19 @@ enum class Op : uint8_t {
     overflow = 17,
     rescan = 18,
     conflict = 19,
+    // 20 is taken by another op (not in this build): never reuse it.
+    // A verification found `path` different on a replica; the records that
+    // follow make the replica equal. `message` says what differed.
+    repair = 21,
 };
 
 inline constexpr Op kFirstOp = Op::create;
-inline constexpr Op kLastOp = Op::conflict;
+inline constexpr Op kLastOp = Op::repair;
 
 // The names izlog prints and accepts ("close_write", "setxattr", ...).
 std::string_view op_name(Op op);
 std::optional<Op> op_from_name(std::string_view name);
+// Values between kFirstOp and kLastOp that name no op are invalid too.
 bool op_is_valid(uint8_t raw);
 
 struct ByteRange {

@@ -12,8 +12,8 @@
 //  - Decoding never throws and never trusts a length prefix beyond the bytes
 //    actually present; malformed input is an Error, never a crash.
 //  - The conversation is: Hello -> Challenge -> Auth -> Welcome (or Error),
-//    then Op/Commit/HashRequest/Ping from the client and
-//    Ack/HashReply/Conflict/Pong/Error from the server. Messages on one
+//    then Op/Commit/HashRequest/TreeRequest/Ping from the client and
+//    Ack/HashReply/TreeReply/Conflict/Pong/Error from the server. Messages on one
 //    connection are processed strictly in order.
 #include <array>
 #include <cstdint>
@@ -58,6 +58,8 @@ enum class MsgType : uint16_t {
     ping = 12,
     pong = 13,
     rejected = 14,
+    tree_request = 15,
+    tree_reply = 16,
 };
 
 std::string_view msg_type_name(MsgType t);
@@ -130,8 +132,12 @@ enum class OpKind : uint8_t {
     content_begin = 14,
     content_data = 15,
     content_end = 16,
+    // What follows at this LSN repairs `path` (found different by a
+    // verification): the server's own state of it and beneath it is not a
+    // change behind the replicator's back, so no conflict copy is kept.
+    repair = 17,
 };
-inline constexpr OpKind kLastOpKind = OpKind::content_end;
+inline constexpr OpKind kLastOpKind = OpKind::repair;
 std::string_view op_kind_name(OpKind k);
 
 struct Extent {
@@ -248,8 +254,37 @@ struct RejectedMsg {
     std::string message;
 };
 
+// Verification (tree_hash.hpp): the hash tree of the replica at `path`.
+// A `fresh` request walks the subtree anew and the server keeps that walk;
+// later requests beneath it are answered from it, so looking into the
+// directories whose hashes differ costs no second walk.
+inline constexpr size_t kMaxTreeExcludes = 1024;
+struct TreeRequest {
+    uint64_t id = 0;
+    std::string path;
+    bool fresh = false;
+    bool list = false;     // include a directory's children
+    uint64_t start = 0;    // the first child to include (long directories come in parts)
+    std::vector<std::string> excludes;  // the agent's exclude globs (at most kMaxTreeExcludes)
+};
+
+struct TreeEntry {
+    std::string name;
+    std::string meta;  // tree::encode(EntryMeta)
+    std::string hash;  // 16 bytes
+};
+
+struct TreeReply {
+    uint64_t id = 0;
+    std::string error;  // why the server could not walk it ("" when it did)
+    bool found = false;
+    TreeEntry self;
+    std::vector<TreeEntry> children;
+    bool more = false;  // children after these: ask again from start + children.size()
+};
+
 using Message = std::variant<Hello, Challenge, Auth, Welcome, ErrorMsg, OpMsg, Commit, Ack, HashRequest,
-                             HashReply, ConflictMsg, Ping, Pong, RejectedMsg>;
+                             HashReply, ConflictMsg, Ping, Pong, RejectedMsg, TreeRequest, TreeReply>;
 
 MsgType type_of(const Message& m);
 

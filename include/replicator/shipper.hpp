@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "replicator/protocol.hpp"
 
 namespace iz::replicator {
 
@@ -139,6 +140,14 @@ public:
     // Blocks until every server has durably applied everything up to `lsn`,
     // or fails with the reason (which server, what error) at the timeout.
     virtual Status wait_acked(uint64_t lsn, std::chrono::milliseconds timeout) = 0;
+    // The same for the one server at index `server` (of ShipperOptions::servers).
+    virtual Status wait_acked_by(size_t server, uint64_t lsn, std::chrono::milliseconds timeout) = 0;
+    // Verification: the hash tree of that server's replica (TreeRequest in
+    // protocol.hpp). Fails when it is not connected, the connection drops
+    // or no answer comes within `timeout`; `wire_bytes` (if given) grows by
+    // the bytes of both frames.
+    virtual Result<proto::TreeReply> ask_tree(size_t server, proto::TreeRequest req, std::chrono::milliseconds timeout,
+                                              uint64_t* wire_bytes = nullptr) = 0;
     // Stops all connections; idempotent, called by the destructor.
     virtual void stop() = 0;
 };

@@ -12,7 +12,9 @@ using namespace iz::journal;
 
 TEST(Codec, EveryOpRoundTrips) {
     auto records = iz::test::sample_records();
-    ASSERT_EQ(records.size(), static_cast<size_t>(kLastOp) - static_cast<size_t>(kFirstOp) + 1);
+    size_t ops = 0;
+    for (uint8_t raw = static_cast<uint8_t>(kFirstOp); raw <= static_cast<uint8_t>(kLastOp); ++raw) ops += op_is_valid(raw);
+    ASSERT_EQ(records.size(), ops);
     for (auto& r : records) {
         auto bytes = encode_record(r);
         auto back = decode_record(bytes);
@@ -58,9 +60,12 @@ TEST(Codec, RecordBytesMatchCerealsPortableBinaryEncoding) {
 
 TEST(Codec, OpNamesRoundTrip) {
     for (uint8_t raw = 1; raw <= static_cast<uint8_t>(kLastOp); ++raw) {
+        if (!op_is_valid(raw)) continue;
         auto op = static_cast<Op>(raw);
         EXPECT_EQ(op_from_name(op_name(op)), op);
     }
+    EXPECT_EQ(op_name(Op::repair), "repair");
+    EXPECT_FALSE(op_is_valid(20)) << "20 names no op in this build";
     EXPECT_EQ(op_name(Op::close_write), "close_write");
     EXPECT_FALSE(op_from_name("chmod"));
 }

@@ -15,6 +15,7 @@ std::vector<Record> sample_records() {
     std::vector<Record> out;
     int64_t t = 1'764'064'800'000'000'000;  // 2025-11-25T10:00:00Z
     for (uint8_t raw = static_cast<uint8_t>(journal::kFirstOp); raw <= static_cast<uint8_t>(journal::kLastOp); ++raw) {
+        if (!journal::op_is_valid(raw)) continue;
         Record r;
         r.op = static_cast<Op>(raw);
         r.time_ns = t + raw * 1'000'000;
@@ -44,7 +45,7 @@ std::vector<Record> sample_records() {
             case Op::setxattr: r.xattr_name = "user.tag"; r.xattr_value = std::string("v\0al", 4); break;
             case Op::removexattr: r.xattr_name = "user.tag"; break;
             case Op::close_write: r.size = 42; r.mtime_ns = t; break;
-            case Op::start: case Op::stop: case Op::overflow: case Op::rescan: case Op::conflict:
+            case Op::start: case Op::stop: case Op::overflow: case Op::rescan: case Op::conflict: case Op::repair:
                 r.path.clear();
                 r.pid.reset(); r.uid.reset(); r.gid.reset(); r.comm.clear();
                 r.message = fmt::format("agent {}", journal::op_name(r.op));

@@ -119,6 +119,12 @@ ProcessResult AgentHost::sync(int timeout_s) {
                        env(), std::chrono::seconds(timeout_s + 10));
 }
 
+ProcessResult AgentHost::izwatch(const std::string& subcommand, const std::vector<std::string>& args, int timeout_s) {
+    std::vector<std::string> argv{bin_path("izwatch").string(), subcommand, dir_.string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_process(argv, env(), std::chrono::seconds(timeout_s));
+}
+
 ProcessResult AgentHost::stop() {
     auto r = run_process({bin_path("izwatch").string(), "stop", dir_.string()}, env());
     if (r.exit_code == 0) started_ = false;

@@ -61,6 +61,8 @@ public:
     // izwatch start DIR --server ... (daemonised, in the agent's namespace).
     ProcessResult start(const std::vector<std::string>& endpoints, const std::vector<std::string>& extra = {});
     ProcessResult sync(int timeout_s = 60);
+    // izwatch SUBCOMMAND DIR ARGS... (verify, sync --verify, ...).
+    ProcessResult izwatch(const std::string& subcommand, const std::vector<std::string>& args = {}, int timeout_s = 120);
     ProcessResult stop();
     nlohmann::json status();
     void kill9();
@@ -70,6 +72,7 @@ public:
     void resume();
     std::string log() const;
     std::filesystem::path journal() const { return journal_.empty() ? work_.path() / "journal" : journal_; }
+    std::filesystem::path state_dir() const { return work_.path() / "state"; }
     // The journal somewhere else (on a filesystem of its own), from the next start.
     void use_journal(std::filesystem::path dir) { journal_ = std::move(dir); }
     // Deletes the journal and the agent's state, as a lost disk would (the

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -167,6 +168,191 @@ TEST_F(Replication, EveryOperationTypeConverges) {
     EXPECT_EQ(s["servers"][0].value("acked_lsn", 0), s.value("head_lsn", 1));
 }
 
+// A replica changed behind the replicator's back, in one property at a
+// time: `izwatch verify` names every path and property and exits non-zero;
+// `--repair` journals what makes the replica equal (repair records izlog
+// shows, no conflict copies), after which the manifests are equal and
+// verify and `sync --verify` exit 0.
+TEST_F(Replication, VerifyNamesEveryDivergenceAndRepairConverges) {
+    auto& server = add_server();
+    start_agent();
+    auto d = agent_->dir();
+    fs::create_directories(d / "sub/deeper");
+    std::ofstream(d / "bytes.txt") << "the quick brown fox jumps over the lazy dog\n";
+    std::ofstream(d / "mode.txt") << "mode\n";
+    std::ofstream(d / "grown.txt") << "appended to on the replica\n";
+    std::ofstream(d / "xattr.txt") << "xattr\n";
+    ASSERT_EQ(::setxattr((d / "xattr.txt").c_str(), "user.tag", "source", 6, 0), 0);
+    std::ofstream(d / "sub/deeper/gone.txt") << "removed on the replica\n";
+    fs::create_symlink("bytes.txt", d / "link");
+    fs::create_directories(d / "tree/inner");
+    std::ofstream(d / "tree/inner/leaf.txt") << "in a directory removed on the replica\n";
+    ASSERT_EQ(::setxattr((d / "tree/inner").c_str(), "user.dir", "x", 1, 0), 0);
+    std::ofstream(d / "kind") << "a file on the source, a directory on the replica\n";
+    std::ofstream(d / "h1") << "two names of one file\n";
+    ASSERT_EQ(::link((d / "h1").c_str(), (d / "h2").c_str()), 0);
+    sync_ok();
+    expect_converged(server);
+    auto equal = agent_->izwatch("verify");
+    EXPECT_EQ(equal.exit_code, 0) << equal.out << equal.err;
+    EXPECT_NE(equal.out.find("the replica is equal"), std::string::npos) << equal.out;
+    auto one = agent_->izwatch("verify", {"--server", server.endpoint()});
+    EXPECT_EQ(one.exit_code, 0) << one.out << one.err;
+    auto unknown = agent_->izwatch("verify", {"--server", "192.0.2.1:7411"});
+    EXPECT_EQ(unknown.exit_code, 2) << unknown.out << unknown.err;
+    EXPECT_NE(unknown.err.find("does not ship to '192.0.2.1:7411'"), std::string::npos) << unknown.err;
+
+    auto r = server.replica("data");
+    {
+        auto mtime = mtime_ns(r / "bytes.txt");
+        int fd = ::open((r / "bytes.txt").c_str(), O_WRONLY);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::pwrite(fd, "Q", 1, 4), 1);
+        struct timespec ts[2] = {{0, UTIME_OMIT}, {mtime / 1'000'000'000, mtime % 1'000'000'000}};
+        ASSERT_EQ(::futimens(fd, ts), 0);
+        ::close(fd);
+        ASSERT_EQ(mtime_ns(r / "bytes.txt"), mtime);
+    }
+    fs::permissions(r / "mode.txt", fs::perms(0600));
+    // Size and mtime changed: the server's file memory sees a change behind
+    // its back, which a repair must replace without a conflict copy.
+    std::ofstream(r / "grown.txt", std::ios::app) << "more on the replica\n";
+    ASSERT_EQ(::setxattr((r / "xattr.txt").c_str(), "user.tag", "replica", 7, 0), 0);
+    std::ofstream(r / "sub/extra.txt") << "only on the replica\n";
+    fs::remove(r / "sub/deeper/gone.txt");
+    fs::remove(r / "link");
+    fs::create_symlink("mode.txt", r / "link");
+    fs::remove_all(r / "tree");
+    fs::create_directories(r / "extradir/deep");
+    std::ofstream(r / "extradir/deep/x") << "a whole subtree only on the replica\n";
+    fs::remove(r / "kind");
+    fs::create_directories(r / "kind/sub");
+    // The link broken: h2 a copy of its own, equal in all else.
+    fs::remove(r / "h2");
+    fs::copy_file(r / "h1", r / "h2");
+    {
+        auto mtime = mtime_ns(r / "h1");
+        struct timespec ts[2] = {{0, UTIME_OMIT}, {mtime / 1'000'000'000, mtime % 1'000'000'000}};
+        ASSERT_EQ(::utimensat(AT_FDCWD, (r / "h2").c_str(), ts, AT_SYMLINK_NOFOLLOW), 0);
+    }
+
+    auto found = agent_->izwatch("verify");
+    EXPECT_EQ(found.exit_code, 1) << found.out << found.err;
+    for (auto [path, what] : {std::pair{"bytes.txt:", "content:"}, {"mode.txt:", "mode: 0644 on the source, 0600 on the replica"},
+                              {"xattr.txt:", "xattr user.tag: \"source\" on the source, \"replica\" on the replica"},
+                              {"sub/extra.txt:", "extra on the replica"}, {"sub/deeper/gone.txt:", "missing on the replica"},
+                              {"link:", "symlink target: 'bytes.txt' on the source, 'mode.txt' on the replica"},
+                              {"grown.txt:", "size:"}, {"tree:", "missing on the replica"}, {"extradir:", "extra on the replica"},
+                              {"kind:", "type: regular file on the source, directory on the replica"},
+                              {"h2:", "hard-link group (its first name): 'h1' on the source, none on the replica"}}) {
+        auto at = found.out.find(std::string("  ") + path + "\n");
+        ASSERT_NE(at, std::string::npos) << path << " not named:\n" << found.out;
+        EXPECT_NE(found.out.find(what, at), std::string::npos) << what << " not said of " << path << ":\n" << found.out;
+    }
+    auto sync_verify = agent_->izwatch("sync", {"--verify"});
+    EXPECT_NE(sync_verify.exit_code, 0) << "sync --verify passed with a diverged replica:\n" << sync_verify.out;
+
+    auto repaired = agent_->izwatch("verify", {"--repair"});
+    EXPECT_EQ(repaired.exit_code, 1) << repaired.out << repaired.err;
+    EXPECT_NE(repaired.out.find("the replica is now equal"), std::string::npos) << repaired.out;
+    expect_converged(server);
+    auto again = agent_->izwatch("verify");
+    EXPECT_EQ(again.exit_code, 0) << again.out << again.err;
+    auto synced = agent_->izwatch("sync", {"--verify"});
+    EXPECT_EQ(synced.exit_code, 0) << synced.out << synced.err;
+    EXPECT_EQ(server.log().find("conflict on"), std::string::npos) << "a repair was taken for a conflict:\n"
+                                                                  << tail(server.log());
+
+    auto log = run_process({bin_path("izlog").string(), "-D", agent_->journal().string(), "--op", "repair", "-o", "cat",
+                            "--no-pager", "--no-color"});
+    ASSERT_EQ(log.exit_code, 0) << log.err;
+    for (auto path : {"bytes.txt", "grown.txt", "mode.txt", "xattr.txt", "sub/extra.txt", "sub/deeper/gone.txt", "link", "tree",
+                      "extradir", "kind", "h2"})
+        EXPECT_NE(log.out.find(std::string("repair ") + path + "\n"), std::string::npos) << path << " has no repair record:\n"
+                                                                                  << log.out;
+}
+
+// A file the source keeps changing while it is verified is not a
+// divergence: what differs is checked again after another sync, and a path
+// the journal shows changing meanwhile is listed apart.
+TEST_F(Replication, VerifyDoesNotReportAFileChangingMeanwhile) {
+    auto& server = add_server();
+    start_agent();
+    auto busy = agent_->dir() / "busy.log";
+    std::ofstream(busy) << "start\n";
+    sync_ok();
+    expect_converged(server);
+    std::atomic<bool> stop{false};
+    std::thread writer([&] {
+        for (int i = 0; !stop; ++i) {
+            std::ofstream(busy, std::ios::app) << "line " << i << "\n";
+            std::this_thread::sleep_for(200us);
+        }
+    });
+    auto v = agent_->izwatch("verify");
+    stop = true;
+    writer.join();
+    EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+    EXPECT_EQ(v.out.find("DIFFERS"), std::string::npos) << v.out;
+}
+
+// The scrub finds a divergence on its own, repairs it, logs it as a
+// warning with the path, and says so in `izwatch status`.
+TEST_F(Replication, ScrubFindsAndRepairsADivergenceOnItsOwn) {
+    auto& server = add_server();
+    auto r = agent_->start(endpoints(), {"--scrub-interval", "2s"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::ofstream(agent_->dir() / "file.txt") << "content the replica must keep\n";
+    sync_ok();
+    auto replica_file = server.replica("data") / "file.txt";
+    ASSERT_TRUE(eventually([&] { return fs::exists(replica_file); }));
+    auto mtime = mtime_ns(replica_file);
+    std::ofstream(replica_file, std::ios::in | std::ios::out) << "CONTENT";
+    struct timespec ts[2] = {{0, UTIME_OMIT}, {mtime / 1'000'000'000, mtime % 1'000'000'000}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, replica_file.c_str(), ts, 0), 0);
+    bool repaired = eventually(
+        [&] {
+            auto s = agent_->status();
+            return s.is_object() && s["scrub"].value("repaired_total", 0) >= 1;
+        },
+        std::chrono::seconds(60));
+    ASSERT_TRUE(repaired) << agent_->status().dump(2) << "\n" << agent_->log();
+    auto s = agent_->status();
+    EXPECT_FALSE(s["scrub"].value("last_run", "").empty());
+    EXPECT_EQ(s["scrub"]["last_found_paths"], nlohmann::json::array({"file.txt"})) << s.dump(2);
+    EXPECT_GE(s["scrub"].value("found_total", 0), 1) << s.dump(2);
+    auto human = agent_->izwatch("status");
+    EXPECT_NE(human.out.find("scrub:       every 2 s; last run "), std::string::npos) << human.out;
+    EXPECT_NE(human.out.find("SCRUB FOUND: "), std::string::npos)
+        << human.out;
+    EXPECT_NE(human.out.find(": file.txt\n"), std::string::npos) << human.out;
+    expect_converged(server);
+    auto log = agent_->log();
+    auto warn = log.find("[warning] scrub: the replica on");
+    ASSERT_NE(warn, std::string::npos) << log;
+    EXPECT_NE(log.find("file.txt: content:", warn), std::string::npos) << log;
+}
+
+// The scrub is due an interval after the last one, whichever agent ran it:
+// an agent restarted more often than the interval scrubs all the same.
+TEST_F(Replication, ScrubIsDueAnIntervalAfterTheLastEvenAcrossRestarts) {
+    add_server();
+    fs::create_directories(agent_->state_dir());
+    auto day_ago = std::chrono::duration_cast<std::chrono::seconds>(
+                       (std::chrono::system_clock::now() - std::chrono::hours(24)).time_since_epoch())
+                       .count();
+    std::ofstream(agent_->state_dir() / "scrub.last") << day_ago << "\n";
+    auto r = agent_->start(endpoints(), {"--scrub-interval", "1h"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    bool ran = eventually([&] { return agent_->status()["scrub"].value("runs", 0) >= 1; }, std::chrono::seconds(30));
+    ASSERT_TRUE(ran) << agent_->status().dump(2);
+    // And the next is an hour after this one, across a restart.
+    std::ifstream in(agent_->state_dir() / "scrub.last");
+    int64_t last = 0;
+    in >> last;
+    EXPECT_GT(last, day_ago + 3600);
+}
+
 // Sequences the agent reads only after the kernel merged their events
 // (one event per name and object still queued carries all of its
 // changes, at the place of the first): the replica still ends as the
@@ -215,6 +401,8 @@ TEST_P(RandomWorkload, TenThousandOperationsConverge) {
     random_operations(agent_->dir(), seed, 10'000, &ops_);
     sync_ok(120);
     expect_converged(server);
+    auto v = agent_->izwatch("verify");
+    EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, RandomWorkload,

@@ -134,6 +134,41 @@ TEST(HostileRejected, ANameTheServerKeepsForItselfIsRejectedAndTheStreamGoesOn) 
     EXPECT_TRUE(server.eventually_logged("cannot apply mkdir '.state/x'")) << server.all_logs();
 }
 
+// A verification's tree request for a path that leaves the root, or goes
+// through a symlink planted to point outside, is answered with the reason
+// and nothing of outside: no entry, no hash. The connection stays (the
+// agent reports the refusal), and an honest request on it is answered.
+TEST_F(HostileOps, TreeRequestsOutsideTheRootAreRefusedWithTheReason) {
+    plant_links();
+    auto c = attacker();
+    uint64_t id = 0;
+    for (std::string path : {"../canary", "/etc", "esc", "esc/dir", "escr/file", "escf"}) {
+        ASSERT_TRUE(c.send(proto::TreeRequest{.id = ++id, .path = path, .fresh = true, .list = true}));
+        auto r = c.receive();
+        ASSERT_TRUE(r) << path << ": " << r.error().message;
+        auto* reply = std::get_if<proto::TreeReply>(&*r);
+        ASSERT_NE(reply, nullptr) << path;
+        EXPECT_EQ(reply->id, id);
+        if (path == "esc" || path == "escf") {
+            // The symlink itself, beneath the root, is what is described.
+            EXPECT_TRUE(reply->error.empty()) << path << ": " << reply->error;
+            EXPECT_TRUE(reply->found);
+            EXPECT_EQ(reply->self.meta.substr(0, 1), "l") << path;
+            EXPECT_TRUE(reply->children.empty());
+        } else {
+            EXPECT_FALSE(reply->error.empty()) << path << " was walked";
+            EXPECT_FALSE(reply->found) << path;
+            EXPECT_TRUE(reply->children.empty()) << path;
+        }
+    }
+    ASSERT_TRUE(c.send(proto::TreeRequest{.id = 100, .path = "", .fresh = true, .list = true}));
+    auto r = c.receive();
+    ASSERT_TRUE(r) << r.error().message;
+    auto& root = std::get<proto::TreeReply>(*r);
+    EXPECT_TRUE(root.found);
+    EXPECT_EQ(root.children.size(), 3u);  // esc, escf, escr: the links, not what they point at
+}
+
 TEST_F(HostileOps, HalfSentContentOfADroppedConnectionIsDiscarded) {
     {
         auto c = attacker();

@@ -28,6 +28,8 @@ auto view(const ConflictMsg& m) { return std::tie(m.lsn, m.path, m.conflict_copy
 auto view(const Ping& m) { return std::tie(m.id); }
 auto view(const Pong& m) { return std::tie(m.id); }
 auto view(const RejectedMsg& m) { return std::tie(m.lsn, m.path, m.message); }
+auto view(const TreeRequest& m) { return std::tie(m.id, m.path, m.fresh, m.list, m.start, m.excludes); }
+auto view(const TreeEntry& e) { return std::tie(e.name, e.meta, e.hash); }
 auto view(const Extent& e) { return std::tie(e.offset, e.raw_length, e.zstd, e.bytes); }
 auto view(const OpMsg& m) {
     return std::tie(m.lsn, m.kind, m.path, m.target, m.mode, m.uid, m.gid, m.atime_ns, m.mtime_ns, m.size, m.rdev,
@@ -40,6 +42,13 @@ bool same(const OpMsg& a, const OpMsg& b) {
         if (view(a.extents[i]) != view(b.extents[i])) return false;
     for (size_t i = 0; i < a.holes.size(); ++i)
         if (a.holes[i].offset != b.holes[i].offset || a.holes[i].length != b.holes[i].length) return false;
+    return true;
+}
+bool same(const TreeReply& a, const TreeReply& b) {
+    if (std::tie(a.id, a.error, a.found, a.more) != std::tie(b.id, b.error, b.found, b.more)) return false;
+    if (view(a.self) != view(b.self) || a.children.size() != b.children.size()) return false;
+    for (size_t i = 0; i < a.children.size(); ++i)
+        if (view(a.children[i]) != view(b.children[i])) return false;
     return true;
 }
 template <class T>
@@ -75,6 +84,17 @@ TEST(Protocol, EveryOpKindRoundTrips) {
         EXPECT_TRUE(same(op, std::get<OpMsg>(*back))) << op_kind_name(op.kind);
         EXPECT_NE(op_kind_name(op.kind), "unknown");
     }
+}
+
+TEST(Protocol, TreeRequestsWithTooManyExcludesAreMalformed) {
+    TreeRequest req{.id = 1, .path = "", .excludes = std::vector<std::string>(kMaxTreeExcludes, "*.tmp")};
+    EXPECT_TRUE(decode_frame(*encode_frame(req)));
+    req.excludes.push_back("one more");
+    auto r = decode_frame(*encode_frame(req));
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("exclude globs exceed"), std::string::npos) << r.error().message;
+    req.excludes = {std::string(5000, '*')};
+    EXPECT_FALSE(decode_frame(*encode_frame(req)));
 }
 
 TEST(Protocol, EmptyOptionalsStayEmpty) {
@@ -113,12 +133,12 @@ TEST(ProtocolHeader, BadMagicRefused) {
 }
 
 TEST(ProtocolHeader, UnknownTypesRefused) {
-    for (uint16_t t : {uint16_t{0}, uint16_t{15}, uint16_t{0x0100}, uint16_t{0xffff}}) {
+    for (uint16_t t : {uint16_t{0}, uint16_t{17}, uint16_t{0x0100}, uint16_t{0xffff}}) {
         auto h = parse_header(header_bytes(kMagic, t, 0, 10));
         ASSERT_FALSE(h) << t;
         EXPECT_NE(h.error().message.find("type"), std::string::npos) << h.error().message;
     }
-    for (uint16_t t = 1; t <= 14; ++t) EXPECT_TRUE(parse_header(header_bytes(kMagic, t, 0, 0))) << t;
+    for (uint16_t t = 1; t <= 16; ++t) EXPECT_TRUE(parse_header(header_bytes(kMagic, t, 0, 0))) << t;
 }
 
 TEST(ProtocolHeader, NonzeroFlagsRefused) {

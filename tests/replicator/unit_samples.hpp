@@ -47,6 +47,14 @@ inline std::vector<replicator::proto::Message> sample_messages() {
         p::Ping{.id = 11},
         p::Pong{.id = 12},
         p::RejectedMsg{.lsn = 9, .path = "a/b", .message = "File name too long"},
+        p::TreeRequest{.id = 13, .path = "a/b", .fresh = true, .list = true, .start = 7, .excludes = {"*.tmp", "cache"}},
+        p::TreeReply{.id = 14,
+                     .error = "refused",
+                     .found = true,
+                     .self = {.name = "b", .meta = std::string("d\0\1", 3), .hash = std::string(16, '\x11')},
+                     .children = {{.name = "c", .meta = "f", .hash = std::string(16, '\x22')},
+                                  {.name = "d", .meta = "l", .hash = std::string(16, '\x33')}},
+                     .more = true},
     };
 }
 

@@ -50,7 +50,7 @@ Result<std::vector<journal::Op>> parse_ops(const std::vector<std::string>& value
                 if (!op) {
                     std::string known;
                     for (uint8_t raw = 1; raw <= static_cast<uint8_t>(journal::kLastOp); ++raw)
-                        known += fmt::format("{}{}", known.empty() ? "" : ", ", journal::op_name(static_cast<journal::Op>(raw)));
+                        if (journal::op_is_valid(raw)) known += fmt::format("{}{}", known.empty() ? "" : ", ", journal::op_name(static_cast<journal::Op>(raw)));
                     return fail(make_error(fmt::format("unknown op '{}' (known: {})", name, known)));
                 }
                 out.push_back(*op);

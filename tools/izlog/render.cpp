@@ -35,7 +35,7 @@ const char* color_of(Op op) {
         case Op::rename: return "\033[33m";
         case Op::setattr: case Op::setxattr: case Op::removexattr: return "\033[36m";
         case Op::write: case Op::truncate: case Op::close_write: return "\033[34m";
-        case Op::overflow: case Op::conflict: return "\033[1;31m";
+        case Op::overflow: case Op::conflict: case Op::repair: return "\033[1;31m";
         case Op::start: case Op::stop: case Op::rescan: return "\033[1;35m";
     }
     return "";

@@ -1,0 +1,28 @@
+#pragma once
+// The journal records that make a replica's entry what the source holds,
+// after a verification found it different (verify_compare.hpp). They ship
+// like any others; the first is a `repair` record naming what differed, so
+// that izlog shows each repair and the server takes what follows for a
+// repair, not for a conflict.
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "journal/record.hpp"
+#include "tree_hash.hpp"
+#include "verify_compare.hpp"
+
+namespace iz::agent {
+
+// `source`: the source's entry at d.path as it is now (nullopt: gone).
+// `replica`: the replica's entries at and beneath d.path, parents first
+// (what must go when the source has nothing there, or another type).
+// A file that is another name of one before it in walk order (its link
+// group) is linked to that name rather than sent again; repairs must be
+// journaled in walk order (tree::walk_order_less), so that the first name
+// of a group is repaired before the others are linked to it.
+std::vector<journal::Record> repair_records(const replicator::Difference& d, const std::optional<replicator::tree::Node>& source,
+                                            const std::vector<std::pair<std::string, replicator::tree::EntryMeta>>& replica);
+
+}  // namespace iz::agent
