@@ -302,6 +302,27 @@ TEST_F(Replication, AgentKilledThenRestartedCatchesUp) {
     expect_converged(server);
 }
 
+// A directory moved into a new directory of its old name, then removed
+// while no agent runs: the state saved before the kill knew none of it, so
+// the restart must compare with what the journal told the servers, and
+// remove the subtree children first, as the directories the replica holds.
+TEST_F(Replication, AgentKilledAfterNestedMovesThenTheSubtreeRemoved) {
+    auto& server = add_server();
+    start_agent();
+    auto d = agent_->dir();
+    fs::create_directories(d / "a/d/e");
+    std::ofstream(d / "a/d/e/f") << "";
+    fs::rename(d / "a/d", d / "a/d2");
+    fs::create_directory(d / "a/d");
+    fs::rename(d / "a/d2", d / "a/d/d2");
+    sync_ok();
+    agent_->kill9();
+    fs::remove_all(d / "a/d/d2");
+    start_agent();
+    sync_ok();
+    expect_converged(server);
+}
+
 TEST_F(Replication, LinkCutForTwentySecondsDuringAWorkload) {
     auto& server = add_server();
     start_agent();
