@@ -54,6 +54,7 @@ public:
 
     std::vector<Record> plan() {
         identify();
+        dir_times_.assign(objs_.size(), kTimesUntouched);
         match_by_name();
         remove_gone_names();
         place_everything();
@@ -149,7 +150,7 @@ private:
         for (auto it = cur_.rbegin(); it != cur_.rend(); ++it)
             if (!objs_[it->second].dir && !objs_[it->second].now) gone.push_back(it->first);
         for (auto& path : gone) {
-            out_.push_back(removal(path, objs_[cur_.at(path)]));
+            entry_record(removal(path, objs_[cur_.at(path)]));
             forget_name(path);
         }
         for (auto& o : objs_) {
@@ -161,7 +162,7 @@ private:
             for (auto& w : o.wanted)
                 if (!o.names.count(w)) ++missing;
             while (spare.size() > missing) {
-                out_.push_back(removal(spare.back(), o));
+                entry_record(removal(spare.back(), o));
                 forget_name(spare.back());
                 spare.pop_back();
             }
@@ -208,13 +209,15 @@ private:
         r.path = from;
         r.target = to;
         r.handle = to_file_handle(objs_[id].was->handle);
-        out_.push_back(std::move(r));
         move(from, to);
+        entry_record(std::move(r));
     }
 
     void create(int id, const std::string& path) {
         const Entry& e = *objs_[id].now;
-        out_.push_back(creation_record(path, e));
+        cur_[path] = id;
+        objs_[id].names.insert(path);
+        entry_record(creation_record(path, e));
         if (e.is_reg() && e.size > 0) {
             out_.push_back(capture_detail::whole_content_record(path, e));
             // Writing the content moves mtime on a replica: pin it after.
@@ -227,8 +230,6 @@ private:
         // The creation carries mode, owner and mtime; xattrs follow.
         for (auto& r : attribute_records(path, Entry{.mode = e.mode, .uid = e.uid, .gid = e.gid, .mtime_ns = e.mtime_ns}, e))
             out_.push_back(std::move(r));
-        cur_[path] = id;
-        objs_[id].names.insert(path);
     }
 
     // Puts object `id` at `to` if it can go there now. Returns whether it is
@@ -253,9 +254,9 @@ private:
             rename(id, *spare, to);
         } else if (!o.names.empty() && !o.dir) {
             auto& first = *o.names.begin();
-            out_.push_back(capture_detail::link_record(first, to, o.now->handle));
             cur_[to] = id;
             o.names.insert(to);
+            entry_record(capture_detail::link_record(first, to, o.now->handle));
         } else {
             create(id, to);
         }
@@ -273,7 +274,7 @@ private:
             if (!o.dir || o.now) continue;
             auto [first, last] = subtree_range(cur_, path);
             if (first != last) continue;
-            out_.push_back(removal(path, o));
+            entry_record(removal(path, o));
             forget_name(path);
             o.removed = true;
             progress = true;
@@ -351,7 +352,7 @@ private:
         for (auto& [path, id] : cur_)
             if (!objs_[id].dir && !objs_[id].wants(path)) spare.push_back(path);
         for (auto it = spare.rbegin(); it != spare.rend(); ++it) {
-            out_.push_back(removal(*it, objs_[cur_.at(*it)]));
+            entry_record(removal(*it, objs_[cur_.at(*it)]));
             forget_name(*it);
         }
     }
@@ -365,9 +366,54 @@ private:
                           want_.size(), cur_.size());
     }
 
+    // A directory's mtime travels with every record that makes or removes
+    // an entry in it: the shipper reads it from the source by the
+    // directory's path when it ships the record, and the replica sets it on
+    // the directory it holds at that path then. That is the same directory
+    // only if it is the one the path ends with; otherwise the replica's
+    // directory there gets another's mtime. Each record's directories are
+    // noted as the replica holds them when it applies it (the last record
+    // decides): a directory set right is left alone; one given another's
+    // mtime, or none whose mtime changed (entries made and removed again
+    // while no agent ran leave no record), gets its times set after all
+    // entries are in place.
+    void entry_record(Record r) {
+        auto note = [&](const std::string& path) {
+            std::string dir = parent_of(path);
+            if (dir.empty()) {  // the root is always the root
+                root_touched_ = true;
+                return;
+            }
+            auto c = cur_.find(dir);
+            auto w = want_.find(dir);
+            if (c == cur_.end() || w == want_.end()) return;  // the source has no such directory: nothing is set
+            dir_times_[c->second] = c->second == w->second ? kTimesSet : kTimesWrong;
+        };
+        switch (r.op) {
+            case Op::link: note(r.target); break;  // the source's directory is not changed
+            case Op::rename: note(r.target); [[fallthrough]];
+            default: note(r.path); break;
+        }
+        out_.push_back(std::move(r));
+    }
+
+    void directory_times(int id, const std::string& path, const Entry& old, const Entry& now, std::vector<Record>& attrs) {
+        if (!now.is_dir()) return;
+        auto state = id < 0 ? kTimesUntouched : dir_times_[id];
+        if (state == kTimesSet || (state == kTimesUntouched && old.mtime_ns == now.mtime_ns)) return;
+        if (std::any_of(attrs.begin(), attrs.end(), [](const Record& r) { return r.op == Op::setattr; })) return;
+        Entry other = now;
+        other.mode ^= 01;  // any difference makes attribute_records write the full setattr
+        for (auto& r : attribute_records(path, other, now))
+            if (r.op == Op::setattr) attrs.insert(attrs.begin(), std::move(r));
+    }
+
     void content_and_attributes() {
-        if (auto b = before_.find(""), a = after_.find(""); b != before_.end() && a != after_.end())
-            for (auto& r : attribute_records("", b->second, a->second)) out_.push_back(std::move(r));
+        if (auto b = before_.find(""), a = after_.find(""); b != before_.end() && a != after_.end()) {
+            auto attrs = attribute_records("", b->second, a->second);
+            if (!root_touched_) directory_times(-1, "", b->second, a->second, attrs);
+            for (auto& r : attrs) out_.push_back(std::move(r));
+        }
         std::vector<bool> done(objs_.size());
         for (auto& [path, e] : after_) {
             if (path.empty()) continue;
@@ -391,6 +437,7 @@ private:
                 wrote = true;
             }
             auto attrs = attribute_records(path, old, e);
+            directory_times(id, path, old, e, attrs);
             bool pinned = std::any_of(attrs.begin(), attrs.end(), [](const Record& r) { return r.op == Op::setattr; });
             if (wrote && !pinned) {
                 // The write moves the replica's mtime: set it back.
@@ -411,6 +458,9 @@ private:
     std::unordered_map<std::string, int> want_;  // the tree as it is
     std::vector<Record> out_;
     int temp_counter_ = 0;
+    static constexpr int8_t kTimesUntouched = 0, kTimesSet = 1, kTimesWrong = -1;
+    std::vector<int8_t> dir_times_;  // per object
+    bool root_touched_ = false;
 };
 
 }  // namespace
