@@ -369,8 +369,11 @@ TEST_F(Replication, EntriesRenamedWhileTheAgentIsDownTravelAsRenames) {
         if (op == "start" || op == "rescan") continue;
         after_restart.push_back(op + " " + records[i].value("path", "") + " -> " + records[i].value("target", ""));
     }
+    // The directory moved to another parent has a new '..', and an mtime
+    // the rename on the replica would not give it.
     EXPECT_EQ(after_restart, (std::vector<std::string>{"mkdir moved -> ", "rename bulk -> moved/bulk-renamed",
-                                                       "rename sparse -> moved/sparse-renamed"}));
+                                                       "rename sparse -> moved/sparse-renamed",
+                                                       "setattr moved/bulk-renamed -> "}));
     auto srv = agent_->status()["servers"][0];
     EXPECT_LT(srv.value("data_bytes_sent", uint64_t{1} << 40), uint64_t{64} << 10);
     expect_converged(server);
