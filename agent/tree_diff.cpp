@@ -12,6 +12,7 @@
 #include <map>
 #include <set>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "capture_detail.hpp"
 #include "common/path_tree.hpp"
@@ -233,8 +234,9 @@ private:
     }
 
     // Puts object `id` at `to` if it can go there now. Returns whether it is
-    // there; `occupant` is set when another entry holds the name.
-    bool place(int id, const std::string& to, std::optional<int>& occupant) {
+    // there; `occupant` is set when another entry holds the name, `freed`
+    // to the name it moved from.
+    bool place(int id, const std::string& to, std::optional<int>& occupant, std::optional<std::string>& freed) {
         auto& o = objs_[id];
         auto c = cur_.find(to);
         if (c != cur_.end() && c->second == id) return settled(to);
@@ -252,6 +254,7 @@ private:
         }
         if (spare) {
             rename(id, *spare, to);
+            freed = spare;
         } else if (!o.names.empty() && !o.dir) {
             auto& first = *o.names.begin();
             cur_[to] = id;
@@ -315,33 +318,44 @@ private:
         std::vector<std::string> pending;
         for (auto& [path, e] : after_)
             if (!path.empty()) pending.push_back(path);
+        std::unordered_set<std::string> open(pending.begin(), pending.end());
+        std::optional<std::pair<std::string, int>> first_blocked;
+        // Places the entry for `to`, then the one waiting for the name that
+        // move freed, and so on: a chain of names shifted by one (log.1 to
+        // log.2, log.2 to log.3...) or a cycle once broken takes one pass,
+        // not a round per link.
+        auto chain = [&](std::string to) {
+            for (bool first = true; open.count(to); first = false) {
+                std::optional<int> occupant;
+                std::optional<std::string> freed;
+                if (!place(want_.at(to), to, occupant, freed)) {
+                    if (first && occupant && !first_blocked) first_blocked.emplace(to, *occupant);
+                    return;
+                }
+                open.erase(to);
+                if (!freed) return;
+                to = *freed;
+            }
+        };
         // Every round places something or moves an entry aside; an entry
         // moved aside never stands in the way again, so rounds are bounded.
         size_t rounds_left = 2 * pending.size() + 16;
-        while (!pending.empty()) {
+        while (!open.empty()) {
             bool progress = remove_empty_gone_dirs();
-            std::optional<std::pair<std::string, int>> first_blocked;
-            std::vector<std::string> waiting;
-            for (auto& to : pending) {
-                std::optional<int> occupant;
-                int id = want_.at(to);
-                bool was_there = cur_.count(to) && cur_.at(to) == id;
-                if (place(id, to, occupant)) {
-                    progress = progress || !was_there;
-                    continue;
-                }
-                if (occupant && !first_blocked) first_blocked.emplace(to, *occupant);
-                waiting.push_back(to);
-            }
-            progress = progress || waiting.size() < pending.size();
-            pending = std::move(waiting);
-            if (pending.empty()) break;
+            size_t before = open.size();
+            first_blocked.reset();
+            for (auto& to : pending) chain(to);
+            progress = progress || open.size() < before;
+            std::erase_if(pending, [&](const std::string& p) { return !open.count(p); });
+            if (open.empty()) break;
             if (!progress) {
                 if (!first_blocked || --rounds_left == 0) {
                     spdlog::error("rescan: {} entries could not be placed (first: '{}')", pending.size(), pending.front());
                     break;
                 }
-                break_cycle(first_blocked->first, first_blocked->second);
+                auto blocked = first_blocked->first;
+                break_cycle(blocked, first_blocked->second);
+                chain(blocked);
             }
         }
         remove_empty_gone_dirs();

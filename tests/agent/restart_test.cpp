@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 #include "agent_fixture.hpp"
@@ -169,6 +171,30 @@ TEST_P(Restart, EntriesMovedWhileStoppedAreRenamedNotCopied) {
     for (auto& r : with_op(got, "setattr"))
         EXPECT_EQ(r.value("mtime_ns", int64_t{0}), int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec);
     EXPECT_EQ(with_op(got, "write"), std::vector<json>{});
+    std::vector<std::string> problems;
+    EXPECT_EQ(differences(replay(records, problems), list_tree(root())), Strings{});
+    EXPECT_EQ(problems, Strings{});
+}
+
+// Names shifted by one (f0 to f1, f1 to f2...) while no agent ran: each
+// file is renamed once, last first, each into the name the one before
+// freed; no temporary names, and no content.
+TEST_P(Restart, NamesShiftedByOneAreRenamedOnce) {
+    constexpr int kFiles = 2000;
+    make_dir(at("logs"));
+    for (int i = 0; i < kFiles; ++i) write_file(at(fmt::format("logs/f{}", i)), fmt::format("content {}", i));
+    ASSERT_NO_FATAL_FAILURE(start());
+    watch().kill_daemon();
+    for (int i = kFiles - 1; i >= 0; --i)
+        ASSERT_EQ(::rename(at(fmt::format("logs/f{}", i)).c_str(), at(fmt::format("logs/f{}", i + 1)).c_str()), 0);
+
+    uint64_t before = watch().journal().back().value("lsn", uint64_t{0});
+    ASSERT_NO_FATAL_FAILURE(start());
+    auto records = watch().journal();
+    auto got = mutations_after(records, before);
+    ASSERT_EQ(got.size(), size_t{kFiles});
+    for (int i = 0; i < kFiles; ++i)
+        EXPECT_EQ(describe(got[i]), fmt::format("rename logs/f{} -> logs/f{}", kFiles - 1 - i, kFiles - i));
     std::vector<std::string> problems;
     EXPECT_EQ(differences(replay(records, problems), list_tree(root())), Strings{});
     EXPECT_EQ(problems, Strings{});
