@@ -51,7 +51,12 @@ public:
                 tree_.erase(it);
                 return true;
             }
-            case Op::rmdir: return erase_subtree(r.path);
+            case Op::rmdir: {
+                // Nor does it rmdir what is not a directory.
+                auto it = tree_.find(r.path);
+                if (it == tree_.end() || !it->second.is_dir()) return false;
+                return erase_subtree(r.path);
+            }
             case Op::rename: return rename(r);
             case Op::setattr:
             case Op::setxattr:
