@@ -30,6 +30,16 @@ std::string handle_key(const journal::FileHandle& h) {
 // The tree as records change it. Attributes and content belong to the
 // object, so a change through one name is seen by every name of it (a
 // handle -> names index, checked against the tree on use).
+// The ranges cover every byte of a file of `size` bytes.
+bool covers(const std::vector<journal::ByteRange>& ranges, uint64_t size) {
+    uint64_t end = 0;
+    for (auto& r : journal::coalesce(ranges)) {
+        if (r.offset > end) return false;
+        end = std::max(end, r.offset + r.length);
+    }
+    return end >= size;
+}
+
 class Replay {
 public:
     explicit Replay(Tree& tree) : tree_(tree) {
@@ -85,10 +95,14 @@ private:
         if ((e.mode & S_IFMT) == 0) e.mode |= type;
         e.uid = r.owner_uid.value_or(0);
         e.gid = r.owner_gid.value_or(0);
-        e.size = r.op == Op::create ? r.size.value_or(0) : 0;
+        // A replica makes a file empty: its content comes with writes. The
+        // size the source had when the creation was read (written already)
+        // is content the replica does not have until a write says so.
+        e.size = 0;
+        bool had_content = r.op == Op::create && r.size.value_or(0) > 0;
         // Made without attributes (gone before it was read): what it holds
-        // is not known.
-        e.mtime_ns = r.mtime_ns.value_or(kUnknownMtime);
+        // is not known either.
+        e.mtime_ns = had_content ? kUnknownMtime : r.mtime_ns.value_or(kUnknownMtime);
         e.rdev = r.rdev.value_or(0);
         e.handle = handle_key(r.handle);
         e.version = r.version;
@@ -142,7 +156,9 @@ private:
                 case Op::setxattr: e.xattrs[r.xattr_name] = r.xattr_value; break;
                 case Op::removexattr: e.xattrs.erase(r.xattr_name); break;
                 case Op::write:
-                    if (r.size && r.mtime_ns && r.ranges.empty()) {
+                    // The whole file, or ranges over content known before or
+                    // covering all of it: the replica has what the file had.
+                    if (r.size && r.mtime_ns && (r.ranges.empty() || covers(r.ranges, *r.size))) {
                         e.size = *r.size;
                         e.mtime_ns = *r.mtime_ns;
                     } else if (r.size && r.mtime_ns && e.mtime_ns != kUnknownMtime) {
