@@ -99,10 +99,9 @@ private:
         // size the source had when the creation was read (written already)
         // is content the replica does not have until a write says so.
         e.size = 0;
-        bool had_content = r.op == Op::create && r.size.value_or(0) > 0;
         // Made without attributes (gone before it was read): what it holds
-        // is not known either.
-        e.mtime_ns = had_content ? kUnknownMtime : r.mtime_ns.value_or(kUnknownMtime);
+        // is not known.
+        e.mtime_ns = r.mtime_ns.value_or(kUnknownMtime);
         e.rdev = r.rdev.value_or(0);
         e.handle = handle_key(r.handle);
         e.version = r.version;

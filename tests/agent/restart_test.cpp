@@ -24,6 +24,24 @@ protected:
         std::sort(v.begin(), v.end());
         return v;
     }
+
+    // The records but the times set on directories, which come wherever the
+    // state knew an older mtime than a directory has (its mkdir was read
+    // before entries were made in it, or entries changed with no record):
+    // each must carry the mtime the directory has.
+    std::vector<json> without_directory_times(const std::vector<json>& records) {
+        std::vector<json> out;
+        for (auto& r : records) {
+            struct stat st{};
+            if (r.value("op", "") != "setattr" || ::stat(at(r.value("path", "")).c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+                out.push_back(r);
+                continue;
+            }
+            EXPECT_EQ(r.value("mtime_ns", int64_t{0}), int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec)
+                << r.dump();
+        }
+        return out;
+    }
 };
 
 TEST_P(Restart, ChangesMadeWhileStoppedAreJournaledAtTheNextStart) {
@@ -110,10 +128,9 @@ TEST_P(Restart, AfterAKillTheRestartRemovesWhatTheJournalMade) {
     uint64_t before = watch().journal().back().value("lsn", uint64_t{0});
     ASSERT_NO_FATAL_FAILURE(start());
     auto records = watch().journal();
-    // Children first, each as what the replica holds. The root's mtime
-    // moved since the state was saved, and no record here carries it.
-    EXPECT_EQ(describe(mutations_after(records, before)),
-              (Strings{"unlink a/d/d2/e/f", "rmdir a/d/d2/e", "rmdir a/d/d2", "setattr "}));
+    // Children first, each as what the replica holds.
+    EXPECT_EQ(describe(without_directory_times(mutations_after(records, before))),
+              (Strings{"unlink a/d/d2/e/f", "rmdir a/d/d2/e", "rmdir a/d/d2"}));
     std::vector<std::string> problems;
     EXPECT_EQ(differences(replay(records, problems), list_tree(root())), Strings{});
     EXPECT_EQ(problems, Strings{});
@@ -161,15 +178,11 @@ TEST_P(Restart, EntriesMovedWhileStoppedAreRenamedNotCopied) {
     ASSERT_NO_FATAL_FAILURE(start());
     auto records = watch().journal();
     auto got = mutations_after(records, before);
-    EXPECT_EQ(describe(got), (Strings{"mkdir dest", "rename big -> dest/big", "link h -> h2", "rename outer/inner -> inner",
-                                      "rename outer -> inner/outer", "rename tree -> renamed-tree", "rename p -> .iz-rescan-0",
-                                      "rename q -> p", "rename .iz-rescan-0 -> q", "setattr inner/outer"}));
-    // A directory moved to another parent has its '..' changed, and its
-    // mtime with it: a rename on the replica would give it the replica's time.
-    struct stat st{};
-    ASSERT_EQ(::stat(at("inner/outer").c_str(), &st), 0);
-    for (auto& r : with_op(got, "setattr"))
-        EXPECT_EQ(r.value("mtime_ns", int64_t{0}), int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec);
+    auto namespace_records = without_directory_times(got);
+    EXPECT_EQ(describe(namespace_records),
+              (Strings{"mkdir dest", "rename big -> dest/big", "link h -> h2", "rename outer/inner -> inner",
+                       "rename outer -> inner/outer", "rename tree -> renamed-tree", "rename p -> .iz-rescan-0",
+                       "rename q -> p", "rename .iz-rescan-0 -> q"}));
     EXPECT_EQ(with_op(got, "write"), std::vector<json>{});
     std::vector<std::string> problems;
     EXPECT_EQ(differences(replay(records, problems), list_tree(root())), Strings{});
