@@ -416,6 +416,8 @@ TEST_P(KilledTwice, ChangesWhileTheAgentIsDownConverge) {
     }
     sync_ok(120);
     expect_converged(server);
+    // The rescans' records took the replica's tree to the source's by their own account too.
+    EXPECT_EQ(agent_->log().find("rescan: "), std::string::npos) << agent_->log();
     // Capture goes on from the tree the restart found.
     fs::create_directories(d / "after");
     ASSERT_NO_THROW(random_operations(d / "after", seed + 300, 500, &ops_));
