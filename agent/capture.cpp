@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "agent/tree_diff.hpp"
 #include "capture_detail.hpp"
 #include "common/file_handle.hpp"
 
@@ -94,10 +95,13 @@ Status Capture::catch_up(const Tree& persisted, const std::string& why) {
     auto fresh = scan_tree(root_fd_, [this](const std::string& rel) { return excluded(rel); });
     if (!fresh) return fail(fresh.error());
     auto records = diff_trees(persisted, *fresh);
-    // Keep per-file versions across restarts.
+    // Keep per-file versions across restarts, with the object wherever it went.
+    std::unordered_map<std::string, uint64_t> versions;
+    for (auto& [path, e] : persisted)
+        if (!e.handle.empty()) versions[e.handle] = std::max(versions[e.handle], e.version);
     for (auto& [path, e] : *fresh) {
-        auto it = persisted.find(path);
-        if (it != persisted.end()) e.version = it->second.version;
+        if (auto v = versions.find(e.handle); !e.handle.empty() && v != versions.end()) e.version = v->second;
+        else if (auto it = persisted.find(path); it != persisted.end()) e.version = it->second.version;
     }
     tree_.clear();
     dirs_.clear();

@@ -3,14 +3,223 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
 #include <map>
+#include <unordered_map>
 
 #include "common/at_path.hpp"
+#include "common/path_tree.hpp"
 #include "journal/reader.hpp"
 
 namespace iz::agent {
 
 using journal::Op;
+using journal::Record;
+
+namespace {
+
+std::string handle_key(const journal::FileHandle& h) {
+    if (h.empty()) return {};
+    std::string key(sizeof(int32_t), '\0');
+    std::memcpy(key.data(), &h.type, sizeof(int32_t));
+    return key + h.bytes;
+}
+
+// The tree as records change it. Attributes and content belong to the
+// object, so a change through one name is seen by every name of it (a
+// handle -> names index, checked against the tree on use).
+// The ranges cover every byte of a file of `size` bytes.
+bool covers(const std::vector<journal::ByteRange>& ranges, uint64_t size) {
+    uint64_t end = 0;
+    for (auto& r : journal::coalesce(ranges)) {
+        if (r.offset > end) return false;
+        end = std::max(end, r.offset + r.length);
+    }
+    return end >= size;
+}
+
+class Replay {
+public:
+    explicit Replay(Tree& tree) : tree_(tree) {
+        for (auto& [path, e] : tree_)
+            if (!e.is_dir() && !e.handle.empty()) names_.emplace(e.handle, path);
+    }
+
+    bool apply(const Record& r) {
+        switch (r.op) {
+            case Op::create:
+            case Op::mkdir:
+            case Op::symlink:
+            case Op::mknod: return make(r);
+            case Op::link: return link(r);
+            case Op::unlink: {
+                // A replica refuses to unlink a directory.
+                auto it = tree_.find(r.path);
+                if (it == tree_.end() || it->second.is_dir()) return false;
+                tree_.erase(it);
+                return true;
+            }
+            case Op::rmdir: {
+                // Nor does it rmdir what is not a directory.
+                auto it = tree_.find(r.path);
+                if (it == tree_.end() || !it->second.is_dir()) return false;
+                return erase_subtree(r.path);
+            }
+            case Op::rename: return rename(r);
+            case Op::setattr:
+            case Op::setxattr:
+            case Op::removexattr:
+            case Op::write:
+            case Op::truncate: return change(r);
+            default: return false;  // agent events, close_write, conflicts
+        }
+    }
+
+private:
+    bool erase_subtree(const std::string& path) {
+        auto [first, last] = subtree_range(tree_, path);
+        tree_.erase(first, last);
+        return tree_.erase(path) > 0;
+    }
+
+    void name(const std::string& path, const Entry& e) {
+        if (!e.is_dir() && !e.handle.empty()) names_.emplace(e.handle, path);
+    }
+
+    bool make(const Record& r) {
+        Entry e;
+        uint32_t type = r.op == Op::mkdir ? S_IFDIR : r.op == Op::symlink ? S_IFLNK : S_IFREG;
+        e.mode = r.mode.value_or(type | (r.op == Op::mkdir ? 0755 : 0644));
+        if ((e.mode & S_IFMT) == 0) e.mode |= type;
+        e.uid = r.owner_uid.value_or(0);
+        e.gid = r.owner_gid.value_or(0);
+        // A replica makes a file empty: its content comes with writes. The
+        // size the source had when the creation was read (written already)
+        // is content the replica does not have until a write says so.
+        e.size = 0;
+        // Made without attributes (gone before it was read): what it holds
+        // is not known.
+        e.mtime_ns = r.mtime_ns.value_or(kUnknownMtime);
+        e.rdev = r.rdev.value_or(0);
+        e.handle = handle_key(r.handle);
+        e.version = r.version;
+        if (r.op == Op::symlink) e.link_target = r.target;
+        // Made over something of another kind: the replica makes room.
+        if (auto it = tree_.find(r.path); it != tree_.end() && (it->second.mode & S_IFMT) != (e.mode & S_IFMT))
+            erase_subtree(r.path);
+        name(r.path, e);
+        tree_[r.path] = std::move(e);
+        return true;
+    }
+
+    bool link(const Record& r) {
+        auto from = tree_.find(r.path);
+        if (from == tree_.end() || from->second.is_dir()) return false;
+        Entry e = from->second;
+        if (!r.handle.empty()) e.handle = handle_key(r.handle);
+        if (tree_.count(r.target)) erase_subtree(r.target);
+        name(r.target, e);
+        tree_[r.target] = std::move(e);
+        return true;
+    }
+
+    bool rename(const Record& r) {
+        if (r.path == r.target || strictly_beneath(r.target, r.path)) return false;
+        auto self = tree_.find(r.path);
+        if (self == tree_.end()) return false;
+        Tree moved;
+        moved[r.target] = std::move(self->second);
+        auto [first, last] = subtree_range(tree_, r.path);
+        for (auto it = first; it != last; ++it) moved[r.target + it->first.substr(r.path.size())] = std::move(it->second);
+        erase_subtree(r.path);
+        erase_subtree(r.target);
+        for (auto& [path, e] : moved) name(path, e);
+        tree_.merge(moved);
+        return true;
+    }
+
+    bool change(const Record& r) {
+        auto it = tree_.find(r.path);
+        if (it == tree_.end()) return false;
+        auto update = [&](Entry& e) {
+            switch (r.op) {
+                case Op::setattr:
+                    if (r.mode) e.mode = (e.mode & S_IFMT) | (*r.mode & 07777);
+                    if (r.owner_uid) e.uid = *r.owner_uid;
+                    if (r.owner_gid) e.gid = *r.owner_gid;
+                    if (r.mtime_ns && e.mtime_ns != kUnknownMtime) e.mtime_ns = *r.mtime_ns;
+                    if (r.atime_ns) e.atime_ns = *r.atime_ns;
+                    break;
+                case Op::setxattr: e.xattrs[r.xattr_name] = r.xattr_value; break;
+                case Op::removexattr: e.xattrs.erase(r.xattr_name); break;
+                case Op::write:
+                    // The whole file, or ranges over content known before or
+                    // covering all of it: the replica has what the file had.
+                    if (r.size && r.mtime_ns && (r.ranges.empty() || covers(r.ranges, *r.size))) {
+                        e.size = *r.size;
+                        e.mtime_ns = *r.mtime_ns;
+                    } else if (r.size && r.mtime_ns && e.mtime_ns != kUnknownMtime) {
+                        e.size = *r.size;
+                        e.mtime_ns = *r.mtime_ns;
+                    } else {
+                        e.mtime_ns = kUnknownMtime;
+                    }
+                    break;
+                case Op::truncate:
+                    if (r.size) e.size = *r.size;
+                    break;
+                default: break;
+            }
+        };
+        Entry& e = it->second;
+        update(e);
+        e.version = std::max(e.version, r.version);
+        if (e.is_dir() || e.handle.empty()) return true;
+        auto [lo, hi] = names_.equal_range(e.handle);
+        for (auto n = lo; n != hi;) {
+            auto other = tree_.find(n->second);
+            if (other == tree_.end() || other->second.handle != e.handle || other->second.is_dir()) {
+                n = names_.erase(n);
+                continue;
+            }
+            if (n->second != r.path) update(other->second);
+            ++n;
+        }
+        return true;
+    }
+
+    Tree& tree_;
+    std::unordered_multimap<std::string, std::string> names_;
+};
+
+}  // namespace
+
+Result<size_t> replay_journal(const std::filesystem::path& journal_dir, uint64_t after_lsn, Tree& tree) {
+    auto reader = journal::Reader::open(journal_dir);
+    if (!reader) return fail(reader.error());
+    auto& r = **reader;
+    if (auto ok = r.seek_lsn(after_lsn + 1); !ok) return fail(ok.error());
+    Replay replay(tree);
+    size_t changed = 0;
+    bool first = true;
+    for (;;) {
+        auto rec = r.next();
+        if (!rec) return fail(rec.error());
+        if (!*rec) break;
+        const auto& x = **rec;
+        if (x.lsn <= after_lsn) continue;
+        if (first && x.lsn > after_lsn + 1)
+            spdlog::warn("the journal no longer holds LSNs {}..{} after the saved tree state: changes they made are "
+                         "compared without them",
+                         after_lsn + 1, x.lsn - 1);
+        first = false;
+        if (replay.apply(x)) ++changed;
+    }
+    return changed;
+}
 
 Result<size_t> recover_unsaved_entries(const std::filesystem::path& journal_dir, int root_fd, Tree& persisted) {
     auto reader = journal::Reader::open(journal_dir);

@@ -74,8 +74,8 @@ public:
         struct stat st{};
         ::fstat(root_fd_, &st);
 
-        auto persisted = load_tree(opts_.state_dir / "tree.state");
-        if (!persisted) return fail(persisted.error());
+        auto saved = load_tree(opts_.state_dir / "tree.state");
+        if (!saved) return fail(saved.error());
 
         auto writer = open_journal();
         if (!writer) return fail(writer.error());
@@ -101,11 +101,8 @@ public:
         }
         capture_ = std::make_unique<Capture>(opts_.dir, root_fd_, opts_.excludes, *writer_, bpf_ != nullptr);
 
-        // Before this start is journaled: it reads back to the last one.
-        bool baseline = persisted->empty();
-        auto recovered = recover_unsaved_entries(opts_.journal_dir, root_fd_, *persisted);
-        if (!recovered) return fail(recovered.error());
-        if (*recovered) spdlog::info("after an unclean stop: {} entries journaled since the last saved state are gone", *recovered);
+        bool baseline = saved->tree.empty();
+        if (auto ok = bring_up_to_journal(*saved); !ok) return ok;
 
         journal::Record start;
         start.op = journal::Op::start;
@@ -113,9 +110,9 @@ public:
         start.comm = "izwatch";
         start.message = fmt::format("watching {} ({})", opts_.dir, mode());
         if (auto ok = writer_->append(start); !ok) return fail(ok.error());
-        if (auto ok = capture_->catch_up(*persisted, baseline ? "baseline" : "restart"); !ok) return ok;
+        if (auto ok = capture_->catch_up(saved->tree, baseline ? "baseline" : "restart"); !ok) return ok;
         if (auto ok = writer_->flush(); !ok) return ok;
-        if (auto ok = save_tree(capture_->tree(), opts_.state_dir / "tree.state"); !ok) return ok;
+        if (auto ok = save_tree(capture_->tree(), writer_->head_lsn(), opts_.state_dir / "tree.state"); !ok) return ok;
 
         // The shipper signals it on every ack: pending syncs are answered
         // the moment a server has what they wait for, without polling.
@@ -528,10 +525,16 @@ private:
     // it is never saved ahead of the journal: a change it holds whose record
     // is not durable (still being coalesced, or lost with a failed journal)
     // would be missed by that comparison and never reach the servers.
+    // It is saved with the LSN it describes, so that a start after a crash
+    // replays the records journaled after it (see bring_up_to_journal).
     void persist() {
         capture_->flush_writes(true);
+        // Everything the capture journaled so far is in its tree; records
+        // appended meanwhile by the shipper's thread are conflicts, which
+        // change no tree.
+        uint64_t lsn = writer_->head_lsn();
         if (!writer_->flush()) return;
-        if (auto ok = save_tree(capture_->tree(), opts_.state_dir / "tree.state"); !ok)
+        if (auto ok = save_tree(capture_->tree(), lsn, opts_.state_dir / "tree.state"); !ok)
             spdlog::error("saving agent state: {}", ok.error().message);
     }
 
@@ -568,8 +571,8 @@ private:
     }
 
     Status reopen_journal() {
-        auto persisted = load_tree(opts_.state_dir / "tree.state");
-        if (!persisted) return fail(persisted.error());
+        auto saved = load_tree(opts_.state_dir / "tree.state");
+        if (!saved) return fail(saved.error());
         // The failed writer holds the journal's lock until it is closed; it
         // stays in place, failed, if the new one cannot be opened.
         (void)writer_->close();
@@ -582,11 +585,32 @@ private:
             capture_ = std::move(capture);
             writer_ = std::move(*writer);
         }
-        auto recovered = recover_unsaved_entries(opts_.journal_dir, root_fd_, *persisted);
-        if (!recovered) return fail(recovered.error());
-        if (auto ok = capture_->catch_up(*persisted, "journal failure"); !ok) return ok;
+        if (auto ok = bring_up_to_journal(*saved); !ok) return ok;
+        if (auto ok = capture_->catch_up(saved->tree, "journal failure"); !ok) return ok;
         if (auto ok = writer_->flush(); !ok) return ok;
-        if (auto ok = save_tree(capture_->tree(), opts_.state_dir / "tree.state"); !ok) return ok;
+        if (auto ok = save_tree(capture_->tree(), writer_->head_lsn(), opts_.state_dir / "tree.state"); !ok) return ok;
+        return {};
+    }
+
+    // The saved tree becomes what the servers hold once they have applied
+    // the whole journal, which is what the rescan must compare the
+    // directory with: the records journaled after it was saved (before a
+    // crash, or before the journal failed) are replayed onto it. A state
+    // saved without its LSN (by an older agent) gets back, at least, the
+    // entries those records made that are gone.
+    Status bring_up_to_journal(SavedTree& saved) {
+        if (saved.tree.empty()) return {};  // a baseline: everything is journaled anew
+        if (saved.lsn) {
+            auto replayed = replay_journal(opts_.journal_dir, *saved.lsn, saved.tree);
+            if (!replayed) return fail(replayed.error());
+            if (*replayed)
+                spdlog::info("{} records journaled after the saved tree state (LSN {}) are replayed onto it", *replayed,
+                             *saved.lsn);
+            return {};
+        }
+        auto recovered = recover_unsaved_entries(opts_.journal_dir, root_fd_, saved.tree);
+        if (!recovered) return fail(recovered.error());
+        if (*recovered) spdlog::info("after an unclean stop: {} entries journaled since the last saved state are gone", *recovered);
         return {};
     }
 

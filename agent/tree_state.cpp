@@ -269,91 +269,23 @@ std::vector<journal::Record> attribute_records(const std::string& path, const En
     return out;
 }
 
-std::vector<journal::Record> diff_trees(const Tree& before, const Tree& after) {
-    std::vector<journal::Record> out;
-    auto same_kind = [](const Entry& a, const Entry& b) { return (a.mode & 0170000) == (b.mode & 0170000); };
-    // Removals, deepest first (reverse map order puts children before parents).
-    for (auto it = before.rbegin(); it != before.rend(); ++it) {
-        if (it->first.empty()) continue;
-        auto now = after.find(it->first);
-        if (now != after.end() && same_kind(now->second, it->second) &&
-            (!it->second.is_symlink() || now->second.link_target == it->second.link_target))
-            continue;
-        journal::Record r;
-        r.op = it->second.is_dir() ? journal::Op::rmdir : journal::Op::unlink;
-        r.path = it->first;
-        r.handle = to_file_handle(it->second.handle);
-        out.push_back(std::move(r));
-    }
-    // Creations parents first; hard links to an inode already created.
-    std::map<uint64_t, std::string> created_inodes;
-    for (auto& [path, e] : after) {
-        if (path.empty()) continue;
-        auto was = before.find(path);
-        bool is_new = was == before.end() || !same_kind(was->second, e) ||
-                      (e.is_symlink() && was->second.link_target != e.link_target);
-        if (e.is_reg() && e.nlink > 1) {
-            auto [it, first] = created_inodes.emplace(e.ino, path);
-            if (!first && is_new) {
-                journal::Record r;
-                r.op = journal::Op::link;
-                r.path = it->second;
-                r.target = path;
-                r.handle = to_file_handle(e.handle);
-                out.push_back(std::move(r));
-                continue;
-            }
-        }
-        if (is_new) {
-            out.push_back(creation_record(path, e));
-            if (e.is_reg() && e.size > 0) {
-                journal::Record w;
-                w.op = journal::Op::write;  // no ranges: the whole file
-                w.path = path;
-                w.handle = to_file_handle(e.handle);
-                w.size = e.size;
-                out.push_back(std::move(w));
-                // Writing the content moves mtime on a replica: pin it after.
-                auto pin = creation_record(path, e);
-                pin.op = journal::Op::setattr;
-                pin.size.reset();
-                pin.atime_ns = e.atime_ns;
-                out.push_back(std::move(pin));
-            }
-            for (auto& r : attribute_records(path, Entry{.mode = e.mode, .uid = e.uid, .gid = e.gid, .mtime_ns = e.mtime_ns}, e))
-                out.push_back(std::move(r));
-            continue;
-        }
-        const Entry& old = was->second;
-        if (e.is_reg() && (old.size != e.size || old.mtime_ns != e.mtime_ns || old.ino != e.ino)) {
-            if (e.size < old.size) {
-                journal::Record t;
-                t.op = journal::Op::truncate;
-                t.path = path;
-                t.size = e.size;
-                t.handle = to_file_handle(e.handle);
-                out.push_back(std::move(t));
-            }
-            journal::Record w;
-            w.op = journal::Op::write;
-            w.path = path;
-            w.handle = to_file_handle(e.handle);
-            w.size = e.size;
-            out.push_back(std::move(w));
-        }
-        for (auto& r : attribute_records(path, old, e)) out.push_back(std::move(r));
-    }
-    return out;
-}
+namespace {
 
-Status save_tree(const Tree& tree, const std::filesystem::path& file) {
+// Marks a state file that begins with the journal position it describes
+// (files written before had the tree alone, which begins with its size).
+constexpr char kStateMagic[8] = {'I', 'Z', 'T', 'R', 'E', 'E', 0, 2};
+
+}  // namespace
+
+Status save_tree(const Tree& tree, uint64_t lsn, const std::filesystem::path& file) {
     auto tmp = file;
     tmp += ".tmp";
     {
         std::ofstream os(tmp, std::ios::binary | std::ios::trunc);
         if (!os) return fail(sys_error("write agent state", tmp.string(), errno));
+        os.write(kStateMagic, sizeof kStateMagic);
         cereal::PortableBinaryOutputArchive ar(os);
-        ar(tree);
+        ar(lsn, tree);
         os.flush();
         if (!os) return fail(sys_error("write agent state", tmp.string(), errno ? errno : EIO));
     }
@@ -366,18 +298,30 @@ Status save_tree(const Tree& tree, const std::filesystem::path& file) {
     return {};
 }
 
-Result<Tree> load_tree(const std::filesystem::path& file) {
+Result<SavedTree> load_tree(const std::filesystem::path& file) {
     std::ifstream is(file, std::ios::binary);
-    if (!is) return Tree{};
-    Tree tree;
+    if (!is) return SavedTree{};
+    SavedTree saved;
     try {
+        char magic[sizeof kStateMagic] = {};
+        is.read(magic, sizeof magic);
+        bool positioned = is.gcount() == sizeof magic && std::memcmp(magic, kStateMagic, sizeof magic) == 0;
+        if (!positioned) {
+            is.clear();
+            is.seekg(0);
+        }
         cereal::PortableBinaryInputArchive ar(is);
-        ar(tree);
+        if (positioned) {
+            uint64_t lsn = 0;
+            ar(lsn);
+            saved.lsn = lsn;
+        }
+        ar(saved.tree);
     } catch (const std::exception& e) {
         return fail(make_error(fmt::format("agent state '{}' is unreadable ({}); remove it to rescan from scratch",
                                            file.string(), e.what())));
     }
-    return tree;
+    return saved;
 }
 
 }  // namespace iz::agent

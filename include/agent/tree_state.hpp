@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,11 @@ struct Entry {
     bool is_symlink() const { return (mode & 0170000) == 0120000; }
 };
 
+// The mtime of a file whose content is not known to match the source (the
+// journal said it changed, not what it became): any comparison with it
+// finds the content changed.
+inline constexpr int64_t kUnknownMtime = INT64_MIN;
+
 // Paths relative to the root; "" is the root itself.
 using Tree = std::map<std::string, Entry>;
 
@@ -63,10 +69,6 @@ Result<Entry> read_entry_by_handle(int root_fd, const std::string& handle_key, c
 // Walks the tree beneath `root_fd`, skipping excluded paths.
 Result<Tree> scan_tree(int root_fd, const ExcludeFn& excluded);
 
-// The records that turn `before` into `after`: removals deepest first,
-// creations parents first, then content and attribute changes.
-std::vector<journal::Record> diff_trees(const Tree& before, const Tree& after);
-
 // The record that creates `e` at `path` (create, mkdir, symlink, mknod).
 journal::Record creation_record(const std::string& path, const Entry& e);
 // Attribute records for a change from `before` to `after` at `path`.
@@ -74,7 +76,15 @@ std::vector<journal::Record> attribute_records(const std::string& path, const En
 // A FileHandle for the journal from a handle key.
 journal::FileHandle to_file_handle(const std::string& key);
 
-Status save_tree(const Tree& tree, const std::filesystem::path& file);
-Result<Tree> load_tree(const std::filesystem::path& file);
+// A saved tree and the journal position it describes: every record up to
+// `lsn` is in it, none after. A state saved before positions were kept has
+// none (nullopt); a missing file is an empty tree at no position.
+struct SavedTree {
+    Tree tree;
+    std::optional<uint64_t> lsn;
+};
+
+Status save_tree(const Tree& tree, uint64_t lsn, const std::filesystem::path& file);
+Result<SavedTree> load_tree(const std::filesystem::path& file);
 
 }  // namespace iz::agent

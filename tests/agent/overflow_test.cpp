@@ -52,6 +52,17 @@ TEST_P(Overflow, OverflowIsJournaledAndTheRescanRestoresTheTree) {
         if (records[i].value("op", "") == "rescan" && records[i].value("message", "").starts_with("overflow")) rescanned = true;
     EXPECT_TRUE(rescanned) << "no rescan after the overflow";
 
+    // The directory renamed while events were lost is known by its handle:
+    // one rename, not its files removed one by one and made again.
+    bool moved = false;
+    for (size_t i = overflow_at + 1; i < records.size(); ++i) {
+        auto op = records[i].value("op", "");
+        auto path = records[i].value("path", "");
+        if (op == "rename" && path == "d3" && records[i].value("target", "") == "d3moved") moved = true;
+        EXPECT_FALSE((op == "unlink" || op == "rmdir") && (path == "d3" || path.starts_with("d3/"))) << records[i].dump();
+    }
+    EXPECT_TRUE(moved) << "no rename of d3 after the overflow";
+
     std::vector<std::string> problems;
     auto journaled = replay(records, problems);
     auto on_disk = list_tree(root());

@@ -21,6 +21,7 @@
 #include <fstream>
 #include <mutex>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "e2e_content_workload.hpp"
@@ -1014,6 +1015,130 @@ TEST_F(Replication, AgentKilledThenRestartedCatchesUp) {
     sync_ok();
     expect_converged(server);
 }
+
+// A directory moved into a new directory of its old name, then removed
+// while no agent runs: the state saved before the kill knew none of it, so
+// the restart must compare with what the journal told the servers, and
+// remove the subtree children first, as the directories the replica holds.
+TEST_F(Replication, AgentKilledAfterNestedMovesThenTheSubtreeRemoved) {
+    auto& server = add_server();
+    start_agent();
+    auto d = agent_->dir();
+    fs::create_directories(d / "a/d/e");
+    std::ofstream(d / "a/d/e/f") << "";
+    fs::rename(d / "a/d", d / "a/d2");
+    fs::create_directory(d / "a/d");
+    fs::rename(d / "a/d2", d / "a/d/d2");
+    sync_ok();
+    agent_->kill9();
+    fs::remove_all(d / "a/d/d2");
+    start_agent();
+    sync_ok();
+    expect_converged(server);
+}
+
+// The agent's journal as izlog prints it, one JSON object per record.
+std::vector<nlohmann::json> journal_records(const fs::path& journal) {
+    auto r = run_process({bin_path("izlog").string(), "-D", journal.string(), "-o", "json", "--no-pager"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::vector<nlohmann::json> out;
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);)
+        if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+    return out;
+}
+
+// What was renamed while no agent ran travels as a rename: a 700 MiB file
+// with 4 KiB of data and a directory with files in it. Compared by name,
+// both were removed and created again, their content shipped anew.
+TEST_F(Replication, EntriesRenamedWhileTheAgentIsDownTravelAsRenames) {
+    auto& server = add_server();
+    start_agent();
+    auto d = agent_->dir();
+    {
+        int fd = ::open((d / "sparse").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::ftruncate(fd, 700ll << 20), 0);
+        std::string data(4096, 'x');
+        ASSERT_EQ(::pwrite(fd, data.data(), data.size(), 300ll << 20), 4096);
+        ::close(fd);
+    }
+    bulk_files(d, 50, 20000, 5);
+    sync_ok();
+    agent_->kill9();
+    fs::create_directories(d / "moved");
+    fs::rename(d / "sparse", d / "moved/sparse-renamed");
+    fs::rename(d / "bulk", d / "moved/bulk-renamed");
+    start_agent();
+    sync_ok();
+    auto records = journal_records(agent_->journal());
+    size_t last_start = 0;
+    for (size_t i = 0; i < records.size(); ++i)
+        if (records[i].value("op", "") == "start") last_start = i;
+    // Besides the renames, at most the times of a directory whose mtime the
+    // state knew older (its mkdir was read before its files were made).
+    std::vector<std::string> after_restart;
+    for (size_t i = last_start; i < records.size(); ++i) {
+        auto op = records[i].value("op", "");
+        auto path = records[i].value("path", "");
+        if (op == "start" || op == "rescan" || (op == "setattr" && fs::is_directory(d / path))) continue;
+        after_restart.push_back(op + " " + path + " -> " + records[i].value("target", ""));
+    }
+    EXPECT_EQ(after_restart, (std::vector<std::string>{"mkdir moved -> ", "rename bulk -> moved/bulk-renamed",
+                                                       "rename sparse -> moved/sparse-renamed"}));
+    auto srv = agent_->status()["servers"][0];
+    EXPECT_LT(srv.value("data_bytes_sent", uint64_t{1} << 40), uint64_t{64} << 10);
+    expect_converged(server);
+}
+
+// A mixed workload, the agent killed twice at a random moment of it, and
+// the tree worked on while it is down (files and directories renamed into
+// each other, trees removed, links, chmod, chown, xattrs): each restart
+// journals the differences from what the journal had said, and the
+// replica ends as the source, without conflict copies.
+class KilledTwice : public Replication, public ::testing::WithParamInterface<FsType> {};
+
+TEST_P(KilledTwice, ChangesWhileTheAgentIsDownConverge) {
+    if (GetParam() != FsType::ext4) agent_ = std::make_unique<AgentHost>(*agent_ns_, key_, "e2e-src", GetParam());
+    auto& server = add_server();
+    start_agent();
+    uint32_t seed = 4242;
+    if (const char* s = std::getenv("IZ_E2E_SEED")) seed = static_cast<uint32_t>(std::strtoul(s, nullptr, 10));
+    std::mt19937 rng(seed);
+    auto d = agent_->dir();
+    for (int round = 0; round < 2; ++round) {
+        auto sub = d / fmt::format("w{}", round);
+        fs::create_directories(sub);
+        std::string log, error;
+        std::thread work([&] {
+            try {
+                random_operations(sub, seed + round, 2500, &log);
+            } catch (const std::exception& e) {
+                error = e.what();
+            }
+        });
+        std::this_thread::sleep_for(std::chrono::milliseconds(200 + rng() % 1000));
+        agent_->kill9();
+        work.join();
+        ops_ += fmt::format("# round {}: agent killed during\n{}", round, log);
+        ASSERT_EQ(error, "");
+        ops_ += "# while the agent is down\n";
+        ASSERT_NO_THROW(changes_to_existing(d, seed + 100 + round, 150, &ops_));
+        start_agent();
+    }
+    sync_ok(120);
+    expect_converged(server);
+    // The rescans' records took the replica's tree to the source's by their own account too.
+    EXPECT_EQ(agent_->log().find("rescan: "), std::string::npos) << agent_->log();
+    // Capture goes on from the tree the restart found.
+    fs::create_directories(d / "after");
+    ASSERT_NO_THROW(random_operations(d / "after", seed + 300, 500, &ops_));
+    sync_ok(120);
+    expect_converged(server);
+}
+
+INSTANTIATE_TEST_SUITE_P(Filesystems, KilledTwice, ::testing::Values(FsType::ext4, FsType::xfs),
+                         [](const auto& info) { return std::string(info.param == FsType::xfs ? "xfs" : "ext4"); });
 
 TEST_F(Replication, LinkCutForTwentySecondsDuringAWorkload) {
     auto& server = add_server();

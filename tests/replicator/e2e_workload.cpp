@@ -224,4 +224,108 @@ void random_operations(const fs::path& dir, uint32_t seed, int count, std::strin
     }
 }
 
+void changes_to_existing(const fs::path& dir, uint32_t seed, int count, std::string* log) {
+    std::mt19937 rng(seed);
+    std::vector<fs::path> files, dirs, links;
+    auto walk = [&] {
+        files.clear();
+        links.clear();
+        dirs = {dir};
+        for (auto& e : fs::recursive_directory_iterator(dir)) {
+            if (e.is_symlink()) links.push_back(e.path());
+            else if (e.is_directory()) dirs.push_back(e.path());
+            else if (e.is_regular_file()) files.push_back(e.path());
+        }
+    };
+    auto pick = [&](auto& v) -> fs::path { return v[rng() % v.size()]; };
+    int n = 0;
+    auto fresh = [&](const char* prefix) { return pick(dirs) / fmt::format("{}{}-{}", prefix, seed % 1000, n++); };
+    auto inside = [](const fs::path& p, const fs::path& d) {
+        auto s = p.string(), ds = d.string();
+        return s == ds || s.starts_with(ds + "/");
+    };
+    auto note = [&](const char* what, const fs::path& a, const fs::path& b = {}) {
+        if (!log) return;
+        auto rel = [&](const fs::path& p) { return p.empty() ? std::string() : p.lexically_relative(dir).string(); };
+        *log += fmt::format("{} {} {}\n", what, rel(a), rel(b));
+    };
+    for (int i = 0; i < count; ++i) {
+        walk();
+        unsigned op = rng() % 100;
+        if (op < 15 && !files.empty()) {  // a file into another directory, maybe over another file
+            auto from = pick(files);
+            auto to = rng() % 4 == 0 ? pick(files) : fresh("mv");
+            if (from == to) continue;
+            check(::rename(from.c_str(), to.c_str()) == 0, "rename " + from.string());
+            note("rename", from, to);
+        } else if (op < 27 && dirs.size() > 2) {  // a directory into another, or two swapped
+            auto a = dirs[1 + rng() % (dirs.size() - 1)];
+            auto b = dirs[1 + rng() % (dirs.size() - 1)];
+            if (rng() % 4 == 0 && !inside(a, b) && !inside(b, a)) {
+                auto aside = dir / fmt::format("swap{}-{}", seed % 1000, n++);
+                check(::rename(a.c_str(), aside.c_str()) == 0, "rename " + a.string());
+                check(::rename(b.c_str(), a.c_str()) == 0, "rename " + b.string());
+                check(::rename(aside.c_str(), b.c_str()) == 0, "rename " + aside.string());
+                note("swap-dirs", a, b);
+                continue;
+            }
+            auto to = inside(b, a) ? fresh("md") : b / fmt::format("md{}-{}", seed % 1000, n++);
+            if (inside(to.parent_path(), a)) continue;
+            check(::rename(a.c_str(), to.c_str()) == 0, "rename dir " + a.string());
+            note("rename-dir", a, to);
+        } else if (op < 30 && dirs.size() > 2) {  // a whole tree removed
+            auto d = dirs[1 + rng() % (dirs.size() - 1)];
+            fs::remove_all(d);
+            note("rm-rf", d);
+        } else if (op < 40 && !files.empty()) {
+            auto p = pick(rng() % 5 == 0 && !links.empty() ? links : files);
+            check(::unlink(p.c_str()) == 0, "unlink " + p.string());
+            note("unlink", p);
+        } else if (op < 48) {
+            bool dir_too = rng() % 3 == 0 || files.empty();
+            auto p = dir_too ? pick(dirs) : pick(files);
+            check(::chmod(p.c_str(), (dir_too ? 0700 : 0600) | (rng() % 0100)) == 0, "chmod " + p.string());
+            note("chmod", p);
+        } else if (op < 56) {
+            auto& v = rng() % 3 == 0 ? dirs : (!links.empty() && rng() % 3 == 0) ? links : files;
+            if (v.empty()) continue;
+            auto p = pick(v);
+            check(::lchown(p.c_str(), 1000 + rng() % 5, 2000 + rng() % 5) == 0, "lchown " + p.string());
+            note("chown", p);
+        } else if (op < 64) {
+            auto p = rng() % 4 == 0 || files.empty() ? pick(dirs) : pick(files);
+            if (rng() % 3 == 0) {
+                if (::removexattr(p.c_str(), "user.tag") != 0) check(errno == ENODATA, "removexattr " + p.string());
+                note("removexattr", p);
+            } else {
+                auto v = fmt::format("w{}", rng() % 1000);
+                check(::setxattr(p.c_str(), "user.tag", v.data(), v.size(), 0) == 0, "setxattr " + p.string());
+                note("setxattr", p);
+            }
+        } else if (op < 72 && !files.empty()) {
+            auto from = pick(files);
+            auto to = fresh("hl");
+            check(::link(from.c_str(), to.c_str()) == 0, "link " + from.string());
+            note("link", from, to);
+        } else if (op < 80) {
+            auto p = fresh("nf");
+            put(p, random_bytes(rng, rng() % 20000));
+            note("create", p);
+        } else if (op < 85) {
+            auto p = fresh("nd");
+            check(::mkdir(p.c_str(), 0755) == 0, "mkdir " + p.string());
+            note("mkdir", p);
+        } else if (op < 95 && !files.empty()) {
+            auto p = pick(files);
+            auto size = fs::file_size(p);
+            pwrite_at(p, random_bytes(rng, 1 + rng() % 3000), static_cast<off_t>(size ? rng() % size : 0));
+            note("pwrite", p);
+        } else if (!files.empty()) {
+            auto p = pick(files);
+            check(::truncate(p.c_str(), static_cast<off_t>(rng() % 4000)) == 0, "truncate " + p.string());
+            note("truncate", p);
+        }
+    }
+}
+
 }  // namespace iz::test::e2e

@@ -78,6 +78,14 @@ struct OperationKinds {
 void random_interface_operations(const std::filesystem::path& dir, uint32_t seed, int count, OpLog& log,
                                  OperationKinds kinds = {}, std::chrono::microseconds pace = {});
 
+// `count` changes to whatever is beneath `dir` already, the way a person
+// works on a tree while no agent watches it: files and directories renamed
+// into other directories (over files, into each other's old names, two
+// directories swapped), trees removed, files deleted and linked, chmod,
+// chown, xattrs set and removed, content changed, new entries. Seeded like
+// random_operations, each change appended to `log` when given.
+void changes_to_existing(const std::filesystem::path& dir, uint32_t seed, int count, std::string* log = nullptr);
+
 // `files` files of `size` bytes of pseudo-random content under dir/bulk.
 void bulk_files(const std::filesystem::path& dir, int files, size_t size, uint32_t seed);
 
