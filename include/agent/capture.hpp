@@ -87,6 +87,8 @@ private:
 
     std::optional<std::string> dir_path(const std::string& handle);
     std::optional<std::string> event_path(const std::string& dir_handle, const std::string& name);
+    // `handle` names an object the tree has (or had until it was deleted).
+    bool known_object(const std::string& handle) const;
     void emit(journal::Record r, int32_t pid);
     void index_dir(const std::string& rel, const std::string& handle);
     // Whether the directory `path` is made in has a default ACL (which the
