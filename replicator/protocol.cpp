@@ -233,6 +233,7 @@ std::string_view op_kind_name(OpKind k) {
         case OpKind::content_begin: return "content_begin";
         case OpKind::content_data: return "content_data";
         case OpKind::content_end: return "content_end";
+        case OpKind::exchange: return "exchange";
     }
     return "unknown";
 }

@@ -118,6 +118,10 @@ private:
     // another object takes that name.
     void settle_deferred_delete(const std::string& path);
     void on_rename(const FanEvent& ev);
+    // The entries at `a` and `b` swapped names (renameat2 RENAME_EXCHANGE).
+    void on_exchange(const std::string& a, const std::string& b, int32_t pid);
+    // Journals the whiteout a rename may have left at its old name `path`.
+    void journal_whiteout(const std::string& path, int32_t pid);
     void on_attrib(const std::string& path, int32_t pid);
     void on_modify(const std::string& path, int32_t pid);
     void on_close_write(const std::string& path, int32_t pid);

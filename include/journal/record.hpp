@@ -32,10 +32,15 @@ enum class Op : uint8_t {
     overflow = 17,
     rescan = 18,
     conflict = 19,
+    // renameat2(RENAME_EXCHANGE): the entries at `path` and `target` (with
+    // everything beneath them) swap names. `handle` is the object that was
+    // at `path`, `replaced_handle` the one that was at `target`. Not a
+    // rename: neither side is removed.
+    exchange = 20,
 };
 
 inline constexpr Op kFirstOp = Op::create;
-inline constexpr Op kLastOp = Op::conflict;
+inline constexpr Op kLastOp = Op::exchange;
 
 // The names izlog prints and accepts ("close_write", "setxattr", ...).
 std::string_view op_name(Op op);
@@ -68,7 +73,8 @@ struct Record {
 
     // Path relative to the watched root ("" is the root itself).
     std::string path;
-    // The second path: rename destination, new link name, symlink target.
+    // The second path: rename destination, new link name, symlink target,
+    // the other side of an exchange.
     std::string target;
 
     FileHandle handle;
@@ -95,6 +101,7 @@ struct Record {
 
     // rename: the rename replaced an existing entry at `target`.
     bool replaced = false;
+    // rename: the entry replaced; exchange: the entry that was at `target`.
     FileHandle replaced_handle;
 
     // setxattr / removexattr

@@ -124,8 +124,10 @@ enum class OpKind : uint8_t {
     content_begin = 14,
     content_data = 15,
     content_end = 16,
+    // path and target swap names (renameat2 RENAME_EXCHANGE); both exist.
+    exchange = 17,
 };
-inline constexpr OpKind kLastOpKind = OpKind::content_end;
+inline constexpr OpKind kLastOpKind = OpKind::exchange;
 std::string_view op_kind_name(OpKind k);
 
 struct Extent {
@@ -145,7 +147,7 @@ struct OpMsg {
     uint64_t lsn = 0;
     OpKind kind = OpKind::noop;
     std::string path;    // relative to the fileset root; "" is the root
-    std::string target;  // rename/link destination, symlink text
+    std::string target;  // rename/link destination, symlink text, exchange's other side
     std::optional<uint32_t> mode;
     std::optional<uint32_t> uid;
     std::optional<uint32_t> gid;

@@ -160,6 +160,54 @@ TEST_F(ApplyOps, RenameFilesAndDirectories) {
     EXPECT_EQ(test::listing(root_), "e\ne/inner\nh\n");
 }
 
+TEST_F(ApplyOps, ExchangeSwapsFilesAndDirectoriesWithWhatTheyHold) {
+    ok(content_ops(1, "f", "AAA", t(1)));
+    ok(content_ops(2, "g", "BB", t(2)));
+    ok(OpMsg{.lsn = 3, .kind = OpKind::mkdir, .path = "a", .mode = 040755u});
+    ok(content_ops(4, "a/x", "in a", t(3)));
+    ok(OpMsg{.lsn = 5, .kind = OpKind::mkdir, .path = "b", .mode = 040755u});
+    ok(content_ops(6, "b/y", "in b", t(4)));
+    ok(OpMsg{.lsn = 7, .kind = OpKind::exchange, .path = "f", .target = "g", .parent_mtime_ns = t(5),
+             .target_parent_mtime_ns = t(5)});
+    EXPECT_EQ(read_file(at("f")), "BB");
+    EXPECT_EQ(read_file(at("g")), "AAA");
+    ok(OpMsg{.lsn = 8, .kind = OpKind::exchange, .path = "a", .target = "b"});
+    EXPECT_EQ(read_file(at("a/y")), "in b");
+    EXPECT_EQ(read_file(at("b/x")), "in a");
+    // A file and a directory.
+    ok(OpMsg{.lsn = 9, .kind = OpKind::exchange, .path = "g", .target = "b"});
+    EXPECT_EQ(read_file(at("b")), "AAA");
+    EXPECT_EQ(read_file(at("g/x")), "in a");
+    EXPECT_EQ(test::listing(root_), "a\na/y\nb\nf\ng\ng/x\n");
+    // The file memory followed: content for the new holders of the names is
+    // no change behind the replicator's back (no conflict copy).
+    auto r = expect(Outcome::applied, OpMsg{.lsn = 10, .kind = OpKind::write, .path = "f", .mtime_ns = t(6),
+                                            .size = 2, .extents = {proto::make_extent(0, "CC", false)}});
+    EXPECT_TRUE(r.conflicts.empty()) << r.conflicts[0].message;
+    auto r2 = expect(Outcome::applied, OpMsg{.lsn = 11, .kind = OpKind::write, .path = "b", .mtime_ns = t(7),
+                                             .size = 3, .extents = {proto::make_extent(0, "DDD", false)}});
+    EXPECT_TRUE(r2.conflicts.empty()) << r2.conflicts[0].message;
+    EXPECT_EQ(read_file(at("f")), "CC");
+    EXPECT_EQ(read_file(at("b")), "DDD");
+    // With itself, or with what lies beneath it: nothing / skipped.
+    ok(OpMsg{.lsn = 12, .kind = OpKind::exchange, .path = "f", .target = "f"});
+    expect(Outcome::skipped, OpMsg{.lsn = 13, .kind = OpKind::exchange, .path = "g", .target = "g/x"});
+    expect(Outcome::skipped, OpMsg{.lsn = 14, .kind = OpKind::exchange, .path = "g/x", .target = "g"});
+    EXPECT_EQ(test::listing(root_), "a\na/y\nb\nf\ng\ng/x\n");
+}
+
+// A replica without one of the two names (it diverged): the other is put
+// where the source now has it, once.
+TEST_F(ApplyOps, ExchangeWithOneSideMissingMovesTheOther) {
+    ok(content_ops(1, "f", "AAA", t(1)));
+    ok(OpMsg{.lsn = 2, .kind = OpKind::exchange, .path = "f", .target = "g"});
+    EXPECT_FALSE(fs::exists(at("f")));
+    EXPECT_EQ(read_file(at("g")), "AAA");
+    ok(OpMsg{.lsn = 2, .kind = OpKind::exchange, .path = "f", .target = "g"});
+    EXPECT_EQ(test::listing(root_), "g\n");
+    expect(Outcome::skipped, OpMsg{.lsn = 3, .kind = OpKind::exchange, .path = "x", .target = "y"});
+}
+
 TEST_F(ApplyOps, SetattrOnFileDirAndRoot) {
     ok(OpMsg{.lsn = 1, .kind = OpKind::create, .path = "f", .mode = 0100600u});
     ok(OpMsg{.lsn = 2, .kind = OpKind::setattr, .path = "f", .mode = 0104755u, .uid = 501u, .gid = 20u,

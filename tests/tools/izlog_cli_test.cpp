@@ -193,6 +193,16 @@ TEST_F(Izlog, JsonCarriesOptionalFieldsOnlyWhereTheyApply) {
               "Nov 25 10:00:43 conflict    f \"both sides wrote\"\n");
 }
 
+// An exchange moves both ways, and is named as such everywhere.
+TEST_F(Izlog, ExchangeIsShownBothWays) {
+    auto x = make(Op::exchange, "a", 50);
+    x.target = "b";
+    append({x});
+    EXPECT_EQ(ok({"-n", "1"}), "Nov 25 10:00:50 exchange    a <-> b sh[100] uid=1000\n");
+    EXPECT_EQ(ok({"--op", "exchange", "-o", "cat"}), "exchange a <-> b\n");
+    EXPECT_NE(ok({"-o", "json", "-n", "1"}).find(R"("op":"exchange","path":"a","target":"b")"), std::string::npos);
+}
+
 // The demo journal maker has a real command line: --help prints it and
 // writes no journal (there was one in a directory named '--help').
 TEST(DemoJournal, HelpPrintsUsageAndWritesNothing) {
