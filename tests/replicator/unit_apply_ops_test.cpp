@@ -2,6 +2,7 @@
 // types, modes, owners, times, xattrs, symlink targets, link counts and
 // bytes.
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
 #include "unit_apply_fixture.hpp"
@@ -47,6 +48,29 @@ TEST_F(ApplyOps, MkdirNestedWithAttributes) {
     EXPECT_EQ(mtime_ns(at("d")), t(3));  // the parent's mtime from the source
     // A missing parent is a state problem (skipped), not a refusal.
     expect(Outcome::skipped, OpMsg{.lsn = 3, .kind = OpKind::mkdir, .path = "nope/x", .mode = 040700u});
+}
+
+// A whiteout (what renameat2 RENAME_WHITEOUT leaves) is a character device
+// 0:0 with no permission bits; other devices keep their numbers. Applied
+// again, nothing changes; a device of another number is replaced.
+TEST_F(ApplyOps, MknodCharacterDevicesWithTheirNumbers) {
+    ok(OpMsg{.lsn = 1, .kind = OpKind::mknod, .path = "wh", .mode = S_IFCHR | 0u, .uid = 0u, .gid = 0u,
+             .mtime_ns = t(1), .rdev = 0u});
+    auto st = lstat_of(at("wh"));
+    EXPECT_TRUE(S_ISCHR(st.st_mode));
+    EXPECT_EQ(st.st_mode & 07777, 0u);
+    EXPECT_EQ(st.st_rdev, 0u);
+    EXPECT_EQ(mtime_ns(at("wh")), t(1));
+    ok(OpMsg{.lsn = 2, .kind = OpKind::mknod, .path = "null", .mode = S_IFCHR | 0666u,
+             .rdev = static_cast<uint64_t>(makedev(1, 3))});
+    EXPECT_EQ(lstat_of(at("null")).st_rdev, makedev(1, 3));
+    auto ino = lstat_of(at("null")).st_ino;
+    ok(OpMsg{.lsn = 2, .kind = OpKind::mknod, .path = "null", .mode = S_IFCHR | 0666u,
+             .rdev = static_cast<uint64_t>(makedev(1, 3))});
+    EXPECT_EQ(lstat_of(at("null")).st_ino, ino);
+    ok(OpMsg{.lsn = 3, .kind = OpKind::mknod, .path = "null", .mode = S_IFCHR | 0666u,
+             .rdev = static_cast<uint64_t>(makedev(1, 5))});
+    EXPECT_EQ(lstat_of(at("null")).st_rdev, makedev(1, 5));
 }
 
 TEST_F(ApplyOps, MknodFifoAndRegular) {
