@@ -5,6 +5,8 @@
 #include <sys/fanotify.h>
 #include <sys/stat.h>
 
+#include <spdlog/spdlog.h>
+
 #include "capture_detail.hpp"
 
 namespace iz::agent {
@@ -31,8 +33,10 @@ void Capture::on_rename(const FanEvent& ev) {
         // brought that object in.
         auto known = tree_.find(*from);
         if (known != tree_.end() && !ev.object_handle.empty() && !known->second.handle.empty() &&
-            known->second.handle != ev.object_handle)
+            known->second.handle != ev.object_handle) {
+            spdlog::debug("rename {} out: the tree has another object at the source", *from);
             return;
+        }
         on_delete(*from, false, ev.pid);
         return;
     }
@@ -58,12 +62,20 @@ void Capture::on_rename(const FanEvent& ev) {
         // The tree has the object at the destination already (the second
         // move of an exchange, or a scan that read the tree after this
         // move): nothing to do.
-        if (dst != tree_.end() && dst->second.handle == moving) return;
+        if (dst != tree_.end() && dst->second.handle == moving) {
+            spdlog::debug("rename {} -> {}: the tree has the object there already", *from, *to);
+            return;
+        }
         // The tree's source is another object (the second move of an
         // exchange that could not be recognised as one: the first was
-        // journaled as a rename that replaced this object): what arrived
-        // is read as it is now.
+        // journaled as a rename that replaced this object; or entries
+        // changed again before their events were read): what the tree has
+        // at the destination was replaced, and what arrived is read as it
+        // is now.
         if (!src.handle.empty()) {
+            spdlog::debug("rename {} -> {}: the tree has another object at the source; the destination is read", *from,
+                          *to);
+            if (dst != tree_.end()) on_delete(*to, dst->second.is_dir(), ev.pid);
             on_create(*to, ev.mask & FAN_ONDIR, ev.pid, moving, true);
             return;
         }
