@@ -512,6 +512,16 @@ bool ShipWorker::ship_record(const Record& r, const PlannedRecord& p) {
     if ((m.kind == proto::OpKind::rename || m.kind == proto::OpKind::link || m.kind == proto::OpKind::exchange) &&
         !m.target_parent_mtime_ns)
         note_stale_parent(r.target);
+    if (m.kind == proto::OpKind::exchange) {
+        // Records before the exchange read their directory's mtime at ship
+        // time through a path that may hold the other directory by now,
+        // and some filesystems (XFS) set the mtime of a directory that an
+        // exchange moves to another parent: each exchanged directory gets
+        // its own mtime once the shipper has caught up (fix_stale_dirs;
+        // later renames and exchanges carry it along).
+        if (tree_->is_directory(r.handle)) stale_dirs_.insert(r.target);
+        if (tree_->is_directory(r.replaced_handle)) stale_dirs_.insert(r.path);
+    }
     return send_op(std::move(m));
 }
 

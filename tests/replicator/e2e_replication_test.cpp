@@ -17,6 +17,7 @@
 
 #include <fstream>
 #include <iterator>
+#include <random>
 #include <thread>
 
 #include "e2e_hosts.hpp"
@@ -255,6 +256,11 @@ TEST_P(RenameFlagsReplication, ExchangesNoReplaceAndWhiteoutsConverge) {
     ASSERT_EQ(rename2(d / "a", d / "b", RENAME_EXCHANGE), 0) << std::strerror(errno);
     ASSERT_EQ(rename2(d / "t", d / "dd", RENAME_EXCHANGE), 0) << std::strerror(errno);
     put(d / "a/sub/later", "written after the exchange");
+    // Directories under different parents (XFS sets the mtime of both).
+    fs::create_directories(d / "p1/q1/in");
+    fs::create_directories(d / "p2/q2");
+    sync_ok();
+    ASSERT_EQ(rename2(d / "p1/q1", d / "p2/q2", RENAME_EXCHANGE), 0) << std::strerror(errno);
     // An atomic replacement that keeps the old version.
     put(d / "cfg.new", "version 2");
     ASSERT_EQ(rename2(d / "cfg.new", d / "cfg", RENAME_EXCHANGE), 0) << std::strerror(errno);
@@ -289,6 +295,57 @@ TEST_P(RenameFlagsReplication, ExchangesNoReplaceAndWhiteoutsConverge) {
     agent_->resume();
     sync_ok();
     expect_converged(server);
+}
+
+// A seeded burst of exchanges, renames, whiteouts, writes and removals
+// among a few names, half of it made while the agent reads nothing (events
+// merge, entries change again before their events are read).
+// Disabled: it does not converge yet. With whiteouts alone it does (ext4
+// and XFS), with exchanges alone on ext4; with exchanges on XFS the mtimes
+// of exchanged directories differ (XFS sets the mtime of a directory an
+// exchange moves to another parent), and with both, a name that holds a
+// whiteout on the source can end as a regular file on the replica.
+TEST_P(RenameFlagsReplication, DISABLED_ABurstOfExchangesAndWhiteoutsConverges) {
+    if (GetParam() != FsType::ext4) agent_ = std::make_unique<AgentHost>(*agent_ns_, key_, "e2e-src", GetParam());
+    auto& server = add_server();
+    auto d = agent_->dir();
+    for (auto sub : {"d0", "d1", "d2"}) fs::create_directories(d / sub);
+    start_agent();
+    std::mt19937 rng(20261207);
+    auto name = [&] {
+        static const char* dirs[] = {"", "d0/", "d1/", "d2/"};
+        return d / fmt::format("{}n{}", dirs[rng() % 4], rng() % 6);
+    };
+    for (int round = 0; round < 4; ++round) {
+        bool paused = round % 2 == 1;
+        if (paused) agent_->pause();
+        for (int i = 0; i < 150; ++i) {
+            auto a = name(), b = name();
+            switch (rng() % 8) {
+                case 0:
+                case 1: (void)rename2(a, b, RENAME_EXCHANGE); break;
+                case 2: (void)rename2(a, b, 0); break;
+                case 3: (void)rename2(a, b, RENAME_WHITEOUT); break;
+                case 4: (void)rename2(a, b, RENAME_NOREPLACE); break;
+                case 5: {
+                    int fd = ::open(a.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+                    if (fd >= 0) {
+                        auto text = fmt::format("{} {}\n", round, i);
+                        (void)!::write(fd, text.data(), text.size());
+                        ::close(fd);
+                    }
+                    break;
+                }
+                case 6:
+                    if (::unlink(a.c_str()) != 0) (void)::rmdir(a.c_str());
+                    break;
+                case 7: (void)::mkdir(a.c_str(), 0755); break;
+            }
+        }
+        if (paused) agent_->resume();
+        sync_ok();
+        expect_converged(server);
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Filesystems, RenameFlagsReplication, ::testing::Values(FsType::ext4, FsType::xfs),
