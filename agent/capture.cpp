@@ -142,6 +142,15 @@ std::optional<std::string> Capture::dir_path(const std::string& handle) {
     return std::nullopt;
 }
 
+// The kernel reports a change of a file's link count (link, unlink, a
+// rename over it: fsnotify_link_count) on the inode alone, without a
+// directory or name. Each such event of a file in the tree is no event
+// outside it; what changed the name is an event of its own.
+bool Capture::known_object(const std::string& handle) const {
+    if (handle.empty()) return false;
+    return dirs_.count(handle) || names_.count(handle) || departed_.count(handle_hash(handle));
+}
+
 std::optional<std::string> Capture::event_path(const std::string& dir_handle, const std::string& name) {
     auto dir = dir_path(dir_handle);
     if (!dir) return std::nullopt;
@@ -194,7 +203,7 @@ void Capture::on_event(const FanEvent& ev) {
     }
     auto path = event_path(ev.dir_handle, ev.name);
     if (!path) {
-        ++stats_.outside_events;
+        if (!(ev.dir_handle.empty() && known_object(ev.object_handle))) ++stats_.outside_events;
         return;
     }
     bool is_dir = ev.mask & FAN_ONDIR;

@@ -1,4 +1,6 @@
-// Capture: creations, links, deletions and renames, including entries read only after they moved and directories moved in with contents.
+// Capture: creations, links and deletions, including entries read only after
+// they moved and directories moved in with contents, and the subtrees that
+// renames (capture_rename.cpp) move and forget.
 #include "agent/capture.hpp"
 
 #include <fcntl.h>
@@ -34,9 +36,23 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
     if (event_has_attrib_) parts |= kReadXattrs;
     auto e = read_current(path, parts);
     if (!e) {
-        if (e.error().sys_errno != ENOENT) spdlog::warn("{}", e.error().message);
+        if (e.error().sys_errno != ENOENT && e.error().sys_errno != ENOTDIR) spdlog::warn("{}", e.error().message);
         if (!tree_.count(path)) journal_vanished_creation(path, is_dir, pid, handle);
         return;
+    }
+    // The name may hold another object by now: the one created was renamed
+    // with RENAME_WHITEOUT (a whiteout took its name) or exchanged before
+    // this event was read. A directory where the event made a file, or the
+    // reverse, is another object; a whiteout is checked by its handle.
+    // The object created is then known from its event only, until its
+    // rename says where it went.
+    if (!handle.empty()) {
+        bool other_type = e->is_dir() != is_dir;
+        bool whiteout = S_ISCHR(e->mode) && e->rdev == 0;
+        if (other_type || (whiteout && handle_key_of(root_fd_, path).value_or(handle) != handle)) {
+            if (!tree_.count(path)) journal_vanished_creation(path, is_dir, pid, handle);
+            return;
+        }
     }
     // This name may be a link to an object whose first name is already gone
     // from our view (fanotify merges a create and a later delete of one
@@ -153,12 +169,19 @@ void Capture::materialize(const std::string& path, int32_t pid) {
     auto it = tree_.find(path);
     if (it == tree_.end() || it->second.ino != 0) return;
     auto e = read_entry(root_fd_, path);
-    // Moved on already (that rename still queued): a file is read through
-    // its handle and journaled here, where the events so far put it; its
-    // rename moves it on. A directory waits for its rename, whose target
-    // is then scanned for what the events did not say.
-    if (!e && e.error().sys_errno == ENOENT && !it->second.is_dir() && !it->second.handle.empty())
-        e = read_entry_by_handle(root_fd_, it->second.handle, path);
+    // Moved on already (that rename still queued), maybe with another
+    // object in its place (the whiteout its rename left, or what an
+    // exchange brought): a file is read through its handle and journaled
+    // here, where the events so far put it; its rename moves it on. A
+    // directory waits for its rename, whose target is then scanned for
+    // what the events did not say.
+    const std::string& handle = it->second.handle;
+    bool elsewhere = (!e && e.error().sys_errno == ENOENT) ||
+                     (e && !handle.empty() && !e->handle.empty() && e->handle != handle);
+    if (elsewhere) {
+        if (it->second.is_dir() || handle.empty()) return;
+        e = read_entry_by_handle(root_fd_, handle, path);
+    }
     if (!e) return;
     Entry ghost = it->second;
     e->version = ghost.version;
@@ -318,49 +341,6 @@ void Capture::on_delete(const std::string& path, bool is_dir, int32_t pid) {
     r.handle = to_file_handle(it->second.handle);
     forget_subtree(path);
     emit(std::move(r), pid);
-}
-
-void Capture::on_rename(const FanEvent& ev) {
-    auto from = event_path(ev.dir_handle, ev.name);
-    auto to = event_path(ev.new_dir_handle, ev.new_name);
-    // A directory is one object with one name: if the tree knows it by its
-    // handle, that name is where it moves from, whatever the old parent's
-    // handle resolved to.
-    if ((ev.mask & FAN_ONDIR) && to && (!from || !tree_.count(*from)))
-        if (auto known = tracked_elsewhere(ev.object_handle, *to, 0)) from = known;
-    if (!from && !to) {
-        ++stats_.outside_events;
-        return;
-    }
-    if (from && !to) {  // moved out of the watched tree (or into an excluded name)
-        on_delete(*from, false, ev.pid);
-        return;
-    }
-    if (!from && to) {  // moved in from elsewhere: a creation with contents
-        on_create(*to, ev.mask & FAN_ONDIR, ev.pid, ev.object_handle, true);
-        return;
-    }
-    settle_deferred_delete(*to);
-    if (!tree_.count(*from)) {  // unknown source: treat the destination as new
-        on_create(*to, ev.mask & FAN_ONDIR, ev.pid, ev.object_handle, true);
-        return;
-    }
-    flush_writes(true);  // writes journaled under the old name stay in order
-    Record r;
-    r.op = Op::rename;
-    r.path = *from;
-    r.target = *to;
-    r.handle = to_file_handle(tree_[*from].handle);
-    if (auto replaced = tree_.find(*to); replaced != tree_.end()) {
-        r.replaced = true;
-        r.replaced_handle = to_file_handle(replaced->second.handle);
-        if (!replaced->second.is_dir() && !replaced->second.handle.empty()) departed_.insert(handle_hash(replaced->second.handle));
-        forget_subtree(*to);
-    }
-    move_subtree(*from, *to);
-    emit(std::move(r), ev.pid);
-    materialize(*to, ev.pid);
-    if (auto moved = tree_.find(*to); moved != tree_.end() && moved->second.is_dir()) materialize_beneath(*to, ev.pid);
 }
 
 }  // namespace iz::agent

@@ -244,6 +244,10 @@ Result<size_t> recover_unsaved_entries(const std::filesystem::path& journal_dir,
             case Op::mkdir: made[x.path] = true; break;
             case Op::link:
             case Op::rename: made.try_emplace(x.target, false); break;
+            case Op::exchange:
+                made.try_emplace(x.path, false);
+                made.try_emplace(x.target, false);
+                break;
             default: break;
         }
     }

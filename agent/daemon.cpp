@@ -36,6 +36,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// How long a start waits for the journal's lock of an agent that died.
+constexpr std::chrono::seconds kJournalLockWait{10};
+
 class DaemonImpl final : public Daemon {
 public:
     explicit DaemonImpl(WatchOptions o) : opts_(std::move(o)) {}
@@ -77,7 +80,9 @@ public:
         auto saved = load_tree(opts_.state_dir / "tree.state");
         if (!saved) return fail(saved.error());
 
-        auto writer = open_journal();
+        // An agent killed a moment ago holds the journal's lock until its
+        // process is wholly torn down (journal/writer.hpp): waited for.
+        auto writer = open_journal(kJournalLockWait);
         if (!writer) return fail(writer.error());
         writer_ = std::move(*writer);
 
@@ -562,9 +567,10 @@ private:
         spdlog::info("the journal is written again; what changed while it failed is journaled from a rescan");
     }
 
-    Result<std::unique_ptr<journal::Writer>> open_journal() {
+    Result<std::unique_ptr<journal::Writer>> open_journal(std::chrono::milliseconds lock_wait = {}) {
         journal::WriterOptions wo;
         wo.dir = opts_.journal_dir;
+        wo.lock_wait = lock_wait;
         wo.segment_bytes = opts_.segment_bytes;
         wo.on_durable = durable_relay();
         return journal::Writer::open(wo);

@@ -1,5 +1,6 @@
 // Writes a small journal of plausible activity, for trying izlog before (or
 // without) watching a real directory: `iz-demo-journal DIR`.
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include <ctime>
@@ -10,12 +11,16 @@ using iz::journal::Op;
 using iz::journal::Record;
 
 int main(int argc, char** argv) {
-    if (argc != 2) {
-        fmt::print(stderr, "usage: iz-demo-journal DIR\n");
-        return 2;
-    }
+    // A real command line: `--help` (or any option) is never taken for the
+    // directory to write a journal into.
+    CLI::App app{"iz-demo-journal: writes a small journal of plausible activity into DIR, to try izlog on "
+                 "(izlog -D DIR)"};
+    std::string dir;
+    app.add_option("DIR", dir, "journal directory to write into (made if missing)")
+        ->required();
+    CLI11_PARSE(app, argc, argv);
     iz::journal::WriterOptions o;
-    o.dir = argv[1];
+    o.dir = dir;
     auto w = iz::journal::Writer::open(o);
     if (!w) {
         fmt::print(stderr, "iz-demo-journal: {}\n", w.error().message);

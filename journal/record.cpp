@@ -11,8 +11,9 @@ constexpr std::array<std::string_view, 22> kNames = {
     "",        "create",     "mkdir",   "mknod",       "symlink",     "link",  "unlink",
     "rmdir",   "rename",     "setattr", "write",       "truncate",    "setxattr",
     "removexattr", "close_write", "start", "stop", "overflow", "rescan", "conflict",
-    "", "repair",
+    "exchange", "repair",
 };
+static_assert(kNames.size() == static_cast<size_t>(kLastOp) + 1, "a name for every op");
 }  // namespace
 
 bool op_is_valid(uint8_t raw) {

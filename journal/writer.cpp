@@ -101,10 +101,7 @@ public:
         auto lock_path = opts_.dir / "journal.lock";
         lock_fd_ = ::open(lock_path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0640);
         if (lock_fd_ < 0) return fail(sys_error("open journal lock", lock_path.string(), errno));
-        if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0)
-            return fail(errno == EWOULDBLOCK
-                            ? make_error(fmt::format("journal '{}' is already open by another writer", opts_.dir.string()))
-                            : sys_error("lock journal", lock_path.string(), errno));
+        if (auto ok = take_lock(lock_path); !ok) return ok;
         auto tail = recover_tail(opts_.dir);
         if (!tail) return fail(tail.error());
         if (auto ok = seg_.init_ring(); !ok) return ok;
@@ -126,6 +123,25 @@ public:
             commit_loop();
         });
         return {};
+    }
+
+    // The flock on journal.lock, waiting up to opts_.lock_wait for a
+    // writer that holds it to go (see WriterOptions::lock_wait).
+    Status take_lock(const std::filesystem::path& lock_path) {
+        auto deadline = std::chrono::steady_clock::now() + opts_.lock_wait;
+        for (;;) {
+            if (::flock(lock_fd_, LOCK_EX | LOCK_NB) == 0) return {};
+            if (errno == EINTR) continue;
+            if (errno != EWOULDBLOCK) return fail(sys_error("lock journal", lock_path.string(), errno));
+            if (std::chrono::steady_clock::now() >= deadline) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        if (opts_.lock_wait.count() == 0)
+            return fail(Error{fmt::format("journal '{}' is already open by another writer", opts_.dir.string()), EWOULDBLOCK});
+        return fail(Error{fmt::format("journal '{}' is still open by another writer after waiting {:.1f} s for it to "
+                                      "let go (is another izwatch writing to it?)",
+                                      opts_.dir.string(), opts_.lock_wait.count() / 1000.0),
+                          EWOULDBLOCK});
     }
 
     Result<uint64_t> append(Record rec) override { return append(std::move(rec), nullptr); }

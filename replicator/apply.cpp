@@ -123,6 +123,9 @@ Status ApplierImpl::init() {
     auto memory = FileMemory::open(opts_.state_dir);
     if (!memory) return fail(memory.error());
     memory_ = std::move(*memory);
+    auto exchanges = ExchangeNotes::open(opts_.state_dir);
+    if (!exchanges) return fail(exchanges.error());
+    exchanges_.emplace(std::move(*exchanges));
     return {};
 }
 
@@ -155,7 +158,10 @@ bool is_permanent(const Error& e) {
     return is_rejection(e) || e.sys_errno == ENAMETOOLONG || e.sys_errno == EILSEQ || e.sys_errno == EFBIG;
 }
 
-bool needs_target(proto::OpKind k) { return k == proto::OpKind::link || k == proto::OpKind::rename; }
+bool needs_target(proto::OpKind k) {
+    return k == proto::OpKind::link || k == proto::OpKind::rename || k == proto::OpKind::exchange;
+}
+
 
 bool may_be_root(proto::OpKind k) {
     using K = proto::OpKind;
@@ -223,7 +229,7 @@ Status ApplierImpl::dispatch(const OpMsg& op) {
     if (op.kind != K::content_data && op.kind != K::content_end) skipped_content_.reset();
     // These may move or remove a directory: no directory is kept open, and
     // no deferred mtime set later, across them.
-    if (op.kind == K::rename || op.kind == K::rmdir) {
+    if (op.kind == K::rename || op.kind == K::exchange || op.kind == K::rmdir) {
         if (auto ok = dirs_->flush(); !ok) return ok;
         Status s = dispatch_kind(op);
         Status flushed = dirs_->flush();
@@ -259,6 +265,7 @@ Status ApplierImpl::dispatch_kind(const OpMsg& op) {
         case K::unlink: return do_unlink(op);
         case K::rmdir: return do_rmdir(op);
         case K::rename: return do_rename(op);
+        case K::exchange: return do_exchange(op);
         case K::setattr: return do_setattr(op);
         case K::write:
         case K::truncate: return do_write(op);

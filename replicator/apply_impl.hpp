@@ -12,6 +12,7 @@
 #include "apply.hpp"
 #include "beneath.hpp"
 #include "dir_cache.hpp"
+#include "exchange_notes.hpp"
 #include "file_memory.hpp"
 
 namespace iz::replicator {
@@ -63,6 +64,7 @@ private:
     Status do_unlink(const OpMsg& op);
     Status do_rmdir(const OpMsg& op);
     Status do_rename(const OpMsg& op);
+    Status do_exchange(const OpMsg& op);
     // Clears `name` (currently `st`) so a new entry can take its place.
     Status make_room(Parent& p, const std::string& path, const struct stat& st);
 
@@ -125,6 +127,7 @@ private:
     std::optional<DirCache> dirs_;
     std::optional<AppliedState> state_;
     std::unique_ptr<FileMemory> memory_;
+    std::optional<ExchangeNotes> exchanges_;
     // After an unclean stop, until the first commit: what the replayed
     // operations find changed is taken for the replicator's own work.
     bool recovering_ = false;

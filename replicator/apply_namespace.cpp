@@ -1,7 +1,8 @@
-// Entries: create, mkdir, mknod, symlink, link, unlink, rmdir, rename.
+// Entries: create, mkdir, mknod, symlink, link, unlink, rmdir, rename, exchange.
 // Each first looks at what is there now, so replaying an operation that was
 // already applied finds its result and leaves it alone.
 #include <fcntl.h>
+#include <stdio.h>  // renameat2, RENAME_EXCHANGE
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -272,6 +273,64 @@ Status ApplierImpl::do_rename(const OpMsg& op) {
         }
     }
     memory_->move(op.path, op.target);
+    if (auto ok = set_dir_mtime(from, op.parent_mtime_ns, op.path); !ok) return ok;
+    return set_dir_mtime(to, op.target_parent_mtime_ns, op.target);
+}
+
+// The two entries swap names, each with what is beneath it. An exchange is
+// its own inverse, and both names exist before and after it, so what the
+// tree holds cannot say whether a replayed exchange already ran. Before
+// exchanging, the applier notes durably which objects the two names hold
+// here, under the record's LSN (exchange_notes.hpp says why a note rather
+// than anything in the record or the tree). A replay that finds its note
+// treats the exchange as done if either name no longer holds what it held
+// then: the exchange ran, and later operations may have replaced one side
+// since. Only when both still hold exactly what they held (the machine
+// crashed before the exchange reached the disk, or the process died right
+// after the note) does it run.
+Status ApplierImpl::do_exchange(const OpMsg& op) {
+    if (op.path == op.target) return {};
+    if (is_under(op.target, op.path) || is_under(op.path, op.target))
+        return fail(sys_error(fmt::format("exchange '{}' with an entry beneath it or above it,", op.path), op.target,
+                              EINVAL));
+    auto ends = open_ends(*dirs_, op);
+    if (!ends) return fail(ends.error());
+    auto& [from, to, src, dst] = *ends;
+    auto at_path = object_identity(from.dir.get(), from.name, op.path);
+    if (!at_path) return fail(at_path.error());
+    auto at_target = object_identity(to.dir.get(), to.name, op.target);
+    if (!at_target) return fail(at_target.error());
+    if (auto note = exchanges_->find(op.lsn, op.path, op.target)) {
+        if (*at_path != note->at_path || *at_target != note->at_target) {
+            // Done before. Killed between the exchange and its entry in
+            // the file memory, the memory still has both sides where they
+            // were, and would call each a change behind our back: what it
+            // knows of both is dropped (adopted when next seen).
+            memory_->forget(op.path);
+            memory_->forget(op.target);
+            return {};
+        }
+    } else if (auto ok = exchanges_->add({op.lsn, op.path, op.target, *at_path, *at_target}, state_->durable_lsn());
+               !ok) {
+        return ok;
+    }
+    if (!src && !dst) return fail(sys_error(fmt::format("exchange with '{}' of", op.target), op.path, ENOENT));
+    if (src && dst) {
+        if (::renameat2(from.dir.get(), from.name.c_str(), to.dir.get(), to.name.c_str(), RENAME_EXCHANGE) != 0)
+            return fail(sys_error(fmt::format("exchange with '{}' of", op.target), op.path, errno));
+        memory_->exchange(op.path, op.target);
+    } else {
+        // One side is missing here (this replica diverged): the other goes
+        // where the source now has it. The note made above keeps a replay
+        // from moving it back.
+        Parent& a = src ? from : to;
+        Parent& b = src ? to : from;
+        const std::string& a_path = src ? op.path : op.target;
+        const std::string& b_path = src ? op.target : op.path;
+        if (::renameat(a.dir.get(), a.name.c_str(), b.dir.get(), b.name.c_str()) != 0)
+            return fail(sys_error(fmt::format("rename (one side of an exchange) to '{}' of", b_path), a_path, errno));
+        memory_->move(a_path, b_path);
+    }
     if (auto ok = set_dir_mtime(from, op.parent_mtime_ns, op.path); !ok) return ok;
     return set_dir_mtime(to, op.target_parent_mtime_ns, op.target);
 }

@@ -206,6 +206,14 @@ void FileMemory::replay(Kind kind, const std::string& a, const std::string& b, u
             for (auto& [p, i] : moved) paths_[p] = i;
             break;
         }
+        case Kind::exchange: {
+            if (a == b) break;
+            std::vector<std::pair<std::string, uint64_t>> moved;
+            take_subtree(paths_, a, [&](const std::string& p, uint64_t i) { moved.emplace_back(b + p.substr(a.size()), i); });
+            take_subtree(paths_, b, [&](const std::string& p, uint64_t i) { moved.emplace_back(a + p.substr(b.size()), i); });
+            for (auto& [p, i] : moved) paths_[p] = i;
+            break;
+        }
     }
 }
 
@@ -228,7 +236,7 @@ void FileMemory::log(Kind kind, const std::string& a, const std::string& b, uint
     //    lost, the path still names that inode or nothing, and the inode is
     //    adopted when seen again. A setattr or a write in place is one.
     // Doubts (before an inode is changed), records that give a known path
-    // another inode, and moves are written at once.
+    // another inode, moves and exchanges are written at once.
     bool may_wait = kind == Kind::forget;
     if (kind == Kind::remember || kind == Kind::alias) {
         auto named = paths_.find(a);
@@ -264,6 +272,8 @@ void FileMemory::alias(const std::string& path, uint64_t ino) { log(Kind::alias,
 void FileMemory::forget(const std::string& path) { log(Kind::forget, path, {}, 0, 0, 0); }
 
 void FileMemory::move(const std::string& from, const std::string& to) { log(Kind::move, from, to, 0, 0, 0); }
+
+void FileMemory::exchange(const std::string& a, const std::string& b) { log(Kind::exchange, a, b, 0, 0, 0); }
 
 std::optional<UniqueFd> FileMemory::begin_sync() {
     if (log_failed_ || log_bytes_ > kCompactBytes || !log_fd_.valid()) return std::nullopt;

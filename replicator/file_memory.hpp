@@ -52,6 +52,9 @@ public:
     void forget(const std::string& path);
     // `from` (and everything beneath) is now at `to`; what was at `to` is gone.
     void move(const std::string& from, const std::string& to);
+    // What was at (and beneath) `a` is now at `b`, and the reverse. Not
+    // idempotent, like the exchange it follows: logged once per exchange.
+    void exchange(const std::string& a, const std::string& b);
 
     // Writes what waits to the log (no fsync): before the applier records
     // progress past the operations that logged it.
@@ -77,7 +80,7 @@ private:
         uint64_t size = 0;
         int64_t mtime_ns = 0;
     };
-    enum class Kind : uint8_t { remember = 1, doubt = 2, forget = 3, move = 4, alias = 5 };
+    enum class Kind : uint8_t { remember = 1, doubt = 2, forget = 3, move = 4, alias = 5, exchange = 6 };
 
     void replay(Kind kind, const std::string& a, const std::string& b, uint64_t ino, uint64_t size, int64_t mtime);
     void log(Kind kind, const std::string& a, const std::string& b, uint64_t ino, uint64_t size, int64_t mtime);

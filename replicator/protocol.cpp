@@ -341,6 +341,7 @@ std::string_view op_kind_name(OpKind k) {
         case OpKind::content_data: return "content_data";
         case OpKind::content_end: return "content_end";
         case OpKind::repair: return "repair";
+        case OpKind::exchange: return "exchange";
     }
     return "unknown";
 }

@@ -155,6 +155,7 @@ std::vector<PlannedRecord> plan_window(const std::vector<journal::Record>& windo
                 barrier(r.target);
                 break;
             case Op::link:
+            case Op::exchange:  // both names now hold another entry; neither is gone
                 barrier(r.path);
                 barrier(r.target);
                 break;

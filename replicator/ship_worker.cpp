@@ -340,14 +340,15 @@ void ShipWorker::note_stale_parent(const std::string& path) {
 }
 
 void ShipWorker::follow_stale_dirs(const Record& r) {
-    if (stale_dirs_.empty() || (r.op != Op::rename && r.op != Op::rmdir)) return;
+    if (stale_dirs_.empty() || (r.op != Op::rename && r.op != Op::rmdir && r.op != Op::exchange)) return;
     auto under = [](const std::string& p, const std::string& dir) {
         return p == dir || (p.size() > dir.size() && p.starts_with(dir) && p[dir.size()] == '/');
     };
     std::set<std::string> next;
     for (auto& d : stale_dirs_) {
-        if (!under(d, r.path)) next.insert(d);
-        else if (r.op == Op::rename) next.insert(r.target + d.substr(r.path.size()));
+        if (r.op == Op::exchange && under(d, r.target)) next.insert(r.path + d.substr(r.target.size()));
+        else if (!under(d, r.path)) next.insert(d);
+        else if (r.op == Op::rename || r.op == Op::exchange) next.insert(r.target + d.substr(r.path.size()));
     }
     stale_dirs_ = std::move(next);
 }
@@ -496,6 +497,11 @@ bool ShipWorker::ship_record(const Record& r, const PlannedRecord& p) {
             m.replaced = r.replaced;
             m.target_parent_mtime_ns = parent_mtime(r.target);
             break;
+        case Op::exchange:
+            m.kind = proto::OpKind::exchange;
+            m.target = r.target;
+            m.target_parent_mtime_ns = parent_mtime(r.target);
+            break;
         case Op::setattr:
             m.kind = proto::OpKind::setattr;
             attrs();
@@ -524,8 +530,19 @@ bool ShipWorker::ship_record(const Record& r, const PlannedRecord& p) {
     if (moves_entries)
         m.parent_mtime_ns = parent_mtime(r.path);
     if (moves_entries && !m.parent_mtime_ns) note_stale_parent(r.path);
-    if ((m.kind == proto::OpKind::rename || m.kind == proto::OpKind::link) && !m.target_parent_mtime_ns)
+    if ((m.kind == proto::OpKind::rename || m.kind == proto::OpKind::link || m.kind == proto::OpKind::exchange) &&
+        !m.target_parent_mtime_ns)
         note_stale_parent(r.target);
+    if (m.kind == proto::OpKind::exchange) {
+        // Records before the exchange read their directory's mtime at ship
+        // time through a path that may hold the other directory by now,
+        // and some filesystems (XFS) set the mtime of a directory that an
+        // exchange moves to another parent: each exchanged directory gets
+        // its own mtime once the shipper has caught up (fix_stale_dirs;
+        // later renames and exchanges carry it along).
+        if (tree_->is_directory(r.handle)) stale_dirs_.insert(r.target);
+        if (tree_->is_directory(r.replaced_handle)) stale_dirs_.insert(r.path);
+    }
     return send_op(std::move(m));
 }
 

@@ -93,6 +93,13 @@ UniqueFd open_handle_path(int mount_fd, const journal::FileHandle& handle) {
 
 }  // namespace
 
+bool SourceTree::is_directory(const journal::FileHandle& handle) const {
+    if (handle.empty()) return false;
+    auto fd = open_handle_path(root_.get(), handle);
+    struct stat st{};
+    return fd.get() >= 0 && ::fstat(fd.get(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 std::optional<std::string> SourceTree::link_target(const journal::FileHandle& handle) const {
     auto fd = open_handle_path(root_.get(), handle);
     if (fd.get() < 0) return std::nullopt;

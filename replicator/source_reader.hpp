@@ -41,6 +41,9 @@ public:
     // parent is not asked for); nullopt when it cannot be read.
     std::optional<int64_t> parent_mtime(const std::string& path) const;
 
+    // Whether the object `handle` names is a directory (where it is now);
+    // false when it is gone.
+    bool is_directory(const journal::FileHandle& handle) const;
     // The text of the symlink `handle` names (where it is now); nullopt
     // when it is gone.
     std::optional<std::string> link_target(const journal::FileHandle& handle) const;

@@ -95,6 +95,8 @@ private:
 
     std::optional<std::string> dir_path(const std::string& handle);
     std::optional<std::string> event_path(const std::string& dir_handle, const std::string& name);
+    // `handle` names an object the tree has (or had until it was deleted).
+    bool known_object(const std::string& handle) const;
     void emit(journal::Record r, int32_t pid);
     void index_dir(const std::string& rel, const std::string& handle);
     // Whether the directory `path` is made in has a default ACL (which the
@@ -124,6 +126,10 @@ private:
     // another object takes that name.
     void settle_deferred_delete(const std::string& path);
     void on_rename(const FanEvent& ev);
+    // The entries at `a` and `b` swapped names (renameat2 RENAME_EXCHANGE).
+    void on_exchange(const std::string& a, const std::string& b, int32_t pid);
+    // Journals the whiteout a rename may have left at its old name `path`.
+    void journal_whiteout(const std::string& path, int32_t pid);
     void on_attrib(const std::string& path, int32_t pid);
     void on_modify(const std::string& path, int32_t pid);
     void on_close_write(const std::string& path, int32_t pid);

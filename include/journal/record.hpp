@@ -32,7 +32,11 @@ enum class Op : uint8_t {
     overflow = 17,
     rescan = 18,
     conflict = 19,
-    // 20 is taken by another op (not in this build): never reuse it.
+    // renameat2(RENAME_EXCHANGE): the entries at `path` and `target` (with
+    // everything beneath them) swap names. `handle` is the object that was
+    // at `path`, `replaced_handle` the one that was at `target`. Not a
+    // rename: neither side is removed.
+    exchange = 20,
     // A verification found `path` different on a replica; the records that
     // follow make the replica equal. `message` says what differed.
     repair = 21,
@@ -73,7 +77,8 @@ struct Record {
 
     // Path relative to the watched root ("" is the root itself).
     std::string path;
-    // The second path: rename destination, new link name, symlink target.
+    // The second path: rename destination, new link name, symlink target,
+    // the other side of an exchange.
     std::string target;
 
     FileHandle handle;
@@ -100,6 +105,7 @@ struct Record {
 
     // rename: the rename replaced an existing entry at `target`.
     bool replaced = false;
+    // rename: the entry replaced; exchange: the entry that was at `target`.
     FileHandle replaced_handle;
 
     // setxattr / removexattr

@@ -44,6 +44,14 @@ struct WriterOptions {
     // the new one (for a reader in the same process that must not go past
     // it). Keep it short; it must not call into the writer.
     std::function<void(uint64_t durable_lsn)> on_durable;
+    // How long open() waits for another writer's lock to go before it
+    // fails. The lock belongs to the open lock file, so a writer that was
+    // killed holds it until the kernel has released every file of its
+    // process, not when the kill lands: an exiting process releases its
+    // files one after another, and izwatch's eBPF links (an RCU tasks-trace
+    // grace period each) and fanotify group (freeing its queue) take most
+    // of a second (0.7-0.8 s measured) before the lock file's turn comes.
+    std::chrono::milliseconds lock_wait{0};
 };
 
 // Called on the committer thread once the record's fate is known: OK when

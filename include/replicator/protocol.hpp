@@ -136,8 +136,11 @@ enum class OpKind : uint8_t {
     // verification): the server's own state of it and beneath it is not a
     // change behind the replicator's back, so no conflict copy is kept.
     repair = 17,
+    // path and target swap names (renameat2 RENAME_EXCHANGE); both exist.
+    exchange = 18,
 };
-inline constexpr OpKind kLastOpKind = OpKind::repair;
+inline constexpr OpKind kLastOpKind = OpKind::exchange;
+
 std::string_view op_kind_name(OpKind k);
 
 struct Extent {
@@ -165,7 +168,7 @@ struct OpMsg {
     uint64_t lsn = 0;
     OpKind kind = OpKind::noop;
     std::string path;    // relative to the fileset root; "" is the root
-    std::string target;  // rename/link destination, symlink text
+    std::string target;  // rename/link destination, symlink text, exchange's other side
     std::optional<uint32_t> mode;
     std::optional<uint32_t> uid;
     std::optional<uint32_t> gid;

@@ -6,7 +6,10 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
+#include <chrono>
 #include <fstream>
 
 #include "agent_fixture.hpp"
@@ -109,6 +112,36 @@ TEST_P(Lifecycle, StopLeavesWhatStatusSaidDurable) {
     auto after = watch().izwatch({"status", root().string()});
     EXPECT_NE(after.exit_code, 0);
     EXPECT_NE(after.err.find("is not being watched"), std::string::npos) << after.err;
+}
+
+// A killed agent holds the journal's lock until the kernel has released
+// every file of its process, most of a second after the kill (its eBPF
+// links and its fanotify group go first): a start right after the kill
+// waits for the lock instead of failing.
+TEST_P(Lifecycle, StartRightAfterAKillWaitsForTheDeadAgentsJournalLock) {
+    ASSERT_NO_FATAL_FAILURE(start());
+    write_file(at("before"), "x");
+    ASSERT_NO_FATAL_FAILURE(sync());
+    ASSERT_EQ(::kill(watch().pid(), SIGKILL), 0);
+    auto r = watch().start();
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    write_file(at("after"), "y");
+    auto got = described_changes();
+    EXPECT_NE(std::find(got.begin(), got.end(), "create after"), got.end()) << fmt::format("{}", fmt::join(got, "\n"));
+}
+
+// Another agent writing to the same journal is waited for only so long,
+// and then named.
+TEST_P(Lifecycle, AJournalHeldByALiveAgentIsRefusedAfterAWait) {
+    ASSERT_NO_FATAL_FAILURE(start());
+    make_dir(mount() / "other");
+    auto begun = std::chrono::steady_clock::now();
+    auto r = watch().izwatch({"start", (mount() / "other").string(), "--journal", watch().journal_dir().string(),
+                              "--state-dir", (work_->path() / "other-state").string()});
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_GE(std::chrono::steady_clock::now() - begun, std::chrono::seconds(10));
+    EXPECT_NE(r.err.find("is still open by another writer after waiting 10.0 s"), std::string::npos) << r.err;
+    EXPECT_TRUE(izwatch_alive(watch().pid()));
 }
 
 TEST_P(Lifecycle, StopWithoutSyncStillJournalsEverything) {

@@ -67,6 +67,20 @@ Listing replay(const std::vector<json>& records, std::vector<std::string>& probl
             erase_subtree(tree, path);
             erase_subtree(tree, target);
             tree.merge(moved);
+        } else if (op == "exchange") {
+            if (node == tree.end() || !tree.count(target)) {
+                note("exchanges a missing path");
+                continue;
+            }
+            Listing moved;
+            for (auto [from, to] : {std::pair{path, target}, std::pair{target, path}}) {
+                moved[to] = tree.at(from);
+                auto [first, last] = subtree_range(tree, from);
+                for (auto it = first; it != last; ++it) moved[to + it->first.substr(from.size())] = it->second;
+            }
+            erase_subtree(tree, path);
+            erase_subtree(tree, target);
+            tree.merge(moved);
         } else if (op == "write" || op == "truncate" || op == "close_write") {
             if (node == tree.end()) {
                 note("about a missing path");

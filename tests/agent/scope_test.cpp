@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include "agent_fixture.hpp"
 
 namespace iz::test::agent {
@@ -30,6 +32,28 @@ TEST_P(Scope, ChangesOutsideTheDirectoryAreNotJournaled) {
     write_file(at("inside"), "");
     EXPECT_EQ(described_changes(), Strings{"create inside"});
     EXPECT_GT(watch().status().value("events_outside", 0), 0);
+}
+
+// The kernel reports a file's link count change (link, unlink, a rename
+// over it) on the inode alone, without a directory: those of files inside
+// are not events outside.
+TEST_P(Scope, AWorkloadInsideCountsNoEventOutside) {
+    make_dir(at("d"));
+    ASSERT_NO_FATAL_FAILURE(start());
+    for (int i = 0; i < 50; ++i) {
+        auto f = fmt::format("d/f{}", i);
+        write_file(at(f), "data");
+        ASSERT_EQ(::link(at(f).c_str(), at(f + ".h").c_str()), 0);
+        ASSERT_EQ(::unlink(at(f).c_str()), 0);
+        write_file(at(f + ".new"), "new");
+        ASSERT_EQ(::rename(at(f + ".new").c_str(), at(f + ".h").c_str()), 0);
+        make_dir(at(f + ".dir"));
+        ASSERT_EQ(::rmdir(at(f + ".dir").c_str()), 0);
+    }
+    ASSERT_NO_FATAL_FAILURE(sync());
+    auto s = watch().status();
+    EXPECT_GE(s.value("events", 0), 300);
+    EXPECT_EQ(s.value("events_outside", -1), 0) << s.dump();
 }
 
 TEST_P(Scope, MovingInIsACreationWithContentMovingOutARemoval) {

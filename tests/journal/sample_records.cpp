@@ -37,6 +37,10 @@ std::vector<Record> sample_records() {
                 r.replaced = true;
                 r.replaced_handle = {1, "\x09\x08\x07"};
                 break;
+            case Op::exchange:
+                r.target = "other/swapped";
+                r.replaced_handle = {1, "\x09\x08\x07"};
+                break;
             case Op::setattr:
                 r.mode = 0100600; r.owner_uid = 0; r.owner_gid = 0; r.atime_ns = t - 5; r.mtime_ns = t - 7;
                 break;

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <thread>
 
 #include "journal/reader.hpp"
@@ -77,6 +78,39 @@ TEST(WriterReader, SecondWriterIsRefused) {
     auto second = Writer::open(o);
     ASSERT_FALSE(second);
     EXPECT_NE(second.error().message.find("already open by another writer"), std::string::npos);
+}
+
+// A writer whose process was killed holds the lock for a while after it
+// died (writer.hpp): a new one may wait for it to go.
+TEST(WriterReader, SecondWriterWaitsForTheLockToGo) {
+    iz::test::TempDir dir;
+    auto first = open_writer(dir.path);
+    ASSERT_TRUE(first->append(iz::test::realistic_record(0)));
+    std::thread closer([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        (void)first->close();
+    });
+    WriterOptions o;
+    o.dir = dir.path;
+    o.lock_wait = std::chrono::seconds(5);
+    auto second = Writer::open(o);
+    closer.join();
+    ASSERT_TRUE(second) << second.error().message;
+    EXPECT_EQ((*second)->head_lsn(), 1u);
+}
+
+TEST(WriterReader, SecondWriterGivesUpAfterItsWaitAndSaysWhy) {
+    iz::test::TempDir dir;
+    auto w = open_writer(dir.path);
+    WriterOptions o;
+    o.dir = dir.path;
+    o.lock_wait = std::chrono::milliseconds(200);
+    auto begun = std::chrono::steady_clock::now();
+    auto second = Writer::open(o);
+    ASSERT_FALSE(second);
+    EXPECT_GE(std::chrono::steady_clock::now() - begun, std::chrono::milliseconds(200));
+    EXPECT_NE(second.error().message.find("still open by another writer after waiting 0.2 s"), std::string::npos)
+        << second.error().message;
 }
 
 class SegmentedJournal : public ::testing::Test {

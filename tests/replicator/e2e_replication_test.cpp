@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>  // renameat2
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -19,6 +20,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 #include <random>
 #include <sstream>
@@ -33,6 +35,11 @@ using namespace std::chrono_literals;
 
 namespace iz::test::e2e {
 namespace {
+
+std::string read_all(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
 
 class Replication : public ::testing::Test {
 protected:
@@ -712,6 +719,137 @@ TEST_P(InterfaceWorkloadMoreSeeds, Converges) {
 INSTANTIATE_TEST_SUITE_P(Seeds, InterfaceWorkloadMoreSeeds,
                          ::testing::Values(std::tuple{FsType::ext4, 3u}, std::tuple{FsType::xfs, 4u}),
                          interface_workload_name);
+
+// renameat2's flags. RENAME_EXCHANGE swaps two names (what every program
+// that replaces a file or directory atomically does): both stay, each with
+// the other's content. RENAME_NOREPLACE is a rename, or nothing when it
+// fails. RENAME_WHITEOUT leaves a whiteout (a character device 0:0) at the
+// old name.
+class RenameFlagsReplication : public Replication, public ::testing::WithParamInterface<FsType> {
+protected:
+    static int rename2(const fs::path& from, const fs::path& to, unsigned flags) {
+        return ::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), flags);
+    }
+};
+
+TEST_P(RenameFlagsReplication, ExchangesNoReplaceAndWhiteoutsConverge) {
+    if (GetParam() != FsType::ext4) agent_ = std::make_unique<AgentHost>(*agent_ns_, key_, "e2e-src", GetParam());
+    auto put = [](const fs::path& p, const std::string& data) { std::ofstream(p, std::ios::binary) << data; };
+    auto& server = add_server();
+    auto d = agent_->dir();
+    put(d / "f", "AAA");
+    put(d / "g", "BB");
+    fs::create_directories(d / "a");
+    put(d / "a/x", "in a");
+    fs::create_directories(d / "b/sub");
+    put(d / "b/y", "in b");
+    put(d / "t", "a file");
+    fs::create_directories(d / "dd");
+    put(d / "dd/inner", "in a directory");
+    put(d / "cfg", "version 1");
+    start_agent();
+    sync_ok();
+
+    ASSERT_EQ(rename2(d / "f", d / "g", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2(d / "a", d / "b", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2(d / "t", d / "dd", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    put(d / "a/sub/later", "written after the exchange");
+    // Directories under different parents (XFS sets the mtime of both).
+    fs::create_directories(d / "p1/q1/in");
+    fs::create_directories(d / "p2/q2");
+    sync_ok();
+    ASSERT_EQ(rename2(d / "p1/q1", d / "p2/q2", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    // An atomic replacement that keeps the old version.
+    put(d / "cfg.new", "version 2");
+    ASSERT_EQ(rename2(d / "cfg.new", d / "cfg", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    ASSERT_EQ(::rename((d / "cfg.new").c_str(), (d / "cfg.old").c_str()), 0);
+    ASSERT_EQ(rename2(d / "g", d / "t", RENAME_NOREPLACE), -1);
+    ASSERT_EQ(rename2(d / "g", d / "g2", RENAME_NOREPLACE), 0) << std::strerror(errno);
+    put(d / "w", "whited out");
+    ASSERT_EQ(rename2(d / "w", d / "w2", RENAME_WHITEOUT), 0) << std::strerror(errno);
+    fs::create_directories(d / "wd/inner");
+    ASSERT_EQ(rename2(d / "wd", d / "wd2", RENAME_WHITEOUT), 0) << std::strerror(errno);
+    sync_ok();
+    expect_converged(server);
+    EXPECT_EQ(read_all(server.replica("data") / "g2"), "AAA");
+    EXPECT_EQ(read_all(server.replica("data") / "f"), "BB");
+    EXPECT_EQ(read_all(server.replica("data") / "cfg"), "version 2");
+    EXPECT_EQ(read_all(server.replica("data") / "cfg.old"), "version 1");
+    // The manifest cannot show a device's number: the whiteouts are looked at.
+    for (auto name : {"w", "wd"}) {
+        struct stat st{};
+        ASSERT_EQ(::lstat((server.replica("data") / name).c_str(), &st), 0) << name << ": " << std::strerror(errno);
+        EXPECT_TRUE(S_ISCHR(st.st_mode)) << name << std::oct << ": mode " << st.st_mode;
+        EXPECT_EQ(st.st_rdev, 0u) << name;
+    }
+
+    // Read late, after more changes to the same names.
+    agent_->pause();
+    ASSERT_EQ(rename2(d / "f", d / "g2", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    ASSERT_EQ(::unlink((d / "f").c_str()), 0);
+    ASSERT_EQ(rename2(d / "a", d / "b", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    ASSERT_EQ(::rename((d / "b").c_str(), (d / "c").c_str()), 0);
+    put(d / "a/new", "new in a");
+    agent_->resume();
+    sync_ok();
+    expect_converged(server);
+}
+
+// A seeded burst of exchanges, renames, whiteouts, writes and removals
+// among a few names, half of it made while the agent reads nothing (events
+// merge, entries change again before their events are read).
+// Disabled: it does not converge yet. With whiteouts alone it does (ext4
+// and XFS), and with exchanges alone on ext4. With both, on ext4, a round
+// read late leaves a file whose last append the replica misses (the
+// journal names the object under two created names) and an empty
+// directory with another mtime; on XFS, with exchanges alone, directory
+// mtimes differ.
+TEST_P(RenameFlagsReplication, DISABLED_ABurstOfExchangesAndWhiteoutsConverges) {
+    if (GetParam() != FsType::ext4) agent_ = std::make_unique<AgentHost>(*agent_ns_, key_, "e2e-src", GetParam());
+    auto& server = add_server();
+    auto d = agent_->dir();
+    for (auto sub : {"d0", "d1", "d2"}) fs::create_directories(d / sub);
+    start_agent();
+    std::mt19937 rng(20261207);
+    auto name = [&] {
+        static const char* dirs[] = {"", "d0/", "d1/", "d2/"};
+        return d / fmt::format("{}n{}", dirs[rng() % 4], rng() % 6);
+    };
+    for (int round = 0; round < 4; ++round) {
+        SCOPED_TRACE(fmt::format("round {}", round));
+        bool paused = round % 2 == 1;
+        if (paused) agent_->pause();
+        for (int i = 0; i < 150; ++i) {
+            auto a = name(), b = name();
+            switch (rng() % 8) {
+                case 0:
+                case 1: (void)rename2(a, b, RENAME_EXCHANGE); break;
+                case 2: (void)rename2(a, b, 0); break;
+                case 3: (void)rename2(a, b, RENAME_WHITEOUT); break;
+                case 4: (void)rename2(a, b, RENAME_NOREPLACE); break;
+                case 5: {
+                    int fd = ::open(a.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+                    if (fd >= 0) {
+                        auto text = fmt::format("{} {}\n", round, i);
+                        (void)!::write(fd, text.data(), text.size());
+                        ::close(fd);
+                    }
+                    break;
+                }
+                case 6:
+                    if (::unlink(a.c_str()) != 0) (void)::rmdir(a.c_str());
+                    break;
+                case 7: (void)::mkdir(a.c_str(), 0755); break;
+            }
+        }
+        if (paused) agent_->resume();
+        sync_ok();
+        expect_converged(server);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Filesystems, RenameFlagsReplication, ::testing::Values(FsType::ext4, FsType::xfs),
+                         [](const auto& info) { return std::string(fs_name(info.param)); });
 
 TEST_F(Replication, ServerKilledMidTransferThenRestarted) {
     auto& server = add_server();

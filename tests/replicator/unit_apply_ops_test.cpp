@@ -2,6 +2,7 @@
 // types, modes, owners, times, xattrs, symlink targets, link counts and
 // bytes.
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
 #include "unit_apply_fixture.hpp"
@@ -47,6 +48,29 @@ TEST_F(ApplyOps, MkdirNestedWithAttributes) {
     EXPECT_EQ(mtime_ns(at("d")), t(3));  // the parent's mtime from the source
     // A missing parent is a state problem (skipped), not a refusal.
     expect(Outcome::skipped, OpMsg{.lsn = 3, .kind = OpKind::mkdir, .path = "nope/x", .mode = 040700u});
+}
+
+// A whiteout (what renameat2 RENAME_WHITEOUT leaves) is a character device
+// 0:0 with no permission bits; other devices keep their numbers. Applied
+// again, nothing changes; a device of another number is replaced.
+TEST_F(ApplyOps, MknodCharacterDevicesWithTheirNumbers) {
+    ok(OpMsg{.lsn = 1, .kind = OpKind::mknod, .path = "wh", .mode = S_IFCHR | 0u, .uid = 0u, .gid = 0u,
+             .mtime_ns = t(1), .rdev = 0u});
+    auto st = lstat_of(at("wh"));
+    EXPECT_TRUE(S_ISCHR(st.st_mode));
+    EXPECT_EQ(st.st_mode & 07777, 0u);
+    EXPECT_EQ(st.st_rdev, 0u);
+    EXPECT_EQ(mtime_ns(at("wh")), t(1));
+    ok(OpMsg{.lsn = 2, .kind = OpKind::mknod, .path = "null", .mode = S_IFCHR | 0666u,
+             .rdev = static_cast<uint64_t>(makedev(1, 3))});
+    EXPECT_EQ(lstat_of(at("null")).st_rdev, makedev(1, 3));
+    auto ino = lstat_of(at("null")).st_ino;
+    ok(OpMsg{.lsn = 2, .kind = OpKind::mknod, .path = "null", .mode = S_IFCHR | 0666u,
+             .rdev = static_cast<uint64_t>(makedev(1, 3))});
+    EXPECT_EQ(lstat_of(at("null")).st_ino, ino);
+    ok(OpMsg{.lsn = 3, .kind = OpKind::mknod, .path = "null", .mode = S_IFCHR | 0666u,
+             .rdev = static_cast<uint64_t>(makedev(1, 5))});
+    EXPECT_EQ(lstat_of(at("null")).st_rdev, makedev(1, 5));
 }
 
 TEST_F(ApplyOps, MknodFifoAndRegular) {
@@ -158,6 +182,54 @@ TEST_F(ApplyOps, RenameFilesAndDirectories) {
     // Into itself: skipped.
     expect(Outcome::skipped, OpMsg{.lsn = 8, .kind = OpKind::rename, .path = "e", .target = "e/sub"});
     EXPECT_EQ(test::listing(root_), "e\ne/inner\nh\n");
+}
+
+TEST_F(ApplyOps, ExchangeSwapsFilesAndDirectoriesWithWhatTheyHold) {
+    ok(content_ops(1, "f", "AAA", t(1)));
+    ok(content_ops(2, "g", "BB", t(2)));
+    ok(OpMsg{.lsn = 3, .kind = OpKind::mkdir, .path = "a", .mode = 040755u});
+    ok(content_ops(4, "a/x", "in a", t(3)));
+    ok(OpMsg{.lsn = 5, .kind = OpKind::mkdir, .path = "b", .mode = 040755u});
+    ok(content_ops(6, "b/y", "in b", t(4)));
+    ok(OpMsg{.lsn = 7, .kind = OpKind::exchange, .path = "f", .target = "g", .parent_mtime_ns = t(5),
+             .target_parent_mtime_ns = t(5)});
+    EXPECT_EQ(read_file(at("f")), "BB");
+    EXPECT_EQ(read_file(at("g")), "AAA");
+    ok(OpMsg{.lsn = 8, .kind = OpKind::exchange, .path = "a", .target = "b"});
+    EXPECT_EQ(read_file(at("a/y")), "in b");
+    EXPECT_EQ(read_file(at("b/x")), "in a");
+    // A file and a directory.
+    ok(OpMsg{.lsn = 9, .kind = OpKind::exchange, .path = "g", .target = "b"});
+    EXPECT_EQ(read_file(at("b")), "AAA");
+    EXPECT_EQ(read_file(at("g/x")), "in a");
+    EXPECT_EQ(test::listing(root_), "a\na/y\nb\nf\ng\ng/x\n");
+    // The file memory followed: content for the new holders of the names is
+    // no change behind the replicator's back (no conflict copy).
+    auto r = expect(Outcome::applied, OpMsg{.lsn = 10, .kind = OpKind::write, .path = "f", .mtime_ns = t(6),
+                                            .size = 2, .extents = {proto::make_extent(0, "CC", false)}});
+    EXPECT_TRUE(r.conflicts.empty()) << r.conflicts[0].message;
+    auto r2 = expect(Outcome::applied, OpMsg{.lsn = 11, .kind = OpKind::write, .path = "b", .mtime_ns = t(7),
+                                             .size = 3, .extents = {proto::make_extent(0, "DDD", false)}});
+    EXPECT_TRUE(r2.conflicts.empty()) << r2.conflicts[0].message;
+    EXPECT_EQ(read_file(at("f")), "CC");
+    EXPECT_EQ(read_file(at("b")), "DDD");
+    // With itself, or with what lies beneath it: nothing / skipped.
+    ok(OpMsg{.lsn = 12, .kind = OpKind::exchange, .path = "f", .target = "f"});
+    expect(Outcome::skipped, OpMsg{.lsn = 13, .kind = OpKind::exchange, .path = "g", .target = "g/x"});
+    expect(Outcome::skipped, OpMsg{.lsn = 14, .kind = OpKind::exchange, .path = "g/x", .target = "g"});
+    EXPECT_EQ(test::listing(root_), "a\na/y\nb\nf\ng\ng/x\n");
+}
+
+// A replica without one of the two names (it diverged): the other is put
+// where the source now has it, once.
+TEST_F(ApplyOps, ExchangeWithOneSideMissingMovesTheOther) {
+    ok(content_ops(1, "f", "AAA", t(1)));
+    ok(OpMsg{.lsn = 2, .kind = OpKind::exchange, .path = "f", .target = "g"});
+    EXPECT_FALSE(fs::exists(at("f")));
+    EXPECT_EQ(read_file(at("g")), "AAA");
+    ok(OpMsg{.lsn = 2, .kind = OpKind::exchange, .path = "f", .target = "g"});
+    EXPECT_EQ(test::listing(root_), "g\n");
+    expect(Outcome::skipped, OpMsg{.lsn = 3, .kind = OpKind::exchange, .path = "x", .target = "y"});
 }
 
 TEST_F(ApplyOps, SetattrOnFileDirAndRoot) {

@@ -2,6 +2,8 @@
 // so a server sees operations it already applied again. Replaying any
 // suffix of what was applied must leave the tree exactly as it was (no
 // changed byte, mode, owner, time or link, and no spurious conflict copy).
+#include <fcntl.h>
+#include <stdio.h>  // renameat2
 #include <sys/stat.h>
 
 #include <fmt/format.h>
@@ -169,6 +171,108 @@ TEST_F(ApplyReplay, ReplayAfterReopeningChangesNothing) {
     run(history.replayed(), 0);
     ASSERT_TRUE(applier_->commit(ops.back().lsn));
     EXPECT_EQ(test::manifest(root_), before);
+}
+
+// An exchange is its own inverse: replayed, in the same run or after a
+// restart, it must find itself done (exchange_notes.hpp) and not swap the
+// two names back.
+class ApplyReplayExchange : public ApplyReplay {
+protected:
+    std::vector<OpMsg> history() {
+        std::vector<OpMsg> ops;
+        uint64_t lsn = 200;
+        auto add = [&](OpMsg m) {
+            m.lsn = ++lsn;
+            ops.push_back(std::move(m));
+        };
+        auto content = [&](const std::string& path, const std::string& data) {
+            ++lsn;
+            auto c = content_ops(lsn, path, data, t(static_cast<int>(lsn)));
+            ops.insert(ops.end(), c.begin(), c.end());
+        };
+        content("f", "AAA");
+        content("g", "BB");
+        add({.kind = OpKind::mkdir, .path = "a", .mode = 040755u, .mtime_ns = t(1)});
+        content("a/x", "in a");
+        add({.kind = OpKind::mkdir, .path = "b", .mode = 040755u, .mtime_ns = t(1)});
+        content("b/y", "in b");
+        first_exchange = ops.size();
+        // Like the shipper, each carries its directories' mtimes at the source.
+        auto exchange = [&](const std::string& a, const std::string& b) {
+            add({.kind = OpKind::exchange, .path = a, .target = b, .parent_mtime_ns = t(static_cast<int>(lsn) + 1),
+                 .target_parent_mtime_ns = t(static_cast<int>(lsn) + 1)});
+        };
+        exchange("f", "g");
+        exchange("a", "b");
+        exchange("g", "b");
+        // The same two names exchanged twice: back where they were (a
+        // replay from the first of the two finds the names as they were
+        // before it, and exchanges them twice again).
+        exchange("f", "a");
+        exchange("f", "a");
+        return ops;
+    }
+    void expect_final_tree() {
+        EXPECT_EQ(test::listing(root_), "a\na/y\nb\nf\ng\ng/x\n");
+        EXPECT_EQ(test::read_file(root_ / "f"), "BB");
+        EXPECT_EQ(test::read_file(root_ / "b"), "AAA");
+        EXPECT_EQ(test::read_file(root_ / "a/y"), "in b");
+        EXPECT_EQ(test::read_file(root_ / "g/x"), "in a");
+    }
+    size_t first_exchange = 0;
+};
+
+TEST_F(ApplyReplayExchange, ReplayedExchangesDoNotSwapBack) {
+    auto ops = history();
+    run(ops, 0);
+    expect_final_tree();
+    const std::string after = test::manifest(root_);
+    for (size_t from = first_exchange; from < ops.size(); ++from) {
+        SCOPED_TRACE(fmt::format("replay from #{} (LSN {})", from, ops[from].lsn));
+        run(ops, from);
+        EXPECT_EQ(test::manifest(root_), after);
+    }
+    // Killed before any commit, restarted: the notes come from disk.
+    reopen();
+    for (size_t from = first_exchange; from < ops.size(); ++from) {
+        SCOPED_TRACE(fmt::format("after a restart, replay from #{} (LSN {})", from, ops[from].lsn));
+        run(ops, from);
+        EXPECT_EQ(test::manifest(root_), after);
+    }
+    expect_final_tree();
+}
+
+// The machine crashed after the note was made but before the exchange
+// reached the disk: the replay finds both names as they were, and
+// exchanges them.
+TEST_F(ApplyReplayExchange, AnExchangeLostInACrashIsMadeOnReplay) {
+    auto ops = history();
+    run(ops, 0);
+    const std::string after = test::manifest(root_);
+    // Undo the last three exchanges by hand, as if they never reached the disk.
+    for (auto& [a, b] : {std::pair{"f", "a"}, std::pair{"f", "a"}, std::pair{"g", "b"}})
+        ASSERT_EQ(::renameat2(AT_FDCWD, (root_ / a).c_str(), AT_FDCWD, (root_ / b).c_str(), RENAME_EXCHANGE), 0);
+    reopen();
+    run(ops, first_exchange + 2);
+    EXPECT_EQ(test::manifest(root_), after);
+    expect_final_tree();
+}
+
+// Replayed after later operations replaced one side: still done.
+TEST_F(ApplyReplayExchange, AnExchangeWhoseNameWasReplacedSinceIsDone) {
+    auto ops = history();
+    run(ops, 0);
+    std::vector<OpMsg> later = content_ops(300, "f.new", "replacement", t(50));
+    later.back().parent_mtime_ns = t(51);
+    later.push_back(OpMsg{.lsn = 301, .kind = OpKind::rename, .path = "f.new", .target = "f", .replaced = true,
+                          .parent_mtime_ns = t(52), .target_parent_mtime_ns = t(52)});
+    run(later, 0);
+    const std::string after = test::manifest(root_);
+    run(ops, first_exchange);
+    run(later, 0, /*may_skip=*/true);
+    EXPECT_EQ(test::manifest(root_), after);
+    EXPECT_EQ(test::read_file(root_ / "f"), "replacement");
+    EXPECT_EQ(test::read_file(root_ / "g/x"), "in a");
 }
 
 TEST_F(ApplyReplay, EachOperationTwiceInARowIsHarmless) {

@@ -192,3 +192,37 @@ TEST_F(Izlog, JsonCarriesOptionalFieldsOnlyWhereTheyApply) {
               "Nov 25 10:00:42 setxattr    f name=user.tag sh[100] uid=1000\n"
               "Nov 25 10:00:43 conflict    f \"both sides wrote\"\n");
 }
+
+// An exchange moves both ways, and is named as such everywhere.
+TEST_F(Izlog, ExchangeIsShownBothWays) {
+    auto x = make(Op::exchange, "a", 50);
+    x.target = "b";
+    append({x});
+    EXPECT_EQ(ok({"-n", "1"}), "Nov 25 10:00:50 exchange    a <-> b sh[100] uid=1000\n");
+    EXPECT_EQ(ok({"--op", "exchange", "-o", "cat"}), "exchange a <-> b\n");
+    EXPECT_NE(ok({"-o", "json", "-n", "1"}).find(R"("op":"exchange","path":"a","target":"b")"), std::string::npos);
+}
+
+// The demo journal maker has a real command line: --help prints it and
+// writes no journal (there was one in a directory named '--help').
+TEST(DemoJournal, HelpPrintsUsageAndWritesNothing) {
+    auto dir = fs::temp_directory_path() / ("iz-demo-journal-test-" + std::to_string(getpid()));
+    fs::create_directories(dir);
+    auto back = fs::current_path();
+    fs::current_path(dir);
+    auto r = iz::test::run_process({iz::test::bin_path("iz-demo-journal").string(), "--help"});
+    auto bad = iz::test::run_process({iz::test::bin_path("iz-demo-journal").string(), "--bogus"});
+    auto none = iz::test::run_process({iz::test::bin_path("iz-demo-journal").string()});
+    auto made = iz::test::run_process({iz::test::bin_path("iz-demo-journal").string(), "j"});
+    fs::current_path(back);
+    std::vector<std::string> left;
+    for (auto& e : fs::directory_iterator(dir)) left.push_back(e.path().filename().string());
+    fs::remove_all(dir);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("Usage:"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("DIR"), std::string::npos) << r.out;
+    EXPECT_NE(bad.exit_code, 0);
+    EXPECT_NE(none.exit_code, 0);
+    EXPECT_EQ(made.exit_code, 0) << made.err;
+    EXPECT_EQ(left, std::vector<std::string>{"j"});  // only the journal asked for
+}

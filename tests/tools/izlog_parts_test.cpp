@@ -58,7 +58,7 @@ TEST(OpNames, RepeatedAndCommaSeparatedAreValidated) {
     auto bad = iz::izlog::parse_ops({"write,chmod"});
     ASSERT_FALSE(bad);
     EXPECT_TRUE(bad.error().message.starts_with("unknown op 'chmod' (known: create, mkdir, mknod,")) << bad.error().message;
-    EXPECT_TRUE(bad.error().message.ends_with("rescan, conflict, repair)")) << bad.error().message;
+    EXPECT_TRUE(bad.error().message.ends_with("rescan, conflict, exchange, repair)")) << bad.error().message;
 }
 
 TEST(Render, ColourByOpOnlyWhenAsked) {

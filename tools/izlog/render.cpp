@@ -32,7 +32,7 @@ const char* color_of(Op op) {
     switch (op) {
         case Op::create: case Op::mkdir: case Op::mknod: case Op::symlink: case Op::link: return "\033[32m";
         case Op::unlink: case Op::rmdir: return "\033[31m";
-        case Op::rename: return "\033[33m";
+        case Op::rename: case Op::exchange: return "\033[33m";
         case Op::setattr: case Op::setxattr: case Op::removexattr: return "\033[36m";
         case Op::write: case Op::truncate: case Op::close_write: return "\033[34m";
         case Op::overflow: case Op::conflict: case Op::repair: return "\033[1;31m";
@@ -76,7 +76,8 @@ std::string who(const Record& r) {
 std::string path_part(const Record& r) {
     std::string p = r.path.empty() ? std::string(".") : r.path;
     if (r.path.empty() && (r.op == Op::start || r.op == Op::stop || r.op == Op::overflow || r.op == Op::rescan)) p.clear();
-    if (!r.target.empty()) p += " -> " + r.target;
+    // An exchange moves both ways.
+    if (!r.target.empty()) p += (r.op == Op::exchange ? " <-> " : " -> ") + r.target;
     return p;
 }
 

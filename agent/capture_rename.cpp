@@ -1,0 +1,146 @@
+// Capture: renames, and what renameat2's flags add to them: an exchange
+// (two moves in the kernel's report) and the whiteout left at the old name.
+#include "agent/capture.hpp"
+
+#include <sys/fanotify.h>
+#include <sys/stat.h>
+
+#include <spdlog/spdlog.h>
+
+#include "capture_detail.hpp"
+
+namespace iz::agent {
+
+using journal::Op;
+using journal::Record;
+using namespace capture_detail;
+
+void Capture::on_rename(const FanEvent& ev) {
+    auto from = event_path(ev.dir_handle, ev.name);
+    auto to = event_path(ev.new_dir_handle, ev.new_name);
+    // A directory is one object with one name: if the tree knows it by its
+    // handle, that name is where it moves from, whatever the old parent's
+    // handle resolved to.
+    if ((ev.mask & FAN_ONDIR) && to && (!from || !tree_.count(*from)))
+        if (auto known = tracked_elsewhere(ev.object_handle, *to, 0)) from = known;
+    if (!from && !to) {
+        ++stats_.outside_events;
+        return;
+    }
+    if (from && !to) {  // moved out of the watched tree (or into an excluded name)
+        // Unless the name holds another object by now in the tree: the
+        // second move of an exchange with a name outside, whose first move
+        // brought that object in.
+        auto known = tree_.find(*from);
+        if (known != tree_.end() && !ev.object_handle.empty() && !known->second.handle.empty() &&
+            known->second.handle != ev.object_handle) {
+            spdlog::debug("rename {} out: the tree has another object at the source", *from);
+            return;
+        }
+        on_delete(*from, false, ev.pid);
+        return;
+    }
+    if (!from && to) {  // moved in from elsewhere: a creation with contents
+        on_create(*to, ev.mask & FAN_ONDIR, ev.pid, ev.object_handle, true);
+        return;
+    }
+    settle_deferred_delete(*to);
+    if (!tree_.count(*from)) {  // unknown source: treat the destination as new
+        on_create(*to, ev.mask & FAN_ONDIR, ev.pid, ev.object_handle, true);
+        return;
+    }
+    // Which object moved is in the event: the tree's entries are checked
+    // against it. renameat2(RENAME_EXCHANGE) reaches fanotify as two moves,
+    // one per direction, and no delete: the first is recognised below (the
+    // object the tree has at the destination is at the source name now)
+    // and journaled as one exchange; the second then finds the tree
+    // already as it says.
+    const std::string& moving = ev.object_handle;
+    const Entry& src = tree_.at(*from);
+    auto dst = tree_.find(*to);
+    if (!moving.empty() && src.handle != moving) {
+        // The tree has the object at the destination already (the second
+        // move of an exchange, or a scan that read the tree after this
+        // move): nothing to do.
+        if (dst != tree_.end() && dst->second.handle == moving) {
+            spdlog::debug("rename {} -> {}: the tree has the object there already", *from, *to);
+            return;
+        }
+        // The tree's source is another object (the second move of an
+        // exchange that could not be recognised as one: the first was
+        // journaled as a rename that replaced this object; or entries
+        // changed again before their events were read): what the tree has
+        // at the destination was replaced, and what arrived is read as it
+        // is now.
+        if (!src.handle.empty()) {
+            spdlog::debug("rename {} -> {}: the tree has another object at the source; the destination is read", *from,
+                          *to);
+            if (dst != tree_.end()) on_delete(*to, dst->second.is_dir(), ev.pid);
+            on_create(*to, ev.mask & FAN_ONDIR, ev.pid, moving, true);
+            return;
+        }
+    }
+    if (dst != tree_.end() && !dst->second.handle.empty() && dst->second.handle != src.handle) {
+        auto now_at_source = handle_key_of(root_fd_, *from);
+        if (now_at_source && *now_at_source == dst->second.handle) {
+            on_exchange(*from, *to, ev.pid);
+            return;
+        }
+    }
+    flush_writes(true);  // writes journaled under the old name stay in order
+    Record r;
+    r.op = Op::rename;
+    r.path = *from;
+    r.target = *to;
+    r.handle = to_file_handle(tree_[*from].handle);
+    if (auto replaced = tree_.find(*to); replaced != tree_.end()) {
+        r.replaced = true;
+        r.replaced_handle = to_file_handle(replaced->second.handle);
+        if (!replaced->second.is_dir() && !replaced->second.handle.empty()) departed_.insert(handle_hash(replaced->second.handle));
+        forget_subtree(*to);
+    }
+    move_subtree(*from, *to);
+    emit(std::move(r), ev.pid);
+    materialize(*to, ev.pid);
+    if (auto moved = tree_.find(*to); moved != tree_.end() && moved->second.is_dir()) materialize_beneath(*to, ev.pid);
+    journal_whiteout(*from, ev.pid);
+}
+
+void Capture::on_exchange(const std::string& a, const std::string& b, int32_t pid) {
+    flush_writes(true);  // writes journaled under the old names stay in order
+    Record r;
+    r.op = Op::exchange;
+    r.path = a;
+    r.target = b;
+    r.handle = to_file_handle(tree_.at(a).handle);
+    r.replaced_handle = to_file_handle(tree_.at(b).handle);
+    // Through a name no path can have (paths hold no NUL), so each side
+    // keeps its own subtree, pending writes and handle indexes.
+    const std::string aside(1, '\0');
+    move_subtree(a, aside);
+    move_subtree(b, a);
+    move_subtree(aside, b);
+    emit(std::move(r), pid);
+    for (auto& side : {a, b}) {
+        materialize(side, pid);
+        if (auto moved = tree_.find(side); moved != tree_.end() && moved->second.is_dir()) materialize_beneath(side, pid);
+    }
+}
+
+// renameat2(RENAME_WHITEOUT) leaves a whiteout (a character device 0:0) at
+// the old name, made by the filesystem without an event of its own. Any
+// other entry found there has its own create event still queued.
+void Capture::journal_whiteout(const std::string& path, int32_t pid) {
+    if (tree_.count(path)) return;
+    auto e = read_current(path, kReadStat);
+    if (!e || !S_ISCHR(e->mode) || e->rdev != 0) return;
+    e = read_current(path, kReadAll);
+    if (!e || !S_ISCHR(e->mode) || e->rdev != 0) return;
+    auto r = creation_record(path, *e);
+    track(path, *e);
+    emit(std::move(r), pid);
+    for (auto& x : attribute_records(path, Entry{.mode = e->mode, .uid = e->uid, .gid = e->gid, .mtime_ns = e->mtime_ns}, *e))
+        emit(std::move(x), pid);
+}
+
+}  // namespace iz::agent
