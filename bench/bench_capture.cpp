@@ -324,8 +324,18 @@ std::vector<iz::journal::Record> records_after(const fs::path& journal, uint64_t
 }
 
 // Time of `izwatch verify` over a 100,000-file tree whose replica is
-// identical; nullopt where this build has no verify.
-std::optional<double> verify_seconds() { return std::nullopt; }
+// identical, from bench-verify (built beside this benchmark; it prints its
+// baselines itself). nullopt, said why, where it did not give one.
+std::optional<double> verify_seconds() {
+    auto out = capture_output(fmt::format("{}/bench-verify 2>&1", g_bin.string()));
+    fmt::print("{}", out);
+    auto at = out.rfind("verify: verify_s=");
+    if (at == std::string::npos) {
+        fmt::print(stderr, "bench-capture: bench-verify gave no verify_s line\n");
+        return std::nullopt;
+    }
+    return std::strtod(out.c_str() + at + std::strlen("verify: verify_s="), nullptr);
+}
 
 }  // namespace
 

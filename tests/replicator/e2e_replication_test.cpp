@@ -18,7 +18,6 @@
 #include <cstring>
 #include <cstdlib>
 
-#include <atomic>
 #include <fstream>
 #include <iterator>
 #include <mutex>
