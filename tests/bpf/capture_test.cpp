@@ -130,6 +130,10 @@ TEST_P(CaptureOn, EventsNameAnotherUsersProcess) {
     ASSERT_EQ(::waitpid(child, &status, 0), child);
     ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
     auto events = of_inode(drain(*capture_), ino);
+    // A writer preempted between its write and the page's dirtying may add
+    // an event of unknown range (the safety net's): harmless, and not what
+    // this test is about.
+    std::erase_if(events, [](const DirtyRangeEvent& e) { return e.kind == DirtyKind::unknown; });
     ASSERT_EQ(events.size(), 1u);
     EXPECT_EQ(events[0].pid, child);
     EXPECT_EQ(events[0].uid, 1234u);
