@@ -168,7 +168,10 @@ void Capture::on_dirty_range(const DirtyRangeEvent& ev) {
             break;
         default:
             if (ev.length) d.ranges.push_back({ev.offset, ev.length});
-            if (d.ranges.size() > 256) d.ranges = journal::coalesce(std::move(d.ranges));
+            if (d.ranges.size() > d.merge_at) {
+                d.ranges = journal::coalesce(std::move(d.ranges));
+                d.merge_at = std::max<size_t>(256, 2 * d.ranges.size());
+            }
             break;
     }
     // Inodes we never hear of from fanotify (files elsewhere on the

@@ -77,6 +77,10 @@ private:
     };
     struct InodeDirt {
         std::vector<journal::ByteRange> ranges;
+        // Ranges are merged when there are this many: twice what the last
+        // merge left, so scattered writes that do not merge (direct I/O at
+        // random offsets) cost a sort now and then, not one per write.
+        size_t merge_at = 256;
         // Changed where no range tracepoint fired (see DirtyKind::unknown):
         // the write names the whole file.
         bool unexplained = false;
