@@ -794,6 +794,31 @@ TEST_P(RenameFlagsReplication, ExchangesNoReplaceAndWhiteoutsConverge) {
     expect_converged(server);
 }
 
+// A whiteout is made without an event of its own: the agent looks for it
+// when it reads the rename. Read late, after the directory holding the old
+// name was renamed, the whiteout is where the directory went, not at the
+// old path.
+TEST_P(RenameFlagsReplication, AWhiteoutInADirectoryMovedBeforeTheRenameIsReadConverges) {
+    if (GetParam() != FsType::ext4) agent_ = std::make_unique<AgentHost>(*agent_ns_, key_, "e2e-src", GetParam());
+    auto put = [](const fs::path& p, const std::string& data) { std::ofstream(p, std::ios::binary) << data; };
+    auto& server = add_server();
+    auto d = agent_->dir();
+    fs::create_directories(d / "dir");
+    put(d / "dir/w", "whited out");
+    start_agent();
+    sync_ok();
+    agent_->pause();
+    ASSERT_EQ(rename2(d / "dir/w", d / "dir/w2", RENAME_WHITEOUT), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2(d / "dir", d / "moved", 0), 0) << std::strerror(errno);
+    agent_->resume();
+    sync_ok();
+    expect_converged(server);
+    struct stat st{};
+    ASSERT_EQ(::lstat((server.replica("data") / "moved/w").c_str(), &st), 0) << std::strerror(errno);
+    EXPECT_TRUE(S_ISCHR(st.st_mode)) << std::oct << "mode " << st.st_mode;
+    EXPECT_EQ(st.st_rdev, 0u);
+}
+
 // A seeded burst of exchanges, renames, whiteouts, writes and removals
 // among a few names, half of it made while the agent reads nothing (events
 // merge, entries change again before their events are read).
