@@ -41,15 +41,26 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
         return;
     }
     // The name may hold another object by now: the one created was renamed
-    // with RENAME_WHITEOUT (a whiteout took its name) or exchanged before
-    // this event was read. A directory where the event made a file, or the
-    // reverse, is another object; a whiteout is checked by its handle.
-    // The object created is then known from its event only, until its
-    // rename says where it went.
+    // (with RENAME_WHITEOUT a whiteout took its name) or exchanged before
+    // this event was read, and another entry took the name. Read as if it
+    // were the object created, a symlink could stand where the source has
+    // a file or directory, and the rename or exchange that follows would
+    // move the wrong object on the replica. The event's handle says which
+    // object was created: on ext4 and XFS it holds the inode number, which
+    // the lstat above gave for free; elsewhere the handle at the name is
+    // asked for. The object created is then known from its event only,
+    // until its rename says where it went.
     if (!handle.empty()) {
-        bool other_type = e->is_dir() != is_dir;
-        bool whiteout = S_ISCHR(e->mode) && e->rdev == 0;
-        if (other_type || (whiteout && handle_key_of(root_fd_, path).value_or(handle) != handle)) {
+        bool other = e->is_dir() != is_dir;
+        if (!other) {
+            if (auto ino = inode_of_handle(handle)) {
+                other = *ino != e->ino;
+            } else {
+                AtPath at(root_fd_, path);  // deeper than PATH_MAX too
+                other = at.ok() && handle_key_of(at.dir(), at.name()).value_or(handle) != handle;
+            }
+        }
+        if (other) {
             if (!tree_.count(path)) journal_vanished_creation(path, is_dir, pid, handle);
             return;
         }

@@ -2,12 +2,15 @@
 // (two moves in the kernel's report) and the whiteout left at the old name.
 #include "agent/capture.hpp"
 
+#include <fcntl.h>
 #include <sys/fanotify.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
 #include "capture_detail.hpp"
+#include "common/file_handle.hpp"
 
 namespace iz::agent {
 
@@ -103,7 +106,7 @@ void Capture::on_rename(const FanEvent& ev) {
     emit(std::move(r), ev.pid);
     materialize(*to, ev.pid);
     if (auto moved = tree_.find(*to); moved != tree_.end() && moved->second.is_dir()) materialize_beneath(*to, ev.pid);
-    journal_whiteout(*from, ev.pid);
+    journal_whiteout(*from, ev.dir_handle, ev.name, ev.pid);
 }
 
 void Capture::on_exchange(const std::string& a, const std::string& b, int32_t pid) {
@@ -130,11 +133,29 @@ void Capture::on_exchange(const std::string& a, const std::string& b, int32_t pi
 // renameat2(RENAME_WHITEOUT) leaves a whiteout (a character device 0:0) at
 // the old name, made by the filesystem without an event of its own. Any
 // other entry found there has its own create event still queued.
-void Capture::journal_whiteout(const std::string& path, int32_t pid) {
+// The old name is looked at in its directory opened by handle, not by
+// path: the directory may have been renamed or exchanged since (its move
+// still queued), and the whiteout went with it; the tree moves it there
+// when that move is read.
+void Capture::journal_whiteout(const std::string& path, const std::string& dir_handle, const std::string& name,
+                               int32_t pid) {
     if (tree_.count(path)) return;
-    auto e = read_current(path, kReadStat);
+    int dir = -1;
+    if (!dir_handle.empty() && !name.empty()) {
+        auto h = to_file_handle(dir_handle);
+        dir = open_by_handle(root_fd_, h.type, h.bytes, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dir < 0) return;  // gone, and the whiteout with it (its removal is queued)
+    }
+    struct Closer {
+        int fd;
+        ~Closer() {
+            if (fd >= 0) ::close(fd);
+        }
+    } closer{dir};
+    auto read = [&](unsigned parts) { return dir >= 0 ? read_entry(dir, name, parts) : read_current(path, parts); };
+    auto e = read(kReadStat);
     if (!e || !S_ISCHR(e->mode) || e->rdev != 0) return;
-    e = read_current(path, kReadAll);
+    e = read(kReadAll);
     if (!e || !S_ISCHR(e->mode) || e->rdev != 0) return;
     auto r = creation_record(path, *e);
     track(path, *e);

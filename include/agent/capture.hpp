@@ -133,7 +133,7 @@ private:
     // The entries at `a` and `b` swapped names (renameat2 RENAME_EXCHANGE).
     void on_exchange(const std::string& a, const std::string& b, int32_t pid);
     // Journals the whiteout a rename may have left at its old name `path`.
-    void journal_whiteout(const std::string& path, int32_t pid);
+    void journal_whiteout(const std::string& path, const std::string& dir_handle, const std::string& name, int32_t pid);
     void on_attrib(const std::string& path, int32_t pid);
     void on_modify(const std::string& path, int32_t pid);
     void on_close_write(const std::string& path, int32_t pid);

@@ -859,6 +859,68 @@ TEST_P(RenameFlagsReplication, ExchangesNoReplaceAndWhiteoutsConverge) {
     expect_converged(server);
 }
 
+// A whiteout is made without an event of its own: the agent looks for it
+// when it reads the rename. Read late, after the directory holding the old
+// name was renamed, the whiteout is where the directory went, not at the
+// old path.
+TEST_P(RenameFlagsReplication, AWhiteoutInADirectoryMovedBeforeTheRenameIsReadConverges) {
+    if (GetParam() != FsType::ext4) agent_ = std::make_unique<AgentHost>(*agent_ns_, key_, "e2e-src", GetParam());
+    auto put = [](const fs::path& p, const std::string& data) { std::ofstream(p, std::ios::binary) << data; };
+    auto& server = add_server();
+    auto d = agent_->dir();
+    fs::create_directories(d / "dir");
+    put(d / "dir/w", "whited out");
+    start_agent();
+    sync_ok();
+    agent_->pause();
+    ASSERT_EQ(rename2(d / "dir/w", d / "dir/w2", RENAME_WHITEOUT), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2(d / "dir", d / "moved", 0), 0) << std::strerror(errno);
+    agent_->resume();
+    sync_ok();
+    expect_converged(server);
+    struct stat st{};
+    ASSERT_EQ(::lstat((server.replica("data") / "moved/w").c_str(), &st), 0) << std::strerror(errno);
+    EXPECT_TRUE(S_ISCHR(st.st_mode)) << std::oct << "mode " << st.st_mode;
+    EXPECT_EQ(st.st_rdev, 0u);
+}
+
+// Entries made and then exchanged or renamed before their create events
+// are read: each event's name holds another object of the same type by
+// then (a symlink, a file, a directory), which must not be taken for the
+// one created.
+TEST_P(RenameFlagsReplication, EntriesExchangedBeforeTheirCreatesAreReadConverge) {
+    if (GetParam() != FsType::ext4) agent_ = std::make_unique<AgentHost>(*agent_ns_, key_, "e2e-src", GetParam());
+    auto put = [](const fs::path& p, const std::string& data) { std::ofstream(p, std::ios::binary) << data; };
+    auto& server = add_server();
+    auto d = agent_->dir();
+    start_agent();
+    sync_ok();
+    agent_->pause();
+    ASSERT_EQ(::symlink("somewhere", (d / "s1").c_str()), 0);
+    ASSERT_EQ(::symlink("elsewhere", (d / "s2").c_str()), 0);
+    put(d / "f1", "first file");
+    put(d / "f2", "second");
+    ASSERT_EQ(::symlink("away", (d / "s3").c_str()), 0);
+    put(d / "f3", "third file");
+    fs::create_directories(d / "d1/in1");
+    fs::create_directories(d / "d2");
+    put(d / "d2/x", "in d2");
+    ASSERT_EQ(rename2(d / "s1", d / "s2", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2(d / "f1", d / "f2", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2(d / "s3", d / "f3", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2(d / "d1", d / "d2", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    put(d / "f3.new", "replaces the symlink");
+    ASSERT_EQ(rename2(d / "f3", d / "f3.old", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2(d / "f3.new", d / "f3", 0), 0) << std::strerror(errno);
+    put(d / "d1/x", "written through the exchanged name");
+    agent_->resume();
+    sync_ok();
+    expect_converged(server);
+    EXPECT_EQ(read_all(server.replica("data") / "f1"), "second");
+    EXPECT_EQ(read_all(server.replica("data") / "f3"), "replaces the symlink");
+    EXPECT_EQ(read_all(server.replica("data") / "s3"), "third file");
+}
+
 // A seeded burst of exchanges, renames, whiteouts, writes and removals
 // among a few names, half of it made while the agent reads nothing (events
 // merge, entries change again before their events are read).
