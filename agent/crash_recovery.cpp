@@ -69,6 +69,7 @@ public:
                 return erase_subtree(r.path);
             }
             case Op::rename: return rename(r);
+            case Op::exchange: return exchange(r);
             case Op::setattr:
             case Op::setxattr:
             case Op::removexattr:
@@ -123,6 +124,29 @@ private:
         if (tree_.count(r.target)) erase_subtree(r.target);
         name(r.target, e);
         tree_[r.target] = std::move(e);
+        return true;
+    }
+
+    // As a replica applies it: both names swap what lies beneath them; with
+    // only `path` there it moves to `target`; with only `target` there the
+    // exchange was applied already and nothing changes.
+    bool exchange(const Record& r) {
+        if (r.path == r.target || strictly_beneath(r.target, r.path) || strictly_beneath(r.path, r.target)) return false;
+        bool has_path = tree_.count(r.path) > 0, has_target = tree_.count(r.target) > 0;
+        if (!has_path) return false;
+        if (!has_target) return rename(r);
+        Tree moved;
+        auto take = [&](const std::string& from, const std::string& to) {
+            moved[to] = tree_.at(from);
+            auto [first, last] = subtree_range(tree_, from);
+            for (auto it = first; it != last; ++it) moved[to + it->first.substr(from.size())] = it->second;
+        };
+        take(r.path, r.target);
+        take(r.target, r.path);
+        erase_subtree(r.path);
+        erase_subtree(r.target);
+        for (auto& [path, e] : moved) name(path, e);
+        tree_.merge(moved);
         return true;
     }
 
