@@ -133,6 +133,12 @@ Capture::InodeLookup Capture::find_inode(uint64_t ino, std::optional<std::string
     return look();
 }
 
+void Capture::resolve_inodes_now() {
+    if (unresolved_inodes_.empty()) return;
+    inode_paths_built_ = {};  // the rebuild's rate bound is for misses, not for a sync
+    resolve_unresolved_inodes();
+}
+
 void Capture::resolve_unresolved_inodes() {
     if (unresolved_inodes_.empty() || Clock::now() - inode_paths_built_ < kInodeIndexEvery) return;
     auto waiting = std::move(unresolved_inodes_);

@@ -622,6 +622,7 @@ private:
 
     Status settle() {
         drain();
+        capture_->resolve_inodes_now();
         capture_->flush_writes(true);
         return writer_->flush();
     }

@@ -23,7 +23,9 @@
 // page cache marks dirty is reported by writeback_dirty_folio, and those a
 // write_end just announced (or a truncate or fallocate in progress on the
 // same thread) are dropped here, in the kernel. The rest become
-// IZ_DIRTY_UNKNOWN.
+// IZ_DIRTY_UNKNOWN. A store into a folio a write left dirty dirties
+// nothing: files faulted in through a mapping are reported at each
+// writeback too.
 #include "vmlinux.h"
 
 #include <bpf/bpf_core_read.h>
@@ -437,20 +439,62 @@ int xfs_bind_time(void* ctx) { return xfs_bind_fallocate(ctx); }
 
 // ---- the safety net: folios dirtied where no range tracepoint fired --------
 
-// Inodes with folios dirtied through a mapping since their last writeback.
-// Stores into a folio already dirty fault no more, so the writeback that
-// cleans it is reported too: the agent then reads what those stores left.
+// Inodes of the watched filesystem that a mapping has faulted in or that a
+// store through a mapping has dirtied. A store into a folio already dirty
+// raises nothing at all: no fault when its page table entry is writable
+// already, and when it is not (a fresh mapping, or one write-protected by
+// the last writeback) ext4's page_mkwrite finds the folio dirty and marks
+// nothing. That is the case of a store into a page a write(2), or the
+// zeroing of a truncate, has just left dirty: write_end explained the
+// folio's dirtying, and nothing ever reports the store. What is always true
+// is that such a folio is dirty, so it is written back some time after the
+// store: every writeback of an inode in this map, when it starts and when
+// it ends, is reported as content unknown. The end matters: a store made
+// while a writeback pass was already under way (the start already
+// reported, perhaps read by the agent already) lands in a folio that pass
+// has not cleaned yet (a folio it has cleaned is write-protected, and the
+// store then dirties it anew, which is reported), so that folio's write
+// completes before the inode's writeback ends. An inode stays here as long
+// as the LRU keeps it: nothing says when the last mapping of a file is
+// gone, and a file only read through a mapping costs a whole-file compare
+// per writeback only when it is also written. Files written by write(2)
+// alone never enter the map: the ordinary write path pays nothing more.
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
-    __uint(max_entries, 4096);
+    __uint(max_entries, 8192);
     __type(key, __u64);
     __type(value, __u8);
-} mapped_dirty SEC(".maps");
+} mapped_files SEC(".maps");
+
+static __always_inline void remember_mapped(__u64 ino) {
+    __u8 one = 1;
+    bpf_map_update_elem(&mapped_files, &ino, &one, BPF_ANY);
+}
 
 static __always_inline int mapped_store(__u64 ino) {
-    __u8 one = 1;
-    bpf_map_update_elem(&mapped_dirty, &ino, &one, BPF_ANY);
+    remember_mapped(ino);
     emit(ino, IZ_DIRTY_UNKNOWN, 0, 0);
+    return 0;
+}
+
+// ext4 (the loader decides): a page of a file entered a mapping. Every page
+// a process can store into through a mapping got there by one of these two
+// (fork copies no page table entry of a shared file mapping, and mremap
+// moves only entries already filled). filemap_fault serves every write fault on an
+// empty entry, so it is also reported right away, as the dirty-folio net
+// does: the agent reads the file after the store that follows the fault,
+// in practice, and the writeback above covers the rest. Fault-around
+// (map_pages) only serves reads: the page is remembered, not reported.
+SEC("tracepoint/filemap/mm_filemap_fault")
+int mapping_fault(struct trace_event_raw_mm_filemap_fault___iz* ctx) {
+    if (ctx->s_dev != target_dev) return 0;
+    return mapped_store(ctx->i_ino);
+}
+
+SEC("tracepoint/filemap/mm_filemap_map_pages")
+int mapping_fault_around(struct trace_event_raw_mm_filemap_op_page_cache_range___iz* ctx) {
+    if (ctx->s_dev != target_dev) return 0;
+    remember_mapped(ctx->i_ino);
     return 0;
 }
 
@@ -497,15 +541,19 @@ int xfs_write_fault(struct trace_event_raw_xfs_fault_class___iz* ctx) {
     return mapped_store(ctx->ino);
 }
 
-SEC("tracepoint/writeback/sb_mark_inode_writeback")
-int mapped_writeback(struct trace_event_raw_writeback_inode_template___iz* ctx) {
+static __always_inline int mapped_writeback(struct trace_event_raw_writeback_inode_template___iz* ctx) {
     if (ctx->dev != target_dev) return 0;
     __u64 ino = ctx->ino;
-    if (!bpf_map_lookup_elem(&mapped_dirty, &ino)) return 0;
-    bpf_map_delete_elem(&mapped_dirty, &ino);
+    if (!bpf_map_lookup_elem(&mapped_files, &ino)) return 0;
     emit(ino, IZ_DIRTY_UNKNOWN, 0, 0);
     return 0;
 }
+
+SEC("tracepoint/writeback/sb_mark_inode_writeback")
+int mapped_writeback_start(void* ctx) { return mapped_writeback(ctx); }
+
+SEC("tracepoint/writeback/sb_clear_inode_writeback")
+int mapped_writeback_end(void* ctx) { return mapped_writeback(ctx); }
 
 // ---- attribution -----------------------------------------------------------
 // One event per process exit, system-wide: rare next to file I/O, and the

@@ -116,4 +116,16 @@ struct trace_event_raw_xfs_fault_class___iz {
     unsigned long long ino;
 } __attribute__((preserve_access_index));
 
+/* Which inode a mapping faulted in (mm_filemap_map_pages is of the class
+ * mm_filemap_op_page_cache_range). */
+struct trace_event_raw_mm_filemap_fault___iz {
+    unsigned long i_ino;
+    dev_t s_dev;
+} __attribute__((preserve_access_index));
+
+struct trace_event_raw_mm_filemap_op_page_cache_range___iz {
+    unsigned long i_ino;
+    dev_t s_dev;
+} __attribute__((preserve_access_index));
+
 #endif

@@ -62,7 +62,9 @@ std::string category_of(const std::string& tracepoint) { return tracepoint.subst
 // both.
 bool serves(const std::string& category, const std::string& fs_type) {
     if (category == "syscalls" || category == "sched" || category == "writeback") return true;
-    if (fs_type == "ext4") return category == "ext4" || category == "iomap";
+    // filemap: which files a mapping faulted in, for ext4's safety net (XFS
+    // reports every write fault itself).
+    if (fs_type == "ext4") return category == "ext4" || category == "iomap" || category == "filemap";
     if (fs_type == "xfs") return category == "xfs";
     return false;
 }

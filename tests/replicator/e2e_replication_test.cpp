@@ -1654,6 +1654,56 @@ TEST_P(ContentPaths, StoresThroughASharedMappingConverge) {
     expect_converged(server);
 }
 
+// A store into a page that a write(2) has left dirty dirties no folio, so
+// ext4 reports nothing for it: the agent had journaled only the write's
+// bytes, and the rest of what the store changed in that page never shipped.
+TEST_P(ContentPaths, AStoreIntoAPageAWriteLeftDirtyConverges) {
+    if (!bpf()) GTEST_SKIP() << "stores through a mapping raise no fanotify event: only eBPF sees them";
+    auto& server = add_server();
+    start_capture();
+    auto d = agent_->dir();
+    // Written, then stored into through a fresh mapping: the store faults
+    // into a folio still dirty from the write. No msync, and still mapped
+    // (so still open: no close_write either) when the replica is compared.
+    put_file(d / "written-then-mapped", 6000, 'w');
+    sync_ok();  // the write journaled and shipped, its pages still dirty
+    {
+        int fd = ::open((d / "written-then-mapped").c_str(), O_RDWR | O_CLOEXEC);
+        ASSERT_GE(fd, 0);
+        auto* map = static_cast<char*>(::mmap(nullptr, 6000, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+        ::close(fd);
+        ASSERT_NE(static_cast<void*>(map), MAP_FAILED);
+        std::memset(map + 1000, 'S', 300);
+        std::memset(map + 5000, 'T', 300);
+        sync_ok();
+        expect_converged(server);
+        ::munmap(map, 6000);
+    }
+    // Mapped and read first, then written, then stored into through the
+    // same mapping: the store's write fault finds the folio dirty, and the
+    // msync writes it back.
+    put_file(d / "mapped-then-written", 6000, 'm');
+    {
+        int fd = ::open((d / "mapped-then-written").c_str(), O_RDWR | O_CLOEXEC);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::fdatasync(fd), 0);  // clean: the write below dirties the folio
+        auto* map = static_cast<char*>(::mmap(nullptr, 6000, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+        ASSERT_NE(static_cast<void*>(map), MAP_FAILED);
+        volatile char first = map[0];  // faulted in for reading only
+        (void)first;
+        sync_ok();
+        std::string written(100, 'W');
+        ASSERT_EQ(::pwrite(fd, written.data(), written.size(), 100), 100);
+        ::close(fd);
+        sync_ok();  // the write journaled and shipped, its page still dirty
+        std::memset(map + 2000, 'X', 300);
+        ASSERT_EQ(::msync(map, 6000, MS_SYNC), 0);
+        ::munmap(map, 6000);
+    }
+    sync_ok();
+    expect_converged(server);
+}
+
 TEST_P(ContentPaths, AsynchronousWritesConverge) {
     auto& server = add_server();
     start_capture();
