@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <string>
+#include <vector>
 
 #include "apply_impl.hpp"
 
@@ -16,18 +18,31 @@ namespace iz::replicator {
 
 namespace {
 
-// Copies the server file's extended attributes to its replacement, so a
-// content update does not lose attributes set by earlier operations.
-void copy_xattrs(int from, int to) {
-    ssize_t len = ::flistxattr(from, nullptr, 0);
-    if (len <= 0) return;
+std::vector<std::string> xattr_names(int fd) {
+    std::vector<std::string> out;
+    ssize_t len = ::flistxattr(fd, nullptr, 0);
+    if (len <= 0) return out;
     std::string names(static_cast<size_t>(len), '\0');
-    len = ::flistxattr(from, names.data(), names.size());
-    if (len <= 0) return;
+    len = ::flistxattr(fd, names.data(), names.size());
+    if (len <= 0) return out;
     names.resize(static_cast<size_t>(len));
     for (size_t off = 0; off < names.size();) {
-        std::string name(names.c_str() + off);
-        off += name.size() + 1;
+        out.emplace_back(names.c_str() + off);
+        off += out.back().size() + 1;
+    }
+    return out;
+}
+
+// Gives the server file's replacement exactly the extended attributes the
+// server file has, so a content update neither loses attributes set by
+// earlier operations nor gains any: a new file inherits its directory's
+// default ACL as its access ACL, which the file it replaces (made before
+// that default was set, or with its ACL removed since) need not have.
+void copy_xattrs(int from, int to) {
+    auto have = xattr_names(from);
+    for (auto& name : xattr_names(to))
+        if (std::find(have.begin(), have.end(), name) == have.end()) ::fremovexattr(to, name.c_str());
+    for (auto& name : have) {
         ssize_t vlen = ::fgetxattr(from, name.c_str(), nullptr, 0);
         if (vlen < 0) continue;
         std::string value(static_cast<size_t>(vlen), '\0');

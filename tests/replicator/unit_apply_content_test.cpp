@@ -2,7 +2,12 @@
 // content_end (atomic, chunked, delta, in place for hard links, abandoned,
 // skipped as a whole) and the block hashes a delta is computed against.
 #include <sys/stat.h>
+#include <sys/xattr.h>
 
+#include <cerrno>
+#include <cstring>
+
+#include "support/posix_acl.hpp"
 #include "unit_apply_fixture.hpp"
 
 namespace iz::replicator::test_apply {
@@ -44,6 +49,20 @@ TEST_F(ApplyContent, ContentIsInvisibleUntilItsEnd) {
     EXPECT_EQ(read_file(at("f")), std::string(10000, 'n'));
     // Attributes set by earlier operations survive the replacement.
     EXPECT_EQ(test::xattr(at("f"), "user.keep"), "me");
+}
+
+// A replacement is made in the file's directory and so inherits its
+// default ACL as an access ACL; the file it replaces was made before that
+// default was set and has none, so neither may its new content.
+TEST_F(ApplyContent, ReplacedContentGainsNoACLFromItsDirectory) {
+    fs::create_directories(at("d"));
+    ok(content_ops(1, "d/f", "old version", t(1)));
+    auto acl = test::acl_granting_user(4001);
+    ASSERT_EQ(::setxattr(at("d").c_str(), "system.posix_acl_default", acl.data(), acl.size(), 0), 0)
+        << std::strerror(errno);
+    ok(content_ops(2, "d/f", std::string(10000, 'n'), t(2)));
+    EXPECT_EQ(read_file(at("d/f")), std::string(10000, 'n'));
+    EXPECT_EQ(test::xattr(at("d/f"), "system.posix_acl_access"), "");
 }
 
 // A new file is linked in under its name directly; a name that turned up
