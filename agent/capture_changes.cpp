@@ -61,12 +61,20 @@ void Capture::on_modify(const std::string& path, int32_t pid) {
 }
 
 void Capture::on_close_write(const std::string& path, int32_t pid) {
+    bool flushed = false;
     if (auto it = pending_.find(path); it != pending_.end()) {
         auto pw = it->second;
         pending_.erase(it);
         flush_write(path, pw);
+        flushed = true;
     }
-    if (!dirty_.erase(path) && !flush_unreported_write(path, pid)) return;
+    // A modify event with no close of its own (truncate(2)) leaves the path
+    // dirty after its write was flushed; a libaio write (a close and no
+    // modify event) must still be looked for then, or its close would
+    // claim the size the truncate left and the write would be lost.
+    bool dirty = dirty_.erase(path) > 0;
+    if (!flushed && flush_unreported_write(path, pid)) dirty = true;
+    if (!dirty) return;
     auto e = tree_.find(path);
     if (e == tree_.end()) return;
     Record r;

@@ -278,13 +278,14 @@ INSTANTIATE_TEST_SUITE_P(Filesystems, Content, ::testing::Values(FsType::ext4, F
 class ContentElsewhere : public Content {
 protected:
     // One pwrite of `data` at `offset` through io_submit (raw syscalls).
-    void aio_pwrite(int fd, const std::string& data, uint64_t offset) {
+    // `aligned` (for O_DIRECT) holds the same bytes as `data` when given.
+    void aio_pwrite(int fd, const std::string& data, uint64_t offset, const void* aligned = nullptr) {
         aio_context_t ctx = 0;
         ASSERT_EQ(::syscall(SYS_io_setup, 4, &ctx), 0) << std::strerror(errno);
         iocb cb{};
         cb.aio_fildes = static_cast<uint32_t>(fd);
         cb.aio_lio_opcode = IOCB_CMD_PWRITE;
-        cb.aio_buf = reinterpret_cast<uint64_t>(data.data());
+        cb.aio_buf = reinterpret_cast<uint64_t>(aligned ? aligned : data.data());
         cb.aio_nbytes = data.size();
         cb.aio_offset = static_cast<int64_t>(offset);
         iocb* cbs[1] = {&cb};
@@ -311,6 +312,41 @@ TEST_P(ContentElsewhere, ALibaioWriteIsJournaledAtItsClose) {
     EXPECT_EQ(ranges_of(got[0]), (Ranges{{0, 1600}}));
     EXPECT_EQ(got[0].value("size", 0), 1600);
     EXPECT_EQ(got[1].value("size", 0), 1600);
+}
+
+// A cut by truncate(2) (a modify event and no close), then an O_DIRECT
+// libaio write across the new end (a close and no modify event): the
+// close still finds the write.
+TEST_P(ContentElsewhere, ALibaioDirectWriteAfterATruncateIsJournaledAtItsClose) {
+    write_file(at("f"), std::string(8192, 'o'));
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::truncate(at("f").c_str(), 5700), 0) << std::strerror(errno);
+    // The truncate journaled on its own (past the coalescing window): no
+    // close ever follows a truncate(2), so the next close is the write's.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ASSERT_EQ(described_changes(), (Strings{"truncate f"}));
+    mark();
+    int fd = open_fd("f", O_WRONLY | O_DIRECT);
+    void* buf = nullptr;
+    ASSERT_EQ(::posix_memalign(&buf, 4096, 8192), 0);
+    std::memset(buf, 'd', 8192);
+    ASSERT_NO_FATAL_FAILURE(aio_pwrite(fd, std::string(static_cast<char*>(buf), 8192), 4096, buf));
+    std::free(buf);
+    ::close(fd);
+    auto got = changes();
+    Ranges written;
+    int64_t last_size = -1;
+    for (auto& r : got) {
+        if (r.value("op", "") == "write")
+            for (auto& range : ranges_of(r)) written.push_back(range);
+        if (r.value("op", "") == "write" && names_whole_file(r)) written.push_back({0, 12288});
+        if (r.contains("size")) last_size = r.value("size", 0);
+    }
+    auto covered = merged(written);
+    EXPECT_TRUE(std::any_of(covered.begin(), covered.end(),
+                            [](auto& r) { return r.first <= 4096 && r.first + r.second >= 12288; }))
+        << fmt::format("written {} in {}", covered, describe(got));
+    EXPECT_EQ(last_size, 12288) << fmt::format("{}", describe(got));
 }
 
 TEST_P(ContentElsewhere, WithoutBpfALibaioWriteIsJournaledAtItsClose) {

@@ -122,10 +122,11 @@ protected:
             std::ofstream(base.string() + ".source") << src;
             std::ofstream(base.string() + ".replica") << dst;
             std::error_code ec;
+            // cp -a, not fs::copy: that stops at the first socket or path
+            // beyond PATH_MAX and keeps only part of the tree.
             for (auto& [from, suffix] : {std::pair{agent_->dir(), ".source-tree"}, std::pair{server.replica("data"), ".replica-tree"}}) {
                 fs::remove_all(base.string() + suffix, ec);
-                fs::copy(from, base.string() + suffix,
-                         fs::copy_options::recursive | fs::copy_options::copy_symlinks, ec);
+                run_process({"cp", "-a", "--", from.string(), base.string() + suffix});
             }
             ADD_FAILURE() << "both manifests and trees kept in " << base.string()
                           << ".{source,replica,source-tree,replica-tree}";
