@@ -73,7 +73,7 @@ void Capture::on_close_write(const std::string& path, int32_t pid) {
     // modify event) must still be looked for then, or its close would
     // claim the size the truncate left and the write would be lost.
     bool dirty = dirty_.erase(path) > 0;
-    if (!flushed && flush_unreported_write(path, pid)) dirty = true;
+    if (!flushed && flush_unreported_write(path, pid, dirty)) dirty = true;
     if (!dirty) return;
     auto e = tree_.find(path);
     if (e == tree_.end()) return;
@@ -91,9 +91,18 @@ void Capture::on_close_write(const std::string& path, int32_t pid) {
 // Writes through libaio raise no modify event (io_uring's do): the close is
 // all fanotify says. A file opened for writing and closed unwritten costs a
 // stat here (shared with the event's other handlers).
-bool Capture::flush_unreported_write(const std::string& path, int32_t pid) {
+bool Capture::flush_unreported_write(const std::string& path, int32_t pid, bool modified) {
     auto e = tree_.find(path);
     if (e == tree_.end() || e->second.ino == 0 || !e->second.is_reg()) return false;
+    if (auto r = recent_ranges_.find(e->second.ino); r != recent_ranges_.end()) {
+        // No modify event since the last close: a libaio write, whose range
+        // an earlier flush may have taken while it was in flight.
+        if (!modified && bpf_ranges_ && Clock::now() < r->second.until) {
+            auto& d = dirt_[e->second.ino];
+            d.ranges.insert(d.ranges.end(), r->second.ranges.begin(), r->second.ranges.end());
+        }
+        recent_ranges_.erase(r);
+    }
     if (!bpf_ranges_ || !dirt_.count(e->second.ino)) {
         auto now = read_current(path, kReadStat);
         // Moved or gone since: the events that follow say where and what.
@@ -196,6 +205,7 @@ void Capture::on_dirty_range(const DirtyRangeEvent& ev) {
 
 void Capture::on_dirty_ranges_lost() {
     dirt_.clear();
+    recent_ranges_.clear();
     distrust_ranges_until_ = Clock::now() + 2 * kCoalesceWindow + std::chrono::milliseconds(500);
 }
 
@@ -335,6 +345,7 @@ void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
     now->version = it->second.version;
     it->second = *now;
     share_attributes(path, false);
+    if (ranges_trusted && !w.ranges.empty()) recent_ranges_[now->ino] = {w.ranges, Clock::now() + kInFlightFor};
     if (!only_truncated) emit(std::move(w), pw.pid);
     for (auto& a : attrs) emit(std::move(a), pw.pid);
 }
@@ -342,6 +353,12 @@ void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
 void Capture::flush_writes(bool all) {
     resolve_unresolved_inodes();
     auto now = std::chrono::steady_clock::now();
+    // Pruned now and then, not at every batch: the map holds every file
+    // written in the last kInFlightFor.
+    if (now - recent_pruned_ >= kInFlightFor / 4) {
+        std::erase_if(recent_ranges_, [&](const auto& kv) { return kv.second.until <= now; });
+        recent_pruned_ = now;
+    }
     std::vector<std::pair<std::string, PendingWrite>> due;
     for (auto it = pending_.begin(); it != pending_.end();) {
         if (all || now - it->second.since >= kCoalesceWindow) {

@@ -144,7 +144,7 @@ private:
     // A close_write without a modify event: a write fanotify did not report
     // (libaio) is found by eBPF ranges or by comparing size and mtime, and
     // flushed. Whether anything was.
-    bool flush_unreported_write(const std::string& path, int32_t pid);
+    bool flush_unreported_write(const std::string& path, int32_t pid, bool modified);
     void flush_write(const std::string& path, const PendingWrite& pw);
     // A file changed without a fanotify event (DirtyKind::unknown): its
     // write is coalesced and flushed like one that had an event.
@@ -190,6 +190,20 @@ private:
     std::unordered_map<std::string, PendingWrite> pending_;  // path -> coalescing write
     std::unordered_set<std::string> dirty_;                  // written since last close
     std::unordered_map<uint64_t, InodeDirt> dirt_;           // ino -> ranges from eBPF
+    // ino -> the ranges its last flush journaled, until the time beside
+    // them. A write's eBPF event comes when it begins: a flush for an
+    // earlier event of the file (its create's close) can take the range of
+    // a libaio write still in flight, whose bytes the shipper may then read
+    // before they land, and whose own close (no modify event; the size and,
+    // at coarse granularity, the mtime unchanged) finds nothing left. Such
+    // a close journals these ranges again.
+    struct RecentRanges {
+        std::vector<journal::ByteRange> ranges;
+        Clock::time_point until;
+    };
+    std::unordered_map<uint64_t, RecentRanges> recent_ranges_;
+    Clock::time_point recent_pruned_{};
+    static constexpr std::chrono::seconds kInFlightFor{1};
     // ino -> a name of it, built from the tree when an inode must be found
     // by number (rare: writes without fanotify events); rebuilt on a miss
     // only if records were journaled since (nothing new could be found),
