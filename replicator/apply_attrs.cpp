@@ -32,6 +32,23 @@ bool xattr_name_allowed(std::string_view n) {
 
 }  // namespace
 
+// An entry made in a directory with a default ACL gets ACLs of its own
+// from it. The source's entry may have none (made before its directory got
+// that default, which the journal can carry first): the source's ACLs
+// follow the creation as xattr records of their own whenever its parent
+// has a default ACL, so what the replica's inherited is dropped.
+// `proc_path` (for special files, which open only as O_PATH) names the
+// entry instead of `fd`.
+void drop_inherited_acls(int parent, int fd, const std::string& proc_path) {
+    if (::fgetxattr(parent, "system.posix_acl_default", nullptr, 0) < 0) return;
+    for (const char* name : {"system.posix_acl_access", "system.posix_acl_default"}) {
+        if (proc_path.empty())
+            ::fremovexattr(fd, name);
+        else
+            ::removexattr(proc_path.c_str(), name);
+    }
+}
+
 Status ApplierImpl::set_attrs_fd(int fd, const OpMsg& op, const std::string& path, const struct stat* known) {
     bool owner_set = known && (!op.uid || *op.uid == known->st_uid) && (!op.gid || *op.gid == known->st_gid);
     bool mode_set = known && op.mode && (*op.mode & 07777) == (known->st_mode & 07777);

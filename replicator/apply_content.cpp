@@ -209,6 +209,7 @@ Status ApplierImpl::do_content_begin(const OpMsg& op) {
                 return ok;
         }
         if (existing.valid()) copy_xattrs(existing.get(), c.fd.get());
+        else drop_inherited_acls(p->dir.get(), c.fd.get());
     }
     c.parent = std::move(*p);
     content_ = std::move(c);

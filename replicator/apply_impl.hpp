@@ -26,6 +26,11 @@ Result<std::optional<struct stat>> stat_at(int dirfd, const std::string& name, c
 // `out`, holes as holes (only the data extents are copied).
 Status copy_bytes(int in, int out, uint64_t len, const std::string& what);
 
+// Drops the ACLs an entry just made (`fd`, or `proc_path` for one open
+// only as O_PATH) inherited from its directory `parent`'s default ACL:
+// the source's own ACLs follow its creation as xattr records.
+void drop_inherited_acls(int parent, int fd, const std::string& proc_path = {});
+
 int64_t mtime_of(const struct stat& st);
 struct timespec to_timespec(int64_t ns);
 

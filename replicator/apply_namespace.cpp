@@ -78,6 +78,7 @@ Status ApplierImpl::do_create(const OpMsg& op) {
     }
     auto fd = open_beneath(p->dir.get(), p->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, perms(op, 0600));
     if (!fd) return fail(fd.error());
+    drop_inherited_acls(p->dir.get(), fd->get());
     if (auto ok = set_attrs_fd(fd->get(), op, op.path); !ok) return ok;
     struct stat now{};
     if (::fstat(fd->get(), &now) == 0) memory_->remember(op.path, now);
@@ -93,10 +94,14 @@ Status ApplierImpl::do_mkdir(const OpMsg& op) {
         if (auto ok = make_room(*p, op.path, **st); !ok) return ok;
         st->reset();
     }
-    if (!*st && ::mkdirat(p->dir.get(), p->name.c_str(), perms(op, 0700)) != 0 && errno != EEXIST)
-        return fail(sys_error("mkdir", op.path, errno));
+    bool made = false;
+    if (!*st) {
+        if (::mkdirat(p->dir.get(), p->name.c_str(), perms(op, 0700)) == 0) made = true;
+        else if (errno != EEXIST) return fail(sys_error("mkdir", op.path, errno));
+    }
     auto dir = open_beneath(p->dir.get(), p->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
     if (!dir) return fail(dir.error());
+    if (made) drop_inherited_acls(p->dir.get(), dir->get());
     if (auto ok = set_attrs_fd(dir->get(), op, op.path); !ok) return ok;
     // Its entries usually come next (a copy, an unpacked archive).
     dirs_->adopt(op.path, SharedFd(std::move(*dir)));
@@ -120,6 +125,10 @@ Status ApplierImpl::do_mknod(const OpMsg& op) {
     }
     if (!same && ::mknodat(p->dir.get(), p->name.c_str(), type | perms(op, 0600), rdev) != 0)
         return fail(sys_error("mknod", op.path, errno));
+    if (!same) {
+        if (auto node = open_beneath(p->dir.get(), p->name, O_PATH | O_NOFOLLOW))
+            drop_inherited_acls(p->dir.get(), -1, fd_path(node->get()));
+    }
     if (auto ok = set_attrs_at(p->dir.get(), p->name, op, op.path); !ok) return ok;
     return set_dir_mtime(*p, op.parent_mtime_ns, op.path);
 }

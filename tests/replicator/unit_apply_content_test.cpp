@@ -54,7 +54,7 @@ TEST_F(ApplyContent, ContentIsInvisibleUntilItsEnd) {
 // A replacement is made in the file's directory and so inherits its
 // default ACL as an access ACL; the file it replaces was made before that
 // default was set and has none, so neither may its new content.
-TEST_F(ApplyContent, ReplacedContentGainsNoACLFromItsDirectory) {
+TEST_F(ApplyContent, ContentGainsNoACLFromItsDirectory) {
     fs::create_directories(at("d"));
     ok(content_ops(1, "d/f", "old version", t(1)));
     auto acl = test::acl_granting_user(4001);
@@ -63,6 +63,13 @@ TEST_F(ApplyContent, ReplacedContentGainsNoACLFromItsDirectory) {
     ok(content_ops(2, "d/f", std::string(10000, 'n'), t(2)));
     EXPECT_EQ(read_file(at("d/f")), std::string(10000, 'n'));
     EXPECT_EQ(test::xattr(at("d/f"), "system.posix_acl_access"), "");
+    // Nor does content that makes a new file there (its ACLs, if the
+    // source's has any, follow as xattr records).
+    auto fresh = content_ops(3, "d/new", "new file", t(3));
+    fresh.back().mode = 0100640u;
+    ok(fresh);
+    EXPECT_EQ(test::xattr(at("d/new"), "system.posix_acl_access"), "");
+    EXPECT_EQ(lstat_of(at("d/new")).st_mode & 07777, 0640u);
 }
 
 // A new file is linked in under its name directly; a name that turned up

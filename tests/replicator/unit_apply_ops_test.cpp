@@ -5,6 +5,7 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
+#include "support/posix_acl.hpp"
 #include "unit_apply_fixture.hpp"
 
 namespace iz::replicator::test_apply {
@@ -32,6 +33,29 @@ TEST_F(ApplyOps, CreateSetsModeOwnerTimesAndParentMtime) {
     EXPECT_EQ(mtime_ns(at("f")), t(2));
     settle();
     EXPECT_EQ(mtime_ns(root_), t(3));
+}
+
+// The journal can carry a directory's default ACL before an entry the
+// source made in it while it had none: what the replica's entries inherit
+// from it is not the source's (whose ACLs, when it has any, follow as
+// xattr records), and their modes are the records'.
+TEST_F(ApplyOps, EntriesMadeInADirectoryWithADefaultACLInheritNone) {
+    ok(OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
+    auto acl = test::acl_granting_user(4011);
+    ok(OpMsg{.lsn = 2, .kind = OpKind::setxattr, .path = "d", .xattr_name = "system.posix_acl_default", .xattr_value = acl});
+    ok(OpMsg{.lsn = 3, .kind = OpKind::create, .path = "d/f", .mode = 0100644u});
+    ok(OpMsg{.lsn = 4, .kind = OpKind::mkdir, .path = "d/e", .mode = 040755u});
+    ok(OpMsg{.lsn = 5, .kind = OpKind::mknod, .path = "d/p", .mode = 010640u});
+    for (auto rel : {"d/f", "d/e", "d/p"}) {
+        EXPECT_EQ(test::xattr(at(rel), "system.posix_acl_access"), "") << rel;
+        EXPECT_EQ(test::xattr(at(rel), "system.posix_acl_default"), "") << rel;
+    }
+    EXPECT_EQ(lstat_of(at("d/f")).st_mode & 07777, 0644u);
+    EXPECT_EQ(lstat_of(at("d/e")).st_mode & 07777, 0755u);
+    EXPECT_EQ(lstat_of(at("d/p")).st_mode & 07777, 0640u);
+    // The source's own ACL, journaled after the creation, is set as it comes.
+    ok(OpMsg{.lsn = 6, .kind = OpKind::setxattr, .path = "d/e", .xattr_name = "system.posix_acl_default", .xattr_value = acl});
+    EXPECT_EQ(test::xattr(at("d/e"), "system.posix_acl_default"), acl);
 }
 
 TEST_F(ApplyOps, MkdirNestedWithAttributes) {
