@@ -93,9 +93,14 @@ AgentHost::AgentHost(const Netns& ns, fs::path key, const std::string& tag, FsTy
 
 AgentHost::~AgentHost() {
     resume();  // a test that failed while the agent was stopped
-    if (!started_) return;
-    auto r = stop();
-    if (r.exit_code != 0) kill9();
+    if (started_ && stop().exit_code != 0) kill9();
+    for (int pid : pids_) {
+        // Only if that pid is still an izwatch (not a pid used again since).
+        if (slurp(fmt::format("/proc/{}/comm", pid)).starts_with("izwatch")) {
+            ::kill(pid, SIGKILL);
+            eventually([&] { return ::kill(pid, 0) != 0; }, std::chrono::seconds(5));
+        }
+    }
 }
 
 std::vector<std::string> AgentHost::env() const { return {"IZ_RUN_DIR=" + (work_.path() / "run").string()}; }
@@ -111,6 +116,8 @@ ProcessResult AgentHost::start(const std::vector<std::string>& endpoints, const 
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto r = run_process(ns_.exec(argv), env());
     if (r.exit_code == 0) started_ = true;
+    // Whatever start said, a daemon it left running is this host's to end.
+    if (auto s = status(); s.is_object() && s.value("pid", 0) > 0) pids_.push_back(s.value("pid", 0));
     return r;
 }
 

@@ -90,6 +90,9 @@ private:
     std::filesystem::path journal_;
     bool started_ = false;
     int paused_pid_ = 0;
+    // Every agent this host started: one still running at the end (a
+    // restart the test lost track of) is killed, never left behind.
+    std::vector<int> pids_;
 };
 
 // Lines of `a` missing from `b` and the reverse, for a readable failure.

@@ -291,7 +291,7 @@ TEST_F(Replication, VerifyDoesNotReportAFileChangingMeanwhile) {
     sync_ok();
     expect_converged(server);
     std::atomic<bool> stop{false};
-    std::thread writer([&] {
+    std::jthread writer([&] {
         for (int i = 0; !stop; ++i) {
             std::ofstream(busy, std::ios::app) << "line " << i << "\n";
             std::this_thread::sleep_for(200us);
@@ -643,7 +643,7 @@ TEST_P(InterfaceWorkload, ConvergesWithSyncsDuringTheWorkload) {
     std::atomic<bool> done{false};
     int syncs = 0;
     std::vector<std::string> failed;
-    std::thread syncer([&] {
+    std::jthread syncer([&] {
         while (!done) {
             auto r = agent_->sync(15);
             log_.add(fmt::format("----- izwatch sync {} -> exit {}", syncs++, r.exit_code));
@@ -664,7 +664,7 @@ TEST_P(InterfaceWorkload, ConvergesAfterAgentAndServerAreKilled) {
     auto& server = add_server();
     start_agent();
     std::atomic<bool> done{false};
-    std::thread runner([&] {
+    std::jthread runner([&] {
         workload(2ms, kOperationsKilled);
         done = true;
     });
@@ -1017,7 +1017,7 @@ TEST_F(Replication, ServerKilledRepeatedlyWhileFilesArePublishedByRename) {
     std::atomic<bool> stop{false};
     std::atomic<int> made{0};
     std::string workload_error;
-    std::thread workload([&] {
+    std::jthread workload([&] {
         try {
             auto dir = agent_->dir() / "pub";
             fs::create_directories(dir);
@@ -1375,7 +1375,7 @@ TEST_P(KilledTwice, ChangesWhileTheAgentIsDownConverge) {
         auto sub = d / fmt::format("w{}", round);
         fs::create_directories(sub);
         std::string log, error;
-        std::thread work([&] {
+        std::jthread work([&] {
             try {
                 random_operations(sub, seed + round, 2500, &log);
             } catch (const std::exception& e) {
@@ -1411,7 +1411,7 @@ TEST_F(Replication, LinkCutForTwentySecondsDuringAWorkload) {
     // An exception must not leave the thread (it would end the process
     // before the fixture cleans up): it is reported after the join.
     std::string workload_error;
-    std::thread workload([&] {
+    std::jthread workload([&] {
         try {
             for (int round = 0; round < 25; ++round) {
                 every_operation(agent_->dir() / fmt::format("round{}", round));
@@ -1773,7 +1773,7 @@ TEST_P(ContentPaths, AppendsDuringSyncsConverge) {
     start_capture();
     auto d = agent_->dir();
     std::atomic<bool> done{false};
-    std::thread appender([&] {
+    std::jthread appender([&] {
         int fd = ::open((d / "log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         for (int i = 0; !done; ++i) {
             auto line = fmt::format("line {:014}\n", i);  // 20 bytes
@@ -1781,7 +1781,7 @@ TEST_P(ContentPaths, AppendsDuringSyncsConverge) {
         }
         ::close(fd);
     });
-    std::thread pwriter([&] {
+    std::jthread pwriter([&] {
         int fd = ::open((d / "data").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
         std::string block(4096, 'p');
         for (uint32_t i = 0; !done; ++i) {
