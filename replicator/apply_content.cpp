@@ -17,8 +17,14 @@ namespace iz::replicator {
 namespace {
 
 // Copies the server file's extended attributes to its replacement, so a
-// content update does not lose attributes set by earlier operations.
+// content update does not lose attributes set by earlier operations. The
+// replacement, made in the file's directory, got an access ACL from the
+// directory's default ACL: the file it replaces may have none (made before
+// the default ACL, or it was removed), and then neither has the
+// replacement.
 void copy_xattrs(int from, int to) {
+    for (auto acl : {"system.posix_acl_access", "system.posix_acl_default"})
+        if (::fgetxattr(from, acl, nullptr, 0) < 0 && errno == ENODATA) ::fremovexattr(to, acl);
     ssize_t len = ::flistxattr(from, nullptr, 0);
     if (len <= 0) return;
     std::string names(static_cast<size_t>(len), '\0');

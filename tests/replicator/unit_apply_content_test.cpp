@@ -3,6 +3,7 @@
 // skipped as a whole) and the block hashes a delta is computed against.
 #include <sys/stat.h>
 
+#include "../support/posix_acl.hpp"
 #include "unit_apply_fixture.hpp"
 
 namespace iz::replicator::test_apply {
@@ -44,6 +45,25 @@ TEST_F(ApplyContent, ContentIsInvisibleUntilItsEnd) {
     EXPECT_EQ(read_file(at("f")), std::string(10000, 'n'));
     // Attributes set by earlier operations survive the replacement.
     EXPECT_EQ(test::xattr(at("f"), "user.keep"), "me");
+}
+
+// The replacement is made in the file's directory and gets an access ACL
+// from the directory's default ACL; the file it replaces had none (made
+// before the default ACL), so neither may the replacement.
+TEST_F(ApplyContent, AReplacementBeneathADefaultAclGetsNoAclTheFileLacked) {
+    ok(OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
+    ok(content_ops(2, "d/f", "made before the default ACL", t(1)));
+    ASSERT_EQ(test::xattr(at("d/f"), "system.posix_acl_access"), "");
+    ok(OpMsg{.lsn = 3, .kind = OpKind::setxattr, .path = "d", .xattr_name = "system.posix_acl_default",
+             .xattr_value = iz::test::acl_granting_user(4321)});
+    ok(content_ops(4, "d/f", std::string(10000, 'n'), t(2), 4096));
+    EXPECT_EQ(read_file(at("d/f")), std::string(10000, 'n'));
+    EXPECT_EQ(test::xattr(at("d/f"), "system.posix_acl_access"), "");
+    // What the file had, it keeps.
+    ok(OpMsg{.lsn = 5, .kind = OpKind::setxattr, .path = "d/f", .xattr_name = "system.posix_acl_access",
+             .xattr_value = iz::test::acl_granting_user(1234)});
+    ok(content_ops(6, "d/f", std::string(10000, 'o'), t(3), 4096));
+    EXPECT_EQ(test::xattr(at("d/f"), "system.posix_acl_access"), iz::test::acl_granting_user(1234));
 }
 
 // A new file is linked in under its name directly; a name that turned up
