@@ -72,7 +72,9 @@ Status scan_dir_listing(int root_fd, const std::string& rel, const ExcludeFn& ex
     int fd = at.ok() ? ::openat(at.dir(), rel.empty() ? "." : at.name(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
     if (!at.ok()) errno = at.error();
     if (fd < 0) {
-        if (errno == ENOENT) return {};  // vanished while we walked
+        // Vanished, or replaced by a non-directory, while we walked: the
+        // listing of its parent says what is there.
+        if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) return {};
         return fail(sys_error("open directory", rel.empty() ? "." : rel, errno));
     }
     DIR* d = ::fdopendir(fd);

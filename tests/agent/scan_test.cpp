@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -89,6 +90,29 @@ TEST_F(ScanWhileRenamed, ADirectoryMovedIntoAPartNotYetWalkedIsSeenOnce) {
     EXPECT_FALSE(tree->count(moved_from)) << moved_from << " still in the scan after it moved";
     EXPECT_FALSE(tree->count(moved_from + "/" + file));
     EXPECT_EQ(tree->size(), 7u);
+}
+
+// A directory replaced by a file after it was read and before it is
+// listed: the walk goes on (the file is what its parent's next listing
+// shows), rather than failing the whole scan and with it the agent's start.
+TEST_F(ScanWhileRenamed, ADirectoryReplacedByAFileBeforeItIsListedIsNoError) {
+    fs::create_directories(dir_ / "c/x");
+    for (int i = 0; i < 10; ++i) std::ofstream(dir_ / fmt::format("c/y{}", i)) << i;
+    bool x_read = false, replaced = false;
+    auto exclude = [&](const std::string& rel) {
+        if (rel == "c/x") x_read = true;
+        else if (x_read && !replaced && rel.starts_with("c/y")) {
+            fs::remove_all(dir_ / "c/x");
+            std::ofstream(dir_ / "c/x") << "now a file";
+            replaced = true;
+        }
+        return false;
+    };
+    auto tree = scan_tree(root_fd_, exclude);
+    if (!replaced) GTEST_SKIP() << "c/x was listed last in c: no name came after it to replace it at";
+    ASSERT_TRUE(tree) << tree.error().message;
+    ASSERT_TRUE(tree->count("c/x"));
+    EXPECT_TRUE(tree->at("c/x").is_reg());
 }
 
 }  // namespace
