@@ -21,6 +21,7 @@
 
 #include "common/at_path.hpp"
 #include "common/file_handle.hpp"
+#include "common/path_tree.hpp"
 
 namespace iz::agent {
 
@@ -65,12 +66,15 @@ std::map<std::string, std::string> read_xattrs(int root_fd, const std::string& r
     return out;
 }
 
-Status scan_dir(int root_fd, const std::string& rel, const ExcludeFn& excluded, Tree& tree) {
+// The entries directly beneath `rel`, each read after the listing.
+Status scan_dir_listing(int root_fd, const std::string& rel, const ExcludeFn& excluded, Tree& tree) {
     AtPath at(root_fd, rel);  // deeper than PATH_MAX too
     int fd = at.ok() ? ::openat(at.dir(), rel.empty() ? "." : at.name(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
     if (!at.ok()) errno = at.error();
     if (fd < 0) {
-        if (errno == ENOENT) return {};  // vanished while we walked
+        // Vanished, or replaced by a non-directory, while we walked: the
+        // listing of its parent says what is there.
+        if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) return {};
         return fail(sys_error("open directory", rel.empty() ? "." : rel, errno));
     }
     DIR* d = ::fdopendir(fd);
@@ -92,11 +96,20 @@ Status scan_dir(int root_fd, const std::string& rel, const ExcludeFn& excluded, 
             if (e.error().sys_errno == ENOENT) continue;
             return fail(e.error());
         }
-        bool dir = e->is_dir();
         tree[child] = std::move(*e);
-        if (dir) {
+    }
+    return {};
+}
+
+// Everything beneath `rel`.
+Status scan_dir(int root_fd, const std::string& rel, const ExcludeFn& excluded, Tree& tree) {
+    Tree listed;
+    if (auto ok = scan_dir_listing(root_fd, rel, excluded, listed); !ok) return ok;
+    for (auto& [child, e] : listed) {
+        bool dir = e.is_dir();
+        tree[child] = std::move(e);
+        if (dir)
             if (auto ok = scan_dir(root_fd, child, excluded, tree); !ok) return ok;
-        }
     }
     return {};
 }
@@ -202,12 +215,91 @@ Result<Entry> read_entry_by_handle(int root_fd, const std::string& handle_key, c
     return e;
 }
 
+namespace {
+
+void erase_beneath(Tree& tree, const std::string& rel) {
+    auto [first, last] = subtree_range(tree, rel);
+    tree.erase(first, last);
+}
+
+// Brings the entries directly beneath the directory `rel` up to date with
+// its listing now: a name gone loses what was beneath it; a name new, or
+// holding another object than before, is read afresh with everything
+// beneath it. A subdirectory still there keeps its entry as the walk read
+// it, so that its own check still sees whether it changed since.
+Status relist_dir(int root_fd, const std::string& rel, const ExcludeFn& excluded, Tree& tree) {
+    auto self = read_entry(root_fd, rel);
+    if (!self || !self->is_dir()) {
+        if (!self && self.error().sys_errno != ENOENT) return fail(self.error());
+        // Gone (its parent's listing says what is there now) or replaced.
+        erase_beneath(tree, rel);
+        if (self) tree[rel] = *self;
+        else tree.erase(rel);
+        return {};
+    }
+    tree[rel] = *self;
+    Tree fresh;
+    if (auto ok = scan_dir_listing(root_fd, rel, excluded, fresh); !ok) return ok;
+    // Children that are no longer listed.
+    std::vector<std::string> gone;
+    auto [first, last] = subtree_range(tree, rel);
+    for (auto it = first; it != last; ++it) {
+        auto name = it->first.substr(rel.empty() ? 0 : rel.size() + 1);
+        if (name.find('/') == std::string::npos && !fresh.count(it->first)) gone.push_back(it->first);
+    }
+    for (auto& child : gone) {
+        erase_beneath(tree, child);
+        tree.erase(child);
+    }
+    for (auto& [child, e] : fresh) {
+        auto old = tree.find(child);
+        bool same_dir = old != tree.end() && old->second.is_dir() && e.is_dir() && old->second.ino == e.ino;
+        if (same_dir) continue;
+        if (old != tree.end()) erase_beneath(tree, child);
+        bool dir = e.is_dir();
+        tree[child] = e;
+        if (dir)
+            if (auto ok = scan_dir(root_fd, child, excluded, tree); !ok) return ok;
+    }
+    return {};
+}
+
+// Directories whose stat no longer matches what the walk read: an entry
+// renamed, made or removed in them after they were listed.
+std::vector<std::string> changed_dirs(int root_fd, const Tree& tree) {
+    std::vector<std::string> changed;
+    for (auto& [path, e] : tree) {
+        if (!e.is_dir()) continue;
+        auto now = read_entry(root_fd, path, kReadStat);
+        if (!now || !now->is_dir() || now->ino != e.ino || now->mtime_ns != e.mtime_ns || now->ctime_ns != e.ctime_ns)
+            changed.push_back(path);
+    }
+    return changed;
+}
+
+}  // namespace
+
+// The walk is not one moment: a directory renamed from a part not yet
+// walked into one walked already is seen in neither place, and with it
+// everything beneath it, so a rescan would journal it removed; one renamed
+// the other way is seen twice. Every directory's stat is read before its
+// listing, so one that changes after it was listed no longer matches:
+// those are listed again, parents first, until a pass finds none changed
+// (a few passes bound the work while the tree keeps changing; what
+// changes after that is journaled by the capture that runs meanwhile).
 Result<Tree> scan_tree(int root_fd, const ExcludeFn& excluded) {
     Tree tree;
     auto root = read_entry(root_fd, "");
     if (!root) return fail(root.error());
     tree[""] = *root;
     if (auto ok = scan_dir(root_fd, "", excluded, tree); !ok) return fail(ok.error());
+    for (int pass = 0; pass < 8; ++pass) {
+        auto changed = changed_dirs(root_fd, tree);
+        if (changed.empty()) break;
+        for (auto& path : changed)
+            if (tree.count(path))
+                if (auto ok = relist_dir(root_fd, path, excluded, tree); !ok) return fail(ok.error());
+    }
     return tree;
 }
 
@@ -231,6 +323,15 @@ journal::Record creation_record(const std::string& path, const Entry& e) {
         r.rdev = e.rdev;
     }
     return r;
+}
+
+std::map<std::string, std::string> inherited_xattrs(const Entry& parent, bool dir) {
+    std::map<std::string, std::string> out;
+    auto d = parent.xattrs.find("system.posix_acl_default");
+    if (d == parent.xattrs.end()) return out;
+    out["system.posix_acl_access"] = "";  // never a valid ACL: any real value differs
+    if (dir) out[d->first] = d->second;
+    return out;
 }
 
 std::vector<journal::Record> attribute_records(const std::string& path, const Entry& before, const Entry& after) {

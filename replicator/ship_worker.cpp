@@ -539,9 +539,12 @@ bool ShipWorker::ship_record(const Record& r, const PlannedRecord& p) {
         // and some filesystems (XFS) set the mtime of a directory that an
         // exchange moves to another parent: each exchanged directory gets
         // its own mtime once the shipper has caught up (fix_stale_dirs;
-        // later renames and exchanges carry it along).
-        if (tree_->is_directory(r.handle)) stale_dirs_.insert(r.target);
-        if (tree_->is_directory(r.replaced_handle)) stale_dirs_.insert(r.path);
+        // later renames and exchanges carry it along, this one included:
+        // each is noted under the name it had before, which
+        // follow_stale_dirs then swaps. Noted under its new name, a
+        // directory exchanged with a file sent its mtime to the file).
+        if (tree_->is_directory(r.handle)) stale_dirs_.insert(r.path);
+        if (tree_->is_directory(r.replaced_handle)) stale_dirs_.insert(r.target);
     }
     return send_op(std::move(m));
 }

@@ -866,6 +866,29 @@ TEST_P(RenameFlagsReplication, ExchangesNoReplaceAndWhiteoutsConverge) {
     expect_converged(server);
 }
 
+// A directory exchanged with a file under another parent: XFS gives the
+// directory a new mtime (its ".." changed), which the exchange's record
+// does not carry; the directory, now at the file's old name, gets it
+// afterwards, not the file now at the directory's old name.
+TEST_P(RenameFlagsReplication, ADirectoryExchangedWithAFileUnderAnotherParentKeepsItsMtime) {
+    if (GetParam() != FsType::ext4) agent_ = std::make_unique<AgentHost>(*agent_ns_, key_, "e2e-src", GetParam());
+    auto& server = add_server();
+    auto d = agent_->dir();
+    fs::create_directories(d / "p1/dir/inner");
+    fs::create_directories(d / "p2");
+    std::ofstream(d / "p2/file") << "a file";
+    start_agent();
+    sync_ok();
+    std::this_thread::sleep_for(20ms);  // a later mtime than the one the replica has
+    ASSERT_EQ(rename2(d / "p1/dir", d / "p2/file", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2(d / "p2/file", d / "p1/dir", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    sync_ok();
+    expect_converged(server);
+    ASSERT_EQ(rename2(d / "p1/dir", d / "p2/file", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    sync_ok();
+    expect_converged(server);
+}
+
 // A whiteout is made without an event of its own: the agent looks for it
 // when it reads the rename. Read late, after the directory holding the old
 // name was renamed, the whiteout is where the directory went, not at the

@@ -72,6 +72,25 @@ TEST_F(ApplyContent, ContentGainsNoACLFromItsDirectory) {
     EXPECT_EQ(lstat_of(at("d/new")).st_mode & 07777, 0640u);
 }
 
+// The replacement is made in the file's directory and gets an access ACL
+// from the directory's default ACL; the file it replaces had none (made
+// before the default ACL), so neither may the replacement.
+TEST_F(ApplyContent, AReplacementBeneathADefaultAclGetsNoAclTheFileLacked) {
+    ok(OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
+    ok(content_ops(2, "d/f", "made before the default ACL", t(1)));
+    ASSERT_EQ(test::xattr(at("d/f"), "system.posix_acl_access"), "");
+    ok(OpMsg{.lsn = 3, .kind = OpKind::setxattr, .path = "d", .xattr_name = "system.posix_acl_default",
+             .xattr_value = iz::test::acl_granting_user(4321)});
+    ok(content_ops(4, "d/f", std::string(10000, 'n'), t(2), 4096));
+    EXPECT_EQ(read_file(at("d/f")), std::string(10000, 'n'));
+    EXPECT_EQ(test::xattr(at("d/f"), "system.posix_acl_access"), "");
+    // What the file had, it keeps.
+    ok(OpMsg{.lsn = 5, .kind = OpKind::setxattr, .path = "d/f", .xattr_name = "system.posix_acl_access",
+             .xattr_value = iz::test::acl_granting_user(1234)});
+    ok(content_ops(6, "d/f", std::string(10000, 'o'), t(3), 4096));
+    EXPECT_EQ(test::xattr(at("d/f"), "system.posix_acl_access"), iz::test::acl_granting_user(1234));
+}
+
 // A new file is linked in under its name directly; a name that turned up
 // in the meantime is still replaced atomically. Either way the attributes
 // are the source's, whatever the file was made with.

@@ -1,0 +1,119 @@
+// The walk of a rescan while the tree changes under it: a directory moved
+// from a part not yet walked into one walked already must still be found.
+// The walk's exclude callback, asked about each name as it is read, makes
+// the move at a known point.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "agent/tree_state.hpp"
+
+namespace iz::agent {
+namespace {
+
+namespace fs = std::filesystem;
+
+class ScanWhileRenamed : public ::testing::Test {
+protected:
+    void SetUp() override {
+        std::string tmpl = (fs::temp_directory_path() / "iz-scan-XXXXXX").string();
+        ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+        dir_ = tmpl;
+        for (auto d : {"a/x", "b/y"}) fs::create_directories(dir_ / d);
+        std::ofstream(dir_ / "a/x/f") << "f";
+        std::ofstream(dir_ / "b/y/g") << "g";
+        root_fd_ = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        ASSERT_GE(root_fd_, 0);
+    }
+    void TearDown() override {
+        if (root_fd_ >= 0) ::close(root_fd_);
+        fs::remove_all(dir_);
+    }
+
+    fs::path dir_;
+    int root_fd_ = -1;
+};
+
+// The first name read beneath a or b shows which of the two is being walked
+// (listed already); the other one's subdirectory moves into it, so the
+// walk lists neither its old place (already empty when listed) nor its new
+// one (listed before it came).
+TEST_F(ScanWhileRenamed, ADirectoryMovedIntoAPartWalkedAlreadyIsFound) {
+    std::string moved_to, moved_from;
+    auto exclude = [&](const std::string& rel) {
+        if (moved_to.empty() && (rel.starts_with("a/") || rel.starts_with("b/"))) {
+            bool in_a = rel.starts_with("a/");
+            moved_from = in_a ? "b/y" : "a/x";
+            moved_to = in_a ? "a/moved" : "b/moved";
+            fs::rename(dir_ / moved_from, dir_ / moved_to);
+        }
+        return false;
+    };
+    auto tree = scan_tree(root_fd_, exclude);
+    ASSERT_TRUE(tree) << tree.error().message;
+    ASSERT_FALSE(moved_to.empty());
+    std::string file = moved_from == "a/x" ? "f" : "g";
+    EXPECT_TRUE(tree->count(moved_to)) << moved_to << " missing from the scan";
+    EXPECT_TRUE(tree->count(moved_to + "/" + file)) << moved_to << "/" << file << " missing from the scan";
+    EXPECT_FALSE(tree->count(moved_from));
+    std::string paths;
+    for (auto& [p, e] : *tree) paths += "'" + p + "' ";
+    EXPECT_EQ(tree->size(), 7u) << paths;  // "", a, b, the two subdirectories, the two files
+}
+
+// The other way, from a part walked already into one not yet walked: seen
+// once, at its new name.
+TEST_F(ScanWhileRenamed, ADirectoryMovedIntoAPartNotYetWalkedIsSeenOnce) {
+    std::string moved_to, moved_from;
+    auto exclude = [&](const std::string& rel) {
+        // Once a's or b's subdirectory has been listed (its file is read),
+        // it moves into the other one, not walked yet.
+        if (moved_to.empty() && (rel == "a/x/f" || rel == "b/y/g")) {
+            bool in_a = rel.starts_with("a/");
+            moved_from = in_a ? "a/x" : "b/y";
+            moved_to = in_a ? "b/moved" : "a/moved";
+            fs::rename(dir_ / moved_from, dir_ / moved_to);
+        }
+        return false;
+    };
+    auto tree = scan_tree(root_fd_, exclude);
+    ASSERT_TRUE(tree) << tree.error().message;
+    ASSERT_FALSE(moved_to.empty());
+    std::string file = moved_from == "a/x" ? "f" : "g";
+    EXPECT_TRUE(tree->count(moved_to + "/" + file));
+    EXPECT_FALSE(tree->count(moved_from)) << moved_from << " still in the scan after it moved";
+    EXPECT_FALSE(tree->count(moved_from + "/" + file));
+    EXPECT_EQ(tree->size(), 7u);
+}
+
+// A directory replaced by a file after it was read and before it is
+// listed: the walk goes on (the file is what its parent's next listing
+// shows), rather than failing the whole scan and with it the agent's start.
+TEST_F(ScanWhileRenamed, ADirectoryReplacedByAFileBeforeItIsListedIsNoError) {
+    fs::create_directories(dir_ / "c/x");
+    for (int i = 0; i < 10; ++i) std::ofstream(dir_ / fmt::format("c/y{}", i)) << i;
+    bool x_read = false, replaced = false;
+    auto exclude = [&](const std::string& rel) {
+        if (rel == "c/x") x_read = true;
+        else if (x_read && !replaced && rel.starts_with("c/y")) {
+            fs::remove_all(dir_ / "c/x");
+            std::ofstream(dir_ / "c/x") << "now a file";
+            replaced = true;
+        }
+        return false;
+    };
+    auto tree = scan_tree(root_fd_, exclude);
+    if (!replaced) GTEST_SKIP() << "c/x was listed last in c: no name came after it to replace it at";
+    ASSERT_TRUE(tree) << tree.error().message;
+    ASSERT_TRUE(tree->count("c/x"));
+    EXPECT_TRUE(tree->at("c/x").is_reg());
+}
+
+}  // namespace
+}  // namespace iz::agent
