@@ -228,26 +228,9 @@ private:
             pin.atime_ns = e.atime_ns;
             out_.push_back(std::move(pin));
         }
-        // The creation carries mode, owner and mtime; xattrs follow, and
-        // an ACL the replica's directory passes on is removed when the
-        // source's entry lacks it.
-        Entry made{.mode = e.mode, .uid = e.uid, .gid = e.gid, .mtime_ns = e.mtime_ns};
-        if (auto* parent = replica_entry(parent_of(path))) made.xattrs = inherited_xattrs(*parent, e.is_dir());
-        for (auto& r : attribute_records(path, made, e)) out_.push_back(std::move(r));
-    }
-
-    // The directory at `path` as the replica holds it while entries are
-    // placed: its attributes change after all are placed (one made now got
-    // them as it was made).
-    const Entry* replica_entry(const std::string& path) const {
-        if (path.empty()) {
-            auto b = before_.find("");
-            return b == before_.end() ? nullptr : &b->second;
-        }
-        auto c = cur_.find(path);
-        if (c == cur_.end()) return nullptr;
-        auto& o = objs_[c->second];
-        return o.was ? o.was : o.now;
+        // The creation carries mode, owner and mtime; xattrs follow.
+        for (auto& r : attribute_records(path, Entry{.mode = e.mode, .uid = e.uid, .gid = e.gid, .mtime_ns = e.mtime_ns}, e))
+            out_.push_back(std::move(r));
     }
 
     // Puts object `id` at `to` if it can go there now. Returns whether it is

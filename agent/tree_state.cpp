@@ -325,15 +325,6 @@ journal::Record creation_record(const std::string& path, const Entry& e) {
     return r;
 }
 
-std::map<std::string, std::string> inherited_xattrs(const Entry& parent, bool dir) {
-    std::map<std::string, std::string> out;
-    auto d = parent.xattrs.find("system.posix_acl_default");
-    if (d == parent.xattrs.end()) return out;
-    out["system.posix_acl_access"] = "";  // never a valid ACL: any real value differs
-    if (dir) out[d->first] = d->second;
-    return out;
-}
-
 std::vector<journal::Record> attribute_records(const std::string& path, const Entry& before, const Entry& after) {
     std::vector<journal::Record> out;
     auto base = [&](journal::Op op) {

@@ -73,13 +73,6 @@ Result<Tree> scan_tree(int root_fd, const ExcludeFn& excluded);
 journal::Record creation_record(const std::string& path, const Entry& e);
 // Attribute records for a change from `before` to `after` at `path`.
 std::vector<journal::Record> attribute_records(const std::string& path, const Entry& before, const Entry& after);
-// What an entry made beneath a directory with `parent`'s xattrs gets from
-// it unasked: with a default ACL, an access ACL (computed from it and the
-// creation's mode, so its value here matches no real one) and, for a
-// directory, the default ACL itself. Comparing a creation's attributes
-// against these rather than against none removes what the new entry
-// inherits on the replica but the source's entry no longer has.
-std::map<std::string, std::string> inherited_xattrs(const Entry& parent, bool dir);
 // A FileHandle for the journal from a handle key.
 journal::FileHandle to_file_handle(const std::string& key);
 

@@ -284,37 +284,3 @@ TEST(TreeDiff, ALargeTreeMovedIsOneRename) {
 
 }  // namespace
 }  // namespace iz::agent
-
-namespace iz::agent {
-namespace {
-
-// A directory with a default ACL on the replica passes an access ACL (and,
-// to a directory, the default ACL) to every entry made in it. An entry the
-// source has without them (removed after it inherited them) is made and
-// then loses them; one made before the directory gets its default ACL
-// inherits nothing and loses nothing.
-TEST(TreeDiff, AnEntryMadeBeneathADefaultAclLosesWhatItInheritsAndTheSourceLacks) {
-    const std::string acl = "default-acl-bytes";
-    Tree before;
-    before[""] = make(S_IFDIR, "root");
-    before["d"] = make(S_IFDIR, "d");
-    before["d"].xattrs["system.posix_acl_default"] = acl;
-    before["plain"] = make(S_IFDIR, "plain");
-    Tree after = before;
-    after["d/f"] = make(S_IFREG, "f", 10);
-    after["d/sub"] = make(S_IFDIR, "sub");
-    after["d/sub"].xattrs["system.posix_acl_default"] = acl;  // as inherited
-    after["plain"].xattrs["system.posix_acl_default"] = acl;  // set after its entry was made
-    after["plain/g"] = make(S_IFREG, "g", 10);
-    std::map<std::string, std::vector<std::string>> xattr_ops;
-    for (auto& r : diff_trees(before, after))
-        if (r.op == Op::setxattr || r.op == Op::removexattr)
-            xattr_ops[r.path].push_back(fmt::format("{} {}", r.op == Op::setxattr ? "set" : "remove", r.xattr_name));
-    EXPECT_EQ(xattr_ops["d/f"], std::vector<std::string>{"remove system.posix_acl_access"});
-    EXPECT_EQ(xattr_ops["d/sub"], std::vector<std::string>{"remove system.posix_acl_access"});
-    EXPECT_EQ(xattr_ops["plain/g"], std::vector<std::string>{});
-    EXPECT_EQ(xattr_ops["plain"], std::vector<std::string>{"set system.posix_acl_default"});
-}
-
-}  // namespace
-}  // namespace iz::agent
