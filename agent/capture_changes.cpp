@@ -151,6 +151,13 @@ Capture::InodeLookup Capture::find_inode(uint64_t ino, std::optional<std::string
 }
 
 void Capture::resolve_inodes_now() {
+    // Ranges no fanotify event has claimed: a write through libaio raises no
+    // modify event, and a file kept open raises no close either, so nothing
+    // else would ever journal them. (A write whose modify event is still
+    // queued is journaled now and again with its event.) Outside the root,
+    // the inode is found nowhere and its ranges wait as before.
+    for (auto& [ino, d] : dirt_)
+        if (!d.ranges.empty() || d.truncated_to) expect_write_to_inode(ino, d.pid);
     if (unresolved_inodes_.empty()) return;
     inode_paths_built_ = {};  // the rebuild's rate bound is for misses, not for a sync
     resolve_unresolved_inodes();

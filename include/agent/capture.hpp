@@ -54,8 +54,9 @@ public:
     // Journals coalesced writes older than the bound (or all of them).
     void flush_writes(bool all);
     // Finds now, not at the next rebuild of the inode index, the files that
-    // eBPF events named by inode number only (stores through a mapping): a
-    // sync must not answer before their writes are journaled.
+    // eBPF events named by inode number only (stores through a mapping,
+    // writes through libaio to a file still open): a sync must not answer
+    // before their writes are journaled.
     void resolve_inodes_now();
     // Until the oldest pending write is due; nullopt when none is pending.
     std::optional<std::chrono::milliseconds> next_flush_in() const;

@@ -66,15 +66,19 @@ void store_through_mapping(const std::filesystem::path& p, const std::vector<uin
 void write_with_libaio(const std::filesystem::path& p, size_t size, char fill, bool direct) {
     Fd f(::open(p.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (direct ? O_DIRECT : 0), 0644));
     ASSERT_GE(f.fd, 0) << p << ": " << std::strerror(errno);
+    write_with_libaio_at(f.fd, 0, size, fill);
+}
+
+void write_with_libaio_at(int fd, uint64_t offset, size_t size, char fill) {
     aio_context_t ctx = 0;
     ASSERT_EQ(::syscall(SYS_io_setup, 8, &ctx), 0) << std::strerror(errno);
     auto buf = aligned_buffer(size, fill);
     iocb cb{};
-    cb.aio_fildes = static_cast<uint32_t>(f.fd);
+    cb.aio_fildes = static_cast<uint32_t>(fd);
     cb.aio_lio_opcode = IOCB_CMD_PWRITE;
     cb.aio_buf = reinterpret_cast<uint64_t>(buf.get());
     cb.aio_nbytes = size;
-    cb.aio_offset = 0;
+    cb.aio_offset = static_cast<int64_t>(offset);
     iocb* cbs[1] = {&cb};
     EXPECT_EQ(::syscall(SYS_io_submit, ctx, 1, cbs), 1) << std::strerror(errno);
     io_event ev{};

@@ -25,6 +25,11 @@ void store_through_mapping(const std::filesystem::path& p, const std::vector<uin
 // syscalls, no libaio), buffered or O_DIRECT (size a multiple of 4096).
 void write_with_libaio(const std::filesystem::path& p, size_t size, char fill, bool direct);
 
+// Writes `size` bytes of `fill` at `offset` of the open `fd` with io_submit
+// and waits for the completion; leaves `fd` open (buffered or O_DIRECT as it
+// was opened).
+void write_with_libaio_at(int fd, uint64_t offset, size_t size, char fill);
+
 // The same through io_uring (liburing).
 void write_with_io_uring(const std::filesystem::path& p, size_t size, char fill, bool direct);
 

@@ -1753,6 +1753,38 @@ TEST_P(ContentPaths, AsynchronousWritesConverge) {
     expect_converged(server);
 }
 
+// libaio raises no modify event; a file kept open raises no close either:
+// only eBPF's ranges tell of the writes, and a sync must journal them.
+TEST_P(ContentPaths, AsynchronousWritesToAFileKeptOpenAreSynced) {
+    if (!bpf()) GTEST_SKIP() << "fanotify alone learns of a libaio write only from the file's close";
+    auto& server = add_server();
+    auto d = agent_->dir();
+    put_file(d / "aio-open-buffered", 16384, 'a');
+    put_file(d / "aio-open-direct", 16384, 'a');
+    start_capture();
+    sync_ok();
+    int buffered = ::open((d / "aio-open-buffered").c_str(), O_RDWR | O_CLOEXEC);
+    int direct = ::open((d / "aio-open-direct").c_str(), O_RDWR | O_DIRECT | O_CLOEXEC);
+    int fresh = ::open((d / "aio-open-new").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    ASSERT_GE(buffered, 0);
+    ASSERT_GE(direct, 0);
+    ASSERT_GE(fresh, 0);
+    write_with_libaio_at(buffered, 4096, 1000, 'B');
+    write_with_libaio_at(direct, 8192, 4096, 'D');
+    write_with_libaio_at(fresh, 0, 3000, 'N');
+    sync_ok();
+    expect_converged(server);
+    // Again into the same open files, now known to the agent.
+    write_with_libaio_at(buffered, 100, 500, 'C');
+    write_with_libaio_at(direct, 0, 4096, 'E');
+    write_with_libaio_at(fresh, 1000, 3000, 'O');
+    sync_ok();
+    expect_converged(server);
+    ::close(buffered);
+    ::close(direct);
+    ::close(fresh);
+}
+
 TEST_P(ContentPaths, ATmpfileLinkedInConverges) {
     auto& server = add_server();
     start_capture();
