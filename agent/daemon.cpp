@@ -29,6 +29,7 @@
 #include "journal/retention.hpp"
 #include "journal/writer.hpp"
 #include "replicator/shipper.hpp"
+#include "writeback_flusher.hpp"
 
 namespace iz::agent {
 
@@ -127,6 +128,13 @@ public:
         settle_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (settle_fd_ < 0) return fail(sys_error("create eventfd for verification", opts_.dir, errno));
         start_verification();
+        if (bpf_) {
+            // Only eBPF sees stores through a mapping, and only at writeback
+            // when they dirtied nothing: a sync has that done first.
+            auto flusher = WritebackFlusher::start(root_fd_, opts_.dir);
+            if (flusher) flusher_ = std::move(*flusher);
+            else spdlog::warn("izwatch sync will not write back mapped files first: {}", flusher.error().message);
+        }
 
         auto control = listen_control(control_socket_path(opts_.dir));
         if (!control) return fail(control.error());
@@ -142,6 +150,7 @@ public:
         if (bpf_) add(bpf_->fd(), 4);
         add(ack_fd_, 5);
         add(settle_fd_, 6);
+        if (flusher_) add(flusher_->fd(), 7);
         started_ = Clock::now();
         return {};
     }
@@ -177,6 +186,7 @@ public:
                         break;
                     case 5: take_acks(); break;
                     case 6: answer_settles(); break;
+                    case 7: take_flushes(); break;
                 }
             }
             capture_->flush_writes(false);
@@ -406,6 +416,10 @@ private:
     }
 
     Result<uint64_t> settle_from_thread() {
+        // The verification thread may block: it writes back here what a
+        // sync has the flusher write back (see writeback_flusher.hpp).
+        if (bpf_ && ::syncfs(root_fd_) != 0)
+            spdlog::warn("{}", sys_error("write back the watched filesystem (syncfs)", opts_.dir, errno).message);
         auto req = std::make_shared<SettleRequest>();
         {
             std::lock_guard lock(settle_mu_);
@@ -465,13 +479,59 @@ private:
         auto now = Clock::now();
         for (auto& s : syncs_)
             best = std::min<int64_t>(best, std::chrono::ceil<std::chrono::milliseconds>(s.deadline - now).count());
+        for (auto& f : flushes_)
+            best = std::min<int64_t>(best, std::chrono::ceil<std::chrono::milliseconds>(f.deadline - now).count());
         return static_cast<int>(std::max<int64_t>(0, best));
+    }
+
+    // A sync is taken (its LSN fixed) once it settled what was captured.
+    void begin_sync(int conn, Clock::time_point deadline) {
+        if (auto ok = settle(); !ok) {
+            send_reply(conn, {{"ok", false}, {"error", ok.error().message}});
+            ::close(conn);
+            return;
+        }
+        // Answered from the loop once every server has it, so capture goes
+        // on while the servers catch up.
+        syncs_.push_back(PendingSync{conn, writer_->head_lsn(), deadline});
+    }
+
+    // Syncs whose writeback has been done: what it raised is in the ring
+    // buffer now, and settle() journals it with the rest.
+    void take_flushes() {
+        auto done = flusher_->take();
+        std::vector<PendingFlush> ready;
+        std::erase_if(flushes_, [&](const PendingFlush& f) {
+            if (f.ticket > done.through) return false;
+            ready.push_back(f);
+            return true;
+        });
+        if (ready.empty()) return;
+        // Pages it could not write are still dirty: their stores are
+        // reported when a later writeback succeeds, so the sync goes on.
+        if (done.failure) spdlog::warn("{}", done.failure->message);
+        if (auto ok = settle(); !ok) {
+            for (auto& f : ready) {
+                send_reply(f.conn, {{"ok", false}, {"error", ok.error().message}});
+                ::close(f.conn);
+            }
+            return;
+        }
+        for (auto& f : ready) syncs_.push_back(PendingSync{f.conn, writer_->head_lsn(), f.deadline});
     }
 
     // Called after every drain of events: nothing to do most of the time.
     void answer_syncs() {
-        if (syncs_.empty()) return;
         auto now = Clock::now();
+        std::erase_if(flushes_, [&](const PendingFlush& f) {
+            if (now < f.deadline) return false;
+            send_reply(f.conn, {{"ok", false},
+                                {"error", fmt::format("timed out: the kernel has not finished writing back {} (syncfs)",
+                                                      opts_.dir)}});
+            ::close(f.conn);
+            return true;
+        });
+        if (syncs_.empty()) return;
         uint64_t done = replicated_lsn();
         std::erase_if(syncs_, [&](const PendingSync& s) {
             if (done >= s.lsn) {
@@ -694,17 +754,11 @@ private:
                 j["ok"] = true;
                 send_reply(conn, j);
             } else if (cmd == "sync") {
-                auto ok = settle();
-                if (!ok) {
-                    send_reply(conn, {{"ok", false}, {"error", ok.error().message}});
-                } else {
-                    // Answered from the loop once every server has it, so
-                    // capture goes on while the servers catch up.
-                    double secs = req->value("timeout_s", 30.0);
-                    syncs_.push_back(PendingSync{conn, writer_->head_lsn(),
-                                                 Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(secs * 1000))});
-                    conn = -1;
-                }
+                double secs = req->value("timeout_s", 30.0);
+                auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(secs * 1000));
+                if (flusher_) flushes_.push_back(PendingFlush{conn, flusher_->request(), deadline});
+                else begin_sync(conn, deadline);
+                conn = -1;
             } else if (cmd == "verify") {
                 // On a thread of its own, which has this one settle what
                 // was captured (settle_fd_) before it syncs and compares.
@@ -735,6 +789,11 @@ private:
             ::close(s.conn);
         }
         syncs_.clear();
+        for (auto& f : flushes_) {
+            send_reply(f.conn, {{"ok", false}, {"error", "the agent is stopping before its writeback ended"}});
+            ::close(f.conn);
+        }
+        flushes_.clear();
         journal::Record stop;
         stop.op = journal::Op::stop;
         stop.pid = static_cast<int32_t>(getpid());
@@ -776,6 +835,13 @@ private:
         Clock::time_point deadline;
     };
     std::vector<PendingSync> syncs_;
+    std::unique_ptr<WritebackFlusher> flusher_;
+    struct PendingFlush {
+        int conn;
+        uint64_t ticket;  // WritebackFlusher::request()
+        Clock::time_point deadline;
+    };
+    std::vector<PendingFlush> flushes_;  // syncs waiting for their writeback
     Host host_{*this};
     std::unique_ptr<VerifyService> verify_;
     int settle_fd_ = -1;
