@@ -25,7 +25,7 @@
 // same thread) are dropped here, in the kernel. The rest become
 // IZ_DIRTY_UNKNOWN. A store into a folio a write left dirty dirties
 // nothing: files faulted in through a mapping are reported at each
-// writeback too.
+// writeback too (and `izwatch sync` has the kernel write back first).
 #include "vmlinux.h"
 
 #include <bpf/bpf_core_read.h>
@@ -454,22 +454,42 @@ int xfs_bind_time(void* ctx) { return xfs_bind_fallocate(ctx); }
 // reported, perhaps read by the agent already) lands in a folio that pass
 // has not cleaned yet (a folio it has cleaned is write-protected, and the
 // store then dirties it anew, which is reported), so that folio's write
-// completes before the inode's writeback ends. An inode stays here as long
-// as the LRU keeps it: nothing says when the last mapping of a file is
-// gone, and a file only read through a mapping costs a whole-file compare
-// per writeback only when it is also written. Files written by write(2)
-// alone never enter the map: the ordinary write path pays nothing more.
+// completes before the inode's writeback ends.
+// No tracepoint says when the last mapping of a file goes (munmap names no
+// file), but a mapping holds a reference to its inode: an inode the kernel
+// evicts has none left, and is forgotten then (an unlinked file at its last
+// close or unmap, a linked one when the inode cache lets it go). Forgetting
+// by age would lose the store through a mapping made long ago, which is the
+// very case this map is for. Beyond that the LRU bounds it: past
+// IZ_MAPPED_FILES inodes, the least recently faulted goes. A file only read
+// through a mapping costs a whole-file compare per writeback only when it
+// is also written. Files written by write(2) alone never enter the map: the
+// ordinary write path pays nothing more.
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
-    __uint(max_entries, 8192);
+    __uint(max_entries, IZ_MAPPED_FILES);
     __type(key, __u64);
     __type(value, __u8);
 } mapped_files SEC(".maps");
 
 static __always_inline void remember_mapped(__u64 ino) {
+    // A lookup marks the entry recently used as an update would, without
+    // the update's lock: the common case, a fault on a file already known.
+    if (bpf_map_lookup_elem(&mapped_files, &ino)) return;
     __u8 one = 1;
     bpf_map_update_elem(&mapped_files, &ino, &one, BPF_ANY);
 }
+
+static __always_inline int forget_mapped(__u32 dev, __u64 ino) {
+    if (dev == target_dev) bpf_map_delete_elem(&mapped_files, &ino);
+    return 0;
+}
+
+SEC("tracepoint/ext4/ext4_evict_inode")
+int ext4_forget_evicted(struct trace_event_raw_ext4_evict_inode___iz* ctx) { return forget_mapped(ctx->dev, ctx->ino); }
+
+SEC("tracepoint/xfs/xfs_destroy_inode")
+int xfs_forget_evicted(struct trace_event_raw_xfs_inode_class___iz* ctx) { return forget_mapped(ctx->dev, ctx->ino); }
 
 static __always_inline int mapped_store(__u64 ino) {
     remember_mapped(ino);
@@ -480,15 +500,19 @@ static __always_inline int mapped_store(__u64 ino) {
 // ext4 (the loader decides): a page of a file entered a mapping. Every page
 // a process can store into through a mapping got there by one of these two
 // (fork copies no page table entry of a shared file mapping, and mremap
-// moves only entries already filled). filemap_fault serves every write fault on an
-// empty entry, so it is also reported right away, as the dirty-folio net
-// does: the agent reads the file after the store that follows the fault,
-// in practice, and the writeback above covers the rest. Fault-around
-// (map_pages) only serves reads: the page is remembered, not reported.
+// moves only entries already filled). Both only remember the file: neither
+// tracepoint says whether the fault is a read or a write (filemap_fault
+// carries the inode and the page index, nothing of the fault's flags), and
+// reporting every fault made each file read through a mapping a whole-file
+// compare. A write fault needs no report of its own: into a clean folio it
+// dirties it (reported by the dirty-folio net below), into a folio already
+// dirty it is reported when that folio is written back, which a sync has
+// done at once.
 SEC("tracepoint/filemap/mm_filemap_fault")
 int mapping_fault(struct trace_event_raw_mm_filemap_fault___iz* ctx) {
     if (ctx->s_dev != target_dev) return 0;
-    return mapped_store(ctx->i_ino);
+    remember_mapped(ctx->i_ino);
+    return 0;
 }
 
 SEC("tracepoint/filemap/mm_filemap_map_pages")

@@ -24,6 +24,10 @@
 
 #define IZ_COMM_LEN 16
 
+/* How many inodes the safety net remembers as mapped (an LRU: past this,
+ * the least recently faulted is forgotten). */
+#define IZ_MAPPED_FILES 8192
+
 struct iz_dirty_event {
     unsigned long long ino;
     unsigned long long offset;

@@ -40,6 +40,11 @@ struct trace_event_raw_ext4_mark_inode_dirty___iz {
     ino_t ino;
 } __attribute__((preserve_access_index));
 
+struct trace_event_raw_ext4_evict_inode___iz {
+    dev_t dev;
+    ino_t ino;
+} __attribute__((preserve_access_index));
+
 struct trace_event_raw_ext4__truncate___iz {
     dev_t dev;
     ino_t ino;

@@ -5,6 +5,7 @@
 
 #include <sys/sysmacros.h>
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 
@@ -19,6 +20,8 @@
 #include "capture.skel.h"
 #include "capture_events.h"
 #include "kernel_facts.hpp"
+
+static_assert(iz::agent::BpfCapture::kMappedFilesCapacity == IZ_MAPPED_FILES);
 
 namespace iz::agent {
 
@@ -157,6 +160,17 @@ public:
 
     BpfCaptureStats stats() const override {
         return {events_, __atomic_load_n(&skel_->bss->dropped, __ATOMIC_RELAXED)};
+    }
+
+    size_t mapped_files() const override {
+        int fd = bpf_map__fd(skel_->maps.mapped_files);
+        size_t n = 0;
+        uint64_t key = 0, next = 0;
+        for (void* at = nullptr; bpf_map_get_next_key(fd, at, &next) == 0; at = &key) {
+            key = next;
+            ++n;
+        }
+        return n;
     }
 
     std::string description() const override { return description_; }

@@ -17,9 +17,10 @@
 //    event with the destination range.
 //  - stores through a shared mapping: an `unknown` event when a store
 //    dirties a clean folio (on XFS: at every write fault), and again when
-//    such an inode's writeback starts (later stores into a folio already
-//    dirty fault no more). On ext4 a store into a folio that a write(2)
-//    left dirty raises none.
+//    the writeback of an inode faulted in through a mapping starts and ends
+//    (later stores into a folio already dirty fault no more). On ext4 a
+//    store into a folio that a write(2) left dirty raises none until then.
+//    Faults alone (reading through a mapping) raise none.
 //  - truncate, ftruncate and open with O_TRUNC of an existing file (on ext4
 //    only when it held data): one truncate event with the new size, only
 //    when the call succeeded.
@@ -90,6 +91,13 @@ public:
     // Delivers every waiting event; returns how many.
     virtual Result<size_t> consume(const std::function<void(const DirtyRangeEvent&)>& sink) = 0;
     virtual BpfCaptureStats stats() const = 0;
+    // How many inodes the safety net for stores through shared mappings
+    // remembers now: each was faulted in through a mapping (or dirtied
+    // without a write) and its inode not yet evicted; at most
+    // kMappedFilesCapacity, the least recently faulted going first. Walks
+    // the kernel's map: for tests and diagnostics, not for every event.
+    virtual size_t mapped_files() const = 0;
+    static constexpr size_t kMappedFilesCapacity = 8192;  // IZ_MAPPED_FILES
     // Human-readable list of attached tracepoints, for `izwatch status`.
     virtual std::string description() const = 0;
 };

@@ -243,6 +243,91 @@ TEST_P(CaptureOn, StoresThroughASharedMappingAreReportedAsUnknown) {
     ::munmap(map, 65536);
 }
 
+// Reading a file through a writable shared mapping changes nothing: no
+// unknown event (each was a whole-file compare in the agent), on ext4 where
+// the faults are watched as on XFS where they are not.
+TEST_P(CaptureOn, ReadingThroughAMappingRaisesNoUnknownEvents) {
+    uint64_t ino = create();
+    write_at(0, 65536);
+    ASSERT_EQ(::fsync(fd_), 0);
+    // Out of the page cache: the faults read it in (filemap_fault), rather
+    // than map what is cached (fault-around).
+    ASSERT_EQ(::posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED), 0);
+    drain(*capture_);
+    auto* map = static_cast<char*>(::mmap(nullptr, 65536, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0));
+    ASSERT_NE(static_cast<void*>(map), MAP_FAILED);
+    unsigned sum = 0;
+    for (size_t i = 0; i < 65536; i += 4096) sum += static_cast<unsigned char>(static_cast<volatile char*>(map)[i]);
+    EXPECT_EQ(sum, 16u * 'x');
+    ::munmap(map, 65536);
+    auto events = of_inode(drain(*capture_), ino);
+    EXPECT_EQ(ranges_of(events, DirtyKind::unknown).size(), 0u);
+}
+
+// A file faulted in for reading is remembered all the same: a store through
+// that older mapping into a page a write(2) has since left dirty dirties
+// nothing, and is reported when the page is written back.
+TEST_P(CaptureOn, AStoreIntoAPageAWriteLeftDirtyIsReportedAtWriteback) {
+    uint64_t ino = create();
+    write_at(0, 65536);
+    ASSERT_EQ(::fsync(fd_), 0);
+    auto* map = static_cast<char*>(::mmap(nullptr, 65536, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0));
+    ASSERT_NE(static_cast<void*>(map), MAP_FAILED);
+    volatile char first = map[8192];  // faulted in for reading only
+    (void)first;
+    write_at(8192, 100, 'w');
+    drain(*capture_);
+    map[8192 + 500] = 'S';
+    ::munmap(map, 65536);
+    drain(*capture_);
+    ASSERT_EQ(::syncfs(fd_), 0);
+    auto written_back = of_inode(drain(*capture_), ino);
+    EXPECT_FALSE(ranges_of(written_back, DirtyKind::unknown).empty());
+}
+
+// The safety net's list of mapped files forgets a file the kernel evicts
+// (no mapping can hold it then): here, unlinked files once closed and
+// unmapped.
+TEST_P(CaptureOn, MappedFilesAreForgottenOnceEvicted) {
+    constexpr int kFiles = 50;
+    for (int i = 0; i < kFiles; ++i) {
+        create("m" + std::to_string(i));
+        write_at(0, 4096);
+        auto* map = static_cast<char*>(::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0));
+        ASSERT_NE(static_cast<void*>(map), MAP_FAILED);
+        map[10] = 'M';
+        ::munmap(map, 4096);
+        ::close(fd_);
+        fd_ = -1;
+    }
+    EXPECT_GE(capture_->mapped_files(), static_cast<size_t>(kFiles));
+    for (int i = 0; i < kFiles; ++i)
+        ASSERT_EQ(::unlink((fs_->mount_point() / ("m" + std::to_string(i))).c_str()), 0);
+    EXPECT_EQ(capture_->mapped_files(), 0u);
+}
+
+// Nor does it grow past its capacity with files that stay (the least
+// recently faulted go first).
+TEST_P(CaptureOn, MappedFilesAreBounded) {
+    const size_t files = BpfCapture::kMappedFilesCapacity + 300;
+    for (size_t i = 0; i < files; ++i) {
+        auto p = fs_->mount_point() / ("m" + std::to_string(i));
+        int fd = ::open(p.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+        ASSERT_GE(fd, 0) << p;
+        ASSERT_EQ(::ftruncate(fd, 4096), 0);
+        auto* map = static_cast<char*>(::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+        ::close(fd);
+        ASSERT_NE(static_cast<void*>(map), MAP_FAILED);
+        map[10] = 'M';
+        ::munmap(map, 4096);
+        if (i % 1024 == 0) drain(*capture_);
+    }
+    drain(*capture_);
+    auto remembered = capture_->mapped_files();
+    EXPECT_LE(remembered, BpfCapture::kMappedFilesCapacity);
+    EXPECT_GT(remembered, BpfCapture::kMappedFilesCapacity / 2);
+}
+
 // copy_file_range (and on XFS a clone) into a file: the destination range,
 // whether the filesystem copies through its write path (ext4) or shares
 // extents (XFS), where no write tracepoint fires.
