@@ -382,6 +382,20 @@ TEST_P(ContentElsewhere, ALibaioWriteWhoseRangeAnEarlierCloseTookIsJournaledAtIt
         << got[0].dump();
 }
 
+// A file its program keeps open raises no close either: the sync journals
+// the write's exact range from eBPF alone.
+TEST_P(ContentElsewhere, ALibaioWriteToAFileKeptOpenIsJournaledAtASync) {
+    write_file(at("f"), std::string(16384, 'o'));
+    ASSERT_NO_FATAL_FAILURE(start());
+    int fd = open_fd("f", O_WRONLY);
+    ASSERT_NO_FATAL_FAILURE(aio_pwrite(fd, std::string(1000, 'a'), 5000));
+    auto got = changes();
+    ::close(fd);
+    ASSERT_EQ(describe(got), (Strings{"write f"}));
+    EXPECT_EQ(ranges_of(got[0]), (Ranges{{5000, 1000}}));
+    EXPECT_EQ(got[0].value("size", 0), 16384);
+}
+
 TEST_P(ContentElsewhere, WithoutBpfALibaioWriteIsJournaledAtItsClose) {
     write_file(at("f"), "");
     ASSERT_NO_FATAL_FAILURE(start({"--no-bpf"}));
