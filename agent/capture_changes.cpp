@@ -194,9 +194,11 @@ void Capture::on_dirty_range(const DirtyRangeEvent& ev) {
         case DirtyKind::collapse_range:
         case DirtyKind::insert_range:
             // Everything after offset moved: dirty to whatever the end is at flush.
+            if (d.ranges.empty()) d.ranges_since = Clock::now();
             d.ranges.push_back({ev.offset, UINT64_MAX - ev.offset});
             break;
         default:
+            if (d.ranges.empty()) d.ranges_since = Clock::now();
             if (ev.length) d.ranges.push_back({ev.offset, ev.length});
             if (d.ranges.size() > d.merge_at) {
                 d.ranges = journal::coalesce(std::move(d.ranges));
@@ -357,7 +359,20 @@ void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
     for (auto& a : attrs) emit(std::move(a), pw.pid);
 }
 
+void Capture::expect_unclaimed_writes() {
+    auto now = Clock::now();
+    // Swept now and then, not at every batch: the map may hold many inodes.
+    if (!bpf_ranges_ || now - unclaimed_swept_ < kUnclaimedAfter / 4) return;
+    unclaimed_swept_ = now;
+    for (auto& [ino, d] : dirt_) {
+        if (d.sought || d.ranges.empty() || now - d.ranges_since < kUnclaimedAfter) continue;
+        d.sought = true;
+        expect_write_to_inode(ino, d.pid);
+    }
+}
+
 void Capture::flush_writes(bool all) {
+    expect_unclaimed_writes();
     resolve_unresolved_inodes();
     auto now = std::chrono::steady_clock::now();
     // Pruned now and then, not at every batch: the map holds every file

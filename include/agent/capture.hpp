@@ -95,6 +95,11 @@ private:
         // past the end by then was cut by a truncate.
         std::vector<std::pair<journal::ByteRange, Clock::time_point>> carried;
         std::optional<uint64_t> truncated_to;
+        // When `ranges` last became non-empty, and whether the file was
+        // looked for since because no fanotify event claimed them (see
+        // expect_unclaimed_writes).
+        Clock::time_point ranges_since{};
+        bool sought = false;
         // The smallest size a truncate set in the window: bytes past it were
         // cut even if a later truncate extended the file again (with zeros).
         std::optional<uint64_t> shrunk_to;
@@ -156,6 +161,11 @@ private:
     InodeLookup find_inode(uint64_t ino, std::optional<std::string>& path);
     // Inodes whose lookup had to wait, looked up again once it may be rebuilt.
     void resolve_unresolved_inodes();
+    // Ranges that no fanotify event claimed within kUnclaimedAfter (libaio
+    // writes to a file kept open) become a write of their file, without
+    // waiting for a sync. Each inode is looked for once: one outside the
+    // root stays unknown and is not looked for again.
+    void expect_unclaimed_writes();
     void rescan(const std::string& why);
     // Reads `path` as it is now, or returns what was read of it earlier in
     // the same event when that covers `parts`.
@@ -213,6 +223,8 @@ private:
     std::optional<uint64_t> inode_paths_at_records_;
     Clock::time_point inode_paths_built_{};
     std::unordered_map<uint64_t, int32_t> unresolved_inodes_;  // ino -> pid, for the next rebuild
+    Clock::time_point unclaimed_swept_{};
+    static constexpr std::chrono::seconds kUnclaimedAfter{1};
     static constexpr std::chrono::milliseconds kInodeIndexEvery{100};
     // How long a range past the end of the file waits for the size to
     // catch up before it counts as cut.

@@ -396,6 +396,23 @@ TEST_P(ContentElsewhere, ALibaioWriteToAFileKeptOpenIsJournaledAtASync) {
     EXPECT_EQ(got[0].value("size", 0), 16384);
 }
 
+// Nor does it need a sync: ranges no event claims become a write soon.
+TEST_P(ContentElsewhere, ALibaioWriteToAFileKeptOpenIsJournaledWithoutASync) {
+    write_file(at("f"), std::string(16384, 'o'));
+    ASSERT_NO_FATAL_FAILURE(start());
+    int fd = open_fd("f", O_WRONLY);
+    ASSERT_NO_FATAL_FAILURE(aio_pwrite(fd, std::string(1000, 'a'), 5000));
+    std::vector<json> got;
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (got.empty() && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        got = mutations_after(watch().journal(), mark_);
+    }
+    ::close(fd);
+    ASSERT_EQ(describe(got), (Strings{"write f"}));
+    EXPECT_EQ(ranges_of(got[0]), (Ranges{{5000, 1000}}));
+}
+
 TEST_P(ContentElsewhere, WithoutBpfALibaioWriteIsJournaledAtItsClose) {
     write_file(at("f"), "");
     ASSERT_NO_FATAL_FAILURE(start({"--no-bpf"}));
