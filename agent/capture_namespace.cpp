@@ -251,7 +251,7 @@ void Capture::adopt_subtree(const std::string& rel, int32_t pid) {
     for (auto& [sub_path, e] : *scanned) {
         if (sub_path.empty()) continue;
         auto full = join(rel, sub_path);
-        if (!skipped.empty() && under(full, skipped)) continue;
+        if (!skipped.empty() && at_or_beneath(full, skipped)) continue;
         if (tree_.count(full)) continue;
         auto other = tracked_elsewhere(e.handle, full, e.nlink > 1 ? e.ino : 0);
         if (other && e.is_dir()) {
@@ -314,7 +314,7 @@ void Capture::move_subtree(const std::string& from, const std::string& to) {
         if (node) at->second = std::move(node.mapped());  // a name already there is replaced
         hint = std::next(at);
     }
-    auto repath = [&](const std::string& p) { return under(p, from) ? to + p.substr(from.size()) : p; };
+    auto repath = [&](const std::string& p) { return at_or_beneath(p, from) ? to + p.substr(from.size()) : p; };
     std::unordered_map<std::string, PendingWrite> pending;
     for (auto& [p, pw] : pending_) pending[repath(p)] = pw;
     pending_ = std::move(pending);
