@@ -16,10 +16,12 @@
 #include <climits>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 
 #include "agent/fanotify_source.hpp"
 
 #include "common/at_path.hpp"
+#include "common/durable_file.hpp"
 #include "common/file_handle.hpp"
 #include "common/path_tree.hpp"
 
@@ -370,24 +372,13 @@ constexpr char kStateMagic[8] = {'I', 'Z', 'T', 'R', 'E', 'E', 0, 2};
 }  // namespace
 
 Status save_tree(const Tree& tree, uint64_t lsn, const std::filesystem::path& file) {
-    auto tmp = file;
-    tmp += ".tmp";
+    std::ostringstream os;
+    os.write(kStateMagic, sizeof kStateMagic);
     {
-        std::ofstream os(tmp, std::ios::binary | std::ios::trunc);
-        if (!os) return fail(sys_error("write agent state", tmp.string(), errno));
-        os.write(kStateMagic, sizeof kStateMagic);
         cereal::PortableBinaryOutputArchive ar(os);
         ar(lsn, tree);
-        os.flush();
-        if (!os) return fail(sys_error("write agent state", tmp.string(), errno ? errno : EIO));
     }
-    int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ::fsync(fd);
-        ::close(fd);
-    }
-    if (::rename(tmp.c_str(), file.c_str()) != 0) return fail(sys_error("replace agent state", file.string(), errno));
-    return {};
+    return write_file_durably(file, os.str(), 0644);
 }
 
 Result<SavedTree> load_tree(const std::filesystem::path& file) {
