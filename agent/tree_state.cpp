@@ -7,7 +7,6 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include <cereal/archives/portable_binary.hpp>
 #include <cereal/types/map.hpp>
 #include <cereal/types/string.hpp>
 #include <fmt/format.h>
@@ -16,11 +15,11 @@
 #include <climits>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 
 #include "agent/fanotify_source.hpp"
 
 #include "common/at_path.hpp"
+#include "common/binary_archive.hpp"
 #include "common/durable_file.hpp"
 #include "common/file_handle.hpp"
 #include "common/path_tree.hpp"
@@ -372,28 +371,25 @@ constexpr char kStateMagic[8] = {'I', 'Z', 'T', 'R', 'E', 'E', 0, 2};
 }  // namespace
 
 Status save_tree(const Tree& tree, uint64_t lsn, const std::filesystem::path& file) {
-    std::ostringstream os;
-    os.write(kStateMagic, sizeof kStateMagic);
+    std::string bytes(kStateMagic, sizeof kStateMagic);
     {
-        cereal::PortableBinaryOutputArchive ar(os);
+        StringOutputArchive ar(bytes);
         ar(lsn, tree);
     }
-    return write_file_durably(file, os.str(), 0644);
+    return write_file_durably(file, bytes, 0644);
 }
 
 Result<SavedTree> load_tree(const std::filesystem::path& file) {
     std::ifstream is(file, std::ios::binary);
     if (!is) return SavedTree{};
+    std::string bytes{std::istreambuf_iterator<char>(is), std::istreambuf_iterator<char>()};
+    if (is.bad()) return fail(sys_error("read agent state", file.string(), errno ? errno : EIO));
     SavedTree saved;
     try {
-        char magic[sizeof kStateMagic] = {};
-        is.read(magic, sizeof magic);
-        bool positioned = is.gcount() == sizeof magic && std::memcmp(magic, kStateMagic, sizeof magic) == 0;
-        if (!positioned) {
-            is.clear();
-            is.seekg(0);
-        }
-        cereal::PortableBinaryInputArchive ar(is);
+        std::string_view rest = bytes;
+        bool positioned = rest.starts_with(std::string_view(kStateMagic, sizeof kStateMagic));
+        if (positioned) rest.remove_prefix(sizeof kStateMagic);
+        ViewInputArchive ar(rest);
         if (positioned) {
             uint64_t lsn = 0;
             ar(lsn);

@@ -1,6 +1,9 @@
-// The agent's saved tree state: replaced durably.
+// The agent's saved tree state: replaced durably, and readable across the
+// change of archive that wrote it.
 #include <gtest/gtest.h>
 #include <unistd.h>
+
+#include <cereal/archives/portable_binary.hpp>
 
 #include <cstdlib>
 #include <filesystem>
@@ -46,6 +49,28 @@ protected:
         return t;
     }
 
+    // A tree as cereal's PortableBinary archive wrote it (its map and
+    // string encodings, each Entry's fields in their order), spelled out
+    // here so that the format is pinned by the test, not by the code.
+    static void write_portable(cereal::PortableBinaryOutputArchive& ar, const Tree& tree) {
+        auto str = [&](const std::string& s) {
+            ar(cereal::make_size_tag(static_cast<cereal::size_type>(s.size())));
+            ar(cereal::binary_data(s.data(), s.size()));
+        };
+        ar(cereal::make_size_tag(static_cast<cereal::size_type>(tree.size())));
+        for (auto& [path, e] : tree) {
+            str(path);
+            ar(e.mode, e.uid, e.gid, e.size, e.mtime_ns, e.ctime_ns, e.atime_ns, e.ino, e.nlink, e.rdev, e.version);
+            str(e.handle);
+            str(e.link_target);
+            ar(cereal::make_size_tag(static_cast<cereal::size_type>(e.xattrs.size())));
+            for (auto& [name, value] : e.xattrs) {
+                str(name);
+                str(value);
+            }
+        }
+    }
+
     fs::path dir_;
 };
 
@@ -75,6 +100,49 @@ TEST_F(TreeStateFile, AFailedSyncIsAnError) {
     ASSERT_FALSE(ok);
     EXPECT_EQ(ok.error().sys_errno, EIO);
     EXPECT_FALSE(fs::exists(file));
+}
+
+// States were written with cereal's PortableBinary archive; they are now
+// written with the archives of common/binary_archive.hpp, which make the
+// same bytes. A state written before loads, and the bytes written now are
+// those the old writer made.
+TEST_F(TreeStateFile, AStateWrittenWithPortableBinaryLoadsAndIsWhatIsWrittenNow) {
+    const char magic[8] = {'I', 'Z', 'T', 'R', 'E', 'E', 0, 2};
+    auto tree = sample();
+    std::ostringstream os;
+    os.write(magic, sizeof magic);
+    {
+        cereal::PortableBinaryOutputArchive ar(os);
+        ar(uint64_t{42});
+        write_portable(ar, tree);
+    }
+    auto old_file = dir_ / "old.state";
+    std::ofstream(old_file, std::ios::binary) << os.str();
+    auto back = load_tree(old_file);
+    ASSERT_TRUE(back) << back.error().message;
+    EXPECT_EQ(back->lsn, 42u);
+    ASSERT_EQ(back->tree.size(), tree.size());
+    EXPECT_EQ(back->tree["d/f"].xattrs, tree["d/f"].xattrs);
+    EXPECT_EQ(back->tree["d/f"].handle, tree["d/f"].handle);
+    EXPECT_EQ(back->tree["d/l"].link_target, "../elsewhere");
+
+    auto new_file = dir_ / "new.state";
+    ASSERT_TRUE(save_tree(tree, 42, new_file));
+    std::ifstream in(new_file, std::ios::binary);
+    std::string written{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    EXPECT_EQ(written, os.str());
+
+    // The oldest states have no magic and no position: the tree alone.
+    std::ostringstream oldest;
+    {
+        cereal::PortableBinaryOutputArchive ar(oldest);
+        write_portable(ar, tree);
+    }
+    std::ofstream(old_file, std::ios::binary | std::ios::trunc) << oldest.str();
+    back = load_tree(old_file);
+    ASSERT_TRUE(back) << back.error().message;
+    EXPECT_FALSE(back->lsn);
+    EXPECT_EQ(back->tree.size(), tree.size());
 }
 
 TEST_F(TreeStateFile, ATruncatedStateIsUnreadableNotACrash) {
