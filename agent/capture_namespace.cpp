@@ -16,6 +16,7 @@
 #include "capture_detail.hpp"
 #include "common/at_path.hpp"
 #include "common/path_tree.hpp"
+#include "common/unique_fd.hpp"
 
 namespace iz::agent {
 
@@ -242,10 +243,10 @@ void Capture::adopt_subtree(const std::string& rel, int32_t pid) {
     Tree sub;
     auto excluded_fn = [this](const std::string& p) { return excluded(p); };
     AtPath at(root_fd_, rel);  // deeper than PATH_MAX too
-    int fd = at.ok() ? ::openat(at.dir(), at.name(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
-    if (fd < 0) return;
-    auto scanned = scan_tree(fd, excluded_fn);
-    ::close(fd);
+    UniqueFd fd(at.ok() ? ::openat(at.dir(), at.name(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1);
+    if (!fd.valid()) return;
+    auto scanned = scan_tree(fd.get(), excluded_fn);
+    fd.reset();
     if (!scanned) return;
     std::string skipped;  // a directory tracked elsewhere: its move is queued, and brings its contents
     for (auto& [sub_path, e] : *scanned) {

@@ -25,6 +25,7 @@
 #include "agent/fanotify_source.hpp"
 #include "agent/verify_service.hpp"
 #include "agent/watch_paths.hpp"
+#include "common/unique_fd.hpp"
 #include "journal/reader.hpp"
 #include "journal/retention.hpp"
 #include "journal/writer.hpp"
@@ -680,47 +681,43 @@ private:
 
     void serve_control() {
         for (;;) {
-            int conn = ::accept4(control_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-            if (conn < 0) return;
-            auto req = read_request(conn);
+            UniqueFd conn(::accept4(control_fd_, nullptr, nullptr, SOCK_CLOEXEC));
+            if (!conn.valid()) return;
+            auto req = read_request(conn.get());
             if (!req) {
-                send_reply(conn, {{"ok", false}, {"error", req.error().message}});
-                ::close(conn);
+                send_reply(conn.get(), {{"ok", false}, {"error", req.error().message}});
                 continue;
             }
             auto cmd = req->value("cmd", "");
             if (cmd == "status") {
                 auto j = status();
                 j["ok"] = true;
-                send_reply(conn, j);
+                send_reply(conn.get(), j);
             } else if (cmd == "sync") {
                 auto ok = settle();
                 if (!ok) {
-                    send_reply(conn, {{"ok", false}, {"error", ok.error().message}});
+                    send_reply(conn.get(), {{"ok", false}, {"error", ok.error().message}});
                 } else {
                     // Answered from the loop once every server has it, so
                     // capture goes on while the servers catch up.
                     double secs = req->value("timeout_s", 30.0);
-                    syncs_.push_back(PendingSync{conn, writer_->head_lsn(),
+                    syncs_.push_back(PendingSync{conn.release(), writer_->head_lsn(),
                                                  Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(secs * 1000))});
-                    conn = -1;
                 }
             } else if (cmd == "verify") {
                 // On a thread of its own, which has this one settle what
                 // was captured (settle_fd_) before it syncs and compares.
-                verify_->serve(conn, *req);
-                conn = -1;
+                verify_->serve(std::move(conn), *req);
             } else if (cmd == "stop") {
                 stopping_ = true;
                 int code = shutdown();
-                send_reply(conn, {{"ok", code == 0}, {"head_lsn", writer_->head_lsn()}});
-                ::close(conn);
+                send_reply(conn.get(), {{"ok", code == 0}, {"head_lsn", writer_->head_lsn()}});
+                conn.reset();
                 shut_down_ = true;
                 return;
             } else {
-                send_reply(conn, {{"ok", false}, {"error", fmt::format("unknown command '{}'", cmd)}});
+                send_reply(conn.get(), {{"ok", false}, {"error", fmt::format("unknown command '{}'", cmd)}});
             }
-            if (conn >= 0) ::close(conn);
         }
     }
 
