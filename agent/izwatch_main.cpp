@@ -1,5 +1,4 @@
 // izwatch: start, stop, inspect and sync the watch of a directory.
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>

@@ -1,8 +1,5 @@
 #include "journal/retention.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <fmt/format.h>
 
 #include <charconv>
