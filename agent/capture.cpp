@@ -16,6 +16,7 @@
 #include "agent/tree_diff.hpp"
 #include "capture_detail.hpp"
 #include "common/file_handle.hpp"
+#include "common/unique_fd.hpp"
 
 namespace iz::agent {
 
@@ -28,11 +29,11 @@ namespace {
 // Opens a directory by its handle and asks the kernel where it is now.
 std::optional<std::string> locate_by_handle(int mount_fd, const std::string& key) {
     auto h = to_file_handle(key);
-    int fd = open_by_handle(mount_fd, h.type, h.bytes, O_PATH | O_CLOEXEC);
-    if (fd < 0) return std::nullopt;
+    UniqueFd fd(open_by_handle(mount_fd, h.type, h.bytes, O_PATH | O_CLOEXEC));
+    if (!fd.valid()) return std::nullopt;
     char buf[PATH_MAX];
-    ssize_t n = readlink(fmt::format("/proc/self/fd/{}", fd).c_str(), buf, sizeof buf - 1);
-    ::close(fd);
+    ssize_t n = readlink(fmt::format("/proc/self/fd/{}", fd.get()).c_str(), buf, sizeof buf - 1);
+    fd.reset();
     if (n <= 0) return std::nullopt;
     std::string path(buf, static_cast<size_t>(n));
     if (path.ends_with(" (deleted)")) return std::nullopt;

@@ -36,11 +36,6 @@ inline std::optional<uint64_t> inode_of_handle(const std::string& key) {
 
 inline std::string join(const std::string& dir, const std::string& name) { return dir.empty() ? name : dir + "/" + name; }
 
-// `path` is `dir` or beneath it ("" is the root: everything is beneath it).
-inline bool under(const std::string& path, const std::string& dir) {
-    return dir.empty() || path == dir || (path.size() > dir.size() && path.starts_with(dir) && path[dir.size()] == '/');
-}
-
 // `target` is a second name of the file known as `first`.
 inline journal::Record link_record(const std::string& first, const std::string& target, const std::string& handle) {
     journal::Record r;

@@ -16,6 +16,7 @@
 #include "capture_detail.hpp"
 #include "common/at_path.hpp"
 #include "common/path_tree.hpp"
+#include "common/unique_fd.hpp"
 
 namespace iz::agent {
 
@@ -242,16 +243,16 @@ void Capture::adopt_subtree(const std::string& rel, int32_t pid) {
     Tree sub;
     auto excluded_fn = [this](const std::string& p) { return excluded(p); };
     AtPath at(root_fd_, rel);  // deeper than PATH_MAX too
-    int fd = at.ok() ? ::openat(at.dir(), at.name(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
-    if (fd < 0) return;
-    auto scanned = scan_tree(fd, excluded_fn);
-    ::close(fd);
+    UniqueFd fd(at.ok() ? ::openat(at.dir(), at.name(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1);
+    if (!fd.valid()) return;
+    auto scanned = scan_tree(fd.get(), excluded_fn);
+    fd.reset();
     if (!scanned) return;
     std::string skipped;  // a directory tracked elsewhere: its move is queued, and brings its contents
     for (auto& [sub_path, e] : *scanned) {
         if (sub_path.empty()) continue;
         auto full = join(rel, sub_path);
-        if (!skipped.empty() && under(full, skipped)) continue;
+        if (!skipped.empty() && at_or_beneath(full, skipped)) continue;
         if (tree_.count(full)) continue;
         auto other = tracked_elsewhere(e.handle, full, e.nlink > 1 ? e.ino : 0);
         if (other && e.is_dir()) {
@@ -314,7 +315,7 @@ void Capture::move_subtree(const std::string& from, const std::string& to) {
         if (node) at->second = std::move(node.mapped());  // a name already there is replaced
         hint = std::next(at);
     }
-    auto repath = [&](const std::string& p) { return under(p, from) ? to + p.substr(from.size()) : p; };
+    auto repath = [&](const std::string& p) { return at_or_beneath(p, from) ? to + p.substr(from.size()) : p; };
     std::unordered_map<std::string, PendingWrite> pending;
     for (auto& [p, pw] : pending_) pending[repath(p)] = pw;
     pending_ = std::move(pending);

@@ -11,6 +11,7 @@
 
 #include "capture_detail.hpp"
 #include "common/file_handle.hpp"
+#include "common/unique_fd.hpp"
 
 namespace iz::agent {
 
@@ -140,19 +141,15 @@ void Capture::on_exchange(const std::string& a, const std::string& b, int32_t pi
 void Capture::journal_whiteout(const std::string& path, const std::string& dir_handle, const std::string& name,
                                int32_t pid) {
     if (tree_.count(path)) return;
-    int dir = -1;
+    UniqueFd dir;
     if (!dir_handle.empty() && !name.empty()) {
         auto h = to_file_handle(dir_handle);
-        dir = open_by_handle(root_fd_, h.type, h.bytes, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (dir < 0) return;  // gone, and the whiteout with it (its removal is queued)
+        dir.reset(open_by_handle(root_fd_, h.type, h.bytes, O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!dir.valid()) return;  // gone, and the whiteout with it (its removal is queued)
     }
-    struct Closer {
-        int fd;
-        ~Closer() {
-            if (fd >= 0) ::close(fd);
-        }
-    } closer{dir};
-    auto read = [&](unsigned parts) { return dir >= 0 ? read_entry(dir, name, parts) : read_current(path, parts); };
+    auto read = [&](unsigned parts) {
+        return dir.valid() ? read_entry(dir.get(), name, parts) : read_current(path, parts);
+    };
     auto e = read(kReadStat);
     if (!e || !S_ISCHR(e->mode) || e->rdev != 0) return;
     e = read(kReadAll);

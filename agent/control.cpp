@@ -10,6 +10,8 @@
 
 #include <cstring>
 
+#include "common/unique_fd.hpp"
+
 namespace iz::agent {
 
 namespace {
@@ -53,16 +55,13 @@ Result<int> listen_control(const std::filesystem::path& path) {
     std::filesystem::create_directories(path.parent_path(), ec);
     auto addr = address_of(path);
     if (!addr) return fail(addr.error());
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) return fail(sys_error("socket", errno));
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd.valid()) return fail(sys_error("socket", errno));
     ::unlink(path.c_str());
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&*addr), sizeof *addr) != 0 || ::listen(fd, 16) != 0) {
-        int err = errno;
-        ::close(fd);
-        return fail(sys_error("listen on control socket", path.string(), err));
-    }
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&*addr), sizeof *addr) != 0 || ::listen(fd.get(), 16) != 0)
+        return fail(sys_error("listen on control socket", path.string(), errno));
     ::chmod(path.c_str(), 0600);
-    return fd;
+    return fd.release();
 }
 
 Result<nlohmann::json> read_request(int conn) {
@@ -94,21 +93,15 @@ Result<nlohmann::json> control_request(const std::filesystem::path& path, const 
                                        std::chrono::milliseconds timeout) {
     auto addr = address_of(path);
     if (!addr) return fail(addr.error());
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return fail(sys_error("socket", errno));
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&*addr), sizeof *addr) != 0) {
-        int err = errno;
-        ::close(fd);
-        return fail(sys_error("connect to izwatch control socket", path.string(), err));
-    }
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) return fail(sys_error("socket", errno));
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&*addr), sizeof *addr) != 0)
+        return fail(sys_error("connect to izwatch control socket", path.string(), errno));
     auto text = request.dump() + "\n";
-    if (::send(fd, text.data(), text.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(text.size())) {
-        int err = errno;
-        ::close(fd);
-        return fail(sys_error("send to izwatch control socket", path.string(), err));
-    }
-    auto line = read_line(fd, timeout);
-    ::close(fd);
+    if (::send(fd.get(), text.data(), text.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(text.size()))
+        return fail(sys_error("send to izwatch control socket", path.string(), errno));
+    auto line = read_line(fd.get(), timeout);
+    fd.reset();
     if (!line) return fail(line.error());
     if (line->empty())
         return fail(make_error("izwatch closed its control connection without a reply: the agent may have stopped "

@@ -25,6 +25,7 @@
 #include "agent/fanotify_source.hpp"
 #include "agent/verify_service.hpp"
 #include "agent/watch_paths.hpp"
+#include "common/unique_fd.hpp"
 #include "journal/reader.hpp"
 #include "journal/retention.hpp"
 #include "journal/writer.hpp"
@@ -740,41 +741,37 @@ private:
 
     void serve_control() {
         for (;;) {
-            int conn = ::accept4(control_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-            if (conn < 0) return;
-            auto req = read_request(conn);
+            UniqueFd conn(::accept4(control_fd_, nullptr, nullptr, SOCK_CLOEXEC));
+            if (!conn.valid()) return;
+            auto req = read_request(conn.get());
             if (!req) {
-                send_reply(conn, {{"ok", false}, {"error", req.error().message}});
-                ::close(conn);
+                send_reply(conn.get(), {{"ok", false}, {"error", req.error().message}});
                 continue;
             }
             auto cmd = req->value("cmd", "");
             if (cmd == "status") {
                 auto j = status();
                 j["ok"] = true;
-                send_reply(conn, j);
+                send_reply(conn.get(), j);
             } else if (cmd == "sync") {
                 double secs = req->value("timeout_s", 30.0);
                 auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(secs * 1000));
-                if (flusher_) flushes_.push_back(PendingFlush{conn, flusher_->request(), deadline});
-                else begin_sync(conn, deadline);
-                conn = -1;
+                if (flusher_) flushes_.push_back(PendingFlush{conn.release(), flusher_->request(), deadline});
+                else begin_sync(conn.release(), deadline);
             } else if (cmd == "verify") {
                 // On a thread of its own, which has this one settle what
                 // was captured (settle_fd_) before it syncs and compares.
-                verify_->serve(conn, *req);
-                conn = -1;
+                verify_->serve(std::move(conn), *req);
             } else if (cmd == "stop") {
                 stopping_ = true;
                 int code = shutdown();
-                send_reply(conn, {{"ok", code == 0}, {"head_lsn", writer_->head_lsn()}});
-                ::close(conn);
+                send_reply(conn.get(), {{"ok", code == 0}, {"head_lsn", writer_->head_lsn()}});
+                conn.reset();
                 shut_down_ = true;
                 return;
             } else {
-                send_reply(conn, {{"ok", false}, {"error", fmt::format("unknown command '{}'", cmd)}});
+                send_reply(conn.get(), {{"ok", false}, {"error", fmt::format("unknown command '{}'", cmd)}});
             }
-            if (conn >= 0) ::close(conn);
         }
     }
 

@@ -12,6 +12,8 @@
 #include <optional>
 #include <string>
 
+#include "common/unique_fd.hpp"
+
 namespace iz::agent {
 
 namespace {
@@ -37,32 +39,29 @@ bool write_value(int fd, uint32_t v) {
 
 QueueLength with_queue_length(uint32_t wanted, const std::function<int()>& init) {
     QueueLength out;
-    int fd = ::open(kSysctl, O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
+    UniqueFd fd(::open(kSysctl, O_RDWR | O_CLOEXEC));
+    if (!fd.valid()) {
         // No such sysctl (a kernel before 5.13), or /proc/sys read-only (a
         // container): the group gets what the system gives.
         if (wanted) out.note = fmt::format("cannot raise {}: {}", kSysctl, std::strerror(errno));
         out.fd = init();
-        if (int ro = ::open(kSysctl, O_RDONLY | O_CLOEXEC); ro >= 0) {
-            out.events = read_value(ro).value_or(0);
-            ::close(ro);
-        }
+        if (UniqueFd ro(::open(kSysctl, O_RDONLY | O_CLOEXEC)); ro.valid()) out.events = read_value(ro.get()).value_or(0);
         return out;
     }
-    ::flock(fd, LOCK_EX);
-    auto before = read_value(fd);
+    ::flock(fd.get(), LOCK_EX);
+    auto before = read_value(fd.get());
     bool raised = false;
     if (wanted && before && *before != wanted) {
-        raised = write_value(fd, wanted);
+        raised = write_value(fd.get(), wanted);
         if (!raised) out.note = fmt::format("cannot raise {}: {}", kSysctl, std::strerror(errno));
     }
     out.fd = init();
     int init_errno = errno;
-    if (raised && !write_value(fd, *before))
+    if (raised && !write_value(fd.get(), *before))
         out.note = fmt::format("could not put {} back to {}: {}", kSysctl, *before, std::strerror(errno));
     out.events = raised ? wanted : before.value_or(0);
-    ::flock(fd, LOCK_UN);
-    ::close(fd);
+    ::flock(fd.get(), LOCK_UN);
+    fd.reset();
     errno = init_errno;
     return out;
 }

@@ -1,5 +1,4 @@
 // izwatch: start, stop, inspect and sync the watch of a directory.
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -15,6 +14,7 @@
 #include "agent/control.hpp"
 #include "agent/daemon.hpp"
 #include "agent/watch_paths.hpp"
+#include "common/daemonize.hpp"
 
 namespace fs = std::filesystem;
 using namespace iz::agent;
@@ -78,24 +78,17 @@ iz::Result<json> ask(const std::string& dir, const json& request, std::chrono::m
     return *reply;
 }
 
-// Runs the daemon in this process; `ready_fd` (if >= 0) gets "ok\n" or the
-// error once capture is armed.
-int serve(const WatchOptions& opts, int ready_fd) {
+// Runs the daemon in this process; `readiness` hears once capture is armed,
+// or why it could not be.
+int serve(const WatchOptions& opts, iz::Readiness& readiness) {
     auto daemon = Daemon::start(opts);
     if (!daemon) {
-        if (ready_fd >= 0) {
-            auto msg = daemon.error().message + "\n";
-            (void)!::write(ready_fd, msg.data(), msg.size());
-            ::close(ready_fd);
-        }
+        readiness.failed(daemon.error().message);
         spdlog::error("{}", daemon.error().message);
         return 1;
     }
     spdlog::info("watching {}", opts.dir);
-    if (ready_fd >= 0) {
-        (void)!::write(ready_fd, "ok\n", 3);
-        ::close(ready_fd);
-    }
+    readiness.ready();
     return (*daemon)->run();
 }
 
@@ -118,35 +111,14 @@ int start(WatchOptions opts, bool foreground) {
     fs::create_directories(opts.state_dir, ec);
     if (ec) return die(fmt::format("create state directory '{}': {}", opts.state_dir.string(), ec.message()));
 
-    if (foreground) return serve(opts, -1);
+    iz::Readiness foreground_readiness;
+    if (foreground) return serve(opts, foreground_readiness);
 
-    int ready[2];
-    if (::pipe2(ready, O_CLOEXEC) != 0) return die(fmt::format("pipe: {}", std::strerror(errno)));
-    pid_t pid = ::fork();
-    if (pid < 0) return die(fmt::format("fork: {}", std::strerror(errno)));
-    if (pid == 0) {
-        ::close(ready[0]);
-        ::setsid();
-        if (::fork() > 0) _exit(0);  // not a session leader: never gets a terminal
-        auto log = (opts.state_dir / "izwatch.log").string();
-        int null_fd = ::open("/dev/null", O_RDWR);
-        int log_fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-        ::dup2(null_fd, 0);
-        ::dup2(log_fd >= 0 ? log_fd : null_fd, 1);
-        ::dup2(log_fd >= 0 ? log_fd : null_fd, 2);
-        ::chdir("/");
-        _exit(serve(opts, ready[1]));
-    }
-    ::close(ready[1]);
-    std::string reply;
-    char buf[512];
-    ssize_t n;
-    while ((n = ::read(ready[0], buf, sizeof buf)) > 0) reply.append(buf, static_cast<size_t>(n));
-    ::close(ready[0]);
-    if (reply == "ok\n") return 0;
-    if (reply.empty()) return die(fmt::format("the agent exited before arming capture; see {}", (opts.state_dir / "izwatch.log").string()));
-    while (!reply.empty() && reply.back() == '\n') reply.pop_back();
-    return die(reply);
+    auto log = opts.state_dir / "izwatch.log";
+    auto readiness = iz::daemonize(
+        {.program = "izwatch", .log = log, .exited_early = fmt::format("the agent exited before arming capture; see {}", log.string())});
+    // The daemon ends as it always has, without running static destructors.
+    _exit(serve(opts, readiness));
 }
 
 std::string human_bytes(uint64_t n) {

@@ -7,7 +7,6 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include <cereal/archives/portable_binary.hpp>
 #include <cereal/types/map.hpp>
 #include <cereal/types/string.hpp>
 #include <fmt/format.h>
@@ -20,8 +19,11 @@
 #include "agent/fanotify_source.hpp"
 
 #include "common/at_path.hpp"
+#include "common/binary_archive.hpp"
+#include "common/durable_file.hpp"
 #include "common/file_handle.hpp"
 #include "common/path_tree.hpp"
+#include "common/unique_fd.hpp"
 
 namespace iz::agent {
 
@@ -69,19 +71,18 @@ std::map<std::string, std::string> read_xattrs(int root_fd, const std::string& r
 // The entries directly beneath `rel`, each read after the listing.
 Status scan_dir_listing(int root_fd, const std::string& rel, const ExcludeFn& excluded, Tree& tree) {
     AtPath at(root_fd, rel);  // deeper than PATH_MAX too
-    int fd = at.ok() ? ::openat(at.dir(), rel.empty() ? "." : at.name(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+    UniqueFd fd(at.ok() ? ::openat(at.dir(), rel.empty() ? "." : at.name(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                        : -1);
     if (!at.ok()) errno = at.error();
-    if (fd < 0) {
+    if (!fd.valid()) {
         // Vanished, or replaced by a non-directory, while we walked: the
         // listing of its parent says what is there.
         if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) return {};
         return fail(sys_error("open directory", rel.empty() ? "." : rel, errno));
     }
-    DIR* d = ::fdopendir(fd);
-    if (!d) {
-        ::close(fd);
-        return fail(sys_error("read directory", rel, errno));
-    }
+    DIR* d = ::fdopendir(fd.get());
+    if (!d) return fail(sys_error("read directory", rel, errno));
+    fd.release();  // the DIR owns it now
     std::vector<std::string> names;
     while (dirent* de = ::readdir(d)) {
         if (!std::strcmp(de->d_name, ".") || !std::strcmp(de->d_name, "..")) continue;
@@ -151,20 +152,14 @@ Result<Entry> read_entry(int root_fd, const std::string& rel, unsigned parts) {
     // With xattrs, everything is read through one descriptor: a rename
     // between the stat and the xattr reads would otherwise read nothing
     // (or another object) and report the xattrs removed.
-    int fd = -1;
+    UniqueFd fd;
     if (parts & kReadXattrs) {
-        fd = ::openat(root_fd, p, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) return fail(sys_error("open", rel, errno));
+        fd.reset(::openat(root_fd, p, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+        if (!fd.valid()) return fail(sys_error("open", rel, errno));
     }
-    struct Closer {
-        int fd;
-        ~Closer() {
-            if (fd >= 0) ::close(fd);
-        }
-    } closer{fd};
-    int at = fd >= 0 ? fd : root_fd;
-    const char* name = fd >= 0 ? "" : p;
-    int empty = fd >= 0 ? AT_EMPTY_PATH : 0;
+    int at = fd.valid() ? fd.get() : root_fd;
+    const char* name = fd.valid() ? "" : p;
+    int empty = fd.valid() ? AT_EMPTY_PATH : 0;
     struct stat st{};
     if (::fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW | empty) != 0) return fail(sys_error("stat", rel, errno));
     Entry e = entry_from_stat(st);
@@ -178,39 +173,36 @@ Result<Entry> read_entry(int root_fd, const std::string& rel, unsigned parts) {
         if (n < 0) return fail(sys_error("read symlink", rel, errno == EINVAL ? ENOENT : errno));
         e.link_target.assign(buf, static_cast<size_t>(n));
     }
-    if (fd >= 0) e.xattrs = read_xattrs(fd, "");
+    if (fd.valid()) e.xattrs = read_xattrs(fd.get(), "");
     return e;
 }
 
 Result<Entry> read_entry_by_handle(int root_fd, const std::string& handle_key, const std::string& rel) {
     auto h = to_file_handle(handle_key);
-    int fd = open_by_handle(root_fd, h.type, h.bytes, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 && errno == EBADF) {
+    UniqueFd fd(open_by_handle(root_fd, h.type, h.bytes, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd.valid() && errno == EBADF) {
         // open_by_handle_at refuses an O_PATH descriptor as its mount
         // reference: reopen the root readable.
-        int mount_fd = ::openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (mount_fd < 0) return fail(sys_error("open watched root for", rel, errno));
-        fd = open_by_handle(mount_fd, h.type, h.bytes, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        UniqueFd mount_fd(::openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (!mount_fd.valid()) return fail(sys_error("open watched root for", rel, errno));
+        fd.reset(open_by_handle(mount_fd.get(), h.type, h.bytes, O_PATH | O_NOFOLLOW | O_CLOEXEC));
         int err = errno;
-        ::close(mount_fd);
+        mount_fd.reset();
         errno = err;
     }
-    if (fd < 0) return fail(sys_error("open by handle", rel, errno == ESTALE ? ENOENT : errno));
+    if (!fd.valid()) return fail(sys_error("open by handle", rel, errno == ESTALE ? ENOENT : errno));
     struct stat st{};
-    if (::fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
-        int err = errno;
-        ::close(fd);
-        return fail(sys_error("stat by handle", rel, err));
-    }
+    if (::fstatat(fd.get(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
+        return fail(sys_error("stat by handle", rel, errno));
     Entry e = entry_from_stat(st);
     e.handle = handle_key;
     if (S_ISLNK(st.st_mode)) {
         char buf[PATH_MAX];
-        ssize_t n = ::readlinkat(fd, "", buf, sizeof buf);
+        ssize_t n = ::readlinkat(fd.get(), "", buf, sizeof buf);
         if (n >= 0) e.link_target.assign(buf, static_cast<size_t>(n));
     }
-    e.xattrs = read_xattrs(fd, "");
-    ::close(fd);
+    e.xattrs = read_xattrs(fd.get(), "");
+    fd.reset();
     if (st.st_nlink == 0) return fail(sys_error("stat by handle", rel, ENOENT));
     return e;
 }
@@ -370,39 +362,25 @@ constexpr char kStateMagic[8] = {'I', 'Z', 'T', 'R', 'E', 'E', 0, 2};
 }  // namespace
 
 Status save_tree(const Tree& tree, uint64_t lsn, const std::filesystem::path& file) {
-    auto tmp = file;
-    tmp += ".tmp";
+    std::string bytes(kStateMagic, sizeof kStateMagic);
     {
-        std::ofstream os(tmp, std::ios::binary | std::ios::trunc);
-        if (!os) return fail(sys_error("write agent state", tmp.string(), errno));
-        os.write(kStateMagic, sizeof kStateMagic);
-        cereal::PortableBinaryOutputArchive ar(os);
+        StringOutputArchive ar(bytes);
         ar(lsn, tree);
-        os.flush();
-        if (!os) return fail(sys_error("write agent state", tmp.string(), errno ? errno : EIO));
     }
-    int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ::fsync(fd);
-        ::close(fd);
-    }
-    if (::rename(tmp.c_str(), file.c_str()) != 0) return fail(sys_error("replace agent state", file.string(), errno));
-    return {};
+    return write_file_durably(file, bytes, 0644);
 }
 
 Result<SavedTree> load_tree(const std::filesystem::path& file) {
     std::ifstream is(file, std::ios::binary);
     if (!is) return SavedTree{};
+    std::string bytes{std::istreambuf_iterator<char>(is), std::istreambuf_iterator<char>()};
+    if (is.bad()) return fail(sys_error("read agent state", file.string(), errno ? errno : EIO));
     SavedTree saved;
     try {
-        char magic[sizeof kStateMagic] = {};
-        is.read(magic, sizeof magic);
-        bool positioned = is.gcount() == sizeof magic && std::memcmp(magic, kStateMagic, sizeof magic) == 0;
-        if (!positioned) {
-            is.clear();
-            is.seekg(0);
-        }
-        cereal::PortableBinaryInputArchive ar(is);
+        std::string_view rest = bytes;
+        bool positioned = rest.starts_with(std::string_view(kStateMagic, sizeof kStateMagic));
+        if (positioned) rest.remove_prefix(sizeof kStateMagic);
+        ViewInputArchive ar(rest);
         if (positioned) {
             uint64_t lsn = 0;
             ar(lsn);

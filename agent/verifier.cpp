@@ -9,6 +9,7 @@
 #include <map>
 
 #include "agent/repair_records.hpp"
+#include "common/path_tree.hpp"
 #include "journal/reader.hpp"
 
 namespace iz::agent {
@@ -103,7 +104,7 @@ public:
         auto touched = touched_since(journal_dir_, *lsn);
         for (auto& d : *again) {
             bool changing = std::any_of(touched.begin(), touched.end(), [&](const std::string& t) {
-                return replicator::path_within(d.path, t) || replicator::path_within(t, d.path);
+                return at_or_beneath(d.path, t) || at_or_beneath(t, d.path);
             });
             if (changing) v_.changing.push_back(d.path.empty() ? "." : d.path);
             else v_.differences.push_back(std::move(d));

@@ -13,6 +13,7 @@
 #include <fstream>
 
 #include "agent/control.hpp"
+#include "common/durable_file.hpp"
 
 namespace iz::agent {
 
@@ -87,11 +88,11 @@ std::vector<ServerVerdict> VerifyService::run(const std::vector<size_t>& servers
     return out;
 }
 
-void VerifyService::serve(int conn, const nlohmann::json& request) {
+void VerifyService::serve(UniqueFd conn, const nlohmann::json& request) {
     reap();
     auto refuse = [&](const std::string& why) {
-        send_reply(conn, {{"ok", false}, {"error", why}});
-        ::close(conn);
+        send_reply(conn.get(), {{"ok", false}, {"error", why}});
+        conn.reset();
     };
     if (!s_.shipper || s_.servers.empty()) return refuse("this agent ships to no server: there is no replica to verify");
     std::vector<size_t> servers;
@@ -108,7 +109,7 @@ void VerifyService::serve(int conn, const nlohmann::json& request) {
     o.timeout = std::chrono::milliseconds(static_cast<int64_t>(request.value("timeout_s", 120.0) * 1000));
     auto done = std::make_shared<std::atomic<bool>>(false);
     std::lock_guard lock(mu_);
-    requests_.push_back(Request{std::thread([this, conn, servers, o, done] {
+    requests_.push_back(Request{std::thread([this, conn = std::move(conn), servers, o, done]() mutable {
         pthread_setname_np(pthread_self(), "iz-verify");
         nlohmann::json reply;
         try {
@@ -123,8 +124,8 @@ void VerifyService::serve(int conn, const nlohmann::json& request) {
         } catch (const std::exception& e) {
             reply = {{"ok", false}, {"error", std::string("internal error: ") + e.what()}};
         }
-        send_reply(conn, reply);
-        ::close(conn);
+        send_reply(conn.get(), reply);
+        conn.reset();
         *done = true;
     }), done});
 }
@@ -157,19 +158,8 @@ std::optional<std::chrono::system_clock::time_point> VerifyService::load_last_sc
 
 void VerifyService::save_last_scrub(std::chrono::system_clock::time_point t) const {
     auto file = s_.state_dir / "scrub.last";
-    auto tmp = file;
-    tmp += ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        out << std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count() << "\n";
-        if (!out) {
-            spdlog::warn("scrub: cannot write {}", tmp.string());
-            return;
-        }
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, file, ec);
-    if (ec) spdlog::warn("scrub: cannot rename {} into place: {}", tmp.string(), ec.message());
+    auto text = fmt::format("{}\n", std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count());
+    if (auto ok = write_file_durably(file, text, 0644); !ok) spdlog::warn("scrub: {}", ok.error().message);
 }
 
 void VerifyService::scrub_loop() {

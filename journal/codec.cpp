@@ -49,6 +49,34 @@ void load_ranges(Archive& ar, std::vector<ByteRange>& v) {
     for (auto& r : v) ar(r.offset, r.length);
 }
 
+// Booleans are one byte, 0 or 1 (as cereal writes a bool). Loaded straight
+// into a bool, any other byte would make an invalid bool (undefined
+// behaviour: `b` and `!b` may then disagree), so it is read as a byte. A
+// byte above 1 is refused rather than read as true: the writer never writes
+// one, so a record holding it (past the frame's checksum) is not a record
+// this code wrote, and a guessed field is worse than an undecodable record.
+template <class Archive>
+void load_flag(Archive& ar, bool& b) {
+    uint8_t raw = 0;
+    ar(raw);
+    if (raw > 1) throw std::domain_error("boolean field holds " + std::to_string(raw));
+    b = raw == 1;
+}
+
+// cereal's std::optional encoding (a "nullopt" flag, then the value when
+// present), with the flag loaded as above.
+template <class Archive, class T>
+void load_opt(Archive& ar, std::optional<T>& o) {
+    bool none = true;
+    load_flag(ar, none);
+    if (none) {
+        o.reset();
+        return;
+    }
+    o.emplace();
+    ar(*o);
+}
+
 // Field order is the on-disk format: append new fields at the end only.
 template <class Archive>
 void save_record(Archive& ar, const Record& r) {
@@ -75,11 +103,21 @@ void load_record(Archive& ar, Record& r) {
     load_string(ar, r.target);
     ar(r.handle.type);
     load_string(ar, r.handle.bytes);
-    ar(r.version, r.pid, r.uid, r.gid);
+    ar(r.version);
+    load_opt(ar, r.pid);
+    load_opt(ar, r.uid);
+    load_opt(ar, r.gid);
     load_string(ar, r.comm);
-    ar(r.mode, r.owner_uid, r.owner_gid, r.atime_ns, r.mtime_ns, r.size, r.rdev);
+    load_opt(ar, r.mode);
+    load_opt(ar, r.owner_uid);
+    load_opt(ar, r.owner_gid);
+    load_opt(ar, r.atime_ns);
+    load_opt(ar, r.mtime_ns);
+    load_opt(ar, r.size);
+    load_opt(ar, r.rdev);
     load_ranges(ar, r.ranges);
-    ar(r.replaced, r.replaced_handle.type);
+    load_flag(ar, r.replaced);
+    ar(r.replaced_handle.type);
     load_string(ar, r.replaced_handle.bytes);
     load_string(ar, r.xattr_name);
     load_string(ar, r.xattr_value);

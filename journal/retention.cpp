@@ -1,13 +1,12 @@
 #include "journal/retention.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <fmt/format.h>
 
 #include <charconv>
 #include <fstream>
 #include <sstream>
+
+#include "common/durable_file.hpp"
 
 namespace iz::journal {
 
@@ -26,18 +25,8 @@ Status save_consumer_lsn(const std::filesystem::path& dir, const std::string& co
     std::error_code ec;
     std::filesystem::create_directories(cdir, ec);
     if (ec) return fail(Error{fmt::format("create '{}': {}", cdir.string(), ec.message()), ec.value()});
-    auto final_path = cdir / consumer;
-    auto tmp = cdir / ("." + consumer + ".tmp");
-    int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0640);
-    if (fd < 0) return fail(sys_error("write consumer cursor", tmp.string(), errno));
-    auto text = fmt::format("{}\n", lsn);
-    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
-    int err = errno;
-    ::close(fd);
-    if (!ok) return fail(sys_error("write consumer cursor", tmp.string(), err));
-    if (::rename(tmp.c_str(), final_path.c_str()) != 0)
-        return fail(sys_error("replace consumer cursor", final_path.string(), errno));
-    return {};
+    // The temporary's name begins with '.', which load_consumer_lsns skips.
+    return write_file_durably(cdir / consumer, fmt::format("{}\n", lsn), 0640, cdir / ("." + consumer + ".tmp"));
 }
 
 Result<std::map<std::string, uint64_t>> load_consumer_lsns(const std::filesystem::path& dir) {

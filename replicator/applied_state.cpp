@@ -11,7 +11,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "durable_file.hpp"
+#include "common/durable_file.hpp"
 
 namespace iz::replicator {
 

@@ -27,7 +27,7 @@
 #include <string>
 
 #include "common/error.hpp"
-#include "unique_fd.hpp"
+#include "common/unique_fd.hpp"
 
 namespace iz::replicator {
 

@@ -11,16 +11,13 @@
 #include <cerrno>
 
 #include "apply_impl.hpp"
+#include "common/path_tree.hpp"
 
 namespace iz::replicator {
 
 namespace {
 
 mode_t perms(const OpMsg& op, mode_t fallback) { return op.mode ? (*op.mode & 07777) : fallback; }
-
-bool is_under(const std::string& path, const std::string& dir) {
-    return path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/';
-}
 
 }  // namespace
 
@@ -242,7 +239,7 @@ Status ApplierImpl::do_rmdir(const OpMsg& op) {
 
 Status ApplierImpl::do_rename(const OpMsg& op) {
     if (op.path == op.target) return {};
-    if (is_under(op.target, op.path))
+    if (strictly_beneath(op.target, op.path))
         return fail(sys_error(fmt::format("rename '{}' into itself as", op.path), op.target, EINVAL));
     auto ends = open_ends(*dirs_, op);
     if (!ends) return fail(ends.error());
@@ -299,7 +296,7 @@ Status ApplierImpl::do_rename(const OpMsg& op) {
 // after the note) does it run.
 Status ApplierImpl::do_exchange(const OpMsg& op) {
     if (op.path == op.target) return {};
-    if (is_under(op.target, op.path) || is_under(op.path, op.target))
+    if (strictly_beneath(op.target, op.path) || strictly_beneath(op.path, op.target))
         return fail(sys_error(fmt::format("exchange '{}' with an entry beneath it or above it,", op.path), op.target,
                               EINVAL));
     auto ends = open_ends(*dirs_, op);

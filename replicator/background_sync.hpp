@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "common/error.hpp"
-#include "unique_fd.hpp"
+#include "common/unique_fd.hpp"
 
 namespace iz::replicator {
 

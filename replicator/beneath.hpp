@@ -19,7 +19,7 @@
 #include <string_view>
 
 #include "common/error.hpp"
-#include "unique_fd.hpp"
+#include "common/unique_fd.hpp"
 
 namespace iz::replicator {
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "common/path_tree.hpp"
-#include "durable_file.hpp"
+#include "common/durable_file.hpp"
 
 namespace iz::replicator {
 

@@ -24,7 +24,7 @@
 #include <unordered_map>
 
 #include "common/error.hpp"
-#include "unique_fd.hpp"
+#include "common/unique_fd.hpp"
 
 namespace iz::replicator {
 

@@ -10,7 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "daemonize.hpp"
+#include "common/daemonize.hpp"
 #include "replicator/auth.hpp"
 #include "replicator/shipper.hpp"
 #include "server.hpp"
@@ -97,8 +97,9 @@ int main(int argc, char** argv) {
     o.threads = threads;
     o.host_name = host_name;
 
-    Readiness readiness;
-    if (!foreground) readiness = daemonize();
+    iz::Readiness readiness;
+    if (!foreground)
+        readiness = iz::daemonize({.program = "izreplicate", .log = {}, .exited_early = "the server exited before it was ready"});
     try {
         setup_logging(foreground, log_file, log_level);
     } catch (const std::exception& e) {

@@ -5,16 +5,12 @@
 #include <fmt/format.h>
 
 #include "beneath.hpp"
+#include "common/path_tree.hpp"
 
 namespace iz::replicator {
 
 namespace {
 proto::TreeEntry entry_of(const tree::Node& n) { return proto::TreeEntry{n.name, tree::encode(n.meta), n.hash}; }
-
-bool beneath_or_at(const std::string& path, const std::string& top) {
-    if (top.empty() || path == top) return true;
-    return path.size() > top.size() && path.starts_with(top) && path[top.size()] == '/';
-}
 }  // namespace
 
 ReplicaTrees::ReplicaTrees(std::filesystem::path root, std::string reserved_top, std::string cache_file)
@@ -36,7 +32,7 @@ proto::TreeReply ReplicaTrees::answer(const proto::TreeRequest& req) {
         }
         root_fd_.reset(fd);
     }
-    bool walk = req.fresh || !last_ || last_->excludes != req.excludes || !beneath_or_at(req.path, last_->path);
+    bool walk = req.fresh || !last_ || last_->excludes != req.excludes || !at_or_beneath(req.path, last_->path);
     if (walk) {
         last_.reset();
         tree::WalkOptions o;

@@ -19,7 +19,7 @@
 
 #include "replicator/protocol.hpp"
 #include "tree_hash.hpp"
-#include "unique_fd.hpp"
+#include "common/unique_fd.hpp"
 
 namespace iz::replicator {
 

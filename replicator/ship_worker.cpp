@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "block_hash.hpp"
+#include "common/path_tree.hpp"
 #include "journal/retention.hpp"
 
 namespace iz::replicator {
@@ -341,13 +342,10 @@ void ShipWorker::note_stale_parent(const std::string& path) {
 
 void ShipWorker::follow_stale_dirs(const Record& r) {
     if (stale_dirs_.empty() || (r.op != Op::rename && r.op != Op::rmdir && r.op != Op::exchange)) return;
-    auto under = [](const std::string& p, const std::string& dir) {
-        return p == dir || (p.size() > dir.size() && p.starts_with(dir) && p[dir.size()] == '/');
-    };
     std::set<std::string> next;
     for (auto& d : stale_dirs_) {
-        if (r.op == Op::exchange && under(d, r.target)) next.insert(r.path + d.substr(r.target.size()));
-        else if (!under(d, r.path)) next.insert(d);
+        if (r.op == Op::exchange && at_or_beneath(d, r.target)) next.insert(r.path + d.substr(r.target.size()));
+        else if (!at_or_beneath(d, r.path)) next.insert(d);
         else if (r.op == Op::rename || r.op == Op::exchange) next.insert(r.target + d.substr(r.path.size()));
     }
     stale_dirs_ = std::move(next);

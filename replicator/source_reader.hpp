@@ -22,7 +22,7 @@
 #include "common/error.hpp"
 #include "file_extents.hpp"
 #include "journal/record.hpp"
-#include "unique_fd.hpp"
+#include "common/unique_fd.hpp"
 
 namespace iz::replicator {
 

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "beneath.hpp"
+#include "common/path_tree.hpp"
 #include "replica_trees.hpp"
 
 namespace iz::replicator {
@@ -151,17 +152,12 @@ Result<std::vector<std::pair<std::string, tree::EntryMeta>>> replica_subtree(con
     return out;
 }
 
-bool path_within(const std::string& path, const std::string& top) {
-    if (top.empty() || path == top) return true;
-    return path.size() > top.size() && path.starts_with(top) && path[top.size()] == '/';
-}
-
 std::vector<std::string> covering_paths(std::vector<std::string> paths) {
     std::sort(paths.begin(), paths.end());
     paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
     std::vector<std::string> out;
     for (auto& p : paths) {
-        bool covered = std::any_of(out.begin(), out.end(), [&](const std::string& top) { return path_within(p, top); });
+        bool covered = std::any_of(out.begin(), out.end(), [&](const std::string& top) { return at_or_beneath(p, top); });
         if (!covered) out.push_back(p);
     }
     return out;

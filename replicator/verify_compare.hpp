@@ -41,9 +41,6 @@ Result<std::vector<std::pair<std::string, tree::EntryMeta>>> replica_subtree(con
 // The fewest paths that cover all of `paths` (none beneath another).
 std::vector<std::string> covering_paths(std::vector<std::string> paths);
 
-// Whether `path` is `top` or beneath it ("" covers everything).
-bool path_within(const std::string& path, const std::string& top);
-
 // An AskReplica over a tree walked in this process (tests, tools).
 AskReplica ask_local(int root_fd, std::string reserved_top = {});
 

@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/verifier.hpp"
+#include "common/unique_fd.hpp"
 #include "replicator/shipper.hpp"
 #include "tree_hash.hpp"
 
@@ -45,8 +46,8 @@ public:
     // Starts the scrub (when it has an interval).
     void start();
     // Control request {"cmd": "verify", "server": S, "repair": bool,
-    // "timeout_s": N}: answered on `conn`, which it closes.
-    void serve(int conn, const nlohmann::json& request);
+    // "timeout_s": N}: answered on `conn`, which it then closes.
+    void serve(UniqueFd conn, const nlohmann::json& request);
     // The scrub's schedule and last result.
     nlohmann::json status() const;
     // Cancels what runs and waits for it (the shipper must be stopping, so

@@ -9,6 +9,12 @@
 // and ~480 ns to decode; the agent encodes and decodes each record more than
 // once, and every protocol frame on both ends.
 //
+// What is written with these archives: journal records (journal/codec), the
+// protocol's frames (replicator/protocol) and the agent's saved tree state
+// (agent/tree_state). All three were PortableBinary before and keep its
+// bytes, so journals and tree states written then still load. Nothing uses
+// PortableBinary itself any more except tests that check that equality.
+//
 // Loading checks every read against what is left and throws
 // cereal::Exception past the end, as PortableBinary does; remaining() lets a
 // caller check a length prefix before it allocates.

@@ -10,10 +10,20 @@
 
 namespace iz {
 
+// Both tests compare whole components: "ab" is not beneath "a". Paths are
+// relative and normal (no leading, trailing or doubled '/', no "." or
+// ".."): the agent builds them by joining names, and the server refuses any
+// other. A trailing '/' is not stripped: "a/" is taken as a name of its own.
+
 // `path` is strictly beneath `dir` ("" is the root: every other path is).
 inline bool strictly_beneath(std::string_view path, std::string_view dir) {
     if (dir.empty()) return !path.empty();
     return path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/';
+}
+
+// `path` is `dir` or beneath it ("" is the root: every path is).
+inline bool at_or_beneath(std::string_view path, std::string_view dir) {
+    return path == dir || strictly_beneath(path, dir);
 }
 
 // The keys of `map` strictly beneath `dir`, as a range in key order.

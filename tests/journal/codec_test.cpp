@@ -96,3 +96,51 @@ TEST(Codec, CoalesceMergesOverlappingAndTouchingRanges) {
     std::vector<ByteRange> want = {{0, 60}, {100, 25}, {200, 1}};
     EXPECT_EQ(merged, want);
 }
+
+namespace {
+
+// The offset of the first byte where two encodings differ.
+size_t first_difference(const std::string& a, const std::string& b) {
+    size_t i = 0;
+    while (i < a.size() && i < b.size() && a[i] == b[i]) ++i;
+    return i;
+}
+
+}  // namespace
+
+// A boolean is one byte, 0 or 1. A 2 is not loaded into the bool (which
+// would be undefined behaviour); the record is refused as malformed, as the
+// protocol refuses one: the writer never writes it, so it is not a record.
+TEST(Codec, ABooleanByteOtherThanZeroOrOneIsRefused) {
+    Record r = iz::test::sample_records()[0];
+    r.replaced = false;
+    auto no = encode_record(r);
+    r.replaced = true;
+    auto yes = encode_record(r);
+    ASSERT_EQ(no.size(), yes.size());
+    size_t at = first_difference(no, yes);
+    ASSERT_LT(at, no.size());
+    ASSERT_EQ(no[at], 0);
+    ASSERT_EQ(yes[at], 1);
+    auto two = no;
+    two[at] = 2;
+    auto back = decode_record(two);
+    ASSERT_FALSE(back) << "decoded replaced=" << back->replaced;
+    EXPECT_EQ(back.error().message, "malformed record: boolean field holds 2");
+}
+
+// An optional field's "absent" flag is a boolean too.
+TEST(Codec, AnOptionalsFlagOtherThanZeroOrOneIsRefused) {
+    Record r = iz::test::sample_records()[0];
+    r.pid.reset();
+    auto absent = encode_record(r);
+    r.pid = 0;
+    size_t at = first_difference(absent, encode_record(r));
+    ASSERT_LT(at, absent.size());
+    ASSERT_EQ(absent[at], 1);
+    auto two = absent;
+    two[at] = 2;
+    auto back = decode_record(two);
+    ASSERT_FALSE(back);
+    EXPECT_EQ(back.error().message, "malformed record: boolean field holds 2");
+}

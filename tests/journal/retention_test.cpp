@@ -4,6 +4,7 @@
 #include "journal/retention.hpp"
 #include "journal/writer.hpp"
 #include "sample_records.hpp"
+#include "support/fsync_probe.hpp"
 
 using namespace iz::journal;
 
@@ -58,4 +59,22 @@ TEST(Retention, ConsumerNamesCannotEscapeTheDirectory) {
     iz::test::TempDir dir;
     EXPECT_FALSE(save_consumer_lsn(dir.path, "../evil", 1));
     EXPECT_FALSE(save_consumer_lsn(dir.path, "", 1));
+}
+
+// A consumer's cursor is replaced durably: the file is synced, then the
+// directory that holds it, so the rename survives a crash (and a cursor
+// that went backwards after one would ship or keep what is not needed).
+TEST(Retention, ACursorIsSyncedWithItsDirectory) {
+    iz::test::TempDir dir;
+    ASSERT_TRUE(save_consumer_lsn(dir.path, "server-a", 1));
+    iz::test::FsyncProbe probe;
+    ASSERT_TRUE(save_consumer_lsn(dir.path, "server-a", 2));
+    int file_sync = iz::test::FsyncProbe::index_of(dir.path / "consumers" / "server-a");
+    int dir_sync = iz::test::FsyncProbe::index_of(dir.path / "consumers");
+    ASSERT_GE(file_sync, 0) << "the cursor was not fsynced";
+    ASSERT_GE(dir_sync, 0) << "the consumers directory was not fsynced";
+    EXPECT_LT(file_sync, dir_sync);
+    auto lsns = load_consumer_lsns(dir.path);
+    ASSERT_TRUE(lsns) << lsns.error().message;
+    EXPECT_EQ(*lsns, (std::map<std::string, uint64_t>{{"server-a", 2}}));
 }

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 
+#include "common/path_tree.hpp"
+
 namespace iz::izlog {
 
 namespace {
@@ -16,8 +18,7 @@ bool path_matches(const std::string& pattern, const std::string& path) {
     if (p.find_first_of("*?[") != std::string::npos) return fnmatch(p.c_str(), path.c_str(), 0) == 0;
     // A prefix matches whole components: "src" covers "src" and "src/x",
     // not "srcfoo".
-    if (!path.starts_with(p)) return false;
-    return path.size() == p.size() || path[p.size()] == '/' || p.empty();
+    return iz::at_or_beneath(path, p);
 }
 
 }  // namespace

@@ -5,7 +5,7 @@
 #include <memory>
 #include <utility>
 
-namespace iz::replicator {
+namespace iz {
 
 class UniqueFd {
 public:
@@ -50,4 +50,4 @@ private:
     std::shared_ptr<UniqueFd> fd_;
 };
 
-}  // namespace iz::replicator
+}  // namespace iz
