@@ -27,9 +27,8 @@ using namespace capture_detail;
 namespace {
 
 // Opens a directory by its handle and asks the kernel where it is now.
-std::optional<std::string> locate_by_handle(int mount_fd, const std::string& key) {
-    auto h = to_file_handle(key);
-    UniqueFd fd(open_by_handle(mount_fd, h.type, h.bytes, O_PATH | O_CLOEXEC));
+std::optional<std::string> locate_by_handle(int mount_fd, const FileHandle& handle) {
+    UniqueFd fd(open_by_handle(mount_fd, handle, O_PATH | O_CLOEXEC));
     if (!fd.valid()) return std::nullopt;
     char buf[PATH_MAX];
     ssize_t n = readlink(fmt::format("/proc/self/fd/{}", fd.get()).c_str(), buf, sizeof buf - 1);
@@ -85,7 +84,7 @@ void Capture::emit(Record r, int32_t pid) {
     ++stats_.records;
 }
 
-void Capture::index_dir(const std::string& rel, const std::string& handle) {
+void Capture::index_dir(const std::string& rel, const FileHandle& handle) {
     if (!handle.empty()) {
         dirs_[handle] = rel;
         outside_.erase(handle);
@@ -97,7 +96,7 @@ Status Capture::catch_up(const Tree& persisted, const std::string& why) {
     if (!fresh) return fail(fresh.error());
     auto records = diff_trees(persisted, *fresh);
     // Keep per-file versions across restarts, with the object wherever it went.
-    std::unordered_map<std::string, uint64_t> versions;
+    std::unordered_map<FileHandle, uint64_t> versions;
     for (auto& [path, e] : persisted)
         if (!e.handle.empty()) versions[e.handle] = std::max(versions[e.handle], e.version);
     for (auto& [path, e] : *fresh) {
@@ -126,7 +125,7 @@ void Capture::rescan(const std::string& why) {
     if (auto ok = catch_up(before, why); !ok) spdlog::error("rescan after {} failed: {}", why, ok.error().message);
 }
 
-std::optional<std::string> Capture::dir_path(const std::string& handle) {
+std::optional<std::string> Capture::dir_path(const FileHandle& handle) {
     if (handle.empty()) return std::nullopt;
     if (auto it = dirs_.find(handle); it != dirs_.end()) return it->second;
     if (outside_.count(handle)) return std::nullopt;
@@ -147,12 +146,12 @@ std::optional<std::string> Capture::dir_path(const std::string& handle) {
 // rename over it: fsnotify_link_count) on the inode alone, without a
 // directory or name. Each such event of a file in the tree is no event
 // outside it; what changed the name is an event of its own.
-bool Capture::known_object(const std::string& handle) const {
+bool Capture::known_object(const FileHandle& handle) const {
     if (handle.empty()) return false;
     return dirs_.count(handle) || names_.count(handle) || departed_.count(handle_hash(handle));
 }
 
-std::optional<std::string> Capture::event_path(const std::string& dir_handle, const std::string& name) {
+std::optional<std::string> Capture::event_path(const FileHandle& dir_handle, const std::string& name) {
     auto dir = dir_path(dir_handle);
     if (!dir) return std::nullopt;
     auto path = name.empty() ? *dir : join(*dir, name);
@@ -182,7 +181,7 @@ void Capture::on_event(const FanEvent& ev) {
         }
     } scope(*this, ev.mask);
     if (spdlog::should_log(spdlog::level::debug)) {
-        auto known = [this](const std::string& h) {
+        auto known = [this](const FileHandle& h) {
             auto it = dirs_.find(h);
             return it == dirs_.end() ? std::string("?") : "'" + it->second + "'";
         };

@@ -80,7 +80,7 @@ void Capture::on_close_write(const std::string& path, int32_t pid) {
     Record r;
     r.op = Op::close_write;
     r.path = path;
-    r.handle = to_file_handle(e->second.handle);
+    r.handle = e->second.handle;
     if (e->second.ino != 0) {  // what it was when last read; unknown if never seen
         r.size = e->second.size;
         r.mtime_ns = e->second.mtime_ns;
@@ -230,7 +230,7 @@ void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
         Record w;
         w.op = Op::write;
         w.path = path;
-        w.handle = to_file_handle(it->second.handle);
+        w.handle = it->second.handle;
         emit(std::move(w), pw.pid);
         it->second.ino = 0;
     };
@@ -286,7 +286,7 @@ void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
         Record t;
         t.op = Op::truncate;
         t.path = path;
-        t.handle = to_file_handle(now->handle);
+        t.handle = now->handle;
         t.size = *dirt.shrunk_to;
         stamp(t);
         emit(std::move(t), pw.pid);
@@ -295,7 +295,7 @@ void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
         Record t;
         t.op = Op::truncate;
         t.path = path;
-        t.handle = to_file_handle(now->handle);
+        t.handle = now->handle;
         // ext4's tracepoint does not carry the new size: the file has it.
         t.size = dirt.truncated_to && *dirt.truncated_to != UINT64_MAX ? *dirt.truncated_to : now->size;
         stamp(t);
@@ -304,7 +304,7 @@ void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
     Record w;
     w.op = Op::write;
     w.path = path;
-    w.handle = to_file_handle(now->handle);
+    w.handle = now->handle;
     w.size = now->size;
     w.mtime_ns = now->mtime_ns;
     // Without exact ranges the record says "whole file" (no ranges).

@@ -9,7 +9,7 @@ namespace iz::agent {
 
 void Capture::track(const std::string& path, Entry e) {
     bool dir = e.is_dir();
-    std::string handle = e.handle;
+    FileHandle handle = e.handle;
     tree_[path] = std::move(e);
     if (dir) {
         index_dir(path, handle);
@@ -44,7 +44,7 @@ void Capture::repoint(const Entry& e, const std::string& old_path, const std::st
     names_.emplace(e.handle, new_path);
 }
 
-std::optional<std::string> Capture::tracked_elsewhere(const std::string& handle, const std::string& path, uint64_t ino) {
+std::optional<std::string> Capture::tracked_elsewhere(const FileHandle& handle, const std::string& path, uint64_t ino) {
     if (handle.empty()) {
         // Without a handle, the inode number is all there is (0: do not
         // guess): a slow scan, but only for entries whose handle could not

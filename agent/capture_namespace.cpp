@@ -24,7 +24,7 @@ using journal::Op;
 using journal::Record;
 using namespace capture_detail;
 
-void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const std::string& handle, bool moved_in) {
+void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const FileHandle& handle, bool moved_in) {
     settle_deferred_delete(path);
     // The event carries the new entry's handle: only lstat is left to do. A
     // new entry has no xattrs yet (setting one is an event of its own); one
@@ -58,7 +58,7 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
                 other = *ino != e->ino;
             } else {
                 AtPath at(root_fd_, path);  // deeper than PATH_MAX too
-                other = at.ok() && handle_key_of(at.dir(), at.name()).value_or(handle) != handle;
+                other = at.ok() && handle_of(at.dir(), at.name()).value_or(handle) != handle;
             }
         }
         if (other) {
@@ -91,8 +91,8 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
         // object the event created (a later rename may have put another
         // file there).
         AtPath at(root_fd_, path);  // deeper than PATH_MAX too
-        Result<std::string> now = fail(sys_error("name_to_handle_at", path, at.error()));
-        if (at.ok()) now = handle_key_of(at.dir(), at.name());
+        Result<FileHandle> now = fail(sys_error("name_to_handle_at", path, at.error()));
+        if (at.ok()) now = handle_of(at.dir(), at.name());
         if (now && *now != handle) {
             if (!tree_.count(path)) journal_vanished_creation(path, is_dir, pid, handle);
             return;
@@ -154,7 +154,7 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
 // read. Its existence is still journaled (type from the event, no
 // attributes: there is nothing left to read), so the trail is complete; its
 // delete event follows and finds it. ino 0 marks such an entry.
-void Capture::journal_vanished_creation(const std::string& path, bool is_dir, int32_t pid, const std::string& handle) {
+void Capture::journal_vanished_creation(const std::string& path, bool is_dir, int32_t pid, const FileHandle& handle) {
     if (auto other = tracked_elsewhere(handle, path, 0)) {
         // Known already, read by a scan where a queued move puts it (a
         // directory: that name stands), or a second name of a known file.
@@ -170,7 +170,7 @@ void Capture::journal_vanished_creation(const std::string& path, bool is_dir, in
     Record r;
     r.op = is_dir ? Op::mkdir : Op::create;
     r.path = path;
-    r.handle = to_file_handle(handle);
+    r.handle = handle;
     track(path, ghost);
     emit(std::move(r), pid);
 }
@@ -187,7 +187,7 @@ void Capture::materialize(const std::string& path, int32_t pid) {
     // here, where the events so far put it; its rename moves it on. A
     // directory waits for its rename, whose target is then scanned for
     // what the events did not say.
-    const std::string& handle = it->second.handle;
+    const FileHandle& handle = it->second.handle;
     bool elsewhere = (!e && e.error().sys_errno == ENOENT) ||
                      (e && !handle.empty() && !e->handle.empty() && e->handle != handle);
     if (elsewhere) {
@@ -210,7 +210,7 @@ void Capture::materialize(const std::string& path, int32_t pid) {
         Record gone;
         gone.op = ghost.is_dir() ? Op::rmdir : Op::unlink;
         gone.path = path;
-        gone.handle = to_file_handle(ghost.handle);
+        gone.handle = ghost.handle;
         emit(std::move(gone), pid);
         if (first_name) {
             // Content is the first name's, and attributes as journaled for it.
@@ -350,7 +350,7 @@ void Capture::on_delete(const std::string& path, bool is_dir, int32_t pid) {
     Record r;
     r.op = is_dir || it->second.is_dir() ? Op::rmdir : Op::unlink;
     r.path = path;
-    r.handle = to_file_handle(it->second.handle);
+    r.handle = it->second.handle;
     forget_subtree(path);
     emit(std::move(r), pid);
 }

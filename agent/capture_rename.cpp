@@ -59,7 +59,7 @@ void Capture::on_rename(const FanEvent& ev) {
     // object the tree has at the destination is at the source name now)
     // and journaled as one exchange; the second then finds the tree
     // already as it says.
-    const std::string& moving = ev.object_handle;
+    const FileHandle& moving = ev.object_handle;
     const Entry& src = tree_.at(*from);
     auto dst = tree_.find(*to);
     if (!moving.empty() && src.handle != moving) {
@@ -85,7 +85,7 @@ void Capture::on_rename(const FanEvent& ev) {
         }
     }
     if (dst != tree_.end() && !dst->second.handle.empty() && dst->second.handle != src.handle) {
-        auto now_at_source = handle_key_of(root_fd_, *from);
+        auto now_at_source = handle_of(root_fd_, *from);
         if (now_at_source && *now_at_source == dst->second.handle) {
             on_exchange(*from, *to, ev.pid);
             return;
@@ -96,10 +96,10 @@ void Capture::on_rename(const FanEvent& ev) {
     r.op = Op::rename;
     r.path = *from;
     r.target = *to;
-    r.handle = to_file_handle(tree_[*from].handle);
+    r.handle = tree_[*from].handle;
     if (auto replaced = tree_.find(*to); replaced != tree_.end()) {
         r.replaced = true;
-        r.replaced_handle = to_file_handle(replaced->second.handle);
+        r.replaced_handle = replaced->second.handle;
         if (!replaced->second.is_dir() && !replaced->second.handle.empty()) departed_.insert(handle_hash(replaced->second.handle));
         forget_subtree(*to);
     }
@@ -116,8 +116,8 @@ void Capture::on_exchange(const std::string& a, const std::string& b, int32_t pi
     r.op = Op::exchange;
     r.path = a;
     r.target = b;
-    r.handle = to_file_handle(tree_.at(a).handle);
-    r.replaced_handle = to_file_handle(tree_.at(b).handle);
+    r.handle = tree_.at(a).handle;
+    r.replaced_handle = tree_.at(b).handle;
     // Through a name no path can have (paths hold no NUL), so each side
     // keeps its own subtree, pending writes and handle indexes.
     const std::string aside(1, '\0');
@@ -138,13 +138,12 @@ void Capture::on_exchange(const std::string& a, const std::string& b, int32_t pi
 // path: the directory may have been renamed or exchanged since (its move
 // still queued), and the whiteout went with it; the tree moves it there
 // when that move is read.
-void Capture::journal_whiteout(const std::string& path, const std::string& dir_handle, const std::string& name,
+void Capture::journal_whiteout(const std::string& path, const FileHandle& dir_handle, const std::string& name,
                                int32_t pid) {
     if (tree_.count(path)) return;
     UniqueFd dir;
     if (!dir_handle.empty() && !name.empty()) {
-        auto h = to_file_handle(dir_handle);
-        dir.reset(open_by_handle(root_fd_, h.type, h.bytes, O_PATH | O_DIRECTORY | O_CLOEXEC));
+        dir.reset(open_by_handle(root_fd_, dir_handle, O_PATH | O_DIRECTORY | O_CLOEXEC));
         if (!dir.valid()) return;  // gone, and the whiteout with it (its removal is queued)
     }
     auto read = [&](unsigned parts) {

@@ -21,13 +21,6 @@ using journal::Record;
 
 namespace {
 
-std::string handle_key(const journal::FileHandle& h) {
-    if (h.empty()) return {};
-    std::string key(sizeof(int32_t), '\0');
-    std::memcpy(key.data(), &h.type, sizeof(int32_t));
-    return key + h.bytes;
-}
-
 // The tree as records change it. Attributes and content belong to the
 // object, so a change through one name is seen by every name of it (a
 // handle -> names index, checked against the tree on use).
@@ -105,7 +98,7 @@ private:
         // is not known.
         e.mtime_ns = r.mtime_ns.value_or(kUnknownMtime);
         e.rdev = r.rdev.value_or(0);
-        e.handle = handle_key(r.handle);
+        e.handle = r.handle;
         e.version = r.version;
         if (r.op == Op::symlink) e.link_target = r.target;
         // Made over something of another kind: the replica makes room.
@@ -120,7 +113,7 @@ private:
         auto from = tree_.find(r.path);
         if (from == tree_.end() || from->second.is_dir()) return false;
         Entry e = from->second;
-        if (!r.handle.empty()) e.handle = handle_key(r.handle);
+        if (!r.handle.empty()) e.handle = r.handle;
         if (tree_.count(r.target)) erase_subtree(r.target);
         name(r.target, e);
         tree_[r.target] = std::move(e);
@@ -216,7 +209,7 @@ private:
     }
 
     Tree& tree_;
-    std::unordered_multimap<std::string, std::string> names_;
+    std::unordered_multimap<FileHandle, std::string> names_;
 };
 
 }  // namespace

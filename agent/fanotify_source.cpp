@@ -23,26 +23,11 @@ namespace {
 constexpr uint64_t kMask =
     FAN_CREATE | FAN_DELETE | FAN_RENAME | FAN_ATTRIB | FAN_MODIFY | FAN_CLOSE_WRITE | FAN_ONDIR;
 
-std::string key_of(const file_handle* fh) {
-    std::string key(reinterpret_cast<const char*>(&fh->handle_type), sizeof fh->handle_type);
-    key.append(reinterpret_cast<const char*>(fh->f_handle), fh->handle_bytes);
-    return key;
+FileHandle handle_in(const file_handle* fh) {
+    return FileHandle{fh->handle_type, std::string(reinterpret_cast<const char*>(fh->f_handle), fh->handle_bytes)};
 }
 
 }  // namespace
-
-Result<std::string> handle_key_of(int dirfd, const std::string& name) {
-    union {
-        file_handle fh;
-        char buf[sizeof(file_handle) + MAX_HANDLE_SZ];
-    } u{};
-    u.fh.handle_bytes = MAX_HANDLE_SZ;
-    int mount_id = 0;
-    if (name_to_handle_at(dirfd, name.empty() ? "" : name.c_str(), &u.fh, &mount_id,
-                          name.empty() ? AT_EMPTY_PATH : 0) != 0)  // never follows a final symlink
-        return fail(sys_error("name_to_handle_at", name, errno));
-    return key_of(&u.fh);
-}
 
 Result<std::unique_ptr<FanotifySource>> FanotifySource::open(const std::string& dir, uint32_t queue_events) {
     auto queue = with_queue_length(queue_events, [] {
@@ -99,7 +84,7 @@ Result<size_t> FanotifySource::drain(const std::function<void(const FanEvent&)>&
                     hdr->info_type == FAN_EVENT_INFO_TYPE_NEW_DFID_NAME) {
                     auto* fid = reinterpret_cast<fanotify_event_info_fid*>(info);
                     auto* fh = reinterpret_cast<file_handle*>(fid->handle);
-                    std::string key = key_of(fh);
+                    FileHandle key = handle_in(fh);
                     const char* name = reinterpret_cast<const char*>(fh->f_handle) + fh->handle_bytes;
                     switch (hdr->info_type) {
                         case FAN_EVENT_INFO_TYPE_FID: ev.object_handle = key; break;

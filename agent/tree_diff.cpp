@@ -70,7 +70,7 @@ private:
     // (it could not be read) is an object of its own, matched by name only.
     std::string key_of(const Entry& e, char side, const std::string& path) const {
         if (e.handle.empty()) return fmt::format("{}{}", side, path);
-        return fmt::format("h{:o}:", type_of(e)) + e.handle;
+        return fmt::format("h{:o}:", type_of(e)) + e.handle.key();
     }
 
     int object_for(const std::string& key) {
@@ -140,7 +140,7 @@ private:
         Record r;
         r.op = o.dir ? Op::rmdir : Op::unlink;
         r.path = path;
-        r.handle = to_file_handle(o.was->handle);
+        r.handle = o.was->handle;
         return r;
     }
 
@@ -209,7 +209,7 @@ private:
         r.op = Op::rename;
         r.path = from;
         r.target = to;
-        r.handle = to_file_handle(objs_[id].was->handle);
+        r.handle = objs_[id].was->handle;
         move(from, to);
         entry_record(std::move(r));
     }
@@ -444,7 +444,7 @@ private:
                     t.op = Op::truncate;
                     t.path = path;
                     t.size = e.size;
-                    t.handle = to_file_handle(e.handle);
+                    t.handle = e.handle;
                     out_.push_back(std::move(t));
                 }
                 out_.push_back(capture_detail::whole_content_record(path, e));

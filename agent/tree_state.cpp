@@ -27,10 +27,20 @@
 
 namespace iz::agent {
 
+// The handle is saved in its key form, a string: the form tree state files
+// have always held it in.
 template <class Archive>
-void serialize(Archive& ar, Entry& e) {
-    ar(e.mode, e.uid, e.gid, e.size, e.mtime_ns, e.ctime_ns, e.atime_ns, e.ino, e.nlink, e.rdev, e.version, e.handle,
+void save(Archive& ar, const Entry& e) {
+    ar(e.mode, e.uid, e.gid, e.size, e.mtime_ns, e.ctime_ns, e.atime_ns, e.ino, e.nlink, e.rdev, e.version,
+       e.handle.key(), e.link_target, e.xattrs);
+}
+
+template <class Archive>
+void load(Archive& ar, Entry& e) {
+    std::string handle;
+    ar(e.mode, e.uid, e.gid, e.size, e.mtime_ns, e.ctime_ns, e.atime_ns, e.ino, e.nlink, e.rdev, e.version, handle,
        e.link_target, e.xattrs);
+    e.handle = FileHandle::from_key(handle);
 }
 
 namespace {
@@ -115,18 +125,6 @@ Status scan_dir(int root_fd, const std::string& rel, const ExcludeFn& excluded, 
     return {};
 }
 
-}  // namespace
-
-journal::FileHandle to_file_handle(const std::string& key) {
-    journal::FileHandle h;
-    if (key.size() < sizeof(int32_t)) return h;
-    std::memcpy(&h.type, key.data(), sizeof(int32_t));
-    h.bytes = key.substr(sizeof(int32_t));
-    return h;
-}
-
-namespace {
-
 Entry entry_from_stat(const struct stat& st) {
     Entry e;
     e.mode = st.st_mode;
@@ -164,7 +162,7 @@ Result<Entry> read_entry(int root_fd, const std::string& rel, unsigned parts) {
     if (::fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW | empty) != 0) return fail(sys_error("stat", rel, errno));
     Entry e = entry_from_stat(st);
     if (parts & kReadHandle)
-        if (auto h = handle_key_of(at, name)) e.handle = *h;
+        if (auto h = handle_of(at, name)) e.handle = *h;
     if (S_ISLNK(st.st_mode)) {
         char buf[PATH_MAX];
         ssize_t n = ::readlinkat(at, name, buf, sizeof buf);
@@ -177,15 +175,14 @@ Result<Entry> read_entry(int root_fd, const std::string& rel, unsigned parts) {
     return e;
 }
 
-Result<Entry> read_entry_by_handle(int root_fd, const std::string& handle_key, const std::string& rel) {
-    auto h = to_file_handle(handle_key);
-    UniqueFd fd(open_by_handle(root_fd, h.type, h.bytes, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+Result<Entry> read_entry_by_handle(int root_fd, const FileHandle& handle, const std::string& rel) {
+    UniqueFd fd(open_by_handle(root_fd, handle, O_PATH | O_NOFOLLOW | O_CLOEXEC));
     if (!fd.valid() && errno == EBADF) {
         // open_by_handle_at refuses an O_PATH descriptor as its mount
         // reference: reopen the root readable.
         UniqueFd mount_fd(::openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         if (!mount_fd.valid()) return fail(sys_error("open watched root for", rel, errno));
-        fd.reset(open_by_handle(mount_fd.get(), h.type, h.bytes, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+        fd.reset(open_by_handle(mount_fd.get(), handle, O_PATH | O_NOFOLLOW | O_CLOEXEC));
         int err = errno;
         mount_fd.reset();
         errno = err;
@@ -195,7 +192,7 @@ Result<Entry> read_entry_by_handle(int root_fd, const std::string& handle_key, c
     if (::fstatat(fd.get(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
         return fail(sys_error("stat by handle", rel, errno));
     Entry e = entry_from_stat(st);
-    e.handle = handle_key;
+    e.handle = handle;
     if (S_ISLNK(st.st_mode)) {
         char buf[PATH_MAX];
         ssize_t n = ::readlinkat(fd.get(), "", buf, sizeof buf);
@@ -298,7 +295,7 @@ Result<Tree> scan_tree(int root_fd, const ExcludeFn& excluded) {
 journal::Record creation_record(const std::string& path, const Entry& e) {
     journal::Record r;
     r.path = path;
-    r.handle = to_file_handle(e.handle);
+    r.handle = e.handle;
     r.mode = e.mode;
     r.owner_uid = e.uid;
     r.owner_gid = e.gid;
@@ -323,7 +320,7 @@ std::vector<journal::Record> attribute_records(const std::string& path, const En
         journal::Record r;
         r.op = op;
         r.path = path;
-        r.handle = to_file_handle(after.handle);
+        r.handle = after.handle;
         return r;
     };
     if ((before.mode & 07777) != (after.mode & 07777) || before.uid != after.uid || before.gid != after.gid ||

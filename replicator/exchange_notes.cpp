@@ -88,20 +88,14 @@ Status ExchangeNotes::add(ExchangeNote note, uint64_t durable_lsn) {
     return write_file_durably(file_, text);
 }
 
+std::string identity_of(const FileHandle& handle) { return fmt::format("h{}:{}", handle.type, to_hex(handle.bytes)); }
+
 Result<std::string> object_identity(int dirfd, const std::string& name, const std::string& path) {
-    union {
-        file_handle fh;
-        char buf[sizeof(file_handle) + MAX_HANDLE_SZ];
-    } u{};
-    u.fh.handle_bytes = MAX_HANDLE_SZ;
-    int mount_id = 0;
-    // Without AT_SYMLINK_FOLLOW: a symlink is named as itself.
-    if (::name_to_handle_at(dirfd, name.c_str(), &u.fh, &mount_id, 0) == 0)
-        return fmt::format("h{}:{}", u.fh.handle_type,
-                           to_hex(std::string(reinterpret_cast<const char*>(u.fh.f_handle), u.fh.handle_bytes)));
-    if (errno == ENOENT) return std::string("-");
-    if (errno != EOPNOTSUPP && errno != ENOTSUP)
-        return fail(sys_error("name_to_handle_at", path, errno));
+    // A symlink is named as itself (handle_of never follows one).
+    auto handle = handle_of(dirfd, name, path);
+    if (handle) return identity_of(*handle);
+    if (handle.error().sys_errno == ENOENT) return std::string("-");
+    if (handle.error().sys_errno != EOPNOTSUPP && handle.error().sys_errno != ENOTSUP) return fail(handle.error());
     struct stat st{};
     if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
         if (errno == ENOENT) return std::string("-");

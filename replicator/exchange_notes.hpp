@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "common/file_handle.hpp"
 
 namespace iz::replicator {
 
@@ -54,5 +55,8 @@ private:
 // its file handle, or its inode number where the filesystem gives no
 // handles. "-" when nothing is there.
 Result<std::string> object_identity(int dirfd, const std::string& name, const std::string& path);
+// The identity of an entry with a file handle: "h<type>:<handle bytes in
+// hex>". Notes on disk hold it, so its form never changes.
+std::string identity_of(const FileHandle& handle);
 
 }  // namespace iz::replicator

@@ -19,6 +19,24 @@ using journal::Op;
 using journal::Record;
 using Clock = std::chrono::steady_clock;
 
+// The operations both the journal and the wire have carry the same number
+// in both (OpKind 1..13 mirror journal::Op 1..13): a reader of either can
+// tell them apart by value, and neither list may renumber. The mapping
+// below is by name; these keep the numbers from drifting apart unseen.
+static_assert(static_cast<uint8_t>(proto::OpKind::create) == static_cast<uint8_t>(Op::create));
+static_assert(static_cast<uint8_t>(proto::OpKind::mkdir) == static_cast<uint8_t>(Op::mkdir));
+static_assert(static_cast<uint8_t>(proto::OpKind::mknod) == static_cast<uint8_t>(Op::mknod));
+static_assert(static_cast<uint8_t>(proto::OpKind::symlink) == static_cast<uint8_t>(Op::symlink));
+static_assert(static_cast<uint8_t>(proto::OpKind::link) == static_cast<uint8_t>(Op::link));
+static_assert(static_cast<uint8_t>(proto::OpKind::unlink) == static_cast<uint8_t>(Op::unlink));
+static_assert(static_cast<uint8_t>(proto::OpKind::rmdir) == static_cast<uint8_t>(Op::rmdir));
+static_assert(static_cast<uint8_t>(proto::OpKind::rename) == static_cast<uint8_t>(Op::rename));
+static_assert(static_cast<uint8_t>(proto::OpKind::setattr) == static_cast<uint8_t>(Op::setattr));
+static_assert(static_cast<uint8_t>(proto::OpKind::write) == static_cast<uint8_t>(Op::write));
+static_assert(static_cast<uint8_t>(proto::OpKind::truncate) == static_cast<uint8_t>(Op::truncate));
+static_assert(static_cast<uint8_t>(proto::OpKind::setxattr) == static_cast<uint8_t>(Op::setxattr));
+static_assert(static_cast<uint8_t>(proto::OpKind::removexattr) == static_cast<uint8_t>(Op::removexattr));
+
 namespace {
 
 constexpr size_t kWindowRecords = 1024;

@@ -25,8 +25,8 @@ Result<std::optional<SourceFile>> open_handle(int mount_fd, const journal::FileH
     // source's atime, and spares a journaled inode update per file read
     // (relatime updates the atime of a file read for the first time since
     // it was written). Only its owner or CAP_FOWNER may ask for it.
-    int fd = open_by_handle(mount_fd, h.type, h.bytes, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOATIME);
-    if (fd < 0 && errno == EPERM) fd = open_by_handle(mount_fd, h.type, h.bytes, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    int fd = open_by_handle(mount_fd, h, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOATIME);
+    if (fd < 0 && errno == EPERM) fd = open_by_handle(mount_fd, h, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         if (errno == ESTALE || errno == ENOENT) return std::optional<SourceFile>{};
         return fail(sys_error("open by file handle", what, errno));
@@ -88,7 +88,7 @@ namespace {
 
 // The object itself, whatever its type, without following it.
 UniqueFd open_handle_path(int mount_fd, const journal::FileHandle& handle) {
-    return UniqueFd(open_by_handle(mount_fd, handle.type, handle.bytes, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    return UniqueFd(open_by_handle(mount_fd, handle, O_PATH | O_NOFOLLOW | O_CLOEXEC));
 }
 
 }  // namespace

@@ -25,6 +25,19 @@ static_assert(iz::agent::BpfCapture::kMappedFilesCapacity == IZ_MAPPED_FILES);
 
 namespace iz::agent {
 
+// DirtyKind is the C++ name of the kinds the BPF program writes into
+// iz_dirty_event.kind (bpf/capture_events.h, plain C for clang -target bpf):
+// the two must agree number for number, or ranges arrive as the wrong kind.
+static_assert(static_cast<uint8_t>(DirtyKind::write) == IZ_DIRTY_WRITE);
+static_assert(static_cast<uint8_t>(DirtyKind::truncate) == IZ_DIRTY_TRUNCATE);
+static_assert(static_cast<uint8_t>(DirtyKind::fallocate) == IZ_DIRTY_FALLOCATE);
+static_assert(static_cast<uint8_t>(DirtyKind::punch_hole) == IZ_DIRTY_PUNCH_HOLE);
+static_assert(static_cast<uint8_t>(DirtyKind::zero_range) == IZ_DIRTY_ZERO_RANGE);
+static_assert(static_cast<uint8_t>(DirtyKind::collapse_range) == IZ_DIRTY_COLLAPSE_RANGE);
+static_assert(static_cast<uint8_t>(DirtyKind::insert_range) == IZ_DIRTY_INSERT_RANGE);
+static_assert(static_cast<uint8_t>(DirtyKind::process_exit) == IZ_PROCESS_EXIT);
+static_assert(static_cast<uint8_t>(DirtyKind::unknown) == IZ_DIRTY_UNKNOWN);
+
 namespace {
 
 // libbpf explains a refusal (verifier log, missing BTF, lockdown) only

@@ -41,7 +41,8 @@
 
 namespace iz::agent {
 
-// The same numbers as IZ_DIRTY_* in bpf/capture_events.h.
+// The same numbers as IZ_DIRTY_* in bpf/capture_events.h (static_asserts in
+// bpf_capture.cpp fail the build when they differ).
 enum class DirtyKind : uint8_t {
     write = 1,
     truncate,

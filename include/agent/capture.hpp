@@ -107,12 +107,12 @@ private:
         int32_t pid = 0;
     };
 
-    std::optional<std::string> dir_path(const std::string& handle);
-    std::optional<std::string> event_path(const std::string& dir_handle, const std::string& name);
+    std::optional<std::string> dir_path(const FileHandle& handle);
+    std::optional<std::string> event_path(const FileHandle& dir_handle, const std::string& name);
     // `handle` names an object the tree has (or had until it was deleted).
-    bool known_object(const std::string& handle) const;
+    bool known_object(const FileHandle& handle) const;
     void emit(journal::Record r, int32_t pid);
-    void index_dir(const std::string& rel, const std::string& handle);
+    void index_dir(const std::string& rel, const FileHandle& handle);
     // Whether the directory `path` is made in has a default ACL (which the
     // kernel copies onto every new entry in it).
     bool parent_has_default_acl(const std::string& path) const;
@@ -122,7 +122,7 @@ private:
     void track(const std::string& path, Entry e);
     // Another name the tree holds for the object `handle` names (a hard
     // link, or the name an entry had before a move still queued), if any.
-    std::optional<std::string> tracked_elsewhere(const std::string& handle, const std::string& path, uint64_t ino);
+    std::optional<std::string> tracked_elsewhere(const FileHandle& handle, const std::string& path, uint64_t ino);
     // Attributes belong to the inode: what was just read (and journaled)
     // for `path` becomes what every other known name of it has, so an
     // event on another name compares against the latest journaled state.
@@ -131,8 +131,8 @@ private:
     void move_subtree(const std::string& from, const std::string& to);
     void adopt_subtree(const std::string& rel, int32_t pid);
 
-    void on_create(const std::string& path, bool is_dir, int32_t pid, const std::string& handle, bool moved_in = false);
-    void journal_vanished_creation(const std::string& path, bool is_dir, int32_t pid, const std::string& handle);
+    void on_create(const std::string& path, bool is_dir, int32_t pid, const FileHandle& handle, bool moved_in = false);
+    void journal_vanished_creation(const std::string& path, bool is_dir, int32_t pid, const FileHandle& handle);
     void materialize(const std::string& path, int32_t pid);
     void materialize_beneath(const std::string& dir, int32_t pid);
     void on_delete(const std::string& path, bool is_dir, int32_t pid);
@@ -143,7 +143,7 @@ private:
     // The entries at `a` and `b` swapped names (renameat2 RENAME_EXCHANGE).
     void on_exchange(const std::string& a, const std::string& b, int32_t pid);
     // Journals the whiteout a rename may have left at its old name `path`.
-    void journal_whiteout(const std::string& path, const std::string& dir_handle, const std::string& name, int32_t pid);
+    void journal_whiteout(const std::string& path, const FileHandle& dir_handle, const std::string& name, int32_t pid);
     void on_attrib(const std::string& path, int32_t pid);
     void on_modify(const std::string& path, int32_t pid);
     void on_close_write(const std::string& path, int32_t pid);
@@ -177,21 +177,21 @@ private:
     journal::Writer& writer_;
     bool bpf_ranges_;
     Tree tree_;
-    std::unordered_map<std::string, std::string> dirs_;    // handle key -> relative path
-    std::unordered_set<std::string> outside_;              // handle keys known to be elsewhere
-    // handle key -> names of a non-directory. Pairs go stale as names go
+    std::unordered_map<FileHandle, std::string> dirs_;     // directory -> relative path
+    std::unordered_set<FileHandle> outside_;               // handles known to be elsewhere
+    // handle -> names of a non-directory. Pairs go stale as names go
     // (checked against the tree on use, dropped then); the index is rebuilt
     // when stale pairs outnumber live ones.
-    std::unordered_multimap<std::string, std::string> names_;
+    std::unordered_multimap<FileHandle, std::string> names_;
     // Handles of files whose name was deleted: one showing up again under
     // a new name is no new file (bounded: cleared when it grows large).
     // Kept as hashes: a collision only costs an extra xattr read, and a
     // tree deleted was a string allocation per file.
     std::unordered_set<size_t> departed_;
-    static size_t handle_hash(const std::string& handle) { return std::hash<std::string_view>{}(handle); }
+    static size_t handle_hash(const FileHandle& handle) { return std::hash<FileHandle>{}(handle); }
     struct DeferredDelete {
         std::string path;
-        std::string handle;  // the object the delete was for
+        FileHandle handle;  // the object the delete was for
         bool is_dir = false;
         int32_t pid = 0;
         bool done = false;

@@ -10,21 +10,22 @@
 #include <string>
 
 #include "common/error.hpp"
+#include "common/file_handle.hpp"
 
 namespace iz::agent {
 
 struct FanEvent {
     uint64_t mask = 0;
     int32_t pid = 0;
-    // Parent directory handle (type + bytes, the key of the directory map)
-    // and the entry's name; empty name = the event is on the directory itself.
-    std::string dir_handle;
+    // Parent directory handle (the key of the directory map) and the
+    // entry's name; empty name = the event is on the directory itself.
+    FileHandle dir_handle;
     std::string name;
     // FAN_RENAME: the destination side.
-    std::string new_dir_handle;
+    FileHandle new_dir_handle;
     std::string new_name;
     // The object's own handle where reported (FID / target FID).
-    std::string object_handle;
+    FileHandle object_handle;
 };
 
 class FanotifySource {
@@ -54,9 +55,5 @@ private:
     uint32_t queue_events_ = 0;
     std::string queue_note_;
 };
-
-// The key under which a directory is known: handle type and bytes, as both
-// fanotify and name_to_handle_at produce them.
-Result<std::string> handle_key_of(int dirfd, const std::string& name);
 
 }  // namespace iz::agent

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "common/file_handle.hpp"
 #include "journal/record.hpp"
 
 namespace iz::agent {
@@ -30,7 +31,7 @@ struct Entry {
     uint32_t nlink = 0;
     uint64_t rdev = 0;
     uint64_t version = 0;
-    std::string handle;  // handle_key_of(): 4-byte type, then the handle bytes
+    FileHandle handle;  // saved as its key()
     std::string link_target;
     std::map<std::string, std::string> xattrs;
 
@@ -60,11 +61,11 @@ enum ReadParts : unsigned { kReadStat = 0, kReadHandle = 1, kReadXattrs = 2, kRe
 // with sys_errno ENOENT.
 Result<Entry> read_entry(int root_fd, const std::string& rel, unsigned parts = kReadAll);
 
-// Reads the object a handle key names, wherever it is now (`rel` only names
+// Reads the object a handle names, wherever it is now (`rel` only names
 // it in errors). For an event whose path went stale before it was read: a
 // later rename moved the object, and its attributes still belong to the
 // records at the old path. ENOENT when it no longer exists.
-Result<Entry> read_entry_by_handle(int root_fd, const std::string& handle_key, const std::string& rel);
+Result<Entry> read_entry_by_handle(int root_fd, const FileHandle& handle, const std::string& rel);
 
 // Walks the tree beneath `root_fd`, skipping excluded paths.
 Result<Tree> scan_tree(int root_fd, const ExcludeFn& excluded);
@@ -73,8 +74,6 @@ Result<Tree> scan_tree(int root_fd, const ExcludeFn& excluded);
 journal::Record creation_record(const std::string& path, const Entry& e);
 // Attribute records for a change from `before` to `after` at `path`.
 std::vector<journal::Record> attribute_records(const std::string& path, const Entry& before, const Entry& after);
-// A FileHandle for the journal from a handle key.
-journal::FileHandle to_file_handle(const std::string& key);
 
 // A saved tree and the journal position it describes: every record up to
 // `lsn` is in it, none after. A state saved before positions were kept has

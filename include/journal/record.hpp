@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/file_handle.hpp"
+
 namespace iz::journal {
 
 // Wire values are part of the on-disk format: append only, never renumber.
@@ -61,12 +63,7 @@ struct ByteRange {
 std::vector<ByteRange> coalesce(std::vector<ByteRange> ranges);
 
 // An opaque kernel file handle (name_to_handle_at / fanotify FID).
-struct FileHandle {
-    int32_t type = 0;
-    std::string bytes;  // f_handle, handle_bytes long
-    bool empty() const { return bytes.empty(); }
-    friend bool operator==(const FileHandle&, const FileHandle&) = default;
-};
+using FileHandle = iz::FileHandle;
 
 struct Record {
     // Assigned by the writer; whatever the caller sets is overwritten.

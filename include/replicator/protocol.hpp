@@ -114,6 +114,8 @@ struct ErrorMsg {
 // whole-file content is a sequence content_begin, content_data*, content_end
 // sharing one LSN. content_begin may carry the file's mode (the new file is
 // made with its permission bits); content_end carries the final attributes.
+// create..removexattr carry journal::Op's numbers (the shipper checks that
+// at build time); append only, never renumber.
 enum class OpKind : uint8_t {
     noop = 0,
     create = 1,

@@ -35,7 +35,7 @@ std::string parent_of(const std::string& p) {
 Entry make(uint32_t type, const std::string& handle, uint64_t size = 0) {
     Entry e;
     e.mode = type | (type == S_IFDIR ? 0755 : 0644);
-    e.handle = handle;
+    e.handle = FileHandle::from_key(handle);
     e.size = size;
     e.mtime_ns = static_cast<int64_t>(size) * 1000;
     if (type == S_IFLNK) e.link_target = fmt::format("target-{}", size);
@@ -58,7 +58,7 @@ struct Replica {
 
     explicit Replica(const Tree& t) {
         for (auto& [p, e] : t)
-            if (!p.empty()) names[p] = {e.mode & S_IFMT, e.handle.empty() ? "name:" + p : e.handle};
+            if (!p.empty()) names[p] = {e.mode & S_IFMT, e.handle.empty() ? "name:" + p : e.handle.key()};
     }
 
     bool is_dir(const std::string& p) const {
@@ -69,11 +69,7 @@ struct Replica {
 
     std::string apply(const Record& r) {
         auto has = [&](const std::string& p) { return names.count(p) > 0; };
-        auto key = [](const journal::FileHandle& h) {
-            std::string k(sizeof h.type, '\0');
-            std::memcpy(k.data(), &h.type, sizeof h.type);
-            return k + h.bytes;
-        };
+        auto key = [](const journal::FileHandle& h) { return h.key(); };
         switch (r.op) {
             case Op::create:
             case Op::mkdir:
@@ -165,7 +161,7 @@ std::pair<Tree, Tree> random_trees(uint32_t seed, int changes) {
         auto p = name_in(dir);
         t[p] = rng() % 3 == 0 ? make(S_IFDIR, fresh_handle()) : make(S_IFREG, fresh_handle(), rng() % 100);
         // Some entries' handles could not be read: they are known by name only.
-        if (rng() % 10 == 0) t[p].handle.clear();
+        if (rng() % 10 == 0) t[p].handle = {};
     }
     Tree before = t;
     for (int i = 0; i < changes; ++i) {
@@ -236,19 +232,17 @@ TEST(TreeDiff, RandomChangesApplyInOrderAndGiveTheTreeAfter) {
         for (auto& [p, e] : after) {
             if (p.empty()) continue;
             want_types[p] = e.mode & S_IFMT;
-            want_objects[p] = e.handle.empty() ? "name:" + p : e.handle;
+            want_objects[p] = e.handle.empty() ? "name:" + p : e.handle.key();
         }
         ASSERT_EQ(got_types, want_types) << "seed " << seed << ", records:\n" << listing;
         ASSERT_EQ(groups(got_objects), groups(want_objects)) << "seed " << seed << ", records:\n" << listing;
         // Nothing that stayed one object is made again, and nothing travels twice.
         std::set<std::string> kept;
         for (auto& [p, e] : before)
-            if (!e.handle.empty()) kept.insert(e.handle);
+            if (!e.handle.empty()) kept.insert(e.handle.key());
         for (auto& r : records)
             if (r.op == Op::create || r.op == Op::mkdir) {
-                std::string k(sizeof r.handle.type, '\0');
-                std::memcpy(k.data(), &r.handle.type, sizeof r.handle.type);
-                EXPECT_FALSE(kept.count(k + r.handle.bytes)) << "seed " << seed << ": " << r.path << " made again";
+                EXPECT_FALSE(kept.count(r.handle.key())) << "seed " << seed << ": " << r.path << " made again";
             }
     }
 }

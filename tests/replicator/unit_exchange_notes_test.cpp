@@ -1,0 +1,92 @@
+// The server's exchange notes (state_dir/exchanges) name each side of an
+// exchange by its identity: "h<type>:<handle hex>", "i<inode>" where the
+// filesystem has no handles, "-" for nothing. Notes on disk outlive the
+// program that wrote them, so both the identity and the file keep their form.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "exchange_notes.hpp"
+
+namespace iz::replicator {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string slurp(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+class ExchangeNotesFormat : public ::testing::Test {
+protected:
+    void SetUp() override {
+        std::string tmpl = (fs::temp_directory_path() / "iz-notes-XXXXXX").string();
+        ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+        dir_ = tmpl;
+    }
+    void TearDown() override { fs::remove_all(dir_); }
+    fs::path dir_;
+};
+
+// As written before handles had a type of their own: an exchange of "a"
+// and "b/c" at LSN 9 (a file handle, then nothing), and of "d" and "e" at
+// LSN 10 (an inode number, then a handle of type -1).
+const std::string kNotes =
+    "9 61 622f63 68313a30633030303030303261303030303030 2d\n"
+    "10 64 65 693737 682d313a6666\n";
+
+TEST_F(ExchangeNotesFormat, NotesWrittenBeforeTheHandleTypeReadAndRewriteTheSame) {
+    std::ofstream(dir_ / "exchanges", std::ios::binary) << kNotes;
+    auto notes = ExchangeNotes::open(dir_);
+    ASSERT_TRUE(notes) << notes.error().message;
+    auto first = notes->find(9, "a", "b/c");
+    ASSERT_TRUE(first);
+    EXPECT_EQ(first->at_path, identity_of(FileHandle{1, std::string("\x0c\x00\x00\x00\x2a\x00\x00\x00", 8)}));
+    EXPECT_EQ(first->at_target, "-");
+    auto second = notes->find(10, "d", "e");
+    ASSERT_TRUE(second);
+    EXPECT_EQ(second->at_path, "i77");
+    EXPECT_EQ(second->at_target, identity_of(FileHandle{-1, "\xff"}));
+    // Adding the last note again rewrites the file: the same bytes.
+    ASSERT_TRUE(notes->add(*second, 0));
+    EXPECT_EQ(slurp(dir_ / "exchanges"), kNotes);
+}
+
+TEST_F(ExchangeNotesFormat, AnEntryIsKnownByItsKernelHandle) {
+    std::ofstream(dir_ / "f") << "x";
+    fs::create_symlink("f", dir_ / "l");
+    int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ASSERT_GE(dfd, 0);
+    for (const char* name : {"f", "l"}) {
+        union {
+            file_handle fh;
+            char buf[sizeof(file_handle) + MAX_HANDLE_SZ];
+        } u{};
+        u.fh.handle_bytes = MAX_HANDLE_SZ;
+        int mount_id = 0;
+        ASSERT_EQ(::name_to_handle_at(dfd, name, &u.fh, &mount_id, 0), 0);
+        std::string hex;
+        for (char c : std::string_view(reinterpret_cast<const char*>(u.fh.f_handle), u.fh.handle_bytes))
+            hex += fmt::format("{:02x}", static_cast<unsigned char>(c));
+        auto id = object_identity(dfd, name, name);
+        ASSERT_TRUE(id) << id.error().message;
+        EXPECT_EQ(*id, fmt::format("h{}:{}", u.fh.handle_type, hex)) << name;
+    }
+    auto none = object_identity(dfd, "none", "none");
+    ASSERT_TRUE(none) << none.error().message;
+    EXPECT_EQ(*none, "-");
+    ::close(dfd);
+}
+
+}  // namespace
+}  // namespace iz::replicator
