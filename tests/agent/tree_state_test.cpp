@@ -39,7 +39,7 @@ protected:
         f.mtime_ns = -5;
         f.ino = 77;
         f.nlink = 2;
-        f.handle = std::string("\x01\x00\x00\x00handle\x00bytes", 16);
+        f.handle = FileHandle::from_key(std::string("\x01\x00\x00\x00handle\x00bytes", 16));
         f.xattrs = {{"user.a", "1"}, {"security.selinux", std::string("x\0y", 3)}};
         t["d/f"] = f;
         Entry l;
@@ -61,7 +61,7 @@ protected:
         for (auto& [path, e] : tree) {
             str(path);
             ar(e.mode, e.uid, e.gid, e.size, e.mtime_ns, e.ctime_ns, e.atime_ns, e.ino, e.nlink, e.rdev, e.version);
-            str(e.handle);
+            str(e.handle.key());
             str(e.link_target);
             ar(cereal::make_size_tag(static_cast<cereal::size_type>(e.xattrs.size())));
             for (auto& [name, value] : e.xattrs) {
