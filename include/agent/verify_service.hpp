@@ -20,8 +20,8 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/verifier.hpp"
-#include "replicator/shipper.hpp"
-#include "tree_hash.hpp"
+#include "replicator/ship/shipper.hpp"
+#include "replicator/fs/tree_hash.hpp"
 
 namespace iz::agent {
 
