@@ -18,7 +18,7 @@
 #include <cstring>
 #include <mutex>
 
-#include "agent/bpf_capture.hpp"
+#include "bpf/bpf_capture.hpp"
 #include "agent/capture.hpp"
 #include "agent/control.hpp"
 #include "agent/crash_recovery.hpp"
@@ -29,7 +29,7 @@
 #include "journal/reader.hpp"
 #include "journal/retention.hpp"
 #include "journal/writer.hpp"
-#include "replicator/shipper.hpp"
+#include "replicator/ship/shipper.hpp"
 #include "writeback_flusher.hpp"
 
 namespace iz::agent {

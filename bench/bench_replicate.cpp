@@ -45,6 +45,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -56,6 +57,9 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "support/process.hpp"
+#include "support/scratch_fs.hpp"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -72,9 +76,8 @@ std::mutex g_children_mu;
 std::set<pid_t> g_children;
 sigset_t g_stop_signals;
 
-// Starts argv[0] (searched in PATH) with stdout and stderr going to `log`
-// (or stdout into `out_pipe`'s write end when given).
-pid_t spawn(const std::vector<std::string>& argv, const fs::path& log, int out_pipe = -1) {
+// Starts argv[0] (searched in PATH) with stdout and stderr going to `log`.
+pid_t spawn(const std::vector<std::string>& argv, const fs::path& log) {
     std::vector<char*> args;
     for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
@@ -92,7 +95,6 @@ pid_t spawn(const std::vector<std::string>& argv, const fs::path& log, int out_p
             ::dup2(fd, 1);
             ::dup2(fd, 2);
         }
-        if (out_pipe >= 0) ::dup2(out_pipe, 1);
         ::execvp(args[0], args.data());
         _exit(127);
     }
@@ -117,26 +119,18 @@ int wait_child(pid_t pid, struct rusage* ru = nullptr) {
 
 fs::path g_log = "/dev/null";  // where commands' output goes (in the temp dir)
 
+// Runs argv (searched in PATH) to its end, its output into the log.
 int run(const std::vector<std::string>& argv) {
-    pid_t pid = spawn(argv, g_log);
-    return pid < 0 ? 127 : wait_child(pid);
+    auto r = iz::test::run_process(argv, {}, std::chrono::hours(1));
+    std::ofstream(g_log, std::ios::app) << r.out << r.err;
+    return r.exit_code;
 }
 
+// Runs argv to its end: its stdout (its stderr goes into the log).
 std::string output_of(const std::vector<std::string>& argv) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) return {};
-    pid_t pid = spawn(argv, g_log, fds[1]);
-    ::close(fds[1]);
-    std::string out;
-    char buf[4096];
-    for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) != 0;) {
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) break;
-        out.append(buf, static_cast<size_t>(n));
-    }
-    ::close(fds[0]);
-    if (pid > 0) wait_child(pid);
-    return out;
+    auto r = iz::test::run_process(argv, {}, std::chrono::hours(1));
+    std::ofstream(g_log, std::ios::app) << r.err;
+    return r.out;
 }
 
 // Reaps a child if it ends within `timeout`; false while it still runs.
@@ -165,7 +159,7 @@ void stop_child(pid_t pid) {
 
 struct Scratch {
     fs::path bin, tmp;
-    std::vector<std::pair<fs::path, fs::path>> images;  // (image, mount point)
+    std::vector<std::unique_ptr<iz::test::ScratchFs>> images;
     fs::path watched;                                   // izwatch runs on it when set
     pid_t agent = -1;                                   // detached: not our child
 };
@@ -205,11 +199,7 @@ void cleanup() {
         children = g_children;
     }
     for (pid_t pid : children) stop_child(pid);
-    for (auto it = g.images.rbegin(); it != g.images.rend(); ++it) {
-        ::umount2(it->second.c_str(), MNT_DETACH);
-        std::error_code ec;
-        fs::remove(it->first, ec);
-    }
+    while (!g.images.empty()) g.images.pop_back();  // the last mounted first
     std::error_code ec;
     if (!g.tmp.empty()) fs::remove_all(g.tmp, ec);
 }
@@ -247,8 +237,8 @@ void start_signal_thread() {
 // Writes back what is dirty on this run's filesystems only (sync(2) would
 // wait for everybody's).
 void sync_ours() {
-    for (auto& [image, mount] : g.images) {
-        int fd = ::open(mount.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    for (auto& image : g.images) {
+        int fd = ::open(image->mount_point().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd >= 0) {
             ::syncfs(fd);
             ::close(fd);
@@ -257,17 +247,13 @@ void sync_ours() {
 }
 
 fs::path mount_image(const std::string& name) {
-    auto image = fs::path(fmt::format("/dev/shm/iz-bench-replicate-{}-{}.img", ::getpid(), name));
-    auto mount = g.tmp / name;
-    fs::create_directories(mount);
-    g.images.emplace_back(image, mount);
     // Inode tables initialised now: ext4's lazy init would otherwise write
     // in the background while workloads are timed.
-    if (run({"truncate", "-s", "2G", image.string()}) != 0 ||
-        run({"mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", image.string()}) != 0 ||
-        run({"mount", "-o", "loop", image.string(), mount.string()}) != 0)
-        die(fmt::format("could not make and mount the ext4 image {}", image.string()));
-    return mount;
+    auto made = iz::test::ScratchFs::make(iz::test::FsType::ext4, 2048, "bench-replicate-" + name,
+                                          {"-E", "lazy_itable_init=0,lazy_journal_init=0"});
+    if (!made) die(fmt::format("could not make and mount the ext4 image for {}: {}", name, made.error().message));
+    g.images.push_back(std::move(*made));
+    return g.images.back()->mount_point();
 }
 
 // A port nobody listens on now: fixed ports collide with other runs.

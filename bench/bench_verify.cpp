@@ -13,11 +13,8 @@
 // right after they were written: dropping caches would be everybody's on
 // this machine.
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -32,11 +29,15 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "support/process.hpp"
+#include "support/scratch_fs.hpp"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -48,9 +49,9 @@ constexpr int kFilesPerDir = 1000;
 
 struct Run {
     fs::path bin, tmp, log;
-    std::vector<std::pair<fs::path, fs::path>> images;  // (image, mount point)
+    std::vector<std::unique_ptr<iz::test::ScratchFs>> images;
     fs::path watched;
-    pid_t server = -1;
+    std::unique_ptr<iz::test::ChildProcess> server;
 };
 Run g;
 
@@ -59,51 +60,16 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 // Runs argv (searched in PATH) to its end; stdout into `out` when given,
 // everything else into the run's log.
 int run(const std::vector<std::string>& argv, std::string* out = nullptr) {
-    int fds[2] = {-1, -1};
-    if (out && ::pipe2(fds, O_CLOEXEC) != 0) return 127;
-    pid_t pid = ::fork();
-    if (pid < 0) return 127;
-    if (pid == 0) {
-        ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-        int fd = ::open(g.log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (fd >= 0) {
-            ::dup2(fd, 1);
-            ::dup2(fd, 2);
-        }
-        if (out) ::dup2(fds[1], 1);
-        std::vector<char*> args;
-        for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        ::execvp(args[0], args.data());
-        _exit(127);
-    }
-    if (out) {
-        ::close(fds[1]);
-        char buf[65536];
-        for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) != 0;) {
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) break;
-            out->append(buf, static_cast<size_t>(n));
-        }
-        ::close(fds[0]);
-    }
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    auto r = iz::test::run_process(argv, {}, std::chrono::hours(1));
+    std::ofstream(g.log, std::ios::app) << (out ? "" : r.out) << r.err;
+    if (out) *out = std::move(r.out);
+    return r.exit_code;
 }
 
 void cleanup() {
     if (!g.watched.empty()) run({(g.bin / "izwatch").string(), "stop", g.watched.string()});
-    if (g.server > 0) {
-        ::kill(g.server, SIGTERM);
-        ::waitpid(g.server, nullptr, 0);
-    }
-    for (auto it = g.images.rbegin(); it != g.images.rend(); ++it) {
-        ::umount2(it->second.c_str(), MNT_DETACH);
-        std::error_code ec;
-        fs::remove(it->first, ec);
-    }
+    g.server.reset();
+    while (!g.images.empty()) g.images.pop_back();  // the last mounted first
     std::error_code ec;
     if (!g.tmp.empty()) fs::remove_all(g.tmp, ec);
 }
@@ -118,15 +84,11 @@ void cleanup() {
 }
 
 fs::path mount_image(const std::string& name) {
-    auto image = fs::path(fmt::format("/dev/shm/iz-bench-verify-{}-{}.img", ::getpid(), name));
-    auto mount = g.tmp / name;
-    fs::create_directories(mount);
-    g.images.emplace_back(image, mount);
-    if (run({"truncate", "-s", "1G", image.string()}) != 0 ||
-        run({"mkfs.ext4", "-q", "-F", "-N", "250000", "-E", "lazy_itable_init=0,lazy_journal_init=0", image.string()}) != 0 ||
-        run({"mount", "-o", "loop", image.string(), mount.string()}) != 0)
-        die(fmt::format("could not make and mount the ext4 image {}", image.string()));
-    return mount;
+    auto made = iz::test::ScratchFs::make(iz::test::FsType::ext4, 1024, "bench-verify-" + name,
+                                          {"-N", "250000", "-E", "lazy_itable_init=0,lazy_journal_init=0"});
+    if (!made) die(fmt::format("could not make and mount the ext4 image for {}: {}", name, made.error().message));
+    g.images.push_back(std::move(*made));
+    return g.images.back()->mount_point();
 }
 
 uint16_t free_port() {
@@ -245,15 +207,11 @@ int main() {
     auto key = g.tmp / "key";
     if (run({(g.bin / "izreplicate").string(), "keygen", key.string()}) != 0) die("izreplicate keygen failed");
     auto port = free_port();
-    g.server = ::fork();
-    if (g.server == 0) {
-        ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-        auto srv_log = (g.tmp / "izreplicate.log").string();
-        ::execl((g.bin / "izreplicate").c_str(), "izreplicate", "--root", dst_root.c_str(), "--listen",
-                fmt::format("127.0.0.1:{}", port).c_str(), "--key", key.c_str(), "--foreground", "--log-file",
-                srv_log.c_str(), static_cast<char*>(nullptr));
-        _exit(127);
-    }
+    g.server = std::make_unique<iz::test::ChildProcess>(
+        std::vector<std::string>{(g.bin / "izreplicate").string(), "--root", dst_root.string(), "--listen",
+                                 fmt::format("127.0.0.1:{}", port), "--key", key.string(), "--foreground", "--log-file",
+                                 (g.tmp / "izreplicate.log").string()},
+        g.tmp / "izreplicate.out", g.tmp / "izreplicate.err");
     ::usleep(300000);
     auto state = g.tmp / "agent";
     t = Clock::now();

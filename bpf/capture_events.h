@@ -1,4 +1,4 @@
-/* Shared between bpf/capture.bpf.c and its loader (agent/bpf): one
+/* Shared between bpf/capture.bpf.c and its loader (bpf_capture.cpp): one
  * ring-buffer record per dirtied byte range. Plain C with fixed-width
  * fields so that clang -target bpf and g++ agree on the layout. */
 #ifndef IZ_CAPTURE_EVENTS_H

@@ -14,7 +14,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "agent/bpf_capture.hpp"
+#include "bpf/bpf_capture.hpp"
 #include "agent/fanotify_source.hpp"
 #include "agent/process_info.hpp"
 #include "agent/tree_state.hpp"

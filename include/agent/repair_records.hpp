@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "journal/record.hpp"
-#include "tree_hash.hpp"
-#include "verify_compare.hpp"
+#include "replicator/fs/tree_hash.hpp"
+#include "replicator/fs/verify_compare.hpp"
 
 namespace iz::agent {
 

@@ -22,8 +22,8 @@
 
 #include "common/error.hpp"
 #include "journal/record.hpp"
-#include "replicator/shipper.hpp"
-#include "verify_compare.hpp"
+#include "replicator/ship/shipper.hpp"
+#include "replicator/fs/verify_compare.hpp"
 
 namespace iz::agent {
 

@@ -21,8 +21,8 @@
 
 #include "agent/verifier.hpp"
 #include "common/unique_fd.hpp"
-#include "replicator/shipper.hpp"
-#include "tree_hash.hpp"
+#include "replicator/fs/tree_hash.hpp"
+#include "replicator/ship/shipper.hpp"
 
 namespace iz::agent {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/bpf_capture.hpp"
+#include "bpf/bpf_capture.hpp"
 #include "support/scratch_fs.hpp"
 
 namespace iz::test {

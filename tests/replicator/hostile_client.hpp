@@ -8,8 +8,8 @@
 #include <string_view>
 
 #include "common/error.hpp"
-#include "replicator/auth.hpp"
-#include "replicator/protocol.hpp"
+#include "replicator/wire/auth.hpp"
+#include "replicator/wire/protocol.hpp"
 
 namespace iz::test {
 

@@ -14,7 +14,7 @@
 
 #include "hostile_server_harness.hpp"
 #include "journal/writer.hpp"
-#include "replicator/shipper.hpp"
+#include "replicator/ship/shipper.hpp"
 
 namespace iz::test {
 namespace {

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "apply.hpp"
-#include "beneath.hpp"
-#include "replicator/protocol.hpp"
+#include "replicator/apply/apply.hpp"
+#include "replicator/fs/beneath.hpp"
+#include "replicator/wire/protocol.hpp"
 #include "unit_tree.hpp"
 
 namespace iz::replicator::test_apply {

@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <future>
 
-#include "replicator/auth.hpp"
+#include "replicator/wire/auth.hpp"
 #include "unit_tree.hpp"
 
 namespace iz::replicator {

@@ -7,7 +7,7 @@
 
 #include <filesystem>
 
-#include "beneath.hpp"
+#include "replicator/fs/beneath.hpp"
 #include "unit_tree.hpp"
 
 namespace iz::replicator {

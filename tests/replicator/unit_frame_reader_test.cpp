@@ -6,8 +6,8 @@
 #include <cstring>
 #include <string>
 
-#include "frame_reader.hpp"
-#include "replicator/protocol.hpp"
+#include "replicator/wire/frame_reader.hpp"
+#include "replicator/wire/protocol.hpp"
 
 namespace iz::replicator {
 namespace {

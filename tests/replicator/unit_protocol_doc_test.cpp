@@ -6,8 +6,8 @@
 
 #include <vector>
 
-#include "replicator/auth.hpp"
-#include "replicator/protocol.hpp"
+#include "replicator/wire/auth.hpp"
+#include "replicator/wire/protocol.hpp"
 #include "support/doc_hex.hpp"
 
 namespace iz::replicator {

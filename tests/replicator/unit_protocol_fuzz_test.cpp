@@ -6,7 +6,7 @@
 
 #include <random>
 
-#include "replicator/protocol.hpp"
+#include "replicator/wire/protocol.hpp"
 #include "unit_alloc_probe.hpp"
 #include "unit_samples.hpp"
 

@@ -7,7 +7,7 @@
 #include <tuple>
 #include <vector>
 
-#include "replicator/protocol.hpp"
+#include "replicator/wire/protocol.hpp"
 #include "unit_alloc_probe.hpp"
 #include "unit_samples.hpp"
 

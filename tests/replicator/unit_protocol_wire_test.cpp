@@ -9,7 +9,7 @@
 
 #include <sstream>
 
-#include "replicator/protocol.hpp"
+#include "replicator/wire/protocol.hpp"
 
 namespace iz::replicator::proto {
 namespace {

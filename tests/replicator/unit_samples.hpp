@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "replicator/protocol.hpp"
+#include "replicator/wire/protocol.hpp"
 
 namespace iz::test {
 

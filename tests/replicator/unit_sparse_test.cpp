@@ -12,8 +12,8 @@
 
 #include <map>
 
-#include "block_hash.hpp"
-#include "file_extents.hpp"
+#include "replicator/fs/block_hash.hpp"
+#include "replicator/fs/file_extents.hpp"
 #include "source_reader.hpp"
 #include "unit_apply_fixture.hpp"
 

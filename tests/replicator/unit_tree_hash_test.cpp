@@ -14,9 +14,9 @@
 #include <functional>
 
 #include "../support/posix_acl.hpp"
-#include "tree_hash.hpp"
+#include "replicator/fs/tree_hash.hpp"
 #include "unit_tree.hpp"
-#include "verify_compare.hpp"
+#include "replicator/fs/verify_compare.hpp"
 
 namespace iz::replicator {
 namespace {

@@ -41,6 +41,15 @@ std::vector<std::string> merged_env(const std::vector<std::string>& extra) {
     return env;
 }
 
+// A child starts with no signal blocked, whatever the thread that forks it
+// blocks (a benchmark blocks the stop signals for a thread that waits for
+// them; a program started with SIGTERM blocked could not be stopped).
+void unblock_signals() {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
 int decode_status(int status) {
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
@@ -62,6 +71,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::vecto
     auto cenv = to_argv(env);
     pid_t pid = fork();
     if (pid == 0) {
+        unblock_signals();
         dup2(in_pipe[0], 0);
         dup2(out_pipe[1], 1);
         dup2(err_pipe[1], 2);
@@ -126,6 +136,7 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::file
     auto cenv = to_argv(env);
     pid_ = fork();
     if (pid_ == 0) {
+        unblock_signals();
         // Its own process group, so a kill reaches whatever it spawned.
         setpgid(0, 0);
         if (!out_file.empty()) {

@@ -23,7 +23,8 @@ std::string fs_name(FsType type) {
     return "unknown";
 }
 
-Result<std::unique_ptr<ScratchFs>> ScratchFs::make(FsType type, uint64_t size_mib, const std::string& tag) {
+Result<std::unique_ptr<ScratchFs>> ScratchFs::make(FsType type, uint64_t size_mib, const std::string& tag,
+                                                   const std::vector<std::string>& mkfs_options) {
     std::unique_ptr<ScratchFs> fs(new ScratchFs());
     fs->type_ = type;
     static int counter = 0;
@@ -48,6 +49,7 @@ Result<std::unique_ptr<ScratchFs>> ScratchFs::make(FsType type, uint64_t size_mi
         std::vector<std::string> mkfs = type == FsType::ext4
                                             ? std::vector<std::string>{"mkfs.ext4", "-q", "-F", fs->image_.string()}
                                             : std::vector<std::string>{"mkfs.xfs", "-q", "-f", fs->image_.string()};
+        mkfs.insert(mkfs.end() - 1, mkfs_options.begin(), mkfs_options.end());
         auto made = run_process(mkfs);
         if (made.exit_code != 0)
             return fail(make_error(fmt::format("{} '{}' failed: {}", mkfs[0], fs->image_.string(), made.err)));

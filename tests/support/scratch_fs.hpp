@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/error.hpp"
 
@@ -21,8 +22,11 @@ class ScratchFs {
 public:
     // `tag` goes into the image and mount names, to tell leftovers apart.
     // XFS needs at least 300 MiB; the image is sparse, so size costs little.
+    // `mkfs_options` go to mkfs before the image (e.g. the benchmarks' eager
+    // ext4 inode tables, so that no lazy init writes while they time).
     static Result<std::unique_ptr<ScratchFs>> make(FsType type, uint64_t size_mib = 320,
-                                                   const std::string& tag = "test");
+                                                   const std::string& tag = "test",
+                                                   const std::vector<std::string>& mkfs_options = {});
     ~ScratchFs();
     ScratchFs(const ScratchFs&) = delete;
     ScratchFs& operator=(const ScratchFs&) = delete;

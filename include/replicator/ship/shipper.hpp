@@ -1,0 +1,147 @@
+#pragma once
+// The shipper runs inside the agent (izwatch): one cursor per server, it
+// reads the journal, reads the bytes the records name through their file
+// handles, and sends them to izreplicate. It keeps going while servers are
+// away (reconnect with backoff) and resumes from the LSN each server says it
+// has applied.
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "replicator/wire/endpoint.hpp"
+#include "replicator/wire/protocol.hpp"
+
+namespace iz::replicator {
+
+// A server found a file changed on its side behind the replicator's back.
+// It kept its own version as `conflict_copy` and applied the source's.
+// When the operation carried only part of the file (a range write), the
+// replica now mixes both versions until the source's whole content is sent
+// again: journaling an Op::conflict record for `path` does that (the
+// shipper answers such a record by re-sending the file's whole content,
+// only the blocks that differ).
+struct ConflictEvent {
+    std::string server;         // endpoint, as in ServerStatus
+    uint64_t lsn = 0;           // the record whose application found it
+    std::string path;           // relative to the watched root
+    std::string conflict_copy;  // relative to the replica root, on the server
+    std::string server_host;
+    std::string message;        // what changed
+};
+
+enum class Compression { adaptive, always, never };
+
+struct ShipperOptions {
+    std::filesystem::path journal_dir;
+    // The watched directory: paths in records are relative to it, and file
+    // handles are opened through it.
+    std::filesystem::path watched_root;
+    // Name of the fileset on the servers; stable across restarts.
+    std::string fileset;
+    // Stable identity of this agent (e.g. hostname), for the server's
+    // per-agent applied LSN.
+    std::string agent_id;
+    std::vector<ServerEndpoint> servers;
+    std::filesystem::path key_file;
+
+    // Called on the shipper's network thread for every conflict a server
+    // reports. Keep it short (e.g. append an Op::conflict record); it must
+    // not call back into the Shipper.
+    std::function<void(const ConflictEvent&)> on_conflict;
+
+    // Called on the shipper's network thread whenever a server's acknowledged
+    // LSN may have moved (an Ack, or a connection's Welcome), so that a
+    // caller waiting for acks (izwatch's pending syncs) wakes at once instead
+    // of polling status(). Keep it short (e.g. signal an eventfd); it must
+    // not call back into the Shipper.
+    std::function<void()> on_acked;
+
+    // Reconnect delay: starts at 100 ms, doubles, capped here.
+    std::chrono::milliseconds max_backoff{2000};
+    // A connection with requests outstanding and nothing heard for this
+    // long is considered dead and replaced.
+    std::chrono::milliseconds response_timeout{10'000};
+    // zstd for data extents: `adaptive` compresses only while the socket to
+    // that server is the bottleneck (data backs up waiting for it), so a
+    // fast link does not pay CPU to save bytes it had room for, and never
+    // for a server on the same machine (its backlog is a lack of CPU).
+    Compression compression = Compression::adaptive;
+    // Bytes sent but not yet acknowledged, per server, before sending pauses.
+    uint64_t max_inflight_bytes = 64ull << 20;
+    // Register each server as a journal consumer (<journal>/consumers/), so
+    // retention keeps what a server has not acknowledged yet.
+    bool register_consumers = true;
+};
+
+// An operation a server can never apply as it stands (proto::RejectedMsg):
+// the replica lacks it.
+struct RejectedRecord {
+    uint64_t lsn = 0;
+    std::string path;
+    std::string message;
+};
+
+struct ServerStatus {
+    std::string endpoint;
+    bool connected = false;
+    // Why the link last failed, kept until the server acknowledges or
+    // answers a ping again (a server that welcomes the agent and then fails
+    // to apply stays "connected" between retries); "" when none.
+    std::string last_error;
+    uint64_t acked_lsn = 0;  // durably applied on that server
+    // Journal records after acked_lsn (as far as the journal is known).
+    uint64_t records_behind = 0;
+    // Bytes sent but not yet acknowledged, plus data read and not yet sent.
+    uint64_t bytes_behind = 0;
+    uint64_t conflicts = 0;  // reported by that server since start
+    // Operations it reported it can never apply, since start (the latest
+    // kMaxRejectedKept, oldest first). They stay: the replica lacks them
+    // whatever follows, and every sync that covers one fails naming it.
+    std::vector<RejectedRecord> rejected;
+    static constexpr size_t kMaxRejectedKept = 100;
+    // Since start: file data shipped (before compression), and every byte
+    // of every frame sent (after it).
+    uint64_t data_bytes_sent = 0;
+    uint64_t wire_bytes_sent = 0;
+};
+
+// The journal consumer name under which a server's progress is registered.
+std::string consumer_name(const ServerEndpoint& ep);
+
+class Shipper {
+public:
+    // Fails only on bad options (unreadable key file, watched root missing,
+    // invalid fileset or agent id, no servers). Servers that cannot be
+    // reached are retried in the background and show in status().
+    static Result<std::unique_ptr<Shipper>> start(ShipperOptions options);
+    virtual ~Shipper() = default;
+
+    // The journal is durable through `durable_lsn` (any thread). Nothing
+    // past the last LSN given here is sent: a record not yet durable could
+    // vanish with the machine and its LSN be given to another record.
+    virtual void notify(uint64_t durable_lsn) = 0;
+    virtual std::vector<ServerStatus> status() const = 0;
+    // The LSN every server has durably applied: the least acked_lsn of
+    // status(), without the journal reading status() does.
+    virtual uint64_t acked_by_all() const = 0;
+    // Blocks until every server has durably applied everything up to `lsn`,
+    // or fails with the reason (which server, what error) at the timeout.
+    virtual Status wait_acked(uint64_t lsn, std::chrono::milliseconds timeout) = 0;
+    // The same for the one server at index `server` (of ShipperOptions::servers).
+    virtual Status wait_acked_by(size_t server, uint64_t lsn, std::chrono::milliseconds timeout) = 0;
+    // Verification: the hash tree of that server's replica (TreeRequest in
+    // protocol.hpp). Fails when it is not connected, the connection drops
+    // or no answer comes within `timeout`; `wire_bytes` (if given) grows by
+    // the bytes of both frames.
+    virtual Result<proto::TreeReply> ask_tree(size_t server, proto::TreeRequest req, std::chrono::milliseconds timeout,
+                                              uint64_t* wire_bytes = nullptr) = 0;
+    // Stops all connections; idempotent, called by the destructor.
+    virtual void stop() = 0;
+};
+
+}  // namespace iz::replicator

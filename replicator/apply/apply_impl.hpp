@@ -1,0 +1,168 @@
+#pragma once
+// The Applier's insides, shared by the apply_*.cpp files: apply.cpp
+// dispatches and commits, apply_namespace.cpp creates/removes/renames
+// entries, apply_content.cpp writes bytes, apply_attrs.cpp sets attributes
+// and xattrs, apply_conflict.cpp keeps the server's versions aside.
+#include <sys/stat.h>
+
+#include <optional>
+
+#include "applied_state.hpp"
+#include "background_sync.hpp"
+#include "replicator/apply/apply.hpp"
+#include "replicator/fs/beneath.hpp"
+#include "dir_cache.hpp"
+#include "exchange_notes.hpp"
+#include "file_memory.hpp"
+
+namespace iz::replicator {
+
+using proto::OpMsg;
+
+// lstat of `name` in `dirfd`; nullopt when it does not exist.
+Result<std::optional<struct stat>> stat_at(int dirfd, const std::string& name, const std::string& path);
+
+// Copies `len` bytes from the start of `in` to the start of the empty
+// `out`, holes as holes (only the data extents are copied).
+Status copy_bytes(int in, int out, uint64_t len, const std::string& what);
+
+// Drops the ACLs an entry just made (`fd`, or `proc_path` for one open
+// only as O_PATH) inherited from its directory `parent`'s default ACL:
+// the source's own ACLs follow its creation as xattr records.
+void drop_inherited_acls(int parent, int fd, const std::string& proc_path = {});
+
+int64_t mtime_of(const struct stat& st);
+struct timespec to_timespec(int64_t ns);
+
+class ApplierImpl final : public Applier {
+public:
+    explicit ApplierImpl(ApplierOptions o) : opts_(std::move(o)) {}
+    ~ApplierImpl() override {
+        abort_content();
+        settle_sync(true);
+        if (dirs_) (void)dirs_->flush();
+    }
+
+    Status init();
+
+    ApplyResult apply(const OpMsg& op) override;
+    Result<proto::HashReply> hashes(const proto::HashRequest& req) override;
+    Status commit(uint64_t lsn) override;
+    void begin_commit(uint64_t lsn, std::function<void()> woken) override;
+    std::vector<CommitOutcome> finish_commits() override;
+    void abort_content() override;
+    Status finish_batch() override;
+    uint64_t durable_lsn() const override { return state_->durable_lsn(); }
+    uint64_t resume_lsn() const override { return state_->resume_lsn(); }
+    const std::filesystem::path& root() const override { return opts_.root; }
+
+private:
+    Status dispatch(const OpMsg& op);
+    Status dispatch_kind(const OpMsg& op);
+
+    // apply_namespace.cpp
+    Status do_create(const OpMsg& op);
+    Status do_mkdir(const OpMsg& op);
+    Status do_mknod(const OpMsg& op);
+    Status do_symlink(const OpMsg& op);
+    Status do_link(const OpMsg& op);
+    Status do_unlink(const OpMsg& op);
+    Status do_rmdir(const OpMsg& op);
+    Status do_rename(const OpMsg& op);
+    Status do_exchange(const OpMsg& op);
+    // Clears `name` (currently `st`) so a new entry can take its place.
+    Status make_room(Parent& p, const std::string& path, const struct stat& st);
+
+    // apply_content.cpp
+    Status do_write(const OpMsg& op);  // write and truncate
+    Status do_content_begin(const OpMsg& op);
+    Status do_content_data(const OpMsg& op);
+    Status do_content_end(const OpMsg& op);
+    // content_data/content_end whose content_begin was skipped.
+    Status skip_with_beginning(const OpMsg& op);
+    // Writes the op's extents and makes its holes holes.
+    Status write_extents(int fd, const OpMsg& op, const std::string& path);
+    // Opens the regular file at `path` for writing (creating it when
+    // missing), after keeping a copy if it was changed behind our back.
+    Result<UniqueFd> open_for_update(const std::string& path);
+
+    // apply_attrs.cpp
+    Status do_setattr(const OpMsg& op);
+    Status do_xattr(const OpMsg& op);
+    // Owner, then mode, then times of `name` in `dirfd`, never following a
+    // final symlink.
+    Status set_attrs_at(int dirfd, const std::string& name, const OpMsg& op, const std::string& path);
+    // `known`: the file's current stat, when the caller has it; owner and
+    // mode that already match are then left alone (each change is a
+    // journaled inode update).
+    Status set_attrs_fd(int fd, const OpMsg& op, const std::string& path, const struct stat* known = nullptr);
+    bool link_new_content(int fd, int dir, const std::string& name);
+    // The mtime of `p.dir` after an entry in it changed (deferred: dir_cache.hpp).
+    Status set_dir_mtime(const Parent& p, std::optional<int64_t> mtime_ns, const std::string& path);
+    // Sets what the directory cache and the file memory hold back, before
+    // progress or a commit is recorded.
+    Status settle_deferred();
+
+    // apply_conflict.cpp
+    enum class KeepHow { move, copy };
+    // Keeps the server's version of `name` as NAME.conflict-HOST-TIME.
+    Status keep_conflict(Parent& p, const std::string& path, const std::string& why, KeepHow how);
+    // Checks the regular file `st` at `path` against the file memory.
+    std::optional<std::string> changed_behind(const std::string& path, const struct stat& st) const;
+    // Removes the non-empty directory `name` in `dirfd` (at `path`) with
+    // everything beneath it, but only if all of it is the replicator's own
+    // (see apply_conflict.cpp); false (nothing of the server's removed)
+    // otherwise.
+    bool remove_if_ours(int dirfd, const std::string& name, const std::string& path);
+    bool clear_if_ours(int dirfd, const std::string& path, int depth, bool remove);
+
+    struct PendingContent {
+        uint64_t lsn = 0;
+        std::string path;
+        Parent parent;
+        UniqueFd fd;
+        bool in_place = false;
+        bool anonymous = false;   // O_TMPFILE, not yet linked
+        std::string temp_name;    // named temporary (when O_TMPFILE is unsupported)
+        std::optional<struct stat> before;  // the file it replaces
+    };
+
+    ApplierOptions opts_;
+    UniqueFd root_fd_;
+    std::optional<DirCache> dirs_;
+    std::optional<AppliedState> state_;
+    std::unique_ptr<FileMemory> memory_;
+    std::optional<ExchangeNotes> exchanges_;
+    // After an unclean stop, until the first commit: what the replayed
+    // operations find changed is taken for the replicator's own work.
+    bool recovering_ = false;
+    // ... and until a commit covers every operation the stopped run may
+    // have applied (AppliedState::applied_at_most_at_open()).
+    uint64_t recover_through_ = 0;
+    void committed(uint64_t lsn) {
+        if (lsn >= recover_through_) recovering_ = false;
+    }
+    std::optional<PendingContent> content_;
+    // A content_begin that was skipped (the tree was not in a state to take
+    // it): its content_data and content_end are skipped with it rather than
+    // refused as parts without a beginning, which would drop the connection
+    // and have the agent resend the same LSN forever.
+    struct SkippedContent {
+        uint64_t lsn = 0;
+        std::string path;
+        std::string why;
+    };
+    std::optional<SkippedContent> skipped_content_;
+    uint64_t current_lsn_ = 0;
+    std::vector<ConflictNote> conflicts_;
+
+    // The commit in the background (its LSN), and commits done but not yet
+    // reported by finish_commits().
+    // Finishes the background commit: `wait` for it, or only if it is done.
+    void settle_sync(bool wait);
+    std::optional<uint64_t> syncing_lsn_;
+    std::vector<CommitOutcome> finished_;
+    BackgroundSync sync_;
+};
+
+}  // namespace iz::replicator

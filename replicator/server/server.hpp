@@ -1,0 +1,59 @@
+#pragma once
+// izreplicate's server: accepts agents over TCP, authenticates them, and
+// applies what they ship beneath the replica root.
+//
+// Promises:
+//  - Many agents and filesets at once; each (agent, fileset) is applied by
+//    at most one connection at a time (a newer connection from the same
+//    agent takes over from an older, possibly half-open one).
+//  - A malformed or hostile frame, a refused path or a failed
+//    authentication drops that connection with one log line; nothing of it
+//    is applied and other connections carry on. No exception escapes.
+//  - An Ack is sent only after the data and the applied LSN are durable.
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "common/error.hpp"
+#include "replicator/wire/auth.hpp"
+#include "replicator/wire/protocol.hpp"
+
+namespace iz::replicator {
+
+enum class FilesetDirMode {
+    per_fileset,  // each fileset in ROOT/<fileset>/
+    root,         // every fileset directly in ROOT
+};
+
+struct ServerOptions {
+    std::filesystem::path root;
+    // Per (agent, fileset) applied LSNs and file memory; "" means ROOT/.intermezzo.
+    std::filesystem::path state_dir;
+    std::string listen_host = "0.0.0.0";
+    uint16_t port = 0;  // 0: any free port (see Server::port())
+    SharedKey key;
+    FilesetDirMode dir_mode = FilesetDirMode::per_fileset;
+    std::string host_name;  // in conflict copy names; "" means gethostname()
+    int threads = 2;
+    std::chrono::milliseconds handshake_timeout{10'000};
+    // A connection that sends nothing for this long is dropped (shippers
+    // ping every second while idle).
+    std::chrono::milliseconds idle_timeout{60'000};
+};
+
+class Server {
+public:
+    // Binds and listens; when this returns, connections are accepted.
+    static Result<std::unique_ptr<Server>> start(ServerOptions options);
+    virtual ~Server() = default;
+
+    virtual uint16_t port() const = 0;
+    // Serves until stop() or SIGTERM/SIGINT (when handle_signals).
+    virtual void run(bool handle_signals) = 0;
+    // Thread-safe; run() returns soon after.
+    virtual void stop() = 0;
+};
+
+}  // namespace iz::replicator

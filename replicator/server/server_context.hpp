@@ -1,0 +1,119 @@
+#pragma once
+// What every connection of one server shares: options, and the registry of
+// filesets with the applier and the connection that currently owns each.
+// Boost 1.74 uses std::exchange without including <utility> (C++23 no
+// longer pulls it in transitively).
+#include <utility>
+
+#include <boost/asio.hpp>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <deque>
+#include <set>
+#include <vector>
+
+#include "replicator/apply/apply.hpp"
+#include "replicator/wire/frame_reader.hpp"
+#include "replicator/fs/replica_trees.hpp"
+#include "server.hpp"
+
+namespace iz::replicator {
+
+class Session;
+
+struct FilesetSlot {
+    // Held while applying: serialises the connections of one (agent, fileset).
+    std::mutex mu;
+    std::unique_ptr<Applier> applier;
+    uint64_t owner = 0;  // id of the session allowed to apply
+    std::weak_ptr<Session> owner_session;
+    // Verification walks of the replica (not under `mu`: they only read).
+    std::unique_ptr<ReplicaTrees> trees;
+};
+
+struct ServerContext {
+    ServerOptions options;
+    std::filesystem::path state_root;
+    std::string reserved_top;  // first path component refused on the wire
+
+    std::mutex mu;
+    std::map<std::pair<std::string, std::string>, std::shared_ptr<FilesetSlot>> slots;
+    std::set<std::shared_ptr<Session>> sessions;
+    uint64_t next_session_id = 1;
+
+    // The slot of (agent, fileset), opening its applier on first use.
+    Result<std::shared_ptr<FilesetSlot>> slot(const std::string& agent, const std::string& fileset);
+    void forget(const std::shared_ptr<Session>& s);
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+public:
+    Session(boost::asio::ip::tcp::socket socket, ServerContext& ctx, uint64_t id);
+    void start();
+    // Thread-safe: closes the connection (with a log line naming `reason`).
+    void shutdown(std::string reason);
+
+private:
+    enum class State { hello, auth, ready, closed };
+
+    // Receives what the socket holds, then handles every complete frame.
+    void read_more();
+    void handle_buffered();
+    void handle(std::string_view body);
+    void on_hello(const proto::Hello& m);
+    void on_auth(const proto::Auth& m);
+    void on_op(const proto::OpMsg& m);
+    // After the frames of one receive: see Applier::finish_batch().
+    void finish_batch();
+    void on_commit(const proto::Commit& m);
+    // After a background commit of `slot`: reports what is durable to the
+    // connection that owns the slot now (any thread).
+    static void finish_commits(const std::weak_ptr<FilesetSlot>& slot);
+    void acknowledge(const std::vector<CommitOutcome>& done);
+    void on_hash(const proto::HashRequest& m);
+    // Walked on another thread of the server, so that this connection goes
+    // on answering pings (and applying) while the replica is hashed.
+    void on_tree(const proto::TreeRequest& m);
+    void send(const proto::Message& m);
+    void write_next();
+    void arm_timer();
+    // Logs one line, tells the peer why (best effort), closes.
+    void drop(const std::string& reason);
+    // The same for work this server could not do (a full disk, an I/O
+    // error), logged as an error: the agent shows the reason in its status
+    // and sends the same operations again.
+    void give_up(const std::string& reason);
+    void tell_and_close(const std::string& reason);
+    void say_farewell();
+    void discard_input();
+    // Closes at once (the peer is gone or the stream is broken).
+    void close();
+    // No longer an owner of its fileset, nor listed among the sessions.
+    void release();
+    void close_socket();
+    std::string who() const;
+
+    boost::asio::ip::tcp::socket socket_;
+    boost::asio::strand<boost::asio::any_io_executor> strand_;
+    boost::asio::steady_timer timer_;
+    ServerContext& ctx_;
+    uint64_t id_;
+    std::string remote_;
+    State state_ = State::hello;
+    FrameReader frames_;
+    proto::FrameHeader frame_{};
+    std::deque<std::shared_ptr<std::string>> outbox_;
+    bool writing_ = false;
+    bool reading_ = false;
+    // Closed to frames, but still telling the peer why (see tell_and_close).
+    bool lingering_ = false;
+    std::shared_ptr<std::string> farewell_;
+    std::vector<char> discard_;
+    std::chrono::steady_clock::time_point started_, last_rx_;
+    std::string agent_, fileset_, client_nonce_, server_nonce_;
+    std::shared_ptr<FilesetSlot> slot_;
+};
+
+}  // namespace iz::replicator

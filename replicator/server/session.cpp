@@ -1,0 +1,451 @@
+// One connection on the server: handshake, then operations applied in the
+// order they arrive. Every handler runs on the session's strand and catches
+// everything: a bad peer costs its own connection, nothing more.
+#include <spdlog/spdlog.h>
+
+#include <fmt/format.h>
+
+#include "replicator/fs/beneath.hpp"
+#include "server_context.hpp"
+
+namespace iz::replicator {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+// Before authentication nothing larger than a handshake message is read.
+constexpr uint32_t kMaxHandshakeBody = 4096;
+// How long a dropped connection is still read from, so that the peer gets
+// the reason rather than a reset (see tell_and_close).
+constexpr auto kLinger = std::chrono::seconds(2);
+}  // namespace
+
+Session::Session(tcp::socket socket, ServerContext& ctx, uint64_t id)
+    : socket_(std::move(socket)),
+      strand_(asio::make_strand(socket_.get_executor())),
+      timer_(strand_),
+      ctx_(ctx),
+      id_(id) {
+    boost::system::error_code ec;
+    auto ep = socket_.remote_endpoint(ec);
+    remote_ = ec ? std::string("unknown peer") : fmt::format("{}:{}", ep.address().to_string(), ep.port());
+    socket_.set_option(tcp::no_delay(true), ec);
+}
+
+std::string Session::who() const {
+    if (agent_.empty()) return remote_;
+    return fmt::format("{} (agent '{}', fileset '{}')", remote_, agent_, fileset_);
+}
+
+void Session::start() {
+    started_ = last_rx_ = Clock::now();
+    auto self = shared_from_this();
+    asio::dispatch(strand_, [self] {
+        self->arm_timer();
+        self->read_more();
+    });
+}
+
+void Session::shutdown(std::string reason) {
+    auto self = shared_from_this();
+    asio::post(strand_, [self, reason = std::move(reason)] { self->drop(reason); });
+}
+
+void Session::arm_timer() {
+    timer_.expires_after(std::chrono::seconds(1));
+    auto self = shared_from_this();
+    timer_.async_wait([self](const boost::system::error_code& ec) {
+        if (ec || self->state_ == State::closed) return;
+        try {
+            auto now = Clock::now();
+            if (self->state_ != State::ready && now - self->started_ > self->ctx_.options.handshake_timeout)
+                return self->drop("no complete handshake in time");
+            if (self->state_ == State::ready && now - self->last_rx_ > self->ctx_.options.idle_timeout)
+                return self->drop("silent for too long");
+            self->arm_timer();
+        } catch (const std::exception& e) {
+            self->drop(std::string("internal error: ") + e.what());
+        }
+    });
+}
+
+void Session::read_more() {
+    if (state_ == State::closed) return;
+    size_t room = 0;
+    char* dst = frames_.space(room);
+    auto self = shared_from_this();
+    reading_ = true;
+    socket_.async_read_some(asio::buffer(dst, room), asio::bind_executor(strand_, [self](const boost::system::error_code& ec, size_t n) {
+        self->reading_ = false;
+        if (self->state_ == State::closed) {
+            if (!self->lingering_) return;
+            return ec ? self->close_socket() : self->discard_input();
+        }
+        try {
+            if (ec) {
+                if (self->frames_.buffered() > 0 && ec == asio::error::eof)
+                    spdlog::info("{}: connection closed in the middle of a frame", self->who());
+                else if (ec == asio::error::eof && self->state_ == State::auth)
+                    // The agent checks the server's proof first and hangs up
+                    // when it is wrong: the two hold different keys.
+                    spdlog::warn("{}: refused: the agent hung up during authentication (it holds a different key?)",
+                                 self->who());
+                else if (ec == asio::error::eof)
+                    spdlog::info("{}: connection closed by the peer", self->who());
+                else
+                    spdlog::info("{}: connection lost: {}", self->who(), ec.message());
+                return self->close();
+            }
+            self->frames_.received(n);
+            self->handle_buffered();
+        } catch (const std::exception& e) {
+            self->drop(std::string("internal error: ") + e.what());
+        }
+    }));
+}
+
+void Session::handle_buffered() {
+    // Every complete frame of this receive, then one more receive.
+    while (state_ != State::closed) {
+        // Before authentication nothing larger than a handshake message is taken.
+        uint32_t limit = state_ == State::ready ? proto::kMaxFrameBody : kMaxHandshakeBody;
+        auto f = frames_.next(limit);
+        if (!f) {
+            return drop(fmt::format("bad frame: {}{}", f.error().message,
+                                    state_ == State::ready ? "" : " during the handshake"));
+        }
+        if (!*f) break;
+        frame_ = (*f)->header;
+        handle((*f)->body);
+    }
+    if (state_ == State::ready) finish_batch();
+    if (state_ != State::closed) read_more();
+}
+
+void Session::handle(std::string_view body) {
+    last_rx_ = Clock::now();
+    auto msg = proto::decode_body(frame_.type, body);
+    if (!msg) return drop("malformed frame: " + msg.error().message);
+    auto unexpected = [&] {
+        drop(fmt::format("unexpected {} frame {}", proto::msg_type_name(frame_.type),
+                         state_ == State::ready ? "after the handshake" : "during the handshake"));
+    };
+    switch (state_) {
+        case State::hello:
+            if (auto* m = std::get_if<proto::Hello>(&*msg)) on_hello(*m);
+            else unexpected();
+            break;
+        case State::auth:
+            if (auto* m = std::get_if<proto::Auth>(&*msg)) on_auth(*m);
+            else unexpected();
+            break;
+        case State::ready:
+            if (auto* op = std::get_if<proto::OpMsg>(&*msg)) on_op(*op);
+            else if (auto* c = std::get_if<proto::Commit>(&*msg)) on_commit(*c);
+            else if (auto* h = std::get_if<proto::HashRequest>(&*msg)) on_hash(*h);
+            else if (auto* t = std::get_if<proto::TreeRequest>(&*msg)) on_tree(*t);
+            else if (auto* p = std::get_if<proto::Ping>(&*msg)) send(proto::Pong{p->id});
+            else unexpected();
+            break;
+        case State::closed: return;
+    }
+}
+
+void Session::on_hello(const proto::Hello& m) {
+    if (m.min_version > proto::kVersion || m.max_version < proto::kVersion)
+        return drop(fmt::format("client speaks protocol versions {}..{}, this server speaks {}", m.min_version,
+                                m.max_version, proto::kVersion));
+    if (!proto::valid_identity(m.agent_id)) return drop(fmt::format("invalid agent id '{}'", m.agent_id));
+    if (!proto::valid_identity(m.fileset)) return drop(fmt::format("invalid fileset name '{}'", m.fileset));
+    if (m.client_nonce.size() != proto::kNonceBytes) return drop("client nonce of the wrong size");
+    agent_ = m.agent_id;
+    fileset_ = m.fileset;
+    client_nonce_ = m.client_nonce;
+    auto nonce = random_bytes(proto::kNonceBytes);
+    if (!nonce) return drop(nonce.error().message);
+    server_nonce_ = *nonce;
+    proto::Challenge c;
+    c.version = proto::kVersion;
+    c.server_nonce = server_nonce_;
+    c.server_proof = auth_proof(ctx_.options.key, ProofRole::server, client_nonce_, server_nonce_, agent_, fileset_);
+    send(c);
+    state_ = State::auth;
+}
+
+void Session::on_auth(const proto::Auth& m) {
+    auto expected = auth_proof(ctx_.options.key, ProofRole::client, client_nonce_, server_nonce_, agent_, fileset_);
+    if (!proofs_equal(expected, m.client_proof)) return drop("authentication failed (wrong key)");
+    auto slot = ctx_.slot(agent_, fileset_);
+    if (!slot) return give_up("cannot open the fileset: " + slot.error().message);
+    slot_ = *slot;
+    std::shared_ptr<Session> previous;
+    proto::Welcome w;
+    {
+        std::lock_guard lock(slot_->mu);
+        previous = slot_->owner_session.lock();
+        slot_->owner = id_;
+        slot_->owner_session = shared_from_this();
+        // Whatever the previous connection left half-sent is void, and
+        // directories it kept open are resolved anew.
+        slot_->applier->abort_content();
+        if (auto ok = slot_->applier->finish_batch(); !ok)
+            spdlog::warn("{}: after the previous connection: {}", who(), ok.error().message);
+        w.durable_lsn = slot_->applier->durable_lsn();
+        w.resume_lsn = slot_->applier->resume_lsn();
+    }
+    if (previous && previous.get() != this) previous->shutdown("replaced by a newer connection from the same agent");
+    w.server_host = ctx_.options.host_name;
+    state_ = State::ready;
+    spdlog::info("{}: authenticated; resuming after LSN {} (durable through {})", who(), w.resume_lsn, w.durable_lsn);
+    send(w);
+}
+
+void Session::finish_batch() {
+    Status ok;
+    {
+        std::lock_guard lock(slot_->mu);
+        if (slot_->owner != id_) return;
+        ok = slot_->applier->finish_batch();
+    }
+    if (!ok) give_up(ok.error().message);
+}
+
+void Session::on_op(const proto::OpMsg& m) {
+    ApplyResult r;
+    {
+        std::lock_guard lock(slot_->mu);
+        if (slot_->owner != id_) return drop("superseded by a newer connection from the same agent");
+        r = slot_->applier->apply(m);
+    }
+    for (auto& c : r.conflicts) {
+        spdlog::warn("{}: conflict on '{}' at LSN {}: {}; the server's version is kept as '{}'", who(), c.path, c.lsn,
+                     c.message, c.conflict_copy);
+        send(proto::ConflictMsg{c.lsn, c.path, c.conflict_copy, ctx_.options.host_name, c.message});
+    }
+    switch (r.outcome) {
+        case Outcome::applied:
+            // who() formats a string: not for every operation unless it is logged.
+            if (spdlog::should_log(spdlog::level::debug))
+                spdlog::debug("{}: applied {} '{}' at LSN {}", who(), proto::op_kind_name(m.kind), m.path, m.lsn);
+            break;
+        case Outcome::skipped:
+            spdlog::info("{}: skipped {} '{}' at LSN {}: {}", who(), proto::op_kind_name(m.kind), m.path, m.lsn, r.message);
+            break;
+        case Outcome::rejected:
+            // Logged as an error, told to the agent (its status and sync
+            // show it), and the stream goes on: the same record sent again
+            // would meet the same refusal for ever.
+            spdlog::error("{}: cannot apply {} '{}' at LSN {}: {}; left out, going on with what follows", who(),
+                          proto::op_kind_name(m.kind), m.path, m.lsn, r.message);
+            send(proto::RejectedMsg{m.lsn, m.path, r.message});
+            break;
+        case Outcome::refused:
+            return drop(fmt::format("refused {} '{}' at LSN {}: {}", proto::op_kind_name(m.kind), m.path, m.lsn, r.message));
+        case Outcome::failed:
+            return give_up(
+                fmt::format("could not apply {} '{}' at LSN {}: {}", proto::op_kind_name(m.kind), m.path, m.lsn, r.message));
+    }
+}
+
+// The syncfs runs on the applier's own thread while this connection goes on
+// applying; when it is done, the slot's current owner acknowledges. An Ack
+// only ever names an LSN that is durable, so one reaching a newer connection
+// of the same agent tells it nothing false.
+void Session::on_commit(const proto::Commit& m) {
+    {
+        std::lock_guard lock(slot_->mu);
+        if (slot_->owner != id_) return drop("superseded by a newer connection from the same agent");
+        std::weak_ptr<FilesetSlot> slot = slot_;
+        auto executor = socket_.get_executor();
+        slot_->applier->begin_commit(m.lsn, [slot, executor] {
+            asio::post(executor, [slot] { finish_commits(slot); });
+        });
+    }
+}
+
+void Session::finish_commits(const std::weak_ptr<FilesetSlot>& weak) try {
+    auto slot = weak.lock();
+    if (!slot) return;
+    std::vector<CommitOutcome> done;
+    std::shared_ptr<Session> owner;
+    {
+        std::lock_guard lock(slot->mu);
+        done = slot->applier->finish_commits();
+        owner = slot->owner_session.lock();
+    }
+    if (done.empty() || !owner) return;
+    asio::dispatch(owner->strand_, [owner, done = std::move(done)] {
+        try {
+            owner->acknowledge(done);
+        } catch (const std::exception& e) {
+            owner->drop(std::string("internal error: ") + e.what());
+        }
+    });
+} catch (const std::exception& e) {
+    // Runs as a bare handler on the io_context: nothing may escape it. The
+    // agent, without its Ack, commits again.
+    spdlog::error("finishing a commit: {}", e.what());
+}
+
+void Session::acknowledge(const std::vector<CommitOutcome>& done) {
+    if (state_ != State::ready) return;
+    for (auto& c : done) {
+        if (!c.status) {
+            return give_up(fmt::format("could not make LSN {} durable: {}", c.lsn, c.status.error().message));
+        }
+        send(proto::Ack{c.lsn});
+    }
+}
+
+void Session::on_hash(const proto::HashRequest& m) {
+    Result<proto::HashReply> reply = fail(make_error(""));
+    {
+        std::lock_guard lock(slot_->mu);
+        if (slot_->owner != id_) return drop("superseded by a newer connection from the same agent");
+        reply = slot_->applier->hashes(m);
+    }
+    if (!reply) {
+        if (is_refusal(reply.error())) return drop(fmt::format("refused block hashes of '{}': {}", m.path, reply.error().message));
+        return give_up(fmt::format("block hashes of '{}': {}", m.path, reply.error().message));
+    }
+    send(*reply);
+}
+
+void Session::on_tree(const proto::TreeRequest& m) {
+    auto self = shared_from_this();
+    auto slot = slot_;
+    auto& io = static_cast<asio::io_context&>(asio::query(socket_.get_executor(), asio::execution::context));
+    asio::post(io, [self, slot, m] {
+        proto::TreeReply reply;
+        try {
+            reply = slot->trees->answer(m);
+        } catch (const std::exception& e) {
+            reply.id = m.id;
+            reply.error = std::string("internal error: ") + e.what();
+        }
+        if (!reply.error.empty()) spdlog::warn("{}: cannot hash the replica at '{}': {}", self->who(), m.path, reply.error);
+        asio::dispatch(self->strand_, [self, reply = std::move(reply)] {
+            try {
+                if (self->state_ == State::ready) self->send(reply);
+            } catch (const std::exception& e) {
+                self->drop(std::string("internal error: ") + e.what());
+            }
+        });
+    });
+}
+
+void Session::send(const proto::Message& m) {
+    auto frame = proto::encode_frame(m);
+    if (!frame) return drop("cannot encode reply: " + frame.error().message);
+    outbox_.push_back(std::make_shared<std::string>(std::move(*frame)));
+    write_next();
+}
+
+void Session::write_next() {
+    if (writing_ || outbox_.empty() || state_ == State::closed) return;
+    writing_ = true;
+    auto self = shared_from_this();
+    auto frame = outbox_.front();
+    asio::async_write(socket_, asio::buffer(*frame), asio::bind_executor(strand_, [self, frame](const boost::system::error_code& ec, size_t) {
+        self->writing_ = false;
+        if (self->state_ == State::closed) {
+            if (self->lingering_) ec ? self->close_socket() : self->say_farewell();
+            return;
+        }
+        try {
+            if (ec) {
+                spdlog::info("{}: connection lost while sending: {}", self->who(), ec.message());
+                return self->close();
+            }
+            self->outbox_.pop_front();
+            self->write_next();
+        } catch (const std::exception& e) {
+            self->drop(std::string("internal error: ") + e.what());
+        }
+    }));
+}
+
+void Session::drop(const std::string& reason) {
+    if (state_ == State::closed) return;
+    spdlog::warn("dropping connection from {}: {}", who(), reason);
+    tell_and_close(reason);
+}
+
+void Session::give_up(const std::string& reason) {
+    if (state_ == State::closed) return;
+    spdlog::error("{}: {}; dropping the connection, the agent will send it again", who(), reason);
+    tell_and_close(reason);
+}
+
+// Closing a socket that still holds unread data makes the kernel answer
+// with a reset, and an agent busy writing would then see only "broken pipe",
+// never the reason sent here. So the reason goes out after any write in
+// flight, the sending side is shut, and what the agent still sends is read
+// and thrown away until it hangs up or kLinger passes.
+void Session::tell_and_close(const std::string& reason) {
+    release();
+    lingering_ = true;
+    if (auto frame = proto::encode_frame(proto::ErrorMsg{reason})) farewell_ = std::make_shared<std::string>(std::move(*frame));
+    if (!writing_) say_farewell();  // else the write in flight calls it when done
+    auto self = shared_from_this();
+    timer_.expires_after(kLinger);
+    timer_.async_wait(asio::bind_executor(strand_, [self](const boost::system::error_code& ec) {
+        if (!ec) self->close_socket();
+    }));
+    if (!reading_) discard_input();  // else the read in flight goes on with it
+}
+
+void Session::say_farewell() {
+    auto self = shared_from_this();
+    auto frame = std::move(farewell_);
+    if (!frame) {
+        boost::system::error_code ec;
+        socket_.shutdown(tcp::socket::shutdown_send, ec);
+        return;
+    }
+    writing_ = true;
+    asio::async_write(socket_, asio::buffer(*frame), asio::bind_executor(strand_, [self, frame](const boost::system::error_code& ec, size_t) {
+        self->writing_ = false;
+        if (ec) return self->close_socket();
+        self->say_farewell();
+    }));
+}
+
+void Session::discard_input() {
+    // A buffer of its own: the frame buffer may be full of frames never handled.
+    discard_.resize(16384);
+    reading_ = true;
+    auto self = shared_from_this();
+    socket_.async_read_some(asio::buffer(discard_), asio::bind_executor(strand_, [self](const boost::system::error_code& ec, size_t) {
+        self->reading_ = false;
+        if (ec) return self->close_socket();
+        self->discard_input();
+    }));
+}
+
+void Session::close() {
+    if (state_ == State::closed) return;
+    release();
+    close_socket();
+}
+
+void Session::release() {
+    state_ = State::closed;
+    if (slot_) {
+        std::lock_guard lock(slot_->mu);
+        if (slot_->owner == id_) slot_->applier->abort_content();
+    }
+    ctx_.forget(shared_from_this());
+}
+
+void Session::close_socket() {
+    if (!socket_.is_open()) return;
+    boost::system::error_code ec;
+    timer_.cancel();
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+}
+
+}  // namespace iz::replicator
