@@ -253,7 +253,7 @@ Status ApplierImpl::dispatch_kind(const OpMsg& op) {
             // Resolved all the same: a path through a symlink is refused
             // here as by every other operation.
             auto p = open_parent(root_fd_.get(), op.path);
-            if (!p && is_refusal(p.error())) return fail(p.error());
+            if (!p && (is_refusal(p.error()) || is_rejection(p.error()))) return fail(p.error());
             memory_->forget(op.path);
             return {};
         }
@@ -285,6 +285,9 @@ Result<proto::HashReply> ApplierImpl::hashes(const proto::HashRequest& req) {
         if (is_rejection(ok.error())) return reply;  // nothing there the source may have
         return fail(ok.error());
     }
+    // A path through a symlink (a rejection) has no file of the source's
+    // at its end either: none is described, and the content that follows
+    // the reply is left out like every record for that path.
     auto parent = open_parent(root_fd_.get(), req.path);
     if (!parent) {
         if (is_refusal(parent.error())) return fail(parent.error());

@@ -64,8 +64,13 @@ Result<UniqueFd> open_piece(int dirfd, std::string_view rel, int flags, mode_t m
         if ((err == EAGAIN || err == EINTR) && attempt < 16) continue;
         std::string path(whole.empty() ? std::string_view(name) : whole);
         if (err == EXDEV) return fail(refusal(fmt::format("path '{}' escapes the root", path)));
+        // A symlink where the path needs a directory is nothing a lexically
+        // sound path can be blamed for: the tree beneath the root holds it
+        // (made by an earlier record, by someone on the server, or by a
+        // later record of the same stream that a late record meets). The
+        // lookup stops at it all the same, so nothing is reached through it.
         if (err == ELOOP)
-            return fail(refusal(fmt::format("path '{}' goes through a symlink, which is never followed", path)));
+            return fail(rejection(fmt::format("path '{}' goes through a symlink, which is never followed", path)));
         return fail(sys_error("open", path, err));
     }
 }
