@@ -25,7 +25,6 @@ Status check_wire_path(std::string_view path, bool allow_root, std::string_view 
         if (allow_root) return {};
         return fail(refusal("empty path where a name is required"));
     }
-    if (path.size() > kMaxWirePath) return fail(refusal(fmt::format("path of {} bytes is too long", path.size())));
     if (path.find('\0') != std::string_view::npos) return fail(refusal("path contains a NUL byte"));
     if (path.front() == '/') return fail(refusal(fmt::format("absolute path '{}' refused", path)));
     size_t start = 0;
@@ -44,6 +43,12 @@ Status check_wire_path(std::string_view path, bool allow_root, std::string_view 
         first = false;
         start = end + 1;
     }
+    // A source may hold a path that deep (nothing stops a program from
+    // nesting directories by name): nothing of it is applied, and the
+    // stream goes on.
+    if (path.size() > kMaxWirePath)
+        return fail(rejection(fmt::format("path of {} bytes is longer than the {} this server takes", path.size(),
+                                          kMaxWirePath)));
     return {};
 }
 

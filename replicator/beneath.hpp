@@ -16,9 +16,10 @@
 //    filesystem state such as a missing parent. A path that meets a symlink
 //    where it needs a directory (or a final symlink where it must not be
 //    one), or lies under the reserved top-level name, is a "rejection"
-//    (is_rejection()) instead: nothing is reached through it, but an honest
-//    source can send it (the replica holds a symlink there, the source a
-//    name the server keeps), and refusing it would stop the stream.
+//    (is_rejection()) instead, as is one longer than kMaxWirePath: nothing
+//    is reached through it, but an honest source can send it (the replica
+//    holds a symlink there, the source a name the server keeps or a tree
+//    that deep), and refusing it would stop the stream.
 #include <string>
 #include <string_view>
 

@@ -37,6 +37,20 @@ TEST(BeneathLexical, EscapesAndMalformedPathsRefused) {
     EXPECT_TRUE(is_refusal(s.error()));
 }
 
+// Deeper than the server takes, but well formed: rejected, not refused.
+TEST(BeneathLexical, APathLongerThanTheServerTakesIsRejected) {
+    std::string deep;
+    while (deep.size() <= kMaxWirePath) deep += std::string(255, 'n') + "/";
+    deep += "f";
+    auto s = check_wire_path(deep, false);
+    ASSERT_FALSE(s);
+    EXPECT_TRUE(is_rejection(s.error())) << s.error().message;
+    // Malformed as well: refused.
+    s = check_wire_path(deep + "/../x", false);
+    ASSERT_FALSE(s);
+    EXPECT_TRUE(is_refusal(s.error()));
+}
+
 TEST(BeneathLexical, ReservedTopRefusedOnlyAtTheTop) {
     EXPECT_FALSE(check_wire_path(".intermezzo", false, ".intermezzo"));
     EXPECT_FALSE(check_wire_path(".intermezzo/agent/applied", false, ".intermezzo"));
