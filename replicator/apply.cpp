@@ -180,6 +180,7 @@ ApplyResult ApplierImpl::apply(const OpMsg& op) {
         // The rest of content whose beginning was skipped or rejected goes
         // with it, whatever its path would say: reported once.
         s = skip_with_beginning(op);
+        result.with_beginning = true;
     } else {
         s = check_wire_path(op.path, may_be_root(op.kind), opts_.reserved_top);
         if (s && needs_target(op.kind)) s = check_wire_path(op.target, false, opts_.reserved_top);

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "hostile_server_harness.hpp"
@@ -216,9 +217,10 @@ TEST_F(HostileOps, HonestRecordsAfterOneThroughASymlinkArrive) {
     const uint64_t bad = ++lsn;
     ASSERT_TRUE(c.send(OpMsg{.lsn = bad, .kind = OpKind::content_begin, .path = "sub/file",
                              .extents = {proto::make_extent(0, "PWNED")}}));
-    ASSERT_TRUE(c.send(OpMsg{.lsn = bad, .kind = OpKind::content_data, .path = "sub/file",
-                             .extents = {proto::make_extent(5, "MORE")}}));
-    ASSERT_TRUE(c.send(OpMsg{.lsn = bad, .kind = OpKind::content_end, .path = "sub/file", .size = 9}));
+    for (uint64_t part = 0; part < 4; ++part)
+        ASSERT_TRUE(c.send(OpMsg{.lsn = bad, .kind = OpKind::content_data, .path = "sub/file",
+                                 .extents = {proto::make_extent(5 + 4 * part, "MORE")}}));
+    ASSERT_TRUE(c.send(OpMsg{.lsn = bad, .kind = OpKind::content_end, .path = "sub/file", .size = 21}));
     for (int i = 0; i < 5; ++i) {
         std::string path = fmt::format("after{}", i);
         ++lsn;
@@ -238,6 +240,13 @@ TEST_F(HostileOps, HonestRecordsAfterOneThroughASymlinkArrive) {
     EXPECT_FALSE(fs::exists(server_.canary() / "dir/file"));
     EXPECT_TRUE(fs::is_symlink(root / "sub"));
     EXPECT_EQ(listing(root).find(".iz-tmp"), std::string::npos) << "a temporary was left behind";
+    // One line says why, not one per part.
+    ASSERT_TRUE(server_.eventually_logged("cannot apply content_begin 'sub/file'")) << server_.all_logs();
+    auto logs = server_.all_logs();
+    std::istringstream in(logs);
+    size_t lines = 0;
+    for (std::string line; std::getline(in, line);) lines += line.find("'sub/file'") != std::string::npos;
+    EXPECT_EQ(lines, 1u) << logs;
 }
 
 // Not every operation refused is an attack: a source may hold the name the
