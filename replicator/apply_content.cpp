@@ -90,18 +90,21 @@ const char* kind_of_entry(mode_t mode) {
 // Content (a write, a truncate, whole-file content) is only ever for a
 // regular file, and never replaces an entry of another type with one.
 // The source makes such an entry with a record of its own (mknod, mkdir,
-// symlink), after removing or renaming what the name held before; so
-// content that finds one here is either older than that record (a late
-// write whose file lost the name meanwhile, a record sent again after a
-// kill) or meets something made on the server: in both the entry must
-// stay. It is skipped, not rejected: the stream that made the entry
-// carries what the source holds now, so the replica lacks nothing the
-// agent should be told about, and a rejection would fail every later
-// izwatch sync over a replica that is right.
-Error not_for_content(std::string_view what, const std::string& path, mode_t mode) {
-    return Error{fmt::format("{} of '{}' left out: the replica holds {} there, which content never replaces", what, path,
-                             kind_of_entry(mode)),
-                 S_ISDIR(mode) ? EISDIR : EINVAL};
+// symlink) after removing or renaming what the name held, so content that
+// finds one here is older than that record, or meets something made on
+// the server: in both the entry stays. Replayed after an unclean stop,
+// older is expected (the stopped run applied the later records), and the
+// content is skipped. Otherwise it is rejected: the agent sent content
+// under a name that no longer held its file, or the server's entry stands
+// where the source has a file; either way the replica may lack what the
+// source holds, and the agent is told (its status and sync name it)
+// rather than the entry being replaced, which left a regular file where
+// the source had a device.
+Error not_for_content(const std::string& path, mode_t mode, bool replaying) {
+    auto why = fmt::format("content for '{}' left out: the replica holds {} there, which content never replaces", path,
+                           kind_of_entry(mode));
+    if (!replaying) return rejection(std::move(why));
+    return Error{why + " (a replay after an unclean stop: a later record made it so)", S_ISDIR(mode) ? EISDIR : EINVAL};
 }
 
 }  // namespace
@@ -148,7 +151,7 @@ Result<UniqueFd> ApplierImpl::open_for_update(const std::string& path) {
     if (::fstat(node->get(), &st) != 0) return fail(sys_error("stat", path, errno));
     // Nothing is ever written through a final symlink either: it is the
     // entry, and not a regular file.
-    if (!S_ISREG(st.st_mode)) return fail(not_for_content("content", path, st.st_mode));
+    if (!S_ISREG(st.st_mode)) return fail(not_for_content(path, st.st_mode, recovering_));
     if (auto why = changed_behind(path, st)) {
         if (auto ok = keep_conflict(*p, path, *why, KeepHow::copy); !ok) return fail(ok.error());
     }
@@ -192,7 +195,7 @@ Status ApplierImpl::do_content_begin(const OpMsg& op) {
     PendingContent c;
     c.lsn = op.lsn;
     c.path = op.path;
-    if (*st && !S_ISREG((*st)->st_mode)) return fail(not_for_content("content", op.path, (*st)->st_mode));
+    if (*st && !S_ISREG((*st)->st_mode)) return fail(not_for_content(op.path, (*st)->st_mode, recovering_));
     if (*st) {
         c.before = **st;
         if (auto why = changed_behind(op.path, **st)) {

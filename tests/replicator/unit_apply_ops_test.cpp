@@ -300,9 +300,10 @@ TEST_F(ApplyOps, WriteRangesSizeAndMtime) {
     w3.extents = {proto::make_extent(2, "ab", false)};
     ok(w3);
     EXPECT_EQ(read_file(at("new")), std::string("\0\0ab", 4));
-    // To a directory: skipped.
+    // To a directory: rejected, the directory left as it is.
     ok(OpMsg{.lsn = 5, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
-    expect(Outcome::skipped, OpMsg{.lsn = 6, .kind = OpKind::write, .path = "d", .extents = w3.extents});
+    expect(Outcome::rejected, OpMsg{.lsn = 6, .kind = OpKind::write, .path = "d", .extents = w3.extents});
+    EXPECT_TRUE(fs::is_directory(fs::symlink_status(at("d"))));
 }
 
 TEST_F(ApplyOps, TruncateShrinksAndGrows) {
