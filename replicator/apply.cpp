@@ -251,8 +251,8 @@ Status ApplierImpl::dispatch_kind(const OpMsg& op) {
         // the server holds there now is known to differ, and replacing it is
         // the point, not a conflict.
         case K::repair: {
-            // Resolved all the same: a path through a symlink is refused
-            // here as by every other operation.
+            // Resolved all the same: a path through a symlink is left out
+            // (rejected) here as by every other operation.
             auto p = open_parent(root_fd_.get(), op.path);
             if (!p && (is_refusal(p.error()) || is_rejection(p.error()))) return fail(p.error());
             memory_->forget(op.path);

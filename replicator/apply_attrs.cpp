@@ -50,7 +50,6 @@ Error xattr_set_error(int fd, const OpMsg& op, int err) {
                                  std::strerror(err)));
 }
 
-// Namespaces a source may set. "system." is limited to POSIX ACLs.
 // NAMESPACE.NAME, both parts present, within the kernel's limits.
 bool xattr_name_wellformed(std::string_view n) {
     auto dot = n.find('.');
@@ -58,6 +57,7 @@ bool xattr_name_wellformed(std::string_view n) {
            dot + 1 < n.size();
 }
 
+// Namespaces a source may set. "system." is limited to POSIX ACLs.
 bool xattr_name_allowed(std::string_view n) {
     if (n.empty() || n.size() > 255 || n.find('\0') != std::string_view::npos) return false;
     for (std::string_view prefix : {"user.", "trusted.", "security."})

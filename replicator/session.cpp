@@ -233,9 +233,13 @@ void Session::on_op(const proto::OpMsg& m) {
         case Outcome::skipped:
             // A large file left out is thousands of parts: its beginning
             // said why, once.
-            if (r.with_beginning && !spdlog::should_log(spdlog::level::debug)) break;
-            spdlog::log(r.with_beginning ? spdlog::level::debug : spdlog::level::info, "{}: skipped {} '{}' at LSN {}: {}",
-                        who(), proto::op_kind_name(m.kind), m.path, m.lsn, r.message);
+            if (r.with_beginning) {
+                if (spdlog::should_log(spdlog::level::debug))
+                    spdlog::debug("{}: skipped {} '{}' at LSN {}: {}", who(), proto::op_kind_name(m.kind), m.path, m.lsn,
+                                  r.message);
+                break;
+            }
+            spdlog::info("{}: skipped {} '{}' at LSN {}: {}", who(), proto::op_kind_name(m.kind), m.path, m.lsn, r.message);
             break;
         case Outcome::rejected:
             // Logged as an error, told to the agent (its status and sync
