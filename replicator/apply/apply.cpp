@@ -180,6 +180,7 @@ ApplyResult ApplierImpl::apply(const OpMsg& op) {
         // The rest of content whose beginning was skipped or rejected goes
         // with it, whatever its path would say: reported once.
         s = skip_with_beginning(op);
+        result.with_beginning = true;
     } else {
         s = check_wire_path(op.path, may_be_root(op.kind), opts_.reserved_top);
         if (s && needs_target(op.kind)) s = check_wire_path(op.target, false, opts_.reserved_top);
@@ -250,10 +251,10 @@ Status ApplierImpl::dispatch_kind(const OpMsg& op) {
         // the server holds there now is known to differ, and replacing it is
         // the point, not a conflict.
         case K::repair: {
-            // Resolved all the same: a path through a symlink is refused
-            // here as by every other operation.
+            // Resolved all the same: a path through a symlink is left out
+            // (rejected) here as by every other operation.
             auto p = open_parent(root_fd_.get(), op.path);
-            if (!p && is_refusal(p.error())) return fail(p.error());
+            if (!p && (is_refusal(p.error()) || is_rejection(p.error()))) return fail(p.error());
             memory_->forget(op.path);
             return {};
         }
@@ -285,6 +286,9 @@ Result<proto::HashReply> ApplierImpl::hashes(const proto::HashRequest& req) {
         if (is_rejection(ok.error())) return reply;  // nothing there the source may have
         return fail(ok.error());
     }
+    // A path through a symlink (a rejection) has no file of the source's
+    // at its end either: none is described, and the content that follows
+    // the reply is left out like every record for that path.
     auto parent = open_parent(root_fd_.get(), req.path);
     if (!parent) {
         if (is_refusal(parent.error())) return fail(parent.error());

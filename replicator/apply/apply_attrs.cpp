@@ -2,12 +2,14 @@
 // entry itself (a final symlink is never followed).
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "apply_impl.hpp"
 
@@ -20,6 +22,39 @@ bool wants_times(const OpMsg& op) { return op.atime_ns.has_value() || op.mtime_n
 void fill_times(const OpMsg& op, struct timespec ts[2]) {
     ts[0] = op.atime_ns ? to_timespec(*op.atime_ns) : timespec{0, UTIME_OMIT};
     ts[1] = op.mtime_ns ? to_timespec(*op.mtime_ns) : timespec{0, UTIME_OMIT};
+}
+
+// Free room below which an ENOSPC is taken for a full filesystem (an
+// attribute needs one block of it at most, 64 KiB where values live in
+// inodes of their own).
+constexpr uint64_t kFullBelow = 16u << 20;
+
+// Why setting `op`'s attribute on `fd` failed with `err`. A filesystem
+// holds a file's extended attributes in a space of its own (ext4: the
+// inode and one block), which an XFS source's attributes (up to 64 KiB
+// each) can exceed: ENOSPC then, with the disk far from full, and E2BIG or
+// ERANGE for a value over what it takes at all. Sent again, the attribute
+// meets the same limit for ever, so it is rejected (nothing of it applied,
+// the agent told) rather than failed, which dropped the connection and had
+// the agent send it again without end. An ENOSPC on a filesystem that is
+// nearly full stays a failure: that one goes away once space returns.
+Error xattr_set_error(int fd, const OpMsg& op, int err) {
+    auto what = fmt::format("set extended attribute '{}' ({} bytes) on", op.xattr_name, op.xattr_value.size());
+    bool beyond = err == E2BIG || err == ERANGE;
+    if (err == ENOSPC) {
+        struct statvfs vfs{};
+        beyond = ::fstatvfs(fd, &vfs) == 0 && static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize >= kFullBelow;
+    }
+    if (!beyond) return sys_error(what, op.path, err);
+    return rejection(fmt::format("{} '{}': {} (more than this server's filesystem holds for one file)", what, op.path,
+                                 std::strerror(err)));
+}
+
+// NAMESPACE.NAME, both parts present, within the kernel's limits.
+bool xattr_name_wellformed(std::string_view n) {
+    auto dot = n.find('.');
+    return n.size() <= 255 && n.find('\0') == std::string_view::npos && dot != std::string_view::npos && dot > 0 &&
+           dot + 1 < n.size();
 }
 
 // Namespaces a source may set. "system." is limited to POSIX ACLs.
@@ -114,10 +149,15 @@ Status ApplierImpl::do_setattr(const OpMsg& op) {
 }
 
 Status ApplierImpl::do_xattr(const OpMsg& op) {
-    if (!xattr_name_allowed(op.xattr_name))
-        return fail(refusal(fmt::format("extended attribute name '{}' on '{}' is not allowed", op.xattr_name, op.path)));
+    // No Linux filesystem lists a malformed name or holds a larger value.
+    if (!xattr_name_wellformed(op.xattr_name))
+        return fail(refusal(fmt::format("extended attribute name '{}' on '{}' is malformed", op.xattr_name, op.path)));
     if (op.xattr_value.size() > 65536)
         return fail(refusal(fmt::format("extended attribute '{}' on '{}' is over 64 KiB", op.xattr_name, op.path)));
+    // A namespace this server does not set: a source's filesystem may well
+    // hold one, so it is left out without stopping the stream.
+    if (!xattr_name_allowed(op.xattr_name))
+        return fail(rejection(fmt::format("extended attribute name '{}' on '{}' is not allowed", op.xattr_name, op.path)));
     auto p = dirs_->parent_of(op.path);
     if (!p) return fail(p.error());
     auto node = open_beneath(p->dir.get(), p->name, O_PATH | O_NOFOLLOW);
@@ -133,7 +173,7 @@ Status ApplierImpl::do_xattr(const OpMsg& op) {
     UniqueFd guard(fd);
     if (op.kind == proto::OpKind::setxattr) {
         if (::fsetxattr(fd, op.xattr_name.c_str(), op.xattr_value.data(), op.xattr_value.size(), 0) != 0)
-            return fail(sys_error(fmt::format("set extended attribute '{}' on", op.xattr_name), op.path, errno));
+            return fail(xattr_set_error(fd, op, errno));
     } else if (::fremovexattr(fd, op.xattr_name.c_str()) != 0 && errno != ENODATA) {
         return fail(sys_error(fmt::format("remove extended attribute '{}' from", op.xattr_name), op.path, errno));
     }

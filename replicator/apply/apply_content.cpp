@@ -75,6 +75,38 @@ Status punch_hole(int fd, const proto::Hole& h, const std::string& path) {
     return {};
 }
 
+const char* kind_of_entry(mode_t mode) {
+    switch (mode & S_IFMT) {
+        case S_IFDIR: return "a directory";
+        case S_IFLNK: return "a symlink";
+        case S_IFCHR: return "a character device";
+        case S_IFBLK: return "a block device";
+        case S_IFIFO: return "a fifo";
+        case S_IFSOCK: return "a socket";
+    }
+    return "an entry of an unknown type";
+}
+
+// Content (a write, a truncate, whole-file content) is only ever for a
+// regular file, and never replaces an entry of another type with one.
+// The source makes such an entry with a record of its own (mknod, mkdir,
+// symlink) after removing or renaming what the name held, so content that
+// finds one here is older than that record, or meets something made on
+// the server: in both the entry stays. Replayed after an unclean stop,
+// older is expected (the stopped run applied the later records), and the
+// content is skipped. Otherwise it is rejected: the agent sent content
+// under a name that no longer held its file, or the server's entry stands
+// where the source has a file; either way the replica may lack what the
+// source holds, and the agent is told (its status and sync name it)
+// rather than the entry being replaced, which left a regular file where
+// the source had a device.
+Error not_for_content(const std::string& path, mode_t mode, bool replaying) {
+    auto why = fmt::format("content for '{}' left out: the replica holds {} there, which content never replaces", path,
+                           kind_of_entry(mode));
+    if (!replaying) return rejection(std::move(why));
+    return Error{why + " (a replay after an unclean stop: a later record made it so)", S_ISDIR(mode) ? EISDIR : EINVAL};
+}
+
 }  // namespace
 
 Status ApplierImpl::write_extents(int fd, const OpMsg& op, const std::string& path) {
@@ -117,8 +149,9 @@ Result<UniqueFd> ApplierImpl::open_for_update(const std::string& path) {
     }
     struct stat st{};
     if (::fstat(node->get(), &st) != 0) return fail(sys_error("stat", path, errno));
-    if (S_ISLNK(st.st_mode)) return fail(refusal(fmt::format("writing through the symlink '{}' is refused", path)));
-    if (!S_ISREG(st.st_mode)) return fail(sys_error("write", path, S_ISDIR(st.st_mode) ? EISDIR : EINVAL));
+    // Nothing is ever written through a final symlink either: it is the
+    // entry, and not a regular file.
+    if (!S_ISREG(st.st_mode)) return fail(not_for_content(path, st.st_mode, recovering_));
     if (auto why = changed_behind(path, st)) {
         if (auto ok = keep_conflict(*p, path, *why, KeepHow::copy); !ok) return fail(ok.error());
     }
@@ -162,9 +195,8 @@ Status ApplierImpl::do_content_begin(const OpMsg& op) {
     PendingContent c;
     c.lsn = op.lsn;
     c.path = op.path;
-    if (*st && S_ISDIR((*st)->st_mode)) {
-        if (auto ok = make_room(*p, op.path, **st); !ok) return ok;
-    } else if (*st && S_ISREG((*st)->st_mode)) {
+    if (*st && !S_ISREG((*st)->st_mode)) return fail(not_for_content(op.path, (*st)->st_mode, recovering_));
+    if (*st) {
         c.before = **st;
         if (auto why = changed_behind(op.path, **st)) {
             if (auto ok = keep_conflict(*p, op.path, *why, KeepHow::copy); !ok) return ok;

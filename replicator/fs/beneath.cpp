@@ -25,7 +25,6 @@ Status check_wire_path(std::string_view path, bool allow_root, std::string_view 
         if (allow_root) return {};
         return fail(refusal("empty path where a name is required"));
     }
-    if (path.size() > kMaxWirePath) return fail(refusal(fmt::format("path of {} bytes is too long", path.size())));
     if (path.find('\0') != std::string_view::npos) return fail(refusal("path contains a NUL byte"));
     if (path.front() == '/') return fail(refusal(fmt::format("absolute path '{}' refused", path)));
     size_t start = 0;
@@ -44,6 +43,12 @@ Status check_wire_path(std::string_view path, bool allow_root, std::string_view 
         first = false;
         start = end + 1;
     }
+    // A source may hold a path that deep (nothing stops a program from
+    // nesting directories by name): nothing of it is applied, and the
+    // stream goes on.
+    if (path.size() > kMaxWirePath)
+        return fail(rejection(fmt::format("path of {} bytes is longer than the {} this server takes", path.size(),
+                                          kMaxWirePath)));
     return {};
 }
 
@@ -64,8 +69,13 @@ Result<UniqueFd> open_piece(int dirfd, std::string_view rel, int flags, mode_t m
         if ((err == EAGAIN || err == EINTR) && attempt < 16) continue;
         std::string path(whole.empty() ? std::string_view(name) : whole);
         if (err == EXDEV) return fail(refusal(fmt::format("path '{}' escapes the root", path)));
+        // A symlink where the path needs a directory is nothing a lexically
+        // sound path can be blamed for: the tree beneath the root holds it
+        // (made by an earlier record, by someone on the server, or by a
+        // later record of the same stream that a late record meets). The
+        // lookup stops at it all the same, so nothing is reached through it.
         if (err == ELOOP)
-            return fail(refusal(fmt::format("path '{}' goes through a symlink, which is never followed", path)));
+            return fail(rejection(fmt::format("path '{}' goes through a symlink, which is never followed", path)));
         return fail(sys_error("open", path, err));
     }
 }

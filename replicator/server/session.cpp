@@ -231,6 +231,14 @@ void Session::on_op(const proto::OpMsg& m) {
                 spdlog::debug("{}: applied {} '{}' at LSN {}", who(), proto::op_kind_name(m.kind), m.path, m.lsn);
             break;
         case Outcome::skipped:
+            // A large file left out is thousands of parts: its beginning
+            // said why, once.
+            if (r.with_beginning) {
+                if (spdlog::should_log(spdlog::level::debug))
+                    spdlog::debug("{}: skipped {} '{}' at LSN {}: {}", who(), proto::op_kind_name(m.kind), m.path, m.lsn,
+                                  r.message);
+                break;
+            }
             spdlog::info("{}: skipped {} '{}' at LSN {}: {}", who(), proto::op_kind_name(m.kind), m.path, m.lsn, r.message);
             break;
         case Outcome::rejected:

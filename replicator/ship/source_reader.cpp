@@ -58,7 +58,8 @@ Result<std::optional<SourceFile>> SourceTree::open_file(const std::string& path,
     auto node = open_beneath(root_.get(), path, O_PATH | O_NOFOLLOW);
     if (!node) {
         int err = node.error().sys_errno;
-        if (err != ENOENT && err != ENOTDIR && !is_refusal(node.error())) return fail(node.error());
+        if (err != ENOENT && err != ENOTDIR && !is_refusal(node.error()) && !is_rejection(node.error()))
+            return fail(node.error());
         return open_handle(root_.get(), handle, path);
     }
     struct stat st{};

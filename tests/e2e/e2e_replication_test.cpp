@@ -1245,6 +1245,44 @@ TEST_F(Replication, ARecordTheServerCannotApplyDoesNotHoldUpTheRest) {
     EXPECT_FALSE(fs::exists(server.replica("data") / ".state/sub"));
 }
 
+// On the server, a directory of the replica is replaced by a symlink to a
+// directory outside it (behind the replicator's back), and the source then
+// writes into that directory. Those records meet the symlink: nothing is
+// reached through it, but they were refused as an attack, which dropped
+// the connection; the agent sent the same record again on the next one for
+// ever and nothing after it arrived. Now they are left out and reported
+// (the server's log, izwatch status and sync), and everything after them
+// arrives.
+TEST_F(Replication, ARecordThroughASymlinkOnTheReplicaDoesNotHoldUpTheRest) {
+    auto& server = add_server();
+    start_agent();
+    fs::create_directories(agent_->dir() / "sub");
+    write_file(agent_->dir() / "sub/first", "before the link\n");
+    sync_ok();
+    const fs::path outside = server.root() / "outside";
+    fs::create_directories(outside);
+    fs::remove_all(server.replica("data") / "sub");
+    fs::create_symlink(outside, server.replica("data") / "sub");
+    write_file(agent_->dir() / "sub/second", "meets the link on the replica\n");
+    every_operation(agent_->dir() / "after");
+    bulk_files(agent_->dir() / "after", 20, 5000, 7);
+    auto r = agent_->sync(30);
+    // Everything else is there, and nothing went through the link.
+    EXPECT_EQ(manifest(server.replica("data") / "after"), manifest(agent_->dir() / "after"));
+    EXPECT_TRUE(fs::is_empty(outside));
+    EXPECT_TRUE(fs::is_symlink(server.replica("data") / "sub"));
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("goes through a symlink, which is never followed"), std::string::npos) << r.err;
+    auto s = agent_->status();
+    ASSERT_EQ(s["servers"].size(), 1u);
+    auto rejected = s["servers"][0].value("rejected", nlohmann::json::array());
+    ASSERT_FALSE(rejected.empty()) << s.dump();
+    EXPECT_EQ(rejected[0].value("path", "").substr(0, 4), "sub/") << s.dump();
+    EXPECT_EQ(s["servers"][0].value("acked_lsn", 0), s.value("head_lsn", 1)) << s.dump();
+    EXPECT_NE(server.log().find("goes through a symlink, which is never followed; left out"), std::string::npos)
+        << tail(server.log());
+}
+
 // Text that zstd shrinks several times over, unlike bulk_files' random bytes.
 void compressible_files(const fs::path& dir, int files, size_t size) {
     fs::create_directories(dir);

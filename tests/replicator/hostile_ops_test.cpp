@@ -1,13 +1,16 @@
-// Authenticated clients sending hostile operations: escaping paths and
-// symlink tricks are refused, the connection is dropped before anything
-// after the bad operation is applied, nothing outside the root is touched,
-// and an honest client working at the same time is served in full.
+// Authenticated clients sending hostile operations: escaping paths are
+// refused and the connection is dropped before anything after the bad
+// operation is applied; symlink tricks reach nothing and are rejected (or,
+// content for the link itself, skipped) while the stream goes on; nothing
+// outside the root is touched, and an honest client working at the same
+// time is served in full.
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
 
 #include <atomic>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "hostile_server_harness.hpp"
@@ -77,32 +80,168 @@ TEST_F(HostileOps, AbsolutePathRefused) {
     expect_refused(c2, w);
 }
 
-TEST_F(HostileOps, WriteThroughSymlinkOutsideRefused) {
+// Replies up to the Ack of `lsn` (none: an empty list and a failure).
+std::vector<proto::Message> until_ack(WireClient& c, uint64_t lsn, const ServerHarness& server) {
+    std::vector<proto::Message> got;
+    for (;;) {
+        auto m = c.receive(10s);
+        if (!m) {
+            ADD_FAILURE() << "no Ack of LSN " << lsn << ": " << m.error().message << "\n" << server.all_logs();
+            return {};
+        }
+        got.push_back(*m);
+        if (auto* a = std::get_if<proto::Ack>(&*m); a && a->lsn >= lsn) return got;
+    }
+}
+
+std::vector<proto::RejectedMsg> rejections(const std::vector<proto::Message>& got) {
+    std::vector<proto::RejectedMsg> out;
+    for (auto& m : got)
+        if (auto* r = std::get_if<proto::RejectedMsg>(&m)) out.push_back(*r);
+    return out;
+}
+
+// Operations on paths through symlinks planted to point outside the root,
+// and content for a name that is such a symlink: nothing is reached through
+// them. They are no reason to drop the connection (the replica holds those
+// links; an honest agent can meet one too, and a dropped connection has the
+// agent send the same record again for ever): each is rejected with the
+// reason, and what follows applied.
+TEST_F(HostileOps, OperationsThroughASymlinkOutsideReachNothingAndTheStreamGoesOn) {
     plant_links();
     OpMsg through_dir{.lsn = 10, .kind = OpKind::write, .path = "esc/file"};
     through_dir.extents = {proto::make_extent(0, "PWNED", false)};
     OpMsg final_link{.lsn = 11, .kind = OpKind::write, .path = "escf"};
     final_link.extents = {proto::make_extent(0, "PWNED", false)};
-    std::vector<proto::Message> attacks = {
-        through_dir,
-        final_link,
-        OpMsg{.lsn = 12, .kind = OpKind::truncate, .path = "escf", .size = 0},
-        OpMsg{.lsn = 13, .kind = OpKind::create, .path = "escr/new", .mode = 0100644u},
-        OpMsg{.lsn = 14, .kind = OpKind::content_begin, .path = "esc/file", .extents = {proto::make_extent(0, "PWNED", false)}},
-        OpMsg{.lsn = 15, .kind = OpKind::setattr, .path = "esc/file", .mode = 0100777u},
-        OpMsg{.lsn = 16, .kind = OpKind::unlink, .path = "esc/file"},
-        OpMsg{.lsn = 17, .kind = OpKind::rename, .path = "esc/file", .target = "stolen"},
-        OpMsg{.lsn = 18, .kind = OpKind::link, .path = "esc/file", .target = "stolen"},
-        OpMsg{.lsn = 19, .kind = OpKind::setxattr, .path = "escr/file", .xattr_name = "user.x", .xattr_value = "y"},
-        OpMsg{.lsn = 20, .kind = OpKind::rename, .path = "escf", .target = "../escf"},
-        proto::HashRequest{.id = 1, .path = "esc/file"},
+    const std::string through = "goes through a symlink, which is never followed";
+    const std::string onto = "the replica holds a symlink there, which content never replaces";
+    struct Attack {
+        proto::Message op;
+        std::string says;
     };
-    for (auto& attack : attacks) {
+    std::vector<Attack> attacks = {
+        {through_dir, through},
+        {final_link, onto},
+        {OpMsg{.lsn = 12, .kind = OpKind::truncate, .path = "escf", .size = 0}, onto},
+        {OpMsg{.lsn = 13, .kind = OpKind::create, .path = "escr/new", .mode = 0100644u}, through},
+        {OpMsg{.lsn = 14, .kind = OpKind::content_begin, .path = "esc/file", .extents = {proto::make_extent(0, "PWNED", false)}},
+         through},
+        {OpMsg{.lsn = 15, .kind = OpKind::setattr, .path = "esc/file", .mode = 0100777u}, through},
+        {OpMsg{.lsn = 16, .kind = OpKind::unlink, .path = "esc/file"}, through},
+        {OpMsg{.lsn = 17, .kind = OpKind::rename, .path = "esc/file", .target = "stolen"}, through},
+        {OpMsg{.lsn = 18, .kind = OpKind::link, .path = "esc/file", .target = "stolen"}, through},
+        {OpMsg{.lsn = 19, .kind = OpKind::setxattr, .path = "escr/file", .xattr_name = "user.x", .xattr_value = "y"}, through},
+        {OpMsg{.lsn = 20, .kind = OpKind::content_begin, .path = "escf", .extents = {proto::make_extent(0, "PWNED", false)}},
+         onto},
+    };
+    auto root = server_.fileset_root("mfs");
+    for (size_t i = 0; i < attacks.size(); ++i) {
+        auto& a = attacks[i];
+        auto& op = std::get<OpMsg>(a.op);
+        std::string marker = fmt::format("after{}", i);
         auto c = attacker();
-        expect_refused(c, attack);
+        ASSERT_TRUE(c.send(a.op));
+        ASSERT_TRUE(c.send(OpMsg{.lsn = op.lsn + 100, .kind = OpKind::mkdir, .path = marker, .mode = 040755u}));
+        ASSERT_TRUE(c.send(proto::Commit{op.lsn + 100}));
+        auto got = until_ack(c, op.lsn + 100, server_);
+        auto rejected = rejections(got);
+        ASSERT_EQ(rejected.size(), 1u) << op.path << "\n" << server_.all_logs();
+        EXPECT_EQ(rejected[0].lsn, op.lsn);
+        EXPECT_EQ(rejected[0].path, op.path);
+        EXPECT_NE(rejected[0].message.find(a.says), std::string::npos) << rejected[0].message;
+        EXPECT_TRUE(fs::is_directory(root / marker)) << "what followed " << op.path << " was not applied";
     }
-    EXPECT_FALSE(fs::exists(fs::symlink_status(server_.fileset_root("mfs") / "stolen")));
+    EXPECT_FALSE(fs::exists(fs::symlink_status(root / "stolen")));
+    EXPECT_TRUE(fs::is_symlink(root / "escf"));
+    EXPECT_TRUE(server_.eventually_logged("cannot apply write 'esc/file' at LSN 10: open parent directory of 'esc/file': "
+                                          "path 'esc' goes through a symlink"))
+        << server_.all_logs();
+}
+
+// A name that leaves the root is no honest record: the connection goes.
+TEST_F(HostileOps, EscapingTargetOfARenameRefused) {
+    plant_links();
+    auto c = attacker();
+    expect_refused(c, OpMsg{.lsn = 20, .kind = OpKind::rename, .path = "escf", .target = "../escf"});
     EXPECT_TRUE(fs::is_symlink(server_.fileset_root("mfs") / "escf"));
+}
+
+// Block hashes of a file through such a symlink: nothing is described (no
+// hash of anything outside), and the connection stays.
+TEST_F(HostileOps, BlockHashesThroughASymlinkDescribeNothing) {
+    plant_links();
+    auto c = attacker();
+    ASSERT_TRUE(c.send(proto::HashRequest{.id = 7, .path = "esc/file"}));
+    auto r = c.receive();
+    ASSERT_TRUE(r) << r.error().message << "\n" << server_.all_logs();
+    auto* reply = std::get_if<proto::HashReply>(&*r);
+    ASSERT_NE(reply, nullptr) << proto::msg_type_name(proto::type_of(*r));
+    EXPECT_EQ(reply->id, 7u);
+    EXPECT_FALSE(reply->exists);
+    EXPECT_TRUE(reply->hashes.empty());
+    ASSERT_TRUE(c.send(proto::Ping{8}));
+    auto pong = c.receive();
+    ASSERT_TRUE(pong) << pong.error().message;
+    EXPECT_TRUE(std::holds_alternative<proto::Pong>(*pong));
+}
+
+// The agent's side of it: a record through a symlink the replica holds
+// where the source has a directory, in the middle of honest work. The
+// connection was dropped at it, the agent sent it again on the next one,
+// and nothing after it ever arrived. Now it is rejected (reported once) and
+// every honest record after it arrives, on the same connection.
+TEST_F(HostileOps, HonestRecordsAfterOneThroughASymlinkArrive) {
+    auto root = server_.fileset_root("mfs");
+    auto c = attacker();
+    ASSERT_TRUE(c.send(OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = "sub", .mode = 040755u}));
+    ASSERT_TRUE(c.send(proto::Commit{1}));
+    ASSERT_TRUE(!until_ack(c, 1, server_).empty());
+    // On the server, the directory becomes a link outside.
+    fs::remove(root / "sub");
+    fs::create_symlink(server_.canary() / "dir", root / "sub");
+    uint64_t lsn = 1;
+    std::vector<std::string> honest;
+    for (int i = 0; i < 5; ++i) {
+        std::string path = fmt::format("before{}", i);
+        ++lsn;
+        ASSERT_TRUE(c.send(OpMsg{.lsn = lsn, .kind = OpKind::content_begin, .path = path,
+                                 .extents = {proto::make_extent(0, path)}}));
+        ASSERT_TRUE(c.send(OpMsg{.lsn = lsn, .kind = OpKind::content_end, .path = path, .size = path.size()}));
+        honest.push_back(path);
+    }
+    const uint64_t bad = ++lsn;
+    ASSERT_TRUE(c.send(OpMsg{.lsn = bad, .kind = OpKind::content_begin, .path = "sub/file",
+                             .extents = {proto::make_extent(0, "PWNED")}}));
+    for (uint64_t part = 0; part < 4; ++part)
+        ASSERT_TRUE(c.send(OpMsg{.lsn = bad, .kind = OpKind::content_data, .path = "sub/file",
+                                 .extents = {proto::make_extent(5 + 4 * part, "MORE")}}));
+    ASSERT_TRUE(c.send(OpMsg{.lsn = bad, .kind = OpKind::content_end, .path = "sub/file", .size = 21}));
+    for (int i = 0; i < 5; ++i) {
+        std::string path = fmt::format("after{}", i);
+        ++lsn;
+        ASSERT_TRUE(c.send(OpMsg{.lsn = lsn, .kind = OpKind::content_begin, .path = path,
+                                 .extents = {proto::make_extent(0, path)}}));
+        ASSERT_TRUE(c.send(OpMsg{.lsn = lsn, .kind = OpKind::content_end, .path = path, .size = path.size()}));
+        honest.push_back(path);
+    }
+    ASSERT_TRUE(c.send(proto::Commit{lsn}));
+    auto got = until_ack(c, lsn, server_);
+    ASSERT_FALSE(got.empty());
+    auto rejected = rejections(got);
+    ASSERT_EQ(rejected.size(), 1u) << server_.all_logs();
+    EXPECT_EQ(rejected[0].lsn, bad);
+    EXPECT_EQ(rejected[0].path, "sub/file");
+    for (auto& path : honest) EXPECT_EQ(read_file(root / path), path);
+    EXPECT_FALSE(fs::exists(server_.canary() / "dir/file"));
+    EXPECT_TRUE(fs::is_symlink(root / "sub"));
+    EXPECT_EQ(listing(root).find(".iz-tmp"), std::string::npos) << "a temporary was left behind";
+    // One line says why, not one per part.
+    ASSERT_TRUE(server_.eventually_logged("cannot apply content_begin 'sub/file'")) << server_.all_logs();
+    auto logs = server_.all_logs();
+    std::istringstream in(logs);
+    size_t lines = 0;
+    for (std::string line; std::getline(in, line);) lines += line.find("'sub/file'") != std::string::npos;
+    EXPECT_EQ(lines, 1u) << logs;
 }
 
 // Not every operation refused is an attack: a source may hold the name the

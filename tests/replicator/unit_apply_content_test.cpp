@@ -2,6 +2,7 @@
 // content_end (atomic, chunked, delta, in place for hard links, abandoned,
 // skipped as a whole) and the block hashes a delta is computed against.
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
 #include <cerrno>
@@ -154,15 +155,82 @@ TEST_F(ApplyContent, ContentOnHardLinkedFileKeepsTheLinksTogether) {
     EXPECT_EQ(lstat_of(at("a")).st_ino, lstat_of(at("b")).st_ino);
 }
 
-TEST_F(ApplyContent, ContentReplacesADirectoryOrSymlink) {
-    ok(OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = "x", .mode = 040755u});
-    ok(content_ops(2, "x", "now a file", t(1)));
-    EXPECT_EQ(read_file(at("x")), "now a file");
-    ok(OpMsg{.lsn = 3, .kind = OpKind::symlink, .path = "l", .target = "x"});
-    ok(content_ops(4, "l", "was a link", t(2)));
-    EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(at("l"))));
-    EXPECT_EQ(read_file(at("l")), "was a link");
-    EXPECT_EQ(read_file(at("x")), "now a file");
+// Content is only ever for a regular file. After a kill -9 of the agent, a
+// late write whose file had lost its name to a device replaced the device
+// with a regular file holding the write's bytes, and nothing later made it
+// a device again. Whatever the entry (directory, symlink, fifo, socket,
+// device), a write, a truncate and whole-file content leave it as it is
+// and are rejected with the reason (the agent is told), and the stream
+// goes on; the records that change its type apply.
+TEST_F(ApplyContent, ContentNeverReplacesAnEntryOfAnotherType) {
+    ok(OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = "dir", .mode = 040755u});
+    ok(OpMsg{.lsn = 2, .kind = OpKind::symlink, .path = "link", .target = "dir"});
+    ok(OpMsg{.lsn = 3, .kind = OpKind::mknod, .path = "fifo", .mode = S_IFIFO | 0640u});
+    ok(OpMsg{.lsn = 4, .kind = OpKind::mknod, .path = "sock", .mode = S_IFSOCK | 0640u});
+    ok(OpMsg{.lsn = 5, .kind = OpKind::mknod, .path = "null", .mode = S_IFCHR | 0666u,
+             .rdev = static_cast<uint64_t>(makedev(1, 3))});
+    ok(OpMsg{.lsn = 6, .kind = OpKind::mknod, .path = "loop", .mode = S_IFBLK | 0660u,
+             .rdev = static_cast<uint64_t>(makedev(7, 200))});
+    const std::string before = test::manifest(root_);
+    struct Kind {
+        std::string path, says;
+    };
+    uint64_t lsn = 10;
+    for (auto& k : std::vector<Kind>{{"dir", "a directory"},
+                                     {"link", "a symlink"},
+                                     {"fifo", "a fifo"},
+                                     {"sock", "a socket"},
+                                     {"null", "a character device"},
+                                     {"loop", "a block device"}}) {
+        OpMsg w{.lsn = ++lsn, .kind = OpKind::write, .path = k.path, .mtime_ns = t(1), .size = 5,
+                .extents = {proto::make_extent(0, "bytes", false)}};
+        auto r = expect(Outcome::rejected, w);
+        EXPECT_NE(r.message.find("holds " + k.says + " there"), std::string::npos) << r.message;
+        expect(Outcome::rejected, OpMsg{.lsn = ++lsn, .kind = OpKind::truncate, .path = k.path, .size = 0});
+        auto whole = content_ops(++lsn, k.path, std::string(9000, 'c'), t(2), 4096);
+        r = expect(Outcome::rejected, whole.front());
+        EXPECT_NE(r.message.find("holds " + k.says + " there"), std::string::npos) << r.message;
+        for (size_t i = 1; i < whole.size(); ++i) expect(Outcome::skipped, whole[i]);
+        EXPECT_EQ(test::manifest(root_), before) << k.path << " was replaced";
+    }
+    EXPECT_EQ(test::listing(root_), "dir\nfifo\nlink\nloop\nnull\nsock\n") << "a temporary was left behind";
+    // The records that make a name a regular file again are applied, and
+    // then its content.
+    ok(OpMsg{.lsn = ++lsn, .kind = OpKind::unlink, .path = "null"});
+    ok(OpMsg{.lsn = ++lsn, .kind = OpKind::create, .path = "null", .mode = 0100644u});
+    ok(content_ops(++lsn, "null", "a file now", t(3)));
+    EXPECT_EQ(read_file(at("null")), "a file now");
+    ok(OpMsg{.lsn = ++lsn, .kind = OpKind::rmdir, .path = "dir"});
+    ok(content_ops(++lsn, "dir", "was a directory", t(4)));
+    EXPECT_EQ(read_file(at("dir")), "was a directory");
+    EXPECT_EQ(applier_->resume_lsn(), lsn);
+}
+
+// Replayed after an unclean stop, content older than the record that made
+// its name a device (applied by the stopped run) is expected: skipped, and
+// nothing reported.
+TEST_F(ApplyContent, ReplayedContentForANameThatBecameADeviceIsSkipped) {
+    ok(content_ops(1, "f", "file", t(1)));
+    settle();
+    OpMsg w{.lsn = 2, .kind = OpKind::write, .path = "f", .mtime_ns = t(2), .size = 4,
+            .extents = {proto::make_extent(0, "FILE", false)}};
+    ok(w);
+    auto whole = content_ops(3, "f", "WHOLE", t(3));
+    ok(whole);
+    ok(OpMsg{.lsn = 4, .kind = OpKind::rename, .path = "f", .target = "g"});
+    ok(OpMsg{.lsn = 5, .kind = OpKind::mknod, .path = "f", .mode = S_IFCHR | 0666u,
+             .rdev = static_cast<uint64_t>(makedev(1, 3))});
+    auto killed = std::move(applier_);  // as a kill -9 leaves it
+    auto a = Applier::open(ApplierOptions{root_, state_, "testhost", {}});
+    ASSERT_TRUE(a) << a.error().message;
+    applier_ = std::move(*a);
+    auto r = expect(Outcome::skipped, w);
+    EXPECT_NE(r.message.find("holds a character device there"), std::string::npos) << r.message;
+    for (auto& op : whole) expect(Outcome::skipped, op);
+    EXPECT_TRUE(S_ISCHR(lstat_of(at("f")).st_mode));
+    EXPECT_EQ(lstat_of(at("f")).st_rdev, makedev(1, 3));
+    EXPECT_EQ(read_file(at("g")), "WHOLE");
+    (void)killed.release();
 }
 
 TEST_F(ApplyContent, ContentPartsWithoutTheirBeginningAreRefused) {

@@ -1,7 +1,11 @@
 // Hostile paths straight into the Applier: "..", absolute paths, symlinks
-// pointing outside the root (and writes through them). Each is refused
-// (or, when harmless, acts on the link itself), and the canary directory
-// beside the root stays exactly as it was (checked in TearDown).
+// pointing outside the root (and writes through them). A path that is
+// malformed or leaves the root is refused (the connection goes); one that
+// meets a symlink on the replica is rejected: nothing of it is applied, and
+// the records after it are (a symlink where a directory should be is what
+// the replica holds, which an honest source can meet too). Either way the
+// canary directory beside the root stays exactly as it was (checked in
+// TearDown).
 #include <sys/stat.h>
 
 #include "unit_apply_fixture.hpp"
@@ -19,10 +23,31 @@ protected:
         ok(OpMsg{.lsn = 3, .kind = OpKind::symlink, .path = "out_file", .target = (canary_ / "file").string()});
         ok(OpMsg{.lsn = 4, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
     }
-    // Every way of naming the canary's file or directory from the wire.
+    // Every way of naming the canary's file or directory from the wire:
+    // by the path itself, and through a symlink the replica holds.
     std::vector<std::string> escaping_paths() const {
-        return {"../canary/file", "d/../../canary/file", (canary_ / "file").string(), "/etc/x",
-                "out_abs/file",   "out_rel/file",        "out_abs/dir/inner",         "out_rel/dir/new"};
+        return {"../canary/file", "d/../../canary/file", (canary_ / "file").string(), "/etc/x"};
+    }
+    std::vector<std::string> paths_through_links() const {
+        return {"out_abs/file", "out_rel/file", "out_abs/dir/inner", "out_rel/dir/new"};
+    }
+    // What every op kind on `p` must come to.
+    void every_kind(const std::string& p, Outcome want, uint64_t& lsn) {
+        for (int k = 1; k <= static_cast<int>(proto::kLastOpKind); ++k) {
+            OpMsg op{.lsn = ++lsn, .kind = static_cast<OpKind>(k), .path = p, .target = "inside", .mode = 0100777u,
+                     .uid = 4242u, .mtime_ns = t(1), .size = 0, .xattr_name = "user.evil", .xattr_value = "x",
+                     .extents = {proto::make_extent(0, "PWNED", false)}};
+            if (op.kind == OpKind::mknod) op.mode = S_IFIFO | 0666u;
+            if (op.kind == OpKind::symlink) op.target = "/etc/shadow";
+            bool part = op.kind == OpKind::content_data || op.kind == OpKind::content_end;
+            // Parts of content without their beginning are broken framing,
+            // whatever their path.
+            auto r = expect(part ? Outcome::refused : want, op);
+            if (want == Outcome::rejected && !part) {
+                EXPECT_NE(r.message.find("goes through a symlink, which is never followed"), std::string::npos) << r.message;
+            }
+            applier_->abort_content();
+        }
     }
 };
 
@@ -30,46 +55,56 @@ TEST_F(ApplyEscape, EveryOpKindRefusesEscapingPaths) {
     const bool etc_x_existed = fs::exists(fs::symlink_status("/etc/x"));
     const std::string inside = test::listing(root_);
     uint64_t lsn = 10;
-    for (auto& p : escaping_paths()) {
-        for (int k = 1; k <= static_cast<int>(proto::kLastOpKind); ++k) {
-            OpMsg op{.lsn = ++lsn, .kind = static_cast<OpKind>(k), .path = p, .target = "inside", .mode = 0100777u,
-                     .uid = 4242u, .mtime_ns = t(1), .size = 0, .xattr_name = "user.evil", .xattr_value = "x",
-                     .extents = {proto::make_extent(0, "PWNED", false)}};
-            if (op.kind == OpKind::mknod) op.mode = S_IFIFO | 0666u;
-            if (op.kind == OpKind::symlink) op.target = "/etc/shadow";
-            expect(Outcome::refused, op);
-            applier_->abort_content();
-        }
-    }
+    for (auto& p : escaping_paths()) every_kind(p, Outcome::refused, lsn);
     EXPECT_EQ(test::listing(root_), inside) << "something was created inside from an escaping path";
     EXPECT_EQ(fs::exists(fs::symlink_status("/etc/x")), etc_x_existed);
 }
 
+TEST_F(ApplyEscape, EveryOpKindRejectsPathsThroughASymlink) {
+    const std::string inside = test::listing(root_);
+    uint64_t lsn = 10;
+    for (auto& p : paths_through_links()) every_kind(p, Outcome::rejected, lsn);
+    EXPECT_EQ(test::listing(root_), inside) << "something was created inside from a path through a symlink";
+    // The stream goes on: what follows is applied, and counts as progress.
+    ok(content_ops(++lsn, "after", "after", t(2)));
+    EXPECT_EQ(test::read_file(at("after")), "after");
+    EXPECT_EQ(applier_->resume_lsn(), lsn);
+}
+
 TEST_F(ApplyEscape, EscapingTargetsOfRenameAndLinkRefused) {
     ok(content_ops(10, "mine", "data", t(1)));
-    for (auto& p : escaping_paths()) {
-        expect(Outcome::refused, OpMsg{.lsn = 11, .kind = OpKind::rename, .path = "mine", .target = p});
-        expect(Outcome::refused, OpMsg{.lsn = 12, .kind = OpKind::link, .path = "mine", .target = p});
+    auto each = [&](const std::string& p, Outcome want) {
+        expect(want, OpMsg{.lsn = 11, .kind = OpKind::rename, .path = "mine", .target = p});
+        expect(want, OpMsg{.lsn = 12, .kind = OpKind::link, .path = "mine", .target = p});
         // The source side too: stealing the canary into the root.
-        expect(Outcome::refused, OpMsg{.lsn = 13, .kind = OpKind::rename, .path = p, .target = "stolen"});
-        expect(Outcome::refused, OpMsg{.lsn = 14, .kind = OpKind::link, .path = p, .target = "stolen"});
-    }
+        expect(want, OpMsg{.lsn = 13, .kind = OpKind::rename, .path = p, .target = "stolen"});
+        expect(want, OpMsg{.lsn = 14, .kind = OpKind::link, .path = p, .target = "stolen"});
+    };
+    for (auto& p : escaping_paths()) each(p, Outcome::refused);
+    for (auto& p : paths_through_links()) each(p, Outcome::rejected);
     EXPECT_EQ(test::read_file(at("mine")), "data");
     EXPECT_FALSE(fs::exists(fs::symlink_status(at("stolen"))));
 }
 
-TEST_F(ApplyEscape, WritesThroughAFinalSymlinkRefused) {
+// Content for a name the replica holds as a symlink is never written
+// through it, and never replaces it either (apply_content.cpp says why):
+// rejected, with the reason, and the stream goes on.
+TEST_F(ApplyEscape, ContentForAFinalSymlinkNeitherWritesThroughNorReplacesIt) {
     OpMsg w{.lsn = 10, .kind = OpKind::write, .path = "out_file", .extents = {proto::make_extent(0, "PWNED", false)}};
-    expect(Outcome::refused, w);
-    expect(Outcome::refused, OpMsg{.lsn = 11, .kind = OpKind::truncate, .path = "out_file", .size = 0});
+    auto r = expect(Outcome::rejected, w);
+    EXPECT_NE(r.message.find("holds a symlink there"), std::string::npos) << r.message;
+    expect(Outcome::rejected, OpMsg{.lsn = 11, .kind = OpKind::truncate, .path = "out_file", .size = 0});
+    auto whole = content_ops(12, "out_file", std::string(10000, 'r'), t(1), 4096);
+    expect(Outcome::rejected, whole.front());
+    for (size_t i = 1; i < whole.size(); ++i) expect(Outcome::skipped, whole[i]);
     EXPECT_TRUE(fs::is_symlink(at("out_file")));
+    EXPECT_EQ(fs::read_symlink(at("out_file")), canary_ / "file");
+    EXPECT_EQ(test::listing(root_), "d\nout_abs\nout_file\nout_rel\n") << "a temporary was left behind";
+    ok(content_ops(13, "after", "after", t(2)));
+    EXPECT_EQ(applier_->resume_lsn(), 13u);
 }
 
 TEST_F(ApplyEscape, OperationsOnAFinalSymlinkActOnTheLinkItself) {
-    // Whole-file content replaces the link with a file; it never writes through.
-    ok(content_ops(10, "out_file", "replaced", t(1)));
-    EXPECT_FALSE(fs::is_symlink(at("out_file")));
-    EXPECT_EQ(test::read_file(at("out_file")), "replaced");
     // Attributes go to the link, not to what it points at.
     ok(OpMsg{.lsn = 11, .kind = OpKind::setattr, .path = "out_abs", .mode = 040777u, .uid = 4242u, .mtime_ns = t(2)});
     struct stat st{};
@@ -99,10 +134,20 @@ TEST_F(ApplyEscape, DirectorySwappedForASymlinkBehindOurBack) {
     fs::remove(at("sub"));
     fs::create_symlink(canary_ / "dir", at("sub"));
     ASSERT_TRUE(applier_->finish_batch());  // the next frames come in a batch of their own
-    expect(Outcome::refused, OpMsg{.lsn = 11, .kind = OpKind::create, .path = "sub/new", .mode = 0100644u});
-    expect(Outcome::refused, content_ops(12, "sub/inner", "PWNED", t(1)).front());
-    expect(Outcome::refused, OpMsg{.lsn = 13, .kind = OpKind::unlink, .path = "sub/inner"});
-    EXPECT_FALSE(applier_->hashes(proto::HashRequest{.id = 1, .path = "sub/inner"}));
+    expect(Outcome::rejected, OpMsg{.lsn = 11, .kind = OpKind::create, .path = "sub/new", .mode = 0100644u});
+    auto content = content_ops(12, "sub/inner", std::string(10000, 'P'), t(1), 4096);
+    expect(Outcome::rejected, content.front());
+    for (size_t i = 1; i < content.size(); ++i) expect(Outcome::skipped, content[i]);
+    expect(Outcome::rejected, OpMsg{.lsn = 13, .kind = OpKind::unlink, .path = "sub/inner"});
+    // Block hashes describe nothing there (nothing of outside is read).
+    auto h = applier_->hashes(proto::HashRequest{.id = 1, .path = "sub/inner"});
+    ASSERT_TRUE(h) << h.error().message;
+    EXPECT_FALSE(h->exists);
+    EXPECT_TRUE(h->hashes.empty());
+    // The records after them are applied.
+    ok(content_ops(14, "after", "after", t(2)));
+    EXPECT_EQ(applier_->resume_lsn(), 14u);
+    EXPECT_TRUE(fs::is_symlink(at("sub")));
 }
 
 // Within one batch the applier keeps the directory it made open: entries go
@@ -117,7 +162,7 @@ TEST_F(ApplyEscape, DirectorySwappedWithinABatchIsNeverLeftThroughTheLink) {
     EXPECT_TRUE(fs::exists(dir_ / "moved/new"));
     EXPECT_FALSE(fs::exists(canary_ / "dir/new"));
     ASSERT_TRUE(applier_->finish_batch());
-    expect(Outcome::refused, OpMsg{.lsn = 12, .kind = OpKind::create, .path = "sub/other", .mode = 0100644u});
+    expect(Outcome::rejected, OpMsg{.lsn = 12, .kind = OpKind::create, .path = "sub/other", .mode = 0100644u});
 }
 
 // A source may well hold the name the server keeps its state under (in the

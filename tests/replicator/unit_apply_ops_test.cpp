@@ -6,6 +6,7 @@
 #include <sys/xattr.h>
 
 #include "support/posix_acl.hpp"
+#include "support/scratch_fs.hpp"
 #include "unit_apply_fixture.hpp"
 
 namespace iz::replicator::test_apply {
@@ -299,9 +300,10 @@ TEST_F(ApplyOps, WriteRangesSizeAndMtime) {
     w3.extents = {proto::make_extent(2, "ab", false)};
     ok(w3);
     EXPECT_EQ(read_file(at("new")), std::string("\0\0ab", 4));
-    // To a directory: skipped.
+    // To a directory: rejected, the directory left as it is.
     ok(OpMsg{.lsn = 5, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
-    expect(Outcome::skipped, OpMsg{.lsn = 6, .kind = OpKind::write, .path = "d", .extents = w3.extents});
+    expect(Outcome::rejected, OpMsg{.lsn = 6, .kind = OpKind::write, .path = "d", .extents = w3.extents});
+    EXPECT_TRUE(fs::is_directory(fs::symlink_status(at("d"))));
 }
 
 TEST_F(ApplyOps, TruncateShrinksAndGrows) {
@@ -334,9 +336,12 @@ TEST_F(ApplyOps, XattrsSetReplacedAndRemoved) {
     EXPECT_EQ(::lgetxattr(at("f").c_str(), "user.a", nullptr, 0), -1);
     // Removing what is not there is done already.
     ok(OpMsg{.lsn = 8, .kind = OpKind::removexattr, .path = "f", .xattr_name = "user.a"});
-    // Names outside the allowed namespaces, and oversized values, are refused.
-    for (std::string name : {"os2.x", "system.evil", "user.", "", "trusted"})
+    // Malformed names and oversized values, which no source holds, are
+    // refused; names outside the namespaces the server sets are rejected.
+    for (std::string name : {"user.", "", "trusted", ".x"})
         expect(Outcome::refused, OpMsg{.lsn = 9, .kind = OpKind::setxattr, .path = "f", .xattr_name = name, .xattr_value = "v"});
+    for (std::string name : {"os2.x", "system.evil"})
+        expect(Outcome::rejected, OpMsg{.lsn = 9, .kind = OpKind::setxattr, .path = "f", .xattr_name = name, .xattr_value = "v"});
     expect(Outcome::refused, OpMsg{.lsn = 10, .kind = OpKind::setxattr, .path = "f", .xattr_name = "user.big",
                                    .xattr_value = std::string(65537, 'v')});
     // A FIFO is never opened for its attributes.
@@ -410,10 +415,10 @@ TEST_F(ApplyOps, OpsAfterTheirDirectoryWasReplacedDoNotGoIntoTheOldOne) {
     ok(OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
     ok(OpMsg{.lsn = 2, .kind = OpKind::create, .path = "d/x", .mode = 0100644u, .parent_mtime_ns = t(1)});
     ok(OpMsg{.lsn = 3, .kind = OpKind::unlink, .path = "d/x", .parent_mtime_ns = t(2)});
-    // The directory makes room for a file's content, which is never ended.
-    ok(OpMsg{.lsn = 4, .kind = OpKind::content_begin, .path = "d", .extents = {proto::make_extent(0, "file", false)}});
+    // The directory makes room for a fifo.
+    ok(OpMsg{.lsn = 4, .kind = OpKind::mknod, .path = "d", .mode = S_IFIFO | 0600u});
     expect(Outcome::skipped, OpMsg{.lsn = 5, .kind = OpKind::create, .path = "d/y", .mode = 0100644u, .parent_mtime_ns = t(3)});
-    EXPECT_FALSE(fs::exists(at("d")));
+    EXPECT_TRUE(S_ISFIFO(lstat_of(at("d")).st_mode));
     // And in a directory made again under the same name, ops land in the new one.
     ok(OpMsg{.lsn = 6, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
     ok(OpMsg{.lsn = 7, .kind = OpKind::create, .path = "d/z", .mode = 0100644u, .parent_mtime_ns = t(4)});
@@ -421,6 +426,59 @@ TEST_F(ApplyOps, OpsAfterTheirDirectoryWasReplacedDoNotGoIntoTheOldOne) {
     EXPECT_EQ(test::listing(at("d")), "w\nz\n");
     settle();
     EXPECT_EQ(mtime_ns(at("d")), t(5));
+}
+
+// An XFS source may hold extended attributes of up to 64 KiB; ext4 keeps a
+// file's in its inode and one block, and answers a larger one (or one more
+// than fits) with ENOSPC however empty the disk. That was a failure to try
+// again, which dropped the connection, and the agent sent the same record
+// again for ever. It is rejected (nothing of it applied, the agent told),
+// and the stream goes on. So is an attribute name the server does not set.
+TEST_F(ApplyOps, AnExtendedAttributeTheFilesystemCannotHoldIsRejected) {
+    auto scratch = test::ScratchFs::make(test::FsType::ext4, 320, "xattr");
+    ASSERT_TRUE(scratch) << scratch.error().message;
+    auto opened = Applier::open(ApplierOptions{(*scratch)->mount_point() / "root", dir_ / "ext4-state", "testhost", {}});
+    ASSERT_TRUE(opened) << opened.error().message;
+    auto& a = **opened;
+    auto expect_on = [&](Outcome want, const OpMsg& op) {
+        auto r = a.apply(op);
+        EXPECT_EQ(outcome_name(r.outcome), outcome_name(want)) << op.xattr_name << ": " << r.message;
+        return r;
+    };
+    const auto root = (*scratch)->mount_point() / "root";
+    expect_on(Outcome::applied, OpMsg{.lsn = 1, .kind = OpKind::create, .path = "f", .mode = 0100644u});
+    auto r = expect_on(Outcome::rejected, OpMsg{.lsn = 2, .kind = OpKind::setxattr, .path = "f", .xattr_name = "user.big",
+                                                .xattr_value = std::string(60000, 'x')});
+    EXPECT_NE(r.message.find("user.big"), std::string::npos) << r.message;
+    EXPECT_NE(r.message.find("'f'"), std::string::npos) << r.message;
+    EXPECT_EQ(test::xattr(root / "f", "user.big"), "");
+    r = expect_on(Outcome::rejected, OpMsg{.lsn = 3, .kind = OpKind::setxattr, .path = "f", .xattr_name = "system.other",
+                                           .xattr_value = "x"});
+    EXPECT_NE(r.message.find("not allowed"), std::string::npos) << r.message;
+    expect_on(Outcome::applied,
+              OpMsg{.lsn = 4, .kind = OpKind::setxattr, .path = "f", .xattr_name = "user.small", .xattr_value = "fits"});
+    EXPECT_EQ(test::xattr(root / "f", "user.small"), "fits");
+    EXPECT_EQ(a.resume_lsn(), 4u);
+    opened->reset();
+}
+
+// A source may nest directories deeper than the longest path the server
+// takes from the wire: not applied, and no reason to stop the stream.
+TEST_F(ApplyOps, APathLongerThanTheServerTakesIsRejected) {
+    std::string deep;
+    while (deep.size() <= kMaxWirePath) deep += std::string(250, 'd') + "/";
+    deep += "f";
+    auto content = content_ops(1, deep, std::string(9000, 'x'), t(1), 4096);
+    auto r = expect(Outcome::rejected, content.front());
+    EXPECT_NE(r.message.find("longer than"), std::string::npos) << r.message;
+    for (size_t i = 1; i < content.size(); ++i) expect(Outcome::skipped, content[i]);
+    expect(Outcome::rejected, OpMsg{.lsn = 2, .kind = OpKind::mkdir, .path = deep, .mode = 040755u});
+    auto h = applier_->hashes(proto::HashRequest{.id = 1, .path = deep});
+    ASSERT_TRUE(h) << h.error().message;
+    EXPECT_FALSE(h->exists);
+    ok(content_ops(3, "after", "after", t(2)));
+    EXPECT_EQ(test::listing(root_), "after\n");
+    EXPECT_EQ(applier_->resume_lsn(), 3u);
 }
 
 }  // namespace

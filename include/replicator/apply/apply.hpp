@@ -62,6 +62,9 @@ std::string_view outcome_name(Outcome o);
 struct ApplyResult {
     Outcome outcome = Outcome::applied;
     std::string message;  // why, for skipped/refused/failed
+    // A part of content whose beginning was skipped or rejected: skipped
+    // with it, and told already when the beginning was.
+    bool with_beginning = false;
     std::vector<ConflictNote> conflicts;
 };
 

@@ -11,10 +11,15 @@
 //    RESOLVE_NO_MAGICLINKS and RESOLVE_NO_SYMLINKS: a path that would leave
 //    the root, or traverse any symlink, fails. Final components are never
 //    followed either (O_NOFOLLOW, *at calls with AT_SYMLINK_NOFOLLOW).
-//  - Such failures are "refusals" (is_refusal()): the input is hostile or
-//    broken, as opposed to a filesystem state such as a missing parent.
-//    A path under the reserved top-level name is a "rejection" instead: a
-//    source may well hold that name, and refusing it would stop the stream.
+//  - A path that is malformed or leaves the root is a "refusal"
+//    (is_refusal()): the input is hostile or broken, as opposed to a
+//    filesystem state such as a missing parent. A path that meets a symlink
+//    where it needs a directory (or a final symlink where it must not be
+//    one), or lies under the reserved top-level name, is a "rejection"
+//    (is_rejection()) instead, as is one longer than kMaxWirePath: nothing
+//    is reached through it, but an honest source can send it (the replica
+//    holds a symlink there, the source a name the server keeps or a tree
+//    that deep), and refusing it would stop the stream.
 #include <string>
 #include <string_view>
 
@@ -43,7 +48,8 @@ Status check_wire_path(std::string_view path, bool allow_root, std::string_view 
 
 // openat2(dirfd, rel, flags | O_CLOEXEC, BENEATH | NO_MAGICLINKS | NO_SYMLINKS).
 // rel "" opens dirfd itself. A symlink as the final component is returned
-// only with O_PATH | O_NOFOLLOW; otherwise it is a refusal.
+// only with O_PATH | O_NOFOLLOW; otherwise it is a rejection, as is one on
+// the way. A path that escapes is a refusal.
 Result<UniqueFd> open_beneath(int dirfd, std::string_view rel, int flags, mode_t mode = 0);
 
 // The parent directory of `rel` (opened O_RDONLY | O_DIRECTORY) and the

@@ -120,7 +120,8 @@ struct WalkStats {
 
 // Hashes the entry `rel` ("" for the root itself) beneath `root_fd`, and
 // everything beneath it. nullopt when it does not exist. A path that leaves
-// the root or goes through a symlink is an Error with is_refusal().
+// the root is an Error with is_refusal(), one through a symlink an Error
+// with is_rejection().
 Result<std::optional<Node>> hash_path(int root_fd, const std::string& rel, const WalkOptions& options,
                                       WalkStats* stats = nullptr);
 
