@@ -142,12 +142,21 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
             pw.pid = pid;
             pw.whole = true;
         } else {
-            emit(whole_content_record(path, *e), pid);
+            emit_whole_content(path, *e, pid);
         }
     }
     // A directory made here gets an event for every entry made in it; one
     // moved in from elsewhere arrives with contents that have none.
     if (dir && moved_in) adopt_subtree(path, pid);
+}
+
+// The whole content journaled covers every range written to the file so
+// far: eBPF ranges still waiting for a fanotify event (writes made under an
+// excluded name, then moved in) would otherwise become a second write of
+// the file when they are found unclaimed.
+void Capture::emit_whole_content(const std::string& path, const Entry& e, int32_t pid) {
+    dirt_.erase(e.ino);
+    emit(whole_content_record(path, e), pid);
 }
 
 // A temporary file can be created and deleted before its create event is
@@ -223,7 +232,7 @@ void Capture::materialize(const std::string& path, int32_t pid) {
         ghost = Entry{.mode = e->mode, .uid = e->uid, .gid = e->gid, .mtime_ns = e->mtime_ns};
     }
     for (auto& r : attribute_records(path, ghost, *e)) emit(std::move(r), pid);
-    if (e->is_reg() && e->size > 0) emit(whole_content_record(path, *e), pid);
+    if (e->is_reg() && e->size > 0) emit_whole_content(path, *e, pid);
     share_attributes(path, true);
     if (e->is_dir()) adopt_subtree(path, pid);
 }
@@ -272,7 +281,7 @@ void Capture::adopt_subtree(const std::string& rel, int32_t pid) {
         // The creation carries mode, owner and mtime; xattrs follow.
         for (auto& x : attribute_records(full, Entry{.mode = e.mode, .uid = e.uid, .gid = e.gid, .mtime_ns = e.mtime_ns}, e))
             emit(std::move(x), pid);
-        if (e.is_reg() && e.size > 0) emit(whole_content_record(full, e), pid);
+        if (e.is_reg() && e.size > 0) emit_whole_content(full, e, pid);
     }
 }
 

@@ -166,6 +166,7 @@ private:
     // waiting for a sync. Each inode is looked for once: one outside the
     // root stays unknown and is not looked for again.
     void expect_unclaimed_writes();
+    void emit_whole_content(const std::string& path, const Entry& e, int32_t pid);
     void rescan(const std::string& why);
     // Reads `path` as it is now, or returns what was read of it earlier in
     // the same event when that covers `parts`.
