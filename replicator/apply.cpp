@@ -1,5 +1,6 @@
 #include <fcntl.h>
 #include <sys/sendfile.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -126,6 +127,9 @@ Status ApplierImpl::init() {
     auto exchanges = ExchangeNotes::open(opts_.state_dir);
     if (!exchanges) return fail(exchanges.error());
     exchanges_.emplace(std::move(*exchanges));
+    struct timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    opened_at_ns_ = static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
     return {};
 }
 
@@ -353,6 +357,7 @@ void ApplierImpl::settle_sync(bool wait) {
     if (*st) {
         *st = state_->make_durable(lsn);
         if (*st) committed(lsn);
+        if (*st) *st = exchanges_->committed(lsn);
     } else {
         (void)state_->sync_failed();
     }
@@ -374,7 +379,7 @@ Status ApplierImpl::commit(uint64_t lsn) {
     if (auto ok = memory_->sync(); !ok) return ok;
     if (auto ok = state_->make_durable(lsn); !ok) return ok;
     committed(lsn);
-    return {};
+    return exchanges_->committed(lsn);
 }
 
 Status ApplierImpl::finish_batch() { return dirs_->flush(); }

@@ -133,6 +133,14 @@ private:
     std::optional<AppliedState> state_;
     std::unique_ptr<FileMemory> memory_;
     std::optional<ExchangeNotes> exchanges_;
+    // When this applier was opened (CLOCK_REALTIME, ns): an entry born
+    // before it was not made by this run (exchange_notes.hpp).
+    int64_t opened_at_ns_ = 0;
+    // For a rename or removal of `name` in `dirfd` (op.path): true when a
+    // note says this operation ran before and the name now holds what later
+    // ones left there (a replay, exchange_notes.hpp); otherwise notes what
+    // the name holds, and false.
+    Result<bool> done_before(const OpMsg& op, int dirfd, const std::string& name);
     // After an unclean stop, until the first commit: what the replayed
     // operations find changed is taken for the replicator's own work.
     bool recovering_ = false;
