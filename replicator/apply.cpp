@@ -127,9 +127,7 @@ Status ApplierImpl::init() {
     auto exchanges = ExchangeNotes::open(opts_.state_dir);
     if (!exchanges) return fail(exchanges.error());
     exchanges_.emplace(std::move(*exchanges));
-    struct timespec now{};
-    ::clock_gettime(CLOCK_REALTIME, &now);
-    opened_at_ns_ = static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+    resume();
     return {};
 }
 
@@ -383,6 +381,15 @@ Status ApplierImpl::commit(uint64_t lsn) {
 }
 
 Status ApplierImpl::finish_batch() { return dirs_->flush(); }
+
+void ApplierImpl::resume() {
+    // The clock file systems stamp birth times with: an entry made after
+    // this is never older than it (with the fine clock, one made a moment
+    // later could be).
+    struct timespec now{};
+    ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
+    resumed_at_ns_ = static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+}
 
 Status ApplierImpl::settle_deferred() {
     if (auto ok = dirs_->flush(); !ok) return ok;

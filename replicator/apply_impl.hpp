@@ -54,6 +54,7 @@ public:
     Status finish_batch() override;
     uint64_t durable_lsn() const override { return state_->durable_lsn(); }
     uint64_t resume_lsn() const override { return state_->resume_lsn(); }
+    void resume() override;
     const std::filesystem::path& root() const override { return opts_.root; }
 
 private:
@@ -133,9 +134,10 @@ private:
     std::optional<AppliedState> state_;
     std::unique_ptr<FileMemory> memory_;
     std::optional<ExchangeNotes> exchanges_;
-    // When this applier was opened (CLOCK_REALTIME, ns): an entry born
-    // before it was not made by this run (exchange_notes.hpp).
-    int64_t opened_at_ns_ = 0;
+    // When the sender last resumed (or this applier was opened;
+    // CLOCK_REALTIME_COARSE, ns): an entry born before it was not made by the
+    // operations sent since (exchange_notes.hpp).
+    int64_t resumed_at_ns_ = 0;
     // For a rename or removal of `name` in `dirfd` (op.path): true when a
     // note says this operation ran before and the name now holds what later
     // ones left there (a replay, exchange_notes.hpp); otherwise notes what

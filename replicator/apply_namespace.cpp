@@ -211,14 +211,14 @@ Result<bool> ApplierImpl::done_before(const OpMsg& op, int dirfd, const std::str
     }
     if (*at == note->at_path) return false;  // as it was: the operation runs (again, or for the first time)
     if (*at == "-") return true;             // moved or removed since: by this operation, or a later one
-    // Another entry: made by a later operation before the stop (done), or
-    // by this replay (run). Without a birth time it cannot be told: run, as
+    // Another entry: made by a later operation before the sender resumed
+    // (done), or by this replay (run). Without a birth time it cannot be told: run, as
     // before notes were kept.
     struct statx stx{};
     if (::statx(dirfd, name.c_str(), AT_SYMLINK_NOFOLLOW, STATX_BTIME, &stx) != 0 || !(stx.stx_mask & STATX_BTIME))
         return false;
     int64_t born = static_cast<int64_t>(stx.stx_btime.tv_sec) * 1'000'000'000 + stx.stx_btime.tv_nsec;
-    return born < opened_at_ns_;
+    return born < resumed_at_ns_;
 }
 
 // A removal replayed after a kill finds nothing to remove; it still

@@ -19,10 +19,10 @@
 // a; rename t b", two names swapped through a temporary one, swaps them
 // back; "rename a b; create a" puts the new a over b) and a removal removes
 // it ("unlink a; rename b a" loses b). A replay that finds its name holding
-// another entry than the note says, one this run of the server did not
-// make (its birth time is older than the applier), knows the operation ran
-// and leaves the name alone. An entry this run made is the replay's own
-// doing ("create a; rename a b" replayed makes a again, and must move it),
+// another entry than the note says, one made before the sender resumed
+// (its birth time is older than the resumption: a restart of the server,
+// or a new connection after a dropped one), knows the operation ran and
+// leaves the name alone. An entry made since is the replay's own doing ("create a; rename a b" replayed makes a again, and must move it),
 // and the operation runs as it did before notes were kept.
 // Renames and removals are many and an exchange is rare: their notes are
 // appended without fsync (a killed process leaves them in the page cache,
