@@ -114,9 +114,13 @@ Result<std::string> read_range(int fd, uint64_t offset, size_t len, const std::s
     std::string buf;
     int err = 0;
     buf.resize_and_overwrite(len, [&](char* p, size_t n) {
+        // `len`, not `n`: libstdc++ 12 passes the capacity it grew the
+        // string to (twice the 15 bytes a short string holds for a request
+        // of 16 to 29), and reading that much gave bytes nobody asked for.
+        size_t want = std::min(n, len);
         size_t got = 0;
-        while (got < n) {
-            ssize_t r = ::pread(fd, p + got, n - got, static_cast<off_t>(offset + got));
+        while (got < want) {
+            ssize_t r = ::pread(fd, p + got, want - got, static_cast<off_t>(offset + got));
             if (r < 0 && errno == EINTR) continue;
             if (r < 0) {
                 err = errno;
