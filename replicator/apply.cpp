@@ -187,7 +187,19 @@ ApplyResult ApplierImpl::apply(const OpMsg& op) {
         if (s && needs_target(op.kind)) s = check_wire_path(op.target, false, opts_.reserved_top);
         // The line that survives a kill says this far may be applied.
         if (s) s = state_->announce(op.lsn);
-        if (s) s = dispatch(op);
+        if (s) {
+            s = dispatch(op);
+            // The path passed the checks that need no tree, and resolving
+            // it found a symlink: replayed, an operation meets the tree as
+            // later ones left it, and a directory of its path may be a
+            // symlink by now. Nothing was applied; refused, the connection
+            // was dropped, the sender resumed at the same place and met the
+            // same symlink, forever. (The rest of a content sequence is
+            // refused for what the stream holds, not for a path.)
+            if (!s && is_refusal(s.error()) && !rest && op.lsn <= std::max(recover_through_, applied_through_))
+                s = fail(Error{fmt::format("{} (replayed): {}", proto::op_kind_name(op.kind), s.error().message),
+                               ENOTDIR});
+        }
     }
     if (op.kind == proto::OpKind::content_begin && !s && !is_refusal(s.error()) &&
         (is_state_error(s.error().sys_errno) || is_permanent(s.error())))
@@ -209,6 +221,8 @@ ApplyResult ApplierImpl::apply(const OpMsg& op) {
             skipped_content_ = std::move(rest_of_it);
         }
     }
+    if (result.outcome != Outcome::refused && result.outcome != Outcome::failed)
+        applied_through_ = std::max(applied_through_, op.lsn);
     bool completes = !op.more && op.kind != proto::OpKind::content_begin && op.kind != proto::OpKind::content_data;
     if (completes && result.outcome != Outcome::refused && result.outcome != Outcome::failed) {
         // Once progress names this operation it is never replayed after a

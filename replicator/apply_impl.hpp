@@ -149,6 +149,9 @@ private:
     // ... and until a commit covers every operation the stopped run may
     // have applied (AppliedState::applied_at_most_at_open()).
     uint64_t recover_through_ = 0;
+    // The highest LSN this run has applied (or skipped): a sender that
+    // resumes below it replays what it sends up to there.
+    uint64_t applied_through_ = 0;
     void committed(uint64_t lsn) {
         if (lsn >= recover_through_) recovering_ = false;
     }

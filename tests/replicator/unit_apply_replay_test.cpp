@@ -378,6 +378,38 @@ TEST_F(ApplyReplayRename, ARenameNotMadeBeforeTheKillIsMadeOnReplay) {
     expect_final_tree();
 }
 
+// Replayed after a restart, an operation whose directory a later one
+// replaced with a symlink finds a path through a symlink: skipped (it was
+// applied), not refused. Refused, the connection was dropped and the agent
+// resumed at the same operation forever.
+TEST_F(ApplyReplay, AReplayedPathThroughWhatIsNowASymlinkIsSkipped) {
+    std::vector<OpMsg> ops;
+    uint64_t lsn = 500;
+    auto add = [&](OpMsg m) {
+        m.lsn = ++lsn;
+        ops.push_back(std::move(m));
+    };
+    add({.kind = OpKind::mkdir, .path = "d", .mode = 040755u, .mtime_ns = t(1)});
+    auto c = content_ops(++lsn, "d/x", "inside", t(2));
+    ops.insert(ops.end(), c.begin(), c.end());
+    size_t replay_from = ops.size();
+    add({.kind = OpKind::unlink, .path = "d/x", .parent_mtime_ns = t(3)});
+    add({.kind = OpKind::rmdir, .path = "d", .parent_mtime_ns = t(4)});
+    add({.kind = OpKind::symlink, .path = "d", .target = "elsewhere", .mtime_ns = t(5), .parent_mtime_ns = t(5)});
+    run(ops, 0);
+    ASSERT_TRUE(applier_->finish_batch());  // the directory times it defers
+    const std::string after = test::manifest(root_);
+    reopen();  // killed before a commit
+    run(ops, replay_from, /*may_skip=*/true);
+    ASSERT_TRUE(applier_->finish_batch());
+    EXPECT_EQ(test::manifest(root_), after);
+    EXPECT_EQ(fs::read_symlink(root_ / "d"), "elsewhere");
+    // The same without a restart: a connection dropped and resumed.
+    run(ops, replay_from, /*may_skip=*/true);
+    ASSERT_TRUE(applier_->finish_batch());
+    EXPECT_EQ(test::manifest(root_), after);
+}
+
 TEST_F(ApplyReplay, EachOperationTwiceInARowIsHarmless) {
     // Every operation applied twice back to back (a retransmission) gives
     // the same tree as applying it once.
