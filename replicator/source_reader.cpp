@@ -100,6 +100,17 @@ bool SourceTree::is_directory(const journal::FileHandle& handle) const {
     return fd.get() >= 0 && ::fstat(fd.get(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+bool SourceTree::names_other_than_a_file(const std::string& path, const journal::FileHandle& handle) const {
+    UniqueFd fd;
+    if (!handle.empty()) {
+        fd = open_handle_path(root_.get(), handle);
+    } else if (auto node = open_beneath(root_.get(), path, O_PATH | O_NOFOLLOW)) {
+        fd = std::move(*node);
+    }
+    struct stat st{};
+    return fd.get() >= 0 && ::fstat(fd.get(), &st) == 0 && st.st_nlink > 0 && !S_ISREG(st.st_mode);
+}
+
 std::optional<std::string> SourceTree::link_target(const journal::FileHandle& handle) const {
     auto fd = open_handle_path(root_.get(), handle);
     if (fd.get() < 0) return std::nullopt;
