@@ -204,6 +204,14 @@ private:
         }
     }
 
+    // The replica's exchange: the two names swap what lies beneath them.
+    void swap(const std::string& a, const std::string& b) {
+        const std::string aside(1, '\0');  // no path holds a NUL
+        move(a, aside);
+        move(b, a);
+        move(aside, b);
+    }
+
     void rename(int id, const std::string& from, const std::string& to) {
         Record r;
         r.op = Op::rename;
@@ -311,7 +319,35 @@ private:
             if (aside.empty()) return;
         }
         int id = cur_.at(aside);
+        // Two entries that must swap names exchange them in one record. Not
+        // only shorter: a server replays what it applied after its last
+        // commit when it is killed, and replayed, three renames through a
+        // temporary name swap the two back (the first finds its name
+        // holding the other entry by then), while a replayed exchange is
+        // recognised as done.
+        if (aside == blocked) {
+            int wants = want_.at(blocked);
+            for (auto& from : objs_[wants].names) {
+                auto w = want_.find(from);
+                if (objs_[wants].wants(from) || w == want_.end() || w->second != id) continue;
+                if (strictly_beneath(from, blocked) || strictly_beneath(blocked, from)) continue;
+                exchange(wants, from, id, blocked);
+                return;
+            }
+        }
         rename(id, aside, temporary_name());
+    }
+
+    void exchange(int a, std::string a_name, int b, std::string b_name) {
+        Record r;
+        r.op = Op::exchange;
+        r.path = a_name;
+        r.target = b_name;
+        auto handle = [&](int id) { return to_file_handle((objs_[id].was ? objs_[id].was : objs_[id].now)->handle); };
+        r.handle = handle(a);
+        r.replaced_handle = handle(b);
+        swap(a_name, b_name);
+        entry_record(std::move(r));
     }
 
     void place_everything() {
@@ -405,7 +441,8 @@ private:
         };
         switch (r.op) {
             case Op::link: note(r.target); break;  // the source's directory is not changed
-            case Op::rename: note(r.target); [[fallthrough]];
+            case Op::rename:
+            case Op::exchange: note(r.target); [[fallthrough]];
             default: note(r.path); break;
         }
         out_.push_back(std::move(r));

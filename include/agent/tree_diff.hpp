@@ -21,7 +21,9 @@ namespace iz::agent {
 //    removal of a non-empty directory);
 //  - a new object is created parents first, with its content, at a name no
 //    other entry holds any more (a name still needed by an entry that moves
-//    away is freed first; cycles go through a temporary name at the root);
+//    away is freed first; two entries that swapped names are exchanged in
+//    one record, which a server replaying it finds done; longer cycles go
+//    through a temporary name at the root);
 //  - an entry of the same type that took the name of one that is gone
 //    (a file saved by writing a new one and renaming it over the old) is
 //    treated as that one, its content compared;

@@ -1,5 +1,6 @@
 #include <fcntl.h>
 #include <sys/sendfile.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -126,6 +127,7 @@ Status ApplierImpl::init() {
     auto exchanges = ExchangeNotes::open(opts_.state_dir);
     if (!exchanges) return fail(exchanges.error());
     exchanges_.emplace(std::move(*exchanges));
+    resume();
     return {};
 }
 
@@ -186,7 +188,19 @@ ApplyResult ApplierImpl::apply(const OpMsg& op) {
         if (s && needs_target(op.kind)) s = check_wire_path(op.target, false, opts_.reserved_top);
         // The line that survives a kill says this far may be applied.
         if (s) s = state_->announce(op.lsn);
-        if (s) s = dispatch(op);
+        if (s) {
+            s = dispatch(op);
+            // The path passed the checks that need no tree, and resolving
+            // it found a symlink: replayed, an operation meets the tree as
+            // later ones left it, and a directory of its path may be a
+            // symlink by now. Nothing was applied; refused, the connection
+            // was dropped, the sender resumed at the same place and met the
+            // same symlink, forever. (The rest of a content sequence is
+            // refused for what the stream holds, not for a path.)
+            if (!s && is_refusal(s.error()) && !rest && op.lsn <= std::max(recover_through_, applied_through_))
+                s = fail(Error{fmt::format("{} (replayed): {}", proto::op_kind_name(op.kind), s.error().message),
+                               ENOTDIR});
+        }
     }
     if (op.kind == proto::OpKind::content_begin && !s && !is_refusal(s.error()) &&
         (is_state_error(s.error().sys_errno) || is_permanent(s.error())))
@@ -208,6 +222,8 @@ ApplyResult ApplierImpl::apply(const OpMsg& op) {
             skipped_content_ = std::move(rest_of_it);
         }
     }
+    if (result.outcome != Outcome::refused && result.outcome != Outcome::failed)
+        applied_through_ = std::max(applied_through_, op.lsn);
     bool completes = !op.more && op.kind != proto::OpKind::content_begin && op.kind != proto::OpKind::content_data;
     if (completes && result.outcome != Outcome::refused && result.outcome != Outcome::failed) {
         // Once progress names this operation it is never replayed after a
@@ -357,6 +373,7 @@ void ApplierImpl::settle_sync(bool wait) {
     if (*st) {
         *st = state_->make_durable(lsn);
         if (*st) committed(lsn);
+        if (*st) *st = exchanges_->committed(lsn);
     } else {
         (void)state_->sync_failed();
     }
@@ -378,10 +395,19 @@ Status ApplierImpl::commit(uint64_t lsn) {
     if (auto ok = memory_->sync(); !ok) return ok;
     if (auto ok = state_->make_durable(lsn); !ok) return ok;
     committed(lsn);
-    return {};
+    return exchanges_->committed(lsn);
 }
 
 Status ApplierImpl::finish_batch() { return dirs_->flush(); }
+
+void ApplierImpl::resume() {
+    // The clock file systems stamp birth times with: an entry made after
+    // this is never older than it (with the fine clock, one made a moment
+    // later could be).
+    struct timespec now{};
+    ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
+    resumed_at_ns_ = static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+}
 
 Status ApplierImpl::settle_deferred() {
     if (auto ok = dirs_->flush(); !ok) return ok;

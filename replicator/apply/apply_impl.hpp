@@ -54,6 +54,7 @@ public:
     Status finish_batch() override;
     uint64_t durable_lsn() const override { return state_->durable_lsn(); }
     uint64_t resume_lsn() const override { return state_->resume_lsn(); }
+    void resume() override;
     const std::filesystem::path& root() const override { return opts_.root; }
 
 private:
@@ -133,12 +134,24 @@ private:
     std::optional<AppliedState> state_;
     std::unique_ptr<FileMemory> memory_;
     std::optional<ExchangeNotes> exchanges_;
+    // When the sender last resumed (or this applier was opened;
+    // CLOCK_REALTIME_COARSE, ns): an entry born before it was not made by the
+    // operations sent since (exchange_notes.hpp).
+    int64_t resumed_at_ns_ = 0;
+    // For a rename or removal of `name` in `dirfd` (op.path): true when a
+    // note says this operation ran before and the name now holds what later
+    // ones left there (a replay, exchange_notes.hpp); otherwise notes what
+    // the name holds, and false.
+    Result<bool> done_before(const OpMsg& op, int dirfd, const std::string& name);
     // After an unclean stop, until the first commit: what the replayed
     // operations find changed is taken for the replicator's own work.
     bool recovering_ = false;
     // ... and until a commit covers every operation the stopped run may
     // have applied (AppliedState::applied_at_most_at_open()).
     uint64_t recover_through_ = 0;
+    // The highest LSN this run has applied (or skipped): a sender that
+    // resumes below it replays what it sends up to there.
+    uint64_t applied_through_ = 0;
     void committed(uint64_t lsn) {
         if (lsn >= recover_through_) recovering_ = false;
     }

@@ -197,6 +197,27 @@ Status ApplierImpl::do_link(const OpMsg& op) {
                          op.target);
 }
 
+Result<bool> ApplierImpl::done_before(const OpMsg& op, int dirfd, const std::string& name) {
+    auto at = object_identity(dirfd, name, op.path);
+    if (!at) return fail(at.error());
+    auto note = exchanges_->find(op.lsn, op.path, op.target);
+    if (!note) {
+        if (auto ok = exchanges_->add_quick({op.lsn, op.path, op.target, *at, "-"}, state_->durable_lsn()); !ok)
+            return fail(ok.error());
+        return false;
+    }
+    if (*at == note->at_path) return false;  // as it was: the operation runs (again, or for the first time)
+    if (*at == "-") return true;             // moved or removed since: by this operation, or a later one
+    // Another entry: made by a later operation before the sender resumed
+    // (done), or by this replay (run). Without a birth time it cannot be told: run, as
+    // before notes were kept.
+    struct statx stx{};
+    if (::statx(dirfd, name.c_str(), AT_SYMLINK_NOFOLLOW, STATX_BTIME, &stx) != 0 || !(stx.stx_mask & STATX_BTIME))
+        return false;
+    int64_t born = static_cast<int64_t>(stx.stx_btime.tv_sec) * 1'000'000'000 + stx.stx_btime.tv_nsec;
+    return born < resumed_at_ns_;
+}
+
 // A removal replayed after a kill finds nothing to remove; it still
 // forgets, since the forget it logged the first time may have been lost
 // (file_memory.hpp).
@@ -207,6 +228,9 @@ Status ApplierImpl::do_unlink(const OpMsg& op) {
         memory_->forget(op.path);  // the whole directory is gone already
         return {};
     }
+    auto done = done_before(op, p->dir.get(), p->name);
+    if (!done) return fail(done.error());
+    if (*done) return {};  // what the name holds now came later
     auto st = stat_at(p->dir.get(), p->name, op.path);
     if (!st) return fail(st.error());
     if (*st) {
@@ -225,6 +249,9 @@ Status ApplierImpl::do_rmdir(const OpMsg& op) {
         memory_->forget(op.path);
         return {};
     }
+    auto done = done_before(op, p->dir.get(), p->name);
+    if (!done) return fail(done.error());
+    if (*done) return {};  // what the name holds now came later
     auto st = stat_at(p->dir.get(), p->name, op.path);
     if (!st) return fail(st.error());
     if (!*st) memory_->forget(op.path);
@@ -244,6 +271,16 @@ Status ApplierImpl::do_rename(const OpMsg& op) {
     auto ends = open_ends(*dirs_, op);
     if (!ends) return fail(ends.error());
     auto& [from, to, src, dst] = *ends;
+    auto done = done_before(op, from.dir.get(), from.name);
+    if (!done) return fail(done.error());
+    if (*done) {
+        // As for an exchange: killed between the rename and its entry in
+        // the file memory, the memory has the old names, and would call
+        // what is there now a change behind our back.
+        memory_->forget(op.path);
+        memory_->forget(op.target);
+        return {};
+    }
     if (!src) {
         if (dst) return {};  // done before (a replay)
         return fail(sys_error(fmt::format("rename to '{}' of", op.target), op.path, ENOENT));

@@ -18,6 +18,7 @@ namespace {
 
 // Names may hold any byte but NUL and '/': stored as hex, one note a line.
 std::string to_hex(const std::string& s) {
+    if (s.empty()) return "-";  // a field of its own
     std::string out;
     out.reserve(2 * s.size());
     for (unsigned char c : s) out += fmt::format("{:02x}", c);
@@ -25,6 +26,7 @@ std::string to_hex(const std::string& s) {
 }
 
 std::optional<std::string> from_hex(const std::string& h) {
+    if (h == "-") return std::string();
     if (h.size() % 2) return std::nullopt;
     std::string out;
     for (size_t i = 0; i < h.size(); i += 2) {
@@ -52,9 +54,10 @@ Result<ExchangeNotes> ExchangeNotes::open(const std::filesystem::path& state_dir
     }
     std::ifstream in(n.file_);
     if (!in) return fail(sys_error("open", n.file_.string(), errno));
-    // Written whole and renamed into place: a line that does not parse is
-    // damage, and the notes it held are lost (their exchanges then run
-    // again on a replay: the state before this feature).
+    // Written whole and renamed into place, other notes appended: a line
+    // that does not parse is damage (or a note cut short by a crash), and
+    // the note it held is lost (its operation then runs again on a replay:
+    // the state before notes were kept).
     std::string line;
     while (std::getline(in, line)) {
         std::istringstream fields(line);
@@ -67,25 +70,77 @@ Result<ExchangeNotes> ExchangeNotes::open(const std::filesystem::path& state_dir
         note.target = std::move(*target);
         note.at_path = std::move(*at_path);
         note.at_target = std::move(*at_target);
-        n.notes_.push_back(std::move(note));
+        ++n.lines_in_file_;
+        n.notes_[note.lsn] = std::move(note);
     }
     return n;
 }
 
 std::optional<ExchangeNote> ExchangeNotes::find(uint64_t lsn, const std::string& path, const std::string& target) const {
-    for (auto& n : notes_)
-        if (n.lsn == lsn && n.path == path && n.target == target) return n;
-    return std::nullopt;
+    auto it = notes_.find(lsn);
+    if (it == notes_.end() || it->second.path != path || it->second.target != target) return std::nullopt;
+    return it->second;
+}
+
+namespace {
+
+std::string note_line(const ExchangeNote& n) {
+    return fmt::format("{} {} {} {} {}\n", n.lsn, to_hex(n.path), to_hex(n.target), to_hex(n.at_path),
+                       to_hex(n.at_target));
+}
+
+}  // namespace
+
+Status ExchangeNotes::rewrite(bool durably) {
+    std::string text;
+    for (auto& [lsn, n] : notes_) text += note_line(n);
+    // The file is replaced: appends go to the new one.
+    append_fd_.reset();
+    lines_in_file_ = notes_.size();
+    if (durably) return write_file_durably(file_, text);
+    // Only the page cache: renamed into place, so that a kill leaves the old
+    // notes or the new ones.
+    auto temp = file_;
+    temp += ".new";
+    int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return fail(sys_error("create", temp.string(), errno));
+    UniqueFd out(fd);
+    if (::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+        return fail(sys_error("write", temp.string(), errno));
+    if (::rename(temp.c_str(), file_.c_str()) != 0) return fail(sys_error("rename into place", file_.string(), errno));
+    return {};
 }
 
 Status ExchangeNotes::add(ExchangeNote note, uint64_t durable_lsn) {
-    std::erase_if(notes_, [&](const ExchangeNote& n) { return n.lsn <= durable_lsn || n.lsn == note.lsn; });
-    notes_.push_back(std::move(note));
-    std::string text;
-    for (auto& n : notes_)
-        text += fmt::format("{} {} {} {} {}\n", n.lsn, to_hex(n.path), to_hex(n.target), to_hex(n.at_path),
-                            to_hex(n.at_target));
-    return write_file_durably(file_, text);
+    notes_.erase(notes_.begin(), notes_.upper_bound(durable_lsn));
+    notes_[note.lsn] = std::move(note);
+    return rewrite(true);
+}
+
+Status ExchangeNotes::add_quick(ExchangeNote note, uint64_t durable_lsn) {
+    if (note.lsn <= durable_lsn) return {};  // never replayed
+    auto line = note_line(note);
+    notes_[note.lsn] = std::move(note);
+    if (!append_fd_.valid()) {
+        int fd = ::open(file_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0) return fail(sys_error("open", file_.string(), errno));
+        append_fd_.reset(fd);
+    }
+    // One write: a kill leaves the line whole or absent.
+    if (::write(append_fd_.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+        return fail(sys_error("append a note to", file_.string(), errno));
+    ++lines_in_file_;
+    return {};
+}
+
+Status ExchangeNotes::committed(uint64_t durable_lsn) {
+    if (notes_.empty() || notes_.begin()->first > durable_lsn) return {};
+    notes_.erase(notes_.begin(), notes_.upper_bound(durable_lsn));
+    // Notes of operations a commit covers are harmless where they are (no
+    // replay goes back that far); the file is rewritten once they are most
+    // of it, not at every commit.
+    if (lines_in_file_ < 256 || lines_in_file_ < 2 * notes_.size()) return {};
+    return rewrite(false);
 }
 
 std::string identity_of(const FileHandle& handle) { return fmt::format("h{}:{}", handle.type, to_hex(handle.bytes)); }

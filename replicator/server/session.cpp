@@ -194,6 +194,7 @@ void Session::on_auth(const proto::Auth& m) {
             spdlog::warn("{}: after the previous connection: {}", who(), ok.error().message);
         w.durable_lsn = slot_->applier->durable_lsn();
         w.resume_lsn = slot_->applier->resume_lsn();
+        slot_->applier->resume();
     }
     if (previous && previous.get() != this) previous->shutdown("replaced by a newer connection from the same agent");
     w.server_host = ctx_.options.host_name;

@@ -623,6 +623,11 @@ bool ShipWorker::ship_whole(const Record& r, ShipAction action) {
     }
     if (!*f) {
         if (action != ShipAction::content_full) return true;
+        // What the record names is no file at all (a late record carrying
+        // the handle of what its path holds now, a device or a fifo made
+        // by records before it): its own records made it on the server,
+        // and an empty file holding the place would replace it there.
+        if (tree_->names_other_than_a_file(r.path, r.handle)) return true;
         // The content stood in for the file's create, and the file is gone
         // by now. Its name still matters until a later record removes it:
         // a rename of it over another file must replace that file, not

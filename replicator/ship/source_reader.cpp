@@ -101,6 +101,17 @@ bool SourceTree::is_directory(const journal::FileHandle& handle) const {
     return fd.get() >= 0 && ::fstat(fd.get(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+bool SourceTree::names_other_than_a_file(const std::string& path, const journal::FileHandle& handle) const {
+    UniqueFd fd;
+    if (!handle.empty()) {
+        fd = open_handle_path(root_.get(), handle);
+    } else if (auto node = open_beneath(root_.get(), path, O_PATH | O_NOFOLLOW)) {
+        fd = std::move(*node);
+    }
+    struct stat st{};
+    return fd.get() >= 0 && ::fstat(fd.get(), &st) == 0 && st.st_nlink > 0 && !S_ISREG(st.st_mode);
+}
+
 std::optional<std::string> SourceTree::link_target(const journal::FileHandle& handle) const {
     auto fd = open_handle_path(root_.get(), handle);
     if (fd.get() < 0) return std::nullopt;
@@ -115,9 +126,13 @@ Result<std::string> read_range(int fd, uint64_t offset, size_t len, const std::s
     std::string buf;
     int err = 0;
     buf.resize_and_overwrite(len, [&](char* p, size_t n) {
+        // `len`, not `n`: libstdc++ 12 passes the capacity it grew the
+        // string to (twice the 15 bytes a short string holds for a request
+        // of 16 to 29), and reading that much gave bytes nobody asked for.
+        size_t want = std::min(n, len);
         size_t got = 0;
-        while (got < n) {
-            ssize_t r = ::pread(fd, p + got, n - got, static_cast<off_t>(offset + got));
+        while (got < want) {
+            ssize_t r = ::pread(fd, p + got, want - got, static_cast<off_t>(offset + got));
             if (r < 0 && errno == EINTR) continue;
             if (r < 0) {
                 err = errno;

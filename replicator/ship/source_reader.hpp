@@ -44,6 +44,10 @@ public:
     // Whether the object `handle` names is a directory (where it is now);
     // false when it is gone.
     bool is_directory(const journal::FileHandle& handle) const;
+    // Whether what a record names (by its handle, or by `path` without one)
+    // still exists and is not a regular file: a device, fifo, socket,
+    // symlink or directory, which open_file() also answers with nullopt.
+    bool names_other_than_a_file(const std::string& path, const journal::FileHandle& handle) const;
     // The text of the symlink `handle` names (where it is now); nullopt
     // when it is gone.
     std::optional<std::string> link_target(const journal::FileHandle& handle) const;

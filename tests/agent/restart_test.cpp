@@ -166,8 +166,9 @@ TEST_P(Restart, AfterAKillExchangesJournaledSinceTheSaveAreReplayed) {
 
 // An entry is known by its handle, wherever it went while no agent ran: a
 // file or directory moved is renamed (a directory with everything in it),
-// a new name of a file is a link, names swapped go through a temporary
-// name, and no content travels for any of them.
+// a new name of a file is a link, names swapped are exchanged (one record,
+// which a server that replays it finds done), and no content travels for
+// any of them.
 TEST_P(Restart, EntriesMovedWhileStoppedAreRenamedNotCopied) {
     ASSERT_NO_FATAL_FAILURE(start());
     {
@@ -209,8 +210,7 @@ TEST_P(Restart, EntriesMovedWhileStoppedAreRenamedNotCopied) {
     auto namespace_records = without_directory_times(got);
     EXPECT_EQ(describe(namespace_records),
               (Strings{"mkdir dest", "rename big -> dest/big", "link h -> h2", "rename outer/inner -> inner",
-                       "rename outer -> inner/outer", "rename tree -> renamed-tree", "rename p -> .iz-rescan-0",
-                       "rename q -> p", "rename .iz-rescan-0 -> q"}));
+                       "rename outer -> inner/outer", "rename tree -> renamed-tree", "exchange q -> p"}));
     EXPECT_EQ(with_op(got, "write"), std::vector<json>{});
     std::vector<std::string> problems;
     EXPECT_EQ(differences(replay(records, problems), list_tree(root())), Strings{});

@@ -117,6 +117,38 @@ TEST_F(Sparse, OnlyDataTravelsAndZerosAreHoles) {
     EXPECT_EQ(got.holes[0].length, 10 * kMiB - 4096);
 }
 
+// Exactly the bytes asked for, however few: a read of 17 bytes (from an
+// offset 17 bytes short of a block, where a data extent ended) gave 30,
+// libstdc++ 12 handing std::string::resize_and_overwrite's operation the
+// capacity it grew the string to rather than the size asked for. The 13
+// bytes too many overlapped the hole that followed; the server refused the
+// write as malformed and replication stopped.
+TEST_F(Sparse, AShortReadGivesExactlyTheBytesAskedFor) {
+    auto p = dir_ / "src";
+    make_sparse(p, 75326, {{16367, std::string(200, 'x')}});
+    for (size_t len : {size_t{1}, size_t{15}, size_t{16}, size_t{17}, size_t{29}, size_t{31}, size_t{100}}) {
+        auto got = pread_at(p, 16367, len);
+        EXPECT_EQ(got, std::string(len, 'x')) << len << " bytes asked for";
+    }
+    Pieces pieces;
+    auto f = open_source(p);
+    SparseOut sink{[&](uint64_t off, std::string&& b) {
+                       pieces.data[off] = std::move(b);
+                       return true;
+                   },
+                   [&](uint64_t off, uint64_t len) {
+                       pieces.holes.push_back({off, len});
+                       return true;
+                   }};
+    auto r = read_sparse(f.fd.get(), {{16367, 17}}, 16367, 75326, kMiB, "f", sink);
+    ASSERT_TRUE(r) << r.error().message;
+    ASSERT_EQ(pieces.data.size(), 1u);
+    EXPECT_EQ(pieces.data[16367], std::string(17, 'x'));
+    ASSERT_EQ(pieces.holes.size(), 1u);
+    EXPECT_EQ(pieces.holes[0].offset, 16384u);
+    EXPECT_EQ(pieces.holes[0].length, 75326u - 16384u);
+}
+
 // ftruncate to 700 MiB and 4 KiB written: 4 KiB is all that is read.
 TEST_F(Sparse, A700MiBFileWithFourKiBOfDataReadsAsFourKiB) {
     auto p = dir_ / "src";

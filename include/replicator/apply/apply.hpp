@@ -103,6 +103,10 @@ public:
 
     virtual uint64_t durable_lsn() const = 0;
     virtual uint64_t resume_lsn() const = 0;
+    // A sender resumes after resume_lsn() (a new connection): what it sends
+    // may replay operations applied before, whose entries are all older
+    // than this call (see exchange_notes.hpp).
+    virtual void resume() = 0;
     virtual const std::filesystem::path& root() const = 0;
 };
 
