@@ -134,6 +134,11 @@ private:
     // another object takes that name.
     void settle_deferred_delete(const std::string& path);
     void on_rename(const FanEvent& ev);
+    // An object the tree does not know at `from` (none: from outside)
+    // arrived at `to`: what the tree has there other than it is journaled
+    // as gone, or moved to `from` where it is found now (an exchange).
+    void arrival_displaces(const std::optional<std::string>& from, const std::string& to, const std::string& moving,
+                           int32_t pid);
     // The entries at `a` and `b` swapped names (renameat2 RENAME_EXCHANGE).
     void on_exchange(const std::string& a, const std::string& b, int32_t pid);
     // Journals the whiteout a rename may have left at its old name `path`.

@@ -183,6 +183,43 @@ TEST_P(RenameFlags, EntriesRenamedWithAWhiteoutBeforeTheirEventsAreRead) {
     EXPECT_EQ(last("d"), "mknod d") << all;
 }
 
+// A whiteout has no create event, so a rename of it read late comes from a
+// name the tree does not know. Renamed over a file the tree knows, that
+// file is gone: it must leave the tree (and the journal must say so) even
+// when the name holds nothing by the time the rename is read, or the name
+// keeps it for good (and a file made there later, reusing its inode
+// number, is taken for it).
+TEST_P(RenameFlags, AWhiteoutRenamedOverAKnownFileReadLateReplacesIt) {
+    write_file(at("a"), "moved away with a whiteout");
+    write_file(at("t"), "replaced by the whiteout");
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    ASSERT_EQ(rename2("a", "b", RENAME_WHITEOUT), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("a", "t", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("t", "u", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    expect_journal_gives_the_tree();
+}
+
+// The same with an exchange: the file the tree knows at the destination
+// went to the whiteout's name, and stays one object there.
+TEST_P(RenameFlags, AWhiteoutExchangedWithAKnownFileReadLateMovesIt) {
+    write_file(at("a"), "moved away with a whiteout");
+    write_file(at("t"), "exchanged with the whiteout");
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    ASSERT_EQ(rename2("a", "b", RENAME_WHITEOUT), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("a", "t", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("t", "u", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    expect_journal_gives_the_tree();
+    auto got = changes();
+    auto all = fmt::format("{}", fmt::join(describe(got), "\n"));
+    EXPECT_TRUE(with_op(got, "unlink", "t").empty()) << all;
+}
+
 // A seeded burst of renames (with and without whiteouts), writes and
 // removals among a few names, half of it made while the agent reads
 // nothing: entries are renamed again, replaced and whited out before their
