@@ -163,6 +163,10 @@ void Capture::journal_vanished_creation(const std::string& path, bool is_dir, in
         emit(link_record(*other, path, handle), pid);
         return;
     }
+    if (!is_dir && !handle.empty() && settled_deletes_.count(handle)) {
+        spdlog::debug("{}: not journaled, its delete was carried out already", path);
+        return;
+    }
     Entry ghost;
     ghost.mode = is_dir ? S_IFDIR : S_IFREG;
     ghost.handle = handle;

@@ -192,6 +192,11 @@ private:
     };
     std::vector<DeferredDelete> deferred_deletes_;
     std::unordered_set<std::string> deferred_paths_;
+    // Handles of files whose deferred delete was carried out in this batch:
+    // that delete came after every event of the batch that names them, so
+    // one read after it that brings such a file to a name it has left
+    // since must not journal it there (nothing would remove it).
+    std::unordered_set<std::string> settled_deletes_;
     std::unordered_map<std::string, PendingWrite> pending_;  // path -> coalescing write
     std::unordered_set<std::string> dirty_;                  // written since last close
     std::unordered_map<uint64_t, InodeDirt> dirt_;           // ino -> ranges from eBPF

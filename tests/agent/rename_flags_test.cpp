@@ -220,6 +220,24 @@ TEST_P(RenameFlags, AWhiteoutExchangedWithAKnownFileReadLateMovesIt) {
     EXPECT_TRUE(with_op(got, "unlink", "t").empty()) << all;
 }
 
+// fanotify merges the delete of a file into its create event (same name,
+// same object) when both are queued: the delete is read first, and then
+// the file's exchanges, which bring it back to a name where it is no
+// longer. It must not be journaled there as a creation no later event
+// removes.
+TEST_P(RenameFlags, AFileExchangedTwiceAndDeletedBeforeItsEventsAreReadIsGone) {
+    write_file(at("r"), "stays");
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    write_file(at("t"), "made, exchanged twice, deleted");
+    ASSERT_EQ(rename2("t", "r", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("t", "r", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    ASSERT_EQ(::unlink(at("t").c_str()), 0);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    expect_journal_gives_the_tree();
+}
+
 // A seeded burst of renames (with and without whiteouts), writes and
 // removals among a few names, half of it made while the agent reads
 // nothing: entries are renamed again, replaced and whited out before their
