@@ -191,7 +191,7 @@ void Capture::materialize(const std::string& path, int32_t pid) {
     // directory waits for its rename, whose target is then scanned for
     // what the events did not say.
     const std::string& handle = it->second.handle;
-    bool elsewhere = (!e && e.error().sys_errno == ENOENT) ||
+    bool elsewhere = (!e && gone_from_path(e.error().sys_errno)) ||
                      (e && !handle.empty() && !e->handle.empty() && e->handle != handle);
     if (elsewhere) {
         if (it->second.is_dir() || handle.empty()) return;

@@ -238,6 +238,35 @@ TEST_P(RenameFlags, AFileExchangedTwiceAndDeletedBeforeItsEventsAreReadIsGone) {
     expect_journal_gives_the_tree();
 }
 
+// A chmod of entries in a directory that an exchange then swaps with a
+// file, both read late: the old path of each entry runs through a file
+// now (ENOTDIR, not ENOENT), and the entry is still read through its
+// handle, not passed over.
+TEST_P(RenameFlags, AChmodBeneathADirectoryExchangedWithAFileReadLateIsJournaled) {
+    make_dir(at("d"));
+    make_dir(at("d/sub"));
+    write_file(at("d/f"), "in d");
+    write_file(at("x"), "a file");
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    ASSERT_EQ(::chmod(at("d/sub").c_str(), 0743), 0);
+    ASSERT_EQ(::chmod(at("d/f").c_str(), 0604), 0);
+    ASSERT_EQ(rename2("d", "x", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    auto got = changes();
+    auto all = fmt::format("{}", fmt::join(describe(got), "\n"));
+    auto mode_of = [&](const std::string& path) {
+        std::string mode;
+        for (auto& r : got)
+            if (r.value("op", "") == "setattr" && r.value("path", "") == path) mode = r.value("mode", "");
+        return mode;
+    };
+    EXPECT_EQ(mode_of("d/sub"), "0040743") << all;
+    EXPECT_EQ(mode_of("d/f"), "0100604") << all;
+    expect_journal_gives_the_tree();
+}
+
 // A seeded burst of renames (with and without whiteouts), writes and
 // removals among a few names, half of it made while the agent reads
 // nothing: entries are renamed again, replaced and whited out before their
