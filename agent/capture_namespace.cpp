@@ -103,6 +103,14 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
     // still queued puts it (a moved-in directory is read as it is now,
     // ahead of the events): that name stands, and the move finds it there.
     if (other && e->is_dir()) return;
+    // The tree has another file at this name (one a rename read late
+    // replaced, or an exchange took away): it goes first. A creation over a
+    // file the replica made itself reads there as a replay of that file's
+    // own creation, and would keep that file, its xattrs and its other
+    // names. (Other types are replaced where they are made.)
+    if (auto old = tree_.find(path); old != tree_.end() && old->second.is_reg() && e->is_reg() &&
+                                     !old->second.handle.empty() && old->second.handle != e->handle)
+        on_delete(path, false, pid);
     Record r;
     // What has been journaled of the object so far: a link carries what its
     // first name had, and only changes since then are journaled after it

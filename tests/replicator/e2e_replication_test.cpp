@@ -951,6 +951,28 @@ TEST_P(RenameFlagsReplication, EntriesExchangedBeforeTheirCreatesAreReadConverge
     EXPECT_EQ(read_all(server.replica("data") / "s3"), "third file");
 }
 
+// A file exchanged with one from outside the watched directory: the name
+// holds another file, which the replica must not take for the one it has
+// there (a creation over its own file reads as a replay of it, keeping
+// its xattrs).
+TEST_P(RenameFlagsReplication, AFileExchangedWithOneFromOutsideKeepsNoneOfTheOldOnesXattrs) {
+    if (GetParam() != FsType::ext4) agent_ = std::make_unique<AgentHost>(*agent_ns_, key_, "e2e-src", GetParam());
+    auto put = [](const fs::path& p, const std::string& data) { std::ofstream(p, std::ios::binary) << data; };
+    auto& server = add_server();
+    auto d = agent_->dir();
+    auto outside = d.parent_path() / "outside";
+    fs::create_directories(outside);
+    put(outside / "o", "from outside");
+    put(d / "f", "inside, with an xattr");
+    ASSERT_EQ(::setxattr((d / "f").c_str(), "user.tag", "inside", 6, 0), 0);
+    start_agent();
+    sync_ok();
+    ASSERT_EQ(rename2(outside / "o", d / "f", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    sync_ok();
+    expect_converged(server);
+    EXPECT_EQ(read_all(server.replica("data") / "f"), "from outside");
+}
+
 // A seeded burst of exchanges, renames, whiteouts, writes and removals
 // among a few names, half of it made while the agent reads nothing (events
 // merge, entries change again before their events are read).
