@@ -234,7 +234,10 @@ void Capture::settle_deferred_delete(const std::string& path) {
     for (auto& d : deferred_deletes_) {
         if (d.path != path || d.done) continue;
         auto it = tree_.find(path);
-        if (it != tree_.end() && it->second.handle == d.handle) on_delete(path, d.is_dir, d.pid);
+        if (it != tree_.end() && it->second.handle == d.handle) {
+            on_delete(path, d.is_dir, d.pid);
+            if (!d.is_dir && !d.handle.empty()) settled_deletes_.insert(d.handle);
+        }
         d.done = true;
     }
     deferred_paths_.erase(path);
@@ -244,6 +247,7 @@ void Capture::end_of_batch() {
     auto pending = std::move(deferred_deletes_);
     deferred_deletes_.clear();
     deferred_paths_.clear();
+    settled_deletes_.clear();
     for (auto& d : pending) {
         if (d.done) continue;
         auto it = tree_.find(d.path);

@@ -20,8 +20,9 @@ void Capture::on_attrib(const std::string& path, int32_t pid) {
     auto now = read_current(path, kReadXattrs);
     // Moved away since the event (its rename is still queued), maybe with
     // another object moved to its name: the change still happened, to the
-    // object the handle names.
-    bool moved = (!now && now.error().sys_errno == ENOENT) || (now && now->ino != it->second.ino);
+    // object the handle names. Its old path may run through a file now (a
+    // directory on it exchanged with one): ENOTDIR says the same.
+    bool moved = (!now && gone_from_path(now.error().sys_errno)) || (now && now->ino != it->second.ino);
     if (moved && !it->second.handle.empty()) now = read_entry_by_handle(root_fd_, it->second.handle, path);
     else if (moved) return;
     if (!now) return;
@@ -248,7 +249,8 @@ void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
     // Moved since (its rename, or its directory's, still queued), maybe
     // with another object renamed over its name: the written file is where
     // its handle says, or gone.
-    bool moved = (!now && now.error().sys_errno == ENOENT) || (now && it->second.ino != 0 && now->ino != it->second.ino);
+    bool moved = (!now && gone_from_path(now.error().sys_errno)) ||
+                 (now && it->second.ino != 0 && now->ino != it->second.ino);
     if (moved) {
         if (it->second.handle.empty()) now = fail(sys_error("read written file", path, ENOENT));
         else now = read_entry_by_handle(root_fd_, it->second.handle, path);

@@ -1,6 +1,7 @@
 #pragma once
 // Small record builders and path helpers shared by the capture's source
 // files (capture*.cpp); not part of the agent's interface.
+#include <cerrno>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -9,6 +10,11 @@
 #include "journal/record.hpp"
 
 namespace iz::agent::capture_detail {
+
+// A path read failed because what it named is no longer there: removed or
+// moved (ENOENT), or a directory on the way was replaced by a file
+// (ENOTDIR: an exchange of a directory with a file, its move still queued).
+inline bool gone_from_path(int err) { return err == ENOENT || err == ENOTDIR; }
 
 inline std::string join(const std::string& dir, const std::string& name) { return dir.empty() ? name : dir + "/" + name; }
 

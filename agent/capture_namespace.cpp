@@ -104,6 +104,14 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
     // still queued puts it (a moved-in directory is read as it is now,
     // ahead of the events): that name stands, and the move finds it there.
     if (other && e->is_dir()) return;
+    // The tree has another file at this name (one a rename read late
+    // replaced, or an exchange took away): it goes first. A creation over a
+    // file the replica made itself reads there as a replay of that file's
+    // own creation, and would keep that file, its xattrs and its other
+    // names. (Other types are replaced where they are made.)
+    if (auto old = tree_.find(path); old != tree_.end() && old->second.is_reg() && e->is_reg() &&
+                                     !old->second.handle.empty() && old->second.handle != e->handle)
+        on_delete(path, false, pid);
     Record r;
     // What has been journaled of the object so far: a link carries what its
     // first name had, and only changes since then are journaled after it
@@ -173,6 +181,10 @@ void Capture::journal_vanished_creation(const std::string& path, bool is_dir, in
         emit(link_record(*other, path, handle), pid);
         return;
     }
+    if (!is_dir && !handle.empty() && settled_deletes_.count(handle)) {
+        spdlog::debug("{}: not journaled, its delete was carried out already", path);
+        return;
+    }
     Entry ghost;
     ghost.mode = is_dir ? S_IFDIR : S_IFREG;
     ghost.handle = handle;
@@ -197,7 +209,7 @@ void Capture::materialize(const std::string& path, int32_t pid) {
     // directory waits for its rename, whose target is then scanned for
     // what the events did not say.
     const FileHandle& handle = it->second.handle;
-    bool elsewhere = (!e && e.error().sys_errno == ENOENT) ||
+    bool elsewhere = (!e && gone_from_path(e.error().sys_errno)) ||
                      (e && !handle.empty() && !e->handle.empty() && e->handle != handle);
     if (elsewhere) {
         if (it->second.is_dir() || handle.empty()) return;

@@ -45,11 +45,13 @@ void Capture::on_rename(const FanEvent& ev) {
         return;
     }
     if (!from && to) {  // moved in from elsewhere: a creation with contents
+        arrival_displaces(std::nullopt, *to, ev.object_handle, ev.pid);
         on_create(*to, ev.mask & FAN_ONDIR, ev.pid, ev.object_handle, true);
         return;
     }
     settle_deferred_delete(*to);
     if (!tree_.count(*from)) {  // unknown source: treat the destination as new
+        arrival_displaces(*from, *to, ev.object_handle, ev.pid);
         on_create(*to, ev.mask & FAN_ONDIR, ev.pid, ev.object_handle, true);
         return;
     }
@@ -108,6 +110,37 @@ void Capture::on_rename(const FanEvent& ev) {
     materialize(*to, ev.pid);
     if (auto moved = tree_.find(*to); moved != tree_.end() && moved->second.is_dir()) materialize_beneath(*to, ev.pid);
     journal_whiteout(*from, ev.dir_handle, ev.name, ev.pid);
+}
+
+// The object the tree has at `to` is not the one that arrived there: it
+// was replaced, or (an exchange) went to `from`. Where the name still
+// holds the arrival, on_create journals it over the old object; but when
+// the arrival moved on before the event was read, on_create finds another
+// object (or none) there and journals nothing, and the tree would keep the
+// old object at that name for good (a file made there later, maybe with
+// its inode number, taken for it).
+void Capture::arrival_displaces(const std::optional<std::string>& from, const std::string& to,
+                                const std::string& moving, int32_t pid) {
+    auto dst = tree_.find(to);
+    if (moving.empty() || dst == tree_.end() || dst->second.handle.empty() || dst->second.handle == moving) return;
+    if (auto now = handle_key_of(root_fd_, to); now && *now == moving) return;
+    if (from && !tree_.count(*from)) {
+        auto now_at_source = handle_key_of(root_fd_, *from);
+        if (now_at_source && *now_at_source == dst->second.handle) {
+            spdlog::debug("rename {} -> {}: the object the tree has at the destination went to the source", *from, to);
+            flush_writes(true);  // writes journaled under the old name stay in order
+            Record r;
+            r.op = Op::rename;
+            r.path = to;
+            r.target = *from;
+            r.handle = to_file_handle(dst->second.handle);
+            move_subtree(to, *from);
+            emit(std::move(r), pid);
+            return;
+        }
+    }
+    spdlog::debug("rename -> {}: the object the tree has there was replaced", to);
+    on_delete(to, dst->second.is_dir(), pid);
 }
 
 void Capture::on_exchange(const std::string& a, const std::string& b, int32_t pid) {

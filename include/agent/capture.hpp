@@ -140,6 +140,11 @@ private:
     // another object takes that name.
     void settle_deferred_delete(const std::string& path);
     void on_rename(const FanEvent& ev);
+    // An object the tree does not know at `from` (none: from outside)
+    // arrived at `to`: what the tree has there other than it is journaled
+    // as gone, or moved to `from` where it is found now (an exchange).
+    void arrival_displaces(const std::optional<std::string>& from, const std::string& to, const std::string& moving,
+                           int32_t pid);
     // The entries at `a` and `b` swapped names (renameat2 RENAME_EXCHANGE).
     void on_exchange(const std::string& a, const std::string& b, int32_t pid);
     // Journals the whiteout a rename may have left at its old name `path`.
@@ -199,6 +204,11 @@ private:
     };
     std::vector<DeferredDelete> deferred_deletes_;
     std::unordered_set<std::string> deferred_paths_;
+    // Handles of files whose deferred delete was carried out in this batch:
+    // that delete came after every event of the batch that names them, so
+    // one read after it that brings such a file to a name it has left
+    // since must not journal it there (nothing would remove it).
+    std::unordered_set<std::string> settled_deletes_;
     std::unordered_map<std::string, PendingWrite> pending_;  // path -> coalescing write
     std::unordered_set<std::string> dirty_;                  // written since last close
     std::unordered_map<uint64_t, InodeDirt> dirt_;           // ino -> ranges from eBPF

@@ -578,12 +578,19 @@ INSTANTIATE_TEST_SUITE_P(Capture, SparseFiles,
 // IZ_E2E_OPERATIONS another length, IZ_E2E_ONLY_OPS / IZ_E2E_SKIP_OPS
 // (comma-separated kinds, see OperationKinds) narrow it to find which kind
 // of operation makes a replica diverge.
-// Disabled until they pass every time: with every interface mixed, a few
-// divergences remain (an extra hard-link name or a link group taken for
-// another object after kill -9 of the agent, a chmod that reaches the wrong
-// path after exchanges and whiteouts, ACLs inherited on one side only). Each
-// interface alone converges (InterfaceGroupWorkload, below, runs in the
-// suite). Run these with --gtest_also_run_disabled_tests.
+// The runs that do not pass every time yet are disabled (run them with
+// --gtest_also_run_disabled_tests): with every interface mixed and events
+// read late, a few divergences remain: an extra hard-link name or a link
+// group taken for another object (after kill -9 of the agent; and on ext4
+// with seed 3 a link group's count differs), an exchange of a file with a
+// directory that moved on before it was read taken for a rename that
+// replaced the directory (its entries kept as a .conflict copy on the
+// replica), an entry known from its create event only reaching the replica
+// without its type or mode (a device as an empty file, a directory as
+// 0700), a directory renamed away whose new name the replica never learns
+// (ext4 seed 1, now and then). With `izwatch sync` called meanwhile, the
+// workload is paced and converges. Each interface alone converges
+// (InterfaceGroupWorkload, below, runs in the suite).
 class InterfaceWorkload : public Replication, public ::testing::WithParamInterface<std::tuple<FsType, uint32_t>> {
 protected:
     static constexpr int kOperations = 1500;
@@ -643,7 +650,7 @@ TEST_P(InterfaceWorkload, DISABLED_Converges) {
 // `izwatch sync` called over and over from another thread while the
 // workload runs: every call returns once what was journaled before it is
 // durable on the server, and none disturbs the capture.
-TEST_P(InterfaceWorkload, DISABLED_ConvergesWithSyncsDuringTheWorkload) {
+TEST_P(InterfaceWorkload, ConvergesWithSyncsDuringTheWorkload) {
     auto& server = add_server();
     start_agent();
     std::atomic<bool> done{false};
@@ -951,22 +958,43 @@ TEST_P(RenameFlagsReplication, EntriesExchangedBeforeTheirCreatesAreReadConverge
     EXPECT_EQ(read_all(server.replica("data") / "s3"), "third file");
 }
 
+// A file exchanged with one from outside the watched directory: the name
+// holds another file, which the replica must not take for the one it has
+// there (a creation over its own file reads as a replay of it, keeping
+// its xattrs).
+TEST_P(RenameFlagsReplication, AFileExchangedWithOneFromOutsideKeepsNoneOfTheOldOnesXattrs) {
+    if (GetParam() != FsType::ext4) agent_ = std::make_unique<AgentHost>(*agent_ns_, key_, "e2e-src", GetParam());
+    auto put = [](const fs::path& p, const std::string& data) { std::ofstream(p, std::ios::binary) << data; };
+    auto& server = add_server();
+    auto d = agent_->dir();
+    auto outside = d.parent_path() / "outside";
+    fs::create_directories(outside);
+    put(outside / "o", "from outside");
+    put(d / "f", "inside, with an xattr");
+    ASSERT_EQ(::setxattr((d / "f").c_str(), "user.tag", "inside", 6, 0), 0);
+    start_agent();
+    sync_ok();
+    ASSERT_EQ(rename2(outside / "o", d / "f", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    sync_ok();
+    expect_converged(server);
+    EXPECT_EQ(read_all(server.replica("data") / "f"), "from outside");
+}
+
 // A seeded burst of exchanges, renames, whiteouts, writes and removals
 // among a few names, half of it made while the agent reads nothing (events
-// merge, entries change again before their events are read).
-// Disabled: it does not converge yet. With whiteouts alone it does (ext4
-// and XFS), and with exchanges alone on ext4. With both, on ext4, a round
-// read late leaves a file whose last append the replica misses (the
-// journal names the object under two created names) and an empty
-// directory with another mtime; on XFS, with exchanges alone, directory
-// mtimes differ.
-TEST_P(RenameFlagsReplication, DISABLED_ABurstOfExchangesAndWhiteoutsConverges) {
+// merge, entries change again before their events are read). IZ_E2E_SEED
+// runs another burst; some still diverge: on XFS a directory's mtime
+// (seeds 3, 4 and 6), and with seed 5 (ext4 and XFS) a directory known
+// only from its create event reaches the replica as 0700.
+TEST_P(RenameFlagsReplication, ABurstOfExchangesAndWhiteoutsConverges) {
     if (GetParam() != FsType::ext4) agent_ = std::make_unique<AgentHost>(*agent_ns_, key_, "e2e-src", GetParam());
     auto& server = add_server();
     auto d = agent_->dir();
     for (auto sub : {"d0", "d1", "d2"}) fs::create_directories(d / sub);
     start_agent();
-    std::mt19937 rng(20261207);
+    uint32_t seed = 20261207;  // IZ_E2E_SEED runs another burst
+    if (const char* s = std::getenv("IZ_E2E_SEED")) seed = static_cast<uint32_t>(std::strtoul(s, nullptr, 10));
+    std::mt19937 rng(seed);
     auto name = [&] {
         static const char* dirs[] = {"", "d0/", "d1/", "d2/"};
         return d / fmt::format("{}n{}", dirs[rng() % 4], rng() % 6);
