@@ -11,6 +11,7 @@
 
 #include <filesystem>
 
+#include "agent/agent_status.hpp"
 #include "agent/control.hpp"
 #include "agent/daemon.hpp"
 #include "agent/watch_paths.hpp"
@@ -128,24 +129,24 @@ std::string human_bytes(uint64_t n) {
     return fmt::format("{:.2f} GiB", n / 1073741824.0);
 }
 
-std::string human(const json& s) {
-    std::string out = fmt::format("{}\n", s.value("dir", ""));
-    out += fmt::format("  agent pid:   {}\n", s.value("pid", 0));
+std::string human(const AgentStatus& s) {
+    std::string out = fmt::format("{}\n", s.dir);
+    out += fmt::format("  agent pid:   {}\n", s.pid);
     // The detail lists every tracepoint; --json has it all, a person needs the gist.
-    auto detail = s.value("capture_detail", "");
+    auto detail = s.capture_detail;
     if (auto cut = detail.find(" ("); cut != std::string::npos) detail.resize(cut);
-    out += fmt::format("  capture:     {} ({})\n", s.value("capture", ""), detail);
-    out += fmt::format("  journal:     {} (head LSN {}, durable {}, {:.1f} MiB on disk)\n", s.value("journal", ""),
-                       s.value("head_lsn", 0), s.value("durable_lsn", 0), s.value("journal_disk_bytes", 0) / 1048576.0);
-    out += fmt::format("  records:     {} journaled\n", s.value("records", 0));
-    out += fmt::format("  events:      {} ({:.0f}/s now, {} outside the tree)\n", s.value("events", 0),
-                       s.value("events_per_s", 0.0), s.value("events_outside", 0));
-    out += fmt::format("  overflows:   {}, rescans: {} (queue of {} events)\n", s.value("overflows", 0),
-                       s.value("rescans", 0), s.value("queue_events", 0));
-    if (s.value("root_removed", false))
+    out += fmt::format("  capture:     {} ({})\n", s.capture, detail);
+    out += fmt::format("  journal:     {} (head LSN {}, durable {}, {:.1f} MiB on disk)\n", s.journal,
+                       s.head_lsn, s.durable_lsn, s.journal_disk_bytes / 1048576.0);
+    out += fmt::format("  records:     {} journaled\n", s.records);
+    out += fmt::format("  events:      {} ({:.0f}/s now, {} outside the tree)\n", s.events,
+                       s.events_per_s, s.events_outside);
+    out += fmt::format("  overflows:   {}, rescans: {} (queue of {} events)\n", s.overflows,
+                       s.rescans, s.queue_events);
+    if (s.root_removed)
         out += "  REMOVED:     the watched directory itself was deleted; stop this agent with 'izwatch stop DIR'\n";
-    if (s.contains("journal_failure")) out += fmt::format("  JOURNAL FAILED: {}\n", s["journal_failure"].get<std::string>());
-    if (auto scrub = s.value("scrub", json::object()); scrub.value("interval_s", 0) > 0) {
+    if (s.journal_failure) out += fmt::format("  JOURNAL FAILED: {}\n", *s.journal_failure);
+    if (auto& scrub = s.scrub; scrub.value("interval_s", 0) > 0) {
         if (scrub.value("runs", 0) == 0)
             out += fmt::format("  scrub:       every {} s; not run yet\n", scrub.value("interval_s", 0));
         else
@@ -162,18 +163,18 @@ std::string human(const json& s) {
                                paths);
         }
     }
-    for (auto& srv : s.value("servers", json::array()))
+    for (auto& srv : s.servers)
         out += fmt::format("  server {}: {} (acked LSN {}, {} records and {} behind; sent {} of file data as {}){}\n",
-                           srv.value("endpoint", ""), srv.value("connected", false) ? "connected" : "not connected",
-                           srv.value("acked_lsn", 0), srv.value("records_behind", 0),
-                           human_bytes(srv.value("bytes_behind", uint64_t{0})),
-                           human_bytes(srv.value("data_bytes_sent", uint64_t{0})),
-                           human_bytes(srv.value("wire_bytes_sent", uint64_t{0})),
-                           srv.value("last_error", "").empty() ? "" : "; last error: " + srv.value("last_error", ""));
-    for (auto& srv : s.value("servers", json::array()))
-        for (auto& r : srv.value("rejected", json::array()))
-            out += fmt::format("  CANNOT APPLY on {}: '{}' (LSN {}): {}\n", srv.value("endpoint", ""),
-                               r.value("path", ""), r.value("lsn", 0), r.value("error", ""));
+                           srv.endpoint, srv.connected ? "connected" : "not connected",
+                           srv.acked_lsn, srv.records_behind,
+                           human_bytes(srv.bytes_behind),
+                           human_bytes(srv.data_bytes_sent),
+                           human_bytes(srv.wire_bytes_sent),
+                           srv.last_error.empty() ? "" : "; last error: " + srv.last_error);
+    for (auto& srv : s.servers)
+        for (auto& r : srv.rejected)
+            out += fmt::format("  CANNOT APPLY on {}: '{}' (LSN {}): {}\n", srv.endpoint,
+                               r.path, r.lsn, r.error);
     return out;
 }
 
@@ -202,7 +203,7 @@ int status(const std::string& given, bool as_json) {
         return 0;
     }
     if (all.empty()) fmt::print("no directory is being watched\n");
-    for (auto& s : all) fmt::print("{}", human(s));
+    for (auto& s : all) fmt::print("{}", human(s.get<AgentStatus>()));
     return 0;
 }
 

@@ -1,0 +1,168 @@
+// The control socket: status, sync, verify and stop requests, and the syncs
+// that wait (for their writeback, then for every server) until answered.
+
+#include "daemon_impl.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <climits>
+
+#include "agent/control.hpp"
+#include "common/unique_fd.hpp"
+
+namespace iz::agent {
+
+void DaemonImpl::serve_control() {
+    for (;;) {
+        UniqueFd conn(::accept4(control_fd_, nullptr, nullptr, SOCK_CLOEXEC));
+        if (!conn.valid()) return;
+        auto req = read_request(conn.get());
+        if (!req) {
+            send_reply(conn.get(), {{"ok", false}, {"error", req.error().message}});
+            continue;
+        }
+        auto cmd = req->value("cmd", "");
+        if (cmd == "status") {
+            nlohmann::json j = status();
+            j["ok"] = true;
+            send_reply(conn.get(), j);
+        } else if (cmd == "sync") {
+            double secs = req->value("timeout_s", 30.0);
+            auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(secs * 1000));
+            if (flusher_) flushes_.push_back(PendingFlush{conn.release(), flusher_->request(), deadline});
+            else begin_sync(conn.release(), deadline);
+        } else if (cmd == "verify") {
+            // On a thread of its own, which has this one settle what
+            // was captured (settle_fd_) before it syncs and compares.
+            verify_->serve(std::move(conn), *req);
+        } else if (cmd == "stop") {
+            stopping_ = true;
+            int code = shutdown();
+            send_reply(conn.get(), {{"ok", code == 0}, {"head_lsn", writer_->head_lsn()}});
+            conn.reset();
+            shut_down_ = true;
+            return;
+        } else {
+            send_reply(conn.get(), {{"ok", false}, {"error", fmt::format("unknown command '{}'", cmd)}});
+        }
+    }
+}
+
+// Until the earliest pending sync times out (acks wake the loop earlier).
+int DaemonImpl::ms_until_sync_deadline() const {
+    int64_t best = INT32_MAX;
+    auto now = Clock::now();
+    for (auto& s : syncs_)
+        best = std::min<int64_t>(best, std::chrono::ceil<std::chrono::milliseconds>(s.deadline - now).count());
+    for (auto& f : flushes_)
+        best = std::min<int64_t>(best, std::chrono::ceil<std::chrono::milliseconds>(f.deadline - now).count());
+    return static_cast<int>(std::max<int64_t>(0, best));
+}
+
+// A sync is taken (its LSN fixed) once it settled what was captured.
+void DaemonImpl::begin_sync(int conn, Clock::time_point deadline) {
+    if (auto ok = settle(); !ok) {
+        send_reply(conn, {{"ok", false}, {"error", ok.error().message}});
+        ::close(conn);
+        return;
+    }
+    // Answered from the loop once every server has it, so capture goes
+    // on while the servers catch up.
+    syncs_.push_back(PendingSync{conn, writer_->head_lsn(), deadline});
+}
+
+// Syncs whose writeback has been done: what it raised is in the ring
+// buffer now, and settle() journals it with the rest.
+void DaemonImpl::take_flushes() {
+    auto done = flusher_->take();
+    std::vector<PendingFlush> ready;
+    std::erase_if(flushes_, [&](const PendingFlush& f) {
+        if (f.ticket > done.through) return false;
+        ready.push_back(f);
+        return true;
+    });
+    if (ready.empty()) return;
+    // Pages it could not write are still dirty: their stores are
+    // reported when a later writeback succeeds, so the sync goes on.
+    if (done.failure) spdlog::warn("{}", done.failure->message);
+    if (auto ok = settle(); !ok) {
+        for (auto& f : ready) {
+            send_reply(f.conn, {{"ok", false}, {"error", ok.error().message}});
+            ::close(f.conn);
+        }
+        return;
+    }
+    for (auto& f : ready) syncs_.push_back(PendingSync{f.conn, writer_->head_lsn(), f.deadline});
+}
+
+// Called after every drain of events: nothing to do most of the time.
+void DaemonImpl::answer_syncs() {
+    auto now = Clock::now();
+    std::erase_if(flushes_, [&](const PendingFlush& f) {
+        if (now < f.deadline) return false;
+        send_reply(f.conn, {{"ok", false},
+                            {"error", fmt::format("timed out: the kernel has not finished writing back {} (syncfs)",
+                                                  opts_.dir)}});
+        ::close(f.conn);
+        return true;
+    });
+    if (syncs_.empty()) return;
+    uint64_t done = replicated_lsn();
+    std::erase_if(syncs_, [&](const PendingSync& s) {
+        if (done >= s.lsn) {
+            // Applied through the LSN, but not everything: what a server
+            // could never apply is not on it.
+            if (auto missing = rejected_through(s.lsn); !missing.empty())
+                send_reply(s.conn, {{"ok", false}, {"error", missing}});
+            else
+                send_reply(s.conn, {{"ok", true}, {"lsn", s.lsn}});
+        } else if (now >= s.deadline) {
+            send_reply(s.conn, {{"ok", false}, {"error", sync_timeout_reason(s.lsn)}});
+        } else {
+            return false;
+        }
+        ::close(s.conn);
+        return true;
+    });
+}
+
+// What servers reported they can never apply, up to `lsn`; "" for none.
+std::string DaemonImpl::rejected_through(uint64_t lsn) const {
+    if (!shipper_) return {};
+    std::string why;
+    size_t named = 0, more = 0;
+    for (auto& srv : shipper_->status())
+        for (auto& r : srv.rejected) {
+            if (r.lsn > lsn) continue;
+            if (named++ < 5)
+                why += fmt::format("{}{} cannot apply '{}' (LSN {}): {}", why.empty() ? "" : "; ", srv.endpoint,
+                                   r.path, r.lsn, r.message);
+            else
+                ++more;
+        }
+    if (why.empty()) return {};
+    if (more) why += fmt::format("; and {} more", more);
+    return "applied, except what a server cannot apply: " + why;
+}
+
+std::string DaemonImpl::sync_timeout_reason(uint64_t lsn) const {
+    if (auto failed = writer_->failure())
+        return fmt::format("timed out: the journal failed ({}); it is retried every few seconds", failed->message);
+    if (writer_->durable_lsn() < lsn || !shipper_)
+        return fmt::format("timed out: LSN {} is not yet durable (durable LSN {})", lsn, writer_->durable_lsn());
+    std::string why;
+    for (auto& srv : shipper_->status()) {
+        if (srv.acked_lsn >= lsn) continue;
+        why += fmt::format("{}{} has applied through LSN {} ({})", why.empty() ? "" : "; ", srv.endpoint, srv.acked_lsn,
+                           !srv.connected ? "not connected" + (srv.last_error.empty() ? "" : ": " + srv.last_error)
+                                          : fmt::format("{} records behind{}", srv.records_behind,
+                                                        srv.last_error.empty() ? "" : "; last error: " + srv.last_error));
+    }
+    return fmt::format("timed out waiting for LSN {}: {}", lsn, why);
+}
+}  // namespace iz::agent

@@ -1,0 +1,185 @@
+#pragma once
+// The agent's one daemon object (Daemon, daemon.hpp), its parts each in a
+// file of its own; they share this object's state, which is declared once
+// below so that it is made and destroyed in one deliberate order.
+//
+// Everything here runs on the thread that calls arm() and run() (the main
+// thread), except where a part says otherwise.
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/agent_status.hpp"
+#include "agent/capture.hpp"
+#include "agent/daemon.hpp"
+#include "agent/fanotify_source.hpp"
+#include "agent/tree_state.hpp"
+#include "agent/verifier.hpp"
+#include "agent/verify_service.hpp"
+#include "bpf/bpf_capture.hpp"
+#include "common/error.hpp"
+#include "journal/writer.hpp"
+#include "replicator/ship/shipper.hpp"
+#include "writeback_flusher.hpp"
+
+namespace iz::agent {
+
+class DaemonImpl final : public Daemon {
+public:
+    using Clock = std::chrono::steady_clock;
+
+    // ---- lifetime (daemon.cpp) ---------------------------------------------
+    explicit DaemonImpl(WatchOptions o) : opts_(std::move(o)) {}
+    // Stops the threads that signal this object's descriptors (shipper,
+    // verification) before it closes them, then closes them.
+    ~DaemonImpl() override;
+    // Arms capture, journals the baseline or what changed since the last
+    // run, starts shipping and verification and opens the control socket.
+    Status arm();
+
+    // ---- the event loop (daemon_loop.cpp) ----------------------------------
+    // Serves until stopped (control "stop", SIGTERM, SIGINT), then shuts down.
+    int run() override;
+
+private:
+    // ---- lifetime (daemon.cpp) ---------------------------------------------
+    // Once only (later calls return the first's code): answers what waits,
+    // journals the stop, saves the tree and closes the journal, and only
+    // then stops the shipper and verification.
+    int shutdown();
+
+    // ---- the event loop and capture (daemon_loop.cpp) ----------------------
+    void add(int fd, uint32_t tag);
+    std::string mode() const;
+    void check_root();
+    void gather();
+    static constexpr size_t kGatherBelow = 256;
+    // The tree state is saved at most this often, after this long without
+    // filesystem events, or at the latest this long after the last save.
+    static constexpr auto kPersistEvery = std::chrono::seconds(10);
+    static constexpr auto kPersistLull = std::chrono::milliseconds(1000);
+    static constexpr auto kPersistAtMost = std::chrono::seconds(60);
+    // Reads every fanotify and eBPF event waiting and journals them.
+    void drain();
+    void consume_bpf();
+    void take_acks();
+
+    // ---- the journal keeper (daemon_journal.cpp) ---------------------------
+    // The writer, the tree state saved beside it (never ahead of what is
+    // durable), retention, and reopening a journal that failed.
+    void apply_retention();
+    void persist();
+    void retry_failed_journal();
+    Result<std::unique_ptr<journal::Writer>> open_journal(std::chrono::milliseconds lock_wait = {});
+    Status reopen_journal();
+    Status bring_up_to_journal(SavedTree& saved);
+    // Everything captured so far is journaled and durable.
+    Status settle();
+
+    // ---- replication (daemon_shipping.cpp) ---------------------------------
+    uint64_t replicated_lsn() const;
+    Status start_shipper();
+    std::function<void(uint64_t)> durable_relay();
+
+    // ---- verification (daemon_verify.cpp, verify_service.hpp) --------------
+    // What a verification thread asks of this one: settle() runs here, on
+    // the thread that owns capture, woken through settle_fd_.
+    struct SettleRequest {
+        std::mutex mu;
+        std::condition_variable cv;
+        bool done = false;
+        std::string error;
+        uint64_t lsn = 0;
+    };
+
+    // Called on verification threads.
+    class Host final : public VerifyHost {
+    public:
+        explicit Host(DaemonImpl& d) : d_(d) {}
+        Result<uint64_t> settle() override;
+        Result<uint64_t> journal(std::vector<journal::Record> records) override;
+
+    private:
+        DaemonImpl& d_;
+    };
+
+    void start_verification();
+    // On a verification thread: waits until the main thread has settled.
+    Result<uint64_t> settle_from_thread();
+    void finish_settles(const std::string& error);
+    void answer_settles();
+    // No settle is waited for any more; those waiting are told so.
+    void close_settles();
+
+    // ---- control: requests and pending syncs (daemon_control.cpp) ----------
+    // Answers every connection waiting on the control socket; a sync is
+    // answered later, from the loop, once every server has what it covers.
+    void serve_control();
+    int ms_until_sync_deadline() const;
+    void begin_sync(int conn, Clock::time_point deadline);
+    void take_flushes();
+    void answer_syncs();
+    std::string rejected_through(uint64_t lsn) const;
+    std::string sync_timeout_reason(uint64_t lsn) const;
+
+    // ---- status (daemon_status.cpp) ----------------------------------------
+    AgentStatus status() const;
+
+    // ---- state -------------------------------------------------------------
+    // Destroyed in the reverse of this order, after ~DaemonImpl() has closed
+    // the descriptors: keep the order when adding to it.
+    WatchOptions opts_;
+    int root_fd_ = -1, control_fd_ = -1, epoll_fd_ = -1, signal_fd_ = -1, ack_fd_ = -1;
+    std::unique_ptr<journal::Writer> writer_;
+    // Held by threads other than the main one while they use writer_ (the
+    // main thread replaces it after a failure, see reopen_journal()).
+    std::mutex writer_mu_;
+    Clock::time_point last_journal_retry_{};
+    static constexpr auto kJournalRetryEvery = std::chrono::seconds(2);
+    std::unique_ptr<FanotifySource> fan_;
+    std::unique_ptr<BpfCapture> bpf_;
+    std::unique_ptr<Capture> capture_;
+    std::unique_ptr<replicator::Shipper> shipper_;
+    std::atomic<replicator::Shipper*> shipper_ptr_{nullptr};  // for the writer's committer thread
+    sigset_t stop_signals_{};
+    std::vector<FanEvent> batch_;
+    struct PendingSync {
+        int conn;
+        uint64_t lsn;
+        Clock::time_point deadline;
+    };
+    std::vector<PendingSync> syncs_;
+    std::unique_ptr<WritebackFlusher> flusher_;
+    struct PendingFlush {
+        int conn;
+        uint64_t ticket;  // WritebackFlusher::request()
+        Clock::time_point deadline;
+    };
+    std::vector<PendingFlush> flushes_;  // syncs waiting for their writeback
+    Host host_{*this};
+    std::unique_ptr<VerifyService> verify_;
+    int settle_fd_ = -1;
+    std::mutex settle_mu_;
+    std::vector<std::shared_ptr<SettleRequest>> settles_;
+    bool settles_closed_ = false;
+    size_t last_batch_ = 0;
+    std::string capture_reason_;
+    double events_per_s_ = 0;
+    bool root_removed_ = false;
+    uint64_t bpf_dropped_ = 0;
+    Clock::time_point started_;
+    bool stopping_ = false;
+    bool shut_down_ = false;
+    int exit_code_ = 0;
+};
+
+}  // namespace iz::agent

@@ -1,0 +1,79 @@
+// Replication: starting the shipper, telling it what is durable, and what
+// every server has applied.
+
+#include "daemon_impl.hpp"
+
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace iz::agent {
+
+// The LSN every server has durably applied (the journal's durable LSN
+// when there are no servers).
+uint64_t DaemonImpl::replicated_lsn() const {
+    uint64_t lsn = writer_->durable_lsn();
+    if (shipper_) lsn = std::min(lsn, shipper_->acked_by_all());
+    return lsn;
+}
+
+// Replication: the shipper follows the journal on its own threads; a
+// conflict a server reports becomes a journal record, so izlog shows it
+// and the shipper re-sends the file's whole content.
+Status DaemonImpl::start_shipper() {
+    if (opts_.servers.empty()) return {};
+    if (opts_.key_file.empty())
+        return fail(make_error("--server needs --key KEYFILE (the key the servers were given; make one with "
+                               "'izreplicate keygen KEYFILE')"));
+    replicator::ShipperOptions so;
+    so.journal_dir = opts_.journal_dir;
+    so.watched_root = opts_.dir;
+    so.fileset = opts_.fileset;
+    so.agent_id = opts_.agent_id;
+    so.key_file = opts_.key_file;
+    so.compression = opts_.compress == "always" ? replicator::Compression::always
+                     : opts_.compress == "never" ? replicator::Compression::never
+                                                 : replicator::Compression::adaptive;
+    for (auto& text : opts_.servers) {
+        auto ep = replicator::parse_endpoint(text);
+        if (!ep) return fail(make_error(fmt::format("--server '{}': {}", text, ep.error().message)));
+        so.servers.push_back(*ep);
+    }
+    so.on_acked = [fd = ack_fd_] {
+        uint64_t one = 1;
+        // EAGAIN only when the counter is saturated: the loop wakes anyway.
+        (void)!::write(fd, &one, sizeof one);
+    };
+    so.on_conflict = [this](const replicator::ConflictEvent& c) {
+        journal::Record r;
+        r.op = journal::Op::conflict;
+        r.path = c.path;
+        r.target = c.conflict_copy;
+        r.comm = "izreplicate";
+        r.message = fmt::format("server {} ({}) kept its own version as {}: {}", c.server, c.server_host,
+                                c.conflict_copy, c.message);
+        {
+            std::lock_guard lock(writer_mu_);
+            if (auto ok = writer_->append(r); !ok) spdlog::error("journaling a conflict: {}", ok.error().message);
+        }
+        spdlog::warn("conflict on {}: {}", c.path, r.message);
+    };
+    auto shipper = replicator::Shipper::start(std::move(so));
+    if (!shipper) return fail(shipper.error());
+    shipper_ = std::move(*shipper);
+    shipper_ptr_.store(shipper_.get());
+    return {};
+}
+
+// The shipper sends only what the journal holds durably, and learns of
+// it from the writer's committer thread the moment it is so (this
+// thread's loop may sleep in epoll_wait for up to a second).
+std::function<void(uint64_t)> DaemonImpl::durable_relay() {
+    return [this](uint64_t lsn) {
+        if (auto* s = shipper_ptr_.load()) s->notify(lsn);
+    };
+}
+}  // namespace iz::agent

@@ -1,0 +1,76 @@
+#pragma once
+// What a running agent reports of itself: the reply to the control request
+// {"cmd": "status"} (with "ok": true added), built by the agent and read
+// back by `izwatch status`. Each field is the JSON key of the same name,
+// spelled once (agent_status.cpp) for both directions; a field's JSON type
+// is its C++ type's (unsigned for counters and LSNs, signed for the pid,
+// floating for rates and times), so what the agent sends parses back equal.
+// Reading is lenient: a key the reply lacks leaves the field's default.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace iz::agent {
+
+struct AgentStatus {
+    // An operation a server reported it can never apply.
+    struct Rejected {
+        uint64_t lsn = 0;
+        std::string path;
+        std::string error;
+        bool operator==(const Rejected&) const = default;
+    };
+    // One server, as the shipper sees it (replicator::ServerStatus).
+    struct Server {
+        std::string endpoint;
+        bool connected = false;
+        uint64_t acked_lsn = 0;
+        uint64_t records_behind = 0;
+        uint64_t bytes_behind = 0;
+        uint64_t data_bytes_sent = 0;
+        uint64_t wire_bytes_sent = 0;
+        uint64_t conflicts = 0;
+        std::vector<Rejected> rejected;
+        std::string last_error;  // "" when none
+        bool operator==(const Server&) const = default;
+    };
+
+    std::string dir;
+    int pid = 0;
+    std::string journal;  // the journal's directory
+    std::string state_dir;
+    std::string capture;         // "fanotify+ebpf" or "fanotify only"
+    std::string capture_detail;  // the eBPF programs, or why there are none
+    bool root_removed = false;
+    uint32_t queue_events = 0;  // the fanotify queue's length
+    uint64_t records = 0;
+    uint64_t events = 0;
+    uint64_t events_outside = 0;
+    double events_per_s = 0;
+    uint64_t overflows = 0;
+    uint64_t rescans = 0;
+    uint64_t journal_errors = 0;
+    uint64_t head_lsn = 0;
+    uint64_t durable_lsn = 0;
+    uint64_t journal_disk_bytes = 0;
+    double uptime_s = 0;
+    std::vector<Server> servers;
+    // The scrub's schedule and last result, as VerifyService::status() says.
+    nlohmann::json scrub = nlohmann::json::object();
+    // Why the journal takes no records (absent from the JSON while it does).
+    std::optional<std::string> journal_failure;
+
+    bool operator==(const AgentStatus&) const = default;
+};
+
+void to_json(nlohmann::json& j, const AgentStatus::Rejected& r);
+void from_json(const nlohmann::json& j, AgentStatus::Rejected& r);
+void to_json(nlohmann::json& j, const AgentStatus::Server& s);
+void from_json(const nlohmann::json& j, AgentStatus::Server& s);
+void to_json(nlohmann::json& j, const AgentStatus& s);
+void from_json(const nlohmann::json& j, AgentStatus& s);
+
+}  // namespace iz::agent
