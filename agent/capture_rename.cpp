@@ -120,12 +120,12 @@ void Capture::on_rename(const FanEvent& ev) {
 // old object at that name for good (a file made there later, maybe with
 // its inode number, taken for it).
 void Capture::arrival_displaces(const std::optional<std::string>& from, const std::string& to,
-                                const std::string& moving, int32_t pid) {
+                                const FileHandle& moving, int32_t pid) {
     auto dst = tree_.find(to);
     if (moving.empty() || dst == tree_.end() || dst->second.handle.empty() || dst->second.handle == moving) return;
-    if (auto now = handle_key_of(root_fd_, to); now && *now == moving) return;
+    if (auto now = handle_of(root_fd_, to); now && *now == moving) return;
     if (from && !tree_.count(*from)) {
-        auto now_at_source = handle_key_of(root_fd_, *from);
+        auto now_at_source = handle_of(root_fd_, *from);
         if (now_at_source && *now_at_source == dst->second.handle) {
             spdlog::debug("rename {} -> {}: the object the tree has at the destination went to the source", *from, to);
             flush_writes(true);  // writes journaled under the old name stay in order
@@ -133,7 +133,7 @@ void Capture::arrival_displaces(const std::optional<std::string>& from, const st
             r.op = Op::rename;
             r.path = to;
             r.target = *from;
-            r.handle = to_file_handle(dst->second.handle);
+            r.handle = dst->second.handle;
             move_subtree(to, *from);
             emit(std::move(r), pid);
             return;

@@ -343,7 +343,7 @@ private:
         r.op = Op::exchange;
         r.path = a_name;
         r.target = b_name;
-        auto handle = [&](int id) { return to_file_handle((objs_[id].was ? objs_[id].was : objs_[id].now)->handle); };
+        auto handle = [&](int id) { return (objs_[id].was ? objs_[id].was : objs_[id].now)->handle; };
         r.handle = handle(a);
         r.replaced_handle = handle(b);
         swap(a_name, b_name);

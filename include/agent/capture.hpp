@@ -143,7 +143,7 @@ private:
     // An object the tree does not know at `from` (none: from outside)
     // arrived at `to`: what the tree has there other than it is journaled
     // as gone, or moved to `from` where it is found now (an exchange).
-    void arrival_displaces(const std::optional<std::string>& from, const std::string& to, const std::string& moving,
+    void arrival_displaces(const std::optional<std::string>& from, const std::string& to, const FileHandle& moving,
                            int32_t pid);
     // The entries at `a` and `b` swapped names (renameat2 RENAME_EXCHANGE).
     void on_exchange(const std::string& a, const std::string& b, int32_t pid);
@@ -208,7 +208,7 @@ private:
     // that delete came after every event of the batch that names them, so
     // one read after it that brings such a file to a name it has left
     // since must not journal it there (nothing would remove it).
-    std::unordered_set<std::string> settled_deletes_;
+    std::unordered_set<FileHandle> settled_deletes_;
     std::unordered_map<std::string, PendingWrite> pending_;  // path -> coalescing write
     std::unordered_set<std::string> dirty_;                  // written since last close
     std::unordered_map<uint64_t, InodeDirt> dirt_;           // ino -> ranges from eBPF
