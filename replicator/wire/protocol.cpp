@@ -8,9 +8,9 @@
 #include <optional>
 #include <stdexcept>
 #include <tuple>
-#include <type_traits>
 #include <utility>
 
+#include "common/archive_fields.hpp"
 #include "common/binary_archive.hpp"
 #include "zstd_contexts.hpp"
 
@@ -30,83 +30,18 @@ void check_length(uint64_t n, uint64_t unit = 1) {
 
 // ---- field helpers shared by save and load --------------------------------
 
+using archive_fields::enum8;
+using archive_fields::flag;
+using archive_fields::opt;
+
 template <class Archive>
 void str(Archive& ar, std::string& s) {
-    if constexpr (Archive::is_loading::value) {
-        cereal::size_type n = 0;
-        ar(cereal::make_size_tag(n));
-        check_length(n);
-        s.resize(n);
-        ar(cereal::binary_data(s.data(), n));
-    } else {
-        ar(cereal::make_size_tag(static_cast<cereal::size_type>(s.size())));
-        ar(cereal::binary_data(s.data(), s.size()));
-    }
+    archive_fields::str(ar, s, check_length);
 }
 
-// Booleans travel as one byte, 0 or 1. Loaded straight into a bool, any
-// other byte from the wire would make an invalid bool (undefined behaviour:
-// `b` and `!b` may then disagree), so it is read as a byte and checked.
-template <class Archive>
-void flag(Archive& ar, bool& b) {
-    uint8_t raw = b ? 1 : 0;
-    ar(raw);
-    if constexpr (Archive::is_loading::value) {
-        if (raw > 1) throw std::domain_error(fmt::format("boolean field holds {}", raw));
-        b = raw == 1;
-    }
-}
-
-// The encoding of cereal's std::optional (a "nullopt" flag, then the value
-// when present), with the flag checked like any boolean.
-template <class Archive, class T>
-void opt(Archive& ar, std::optional<T>& o) {
-    bool none = !o.has_value();
-    flag(ar, none);
-    if constexpr (Archive::is_loading::value) {
-        if (none) {
-            o.reset();
-            return;
-        }
-        o.emplace();
-    }
-    if (o) ar(*o);
-}
-
-template <class Archive, class Enum>
-void enum8(Archive& ar, Enum& e) {
-    uint8_t raw = static_cast<uint8_t>(e);
-    ar(raw);
-    e = static_cast<Enum>(raw);
-}
-
-// One field, encoded by its type: the schema of a message is then the list
-// of its fields, in order.
-template <class Archive>
-void field(Archive& ar, std::string& s) {
-    str(ar, s);
-}
-template <class Archive>
-void field(Archive& ar, bool& b) {
-    flag(ar, b);
-}
-template <class Archive, class T>
-void field(Archive& ar, std::optional<T>& o) {
-    opt(ar, o);
-}
-template <class Archive, class T>
-    requires std::is_enum_v<T>
-void field(Archive& ar, T& e) {
-    enum8(ar, e);
-}
-template <class Archive, class T>
-    requires(std::is_arithmetic_v<T> && !std::is_same_v<T, bool>)
-void field(Archive& ar, T& n) {
-    ar(n);
-}
 template <class Archive, class... F>
 void all(Archive& ar, F&... f) {
-    (field(ar, f), ...);
+    archive_fields::all(ar, check_length, f...);
 }
 
 // The fields of a message, in their order on the wire.
@@ -132,24 +67,10 @@ template <class Archive, class M>
 void fields(Archive& ar, M& m) {
     std::apply([&](auto&... f) { all(ar, f...); }, members(m));
 }
-// A count, then each element of `v` by `each`; an element is at least
-// `min_bytes` when encoded, which bounds the count a body can claim.
-template <class Archive, class T, class Each>
-void seq(Archive& ar, std::vector<T>& v, uint64_t min_bytes, Each each) {
-    if constexpr (Archive::is_loading::value) {
-        cereal::size_type n = 0;
-        ar(cereal::make_size_tag(n));
-        check_length(n, min_bytes);
-        v.resize(n);
-    } else {
-        ar(cereal::make_size_tag(static_cast<cereal::size_type>(v.size())));
-    }
-    for (auto& e : v) each(ar, e);
-}
 // A vector of `T`, each at least `min_bytes` when encoded.
 template <class Archive, class T>
 void vec(Archive& ar, std::vector<T>& v, uint64_t min_bytes) {
-    seq(ar, v, min_bytes, [](Archive& a, T& e) { fields(a, e); });
+    archive_fields::seq(ar, v, min_bytes, check_length, [](Archive& a, T& e) { fields(a, e); });
 }
 template <class Archive>
 void fields(Archive& ar, OpMsg& m) {
@@ -162,7 +83,7 @@ void fields(Archive& ar, OpMsg& m) {
 template <class Archive>
 void fields(Archive& ar, TreeRequest& m) {
     all(ar, m.id, m.path, m.fresh, m.list, m.start);
-    seq(ar, m.excludes, 8, [](Archive& a, std::string& s) { str(a, s); });  // 8: the smallest encoded string
+    archive_fields::seq(ar, m.excludes, 8, check_length, [](Archive& a, std::string& s) { str(a, s); });  // 8: the smallest encoded string
 }
 template <class Archive>
 void fields(Archive& ar, TreeReply& m) {
