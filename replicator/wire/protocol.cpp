@@ -30,10 +30,6 @@ void check_length(uint64_t n, uint64_t unit = 1) {
 
 // ---- field helpers shared by save and load --------------------------------
 
-using archive_fields::enum8;
-using archive_fields::flag;
-using archive_fields::opt;
-
 template <class Archive>
 void str(Archive& ar, std::string& s) {
     archive_fields::str(ar, s, check_length);
@@ -67,6 +63,7 @@ template <class Archive, class M>
 void fields(Archive& ar, M& m) {
     std::apply([&](auto&... f) { all(ar, f...); }, members(m));
 }
+
 // A vector of `T`, each at least `min_bytes` when encoded.
 template <class Archive, class T>
 void vec(Archive& ar, std::vector<T>& v, uint64_t min_bytes) {
@@ -83,7 +80,8 @@ void fields(Archive& ar, OpMsg& m) {
 template <class Archive>
 void fields(Archive& ar, TreeRequest& m) {
     all(ar, m.id, m.path, m.fresh, m.list, m.start);
-    archive_fields::seq(ar, m.excludes, 8, check_length, [](Archive& a, std::string& s) { str(a, s); });  // 8: the smallest encoded string
+    // 8: the smallest encoded string
+    archive_fields::seq(ar, m.excludes, 8, check_length, [](Archive& a, std::string& s) { str(a, s); });
 }
 template <class Archive>
 void fields(Archive& ar, TreeReply& m) {
