@@ -128,29 +128,31 @@ private:
         bool has_path = tree_.count(r.path) > 0, has_target = tree_.count(r.target) > 0;
         if (!has_path) return false;
         if (!has_target) return rename(r);
+        // Neither is beneath the other: what the first take leaves behind
+        // is not what the second reads.
         Tree moved;
-        auto take = [&](const std::string& from, const std::string& to) {
-            moved[to] = tree_.at(from);
-            auto [first, last] = subtree_range(tree_, from);
-            for (auto it = first; it != last; ++it) moved[to + it->first.substr(from.size())] = it->second;
-        };
-        take(r.path, r.target);
-        take(r.target, r.path);
-        erase_subtree(r.path);
-        erase_subtree(r.target);
-        for (auto& [path, e] : moved) name(path, e);
-        tree_.merge(moved);
-        return true;
+        take(moved, r.path, r.target);
+        take(moved, r.target, r.path);
+        return settle(r, moved);
     }
 
     bool rename(const Record& r) {
         if (r.path == r.target || strictly_beneath(r.target, r.path)) return false;
-        auto self = tree_.find(r.path);
-        if (self == tree_.end()) return false;
+        if (!tree_.count(r.path)) return false;
         Tree moved;
-        moved[r.target] = std::move(self->second);
-        auto [first, last] = subtree_range(tree_, r.path);
-        for (auto it = first; it != last; ++it) moved[r.target + it->first.substr(r.path.size())] = std::move(it->second);
+        take(moved, r.path, r.target);
+        return settle(r, moved);
+    }
+
+    // Moves the entry at `from` and all beneath it into `moved`, under `to`.
+    void take(Tree& moved, const std::string& from, const std::string& to) {
+        moved[to] = std::move(tree_.at(from));
+        auto [first, last] = subtree_range(tree_, from);
+        for (auto it = first; it != last; ++it) moved[to + it->first.substr(from.size())] = std::move(it->second);
+    }
+
+    // Both names of `r` and all beneath them give way to what was taken.
+    bool settle(const Record& r, Tree& moved) {
         erase_subtree(r.path);
         erase_subtree(r.target);
         for (auto& [path, e] : moved) name(path, e);
@@ -212,48 +214,56 @@ private:
     std::unordered_multimap<FileHandle, std::string> names_;
 };
 
-}  // namespace
-
-Result<size_t> replay_journal(const std::filesystem::path& journal_dir, uint64_t after_lsn, Tree& tree) {
+// Reads the journal from where `seek` places the reader, a record at a
+// time by `step` (next or prev), until the end or until `visit` says stop.
+template <class Seek, class Visit>
+Status walk(const std::filesystem::path& journal_dir, Seek seek,
+            Result<std::optional<Record>> (journal::Reader::*step)(), Visit visit) {
     auto reader = journal::Reader::open(journal_dir);
     if (!reader) return fail(reader.error());
     auto& r = **reader;
-    if (auto ok = r.seek_lsn(after_lsn + 1); !ok) return fail(ok.error());
+    if (auto ok = seek(r); !ok) return fail(ok.error());
+    for (;;) {
+        auto rec = (r.*step)();
+        if (!rec) return fail(rec.error());
+        if (!*rec || !visit(**rec)) return {};
+    }
+}
+
+}  // namespace
+
+Result<size_t> replay_journal(const std::filesystem::path& journal_dir, uint64_t after_lsn, Tree& tree) {
     Replay replay(tree);
     size_t changed = 0;
     bool first = true;
-    for (;;) {
-        auto rec = r.next();
-        if (!rec) return fail(rec.error());
-        if (!*rec) break;
-        const auto& x = **rec;
-        if (x.lsn <= after_lsn) continue;
+    auto seek = [&](journal::Reader& r) { return r.seek_lsn(after_lsn + 1); };
+    auto walked = walk(journal_dir, seek, &journal::Reader::next, [&](const Record& x) {
+        if (x.lsn <= after_lsn) return true;
         if (first && x.lsn > after_lsn + 1)
             spdlog::warn("the journal no longer holds LSNs {}..{} after the saved tree state: changes they made are "
                          "compared without them",
                          after_lsn + 1, x.lsn - 1);
         first = false;
         if (replay.apply(x)) ++changed;
-    }
+        return true;
+    });
+    if (!walked) return fail(walked.error());
     return changed;
 }
 
 Result<size_t> recover_unsaved_entries(const std::filesystem::path& journal_dir, int root_fd, Tree& persisted) {
-    auto reader = journal::Reader::open(journal_dir);
-    if (!reader) return fail(reader.error());
-    auto& r = **reader;
-    if (auto ok = r.seek_tail(); !ok) return fail(ok.error());
     // path -> made a directory; read backwards to the last start.
     std::map<std::string, bool> made;
     bool first = true;
-    for (;;) {
-        auto rec = r.prev();
-        if (!rec) return fail(rec.error());
-        if (!*rec) break;
-        const auto& x = **rec;
-        if (first && x.op == Op::stop) return size_t{0};  // stopped cleanly: the state is complete
+    bool stopped_cleanly = false;
+    auto seek = [](journal::Reader& r) { return r.seek_tail(); };
+    auto walked = walk(journal_dir, seek, &journal::Reader::prev, [&](const Record& x) {
+        if (first && x.op == Op::stop) {
+            stopped_cleanly = true;
+            return false;
+        }
         first = false;
-        if (x.op == Op::start) break;
+        if (x.op == Op::start) return false;
         switch (x.op) {
             case Op::create:
             case Op::mknod:
@@ -267,7 +277,10 @@ Result<size_t> recover_unsaved_entries(const std::filesystem::path& journal_dir,
                 break;
             default: break;
         }
-    }
+        return true;
+    });
+    if (!walked) return fail(walked.error());
+    if (stopped_cleanly) return size_t{0};  // the state is complete
     // Anything beneath a path makes it a directory.
     for (auto& [path, dir] : made)
         for (auto parent = path.rfind('/'); parent != std::string::npos; parent = path.rfind('/', parent - 1)) {

@@ -290,6 +290,12 @@ int sync_cmd(const std::string& given, double timeout_s, bool verify) {
     return 0;
 }
 
+// An option of a number of bytes, given with its unit ("64MiB", "1KiB").
+CLI::Option* size_option(CLI::App* cmd, const std::string& name, uint64_t& bytes, const std::string& help,
+                         const std::string& shown_default) {
+    return cmd->add_option(name, bytes, help)->transform(CLI::AsSizeValue(false))->default_str(shown_default);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -309,12 +315,9 @@ int main(int argc, char** argv) {
         ->add_option("--queue-events", opts.queue_events,
                      "fanotify queue length in events (0: the system's fs.fanotify.max_queued_events)")
         ->capture_default_str();
-    start_cmd
-        ->add_option("--segment-size", opts.segment_bytes,
-                     "journal segment size (e.g. 64MiB, 1MiB); its space is reserved when a segment begins")
-        ->transform(CLI::AsSizeValue(false))
-        ->check(CLI::Range(uint64_t{64} << 10, uint64_t{1} << 34))
-        ->default_str("64MiB");
+    size_option(start_cmd, "--segment-size", opts.segment_bytes,
+                "journal segment size (e.g. 64MiB, 1MiB); its space is reserved when a segment begins", "64MiB")
+        ->check(CLI::Range(uint64_t{64} << 10, uint64_t{1} << 34));
     start_cmd->add_option("--exclude", opts.excludes, "glob of paths not to journal (repeatable)");
     start_cmd->add_option("--server", opts.servers, "HOST:PORT of an izreplicate server (repeatable)");
     start_cmd->add_option("--key", opts.key_file, "shared key file for the servers");
@@ -333,11 +336,8 @@ int main(int argc, char** argv) {
         ->add_option("--scrub-interval", scrub_interval,
                      "verify and repair every server's replica this often, at idle I/O priority (e.g. 24h; 0: never)")
         ->capture_default_str();
-    start_cmd
-        ->add_option("--scrub-rate", opts.scrub_bytes_per_s,
-                     "the scrub reads at most this much of the source's content per second (e.g. 32MiB)")
-        ->transform(CLI::AsSizeValue(false))
-        ->default_str("32MiB");
+    size_option(start_cmd, "--scrub-rate", opts.scrub_bytes_per_s,
+                "the scrub reads at most this much of the source's content per second (e.g. 32MiB)", "32MiB");
 
     std::string dir;
     bool as_json = false;

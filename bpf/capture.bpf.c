@@ -50,6 +50,12 @@ struct {
 
 __u64 dropped = 0;  // events lost to a full ring buffer
 
+// A program of a tracepoint whose class shares one handler: the section
+// names the tracepoint the loader attaches it to.
+#define IZ_PROGRAM(section, name, handler) \
+    SEC(section)                           \
+    int name(void* ctx) { return handler(ctx); }
+
 // ---- emitting ------------------------------------------------------------
 
 static __always_inline void emit(__u64 ino, __u32 kind, __u64 offset, __u64 length) {
@@ -132,58 +138,35 @@ static __always_inline int ext4_write_end(struct trace_event_raw_ext4__write_end
     return 0;
 }
 
-SEC("tracepoint/ext4/ext4_da_write_end")
-int ext4_da_write_end(void* ctx) { return ext4_write_end(ctx); }
+IZ_PROGRAM("tracepoint/ext4/ext4_da_write_end", ext4_da_write_end, ext4_write_end)
 
-SEC("tracepoint/ext4/ext4_write_end")
-int ext4_nodelalloc_write_end(void* ctx) { return ext4_write_end(ctx); }
+IZ_PROGRAM("tracepoint/ext4/ext4_write_end", ext4_nodelalloc_write_end, ext4_write_end)
 
-SEC("tracepoint/ext4/ext4_journalled_write_end")
-int ext4_journalled_write_end(void* ctx) { return ext4_write_end(ctx); }
+IZ_PROGRAM("tracepoint/ext4/ext4_journalled_write_end", ext4_journalled_write_end, ext4_write_end)
 
 // Each also names the inode of the fallocate(2) in progress (bracketed
 // below), so that a call refused after it started is still reported.
 static __always_inline int bind_fallocate_direct(__u32 dev, __u64 ino);
 
-SEC("tracepoint/ext4/ext4_fallocate_enter")
-int ext4_fallocate(struct trace_event_raw_ext4__fallocate_mode___iz* ctx) {
-    __u32 dev = ctx->dev;
-    __u64 ino = ctx->ino;
-    emit_if_watched(dev, ino, IZ_DIRTY_FALLOCATE, ctx->offset, ctx->len);
+// A range one of these tracepoints carries, emitted at once.
+static __always_inline int ext4_range(__u32 dev, __u64 ino, __u32 kind, __s64 offset, __s64 len) {
+    emit_if_watched(dev, ino, kind, offset, len);
     return bind_fallocate_direct(dev, ino);
 }
 
-SEC("tracepoint/ext4/ext4_punch_hole")
-int ext4_punch_hole(struct trace_event_raw_ext4__fallocate_mode___iz* ctx) {
-    __u32 dev = ctx->dev;
-    __u64 ino = ctx->ino;
-    emit_if_watched(dev, ino, IZ_DIRTY_PUNCH_HOLE, ctx->offset, ctx->len);
-    return bind_fallocate_direct(dev, ino);
-}
+#define IZ_EXT4_RANGE(tracepoint, name, context, kind)                                  \
+    SEC("tracepoint/ext4/" tracepoint)                                                  \
+    int name(struct context* ctx) { return ext4_range(ctx->dev, ctx->ino, kind, ctx->offset, ctx->len); }
 
-SEC("tracepoint/ext4/ext4_zero_range")
-int ext4_zero_range(struct trace_event_raw_ext4__fallocate_mode___iz* ctx) {
-    __u32 dev = ctx->dev;
-    __u64 ino = ctx->ino;
-    emit_if_watched(dev, ino, IZ_DIRTY_ZERO_RANGE, ctx->offset, ctx->len);
-    return bind_fallocate_direct(dev, ino);
-}
+IZ_EXT4_RANGE("ext4_fallocate_enter", ext4_fallocate, trace_event_raw_ext4__fallocate_mode___iz, IZ_DIRTY_FALLOCATE)
 
-SEC("tracepoint/ext4/ext4_collapse_range")
-int ext4_collapse_range(struct trace_event_raw_ext4_collapse_range___iz* ctx) {
-    __u32 dev = ctx->dev;
-    __u64 ino = ctx->ino;
-    emit_if_watched(dev, ino, IZ_DIRTY_COLLAPSE_RANGE, ctx->offset, ctx->len);
-    return bind_fallocate_direct(dev, ino);
-}
+IZ_EXT4_RANGE("ext4_punch_hole", ext4_punch_hole, trace_event_raw_ext4__fallocate_mode___iz, IZ_DIRTY_PUNCH_HOLE)
 
-SEC("tracepoint/ext4/ext4_insert_range")
-int ext4_insert_range(struct trace_event_raw_ext4_insert_range___iz* ctx) {
-    __u32 dev = ctx->dev;
-    __u64 ino = ctx->ino;
-    emit_if_watched(dev, ino, IZ_DIRTY_INSERT_RANGE, ctx->offset, ctx->len);
-    return bind_fallocate_direct(dev, ino);
-}
+IZ_EXT4_RANGE("ext4_zero_range", ext4_zero_range, trace_event_raw_ext4__fallocate_mode___iz, IZ_DIRTY_ZERO_RANGE)
+
+IZ_EXT4_RANGE("ext4_collapse_range", ext4_collapse_range, trace_event_raw_ext4_collapse_range___iz, IZ_DIRTY_COLLAPSE_RANGE)
+
+IZ_EXT4_RANGE("ext4_insert_range", ext4_insert_range, trace_event_raw_ext4_insert_range___iz, IZ_DIRTY_INSERT_RANGE)
 
 // ext4 direct I/O bypasses write_begin/write_end and goes through iomap.
 // iomap_dio_rw_begin has the whole range but fires for reads too, and the
@@ -238,14 +221,11 @@ static __always_inline int xfs_file_write(struct trace_event_raw_xfs_file_class_
     return 0;
 }
 
-SEC("tracepoint/xfs/xfs_file_buffered_write")
-int xfs_buffered_write(void* ctx) { return xfs_file_write(ctx); }
+IZ_PROGRAM("tracepoint/xfs/xfs_file_buffered_write", xfs_buffered_write, xfs_file_write)
 
-SEC("tracepoint/xfs/xfs_file_direct_write")
-int xfs_direct_write(void* ctx) { return xfs_file_write(ctx); }
+IZ_PROGRAM("tracepoint/xfs/xfs_file_direct_write", xfs_direct_write, xfs_file_write)
 
-SEC("tracepoint/xfs/xfs_file_dax_write")
-int xfs_dax_write(void* ctx) { return xfs_file_write(ctx); }
+IZ_PROGRAM("tracepoint/xfs/xfs_file_dax_write", xfs_dax_write, xfs_file_write)
 
 // FICLONERANGE, FIDEDUPERANGE and copy_file_range within XFS share extents
 // instead of writing: no write tracepoint fires, and the fanotify modify
@@ -350,41 +330,35 @@ static __always_inline int end(struct syscall_exit_ctx* ctx) {
 
 SEC("tracepoint/syscalls/sys_enter_ftruncate")
 int enter_ftruncate(struct syscall_enter_ctx* ctx) { return begin(OP_TRUNCATE, ctx->args[1], 0, 0); }
-SEC("tracepoint/syscalls/sys_exit_ftruncate")
-int exit_ftruncate(struct syscall_exit_ctx* ctx) { return end(ctx); }
+IZ_PROGRAM("tracepoint/syscalls/sys_exit_ftruncate", exit_ftruncate, end)
 
 SEC("tracepoint/syscalls/sys_enter_truncate")
 int enter_truncate(struct syscall_enter_ctx* ctx) { return begin(OP_TRUNCATE, ctx->args[1], 0, 0); }
-SEC("tracepoint/syscalls/sys_exit_truncate")
-int exit_truncate(struct syscall_exit_ctx* ctx) { return end(ctx); }
+IZ_PROGRAM("tracepoint/syscalls/sys_exit_truncate", exit_truncate, end)
 
 SEC("tracepoint/syscalls/sys_enter_fallocate")
 int enter_fallocate(struct syscall_enter_ctx* ctx) {
     return begin(OP_FALLOCATE, ctx->args[2], ctx->args[3], (__u32)ctx->args[1]);
 }
-SEC("tracepoint/syscalls/sys_exit_fallocate")
-int exit_fallocate(struct syscall_exit_ctx* ctx) { return end(ctx); }
+IZ_PROGRAM("tracepoint/syscalls/sys_exit_fallocate", exit_fallocate, end)
 
 SEC("tracepoint/syscalls/sys_enter_openat")
 int enter_openat(struct syscall_enter_ctx* ctx) {
     if (!(ctx->args[2] & IZ_O_TRUNC)) return 0;
     return begin(OP_OPEN_TRUNC, 0, 0, 0);
 }
-SEC("tracepoint/syscalls/sys_exit_openat")
-int exit_openat(struct syscall_exit_ctx* ctx) { return end(ctx); }
+IZ_PROGRAM("tracepoint/syscalls/sys_exit_openat", exit_openat, end)
 
 SEC("tracepoint/syscalls/sys_enter_open")
 int enter_open(struct syscall_enter_ctx* ctx) {
     if (!(ctx->args[1] & IZ_O_TRUNC)) return 0;
     return begin(OP_OPEN_TRUNC, 0, 0, 0);
 }
-SEC("tracepoint/syscalls/sys_exit_open")
-int exit_open(struct syscall_exit_ctx* ctx) { return end(ctx); }
+IZ_PROGRAM("tracepoint/syscalls/sys_exit_open", exit_open, end)
 
 SEC("tracepoint/syscalls/sys_enter_creat")
 int enter_creat(struct syscall_enter_ctx* ctx) { return begin(OP_OPEN_TRUNC, 0, 0, 0); }
-SEC("tracepoint/syscalls/sys_exit_creat")
-int exit_creat(struct syscall_exit_ctx* ctx) { return end(ctx); }
+IZ_PROGRAM("tracepoint/syscalls/sys_exit_creat", exit_creat, end)
 
 // ext4: a size change always dirties the inode, growing or shrinking. Only
 // a real truncation calls ext4_truncate, which is what tells an O_TRUNC
@@ -415,27 +389,21 @@ static __always_inline int xfs_bind_fallocate(struct trace_event_raw_xfs_inode_c
     return bind(ctx->dev, ctx->ino, 1u << OP_FALLOCATE);
 }
 
-SEC("tracepoint/xfs/xfs_alloc_file_space")
-int xfs_bind_alloc(void* ctx) { return xfs_bind_fallocate(ctx); }
+IZ_PROGRAM("tracepoint/xfs/xfs_alloc_file_space", xfs_bind_alloc, xfs_bind_fallocate)
 
-SEC("tracepoint/xfs/xfs_free_file_space")
-int xfs_bind_free(void* ctx) { return xfs_bind_fallocate(ctx); }
+IZ_PROGRAM("tracepoint/xfs/xfs_free_file_space", xfs_bind_free, xfs_bind_fallocate)
 
-SEC("tracepoint/xfs/xfs_zero_file_space")
-int xfs_bind_zero(void* ctx) { return xfs_bind_fallocate(ctx); }
+IZ_PROGRAM("tracepoint/xfs/xfs_zero_file_space", xfs_bind_zero, xfs_bind_fallocate)
 
-SEC("tracepoint/xfs/xfs_collapse_file_space")
-int xfs_bind_collapse(void* ctx) { return xfs_bind_fallocate(ctx); }
+IZ_PROGRAM("tracepoint/xfs/xfs_collapse_file_space", xfs_bind_collapse, xfs_bind_fallocate)
 
-SEC("tracepoint/xfs/xfs_insert_file_space")
-int xfs_bind_insert(void* ctx) { return xfs_bind_fallocate(ctx); }
+IZ_PROGRAM("tracepoint/xfs/xfs_insert_file_space", xfs_bind_insert, xfs_bind_fallocate)
 
 // XFS moves the times of a fallocate before it checks the range (a
 // collapse it then refuses as unaligned has changed the mtime): the time
 // update names the inode first. Runs at most once per write that moves a
 // time, and finds no pending call there.
-SEC("tracepoint/xfs/xfs_update_time")
-int xfs_bind_time(void* ctx) { return xfs_bind_fallocate(ctx); }
+IZ_PROGRAM("tracepoint/xfs/xfs_update_time", xfs_bind_time, xfs_bind_fallocate)
 
 // ---- the safety net: folios dirtied where no range tracepoint fired --------
 
@@ -573,11 +541,9 @@ static __always_inline int mapped_writeback(struct trace_event_raw_writeback_ino
     return 0;
 }
 
-SEC("tracepoint/writeback/sb_mark_inode_writeback")
-int mapped_writeback_start(void* ctx) { return mapped_writeback(ctx); }
+IZ_PROGRAM("tracepoint/writeback/sb_mark_inode_writeback", mapped_writeback_start, mapped_writeback)
 
-SEC("tracepoint/writeback/sb_clear_inode_writeback")
-int mapped_writeback_end(void* ctx) { return mapped_writeback(ctx); }
+IZ_PROGRAM("tracepoint/writeback/sb_clear_inode_writeback", mapped_writeback_end, mapped_writeback)
 
 // ---- attribution -----------------------------------------------------------
 // One event per process exit, system-wide: rare next to file I/O, and the

@@ -7,6 +7,28 @@
 #ifndef IZ_TRACEPOINT_CONTEXTS_H
 #define IZ_TRACEPOINT_CONTEXTS_H
 
+/* Classes of the same fields: each name must still be its own, the one of
+ * the kernel type it is relocated against. */
+#define IZ_INODE_CONTEXT(name, ino_type) \
+    struct name {                        \
+        dev_t dev;                       \
+        ino_type ino;                    \
+    } __attribute__((preserve_access_index))
+
+#define IZ_RANGE_CONTEXT(name) \
+    struct name {              \
+        dev_t dev;             \
+        ino_t ino;             \
+        loff_t offset;         \
+        loff_t len;            \
+    } __attribute__((preserve_access_index))
+
+#define IZ_FILEMAP_CONTEXT(name) \
+    struct name {                \
+        unsigned long i_ino;     \
+        dev_t s_dev;             \
+    } __attribute__((preserve_access_index))
+
 struct trace_event_raw_ext4__write_end___iz {
     dev_t dev;
     ino_t ino;
@@ -14,41 +36,17 @@ struct trace_event_raw_ext4__write_end___iz {
     unsigned int copied;
 } __attribute__((preserve_access_index));
 
-struct trace_event_raw_ext4__fallocate_mode___iz {
-    dev_t dev;
-    ino_t ino;
-    loff_t offset;
-    loff_t len;
-} __attribute__((preserve_access_index));
+IZ_RANGE_CONTEXT(trace_event_raw_ext4__fallocate_mode___iz);
 
-struct trace_event_raw_ext4_collapse_range___iz {
-    dev_t dev;
-    ino_t ino;
-    loff_t offset;
-    loff_t len;
-} __attribute__((preserve_access_index));
+IZ_RANGE_CONTEXT(trace_event_raw_ext4_collapse_range___iz);
 
-struct trace_event_raw_ext4_insert_range___iz {
-    dev_t dev;
-    ino_t ino;
-    loff_t offset;
-    loff_t len;
-} __attribute__((preserve_access_index));
+IZ_RANGE_CONTEXT(trace_event_raw_ext4_insert_range___iz);
 
-struct trace_event_raw_ext4_mark_inode_dirty___iz {
-    dev_t dev;
-    ino_t ino;
-} __attribute__((preserve_access_index));
+IZ_INODE_CONTEXT(trace_event_raw_ext4_mark_inode_dirty___iz, ino_t);
 
-struct trace_event_raw_ext4_evict_inode___iz {
-    dev_t dev;
-    ino_t ino;
-} __attribute__((preserve_access_index));
+IZ_INODE_CONTEXT(trace_event_raw_ext4_evict_inode___iz, ino_t);
 
-struct trace_event_raw_ext4__truncate___iz {
-    dev_t dev;
-    ino_t ino;
-} __attribute__((preserve_access_index));
+IZ_INODE_CONTEXT(trace_event_raw_ext4__truncate___iz, ino_t);
 
 struct trace_event_raw_iomap_dio_rw_begin___iz {
     dev_t dev;
@@ -64,10 +62,7 @@ struct trace_event_raw_xfs_file_class___iz {
     size_t count;
 } __attribute__((preserve_access_index));
 
-struct trace_event_raw_xfs_inode_class___iz {
-    dev_t dev;
-    unsigned long long ino;
-} __attribute__((preserve_access_index));
+IZ_INODE_CONTEXT(trace_event_raw_xfs_inode_class___iz, unsigned long long);
 
 // syscalls/sys_enter_* and sys_exit_*: the layout every syscall tracepoint
 // shares (common header, syscall number, then the arguments or the result).
@@ -103,10 +98,7 @@ struct writeback_folio_ctx {
     __u64 index;
 };
 
-struct trace_event_raw_writeback_inode_template___iz {
-    dev_t dev;
-    ino_t ino;
-} __attribute__((preserve_access_index));
+IZ_INODE_CONTEXT(trace_event_raw_writeback_inode_template___iz, ino_t);
 
 struct trace_event_raw_xfs_double_io_class___iz {
     dev_t dev;
@@ -116,21 +108,12 @@ struct trace_event_raw_xfs_double_io_class___iz {
     long long len;
 } __attribute__((preserve_access_index));
 
-struct trace_event_raw_xfs_fault_class___iz {
-    dev_t dev;
-    unsigned long long ino;
-} __attribute__((preserve_access_index));
+IZ_INODE_CONTEXT(trace_event_raw_xfs_fault_class___iz, unsigned long long);
 
 /* Which inode a mapping faulted in (mm_filemap_map_pages is of the class
  * mm_filemap_op_page_cache_range). */
-struct trace_event_raw_mm_filemap_fault___iz {
-    unsigned long i_ino;
-    dev_t s_dev;
-} __attribute__((preserve_access_index));
+IZ_FILEMAP_CONTEXT(trace_event_raw_mm_filemap_fault___iz);
 
-struct trace_event_raw_mm_filemap_op_page_cache_range___iz {
-    unsigned long i_ino;
-    dev_t s_dev;
-} __attribute__((preserve_access_index));
+IZ_FILEMAP_CONTEXT(trace_event_raw_mm_filemap_op_page_cache_range___iz);
 
 #endif

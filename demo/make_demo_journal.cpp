@@ -29,7 +29,15 @@ int main(int argc, char** argv) {
     timespec ts{};
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t t = (static_cast<int64_t>(ts.tv_sec) - 120) * 1'000'000'000;
-    auto rec = [&](Op op, std::string path) {
+    std::vector<Record> records;
+    Record start;
+    start.op = Op::start;
+    start.time_ns = t;
+    start.message = "demo journal";
+    records.push_back(start);
+    // A quarter of a second after the one before, by a vim user unless
+    // `carry` says otherwise, with what its op carries.
+    auto add = [&](Op op, std::string path, auto carry) {
         Record r;
         r.op = op;
         r.path = std::move(path);
@@ -38,42 +46,17 @@ int main(int argc, char** argv) {
         r.uid = 1000;
         r.gid = 1000;
         r.comm = "vim";
-        return r;
+        carry(r);
+        records.push_back(std::move(r));
     };
-    std::vector<Record> records;
-    Record start;
-    start.op = Op::start;
-    start.time_ns = t;
-    start.message = "demo journal";
-    records.push_back(start);
-    auto d = rec(Op::mkdir, "notes");
-    d.mode = 040755;
-    records.push_back(d);
-    auto c = rec(Op::create, "notes/todo.txt");
-    c.mode = 0100644;
-    records.push_back(c);
-    auto wr = rec(Op::write, "notes/todo.txt");
-    wr.ranges = {{0, 120}};
-    wr.size = 120;
-    records.push_back(wr);
-    auto cw = rec(Op::close_write, "notes/todo.txt");
-    cw.size = 120;
-    records.push_back(cw);
-    auto ch = rec(Op::setattr, "notes/todo.txt");
-    ch.mode = 0100600;
-    ch.comm = "chmod";
-    records.push_back(ch);
-    auto ln = rec(Op::symlink, "latest");
-    ln.target = "notes/todo.txt";
-    ln.comm = "ln";
-    records.push_back(ln);
-    auto mv = rec(Op::rename, "notes/todo.txt");
-    mv.target = "notes/done.txt";
-    mv.comm = "mv";
-    records.push_back(mv);
-    auto rm = rec(Op::unlink, "latest");
-    rm.comm = "rm";
-    records.push_back(rm);
+    add(Op::mkdir, "notes", [](Record& r) { r.mode = 040755; });
+    add(Op::create, "notes/todo.txt", [](Record& r) { r.mode = 0100644; });
+    add(Op::write, "notes/todo.txt", [](Record& r) { r.ranges = {{0, 120}}; r.size = 120; });
+    add(Op::close_write, "notes/todo.txt", [](Record& r) { r.size = 120; });
+    add(Op::setattr, "notes/todo.txt", [](Record& r) { r.mode = 0100600; r.comm = "chmod"; });
+    add(Op::symlink, "latest", [](Record& r) { r.target = "notes/todo.txt"; r.comm = "ln"; });
+    add(Op::rename, "notes/todo.txt", [](Record& r) { r.target = "notes/done.txt"; r.comm = "mv"; });
+    add(Op::unlink, "latest", [](Record& r) { r.comm = "rm"; });
     for (auto& r : records)
         if (auto ok = (*w)->append(r); !ok) {
             fmt::print(stderr, "iz-demo-journal: {}\n", ok.error().message);

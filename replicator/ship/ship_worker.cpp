@@ -23,19 +23,22 @@ using Clock = std::chrono::steady_clock;
 // in both (OpKind 1..13 mirror journal::Op 1..13): a reader of either can
 // tell them apart by value, and neither list may renumber. The mapping
 // below is by name; these keep the numbers from drifting apart unseen.
-static_assert(static_cast<uint8_t>(proto::OpKind::create) == static_cast<uint8_t>(Op::create));
-static_assert(static_cast<uint8_t>(proto::OpKind::mkdir) == static_cast<uint8_t>(Op::mkdir));
-static_assert(static_cast<uint8_t>(proto::OpKind::mknod) == static_cast<uint8_t>(Op::mknod));
-static_assert(static_cast<uint8_t>(proto::OpKind::symlink) == static_cast<uint8_t>(Op::symlink));
-static_assert(static_cast<uint8_t>(proto::OpKind::link) == static_cast<uint8_t>(Op::link));
-static_assert(static_cast<uint8_t>(proto::OpKind::unlink) == static_cast<uint8_t>(Op::unlink));
-static_assert(static_cast<uint8_t>(proto::OpKind::rmdir) == static_cast<uint8_t>(Op::rmdir));
-static_assert(static_cast<uint8_t>(proto::OpKind::rename) == static_cast<uint8_t>(Op::rename));
-static_assert(static_cast<uint8_t>(proto::OpKind::setattr) == static_cast<uint8_t>(Op::setattr));
-static_assert(static_cast<uint8_t>(proto::OpKind::write) == static_cast<uint8_t>(Op::write));
-static_assert(static_cast<uint8_t>(proto::OpKind::truncate) == static_cast<uint8_t>(Op::truncate));
-static_assert(static_cast<uint8_t>(proto::OpKind::setxattr) == static_cast<uint8_t>(Op::setxattr));
-static_assert(static_cast<uint8_t>(proto::OpKind::removexattr) == static_cast<uint8_t>(Op::removexattr));
+constexpr bool same_number(proto::OpKind k, Op op) { return static_cast<uint8_t>(k) == static_cast<uint8_t>(op); }
+#define IZ_SAME_NUMBER(name) static_assert(same_number(proto::OpKind::name, Op::name), #name " has two numbers")
+IZ_SAME_NUMBER(create);
+IZ_SAME_NUMBER(mkdir);
+IZ_SAME_NUMBER(mknod);
+IZ_SAME_NUMBER(symlink);
+IZ_SAME_NUMBER(link);
+IZ_SAME_NUMBER(unlink);
+IZ_SAME_NUMBER(rmdir);
+IZ_SAME_NUMBER(rename);
+IZ_SAME_NUMBER(setattr);
+IZ_SAME_NUMBER(write);
+IZ_SAME_NUMBER(truncate);
+IZ_SAME_NUMBER(setxattr);
+IZ_SAME_NUMBER(removexattr);
+#undef IZ_SAME_NUMBER
 
 namespace {
 
@@ -476,15 +479,16 @@ bool ShipWorker::ship_record(const Record& r, const PlannedRecord& p) {
         m.gid = r.owner_gid;
         m.mtime_ns = r.mtime_ns;
     };
+    // The second name of a link, rename or exchange, with its parent's mtime.
+    auto second_name = [&] {
+        m.target = r.target;
+        m.target_parent_mtime_ns = parent_mtime(r.target);
+    };
     switch (r.op) {
         case Op::write: return ship_ranges(r, p.ranges);
         case Op::create: m.kind = proto::OpKind::create; attrs(); break;
         case Op::mkdir: m.kind = proto::OpKind::mkdir; attrs(); break;
-        case Op::mknod:
-            m.kind = proto::OpKind::mknod;
-            attrs();
-            m.rdev = r.rdev;
-            break;
+        case Op::mknod: m.kind = proto::OpKind::mknod; attrs(); m.rdev = r.rdev; break;
         case Op::symlink:
             m.kind = proto::OpKind::symlink;
             attrs();
@@ -500,29 +504,16 @@ bool ShipWorker::ship_record(const Record& r, const PlannedRecord& p) {
                 m.target = *now;
             }
             break;
-        case Op::link:
-            m.kind = proto::OpKind::link;
-            m.target = r.target;
-            m.target_parent_mtime_ns = parent_mtime(r.target);
-            break;
+        case Op::link: m.kind = proto::OpKind::link; second_name(); break;
         case Op::unlink: m.kind = proto::OpKind::unlink; break;
         case Op::rmdir: m.kind = proto::OpKind::rmdir; break;
         case Op::rename:
             m.kind = proto::OpKind::rename;
-            m.target = r.target;
+            second_name();
             m.replaced = r.replaced;
-            m.target_parent_mtime_ns = parent_mtime(r.target);
             break;
-        case Op::exchange:
-            m.kind = proto::OpKind::exchange;
-            m.target = r.target;
-            m.target_parent_mtime_ns = parent_mtime(r.target);
-            break;
-        case Op::setattr:
-            m.kind = proto::OpKind::setattr;
-            attrs();
-            m.atime_ns = r.atime_ns;
-            break;
+        case Op::exchange: m.kind = proto::OpKind::exchange; second_name(); break;
+        case Op::setattr: m.kind = proto::OpKind::setattr; attrs(); m.atime_ns = r.atime_ns; break;
         case Op::truncate: {
             m.kind = proto::OpKind::truncate;
             m.size = r.size;

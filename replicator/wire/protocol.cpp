@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <optional>
 #include <stdexcept>
+#include <tuple>
 #include <utility>
 
+#include "common/archive_fields.hpp"
 #include "common/binary_archive.hpp"
 #include "zstd_contexts.hpp"
 
@@ -30,212 +32,63 @@ void check_length(uint64_t n, uint64_t unit = 1) {
 
 template <class Archive>
 void str(Archive& ar, std::string& s) {
-    if constexpr (Archive::is_loading::value) {
-        cereal::size_type n = 0;
-        ar(cereal::make_size_tag(n));
-        check_length(n);
-        s.resize(n);
-        ar(cereal::binary_data(s.data(), n));
-    } else {
-        ar(cereal::make_size_tag(static_cast<cereal::size_type>(s.size())));
-        ar(cereal::binary_data(s.data(), s.size()));
-    }
+    archive_fields::str(ar, s, check_length);
 }
 
-// Booleans travel as one byte, 0 or 1. Loaded straight into a bool, any
-// other byte from the wire would make an invalid bool (undefined behaviour:
-// `b` and `!b` may then disagree), so it is read as a byte and checked.
-template <class Archive>
-void flag(Archive& ar, bool& b) {
-    uint8_t raw = b ? 1 : 0;
-    ar(raw);
-    if constexpr (Archive::is_loading::value) {
-        if (raw > 1) throw std::domain_error(fmt::format("boolean field holds {}", raw));
-        b = raw == 1;
-    }
+template <class Archive, class... F>
+void all(Archive& ar, F&... f) {
+    archive_fields::all(ar, check_length, f...);
 }
 
-// The encoding of cereal's std::optional (a "nullopt" flag, then the value
-// when present), with the flag checked like any boolean.
-template <class Archive, class T>
-void opt(Archive& ar, std::optional<T>& o) {
-    bool none = !o.has_value();
-    flag(ar, none);
-    if constexpr (Archive::is_loading::value) {
-        if (none) {
-            o.reset();
-            return;
-        }
-        o.emplace();
-    }
-    if (o) ar(*o);
+// The fields of a message, in their order on the wire.
+auto members(Hello& m) { return std::tie(m.min_version, m.max_version, m.agent_id, m.fileset, m.client_nonce); }
+auto members(Challenge& m) { return std::tie(m.version, m.server_nonce, m.server_proof); }
+auto members(Auth& m) { return std::tie(m.client_proof); }
+auto members(Welcome& m) { return std::tie(m.durable_lsn, m.resume_lsn, m.server_host); }
+auto members(ErrorMsg& m) { return std::tie(m.message); }
+auto members(Extent& e) { return std::tie(e.offset, e.raw_length, e.zstd, e.bytes); }
+auto members(Hole& h) { return std::tie(h.offset, h.length); }
+auto members(TreeEntry& e) { return std::tie(e.name, e.meta, e.hash); }
+auto members(Commit& m) { return std::tie(m.lsn); }
+auto members(Ack& m) { return std::tie(m.lsn); }
+auto members(HashRequest& m) { return std::tie(m.id, m.path); }
+auto members(HashReply& m) { return std::tie(m.id, m.exists, m.size, m.block_size, m.hashes, m.hole_blocks); }
+auto members(ConflictMsg& m) { return std::tie(m.lsn, m.path, m.conflict_copy, m.server_host, m.message); }
+auto members(Ping& m) { return std::tie(m.id); }
+auto members(Pong& m) { return std::tie(m.id); }
+auto members(RejectedMsg& m) { return std::tie(m.lsn, m.path, m.message); }
+
+template <class Archive, class M>
+    requires requires(M& m) { members(m); }
+void fields(Archive& ar, M& m) {
+    std::apply([&](auto&... f) { all(ar, f...); }, members(m));
 }
 
-template <class Archive, class Enum>
-void enum8(Archive& ar, Enum& e) {
-    uint8_t raw = static_cast<uint8_t>(e);
-    ar(raw);
-    e = static_cast<Enum>(raw);
-}
-
-template <class Archive>
-void fields(Archive& ar, Hello& m) {
-    ar(m.min_version, m.max_version);
-    str(ar, m.agent_id);
-    str(ar, m.fileset);
-    str(ar, m.client_nonce);
-}
-template <class Archive>
-void fields(Archive& ar, Challenge& m) {
-    ar(m.version);
-    str(ar, m.server_nonce);
-    str(ar, m.server_proof);
-}
-template <class Archive>
-void fields(Archive& ar, Auth& m) {
-    str(ar, m.client_proof);
-}
-template <class Archive>
-void fields(Archive& ar, Welcome& m) {
-    ar(m.durable_lsn, m.resume_lsn);
-    str(ar, m.server_host);
-}
-template <class Archive>
-void fields(Archive& ar, ErrorMsg& m) {
-    str(ar, m.message);
-}
-template <class Archive>
-void fields(Archive& ar, Extent& e) {
-    ar(e.offset, e.raw_length);
-    flag(ar, e.zstd);
-    str(ar, e.bytes);
-}
-template <class Archive>
-void fields(Archive& ar, Hole& h) {
-    ar(h.offset, h.length);
-}
 // A vector of `T`, each at least `min_bytes` when encoded.
 template <class Archive, class T>
 void vec(Archive& ar, std::vector<T>& v, uint64_t min_bytes) {
-    if constexpr (Archive::is_loading::value) {
-        cereal::size_type n = 0;
-        ar(cereal::make_size_tag(n));
-        check_length(n, min_bytes);
-        v.resize(n);
-    } else {
-        ar(cereal::make_size_tag(static_cast<cereal::size_type>(v.size())));
-    }
-    for (auto& e : v) fields(ar, e);
+    archive_fields::seq(ar, v, min_bytes, check_length, [](Archive& a, T& e) { fields(a, e); });
 }
 template <class Archive>
 void fields(Archive& ar, OpMsg& m) {
-    ar(m.lsn);
-    enum8(ar, m.kind);
-    str(ar, m.path);
-    str(ar, m.target);
-    opt(ar, m.mode);
-    opt(ar, m.uid);
-    opt(ar, m.gid);
-    opt(ar, m.atime_ns);
-    opt(ar, m.mtime_ns);
-    opt(ar, m.size);
-    opt(ar, m.rdev);
-    flag(ar, m.replaced);
-    str(ar, m.xattr_name);
-    str(ar, m.xattr_value);
+    all(ar, m.lsn, m.kind, m.path, m.target, m.mode, m.uid, m.gid, m.atime_ns, m.mtime_ns, m.size, m.rdev,
+        m.replaced, m.xattr_name, m.xattr_value);
     vec(ar, m.extents, 14);  // the smallest encoded extent
-    enum8(ar, m.base);
-    opt(ar, m.parent_mtime_ns);
-    opt(ar, m.target_parent_mtime_ns);
-    flag(ar, m.more);
+    all(ar, m.base, m.parent_mtime_ns, m.target_parent_mtime_ns, m.more);
     vec(ar, m.holes, 16);
 }
 template <class Archive>
-void fields(Archive& ar, Commit& m) {
-    ar(m.lsn);
-}
-template <class Archive>
-void fields(Archive& ar, Ack& m) {
-    ar(m.lsn);
-}
-template <class Archive>
-void fields(Archive& ar, HashRequest& m) {
-    ar(m.id);
-    str(ar, m.path);
-}
-template <class Archive>
-void fields(Archive& ar, HashReply& m) {
-    ar(m.id);
-    flag(ar, m.exists);
-    ar(m.size, m.block_size);
-    str(ar, m.hashes);
-    str(ar, m.hole_blocks);
-}
-template <class Archive>
-void fields(Archive& ar, ConflictMsg& m) {
-    ar(m.lsn);
-    str(ar, m.path);
-    str(ar, m.conflict_copy);
-    str(ar, m.server_host);
-    str(ar, m.message);
-}
-template <class Archive>
-void strings(Archive& ar, std::vector<std::string>& v) {
-    if constexpr (Archive::is_loading::value) {
-        cereal::size_type n = 0;
-        ar(cereal::make_size_tag(n));
-        check_length(n, 8);  // the smallest encoded string
-        v.resize(n);
-    } else {
-        ar(cereal::make_size_tag(static_cast<cereal::size_type>(v.size())));
-    }
-    for (auto& s : v) str(ar, s);
-}
-template <class Archive>
 void fields(Archive& ar, TreeRequest& m) {
-    ar(m.id);
-    str(ar, m.path);
-    flag(ar, m.fresh);
-    flag(ar, m.list);
-    ar(m.start);
-    strings(ar, m.excludes);
-}
-template <class Archive>
-void fields(Archive& ar, TreeEntry& e) {
-    str(ar, e.name);
-    str(ar, e.meta);
-    str(ar, e.hash);
+    all(ar, m.id, m.path, m.fresh, m.list, m.start);
+    // 8: the smallest encoded string
+    archive_fields::seq(ar, m.excludes, 8, check_length, [](Archive& a, std::string& s) { str(a, s); });
 }
 template <class Archive>
 void fields(Archive& ar, TreeReply& m) {
-    ar(m.id);
-    str(ar, m.error);
-    flag(ar, m.found);
+    all(ar, m.id, m.error, m.found);
     fields(ar, m.self);
-    if constexpr (Archive::is_loading::value) {
-        cereal::size_type n = 0;
-        ar(cereal::make_size_tag(n));
-        check_length(n, 24);  // the smallest encoded entry
-        m.children.resize(n);
-    } else {
-        ar(cereal::make_size_tag(static_cast<cereal::size_type>(m.children.size())));
-    }
-    for (auto& e : m.children) fields(ar, e);
-    flag(ar, m.more);
-}
-template <class Archive>
-void fields(Archive& ar, Ping& m) {
-    ar(m.id);
-}
-template <class Archive>
-void fields(Archive& ar, Pong& m) {
-    ar(m.id);
-}
-template <class Archive>
-void fields(Archive& ar, RejectedMsg& m) {
-    ar(m.lsn);
-    str(ar, m.path);
-    str(ar, m.message);
+    vec(ar, m.children, 24);  // the smallest encoded entry
+    all(ar, m.more);
 }
 
 // Semantic checks a well-formed body must also pass.

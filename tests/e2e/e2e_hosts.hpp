@@ -15,7 +15,7 @@
 #include "support/netns.hpp"
 #include "support/process.hpp"
 #include "support/scratch_fs.hpp"
-#include "unit_tree.hpp"
+#include "support/tree.hpp"
 
 namespace iz::test::e2e {
 

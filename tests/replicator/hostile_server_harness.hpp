@@ -14,7 +14,7 @@
 
 #include "hostile_client.hpp"
 #include "server.hpp"
-#include "unit_tree.hpp"
+#include "support/tree.hpp"
 
 namespace iz::test {
 

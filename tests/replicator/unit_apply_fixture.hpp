@@ -15,7 +15,7 @@
 #include "replicator/apply/apply.hpp"
 #include "replicator/fs/beneath.hpp"
 #include "replicator/wire/protocol.hpp"
-#include "unit_tree.hpp"
+#include "support/tree.hpp"
 
 namespace iz::replicator::test_apply {
 

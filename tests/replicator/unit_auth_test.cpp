@@ -12,7 +12,7 @@
 #include <future>
 
 #include "replicator/wire/auth.hpp"
-#include "unit_tree.hpp"
+#include "support/tree.hpp"
 
 namespace iz::replicator {
 namespace {

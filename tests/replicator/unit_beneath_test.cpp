@@ -8,7 +8,7 @@
 #include <filesystem>
 
 #include "replicator/fs/beneath.hpp"
-#include "unit_tree.hpp"
+#include "support/tree.hpp"
 
 namespace iz::replicator {
 namespace {

@@ -5,7 +5,7 @@
 #include <sys/stat.h>
 
 #include "file_memory.hpp"
-#include "unit_tree.hpp"
+#include "support/tree.hpp"
 
 namespace iz::replicator {
 namespace {

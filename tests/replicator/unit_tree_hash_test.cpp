@@ -15,7 +15,7 @@
 
 #include "../support/posix_acl.hpp"
 #include "replicator/fs/tree_hash.hpp"
-#include "unit_tree.hpp"
+#include "support/tree.hpp"
 #include "replicator/fs/verify_compare.hpp"
 
 namespace iz::replicator {

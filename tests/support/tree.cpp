@@ -1,4 +1,4 @@
-#include "unit_tree.hpp"
+#include "support/tree.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
