@@ -195,9 +195,12 @@ ApplyResult ApplierImpl::apply(const OpMsg& op) {
             // later ones left it, and a directory of its path may be a
             // symlink by now. Nothing was applied; refused, the connection
             // was dropped, the sender resumed at the same place and met the
-            // same symlink, forever. (The rest of a content sequence is
-            // refused for what the stream holds, not for a path.)
-            if (!s && is_refusal(s.error()) && !rest && op.lsn <= std::max(recover_through_, applied_through_))
+            // same symlink, forever; rejected, a sync would report as left
+            // out an operation that may well have been applied before the
+            // stop. (The rest of a content sequence is refused for what the
+            // stream holds, not for a path.)
+            if (!s && (is_refusal(s.error()) || is_through_symlink(s.error())) && !rest &&
+                op.lsn <= std::max(recover_through_, applied_through_))
                 s = fail(Error{fmt::format("{} (replayed): {}", proto::op_kind_name(op.kind), s.error().message),
                                ENOTDIR});
         }

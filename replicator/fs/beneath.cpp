@@ -16,7 +16,11 @@ bool is_refusal(const Error& e) { return e.sys_errno == kRefusedErrno; }
 
 Error refusal(std::string message) { return Error{std::move(message), kRefusedErrno}; }
 
-bool is_rejection(const Error& e) { return e.sys_errno == kRejectedErrno; }
+bool is_rejection(const Error& e) { return e.sys_errno == kRejectedErrno || e.sys_errno == kThroughSymlinkErrno; }
+
+bool is_through_symlink(const Error& e) { return e.sys_errno == kThroughSymlinkErrno; }
+
+Error through_symlink(std::string message) { return Error{std::move(message), kThroughSymlinkErrno}; }
 
 Error rejection(std::string message) { return Error{std::move(message), kRejectedErrno}; }
 
@@ -75,7 +79,7 @@ Result<UniqueFd> open_piece(int dirfd, std::string_view rel, int flags, mode_t m
         // later record of the same stream that a late record meets). The
         // lookup stops at it all the same, so nothing is reached through it.
         if (err == ELOOP)
-            return fail(rejection(fmt::format("path '{}' goes through a symlink, which is never followed", path)));
+            return fail(through_symlink(fmt::format("path '{}' goes through a symlink, which is never followed", path)));
         return fail(sys_error("open", path, err));
     }
 }

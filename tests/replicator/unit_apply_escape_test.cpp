@@ -73,12 +73,15 @@ TEST_F(ApplyEscape, EveryOpKindRejectsPathsThroughASymlink) {
 
 TEST_F(ApplyEscape, EscapingTargetsOfRenameAndLinkRefused) {
     ok(content_ops(10, "mine", "data", t(1)));
+    // Each at an LSN of its own: one at or below an LSN already applied
+    // would be a replay, where a path through a symlink is no fault.
+    uint64_t lsn = 11;
     auto each = [&](const std::string& p, Outcome want) {
-        expect(want, OpMsg{.lsn = 11, .kind = OpKind::rename, .path = "mine", .target = p});
-        expect(want, OpMsg{.lsn = 12, .kind = OpKind::link, .path = "mine", .target = p});
+        expect(want, OpMsg{.lsn = lsn++, .kind = OpKind::rename, .path = "mine", .target = p});
+        expect(want, OpMsg{.lsn = lsn++, .kind = OpKind::link, .path = "mine", .target = p});
         // The source side too: stealing the canary into the root.
-        expect(want, OpMsg{.lsn = 13, .kind = OpKind::rename, .path = p, .target = "stolen"});
-        expect(want, OpMsg{.lsn = 14, .kind = OpKind::link, .path = p, .target = "stolen"});
+        expect(want, OpMsg{.lsn = lsn++, .kind = OpKind::rename, .path = p, .target = "stolen"});
+        expect(want, OpMsg{.lsn = lsn++, .kind = OpKind::link, .path = p, .target = "stolen"});
     };
     for (auto& p : escaping_paths()) each(p, Outcome::refused);
     for (auto& p : paths_through_links()) each(p, Outcome::rejected);

@@ -41,6 +41,12 @@ Error refusal(std::string message);
 inline constexpr int kRejectedErrno = 100002;
 bool is_rejection(const Error& e);
 Error rejection(std::string message);
+// A rejection because the path meets a symlink on the replica (never
+// followed). Told apart from other rejections because a replayed operation
+// meets the tree as later operations left it: there it is no fault.
+inline constexpr int kThroughSymlinkErrno = 100003;
+bool is_through_symlink(const Error& e);
+Error through_symlink(std::string message);
 
 // Lexical check. `reserved_top` (may be empty) is a first component that is
 // refused (the server's state directory when it lives inside the root).
