@@ -159,4 +159,9 @@ std::vector<Record> repair_records(const replicator::Difference& d, const std::o
     return out;
 }
 
+void directory_times_last(std::vector<Record>& records) {
+    std::stable_partition(records.begin(), records.end(),
+                          [](const Record& r) { return !(r.op == Op::setattr && r.mode && S_ISDIR(*r.mode)); });
+}
+
 }  // namespace iz::agent

@@ -159,6 +159,9 @@ private:
             auto recs = repair_records(d, *source, replica);
             for (auto& r : recs) records.push_back(std::move(r));
         }
+        // The server may apply them in several batches: a directory's time
+        // set before an entry beneath it is made would not survive it.
+        directory_times_last(records);
         v_.repair_records = records.size();
         auto last = host_.journal(std::move(records));
         if (!last) return fail(make_error("journaling the repair: " + last.error().message));

@@ -25,4 +25,10 @@ namespace iz::agent {
 std::vector<journal::Record> repair_records(const replicator::Difference& d, const std::optional<replicator::tree::Node>& source,
                                             const std::vector<std::pair<std::string, replicator::tree::EntryMeta>>& replica);
 
+// Moves the records that set a directory's attributes (its mtime among
+// them) after every other record of a repair, keeping each group's order:
+// an entry made, removed or renamed in a directory moves its mtime, and a
+// repair lists the directory (walk order) before what differs beneath it.
+void directory_times_last(std::vector<journal::Record>& records);
+
 }  // namespace iz::agent

@@ -149,5 +149,25 @@ TEST(RepairRecords, AnEntryGoneFromTheSourceMeanwhileIsRemoved) {
     EXPECT_EQ(ops(repair_records(d, std::nullopt, {{"f", meta('f', 0600)}})), (Strings{"repair f", "unlink f"}));
 }
 
+// A repair of a directory's mtime and of entries beneath it: the server may
+// apply the records in several batches, so the directory's time is set after
+// the entries that move it are made or removed, whatever the walk order.
+TEST(RepairRecords, DirectoryTimesAreSetAfterTheEntriesBeneathThem) {
+    std::vector<journal::Record> all;
+    auto add = [&](const Difference& d, const std::optional<Node>& source,
+                   const std::vector<std::pair<std::string, EntryMeta>>& replica) {
+        for (auto& r : repair_records(d, source, replica)) all.push_back(std::move(r));
+    };
+    auto dir = meta('d', 0755);
+    auto older = dir;
+    older.mtime_ns -= 1'000'000'000;
+    add(Difference{"sub", dir, older, {"mtime"}}, node("sub", dir), {{"sub", older}});
+    add(Difference{"sub/extra", std::nullopt, meta('f'), {"extra on the replica"}}, std::nullopt, {{"sub/extra", meta('f')}});
+    add(Difference{"sub/gone", meta('f'), std::nullopt, {"missing on the replica"}}, node("gone", meta('f')), {});
+    directory_times_last(all);
+    EXPECT_EQ(ops(all), (Strings{"repair sub", "repair sub/extra", "unlink sub/extra", "repair sub/gone", "write sub/gone",
+                                 "close_write sub/gone", "setattr sub"}));
+}
+
 }  // namespace
 }  // namespace iz::agent
