@@ -6,6 +6,7 @@
 #include "journal/reader.hpp"
 #include "journal/writer.hpp"
 #include "sample_records.hpp"
+#include "support/tree.hpp"
 
 using namespace iz::journal;
 
@@ -39,13 +40,13 @@ TEST(WriterReader, EveryRecordTypeRoundTripsThroughTheJournal) {
     iz::test::TempDir dir;
     auto samples = iz::test::sample_records();
     {
-        auto w = open_writer(dir.path);
+        auto w = open_writer(dir.path());
         for (auto& s : samples) ASSERT_TRUE(w->append(s));
         ASSERT_TRUE(w->flush());
         EXPECT_EQ(w->durable_lsn(), samples.size());
         ASSERT_TRUE(w->close());
     }
-    auto got = read_all(dir.path);
+    auto got = read_all(dir.path());
     ASSERT_EQ(got.size(), samples.size());
     for (size_t i = 0; i < got.size(); ++i) {
         auto want = samples[i];
@@ -57,12 +58,12 @@ TEST(WriterReader, EveryRecordTypeRoundTripsThroughTheJournal) {
 TEST(WriterReader, AppendingContinuesAfterReopen) {
     iz::test::TempDir dir;
     for (int round = 0; round < 3; ++round) {
-        auto w = open_writer(dir.path);
+        auto w = open_writer(dir.path());
         EXPECT_EQ(w->head_lsn(), static_cast<uint64_t>(round * 10));
         for (int i = 0; i < 10; ++i) ASSERT_TRUE(w->append(iz::test::realistic_record(round * 10 + i)));
         ASSERT_TRUE(w->close());
     }
-    auto got = read_all(dir.path);
+    auto got = read_all(dir.path());
     ASSERT_EQ(got.size(), 30u);
     for (size_t i = 0; i < got.size(); ++i) {
         EXPECT_EQ(got[i].lsn, i + 1);
@@ -72,9 +73,9 @@ TEST(WriterReader, AppendingContinuesAfterReopen) {
 
 TEST(WriterReader, SecondWriterIsRefused) {
     iz::test::TempDir dir;
-    auto w = open_writer(dir.path);
+    auto w = open_writer(dir.path());
     WriterOptions o;
-    o.dir = dir.path;
+    o.dir = dir.path();
     auto second = Writer::open(o);
     ASSERT_FALSE(second);
     EXPECT_NE(second.error().message.find("already open by another writer"), std::string::npos);
@@ -84,14 +85,14 @@ TEST(WriterReader, SecondWriterIsRefused) {
 // died (writer.hpp): a new one may wait for it to go.
 TEST(WriterReader, SecondWriterWaitsForTheLockToGo) {
     iz::test::TempDir dir;
-    auto first = open_writer(dir.path);
+    auto first = open_writer(dir.path());
     ASSERT_TRUE(first->append(iz::test::realistic_record(0)));
     std::thread closer([&] {
         std::this_thread::sleep_for(std::chrono::milliseconds(300));
         (void)first->close();
     });
     WriterOptions o;
-    o.dir = dir.path;
+    o.dir = dir.path();
     o.lock_wait = std::chrono::seconds(5);
     auto second = Writer::open(o);
     closer.join();
@@ -101,9 +102,9 @@ TEST(WriterReader, SecondWriterWaitsForTheLockToGo) {
 
 TEST(WriterReader, SecondWriterGivesUpAfterItsWaitAndSaysWhy) {
     iz::test::TempDir dir;
-    auto w = open_writer(dir.path);
+    auto w = open_writer(dir.path());
     WriterOptions o;
-    o.dir = dir.path;
+    o.dir = dir.path();
     o.lock_wait = std::chrono::milliseconds(200);
     auto begun = std::chrono::steady_clock::now();
     auto second = Writer::open(o);
@@ -116,7 +117,7 @@ TEST(WriterReader, SecondWriterGivesUpAfterItsWaitAndSaysWhy) {
 class SegmentedJournal : public ::testing::Test {
 protected:
     void SetUp() override {
-        auto w = open_writer(dir.path, 16 << 10);  // about 80 records a segment
+        auto w = open_writer(dir.path(), 16 << 10);  // about 80 records a segment
         for (uint64_t i = 0; i < 1000; ++i) {
             auto r = iz::test::realistic_record(i);
             r.time_ns = 1'000'000'000'000 + static_cast<int64_t>(i) * 1000;
@@ -126,7 +127,7 @@ protected:
             }
         }
         ASSERT_TRUE(w->close());
-        auto r = Reader::open(dir.path);
+        auto r = Reader::open(dir.path());
         ASSERT_TRUE(r);
         reader = std::move(*r);
     }
@@ -192,13 +193,13 @@ TEST(WriterReader, MissingJournalIsAClearError) {
 
 TEST(WriterReader, DurableCallbackFiresOnlyOnceTheRecordIsReadable) {
     iz::test::TempDir dir;
-    auto w = open_writer(dir.path);
+    auto w = open_writer(dir.path());
     std::atomic<int> checked{0}, bad{0};
     for (int i = 0; i < 200; ++i) {
         auto lsn = w->append(iz::test::realistic_record(i), [&](uint64_t lsn, const iz::Status& st) {
             if (!st) { ++bad; return; }
             // A fresh reader, from the file, finds the record.
-            auto r = Reader::open(dir.path);
+            auto r = Reader::open(dir.path());
             if (!r || !(*r)->seek_lsn(lsn)) { ++bad; return; }
             auto rec = (*r)->next();
             if (!rec || !*rec || (*rec)->lsn != lsn) ++bad;
@@ -214,7 +215,7 @@ TEST(WriterReader, DurableCallbackFiresOnlyOnceTheRecordIsReadable) {
 
 TEST(WriterReader, HeldAppendsGoToDiskAsOneBatchOnRelease) {
     iz::test::TempDir dir;
-    auto w = open_writer(dir.path);
+    auto w = open_writer(dir.path());
     // The committer asleep, waiting for work.
     ASSERT_TRUE(w->append(iz::test::realistic_record(0)));
     ASSERT_TRUE(w->flush());
@@ -228,13 +229,13 @@ TEST(WriterReader, HeldAppendsGoToDiskAsOneBatchOnRelease) {
     w->release();
     ASSERT_TRUE(w->wait_durable_for(101, std::chrono::seconds(10)));
     EXPECT_EQ(w->stats().batches, 2u);
-    EXPECT_EQ(read_all(dir.path).size(), 101u);
+    EXPECT_EQ(read_all(dir.path()).size(), 101u);
     ASSERT_TRUE(w->close());
 }
 
 TEST(WriterReader, WaitingForDurabilityWhileHeldDoesNotWaitForRelease) {
     iz::test::TempDir dir;
-    auto w = open_writer(dir.path);
+    auto w = open_writer(dir.path());
     w->hold();
     auto lsn = w->append(iz::test::realistic_record(1));
     ASSERT_TRUE(lsn);
