@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include "journal/reader.hpp"
@@ -211,6 +214,40 @@ TEST(WriterReader, DurableCallbackFiresOnlyOnceTheRecordIsReadable) {
     ASSERT_TRUE(w->close());
     EXPECT_EQ(checked.load(), 200);
     EXPECT_EQ(bad.load(), 0);
+}
+
+// The callbacks run on the committer thread: one that throws (anything)
+// must neither end the process nor keep the others from being called.
+TEST(WriterReader, ACallbackThatThrowsDoesNotStopTheCommitter) {
+    struct NotAStdException {};
+    iz::test::TempDir dir;
+    std::atomic<int> durable_calls{0};
+    WriterOptions o;
+    o.dir = dir.path();
+    o.on_durable = [&](uint64_t) {
+        ++durable_calls;
+        throw NotAStdException{};
+    };
+    auto opened = Writer::open(o);
+    ASSERT_TRUE(opened) << opened.error().message;
+    auto& w = *opened;
+    std::vector<uint64_t> told;
+    std::mutex mu;
+    for (int i = 0; i < 3; ++i) {
+        ASSERT_TRUE(w->append(iz::test::realistic_record(i), [&, i](uint64_t lsn, const iz::Status& st) {
+            {
+                std::lock_guard lock(mu);
+                if (st) told.push_back(lsn);
+            }
+            if (i == 0) throw NotAStdException{};
+            if (i == 1) throw std::runtime_error("callback failed");
+        }));
+        ASSERT_TRUE(w->wait_durable_for(i + 1, std::chrono::seconds(10)));
+    }
+    ASSERT_TRUE(w->close());
+    EXPECT_EQ(told, (std::vector<uint64_t>{1, 2, 3}));
+    EXPECT_EQ(durable_calls.load(), 3);
+    EXPECT_EQ(read_all(dir.path()).size(), 3u);
 }
 
 TEST(WriterReader, HeldAppendsGoToDiskAsOneBatchOnRelease) {
