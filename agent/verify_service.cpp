@@ -55,6 +55,8 @@ void VerifyService::start() {
             scrub_loop();
         } catch (const std::exception& e) {
             spdlog::error("scrub: internal error: {}", e.what());
+        } catch (...) {
+            spdlog::error("scrub: internal error: an exception that is not a std::exception");
         }
     });
 }
@@ -123,8 +125,16 @@ void VerifyService::serve(UniqueFd conn, const nlohmann::json& request) {
             reply = {{"ok", true}, {"servers", list}};
         } catch (const std::exception& e) {
             reply = {{"ok", false}, {"error", std::string("internal error: ") + e.what()}};
+        } catch (...) {
+            reply = {{"ok", false}, {"error", "internal error: an exception that is not a std::exception"}};
         }
-        send_reply(conn.get(), reply);
+        // Not even the reply may throw out of this thread (dump() does on
+        // a path that is not UTF-8).
+        try {
+            send_reply(conn.get(), reply);
+        } catch (const std::exception& e) {
+            spdlog::error("verify: cannot send the reply: {}", e.what());
+        }
         conn.reset();
         *done = true;
     }), done});
