@@ -28,6 +28,25 @@ void fields_of_server(S& s, F&& f) {
     f("last_error", s.last_error);
 }
 
+// The last run's keys follow `runs`, and are walked only when it is
+// positive: when reading, runs is read first.
+template <class S, class F>
+void fields_of_scrub(S& s, F&& f) {
+    f("interval_s", s.interval_s);
+    f("runs", s.runs);
+    if (s.runs == 0) return;
+    f("last_run", s.last_run);
+    f("differences", s.differences);
+    f("repaired", s.repaired);
+    f("paths", s.paths);
+    f("errors", s.errors);
+    f("found_total", s.found_total);
+    f("repaired_total", s.repaired_total);
+    if (s.found_total == 0) return;
+    f("last_found", s.last_found);
+    f("last_found_paths", s.last_found_paths);
+}
+
 template <class S, class F>
 void fields_of_agent(S& s, F&& f) {
     f("dir", s.dir);
@@ -101,6 +120,13 @@ void to_json(nlohmann::json& j, const AgentStatus::Server& s) {
 }
 
 void from_json(const nlohmann::json& j, AgentStatus::Server& s) { fields_of_server(s, GetField{j}); }
+
+void to_json(nlohmann::json& j, const AgentStatus::Scrub& s) {
+    j = nlohmann::json::object();
+    fields_of_scrub(s, PutField{j});
+}
+
+void from_json(const nlohmann::json& j, AgentStatus::Scrub& s) { fields_of_scrub(s, GetField{j}); }
 
 void to_json(nlohmann::json& j, const AgentStatus& s) {
     j = nlohmann::json::object();

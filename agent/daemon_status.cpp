@@ -49,7 +49,7 @@ AgentStatus DaemonImpl::status() const {
         .journal_disk_bytes = disk,
         .uptime_s = std::chrono::duration<double>(Clock::now() - started_).count(),
         .servers = std::move(servers),
-        .scrub = verify_ ? verify_->status() : nlohmann::json::object(),
+        .scrub = verify_ ? verify_->status() : AgentStatus::Scrub{},
     };
     if (auto f = writer_->failure()) st.journal_failure = f->message;
     return st;

@@ -146,21 +146,18 @@ std::string human(const AgentStatus& s) {
     if (s.root_removed)
         out += "  REMOVED:     the watched directory itself was deleted; stop this agent with 'izwatch stop DIR'\n";
     if (s.journal_failure) out += fmt::format("  JOURNAL FAILED: {}\n", *s.journal_failure);
-    if (auto& scrub = s.scrub; scrub.value("interval_s", 0) > 0) {
-        if (scrub.value("runs", 0) == 0)
-            out += fmt::format("  scrub:       every {} s; not run yet\n", scrub.value("interval_s", 0));
+    if (auto& scrub = s.scrub; scrub.interval_s > 0) {
+        if (scrub.runs == 0)
+            out += fmt::format("  scrub:       every {} s; not run yet\n", scrub.interval_s);
         else
             out += fmt::format("  scrub:       every {} s; last run {}: {} difference(s), {} repaired{}\n",
-                               scrub.value("interval_s", 0), scrub.value("last_run", ""), scrub.value("differences", 0),
-                               scrub.value("repaired", 0),
-                               scrub.value("errors", json::array()).empty() ? "" : "; " + scrub["errors"].dump());
-        if (scrub.value("found_total", 0) > 0) {
+                               scrub.interval_s, scrub.last_run, scrub.differences, scrub.repaired,
+                               scrub.errors.empty() ? "" : "; " + json(scrub.errors).dump());
+        if (scrub.found_total > 0) {
             std::string paths;
-            for (auto& p : scrub.value("last_found_paths", json::array()))
-                paths += (paths.empty() ? "" : ", ") + p.get<std::string>();
+            for (auto& p : scrub.last_found_paths) paths += (paths.empty() ? "" : ", ") + p;
             out += fmt::format("  SCRUB FOUND: {} difference(s) since start, {} repaired; the last at {}: {}\n",
-                               scrub.value("found_total", 0), scrub.value("repaired_total", 0), scrub.value("last_found", ""),
-                               paths);
+                               scrub.found_total, scrub.repaired_total, scrub.last_found, paths);
         }
     }
     for (auto& srv : s.servers)

@@ -55,6 +55,8 @@ void VerifyService::start() {
             scrub_loop();
         } catch (const std::exception& e) {
             spdlog::error("scrub: internal error: {}", e.what());
+        } catch (...) {
+            spdlog::error("scrub: internal error: an exception that is not a std::exception");
         }
     });
 }
@@ -123,8 +125,16 @@ void VerifyService::serve(UniqueFd conn, const nlohmann::json& request) {
             reply = {{"ok", true}, {"servers", list}};
         } catch (const std::exception& e) {
             reply = {{"ok", false}, {"error", std::string("internal error: ") + e.what()}};
+        } catch (...) {
+            reply = {{"ok", false}, {"error", "internal error: an exception that is not a std::exception"}};
         }
-        send_reply(conn.get(), reply);
+        // Not even the reply may throw out of this thread (dump() does on
+        // a path that is not UTF-8).
+        try {
+            send_reply(conn.get(), reply);
+        } catch (const std::exception& e) {
+            spdlog::error("verify: cannot send the reply: {}", e.what());
+        }
         conn.reset();
         *done = true;
     }), done});
@@ -185,10 +195,8 @@ void VerifyService::scrub_loop() {
         spdlog::info("scrub: verifying the replicas on {} server(s)", all.size());
         auto verdicts = run(all, o);
         if (cancel_) return;
-        nlohmann::json list = nlohmann::json::array();
         size_t differences = 0, repaired = 0;
         for (auto& v : verdicts) {
-            list.push_back(v.to_json());
             differences += v.differences.size();
             if (v.repaired) repaired += v.differences.size();
             if (!v.error.empty()) spdlog::error("scrub: cannot verify the replica on {}: {}", v.server, v.error);
@@ -202,43 +210,31 @@ void VerifyService::scrub_loop() {
         }
         save_last_scrub(*last);
         std::lock_guard lock(mu_);
-        last_scrub_ = std::chrono::system_clock::now();
-        ++scrubs_;
-        last_result_ = {{"differences", differences}, {"repaired", repaired}, {"servers", list}};
-        found_total_ += differences;
-        repaired_total_ += repaired;
+        auto& st = scrubbed_;
+        st.last_run = utc(std::chrono::system_clock::now());
+        ++st.runs;
+        st.differences = static_cast<int64_t>(differences);
+        st.repaired = static_cast<int64_t>(repaired);
+        st.paths.clear();
+        st.errors.clear();
+        for (auto& v : verdicts) {
+            for (auto& d : v.differences) st.paths.push_back(d.path.empty() ? "." : d.path);
+            if (!v.error.empty()) st.errors.push_back(v.server + ": " + v.error);
+        }
+        st.found_total += differences;
+        st.repaired_total += repaired;
         if (differences > 0) {
-            last_found_ = last_scrub_;
-            last_found_paths_ = nlohmann::json::array();
-            for (auto& v : verdicts)
-                for (auto& d : v.differences) last_found_paths_.push_back(d.path.empty() ? "." : d.path);
+            st.last_found = st.last_run;
+            st.last_found_paths = st.paths;
         }
     }
 }
 
-nlohmann::json VerifyService::status() const {
+AgentStatus::Scrub VerifyService::status() const {
     std::lock_guard lock(mu_);
-    nlohmann::json j = {{"interval_s", s_.scrub_interval.count()}, {"runs", scrubs_}};
-    if (scrubs_ > 0) {
-        j["last_run"] = utc(last_scrub_);
-        j["differences"] = last_result_.value("differences", 0);
-        j["repaired"] = last_result_.value("repaired", 0);
-        nlohmann::json paths = nlohmann::json::array();
-        nlohmann::json errors = nlohmann::json::array();
-        for (auto& v : last_result_["servers"]) {
-            for (auto& d : v["differences"]) paths.push_back(d["path"]);
-            if (v.contains("error")) errors.push_back(v["server"].get<std::string>() + ": " + v["error"].get<std::string>());
-        }
-        j["paths"] = paths;
-        j["errors"] = errors;
-        j["found_total"] = found_total_;
-        j["repaired_total"] = repaired_total_;
-        if (found_total_ > 0) {
-            j["last_found"] = utc(last_found_);
-            j["last_found_paths"] = last_found_paths_;
-        }
-    }
-    return j;
+    auto st = scrubbed_;
+    st.interval_s = s_.scrub_interval.count();
+    return st;
 }
 
 }  // namespace iz::agent

@@ -5,7 +5,7 @@
 #define IZ_CAPTURE_EVENTS_H
 
 /* Values of iz_dirty_event.kind; the same numbers as iz::agent::DirtyKind
- * (agent/bpf/bpf_capture.cpp checks them at build time). */
+ * (bpf/bpf_capture.cpp checks them at build time). */
 #define IZ_DIRTY_WRITE 1
 #define IZ_DIRTY_TRUNCATE 2 /* offset = new size, length = 0 */
 #define IZ_DIRTY_FALLOCATE 3

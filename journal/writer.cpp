@@ -283,7 +283,7 @@ private:
                 first_lsn = pending_first_lsn_;
                 space_cv_.notify_all();
             }
-            Status st = failure() ? fail(*failure()) : write_batch(batch, offsets, times, first_lsn);
+            Status st = failure() ? fail(*failure()) : write_batch_caught(batch, offsets, times, first_lsn);
             uint64_t last_lsn = first_lsn + offsets.size() - 1;
             {
                 std::lock_guard lk(mu_);
@@ -299,13 +299,39 @@ private:
                 }
                 durable_cv_.notify_all();
             }
-            if (st && opts_.on_durable) opts_.on_durable(last_lsn);
+            // No exception may leave this thread (it would end the
+            // process): a callback's is its owner's business, and the
+            // others are still told.
+            if (st && opts_.on_durable) {
+                try {
+                    opts_.on_durable(last_lsn);
+                } catch (...) {
+                }
+            }
             Status outcome = st ? Status{} : fail(*failure());
-            for (auto& [lsn, cb] : cbs) cb(lsn, outcome);
+            for (auto& [lsn, cb] : cbs) {
+                try {
+                    cb(lsn, outcome);
+                } catch (...) {
+                }
+            }
             batch.clear();
             offsets.clear();
             times.clear();
             cbs.clear();
+        }
+    }
+
+    // write_batch, with an exception (a failed allocation) made the
+    // journal's failure rather than the end of the committer thread.
+    Status write_batch_caught(std::string& batch, const std::vector<uint64_t>& offsets,
+                              const std::vector<int64_t>& times, uint64_t first_lsn) {
+        try {
+            return write_batch(batch, offsets, times, first_lsn);
+        } catch (const std::exception& e) {
+            return fail(make_error(fmt::format("journal '{}': write a batch: internal error: {}", opts_.dir.string(), e.what())));
+        } catch (...) {
+            return fail(make_error(fmt::format("journal '{}': write a batch: internal error", opts_.dir.string())));
         }
     }
 

@@ -38,6 +38,25 @@ struct AgentStatus {
         bool operator==(const Server&) const = default;
     };
 
+    // The scrub's schedule and last result (VerifyService::status()). The
+    // last run's keys are in the JSON only once it has run (runs > 0), the
+    // last_found ones only once it found a difference (found_total > 0).
+    // differences and repaired are signed: the reply always had them so.
+    struct Scrub {
+        int64_t interval_s = 0;  // 0: never
+        uint64_t runs = 0;       // since the agent started
+        std::string last_run;    // UTC, ISO 8601
+        int64_t differences = 0;
+        int64_t repaired = 0;
+        std::vector<std::string> paths;   // that differed at the last run
+        std::vector<std::string> errors;  // "SERVER: why it could not be verified"
+        uint64_t found_total = 0;  // since the agent started
+        uint64_t repaired_total = 0;
+        std::string last_found;  // the last run that found differences
+        std::vector<std::string> last_found_paths;
+        bool operator==(const Scrub&) const = default;
+    };
+
     std::string dir;
     int pid = 0;
     std::string journal;  // the journal's directory
@@ -58,8 +77,7 @@ struct AgentStatus {
     uint64_t journal_disk_bytes = 0;
     double uptime_s = 0;
     std::vector<Server> servers;
-    // The scrub's schedule and last result, as VerifyService::status() says.
-    nlohmann::json scrub = nlohmann::json::object();
+    Scrub scrub;
     // Why the journal takes no records (absent from the JSON while it does).
     std::optional<std::string> journal_failure;
 
@@ -70,6 +88,8 @@ void to_json(nlohmann::json& j, const AgentStatus::Rejected& r);
 void from_json(const nlohmann::json& j, AgentStatus::Rejected& r);
 void to_json(nlohmann::json& j, const AgentStatus::Server& s);
 void from_json(const nlohmann::json& j, AgentStatus::Server& s);
+void to_json(nlohmann::json& j, const AgentStatus::Scrub& s);
+void from_json(const nlohmann::json& j, AgentStatus::Scrub& s);
 void to_json(nlohmann::json& j, const AgentStatus& s);
 void from_json(const nlohmann::json& j, AgentStatus& s);
 

@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/agent_status.hpp"
 #include "agent/verifier.hpp"
 #include "common/unique_fd.hpp"
 #include "replicator/fs/tree_hash.hpp"
@@ -49,7 +50,7 @@ public:
     // "timeout_s": N}: answered on `conn`, which it then closes.
     void serve(UniqueFd conn, const nlohmann::json& request);
     // The scrub's schedule and last result.
-    nlohmann::json status() const;
+    AgentStatus::Scrub status() const;
     // Cancels what runs and waits for it (the shipper must be stopping, so
     // that nothing waits for a server).
     void stop();
@@ -74,14 +75,8 @@ private:
     };
     std::vector<Request> requests_;
     std::thread scrub_;
-    // The scrub's last run.
-    std::chrono::system_clock::time_point last_scrub_{};
-    nlohmann::json last_result_;
-    uint64_t scrubs_ = 0;
-    // Since start: differences found and repaired, and the last run that found any.
-    uint64_t found_total_ = 0, repaired_total_ = 0;
-    std::chrono::system_clock::time_point last_found_{};
-    nlohmann::json last_found_paths_ = nlohmann::json::array();
+    // The scrub's runs since start (all but interval_s, which is s_'s).
+    AgentStatus::Scrub scrubbed_;
 };
 
 }  // namespace iz::agent

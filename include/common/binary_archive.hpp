@@ -10,8 +10,8 @@
 // once, and every protocol frame on both ends.
 //
 // What is written with these archives: journal records (journal/codec), the
-// protocol's frames (replicator/protocol) and the agent's saved tree state
-// (agent/tree_state). All three were PortableBinary before and keep its
+// protocol's frames (replicator/wire/protocol) and the agent's saved tree
+// state (agent/tree_state). All three were PortableBinary before and keep its
 // bytes, so journals and tree states written then still load. Nothing uses
 // PortableBinary itself any more except tests that check that equality.
 //

@@ -42,7 +42,8 @@ struct WriterOptions {
     bool preallocate = true;
     // Called on the committer thread each time the durable LSN moves, with
     // the new one (for a reader in the same process that must not go past
-    // it). Keep it short; it must not call into the writer.
+    // it). Keep it short; it must not call into the writer. An exception
+    // it throws is dropped.
     std::function<void(uint64_t durable_lsn)> on_durable;
     // How long open() waits for another writer's lock to go before it
     // fails. The lock belongs to the open lock file, so a writer that was
@@ -55,7 +56,9 @@ struct WriterOptions {
 };
 
 // Called on the committer thread once the record's fate is known: OK when
-// durable, an Error when it can no longer become durable. Keep it short.
+// durable, an Error when it can no longer become durable. Keep it short. An
+// exception it throws is dropped: the records after it are still written
+// and their callbacks called.
 using DurableCallback = std::function<void(uint64_t lsn, const Status& status)>;
 
 struct WriterStats {

@@ -486,6 +486,13 @@ Status HashCache::save(bool prune) {
         loaded_ = std::move(used_);
         used_.clear();
     }
+    // No fsync, on purpose: losing this file in a crash is harmless. What a
+    // crash can leave is the previous file (its entries are still right: a
+    // key holds the ctime, which every change of content moves, so an entry
+    // only ever matches the state it was hashed in), or an empty, short or
+    // zero-filled one (not a whole number of rows: ignored when loaded;
+    // zeroed rows name inode 0, which no file has). Either way the cost is
+    // reading files again, never a wrong hash.
     std::string tmp = file_ + ".tmp";
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return fail(sys_error("create", tmp, errno));

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "replicator/wire/event_loop.hpp"
 #include "server_context.hpp"
 
 namespace iz::replicator {
@@ -127,18 +128,7 @@ public:
 
 private:
     // No exception may end the server: log it and keep serving.
-    void run_loop() {
-        for (;;) {
-            try {
-                io_.run();
-                return;
-            } catch (const std::exception& e) {
-                spdlog::error("internal error in the event loop: {}", e.what());
-            } catch (...) {
-                spdlog::error("internal error in the event loop");
-            }
-        }
-    }
+    void run_loop() { run_event_loop(io_, "the server's event loop"); }
 
     void accept() {
         acceptor_.async_accept(asio::make_strand(io_), [this](const boost::system::error_code& ec, tcp::socket socket) {

@@ -185,6 +185,10 @@ void ShipWorker::run() {
         } catch (const std::exception& e) {
             spdlog::error("shipper to {}: internal error: {}", link_->endpoint().to_string(), e.what());
             std::this_thread::sleep_for(std::chrono::seconds(1));
+        } catch (...) {
+            spdlog::error("shipper to {}: internal error: an exception that is not a std::exception",
+                          link_->endpoint().to_string());
+            std::this_thread::sleep_for(std::chrono::seconds(1));
         }
     }
     try {

@@ -16,6 +16,7 @@
 #include "journal/reader.hpp"
 #include "journal/retention.hpp"
 #include "replicator/wire/auth.hpp"
+#include "replicator/wire/event_loop.hpp"
 #include "replicator/wire/protocol.hpp"
 #include "server_link.hpp"
 #include "ship_worker.hpp"
@@ -76,14 +77,7 @@ public:
             }));
         io_thread_ = std::thread([this] {
             pthread_setname_np(pthread_self(), "iz-ship-net");
-            for (;;) {
-                try {
-                    io_.run();
-                    return;
-                } catch (const std::exception& e) {
-                    spdlog::error("shipper network thread: {}", e.what());
-                }
-            }
+            run_event_loop(io_, "shipper network thread");
         });
         for (auto& link : links_) {
             link->start();

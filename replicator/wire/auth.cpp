@@ -13,6 +13,8 @@
 
 #include <cctype>
 
+#include "common/durable_file.hpp"
+
 namespace iz::replicator {
 
 namespace {
@@ -100,6 +102,15 @@ Status write_key_file(const std::filesystem::path& path) {
     if (!ok) {
         ::unlink(path.c_str());
         return fail(sys_error("write key file", path.string(), err));
+    }
+    // The key is given to the other end at once: without the directory's
+    // fsync, a crash could lose the file's name, and with it the key both
+    // ends were told to use. If the sync fails, the file goes, so that the
+    // command may be run again (it refuses an existing file).
+    auto dir = path.parent_path();
+    if (auto synced = fsync_dir(dir.empty() ? std::filesystem::path(".") : dir); !synced) {
+        ::unlink(path.c_str());
+        return synced;
     }
     return {};
 }

@@ -5,10 +5,13 @@
 #include <gtest/gtest.h>
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
 #include <nlohmann/json.hpp>
+
+#include <fmt/format.h>
 
 #include "agent/agent_status.hpp"
 
@@ -69,9 +72,47 @@ AgentStatus filled() {
                          .rejected = {{.lsn = 28, .path = "a/b", .error = "too long"}, {.lsn = 29, .path = "c", .error = "no"}},
                          .last_error = "reset by peer"});
     s.servers.push_back({.endpoint = "10.0.0.2:7070"});
-    s.scrub = {{"interval_s", 86400}, {"runs", uint64_t{0}}};
+    s.scrub = {.interval_s = 86400,
+               .runs = 30,
+               .last_run = "2026-12-07T10:00:00Z",
+               .differences = 2,
+               .repaired = 1,
+               .paths = {"x", "."},
+               .errors = {"10.0.0.2:7070: connection refused"},
+               .found_total = 31,
+               .repaired_total = 32,
+               .last_found = "2026-12-07T09:00:00Z",
+               .last_found_paths = {"y/z"}};
     s.journal_failure = "write segment: No space left on device";
     return s;
+}
+
+// The scrub's JSON as VerifyService::status() built it by hand: the
+// interval a std::chrono::seconds count, the last run's differences and
+// repaired read back from its result with value(key, 0) (so int), the
+// totals uint64_t.
+json scrub_written_before(const AgentStatus::Scrub& s) {
+    json j = {{"interval_s", std::chrono::seconds(s.interval_s).count()}, {"runs", uint64_t{s.runs}}};
+    if (s.runs > 0) {
+        j["last_run"] = s.last_run;
+        j["differences"] = static_cast<int>(s.differences);
+        j["repaired"] = static_cast<int>(s.repaired);
+        json paths = json::array();
+        for (auto& p : s.paths) paths.push_back(p);
+        json errors = json::array();
+        for (auto& e : s.errors) errors.push_back(e);
+        j["paths"] = paths;
+        j["errors"] = errors;
+        j["found_total"] = uint64_t{s.found_total};
+        j["repaired_total"] = uint64_t{s.repaired_total};
+        if (s.found_total > 0) {
+            j["last_found"] = s.last_found;
+            json found = json::array();
+            for (auto& p : s.last_found_paths) found.push_back(p);
+            j["last_found_paths"] = found;
+        }
+    }
+    return j;
 }
 
 // The JSON the agent built by hand before AgentStatus, from sources of
@@ -114,7 +155,7 @@ json written_before(const AgentStatus& s) {
         {"journal_disk_bytes", uint64_t{s.journal_disk_bytes}},
         {"uptime_s", double{s.uptime_s}},
         {"servers", servers},
-        {"scrub", s.scrub},
+        {"scrub", scrub_written_before(s.scrub)},
     };
     if (s.journal_failure) j["journal_failure"] = *s.journal_failure;
     return j;
@@ -159,7 +200,32 @@ TEST(AgentStatus, ReadsMissingKeysAsDefaults) {
     ASSERT_EQ(back.servers.size(), 1u);
     EXPECT_EQ(back.servers[0].endpoint, "e");
     EXPECT_TRUE(back.servers[0].rejected.empty());
-    EXPECT_TRUE(back.scrub.is_object());
+    EXPECT_EQ(back.scrub, AgentStatus::Scrub{});
+}
+
+// Before its first run the scrub says only its schedule; until it finds a
+// difference, nothing of the last one found.
+TEST(AgentStatus, ScrubWritesTheKeysOfWhatHappened) {
+    for (uint64_t runs : {0, 3}) {
+        for (uint64_t found : {0, 5}) {
+            auto s = filled().scrub;
+            s.runs = runs;
+            s.found_total = found;
+            json got = s;
+            auto where = fmt::format("scrub (runs {}, found {})", runs, found);
+            expect_same(scrub_written_before(s), got, where);
+            EXPECT_EQ(scrub_written_before(s).dump(), got.dump()) << where;
+            auto back = json::parse(got.dump()).get<AgentStatus::Scrub>();
+            auto want = s;
+            if (runs == 0) {
+                want = {.interval_s = s.interval_s};
+            } else if (found == 0) {
+                want.last_found.clear();
+                want.last_found_paths.clear();
+            }
+            EXPECT_EQ(back, want) << where;
+        }
+    }
 }
 
 }  // namespace

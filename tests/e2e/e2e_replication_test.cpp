@@ -304,6 +304,29 @@ TEST_F(Replication, VerifyDoesNotReportAFileChangingMeanwhile) {
     EXPECT_EQ(v.out.find("DIFFERS"), std::string::npos) << v.out;
 }
 
+// A verification that finds a file whose name is not UTF-8 cannot put it in
+// its JSON reply: that fails the request, never the agent (the reply was
+// written on the request's own thread, and the exception ended the process).
+TEST_F(Replication, AVerifyReplyThatCannotBeWrittenDoesNotEndTheAgent) {
+    auto& server = add_server();
+    start_agent();
+    const std::string name = "caf\xe9.txt";
+    std::ofstream(agent_->dir() / name) << "content the replica must keep\n";
+    sync_ok();
+    auto replica_file = server.replica("data") / name;
+    ASSERT_TRUE(eventually([&] { return fs::exists(replica_file); }));
+    auto mtime = mtime_ns(replica_file);
+    std::ofstream(replica_file, std::ios::in | std::ios::out) << "CONTENT";
+    struct timespec ts[2] = {{0, UTIME_OMIT}, {mtime / 1'000'000'000, mtime % 1'000'000'000}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, replica_file.c_str(), ts, 0), 0);
+    auto v = agent_->izwatch("verify");
+    EXPECT_NE(v.exit_code, 0) << v.out << v.err;
+    auto s = agent_->status();
+    ASSERT_TRUE(s.is_object()) << agent_->log();
+    EXPECT_EQ(s.value("ok", false), true) << s.dump(2);
+    EXPECT_NE(agent_->log().find("[error] verify: cannot send the reply: "), std::string::npos) << agent_->log();
+}
+
 // The scrub finds a divergence on its own, repairs it, logs it as a
 // warning with the path, and says so in `izwatch status`.
 TEST_F(Replication, ScrubFindsAndRepairsADivergenceOnItsOwn) {

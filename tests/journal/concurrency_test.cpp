@@ -5,6 +5,7 @@
 #include "journal/reader.hpp"
 #include "journal/writer.hpp"
 #include "sample_records.hpp"
+#include "support/tree.hpp"
 
 using namespace iz::journal;
 
@@ -14,7 +15,7 @@ TEST(Concurrency, ManyThreadsKeepLsnOrderAndLoseNothing) {
     constexpr uint64_t kPerThread = 20000;
     {
         WriterOptions o;
-        o.dir = dir.path;
+        o.dir = dir.path();
         o.segment_bytes = 1 << 20;  // roll often while threads race
         auto w = Writer::open(o);
         ASSERT_TRUE(w) << w.error().message;
@@ -38,7 +39,7 @@ TEST(Concurrency, ManyThreadsKeepLsnOrderAndLoseNothing) {
         EXPECT_EQ((*w)->durable_lsn(), kThreads * kPerThread);
         ASSERT_TRUE((*w)->close());
     }
-    auto r = Reader::open(dir.path);
+    auto r = Reader::open(dir.path());
     ASSERT_TRUE(r);
     std::vector<uint64_t> next_seq(kThreads, 0);
     uint64_t expect_lsn = 1;

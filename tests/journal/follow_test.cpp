@@ -5,6 +5,7 @@
 #include "journal/reader.hpp"
 #include "journal/writer.hpp"
 #include "sample_records.hpp"
+#include "support/tree.hpp"
 
 using namespace iz::journal;
 using namespace std::chrono_literals;
@@ -12,14 +13,14 @@ using namespace std::chrono_literals;
 TEST(Follow, WaitWakesForRecordsAndSegmentsAppendedLater) {
     iz::test::TempDir dir;
     WriterOptions o;
-    o.dir = dir.path;
+    o.dir = dir.path();
     o.segment_bytes = 8 << 10;
     auto w = Writer::open(o);
     ASSERT_TRUE(w);
     ASSERT_TRUE((*w)->append(iz::test::realistic_record(0)));
     ASSERT_TRUE((*w)->flush());
 
-    auto r = Reader::open(dir.path);
+    auto r = Reader::open(dir.path());
     ASSERT_TRUE(r);
     auto first = (*r)->next();
     ASSERT_TRUE(first && *first);

@@ -10,6 +10,7 @@
 #include "journal/codec.hpp"
 #include "journal/reader.hpp"
 #include "sample_records.hpp"
+#include "support/tree.hpp"
 #include "segment_format.hpp"
 #include "support/doc_hex.hpp"
 
@@ -42,15 +43,15 @@ TEST(FormatDoc, TheFramesReadBackAsTheRecordsTheyDescribe) {
         std::string segment = header;
         segment.resize(format::kSegmentHeaderBytes, '\0');
         segment += frames;
-        std::ofstream(dir.path / format::segment_file_name(1), std::ios::binary) << segment;
+        std::ofstream(dir.path() / format::segment_file_name(1), std::ios::binary) << segment;
     }
-    auto verified = verify_journal(dir.path);
+    auto verified = verify_journal(dir.path());
     ASSERT_TRUE(verified) << verified.error().message;
     EXPECT_FALSE(verified->first_error) << verified->first_error->message;
     EXPECT_FALSE(verified->torn_tail);
     EXPECT_EQ(verified->records, 2u);
 
-    auto reader = Reader::open(dir.path);
+    auto reader = Reader::open(dir.path());
     ASSERT_TRUE(reader) << reader.error().message;
     auto first = (*reader)->next();
     ASSERT_TRUE(first && *first) << (first ? "end" : first.error().message);

@@ -10,6 +10,7 @@
 #include "journal/reader.hpp"
 #include "journal/writer.hpp"
 #include "sample_records.hpp"
+#include "support/tree.hpp"
 #include "segment_format.hpp"
 #include "segment_scan.hpp"
 
@@ -98,19 +99,19 @@ class TornTail : public ::testing::TestWithParam<bool> {};
 TEST_P(TornTail, EveryCutOffsetKeepsExactlyTheCompleteRecords) {
     bool preallocated = GetParam();
     iz::test::TempDir base, work;
-    write_journal(base.path, 4, 5, preallocated, 64 << 10);
-    auto seg_name = last_segment(base.path).filename();
-    auto frames = frames_of(base.path / seg_name);
+    write_journal(base.path(), 4, 5, preallocated, 64 << 10);
+    auto seg_name = last_segment(base.path()).filename();
+    auto frames = frames_of(base.path() / seg_name);
     ASSERT_EQ(frames.size(), 20u);
-    uint64_t end = data_end(base.path / seg_name);
+    uint64_t end = data_end(base.path() / seg_name);
     uint64_t from = frames[frames.size() - 3].offset;
-    auto seg_bytes = fs::file_size(base.path / seg_name);
+    auto seg_bytes = fs::file_size(base.path() / seg_name);
     std::string original(seg_bytes, '\0');
-    std::ifstream(base.path / seg_name, std::ios::binary).read(original.data(), static_cast<std::streamsize>(seg_bytes));
+    std::ifstream(base.path() / seg_name, std::ios::binary).read(original.data(), static_cast<std::streamsize>(seg_bytes));
 
     for (uint64_t cut = from; cut <= end; ++cut) {
-        copy_dir(base.path, work.path);
-        auto seg = work.path / seg_name;
+        copy_dir(base.path(), work.path());
+        auto seg = work.path() / seg_name;
         if (preallocated) overwrite(seg, cut, std::string(seg_bytes - cut, '\0'));
         else fs::resize_file(seg, cut);
         size_t complete = 0;
@@ -122,12 +123,12 @@ TEST_P(TornTail, EveryCutOffsetKeepsExactlyTheCompleteRecords) {
                 intact = original.find_first_not_of('\0', cut) >= f_end;
             if (intact) ++complete;
         }
-        auto [lsns, err] = read_lsns(work.path);
+        auto [lsns, err] = read_lsns(work.path());
         ASSERT_EQ(err, "") << "cut at " << cut;
         ASSERT_EQ(lsns.size(), complete) << "cut at " << cut;
 
         WriterOptions o;
-        o.dir = work.path;
+        o.dir = work.path();
         o.preallocate = preallocated;
         auto w = Writer::open(o);
         ASSERT_TRUE(w) << "cut at " << cut << ": " << w.error().message;
@@ -136,7 +137,7 @@ TEST_P(TornTail, EveryCutOffsetKeepsExactlyTheCompleteRecords) {
         ASSERT_TRUE(lsn);
         EXPECT_EQ(*lsn, complete + 1);
         ASSERT_TRUE((*w)->close());
-        auto [after, err2] = read_lsns(work.path);
+        auto [after, err2] = read_lsns(work.path());
         ASSERT_EQ(err2, "") << "cut at " << cut;
         ASSERT_EQ(after.size(), complete + 1) << "cut at " << cut;
         for (size_t i = 0; i < after.size(); ++i) EXPECT_EQ(after[i], i + 1);
@@ -148,8 +149,8 @@ INSTANTIATE_TEST_SUITE_P(Journal, TornTail, ::testing::Values(false, true),
 
 TEST(Recovery, GarbageInTheLastBatchIsATornTail) {
     iz::test::TempDir dir;
-    write_journal(dir.path, 3, 4, true);
-    auto seg = last_segment(dir.path);
+    write_journal(dir.path(), 3, 4, true);
+    auto seg = last_segment(dir.path());
     auto frames = frames_of(seg);
     // The writer commits what is queued whenever it gets to it, so a
     // flush() may be split over batches: find the last batch in the file.
@@ -168,10 +169,10 @@ TEST(Recovery, GarbageInTheLastBatchIsATornTail) {
     std::string junk(40, '\0');
     for (auto& c : junk) c = static_cast<char>(rng());
     overwrite(seg, frames[target].offset + 3, junk);
-    auto [lsns, err] = read_lsns(dir.path);
+    auto [lsns, err] = read_lsns(dir.path());
     EXPECT_EQ(err, "");
     EXPECT_EQ(lsns.size(), target);
-    auto report = verify_journal(dir.path);
+    auto report = verify_journal(dir.path());
     ASSERT_TRUE(report);
     EXPECT_TRUE(report->torn_tail);
     EXPECT_FALSE(report->first_error);
@@ -179,25 +180,25 @@ TEST(Recovery, GarbageInTheLastBatchIsATornTail) {
 
 TEST(Recovery, CorruptionBeforeLaterBatchesIsReportedWithItsLsn) {
     iz::test::TempDir dir;
-    write_journal(dir.path, 10, 10, true);
-    auto seg = last_segment(dir.path);
+    write_journal(dir.path(), 10, 10, true);
+    auto seg = last_segment(dir.path());
     auto frames = frames_of(seg);
     flip_byte(seg, frames[24].offset + format::kFrameHeaderBytes + 10);  // LSN 25's payload
 
-    auto [lsns, err] = read_lsns(dir.path);
+    auto [lsns, err] = read_lsns(dir.path());
     EXPECT_EQ(lsns.size(), 24u);
     EXPECT_NE(err.find("corrupt record at LSN 25"), std::string::npos) << err;
     EXPECT_NE(err.find(seg.string()), std::string::npos) << err;
     EXPECT_NE(err.find("checksum mismatch"), std::string::npos) << err;
 
-    auto report = verify_journal(dir.path);
+    auto report = verify_journal(dir.path());
     ASSERT_TRUE(report);
     ASSERT_TRUE(report->first_error);
     EXPECT_EQ(report->first_bad_lsn, 25u);
 
     // A writer must not append after damage it cannot explain.
     WriterOptions o;
-    o.dir = dir.path;
+    o.dir = dir.path();
     auto w = Writer::open(o);
     ASSERT_FALSE(w);
     EXPECT_NE(w.error().message.find("LSN 25"), std::string::npos) << w.error().message;
@@ -205,35 +206,35 @@ TEST(Recovery, CorruptionBeforeLaterBatchesIsReportedWithItsLsn) {
 
 TEST(Recovery, DamageInASealedSegmentIsCorruptionEvenAtItsEnd) {
     iz::test::TempDir dir;
-    write_journal(dir.path, 20, 10, false, 8 << 10);
-    auto segs = format::list_segments(dir.path);
+    write_journal(dir.path(), 20, 10, false, 8 << 10);
+    auto segs = format::list_segments(dir.path());
     ASSERT_TRUE(segs);
     ASSERT_GE(segs->size(), 3u);
     auto first = (*segs)[0].path;
     auto frames = frames_of(first);
     auto last_lsn = frames.back().lsn;
     flip_byte(first, frames.back().offset + format::kFrameHeaderBytes + 1);
-    auto [lsns, err] = read_lsns(dir.path);
+    auto [lsns, err] = read_lsns(dir.path());
     EXPECT_EQ(lsns.size(), last_lsn - 1);
     EXPECT_NE(err.find("corrupt record at LSN " + std::to_string(last_lsn)), std::string::npos) << err;
-    auto report = verify_journal(dir.path);
+    auto report = verify_journal(dir.path());
     ASSERT_TRUE(report && report->first_error);
     EXPECT_EQ(report->first_bad_lsn, last_lsn);
 }
 
 TEST(Recovery, HalfCreatedSegmentIsDiscarded) {
     iz::test::TempDir dir;
-    write_journal(dir.path, 2, 5, true);
+    write_journal(dir.path(), 2, 5, true);
     // A crash between creating the next segment file and writing its header.
-    std::ofstream(dir.path / format::segment_file_name(11)).close();
+    std::ofstream(dir.path() / format::segment_file_name(11)).close();
     WriterOptions o;
-    o.dir = dir.path;
+    o.dir = dir.path();
     auto w = Writer::open(o);
     ASSERT_TRUE(w) << w.error().message;
     EXPECT_EQ((*w)->head_lsn(), 10u);
     ASSERT_TRUE((*w)->append(iz::test::realistic_record(1)));
     ASSERT_TRUE((*w)->close());
-    auto [lsns, err] = read_lsns(dir.path);
+    auto [lsns, err] = read_lsns(dir.path());
     EXPECT_EQ(err, "");
     EXPECT_EQ(lsns.size(), 11u);
 }
@@ -258,8 +259,8 @@ std::string frame_bytes(const fs::path& segment, uint64_t offset) {
 // written around the head, not at the rest of the (unwritten) segment.
 TEST(Recovery, MeetingTheWriteHeadDoesNotScanTheRestOfTheSegment) {
     iz::test::TempDir dir;
-    write_journal(dir.path, 3, 4, true);
-    auto seg = last_segment(dir.path);
+    write_journal(dir.path(), 3, 4, true);
+    auto seg = last_segment(dir.path());
     auto frames = frames_of(seg);
     auto end = data_end(seg);
     // The first half of a batch being written: a frame cut mid-payload.
@@ -276,7 +277,7 @@ TEST(Recovery, MeetingTheWriteHeadDoesNotScanTheRestOfTheSegment) {
     EXPECT_EQ(scan.bad_offset, end);
     EXPECT_LT(scan.later_search_bytes, 1ull << 20) << "the search read past the write head";
 
-    auto [lsns, err] = read_lsns(dir.path);
+    auto [lsns, err] = read_lsns(dir.path());
     EXPECT_EQ(err, "");
     EXPECT_EQ(lsns.size(), 12u);
 }
@@ -285,8 +286,8 @@ TEST(Recovery, MeetingTheWriteHeadDoesNotScanTheRestOfTheSegment) {
 // damage, past megabytes of unwritten space, still makes it corruption.
 TEST(Recovery, LaterBatchBeyondAHoleIsStillFound) {
     iz::test::TempDir dir;
-    write_journal(dir.path, 4, 10, true);
-    auto seg = last_segment(dir.path);
+    write_journal(dir.path(), 4, 10, true);
+    auto seg = last_segment(dir.path());
     auto frames = frames_of(seg);
     auto end = data_end(seg);
     auto later = frame_bytes(seg, frames[30].offset);  // LSN 31 starts batch 4
@@ -306,7 +307,7 @@ TEST(Recovery, LaterBatchBeyondAHoleIsStillFound) {
     auto scan = scan_frames(*mapped, format::kSegmentHeaderBytes, mapped->header().base_lsn);
     EXPECT_EQ(scan.entries.size(), 24u);
     EXPECT_TRUE(scan.corrupt);
-    auto [lsns, err] = read_lsns(dir.path);
+    auto [lsns, err] = read_lsns(dir.path());
     EXPECT_EQ(lsns.size(), 24u);
     EXPECT_NE(err.find("corrupt record at LSN 25"), std::string::npos) << err;
 }

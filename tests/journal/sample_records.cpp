@@ -1,10 +1,6 @@
 #include "sample_records.hpp"
 
-#include <unistd.h>
-
 #include <fmt/format.h>
-
-#include <atomic>
 
 namespace iz::test {
 
@@ -74,18 +70,6 @@ Record realistic_record(uint64_t n, uint32_t thread) {
     r.ranges = {{n * 4096, 4096}};
     r.size = (n + 1) * 4096;
     return r;
-}
-
-TempDir::TempDir() {
-    static std::atomic<int> counter{0};
-    path = std::filesystem::temp_directory_path() / fmt::format("iz-journal-test-{}-{}", getpid(), counter++);
-    std::filesystem::remove_all(path);
-    std::filesystem::create_directories(path);
-}
-
-TempDir::~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
 }
 
 }  // namespace iz::test

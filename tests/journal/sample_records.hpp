@@ -10,11 +10,5 @@ namespace iz::test {
 std::vector<journal::Record> sample_records();
 // A realistic write record (about 150 bytes encoded) numbered `n`.
 journal::Record realistic_record(uint64_t n, uint32_t thread = 0);
-// A fresh empty directory under the temp dir, removed by the destructor.
-struct TempDir {
-    TempDir();
-    ~TempDir();
-    std::filesystem::path path;
-};
 
 }  // namespace iz::test

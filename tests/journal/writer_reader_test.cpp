@@ -1,11 +1,15 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include "journal/reader.hpp"
 #include "journal/writer.hpp"
 #include "sample_records.hpp"
+#include "support/tree.hpp"
 
 using namespace iz::journal;
 
@@ -39,13 +43,13 @@ TEST(WriterReader, EveryRecordTypeRoundTripsThroughTheJournal) {
     iz::test::TempDir dir;
     auto samples = iz::test::sample_records();
     {
-        auto w = open_writer(dir.path);
+        auto w = open_writer(dir.path());
         for (auto& s : samples) ASSERT_TRUE(w->append(s));
         ASSERT_TRUE(w->flush());
         EXPECT_EQ(w->durable_lsn(), samples.size());
         ASSERT_TRUE(w->close());
     }
-    auto got = read_all(dir.path);
+    auto got = read_all(dir.path());
     ASSERT_EQ(got.size(), samples.size());
     for (size_t i = 0; i < got.size(); ++i) {
         auto want = samples[i];
@@ -57,12 +61,12 @@ TEST(WriterReader, EveryRecordTypeRoundTripsThroughTheJournal) {
 TEST(WriterReader, AppendingContinuesAfterReopen) {
     iz::test::TempDir dir;
     for (int round = 0; round < 3; ++round) {
-        auto w = open_writer(dir.path);
+        auto w = open_writer(dir.path());
         EXPECT_EQ(w->head_lsn(), static_cast<uint64_t>(round * 10));
         for (int i = 0; i < 10; ++i) ASSERT_TRUE(w->append(iz::test::realistic_record(round * 10 + i)));
         ASSERT_TRUE(w->close());
     }
-    auto got = read_all(dir.path);
+    auto got = read_all(dir.path());
     ASSERT_EQ(got.size(), 30u);
     for (size_t i = 0; i < got.size(); ++i) {
         EXPECT_EQ(got[i].lsn, i + 1);
@@ -72,9 +76,9 @@ TEST(WriterReader, AppendingContinuesAfterReopen) {
 
 TEST(WriterReader, SecondWriterIsRefused) {
     iz::test::TempDir dir;
-    auto w = open_writer(dir.path);
+    auto w = open_writer(dir.path());
     WriterOptions o;
-    o.dir = dir.path;
+    o.dir = dir.path();
     auto second = Writer::open(o);
     ASSERT_FALSE(second);
     EXPECT_NE(second.error().message.find("already open by another writer"), std::string::npos);
@@ -84,14 +88,14 @@ TEST(WriterReader, SecondWriterIsRefused) {
 // died (writer.hpp): a new one may wait for it to go.
 TEST(WriterReader, SecondWriterWaitsForTheLockToGo) {
     iz::test::TempDir dir;
-    auto first = open_writer(dir.path);
+    auto first = open_writer(dir.path());
     ASSERT_TRUE(first->append(iz::test::realistic_record(0)));
     std::thread closer([&] {
         std::this_thread::sleep_for(std::chrono::milliseconds(300));
         (void)first->close();
     });
     WriterOptions o;
-    o.dir = dir.path;
+    o.dir = dir.path();
     o.lock_wait = std::chrono::seconds(5);
     auto second = Writer::open(o);
     closer.join();
@@ -101,9 +105,9 @@ TEST(WriterReader, SecondWriterWaitsForTheLockToGo) {
 
 TEST(WriterReader, SecondWriterGivesUpAfterItsWaitAndSaysWhy) {
     iz::test::TempDir dir;
-    auto w = open_writer(dir.path);
+    auto w = open_writer(dir.path());
     WriterOptions o;
-    o.dir = dir.path;
+    o.dir = dir.path();
     o.lock_wait = std::chrono::milliseconds(200);
     auto begun = std::chrono::steady_clock::now();
     auto second = Writer::open(o);
@@ -116,7 +120,7 @@ TEST(WriterReader, SecondWriterGivesUpAfterItsWaitAndSaysWhy) {
 class SegmentedJournal : public ::testing::Test {
 protected:
     void SetUp() override {
-        auto w = open_writer(dir.path, 16 << 10);  // about 80 records a segment
+        auto w = open_writer(dir.path(), 16 << 10);  // about 80 records a segment
         for (uint64_t i = 0; i < 1000; ++i) {
             auto r = iz::test::realistic_record(i);
             r.time_ns = 1'000'000'000'000 + static_cast<int64_t>(i) * 1000;
@@ -126,7 +130,7 @@ protected:
             }
         }
         ASSERT_TRUE(w->close());
-        auto r = Reader::open(dir.path);
+        auto r = Reader::open(dir.path());
         ASSERT_TRUE(r);
         reader = std::move(*r);
     }
@@ -192,13 +196,13 @@ TEST(WriterReader, MissingJournalIsAClearError) {
 
 TEST(WriterReader, DurableCallbackFiresOnlyOnceTheRecordIsReadable) {
     iz::test::TempDir dir;
-    auto w = open_writer(dir.path);
+    auto w = open_writer(dir.path());
     std::atomic<int> checked{0}, bad{0};
     for (int i = 0; i < 200; ++i) {
         auto lsn = w->append(iz::test::realistic_record(i), [&](uint64_t lsn, const iz::Status& st) {
             if (!st) { ++bad; return; }
             // A fresh reader, from the file, finds the record.
-            auto r = Reader::open(dir.path);
+            auto r = Reader::open(dir.path());
             if (!r || !(*r)->seek_lsn(lsn)) { ++bad; return; }
             auto rec = (*r)->next();
             if (!rec || !*rec || (*rec)->lsn != lsn) ++bad;
@@ -212,9 +216,43 @@ TEST(WriterReader, DurableCallbackFiresOnlyOnceTheRecordIsReadable) {
     EXPECT_EQ(bad.load(), 0);
 }
 
+// The callbacks run on the committer thread: one that throws (anything)
+// must neither end the process nor keep the others from being called.
+TEST(WriterReader, ACallbackThatThrowsDoesNotStopTheCommitter) {
+    struct NotAStdException {};
+    iz::test::TempDir dir;
+    std::atomic<int> durable_calls{0};
+    WriterOptions o;
+    o.dir = dir.path();
+    o.on_durable = [&](uint64_t) {
+        ++durable_calls;
+        throw NotAStdException{};
+    };
+    auto opened = Writer::open(o);
+    ASSERT_TRUE(opened) << opened.error().message;
+    auto& w = *opened;
+    std::vector<uint64_t> told;
+    std::mutex mu;
+    for (int i = 0; i < 3; ++i) {
+        ASSERT_TRUE(w->append(iz::test::realistic_record(i), [&, i](uint64_t lsn, const iz::Status& st) {
+            {
+                std::lock_guard lock(mu);
+                if (st) told.push_back(lsn);
+            }
+            if (i == 0) throw NotAStdException{};
+            if (i == 1) throw std::runtime_error("callback failed");
+        }));
+        ASSERT_TRUE(w->wait_durable_for(i + 1, std::chrono::seconds(10)));
+    }
+    ASSERT_TRUE(w->close());
+    EXPECT_EQ(told, (std::vector<uint64_t>{1, 2, 3}));
+    EXPECT_EQ(durable_calls.load(), 3);
+    EXPECT_EQ(read_all(dir.path()).size(), 3u);
+}
+
 TEST(WriterReader, HeldAppendsGoToDiskAsOneBatchOnRelease) {
     iz::test::TempDir dir;
-    auto w = open_writer(dir.path);
+    auto w = open_writer(dir.path());
     // The committer asleep, waiting for work.
     ASSERT_TRUE(w->append(iz::test::realistic_record(0)));
     ASSERT_TRUE(w->flush());
@@ -228,13 +266,13 @@ TEST(WriterReader, HeldAppendsGoToDiskAsOneBatchOnRelease) {
     w->release();
     ASSERT_TRUE(w->wait_durable_for(101, std::chrono::seconds(10)));
     EXPECT_EQ(w->stats().batches, 2u);
-    EXPECT_EQ(read_all(dir.path).size(), 101u);
+    EXPECT_EQ(read_all(dir.path()).size(), 101u);
     ASSERT_TRUE(w->close());
 }
 
 TEST(WriterReader, WaitingForDurabilityWhileHeldDoesNotWaitForRelease) {
     iz::test::TempDir dir;
-    auto w = open_writer(dir.path);
+    auto w = open_writer(dir.path());
     w->hold();
     auto lsn = w->append(iz::test::realistic_record(1));
     ASSERT_TRUE(lsn);

@@ -12,6 +12,7 @@
 #include <future>
 
 #include "replicator/wire/auth.hpp"
+#include "support/fsync_probe.hpp"
 #include "support/tree.hpp"
 
 namespace iz::replicator {
@@ -39,6 +40,25 @@ TEST(AuthKeyFile, WrittenKeyLoadsBack) {
     std::string hex;
     for (unsigned char c : key->bytes) hex += fmt::format("{:02x}", c);
     EXPECT_EQ(hex + "\n", text);
+}
+
+// The key file's name reaches the disk: its directory is synced after it
+// is written. When that sync fails, the call fails and leaves no file, so
+// that it can be run again.
+TEST(AuthKeyFile, TheDirectoryIsSyncedAfterTheKeyIsWritten) {
+    test::TempDir dir("auth");
+    fs::create_directories(dir / "keys");
+    {
+        test::FsyncProbe probe;
+        ASSERT_TRUE(write_key_file(dir / "keys" / "key"));
+        ASSERT_EQ(probe.synced().size(), 1u);
+        EXPECT_EQ(test::FsyncProbe::index_of(dir / "keys"), 0);
+    }
+    test::FsyncProbe failing(test::FsyncProbe::Fail::dirs);
+    auto st = write_key_file(dir / "keys" / "other");
+    ASSERT_FALSE(st);
+    EXPECT_NE(st.error().message.find("fsync directory"), std::string::npos) << st.error().message;
+    EXPECT_FALSE(fs::exists(dir / "keys" / "other"));
 }
 
 TEST(AuthKeyFile, TwoKeysDiffer) {

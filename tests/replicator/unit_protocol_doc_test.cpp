@@ -1,4 +1,4 @@
-// replicator/PROTOCOL.md shows a handshake and a data exchange as hex.
+// replicator/wire/PROTOCOL.md shows a handshake and a data exchange as hex.
 // These tests decode exactly those bytes with the real decoder and check
 // the proofs with the real authentication, so the document cannot drift
 // from the code (nor the code from what peers already speak).
