@@ -73,7 +73,11 @@ Result<nlohmann::json> read_request(int conn) {
 }
 
 void send_reply(int conn, const nlohmann::json& reply) {
-    auto text = reply.dump() + "\n";
+    // Paths are bytes, not UTF-8: a strict dump throws on one that is not,
+    // and a status or sync reply naming such a path would end the agent.
+    // The reply is for a person (or a script reading names it showed):
+    // invalid bytes become U+FFFD.
+    auto text = reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     size_t off = 0;
     while (off < text.size()) {
         ssize_t n = ::send(conn, text.data() + off, text.size() - off, MSG_NOSIGNAL);
