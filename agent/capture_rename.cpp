@@ -19,7 +19,7 @@ using journal::Op;
 using journal::Record;
 using namespace capture_detail;
 
-void Capture::on_rename(const FanEvent& ev) {
+void Capture::on_rename(const FanEvent& ev, std::span<const FanEvent> after) {
     auto from = event_path(ev.dir_handle, ev.name);
     auto to = event_path(ev.new_dir_handle, ev.new_name);
     // A directory is one object with one name: if the tree knows it by its
@@ -51,7 +51,7 @@ void Capture::on_rename(const FanEvent& ev) {
     }
     settle_deferred_delete(*to);
     if (!tree_.count(*from)) {  // unknown source: treat the destination as new
-        arrival_displaces(*from, *to, ev.object_handle, ev.pid);
+        arrival_displaces(*from, *to, ev.object_handle, ev.pid, &ev, after);
         on_create(*to, ev.mask & FAN_ONDIR, ev.pid, ev.object_handle, true);
         return;
     }
@@ -86,12 +86,10 @@ void Capture::on_rename(const FanEvent& ev) {
             return;
         }
     }
-    if (dst != tree_.end() && !dst->second.handle.empty() && dst->second.handle != src.handle) {
-        auto now_at_source = handle_of(root_fd_, *from);
-        if (now_at_source && *now_at_source == dst->second.handle) {
-            on_exchange(*from, *to, ev.pid);
-            return;
-        }
+    if (dst != tree_.end() && !dst->second.handle.empty() && dst->second.handle != src.handle &&
+        exchanged_with(ev, *from, dst->second.handle, after)) {
+        on_exchange(*from, *to, ev.pid);
+        return;
     }
     flush_writes(true);  // writes journaled under the old name stay in order
     Record r;
@@ -120,13 +118,13 @@ void Capture::on_rename(const FanEvent& ev) {
 // old object at that name for good (a file made there later, maybe with
 // its inode number, taken for it).
 void Capture::arrival_displaces(const std::optional<std::string>& from, const std::string& to,
-                                const FileHandle& moving, int32_t pid) {
+                                const FileHandle& moving, int32_t pid, const FanEvent* ev,
+                                std::span<const FanEvent> after) {
     auto dst = tree_.find(to);
     if (moving.empty() || dst == tree_.end() || dst->second.handle.empty() || dst->second.handle == moving) return;
     if (auto now = handle_of(root_fd_, to); now && *now == moving) return;
-    if (from && !tree_.count(*from)) {
-        auto now_at_source = handle_of(root_fd_, *from);
-        if (now_at_source && *now_at_source == dst->second.handle) {
+    if (from && ev && !tree_.count(*from)) {
+        if (exchanged_with(*ev, *from, dst->second.handle, after)) {
             spdlog::debug("rename {} -> {}: the object the tree has at the destination went to the source", *from, to);
             flush_writes(true);  // writes journaled under the old name stay in order
             Record r;
@@ -141,6 +139,35 @@ void Capture::arrival_displaces(const std::optional<std::string>& from, const st
     }
     spdlog::debug("rename -> {}: the object the tree has there was replaced", to);
     on_delete(to, dst->second.is_dir(), pid);
+}
+
+bool Capture::exchanged_with(const FanEvent& ev, const std::string& from, const FileHandle& other,
+                             std::span<const FanEvent> after) {
+    // The kernel queues the two moves of an exchange one right after the
+    // other (an event from elsewhere can only slip in between at that very
+    // moment), the second naming the other object and the same two names
+    // the other way round.
+    constexpr size_t kPairedWithin = 8;
+    for (size_t i = 0; i < after.size() && i < kPairedWithin; ++i) {
+        const FanEvent& next = after[i];
+        if ((next.mask & FAN_RENAME) && next.object_handle == other && next.dir_handle == ev.new_dir_handle &&
+            next.name == ev.new_name && next.new_dir_handle == ev.dir_handle && next.new_name == ev.name) {
+            spdlog::debug("rename {} -> {}: the move of the object there the other way follows: an exchange", from,
+                          ev.new_name);
+            return true;
+        }
+    }
+    // The second move was not read with the first: the other object is
+    // looked for at the old name, in the old directory found by its
+    // handle (renamed since, the path would miss it).
+    if (ev.dir_handle.empty() || ev.name.empty()) {
+        auto now = handle_of(root_fd_, from);
+        return now && *now == other;
+    }
+    UniqueFd dir(open_by_handle(root_fd_, ev.dir_handle, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!dir.valid()) return false;  // gone, with whatever was in it
+    auto now = handle_of(dir.get(), ev.name, from);
+    return now && *now == other;
 }
 
 void Capture::on_exchange(const std::string& a, const std::string& b, int32_t pid) {
