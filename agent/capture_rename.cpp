@@ -70,6 +70,12 @@ void Capture::on_rename(const FanEvent& ev, std::span<const FanEvent> after) {
         // move): nothing to do.
         if (dst != tree_.end() && dst->second.handle == moving) {
             spdlog::debug("rename {} -> {}: the tree has the object there already", *from, *to);
+            // A directory known only from its create event is read where
+            // its move puts it (see materialize): when the exchange was
+            // journaled, it had moved on from there, and this is that move.
+            bool is_dir = dst->second.is_dir();
+            materialize(*to, ev.pid);
+            if (is_dir) materialize_beneath(*to, ev.pid);
             return;
         }
         // The tree's source is another object (the second move of an

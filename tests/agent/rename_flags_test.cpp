@@ -316,6 +316,34 @@ TEST_P(RenameFlags, AFileAndADirectoryExchangedAndMovedOnBeforeTheirEventsAreRea
     expect_journal_gives_the_tree();
 }
 
+// A directory made and exchanged with a whiteout before its events are
+// read: its create event finds it gone (a directory known by that event
+// only, read where its moves put it), and the whiteout, which had no
+// create event, comes from a name the tree does not know. The directory's
+// own move, the second of the exchange, is where it is read: its mode and
+// owner must reach the journal.
+TEST_P(RenameFlags, ADirectoryExchangedWithAWhiteoutBeforeItsEventsAreReadIsReadWhereItWent) {
+    write_file(at("a"), "moved away with a whiteout");
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    ASSERT_EQ(::mkdir(at("g").c_str(), 0751), 0) << std::strerror(errno);
+    ASSERT_EQ(::chmod(at("g").c_str(), 0751), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("a", "b", RENAME_WHITEOUT), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("a", "g", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("g", "w", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    expect_journal_gives_the_tree();
+    auto got = changes();
+    auto all = fmt::format("{}", fmt::join(describe(got), "\n"));
+    std::string mode;
+    for (auto& r : got)
+        if ((r.value("op", "") == "setattr" || r.value("op", "") == "mkdir") && r.value("path", "") == "a" &&
+            !r.value("mode", "").empty())
+            mode = r.value("mode", "");
+    EXPECT_EQ(mode, "0040751") << all;
+}
+
 // A seeded burst of renames (with and without whiteouts), writes and
 // removals among a few names, half of it made while the agent reads
 // nothing: entries are renamed again, replaced and whited out before their
