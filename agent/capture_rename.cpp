@@ -114,6 +114,44 @@ void Capture::on_rename(const FanEvent& ev, std::span<const FanEvent> after) {
     materialize(*to, ev.pid);
     if (auto moved = tree_.find(*to); moved != tree_.end() && moved->second.is_dir()) materialize_beneath(*to, ev.pid);
     journal_whiteout(*from, ev.dir_handle, ev.name, ev.pid);
+    if (ev.mask & FAN_ONDIR) moved_back_unreported(ev, *from, *to, after);
+}
+
+// fanotify merges an event into an identical one still queued: a directory
+// moved from A to B, back, and to B again before the events are read comes
+// as [A->B] (the first and the third) and [B->A], and read in that order
+// the tree would keep it at A. So after a move of a directory its old name
+// is looked at (in the old directory by its handle): the directory back
+// there, and no later event of this drain moving it, it went back by a
+// move merged into an earlier one. Were that move still queued for a later
+// drain, it finds the tree as it says. (A directory has one name: found at
+// A, it is not at B. A file could have been linked back there, its create
+// event still to come.)
+void Capture::moved_back_unreported(const FanEvent& ev, const std::string& from, const std::string& to,
+                                    std::span<const FanEvent> after) {
+    const FileHandle& moving = ev.object_handle;
+    if (moving.empty() || ev.dir_handle.empty() || ev.name.empty() || tree_.count(from)) return;
+    auto moved = tree_.find(to);
+    if (moved == tree_.end() || moved->second.handle != moving || !moved->second.is_dir()) return;
+    UniqueFd dir(open_by_handle(root_fd_, ev.dir_handle, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!dir.valid()) return;
+    auto now = handle_of(dir.get(), ev.name, from);
+    if (!now || *now != moving) return;
+    for (const FanEvent& later : after)
+        if ((later.mask & FAN_RENAME) && later.object_handle == moving) return;
+    spdlog::debug("rename {} -> {}: the directory is back at its old name, by a move merged into an earlier event",
+                  from, to);
+    flush_writes(true);  // writes journaled under the old name stay in order
+    Record r;
+    r.op = Op::rename;
+    r.path = to;
+    r.target = from;
+    r.handle = moving;
+    move_subtree(to, from);
+    emit(std::move(r), ev.pid);
+    materialize(from, ev.pid);
+    materialize_beneath(from, ev.pid);
+    journal_whiteout(to, ev.new_dir_handle, ev.new_name, ev.pid);
 }
 
 // The object the tree has at `to` is not the one that arrived there: it

@@ -153,6 +153,10 @@ private:
     // An object the tree does not know at `from` (none: from outside)
     // arrived at `to`: what the tree has there other than it is journaled
     // as gone, or moved to `from` where it is found now (an exchange).
+    // After the move `ev` of a directory from `from` to `to`: it is back at
+    // `from` by a move whose event fanotify merged into an earlier one.
+    void moved_back_unreported(const FanEvent& ev, const std::string& from, const std::string& to,
+                               std::span<const FanEvent> after);
     // `ev` is the move read (null: none to pair with a following one).
     void arrival_displaces(const std::optional<std::string>& from, const std::string& to, const FileHandle& moving,
                            int32_t pid, const FanEvent* ev = nullptr, std::span<const FanEvent> after = {});

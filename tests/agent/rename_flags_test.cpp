@@ -344,6 +344,24 @@ TEST_P(RenameFlags, ADirectoryExchangedWithAWhiteoutBeforeItsEventsAreReadIsRead
     EXPECT_EQ(mode, "0040751") << all;
 }
 
+// A directory moved to another name, back, and there again before the
+// events are read: fanotify merges the third move into the identical
+// first while it is queued, so the agent reads two moves, the last one
+// back to the old name. The directory is where the third move put it.
+TEST_P(RenameFlags, ADirectoryMovedThereBackAndThereAgainBeforeItsEventsAreRead) {
+    make_dir(at("a"));
+    write_file(at("a/x"), "in a");
+    make_dir(at("d1"));
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    ASSERT_EQ(rename2("a", "d1/b", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("d1/b", "a", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("a", "d1/b", RENAME_WHITEOUT), 0) << std::strerror(errno);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    expect_journal_gives_the_tree();
+}
+
 // A seeded burst of renames (with and without whiteouts), writes and
 // removals among a few names, half of it made while the agent reads
 // nothing: entries are renamed again, replaced and whited out before their

@@ -984,11 +984,7 @@ TEST_P(RenameFlagsReplication, AFileExchangedWithOneFromOutsideKeepsNoneOfTheOld
 // A seeded burst of exchanges, renames, whiteouts, writes and removals
 // among a few names, half of it made while the agent reads nothing (events
 // merge, entries change again before their events are read). IZ_E2E_SEED
-// runs another burst; seed 7 still diverges (ext4 and XFS): a directory
-// moved from one name to another, back, and over again before its events
-// are read gives two move events, not three (fanotify merges the third
-// into the identical first while it is queued), and the journal leaves it
-// at the name it had after the second.
+// runs another burst.
 TEST_P(RenameFlagsReplication, ABurstOfExchangesAndWhiteoutsConverges) {
     if (GetParam() != FsType::ext4) agent_ = std::make_unique<AgentHost>(*agent_ns_, key_, "e2e-src", GetParam());
     auto& server = add_server();
