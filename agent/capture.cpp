@@ -166,7 +166,7 @@ Result<Entry> Capture::read_current(const std::string& path, unsigned parts) {
     return e;
 }
 
-void Capture::on_event(const FanEvent& ev) {
+void Capture::on_event(const FanEvent& ev, std::span<const FanEvent> after) {
     ++stats_.events;
     struct EventScope {
         Capture& c;
@@ -198,7 +198,7 @@ void Capture::on_event(const FanEvent& ev) {
         return;
     }
     if (ev.mask & FAN_RENAME) {
-        on_rename(ev);
+        on_rename(ev, after);
         return;
     }
     auto path = event_path(ev.dir_handle, ev.name);

@@ -19,7 +19,7 @@ using journal::Op;
 using journal::Record;
 using namespace capture_detail;
 
-void Capture::on_rename(const FanEvent& ev) {
+void Capture::on_rename(const FanEvent& ev, std::span<const FanEvent> after) {
     auto from = event_path(ev.dir_handle, ev.name);
     auto to = event_path(ev.new_dir_handle, ev.new_name);
     // A directory is one object with one name: if the tree knows it by its
@@ -51,7 +51,7 @@ void Capture::on_rename(const FanEvent& ev) {
     }
     settle_deferred_delete(*to);
     if (!tree_.count(*from)) {  // unknown source: treat the destination as new
-        arrival_displaces(*from, *to, ev.object_handle, ev.pid);
+        arrival_displaces(*from, *to, ev.object_handle, ev.pid, &ev, after);
         on_create(*to, ev.mask & FAN_ONDIR, ev.pid, ev.object_handle, true);
         return;
     }
@@ -70,6 +70,12 @@ void Capture::on_rename(const FanEvent& ev) {
         // move): nothing to do.
         if (dst != tree_.end() && dst->second.handle == moving) {
             spdlog::debug("rename {} -> {}: the tree has the object there already", *from, *to);
+            // A directory known only from its create event is read where
+            // its move puts it (see materialize): when the exchange was
+            // journaled, it had moved on from there, and this is that move.
+            bool is_dir = dst->second.is_dir();
+            materialize(*to, ev.pid);
+            if (is_dir) materialize_beneath(*to, ev.pid);
             return;
         }
         // The tree's source is another object (the second move of an
@@ -86,12 +92,10 @@ void Capture::on_rename(const FanEvent& ev) {
             return;
         }
     }
-    if (dst != tree_.end() && !dst->second.handle.empty() && dst->second.handle != src.handle) {
-        auto now_at_source = handle_of(root_fd_, *from);
-        if (now_at_source && *now_at_source == dst->second.handle) {
-            on_exchange(*from, *to, ev.pid);
-            return;
-        }
+    if (dst != tree_.end() && !dst->second.handle.empty() && dst->second.handle != src.handle &&
+        exchanged_with(ev, *from, dst->second.handle, after)) {
+        on_exchange(*from, *to, ev.pid);
+        return;
     }
     flush_writes(true);  // writes journaled under the old name stay in order
     Record r;
@@ -110,6 +114,44 @@ void Capture::on_rename(const FanEvent& ev) {
     materialize(*to, ev.pid);
     if (auto moved = tree_.find(*to); moved != tree_.end() && moved->second.is_dir()) materialize_beneath(*to, ev.pid);
     journal_whiteout(*from, ev.dir_handle, ev.name, ev.pid);
+    if (ev.mask & FAN_ONDIR) moved_back_unreported(ev, *from, *to, after);
+}
+
+// fanotify merges an event into an identical one still queued: a directory
+// moved from A to B, back, and to B again before the events are read comes
+// as [A->B] (the first and the third) and [B->A], and read in that order
+// the tree would keep it at A. So after a move of a directory its old name
+// is looked at (in the old directory by its handle): the directory back
+// there, and no later event of this drain moving it, it went back by a
+// move merged into an earlier one. Were that move still queued for a later
+// drain, it finds the tree as it says. (A directory has one name: found at
+// A, it is not at B. A file could have been linked back there, its create
+// event still to come.)
+void Capture::moved_back_unreported(const FanEvent& ev, const std::string& from, const std::string& to,
+                                    std::span<const FanEvent> after) {
+    const FileHandle& moving = ev.object_handle;
+    if (moving.empty() || ev.dir_handle.empty() || ev.name.empty() || tree_.count(from)) return;
+    auto moved = tree_.find(to);
+    if (moved == tree_.end() || moved->second.handle != moving || !moved->second.is_dir()) return;
+    UniqueFd dir(open_by_handle(root_fd_, ev.dir_handle, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!dir.valid()) return;
+    auto now = handle_of(dir.get(), ev.name, from);
+    if (!now || *now != moving) return;
+    for (const FanEvent& later : after)
+        if ((later.mask & FAN_RENAME) && later.object_handle == moving) return;
+    spdlog::debug("rename {} -> {}: the directory is back at its old name, by a move merged into an earlier event",
+                  from, to);
+    flush_writes(true);  // writes journaled under the old name stay in order
+    Record r;
+    r.op = Op::rename;
+    r.path = to;
+    r.target = from;
+    r.handle = moving;
+    move_subtree(to, from);
+    emit(std::move(r), ev.pid);
+    materialize(from, ev.pid);
+    materialize_beneath(from, ev.pid);
+    journal_whiteout(to, ev.new_dir_handle, ev.new_name, ev.pid);
 }
 
 // The object the tree has at `to` is not the one that arrived there: it
@@ -120,13 +162,13 @@ void Capture::on_rename(const FanEvent& ev) {
 // old object at that name for good (a file made there later, maybe with
 // its inode number, taken for it).
 void Capture::arrival_displaces(const std::optional<std::string>& from, const std::string& to,
-                                const FileHandle& moving, int32_t pid) {
+                                const FileHandle& moving, int32_t pid, const FanEvent* ev,
+                                std::span<const FanEvent> after) {
     auto dst = tree_.find(to);
     if (moving.empty() || dst == tree_.end() || dst->second.handle.empty() || dst->second.handle == moving) return;
     if (auto now = handle_of(root_fd_, to); now && *now == moving) return;
-    if (from && !tree_.count(*from)) {
-        auto now_at_source = handle_of(root_fd_, *from);
-        if (now_at_source && *now_at_source == dst->second.handle) {
+    if (from && ev && !tree_.count(*from)) {
+        if (exchanged_with(*ev, *from, dst->second.handle, after)) {
             spdlog::debug("rename {} -> {}: the object the tree has at the destination went to the source", *from, to);
             flush_writes(true);  // writes journaled under the old name stay in order
             Record r;
@@ -141,6 +183,35 @@ void Capture::arrival_displaces(const std::optional<std::string>& from, const st
     }
     spdlog::debug("rename -> {}: the object the tree has there was replaced", to);
     on_delete(to, dst->second.is_dir(), pid);
+}
+
+bool Capture::exchanged_with(const FanEvent& ev, const std::string& from, const FileHandle& other,
+                             std::span<const FanEvent> after) {
+    // The kernel queues the two moves of an exchange one right after the
+    // other (an event from elsewhere can only slip in between at that very
+    // moment), the second naming the other object and the same two names
+    // the other way round.
+    constexpr size_t kPairedWithin = 8;
+    for (size_t i = 0; i < after.size() && i < kPairedWithin; ++i) {
+        const FanEvent& next = after[i];
+        if ((next.mask & FAN_RENAME) && next.object_handle == other && next.dir_handle == ev.new_dir_handle &&
+            next.name == ev.new_name && next.new_dir_handle == ev.dir_handle && next.new_name == ev.name) {
+            spdlog::debug("rename {} -> {}: the move of the object there the other way follows: an exchange", from,
+                          ev.new_name);
+            return true;
+        }
+    }
+    // The second move was not read with the first: the other object is
+    // looked for at the old name, in the old directory found by its
+    // handle (renamed since, the path would miss it).
+    if (ev.dir_handle.empty() || ev.name.empty()) {
+        auto now = handle_of(root_fd_, from);
+        return now && *now == other;
+    }
+    UniqueFd dir(open_by_handle(root_fd_, ev.dir_handle, O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!dir.valid()) return false;  // gone, with whatever was in it
+    auto now = handle_of(dir.get(), ev.name, from);
+    return now && *now == other;
 }
 
 void Capture::on_exchange(const std::string& a, const std::string& b, int32_t pid) {

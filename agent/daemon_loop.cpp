@@ -125,7 +125,8 @@ void DaemonImpl::drain() {
         ~Held() { w.release(); }
     } held{*writer_};
     writer_->hold();
-    for (auto& ev : batch_) capture_->on_event(ev);
+    std::span<const FanEvent> events(batch_);
+    for (size_t i = 0; i < events.size(); ++i) capture_->on_event(events[i], events.subspan(i + 1));
     capture_->end_of_batch();
 }
 

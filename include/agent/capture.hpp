@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -42,7 +43,9 @@ public:
     // differences (everything, the first time: the baseline).
     Status catch_up(const Tree& persisted, const std::string& why);
 
-    void on_event(const FanEvent& ev);
+    // `after` is the events read after `ev` in the same drain: a move is
+    // told from the first half of an exchange by the one that follows it.
+    void on_event(const FanEvent& ev, std::span<const FanEvent> after = {});
     // Every event read in one drain of the queue has been handed over:
     // deletes that arrived merged into an earlier event of their name are
     // carried out now (see on_event).
@@ -139,12 +142,24 @@ private:
     // Carries out a deferred delete of whatever object held `path`, before
     // another object takes that name.
     void settle_deferred_delete(const std::string& path);
-    void on_rename(const FanEvent& ev);
+    void on_rename(const FanEvent& ev, std::span<const FanEvent> after);
+    // Whether the move `ev` of an object onto a name where the tree has the
+    // object `other` is the first half of an exchange: `other` is at the
+    // old name now (looked up in the old directory by its handle: that
+    // directory may have been renamed since), or, when it moved on before
+    // the event was read, the move of `other` the other way follows.
+    bool exchanged_with(const FanEvent& ev, const std::string& from, const FileHandle& other,
+                        std::span<const FanEvent> after);
     // An object the tree does not know at `from` (none: from outside)
     // arrived at `to`: what the tree has there other than it is journaled
     // as gone, or moved to `from` where it is found now (an exchange).
+    // After the move `ev` of a directory from `from` to `to`: it is back at
+    // `from` by a move whose event fanotify merged into an earlier one.
+    void moved_back_unreported(const FanEvent& ev, const std::string& from, const std::string& to,
+                               std::span<const FanEvent> after);
+    // `ev` is the move read (null: none to pair with a following one).
     void arrival_displaces(const std::optional<std::string>& from, const std::string& to, const FileHandle& moving,
-                           int32_t pid);
+                           int32_t pid, const FanEvent* ev = nullptr, std::span<const FanEvent> after = {});
     // The entries at `a` and `b` swapped names (renameat2 RENAME_EXCHANGE).
     void on_exchange(const std::string& a, const std::string& b, int32_t pid);
     // Journals the whiteout a rename may have left at its old name `path`.

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <random>
@@ -268,6 +269,96 @@ TEST_P(RenameFlags, AChmodBeneathADirectoryExchangedWithAFileReadLateIsJournaled
     };
     EXPECT_EQ(mode_of("d/sub"), "0040743") << all;
     EXPECT_EQ(mode_of("d/f"), "0100604") << all;
+    expect_journal_gives_the_tree();
+}
+
+// A file and a directory exchanged, and one of them moved on before the
+// two moves are read: the name the first move left holds neither by then,
+// so only the second move (the next event, naming the object the tree has
+// at the destination) says it was an exchange. Journaled as a rename that
+// replaced the directory, the replica would remove (or keep aside) the
+// directory's entries. The same when the directory both names are in is
+// renamed before the events are read: the old name is looked up there, not
+// at a path that is gone.
+TEST_P(RenameFlags, AFileAndADirectoryExchangedAndMovedOnBeforeTheirEventsAreRead) {
+    write_file(at("f"), "file f");
+    make_dir(at("d"));
+    write_file(at("d/x"), "in d");
+    write_file(at("g"), "file g");
+    make_dir(at("e"));
+    write_file(at("e/y"), "in e");
+    make_dir(at("p"));
+    ASSERT_EQ(::symlink("somewhere", at("p/s").c_str()), 0) << std::strerror(errno);
+    make_dir(at("c"));
+    write_file(at("c/z"), "in c");
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    // The file moves first; then the directory moves on from the file's old name.
+    ASSERT_EQ(rename2("f", "d", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("f", "d2", 0), 0) << std::strerror(errno);
+    // The directory moves first; then the file moves on from its old name.
+    ASSERT_EQ(rename2("e", "g", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("e", "g2", 0), 0) << std::strerror(errno);
+    // A symlink and a directory exchanged; then the symlink's directory renamed.
+    ASSERT_EQ(rename2("p/s", "c", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("p", "q", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    auto got = changes();
+    auto all = fmt::format("{}", fmt::join(describe(got), "\n"));
+    for (auto& r : got) {
+        auto op = r.value("op", "");
+        EXPECT_TRUE(op != "rmdir" && op != "unlink" && !r.value("replaced", false)) << all;
+    }
+    auto described = describe(got);
+    for (auto want : {"exchange f -> d", "exchange e -> g", "exchange p/s -> c"})
+        EXPECT_NE(std::find(described.begin(), described.end(), want), described.end()) << want << "\n" << all;
+    expect_journal_gives_the_tree();
+}
+
+// A directory made and exchanged with a whiteout before its events are
+// read: its create event finds it gone (a directory known by that event
+// only, read where its moves put it), and the whiteout, which had no
+// create event, comes from a name the tree does not know. The directory's
+// own move, the second of the exchange, is where it is read: its mode and
+// owner must reach the journal.
+TEST_P(RenameFlags, ADirectoryExchangedWithAWhiteoutBeforeItsEventsAreReadIsReadWhereItWent) {
+    write_file(at("a"), "moved away with a whiteout");
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    ASSERT_EQ(::mkdir(at("g").c_str(), 0751), 0) << std::strerror(errno);
+    ASSERT_EQ(::chmod(at("g").c_str(), 0751), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("a", "b", RENAME_WHITEOUT), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("a", "g", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("g", "w", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    expect_journal_gives_the_tree();
+    auto got = changes();
+    auto all = fmt::format("{}", fmt::join(describe(got), "\n"));
+    std::string mode;
+    for (auto& r : got)
+        if ((r.value("op", "") == "setattr" || r.value("op", "") == "mkdir") && r.value("path", "") == "a" &&
+            !r.value("mode", "").empty())
+            mode = r.value("mode", "");
+    EXPECT_EQ(mode, "0040751") << all;
+}
+
+// A directory moved to another name, back, and there again before the
+// events are read: fanotify merges the third move into the identical
+// first while it is queued, so the agent reads two moves, the last one
+// back to the old name. The directory is where the third move put it.
+TEST_P(RenameFlags, ADirectoryMovedThereBackAndThereAgainBeforeItsEventsAreRead) {
+    make_dir(at("a"));
+    write_file(at("a/x"), "in a");
+    make_dir(at("d1"));
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    ASSERT_EQ(rename2("a", "d1/b", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("d1/b", "a", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("a", "d1/b", RENAME_WHITEOUT), 0) << std::strerror(errno);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
     expect_journal_gives_the_tree();
 }
 

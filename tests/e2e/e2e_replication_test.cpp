@@ -605,12 +605,13 @@ INSTANTIATE_TEST_SUITE_P(Capture, SparseFiles,
 // --gtest_also_run_disabled_tests): with every interface mixed and events
 // read late, a few divergences remain: an extra hard-link name or a link
 // group taken for another object (after kill -9 of the agent; and on ext4
-// with seed 3 a link group's count differs), an exchange of a file with a
-// directory that moved on before it was read taken for a rename that
-// replaced the directory (its entries kept as a .conflict copy on the
-// replica), an entry known from its create event only reaching the replica
-// without its type or mode (a device as an empty file, a directory as
-// 0700), a directory renamed away whose new name the replica never learns
+// with seed 3 a link group's count differs), a directory that the scan of
+// a renamed parent found at a name before the moves that bring it there
+// were read, so that an earlier move of a file onto that name is taken for
+// a rename that replaced the directory (its entries kept as a .conflict
+// copy on the replica; ext4 seed 3), an entry known from its create event
+// only reaching the replica without its type or mode (a device as an empty
+// file), a directory renamed away whose new name the replica never learns
 // (ext4 seed 1, now and then). With `izwatch sync` called meanwhile, the
 // workload is paced and converges. Each interface alone converges
 // (InterfaceGroupWorkload, below, runs in the suite).
@@ -1006,9 +1007,7 @@ TEST_P(RenameFlagsReplication, AFileExchangedWithOneFromOutsideKeepsNoneOfTheOld
 // A seeded burst of exchanges, renames, whiteouts, writes and removals
 // among a few names, half of it made while the agent reads nothing (events
 // merge, entries change again before their events are read). IZ_E2E_SEED
-// runs another burst; some still diverge: on XFS a directory's mtime
-// (seeds 3, 4 and 6), and with seed 5 (ext4 and XFS) a directory known
-// only from its create event reaches the replica as 0700.
+// runs another burst.
 TEST_P(RenameFlagsReplication, ABurstOfExchangesAndWhiteoutsConverges) {
     if (GetParam() != FsType::ext4) agent_ = std::make_unique<AgentHost>(*agent_ns_, key_, "e2e-src", GetParam());
     auto& server = add_server();
