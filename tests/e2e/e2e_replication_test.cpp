@@ -1032,6 +1032,30 @@ TEST_P(RenameFlagsReplication, ABurstOfExchangesAndWhiteoutsConverges) {
     }
 }
 
+// The shipper reads a directory's mtime through its path when a record of
+// an entry in it ships. Renames made before that read but journaled after
+// it (the agent was behind) put another directory at the path: its mtime
+// went to this one on the replica, and nothing later set it right.
+TEST_P(RenameFlagsReplication, ADirectoryMovedAwayBeforeItsEntryShippedKeepsItsOwnMtime) {
+    if (GetParam() != FsType::ext4) agent_ = std::make_unique<AgentHost>(*agent_ns_, key_, "e2e-src", GetParam());
+    auto& server = add_server();
+    auto d = agent_->dir();
+    fs::create_directories(d / "a/s");
+    fs::create_directories(d / "b/s");
+    start_agent();
+    std::ofstream(d / "b/s/e") << "made in b/s";
+    sync_ok();
+
+    agent_->pause();
+    // a/s gets an mtime later than b/s's (a sync apart).
+    std::ofstream(d / "a/s/f") << "made in a/s";
+    ASSERT_EQ(rename2(d / "a", d / "x", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2(d / "b", d / "a", 0), 0) << std::strerror(errno);
+    agent_->resume();
+    sync_ok();
+    expect_converged(server);
+}
+
 INSTANTIATE_TEST_SUITE_P(Filesystems, RenameFlagsReplication, ::testing::Values(FsType::ext4, FsType::xfs),
                          [](const auto& info) { return std::string(fs_name(info.param)); });
 
