@@ -1056,6 +1056,27 @@ TEST_P(RenameFlagsReplication, ADirectoryMovedAwayBeforeItsEntryShippedKeepsItsO
     expect_converged(server);
 }
 
+// XFS sets the mtime of a directory an exchange moves to another parent.
+// With one side moved on before the agent read the events, the exchange
+// cannot be told from a rename that replaced the other side, and is
+// journaled as one: the directory moved must still get its new mtime.
+TEST_P(RenameFlagsReplication, AnExchangeJournaledAsARenameCarriesTheMovedDirectorysMtime) {
+    if (GetParam() != FsType::ext4) agent_ = std::make_unique<AgentHost>(*agent_ns_, key_, "e2e-src", GetParam());
+    auto& server = add_server();
+    auto d = agent_->dir();
+    fs::create_directories(d / "d0/p");
+    fs::create_directories(d / "d1/q");
+    start_agent();
+    sync_ok();
+
+    agent_->pause();
+    ASSERT_EQ(rename2(d / "d0/p", d / "d1/q", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2(d / "d0/p", d / "d0/r", 0), 0) << std::strerror(errno);
+    agent_->resume();
+    sync_ok();
+    expect_converged(server);
+}
+
 INSTANTIATE_TEST_SUITE_P(Filesystems, RenameFlagsReplication, ::testing::Values(FsType::ext4, FsType::xfs),
                          [](const auto& info) { return std::string(fs_name(info.param)); });
 
