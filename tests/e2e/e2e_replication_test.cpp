@@ -1077,6 +1077,35 @@ TEST_P(RenameFlagsReplication, AnExchangeJournaledAsARenameCarriesTheMovedDirect
     expect_converged(server);
 }
 
+// Two chains of directories with the same names, made while the agent was
+// down, journaled by its rescan and exchanged before the shipper reached
+// them (the server was away): every mkdir read its parent's mtime through
+// a path that named the other chain by then.
+TEST_P(RenameFlagsReplication, ChainsMadeWhileTheAgentWasDownThenExchangedKeepTheirOwnMtimes) {
+    if (GetParam() != FsType::ext4) agent_ = std::make_unique<AgentHost>(*agent_ns_, key_, "e2e-src", GetParam());
+    auto& server = add_server();
+    auto d = agent_->dir();
+    fs::create_directories(d / "A");
+    fs::create_directories(d / "B");
+    start_agent();
+    sync_ok();
+
+    server.kill9();
+    uint64_t before = agent_->status().value("head_lsn", uint64_t{0});
+    ASSERT_GT(before, 0u);
+    ASSERT_EQ(agent_->stop().exit_code, 0);
+    fs::create_directories(d / "A/l0/l1/l2/l3");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // B's chain gets later mtimes
+    fs::create_directories(d / "B/l0/l1/l2/l3");
+    start_agent();
+    // The rescan journals both chains.
+    ASSERT_TRUE(eventually([&] { return agent_->status().value("head_lsn", uint64_t{0}) >= before + 8; }, std::chrono::seconds(20)));
+    ASSERT_EQ(rename2(d / "A", d / "B", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    server.start();
+    sync_ok();
+    expect_converged(server);
+}
+
 INSTANTIATE_TEST_SUITE_P(Filesystems, RenameFlagsReplication, ::testing::Values(FsType::ext4, FsType::xfs),
                          [](const auto& info) { return std::string(fs_name(info.param)); });
 
