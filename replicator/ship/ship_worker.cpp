@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <thread>
+#include <vector>
 
 #include "common/path_tree.hpp"
 #include "replicator/fs/block_hash.hpp"
@@ -376,6 +377,20 @@ std::optional<std::string> followed(const std::string& d, const Record& r) {
     return std::nullopt;
 }
 
+// The entries of `dirs` at or beneath `dir`, taken out of it.
+template <class Map>
+std::vector<std::pair<std::string, typename Map::mapped_type>> take_subtree(Map& dirs, const std::string& dir) {
+    std::vector<std::pair<std::string, typename Map::mapped_type>> out;
+    if (auto it = dirs.find(dir); it != dirs.end()) {
+        out.emplace_back(it->first, it->second);
+        dirs.erase(it);
+    }
+    auto [first, last] = subtree_range(dirs, dir);
+    for (auto it = first; it != last; ++it) out.emplace_back(it->first, it->second);
+    dirs.erase(first, last);
+    return out;
+}
+
 }  // namespace
 
 void ShipWorker::follow_stale_dirs(const Record& r) {
@@ -384,13 +399,18 @@ void ShipWorker::follow_stale_dirs(const Record& r) {
     for (auto& d : stale_dirs_)
         if (auto to = followed(d, r)) next.insert(std::move(*to));
     stale_dirs_ = std::move(next);
-    std::map<std::string, std::chrono::steady_clock::time_point> read;
-    for (auto& [d, when] : read_dirs_)
+    // Only what lies at or beneath the names moved changes: a burst of
+    // renames beside a large tree costs no walk of all it read.
+    auto moved = take_subtree(read_dirs_, r.path);
+    if (r.op == Op::exchange) {
+        auto other = take_subtree(read_dirs_, r.target);
+        moved.insert(moved.end(), other.begin(), other.end());
+    }
+    for (auto& [d, when] : moved)
         if (auto to = followed(d, r)) {
-            auto& at = read[std::move(*to)];
+            auto& at = read_dirs_[std::move(*to)];
             at = std::max(at, when);
         }
-    read_dirs_ = std::move(read);
 }
 
 // The mtime sent for a directory was read through its path when its record
@@ -403,8 +423,11 @@ void ShipWorker::follow_stale_dirs(const Record& r) {
 // agent saw only in parts is journaled as renames.
 void ShipWorker::note_moved_dirs(const Record& r) {
     if (r.op != Op::rename && r.op != Op::exchange) return;
-    for (auto& [d, when] : read_dirs_)
-        if (at_or_beneath(d, r.path) || at_or_beneath(d, r.target)) stale_dirs_.insert(d);
+    for (auto* name : {&r.path, &r.target}) {
+        if (read_dirs_.count(*name)) stale_dirs_.insert(*name);
+        auto [first, last] = subtree_range(read_dirs_, *name);
+        for (auto it = first; it != last; ++it) stale_dirs_.insert(it->first);
+    }
     if (r.op == Op::rename && tree_->is_directory(r.handle)) stale_dirs_.insert(r.path);
 }
 
