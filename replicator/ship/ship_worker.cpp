@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <thread>
+#include <vector>
 
 #include "common/path_tree.hpp"
 #include "replicator/fs/block_hash.hpp"
@@ -59,6 +60,9 @@ constexpr auto kCommitInterval = std::chrono::milliseconds(200);
 // How long a caught-up worker waits for the ack of the commit in flight
 // before looking at the journal again.
 constexpr auto kCommitPatience = std::chrono::milliseconds(20);
+// How long a directory whose mtime was read is followed through renames
+// (ShipWorker::read_dirs_): far longer than events wait in the agent.
+constexpr auto kReadDirsKept = std::chrono::seconds(60);
 
 int64_t mtime_ns(const struct stat& st) {
     return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
@@ -355,8 +359,9 @@ bool ShipWorker::ship_session(const LinkSession& session) {
 std::optional<int64_t> ShipWorker::parent_mtime(const std::string& path) {
     auto slash = path.rfind('/');
     std::string parent = slash == std::string::npos ? std::string() : path.substr(0, slash);
-    auto [it, fresh] = window_parent_mtimes_.try_emplace(std::move(parent));
+    auto [it, fresh] = window_parent_mtimes_.try_emplace(parent);
     if (fresh) it->second = tree_->parent_mtime(path);
+    if (it->second) read_dirs_[std::move(parent)] = std::chrono::steady_clock::now();
     return it->second;
 }
 
@@ -365,15 +370,69 @@ void ShipWorker::note_stale_parent(const std::string& path) {
     stale_dirs_.insert(slash == std::string::npos ? std::string() : path.substr(0, slash));
 }
 
-void ShipWorker::follow_stale_dirs(const Record& r) {
-    if (stale_dirs_.empty() || (r.op != Op::rename && r.op != Op::rmdir && r.op != Op::exchange)) return;
-    std::set<std::string> next;
-    for (auto& d : stale_dirs_) {
-        if (r.op == Op::exchange && at_or_beneath(d, r.target)) next.insert(r.path + d.substr(r.target.size()));
-        else if (!at_or_beneath(d, r.path)) next.insert(d);
-        else if (r.op == Op::rename || r.op == Op::exchange) next.insert(r.target + d.substr(r.path.size()));
+namespace {
+
+// Where the directory at `d` is after `r` (a rename, rmdir or exchange);
+// nullopt when `r` removed it.
+std::optional<std::string> followed(const std::string& d, const Record& r) {
+    if (r.op == Op::exchange && at_or_beneath(d, r.target)) return r.path + d.substr(r.target.size());
+    if (!at_or_beneath(d, r.path)) return d;
+    if (r.op == Op::rename || r.op == Op::exchange) return r.target + d.substr(r.path.size());
+    return std::nullopt;
+}
+
+// The entries of `dirs` at or beneath `dir`, taken out of it.
+template <class Map>
+std::vector<std::pair<std::string, typename Map::mapped_type>> take_subtree(Map& dirs, const std::string& dir) {
+    std::vector<std::pair<std::string, typename Map::mapped_type>> out;
+    if (auto it = dirs.find(dir); it != dirs.end()) {
+        out.emplace_back(it->first, it->second);
+        dirs.erase(it);
     }
+    auto [first, last] = subtree_range(dirs, dir);
+    for (auto it = first; it != last; ++it) out.emplace_back(it->first, it->second);
+    dirs.erase(first, last);
+    return out;
+}
+
+}  // namespace
+
+void ShipWorker::follow_stale_dirs(const Record& r) {
+    if (r.op != Op::rename && r.op != Op::rmdir && r.op != Op::exchange) return;
+    std::set<std::string> next;
+    for (auto& d : stale_dirs_)
+        if (auto to = followed(d, r)) next.insert(std::move(*to));
     stale_dirs_ = std::move(next);
+    // Only what lies at or beneath the names moved changes: a burst of
+    // renames beside a large tree costs no walk of all it read.
+    auto moved = take_subtree(read_dirs_, r.path);
+    if (r.op == Op::exchange) {
+        auto other = take_subtree(read_dirs_, r.target);
+        moved.insert(moved.end(), other.begin(), other.end());
+    }
+    for (auto& [d, when] : moved)
+        if (auto to = followed(d, r)) {
+            auto& at = read_dirs_[std::move(*to)];
+            at = std::max(at, when);
+        }
+}
+
+// The mtime sent for a directory was read through its path when its record
+// shipped. A rename or exchange of that path (or of a directory above it)
+// shipped later happened at the source before that read, or the read named
+// the right directory: either way the one read may have been another, and
+// the directory gets its own mtime once the shipper has caught up. A
+// directory renamed is noted too: some filesystems (XFS) set the mtime of
+// a directory an exchange moves to another parent, and an exchange the
+// agent saw only in parts is journaled as renames.
+void ShipWorker::note_moved_dirs(const Record& r) {
+    if (r.op != Op::rename && r.op != Op::exchange) return;
+    for (auto* name : {&r.path, &r.target}) {
+        if (read_dirs_.count(*name)) stale_dirs_.insert(*name);
+        auto [first, last] = subtree_range(read_dirs_, *name);
+        for (auto it = first; it != last; ++it) stale_dirs_.insert(it->first);
+    }
+    if (r.op == Op::rename && tree_->is_directory(r.handle)) stale_dirs_.insert(r.path);
 }
 
 // Every entry change sets its directory's mtime on the replica to the
@@ -382,6 +441,11 @@ void ShipWorker::follow_stale_dirs(const Record& r) {
 // up, every rename has travelled, so the path it followed names the same
 // directory on both sides and its mtime can be sent as a setattr.
 bool ShipWorker::fix_stale_dirs() {
+    // A rename still queued in the agent when a directory's mtime was read
+    // is journaled soon after; one read longer ago than that is not
+    // followed any further.
+    auto now = std::chrono::steady_clock::now();
+    std::erase_if(read_dirs_, [&](const auto& e) { return now - e.second > kReadDirsKept; });
     if (stale_dirs_.empty()) return true;
     at_boundary_ = true;  // the window's end
     auto dirs = std::move(stale_dirs_);
@@ -544,6 +608,7 @@ bool ShipWorker::ship_record(const Record& r, const PlannedRecord& p) {
     if ((m.kind == proto::OpKind::rename || m.kind == proto::OpKind::link || m.kind == proto::OpKind::exchange) &&
         !m.target_parent_mtime_ns)
         note_stale_parent(r.target);
+    note_moved_dirs(r);
     if (m.kind == proto::OpKind::exchange) {
         // Records before the exchange read their directory's mtime at ship
         // time through a path that may hold the other directory by now,
@@ -633,7 +698,7 @@ bool ShipWorker::ship_whole(const Record& r, ShipAction action) {
         m.path = r.path;
         m.mode = S_IFREG | 0600;
         m.mtime_ns = r.mtime_ns;
-        m.parent_mtime_ns = tree_->parent_mtime(r.path);
+        m.parent_mtime_ns = parent_mtime(r.path);
         if (!m.parent_mtime_ns) note_stale_parent(r.path);
         return send_op(std::move(m));
     }

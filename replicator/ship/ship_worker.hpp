@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -49,6 +50,9 @@ private:
     // The mtime of the directory holding `path`, read once per window.
     std::optional<int64_t> parent_mtime(const std::string& path);
     void follow_stale_dirs(const journal::Record& r);
+    // A rename or exchange about to ship: the directories it may have
+    // given another directory's mtime to become stale (see read_dirs_).
+    void note_moved_dirs(const journal::Record& r);
     bool fix_stale_dirs();
     bool reopen_reader(uint64_t next_lsn);
 
@@ -63,6 +67,12 @@ private:
     std::optional<SourceTree> tree_;
 
     std::set<std::string> stale_dirs_;
+    // Directories whose mtime was read by path and sent, under the name
+    // the records shipped since give them, with when it was read. A rename
+    // or exchange journaled after the read (still queued in the agent when
+    // it was made) may have put another directory at that path by then:
+    // its mtime went to this one on the replica.
+    std::map<std::string, std::chrono::steady_clock::time_point> read_dirs_;
     // Parent directory mtimes read while shipping the current window.
     std::unordered_map<std::string, std::optional<int64_t>> window_parent_mtimes_;
     uint64_t generation_ = 0;

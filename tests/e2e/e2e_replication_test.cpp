@@ -1054,6 +1054,80 @@ TEST_P(RenameFlagsReplication, ABurstOfExchangesAndWhiteoutsConverges) {
     }
 }
 
+// The shipper reads a directory's mtime through its path when a record of
+// an entry in it ships. Renames made before that read but journaled after
+// it (the agent was behind) put another directory at the path: its mtime
+// went to this one on the replica, and nothing later set it right.
+TEST_P(RenameFlagsReplication, ADirectoryMovedAwayBeforeItsEntryShippedKeepsItsOwnMtime) {
+    if (GetParam() != FsType::ext4) agent_ = std::make_unique<AgentHost>(*agent_ns_, key_, "e2e-src", GetParam());
+    auto& server = add_server();
+    auto d = agent_->dir();
+    fs::create_directories(d / "a/s");
+    fs::create_directories(d / "b/s");
+    start_agent();
+    std::ofstream(d / "b/s/e") << "made in b/s";
+    sync_ok();
+
+    agent_->pause();
+    // a/s gets an mtime later than b/s's (a sync apart).
+    std::ofstream(d / "a/s/f") << "made in a/s";
+    ASSERT_EQ(rename2(d / "a", d / "x", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2(d / "b", d / "a", 0), 0) << std::strerror(errno);
+    agent_->resume();
+    sync_ok();
+    expect_converged(server);
+}
+
+// XFS sets the mtime of a directory an exchange moves to another parent.
+// With one side moved on before the agent read the events, the exchange
+// cannot be told from a rename that replaced the other side, and is
+// journaled as one: the directory moved must still get its new mtime.
+TEST_P(RenameFlagsReplication, AnExchangeJournaledAsARenameCarriesTheMovedDirectorysMtime) {
+    if (GetParam() != FsType::ext4) agent_ = std::make_unique<AgentHost>(*agent_ns_, key_, "e2e-src", GetParam());
+    auto& server = add_server();
+    auto d = agent_->dir();
+    fs::create_directories(d / "d0/p");
+    fs::create_directories(d / "d1/q");
+    start_agent();
+    sync_ok();
+
+    agent_->pause();
+    ASSERT_EQ(rename2(d / "d0/p", d / "d1/q", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2(d / "d0/p", d / "d0/r", 0), 0) << std::strerror(errno);
+    agent_->resume();
+    sync_ok();
+    expect_converged(server);
+}
+
+// Two chains of directories with the same names, made while the agent was
+// down, journaled by its rescan and exchanged before the shipper reached
+// them (the server was away): every mkdir read its parent's mtime through
+// a path that named the other chain by then.
+TEST_P(RenameFlagsReplication, ChainsMadeWhileTheAgentWasDownThenExchangedKeepTheirOwnMtimes) {
+    if (GetParam() != FsType::ext4) agent_ = std::make_unique<AgentHost>(*agent_ns_, key_, "e2e-src", GetParam());
+    auto& server = add_server();
+    auto d = agent_->dir();
+    fs::create_directories(d / "A");
+    fs::create_directories(d / "B");
+    start_agent();
+    sync_ok();
+
+    server.kill9();
+    uint64_t before = agent_->status().value("head_lsn", uint64_t{0});
+    ASSERT_GT(before, 0u);
+    ASSERT_EQ(agent_->stop().exit_code, 0);
+    fs::create_directories(d / "A/l0/l1/l2/l3");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // B's chain gets later mtimes
+    fs::create_directories(d / "B/l0/l1/l2/l3");
+    start_agent();
+    // The rescan journals both chains.
+    ASSERT_TRUE(eventually([&] { return agent_->status().value("head_lsn", uint64_t{0}) >= before + 8; }, std::chrono::seconds(20)));
+    ASSERT_EQ(rename2(d / "A", d / "B", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    server.start();
+    sync_ok();
+    expect_converged(server);
+}
+
 INSTANTIATE_TEST_SUITE_P(Filesystems, RenameFlagsReplication, ::testing::Values(FsType::ext4, FsType::xfs),
                          [](const auto& info) { return std::string(fs_name(info.param)); });
 
