@@ -185,6 +185,15 @@ Status ApplierImpl::do_link(const OpMsg& op) {
         return fail(sys_error("link", op.path, ENOENT));
     }
     if (S_ISDIR(src->st_mode)) return fail(sys_error("hard link to directory", op.path, EISDIR));
+    // The first name holds another object than the one the source linked
+    // (reused there before the record was read, or grouped differently
+    // here): linking it would put an object of the wrong type under the
+    // second name and in its link group. Skipped; the records that follow
+    // (or a verify) say what the second name holds.
+    if (op.mode && (*op.mode & S_IFMT) && (*op.mode & S_IFMT) != (src->st_mode & S_IFMT))
+        return fail(sys_error(fmt::format("link to '{}' (the source's object is of another type than what is here) of",
+                                          op.target),
+                              op.path, EINVAL));
     if (dst) {
         if (dst->st_ino == src->st_ino && dst->st_dev == src->st_dev) return {};
         if (auto ok = make_room(to, op.target, *dst); !ok) return ok;

@@ -572,7 +572,17 @@ bool ShipWorker::ship_record(const Record& r, const PlannedRecord& p) {
                 m.target = *now;
             }
             break;
-        case Op::link: m.kind = proto::OpKind::link; second_name(); break;
+        case Op::link:
+            m.kind = proto::OpKind::link;
+            second_name();
+            // The type of the object linked, so the server links nothing
+            // else: the first name may hold another object there by the
+            // time the record arrives (a name reused before its records
+            // were read). The object's type never changes; gone, the type
+            // the agent knew it by, if any.
+            if (auto type = tree_->file_type(r.handle)) m.mode = *type;
+            else if (r.mode && (*r.mode & S_IFMT)) m.mode = *r.mode & S_IFMT;
+            break;
         case Op::unlink: m.kind = proto::OpKind::unlink; break;
         case Op::rmdir: m.kind = proto::OpKind::rmdir; break;
         case Op::rename:

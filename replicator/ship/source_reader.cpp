@@ -101,6 +101,14 @@ bool SourceTree::is_directory(const journal::FileHandle& handle) const {
     return fd.get() >= 0 && ::fstat(fd.get(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+std::optional<uint32_t> SourceTree::file_type(const journal::FileHandle& handle) const {
+    if (handle.empty()) return std::nullopt;
+    auto fd = open_handle_path(root_.get(), handle);
+    struct stat st{};
+    if (fd.get() < 0 || ::fstat(fd.get(), &st) != 0) return std::nullopt;
+    return static_cast<uint32_t>(st.st_mode & S_IFMT);
+}
+
 bool SourceTree::names_other_than_a_file(const std::string& path, const journal::FileHandle& handle) const {
     UniqueFd fd;
     if (!handle.empty()) {

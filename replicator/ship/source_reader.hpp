@@ -44,6 +44,9 @@ public:
     // Whether the object `handle` names is a directory (where it is now);
     // false when it is gone.
     bool is_directory(const journal::FileHandle& handle) const;
+    // The type bits (S_IFMT) of the object `handle` names; nullopt when it
+    // is gone or there is no handle.
+    std::optional<uint32_t> file_type(const journal::FileHandle& handle) const;
     // Whether what a record names (by its handle, or by `path` without one)
     // still exists and is not a regular file: a device, fifo, socket,
     // symlink or directory, which open_file() also answers with nullopt.

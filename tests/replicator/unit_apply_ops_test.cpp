@@ -147,6 +147,27 @@ TEST_F(ApplyOps, LinkGroupsNames) {
     expect(Outcome::skipped, OpMsg{.lsn = 4, .kind = OpKind::link, .path = "d", .target = "dlink"});
 }
 
+// A link record names its first name as it was when the agent read it: by
+// the time it is applied that name may hold another object (here a device
+// made there since). Linking it would put a device in the regular file's
+// link group; the record says the type of what the source linked, and a
+// first name holding another type is skipped, the second name left as it is.
+TEST_F(ApplyOps, ALinkWhoseFirstNameHoldsAnotherTypeIsSkipped) {
+    ok(OpMsg{.lsn = 1, .kind = OpKind::mknod, .path = "dev", .mode = 020644u, .rdev = makedev(1, 3)});
+    ok(content_ops(2, "file", "regular bytes", t(1)));
+    expect(Outcome::skipped, OpMsg{.lsn = 3, .kind = OpKind::link, .path = "dev", .target = "file", .mode = S_IFREG});
+    auto f = lstat_of(at("file"));
+    EXPECT_TRUE(S_ISREG(f.st_mode));
+    EXPECT_EQ(f.st_nlink, 1u);
+    EXPECT_EQ(read_file(at("file")), "regular bytes");
+    EXPECT_EQ(lstat_of(at("dev")).st_nlink, 1u);
+    expect(Outcome::skipped, OpMsg{.lsn = 4, .kind = OpKind::link, .path = "dev", .target = "new", .mode = S_IFREG});
+    EXPECT_FALSE(fs::exists(fs::symlink_status(at("new"))));
+    // Of the type the record says, it is linked.
+    ok(OpMsg{.lsn = 5, .kind = OpKind::link, .path = "dev", .target = "dev2", .mode = S_IFCHR});
+    EXPECT_EQ(lstat_of(at("dev")).st_ino, lstat_of(at("dev2")).st_ino);
+}
+
 TEST_F(ApplyOps, UnlinkAndRmdir) {
     ok(OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = "d", .mode = 040755u});
     ok(OpMsg{.lsn = 2, .kind = OpKind::create, .path = "d/f", .mode = 0100644u});

@@ -171,7 +171,7 @@ struct OpMsg {
     OpKind kind = OpKind::noop;
     std::string path;    // relative to the fileset root; "" is the root
     std::string target;  // rename/link destination, symlink text, exchange's other side
-    std::optional<uint32_t> mode;
+    std::optional<uint32_t> mode;  // link: only the type (S_IFMT) of the object linked, when known
     std::optional<uint32_t> uid;
     std::optional<uint32_t> gid;
     std::optional<int64_t> atime_ns;
