@@ -109,6 +109,32 @@ TEST_P(RenameFlags, ExchangesReadLateStillReplayToTheTree) {
     expect_journal_gives_the_tree();
 }
 
+// An exchange of a file with a directory that moved on before the exchange
+// was read: the directory is no longer at the file's old name, so it cannot
+// be seen to have gone there. A rename can never put a file over a
+// directory (nor a directory over a file), so the first move is still an
+// exchange; taken for a rename that replaced the directory, the journal
+// dropped the directory's entries (a link in it among them) and made it
+// again, empty, at its new name.
+TEST_P(RenameFlags, AFileExchangedWithADirectoryThatMovedOnIsStillAnExchange) {
+    write_file(at("f"), "file");
+    make_dir(at("d"));
+    write_file(at("d/inner"), "inner");
+    write_file(at("other"), "linked");
+    ASSERT_EQ(::link(at("other").c_str(), at("d/h").c_str()), 0) << std::strerror(errno);
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    ASSERT_EQ(rename2("f", "d", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    ASSERT_EQ(::rename(at("f").c_str(), at("e").c_str()), 0) << std::strerror(errno);
+    ASSERT_EQ(::link(at("other").c_str(), at("e/h2").c_str()), 0) << std::strerror(errno);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    auto described = describe(changes());
+    EXPECT_EQ(described, (Strings{"exchange f -> d", "rename f -> e", "link other -> e/h2"}))
+        << fmt::format("{}", fmt::join(described, "\n"));
+    expect_journal_gives_the_tree();
+}
+
 // With a name outside the watched directory: the file that arrives is
 // journaled with its content, after the removal of the one that left (a
 // creation over a name the replica has a file of its own at would read
