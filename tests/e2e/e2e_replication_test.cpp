@@ -304,10 +304,11 @@ TEST_F(Replication, VerifyDoesNotReportAFileChangingMeanwhile) {
     EXPECT_EQ(v.out.find("DIFFERS"), std::string::npos) << v.out;
 }
 
-// A verification that finds a file whose name is not UTF-8 cannot put it in
-// its JSON reply: that fails the request, never the agent (the reply was
-// written on the request's own thread, and the exception ended the process).
-TEST_F(Replication, AVerifyReplyThatCannotBeWrittenDoesNotEndTheAgent) {
+// A verification that finds a file whose name is not UTF-8 names it in its
+// reply with U+FFFD for the byte JSON cannot carry; the agent lives on (the
+// reply was once written strictly on the request's own thread, and the
+// exception ended the process).
+TEST_F(Replication, AVerifyReplyNamingAPathThatIsNotUtf8ReachesTheUserAndTheAgentLives) {
     auto& server = add_server();
     start_agent();
     const std::string name = "caf\xe9.txt";
@@ -324,7 +325,8 @@ TEST_F(Replication, AVerifyReplyThatCannotBeWrittenDoesNotEndTheAgent) {
     auto s = agent_->status();
     ASSERT_TRUE(s.is_object()) << agent_->log();
     EXPECT_EQ(s.value("ok", false), true) << s.dump(2);
-    EXPECT_NE(agent_->log().find("[error] verify: cannot send the reply: "), std::string::npos) << agent_->log();
+    // The name's byte that is not UTF-8 is shown as U+FFFD.
+    EXPECT_NE((v.out + v.err).find("caf\xef\xbf\xbd.txt"), std::string::npos) << v.out << v.err;
 }
 
 // The scrub finds a divergence on its own, repairs it, logs it as a
