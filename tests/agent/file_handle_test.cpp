@@ -17,19 +17,14 @@
 #include "agent/tree_state.hpp"
 #include "common/file_handle.hpp"
 #include "support/doc_hex.hpp"
+#include "support/kernel_handle.hpp"
 #include "support/scratch_fs.hpp"
+#include "support/tree.hpp"
 
 namespace iz::agent {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
 
 fs::path temp_dir(const fs::path& base, const char* tag) {
     std::string tmpl = (base / (std::string(tag) + "-XXXXXX")).string();
@@ -83,15 +78,10 @@ void check_handles_on(const fs::path& dir, bool inode_in_handle) {
         auto h = handle_of(dfd, name);
         ASSERT_TRUE(h) << h.error().message;
         // The same handle the kernel gives directly.
-        union {
-            file_handle fh;
-            char buf[sizeof(file_handle) + MAX_HANDLE_SZ];
-        } u{};
-        u.fh.handle_bytes = MAX_HANDLE_SZ;
-        int mount_id = 0;
-        ASSERT_EQ(::name_to_handle_at(dfd, name, &u.fh, &mount_id, *name ? 0 : AT_EMPTY_PATH), 0);
-        EXPECT_EQ(h->type, u.fh.handle_type) << name;
-        EXPECT_EQ(h->bytes, std::string(reinterpret_cast<const char*>(u.fh.f_handle), u.fh.handle_bytes)) << name;
+        auto k = test::kernel_handle(dfd, name, *name ? 0 : AT_EMPTY_PATH);
+        ASSERT_TRUE(k) << name << ": " << strerror(errno);
+        EXPECT_EQ(h->type, k->type) << name;
+        EXPECT_EQ(h->bytes, k->bytes) << name;
         if (inode_in_handle) {
             EXPECT_EQ(inode_of_handle(*h), st->st_ino) << name;
         }
@@ -172,7 +162,7 @@ TEST(TreeStateFormat, AStateFileWrittenBeforeTheHandleTypeLoadsAndSavesToTheSame
     EXPECT_EQ(l.link_target, "a.txt");
 
     ASSERT_TRUE(save_tree(saved->tree, *saved->lsn, dir / "new"));
-    EXPECT_EQ(slurp(dir / "new"), kSavedTree);
+    EXPECT_EQ(test::read_file(dir / "new"), kSavedTree);
     fs::remove_all(dir);
 }
 

@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "support/kernel_handle.hpp"
 #include "hostile_server_harness.hpp"
 #include "journal/writer.hpp"
 #include "replicator/ship/shipper.hpp"
@@ -126,14 +127,9 @@ TEST(ShipperContent, ALateWriteToWhatIsNowAFifoSendsNothing) {
     ASSERT_TRUE(writer) << writer.error().message;
     auto fifo = rig.server.base() / "src/f";
     ASSERT_EQ(::mkfifo(fifo.c_str(), 0640), 0);
-    union {
-        file_handle fh;
-        char buf[sizeof(file_handle) + MAX_HANDLE_SZ];
-    } u{};
-    u.fh.handle_bytes = MAX_HANDLE_SZ;
-    int mount_id = 0;
-    ASSERT_EQ(::name_to_handle_at(AT_FDCWD, fifo.c_str(), &u.fh, &mount_id, 0), 0);
-    journal::FileHandle handle{u.fh.handle_type, std::string(reinterpret_cast<const char*>(u.fh.f_handle), u.fh.handle_bytes)};
+    auto kernel = test::kernel_handle(AT_FDCWD, fifo.c_str());
+    ASSERT_TRUE(kernel) << strerror(errno);
+    journal::FileHandle handle = *kernel;
     uint64_t last = 0;
     for (auto op : {journal::Op::mknod, journal::Op::write, journal::Op::close_write}) {
         journal::Record r;

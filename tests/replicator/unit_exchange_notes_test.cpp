@@ -14,18 +14,13 @@
 #include <sstream>
 
 #include "exchange_notes.hpp"
+#include "support/kernel_handle.hpp"
+#include "support/tree.hpp"
 
 namespace iz::replicator {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string slurp(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
 
 class ExchangeNotesFormat : public ::testing::Test {
 protected:
@@ -59,7 +54,7 @@ TEST_F(ExchangeNotesFormat, NotesWrittenBeforeTheHandleTypeReadAndRewriteTheSame
     EXPECT_EQ(second->at_target, identity_of(FileHandle{-1, "\xff"}));
     // Adding the last note again rewrites the file: the same bytes.
     ASSERT_TRUE(notes->add(*second, 0));
-    EXPECT_EQ(slurp(dir_ / "exchanges"), kNotes);
+    EXPECT_EQ(test::read_file(dir_ / "exchanges"), kNotes);
 }
 
 TEST_F(ExchangeNotesFormat, AnEntryIsKnownByItsKernelHandle) {
@@ -68,19 +63,13 @@ TEST_F(ExchangeNotesFormat, AnEntryIsKnownByItsKernelHandle) {
     int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     ASSERT_GE(dfd, 0);
     for (const char* name : {"f", "l"}) {
-        union {
-            file_handle fh;
-            char buf[sizeof(file_handle) + MAX_HANDLE_SZ];
-        } u{};
-        u.fh.handle_bytes = MAX_HANDLE_SZ;
-        int mount_id = 0;
-        ASSERT_EQ(::name_to_handle_at(dfd, name, &u.fh, &mount_id, 0), 0);
+        auto k = test::kernel_handle(dfd, name);
+        ASSERT_TRUE(k) << name << ": " << strerror(errno);
         std::string hex;
-        for (char c : std::string_view(reinterpret_cast<const char*>(u.fh.f_handle), u.fh.handle_bytes))
-            hex += fmt::format("{:02x}", static_cast<unsigned char>(c));
+        for (char c : k->bytes) hex += fmt::format("{:02x}", static_cast<unsigned char>(c));
         auto id = object_identity(dfd, name, name);
         ASSERT_TRUE(id) << id.error().message;
-        EXPECT_EQ(*id, fmt::format("h{}:{}", u.fh.handle_type, hex)) << name;
+        EXPECT_EQ(*id, fmt::format("h{}:{}", k->type, hex)) << name;
     }
     auto none = object_identity(dfd, "none", "none");
     ASSERT_TRUE(none) << none.error().message;
