@@ -10,24 +10,13 @@
 #include <vector>
 
 #include "common/file_handle.hpp"
+#include "common/mutation_ops.hpp"
 
 namespace iz::journal {
 
 // Wire values are part of the on-disk format: append only, never renumber.
 enum class Op : uint8_t {
-    create = 1,
-    mkdir = 2,
-    mknod = 3,
-    symlink = 4,
-    link = 5,
-    unlink = 6,
-    rmdir = 7,
-    rename = 8,
-    setattr = 9,
-    write = 10,
-    truncate = 11,
-    setxattr = 12,
-    removexattr = 13,
+    IZ_MUTATION_OPS(IZ_MUTATION_ENUMERATOR)  // 1..13, shared with the wire
     close_write = 14,
     start = 15,
     stop = 16,

@@ -282,8 +282,8 @@ Status ApplierImpl::dispatch_kind(const OpMsg& op) {
         case K::mknod: return do_mknod(op);
         case K::symlink: return do_symlink(op);
         case K::link: return do_link(op);
-        case K::unlink: return do_unlink(op);
-        case K::rmdir: return do_rmdir(op);
+        case K::unlink: return remove_entry(op, false);
+        case K::rmdir: return remove_entry(op, true);
         case K::rename: return do_rename(op);
         case K::exchange: return do_exchange(op);
         case K::setattr: return do_setattr(op);

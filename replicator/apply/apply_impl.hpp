@@ -67,8 +67,7 @@ private:
     Status do_mknod(const OpMsg& op);
     Status do_symlink(const OpMsg& op);
     Status do_link(const OpMsg& op);
-    Status do_unlink(const OpMsg& op);
-    Status do_rmdir(const OpMsg& op);
+    Status remove_entry(const OpMsg& op, bool directory);  // unlink, rmdir
     Status do_rename(const OpMsg& op);
     Status do_exchange(const OpMsg& op);
     // Clears `name` (currently `st`) so a new entry can take its place.

@@ -227,10 +227,11 @@ Result<bool> ApplierImpl::done_before(const OpMsg& op, int dirfd, const std::str
     return born < resumed_at_ns_;
 }
 
-// A removal replayed after a kill finds nothing to remove; it still
-// forgets, since the forget it logged the first time may have been lost
+// unlink and rmdir differ only in the type they expect at the name. A
+// removal replayed after a kill finds nothing to remove; it still forgets,
+// since the forget it logged the first time may have been lost
 // (file_memory.hpp).
-Status ApplierImpl::do_unlink(const OpMsg& op) {
+Status ApplierImpl::remove_entry(const OpMsg& op, bool directory) {
     auto p = dirs_->parent_of(op.path);
     if (!p) {
         if (p.error().sys_errno != ENOENT) return fail(p.error());
@@ -242,30 +243,11 @@ Status ApplierImpl::do_unlink(const OpMsg& op) {
     if (*done) return {};  // what the name holds now came later
     auto st = stat_at(p->dir.get(), p->name, op.path);
     if (!st) return fail(st.error());
-    if (*st) {
-        if (S_ISDIR((*st)->st_mode)) return fail(sys_error("unlink", op.path, EISDIR));
-        if (auto ok = make_room(*p, op.path, **st); !ok) return ok;
+    if (!*st) {
+        memory_->forget(op.path);
     } else {
-        memory_->forget(op.path);
-    }
-    return set_dir_mtime(*p, op.parent_mtime_ns, op.path);
-}
-
-Status ApplierImpl::do_rmdir(const OpMsg& op) {
-    auto p = dirs_->parent_of(op.path);
-    if (!p) {
-        if (p.error().sys_errno != ENOENT) return fail(p.error());
-        memory_->forget(op.path);
-        return {};
-    }
-    auto done = done_before(op, p->dir.get(), p->name);
-    if (!done) return fail(done.error());
-    if (*done) return {};  // what the name holds now came later
-    auto st = stat_at(p->dir.get(), p->name, op.path);
-    if (!st) return fail(st.error());
-    if (!*st) memory_->forget(op.path);
-    if (*st) {
-        if (!S_ISDIR((*st)->st_mode)) return fail(sys_error("rmdir", op.path, ENOTDIR));
+        if (S_ISDIR((*st)->st_mode) != directory)
+            return fail(sys_error(directory ? "rmdir" : "unlink", op.path, directory ? ENOTDIR : EISDIR));
         // Not recursive: a directory with entries the source never had is
         // kept aside by make_room rather than deleted.
         if (auto ok = make_room(*p, op.path, **st); !ok) return ok;

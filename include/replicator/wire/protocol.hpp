@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "common/mutation_ops.hpp"
 
 namespace iz::replicator::proto {
 
@@ -114,23 +115,13 @@ struct ErrorMsg {
 // whole-file content is a sequence content_begin, content_data*, content_end
 // sharing one LSN. content_begin may carry the file's mode (the new file is
 // made with its permission bits); content_end carries the final attributes.
-// create..removexattr carry journal::Op's numbers (the shipper checks that
-// at build time); append only, never renumber.
+// create..removexattr are the mutations the journal names too, with the
+// same numbers (common/mutation_ops.hpp); append only, never renumber.
 enum class OpKind : uint8_t {
     noop = 0,
-    create = 1,
-    mkdir = 2,
-    mknod = 3,
-    symlink = 4,
-    link = 5,
-    unlink = 6,
-    rmdir = 7,
-    rename = 8,
-    setattr = 9,
-    write = 10,  // extents and holes in place, then size, then mtime
-    truncate = 11,
-    setxattr = 12,
-    removexattr = 13,
+    // 1..13, journal::Op's numbers. A write: extents and holes in place,
+    // then size, then mtime.
+    IZ_MUTATION_OPS(IZ_MUTATION_ENUMERATOR)
     content_begin = 14,
     content_data = 15,
     content_end = 16,
