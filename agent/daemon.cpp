@@ -18,6 +18,7 @@
 
 #include "agent/control.hpp"
 #include "agent/watch_paths.hpp"
+#include "common/service_notify.hpp"
 #include "daemon_impl.hpp"
 
 namespace iz::agent {
@@ -143,6 +144,7 @@ Status DaemonImpl::arm() {
 int DaemonImpl::shutdown() {
     if (shut_down_) return exit_code_;
     shut_down_ = true;
+    notify_stopping(fmt::format("stopping: making what was captured durable ({})", status_line()));
     close_settles();
     auto ok = settle();
     answer_syncs();

@@ -49,6 +49,7 @@ public:
     // ---- the event loop (daemon_loop.cpp) ----------------------------------
     // Serves until stopped (control "stop", SIGTERM, SIGINT), then shuts down.
     int run() override;
+    std::string status_line() const override;  // daemon_status.cpp
 
 private:
     // ---- lifetime (daemon.cpp) ---------------------------------------------
@@ -133,6 +134,9 @@ private:
 
     // ---- status (daemon_status.cpp) ----------------------------------------
     AgentStatus status() const;
+    // Tells a service manager the status line when it changed (every
+    // second, from the loop; nothing when no manager listens).
+    void report_status();
 
     // ---- state -------------------------------------------------------------
     // Destroyed in the reverse of this order, after ~DaemonImpl() has closed
@@ -177,6 +181,7 @@ private:
     bool root_removed_ = false;
     uint64_t bpf_dropped_ = 0;
     Clock::time_point started_;
+    std::string reported_status_;
     bool stopping_ = false;
     bool shut_down_ = false;
     int exit_code_ = 0;

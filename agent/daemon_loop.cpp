@@ -60,6 +60,7 @@ int DaemonImpl::run() {
             events_at_rate = capture_->stats().events;
             last_rate = now;
             retry_failed_journal();
+            report_status();
         }
         if (now - last_retention >= std::chrono::seconds(60)) {
             apply_retention();

@@ -3,6 +3,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "common/service_notify.hpp"
 #include "journal/reader.hpp"
 
 namespace iz::agent {
@@ -53,6 +58,34 @@ AgentStatus DaemonImpl::status() const {
     };
     if (auto f = writer_->failure()) st.journal_failure = f->message;
     return st;
+}
+
+// Cheap enough for every second: no journal walk (status() sums the
+// segments' sizes), only counters and the shipper's per-server state.
+std::string DaemonImpl::status_line() const {
+    std::string line = fmt::format("{}: {} records, durable LSN {}", mode(), capture_->stats().records,
+                                   writer_->durable_lsn());
+    if (shipper_) {
+        size_t connected = 0;
+        uint64_t behind = 0;
+        auto servers = shipper_->status();
+        for (auto& srv : servers) {
+            connected += srv.connected ? 1 : 0;
+            behind = std::max(behind, srv.records_behind);
+        }
+        line += fmt::format("; {}/{} servers connected, {} records behind", connected, servers.size(), behind);
+    }
+    if (root_removed_) line += "; REMOVED: the watched directory was deleted";
+    if (auto f = writer_->failure()) line += "; JOURNAL FAILED: " + f->message;
+    return line;
+}
+
+void DaemonImpl::report_status() {
+    if (!service_manager_listens()) return;
+    auto line = status_line();
+    if (line == reported_status_) return;
+    notify_status(line);
+    reported_status_ = std::move(line);
 }
 
 }  // namespace iz::agent

@@ -16,6 +16,8 @@
 #include "agent/daemon.hpp"
 #include "agent/watch_paths.hpp"
 #include "common/daemonize.hpp"
+#include "common/service_notify.hpp"
+#include "common/version.hpp"
 
 namespace fs = std::filesystem;
 using namespace iz::agent;
@@ -85,11 +87,15 @@ int serve(const WatchOptions& opts, iz::Readiness& readiness) {
     auto daemon = Daemon::start(opts);
     if (!daemon) {
         readiness.failed(daemon.error().message);
+        iz::notify_status("failed: " + daemon.error().message);
         spdlog::error("{}", daemon.error().message);
         return 1;
     }
     spdlog::info("watching {}", opts.dir);
     readiness.ready();
+    // Daemon::start returned: capture is armed and the baseline (or what
+    // changed while no agent ran) is in the journal, durably.
+    iz::notify_ready((*daemon)->status_line());
     return (*daemon)->run();
 }
 
@@ -299,6 +305,7 @@ int main(int argc, char** argv) {
     spdlog::cfg::load_env_levels();  // SPDLOG_LEVEL=debug traces every event the agent reads
     CLI::App app{"izwatch: capture every change of a directory into an intermezzo journal"};
     app.require_subcommand(1);
+    app.set_version_flag("--version", iz::version_line("izwatch"));
     WatchOptions opts;
     bool foreground = false;
     std::string journal, state;

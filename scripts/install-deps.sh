@@ -6,8 +6,9 @@ packages=(
   clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev
   liburing-dev libcereal-dev libboost-dev libboost-system-dev
   libgtest-dev libgmock-dev libxxhash-dev libzstd-dev libssl-dev
-  libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
+  libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev libsystemd-dev
   e2fsprogs xfsprogs util-linux iproute2 rsync less
+  scdoc lintian
 )
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

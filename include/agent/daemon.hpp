@@ -53,6 +53,9 @@ public:
     virtual ~Daemon() = default;
     // Serves until stopped (control "stop", SIGTERM, SIGINT). Returns the exit code.
     virtual int run() = 0;
+    // The gist of `izwatch status` in one line (what systemd shows): the
+    // capture mode, records journaled, the durable LSN, the servers.
+    virtual std::string status_line() const = 0;
 };
 
 }  // namespace iz::agent

@@ -11,6 +11,8 @@
 #include <filesystem>
 
 #include "common/daemonize.hpp"
+#include "common/service_notify.hpp"
+#include "common/version.hpp"
 #include "replicator/wire/auth.hpp"
 #include "replicator/wire/endpoint.hpp"
 #include "server.hpp"
@@ -34,6 +36,7 @@ void setup_logging(bool foreground, const std::string& log_file, const std::stri
 int main(int argc, char** argv) {
     CLI::App app{"izreplicate: applies the journals that intermezzo agents ship, beneath ROOT"};
     app.require_subcommand(0, 1);
+    app.set_version_flag("--version", iz::version_line("izreplicate"));
 
     std::string keygen_file;
     auto* keygen = app.add_subcommand("keygen", "write a new shared key (32 random bytes, hex, mode 0600)");
@@ -91,6 +94,7 @@ int main(int argc, char** argv) {
     o.key = *key;
     // The daemon runs from "/": relative paths are resolved now.
     o.root = std::filesystem::absolute(root);
+    auto root_abs = o.root.string();
     if (!state_dir.empty()) o.state_dir = std::filesystem::absolute(state_dir);
     if (!log_file.empty()) log_file = std::filesystem::absolute(log_file).string();
     o.dir_mode = mode == "root" ? FilesetDirMode::root : FilesetDirMode::per_fileset;
@@ -112,10 +116,15 @@ int main(int argc, char** argv) {
     if (!server) {
         spdlog::error("{}", server.error().message);
         readiness.failed(server.error().message);
+        iz::notify_status("failed: " + server.error().message);
         return 1;
     }
-    readiness.ready();
-    (*server)->run(true);
+    // Server::start returned: it listens, and connections are accepted.
+    (*server)->run(true, [&] {
+        readiness.ready();
+        iz::notify_ready(fmt::format("listening on {}, replicas beneath {}", listen, root_abs));
+    });
+    iz::notify_stopping("stopped");
     spdlog::info("stopped");
     return 0;
 }

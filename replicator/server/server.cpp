@@ -88,7 +88,7 @@ public:
 
     uint16_t port() const override { return port_; }
 
-    void run(bool handle_signals) override {
+    void run(bool handle_signals, const std::function<void()>& serving) override {
         if (handle_signals) {
             signals_.add(SIGTERM);
             signals_.add(SIGINT);
@@ -99,6 +99,7 @@ public:
             });
         }
         spdlog::info("serving {} on {}:{}", ctx_.options.root.string(), ctx_.options.listen_host, port_);
+        if (serving) serving();
         std::vector<std::thread> threads;
         for (int i = 1; i < std::max(1, ctx_.options.threads); ++i) threads.emplace_back([this] { run_loop(); });
         run_loop();

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -51,7 +52,9 @@ public:
 
     virtual uint16_t port() const = 0;
     // Serves until stop() or SIGTERM/SIGINT (when handle_signals).
-    virtual void run(bool handle_signals) = 0;
+    // `serving` is called once those signals stop the server cleanly (a
+    // service manager told the server is ready may stop it at once).
+    virtual void run(bool handle_signals, const std::function<void()>& serving = {}) = 0;
     // Thread-safe; run() returns soon after.
     virtual void stop() = 0;
 };

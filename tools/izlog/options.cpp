@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "common/version.hpp"
 #include "izlog/journal_location.hpp"
 #include "izlog/time_parse.hpp"
 
@@ -30,6 +31,7 @@ std::variant<Options, int> parse_options(int argc, char** argv) {
     Options o;
     RawOptions raw;
     CLI::App app{"izlog: read an intermezzo journal the way journalctl reads logs"};
+    app.set_version_flag("--version", iz::version_line("izlog"));
     app.add_option("-D,--directory", raw.directory, "journal directory (default: the only one under /var/lib/intermezzo)");
     auto* follow = app.add_flag("-f,--follow", o.follow, "show new records as they are journaled");
     app.add_option("-n,--lines", o.lines, "show the most recent N records");
@@ -52,7 +54,7 @@ std::variant<Options, int> parse_options(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        if (e.get_exit_code() == 0) return app.exit(e);  // --help
+        if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
         return complain(e.what());
     }
 
