@@ -138,17 +138,25 @@ void Capture::on_create(const std::string& path, bool is_dir, int32_t pid, const
     // A fresh file with content and no write in its event: its writes came
     // before its name (an O_TMPFILE linked in: ctime and mtime may still be
     // one coarse tick), or their events are still queued. Its content is
-    // journaled whole, coalesced with any write that follows.
+    // journaled, coalesced with any write that follows.
     bool written_before_named = !moved_in && !not_fresh && !linked && !event_has_modify_;
     if ((moved_in || (not_fresh && !linked) || written_before_named) && e->is_reg() && e->size > 0) {
         if ((event_has_modify_ && !moved_in) || written_before_named) {
             // Written too (`cp -a` sets the times before its events are
             // read): the write that follows in this event is journaled
             // as the whole file, once, instead of content and then ranges.
+            // A fresh file, though, was born while eBPF watched (one made
+            // before is read by the start's scan first): every byte it
+            // holds was written under a range tracepoint, whether its
+            // create event came merged with its writes' or, read before
+            // the agent caught up, apart from them. Its ranges say all of
+            // it then, and the flush falls back to the whole file when
+            // they cannot be trusted. Whole here, it was journaled whole
+            // whenever the agent lagged.
             auto& pw = pending_[path];
             pw.since = Clock::now();
             pw.pid = pid;
-            pw.whole = true;
+            pw.whole = !(written_before_named && bpf_ranges_);
         } else {
             emit_whole_content(path, *e, pid);
         }

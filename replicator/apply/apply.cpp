@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <utility>
 
 #include "apply_impl.hpp"
 #include "replicator/fs/block_hash.hpp"
@@ -141,7 +142,6 @@ bool is_state_error(int err) {
         case ENOTEMPTY:
         case EISDIR:
         case EINVAL:
-        case EMLINK:
         case EBUSY:
         case ETXTBSY:
         case ENODATA:
@@ -156,8 +156,25 @@ bool is_state_error(int err) {
 
 // What trying the same operation again can never get past: a name or path
 // this server's filesystem or layout refuses, a file beyond what it holds.
+// EXDEV: the two names of a rename, exchange or link lie on different
+// filesystems of the replica (something is mounted inside its root); it
+// failed, the connection was dropped and the agent sent it again, for as
+// long as the mount stays, nothing after it arriving. EMLINK: the file
+// already has as many links (the directory as many subdirectories) as the
+// replica's filesystem takes; it was skipped and nobody told. Neither goes
+// away by itself, so both are left out and reported.
 bool is_permanent(const Error& e) {
-    return is_rejection(e) || e.sys_errno == ENAMETOOLONG || e.sys_errno == EILSEQ || e.sys_errno == EFBIG;
+    return is_rejection(e) || e.sys_errno == ENAMETOOLONG || e.sys_errno == EILSEQ || e.sys_errno == EFBIG ||
+           e.sys_errno == EXDEV || e.sys_errno == EMLINK;
+}
+
+// What an administrator reading the rejection needs besides the errno text.
+std::string why_permanent(const Error& e) {
+    switch (e.sys_errno) {
+        case EXDEV: return e.message + " (the names are on different filesystems of the replica: something is mounted inside it)";
+        case EMLINK: return e.message + " (more links than the replica's filesystem takes)";
+        default: return e.message;
+    }
 }
 
 bool needs_target(proto::OpKind k) {
@@ -214,7 +231,10 @@ ApplyResult ApplierImpl::apply(const OpMsg& op) {
         const Error& e = s.error();
         result.message = e.message;
         if (is_refusal(e)) result.outcome = Outcome::refused;
-        else if (is_permanent(e)) result.outcome = Outcome::rejected;
+        else if (is_permanent(e)) {
+            result.outcome = Outcome::rejected;
+            result.message = why_permanent(e);
+        }
         else if (is_state_error(e.sys_errno)) result.outcome = Outcome::skipped;
         else result.outcome = Outcome::failed;
         if (result.outcome == Outcome::refused || result.outcome == Outcome::failed) {
@@ -402,6 +422,12 @@ Status ApplierImpl::commit(uint64_t lsn) {
 }
 
 Status ApplierImpl::finish_batch() { return dirs_->flush(); }
+
+std::vector<RejectionNote> ApplierImpl::take_rejections() {
+    auto out = std::exchange(rejections_, {});
+    for (auto& r : dirs_->take_rejections()) out.push_back(std::move(r));
+    return out;
+}
 
 void ApplierImpl::resume() {
     // The clock file systems stamp birth times with: an entry made after

@@ -67,6 +67,26 @@ bool xattr_name_allowed(std::string_view n) {
 
 }  // namespace
 
+// The owner of `path` could not be set (chown failed with `err`). EINVAL:
+// the uid or gid has no mapping in the server's user namespace (or on an
+// idmapped mount of the replica); EPERM: the server lacks CAP_CHOWN there.
+// Both hold for as long as the server runs as it does, so sent again the
+// record meets them for ever. It was skipped, and nobody was told that the
+// replica's owner differs; stopping at it would hold up everything behind
+// it. So the rest (mode, times, content) is applied, and the owner is
+// reported as left out (a RejectionNote). Any other error fails the
+// operation as before.
+bool ApplierImpl::owner_left_out(const OpMsg& op, const std::string& path, int err) {
+    if (err != EINVAL && err != EPERM) return false;
+    auto id = [](const std::optional<uint32_t>& v) { return v ? fmt::format("{}", *v) : std::string("-"); };
+    rejections_.push_back(RejectionNote{
+        current_lsn_, path,
+        fmt::format("chown '{}' to {}:{}: {}; the replica cannot take that owner, so the rest of it is applied "
+                    "without it",
+                    path, id(op.uid), id(op.gid), std::strerror(err))});
+    return true;
+}
+
 // An entry made in a directory with a default ACL gets ACLs of its own
 // from it. The source's entry may have none (made before its directory got
 // that default, which the journal can carry first): the source's ACLs
@@ -89,7 +109,8 @@ Status ApplierImpl::set_attrs_fd(int fd, const OpMsg& op, const std::string& pat
     bool mode_set = known && op.mode && (*op.mode & 07777) == (known->st_mode & 07777);
     // Owner first: chown clears set-id bits, which the mode then restores.
     if ((op.uid || op.gid) && !owner_set &&
-        ::fchown(fd, op.uid ? *op.uid : static_cast<uid_t>(-1), op.gid ? *op.gid : static_cast<gid_t>(-1)) != 0)
+        ::fchown(fd, op.uid ? *op.uid : static_cast<uid_t>(-1), op.gid ? *op.gid : static_cast<gid_t>(-1)) != 0 &&
+        !owner_left_out(op, path, errno))
         return fail(sys_error("chown", path, errno));
     if (op.mode && !(mode_set && owner_set) && ::fchmod(fd, *op.mode & 07777) != 0)
         return fail(sys_error("chmod", path, errno));
@@ -113,7 +134,8 @@ Status ApplierImpl::set_attrs_at(int dirfd, const std::string& name, const OpMsg
     bool mode_set = !op.mode || (*op.mode & 07777) == (st.st_mode & 07777);
     if (!owner_set &&
         ::fchownat(node->get(), "", op.uid ? *op.uid : static_cast<uid_t>(-1), op.gid ? *op.gid : static_cast<gid_t>(-1),
-                   AT_EMPTY_PATH) != 0)
+                   AT_EMPTY_PATH) != 0 &&
+        !owner_left_out(op, path, errno))
         return fail(sys_error("chown", path, errno));
     // A symlink's own mode means nothing on Linux; everything else is
     // changed through the descriptor, so the inode checked is the one changed.
@@ -129,7 +151,7 @@ Status ApplierImpl::set_attrs_at(int dirfd, const std::string& name, const OpMsg
 }
 
 Status ApplierImpl::set_dir_mtime(const Parent& p, std::optional<int64_t> mtime_ns, const std::string& path) {
-    return dirs_->set_mtime(p, mtime_ns, path);
+    return dirs_->set_mtime(p, mtime_ns, path, current_lsn_);
 }
 
 Status ApplierImpl::do_setattr(const OpMsg& op) {

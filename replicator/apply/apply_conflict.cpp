@@ -140,7 +140,17 @@ Status ApplierImpl::keep_conflict(Parent& p, const std::string& path, const std:
         conflicts_.push_back(std::move(note));
         return {};
     }
-    return fail(make_error(fmt::format("no free name to keep the server's version of '{}'", path)));
+    // A hundred names of this second all taken: something makes these
+    // names on purpose (nothing of this server's makes a hundred conflicts
+    // of one file in a second). The server's version stays where it is,
+    // untouched, so nothing is lost by leaving the source's out; failed, the
+    // connection was dropped and the same record sent again for ever, as
+    // long as the names stood in the way. So it is rejected: reported, and
+    // the next change of the file, or a verify --repair, brings it.
+    return fail(rejection(fmt::format(
+        "no free name to keep the server's version of '{}' ({} to {}-99 are all taken); the server's version is kept "
+        "as it is and the source's left out",
+        path, base + suffix, base + suffix)));
 }
 
 }  // namespace iz::replicator

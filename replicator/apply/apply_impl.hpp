@@ -52,6 +52,7 @@ public:
     std::vector<CommitOutcome> finish_commits() override;
     void abort_content() override;
     Status finish_batch() override;
+    std::vector<RejectionNote> take_rejections() override;
     uint64_t durable_lsn() const override { return state_->durable_lsn(); }
     uint64_t resume_lsn() const override { return state_->resume_lsn(); }
     void resume() override;
@@ -97,6 +98,9 @@ private:
     // journaled inode update).
     Status set_attrs_fd(int fd, const OpMsg& op, const std::string& path, const struct stat* known = nullptr);
     bool link_new_content(int fd, int dir, const std::string& name);
+    // A chown of `path` for `op` failed with `err`: true when the owner is
+    // left out and reported (rejections_) and the rest goes on.
+    bool owner_left_out(const OpMsg& op, const std::string& path, int err);
     // The mtime of `p.dir` after an entry in it changed (deferred: dir_cache.hpp).
     Status set_dir_mtime(const Parent& p, std::optional<int64_t> mtime_ns, const std::string& path);
     // Sets what the directory cache and the file memory hold back, before
@@ -167,6 +171,9 @@ private:
     std::optional<SkippedContent> skipped_content_;
     uint64_t current_lsn_ = 0;
     std::vector<ConflictNote> conflicts_;
+    // Parts of applied operations left out (take_rejections()), besides
+    // the directory cache's own.
+    std::vector<RejectionNote> rejections_;
 
     // The commit in the background (its LSN), and commits done but not yet
     // reported by finish_commits().

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "apply_impl.hpp"
 
@@ -40,14 +41,15 @@ void DirCache::adopt(std::string_view rel, SharedFd dir) {
     (void)insert(Entry{std::string(rel), std::move(dir), std::nullopt, {}});
 }
 
-Status DirCache::set_mtime(const Parent& p, std::optional<int64_t> mtime_ns, const std::string& path) {
+Status DirCache::set_mtime(const Parent& p, std::optional<int64_t> mtime_ns, const std::string& path, uint64_t lsn) {
     if (!mtime_ns) return {};
     if (Entry* e = find(p.dir)) {
         e->mtime_ns = mtime_ns;
         e->mtime_for = path;
+        e->lsn = lsn;
         return {};
     }
-    return apply_mtime(Entry{{}, p.dir, mtime_ns, path});
+    return apply_mtime(Entry{{}, p.dir, mtime_ns, path, lsn});
 }
 
 Status DirCache::settle(std::string_view rel) {
@@ -89,8 +91,24 @@ Status DirCache::insert(Entry e) {
 Status DirCache::apply_mtime(const Entry& e) {
     if (!e.mtime_ns) return {};
     struct timespec ts[2] = {{0, UTIME_OMIT}, to_timespec(*e.mtime_ns)};
-    if (::futimens(e.dir.get(), ts) != 0) return fail(sys_error("set mtime of the directory of", e.mtime_for, errno));
-    return {};
+    if (::futimens(e.dir.get(), ts) == 0) return {};
+    int err = errno;
+    // Immutable or append-only (chattr +i / +a on the replica): what an
+    // administrator set there stays until one lifts it, and every entry
+    // beneath was applied. Failed, the batch was dropped and the agent sent
+    // it again, meeting the same flag for ever and nothing after it
+    // arriving. So the mtime is left out and the operation that set it
+    // reported; the next one that changes the directory sets it again.
+    if (err == EPERM || err == EACCES) {
+        std::string dir(split_parent(e.mtime_for).first);
+        rejected_.push_back(RejectionNote{
+            e.lsn, dir,
+            fmt::format("set mtime of the directory '{}' (after a change of '{}'): {}; its own flags forbid it "
+                        "(immutable or append-only on the replica), so its entries are applied but its mtime is not",
+                        dir, e.mtime_for, std::strerror(err))});
+        return {};
+    }
+    return fail(sys_error("set mtime of the directory of", e.mtime_for, err));
 }
 
 }  // namespace iz::replicator

@@ -17,12 +17,20 @@
 //  - A directory mtime set through set_mtime() on a cached directory is
 //    applied when the directory leaves the cache, once, with the last
 //    value: after every entry made in it during the batch.
+//  - A directory whose own flags forbid setting its mtime (immutable or
+//    append-only, EPERM/EACCES) does not fail anything: its entries are
+//    applied, and only an administrator lifts those flags, so the stream
+//    sent again would meet them for ever. The failure is kept as a
+//    RejectionNote naming the directory and the operation that set the
+//    mtime (take_rejections()). Any other failure is returned as before.
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+#include "replicator/apply/apply.hpp"
 #include "replicator/fs/beneath.hpp"
 #include "common/error.hpp"
 
@@ -43,9 +51,10 @@ public:
     // at `rel`: the next entries made in it find it here.
     void adopt(std::string_view rel, SharedFd dir);
 
-    // Sets the mtime of `p.dir` (the parent of `path`): deferred while the
-    // directory is cached, at once otherwise. Nothing when mtime_ns is unset.
-    Status set_mtime(const Parent& p, std::optional<int64_t> mtime_ns, const std::string& path);
+    // Sets the mtime of `p.dir` (the parent of `path`, changed by the
+    // operation at `lsn`): deferred while the directory is cached, at once
+    // otherwise. Nothing when mtime_ns is unset.
+    Status set_mtime(const Parent& p, std::optional<int64_t> mtime_ns, const std::string& path, uint64_t lsn);
 
     // Sets the deferred mtime of the directory at `rel`, if it is kept open.
     Status settle(std::string_view rel);
@@ -56,12 +65,17 @@ public:
 
     size_t size() const { return entries_.size(); }
 
+    // The mtimes that could not be set for the directory's own flags, since
+    // the last call.
+    std::vector<RejectionNote> take_rejections() { return std::exchange(rejected_, {}); }
+
 private:
     struct Entry {
         std::string path;  // of the directory, relative to the root
         SharedFd dir;
         std::optional<int64_t> mtime_ns;
         std::string mtime_for;  // the entry whose change set it, for messages
+        uint64_t lsn = 0;       // the operation that set it
     };
     static constexpr size_t kCapacity = 8;
 
@@ -69,11 +83,12 @@ private:
     // Adds `e` as the most recently used, evicting the least recently used
     // when full (and setting its deferred mtime).
     Status insert(Entry e);
-    static Status apply_mtime(const Entry& e);
+    Status apply_mtime(const Entry& e);
 
     int root_fd_;
     // Most recently used last; a handful, searched linearly.
     std::vector<Entry> entries_;
+    std::vector<RejectionNote> rejected_;
 };
 
 }  // namespace iz::replicator

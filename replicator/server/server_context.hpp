@@ -72,6 +72,9 @@ private:
     // connection that owns the slot now (any thread).
     static void finish_commits(const std::weak_ptr<FilesetSlot>& slot);
     void acknowledge(const std::vector<CommitOutcome>& done);
+    // Logs each part the applier left out and tells the agent (RejectedMsg),
+    // as for an operation rejected whole.
+    void report(const std::vector<RejectionNote>& notes);
     void on_hash(const proto::HashRequest& m);
     // Walked on another thread of the server, so that this connection goes
     // on answering pings (and applying) while the replica is hashed.

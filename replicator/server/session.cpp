@@ -181,6 +181,7 @@ void Session::on_auth(const proto::Auth& m) {
     if (!slot) return give_up("cannot open the fileset: " + slot.error().message);
     slot_ = *slot;
     std::shared_ptr<Session> previous;
+    std::vector<RejectionNote> left_out;
     proto::Welcome w;
     {
         std::lock_guard lock(slot_->mu);
@@ -192,6 +193,9 @@ void Session::on_auth(const proto::Auth& m) {
         slot_->applier->abort_content();
         if (auto ok = slot_->applier->finish_batch(); !ok)
             spdlog::warn("{}: after the previous connection: {}", who(), ok.error().message);
+        // Left out while the previous connection's records were applied:
+        // this agent's too, and its status is where they are told.
+        left_out = slot_->applier->take_rejections();
         w.durable_lsn = slot_->applier->durable_lsn();
         w.resume_lsn = slot_->applier->resume_lsn();
         slot_->applier->resume();
@@ -201,25 +205,40 @@ void Session::on_auth(const proto::Auth& m) {
     state_ = State::ready;
     spdlog::info("{}: authenticated; resuming after LSN {} (durable through {})", who(), w.resume_lsn, w.durable_lsn);
     send(w);
+    report(left_out);
 }
 
 void Session::finish_batch() {
     Status ok;
+    std::vector<RejectionNote> left_out;
     {
         std::lock_guard lock(slot_->mu);
         if (slot_->owner != id_) return;
         ok = slot_->applier->finish_batch();
+        left_out = slot_->applier->take_rejections();
     }
+    report(left_out);
     if (!ok) give_up(ok.error().message);
+}
+
+void Session::report(const std::vector<RejectionNote>& notes) {
+    for (auto& n : notes) {
+        spdlog::error("{}: cannot apply all of LSN {} on '{}': {}; left out, going on with what follows", who(), n.lsn,
+                      n.path, n.message);
+        send(proto::RejectedMsg{n.lsn, n.path, n.message});
+    }
 }
 
 void Session::on_op(const proto::OpMsg& m) {
     ApplyResult r;
+    std::vector<RejectionNote> left_out;
     {
         std::lock_guard lock(slot_->mu);
         if (slot_->owner != id_) return drop("superseded by a newer connection from the same agent");
         r = slot_->applier->apply(m);
+        left_out = slot_->applier->take_rejections();
     }
+    report(left_out);
     for (auto& c : r.conflicts) {
         spdlog::warn("{}: conflict on '{}' at LSN {}: {}; the server's version is kept as '{}'", who(), c.path, c.lsn,
                      c.message, c.conflict_copy);
@@ -263,6 +282,7 @@ void Session::on_op(const proto::OpMsg& m) {
 // only ever names an LSN that is durable, so one reaching a newer connection
 // of the same agent tells it nothing false.
 void Session::on_commit(const proto::Commit& m) {
+    std::vector<RejectionNote> left_out;
     {
         std::lock_guard lock(slot_->mu);
         if (slot_->owner != id_) return drop("superseded by a newer connection from the same agent");
@@ -271,22 +291,29 @@ void Session::on_commit(const proto::Commit& m) {
         slot_->applier->begin_commit(m.lsn, [slot, executor] {
             asio::post(executor, [slot] { finish_commits(slot); });
         });
+        // Told before the Ack that covers them.
+        left_out = slot_->applier->take_rejections();
     }
+    report(left_out);
 }
 
 void Session::finish_commits(const std::weak_ptr<FilesetSlot>& weak) try {
     auto slot = weak.lock();
     if (!slot) return;
     std::vector<CommitOutcome> done;
+    std::vector<RejectionNote> left_out;
     std::shared_ptr<Session> owner;
     {
         std::lock_guard lock(slot->mu);
         done = slot->applier->finish_commits();
         owner = slot->owner_session.lock();
+        // Without an owner they stay for the next one (on_auth takes them).
+        if (owner) left_out = slot->applier->take_rejections();
     }
-    if (done.empty() || !owner) return;
-    asio::dispatch(owner->strand_, [owner, done = std::move(done)] {
+    if ((done.empty() && left_out.empty()) || !owner) return;
+    asio::dispatch(owner->strand_, [owner, done = std::move(done), left_out = std::move(left_out)] {
         try {
+            if (owner->state_ == State::ready) owner->report(left_out);
             owner->acknowledge(done);
         } catch (const std::exception& e) {
             owner->drop(std::string("internal error: ") + e.what());

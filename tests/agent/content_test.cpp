@@ -88,6 +88,34 @@ TEST_P(Content, PwritesAtKnownOffsetsGiveExactlyThoseRanges) {
     EXPECT_EQ(got[1].value("size", uint64_t{0}), kMiB + 4096);
 }
 
+// The same, with the agent lagging: the file's create event is read apart
+// from its writes' modify events, after the writes. fanotify merges an
+// event only into the latest 128 of its hash bucket, so with the agent
+// stopped, tens of thousands of other creations between them keep the two
+// apart. The file was born while eBPF watched, so its ranges are all of its
+// content; they were journaled whole-file instead, as for a file written
+// before it had a name (under load, 1 run in about 300 of the test above).
+TEST_P(Content, PwritesReadAfterTheirCreateWasLateGiveExactlyThoseRanges) {
+    make_dir(at("many"));
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    int fd = open_fd("p", O_CREAT | O_WRONLY);
+    for (int i = 0; i < 30000; ++i) {
+        int other = ::open(at(fmt::format("many/{}", i)).c_str(), O_CREAT | O_RDONLY | O_CLOEXEC, 0644);
+        ASSERT_GE(other, 0) << std::strerror(errno);
+        ::close(other);
+    }
+    pwrite_all(fd, 0, 4096);
+    pwrite_all(fd, kMiB, 4096);
+    ::close(fd);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    auto got = changes();
+    auto writes = with_op(got, "write", "p");
+    ASSERT_EQ(writes.size(), 1u);
+    EXPECT_EQ(ranges_of(writes[0]), (Ranges{{0, 4096}, {kMiB, 4096}})) << writes[0].dump();
+    EXPECT_EQ(writes[0].value("size", uint64_t{0}), kMiB + 4096);
+}
+
 TEST_P(Content, AdjacentWritesAreOneRange) {
     ASSERT_NO_FATAL_FAILURE(start());
     int fd = open_fd("p", O_CREAT | O_WRONLY);
@@ -504,7 +532,8 @@ TEST_P(ContentElsewhere, AFailedFallocateThatMovedTheMtimeIsJournaled) {
 }
 
 // An O_TMPFILE written, then linked in: its create event is all there is,
-// and the content it already has is journaled whole.
+// and the content it already has is journaled: with the range eBPF saw
+// written (the file was born while it watched), or whole without eBPF.
 TEST_P(ContentElsewhere, ALinkedInTmpfileIsJournaledWithItsContent) {
     ASSERT_NO_FATAL_FAILURE(start());
     int fd = ::open(root().c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
@@ -516,7 +545,7 @@ TEST_P(ContentElsewhere, ALinkedInTmpfileIsJournaledWithItsContent) {
     auto got = changes();
     auto writes = with_op(got, "write", "t");
     ASSERT_EQ(writes.size(), 1u) << ::testing::PrintToString(describe(got));
-    EXPECT_TRUE(names_whole_file(writes[0])) << writes[0].dump();
+    if (!names_whole_file(writes[0])) EXPECT_EQ(ranges_of(writes[0]), (Ranges{{0, 1600}})) << writes[0].dump();
     EXPECT_EQ(writes[0].value("size", 0), 1600);
 }
 

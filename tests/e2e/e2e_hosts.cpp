@@ -56,6 +56,7 @@ void ServerHost::start(std::vector<std::string> extra) {
                                   "--key", key_.string(), "--foreground", "--log-file", log_file_.string(),
                                   "--log-level", "debug"};
     argv.insert(argv.end(), extra_.begin(), extra_.end());
+    argv.insert(argv.begin(), prefix_.begin(), prefix_.end());
     proc_ = std::make_unique<ChildProcess>(ns_.exec(argv));
     bool up = eventually([&] { return log().find("serving", before) != std::string::npos; }, std::chrono::seconds(10));
     if (!up) throw std::runtime_error("izreplicate did not start: " + log());

@@ -29,6 +29,9 @@ public:
 
     // `extra`: more izreplicate options, kept for every later start.
     void start(std::vector<std::string> extra = {});
+    // izreplicate runs under this command from the next start (e.g.
+    // unshare, for a server in a user namespace of its own).
+    void run_under(std::vector<std::string> prefix) { prefix_ = std::move(prefix); }
     void kill9();
     bool running();
     // SIGSTOP / SIGCONT: a server that stops reading.
@@ -48,6 +51,7 @@ private:
     std::filesystem::path log_file_;
     std::unique_ptr<ChildProcess> proc_;
     std::vector<std::string> extra_;
+    std::vector<std::string> prefix_;
 };
 
 // The agent host: a source filesystem with DIR = <mount>/data.

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>  // renameat2
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include <atomic>
 #include <cstring>
 #include <cstdlib>
+#include <ctime>
 
 #include <fstream>
 #include <iterator>
@@ -1407,6 +1409,170 @@ TEST_F(Replication, ARecordThroughASymlinkOnTheReplicaDoesNotHoldUpTheRest) {
     EXPECT_EQ(s["servers"][0].value("acked_lsn", 0), s.value("head_lsn", 1)) << s.dump();
     EXPECT_NE(server.log().find("goes through a symlink, which is never followed; left out"), std::string::npos)
         << tail(server.log());
+}
+
+// What a server can never apply as it stands, found only when applying
+// (the replica's filesystem, its mounts, its flags, its user namespace):
+// each record was either retried for ever (the connection dropped and the
+// same record sent again, nothing after it arriving, izwatch sync never
+// returning) or skipped with nobody told. Now each is left out and
+// reported: sync fails naming the path and the reason, status lists it,
+// the server logs it, and everything after it arrives.
+class ApplyOutcomes : public Replication {
+protected:
+    // `r` is the sync after the record; `path` what status names, `why` a
+    // part of the reason, `logged` a part of the server's line.
+    void expect_left_out(const ProcessResult& r, ServerHost& server, const std::string& path, const std::string& why,
+                         const std::string& logged) {
+        EXPECT_EQ(manifest(server.replica("data") / "after"), manifest(agent_->dir() / "after"));
+        EXPECT_NE(r.exit_code, 0) << r.out;
+        EXPECT_NE(r.err.find(fmt::format("cannot apply '{}'", path)), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find(why), std::string::npos) << r.err;
+        auto s = agent_->status();
+        ASSERT_EQ(s["servers"].size(), 1u);
+        auto rejected = s["servers"][0].value("rejected", nlohmann::json::array());
+        ASSERT_FALSE(rejected.empty()) << s.dump();
+        EXPECT_EQ(rejected[0].value("path", ""), path) << s.dump();
+        EXPECT_NE(rejected[0].value("error", "").find(why), std::string::npos) << s.dump();
+        EXPECT_EQ(s["servers"][0].value("acked_lsn", 0), s.value("head_lsn", 1)) << s.dump();
+        EXPECT_NE(server.log().find(logged), std::string::npos) << tail(server.log());
+        EXPECT_EQ(server.log().find("dropping the connection"), std::string::npos) << tail(server.log());
+    }
+
+    // Everything after the record, to show it does not hold up the rest
+    // (`owners`: every_operation, which gives files owners of their own).
+    void then_more(bool owners = true) {
+        if (owners) every_operation(agent_->dir() / "after");
+        bulk_files(agent_->dir() / "after", 20, 5000, 5);
+    }
+};
+
+// Something is mounted inside the replica (here a tmpfs on "mnt"), and the
+// source moves a file out of that directory: on the replica the rename
+// crosses filesystems (EXDEV).
+TEST_F(ApplyOutcomes, ARenameAcrossAMountInsideTheReplicaIsRejected) {
+    servers_.push_back(std::make_unique<ServerHost>(*server_ns_[0], links_[0]->address_b(), key_, "e2e-dst0"));
+    auto& server = *servers_.back();
+    // Before the server starts: its mount namespace is a copy made then.
+    const fs::path mnt = server.replica("data") / "mnt";
+    fs::create_directories(mnt);
+    ASSERT_EQ(::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=16m"), 0) << std::strerror(errno);
+    struct Unmount {
+        fs::path at;
+        ~Unmount() { ::umount2(at.c_str(), MNT_DETACH); }
+    } unmount{mnt};
+    server.start();
+    start_agent();
+    fs::create_directories(agent_->dir() / "mnt");
+    write_file(agent_->dir() / "mnt/file", "moved out of the mount\n");
+    sync_ok();
+    ASSERT_EQ(read_all(mnt / "file"), "moved out of the mount\n");
+    fs::rename(agent_->dir() / "mnt/file", agent_->dir() / "moved");
+    then_more();
+    auto r = agent_->sync(30);
+    expect_left_out(r, server, "mnt/file", "different filesystems of the replica", "cannot apply rename 'mnt/file'");
+    EXPECT_EQ(read_all(mnt / "file"), "moved out of the mount\n");
+}
+
+// The replica's file already has as many links as ext4 takes (65000; the
+// others are outside the fileset, on the same filesystem), and the source
+// adds one: EMLINK, which was skipped with nobody told.
+TEST_F(ApplyOutcomes, ALinkBeyondTheReplicasLinkLimitIsRejected) {
+    auto& server = add_server();
+    start_agent();
+    write_file(agent_->dir() / "file", "linked too often\n");
+    sync_ok();
+    const fs::path others = server.root() / "other-links";
+    fs::create_directories(others);
+    const auto target = server.replica("data") / "file";
+    for (int i = 0;; ++i) {
+        if (::link(target.c_str(), (others / std::to_string(i)).c_str()) == 0) continue;
+        ASSERT_EQ(errno, EMLINK) << std::strerror(errno);
+        break;
+    }
+    fs::create_hard_link(agent_->dir() / "file", agent_->dir() / "second-name");
+    then_more();
+    auto r = agent_->sync(30);
+    expect_left_out(r, server, "file", "more links than the replica's filesystem takes",
+                    "cannot apply link 'file'");
+    EXPECT_FALSE(fs::exists(server.replica("data") / "second-name"));
+}
+
+// A file changed on the server behind the replicator's back is kept aside
+// as NAME.conflict-HOST-TIME[-N] before the source's version replaces it;
+// here all hundred names of every second are taken. The server's version
+// stays, and the source's is left out (it was retried for ever).
+TEST_F(ApplyOutcomes, AConflictWithNoFreeNameForTheServersVersionIsRejected) {
+    servers_.push_back(std::make_unique<ServerHost>(*server_ns_[0], links_[0]->address_b(), key_, "e2e-dst0"));
+    auto& server = *servers_.back();
+    server.start({"--host-name", "srv"});
+    start_agent();
+    write_file(agent_->dir() / "file", "the source's first version\n");
+    sync_ok();
+    write_file(server.replica("data") / "file", "the server's own version\n");
+    std::time_t now = std::time(nullptr);
+    for (std::time_t t = now - 2; t < now + 90; ++t) {
+        struct tm tm{};
+        gmtime_r(&t, &tm);
+        char stamp[32];
+        std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+        for (int i = 0; i < 100; ++i) {
+            auto name = fmt::format("file.conflict-srv-{}{}", stamp, i ? fmt::format("-{}", i) : "");
+            std::ofstream(server.replica("data") / name) << "taken\n";
+        }
+    }
+    write_file(agent_->dir() / "file", "the source's second version\n");
+    then_more();
+    auto r = agent_->sync(30);
+    expect_left_out(r, server, "file", "no free name to keep the server's version", "'file' at LSN");
+    EXPECT_EQ(read_all(server.replica("data") / "file"), "the server's own version\n");
+}
+
+// A directory of the replica is made immutable (chattr +i), and the source
+// removes a name in it that the replica never got (its creation met the
+// flag): the directory's new mtime cannot be set. That failed the batch,
+// and the agent sent it again for ever.
+TEST_F(ApplyOutcomes, ADirectoryMtimeTheReplicaForbidsIsRejected) {
+    auto& server = add_server();
+    start_agent();
+    fs::create_directories(agent_->dir() / "frozen");
+    write_file(agent_->dir() / "frozen/kept", "in a directory made immutable on the replica\n");
+    sync_ok();
+    const fs::path frozen = server.replica("data") / "frozen";
+    ASSERT_EQ(run_process({"chattr", "+i", frozen.string()}).exit_code, 0);
+    struct Thaw {
+        fs::path at;
+        ~Thaw() { run_process({"chattr", "-i", at.string()}); }
+    } thaw{frozen};
+    write_file(agent_->dir() / "frozen/new", "never reaches the replica\n");
+    (void)agent_->sync(30);
+    fs::remove(agent_->dir() / "frozen/new");
+    then_more();
+    auto r = agent_->sync(30);
+    expect_left_out(r, server, "frozen", "set mtime of the directory 'frozen'", "on 'frozen': set mtime");
+    EXPECT_EQ(read_all(frozen / "kept"), "in a directory made immutable on the replica\n");
+}
+
+// The server runs in a user namespace of its own where only root is mapped
+// (as a container would): an owner the source gives (70000) cannot be set
+// there (EINVAL). The record was skipped with nobody told, its mode, times
+// and content left out too. Now the rest is applied and the owner reported.
+TEST_F(ApplyOutcomes, AnOwnerTheReplicaCannotTakeIsReportedAndTheRestApplied) {
+    servers_.push_back(std::make_unique<ServerHost>(*server_ns_[0], links_[0]->address_b(), key_, "e2e-dst0"));
+    auto& server = *servers_.back();
+    server.run_under({"unshare", "--user", "--map-root-user"});
+    server.start();
+    start_agent();
+    write_file(agent_->dir() / "owned", "owned by someone the replica does not know\n", 0640);
+    ASSERT_EQ(::chown((agent_->dir() / "owned").c_str(), 70000, 70000), 0);
+    ASSERT_EQ(::chmod((agent_->dir() / "owned").c_str(), 0604), 0);
+    then_more(false);
+    auto r = agent_->sync(30);
+    expect_left_out(r, server, "owned", "chown 'owned' to 70000:70000", "on 'owned': chown");
+    struct stat st{};
+    ASSERT_EQ(::lstat((server.replica("data") / "owned").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0604u);
+    EXPECT_EQ(read_all(server.replica("data") / "owned"), "owned by someone the replica does not know\n");
 }
 
 // Text that zstd shrinks several times over, unlike bulk_files' random bytes.

@@ -68,6 +68,16 @@ struct ApplyResult {
     std::vector<ConflictNote> conflicts;
 };
 
+// A part of an operation this server cannot apply, found after the
+// operation itself was applied (a directory mtime set when the directories
+// kept open are closed) or besides the rest of it (an owner the replica
+// cannot take): reported like an Outcome::rejected operation.
+struct RejectionNote {
+    uint64_t lsn = 0;
+    std::string path;
+    std::string message;
+};
+
 struct CommitOutcome {
     uint64_t lsn = 0;
     Status status;
@@ -100,6 +110,10 @@ public:
     // kept open for them and sets the directory mtimes deferred until then
     // (dir_cache.hpp).
     virtual Status finish_batch() = 0;
+
+    // The RejectionNotes found since the last call, oldest first. A caller
+    // takes them after apply(), finish_batch() and the commit calls.
+    virtual std::vector<RejectionNote> take_rejections() = 0;
 
     virtual uint64_t durable_lsn() const = 0;
     virtual uint64_t resume_lsn() const = 0;
