@@ -10,6 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -277,15 +278,32 @@ void Capture::adopt_subtree(const std::string& rel, int32_t pid) {
     auto scanned = scan_tree(fd.get(), excluded_fn);
     fd.reset();
     if (!scanned) return;
-    std::string skipped;  // a directory tracked elsewhere: its move is queued, and brings its contents
+    // A directory tracked elsewhere: its move is queued, and brings its
+    // contents. Or a name the tree (and so the replica) has as another
+    // object: the scan read it ahead of the events that take that object
+    // away and bring this one there. What lies beneath it is not beneath
+    // the object the records put at that name (journaled there, links into
+    // it among them, the replica refused them beneath a file, and a
+    // directory found there was known at a path it never reached).
+    // Several: in key order a name beside a skipped one ("d c") comes
+    // between it and what lies beneath it ("d/x").
+    std::vector<std::string> skipped;
+    auto is_skipped = [&](const std::string& p) {
+        return std::any_of(skipped.begin(), skipped.end(), [&](const std::string& s) { return at_or_beneath(p, s); });
+    };
     for (auto& [sub_path, e] : *scanned) {
         if (sub_path.empty()) continue;
         auto full = join(rel, sub_path);
-        if (!skipped.empty() && at_or_beneath(full, skipped)) continue;
-        if (tree_.count(full)) continue;
+        if (is_skipped(full)) continue;
+        if (auto known = tree_.find(full); known != tree_.end()) {
+            const Entry& k = known->second;
+            bool same = !k.handle.empty() && !e.handle.empty() ? k.handle == e.handle : k.ino == 0 || k.ino == e.ino;
+            if (!same && e.is_dir()) skipped.push_back(full);
+            continue;
+        }
         auto other = tracked_elsewhere(e.handle, full, e.nlink > 1 ? e.ino : 0);
         if (other && e.is_dir()) {
-            skipped = full;
+            skipped.push_back(full);
             continue;
         }
         if (other && !tree_.at(*other).is_dir()) {

@@ -556,6 +556,18 @@ bool ShipWorker::ship_record(const Record& r, const PlannedRecord& p) {
             }
             break;
         case Op::link:
+            // The first name is named as the agent read it. When it no
+            // longer names the linked object here, and no record journaled
+            // since says where that name went, it may name another object
+            // on the server by the time this applies (a name reused before
+            // the records were read, or one the server could not follow):
+            // of another type the server would refuse it, but of the same
+            // type it would be linked, and the second name would share an
+            // inode with another object for good. The server cannot tell
+            // (it knows no source handles): the second name travels as the
+            // object itself instead.
+            if (!r.handle.empty() && !tree_->holds(r.path, r.handle) && !link_explained_later(r))
+                return ship_linked_apart(r);
             m.kind = proto::OpKind::link;
             second_name();
             // The type of the object linked, so the server links nothing
@@ -666,6 +678,106 @@ bool ShipWorker::ship_close_attrs(const Record& r) {
     m.gid = st.st_gid;
     m.mtime_ns = mtime_ns(st);
     return send_op(std::move(m));
+}
+
+// The first name usually moved on at the source after the link, by records
+// journaled since (the shipper reads behind the capture): the server then
+// has the object at that name when the link arrives, and the link is right.
+// The agent may still be journaling that move: the journal is read ahead
+// again for a moment before the link is given up.
+bool ShipWorker::link_explained_later(const Record& link) {
+    constexpr size_t kReadAhead = 100000;
+    constexpr int kTries = 6;
+    constexpr auto kPause = std::chrono::milliseconds(50);
+    uint64_t next = link.lsn + 1;
+    auto reader = journal::Reader::open(options_.journal_dir);
+    if (!reader) return false;
+    for (int attempt = 0; attempt < kTries && !stopping_; ++attempt) {
+        if (attempt > 0) {
+            std::this_thread::sleep_for(kPause);
+            if (tree_->holds(link.path, link.handle)) return true;
+        }
+        if (!(*reader)->refresh() || !(*reader)->seek_lsn(next)) return false;
+        for (size_t n = 0; n < kReadAhead; ++n) {
+            auto rec = (*reader)->next();
+            if (!rec || !*rec) break;
+            const Record& r = **rec;
+            next = r.lsn + 1;
+            bool takes = false;
+            switch (r.op) {
+                case Op::rename:
+                case Op::exchange:
+                    takes = at_or_beneath(link.path, r.path) || at_or_beneath(link.path, r.target);
+                    break;
+                case Op::unlink:
+                case Op::rmdir: takes = at_or_beneath(link.path, r.path); break;
+                default: break;
+            }
+            if (takes) return true;
+        }
+    }
+    return false;
+}
+
+// Never a link then: the object's own content (a regular file, or what is
+// left of it: a placeholder when it is gone) or its own creation, with its
+// attributes and compared xattrs, all read through the handle. Should the
+// first name have named the object on the server after all (moved on at
+// the source by a record the agent journals later still), the two names
+// are two files there until a verify repairs the group: a file apart is
+// the safe side of that doubt, another object's inode is not.
+bool ShipWorker::ship_linked_apart(const Record& r) {
+    spdlog::info("shipper: link '{}' -> '{}' (LSN {}): the first name no longer names the object; sent as itself",
+                 r.path, r.target, r.lsn);
+    Record own = r;
+    own.path = r.target;
+    own.target.clear();
+    auto st = tree_->stat_object(r.handle);
+    auto xattrs = st ? tree_->xattrs(r.handle) : std::map<std::string, std::string>{};
+    // Several operations for one record: only the last may be a point to
+    // resume after (see ship_plan.hpp), or a server killed in between
+    // would resume past xattrs never set.
+    bool boundary = at_boundary_;
+    if (!xattrs.empty()) at_boundary_ = false;
+    if (!st || S_ISREG(st->st_mode)) {
+        own.op = Op::close_write;
+        if (!ship_whole(own, ShipAction::content_full)) return false;
+    } else {
+        proto::OpMsg m;
+        m.lsn = r.lsn;
+        m.path = r.target;
+        m.mode = st->st_mode;
+        m.uid = st->st_uid;
+        m.gid = st->st_gid;
+        m.mtime_ns = mtime_ns(*st);
+        if (S_ISLNK(st->st_mode)) {
+            auto text = tree_->link_target(r.handle);
+            if (!text) {  // gone since: a later record removes the name
+                at_boundary_ = boundary;
+                return true;
+            }
+            m.kind = proto::OpKind::symlink;
+            m.target = *text;
+        } else {
+            m.kind = proto::OpKind::mknod;
+            m.rdev = st->st_rdev;
+        }
+        m.parent_mtime_ns = parent_mtime(r.target);
+        if (!m.parent_mtime_ns) note_stale_parent(r.target);
+        if (!send_op(std::move(m))) return false;
+    }
+    size_t left = xattrs.size();
+    for (auto& [name, value] : xattrs) {
+        if (--left == 0) at_boundary_ = boundary;
+        proto::OpMsg x;
+        x.lsn = r.lsn;
+        x.kind = proto::OpKind::setxattr;
+        x.path = r.target;
+        x.xattr_name = name;
+        x.xattr_value = value;
+        if (!send_op(std::move(x))) return false;
+    }
+    return true;
 }
 
 bool ShipWorker::ship_whole(const Record& r, ShipAction action) {

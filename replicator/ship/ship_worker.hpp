@@ -44,6 +44,14 @@ private:
     bool ship_ranges(const journal::Record& r, const std::vector<journal::ByteRange>& ranges);
     bool ship_whole(const journal::Record& r, ShipAction action);
     bool ship_close_attrs(const journal::Record& r);
+    // A link whose first name no longer names the linked object at the
+    // source: the second name is sent as that object itself.
+    bool ship_linked_apart(const journal::Record& r);
+    // Whether `link`'s first name no longer names the linked object at the
+    // source because a record journaled after it (read ahead, waiting a
+    // moment for the agent to journal it) took that name, or a directory
+    // above it, away.
+    bool link_explained_later(const journal::Record& link);
     void save_cursor(bool force);
     // Directories whose mtime a record could not carry (see fix_stale_dirs).
     void note_stale_parent(const std::string& path);

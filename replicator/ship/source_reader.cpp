@@ -1,6 +1,7 @@
 #include "source_reader.hpp"
 
 #include <fcntl.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -127,6 +128,46 @@ std::optional<std::string> SourceTree::link_target(const journal::FileHandle& ha
     ssize_t n = ::readlinkat(fd.get(), "", buf, sizeof buf);
     if (n <= 0) return std::nullopt;
     return std::string(buf, static_cast<size_t>(n));
+}
+
+bool SourceTree::holds(const std::string& path, const journal::FileHandle& handle) const {
+    if (handle.empty() || path.empty()) return false;
+    auto [parent, name] = split_parent(path);
+    auto dir = open_beneath(root_.get(), parent, O_PATH | O_DIRECTORY);
+    if (!dir) return false;
+    auto now = handle_of(dir->get(), std::string(name), path);
+    return now && *now == handle;
+}
+
+std::optional<struct stat> SourceTree::stat_object(const journal::FileHandle& handle) const {
+    if (handle.empty()) return std::nullopt;
+    auto fd = open_handle_path(root_.get(), handle);
+    struct stat st{};
+    if (fd.get() < 0 || ::fstat(fd.get(), &st) != 0 || st.st_nlink == 0) return std::nullopt;
+    return st;
+}
+
+std::map<std::string, std::string> SourceTree::xattrs(const journal::FileHandle& handle) const {
+    std::map<std::string, std::string> out;
+    if (handle.empty()) return out;
+    auto fd = open_handle_path(root_.get(), handle);
+    if (fd.get() < 0) return out;
+    // Through the descriptor's /proc link, which the *xattr calls follow to
+    // the object itself (an O_PATH descriptor has no f*xattr of its own).
+    auto via = fd_path(fd.get());
+    std::string names(65536, '\0');
+    ssize_t n = ::listxattr(via.c_str(), names.data(), names.size());
+    for (ssize_t i = 0; i < n;) {
+        std::string name(names.data() + i);
+        i += static_cast<ssize_t>(name.size()) + 1;
+        if (!name.starts_with("user.") && !name.starts_with("system.posix_acl_")) continue;
+        std::string value(65536, '\0');
+        ssize_t v = ::getxattr(via.c_str(), name.c_str(), value.data(), value.size());
+        if (v < 0) continue;
+        value.resize(static_cast<size_t>(v));
+        out[name] = std::move(value);
+    }
+    return out;
 }
 
 Result<std::string> read_range(int fd, uint64_t offset, size_t len, const std::string& what) {

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -54,6 +55,15 @@ public:
     // The text of the symlink `handle` names (where it is now); nullopt
     // when it is gone.
     std::optional<std::string> link_target(const journal::FileHandle& handle) const;
+    // Whether `path` names the object `handle` names now (false when
+    // either is gone, or there is no handle).
+    bool holds(const std::string& path, const journal::FileHandle& handle) const;
+    // The status of the object `handle` names, whatever its type; nullopt
+    // when it is gone or there is no handle.
+    std::optional<struct stat> stat_object(const journal::FileHandle& handle) const;
+    // The extended attributes a replica is compared by (user.* and POSIX
+    // ACLs) of the object `handle` names; empty when it is gone.
+    std::map<std::string, std::string> xattrs(const journal::FileHandle& handle) const;
 
     int root_fd() const { return root_.get(); }
 

@@ -261,6 +261,43 @@ TEST_P(Namespace, EntriesReadOnlyAfterTheirRenameAreJournaledAsWhatTheyAre) {
     EXPECT_EQ(problems, Strings{});
 }
 
+// A directory known only from its create event is read, with what is in
+// it, where its rename puts it. That read runs ahead of the events: here a
+// name in it (f) holds a directory that arrives only later, while the
+// records so far (and so the replica) have a file there. What is beneath
+// that name now is not beneath the file: journaled there, the link to k
+// and the directory inside went beneath a file (refused by the replica),
+// the directory was then known at a path it never reached, and when it
+// did arrive its entries were taken for known and never journaled.
+TEST_P(Namespace, AScanAheadOfTheEventsAdoptsNothingBeneathANameThatHoldsAnotherObject) {
+    write_file(at("k"), "a file linked from the directory that arrives later");
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    make_dir(at("g"));
+    write_file(at("g/f"), "the file at f first");
+    ASSERT_EQ(::rename(at("g").c_str(), at("g2").c_str()), 0);
+    ASSERT_EQ(::rename(at("g2/f").c_str(), at("x").c_str()), 0);
+    make_dir(at("d"));
+    make_dir(at("d/sub"));
+    write_file(at("d/sub/in"), "inside");
+    ASSERT_EQ(::link(at("k").c_str(), at("d/h").c_str()), 0);
+    ASSERT_EQ(::rename(at("d").c_str(), at("g2/f").c_str()), 0);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    auto described = described_changes();
+    std::vector<std::string> problems;
+    EXPECT_EQ(differences(replay(watch().journal(), problems), list_tree(root())), Strings{})
+        << fmt::format("{}", fmt::join(described, "\n"));
+    EXPECT_EQ(problems, Strings{});
+    // h is journaled as a second name of k, and nothing beneath f before
+    // the directory arrives there.
+    EXPECT_NE(std::find(described.begin(), described.end(), "link k -> d/h"), described.end())
+        << fmt::format("{}", fmt::join(described, "\n"));
+    auto arrival = std::find(described.begin(), described.end(), "rename d -> g2/f");
+    EXPECT_NE(arrival, described.end()) << fmt::format("{}", fmt::join(described, "\n"));
+    for (auto it = described.begin(); it != arrival; ++it) EXPECT_EQ(it->find("g2/f/"), std::string::npos) << *it;
+}
+
 INSTANTIATE_TEST_SUITE_P(Filesystems, Namespace, ::testing::Values(FsType::ext4, FsType::xfs), fs_param_name);
 
 }  // namespace

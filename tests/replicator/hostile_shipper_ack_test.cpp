@@ -4,9 +4,11 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -14,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "support/kernel_handle.hpp"
+#include "support/tree.hpp"
 #include "hostile_server_harness.hpp"
 #include "journal/writer.hpp"
 #include "replicator/ship/shipper.hpp"
@@ -151,6 +154,116 @@ TEST(ShipperContent, ALateWriteToWhatIsNowAFifoSendsNothing) {
     struct stat st{};
     ASSERT_EQ(::lstat((rig.server.fileset_root("fs1") / "f").c_str(), &st), 0);
     EXPECT_TRUE(S_ISFIFO(st.st_mode)) << "mode 0" << std::oct << st.st_mode << "\n" << rig.server.all_logs();
+    (*shipper)->stop();
+    ASSERT_TRUE((*writer)->close());
+}
+
+// A link record names its first name as the agent read it. Here that name
+// holds another regular file (b's) on the server when the link arrives,
+// and at the source it no longer names the linked object (a's): linked,
+// the second name shared b's inode for good (b's bytes, two links, where
+// the source has a's bytes in a file of its own). It travels as a's own
+// file instead, with a's xattrs; a link whose first name still names the
+// object at the source stays a link.
+TEST(ShipperLinks, ALinkWhoseFirstNameNoLongerNamesTheObjectTravelsAsTheObjectItself) {
+    ShipperRig rig;
+    auto writer = journal::Writer::open(rig.wo);
+    ASSERT_TRUE(writer) << writer.error().message;
+    auto src = rig.server.base() / "src";
+    write_file(src / "first", "b's bytes, at the first name\n", 0644);
+    write_file(src / "second", "a's bytes, linked under the second name\n", 0640);
+    ASSERT_EQ(::setxattr((src / "second").c_str(), "user.tag", "a", 1, 0), 0) << strerror(errno);
+    ASSERT_EQ(::link((src / "second").c_str(), (src / "third").c_str()), 0) << strerror(errno);
+    auto b = test::kernel_handle(AT_FDCWD, (src / "first").c_str());
+    auto a = test::kernel_handle(AT_FDCWD, (src / "second").c_str());
+    ASSERT_TRUE(a && b) << strerror(errno);
+    uint64_t last = 0;
+    auto append = [&](journal::Op op, const std::string& path, const std::string& target, const journal::FileHandle& h) {
+        journal::Record r;
+        r.op = op;
+        r.path = path;
+        r.target = target;
+        r.handle = h;
+        if (op == journal::Op::create) r.mode = S_IFREG | 0644;
+        auto lsn = (*writer)->append(r);
+        ASSERT_TRUE(lsn);
+        last = *lsn;
+    };
+    append(journal::Op::create, "first", "", *b);
+    append(journal::Op::close_write, "first", "", *b);
+    append(journal::Op::link, "first", "second", *a);
+    append(journal::Op::link, "second", "third", *a);
+    ASSERT_TRUE((*writer)->flush());
+    auto shipper = replicator::Shipper::start(rig.so);
+    ASSERT_TRUE(shipper) << shipper.error().message;
+    (*shipper)->notify(last);
+    ASSERT_TRUE((*shipper)->wait_acked(last, std::chrono::seconds(10)))
+        << (*shipper)->status()[0].last_error << "\n" << rig.server.all_logs();
+    auto dst = rig.server.fileset_root("fs1");
+    struct stat first{}, second{}, third{};
+    ASSERT_EQ(::lstat((dst / "first").c_str(), &first), 0);
+    ASSERT_EQ(::lstat((dst / "second").c_str(), &second), 0) << rig.server.all_logs();
+    ASSERT_EQ(::lstat((dst / "third").c_str(), &third), 0) << rig.server.all_logs();
+    EXPECT_NE(second.st_ino, first.st_ino) << "the second name shares the first name's inode\n" << rig.server.all_logs();
+    EXPECT_EQ(first.st_nlink, 1u);
+    EXPECT_EQ(read_file(dst / "first"), "b's bytes, at the first name\n");
+    EXPECT_EQ(read_file(dst / "second"), "a's bytes, linked under the second name\n");
+    EXPECT_EQ(second.st_mode & 07777, 0640u);
+    char tag[8] = {};
+    EXPECT_EQ(::getxattr((dst / "second").c_str(), "user.tag", tag, sizeof tag), 1) << strerror(errno);
+    EXPECT_STREQ(tag, "a");
+    // Its first name names the object at the source: a link, as before.
+    EXPECT_EQ(third.st_ino, second.st_ino);
+    EXPECT_EQ(second.st_nlink, 2u);
+    (*shipper)->stop();
+    ASSERT_TRUE((*writer)->close());
+}
+
+// The usual reason a first name no longer names the object at ship time:
+// it was renamed after the link, by a record journaled after it. The
+// server has the object at that name when the link applies: still a link.
+TEST(ShipperLinks, ALinkWhoseFirstNameMovedOnByALaterRecordStaysALink) {
+    ShipperRig rig;
+    auto writer = journal::Writer::open(rig.wo);
+    ASSERT_TRUE(writer) << writer.error().message;
+    auto src = rig.server.base() / "src";
+    fs::create_directories(src / "d2");
+    write_file(src / "d2/moved", "one file, two names\n", 0644);
+    ASSERT_EQ(::link((src / "d2/moved").c_str(), (src / "second").c_str()), 0) << strerror(errno);
+    auto h = test::kernel_handle(AT_FDCWD, (src / "second").c_str());
+    ASSERT_TRUE(h) << strerror(errno);
+    uint64_t last = 0;
+    auto append = [&](journal::Op op, const std::string& path, const std::string& target, const journal::FileHandle& fh) {
+        journal::Record r;
+        r.op = op;
+        r.path = path;
+        r.target = target;
+        r.handle = fh;
+        if (op == journal::Op::create) r.mode = S_IFREG | 0644;
+        if (op == journal::Op::mkdir) r.mode = S_IFDIR | 0755;
+        auto lsn = (*writer)->append(r);
+        ASSERT_TRUE(lsn);
+        last = *lsn;
+    };
+    append(journal::Op::mkdir, "d", "", {});
+    append(journal::Op::create, "d/first", "", *h);
+    append(journal::Op::close_write, "d/first", "", *h);
+    append(journal::Op::link, "d/first", "second", *h);
+    append(journal::Op::rename, "d/first", "d/moved", *h);
+    append(journal::Op::rename, "d", "d2", {});
+    ASSERT_TRUE((*writer)->flush());
+    auto shipper = replicator::Shipper::start(rig.so);
+    ASSERT_TRUE(shipper) << shipper.error().message;
+    (*shipper)->notify(last);
+    ASSERT_TRUE((*shipper)->wait_acked(last, std::chrono::seconds(10)))
+        << (*shipper)->status()[0].last_error << "\n" << rig.server.all_logs();
+    auto dst = rig.server.fileset_root("fs1");
+    struct stat moved{}, second{};
+    ASSERT_EQ(::lstat((dst / "d2/moved").c_str(), &moved), 0) << rig.server.all_logs();
+    ASSERT_EQ(::lstat((dst / "second").c_str(), &second), 0) << rig.server.all_logs();
+    EXPECT_EQ(moved.st_ino, second.st_ino) << rig.server.all_logs();
+    EXPECT_EQ(second.st_nlink, 2u);
+    EXPECT_EQ(read_file(dst / "second"), "one file, two names\n");
     (*shipper)->stop();
     ASSERT_TRUE((*writer)->close());
 }
