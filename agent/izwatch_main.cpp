@@ -333,6 +333,8 @@ int main(int argc, char** argv) {
         ->add_option("--scrub-interval", scrub_interval,
                      "verify and repair every server's replica this often, at idle I/O priority (e.g. 24h; 0: never)")
         ->capture_default_str();
+    start_cmd->add_option("--metrics", opts.metrics,
+                          "ADDR:PORT to serve Prometheus metrics on, at /metrics (e.g. 127.0.0.1:9464)");
     size_option(start_cmd, "--scrub-rate", opts.scrub_bytes_per_s,
                 "the scrub reads at most this much of the source's content per second (e.g. 32MiB)", "32MiB");
 

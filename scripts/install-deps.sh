@@ -8,6 +8,9 @@ packages=(
   libgtest-dev libgmock-dev libxxhash-dev libzstd-dev libssl-dev
   libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev
   e2fsprogs xfsprogs util-linux iproute2 rsync less
+  # The metrics' tests scrape both daemons with a real Prometheus, query it
+  # and lint scrapes with promtool (both in the prometheus package).
+  prometheus curl
 )
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

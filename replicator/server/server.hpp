@@ -50,6 +50,8 @@ public:
     virtual ~Server() = default;
 
     virtual uint16_t port() const = 0;
+    // The Prometheus metrics page (any thread; never waits for applying).
+    virtual std::string metrics() = 0;
     // Serves until stop() or SIGTERM/SIGINT (when handle_signals).
     virtual void run(bool handle_signals) = 0;
     // Thread-safe; run() returns soon after.

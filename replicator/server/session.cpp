@@ -219,6 +219,7 @@ void Session::on_op(const proto::OpMsg& m) {
         std::lock_guard lock(slot_->mu);
         if (slot_->owner != id_) return drop("superseded by a newer connection from the same agent");
         r = slot_->applier->apply(m);
+        slot_->counters.count(m, r, *slot_->applier);
     }
     for (auto& c : r.conflicts) {
         spdlog::warn("{}: conflict on '{}' at LSN {}: {}; the server's version is kept as '{}'", who(), c.path, c.lsn,
@@ -283,6 +284,7 @@ void Session::finish_commits(const std::weak_ptr<FilesetSlot>& weak) try {
         std::lock_guard lock(slot->mu);
         done = slot->applier->finish_commits();
         owner = slot->owner_session.lock();
+        slot->counters.durable_lsn = slot->applier->durable_lsn();
     }
     if (done.empty() || !owner) return;
     asio::dispatch(owner->strand_, [owner, done = std::move(done)] {
@@ -378,6 +380,7 @@ void Session::write_next() {
 
 void Session::drop(const std::string& reason) {
     if (state_ == State::closed) return;
+    if (state_ != State::ready) ++ctx_.handshake_failures;
     spdlog::warn("dropping connection from {}: {}", who(), reason);
     tell_and_close(reason);
 }
