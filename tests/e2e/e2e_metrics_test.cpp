@@ -167,6 +167,21 @@ protected:
 };
 
 TEST_F(Monitoring, PrometheusScrapesWhatTheJournalAndTheReplicaSay) {
+    // Clients that connect to both endpoints and send nothing stay
+    // connected through the workload; one that sends garbage gets a 400.
+    // Neither holds up the daemons nor Prometheus' scrapes.
+    auto [host, port] = std::pair{link_->address_b(), kServerMetricsPort};
+    ChildProcess silent(agent_ns_->exec(
+        {"bash", "-c",
+         fmt::format("exec 3<>/dev/tcp/127.0.0.1/{} 4<>/dev/tcp/{}/{} && exec sleep 60", kAgentMetricsPort, host, port)}));
+    for (auto target : {fmt::format("127.0.0.1/{}", kAgentMetricsPort), fmt::format("{}/{}", host, port)}) {
+        auto garbage = run_process(
+            agent_ns_->exec({"bash", "-c",
+                             fmt::format("exec 3<>/dev/tcp/{} && printf '\026\003\001 garbage\r\n\r\n' >&3 && cat <&3",
+                                         target)}),
+            {}, 15s);
+        EXPECT_TRUE(garbage.out.starts_with("HTTP/1.1 400 Bad Request\r\n")) << target << ": " << garbage.out << garbage.err;
+    }
     auto d = agent_->dir();
     fs::create_directories(d / "sub/deeper");
     uint64_t written = write_files(d / "sub", "f", 20);
@@ -236,6 +251,10 @@ TEST_F(Monitoring, PrometheusScrapesWhatTheJournalAndTheReplicaSay) {
     EXPECT_EQ(p.wait_for("iz_agent_server_behind_records" + srv, 0), 0);
     EXPECT_EQ(p.wait_for("iz_agent_server_unacked_age_seconds" + srv, 0), 0);
     EXPECT_EQ(p.wait_for("iz_server_durable_lsn{fileset=\"data\"}", static_cast<double>(head2)), head2);
+    // The agent was scraped all along, the silent clients notwithstanding
+    // (the server not while it was stopped).
+    EXPECT_EQ(p.value("min_over_time(up{job=\"izwatch\"}[1m])"), 1) << p.log();
+    EXPECT_EQ(p.wait_for("up{job=\"izreplicate\"}", 1), 1) << p.log();
 }
 
 // promtool's lint of a scrape of each: names, units, HELP and TYPE as
@@ -258,6 +277,16 @@ TEST_F(Monitoring, ScrapesPassPromtool) {
         << agent_page;
     auto server_page = scrape(server_metrics());
     EXPECT_NE(server_page.find("fileset=\"data\",outcome=\"applied\"} "), std::string::npos) << server_page;
+
+    // A metrics address that is taken fails the start, naming it.
+    auto second = run_process(
+        server_ns_->exec({bin_path("izreplicate").string(), "--root", (keys_ / "root2").string(), "--listen",
+                          link_->address_b() + ":7412", "--key", key_.string(), "--foreground", "--metrics",
+                          server_metrics()}),
+        {}, 30s);
+    EXPECT_EQ(second.exit_code, 1) << second.out << second.err;
+    EXPECT_NE(second.err.find("listen for metrics on '" + server_metrics() + "': Address already in use"), std::string::npos)
+        << second.err;
 }
 
 }  // namespace
