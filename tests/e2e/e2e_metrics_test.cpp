@@ -96,7 +96,9 @@ protected:
         link_ = must(VethLink::make(*agent_ns_, *server_ns_, 1));
         key_ = make_key(keys_);
         server_ = std::make_unique<ServerHost>(*server_ns_, link_->address_b(), key_, "mon-dst");
-        server_->start({"--metrics", server_metrics()});
+        auto args = server_args();
+        args.insert(args.end(), {"--metrics", server_metrics()});
+        server_->start(args);
         agent_ = std::make_unique<AgentHost>(*agent_ns_, key_, "mon-src");
         auto r = agent_->start({server_->endpoint()}, {"--metrics", agent_metrics()});
         ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -120,6 +122,8 @@ protected:
         if (!r) throw std::runtime_error(r.error().message);
         return std::move(*r);
     }
+
+    virtual std::vector<std::string> server_args() const { return {}; }
 
     std::string agent_metrics() const { return fmt::format("127.0.0.1:{}", kAgentMetricsPort); }
     std::string server_metrics() const { return fmt::format("{}:{}", link_->address_b(), kServerMetricsPort); }
@@ -275,6 +279,8 @@ TEST_F(Monitoring, ScrapesPassPromtool) {
     EXPECT_NE(agent_page.find(fmt::format("iz_agent_server_acked_lsn{{server=\"{}\"}} ", server_->endpoint())),
               std::string::npos)
         << agent_page;
+    // The kernel says how many events wait in the fanotify queue (FIONREAD).
+    EXPECT_NE(agent_page.find("\niz_agent_fanotify_queue_events "), std::string::npos) << agent_page;
     auto server_page = scrape(server_metrics());
     EXPECT_NE(server_page.find("fileset=\"data\",outcome=\"applied\"} "), std::string::npos) << server_page;
 
@@ -287,6 +293,51 @@ TEST_F(Monitoring, ScrapesPassPromtool) {
     EXPECT_EQ(second.exit_code, 1) << second.out << second.err;
     EXPECT_NE(second.err.find("listen for metrics on '" + server_metrics() + "': Address already in use"), std::string::npos)
         << second.err;
+}
+
+}  // namespace
+}  // namespace iz::test::e2e
+
+namespace iz::test::e2e {
+namespace {
+
+// The server keeps its state inside the replica, under `.state`: a record
+// under that name can never be applied there.
+class MonitoringRejections : public Monitoring {
+protected:
+    std::vector<std::string> server_args() const override {
+        return {"--state-dir", (server_->replica("data") / ".state").string()};
+    }
+};
+
+// A record the server rejects and a file edited on the replica behind the
+// replicator's back (a conflict) are counted on both sides alike, as
+// Prometheus sees them.
+TEST_F(MonitoringRejections, RejectionsAndConflictsAreCounted) {
+    auto d = agent_->dir();
+    std::ofstream(d / "f") << "first\n";
+    auto r = agent_->sync();
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::ofstream(server_->replica("data") / "f", std::ios::app) << "edited on the server\n";
+    std::ofstream(d / "f", std::ios::app) << "second, on the source\n";
+    fs::create_directories(d / ".state/sub");
+    std::ofstream(d / ".state/sub/file") << "a name the server keeps for itself\n";
+    std::ofstream(d / "after") << "after it\n";
+    r = agent_->sync();
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("cannot apply '.state"), std::string::npos) << r.err;
+    auto& p = *prometheus_;
+    auto srv = fmt::format("server=\"{}\"", server_->endpoint());
+    EXPECT_EQ(p.wait_for("iz_agent_server_conflicts_total{" + srv + "}", 1), 1);
+    std::optional<double> rejected;
+    eventually([&] { return (rejected = p.value("iz_agent_server_apply_errors_total{" + srv + ",kind=\"rejected\"}")) && *rejected >= 1; },
+               15s);
+    EXPECT_GE(rejected.value_or(0), 1);
+    EXPECT_EQ(p.wait_for("sum(iz_server_operations_total{fileset=\"data\",outcome=\"rejected\"})", rejected.value_or(-1)),
+              rejected);
+    EXPECT_EQ(p.value("iz_agent_server_apply_errors_total{" + srv + ",kind=\"failed\"}"), 0);
+    // What follows the rejected record arrived: nothing is behind.
+    EXPECT_EQ(p.wait_for("iz_agent_server_behind_records{" + srv + "}", 0), 0);
 }
 
 }  // namespace
