@@ -16,6 +16,7 @@
 #include "agent/daemon.hpp"
 #include "agent/watch_paths.hpp"
 #include "common/daemonize.hpp"
+#include "replicator/wire/endpoint.hpp"
 
 namespace fs = std::filesystem;
 using namespace iz::agent;
@@ -98,6 +99,10 @@ int start(WatchOptions opts, bool foreground) {
     if (!dir) return die(dir.error().message);
     opts.dir = *dir;
     if (geteuid() != 0) return die("izwatch needs root (CAP_SYS_ADMIN) to watch a whole filesystem with fanotify");
+    // Said now rather than by a daemon that armed capture first.
+    if (!opts.metrics.empty())
+        if (auto ep = iz::replicator::parse_endpoint(opts.metrics); !ep)
+            return die(fmt::format("--metrics '{}': {}", opts.metrics, ep.error().message));
     if (auto status = control_request(control_socket_path(opts.dir), {{"cmd", "status"}}, std::chrono::seconds(2)))
         return die(fmt::format("'{}' is already watched (izwatch pid {})", opts.dir, (*status).value("pid", 0)));
     if (opts.state_dir.empty()) opts.state_dir = default_state_dir(opts.dir);
