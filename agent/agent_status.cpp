@@ -26,6 +26,10 @@ void fields_of_server(S& s, F&& f) {
     f("conflicts", s.conflicts);
     f("rejected", s.rejected);
     f("last_error", s.last_error);
+    f("reconnects", s.reconnects);
+    f("rejected_total", s.rejected_total);
+    f("server_errors", s.server_errors);
+    f("unacked_age_s", s.unacked_age_s);
 }
 
 // The last run's keys follow `runs`, and are walked only when it is
@@ -71,6 +75,8 @@ void fields_of_agent(S& s, F&& f) {
     f("servers", s.servers);
     f("scrub", s.scrub);
     f("journal_failure", s.journal_failure);
+    f("queue_depth", s.queue_depth);
+    f("ebpf", s.ebpf);
 }
 
 template <class T>

@@ -31,11 +31,13 @@ constexpr std::chrono::seconds kJournalLockWait{10};
 }  // namespace
 
 DaemonImpl::~DaemonImpl() {
+    stop_metrics();
     close_settles();
     // Its threads signal ack_fd_: they end before the descriptor does.
     if (shipper_) shipper_->stop();
     if (verify_) verify_->stop();
     if (settle_fd_ >= 0) ::close(settle_fd_);
+    if (metrics_fd_ >= 0) ::close(metrics_fd_);
     if (control_fd_ >= 0) {
         ::close(control_fd_);
         ::unlink(control_socket_path(opts_.dir).c_str());
@@ -138,13 +140,16 @@ Status DaemonImpl::arm() {
     add(settle_fd_, 6);
     if (flusher_) add(flusher_->fd(), 7);
     started_ = Clock::now();
-    return {};
+    // Last: a scrape finds everything it reads in place.
+    return start_metrics();
 }
 
 int DaemonImpl::shutdown() {
     if (shut_down_) return exit_code_;
     shut_down_ = true;
     notify_stopping(fmt::format("stopping: making what was captured durable ({})", status_line()));
+    // This thread answers scrapes no more.
+    stop_metrics();
     close_settles();
     auto ok = settle();
     answer_syncs();

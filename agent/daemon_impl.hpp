@@ -28,6 +28,7 @@
 #include "bpf/bpf_capture.hpp"
 #include "common/error.hpp"
 #include "journal/writer.hpp"
+#include "metrics/http_server.hpp"
 #include "replicator/ship/shipper.hpp"
 #include "writeback_flusher.hpp"
 
@@ -137,6 +138,23 @@ private:
     // Tells a service manager the status line when it changed (every
     // second, from the loop; nothing when no manager listens).
     void report_status();
+    // What this thread keeps (capture, the journal writer).
+    AgentStatus capture_status() const;
+    // What the other parts keep, read on any thread: the shipper's
+    // servers, the journal's disk use, the scrub, the fanotify queue.
+    void add_shared_status(AgentStatus& s) const;
+
+    // ---- metrics (daemon_metrics.cpp) --------------------------------------
+    // Serves /metrics on opts_.metrics (agent_metrics.hpp). A scrape is
+    // rendered on the metrics thread: this thread only copies capture_status()
+    // for it when the loop wakes (metrics_fd_), and a scrape that waits longer
+    // than kMetricsWait for that gets the last copy.
+    Status start_metrics();
+    std::string metrics_page();
+    void answer_metrics();
+    // Ends the metrics thread (idempotent): before anything it reads goes.
+    void stop_metrics();
+    static constexpr auto kMetricsWait = std::chrono::milliseconds(500);
 
     // ---- state -------------------------------------------------------------
     // Destroyed in the reverse of this order, after ~DaemonImpl() has closed
@@ -185,6 +203,13 @@ private:
     bool stopping_ = false;
     bool shut_down_ = false;
     int exit_code_ = 0;
+    int metrics_fd_ = -1;
+    std::mutex metrics_mu_;
+    std::condition_variable metrics_cv_;
+    uint64_t metrics_asked_ = 0, metrics_answered_ = 0;
+    bool metrics_closed_ = false;
+    AgentStatus metrics_capture_;  // the last capture_status() copied for a scrape
+    std::unique_ptr<metrics::HttpServer> metrics_;
 };
 
 }  // namespace iz::agent

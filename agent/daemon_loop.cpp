@@ -47,6 +47,7 @@ int DaemonImpl::run() {
                 case 5: take_acks(); break;
                 case 6: answer_settles(); break;
                 case 7: take_flushes(); break;
+                case 8: answer_metrics(); break;
             }
         }
         capture_->flush_writes(false);

@@ -1,4 +1,4 @@
-// What the agent reports to `izwatch status` (agent_status.hpp).
+// What the agent reports to `izwatch status` and its metrics (agent_status.hpp).
 #include "daemon_impl.hpp"
 
 #include <unistd.h>
@@ -13,26 +13,13 @@
 namespace iz::agent {
 
 AgentStatus DaemonImpl::status() const {
+    auto st = capture_status();
+    add_shared_status(st);
+    return st;
+}
+
+AgentStatus DaemonImpl::capture_status() const {
     auto& s = capture_->stats();
-    uint64_t disk = 0;
-    if (auto r = journal::Reader::open(opts_.journal_dir))
-        for (auto& seg : (*r)->segments()) disk += seg.file_bytes;
-    std::vector<AgentStatus::Server> servers;
-    if (shipper_)
-        for (auto& srv : shipper_->status()) {
-            std::vector<AgentStatus::Rejected> rejected;
-            for (auto& r : srv.rejected) rejected.push_back({.lsn = r.lsn, .path = r.path, .error = r.message});
-            servers.push_back({.endpoint = srv.endpoint,
-                               .connected = srv.connected,
-                               .acked_lsn = srv.acked_lsn,
-                               .records_behind = srv.records_behind,
-                               .bytes_behind = srv.bytes_behind,
-                               .data_bytes_sent = srv.data_bytes_sent,
-                               .wire_bytes_sent = srv.wire_bytes_sent,
-                               .conflicts = srv.conflicts,
-                               .rejected = std::move(rejected),
-                               .last_error = srv.last_error});
-        }
     AgentStatus st{
         .dir = opts_.dir,
         .pid = getpid(),
@@ -42,6 +29,7 @@ AgentStatus DaemonImpl::status() const {
         .capture_detail = capture_reason_,
         .root_removed = root_removed_,
         .queue_events = fan_->queue_events(),
+        .ebpf = bpf_ != nullptr,
         .records = s.records,
         .events = s.events,
         .events_outside = s.outside_events,
@@ -51,10 +39,7 @@ AgentStatus DaemonImpl::status() const {
         .journal_errors = s.journal_errors,
         .head_lsn = writer_->head_lsn(),
         .durable_lsn = writer_->durable_lsn(),
-        .journal_disk_bytes = disk,
         .uptime_s = std::chrono::duration<double>(Clock::now() - started_).count(),
-        .servers = std::move(servers),
-        .scrub = verify_ ? verify_->status() : AgentStatus::Scrub{},
     };
     if (auto f = writer_->failure()) st.journal_failure = f->message;
     return st;
@@ -86,6 +71,35 @@ void DaemonImpl::report_status() {
     if (line == reported_status_) return;
     notify_status(line);
     reported_status_ = std::move(line);
+}
+
+void DaemonImpl::add_shared_status(AgentStatus& st) const {
+    uint64_t disk = 0;
+    if (auto r = journal::Reader::open(opts_.journal_dir))
+        for (auto& seg : (*r)->segments()) disk += seg.file_bytes;
+    st.journal_disk_bytes = disk;
+    st.servers.clear();
+    if (shipper_)
+        for (auto& srv : shipper_->status()) {
+            std::vector<AgentStatus::Rejected> rejected;
+            for (auto& r : srv.rejected) rejected.push_back({.lsn = r.lsn, .path = r.path, .error = r.message});
+            st.servers.push_back({.endpoint = srv.endpoint,
+                                  .connected = srv.connected,
+                                  .acked_lsn = srv.acked_lsn,
+                                  .records_behind = srv.records_behind,
+                                  .bytes_behind = srv.bytes_behind,
+                                  .data_bytes_sent = srv.data_bytes_sent,
+                                  .wire_bytes_sent = srv.wire_bytes_sent,
+                                  .conflicts = srv.conflicts,
+                                  .rejected = std::move(rejected),
+                                  .last_error = srv.last_error,
+                                  .reconnects = srv.reconnects,
+                                  .rejected_total = srv.rejected_total,
+                                  .server_errors = srv.server_errors,
+                                  .unacked_age_s = srv.unacked_age_s});
+        }
+    st.scrub = verify_ ? verify_->status() : AgentStatus::Scrub{};
+    st.queue_depth = fan_->queued();
 }
 
 }  // namespace iz::agent

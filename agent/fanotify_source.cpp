@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sys/fanotify.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -56,6 +57,14 @@ Result<std::unique_ptr<FanotifySource>> FanotifySource::open(const std::string& 
 
 FanotifySource::~FanotifySource() {
     if (fd_ >= 0) ::close(fd_);
+}
+
+std::optional<uint64_t> FanotifySource::queued() const {
+    int bytes = 0;
+    // The kernel answers FAN_EVENT_METADATA_LEN per queued event, whatever
+    // information records each will carry when read.
+    if (::ioctl(fd_, FIONREAD, &bytes) != 0 || bytes < 0) return std::nullopt;
+    return static_cast<uint64_t>(bytes) / FAN_EVENT_METADATA_LEN;
 }
 
 Result<size_t> FanotifySource::drain(const std::function<void(const FanEvent&)>& sink) {

@@ -18,6 +18,7 @@
 #include "common/daemonize.hpp"
 #include "common/service_notify.hpp"
 #include "common/version.hpp"
+#include "replicator/wire/endpoint.hpp"
 
 namespace fs = std::filesystem;
 using namespace iz::agent;
@@ -104,6 +105,10 @@ int start(WatchOptions opts, bool foreground) {
     if (!dir) return die(dir.error().message);
     opts.dir = *dir;
     if (geteuid() != 0) return die("izwatch needs root (CAP_SYS_ADMIN) to watch a whole filesystem with fanotify");
+    // Said now rather than by a daemon that armed capture first.
+    if (!opts.metrics.empty())
+        if (auto ep = iz::replicator::parse_endpoint(opts.metrics); !ep)
+            return die(fmt::format("--metrics '{}': {}", opts.metrics, ep.error().message));
     if (auto status = control_request(control_socket_path(opts.dir), {{"cmd", "status"}}, std::chrono::seconds(2)))
         return die(fmt::format("'{}' is already watched (izwatch pid {})", opts.dir, (*status).value("pid", 0)));
     if (opts.state_dir.empty()) opts.state_dir = default_state_dir(opts.dir);
@@ -340,6 +345,8 @@ int main(int argc, char** argv) {
         ->add_option("--scrub-interval", scrub_interval,
                      "verify and repair every server's replica this often, at idle I/O priority (e.g. 24h; 0: never)")
         ->capture_default_str();
+    start_cmd->add_option("--metrics", opts.metrics,
+                          "ADDR:PORT to serve Prometheus metrics on, at /metrics (e.g. 127.0.0.1:9464)");
     size_option(start_cmd, "--scrub-rate", opts.scrub_bytes_per_s,
                 "the scrub reads at most this much of the source's content per second (e.g. 32MiB)", "32MiB");
 

@@ -3,6 +3,10 @@
 // izwatch watching the directory, in the same run; the figure is the ratio
 // of the medians. The journal is then read back to check that every
 // operation of the workload was journaled.
+//
+// IZ_BENCH_METRICS=1 adds a fourth mode: the agent with --metrics, scraped
+// every second while the workload runs (metrics_scraper.hpp), and prints
+// its time beside the agent's without metrics, from the same run.
 #include <fcntl.h>
 #include <sys/fanotify.h>
 #include <sys/mount.h>
@@ -30,6 +34,7 @@
 #include <nlohmann/json.hpp>
 
 #include "journal/reader.hpp"
+#include "metrics_scraper.hpp"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -354,6 +359,11 @@ int main(int argc, char** argv) {
     if (sh(fmt::format("truncate -s 2G {0} && mkfs.ext4 -q -F {0} && mount -o loop {0} {1}", g_image.string(), g_mount.string())) != 0)
         die("could not make the ext4 image");
     auto journal = g_mount / "journal";
+    bool metrics = iz::bench::metrics_mode();
+    std::vector<int> modes{0, 1, 2};  // bare, fanotify floor, agent
+    if (metrics) modes.push_back(3);  // agent with --metrics, scraped every second
+    double worst_metrics = 0;
+    uint64_t scrapes = 0, failed_scrapes = 0;
 
     std::vector<Workload> workloads = {
         {"churn 50k create/write/close/unlink", [](const fs::path&) {}, churn, churn_missing},
@@ -375,12 +385,12 @@ int main(int argc, char** argv) {
     double worst_bare = 0, worst_floor = 0, floor_vs_bare = 0, cp_vs_bare = 0;
     uint64_t total_overflows = 0, total_missing = 0, merged_renames = 0;
     for (auto& wl : workloads) {
-        std::vector<double> bare, floor, watched;
+        std::vector<double> bare, floor, watched, scraped;
         uint64_t records = 0, missing = 0, overflows = 0;
         AgentUsage usage;
         for (int rep = 0; rep < reps; ++rep) {
-            for (int mode : {0, 1, 2}) {  // bare, fanotify floor, agent
-                bool with_agent = mode == 2;
+            for (int mode : modes) {
+                bool with_agent = mode >= 2;
                 auto w = g_mount / "w";
                 fs::remove_all(w);
                 fs::remove_all(journal);
@@ -390,9 +400,11 @@ int main(int argc, char** argv) {
                 sh("sync");
                 int pid = 0;
                 uint64_t start_lsn = 0;
+                uint16_t metrics_port = mode == 3 ? iz::bench::free_loopback_port() : 0;
                 if (with_agent) {
-                    if (sh(fmt::format("{}/izwatch start {} --journal {} --state-dir {} {}", g_bin.string(), w.string(),
-                                       journal.string(), (g_mount / "state").string(), g_agent_args)) != 0)
+                    auto extra = mode == 3 ? fmt::format(" --metrics 127.0.0.1:{}", metrics_port) : std::string();
+                    if (sh(fmt::format("{}/izwatch start {} --journal {} --state-dir {} {}{}", g_bin.string(), w.string(),
+                                       journal.string(), (g_mount / "state").string(), g_agent_args, extra)) != 0)
                         die("izwatch start failed");
                     auto st = agent_status(w);
                     pid = st.value("pid", 0);
@@ -400,10 +412,17 @@ int main(int argc, char** argv) {
                 }
                 std::optional<NullFanotifyReader> null_reader;
                 if (mode == 1) null_reader.emplace(w);
+                std::optional<iz::bench::MetricsScraper> scraper;
+                if (mode == 3) scraper.emplace(std::vector<uint16_t>{metrics_port});
                 auto t0 = Clock::now();
                 wl.run(w);
                 double secs = std::chrono::duration<double>(Clock::now() - t0).count();
                 null_reader.reset();
+                if (scraper) {
+                    scrapes += scraper->ok();
+                    failed_scrapes += scraper->failed();
+                    scraper.reset();
+                }
                 if (mode == 1) {
                     floor.push_back(secs);
                     continue;
@@ -412,7 +431,7 @@ int main(int argc, char** argv) {
                     bare.push_back(secs);
                     continue;
                 }
-                watched.push_back(secs);
+                (mode == 3 ? scraped : watched).push_back(secs);
                 sh(fmt::format("{}/izwatch sync {} --timeout 120", g_bin.string(), w.string()));
                 auto st = agent_status(w);
                 auto u = agent_usage(pid);
@@ -436,12 +455,21 @@ int main(int argc, char** argv) {
         fmt::print("{:<38} {:>8.3f} {:>8.3f} {:>8.3f} {:>8.3f} {:>8.3f} {:>8} {:>8} {:>5} {:>9.2f} {:>7.1f}\n", wl.name,
                    median(bare), median(floor), median(watched), vs_bare, vs_floor, records, missing, overflows, usage.cpu_s,
                    usage.peak_rss_kb / 1024.0);
+        if (metrics) {
+            double vs_agent = median(scraped) / median(watched);
+            worst_metrics = std::max(worst_metrics, vs_agent);
+            fmt::print("{:<38} {:>8} {:>8} {:>8.3f} {:>8} {:>8} (with --metrics, scraped every 1 s: {:.3f} x the agent without)\n",
+                       "  ... agent with metrics", "", "", median(scraped), "", "", vs_agent);
+        }
     }
     cleanup();
     fmt::print("fanotify floor (a reader that only drains events) against bare: worst={:.3f}\n", floor_vs_bare);
     fmt::print("cp -a against bare: {:.3f}\n", cp_vs_bare);
     fmt::print("renames merged by the kernel into a queued identical event (not losses; the final tree is exact): {}\n",
                merged_renames);
+    if (metrics)
+        fmt::print("metrics: worst_vs_agent_without={:.3f} scrapes={} failed_scrapes={}\n", worst_metrics, scrapes,
+                   failed_scrapes);
     auto verify_s = verify_seconds();
     fmt::print("capture: worst_vs_floor={:.3f} worst_vs_bare={:.3f} overflows={} missing_records={} verify_s={}\n",
                worst_floor, worst_bare, total_overflows, total_missing,

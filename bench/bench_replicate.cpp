@@ -15,6 +15,10 @@
 // While `izwatch sync` waits, a thread at SCHED_IDLE priority (so that it
 // takes no CPU from the agent or the server) polls the intermezzo replica
 // until it matches the source: the convergence latency.
+//
+// IZ_BENCH_METRICS=1 runs every repetition twice, once with both daemons
+// started with --metrics and scraped every second (metrics_scraper.hpp),
+// once without (in alternating order), and prints both figures.
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -57,6 +61,8 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "metrics_scraper.hpp"
 
 #include "support/process.hpp"
 #include "support/scratch_fs.hpp"
@@ -615,6 +621,8 @@ struct Setup {
     fs::path key;
     uint16_t server_port = 0, rsync_port = 0;
     pid_t server = -1, rsyncd = -1;
+    bool metrics = false;  // the intermezzo daemons serve /metrics on these
+    uint16_t agent_metrics_port = 0, server_metrics_port = 0;
 };
 
 nlohmann::json agent_status(const fs::path& dir) {
@@ -672,6 +680,38 @@ RsyncRun run_rsync(const Setup& s) {
     return r;
 }
 
+// izreplicate and izwatch, with --metrics on ports of their own when
+// `metrics`; the agent resumes from its journal and state when restarted.
+void start_intermezzo(Setup& s, bool metrics) {
+    auto iz_root = s.iz_replica.parent_path();
+    s.metrics = metrics;
+    s.server_port = free_port();
+    std::vector<std::string> server{(g.bin / "izreplicate").string(), "--root", iz_root.string(), "--listen",
+                                    fmt::format("127.0.0.1:{}", s.server_port), "--key", s.key.string(), "--foreground",
+                                    "--log-file", (g.tmp / "izreplicate.log").string()};
+    std::vector<std::string> agent{(g.bin / "izwatch").string(), "start", s.src_iz.string(), "--server",
+                                   fmt::format("127.0.0.1:{}", s.server_port), "--key", s.key.string(), "--journal",
+                                   (g.tmp / "src-iz" / "journal").string(), "--state-dir",
+                                   (g.tmp / "src-iz" / "state").string()};
+    if (metrics) {
+        s.server_metrics_port = free_port();
+        s.agent_metrics_port = free_port();
+        server.insert(server.end(), {"--metrics", fmt::format("127.0.0.1:{}", s.server_metrics_port)});
+        agent.insert(agent.end(), {"--metrics", fmt::format("127.0.0.1:{}", s.agent_metrics_port)});
+    }
+    s.server = start_daemon(server, s.server_port, g.tmp / "izreplicate.log");
+    if (run(agent) != 0) die("izwatch start failed:\n" + tail_of(g_log));
+    g.watched = s.src_iz;
+    g.agent = agent_status(s.src_iz).value("pid", -1);
+    izsync(s.src_iz, 300);
+}
+
+void stop_intermezzo(Setup& s) {
+    stop_agent();
+    stop_child(s.server);
+    s.server = -1;
+}
+
 Setup start_replicators() {
     Setup s;
     s.src_iz = mount_image("src-iz") / "data";
@@ -683,11 +723,6 @@ Setup start_replicators() {
 
     s.key = g.tmp / "key";
     if (run({(g.bin / "izreplicate").string(), "keygen", s.key.string()}) != 0) die("izreplicate keygen failed");
-    s.server_port = free_port();
-    s.server = start_daemon({(g.bin / "izreplicate").string(), "--root", iz_root.string(), "--listen",
-                             fmt::format("127.0.0.1:{}", s.server_port), "--key", s.key.string(), "--foreground",
-                             "--log-file", (g.tmp / "izreplicate.log").string()},
-                            s.server_port, g.tmp / "izreplicate.log");
 
     auto conf = g.tmp / "rsyncd.conf";
     std::ofstream(conf) << fmt::format(
@@ -699,14 +734,7 @@ Setup start_replicators() {
                              fmt::format("--port={}", s.rsync_port), "--address=127.0.0.1"},
                             s.rsync_port, g.tmp / "rsyncd.log");
 
-    auto state = g.tmp / "src-iz";
-    if (run({(g.bin / "izwatch").string(), "start", s.src_iz.string(), "--server",
-             fmt::format("127.0.0.1:{}", s.server_port), "--key", s.key.string(), "--journal",
-             (state / "journal").string(), "--state-dir", (state / "state").string()}) != 0)
-        die("izwatch start failed:\n" + tail_of(g_log));
-    g.watched = s.src_iz;
-    g.agent = agent_status(s.src_iz).value("pid", -1);
-    izsync(s.src_iz, 60);
+    start_intermezzo(s, false);
     return s;
 }
 
@@ -953,16 +981,37 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
 
     auto wls = workloads();
-    std::vector<Row> rows(wls.size());
+    bool metrics = iz::bench::metrics_mode();
+    std::vector<Row> rows(wls.size()), rows_m(wls.size());  // without and with --metrics
+    uint64_t scrapes = 0, failed_scrapes = 0;
+    bool first = true;
     for (int rep = 0; rep < reps; ++rep) {
-        if (rep > 0) start_over(s);
-        std::string ratios;
-        for (size_t i = 0; i < wls.size(); ++i) {
-            run_both(s, wls[i], rows[i]);
-            ratios += fmt::format(" {:.2f}", rows[i].iz.back() / rows[i].rs.back());
+        // In metrics mode both passes, the first alternating, so that a
+        // drift of the machine weighs on both alike.
+        std::vector<bool> passes{false};
+        if (metrics) passes = rep % 2 == 0 ? std::vector<bool>{false, true} : std::vector<bool>{true, false};
+        for (bool with_metrics : passes) {
+            if (with_metrics != s.metrics) {
+                stop_intermezzo(s);
+                start_intermezzo(s, with_metrics);
+            }
+            if (!first) start_over(s);
+            first = false;
+            std::optional<iz::bench::MetricsScraper> scraper;
+            if (with_metrics) scraper.emplace(std::vector<uint16_t>{s.agent_metrics_port, s.server_metrics_port});
+            auto& into = with_metrics ? rows_m : rows;
+            std::string ratios;
+            for (size_t i = 0; i < wls.size(); ++i) {
+                run_both(s, wls[i], into[i]);
+                ratios += fmt::format(" {:.2f}", into[i].iz.back() / into[i].rs.back());
+            }
+            if (scraper) {
+                scrapes += scraper->ok();
+                failed_scrapes += scraper->failed();
+            }
+            fmt::print("run {}{}: time ratios{}\n", rep + 1, with_metrics ? " (metrics scraped)" : "", ratios);
+            std::fflush(stdout);
         }
-        fmt::print("run {}: time ratios{}\n", rep + 1, ratios);
-        std::fflush(stdout);
     }
     cleanup();
 
@@ -1007,5 +1056,24 @@ int main(int argc, char** argv) {
                std::isfinite(worst_conv) ? fmt::format("{:.0f}", worst_conv) : std::string("never"));
     if (bad_total) fmt::print("intermezzo replicas differed from their source in {} paths\n", bad_total);
     fmt::print("replicate: worst_time_ratio_vs_rsync={:.3f} bigfile_bytes={}\n", worst, bigfile_bytes);
+    if (metrics) {
+        // rsync's two columns say how much the machine drifted between the passes.
+        constexpr auto kMetricsRow = "{:<35} {:>7} {:>7} {:>7} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7}\n";
+        fmt::print("\nThe same with --metrics on both daemons, each scraped every second ('+m'), medians:\n");
+        fmt::print(fmt::runtime(kMetricsRow), "workload", "iz s", "iz s+m", "ratio", "rsync s", "rsync+m", "cpu ag",
+                   "ag+m", "cpu sv", "sv+m");
+        double worst_m = 0;
+        for (size_t i = 0; i < wls.size(); ++i) {
+            auto& a = rows[i];
+            auto& b = rows_m[i];
+            double ratio = median(b.iz) / median(a.iz);
+            worst_m = std::max(worst_m, ratio);
+            fmt::print(fmt::runtime(kMetricsRow), wls[i].name, f3(median(a.iz)), f3(median(b.iz)), f2(ratio),
+                       f3(median(a.rs)), f3(median(b.rs)), f2(median(a.agent_cpu)), f2(median(b.agent_cpu)),
+                       f2(median(a.server_cpu)), f2(median(b.server_cpu)));
+        }
+        fmt::print("metrics: worst_time_ratio_with_vs_without={:.3f} scrapes={} failed_scrapes={}\n", worst_m, scrapes,
+                   failed_scrapes);
+    }
     return 0;
 }

@@ -35,6 +35,10 @@ struct AgentStatus {
         uint64_t conflicts = 0;
         std::vector<Rejected> rejected;
         std::string last_error;  // "" when none
+        uint64_t reconnects = 0;
+        uint64_t rejected_total = 0;
+        uint64_t server_errors = 0;
+        double unacked_age_s = 0;
         bool operator==(const Server&) const = default;
     };
 
@@ -65,6 +69,9 @@ struct AgentStatus {
     std::string capture_detail;  // the eBPF programs, or why there are none
     bool root_removed = false;
     uint32_t queue_events = 0;  // the fanotify queue's length
+    // Events waiting in it (FIONREAD), when the kernel says.
+    std::optional<uint64_t> queue_depth;
+    bool ebpf = false;  // eBPF programs attached
     uint64_t records = 0;
     uint64_t events = 0;
     uint64_t events_outside = 0;

@@ -43,6 +43,8 @@ struct WatchOptions {
     // scrub_bytes_per_s of the source's content per second.
     std::chrono::seconds scrub_interval{std::chrono::hours(24)};
     uint64_t scrub_bytes_per_s = 32ull << 20;
+    // "ADDR:PORT" to serve Prometheus metrics on (agent_metrics.hpp); "" for none.
+    std::string metrics;
 };
 
 class Daemon {

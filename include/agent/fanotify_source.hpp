@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/error.hpp"
@@ -45,6 +46,11 @@ public:
     // what was asked for ("" when it is).
     uint32_t queue_events() const { return queue_events_; }
     const std::string& queue_note() const { return queue_note_; }
+    // Events waiting in the kernel's queue (FIONREAD; any thread), nullopt
+    // when the kernel does not say. The kernel counts them by walking its
+    // queue under the lock that adding an event takes: for status and
+    // scrapes, not for every batch.
+    std::optional<uint64_t> queued() const;
     // Reads what is queued (non-blocking) and hands each event over.
     // FAN_Q_OVERFLOW arrives as an event with that bit in `mask`.
     Result<size_t> drain(const std::function<void(const FanEvent&)>& sink);

@@ -13,6 +13,7 @@
 #include "common/daemonize.hpp"
 #include "common/service_notify.hpp"
 #include "common/version.hpp"
+#include "metrics/http_server.hpp"
 #include "replicator/wire/auth.hpp"
 #include "replicator/wire/endpoint.hpp"
 #include "server.hpp"
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
     keygen->add_option("KEYFILE", keygen_file, "where to write the key")->required();
 
     std::string root, listen, key_file, state_dir, mode = "per-fileset", log_file, log_level = "info", host_name;
+    std::string metrics_at;
     bool foreground = false;
     int threads = 2;
     app.add_option("--root", root, "directory the replicas live in");
@@ -57,6 +59,7 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
     app.add_option("--threads", threads, "threads applying and serving connections")->check(CLI::Range(1, 64));
     app.add_option("--host-name", host_name, "name used in conflict copies (default: the host name)");
+    app.add_option("--metrics", metrics_at, "ADDR:PORT to serve Prometheus metrics on, at /metrics (e.g. 127.0.0.1:9465)");
 
     try {
         app.parse(argc, argv);
@@ -100,6 +103,12 @@ int main(int argc, char** argv) {
     o.dir_mode = mode == "root" ? FilesetDirMode::root : FilesetDirMode::per_fileset;
     o.threads = threads;
     o.host_name = host_name;
+    std::optional<ServerEndpoint> metrics_ep;
+    if (!metrics_at.empty()) {
+        auto m = parse_endpoint(metrics_at);
+        if (!m) return usage("--metrics: " + m.error().message);
+        metrics_ep = *m;
+    }
 
     iz::Readiness readiness;
     if (!foreground)
@@ -119,11 +128,25 @@ int main(int argc, char** argv) {
         iz::notify_status("failed: " + server.error().message);
         return 1;
     }
+    // Stopped before the server it reads goes (declared after it).
+    std::unique_ptr<iz::metrics::HttpServer> metrics;
+    if (metrics_ep) {
+        auto m = iz::metrics::HttpServer::start(
+            {.host = metrics_ep->host, .port = metrics_ep->port, .render = [s = server->get()] { return s->metrics(); }});
+        if (!m) {
+            spdlog::error("{}", m.error().message);
+            readiness.failed(m.error().message);
+            iz::notify_status("failed: " + m.error().message);
+            return 1;
+        }
+        metrics = std::move(*m);
+    }
     // Server::start returned: it listens, and connections are accepted.
     (*server)->run(true, [&] {
         readiness.ready();
         iz::notify_ready(fmt::format("listening on {}, replicas beneath {}", listen, root_abs));
     });
+    if (metrics) metrics->stop();
     iz::notify_stopping("stopped");
     spdlog::info("stopped");
     return 0;

@@ -34,6 +34,8 @@ Result<std::shared_ptr<FilesetSlot>> ServerContext::slot(const std::string& agen
     auto slot = std::make_shared<FilesetSlot>();
     slot->applier = std::move(*applier);
     slot->trees = std::make_unique<ReplicaTrees>(ao.root, ao.reserved_top, (ao.state_dir / "content-hashes").string());
+    slot->counters.applied_lsn = slot->applier->resume_lsn();
+    slot->counters.durable_lsn = slot->applier->durable_lsn();
     slots.emplace(key, slot);
     return slot;
 }
@@ -87,6 +89,7 @@ public:
     }
 
     uint16_t port() const override { return port_; }
+    std::string metrics() override { return server_metrics(ctx_); }
 
     void run(bool handle_signals, const std::function<void()>& serving) override {
         if (handle_signals) {
@@ -141,6 +144,7 @@ private:
                         std::lock_guard lock(ctx_.mu);
                         s = std::make_shared<Session>(std::move(socket), ctx_, ctx_.next_session_id++);
                         ctx_.sessions.insert(s);
+                        ++ctx_.accepted;
                     }
                     s->start();
                 } catch (const std::exception& e) {

@@ -51,6 +51,8 @@ public:
     virtual ~Server() = default;
 
     virtual uint16_t port() const = 0;
+    // The Prometheus metrics page (any thread; never waits for applying).
+    virtual std::string metrics() = 0;
     // Serves until stop() or SIGTERM/SIGINT (when handle_signals).
     // `serving` is called once those signals stop the server cleanly (a
     // service manager told the server is ready may stop it at once).

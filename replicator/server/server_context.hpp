@@ -7,6 +7,8 @@
 
 #include <boost/asio.hpp>
 
+#include <array>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -23,6 +25,22 @@ namespace iz::replicator {
 
 class Session;
 
+// What the metrics show of one (agent, fileset), counted as its operations
+// are applied: atomics, so that a scrape never waits for FilesetSlot::mu
+// (held while applying, and while a commit waits for the one before it).
+struct SlotCounters {
+    std::atomic<uint64_t> applied_lsn{0};  // the Applier's resume_lsn()
+    std::atomic<uint64_t> durable_lsn{0};
+    std::atomic<uint64_t> records{0};      // LSNs whose operations were applied
+    std::atomic<uint64_t> data_bytes{0};   // file data written (after decompression)
+    static constexpr size_t kOutcomes = 8;  // room for Outcome's values
+    std::array<std::atomic<uint64_t>, kOutcomes> operations{};  // by Outcome
+    uint64_t last_counted_lsn = 0;  // under FilesetSlot::mu
+
+    // After `op` was applied with result `r` (FilesetSlot::mu held).
+    void count(const proto::OpMsg& op, const ApplyResult& r, const Applier& applier);
+};
+
 struct FilesetSlot {
     // Held while applying: serialises the connections of one (agent, fileset).
     std::mutex mu;
@@ -31,6 +49,7 @@ struct FilesetSlot {
     std::weak_ptr<Session> owner_session;
     // Verification walks of the replica (not under `mu`: they only read).
     std::unique_ptr<ReplicaTrees> trees;
+    SlotCounters counters;
 };
 
 struct ServerContext {
@@ -42,11 +61,19 @@ struct ServerContext {
     std::map<std::pair<std::string, std::string>, std::shared_ptr<FilesetSlot>> slots;
     std::set<std::shared_ptr<Session>> sessions;
     uint64_t next_session_id = 1;
+    // For the metrics: connections accepted, and those dropped before
+    // their handshake was done (wrong key, not the protocol, too slow).
+    std::atomic<uint64_t> accepted{0};
+    std::atomic<uint64_t> handshake_failures{0};
 
     // The slot of (agent, fileset), opening its applier on first use.
     Result<std::shared_ptr<FilesetSlot>> slot(const std::string& agent, const std::string& fileset);
     void forget(const std::shared_ptr<Session>& s);
 };
+
+// The page for /metrics (Server::metrics()): per (agent, fileset) labels,
+// only of agents that authenticated; never a path.
+std::string server_metrics(ServerContext& ctx);
 
 class Session : public std::enable_shared_from_this<Session> {
 public:

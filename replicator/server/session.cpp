@@ -237,6 +237,7 @@ void Session::on_op(const proto::OpMsg& m) {
         if (slot_->owner != id_) return drop("superseded by a newer connection from the same agent");
         r = slot_->applier->apply(m);
         left_out = slot_->applier->take_rejections();
+        slot_->counters.count(m, r, *slot_->applier);
     }
     report(left_out);
     for (auto& c : r.conflicts) {
@@ -309,6 +310,7 @@ void Session::finish_commits(const std::weak_ptr<FilesetSlot>& weak) try {
         owner = slot->owner_session.lock();
         // Without an owner they stay for the next one (on_auth takes them).
         if (owner) left_out = slot->applier->take_rejections();
+        slot->counters.durable_lsn = slot->applier->durable_lsn();
     }
     if ((done.empty() && left_out.empty()) || !owner) return;
     asio::dispatch(owner->strand_, [owner, done = std::move(done), left_out = std::move(left_out)] {
@@ -405,6 +407,7 @@ void Session::write_next() {
 
 void Session::drop(const std::string& reason) {
     if (state_ == State::closed) return;
+    if (state_ != State::ready) ++ctx_.handshake_failures;
     spdlog::warn("dropping connection from {}: {}", who(), reason);
     tell_and_close(reason);
 }

@@ -172,6 +172,7 @@ void ServerLink::on_connected() {
             {
                 std::lock_guard lock(self->mu_);
                 self->connected_ = true;
+                ++self->connections_;
                 ++self->generation_;
                 self->session_ = LinkSession{self->generation_, w->durable_lsn, w->resume_lsn};
                 self->acked_lsn_ = w->durable_lsn;
@@ -246,6 +247,7 @@ void ServerLink::handle(proto::Message m) {
                       rej->lsn, rej->message);
         std::lock_guard lock(mu_);
         rejected_.push_back(RejectedRecord{rej->lsn, rej->path, rej->message});
+        ++rejected_total_;
         if (rejected_.size() > ServerStatus::kMaxRejectedKept) rejected_.pop_front();
     } else if (auto* h = std::get_if<proto::HashReply>(&m)) {
         {
@@ -264,6 +266,10 @@ void ServerLink::handle(proto::Message m) {
         ping_outstanding_ = false;
         served_well();
     } else if (auto* err = std::get_if<proto::ErrorMsg>(&m)) {
+        {
+            std::lock_guard lock(mu_);
+            ++server_errors_;
+        }
         return lost("server dropped the connection: " + err->message);
     } else {
         return lost(fmt::format("unexpected {} frame from the server", proto::msg_type_name(proto::type_of(m))));
@@ -595,6 +601,9 @@ ServerStatus ServerLink::status() const {
     s.wire_bytes_sent = total_wire_bytes_;
     s.conflicts = conflicts_;
     s.rejected.assign(rejected_.begin(), rejected_.end());
+    s.reconnects = connections_ > 0 ? connections_ - 1 : 0;
+    s.rejected_total = rejected_total_;
+    s.server_errors = server_errors_;
     return s;
 }
 

@@ -164,6 +164,9 @@ private:
     uint64_t pending_bytes_ = 0;
     uint64_t conflicts_ = 0;
     std::deque<RejectedRecord> rejected_;
+    uint64_t connections_ = 0;  // that passed the handshake
+    uint64_t rejected_total_ = 0;
+    uint64_t server_errors_ = 0;
     uint64_t next_hash_id_ = 1;
     std::optional<proto::HashReply> hash_reply_;
     uint64_t next_tree_id_ = 1;

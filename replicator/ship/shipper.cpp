@@ -102,6 +102,7 @@ public:
         for (auto& link : links_) {
             auto s = link->status();
             s.records_behind = head > s.acked_lsn ? head - s.acked_lsn : 0;
+            if (s.records_behind > 0) s.unacked_age_s = age_of(s.acked_lsn + 1);
             out.push_back(std::move(s));
         }
         return out;
@@ -191,6 +192,20 @@ private:
             }
         }
         return head_.load();
+    }
+
+    // Seconds since the record at `lsn` was journaled (0 when it cannot be
+    // read: retention never removes what a server has not acknowledged).
+    double age_of(uint64_t lsn) const {
+        std::lock_guard lock(head_mu_);
+        if (!head_reader_) return 0;
+        if (!head_reader_->seek_lsn(lsn)) return 0;
+        auto rec = head_reader_->next();
+        if (!rec || !*rec || (*rec)->lsn != lsn) return 0;
+        auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+        return now > (*rec)->time_ns ? static_cast<double>(now - (*rec)->time_ns) / 1e9 : 0;
     }
 
     ShipperOptions options_;

@@ -70,7 +70,11 @@ AgentStatus filled() {
                          .wire_bytes_sent = 26,
                          .conflicts = 27,
                          .rejected = {{.lsn = 28, .path = "a/b", .error = "too long"}, {.lsn = 29, .path = "c", .error = "no"}},
-                         .last_error = "reset by peer"});
+                         .last_error = "reset by peer",
+                         .reconnects = 33,
+                         .rejected_total = 34,
+                         .server_errors = 35,
+                         .unacked_age_s = 36.5});
     s.servers.push_back({.endpoint = "10.0.0.2:7070"});
     s.scrub = {.interval_s = 86400,
                .runs = 30,
@@ -84,6 +88,8 @@ AgentStatus filled() {
                .last_found = "2026-12-07T09:00:00Z",
                .last_found_paths = {"y/z"}};
     s.journal_failure = "write segment: No space left on device";
+    s.queue_depth = 37;
+    s.ebpf = true;
     return s;
 }
 
@@ -132,7 +138,12 @@ json written_before(const AgentStatus& s) {
                            {"wire_bytes_sent", uint64_t{srv.wire_bytes_sent}},
                            {"conflicts", uint64_t{srv.conflicts}},
                            {"rejected", rejected},
-                           {"last_error", srv.last_error}});
+                           {"last_error", srv.last_error},
+                           // Added for the metrics; scripts reading the keys above see no change.
+                           {"reconnects", uint64_t{srv.reconnects}},
+                           {"rejected_total", uint64_t{srv.rejected_total}},
+                           {"server_errors", uint64_t{srv.server_errors}},
+                           {"unacked_age_s", double{srv.unacked_age_s}}});
     }
     json j = {
         {"dir", s.dir},
@@ -158,6 +169,9 @@ json written_before(const AgentStatus& s) {
         {"scrub", scrub_written_before(s.scrub)},
     };
     if (s.journal_failure) j["journal_failure"] = *s.journal_failure;
+    // Added for the metrics.
+    if (s.queue_depth) j["queue_depth"] = uint64_t{*s.queue_depth};
+    j["ebpf"] = s.ebpf;
     return j;
 }
 

@@ -1,6 +1,9 @@
 // izwatch refuses what it cannot do with one clear line on stderr and a
 // non-zero exit, and leaves nothing running behind.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -86,6 +89,38 @@ TEST_F(CliErrors, FilesystemWithoutFileHandles) {
     expect_one_line_error(w.start(), "without fanotify file-handle support");
     expect_nothing_running();
 }
+
+TEST_F(CliErrors, MetricsAddressThatIsNotOne) {
+    expect_one_line_error(watch_.start({"--metrics", "nowhere"}), "--metrics 'nowhere': ");
+    expect_nothing_running();
+}
+
+// A metrics address that is taken fails the start (after capture was
+// armed: it is bound by the daemon), and nothing stays running.
+class CliMetrics : public AgentOn {};
+
+TEST_P(CliMetrics, ATakenMetricsAddressFailsTheStart) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    struct Close {
+        int fd;
+        ~Close() { ::close(fd); }
+    } close_it{fd};
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ASSERT_EQ(::listen(fd, 1), 0);
+    ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+    auto taken = fmt::format("127.0.0.1:{}", ntohs(a.sin_port));
+    expect_one_line_error(watch().start({"--metrics", taken}),
+                          fmt::format("listen for metrics on '{}': Address already in use", taken));
+    auto s = watch().izwatch({"status", "--json"});
+    EXPECT_EQ(s.out, "[]\n") << s.err;
+}
+
+INSTANTIATE_TEST_SUITE_P(Filesystems, CliMetrics, ::testing::Values(FsType::ext4), fs_param_name);
 
 class CliAlreadyWatched : public AgentOn {};
 

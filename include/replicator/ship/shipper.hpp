@@ -108,6 +108,17 @@ struct ServerStatus {
     // of every frame sent (after it).
     uint64_t data_bytes_sent = 0;
     uint64_t wire_bytes_sent = 0;
+    // Since start: connections that passed the handshake after the first
+    // one did; operations the server reported it can never apply (all of
+    // them, where `rejected` keeps the latest); connections the server ended
+    // with a reason after the handshake (it could not apply, or refused,
+    // what was sent: it is sent again).
+    uint64_t reconnects = 0;
+    uint64_t rejected_total = 0;
+    uint64_t server_errors = 0;
+    // How long ago the oldest record the server has not acknowledged was
+    // journaled (0 when it has everything), as far as the journal is known.
+    double unacked_age_s = 0;
 };
 
 // The journal consumer name under which a server's progress is registered.
