@@ -44,6 +44,9 @@ private:
     bool ship_ranges(const journal::Record& r, const std::vector<journal::ByteRange>& ranges);
     bool ship_whole(const journal::Record& r, ShipAction action);
     bool ship_close_attrs(const journal::Record& r);
+    // A creation journaled without a mode: `m` gets the attributes of the
+    // object its handle names, when that is still of type `type`.
+    void attrs_by_handle(const journal::Record& r, proto::OpMsg& m, uint32_t type) const;
     void save_cursor(bool force);
     // Directories whose mtime a record could not carry (see fix_stale_dirs).
     void note_stale_parent(const std::string& path);

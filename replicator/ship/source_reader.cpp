@@ -129,6 +129,15 @@ std::optional<std::string> SourceTree::link_target(const journal::FileHandle& ha
     return std::string(buf, static_cast<size_t>(n));
 }
 
+std::optional<struct stat> SourceTree::attributes(const journal::FileHandle& handle) const {
+    if (handle.empty()) return std::nullopt;
+    auto fd = open_handle_path(root_.get(), handle);
+    struct stat st{};
+    // Unlinked but still open somewhere: as good as gone.
+    if (fd.get() < 0 || ::fstat(fd.get(), &st) != 0 || st.st_nlink == 0) return std::nullopt;
+    return st;
+}
+
 Result<std::string> read_range(int fd, uint64_t offset, size_t len, const std::string& what) {
     // Read straight into the string's storage: no zero-filling first.
     std::string buf;

@@ -54,6 +54,9 @@ public:
     // The text of the symlink `handle` names (where it is now); nullopt
     // when it is gone.
     std::optional<std::string> link_target(const journal::FileHandle& handle) const;
+    // The attributes of the object `handle` names (where it is now);
+    // nullopt when it is gone or there is no handle.
+    std::optional<struct stat> attributes(const journal::FileHandle& handle) const;
 
     int root_fd() const { return root_.get(); }
 
