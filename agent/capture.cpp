@@ -208,7 +208,16 @@ void Capture::on_event(const FanEvent& ev, std::span<const FanEvent> after) {
     }
     bool is_dir = ev.mask & FAN_ONDIR;
     if (ev.mask & FAN_CREATE) on_create(*path, is_dir, ev.pid, ev.object_handle);
-    if (ev.mask & FAN_MODIFY) on_modify(*path, ev.pid);
+    // The kernel reports a utimes that sets the mtime alone (`touch -m`)
+    // as a modify, not an attribute change (fsnotify_change). Nothing else
+    // modifies a directory itself: there it is an attribute change, which
+    // carries the directory's times (a write record of a directory ships
+    // nothing). On a file it cannot be told from a write, which carries the
+    // file's mtime anyway.
+    if (ev.mask & FAN_MODIFY) {
+        if (!is_dir) on_modify(*path, ev.pid);
+        else if (!(ev.mask & FAN_ATTRIB)) on_attrib(*path, ev.pid);
+    }
     if (ev.mask & FAN_ATTRIB) on_attrib(*path, ev.pid);
     if (ev.mask & FAN_CLOSE_WRITE) on_close_write(*path, ev.pid);
     if (ev.mask & FAN_DELETE) {

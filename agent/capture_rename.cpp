@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "capture_detail.hpp"
+#include "common/at_path.hpp"
 #include "common/file_handle.hpp"
 #include "common/unique_fd.hpp"
 
@@ -18,6 +19,17 @@ namespace iz::agent {
 using journal::Op;
 using journal::Record;
 using namespace capture_detail;
+
+namespace {
+
+// The handle of what `path` names now (deeper than PATH_MAX too).
+Result<FileHandle> handle_now(int root_fd, const std::string& path) {
+    AtPath at(root_fd, path);
+    if (!at.ok()) return fail(sys_error("name_to_handle_at", path, at.error()));
+    return handle_of(at.dir(), at.name(), path);
+}
+
+}  // namespace
 
 void Capture::on_rename(const FanEvent& ev, std::span<const FanEvent> after) {
     auto from = event_path(ev.dir_handle, ev.name);
@@ -85,6 +97,13 @@ void Capture::on_rename(const FanEvent& ev, std::span<const FanEvent> after) {
         // at the destination was replaced, and what arrived is read as it
         // is now.
         if (!src.handle.empty()) {
+            // Unless the destination holds what the tree has there: the
+            // tree was read after this move (arrival_displaces says how).
+            if (dst != tree_.end() && !dst->second.handle.empty())
+                if (auto now = handle_now(root_fd_, *to); now && *now == dst->second.handle) {
+                    spdlog::debug("rename {} -> {}: the destination holds what the tree has there", *from, *to);
+                    return;
+                }
             spdlog::debug("rename {} -> {}: the tree has another object at the source; the destination is read", *from,
                           *to);
             if (dst != tree_.end()) on_delete(*to, dst->second.is_dir(), ev.pid);
@@ -166,7 +185,15 @@ void Capture::arrival_displaces(const std::optional<std::string>& from, const st
                                 std::span<const FanEvent> after) {
     auto dst = tree_.find(to);
     if (moving.empty() || dst == tree_.end() || dst->second.handle.empty() || dst->second.handle == moving) return;
-    if (auto now = handle_of(root_fd_, to); now && *now == moving) return;
+    // The name holds the arrival (on_create journals it over the old
+    // object), or again the object the tree has there: that one came back
+    // after the arrival (exchanged away and back, its moves still queued,
+    // which then find the tree as they say), or the tree was read after
+    // this event (the scan of a start reads it after fanotify is armed).
+    // Either way the tree is right at this name, and taking the arrival for
+    // a replacement removed the object there (a directory's entries kept
+    // aside as a conflict copy on the replica) and made it again.
+    if (auto now = handle_now(root_fd_, to); now && (*now == moving || *now == dst->second.handle)) return;
     if (from && ev && !tree_.count(*from)) {
         if (exchanged_with(*ev, *from, dst->second.handle, after)) {
             spdlog::debug("rename {} -> {}: the object the tree has at the destination went to the source", *from, to);

@@ -104,7 +104,9 @@ Status scan_dir_listing(int root_fd, const std::string& rel, const ExcludeFn& ex
         if (excluded && excluded(child)) continue;
         auto e = read_entry(root_fd, child);
         if (!e) {
-            if (e.error().sys_errno == ENOENT) continue;
+            // Gone, or a directory on its path replaced by a file since
+            // the listing: as above.
+            if (e.error().sys_errno == ENOENT || e.error().sys_errno == ENOTDIR) continue;
             return fail(e.error());
         }
         tree[child] = std::move(*e);
@@ -219,7 +221,8 @@ void erase_beneath(Tree& tree, const std::string& rel) {
 Status relist_dir(int root_fd, const std::string& rel, const ExcludeFn& excluded, Tree& tree) {
     auto self = read_entry(root_fd, rel);
     if (!self || !self->is_dir()) {
-        if (!self && self.error().sys_errno != ENOENT) return fail(self.error());
+        // ENOTDIR: a directory on its path was replaced by a file.
+        if (!self && self.error().sys_errno != ENOENT && self.error().sys_errno != ENOTDIR) return fail(self.error());
         // Gone (its parent's listing says what is there now) or replaced.
         erase_beneath(tree, rel);
         if (self) tree[rel] = *self;

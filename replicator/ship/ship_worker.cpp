@@ -537,8 +537,16 @@ bool ShipWorker::ship_record(const Record& r, const PlannedRecord& p) {
     };
     switch (r.op) {
         case Op::write: return ship_ranges(r, p.ranges);
-        case Op::create: m.kind = proto::OpKind::create; attrs(); break;
-        case Op::mkdir: m.kind = proto::OpKind::mkdir; attrs(); break;
+        case Op::create:
+            m.kind = proto::OpKind::create;
+            attrs();
+            if (!m.mode) attrs_by_handle(r, m, S_IFREG);
+            break;
+        case Op::mkdir:
+            m.kind = proto::OpKind::mkdir;
+            attrs();
+            if (!m.mode) attrs_by_handle(r, m, S_IFDIR);
+            break;
         case Op::mknod: m.kind = proto::OpKind::mknod; attrs(); m.rdev = r.rdev; break;
         case Op::symlink:
             m.kind = proto::OpKind::symlink;
@@ -628,6 +636,21 @@ bool ShipWorker::ship_record(const Record& r, const PlannedRecord& p) {
         if (tree_->is_directory(r.replaced_handle)) stale_dirs_.insert(r.target);
     }
     return send_op(std::move(m));
+}
+
+// A creation journaled without attributes: the agent knew the entry only
+// from its create event (it had moved on, or another object had its name,
+// when the event was read). Made with a default mode on the server (0700
+// for a directory), it kept that mode whenever no later record named its
+// attributes (one the source never had). The object is read by its handle
+// now, as its content would be: a later change of it is a later record.
+void ShipWorker::attrs_by_handle(const Record& r, proto::OpMsg& m, uint32_t type) const {
+    auto st = tree_->stat_object(r.handle);
+    if (!st || (st->st_mode & S_IFMT) != type) return;
+    m.mode = st->st_mode;
+    m.uid = st->st_uid;
+    m.gid = st->st_gid;
+    m.mtime_ns = mtime_ns(*st);
 }
 
 bool ShipWorker::ship_ranges(const Record& r, const std::vector<journal::ByteRange>& ranges) {

@@ -52,6 +52,9 @@ private:
     // moment for the agent to journal it) took that name, or a directory
     // above it, away.
     bool link_explained_later(const journal::Record& link);
+    // A creation journaled without a mode: `m` gets the attributes of the
+    // object its handle names, when that is still of type `type`.
+    void attrs_by_handle(const journal::Record& r, proto::OpMsg& m, uint32_t type) const;
     void save_cursor(bool force);
     // Directories whose mtime a record could not carry (see fix_stale_dirs).
     void note_stale_parent(const std::string& path);

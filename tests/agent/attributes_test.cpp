@@ -2,6 +2,7 @@
 // the entry's new mode, owner and times; user.* xattrs give setxattr and
 // removexattr with the name (and, in the journal, the value).
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -65,6 +66,31 @@ TEST_P(Attributes, UtimesIsSetattrWithTheNewTimes) {
     ASSERT_EQ(describe(got), Strings{"setattr f"});
     EXPECT_EQ(got[0].value("mtime_ns", int64_t{0}), mtime);
     EXPECT_EQ(got[0].value("atime_ns", int64_t{0}), atime);
+}
+
+// A utimes that sets the mtime alone (`touch -m`) reaches fanotify as a
+// modify. On a directory that is no write (a write record of a directory
+// ships nothing, and a nested directory kept its old mtime on the replica):
+// it is an attribute change carrying the new mtime.
+TEST_P(Attributes, UtimesOfTheMtimeAloneOfANestedDirectoryIsSetattr) {
+    make_dir(at("d/e"));
+    ASSERT_NO_FATAL_FAILURE(start());
+    constexpr int64_t mtime = 1'600'000'000'987'654'321;
+    timespec times[2] = {{0, UTIME_OMIT}, {mtime / 1'000'000'000, mtime % 1'000'000'000}};
+    // Read late too, as when the agent is behind.
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    ASSERT_EQ(::utimensat(AT_FDCWD, at("d/e").c_str(), times, 0), 0);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    auto got = changes();
+    ASSERT_EQ(describe(got), Strings{"setattr d/e"});
+    EXPECT_EQ(got[0].value("mtime_ns", int64_t{0}), mtime);
+    EXPECT_EQ(got[0].value("mode", ""), "0040755");
+
+    ASSERT_NO_FATAL_FAILURE(mark());
+    ASSERT_EQ(::utimensat(AT_FDCWD, at("d").c_str(), times, 0), 0);
+    got = changes();
+    ASSERT_EQ(describe(got), Strings{"setattr d"});
+    EXPECT_EQ(got[0].value("mtime_ns", int64_t{0}), mtime);
 }
 
 // xattr values are not in izlog's JSON; the journal itself has them.

@@ -156,6 +156,31 @@ TEST_P(RenameFlags, ExchangeWithANameOutsideBringsTheOtherFileIn) {
     EXPECT_TRUE(names_whole_file(writes[0]));
 }
 
+// A directory exchanged with a file from outside and back before the
+// events are read: the file's arrival is read when the directory is at its
+// name again, as the tree has it. Nothing there was replaced by the file:
+// taken for a replacement, the journal removed the directory and made the
+// file there, which its next records then made a directory again over.
+// (The directory's own move out and back is journaled as its removal and
+// its making again with its contents: they may have changed outside.)
+TEST_P(RenameFlags, ADirectoryExchangedWithAFileFromOutsideAndBackIsNotTakenForTheFile) {
+    make_dir(mount() / "other");
+    write_file(mount() / "other/o", "from outside");
+    make_dir(at("d"));
+    write_file(at("d/inner"), "inner");
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    for (int i = 0; i < 2; ++i)
+        ASSERT_EQ(::renameat2(AT_FDCWD, (mount() / "other/o").c_str(), AT_FDCWD, at("d").c_str(), RENAME_EXCHANGE), 0)
+            << std::strerror(errno);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    auto described = describe(changes());
+    EXPECT_EQ(std::count(described.begin(), described.end(), "create d"), 0)
+        << fmt::format("{}", fmt::join(described, "\n"));
+    expect_journal_gives_the_tree();
+}
+
 TEST_P(RenameFlags, NoReplaceIsARenameAndJournalsNothingWhenItFails) {
     write_file(at("a"), "a");
     write_file(at("b"), "b");

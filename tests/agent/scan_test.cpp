@@ -3,12 +3,14 @@
 // The walk's exclude callback, asked about each name as it is read, makes
 // the move at a known point.
 #include <fcntl.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -113,6 +115,46 @@ TEST_F(ScanWhileRenamed, ADirectoryReplacedByAFileBeforeItIsListedIsNoError) {
     ASSERT_TRUE(tree) << tree.error().message;
     ASSERT_TRUE(tree->count("c/x"));
     EXPECT_TRUE(tree->at("c/x").is_reg());
+}
+
+// A directory on the path to one the walk lists again replaced by a file
+// (exchanged with it) in between: the path runs through a file (ENOTDIR),
+// which says as much as a name gone. It failed the whole scan, and with it
+// the agent's start after a kill (the workload exchanging directories with
+// files meanwhile).
+TEST_F(ScanWhileRenamed, ADirectoryOnThePathExchangedWithAFileBeforeTheRelistIsNoError) {
+    fs::create_directories(dir_ / "p/a/x");
+    std::ofstream(dir_ / "p/a/x/h") << "h";
+    std::ofstream(dir_ / "f") << "a file";
+    int phase = 0;
+    bool seen_g = false, seen_h = false;
+    auto exclude = [&](const std::string& rel) {
+        if (phase == 0) {
+            seen_g = seen_g || rel == "b/y/g";
+            seen_h = seen_h || rel == "p/a/x/h";
+            if (seen_g && seen_h) {
+                // Both listed: an entry made in each has them listed again,
+                // b/y first.
+                std::ofstream(dir_ / "b/y/new") << "new";
+                std::ofstream(dir_ / "p/a/x/new") << "new";
+                phase = 1;
+            }
+        } else if (phase == 1 && rel.starts_with("b/y/")) {
+            // Listing b/y again: p/a becomes a file before p/a/x is listed again.
+            EXPECT_EQ(::renameat2(AT_FDCWD, (dir_ / "p/a").c_str(), AT_FDCWD, (dir_ / "f").c_str(), RENAME_EXCHANGE), 0)
+                << std::strerror(errno);
+            phase = 2;
+        }
+        return false;
+    };
+    auto tree = scan_tree(root_fd_, exclude);
+    ASSERT_EQ(phase, 2);
+    ASSERT_TRUE(tree) << tree.error().message;
+    ASSERT_TRUE(tree->count("p/a"));
+    EXPECT_TRUE(tree->at("p/a").is_reg());
+    EXPECT_FALSE(tree->count("p/a/x"));
+    EXPECT_TRUE(tree->count("f/x/h"));
+    EXPECT_TRUE(tree->count("f/x/new"));
 }
 
 }  // namespace

@@ -268,5 +268,57 @@ TEST(ShipperLinks, ALinkWhoseFirstNameMovedOnByALaterRecordStaysALink) {
     ASSERT_TRUE((*writer)->close());
 }
 
+// A mkdir or create journaled without attributes (the agent knew the entry
+// only from its create event: it had moved on, or another object had its
+// name, by the time the event was read), and no later record naming them:
+// the replica must still get the source's mode, owner and mtime, never the
+// server's default (0700 for a directory).
+TEST(ShipperAttributes, ACreationJournaledWithoutAModeGetsTheSourcesAttributes) {
+    ShipperRig rig;
+    auto writer = journal::Writer::open(rig.wo);
+    ASSERT_TRUE(writer) << writer.error().message;
+    auto src = rig.server.base() / "src";
+    constexpr int64_t mtime = 1'600'000'000'123'456'789;
+    const timespec times[2] = {{0, UTIME_OMIT}, {mtime / 1'000'000'000, mtime % 1'000'000'000}};
+    ASSERT_EQ(::mkdir((src / "d").c_str(), 0700), 0);
+    ASSERT_EQ(::chmod((src / "d").c_str(), 0751), 0);
+    ASSERT_EQ(::chown((src / "d").c_str(), 1234, 5678), 0);
+    ASSERT_EQ(::utimensat(AT_FDCWD, (src / "d").c_str(), times, 0), 0);
+    write_file(src / "f", "", 0600);
+    ASSERT_EQ(::chmod((src / "f").c_str(), 0640), 0);
+    ASSERT_EQ(::utimensat(AT_FDCWD, (src / "f").c_str(), times, 0), 0);
+    uint64_t last = 0;
+    for (auto [op, name] : {std::pair{journal::Op::mkdir, "d"}, std::pair{journal::Op::create, "f"}}) {
+        auto kernel = test::kernel_handle(AT_FDCWD, (src / name).c_str());
+        ASSERT_TRUE(kernel) << strerror(errno);
+        journal::Record r;
+        r.op = op;
+        r.path = name;
+        r.handle = *kernel;
+        auto lsn = (*writer)->append(r);
+        ASSERT_TRUE(lsn);
+        last = *lsn;
+    }
+    // The directory's own mtime, not the one its entry's creation left.
+    ASSERT_EQ(::utimensat(AT_FDCWD, src.c_str(), times, 0), 0);
+    ASSERT_TRUE((*writer)->flush());
+    auto shipper = replicator::Shipper::start(rig.so);
+    ASSERT_TRUE(shipper) << shipper.error().message;
+    (*shipper)->notify(last);
+    ASSERT_TRUE((*shipper)->wait_acked(last, std::chrono::seconds(10)))
+        << (*shipper)->status()[0].last_error << "\n" << rig.server.all_logs();
+    struct stat st{};
+    ASSERT_EQ(::lstat((rig.server.fileset_root("fs1") / "d").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode, S_IFDIR | 0751u) << std::oct << st.st_mode;
+    EXPECT_EQ(st.st_uid, 1234u);
+    EXPECT_EQ(st.st_gid, 5678u);
+    EXPECT_EQ(st.st_mtim.tv_sec * 1'000'000'000 + st.st_mtim.tv_nsec, mtime);
+    ASSERT_EQ(::lstat((rig.server.fileset_root("fs1") / "f").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode, S_IFREG | 0640u) << std::oct << st.st_mode;
+    EXPECT_EQ(st.st_mtim.tv_sec * 1'000'000'000 + st.st_mtim.tv_nsec, mtime);
+    (*shipper)->stop();
+    ASSERT_TRUE((*writer)->close());
+}
+
 }  // namespace
 }  // namespace iz::test
