@@ -212,6 +212,13 @@ void Capture::on_event(const FanEvent& ev, std::span<const FanEvent> after) {
     if (ev.mask & FAN_ATTRIB) on_attrib(*path, ev.pid);
     if (ev.mask & FAN_CLOSE_WRITE) on_close_write(*path, ev.pid);
     if (ev.mask & FAN_DELETE) {
+        // A directory where a file went, or the other way round: the tree's
+        // entry was read at this name by a scan ahead of the move that
+        // brings it (see on_rename), after this entry was removed.
+        if (auto known = tree_.find(*path); known != tree_.end() && known->second.is_dir() != is_dir) {
+            spdlog::debug("delete {}: the tree has another type of entry there, read ahead of its move", *path);
+            return;
+        }
         // fanotify merges an event into one of the same name and object
         // still queued, at the earlier one's place: a delete merged into a
         // create (or a write) happened later, maybe after events that still

@@ -45,13 +45,13 @@ void Capture::on_rename(const FanEvent& ev, std::span<const FanEvent> after) {
         return;
     }
     if (!from && to) {  // moved in from elsewhere: a creation with contents
-        arrival_displaces(std::nullopt, *to, ev.object_handle, ev.pid);
+        arrival_displaces(std::nullopt, *to, ev.object_handle, ev.mask & FAN_ONDIR, ev.pid);
         on_create(*to, ev.mask & FAN_ONDIR, ev.pid, ev.object_handle, true);
         return;
     }
     settle_deferred_delete(*to);
     if (!tree_.count(*from)) {  // unknown source: treat the destination as new
-        arrival_displaces(*from, *to, ev.object_handle, ev.pid, &ev, after);
+        arrival_displaces(*from, *to, ev.object_handle, ev.mask & FAN_ONDIR, ev.pid, &ev, after);
         on_create(*to, ev.mask & FAN_ONDIR, ev.pid, ev.object_handle, true);
         return;
     }
@@ -95,6 +95,18 @@ void Capture::on_rename(const FanEvent& ev, std::span<const FanEvent> after) {
     if (dst != tree_.end() && !dst->second.handle.empty() && dst->second.handle != src.handle &&
         exchanged_with(ev, *from, dst->second.handle, after)) {
         on_exchange(*from, *to, ev.pid);
+        return;
+    }
+    if (dst != tree_.end() && dst->second.is_dir() && !(ev.mask & FAN_ONDIR)) {
+        // A rename never puts a file over a directory: the tree's directory
+        // was read at this name by a scan (of a directory moved in or
+        // renamed, read as it is now) ahead of the moves that bring it
+        // here, still queued. The file was here before it and has moved on
+        // since: it left its old name, and its later events say where it
+        // went (a move from here is read as an arrival where it ends).
+        spdlog::debug("rename {} -> {}: the tree has a directory there, read ahead of its move", *from, *to);
+        on_delete(*from, false, ev.pid);
+        journal_whiteout(*from, ev.dir_handle, ev.name, ev.pid);
         return;
     }
     flush_writes(true);  // writes journaled under the old name stay in order
@@ -162,7 +174,7 @@ void Capture::moved_back_unreported(const FanEvent& ev, const std::string& from,
 // old object at that name for good (a file made there later, maybe with
 // its inode number, taken for it).
 void Capture::arrival_displaces(const std::optional<std::string>& from, const std::string& to,
-                                const FileHandle& moving, int32_t pid, const FanEvent* ev,
+                                const FileHandle& moving, bool moving_is_dir, int32_t pid, const FanEvent* ev,
                                 std::span<const FanEvent> after) {
     auto dst = tree_.find(to);
     if (moving.empty() || dst == tree_.end() || dst->second.handle.empty() || dst->second.handle == moving) return;
@@ -181,6 +193,10 @@ void Capture::arrival_displaces(const std::optional<std::string>& from, const st
             return;
         }
     }
+    // A file never replaces a directory (see on_rename): one read at this
+    // name ahead of its move stays, and the file that arrived here first
+    // is read where it went.
+    if (dst->second.is_dir() && !moving_is_dir) return;
     spdlog::debug("rename -> {}: the object the tree has there was replaced", to);
     on_delete(to, dst->second.is_dir(), pid);
 }

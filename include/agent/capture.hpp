@@ -159,7 +159,8 @@ private:
                                std::span<const FanEvent> after);
     // `ev` is the move read (null: none to pair with a following one).
     void arrival_displaces(const std::optional<std::string>& from, const std::string& to, const FileHandle& moving,
-                           int32_t pid, const FanEvent* ev = nullptr, std::span<const FanEvent> after = {});
+                           bool moving_is_dir, int32_t pid, const FanEvent* ev = nullptr,
+                           std::span<const FanEvent> after = {});
     // The entries at `a` and `b` swapped names (renameat2 RENAME_EXCHANGE).
     void on_exchange(const std::string& a, const std::string& b, int32_t pid);
     // Journals the whiteout a rename may have left at its old name `path`.

@@ -388,6 +388,36 @@ TEST_P(RenameFlags, ADirectoryMovedThereBackAndThereAgainBeforeItsEventsAreRead)
     expect_journal_gives_the_tree();
 }
 
+// A directory moved in from outside is read as it is when its event is
+// read: its scan finds, at p/x, a directory made and moved there after a
+// file had been moved to that name and on again, those moves still
+// queued. The file's move to p/x is no rename over that directory (a
+// rename never puts a file over a directory): journaled as one, the
+// replica kept the directory's entries as a conflict copy.
+TEST_P(RenameFlags, AFileMovedOntoANameAScanFilledWithADirectoryIsNoRenameOverIt) {
+    make_dir(mount() / "outside");
+    make_dir(mount() / "outside/p");
+    write_file(at("f"), "moved onto p/x and on");
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    ASSERT_EQ(::rename((mount() / "outside/p").c_str(), at("p").c_str()), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("f", "p/x", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("p/x", "g", 0), 0) << std::strerror(errno);
+    make_dir(at("d"));
+    write_file(at("d/inner"), "in the directory");
+    ASSERT_EQ(rename2("d", "p/x", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    auto got = changes();
+    auto all = fmt::format("{}", fmt::join(describe(got), "\n"));
+    for (auto& r : got) {
+        auto op = r.value("op", "");
+        EXPECT_FALSE(op == "rename" && r.value("target", "") == "p/x" && r.value("replaced", false)) << all;
+        EXPECT_FALSE(op == "rmdir" && r.value("path", "") == "p/x") << all;
+    }
+    expect_journal_gives_the_tree();
+}
+
 // A seeded burst of renames (with and without whiteouts), writes and
 // removals among a few names, half of it made while the agent reads
 // nothing: entries are renamed again, replaced and whited out before their
