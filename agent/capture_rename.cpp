@@ -126,33 +126,54 @@ void Capture::on_rename(const FanEvent& ev, std::span<const FanEvent> after) {
     materialize(*to, ev.pid);
     if (auto moved = tree_.find(*to); moved != tree_.end() && moved->second.is_dir()) materialize_beneath(*to, ev.pid);
     journal_whiteout(*from, ev.dir_handle, ev.name, ev.pid);
-    if (ev.mask & FAN_ONDIR) moved_back_unreported(ev, *from, *to, after);
+    moved_back_unreported(ev, *from, *to, after);
 }
 
-// fanotify merges an event into an identical one still queued: a directory
+// fanotify merges an event into an identical one still queued: an entry
 // moved from A to B, back, and to B again before the events are read comes
 // as [A->B] (the first and the third) and [B->A], and read in that order
-// the tree would keep it at A. So after a move of a directory its old name
-// is looked at (in the old directory by its handle): the directory back
-// there, and no later event of this drain moving it, it went back by a
-// move merged into an earlier one. Were that move still queued for a later
-// drain, it finds the tree as it says. (A directory has one name: found at
-// A, it is not at B. A file could have been linked back there, its create
-// event still to come.)
+// the tree would keep it at A. So after a move its old name is looked at
+// (in the old directory by its handle): the entry back there, and no later
+// event of this drain moving it, it went back by a move merged into an
+// earlier one. Were that move still queued for a later drain, it finds the
+// tree as it says. A directory has one name: found at A, it is not at B. A
+// file found at A may have been linked back there instead (a second name,
+// its create event still to come): it went back only if the new name no
+// longer holds it (looked at in the new directory by its handle), and no
+// later event of this drain names it there.
 void Capture::moved_back_unreported(const FanEvent& ev, const std::string& from, const std::string& to,
                                     std::span<const FanEvent> after) {
     const FileHandle& moving = ev.object_handle;
     if (moving.empty() || ev.dir_handle.empty() || ev.name.empty() || tree_.count(from)) return;
     auto moved = tree_.find(to);
-    if (moved == tree_.end() || moved->second.handle != moving || !moved->second.is_dir()) return;
+    if (moved == tree_.end() || moved->second.handle != moving) return;
+    bool is_dir = moved->second.is_dir();
     UniqueFd dir(open_by_handle(root_fd_, ev.dir_handle, O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!dir.valid()) return;
     auto now = handle_of(dir.get(), ev.name, from);
     if (!now || *now != moving) return;
-    for (const FanEvent& later : after)
-        if ((later.mask & FAN_RENAME) && later.object_handle == moving) return;
-    spdlog::debug("rename {} -> {}: the directory is back at its old name, by a move merged into an earlier event",
-                  from, to);
+    bool linked_at_new = false;
+    for (const FanEvent& later : after) {
+        if (later.object_handle != moving) continue;
+        if (later.mask & FAN_RENAME) return;
+        if (!is_dir && (later.mask & FAN_CREATE)) {
+            // A link back to the old name: its create event journals it.
+            if (later.dir_handle == ev.dir_handle && later.name == ev.name) return;
+            if (later.dir_handle == ev.new_dir_handle && later.name == ev.new_name) linked_at_new = true;
+        }
+    }
+    if (!is_dir && !linked_at_new) {
+        // Still at the new name too: a second name at the old one, not a
+        // move back (unless a link made the new name again: its create
+        // event follows, and finds the file back at the old name).
+        if (ev.new_dir_handle.empty() || ev.new_name.empty()) return;
+        UniqueFd new_dir(open_by_handle(root_fd_, ev.new_dir_handle, O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!new_dir.valid()) return;
+        auto there = handle_of(new_dir.get(), ev.new_name, to);
+        if (there && *there == moving) return;
+    }
+    spdlog::debug("rename {} -> {}: the entry is back at its old name, by a move merged into an earlier event", from,
+                  to);
     flush_writes(true);  // writes journaled under the old name stay in order
     Record r;
     r.op = Op::rename;
@@ -162,7 +183,7 @@ void Capture::moved_back_unreported(const FanEvent& ev, const std::string& from,
     move_subtree(to, from);
     emit(std::move(r), ev.pid);
     materialize(from, ev.pid);
-    materialize_beneath(from, ev.pid);
+    if (is_dir) materialize_beneath(from, ev.pid);
     journal_whiteout(to, ev.new_dir_handle, ev.new_name, ev.pid);
 }
 

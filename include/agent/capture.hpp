@@ -153,8 +153,9 @@ private:
     // An object the tree does not know at `from` (none: from outside)
     // arrived at `to`: what the tree has there other than it is journaled
     // as gone, or moved to `from` where it is found now (an exchange).
-    // After the move `ev` of a directory from `from` to `to`: it is back at
-    // `from` by a move whose event fanotify merged into an earlier one.
+    // After the move `ev` of an entry from `from` to `to`: it is back at
+    // `from` by a move whose event fanotify merged into an earlier one (a
+    // file only if `to` no longer holds it: not a link back).
     void moved_back_unreported(const FanEvent& ev, const std::string& from, const std::string& to,
                                std::span<const FanEvent> after);
     // `ev` is the move read (null: none to pair with a following one).

@@ -388,6 +388,30 @@ TEST_P(RenameFlags, ADirectoryMovedThereBackAndThereAgainBeforeItsEventsAreRead)
     expect_journal_gives_the_tree();
 }
 
+// The same with a file: it is where the third move put it. A file, unlike
+// a directory, found at its old name may be there by a link made after
+// the move, so the link backs below, read late too, keep both names.
+TEST_P(RenameFlags, AFileMovedThereBackAndThereAgainBeforeItsEventsAreRead) {
+    write_file(at("f"), "moved three times");
+    make_dir(at("d1"));
+    write_file(at("g"), "moved three times, then linked back");
+    write_file(at("h"), "moved, then linked back");
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    ASSERT_EQ(rename2("f", "d1/f2", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("d1/f2", "f", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("f", "d1/f2", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("g", "g2", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("g2", "g", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("g", "g2", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(::link(at("g2").c_str(), at("g").c_str()), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("h", "d1/h2", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(::link(at("d1/h2").c_str(), at("h").c_str()), 0) << std::strerror(errno);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    expect_journal_gives_the_tree();
+}
+
 // A directory moved in from outside is read as it is when its event is
 // read: its scan finds, at p/x, a directory made and moved there after a
 // file had been moved to that name and on again, those moves still
