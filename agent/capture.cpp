@@ -236,6 +236,38 @@ void Capture::on_event(const FanEvent& ev, std::span<const FanEvent> after) {
     }
 }
 
+void Capture::on_drain(std::span<const FanEvent> events) {
+    // Events held from the drain before come first; that drain ends where
+    // this one's events begin (its deferred deletes are carried out there).
+    std::vector<FanEvent> all;
+    size_t earlier = held_.size();
+    if (earlier > 0) {
+        all = std::move(held_);
+        held_.clear();
+        all.insert(all.end(), events.begin(), events.end());
+        events = all;
+    }
+    for (size_t i = 0; i < events.size(); ++i) {
+        if (i == earlier && earlier > 0) end_of_batch();
+        auto after = events.subspan(i + 1);
+        // An event is held once: when the next drain comes, the other half
+        // of an exchange, queued right after the first, is in it.
+        if (i >= earlier && may_await_other_half(events[i], after)) {
+            held_.assign(events.begin() + static_cast<ptrdiff_t>(i), events.end());
+            held_since_ = Clock::now();
+            return;
+        }
+        on_event(events[i], after);
+    }
+    end_of_batch();
+}
+
+std::optional<std::chrono::milliseconds> Capture::held_due_in() const {
+    if (held_.empty()) return std::nullopt;
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(held_since_ + kHoldForPair - Clock::now());
+    return std::max(left, std::chrono::milliseconds(0));
+}
+
 void Capture::settle_deferred_delete(const std::string& path) {
     if (deferred_paths_.empty() || !deferred_paths_.count(path)) return;
     for (auto& d : deferred_deletes_) {

@@ -222,17 +222,18 @@ void Capture::arrival_displaces(const std::optional<std::string>& from, const st
     on_delete(to, dst->second.is_dir(), pid);
 }
 
+// The kernel queues the two moves of an exchange one right after the other,
+// the second naming the other object and the same two names the other way
+// round.
+bool Capture::other_half(const FanEvent& ev, const FanEvent& next, const FileHandle& other) {
+    return (next.mask & FAN_RENAME) && next.object_handle == other && next.dir_handle == ev.new_dir_handle &&
+           next.name == ev.new_name && next.new_dir_handle == ev.dir_handle && next.new_name == ev.name;
+}
+
 bool Capture::exchanged_with(const FanEvent& ev, const std::string& from, const FileHandle& other,
                              std::span<const FanEvent> after) {
-    // The kernel queues the two moves of an exchange one right after the
-    // other (an event from elsewhere can only slip in between at that very
-    // moment), the second naming the other object and the same two names
-    // the other way round.
-    constexpr size_t kPairedWithin = 8;
     for (size_t i = 0; i < after.size() && i < kPairedWithin; ++i) {
-        const FanEvent& next = after[i];
-        if ((next.mask & FAN_RENAME) && next.object_handle == other && next.dir_handle == ev.new_dir_handle &&
-            next.name == ev.new_name && next.new_dir_handle == ev.dir_handle && next.new_name == ev.name) {
+        if (other_half(ev, after[i], other)) {
             spdlog::debug("rename {} -> {}: the move of the object there the other way follows: an exchange", from,
                           ev.new_name);
             return true;
@@ -249,6 +250,26 @@ bool Capture::exchanged_with(const FanEvent& ev, const std::string& from, const 
     if (!dir.valid()) return false;  // gone, with whatever was in it
     auto now = handle_of(dir.get(), ev.name, from);
     return now && *now == other;
+}
+
+// Only a move onto a name the tree has another object at, near the end of
+// what was read, can be a lone first half. Not worth waiting for when that
+// object has no name left: a rename over it unlinked it (the usual way to
+// replace a file), and an exchange would have kept it.
+bool Capture::may_await_other_half(const FanEvent& ev, std::span<const FanEvent> after) {
+    if (!(ev.mask & FAN_RENAME) || ev.object_handle.empty() || after.size() >= kPairedWithin) return false;
+    auto to = event_path(ev.new_dir_handle, ev.new_name);
+    if (!to) return false;
+    auto dst = tree_.find(*to);
+    if (dst == tree_.end() || dst->second.handle.empty() || dst->second.handle == ev.object_handle) return false;
+    const FileHandle& other = dst->second.handle;
+    for (const FanEvent& next : after)
+        if (other_half(ev, next, other)) return false;
+    UniqueFd fd(open_by_handle(root_fd_, other, O_PATH | O_CLOEXEC));
+    struct stat st{};
+    if (!fd.valid() || ::fstat(fd.get(), &st) != 0 || st.st_nlink == 0) return false;
+    spdlog::debug("rename -> {}: held until the next read, for the other half of an exchange", *to);
+    return true;
 }
 
 void Capture::on_exchange(const std::string& a, const std::string& b, int32_t pid) {
