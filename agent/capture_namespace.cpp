@@ -269,12 +269,23 @@ void Capture::adopt_subtree(const std::string& rel, int32_t pid) {
     auto scanned = scan_tree(fd.get(), excluded_fn);
     fd.reset();
     if (!scanned) return;
-    std::string skipped;  // a directory tracked elsewhere: its move is queued, and brings its contents
+    // A directory tracked elsewhere (or another than the tree's at its
+    // name): its move is queued, and brings its contents.
+    std::string skipped;
     for (auto& [sub_path, e] : *scanned) {
         if (sub_path.empty()) continue;
         auto full = join(rel, sub_path);
         if (!skipped.empty() && at_or_beneath(full, skipped)) continue;
-        if (tree_.count(full)) continue;
+        if (auto known = tree_.find(full); known != tree_.end()) {
+            // Another directory than the tree's object at this name: read
+            // ahead of the moves still queued that bring it (an exchange
+            // with what the tree has here), and what is beneath it with it;
+            // those events bring its entries too. Taken in here, they were
+            // journaled beneath what the tree has at this name (a file).
+            if (e.is_dir() && !known->second.handle.empty() && !e.handle.empty() && known->second.handle != e.handle)
+                skipped = full;
+            continue;
+        }
         auto other = tracked_elsewhere(e.handle, full, e.nlink > 1 ? e.ino : 0);
         if (other && e.is_dir()) {
             skipped = full;

@@ -442,6 +442,31 @@ TEST_P(RenameFlags, AFileMovedOntoANameAScanFilledWithADirectoryIsNoRenameOverIt
     expect_journal_gives_the_tree();
 }
 
+// A directory known only from its create event is read where its move
+// puts it, and what is beneath it with it. By then a file the tree has
+// beneath it was exchanged with a directory (those moves still queued):
+// that directory's entries are not entries of the file. Taken in by the
+// scan, they were journaled beneath the file, and the exchange then
+// carried them along with the file.
+TEST_P(RenameFlags, AScanAheadOfAnExchangeTakesNothingInBeneathAFile) {
+    write_file(at("f"), "a file, then exchanged with dd");
+    make_dir(at("dd"));
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    make_dir(at("g"));
+    ASSERT_EQ(rename2("f", "g/f", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("g", "h", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("h/f", "dd", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    make_dir(at("h/f/sub"));
+    write_file(at("h/f/sub/x"), "beneath the directory");
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    auto got = changes();
+    auto all = fmt::format("{}", fmt::join(describe(got), "\n"));
+    for (auto& r : got) EXPECT_FALSE(r.value("path", "").starts_with("dd/")) << all;
+    expect_journal_gives_the_tree();
+}
+
 // A seeded burst of renames (with and without whiteouts), writes and
 // removals among a few names, half of it made while the agent reads
 // nothing: entries are renamed again, replaced and whited out before their
