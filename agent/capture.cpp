@@ -221,6 +221,13 @@ void Capture::on_event(const FanEvent& ev, std::span<const FanEvent> after) {
     if (ev.mask & FAN_ATTRIB) on_attrib(*path, ev.pid);
     if (ev.mask & FAN_CLOSE_WRITE) on_close_write(*path, ev.pid);
     if (ev.mask & FAN_DELETE) {
+        // A directory where a file went, or the other way round: the tree's
+        // entry was read at this name by a scan ahead of the move that
+        // brings it (see on_rename), after this entry was removed.
+        if (auto known = tree_.find(*path); known != tree_.end() && known->second.is_dir() != is_dir) {
+            spdlog::debug("delete {}: the tree has another type of entry there, read ahead of its move", *path);
+            return;
+        }
         // fanotify merges an event into one of the same name and object
         // still queued, at the earlier one's place: a delete merged into a
         // create (or a write) happened later, maybe after events that still
@@ -236,6 +243,38 @@ void Capture::on_event(const FanEvent& ev, std::span<const FanEvent> after) {
             on_delete(*path, is_dir, ev.pid);
         }
     }
+}
+
+void Capture::on_drain(std::span<const FanEvent> events) {
+    // Events held from the drain before come first; that drain ends where
+    // this one's events begin (its deferred deletes are carried out there).
+    std::vector<FanEvent> all;
+    size_t earlier = held_.size();
+    if (earlier > 0) {
+        all = std::move(held_);
+        held_.clear();
+        all.insert(all.end(), events.begin(), events.end());
+        events = all;
+    }
+    for (size_t i = 0; i < events.size(); ++i) {
+        if (i == earlier && earlier > 0) end_of_batch();
+        auto after = events.subspan(i + 1);
+        // An event is held once: when the next drain comes, the other half
+        // of an exchange, queued right after the first, is in it.
+        if (i >= earlier && may_await_other_half(events[i], after)) {
+            held_.assign(events.begin() + static_cast<ptrdiff_t>(i), events.end());
+            held_since_ = Clock::now();
+            return;
+        }
+        on_event(events[i], after);
+    }
+    end_of_batch();
+}
+
+std::optional<std::chrono::milliseconds> Capture::held_due_in() const {
+    if (held_.empty()) return std::nullopt;
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(held_since_ + kHoldForPair - Clock::now());
+    return std::max(left, std::chrono::milliseconds(0));
 }
 
 void Capture::settle_deferred_delete(const std::string& path) {

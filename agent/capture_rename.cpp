@@ -57,13 +57,13 @@ void Capture::on_rename(const FanEvent& ev, std::span<const FanEvent> after) {
         return;
     }
     if (!from && to) {  // moved in from elsewhere: a creation with contents
-        arrival_displaces(std::nullopt, *to, ev.object_handle, ev.pid);
+        arrival_displaces(std::nullopt, *to, ev.object_handle, ev.mask & FAN_ONDIR, ev.pid);
         on_create(*to, ev.mask & FAN_ONDIR, ev.pid, ev.object_handle, true);
         return;
     }
     settle_deferred_delete(*to);
     if (!tree_.count(*from)) {  // unknown source: treat the destination as new
-        arrival_displaces(*from, *to, ev.object_handle, ev.pid, &ev, after);
+        arrival_displaces(*from, *to, ev.object_handle, ev.mask & FAN_ONDIR, ev.pid, &ev, after);
         on_create(*to, ev.mask & FAN_ONDIR, ev.pid, ev.object_handle, true);
         return;
     }
@@ -116,6 +116,18 @@ void Capture::on_rename(const FanEvent& ev, std::span<const FanEvent> after) {
         on_exchange(*from, *to, ev.pid);
         return;
     }
+    if (dst != tree_.end() && dst->second.is_dir() && !(ev.mask & FAN_ONDIR)) {
+        // A rename never puts a file over a directory: the tree's directory
+        // was read at this name by a scan (of a directory moved in or
+        // renamed, read as it is now) ahead of the moves that bring it
+        // here, still queued. The file was here before it and has moved on
+        // since: it left its old name, and its later events say where it
+        // went (a move from here is read as an arrival where it ends).
+        spdlog::debug("rename {} -> {}: the tree has a directory there, read ahead of its move", *from, *to);
+        on_delete(*from, false, ev.pid);
+        journal_whiteout(*from, ev.dir_handle, ev.name, ev.pid);
+        return;
+    }
     flush_writes(true);  // writes journaled under the old name stay in order
     Record r;
     r.op = Op::rename;
@@ -133,33 +145,54 @@ void Capture::on_rename(const FanEvent& ev, std::span<const FanEvent> after) {
     materialize(*to, ev.pid);
     if (auto moved = tree_.find(*to); moved != tree_.end() && moved->second.is_dir()) materialize_beneath(*to, ev.pid);
     journal_whiteout(*from, ev.dir_handle, ev.name, ev.pid);
-    if (ev.mask & FAN_ONDIR) moved_back_unreported(ev, *from, *to, after);
+    moved_back_unreported(ev, *from, *to, after);
 }
 
-// fanotify merges an event into an identical one still queued: a directory
+// fanotify merges an event into an identical one still queued: an entry
 // moved from A to B, back, and to B again before the events are read comes
 // as [A->B] (the first and the third) and [B->A], and read in that order
-// the tree would keep it at A. So after a move of a directory its old name
-// is looked at (in the old directory by its handle): the directory back
-// there, and no later event of this drain moving it, it went back by a
-// move merged into an earlier one. Were that move still queued for a later
-// drain, it finds the tree as it says. (A directory has one name: found at
-// A, it is not at B. A file could have been linked back there, its create
-// event still to come.)
+// the tree would keep it at A. So after a move its old name is looked at
+// (in the old directory by its handle): the entry back there, and no later
+// event of this drain moving it, it went back by a move merged into an
+// earlier one. Were that move still queued for a later drain, it finds the
+// tree as it says. A directory has one name: found at A, it is not at B. A
+// file found at A may have been linked back there instead (a second name,
+// its create event still to come): it went back only if the new name no
+// longer holds it (looked at in the new directory by its handle), and no
+// later event of this drain names it there.
 void Capture::moved_back_unreported(const FanEvent& ev, const std::string& from, const std::string& to,
                                     std::span<const FanEvent> after) {
     const FileHandle& moving = ev.object_handle;
     if (moving.empty() || ev.dir_handle.empty() || ev.name.empty() || tree_.count(from)) return;
     auto moved = tree_.find(to);
-    if (moved == tree_.end() || moved->second.handle != moving || !moved->second.is_dir()) return;
+    if (moved == tree_.end() || moved->second.handle != moving) return;
+    bool is_dir = moved->second.is_dir();
     UniqueFd dir(open_by_handle(root_fd_, ev.dir_handle, O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!dir.valid()) return;
     auto now = handle_of(dir.get(), ev.name, from);
     if (!now || *now != moving) return;
-    for (const FanEvent& later : after)
-        if ((later.mask & FAN_RENAME) && later.object_handle == moving) return;
-    spdlog::debug("rename {} -> {}: the directory is back at its old name, by a move merged into an earlier event",
-                  from, to);
+    bool linked_at_new = false;
+    for (const FanEvent& later : after) {
+        if (later.object_handle != moving) continue;
+        if (later.mask & FAN_RENAME) return;
+        if (!is_dir && (later.mask & FAN_CREATE)) {
+            // A link back to the old name: its create event journals it.
+            if (later.dir_handle == ev.dir_handle && later.name == ev.name) return;
+            if (later.dir_handle == ev.new_dir_handle && later.name == ev.new_name) linked_at_new = true;
+        }
+    }
+    if (!is_dir && !linked_at_new) {
+        // Still at the new name too: a second name at the old one, not a
+        // move back (unless a link made the new name again: its create
+        // event follows, and finds the file back at the old name).
+        if (ev.new_dir_handle.empty() || ev.new_name.empty()) return;
+        UniqueFd new_dir(open_by_handle(root_fd_, ev.new_dir_handle, O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!new_dir.valid()) return;
+        auto there = handle_of(new_dir.get(), ev.new_name, to);
+        if (there && *there == moving) return;
+    }
+    spdlog::debug("rename {} -> {}: the entry is back at its old name, by a move merged into an earlier event", from,
+                  to);
     flush_writes(true);  // writes journaled under the old name stay in order
     Record r;
     r.op = Op::rename;
@@ -169,7 +202,7 @@ void Capture::moved_back_unreported(const FanEvent& ev, const std::string& from,
     move_subtree(to, from);
     emit(std::move(r), ev.pid);
     materialize(from, ev.pid);
-    materialize_beneath(from, ev.pid);
+    if (is_dir) materialize_beneath(from, ev.pid);
     journal_whiteout(to, ev.new_dir_handle, ev.new_name, ev.pid);
 }
 
@@ -181,7 +214,7 @@ void Capture::moved_back_unreported(const FanEvent& ev, const std::string& from,
 // old object at that name for good (a file made there later, maybe with
 // its inode number, taken for it).
 void Capture::arrival_displaces(const std::optional<std::string>& from, const std::string& to,
-                                const FileHandle& moving, int32_t pid, const FanEvent* ev,
+                                const FileHandle& moving, bool moving_is_dir, int32_t pid, const FanEvent* ev,
                                 std::span<const FanEvent> after) {
     auto dst = tree_.find(to);
     if (moving.empty() || dst == tree_.end() || dst->second.handle.empty() || dst->second.handle == moving) return;
@@ -208,21 +241,26 @@ void Capture::arrival_displaces(const std::optional<std::string>& from, const st
             return;
         }
     }
+    // A file never replaces a directory (see on_rename): one read at this
+    // name ahead of its move stays, and the file that arrived here first
+    // is read where it went.
+    if (dst->second.is_dir() && !moving_is_dir) return;
     spdlog::debug("rename -> {}: the object the tree has there was replaced", to);
     on_delete(to, dst->second.is_dir(), pid);
 }
 
+// The kernel queues the two moves of an exchange one right after the other,
+// the second naming the other object and the same two names the other way
+// round.
+bool Capture::other_half(const FanEvent& ev, const FanEvent& next, const FileHandle& other) {
+    return (next.mask & FAN_RENAME) && next.object_handle == other && next.dir_handle == ev.new_dir_handle &&
+           next.name == ev.new_name && next.new_dir_handle == ev.dir_handle && next.new_name == ev.name;
+}
+
 bool Capture::exchanged_with(const FanEvent& ev, const std::string& from, const FileHandle& other,
                              std::span<const FanEvent> after) {
-    // The kernel queues the two moves of an exchange one right after the
-    // other (an event from elsewhere can only slip in between at that very
-    // moment), the second naming the other object and the same two names
-    // the other way round.
-    constexpr size_t kPairedWithin = 8;
     for (size_t i = 0; i < after.size() && i < kPairedWithin; ++i) {
-        const FanEvent& next = after[i];
-        if ((next.mask & FAN_RENAME) && next.object_handle == other && next.dir_handle == ev.new_dir_handle &&
-            next.name == ev.new_name && next.new_dir_handle == ev.dir_handle && next.new_name == ev.name) {
+        if (other_half(ev, after[i], other)) {
             spdlog::debug("rename {} -> {}: the move of the object there the other way follows: an exchange", from,
                           ev.new_name);
             return true;
@@ -239,6 +277,26 @@ bool Capture::exchanged_with(const FanEvent& ev, const std::string& from, const 
     if (!dir.valid()) return false;  // gone, with whatever was in it
     auto now = handle_of(dir.get(), ev.name, from);
     return now && *now == other;
+}
+
+// Only a move onto a name the tree has another object at, near the end of
+// what was read, can be a lone first half. Not worth waiting for when that
+// object has no name left: a rename over it unlinked it (the usual way to
+// replace a file), and an exchange would have kept it.
+bool Capture::may_await_other_half(const FanEvent& ev, std::span<const FanEvent> after) {
+    if (!(ev.mask & FAN_RENAME) || ev.object_handle.empty() || after.size() >= kPairedWithin) return false;
+    auto to = event_path(ev.new_dir_handle, ev.new_name);
+    if (!to) return false;
+    auto dst = tree_.find(*to);
+    if (dst == tree_.end() || dst->second.handle.empty() || dst->second.handle == ev.object_handle) return false;
+    const FileHandle& other = dst->second.handle;
+    for (const FanEvent& next : after)
+        if (other_half(ev, next, other)) return false;
+    UniqueFd fd(open_by_handle(root_fd_, other, O_PATH | O_CLOEXEC));
+    struct stat st{};
+    if (!fd.valid() || ::fstat(fd.get(), &st) != 0 || st.st_nlink == 0) return false;
+    spdlog::debug("rename -> {}: held until the next read, for the other half of an exchange", *to);
+    return true;
 }
 
 void Capture::on_exchange(const std::string& a, const std::string& b, int32_t pid) {

@@ -121,6 +121,7 @@ Status DaemonImpl::bring_up_to_journal(SavedTree& saved) {
 
 Status DaemonImpl::settle() {
     drain();
+    capture_->release_held();  // whatever it waits for was read by now, if it ever comes
     capture_->resolve_inodes_now();
     capture_->flush_writes(true);
     return writer_->flush();

@@ -25,6 +25,7 @@ int DaemonImpl::run() {
     while (!stopping_) {
         int timeout = std::min(1000, ms_until_sync_deadline());
         if (auto due = capture_->next_flush_in()) timeout = static_cast<int>(std::min<int64_t>(due->count(), timeout));
+        if (auto due = capture_->held_due_in()) timeout = static_cast<int>(std::min<int64_t>(due->count(), timeout));
         epoll_event evs[8];
         int n = ::epoll_wait(epoll_fd_, evs, 8, timeout);
         if (n < 0 && errno != EINTR) {
@@ -50,6 +51,8 @@ int DaemonImpl::run() {
                 case 8: answer_metrics(); break;
             }
         }
+        // A move held for the other half of an exchange that did not come.
+        if (auto due = capture_->held_due_in(); due && due->count() == 0) capture_->release_held();
         capture_->flush_writes(false);
         if (shipper_) shipper_->notify(writer_->durable_lsn());
         answer_syncs();
@@ -127,9 +130,7 @@ void DaemonImpl::drain() {
         ~Held() { w.release(); }
     } held{*writer_};
     writer_->hold();
-    std::span<const FanEvent> events(batch_);
-    for (size_t i = 0; i < events.size(); ++i) capture_->on_event(events[i], events.subspan(i + 1));
-    capture_->end_of_batch();
+    capture_->on_drain(batch_);
 }
 
 void DaemonImpl::consume_bpf() {

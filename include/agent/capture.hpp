@@ -43,6 +43,22 @@ public:
     // differences (everything, the first time: the baseline).
     Status catch_up(const Tree& persisted, const std::string& why);
 
+    // The events of one drain of the fanotify queue, in order; then what
+    // end_of_batch() does. The kernel queues the two moves of an exchange
+    // one right after the other, and a drain can end between them: a move
+    // onto a name that holds another object still linked somewhere (it may
+    // come back the other way) with no such move read after it is held,
+    // with every event read after it, and handed over with the next drain,
+    // whose events follow it (see `after` below), or by release_held().
+    void on_drain(std::span<const FanEvent> events);
+    // Hands over what on_drain() holds now, whatever follows.
+    void release_held() { on_drain({}); }
+    // Until what on_drain() holds should be released (nothing more came);
+    // nullopt when nothing is held.
+    std::optional<std::chrono::milliseconds> held_due_in() const;
+    // How long a move held by on_drain() waits for its other half.
+    static constexpr std::chrono::milliseconds kHoldForPair{50};
+
     // `after` is the events read after `ev` in the same drain: a move is
     // told from the first half of an exchange by the one that follows it.
     void on_event(const FanEvent& ev, std::span<const FanEvent> after = {});
@@ -150,16 +166,27 @@ private:
     // the event was read, the move of `other` the other way follows.
     bool exchanged_with(const FanEvent& ev, const std::string& from, const FileHandle& other,
                         std::span<const FanEvent> after);
+    // `next` is the move of `other` that makes the move `ev` an exchange.
+    static bool other_half(const FanEvent& ev, const FanEvent& next, const FileHandle& other);
+    // The kernel queues the other half of an exchange within this many
+    // events of the first (an event from elsewhere can only slip in
+    // between at that very moment).
+    static constexpr size_t kPairedWithin = 8;
+    // `ev` may be the first half of an exchange whose other half is not
+    // among `after`, read with it (see on_drain).
+    bool may_await_other_half(const FanEvent& ev, std::span<const FanEvent> after);
     // An object the tree does not know at `from` (none: from outside)
     // arrived at `to`: what the tree has there other than it is journaled
     // as gone, or moved to `from` where it is found now (an exchange).
-    // After the move `ev` of a directory from `from` to `to`: it is back at
-    // `from` by a move whose event fanotify merged into an earlier one.
+    // After the move `ev` of an entry from `from` to `to`: it is back at
+    // `from` by a move whose event fanotify merged into an earlier one (a
+    // file only if `to` no longer holds it: not a link back).
     void moved_back_unreported(const FanEvent& ev, const std::string& from, const std::string& to,
                                std::span<const FanEvent> after);
     // `ev` is the move read (null: none to pair with a following one).
     void arrival_displaces(const std::optional<std::string>& from, const std::string& to, const FileHandle& moving,
-                           int32_t pid, const FanEvent* ev = nullptr, std::span<const FanEvent> after = {});
+                           bool moving_is_dir, int32_t pid, const FanEvent* ev = nullptr,
+                           std::span<const FanEvent> after = {});
     // The entries at `a` and `b` swapped names (renameat2 RENAME_EXCHANGE).
     void on_exchange(const std::string& a, const std::string& b, int32_t pid);
     // Journals the whiteout a rename may have left at its old name `path`.
@@ -269,6 +296,9 @@ private:
         Entry entry;
     };
     std::optional<EventRead> event_read_;
+    // What on_drain() holds, and since when.
+    std::vector<FanEvent> held_;
+    Clock::time_point held_since_{};
     bool in_event_ = false;
     bool event_has_attrib_ = false;  // its xattrs will be read: read them with the first read
     bool event_has_modify_ = false;  // a write of its object is journaled after its other changes

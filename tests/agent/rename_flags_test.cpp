@@ -413,6 +413,85 @@ TEST_P(RenameFlags, ADirectoryMovedThereBackAndThereAgainBeforeItsEventsAreRead)
     expect_journal_gives_the_tree();
 }
 
+// The same with a file: it is where the third move put it. A file, unlike
+// a directory, found at its old name may be there by a link made after
+// the move, so the link backs below, read late too, keep both names.
+TEST_P(RenameFlags, AFileMovedThereBackAndThereAgainBeforeItsEventsAreRead) {
+    write_file(at("f"), "moved three times");
+    make_dir(at("d1"));
+    write_file(at("g"), "moved three times, then linked back");
+    write_file(at("h"), "moved, then linked back");
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    ASSERT_EQ(rename2("f", "d1/f2", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("d1/f2", "f", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("f", "d1/f2", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("g", "g2", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("g2", "g", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("g", "g2", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(::link(at("g2").c_str(), at("g").c_str()), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("h", "d1/h2", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(::link(at("d1/h2").c_str(), at("h").c_str()), 0) << std::strerror(errno);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    expect_journal_gives_the_tree();
+}
+
+// A directory moved in from outside is read as it is when its event is
+// read: its scan finds, at p/x, a directory made and moved there after a
+// file had been moved to that name and on again, those moves still
+// queued. The file's move to p/x is no rename over that directory (a
+// rename never puts a file over a directory): journaled as one, the
+// replica kept the directory's entries as a conflict copy.
+TEST_P(RenameFlags, AFileMovedOntoANameAScanFilledWithADirectoryIsNoRenameOverIt) {
+    make_dir(mount() / "outside");
+    make_dir(mount() / "outside/p");
+    write_file(at("f"), "moved onto p/x and on");
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    ASSERT_EQ(::rename((mount() / "outside/p").c_str(), at("p").c_str()), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("f", "p/x", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("p/x", "g", 0), 0) << std::strerror(errno);
+    make_dir(at("d"));
+    write_file(at("d/inner"), "in the directory");
+    ASSERT_EQ(rename2("d", "p/x", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    auto got = changes();
+    auto all = fmt::format("{}", fmt::join(describe(got), "\n"));
+    for (auto& r : got) {
+        auto op = r.value("op", "");
+        EXPECT_FALSE(op == "rename" && r.value("target", "") == "p/x" && r.value("replaced", false)) << all;
+        EXPECT_FALSE(op == "rmdir" && r.value("path", "") == "p/x") << all;
+    }
+    expect_journal_gives_the_tree();
+}
+
+// A directory known only from its create event is read where its move
+// puts it, and what is beneath it with it. By then a file the tree has
+// beneath it was exchanged with a directory (those moves still queued):
+// that directory's entries are not entries of the file. Taken in by the
+// scan, they were journaled beneath the file, and the exchange then
+// carried them along with the file.
+TEST_P(RenameFlags, AScanAheadOfAnExchangeTakesNothingInBeneathAFile) {
+    write_file(at("f"), "a file, then exchanged with dd");
+    make_dir(at("dd"));
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    make_dir(at("g"));
+    ASSERT_EQ(rename2("f", "g/f", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("g", "h", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("h/f", "dd", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    make_dir(at("h/f/sub"));
+    write_file(at("h/f/sub/x"), "beneath the directory");
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    auto got = changes();
+    auto all = fmt::format("{}", fmt::join(describe(got), "\n"));
+    for (auto& r : got) EXPECT_FALSE(r.value("path", "").starts_with("dd/")) << all;
+    expect_journal_gives_the_tree();
+}
+
 // A seeded burst of renames (with and without whiteouts), writes and
 // removals among a few names, half of it made while the agent reads
 // nothing: entries are renamed again, replaced and whited out before their
