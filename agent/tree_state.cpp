@@ -15,6 +15,7 @@
 #include <climits>
 #include <cstring>
 #include <fstream>
+#include <unordered_map>
 
 #include "agent/fanotify_source.hpp"
 
@@ -269,6 +270,49 @@ std::vector<std::string> changed_dirs(int root_fd, const Tree& tree) {
     return changed;
 }
 
+// The names of one object are read one by one, and the object may change
+// in between (a chmod, an xattr, a write while a restart scans): each name
+// then holds another reading of it. A rescan compares an object by one of
+// its names, and the events of the change are compared with the entry of
+// the name they report: with the two readings apart, the older one was
+// compared, found no change, and the events then found it made already.
+// The whole link group kept its old mode or lacked the xattr on the
+// replicas. Every name now carries the newest reading (the greatest ctime:
+// every change of the inode moves it). Any one reading would do, the
+// events of what changed after it being compared with it; the newest
+// leaves them least to journal.
+void agree_on_link_groups(Tree& tree) {
+    // Groups are found by the readings that saw several links; a name read
+    // before the link that made the group saw one, and belongs to it all
+    // the same.
+    std::unordered_map<FileHandle, const Entry*> newest;
+    for (auto& [path, e] : tree)
+        if (!e.is_dir() && !e.handle.empty() && e.nlink > 1) newest.emplace(e.handle, &e);
+    if (newest.empty()) return;
+    for (auto& [path, e] : tree) {
+        if (e.is_dir() || e.handle.empty()) continue;
+        auto it = newest.find(e.handle);
+        if (it != newest.end() && e.ctime_ns > it->second->ctime_ns) it->second = &e;
+    }
+    std::unordered_map<FileHandle, Entry> readings;
+    for (auto& [handle, e] : newest) readings.emplace(handle, *e);
+    for (auto& [path, e] : tree) {
+        if (e.is_dir() || e.handle.empty()) continue;
+        auto it = readings.find(e.handle);
+        if (it == readings.end()) continue;
+        const Entry& n = it->second;
+        e.mode = n.mode;
+        e.uid = n.uid;
+        e.gid = n.gid;
+        e.size = n.size;
+        e.mtime_ns = n.mtime_ns;
+        e.ctime_ns = n.ctime_ns;
+        e.atime_ns = n.atime_ns;
+        e.nlink = n.nlink;
+        e.xattrs = n.xattrs;
+    }
+}
+
 }  // namespace
 
 // The walk is not one moment: a directory renamed from a part not yet
@@ -292,6 +336,7 @@ Result<Tree> scan_tree(int root_fd, const ExcludeFn& excluded) {
             if (tree.count(path))
                 if (auto ok = relist_dir(root_fd, path, excluded, tree); !ok) return fail(ok.error());
     }
+    agree_on_link_groups(tree);
     return tree;
 }
 

@@ -67,7 +67,9 @@ Result<Entry> read_entry(int root_fd, const std::string& rel, unsigned parts = k
 // records at the old path. ENOENT when it no longer exists.
 Result<Entry> read_entry_by_handle(int root_fd, const FileHandle& handle, const std::string& rel);
 
-// Walks the tree beneath `root_fd`, skipping excluded paths.
+// Walks the tree beneath `root_fd`, skipping excluded paths. Every name of
+// one object (hard links) carries the same attributes, the newest the walk
+// read of it.
 Result<Tree> scan_tree(int root_fd, const ExcludeFn& excluded);
 
 // The record that creates `e` at `path` (create, mkdir, symlink, mknod).

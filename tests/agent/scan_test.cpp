@@ -4,6 +4,8 @@
 // the move at a known point.
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -14,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "agent/tree_diff.hpp"
 #include "agent/tree_state.hpp"
 
 namespace iz::agent {
@@ -155,6 +158,53 @@ TEST_F(ScanWhileRenamed, ADirectoryOnThePathExchangedWithAFileBeforeTheRelistIsN
     EXPECT_FALSE(tree->count("p/a/x"));
     EXPECT_TRUE(tree->count("f/x/h"));
     EXPECT_TRUE(tree->count("f/x/new"));
+}
+
+// Two names of one file read at two moments, with a chmod and a setxattr of
+// the file in between (a restart's scan while the workload runs): each name
+// had its own reading, and the rescan compared the object by its first
+// name, the older one. It journaled neither change, and the events of the
+// two, compared with the newer name's entry, found nothing changed either:
+// the whole link group kept its old mode and lacked the xattr on the
+// replica. Every name of one object now carries one reading of it, the
+// newest (greatest ctime).
+TEST_F(ScanWhileRenamed, TheNamesOfOneFileReadApartCarryItsNewestAttributes) {
+    ASSERT_EQ(::chmod((dir_ / "a/x/f").c_str(), 0644), 0) << std::strerror(errno);
+    ASSERT_EQ(::link((dir_ / "a/x/f").c_str(), (dir_ / "b/y/h").c_str()), 0) << std::strerror(errno);
+    auto before = scan_tree(root_fd_, {});
+    ASSERT_TRUE(before) << before.error().message;
+    std::string first, changed_before;
+    auto exclude = [&](const std::string& rel) {
+        if (rel != "a/x/f" && rel != "b/y/h") return false;
+        if (first.empty()) {
+            first = rel;
+        } else if (changed_before.empty()) {
+            // One name read already, the other not yet.
+            changed_before = rel;
+            EXPECT_EQ(::chmod((dir_ / rel).c_str(), 0660), 0) << std::strerror(errno);
+            EXPECT_EQ(::setxattr((dir_ / rel).c_str(), "user.tag", "v679", 4, 0), 0) << std::strerror(errno);
+        }
+        return false;
+    };
+    auto after = scan_tree(root_fd_, exclude);
+    ASSERT_TRUE(after) << after.error().message;
+    ASSERT_FALSE(changed_before.empty());
+    for (const char* name : {"a/x/f", "b/y/h"}) {
+        ASSERT_TRUE(after->count(name)) << name;
+        const Entry& e = after->at(name);
+        EXPECT_EQ(e.mode & 07777, 0660u) << name;
+        EXPECT_EQ(e.nlink, 2u) << name;
+        EXPECT_EQ(e.xattrs, (std::map<std::string, std::string>{{"user.tag", "v679"}})) << name;
+    }
+    bool mode = false, tag = false;
+    std::string records;
+    for (auto& r : diff_trees(*before, *after)) {
+        records += fmt::format("{} {}\n", journal::op_name(r.op), r.path);
+        if (r.op == journal::Op::setattr && r.mode && (*r.mode & 07777) == 0660) mode = true;
+        if (r.op == journal::Op::setxattr && r.xattr_name == "user.tag" && r.xattr_value == "v679") tag = true;
+    }
+    EXPECT_TRUE(mode) << "no setattr to 0660 among:\n" << records;
+    EXPECT_TRUE(tag) << "no setxattr user.tag among:\n" << records;
 }
 
 }  // namespace
