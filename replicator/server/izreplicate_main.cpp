@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <vector>
 
 #include "common/daemonize.hpp"
 #include "replicator/wire/auth.hpp"
@@ -39,12 +40,15 @@ int main(int argc, char** argv) {
     auto* keygen = app.add_subcommand("keygen", "write a new shared key (32 random bytes, hex, mode 0600)");
     keygen->add_option("KEYFILE", keygen_file, "where to write the key")->required();
 
-    std::string root, listen, key_file, state_dir, mode = "per-fileset", log_file, log_level = "info", host_name;
+    std::vector<std::string> key_files;
+    std::string root, listen, state_dir, mode = "per-fileset", log_file, log_level = "info", host_name;
     bool foreground = false;
     int threads = 2;
     app.add_option("--root", root, "directory the replicas live in");
     app.add_option("--listen", listen, "ADDR:PORT to accept agents on");
-    app.add_option("--key", key_file, "shared key file (see keygen)");
+    app.add_option("--key", key_files,
+                   "shared key file (see keygen); repeat to accept several keys at once while agents move to a new one")
+        ->take_all();
     app.add_flag("--foreground", foreground, "stay in the foreground and log to stderr (for systemd)");
     app.add_option("--fileset-dir-mode", mode, "per-fileset: ROOT/<fileset>/; root: every fileset in ROOT itself")
         ->check(CLI::IsMember({"per-fileset", "root"}));
@@ -76,19 +80,22 @@ int main(int argc, char** argv) {
     };
     if (root.empty()) return usage("--root is required");
     if (listen.empty()) return usage("--listen is required");
-    if (key_file.empty()) return usage("--key is required");
+    if (key_files.empty()) return usage("--key is required");
 
     ServerOptions o;
     auto ep = parse_endpoint(listen);
     if (!ep) return usage(ep.error().message);
     o.listen_host = ep->host;
     o.port = ep->port;
-    auto key = load_key_file(key_file);
-    if (!key) {
-        std::fprintf(stderr, "izreplicate: %s\n", key.error().message.c_str());
-        return 1;
+    for (size_t i = 0; i < key_files.size(); ++i) {
+        auto key = load_key_file(key_files[i]);
+        if (!key) {
+            std::fprintf(stderr, "izreplicate: %s\n", key.error().message.c_str());
+            return 1;
+        }
+        if (i == 0) o.key = *key;
+        else o.other_keys.push_back(*key);
     }
-    o.key = *key;
     // The daemon runs from "/": relative paths are resolved now.
     o.root = std::filesystem::absolute(root);
     if (!state_dir.empty()) o.state_dir = std::filesystem::absolute(state_dir);

@@ -71,6 +71,12 @@ public:
             if (!rel.empty() && *rel.begin() != ".." && rel != ".") ctx_.reserved_top = rel.begin()->string();
         }
 
+        std::vector<SharedKey> keys{o.key};
+        keys.insert(keys.end(), o.other_keys.begin(), o.other_keys.end());
+        auto tls = make_psk_context(TlsRole::server, std::move(keys));
+        if (!tls) return fail(tls.error());
+        ctx_.tls = *tls;
+
         boost::system::error_code ec;
         auto address = asio::ip::make_address(o.listen_host, ec);
         if (ec) return fail(make_error(fmt::format("listen address '{}' is not an IP address: {}", o.listen_host, ec.message())));

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/error.hpp"
 #include "replicator/wire/auth.hpp"
@@ -34,6 +35,9 @@ struct ServerOptions {
     std::string listen_host = "0.0.0.0";
     uint16_t port = 0;  // 0: any free port (see Server::port())
     SharedKey key;
+    // Accepted as well as `key`, so that agents can move to a new key one
+    // by one.
+    std::vector<SharedKey> other_keys;
     FilesetDirMode dir_mode = FilesetDirMode::per_fileset;
     std::string host_name;  // in conflict copy names; "" means gethostname()
     int threads = 2;

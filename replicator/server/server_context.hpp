@@ -6,6 +6,7 @@
 #include <utility>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 
 #include <map>
 #include <memory>
@@ -16,6 +17,7 @@
 
 #include "replicator/apply/apply.hpp"
 #include "replicator/wire/frame_reader.hpp"
+#include "replicator/wire/tls.hpp"
 #include "replicator/fs/replica_trees.hpp"
 #include "server.hpp"
 
@@ -35,6 +37,8 @@ struct FilesetSlot {
 
 struct ServerContext {
     ServerOptions options;
+    // Every connection's TLS settings and the keys it accepts.
+    std::shared_ptr<boost::asio::ssl::context> tls;
     std::filesystem::path state_root;
     std::string reserved_top;  // first path component refused on the wire
 
@@ -56,8 +60,14 @@ public:
     void shutdown(std::string reason);
 
 private:
-    enum class State { hello, auth, ready, closed };
+    // tls: nothing but a TLS handshake is taken yet.
+    enum class State { tls, hello, auth, ready, closed };
 
+    // The first bytes decide: a TLS handshake, or a plaintext peer (an
+    // agent of a version before TLS) told so in its own framing.
+    void await_first_bytes();
+    void refuse_plaintext();
+    void tls_handshake();
     // Receives what the socket holds, then handles every complete frame.
     void read_more();
     void handle_buffered();
@@ -94,14 +104,18 @@ private:
     void release();
     void close_socket();
     std::string who() const;
+    // The key TLS authenticated this peer with; it keys the proofs too.
+    const SharedKey& session_key() const;
 
-    boost::asio::ip::tcp::socket socket_;
+    boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
+    TlsPeer tls_peer_;
+    std::string tls_summary_;  // version and cipher, once established
     boost::asio::strand<boost::asio::any_io_executor> strand_;
     boost::asio::steady_timer timer_;
     ServerContext& ctx_;
     uint64_t id_;
     std::string remote_;
-    State state_ = State::hello;
+    State state_ = State::tls;
     FrameReader frames_;
     proto::FrameHeader frame_{};
     std::deque<std::shared_ptr<std::string>> outbox_;

@@ -58,11 +58,12 @@ constexpr size_t kHandoverBytes = 64u << 10;
 constexpr size_t kMaxWriteBytes = 4u << 20;
 }  // namespace
 
-ServerLink::ServerLink(asio::io_context& io, const ShipperOptions& options, SharedKey key, ServerEndpoint endpoint,
-                       std::function<void()> on_ack)
+ServerLink::ServerLink(asio::io_context& io, const ShipperOptions& options, SharedKey key,
+                       std::shared_ptr<asio::ssl::context> tls, ServerEndpoint endpoint, std::function<void()> on_ack)
     : io_(io),
       options_(options),
       key_(std::move(key)),
+      tls_(std::move(tls)),
       endpoint_(std::move(endpoint)),
       name_(endpoint_.to_string()),
       on_ack_(std::move(on_ack)),
@@ -98,7 +99,7 @@ void ServerLink::connect() {
         if (stopping_) return;
     }
     phase_ = Phase::connecting;
-    socket_ = std::make_shared<tcp::socket>(io_);
+    socket_ = std::make_shared<Stream>(io_, *tls_);
     auto self = shared_from_this();
     auto sock = socket_;  // a copy: the socket outlives every operation begun on it
     deadline_.expires_after(kHandshakeTimeout);
@@ -110,7 +111,7 @@ void ServerLink::connect() {
                             [self, sock](const boost::system::error_code& ec, tcp::resolver::results_type results) {
                                 if (self->socket_ != sock) return;
                                 if (ec) return self->lost(fmt::format("resolve {}: {}", self->endpoint_.host, ec.message()));
-                                asio::async_connect(*sock, results, [self, sock](const boost::system::error_code& ec2, const tcp::endpoint&) {
+                                asio::async_connect(sock->next_layer(), results, [self, sock](const boost::system::error_code& ec2, const tcp::endpoint&) {
                                     if (self->socket_ != sock) return;
                                     if (ec2) return self->lost(fmt::format("connect: {}", ec2.message()));
                                     self->on_connected();
@@ -121,12 +122,27 @@ void ServerLink::connect() {
 void ServerLink::on_connected() {
     phase_ = Phase::handshake;
     boost::system::error_code ec;
-    socket_->set_option(tcp::no_delay(true), ec);
+    auto& tcp_socket = socket_->next_layer();
+    tcp_socket.set_option(tcp::no_delay(true), ec);
     boost::system::error_code le, re;
-    auto local = socket_->local_endpoint(le);
-    auto remote = socket_->remote_endpoint(re);
+    auto local = tcp_socket.local_endpoint(le);
+    auto remote = tcp_socket.remote_endpoint(re);
     same_host_.store(!le && !re && (remote.address().is_loopback() || remote.address() == local.address()),
                      std::memory_order_relaxed);
+    auto self = shared_from_this();
+    auto sock = socket_;
+    sock->async_handshake(asio::ssl::stream_base::client, [self, sock](const boost::system::error_code& hec) {
+        if (self->socket_ != sock) return;
+        if (hec) return self->lost(failure_reason(hec, nullptr, TlsRole::client));
+        if (!established(sock->native_handle()))
+            return self->lost("TLS refused: the session was not authenticated by the shared key");
+        self->on_tls_up();
+    });
+}
+
+// TLS is up; the protocol's own handshake runs inside it.
+void ServerLink::on_tls_up() {
+    tls_summary_ = tls_summary(socket_->native_handle());
     auto nonce = random_bytes(proto::kNonceBytes);
     if (!nonce) return lost(nonce.error().message);
     client_nonce_ = *nonce;
@@ -179,8 +195,9 @@ void ServerLink::on_connected() {
                 self->commits_.clear();
                 self->hash_reply_.reset();
             }
-            spdlog::info("server {}: connected; it has applied through LSN {} (durable through {})", self->name_,
-                         w->resume_lsn, w->durable_lsn);
+            spdlog::info("server {}: connected over {} with shared key '{}'; it has applied through LSN {} (durable through "
+                         "{})",
+                         self->name_, self->tls_summary_, psk_identity(self->key_), w->resume_lsn, w->durable_lsn);
             self->cv_.notify_all();
             if (self->on_ack_) self->on_ack_();
             self->tick();
@@ -288,7 +305,16 @@ void ServerLink::write_next() {
         buffers.push_back(asio::buffer(*frame));
         bytes += frame->size();
     }
-    asio::async_write(*sock, buffers, [self, sock, batch](const boost::system::error_code& ec, size_t written) {
+    // TLS seals one buffer per record: frames go out as one buffer, or
+    // each small frame would be a record and a send of its own.
+    std::shared_ptr<std::string> joined;
+    if (batch->size() > 1) {
+        joined = std::make_shared<std::string>();
+        joined->reserve(bytes);
+        for (auto& frame : *batch) joined->append(*frame);
+        buffers.assign(1, asio::buffer(*joined));
+    }
+    asio::async_write(*sock, buffers, [self, sock, batch, joined](const boost::system::error_code& ec, size_t written) {
         if (self->socket_ != sock) return;
         self->writing_ = false;
         if (ec) return self->lost("connection lost while sending: " + ec.message());
@@ -329,8 +355,8 @@ void ServerLink::lost(const std::string& why) {
     phase_ = Phase::idle;
     if (socket_) {
         boost::system::error_code ec;
-        socket_->shutdown(tcp::socket::shutdown_both, ec);
-        socket_->close(ec);
+        socket_->next_layer().shutdown(tcp::socket::shutdown_both, ec);
+        socket_->next_layer().close(ec);
         socket_.reset();
     }
     outbox_.clear();

@@ -49,6 +49,8 @@ public:
                                                options_.agent_id)));
         auto key = load_key_file(options_.key_file);
         if (!key) return fail(key.error());
+        auto tls = make_psk_context(TlsRole::client, {*key});
+        if (!tls) return fail(tls.error());
         if (auto tree = SourceTree::open(options_.watched_root); !tree) return fail(tree.error());
         if (options_.register_consumers) {
             // A server not heard from yet still holds the journal back: its
@@ -62,7 +64,7 @@ public:
         }
         work_.emplace(asio::make_work_guard(io_));
         for (auto& ep : options_.servers)
-            links_.push_back(std::make_shared<ServerLink>(io_, options_, *key, ep, [this] {
+            links_.push_back(std::make_shared<ServerLink>(io_, options_, *key, *tls, ep, [this] {
                 {
                     std::lock_guard lock(ack_mu_);
                     ack_cv_.notify_all();
