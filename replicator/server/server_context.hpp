@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <deque>
 #include <set>
 #include <vector>
@@ -58,6 +59,9 @@ public:
     void start();
     // Thread-safe: closes the connection (with a log line naming `reason`).
     void shutdown(std::string reason);
+    // Thread-safe: drops the connection if the certificate it came with is
+    // no longer allowed, or no longer under the agent id it uses.
+    void recheck();
 
 private:
     // tls: nothing but a TLS handshake is taken yet.
@@ -110,6 +114,8 @@ private:
     boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
     TlsPeer tls_peer_;
     std::string tls_summary_;  // version and cipher, once established
+    std::string peer_identity_;  // the key or certificate it proved itself with
+    std::optional<SharedKey> exported_key_;  // keys the proofs when no shared key was used
     boost::asio::strand<boost::asio::any_io_executor> strand_;
     boost::asio::steady_timer timer_;
     ServerContext& ctx_;

@@ -107,12 +107,20 @@ void Session::tls_handshake() {
                              failure_reason(ec, &self->tls_peer_, TlsRole::server));
                 return self->close();
             }
-            if (!established(self->stream_.native_handle())) {
+            if (!established(self->stream_.native_handle(), &self->tls_peer_)) {
                 spdlog::warn("dropping connection from {}: TLS refused: the session was not authenticated by a key",
                              self->who());
                 return self->close();
             }
-            self->tls_summary_ = tls_summary(self->stream_.native_handle());
+            auto* ssl = self->stream_.native_handle();
+            self->tls_summary_ = tls_summary(ssl);
+            self->peer_identity_ = peer_identity(ssl, self->tls_peer_);
+            if (SSL_session_reused(ssl) != 1) {
+                // No shared key: the proofs inside are keyed by the session itself.
+                auto key = exported_proof_key(ssl);
+                if (!key) return self->drop(key.error().message);
+                self->exported_key_ = std::move(*key);
+            }
             self->state_ = State::hello;
             self->read_more();
         } catch (const std::exception& e) {
@@ -125,6 +133,19 @@ void Session::tls_handshake() {
 void Session::shutdown(std::string reason) {
     auto self = shared_from_this();
     asio::post(strand_, [self, reason = std::move(reason)] { self->drop(reason); });
+}
+
+void Session::recheck() {
+    auto self = shared_from_this();
+    asio::post(strand_, [self] {
+        if (self->state_ == State::closed || !self->tls_peer_.cert_accepted) return;
+        auto& pins = self->ctx_.options.allowed_agents;
+        auto name = pins ? pins->name_of(self->tls_peer_.fingerprint) : std::nullopt;
+        auto id = format_node_id(self->tls_peer_.fingerprint);
+        if (!name) return self->drop(fmt::format("certificate {} is no longer among the allowed agents", id));
+        if (!name->empty() && !self->agent_.empty() && *name != self->agent_)
+            return self->drop(fmt::format("certificate {} is now allowed only as agent '{}'", id, *name));
+    });
 }
 
 void Session::arm_timer() {
@@ -229,9 +250,14 @@ void Session::handle(std::string_view body) {
 }
 
 const SharedKey& Session::session_key() const {
-    if (tls_peer_.key_index > 0 && static_cast<size_t>(tls_peer_.key_index) <= ctx_.options.other_keys.size())
-        return ctx_.options.other_keys[static_cast<size_t>(tls_peer_.key_index) - 1];
-    return ctx_.options.key;
+    if (exported_key_) return *exported_key_;
+    // The context's keys: `key` (when set), then the others.
+    auto i = static_cast<size_t>(std::max(tls_peer_.key_index, 0));
+    if (!ctx_.options.key.bytes.empty()) {
+        if (i == 0) return ctx_.options.key;
+        --i;
+    }
+    return i < ctx_.options.other_keys.size() ? ctx_.options.other_keys[i] : ctx_.options.key;
 }
 
 void Session::on_hello(const proto::Hello& m) {
@@ -241,6 +267,9 @@ void Session::on_hello(const proto::Hello& m) {
     if (!proto::valid_identity(m.agent_id)) return drop(fmt::format("invalid agent id '{}'", m.agent_id));
     if (!proto::valid_identity(m.fileset)) return drop(fmt::format("invalid fileset name '{}'", m.fileset));
     if (m.client_nonce.size() != proto::kNonceBytes) return drop("client nonce of the wrong size");
+    if (tls_peer_.cert_accepted && !tls_peer_.cert_name.empty() && m.agent_id != tls_peer_.cert_name)
+        return drop(fmt::format("agent id '{}' is not the name its certificate {} is allowed under ('{}')", m.agent_id,
+                                format_node_id(tls_peer_.fingerprint), tls_peer_.cert_name));
     agent_ = m.agent_id;
     fileset_ = m.fileset;
     client_nonce_ = m.client_nonce;
@@ -280,8 +309,8 @@ void Session::on_auth(const proto::Auth& m) {
     if (previous && previous.get() != this) previous->shutdown("replaced by a newer connection from the same agent");
     w.server_host = ctx_.options.host_name;
     state_ = State::ready;
-    spdlog::info("{}: authenticated by shared key '{}' over {}; resuming after LSN {} (durable through {})", who(),
-                 tls_peer_.offered_identity, tls_summary_, w.resume_lsn, w.durable_lsn);
+    spdlog::info("{}: authenticated by {} over {}; resuming after LSN {} (durable through {})", who(), peer_identity_,
+                 tls_summary_, w.resume_lsn, w.durable_lsn);
     send(w);
 }
 

@@ -131,18 +131,36 @@ void ServerLink::on_connected() {
                      std::memory_order_relaxed);
     auto self = shared_from_this();
     auto sock = socket_;
-    sock->async_handshake(asio::ssl::stream_base::client, [self, sock](const boost::system::error_code& hec) {
+    // What the certificate check finds; it must outlive the handshake.
+    auto peer = std::make_shared<TlsPeer>();
+    peer->attach(sock->native_handle());
+    sock->async_handshake(asio::ssl::stream_base::client, [self, sock, peer](const boost::system::error_code& hec) {
         if (self->socket_ != sock) return;
-        if (hec) return self->lost(failure_reason(hec, nullptr, TlsRole::client));
-        if (!established(sock->native_handle()))
-            return self->lost("TLS refused: the session was not authenticated by the shared key");
+        if (hec) return self->lost(failure_reason(hec, peer.get(), TlsRole::client));
+        auto* ssl = sock->native_handle();
+        if (!established(ssl, peer.get()))
+            return self->lost("TLS refused: the session was authenticated by neither the shared key nor the pinned "
+                              "certificate");
+        if (SSL_session_reused(ssl) == 1) {
+            self->proof_key_ = self->key_;
+            self->peer_identity_ = fmt::format("shared key '{}'", psk_identity(self->key_));
+        } else {
+            // No shared key: the proofs inside are keyed by the session itself.
+            auto key = exported_proof_key(ssl);
+            if (!key) return self->lost(key.error().message);
+            self->proof_key_ = std::move(*key);
+            self->peer_identity_ = fmt::format("server certificate {}", format_node_id(peer->fingerprint));
+        }
         self->on_tls_up();
     });
 }
 
 // TLS is up; the protocol's own handshake runs inside it.
 void ServerLink::on_tls_up() {
-    tls_summary_ = tls_summary(socket_->native_handle());
+    {
+        std::lock_guard lock(mu_);
+        tls_summary_ = tls_summary(socket_->native_handle());
+    }
     auto nonce = random_bytes(proto::kNonceBytes);
     if (!nonce) return lost(nonce.error().message);
     client_nonce_ = *nonce;
@@ -160,12 +178,12 @@ void ServerLink::on_tls_up() {
         auto* ch = std::get_if<proto::Challenge>(&m);
         if (!ch) return self->lost(fmt::format("expected a challenge, got {}", proto::msg_type_name(proto::type_of(m))));
         if (ch->version != proto::kVersion) return self->lost(fmt::format("server chose protocol version {}", ch->version));
-        auto expected = auth_proof(self->key_, ProofRole::server, self->client_nonce_, ch->server_nonce,
+        auto expected = auth_proof(self->proof_key_, ProofRole::server, self->client_nonce_, ch->server_nonce,
                                    self->options_.agent_id, self->options_.fileset);
         if (!proofs_equal(expected, ch->server_proof))
             return self->lost("the server could not prove it holds the shared key (wrong key file?)");
         proto::Auth auth;
-        auth.client_proof = auth_proof(self->key_, ProofRole::client, self->client_nonce_, ch->server_nonce,
+        auth.client_proof = auth_proof(self->proof_key_, ProofRole::client, self->client_nonce_, ch->server_nonce,
                                        self->options_.agent_id, self->options_.fileset);
         auto f = proto::encode_frame(auth);
         if (!f) return self->lost(f.error().message);
@@ -195,9 +213,8 @@ void ServerLink::on_tls_up() {
                 self->commits_.clear();
                 self->hash_reply_.reset();
             }
-            spdlog::info("server {}: connected over {} with shared key '{}'; it has applied through LSN {} (durable through "
-                         "{})",
-                         self->name_, self->tls_summary_, psk_identity(self->key_), w->resume_lsn, w->durable_lsn);
+            spdlog::info("server {}: connected over {} with {}; it has applied through LSN {} (durable through {})",
+                         self->name_, self->tls_summary_, self->peer_identity_, w->resume_lsn, w->durable_lsn);
             self->cv_.notify_all();
             if (self->on_ack_) self->on_ack_();
             self->tick();
@@ -211,7 +228,13 @@ void ServerLink::read_frame(std::function<void(proto::Message)> then) {
     auto sock = socket_;  // a copy: the socket outlives every operation begun on it
     asio::async_read(*sock, asio::buffer(header_), [self, sock, then = std::move(then)](const boost::system::error_code& ec, size_t) mutable {
         if (self->socket_ != sock) return;
-        if (ec) return self->lost(ec == asio::error::eof ? "the server closed the connection" : "connection lost: " + ec.message());
+        if (ec) {
+            // In TLS 1.3 the server checks our certificate after our side of
+            // the handshake is done: its refusal comes as the first read.
+            if (self->phase_ == Phase::handshake && ec.category() == asio::error::get_ssl_category())
+                return self->lost(failure_reason(ec, nullptr, TlsRole::client));
+            return self->lost(ec == asio::error::eof ? "the server closed the connection" : "connection lost: " + ec.message());
+        }
         auto h = proto::parse_header(std::string_view(self->header_, sizeof self->header_));
         if (!h) return self->lost("bad frame from the server: " + h.error().message);
         self->body_.resize(h->length);

@@ -139,7 +139,9 @@ private:
     Phase phase_ = Phase::idle;
     std::chrono::milliseconds backoff_{100};
     std::string client_nonce_;
-    std::string tls_summary_;  // of the current connection
+    SharedKey proof_key_;       // keys the proofs of the current connection
+    std::string peer_identity_;  // how the current server proved itself (mu_)
+    std::string tls_summary_;    // TLS version and cipher of the current connection (mu_)
     char header_[proto::kHeaderBytes];
     std::string body_;
     std::deque<std::shared_ptr<std::string>> outbox_;

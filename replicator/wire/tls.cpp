@@ -2,7 +2,9 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/sha.h>
+#include <openssl/x509.h>
 
 #include <fmt/format.h>
 
@@ -24,9 +26,64 @@ constexpr const char* kSuites = "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SH
 struct PskContext {
     explicit PskContext(ssl::context::method m) : ctx(m) {}
     ssl::context ctx;
+    TlsRole role = TlsRole::client;
     std::vector<SharedKey> keys;
     std::vector<std::string> identities;  // psk_identity(keys[i]); the client hands out a pointer into one
+    std::shared_ptr<PeerPins> pins;
 };
+
+int peer_index();
+
+std::string asn1_time_text(const ASN1_TIME* t) {
+    BIO* b = BIO_new(BIO_s_mem());
+    if (!b) return "?";
+    ASN1_TIME_print(b, t);
+    char* data = nullptr;
+    long n = BIO_get_mem_data(b, &data);
+    std::string out(data, static_cast<size_t>(n));
+    BIO_free(b);
+    return out;
+}
+
+// Replaces OpenSSL's chain verification: a node's certificate is its own
+// issuer, and what makes it good is its fingerprint being pinned (the
+// handshake's CertificateVerify proves the peer holds its key).
+int verify_pinned(X509_STORE_CTX* sctx, void* arg) {
+    auto* pc = static_cast<PskContext*>(arg);
+    X509* cert = X509_STORE_CTX_get0_cert(sctx);
+    auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(sctx, SSL_get_ex_data_X509_STORE_CTX_idx()));
+    auto* peer = ssl ? static_cast<TlsPeer*>(SSL_get_ex_data(ssl, peer_index())) : nullptr;
+    auto refuse = [&](int err, std::string why) {
+        X509_STORE_CTX_set_error(sctx, err);
+        if (peer) peer->cert_problem = std::move(why);
+        return 0;
+    };
+    if (!cert) return refuse(X509_V_ERR_UNSPECIFIED, "no certificate");
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (X509_digest(cert, EVP_sha256(), md, &len) != 1) return refuse(X509_V_ERR_UNSPECIFIED, "cannot hash the certificate");
+    std::string fp(reinterpret_cast<char*>(md), len);
+    std::string id = format_node_id(fp);
+    if (peer) peer->fingerprint = fp;
+    const char* whose = pc->role == TlsRole::server ? "the agent's" : "the server's";
+    std::optional<std::string> name = pc->pins ? pc->pins->name_of(fp) : std::nullopt;
+    if (!name)
+        return refuse(X509_V_ERR_CERT_REJECTED,
+                      pc->role == TlsRole::server
+                          ? fmt::format("the agent's certificate {} is not among the allowed agents", id)
+                          : fmt::format("the server's certificate is {}, not the one pinned for it", id));
+    if (X509_cmp_current_time(X509_get0_notBefore(cert)) > 0)
+        return refuse(X509_V_ERR_CERT_NOT_YET_VALID, fmt::format("{} certificate {} is not valid before {}", whose, id,
+                                                                 asn1_time_text(X509_get0_notBefore(cert))));
+    if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0)
+        return refuse(X509_V_ERR_CERT_HAS_EXPIRED,
+                      fmt::format("{} certificate {} expired on {}", whose, id, asn1_time_text(X509_get0_notAfter(cert))));
+    if (peer) {
+        peer->cert_accepted = true;
+        peer->cert_name = *name;
+    }
+    return 1;
+}
 
 int ctx_index() {
     static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
@@ -118,12 +175,25 @@ std::string psk_identity(const SharedKey& key) {
 
 Result<std::shared_ptr<ssl::context>> make_psk_context(TlsRole role, std::vector<SharedKey> keys) {
     if (keys.empty()) return fail(make_error("TLS: no shared key given"));
+    return make_tls_context(role, TlsSettings{std::move(keys), std::nullopt, nullptr});
+}
+
+Result<std::shared_ptr<ssl::context>> make_tls_context(TlsRole role, TlsSettings settings) {
+    auto& keys = settings.keys;
+    bool certificates = settings.identity && settings.pins;
+    if (keys.empty() && !certificates)
+        return fail(make_error("TLS: neither a shared key nor an identity and the peers it accepts"));
     std::shared_ptr<PskContext> pc;
     try {
         pc = std::make_shared<PskContext>(role == TlsRole::client ? ssl::context::tls_client : ssl::context::tls_server);
     } catch (const std::exception& e) {
         return fail(make_error(fmt::format("TLS: cannot make a context: {}", e.what())));
     }
+    pc->role = role;
+    pc->pins = settings.pins;
+    // A client showing its certificate offers no key: it authenticates one
+    // way only, the one its server was pinned with.
+    if (role == TlsRole::client && certificates) keys.clear();
     for (auto& k : keys) pc->identities.push_back(psk_identity(k));
     pc->keys = std::move(keys);
     SSL_CTX* ctx = pc->ctx.native_handle();
@@ -135,22 +205,70 @@ Result<std::shared_ptr<ssl::context>> make_psk_context(TlsRole role, std::vector
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_num_tickets(ctx, 0);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    if (settings.identity) {
+        const auto& id = *settings.identity;
+        BIO* cb = BIO_new_mem_buf(id.cert_pem.data(), static_cast<int>(id.cert_pem.size()));
+        X509* cert = cb ? PEM_read_bio_X509(cb, nullptr, nullptr, nullptr) : nullptr;
+        BIO* kb = BIO_new_mem_buf(id.key_pem.data(), static_cast<int>(id.key_pem.size()));
+        EVP_PKEY* key = kb ? PEM_read_bio_PrivateKey(kb, nullptr, nullptr, nullptr) : nullptr;
+        bool loaded = cert && key && SSL_CTX_use_certificate(ctx, cert) == 1 && SSL_CTX_use_PrivateKey(ctx, key) == 1 &&
+                      SSL_CTX_check_private_key(ctx) == 1;
+        X509_free(cert);
+        EVP_PKEY_free(key);
+        BIO_free(cb);
+        BIO_free(kb);
+        if (!loaded) return fail(make_error("TLS: cannot use the identity's certificate and key: " + openssl_errors()));
+    }
+    // Without pins no certificate passes: a server that shows one instead
+    // of using the key fails verification.
+    SSL_CTX_set_cert_verify_callback(ctx, verify_pinned, pc.get());
     if (role == TlsRole::client) {
-        // No trust anchors: a server that shows a certificate instead of
-        // using the key fails verification.
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-        SSL_CTX_set_psk_use_session_callback(ctx, use_psk);
+        if (!pc->keys.empty()) SSL_CTX_set_psk_use_session_callback(ctx, use_psk);
     } else {
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+        SSL_CTX_set_verify(ctx, certificates ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_NONE, nullptr);
         SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);  // AES-GCM: in hardware on most CPUs
-        SSL_CTX_set_psk_find_session_callback(ctx, find_psk);
+        if (!pc->keys.empty()) SSL_CTX_set_psk_find_session_callback(ctx, find_psk);
     }
     return std::shared_ptr<ssl::context>(pc, &pc->ctx);
 }
 
 void TlsPeer::attach(SSL* ssl) { SSL_set_ex_data(ssl, peer_index(), this); }
 
-bool established(SSL* ssl) { return SSL_version(ssl) == TLS1_3_VERSION && SSL_session_reused(ssl) == 1; }
+bool established(SSL* ssl, const TlsPeer* peer) {
+    if (SSL_version(ssl) != TLS1_3_VERSION) return false;
+    if (SSL_session_reused(ssl) == 1) return true;  // an external PSK: the only sessions resumed
+    return peer && peer->cert_accepted && SSL_get0_peer_certificate(ssl) != nullptr &&
+           SSL_get_verify_result(ssl) == X509_V_OK;
+}
+
+std::string peer_identity(SSL* ssl, const TlsPeer& peer) {
+    if (SSL_session_reused(ssl) == 1) return fmt::format("shared key '{}'", peer.offered_identity);
+    if (peer.cert_name.empty()) return fmt::format("certificate {}", format_node_id(peer.fingerprint));
+    return fmt::format("certificate {} ('{}')", format_node_id(peer.fingerprint), peer.cert_name);
+}
+
+Result<SharedKey> exported_proof_key(SSL* ssl) {
+    static constexpr std::string_view kLabel = "EXPORTER-intermezzo-proof-key";
+    SharedKey key;
+    key.bytes.resize(kKeyBytes);
+    if (SSL_export_keying_material(ssl, reinterpret_cast<unsigned char*>(key.bytes.data()), key.bytes.size(),
+                                   kLabel.data(), kLabel.size(), nullptr, 0, 0) != 1)
+        return fail(make_error("TLS: cannot export keying material: " + openssl_errors()));
+    return key;
+}
+
+void PeerPins::replace(std::map<std::string, std::string> allowed) {
+    std::lock_guard lock(mu_);
+    allowed_ = std::move(allowed);
+}
+
+std::optional<std::string> PeerPins::name_of(const std::string& fingerprint) const {
+    std::lock_guard lock(mu_);
+    auto it = allowed_.find(fingerprint);
+    if (it == allowed_.end()) return std::nullopt;
+    return it->second;
+}
 
 std::string tls_summary(SSL* ssl) {
     const SSL_CIPHER* c = SSL_get_current_cipher(ssl);
@@ -164,6 +282,7 @@ bool looks_like_tls(std::string_view head) {
 }
 
 std::string failure_reason(const boost::system::error_code& ec, const TlsPeer* peer, TlsRole role) {
+    if (peer && !peer->cert_problem.empty()) return "TLS refused: " + peer->cert_problem;
     if (role == TlsRole::server && peer) {
         if (!peer->offered_identity.empty() && !peer->identity_known)
             return fmt::format("TLS refused: the client offered shared key '{}', which this server does not hold "
@@ -192,6 +311,16 @@ std::string failure_reason(const boost::system::error_code& ec, const TlsPeer* p
                 return fmt::format("TLS refused: the server did not use the shared key and showed a certificate "
                                    "that is not trusted ({})",
                                    detail);
+            case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+            case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+            case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+            case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+            case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+                if (role == TlsRole::client)
+                    return fmt::format("TLS refused by the server: it does not accept our certificate ({})", detail);
+                break;
+            case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+                return fmt::format("TLS refused: the client offered no shared key and showed no certificate ({})", detail);
             case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE:
             case SSL_R_TLSV1_ALERT_DECRYPT_ERROR:
             case SSL_R_SSLV3_ALERT_ILLEGAL_PARAMETER:

@@ -177,5 +177,85 @@ TEST_F(Tls, AnAgentWithAnotherKeyIsRefusedAndTheHonestOneServed) {
     intruder.stop();
 }
 
+// `PROGRAM identity new DIR`: the node ID it printed.
+std::string new_identity(const std::string& program, const fs::path& dir) {
+    auto r = run_process({bin_path(program).string(), "identity", "new", dir.string()});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    auto at = r.out.find("node ID: ");
+    if (at == std::string::npos) {
+        ADD_FAILURE() << "no node ID in: " << r.out;
+        return {};
+    }
+    auto id = r.out.substr(at + 9);
+    while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+    // identity show prints the same ID.
+    auto shown = run_process({bin_path(program).string(), "identity", "show", dir.string()});
+    EXPECT_EQ(shown.out, id + "\n");
+    return id;
+}
+
+// Per-node identities, end to end: the agent pins the server's node ID, the
+// server allows the agent's; both files are private. An agent whose
+// certificate is not allowed, and one that pins another node ID, are each
+// refused with their own message; the allowed agent is served throughout.
+TEST_F(Tls, AgentsAndServersAuthenticateByPinnedCertificates) {
+    TempDir ids("e2e-tls-ids");
+    auto server_id = new_identity("izreplicate", ids.path() / "server");
+    auto agent_id = new_identity("izwatch", ids.path() / "agent");
+    auto stranger_id = new_identity("izwatch", ids.path() / "stranger");
+    ASSERT_EQ(server_id.size(), 64u);  // 52 digits in 13 groups of 4
+    for (auto* f : {"node.key", "node.crt"})
+        EXPECT_EQ(fs::status(ids.path() / "agent" / f).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+    // A second `identity new` never overwrites.
+    EXPECT_NE(run_process({bin_path("izwatch").string(), "identity", "new", (ids.path() / "agent").string()}).exit_code, 0);
+    write_file(ids.path() / "allowed", fmt::format("# agents of this test\n{}\n", agent_id));
+    server_->start({"--identity", (ids.path() / "server").string(), "--allowed-agents", (ids.path() / "allowed").string()});
+    EXPECT_NE(server_->log().find("node ID: " + server_id), std::string::npos);
+
+    auto pinned = server_->endpoint() + "@" + server_id;
+    auto r = agent_->start({pinned}, {"--identity", (ids.path() / "agent").string()});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    every_operation(agent_->dir());
+    sync_ok();
+    expect_converged();
+    EXPECT_NE(server_->log().find("authenticated by certificate " + agent_id + " over TLSv1.3"), std::string::npos)
+        << tail(server_->log());
+
+    // A certificate the server does not allow.
+    AgentHost stranger(*agent_ns_, key_, "e2e-tls-stranger");
+    write_file(stranger.dir() / "secret", "must not arrive\n");
+    r = stranger.start({pinned}, {"--identity", (ids.path() / "stranger").string(), "--fileset", "other"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(eventually([&] {
+        return server_->log().find("the agent's certificate " + stranger_id + " is not among the allowed agents") !=
+               std::string::npos;
+    })) << tail(server_->log());
+    EXPECT_TRUE(eventually([&] {
+        auto s = stranger.status();
+        return s["servers"][0].value("last_error", "").find("does not accept our certificate") != std::string::npos;
+    })) << stranger.status().dump();
+    stranger.stop();
+
+    // An agent pinning another node ID (its own, say) refuses the server.
+    AgentHost wary(*agent_ns_, key_, "e2e-tls-wary");
+    r = wary.start({server_->endpoint() + "@" + stranger_id},
+                   {"--identity", (ids.path() / "agent").string(), "--fileset", "wary", "--agent-id", "wary"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(eventually([&] {
+        auto s = wary.status();
+        return s["servers"][0].value("last_error", "").find("the server's certificate is " + server_id +
+                                                             ", not the one pinned for it") != std::string::npos;
+    })) << wary.status().dump();
+    wary.stop();
+    EXPECT_FALSE(fs::exists(server_->replica("other")));
+    EXPECT_FALSE(fs::exists(server_->replica("wary")));
+
+    // The allowed agent is still served; and agents with the shared key too
+    // (the server takes both).
+    write_file(agent_->dir() / "after", "later\n");
+    sync_ok();
+    expect_converged();
+}
+
 }  // namespace
 }  // namespace iz::test::e2e

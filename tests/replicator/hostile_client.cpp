@@ -44,7 +44,7 @@ Result<WireClient> WireClient::connect(uint16_t port, const replicator::SharedKe
     ::setsockopt(c->fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     ERR_clear_error();
     if (SSL_connect(c->ssl_) != 1) return fail(make_error("TLS handshake failed"));
-    if (!replicator::established(c->ssl_)) return fail(make_error("TLS session not authenticated by the key"));
+    if (!replicator::established(c->ssl_, nullptr)) return fail(make_error("TLS session not authenticated by the key"));
     ::fcntl(c->fd_, F_SETFL, ::fcntl(c->fd_, F_GETFL) | O_NONBLOCK);
     return c;
 }

@@ -48,6 +48,9 @@ struct ShipperOptions {
     std::string agent_id;
     std::vector<ServerEndpoint> servers;
     std::filesystem::path key_file;
+    // This agent's identity (node.key, node.crt): shown to the servers
+    // pinned by node ID (ServerEndpoint::fingerprint), which need no key.
+    std::filesystem::path identity_dir;
 
     // Called on the shipper's network thread for every conflict a server
     // reports. Keep it short (e.g. append an Op::conflict record); it must
