@@ -228,12 +228,18 @@ Result<std::shared_ptr<ssl::context>> make_tls_context(TlsRole role, TlsSettings
     } else {
         SSL_CTX_set_verify(ctx, certificates ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_NONE, nullptr);
         SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);  // AES-GCM: in hardware on most CPUs
+        // OpenSSL counts an external PSK as a resumed session, and refuses
+        // one on a server that verifies peers unless sessions have a context.
+        static constexpr unsigned char kSessionContext[] = "intermezzo";
+        SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof kSessionContext - 1);
         if (!pc->keys.empty()) SSL_CTX_set_psk_find_session_callback(ctx, find_psk);
     }
     return std::shared_ptr<ssl::context>(pc, &pc->ctx);
 }
 
 void TlsPeer::attach(SSL* ssl) { SSL_set_ex_data(ssl, peer_index(), this); }
+
+void TlsPeer::detach(SSL* ssl) { SSL_set_ex_data(ssl, peer_index(), nullptr); }
 
 bool established(SSL* ssl, const TlsPeer* peer) {
     if (SSL_version(ssl) != TLS1_3_VERSION) return false;

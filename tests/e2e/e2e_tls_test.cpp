@@ -250,11 +250,19 @@ TEST_F(Tls, AgentsAndServersAuthenticateByPinnedCertificates) {
     EXPECT_FALSE(fs::exists(server_->replica("other")));
     EXPECT_FALSE(fs::exists(server_->replica("wary")));
 
-    // The allowed agent is still served; and agents with the shared key too
-    // (the server takes both).
+    // The allowed agent is still served; and an agent with the shared key
+    // too (the server takes both).
     write_file(agent_->dir() / "after", "later\n");
     sync_ok();
     expect_converged();
+    AgentHost keyed(*agent_ns_, key_, "e2e-tls-keyed");
+    write_file(keyed.dir() / "by-key", "shared key\n");
+    r = keyed.start({server_->endpoint()}, {"--fileset", "keyed", "--agent-id", "keyed"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto synced = keyed.sync();
+    EXPECT_EQ(synced.exit_code, 0) << synced.err << keyed.status().dump();
+    EXPECT_EQ(read_file(server_->replica("keyed") / "by-key"), "shared key\n");
+    keyed.stop();
 }
 
 }  // namespace

@@ -14,6 +14,8 @@
 
 #include "replicator/wire/tls.hpp"
 
+#include <boost/asio/ssl/error.hpp>
+
 #include <cerrno>
 #include <utility>
 
@@ -31,20 +33,33 @@ WireClient::WireClient(WireClient&& o) noexcept
     : fd_(std::exchange(o.fd_, -1)), ssl_(std::exchange(o.ssl_, nullptr)), ctx_(std::move(o.ctx_)) {}
 
 Result<WireClient> WireClient::connect(uint16_t port, const replicator::SharedKey& key) {
-    auto c = connect_plain(port);
-    if (!c) return c;
     auto ctx = replicator::make_psk_context(replicator::TlsRole::client, {key});
     if (!ctx) return fail(ctx.error());
-    c->ctx_ = *ctx;
-    c->ssl_ = SSL_new((*ctx)->native_handle());
+    return connect_tls(port, *ctx, (*ctx)->native_handle());
+}
+
+Result<WireClient> WireClient::connect_tls(uint16_t port, std::shared_ptr<void> context, SSL_CTX* ctx) {
+    auto c = connect_plain(port);
+    if (!c) return c;
+    c->ctx_ = std::move(context);
+    c->ssl_ = SSL_new(ctx);
     if (!c->ssl_ || SSL_set_fd(c->ssl_, c->fd_) != 1) return fail(make_error("SSL_new/SSL_set_fd failed"));
+    replicator::TlsPeer peer;
+    peer.attach(c->ssl_);
     // The handshake blocks (with a timeout on the socket); then the socket
     // goes non-blocking and reads wait in poll.
     timeval tv{5, 0};
     ::setsockopt(c->fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     ERR_clear_error();
-    if (SSL_connect(c->ssl_) != 1) return fail(make_error("TLS handshake failed"));
-    if (!replicator::established(c->ssl_, nullptr)) return fail(make_error("TLS session not authenticated by the key"));
+    int rc = SSL_connect(c->ssl_);
+    replicator::TlsPeer::detach(c->ssl_);
+    if (rc != 1) {
+        unsigned long e = ERR_peek_error();
+        boost::system::error_code ec(static_cast<int>(e), boost::asio::error::get_ssl_category());
+        ERR_clear_error();
+        return fail(make_error(replicator::failure_reason(ec, &peer, replicator::TlsRole::client)));
+    }
+    if (!replicator::established(c->ssl_, &peer)) return fail(make_error("TLS session not authenticated"));
     ::fcntl(c->fd_, F_SETFL, ::fcntl(c->fd_, F_GETFL) | O_NONBLOCK);
     return c;
 }

@@ -29,6 +29,9 @@ public:
     // Connects to 127.0.0.1:port and makes a TLS session with `key` (the
     // client context the agent uses).
     static Result<WireClient> connect(uint16_t port, const replicator::SharedKey& key);
+    // The same with any client context (e.g. a certificate and a pin).
+    // A refusal's error says why, as the agent would.
+    static Result<WireClient> connect_tls(uint16_t port, std::shared_ptr<void> context, SSL_CTX* ctx);
     // Connects to 127.0.0.1:port and speaks in the clear.
     static Result<WireClient> connect_plain(uint16_t port);
 
@@ -50,6 +53,7 @@ public:
                                                  const std::string& fileset);
 
     int fd() const { return fd_; }
+    SSL* ssl() const { return ssl_; }
 
 private:
     explicit WireClient(int fd) : fd_(fd) {}

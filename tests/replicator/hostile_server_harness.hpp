@@ -68,6 +68,8 @@ public:
     }
 
     uint16_t port() const { return server_->port(); }
+    // What SIGHUP does.
+    void reload() { server_->reload(); }
     fs::path root() const { return dir_.path() / "root"; }
     fs::path fileset_root(const std::string& fileset) const { return root() / fileset; }
     fs::path canary() const { return dir_.path() / "canary"; }

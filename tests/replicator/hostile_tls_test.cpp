@@ -11,6 +11,8 @@
 #include <fmt/format.h>
 
 #include "hostile_server_harness.hpp"
+#include "allowed_agents.hpp"
+#include "replicator/wire/identity.hpp"
 #include "replicator/wire/tls.hpp"
 
 namespace iz::test {
@@ -20,7 +22,9 @@ namespace proto = replicator::proto;
 
 // Whether an honest client still gets through (and is welcomed).
 void expect_honest_client_served(const ServerHarness& server) {
-    auto c = server.connect();
+    auto r = WireClient::connect(server.port(), server.key);
+    ASSERT_TRUE(r) << r.error().message << "\n" << server.all_logs();
+    auto& c = *r;
     auto w = c.handshake(server.key, "agent-ok", "fs1");
     EXPECT_TRUE(w) << (w ? "" : w.error().message) << "\n" << server.all_logs();
 }
@@ -120,6 +124,187 @@ TEST(HostileTls, TheServerLogsTheKeyVersionAndCipherOfASession) {
     EXPECT_TRUE(server.eventually_logged(fmt::format("authenticated by shared key '{}' over TLSv1.3 TLS_AES_128_GCM_SHA256",
                                                      replicator::psk_identity(server.key))))
         << server.all_logs();
+}
+
+}  // namespace
+}  // namespace iz::test
+
+namespace iz::test {
+namespace {
+
+namespace repl = replicator;
+
+// A server with its own identity, allowing the agents named in a file.
+class CertificateTls : public ::testing::Test {
+protected:
+    CertificateTls() {
+        server_id = must(repl::new_identity(ids / "server", "server"));
+        agent_id = must(repl::new_identity(ids / "agent", "agent"));
+        allow({agent_id});
+    }
+
+    static repl::NodeIdentity must(Result<repl::NodeIdentity> r) {
+        if (!r) throw std::runtime_error(r.error().message);
+        return std::move(*r);
+    }
+
+    // Writes the allowed agents file: each identity's node ID, with a name
+    // where one is given.
+    void allow(const std::vector<repl::NodeIdentity>& agents, const std::vector<std::string>& names = {}) {
+        std::string text = "# allowed\n";
+        for (size_t i = 0; i < agents.size(); ++i)
+            text += repl::format_node_id(agents[i].fingerprint) + (i < names.size() ? " " + names[i] : "") + "\n";
+        write_file(ids / "allowed", text);
+    }
+
+    std::unique_ptr<ServerHarness> start_server() {
+        return std::make_unique<ServerHarness>([&](repl::ServerOptions& o) {
+            o.identity = server_id;
+            o.allowed_agents_file = ids / "allowed";
+            auto allowed = repl::read_allowed_agents(o.allowed_agents_file);
+            if (!allowed) throw std::runtime_error(allowed.error().message);
+            o.allowed_agents = std::make_shared<repl::PeerPins>(std::move(*allowed));
+        });
+    }
+
+    // Connects showing `who`'s certificate and pinning `pinned` (default:
+    // the server's).
+    Result<WireClient> connect_as(const ServerHarness& server, const repl::NodeIdentity& who,
+                                  const repl::NodeIdentity* pinned = nullptr) {
+        auto pins = std::make_shared<repl::PeerPins>(
+            std::map<std::string, std::string>{{(pinned ? *pinned : server_id).fingerprint, ""}});
+        auto ctx = repl::make_tls_context(repl::TlsRole::client, repl::TlsSettings{{}, who, pins});
+        if (!ctx) return fail(ctx.error());
+        return WireClient::connect_tls(server.port(), *ctx, (*ctx)->native_handle());
+    }
+
+    // The protocol's handshake inside a certificate session: the proofs
+    // are keyed by the TLS exporter.
+    Result<proto::Welcome> handshake(WireClient& c, const std::string& agent, const std::string& fileset) {
+        auto key = repl::exported_proof_key(c.ssl());
+        if (!key) return fail(key.error());
+        return c.handshake(*key, agent, fileset);
+    }
+
+    TempDir ids{"tls-ids"};
+    repl::NodeIdentity server_id, agent_id;
+};
+
+TEST_F(CertificateTls, AnAllowedAgentIsServedAndTheLogNamesItsNodeId) {
+    auto server = start_server();
+    auto c = connect_as(*server, agent_id);
+    ASSERT_TRUE(c) << c.error().message << "\n" << server->all_logs();
+    auto w = handshake(*c, "agent-a", "fs1");
+    ASSERT_TRUE(w) << w.error().message << "\n" << server->all_logs();
+    EXPECT_TRUE(server->eventually_logged(fmt::format("authenticated by certificate {} over TLSv1.3",
+                                                      repl::format_node_id(agent_id.fingerprint))))
+        << server->all_logs();
+    // The shared key still works beside certificates.
+    expect_honest_client_served(*server);
+}
+
+TEST_F(CertificateTls, AnUnknownCertificateIsRefusedByItsNodeId) {
+    auto stranger = must(repl::new_identity(ids / "stranger", "stranger"));
+    auto server = start_server();
+    auto c = connect_as(*server, stranger);
+    // TLS 1.3: the client is done before the server has checked it.
+    if (c) EXPECT_FALSE(handshake(*c, "agent-a", "fs1"));
+    EXPECT_TRUE(server->eventually_logged(fmt::format("the agent's certificate {} is not among the allowed agents",
+                                                      repl::format_node_id(stranger.fingerprint))))
+        << server->all_logs();
+    EXPECT_FALSE(fs::exists(server->fileset_root("fs1")));
+    expect_honest_client_served(*server);
+}
+
+TEST_F(CertificateTls, AnExpiredOrNotYetValidCertificateIsRefusedSayingSo) {
+    using namespace std::chrono;
+    auto expired = must(repl::new_identity(ids / "expired", "old", {-hours(48), -hours(24)}));
+    auto future = must(repl::new_identity(ids / "future", "new", {hours(24), hours(48)}));
+    allow({agent_id, expired, future});
+    auto server = start_server();
+    for (auto* who : {&expired, &future}) {
+        auto c = connect_as(*server, *who);
+        if (c) EXPECT_FALSE(handshake(*c, "agent-a", "fs1"));
+    }
+    EXPECT_TRUE(server->eventually_logged(
+        fmt::format("the agent's certificate {} expired on", repl::format_node_id(expired.fingerprint))))
+        << server->all_logs();
+    EXPECT_TRUE(server->eventually_logged(
+        fmt::format("the agent's certificate {} is not valid before", repl::format_node_id(future.fingerprint))))
+        << server->all_logs();
+    EXPECT_FALSE(fs::exists(server->fileset_root("fs1")));
+    auto c = connect_as(*server, agent_id);
+    ASSERT_TRUE(c);
+    EXPECT_TRUE(handshake(*c, "agent-a", "fs1"));
+}
+
+TEST_F(CertificateTls, TheAgentRefusesAServerThatIsNotTheOnePinned) {
+    auto other = must(repl::new_identity(ids / "other", "other"));
+    auto server = start_server();
+    auto c = connect_as(*server, agent_id, &other);
+    ASSERT_FALSE(c);
+    EXPECT_NE(c.error().message.find(fmt::format("the server's certificate is {}, not the one pinned for it",
+                                                 repl::format_node_id(server_id.fingerprint))),
+              std::string::npos)
+        << c.error().message;
+}
+
+TEST_F(CertificateTls, ACertificateBoundToAnAgentIdCannotUseAnother) {
+    allow({agent_id}, {"agent-a"});
+    auto server = start_server();
+    {
+        auto c = connect_as(*server, agent_id);
+        ASSERT_TRUE(c);
+        EXPECT_FALSE(handshake(*c, "agent-b", "fs1"));
+    }
+    EXPECT_TRUE(server->eventually_logged("agent id 'agent-b' is not the name its certificate")) << server->all_logs();
+    auto c = connect_as(*server, agent_id);
+    ASSERT_TRUE(c);
+    EXPECT_TRUE(handshake(*c, "agent-a", "fs1"));
+}
+
+// SIGHUP: the file is read again; a session whose certificate is no longer
+// allowed is dropped, one still allowed goes on undisturbed.
+TEST_F(CertificateTls, AReloadDropsOnlyTheSessionsNoLongerAllowed) {
+    auto second = must(repl::new_identity(ids / "second", "second"));
+    allow({agent_id, second});
+    auto server = start_server();
+    auto kept = connect_as(*server, agent_id);
+    auto gone = connect_as(*server, second);
+    ASSERT_TRUE(kept && gone);
+    ASSERT_TRUE(handshake(*kept, "agent-a", "fs1"));
+    ASSERT_TRUE(handshake(*gone, "agent-b", "fs1"));
+    allow({agent_id});
+    server->reload();
+    std::string why;
+    EXPECT_TRUE(gone->wait_closed(5s, &why));
+    EXPECT_NE(why.find("no longer among the allowed agents"), std::string::npos) << why;
+    ASSERT_TRUE(kept->send(proto::Ping{7}));
+    auto pong = kept->receive();
+    ASSERT_TRUE(pong) << pong.error().message << "\n" << server->all_logs();
+    EXPECT_EQ(std::get<proto::Pong>(*pong).id, 7u);
+    // And the one dropped cannot come back.
+    auto again = connect_as(*server, second);
+    if (again) EXPECT_FALSE(handshake(*again, "agent-b", "fs1"));
+}
+
+TEST(AllowedAgents, AFileWithAMistakeIsRefusedNamingTheLine) {
+    TempDir dir("allowed");
+    write_file(dir / "a", "# ok\n\nMFRG-GZDF\n");
+    auto r = replicator::read_allowed_agents(dir / "a");
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find(":3: node ID"), std::string::npos) << r.error().message;
+    auto id = replicator::format_node_id(std::string(32, '\x11'));
+    write_file(dir / "b", id + " bad/name\n");
+    r = replicator::read_allowed_agents(dir / "b");
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find(":1: invalid agent id 'bad/name'"), std::string::npos) << r.error().message;
+    write_file(dir / "c", id + " agent-a # a comment\n" + replicator::format_node_id(std::string(32, '\x22')) + "\n");
+    r = replicator::read_allowed_agents(dir / "c");
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->size(), 2u);
+    EXPECT_EQ(r->at(std::string(32, '\x11')), "agent-a");
+    EXPECT_EQ(r->at(std::string(32, '\x22')), "");
 }
 
 }  // namespace

@@ -94,6 +94,8 @@ struct TlsPeer {
     std::string cert_name;         // the name it is allowed under
     // Attaches this record to `ssl`; it must outlive the handshake.
     void attach(SSL* ssl);
+    // Forgets whichever record is attached to `ssl`.
+    static void detach(SSL* ssl);
 };
 
 // After a successful handshake: whether one of the keys, or a pinned
