@@ -26,6 +26,8 @@ void fields_of_server(S& s, F&& f) {
     f("conflicts", s.conflicts);
     f("rejected", s.rejected);
     f("last_error", s.last_error);
+    f("peer", s.peer);
+    f("tls", s.tls);
 }
 
 // The last run's keys follow `runs`, and are walked only when it is

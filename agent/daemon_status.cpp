@@ -26,7 +26,9 @@ AgentStatus DaemonImpl::status() const {
                                .wire_bytes_sent = srv.wire_bytes_sent,
                                .conflicts = srv.conflicts,
                                .rejected = std::move(rejected),
-                               .last_error = srv.last_error});
+                               .last_error = srv.last_error,
+                               .peer = srv.peer,
+                               .tls = srv.tls});
         }
     AgentStatus st{
         .dir = opts_.dir,

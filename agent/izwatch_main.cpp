@@ -172,7 +172,10 @@ std::string human(const AgentStatus& s) {
     }
     for (auto& srv : s.servers)
         out += fmt::format("  server {}: {} (acked LSN {}, {} records and {} behind; sent {} of file data as {}){}\n",
-                           srv.endpoint, srv.connected ? "connected" : "not connected",
+                           srv.endpoint,
+                           !srv.connected     ? "not connected"
+                           : srv.tls.empty() ? "connected"
+                                             : fmt::format("connected over {} to {}", srv.tls, srv.peer),
                            srv.acked_lsn, srv.records_behind,
                            human_bytes(srv.bytes_behind),
                            human_bytes(srv.data_bytes_sent),

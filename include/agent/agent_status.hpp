@@ -35,6 +35,10 @@ struct AgentStatus {
         uint64_t conflicts = 0;
         std::vector<Rejected> rejected;
         std::string last_error;  // "" when none
+        // While connected: how the server proved itself, and the TLS
+        // version and cipher ("" when not connected).
+        std::string peer;
+        std::string tls;
         bool operator==(const Server&) const = default;
     };
 

@@ -141,15 +141,20 @@ void ServerLink::on_connected() {
         if (!established(ssl, peer.get()))
             return self->lost("TLS refused: the session was authenticated by neither the shared key nor the pinned "
                               "certificate");
+        std::string identity;
         if (SSL_session_reused(ssl) == 1) {
             self->proof_key_ = self->key_;
-            self->peer_identity_ = fmt::format("shared key '{}'", psk_identity(self->key_));
+            identity = fmt::format("shared key '{}'", psk_identity(self->key_));
         } else {
             // No shared key: the proofs inside are keyed by the session itself.
             auto key = exported_proof_key(ssl);
             if (!key) return self->lost(key.error().message);
             self->proof_key_ = std::move(*key);
-            self->peer_identity_ = fmt::format("server certificate {}", format_node_id(peer->fingerprint));
+            identity = fmt::format("server certificate {}", format_node_id(peer->fingerprint));
+        }
+        {
+            std::lock_guard lock(self->mu_);
+            self->peer_identity_ = std::move(identity);
         }
         self->on_tls_up();
     });
@@ -642,6 +647,10 @@ ServerStatus ServerLink::status() const {
     s.bytes_behind = (sent_bytes_ - acked_bytes_) + pending_bytes_;
     s.data_bytes_sent = total_data_bytes_.load(std::memory_order_relaxed);
     s.wire_bytes_sent = total_wire_bytes_;
+    if (connected_) {
+        s.peer = peer_identity_;
+        s.tls = tls_summary_;
+    }
     s.conflicts = conflicts_;
     s.rejected.assign(rejected_.begin(), rejected_.end());
     return s;

@@ -70,7 +70,9 @@ AgentStatus filled() {
                          .wire_bytes_sent = 26,
                          .conflicts = 27,
                          .rejected = {{.lsn = 28, .path = "a/b", .error = "too long"}, {.lsn = 29, .path = "c", .error = "no"}},
-                         .last_error = "reset by peer"});
+                         .last_error = "reset by peer",
+                         .peer = "shared key 'iz-psk1-0011223344556677'",
+                         .tls = "TLSv1.3 TLS_AES_128_GCM_SHA256"});
     s.servers.push_back({.endpoint = "10.0.0.2:7070"});
     s.scrub = {.interval_s = 86400,
                .runs = 30,
@@ -132,7 +134,9 @@ json written_before(const AgentStatus& s) {
                            {"wire_bytes_sent", uint64_t{srv.wire_bytes_sent}},
                            {"conflicts", uint64_t{srv.conflicts}},
                            {"rejected", rejected},
-                           {"last_error", srv.last_error}});
+                           {"last_error", srv.last_error},
+                           {"peer", srv.peer},
+                           {"tls", srv.tls}});
     }
     json j = {
         {"dir", s.dir},

@@ -174,6 +174,8 @@ TEST_F(Tls, AnAgentWithAnotherKeyIsRefusedAndTheHonestOneServed) {
     sync_ok();
     expect_converged();
     EXPECT_FALSE(fs::exists(server_->replica("data") / "secret"));
+    EXPECT_EQ(agent_->status()["servers"][0].value("peer", "").rfind("shared key 'iz-psk1-", 0), 0u)
+        << agent_->status().dump();
     intruder.stop();
 }
 
@@ -220,6 +222,14 @@ TEST_F(Tls, AgentsAndServersAuthenticateByPinnedCertificates) {
     expect_converged();
     EXPECT_NE(server_->log().find("authenticated by certificate " + agent_id + " over TLSv1.3"), std::string::npos)
         << tail(server_->log());
+    // izwatch status names the server's identity, the TLS version and cipher.
+    auto st = agent_->status();
+    EXPECT_EQ(st["servers"][0].value("peer", ""), "server certificate " + server_id) << st.dump();
+    EXPECT_EQ(st["servers"][0].value("tls", ""), "TLSv1.3 TLS_AES_128_GCM_SHA256") << st.dump();
+    auto text = agent_->izwatch("status");
+    EXPECT_NE(text.out.find("connected over TLSv1.3 TLS_AES_128_GCM_SHA256 to server certificate " + server_id),
+              std::string::npos)
+        << text.out << text.err;
 
     // A certificate the server does not allow.
     AgentHost stranger(*agent_ns_, key_, "e2e-tls-stranger");

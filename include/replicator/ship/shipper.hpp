@@ -111,6 +111,10 @@ struct ServerStatus {
     // of every frame sent (after it).
     uint64_t data_bytes_sent = 0;
     uint64_t wire_bytes_sent = 0;
+    // While connected: how the server proved itself ("shared key '…'" or
+    // "server certificate NODE-ID"), and the TLS version and cipher.
+    std::string peer;
+    std::string tls;
 };
 
 // The journal consumer name under which a server's progress is registered.
