@@ -68,6 +68,10 @@ int main(int argc, char** argv) {
     app.add_option("--identity", identity_dir, "this server's identity (see identity new): agents pin its node ID");
     app.add_option("--allowed-agents", allowed_agents_file,
                    "agents accepted by certificate: a file of lines 'NODE-ID [AGENT-ID]' (read again on SIGHUP)");
+    std::string access_file;
+    app.add_option("--access", access_file,
+                   "who may do what with which fileset: lines 'WHO FILESET read-write|send-only|receive-only|none' "
+                   "(read again on SIGHUP; default: every agent may read and write every fileset)");
     app.add_flag("--foreground", foreground, "stay in the foreground and log to stderr (for systemd)");
     app.add_option("--fileset-dir-mode", mode, "per-fileset: ROOT/<fileset>/; root: every fileset in ROOT itself")
         ->check(CLI::IsMember({"per-fileset", "root"}));
@@ -159,6 +163,7 @@ int main(int argc, char** argv) {
     // The daemon runs from "/": relative paths are resolved now.
     o.root = std::filesystem::absolute(root);
     if (!state_dir.empty()) o.state_dir = std::filesystem::absolute(state_dir);
+    if (!access_file.empty()) o.access_file = std::filesystem::absolute(access_file);
     if (!log_file.empty()) log_file = std::filesystem::absolute(log_file).string();
     o.dir_mode = mode == "root" ? FilesetDirMode::root : FilesetDirMode::per_fileset;
     o.threads = threads;

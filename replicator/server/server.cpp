@@ -72,6 +72,11 @@ public:
             if (!rel.empty() && *rel.begin() != ".." && rel != ".") ctx_.reserved_top = rel.begin()->string();
         }
 
+        if (!o.access_file.empty()) {
+            auto access = AccessList::read(o.access_file);
+            if (!access) return fail(access.error());
+            ctx_.access = std::make_shared<const AccessList>(std::move(*access));
+        }
         std::vector<SharedKey> keys;
         if (!o.key.bytes.empty()) keys.push_back(o.key);
         keys.insert(keys.end(), o.other_keys.begin(), o.other_keys.end());
@@ -136,17 +141,25 @@ public:
     // longer allowed (or under another name) are dropped, the others go on.
     void reload() override {
         auto& o = ctx_.options;
-        if (o.allowed_agents_file.empty() || !o.allowed_agents) {
-            spdlog::info("reload: no allowed agents file to read");
-            return;
+        if (!o.access_file.empty()) {
+            auto access = AccessList::read(o.access_file);
+            if (!access) {
+                spdlog::error("reload: {}; the access rules stay as they were", access.error().message);
+            } else {
+                spdlog::info("reload: {} access rules from {}", access->size(), o.access_file.string());
+                std::lock_guard lock(ctx_.access_mu);
+                ctx_.access = std::make_shared<const AccessList>(std::move(*access));
+            }
         }
-        auto allowed = read_allowed_agents(o.allowed_agents_file);
-        if (!allowed) {
-            spdlog::error("reload: {}; the allowed agents stay as they were", allowed.error().message);
-            return;
+        if (!o.allowed_agents_file.empty() && o.allowed_agents) {
+            auto allowed = read_allowed_agents(o.allowed_agents_file);
+            if (!allowed) {
+                spdlog::error("reload: {}; the allowed agents stay as they were", allowed.error().message);
+            } else {
+                spdlog::info("reload: {} allowed agents from {}", allowed->size(), o.allowed_agents_file.string());
+                o.allowed_agents->replace(std::move(*allowed));
+            }
         }
-        spdlog::info("reload: {} allowed agents from {}", allowed->size(), o.allowed_agents_file.string());
-        o.allowed_agents->replace(std::move(*allowed));
         std::set<std::shared_ptr<Session>> sessions;
         {
             std::lock_guard lock(ctx_.mu);

@@ -47,6 +47,9 @@ struct ServerOptions {
     std::shared_ptr<PeerPins> allowed_agents;
     // The file allowed_agents was read from, read again on SIGHUP ("": none).
     std::filesystem::path allowed_agents_file;
+    // Who may do what with which fileset (access.hpp), read at start and on
+    // SIGHUP; "": every agent may read and write every fileset.
+    std::filesystem::path access_file;
     FilesetDirMode dir_mode = FilesetDirMode::per_fileset;
     std::string host_name;  // in conflict copy names; "" means gethostname()
     int threads = 2;

@@ -20,6 +20,7 @@
 #include "replicator/wire/frame_reader.hpp"
 #include "replicator/wire/tls.hpp"
 #include "replicator/fs/replica_trees.hpp"
+#include "access.hpp"
 #include "server.hpp"
 
 namespace iz::replicator {
@@ -42,6 +43,14 @@ struct ServerContext {
     std::shared_ptr<boost::asio::ssl::context> tls;
     std::filesystem::path state_root;
     std::string reserved_top;  // first path component refused on the wire
+
+    // The access rules (null: everyone read-write); replaced on reload.
+    std::shared_ptr<const AccessList> access;
+    std::mutex access_mu;
+    Access access_of(const std::string& fingerprint, const std::string& psk_identity, const std::string& fileset) {
+        std::lock_guard lock(access_mu);
+        return access ? access->of(fingerprint, psk_identity, fileset) : Access::read_write;
+    }
 
     std::mutex mu;
     std::map<std::pair<std::string, std::string>, std::shared_ptr<FilesetSlot>> slots;
@@ -116,6 +125,11 @@ private:
     std::string tls_summary_;  // version and cipher, once established
     std::string peer_identity_;  // the key or certificate it proved itself with
     std::optional<SharedKey> exported_key_;  // keys the proofs when no shared key was used
+    Access access_ = Access::read_write;  // to its fileset, from the access rules
+    // The access rules for this agent and `fileset` (recheck: fileset_).
+    Access current_access(const std::string& fileset);
+    // Drops the connection when its access does not allow `what`; true then.
+    bool refused_by_access(bool sending);
     boost::asio::strand<boost::asio::any_io_executor> strand_;
     boost::asio::steady_timer timer_;
     ServerContext& ctx_;

@@ -135,10 +135,34 @@ void Session::shutdown(std::string reason) {
     asio::post(strand_, [self, reason = std::move(reason)] { self->drop(reason); });
 }
 
+Access Session::current_access(const std::string& fileset) {
+    bool by_key = SSL_session_reused(stream_.native_handle()) == 1;
+    return ctx_.access_of(tls_peer_.cert_accepted ? tls_peer_.fingerprint : "", by_key ? tls_peer_.offered_identity : "",
+                          fileset);
+}
+
+bool Session::refused_by_access(bool sending) {
+    if (sending && access_ == Access::receive_only) {
+        drop(fmt::format("fileset '{}' is receive-only for {}: nothing it sends is applied", fileset_, peer_identity_));
+        return true;
+    }
+    return false;
+}
+
 void Session::recheck() {
     auto self = shared_from_this();
     asio::post(strand_, [self] {
-        if (self->state_ == State::closed || !self->tls_peer_.cert_accepted) return;
+        if (self->state_ == State::closed) return;
+        if (self->state_ == State::ready) {
+            auto access = self->current_access(self->fileset_);
+            if (access == Access::none)
+                return self->drop(fmt::format("{} may no longer use fileset '{}' on this server", self->peer_identity_,
+                                              self->fileset_));
+            if (access != self->access_)
+                spdlog::info("{}: access to fileset '{}' is now {}", self->who(), self->fileset_, access_name(access));
+            self->access_ = access;
+        }
+        if (!self->tls_peer_.cert_accepted) return;
         auto& pins = self->ctx_.options.allowed_agents;
         auto name = pins ? pins->name_of(self->tls_peer_.fingerprint) : std::nullopt;
         auto id = format_node_id(self->tls_peer_.fingerprint);
@@ -270,6 +294,9 @@ void Session::on_hello(const proto::Hello& m) {
     if (tls_peer_.cert_accepted && !tls_peer_.cert_name.empty() && m.agent_id != tls_peer_.cert_name)
         return drop(fmt::format("agent id '{}' is not the name its certificate {} is allowed under ('{}')", m.agent_id,
                                 format_node_id(tls_peer_.fingerprint), tls_peer_.cert_name));
+    access_ = current_access(m.fileset);
+    if (access_ == Access::none)
+        return drop(fmt::format("{} may not use fileset '{}' on this server", peer_identity_, m.fileset));
     agent_ = m.agent_id;
     fileset_ = m.fileset;
     client_nonce_ = m.client_nonce;
@@ -325,6 +352,7 @@ void Session::finish_batch() {
 }
 
 void Session::on_op(const proto::OpMsg& m) {
+    if (refused_by_access(true)) return;
     ApplyResult r;
     {
         std::lock_guard lock(slot_->mu);
@@ -374,6 +402,7 @@ void Session::on_op(const proto::OpMsg& m) {
 // only ever names an LSN that is durable, so one reaching a newer connection
 // of the same agent tells it nothing false.
 void Session::on_commit(const proto::Commit& m) {
+    if (refused_by_access(true)) return;
     {
         std::lock_guard lock(slot_->mu);
         if (slot_->owner != id_) return drop("superseded by a newer connection from the same agent");
@@ -420,6 +449,7 @@ void Session::acknowledge(const std::vector<CommitOutcome>& done) {
 }
 
 void Session::on_hash(const proto::HashRequest& m) {
+    if (refused_by_access(true)) return;
     Result<proto::HashReply> reply = fail(make_error(""));
     {
         std::lock_guard lock(slot_->mu);
@@ -434,6 +464,14 @@ void Session::on_hash(const proto::HashRequest& m) {
 }
 
 void Session::on_tree(const proto::TreeRequest& m) {
+    if (access_ == Access::send_only) {
+        // It gets nothing back: no view of the replica.
+        proto::TreeReply reply;
+        reply.id = m.id;
+        reply.error = fmt::format("fileset '{}' is send-only for {}: the server answers no verification", fileset_,
+                                  peer_identity_);
+        return send(reply);
+    }
     auto self = shared_from_this();
     auto slot = slot_;
     auto& io = static_cast<asio::io_context&>(asio::query(stream_.get_executor(), asio::execution::context));

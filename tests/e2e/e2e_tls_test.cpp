@@ -179,6 +179,29 @@ TEST_F(Tls, AnAgentWithAnotherKeyIsRefusedAndTheHonestOneServed) {
     intruder.stop();
 }
 
+// The access file, end to end: an agent asking for a fileset it may not
+// use is told so naming it, applies nothing, and the other goes on.
+TEST_F(Tls, AFilesetTheAgentMayNotUseIsRefusedNamingIt) {
+    write_file(keys_.path() / "access.conf", "# everyone on data only\n* data read-write\n");
+    server_->start({"--access", (keys_.path() / "access.conf").string()});
+    AgentHost other(*agent_ns_, key_, "e2e-tls-other");
+    write_file(other.dir() / "secret", "must not arrive\n");
+    auto r = other.start({server_->endpoint()}, {"--fileset", "other", "--agent-id", "other"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(eventually([&] {
+        auto s = other.status();
+        return s["servers"][0].value("last_error", "").find("may not use fileset 'other' on this server") !=
+               std::string::npos;
+    })) << other.status().dump();
+    other.stop();
+    EXPECT_FALSE(fs::exists(server_->replica("other")));
+    auto ra = agent_->start({server_->endpoint()});
+    ASSERT_EQ(ra.exit_code, 0) << ra.err;
+    every_operation(agent_->dir());
+    sync_ok();
+    expect_converged();
+}
+
 // `PROGRAM identity new DIR`: the node ID it printed.
 std::string new_identity(const std::string& program, const fs::path& dir) {
     auto r = run_process({bin_path(program).string(), "identity", "new", dir.string()});

@@ -10,7 +10,10 @@
 
 #include <fmt/format.h>
 
+#include <sstream>
+
 #include "hostile_server_harness.hpp"
+#include "access.hpp"
 #include "allowed_agents.hpp"
 #include "replicator/wire/identity.hpp"
 #include "replicator/wire/tls.hpp"
@@ -208,7 +211,9 @@ TEST_F(CertificateTls, AnUnknownCertificateIsRefusedByItsNodeId) {
     auto server = start_server();
     auto c = connect_as(*server, stranger);
     // TLS 1.3: the client is done before the server has checked it.
-    if (c) EXPECT_FALSE(handshake(*c, "agent-a", "fs1"));
+    if (c) {
+        EXPECT_FALSE(handshake(*c, "agent-a", "fs1"));
+    }
     EXPECT_TRUE(server->eventually_logged(fmt::format("the agent's certificate {} is not among the allowed agents",
                                                       repl::format_node_id(stranger.fingerprint))))
         << server->all_logs();
@@ -224,7 +229,9 @@ TEST_F(CertificateTls, AnExpiredOrNotYetValidCertificateIsRefusedSayingSo) {
     auto server = start_server();
     for (auto* who : {&expired, &future}) {
         auto c = connect_as(*server, *who);
-        if (c) EXPECT_FALSE(handshake(*c, "agent-a", "fs1"));
+        if (c) {
+            EXPECT_FALSE(handshake(*c, "agent-a", "fs1"));
+        }
     }
     EXPECT_TRUE(server->eventually_logged(
         fmt::format("the agent's certificate {} expired on", repl::format_node_id(expired.fingerprint))))
@@ -285,7 +292,9 @@ TEST_F(CertificateTls, AReloadDropsOnlyTheSessionsNoLongerAllowed) {
     EXPECT_EQ(std::get<proto::Pong>(*pong).id, 7u);
     // And the one dropped cannot come back.
     auto again = connect_as(*server, second);
-    if (again) EXPECT_FALSE(handshake(*again, "agent-b", "fs1"));
+    if (again) {
+        EXPECT_FALSE(handshake(*again, "agent-b", "fs1"));
+    }
 }
 
 TEST(AllowedAgents, AFileWithAMistakeIsRefusedNamingTheLine) {
@@ -305,6 +314,141 @@ TEST(AllowedAgents, AFileWithAMistakeIsRefusedNamingTheLine) {
     EXPECT_EQ(r->size(), 2u);
     EXPECT_EQ(r->at(std::string(32, '\x11')), "agent-a");
     EXPECT_EQ(r->at(std::string(32, '\x22')), "");
+}
+
+}  // namespace
+}  // namespace iz::test
+
+namespace iz::test {
+namespace {
+
+namespace repl = replicator;
+using proto::OpKind;
+using proto::OpMsg;
+
+// Per fileset and per agent: read-write, send-only, receive-only, none.
+class AccessRules : public ::testing::Test {
+protected:
+    std::unique_ptr<ServerHarness> start_server(const std::string& rules) {
+        write_file(dir / "access.conf", rules);
+        return std::make_unique<ServerHarness>([&](repl::ServerOptions& o) { o.access_file = dir / "access.conf"; });
+    }
+
+    // The rules for the harness's key.
+    static std::string key_rules(const std::string& body) {
+        repl::SharedKey k{std::string(repl::kKeyBytes, '\x5c')};  // the harness's key
+        std::string who = "key:" + repl::psk_identity(k);
+        std::string out = "# test rules\n";
+        std::istringstream lines(body);
+        for (std::string line; std::getline(lines, line);) out += who + " " + line + "\n";
+        return out;
+    }
+
+    static Result<proto::Message> ack_of_a_mkdir(WireClient& c, uint64_t lsn, const std::string& name) {
+        if (!c.send(OpMsg{.lsn = lsn, .kind = OpKind::mkdir, .path = name, .mode = 040755u}) || !c.send(proto::Commit{lsn}))
+            return fail(make_error("cannot send"));
+        return c.receive();
+    }
+
+    static Result<proto::Message> tree_of_root(WireClient& c) {
+        proto::TreeRequest t;
+        t.id = 9;
+        t.fresh = true;
+        if (!c.send(t)) return fail(make_error("cannot send"));
+        return c.receive(10s);
+    }
+
+    TempDir dir{"access"};
+};
+
+TEST_F(AccessRules, AFilesetTheAgentMayNotUseIsRefusedOnceNamingItAndNothingIsApplied) {
+    auto server = start_server(key_rules("fs-rw read-write\nfs-off none"));
+    for (auto* fileset : {"fs-off", "fs-unlisted"}) {
+        auto c = server->connect();
+        auto w = c.handshake(server->key, "agent-a", fileset);
+        ASSERT_FALSE(w) << fileset;
+        EXPECT_NE(w.error().message.find(fmt::format("may not use fileset '{}' on this server", fileset)), std::string::npos)
+            << w.error().message;
+        EXPECT_FALSE(fs::exists(server->fileset_root(fileset))) << fileset;
+    }
+    auto c = server->connect();
+    ASSERT_TRUE(c.handshake(server->key, "agent-a", "fs-rw"));
+    auto ack = ack_of_a_mkdir(c, 1, "d");
+    ASSERT_TRUE(ack) << ack.error().message << server->all_logs();
+    EXPECT_EQ(std::get<proto::Ack>(*ack).lsn, 1u);
+    EXPECT_TRUE(fs::is_directory(server->fileset_root("fs-rw") / "d"));
+    auto tree = tree_of_root(c);
+    ASSERT_TRUE(tree) << tree.error().message;
+    EXPECT_EQ(std::get<proto::TreeReply>(*tree).error, "");
+}
+
+TEST_F(AccessRules, SendOnlyAppliesButAnswersNoVerification) {
+    auto server = start_server(key_rules("fs1 send-only"));
+    auto c = server->connect();
+    ASSERT_TRUE(c.handshake(server->key, "agent-a", "fs1"));
+    auto ack = ack_of_a_mkdir(c, 1, "d");
+    ASSERT_TRUE(ack) << ack.error().message << server->all_logs();
+    EXPECT_EQ(std::get<proto::Ack>(*ack).lsn, 1u);
+    EXPECT_TRUE(fs::is_directory(server->fileset_root("fs1") / "d"));
+    auto tree = tree_of_root(c);
+    ASSERT_TRUE(tree) << tree.error().message;
+    auto& reply = std::get<proto::TreeReply>(*tree);
+    EXPECT_NE(reply.error.find("fileset 'fs1' is send-only"), std::string::npos) << reply.error;
+    EXPECT_FALSE(reply.found);
+    EXPECT_TRUE(reply.children.empty());
+}
+
+TEST_F(AccessRules, ReceiveOnlyAnswersVerificationButAppliesNothing) {
+    auto server = start_server(key_rules("fs1 receive-only"));
+    auto c = server->connect();
+    ASSERT_TRUE(c.handshake(server->key, "agent-a", "fs1"));
+    auto tree = tree_of_root(c);
+    ASSERT_TRUE(tree) << tree.error().message;
+    EXPECT_EQ(std::get<proto::TreeReply>(*tree).error, "");
+    ASSERT_TRUE(c.send(OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = "d", .mode = 040755u}));
+    std::string why;
+    EXPECT_TRUE(c.wait_closed(5s, &why));
+    EXPECT_NE(why.find("fileset 'fs1' is receive-only"), std::string::npos) << why;
+    EXPECT_FALSE(fs::exists(server->fileset_root("fs1") / "d"));
+}
+
+// SIGHUP reads the rules again: a session still allowed goes on, one no
+// longer allowed is dropped naming its fileset.
+TEST_F(AccessRules, AReloadKeepsTheSessionsStillAllowedAndDropsTheOthers) {
+    auto server = start_server(key_rules("fs-a read-write\nfs-b read-write"));
+    auto a = server->connect();
+    auto b = server->connect();
+    ASSERT_TRUE(a.handshake(server->key, "agent-a", "fs-a"));
+    ASSERT_TRUE(b.handshake(server->key, "agent-b", "fs-b"));
+    write_file(dir / "access.conf", key_rules("fs-a read-write\nfs-b none"));
+    server->reload();
+    std::string why;
+    EXPECT_TRUE(b.wait_closed(5s, &why));
+    EXPECT_NE(why.find("may no longer use fileset 'fs-b'"), std::string::npos) << why;
+    auto ack = ack_of_a_mkdir(a, 1, "still");
+    ASSERT_TRUE(ack) << ack.error().message << server->all_logs();
+    EXPECT_EQ(std::get<proto::Ack>(*ack).lsn, 1u);
+}
+
+TEST(AccessFile, AMistakeIsRefusedNamingTheLine) {
+    TempDir dir("access");
+    write_file(dir / "a", "# rules\n* fs1 read-write\n* fs2 write-only\n");
+    auto r = replicator::AccessList::read(dir / "a");
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find(":3: access 'write-only' is not one of"), std::string::npos) << r.error().message;
+    write_file(dir / "b", "* fs1\n");
+    r = replicator::AccessList::read(dir / "b");
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find(":1: expected WHO FILESET ACCESS"), std::string::npos) << r.error().message;
+    // The first matching rule decides; none matching means none.
+    std::string fp(32, '\x42');
+    write_file(dir / "c", replicator::format_node_id(fp) + " fs1 send-only\n* fs1 read-write\nkey:k * receive-only\n");
+    r = replicator::AccessList::read(dir / "c");
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->of(fp, "", "fs1"), replicator::Access::send_only);
+    EXPECT_EQ(r->of("", "k", "fs1"), replicator::Access::read_write);
+    EXPECT_EQ(r->of("", "k", "fs2"), replicator::Access::receive_only);
+    EXPECT_EQ(r->of(fp, "", "fs2"), replicator::Access::none);
 }
 
 }  // namespace
