@@ -30,6 +30,8 @@ void fields_of_server(S& s, F&& f) {
     f("rejected_total", s.rejected_total);
     f("server_errors", s.server_errors);
     f("unacked_age_s", s.unacked_age_s);
+    f("peer", s.peer);
+    f("tls", s.tls);
 }
 
 // The last run's keys follow `runs`, and are walked only when it is

@@ -25,15 +25,13 @@ uint64_t DaemonImpl::replicated_lsn() const {
 // and the shipper re-sends the file's whole content.
 Status DaemonImpl::start_shipper() {
     if (opts_.servers.empty()) return {};
-    if (opts_.key_file.empty())
-        return fail(make_error("--server needs --key KEYFILE (the key the servers were given; make one with "
-                               "'izreplicate keygen KEYFILE')"));
     replicator::ShipperOptions so;
     so.journal_dir = opts_.journal_dir;
     so.watched_root = opts_.dir;
     so.fileset = opts_.fileset;
     so.agent_id = opts_.agent_id;
     so.key_file = opts_.key_file;
+    so.identity_dir = opts_.identity_dir;
     so.compression = opts_.compress == "always" ? replicator::Compression::always
                      : opts_.compress == "never" ? replicator::Compression::never
                                                  : replicator::Compression::adaptive;

@@ -96,7 +96,9 @@ void DaemonImpl::add_shared_status(AgentStatus& st) const {
                                   .reconnects = srv.reconnects,
                                   .rejected_total = srv.rejected_total,
                                   .server_errors = srv.server_errors,
-                                  .unacked_age_s = srv.unacked_age_s});
+                                  .unacked_age_s = srv.unacked_age_s,
+                                  .peer = srv.peer,
+                                  .tls = srv.tls});
         }
     st.scrub = verify_ ? verify_->status() : AgentStatus::Scrub{};
     st.queue_depth = fan_->queued();

@@ -19,12 +19,17 @@
 #include "common/service_notify.hpp"
 #include "common/version.hpp"
 #include "replicator/wire/endpoint.hpp"
+#include "replicator/wire/identity.hpp"
 
 namespace fs = std::filesystem;
 using namespace iz::agent;
 using nlohmann::json;
 
 namespace {
+
+// Where `izwatch identity new` puts the agent's identity, and where start
+// looks for it, unless told otherwise.
+constexpr const char* kDefaultIdentityDir = "/var/lib/intermezzo/identity";
 
 // "90", "90s", "15m", "12h", "7d".
 std::optional<std::chrono::seconds> parse_duration(const std::string& text) {
@@ -114,10 +119,15 @@ int start(WatchOptions opts, bool foreground) {
     if (opts.state_dir.empty()) opts.state_dir = default_state_dir(opts.dir);
     if (opts.fileset.empty()) opts.fileset = default_fileset(opts.dir);
     if (opts.agent_id.empty()) opts.agent_id = default_agent_id();
-    if (!opts.servers.empty() && opts.key_file.empty())
-        return die("--server needs --key KEYFILE (make one with 'izreplicate keygen KEYFILE' and give it to the servers too)");
-    // The daemon runs from "/": a relative key path is resolved now.
+    bool pinned = false, unpinned = false;
+    for (auto& s : opts.servers) (s.find('@') != std::string::npos ? pinned : unpinned) = true;
+    if (unpinned && opts.key_file.empty())
+        return die("--server HOST:PORT needs --key KEYFILE (make one with 'izreplicate keygen KEYFILE' and give it to the "
+                   "servers too), or pin the server's node ID: --server HOST:PORT@NODE-ID");
+    if (pinned && opts.identity_dir.empty()) opts.identity_dir = kDefaultIdentityDir;
+    // The daemon runs from "/": relative paths are resolved now.
     if (!opts.key_file.empty()) opts.key_file = fs::absolute(opts.key_file).string();
+    if (!opts.identity_dir.empty()) opts.identity_dir = fs::absolute(opts.identity_dir).string();
     if (opts.journal_dir.empty()) opts.journal_dir = opts.state_dir / "journal";
     std::error_code ec;
     fs::create_directories(opts.state_dir, ec);
@@ -173,7 +183,10 @@ std::string human(const AgentStatus& s) {
     }
     for (auto& srv : s.servers)
         out += fmt::format("  server {}: {} (acked LSN {}, {} records and {} behind; sent {} of file data as {}){}\n",
-                           srv.endpoint, srv.connected ? "connected" : "not connected",
+                           srv.endpoint,
+                           !srv.connected     ? "not connected"
+                           : srv.tls.empty() ? "connected"
+                                             : fmt::format("connected over {} to {}", srv.tls, srv.peer),
                            srv.acked_lsn, srv.records_behind,
                            human_bytes(srv.bytes_behind),
                            human_bytes(srv.data_bytes_sent),
@@ -330,6 +343,9 @@ int main(int argc, char** argv) {
     start_cmd->add_option("--exclude", opts.excludes, "glob of paths not to journal (repeatable)");
     start_cmd->add_option("--server", opts.servers, "HOST:PORT of an izreplicate server (repeatable)");
     start_cmd->add_option("--key", opts.key_file, "shared key file for the servers");
+    start_cmd->add_option("--identity", opts.identity_dir,
+                          fmt::format("this agent's identity, for servers pinned as HOST:PORT@NODE-ID (default {})",
+                                      kDefaultIdentityDir));
     start_cmd
         ->add_option("--compress", opts.compress,
                      "zstd for shipped data: auto (only while the link to a server cannot keep up), always, never")
@@ -375,10 +391,30 @@ int main(int argc, char** argv) {
     verify_sub->add_flag("--repair", repair, "journal what makes each replica equal (as repair records), then check again");
     verify_sub->add_option("--timeout", verify_timeout_s, "seconds to wait for the server at each step");
     verify_sub->add_flag("--json", as_json, "machine-readable output");
+    std::string identity_dir = kDefaultIdentityDir;
+    auto* identity_cmd = app.add_subcommand("identity", "this agent's own key pair and certificate");
+    identity_cmd->require_subcommand(1);
+    auto* identity_new = identity_cmd->add_subcommand(
+        "new", "make a key and a self-signed certificate in DIR (mode 0600) and print the node ID to allow on servers");
+    identity_new->add_option("DIR", identity_dir, "directory for node.key and node.crt")->capture_default_str();
+    auto* identity_show = identity_cmd->add_subcommand("show", "print the node ID of the identity in DIR");
+    identity_show->add_option("DIR", identity_dir, "directory holding node.key and node.crt")->capture_default_str();
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         return app.exit(e);
+    }
+    if (*identity_new) {
+        auto id = iz::replicator::new_identity(identity_dir, default_agent_id());
+        if (!id) return die(id.error().message);
+        fmt::print("wrote a new identity to {}\nnode ID: {}\n", identity_dir, iz::replicator::format_node_id(id->fingerprint));
+        return 0;
+    }
+    if (*identity_show) {
+        auto id = iz::replicator::load_identity(identity_dir);
+        if (!id) return die(id.error().message);
+        fmt::print("{}\n", iz::replicator::format_node_id(id->fingerprint));
+        return 0;
     }
     if (*start_cmd) {
         auto secs = parse_duration(history);

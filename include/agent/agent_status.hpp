@@ -39,6 +39,10 @@ struct AgentStatus {
         uint64_t rejected_total = 0;
         uint64_t server_errors = 0;
         double unacked_age_s = 0;
+        // While connected: how the server proved itself, and the TLS
+        // version and cipher ("" when not connected).
+        std::string peer;
+        std::string tls;
         bool operator==(const Server&) const = default;
     };
 

@@ -28,6 +28,8 @@ struct WatchOptions {
     std::vector<std::string> excludes;
     std::vector<std::string> servers;
     std::string key_file;
+    // This agent's identity, shown to servers pinned as HOST:PORT@NODE-ID.
+    std::string identity_dir;
     // zstd for shipped data: "auto" (while the link is the bottleneck),
     // "always" or "never".
     std::string compress = "auto";

@@ -1,4 +1,5 @@
-// izreplicate: the replication server, and `izreplicate keygen KEYFILE`.
+// izreplicate: the replication server, `izreplicate keygen KEYFILE`, and
+// `izreplicate identity new|show DIR`.
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -7,8 +8,11 @@
 
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
+#include <vector>
 
 #include "common/daemonize.hpp"
 #include "common/service_notify.hpp"
@@ -16,6 +20,9 @@
 #include "metrics/http_server.hpp"
 #include "replicator/wire/auth.hpp"
 #include "replicator/wire/endpoint.hpp"
+#include "allowed_agents.hpp"
+#include "replicator/wire/identity.hpp"
+#include "replicator/wire/tls.hpp"
 #include "server.hpp"
 
 namespace {
@@ -43,13 +50,33 @@ int main(int argc, char** argv) {
     auto* keygen = app.add_subcommand("keygen", "write a new shared key (32 random bytes, hex, mode 0600)");
     keygen->add_option("KEYFILE", keygen_file, "where to write the key")->required();
 
-    std::string root, listen, key_file, state_dir, mode = "per-fileset", log_file, log_level = "info", host_name;
+    std::string identity_new_dir, identity_show_dir;
+    auto* identity = app.add_subcommand("identity", "this server's own key pair and certificate");
+    identity->require_subcommand(1);
+    auto* identity_new = identity->add_subcommand("new", "make a key and a self-signed certificate in DIR (mode 0600) and "
+                                                          "print the node ID agents pin (--server HOST:PORT@ID)");
+    identity_new->add_option("DIR", identity_new_dir, "directory for node.key and node.crt")->required();
+    auto* identity_show = identity->add_subcommand("show", "print the node ID of the identity in DIR");
+    identity_show->add_option("DIR", identity_show_dir, "directory holding node.key and node.crt")->required();
+
+    std::vector<std::string> key_files;
+    std::string identity_dir, allowed_agents_file;
+    std::string root, listen, state_dir, mode = "per-fileset", log_file, log_level = "info", host_name;
     std::string metrics_at;
     bool foreground = false;
     int threads = 2;
     app.add_option("--root", root, "directory the replicas live in");
     app.add_option("--listen", listen, "ADDR:PORT to accept agents on");
-    app.add_option("--key", key_file, "shared key file (see keygen)");
+    app.add_option("--key", key_files,
+                   "shared key file (see keygen); repeat to accept several keys at once while agents move to a new one")
+        ->take_all();
+    app.add_option("--identity", identity_dir, "this server's identity (see identity new): agents pin its node ID");
+    app.add_option("--allowed-agents", allowed_agents_file,
+                   "agents accepted by certificate: a file of lines 'NODE-ID [AGENT-ID]' (read again on SIGHUP)");
+    std::string access_file;
+    app.add_option("--access", access_file,
+                   "who may do what with which fileset: lines 'WHO FILESET read-write|send-only|receive-only|none' "
+                   "(read again on SIGHUP; default: every agent may read and write every fileset)");
     app.add_flag("--foreground", foreground, "stay in the foreground and log to stderr (for systemd)");
     app.add_option("--fileset-dir-mode", mode, "per-fileset: ROOT/<fileset>/; root: every fileset in ROOT itself")
         ->check(CLI::IsMember({"per-fileset", "root"}));
@@ -76,29 +103,74 @@ int main(int argc, char** argv) {
         return 0;
     }
 
+    if (*identity_new) {
+        char host[256] = {};
+        ::gethostname(host, sizeof host - 1);
+        auto id = new_identity(identity_new_dir, host[0] ? host : "izreplicate");
+        if (!id) {
+            std::fprintf(stderr, "izreplicate: %s\n", id.error().message.c_str());
+            return 1;
+        }
+        std::printf("wrote a new identity to %s\nnode ID: %s\n", identity_new_dir.c_str(),
+                    format_node_id(id->fingerprint).c_str());
+        return 0;
+    }
+    if (*identity_show) {
+        auto id = load_identity(identity_show_dir);
+        if (!id) {
+            std::fprintf(stderr, "izreplicate: %s\n", id.error().message.c_str());
+            return 1;
+        }
+        std::printf("%s\n", format_node_id(id->fingerprint).c_str());
+        return 0;
+    }
+
     auto usage = [&](const std::string& what) {
         std::fprintf(stderr, "izreplicate: %s\nRun with --help for usage.\n", what.c_str());
         return 2;
     };
     if (root.empty()) return usage("--root is required");
     if (listen.empty()) return usage("--listen is required");
-    if (key_file.empty()) return usage("--key is required");
+    if (key_files.empty() && identity_dir.empty())
+        return usage("--key is required (or --identity and --allowed-agents, for agents with certificates)");
+    if (identity_dir.empty() != allowed_agents_file.empty())
+        return usage("--identity and --allowed-agents go together: the server shows its certificate to agents it "
+                     "accepts by theirs");
 
     ServerOptions o;
     auto ep = parse_endpoint(listen);
     if (!ep) return usage(ep.error().message);
     o.listen_host = ep->host;
     o.port = ep->port;
-    auto key = load_key_file(key_file);
-    if (!key) {
-        std::fprintf(stderr, "izreplicate: %s\n", key.error().message.c_str());
-        return 1;
+    for (size_t i = 0; i < key_files.size(); ++i) {
+        auto key = load_key_file(key_files[i]);
+        if (!key) {
+            std::fprintf(stderr, "izreplicate: %s\n", key.error().message.c_str());
+            return 1;
+        }
+        if (i == 0) o.key = *key;
+        else o.other_keys.push_back(*key);
     }
-    o.key = *key;
+    if (!identity_dir.empty()) {
+        auto id = load_identity(identity_dir);
+        if (!id) {
+            std::fprintf(stderr, "izreplicate: %s\n", id.error().message.c_str());
+            return 1;
+        }
+        o.identity = std::move(*id);
+        o.allowed_agents_file = std::filesystem::absolute(allowed_agents_file);
+        auto allowed = read_allowed_agents(o.allowed_agents_file);
+        if (!allowed) {
+            std::fprintf(stderr, "izreplicate: %s\n", allowed.error().message.c_str());
+            return 1;
+        }
+        o.allowed_agents = std::make_shared<PeerPins>(std::move(*allowed));
+    }
     // The daemon runs from "/": relative paths are resolved now.
     o.root = std::filesystem::absolute(root);
     auto root_abs = o.root.string();
     if (!state_dir.empty()) o.state_dir = std::filesystem::absolute(state_dir);
+    if (!access_file.empty()) o.access_file = std::filesystem::absolute(access_file);
     if (!log_file.empty()) log_file = std::filesystem::absolute(log_file).string();
     o.dir_mode = mode == "root" ? FilesetDirMode::root : FilesetDirMode::per_fileset;
     o.threads = threads;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "replicator/wire/event_loop.hpp"
+#include "allowed_agents.hpp"
 #include "server_context.hpp"
 
 namespace iz::replicator {
@@ -73,6 +74,18 @@ public:
             if (!rel.empty() && *rel.begin() != ".." && rel != ".") ctx_.reserved_top = rel.begin()->string();
         }
 
+        if (!o.access_file.empty()) {
+            auto access = AccessList::read(o.access_file);
+            if (!access) return fail(access.error());
+            ctx_.access = std::make_shared<const AccessList>(std::move(*access));
+        }
+        std::vector<SharedKey> keys;
+        if (!o.key.bytes.empty()) keys.push_back(o.key);
+        keys.insert(keys.end(), o.other_keys.begin(), o.other_keys.end());
+        auto tls = make_tls_context(TlsRole::server, TlsSettings{std::move(keys), o.identity, o.allowed_agents});
+        if (!tls) return fail(tls.error());
+        ctx_.tls = *tls;
+
         boost::system::error_code ec;
         auto address = asio::ip::make_address(o.listen_host, ec);
         if (ec) return fail(make_error(fmt::format("listen address '{}' is not an IP address: {}", o.listen_host, ec.message())));
@@ -95,13 +108,11 @@ public:
         if (handle_signals) {
             signals_.add(SIGTERM);
             signals_.add(SIGINT);
-            signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
-                if (ec) return;
-                spdlog::info("signal {}: shutting down", sig);
-                stop();
-            });
+            signals_.add(SIGHUP);
+            wait_signal();
         }
         spdlog::info("serving {} on {}:{}", ctx_.options.root.string(), ctx_.options.listen_host, port_);
+        if (ctx_.options.identity) spdlog::info("this server's node ID: {}", format_node_id(ctx_.options.identity->fingerprint));
         if (serving) serving();
         std::vector<std::thread> threads;
         for (int i = 1; i < std::max(1, ctx_.options.threads); ++i) threads.emplace_back([this] { run_loop(); });
@@ -130,7 +141,54 @@ public:
         ctx_.sessions.clear();
     }
 
+    // Reads the allowed agents again; sessions whose certificate is no
+    // longer allowed (or under another name) are dropped, the others go on.
+    void reload() override {
+        auto& o = ctx_.options;
+        if (!o.access_file.empty()) {
+            auto access = AccessList::read(o.access_file);
+            if (!access) {
+                spdlog::error("reload: {}; the access rules stay as they were", access.error().message);
+            } else {
+                spdlog::info("reload: {} access rules from {}", access->size(), o.access_file.string());
+                std::lock_guard lock(ctx_.access_mu);
+                ctx_.access = std::make_shared<const AccessList>(std::move(*access));
+            }
+        }
+        if (!o.allowed_agents_file.empty() && o.allowed_agents) {
+            auto allowed = read_allowed_agents(o.allowed_agents_file);
+            if (!allowed) {
+                spdlog::error("reload: {}; the allowed agents stay as they were", allowed.error().message);
+            } else {
+                spdlog::info("reload: {} allowed agents from {}", allowed->size(), o.allowed_agents_file.string());
+                o.allowed_agents->replace(std::move(*allowed));
+            }
+        }
+        std::set<std::shared_ptr<Session>> sessions;
+        {
+            std::lock_guard lock(ctx_.mu);
+            sessions = ctx_.sessions;
+        }
+        for (auto& s : sessions) s->recheck();
+    }
+
 private:
+    void wait_signal() {
+        signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+            if (ec) return;
+            if (sig == SIGHUP) {
+                try {
+                    reload();
+                } catch (const std::exception& e) {
+                    spdlog::error("reload: {}", e.what());
+                }
+                return wait_signal();
+            }
+            spdlog::info("signal {}: shutting down", sig);
+            stop();
+        });
+    }
+
     // No exception may end the server: log it and keep serving.
     void run_loop() { run_event_loop(io_, "the server's event loop"); }
 

@@ -15,11 +15,14 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "common/error.hpp"
 #include "replicator/wire/auth.hpp"
 #include "replicator/wire/protocol.hpp"
+#include "replicator/wire/tls.hpp"
 
 namespace iz::replicator {
 
@@ -35,6 +38,19 @@ struct ServerOptions {
     std::string listen_host = "0.0.0.0";
     uint16_t port = 0;  // 0: any free port (see Server::port())
     SharedKey key;
+    // Accepted as well as `key`, so that agents can move to a new key one
+    // by one.
+    std::vector<SharedKey> other_keys;
+    // Per-node identities: this server's certificate, and the agents'
+    // certificates it accepts. An agent may then come with either a key
+    // (if `key` is set) or an allowed certificate.
+    std::optional<NodeIdentity> identity;
+    std::shared_ptr<PeerPins> allowed_agents;
+    // The file allowed_agents was read from, read again on SIGHUP ("": none).
+    std::filesystem::path allowed_agents_file;
+    // Who may do what with which fileset (access.hpp), read at start and on
+    // SIGHUP; "": every agent may read and write every fileset.
+    std::filesystem::path access_file;
     FilesetDirMode dir_mode = FilesetDirMode::per_fileset;
     std::string host_name;  // in conflict copy names; "" means gethostname()
     int threads = 2;
@@ -59,6 +75,9 @@ public:
     virtual void run(bool handle_signals, const std::function<void()>& serving = {}) = 0;
     // Thread-safe; run() returns soon after.
     virtual void stop() = 0;
+    // What SIGHUP does (when handle_signals): reads the allowed agents file
+    // again and drops the sessions it no longer allows. Thread-safe.
+    virtual void reload() = 0;
 };
 
 }  // namespace iz::replicator

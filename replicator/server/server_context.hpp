@@ -6,19 +6,23 @@
 #include <utility>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 
 #include <array>
 #include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <deque>
 #include <set>
 #include <vector>
 
 #include "replicator/apply/apply.hpp"
 #include "replicator/wire/frame_reader.hpp"
+#include "replicator/wire/tls.hpp"
 #include "replicator/fs/replica_trees.hpp"
+#include "access.hpp"
 #include "server.hpp"
 
 namespace iz::replicator {
@@ -54,8 +58,18 @@ struct FilesetSlot {
 
 struct ServerContext {
     ServerOptions options;
+    // Every connection's TLS settings and the keys it accepts.
+    std::shared_ptr<boost::asio::ssl::context> tls;
     std::filesystem::path state_root;
     std::string reserved_top;  // first path component refused on the wire
+
+    // The access rules (null: everyone read-write); replaced on reload.
+    std::shared_ptr<const AccessList> access;
+    std::mutex access_mu;
+    Access access_of(const std::string& fingerprint, const std::string& psk_identity, const std::string& fileset) {
+        std::lock_guard lock(access_mu);
+        return access ? access->of(fingerprint, psk_identity, fileset) : Access::read_write;
+    }
 
     std::mutex mu;
     std::map<std::pair<std::string, std::string>, std::shared_ptr<FilesetSlot>> slots;
@@ -81,10 +95,19 @@ public:
     void start();
     // Thread-safe: closes the connection (with a log line naming `reason`).
     void shutdown(std::string reason);
+    // Thread-safe: drops the connection if the certificate it came with is
+    // no longer allowed, or no longer under the agent id it uses.
+    void recheck();
 
 private:
-    enum class State { hello, auth, ready, closed };
+    // tls: nothing but a TLS handshake is taken yet.
+    enum class State { tls, hello, auth, ready, closed };
 
+    // The first bytes decide: a TLS handshake, or a plaintext peer (an
+    // agent of a version before TLS) told so in its own framing.
+    void await_first_bytes();
+    void refuse_plaintext();
+    void tls_handshake();
     // Receives what the socket holds, then handles every complete frame.
     void read_more();
     void handle_buffered();
@@ -124,14 +147,25 @@ private:
     void release();
     void close_socket();
     std::string who() const;
+    // The key TLS authenticated this peer with; it keys the proofs too.
+    const SharedKey& session_key() const;
 
-    boost::asio::ip::tcp::socket socket_;
+    boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
+    TlsPeer tls_peer_;
+    std::string tls_summary_;  // version and cipher, once established
+    std::string peer_identity_;  // the key or certificate it proved itself with
+    std::optional<SharedKey> exported_key_;  // keys the proofs when no shared key was used
+    Access access_ = Access::read_write;  // to its fileset, from the access rules
+    // The access rules for this agent and `fileset` (recheck: fileset_).
+    Access current_access(const std::string& fileset);
+    // Drops the connection when its access does not allow `what`; true then.
+    bool refused_by_access(bool sending);
     boost::asio::strand<boost::asio::any_io_executor> strand_;
     boost::asio::steady_timer timer_;
     ServerContext& ctx_;
     uint64_t id_;
     std::string remote_;
-    State state_ = State::hello;
+    State state_ = State::tls;
     FrameReader frames_;
     proto::FrameHeader frame_{};
     std::deque<std::shared_ptr<std::string>> outbox_;

@@ -23,15 +23,16 @@ constexpr auto kLinger = std::chrono::seconds(2);
 }  // namespace
 
 Session::Session(tcp::socket socket, ServerContext& ctx, uint64_t id)
-    : socket_(std::move(socket)),
-      strand_(asio::make_strand(socket_.get_executor())),
+    : stream_(std::move(socket), *ctx.tls),
+      strand_(asio::make_strand(stream_.get_executor())),
       timer_(strand_),
       ctx_(ctx),
       id_(id) {
     boost::system::error_code ec;
-    auto ep = socket_.remote_endpoint(ec);
+    auto ep = stream_.next_layer().remote_endpoint(ec);
     remote_ = ec ? std::string("unknown peer") : fmt::format("{}:{}", ep.address().to_string(), ep.port());
-    socket_.set_option(tcp::no_delay(true), ec);
+    stream_.next_layer().set_option(tcp::no_delay(true), ec);
+    tls_peer_.attach(stream_.native_handle());
 }
 
 std::string Session::who() const {
@@ -44,13 +45,131 @@ void Session::start() {
     auto self = shared_from_this();
     asio::dispatch(strand_, [self] {
         self->arm_timer();
-        self->read_more();
+        self->await_first_bytes();
     });
+}
+
+void Session::await_first_bytes() {
+    auto self = shared_from_this();
+    stream_.next_layer().async_wait(tcp::socket::wait_read, asio::bind_executor(strand_, [self](const boost::system::error_code& ec) {
+        if (self->state_ == State::closed) return;
+        if (ec) {
+            spdlog::info("{}: connection lost before the TLS handshake: {}", self->who(), ec.message());
+            return self->close();
+        }
+        char head[2];
+        boost::system::error_code rec;
+        size_t n = self->stream_.next_layer().receive(asio::buffer(head), tcp::socket::message_peek, rec);
+        if (rec || n == 0) {
+            spdlog::info("{}: connection closed before the TLS handshake", self->who());
+            return self->close();
+        }
+        if (!looks_like_tls(std::string_view(head, n))) return self->refuse_plaintext();
+        self->tls_handshake();
+    }));
+}
+
+// A peer that sends frames in the clear is most likely an agent from before
+// TLS: it gets the reason as an error frame in the clear (it can read
+// nothing else), and nothing it sent is read.
+void Session::refuse_plaintext() {
+    std::string reason = "this server accepts TLS 1.3 connections only; the peer spoke without TLS (an agent of an "
+                         "older version?)";
+    spdlog::warn("dropping connection from {}: {}", who(), reason);
+    state_ = State::closed;
+    ctx_.forget(shared_from_this());
+    auto frame = proto::encode_frame(proto::ErrorMsg{reason});
+    if (!frame) return close_socket();
+    auto bytes = std::make_shared<std::string>(std::move(*frame));
+    auto self = shared_from_this();
+    lingering_ = true;
+    asio::async_write(stream_.next_layer(), asio::buffer(*bytes), asio::bind_executor(strand_, [self, bytes](const boost::system::error_code& ec, size_t) {
+        if (ec) return self->close_socket();
+        boost::system::error_code sec;
+        self->stream_.next_layer().shutdown(tcp::socket::shutdown_send, sec);
+    }));
+    // Closing with its frame unread would reset the connection before the
+    // peer reads the reason: read until it hangs up, or kLinger.
+    timer_.expires_after(kLinger);
+    timer_.async_wait(asio::bind_executor(strand_, [self](const boost::system::error_code& e) {
+        if (!e) self->close_socket();
+    }));
+    discard_input();
+}
+
+void Session::tls_handshake() {
+    auto self = shared_from_this();
+    stream_.async_handshake(asio::ssl::stream_base::server, asio::bind_executor(strand_, [self](const boost::system::error_code& ec) {
+        if (self->state_ == State::closed) return;
+        try {
+            if (ec) {
+                spdlog::warn("dropping connection from {}: {}", self->who(),
+                             failure_reason(ec, &self->tls_peer_, TlsRole::server));
+                return self->close();
+            }
+            if (!established(self->stream_.native_handle(), &self->tls_peer_)) {
+                spdlog::warn("dropping connection from {}: TLS refused: the session was not authenticated by a key",
+                             self->who());
+                return self->close();
+            }
+            auto* ssl = self->stream_.native_handle();
+            self->tls_summary_ = tls_summary(ssl);
+            self->peer_identity_ = peer_identity(ssl, self->tls_peer_);
+            if (SSL_session_reused(ssl) != 1) {
+                // No shared key: the proofs inside are keyed by the session itself.
+                auto key = exported_proof_key(ssl);
+                if (!key) return self->drop(key.error().message);
+                self->exported_key_ = std::move(*key);
+            }
+            self->state_ = State::hello;
+            self->read_more();
+        } catch (const std::exception& e) {
+            spdlog::error("{}: internal error: {}", self->who(), e.what());
+            self->close();
+        }
+    }));
 }
 
 void Session::shutdown(std::string reason) {
     auto self = shared_from_this();
     asio::post(strand_, [self, reason = std::move(reason)] { self->drop(reason); });
+}
+
+Access Session::current_access(const std::string& fileset) {
+    bool by_key = SSL_session_reused(stream_.native_handle()) == 1;
+    return ctx_.access_of(tls_peer_.cert_accepted ? tls_peer_.fingerprint : "", by_key ? tls_peer_.offered_identity : "",
+                          fileset);
+}
+
+bool Session::refused_by_access(bool sending) {
+    if (sending && access_ == Access::receive_only) {
+        drop(fmt::format("fileset '{}' is receive-only for {}: nothing it sends is applied", fileset_, peer_identity_));
+        return true;
+    }
+    return false;
+}
+
+void Session::recheck() {
+    auto self = shared_from_this();
+    asio::post(strand_, [self] {
+        if (self->state_ == State::closed) return;
+        if (self->state_ == State::ready) {
+            auto access = self->current_access(self->fileset_);
+            if (access == Access::none)
+                return self->drop(fmt::format("{} may no longer use fileset '{}' on this server", self->peer_identity_,
+                                              self->fileset_));
+            if (access != self->access_)
+                spdlog::info("{}: access to fileset '{}' is now {}", self->who(), self->fileset_, access_name(access));
+            self->access_ = access;
+        }
+        if (!self->tls_peer_.cert_accepted) return;
+        auto& pins = self->ctx_.options.allowed_agents;
+        auto name = pins ? pins->name_of(self->tls_peer_.fingerprint) : std::nullopt;
+        auto id = format_node_id(self->tls_peer_.fingerprint);
+        if (!name) return self->drop(fmt::format("certificate {} is no longer among the allowed agents", id));
+        if (!name->empty() && !self->agent_.empty() && *name != self->agent_)
+            return self->drop(fmt::format("certificate {} is now allowed only as agent '{}'", id, *name));
+    });
 }
 
 void Session::arm_timer() {
@@ -77,7 +196,7 @@ void Session::read_more() {
     char* dst = frames_.space(room);
     auto self = shared_from_this();
     reading_ = true;
-    socket_.async_read_some(asio::buffer(dst, room), asio::bind_executor(strand_, [self](const boost::system::error_code& ec, size_t n) {
+    stream_.async_read_some(asio::buffer(dst, room), asio::bind_executor(strand_, [self](const boost::system::error_code& ec, size_t n) {
         self->reading_ = false;
         if (self->state_ == State::closed) {
             if (!self->lingering_) return;
@@ -149,8 +268,20 @@ void Session::handle(std::string_view body) {
             else if (auto* p = std::get_if<proto::Ping>(&*msg)) send(proto::Pong{p->id});
             else unexpected();
             break;
+        case State::tls:  // frames are read only once TLS is up
         case State::closed: return;
     }
+}
+
+const SharedKey& Session::session_key() const {
+    if (exported_key_) return *exported_key_;
+    // The context's keys: `key` (when set), then the others.
+    auto i = static_cast<size_t>(std::max(tls_peer_.key_index, 0));
+    if (!ctx_.options.key.bytes.empty()) {
+        if (i == 0) return ctx_.options.key;
+        --i;
+    }
+    return i < ctx_.options.other_keys.size() ? ctx_.options.other_keys[i] : ctx_.options.key;
 }
 
 void Session::on_hello(const proto::Hello& m) {
@@ -160,6 +291,12 @@ void Session::on_hello(const proto::Hello& m) {
     if (!proto::valid_identity(m.agent_id)) return drop(fmt::format("invalid agent id '{}'", m.agent_id));
     if (!proto::valid_identity(m.fileset)) return drop(fmt::format("invalid fileset name '{}'", m.fileset));
     if (m.client_nonce.size() != proto::kNonceBytes) return drop("client nonce of the wrong size");
+    if (tls_peer_.cert_accepted && !tls_peer_.cert_name.empty() && m.agent_id != tls_peer_.cert_name)
+        return drop(fmt::format("agent id '{}' is not the name its certificate {} is allowed under ('{}')", m.agent_id,
+                                format_node_id(tls_peer_.fingerprint), tls_peer_.cert_name));
+    access_ = current_access(m.fileset);
+    if (access_ == Access::none)
+        return drop(fmt::format("{} may not use fileset '{}' on this server", peer_identity_, m.fileset));
     agent_ = m.agent_id;
     fileset_ = m.fileset;
     client_nonce_ = m.client_nonce;
@@ -169,13 +306,13 @@ void Session::on_hello(const proto::Hello& m) {
     proto::Challenge c;
     c.version = proto::kVersion;
     c.server_nonce = server_nonce_;
-    c.server_proof = auth_proof(ctx_.options.key, ProofRole::server, client_nonce_, server_nonce_, agent_, fileset_);
+    c.server_proof = auth_proof(session_key(), ProofRole::server, client_nonce_, server_nonce_, agent_, fileset_);
     send(c);
     state_ = State::auth;
 }
 
 void Session::on_auth(const proto::Auth& m) {
-    auto expected = auth_proof(ctx_.options.key, ProofRole::client, client_nonce_, server_nonce_, agent_, fileset_);
+    auto expected = auth_proof(session_key(), ProofRole::client, client_nonce_, server_nonce_, agent_, fileset_);
     if (!proofs_equal(expected, m.client_proof)) return drop("authentication failed (wrong key)");
     auto slot = ctx_.slot(agent_, fileset_);
     if (!slot) return give_up("cannot open the fileset: " + slot.error().message);
@@ -203,7 +340,8 @@ void Session::on_auth(const proto::Auth& m) {
     if (previous && previous.get() != this) previous->shutdown("replaced by a newer connection from the same agent");
     w.server_host = ctx_.options.host_name;
     state_ = State::ready;
-    spdlog::info("{}: authenticated; resuming after LSN {} (durable through {})", who(), w.resume_lsn, w.durable_lsn);
+    spdlog::info("{}: authenticated by {} over {}; resuming after LSN {} (durable through {})", who(), peer_identity_,
+                 tls_summary_, w.resume_lsn, w.durable_lsn);
     send(w);
     report(left_out);
 }
@@ -230,6 +368,7 @@ void Session::report(const std::vector<RejectionNote>& notes) {
 }
 
 void Session::on_op(const proto::OpMsg& m) {
+    if (refused_by_access(true)) return;
     ApplyResult r;
     std::vector<RejectionNote> left_out;
     {
@@ -283,12 +422,13 @@ void Session::on_op(const proto::OpMsg& m) {
 // only ever names an LSN that is durable, so one reaching a newer connection
 // of the same agent tells it nothing false.
 void Session::on_commit(const proto::Commit& m) {
+    if (refused_by_access(true)) return;
     std::vector<RejectionNote> left_out;
     {
         std::lock_guard lock(slot_->mu);
         if (slot_->owner != id_) return drop("superseded by a newer connection from the same agent");
         std::weak_ptr<FilesetSlot> slot = slot_;
-        auto executor = socket_.get_executor();
+        auto executor = stream_.get_executor();
         slot_->applier->begin_commit(m.lsn, [slot, executor] {
             asio::post(executor, [slot] { finish_commits(slot); });
         });
@@ -338,6 +478,7 @@ void Session::acknowledge(const std::vector<CommitOutcome>& done) {
 }
 
 void Session::on_hash(const proto::HashRequest& m) {
+    if (refused_by_access(true)) return;
     Result<proto::HashReply> reply = fail(make_error(""));
     {
         std::lock_guard lock(slot_->mu);
@@ -352,9 +493,17 @@ void Session::on_hash(const proto::HashRequest& m) {
 }
 
 void Session::on_tree(const proto::TreeRequest& m) {
+    if (access_ == Access::send_only) {
+        // It gets nothing back: no view of the replica.
+        proto::TreeReply reply;
+        reply.id = m.id;
+        reply.error = fmt::format("fileset '{}' is send-only for {}: the server answers no verification", fileset_,
+                                  peer_identity_);
+        return send(reply);
+    }
     auto self = shared_from_this();
     auto slot = slot_;
-    auto& io = static_cast<asio::io_context&>(asio::query(socket_.get_executor(), asio::execution::context));
+    auto& io = static_cast<asio::io_context&>(asio::query(stream_.get_executor(), asio::execution::context));
     asio::post(io, [self, slot, m] {
         proto::TreeReply reply;
         try {
@@ -386,7 +535,7 @@ void Session::write_next() {
     writing_ = true;
     auto self = shared_from_this();
     auto frame = outbox_.front();
-    asio::async_write(socket_, asio::buffer(*frame), asio::bind_executor(strand_, [self, frame](const boost::system::error_code& ec, size_t) {
+    asio::async_write(stream_, asio::buffer(*frame), asio::bind_executor(strand_, [self, frame](const boost::system::error_code& ec, size_t) {
         self->writing_ = false;
         if (self->state_ == State::closed) {
             if (self->lingering_) ec ? self->close_socket() : self->say_farewell();
@@ -409,11 +558,14 @@ void Session::drop(const std::string& reason) {
     if (state_ == State::closed) return;
     if (state_ != State::ready) ++ctx_.handshake_failures;
     spdlog::warn("dropping connection from {}: {}", who(), reason);
+    // Before TLS is up there is no channel to tell the peer anything on.
+    if (state_ == State::tls) return close();
     tell_and_close(reason);
 }
 
 void Session::give_up(const std::string& reason) {
     if (state_ == State::closed) return;
+    if (state_ == State::tls) return close();
     spdlog::error("{}: {}; dropping the connection, the agent will send it again", who(), reason);
     tell_and_close(reason);
 }
@@ -441,11 +593,11 @@ void Session::say_farewell() {
     auto frame = std::move(farewell_);
     if (!frame) {
         boost::system::error_code ec;
-        socket_.shutdown(tcp::socket::shutdown_send, ec);
+        stream_.next_layer().shutdown(tcp::socket::shutdown_send, ec);
         return;
     }
     writing_ = true;
-    asio::async_write(socket_, asio::buffer(*frame), asio::bind_executor(strand_, [self, frame](const boost::system::error_code& ec, size_t) {
+    asio::async_write(stream_, asio::buffer(*frame), asio::bind_executor(strand_, [self, frame](const boost::system::error_code& ec, size_t) {
         self->writing_ = false;
         if (ec) return self->close_socket();
         self->say_farewell();
@@ -457,7 +609,8 @@ void Session::discard_input() {
     discard_.resize(16384);
     reading_ = true;
     auto self = shared_from_this();
-    socket_.async_read_some(asio::buffer(discard_), asio::bind_executor(strand_, [self](const boost::system::error_code& ec, size_t) {
+    // From the socket itself: what is thrown away need not be decrypted.
+    stream_.next_layer().async_read_some(asio::buffer(discard_), asio::bind_executor(strand_, [self](const boost::system::error_code& ec, size_t) {
         self->reading_ = false;
         if (ec) return self->close_socket();
         self->discard_input();
@@ -480,11 +633,12 @@ void Session::release() {
 }
 
 void Session::close_socket() {
-    if (!socket_.is_open()) return;
+    auto& socket = stream_.next_layer();
+    if (!socket.is_open()) return;
     boost::system::error_code ec;
     timer_.cancel();
-    socket_.shutdown(tcp::socket::shutdown_both, ec);
-    socket_.close(ec);
+    socket.shutdown(tcp::socket::shutdown_both, ec);
+    socket.close(ec);
 }
 
 }  // namespace iz::replicator

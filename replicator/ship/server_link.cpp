@@ -58,11 +58,12 @@ constexpr size_t kHandoverBytes = 64u << 10;
 constexpr size_t kMaxWriteBytes = 4u << 20;
 }  // namespace
 
-ServerLink::ServerLink(asio::io_context& io, const ShipperOptions& options, SharedKey key, ServerEndpoint endpoint,
-                       std::function<void()> on_ack)
+ServerLink::ServerLink(asio::io_context& io, const ShipperOptions& options, SharedKey key,
+                       std::shared_ptr<asio::ssl::context> tls, ServerEndpoint endpoint, std::function<void()> on_ack)
     : io_(io),
       options_(options),
       key_(std::move(key)),
+      tls_(std::move(tls)),
       endpoint_(std::move(endpoint)),
       name_(endpoint_.to_string()),
       on_ack_(std::move(on_ack)),
@@ -98,7 +99,7 @@ void ServerLink::connect() {
         if (stopping_) return;
     }
     phase_ = Phase::connecting;
-    socket_ = std::make_shared<tcp::socket>(io_);
+    socket_ = std::make_shared<Stream>(io_, *tls_);
     auto self = shared_from_this();
     auto sock = socket_;  // a copy: the socket outlives every operation begun on it
     deadline_.expires_after(kHandshakeTimeout);
@@ -110,7 +111,7 @@ void ServerLink::connect() {
                             [self, sock](const boost::system::error_code& ec, tcp::resolver::results_type results) {
                                 if (self->socket_ != sock) return;
                                 if (ec) return self->lost(fmt::format("resolve {}: {}", self->endpoint_.host, ec.message()));
-                                asio::async_connect(*sock, results, [self, sock](const boost::system::error_code& ec2, const tcp::endpoint&) {
+                                asio::async_connect(sock->next_layer(), results, [self, sock](const boost::system::error_code& ec2, const tcp::endpoint&) {
                                     if (self->socket_ != sock) return;
                                     if (ec2) return self->lost(fmt::format("connect: {}", ec2.message()));
                                     self->on_connected();
@@ -121,12 +122,50 @@ void ServerLink::connect() {
 void ServerLink::on_connected() {
     phase_ = Phase::handshake;
     boost::system::error_code ec;
-    socket_->set_option(tcp::no_delay(true), ec);
+    auto& tcp_socket = socket_->next_layer();
+    tcp_socket.set_option(tcp::no_delay(true), ec);
     boost::system::error_code le, re;
-    auto local = socket_->local_endpoint(le);
-    auto remote = socket_->remote_endpoint(re);
+    auto local = tcp_socket.local_endpoint(le);
+    auto remote = tcp_socket.remote_endpoint(re);
     same_host_.store(!le && !re && (remote.address().is_loopback() || remote.address() == local.address()),
                      std::memory_order_relaxed);
+    auto self = shared_from_this();
+    auto sock = socket_;
+    // What the certificate check finds; it must outlive the handshake.
+    auto peer = std::make_shared<TlsPeer>();
+    peer->attach(sock->native_handle());
+    sock->async_handshake(asio::ssl::stream_base::client, [self, sock, peer](const boost::system::error_code& hec) {
+        if (self->socket_ != sock) return;
+        if (hec) return self->lost(failure_reason(hec, peer.get(), TlsRole::client));
+        auto* ssl = sock->native_handle();
+        if (!established(ssl, peer.get()))
+            return self->lost("TLS refused: the session was authenticated by neither the shared key nor the pinned "
+                              "certificate");
+        std::string identity;
+        if (SSL_session_reused(ssl) == 1) {
+            self->proof_key_ = self->key_;
+            identity = fmt::format("shared key '{}'", psk_identity(self->key_));
+        } else {
+            // No shared key: the proofs inside are keyed by the session itself.
+            auto key = exported_proof_key(ssl);
+            if (!key) return self->lost(key.error().message);
+            self->proof_key_ = std::move(*key);
+            identity = fmt::format("server certificate {}", format_node_id(peer->fingerprint));
+        }
+        {
+            std::lock_guard lock(self->mu_);
+            self->peer_identity_ = std::move(identity);
+        }
+        self->on_tls_up();
+    });
+}
+
+// TLS is up; the protocol's own handshake runs inside it.
+void ServerLink::on_tls_up() {
+    {
+        std::lock_guard lock(mu_);
+        tls_summary_ = tls_summary(socket_->native_handle());
+    }
     auto nonce = random_bytes(proto::kNonceBytes);
     if (!nonce) return lost(nonce.error().message);
     client_nonce_ = *nonce;
@@ -144,12 +183,12 @@ void ServerLink::on_connected() {
         auto* ch = std::get_if<proto::Challenge>(&m);
         if (!ch) return self->lost(fmt::format("expected a challenge, got {}", proto::msg_type_name(proto::type_of(m))));
         if (ch->version != proto::kVersion) return self->lost(fmt::format("server chose protocol version {}", ch->version));
-        auto expected = auth_proof(self->key_, ProofRole::server, self->client_nonce_, ch->server_nonce,
+        auto expected = auth_proof(self->proof_key_, ProofRole::server, self->client_nonce_, ch->server_nonce,
                                    self->options_.agent_id, self->options_.fileset);
         if (!proofs_equal(expected, ch->server_proof))
             return self->lost("the server could not prove it holds the shared key (wrong key file?)");
         proto::Auth auth;
-        auth.client_proof = auth_proof(self->key_, ProofRole::client, self->client_nonce_, ch->server_nonce,
+        auth.client_proof = auth_proof(self->proof_key_, ProofRole::client, self->client_nonce_, ch->server_nonce,
                                        self->options_.agent_id, self->options_.fileset);
         auto f = proto::encode_frame(auth);
         if (!f) return self->lost(f.error().message);
@@ -180,8 +219,8 @@ void ServerLink::on_connected() {
                 self->commits_.clear();
                 self->hash_reply_.reset();
             }
-            spdlog::info("server {}: connected; it has applied through LSN {} (durable through {})", self->name_,
-                         w->resume_lsn, w->durable_lsn);
+            spdlog::info("server {}: connected over {} with {}; it has applied through LSN {} (durable through {})",
+                         self->name_, self->tls_summary_, self->peer_identity_, w->resume_lsn, w->durable_lsn);
             self->cv_.notify_all();
             if (self->on_ack_) self->on_ack_();
             self->tick();
@@ -195,7 +234,13 @@ void ServerLink::read_frame(std::function<void(proto::Message)> then) {
     auto sock = socket_;  // a copy: the socket outlives every operation begun on it
     asio::async_read(*sock, asio::buffer(header_), [self, sock, then = std::move(then)](const boost::system::error_code& ec, size_t) mutable {
         if (self->socket_ != sock) return;
-        if (ec) return self->lost(ec == asio::error::eof ? "the server closed the connection" : "connection lost: " + ec.message());
+        if (ec) {
+            // In TLS 1.3 the server checks our certificate after our side of
+            // the handshake is done: its refusal comes as the first read.
+            if (self->phase_ == Phase::handshake && ec.category() == asio::error::get_ssl_category())
+                return self->lost(failure_reason(ec, nullptr, TlsRole::client));
+            return self->lost(ec == asio::error::eof ? "the server closed the connection" : "connection lost: " + ec.message());
+        }
         auto h = proto::parse_header(std::string_view(self->header_, sizeof self->header_));
         if (!h) return self->lost("bad frame from the server: " + h.error().message);
         self->body_.resize(h->length);
@@ -294,7 +339,16 @@ void ServerLink::write_next() {
         buffers.push_back(asio::buffer(*frame));
         bytes += frame->size();
     }
-    asio::async_write(*sock, buffers, [self, sock, batch](const boost::system::error_code& ec, size_t written) {
+    // TLS seals one buffer per record: frames go out as one buffer, or
+    // each small frame would be a record and a send of its own.
+    std::shared_ptr<std::string> joined;
+    if (batch->size() > 1) {
+        joined = std::make_shared<std::string>();
+        joined->reserve(bytes);
+        for (auto& frame : *batch) joined->append(*frame);
+        buffers.assign(1, asio::buffer(*joined));
+    }
+    asio::async_write(*sock, buffers, [self, sock, batch, joined](const boost::system::error_code& ec, size_t written) {
         if (self->socket_ != sock) return;
         self->writing_ = false;
         if (ec) return self->lost("connection lost while sending: " + ec.message());
@@ -335,8 +389,8 @@ void ServerLink::lost(const std::string& why) {
     phase_ = Phase::idle;
     if (socket_) {
         boost::system::error_code ec;
-        socket_->shutdown(tcp::socket::shutdown_both, ec);
-        socket_->close(ec);
+        socket_->next_layer().shutdown(tcp::socket::shutdown_both, ec);
+        socket_->next_layer().close(ec);
         socket_.reset();
     }
     outbox_.clear();
@@ -599,6 +653,10 @@ ServerStatus ServerLink::status() const {
     s.bytes_behind = (sent_bytes_ - acked_bytes_) + pending_bytes_;
     s.data_bytes_sent = total_data_bytes_.load(std::memory_order_relaxed);
     s.wire_bytes_sent = total_wire_bytes_;
+    if (connected_) {
+        s.peer = peer_identity_;
+        s.tls = tls_summary_;
+    }
     s.conflicts = conflicts_;
     s.rejected.assign(rejected_.begin(), rejected_.end());
     s.reconnects = connections_ > 0 ? connections_ - 1 : 0;

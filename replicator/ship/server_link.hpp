@@ -14,6 +14,7 @@
 #include <utility>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -28,6 +29,7 @@
 
 #include "replicator/wire/auth.hpp"
 #include "replicator/wire/protocol.hpp"
+#include "replicator/wire/tls.hpp"
 #include "replicator/ship/shipper.hpp"
 
 namespace iz::replicator {
@@ -40,8 +42,10 @@ struct LinkSession {
 
 class ServerLink : public std::enable_shared_from_this<ServerLink> {
 public:
-    ServerLink(boost::asio::io_context& io, const ShipperOptions& options, SharedKey key, ServerEndpoint endpoint,
-               std::function<void()> on_ack);
+    // `tls`: the client context every connection is made with (it holds
+    // the key for TLS; `key` keys the proofs inside it).
+    ServerLink(boost::asio::io_context& io, const ShipperOptions& options, SharedKey key,
+               std::shared_ptr<boost::asio::ssl::context> tls, ServerEndpoint endpoint, std::function<void()> on_ack);
 
     // Starts connecting (network thread). stop() closes for good.
     void start();
@@ -99,6 +103,7 @@ private:
 
     void connect();
     void on_connected();
+    void on_tls_up();
     void read_frame(std::function<void(proto::Message)> then);
     void handle(proto::Message m);
     void write_next();
@@ -117,6 +122,7 @@ private:
     boost::asio::io_context& io_;
     const ShipperOptions& options_;
     SharedKey key_;
+    std::shared_ptr<boost::asio::ssl::context> tls_;
     ServerEndpoint endpoint_;
     std::string name_;
     std::function<void()> on_ack_;
@@ -126,12 +132,16 @@ private:
     // Shared with every operation begun on it: lost() drops this pointer
     // while a composed write may still be about to send its next part, and a
     // new socket at the old address must never pass for the old one.
-    std::shared_ptr<boost::asio::ip::tcp::socket> socket_;
+    using Stream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
+    std::shared_ptr<Stream> socket_;
     boost::asio::steady_timer timer_;        // reconnect backoff and keepalive ticks
     boost::asio::steady_timer deadline_;     // connect + handshake
     Phase phase_ = Phase::idle;
     std::chrono::milliseconds backoff_{100};
     std::string client_nonce_;
+    SharedKey proof_key_;       // keys the proofs of the current connection
+    std::string peer_identity_;  // how the current server proved itself (mu_)
+    std::string tls_summary_;    // TLS version and cipher of the current connection (mu_)
     char header_[proto::kHeaderBytes];
     std::string body_;
     std::deque<std::shared_ptr<std::string>> outbox_;

@@ -16,6 +16,8 @@
 #include "journal/reader.hpp"
 #include "journal/retention.hpp"
 #include "replicator/wire/auth.hpp"
+#include "replicator/wire/identity.hpp"
+#include "replicator/wire/tls.hpp"
 #include "replicator/wire/event_loop.hpp"
 #include "replicator/wire/protocol.hpp"
 #include "server_link.hpp"
@@ -47,8 +49,45 @@ public:
         if (!proto::valid_identity(options_.agent_id))
             return fail(make_error(fmt::format("invalid agent id '{}': use 1-128 of A-Z a-z 0-9 . _ - (not starting with '.')",
                                                options_.agent_id)));
-        auto key = load_key_file(options_.key_file);
-        if (!key) return fail(key.error());
+        // Servers pinned by node ID get this agent's certificate; the others
+        // the shared key.
+        SharedKey key;
+        std::shared_ptr<asio::ssl::context> psk_tls;
+        std::optional<NodeIdentity> identity;
+        for (auto& ep : options_.servers) {
+            if (ep.fingerprint.empty() && !psk_tls) {
+                if (options_.key_file.empty())
+                    return fail(make_error(fmt::format("server {} needs a shared key (--key KEYFILE), or its node ID "
+                                                       "(HOST:PORT@NODE-ID) and --identity DIR",
+                                                       ep.to_string())));
+                auto loaded = load_key_file(options_.key_file);
+                if (!loaded) return fail(loaded.error());
+                key = *loaded;
+                auto tls = make_psk_context(TlsRole::client, {key});
+                if (!tls) return fail(tls.error());
+                psk_tls = *tls;
+            }
+            if (!ep.fingerprint.empty() && !identity) {
+                if (options_.identity_dir.empty())
+                    return fail(make_error(fmt::format("server {} is pinned by node ID: it needs this agent's identity "
+                                                       "(--identity DIR; make one with 'izwatch identity new DIR')",
+                                                       ep.to_string())));
+                auto loaded = load_identity(options_.identity_dir);
+                if (!loaded) return fail(loaded.error());
+                identity = std::move(*loaded);
+            }
+        }
+        std::vector<std::shared_ptr<asio::ssl::context>> contexts;
+        for (auto& ep : options_.servers) {
+            if (ep.fingerprint.empty()) {
+                contexts.push_back(psk_tls);
+                continue;
+            }
+            auto pins = std::make_shared<PeerPins>(std::map<std::string, std::string>{{ep.fingerprint, ""}});
+            auto tls = make_tls_context(TlsRole::client, TlsSettings{{}, identity, pins});
+            if (!tls) return fail(tls.error());
+            contexts.push_back(*tls);
+        }
         if (auto tree = SourceTree::open(options_.watched_root); !tree) return fail(tree.error());
         if (options_.register_consumers) {
             // A server not heard from yet still holds the journal back: its
@@ -61,8 +100,8 @@ public:
             }
         }
         work_.emplace(asio::make_work_guard(io_));
-        for (auto& ep : options_.servers)
-            links_.push_back(std::make_shared<ServerLink>(io_, options_, *key, ep, [this] {
+        for (size_t i = 0; i < options_.servers.size(); ++i)
+            links_.push_back(std::make_shared<ServerLink>(io_, options_, key, contexts[i], options_.servers[i], [this] {
                 {
                     std::lock_guard lock(ack_mu_);
                     ack_cv_.notify_all();

@@ -3,15 +3,34 @@
 #include <charconv>
 
 #include "replicator/wire/endpoint.hpp"
+#include "replicator/wire/identity.hpp"
 
 namespace iz::replicator {
+
+// HOST:PORT or [v6]:PORT, without a node ID.
+static Result<ServerEndpoint> parse_host_port(const std::string& text);
 
 std::string ServerEndpoint::to_string() const {
     if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
     return fmt::format("{}:{}", host, port);
 }
 
-Result<ServerEndpoint> parse_endpoint(const std::string& text) {
+Result<ServerEndpoint> parse_endpoint(const std::string& given) {
+    std::string text = given;
+    std::string pinned;
+    if (auto at = given.rfind('@'); at != std::string::npos) {
+        auto fp = parse_node_id(std::string_view(given).substr(at + 1));
+        if (!fp) return fail(make_error(fmt::format("invalid endpoint '{}': {}", given, fp.error().message)));
+        pinned = *fp;
+        text = given.substr(0, at);
+    }
+    auto parsed = parse_host_port(text);
+    if (!parsed) return parsed;
+    parsed->fingerprint = pinned;
+    return parsed;
+}
+
+static Result<ServerEndpoint> parse_host_port(const std::string& text) {
     auto bad = [&](std::string_view why) {
         return fail(make_error(fmt::format("invalid endpoint '{}': {} (expected HOST:PORT or [IPv6]:PORT)", text, why)));
     };

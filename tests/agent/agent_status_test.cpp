@@ -74,7 +74,9 @@ AgentStatus filled() {
                          .reconnects = 33,
                          .rejected_total = 34,
                          .server_errors = 35,
-                         .unacked_age_s = 36.5});
+                         .unacked_age_s = 36.5,
+                         .peer = "shared key 'iz-psk1-0011223344556677'",
+                         .tls = "TLSv1.3 TLS_AES_128_GCM_SHA256"});
     s.servers.push_back({.endpoint = "10.0.0.2:7070"});
     s.scrub = {.interval_s = 86400,
                .runs = 30,
@@ -143,7 +145,9 @@ json written_before(const AgentStatus& s) {
                            {"reconnects", uint64_t{srv.reconnects}},
                            {"rejected_total", uint64_t{srv.rejected_total}},
                            {"server_errors", uint64_t{srv.server_errors}},
-                           {"unacked_age_s", double{srv.unacked_age_s}}});
+                           {"unacked_age_s", double{srv.unacked_age_s}},
+                           {"peer", srv.peer},
+                           {"tls", srv.tls}});
     }
     json j = {
         {"dir", s.dir},

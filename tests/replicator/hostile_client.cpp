@@ -7,7 +7,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <openssl/err.h>
+
 #include <fmt/format.h>
+
+#include "replicator/wire/tls.hpp"
+
+#include <boost/asio/ssl/error.hpp>
 
 #include <cerrno>
 #include <utility>
@@ -18,12 +25,46 @@ namespace proto = replicator::proto;
 using Clock = std::chrono::steady_clock;
 
 WireClient::~WireClient() {
+    if (ssl_) SSL_free(ssl_);
     if (fd_ >= 0) ::close(fd_);
 }
 
-WireClient::WireClient(WireClient&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+WireClient::WireClient(WireClient&& o) noexcept
+    : fd_(std::exchange(o.fd_, -1)), ssl_(std::exchange(o.ssl_, nullptr)), ctx_(std::move(o.ctx_)) {}
 
-Result<WireClient> WireClient::connect(uint16_t port) {
+Result<WireClient> WireClient::connect(uint16_t port, const replicator::SharedKey& key) {
+    auto ctx = replicator::make_psk_context(replicator::TlsRole::client, {key});
+    if (!ctx) return fail(ctx.error());
+    return connect_tls(port, *ctx, (*ctx)->native_handle());
+}
+
+Result<WireClient> WireClient::connect_tls(uint16_t port, std::shared_ptr<void> context, SSL_CTX* ctx) {
+    auto c = connect_plain(port);
+    if (!c) return c;
+    c->ctx_ = std::move(context);
+    c->ssl_ = SSL_new(ctx);
+    if (!c->ssl_ || SSL_set_fd(c->ssl_, c->fd_) != 1) return fail(make_error("SSL_new/SSL_set_fd failed"));
+    replicator::TlsPeer peer;
+    peer.attach(c->ssl_);
+    // The handshake blocks (with a timeout on the socket); then the socket
+    // goes non-blocking and reads wait in poll.
+    timeval tv{5, 0};
+    ::setsockopt(c->fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ERR_clear_error();
+    int rc = SSL_connect(c->ssl_);
+    replicator::TlsPeer::detach(c->ssl_);
+    if (rc != 1) {
+        unsigned long e = ERR_peek_error();
+        boost::system::error_code ec(static_cast<int>(e), boost::asio::error::get_ssl_category());
+        ERR_clear_error();
+        return fail(make_error(replicator::failure_reason(ec, &peer, replicator::TlsRole::client)));
+    }
+    if (!replicator::established(c->ssl_, &peer)) return fail(make_error("TLS session not authenticated"));
+    ::fcntl(c->fd_, F_SETFL, ::fcntl(c->fd_, F_GETFL) | O_NONBLOCK);
+    return c;
+}
+
+Result<WireClient> WireClient::connect_plain(uint16_t port) {
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return fail(sys_error("socket", errno));
     WireClient c(fd);
@@ -39,6 +80,18 @@ Result<WireClient> WireClient::connect(uint16_t port) {
 }
 
 bool WireClient::send_raw(std::string_view bytes) {
+    while (ssl_ && !bytes.empty()) {
+        ERR_clear_error();
+        int n = SSL_write(ssl_, bytes.data(), static_cast<int>(bytes.size()));
+        if (n > 0) {
+            bytes.remove_prefix(static_cast<size_t>(n));
+            continue;
+        }
+        int err = SSL_get_error(ssl_, n);
+        if (err != SSL_ERROR_WANT_WRITE && err != SSL_ERROR_WANT_READ) return false;
+        pollfd p{fd_, static_cast<short>(err == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN), 0};
+        ::poll(&p, 1, 1000);
+    }
     while (!bytes.empty()) {
         ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) continue;
@@ -53,21 +106,41 @@ bool WireClient::send(const proto::Message& m) {
     return frame && send_raw(*frame);
 }
 
+ssize_t WireClient::read_some(char* out, size_t n) {
+    if (!ssl_) {
+        ssize_t r = ::recv(fd_, out, n, MSG_DONTWAIT);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR)) return -1;
+        if (r < 0) return (errno == ECONNRESET || errno == EPIPE) ? 0 : -2;
+        return r;
+    }
+    // SSL_get_error reads this thread's error queue: another connection's
+    // leftovers must not pass for this one's.
+    ERR_clear_error();
+    int r = SSL_read(ssl_, out, static_cast<int>(n));
+    if (r > 0) return r;
+    int err = SSL_get_error(ssl_, r);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return -1;
+    // A close, a reset, or a record that does not decrypt: the stream is over.
+    return 0;
+}
+
 Result<std::string> WireClient::read_exact(size_t n, Clock::time_point deadline) {
     std::string out(n, '\0');
     size_t got = 0;
     while (got < n) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
         if (left <= 0) return fail(make_error("timeout"));
+        ssize_t r = read_some(out.data() + got, n - got);
+        if (r == 0) return fail(make_error("closed"));
+        if (r == -2) return fail(sys_error("recv", errno));
+        if (r > 0) {
+            got += static_cast<size_t>(r);
+            continue;
+        }
         pollfd p{fd_, POLLIN, 0};
         int rc = ::poll(&p, 1, static_cast<int>(left));
         if (rc < 0 && errno == EINTR) continue;
         if (rc == 0) return fail(make_error("timeout"));
-        ssize_t r = ::recv(fd_, out.data() + got, n - got, 0);
-        if (r < 0 && errno == EINTR) continue;
-        if (r == 0 || (r < 0 && (errno == ECONNRESET || errno == EPIPE))) return fail(make_error("closed"));
-        if (r < 0) return fail(sys_error("recv", errno));
-        got += static_cast<size_t>(r);
     }
     return out;
 }
@@ -94,8 +167,7 @@ bool WireClient::wait_closed(std::chrono::milliseconds timeout, std::string* err
             if (m.error().message == "timeout") return false;
             // Undecodable bytes: keep draining until the close.
             char buf[4096];
-            ssize_t r = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
-            if (r == 0 || (r < 0 && errno == ECONNRESET)) return true;
+            if (read_some(buf, sizeof buf) == 0) return true;
             continue;
         }
         if (auto* e = std::get_if<proto::ErrorMsg>(&*m); e && error_text) *error_text = e->message;

@@ -1,11 +1,15 @@
 #pragma once
 // A bare client for the replication protocol, for tests: it can speak the
-// protocol honestly (the real handshake, with the real auth functions) or
-// send whatever bytes a test wants.
+// protocol honestly (TLS with the real context, the real handshake and auth
+// functions) or send whatever bytes a test wants, inside TLS or, for a
+// peer from before TLS, in the clear.
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
+
+#include <openssl/ssl.h>
 
 #include "common/error.hpp"
 #include "replicator/wire/auth.hpp"
@@ -22,8 +26,14 @@ public:
     WireClient(WireClient&& o) noexcept;
     WireClient& operator=(WireClient&&) = delete;
 
-    // Connects to 127.0.0.1:port.
-    static Result<WireClient> connect(uint16_t port);
+    // Connects to 127.0.0.1:port and makes a TLS session with `key` (the
+    // client context the agent uses).
+    static Result<WireClient> connect(uint16_t port, const replicator::SharedKey& key);
+    // The same with any client context (e.g. a certificate and a pin).
+    // A refusal's error says why, as the agent would.
+    static Result<WireClient> connect_tls(uint16_t port, std::shared_ptr<void> context, SSL_CTX* ctx);
+    // Connects to 127.0.0.1:port and speaks in the clear.
+    static Result<WireClient> connect_plain(uint16_t port);
 
     // False when the peer has gone (EPIPE, ECONNRESET).
     bool send_raw(std::string_view bytes);
@@ -43,11 +53,17 @@ public:
                                                  const std::string& fileset);
 
     int fd() const { return fd_; }
+    SSL* ssl() const { return ssl_; }
 
 private:
     explicit WireClient(int fd) : fd_(fd) {}
     Result<std::string> read_exact(size_t n, std::chrono::steady_clock::time_point deadline);
+    // Up to `n` bytes into `out`: >0 read, 0 end of stream, -1 would block,
+    // -2 error.
+    ssize_t read_some(char* out, size_t n);
     int fd_ = -1;
+    SSL* ssl_ = nullptr;  // null in the clear
+    std::shared_ptr<void> ctx_;  // keeps the TLS context alive
 };
 
 }  // namespace iz::test

@@ -68,13 +68,23 @@ public:
     }
 
     uint16_t port() const { return server_->port(); }
+    // What SIGHUP does.
+    void reload() { server_->reload(); }
     fs::path root() const { return dir_.path() / "root"; }
     fs::path fileset_root(const std::string& fileset) const { return root() / fileset; }
     fs::path canary() const { return dir_.path() / "canary"; }
     const fs::path& base() const { return dir_.path(); }
 
-    WireClient connect() const {
-        auto c = WireClient::connect(port());
+    // Over TLS with the server's key.
+    WireClient connect() const { return connect_with(key); }
+    WireClient connect_with(const replicator::SharedKey& k) const {
+        auto c = WireClient::connect(port(), k);
+        if (!c) throw std::runtime_error(c.error().message);
+        return std::move(*c);
+    }
+    // In the clear, as a peer from before TLS.
+    WireClient connect_plain() const {
+        auto c = WireClient::connect_plain(port());
         if (!c) throw std::runtime_error(c.error().message);
         return std::move(*c);
     }

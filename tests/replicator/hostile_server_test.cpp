@@ -8,7 +8,10 @@
 
 #include <random>
 
+#include <fmt/format.h>
+
 #include "hostile_server_harness.hpp"
+#include "replicator/wire/tls.hpp"
 
 namespace iz::test {
 namespace {
@@ -122,15 +125,17 @@ TEST(HostileServer, BlockHashesOverTheWire) {
 TEST(HostileServer, WrongKeyIsRefusedAndLogged) {
     ServerHarness server;
     replicator::SharedKey wrong{std::string(replicator::kKeyBytes, '\x01')};
-    // Through the honest handshake: the client notices the server's proof
-    // does not match its key, and gives up before proving anything.
+    // With the wrong key, not even TLS comes up, and the server says why.
     {
-        auto c = server.connect();
-        auto w = c.handshake(wrong, "agent-a", "fs1");
-        ASSERT_FALSE(w);
-        EXPECT_NE(w.error().message.find("does not know the key"), std::string::npos) << w.error().message;
+        auto c = WireClient::connect(server.port(), wrong);
+        ASSERT_FALSE(c);
+        EXPECT_TRUE(server.eventually_logged(fmt::format("TLS refused: the client offered shared key '{}', which this "
+                                                         "server does not hold",
+                                                         replicator::psk_identity(wrong))))
+            << server.all_logs();
     }
-    // A client that presses on with a proof made from the wrong key.
+    // Inside TLS (with the right key), a client that presses on with a
+    // proof made from another key.
     auto c = server.connect();
     std::string nonce(proto::kNonceBytes, 'n');
     ASSERT_TRUE(c.send(hello("agent-a", "fs1", nonce)));
@@ -304,7 +309,7 @@ TEST(HostileServer, NewerConnectionTakesOverTheFileset) {
     ASSERT_TRUE(new_conn.send(OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = "d", .mode = 040755u}));
     ASSERT_TRUE(new_conn.send(proto::Commit{1}));
     auto ack = new_conn.receive();
-    ASSERT_TRUE(ack) << ack.error().message;
+    ASSERT_TRUE(ack) << ack.error().message << "\n" << server.all_logs();
     EXPECT_EQ(std::get<proto::Ack>(*ack).lsn, 1u);
 }
 

@@ -4,10 +4,13 @@
 // from the code (nor the code from what peers already speak).
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
 #include <vector>
 
 #include "replicator/wire/auth.hpp"
 #include "replicator/wire/protocol.hpp"
+#include "replicator/wire/tls.hpp"
 #include "support/doc_hex.hpp"
 
 namespace iz::replicator {
@@ -121,6 +124,22 @@ TEST(ProtocolDoc, TheDataExchangeDecodes) {
         ASSERT_TRUE(again);
         EXPECT_EQ(*again, raw[i]) << msg_type_name(type_of(msgs[i]));
     }
+}
+
+TEST(ProtocolDoc, ThePskIdentityShownIsTheOneOfferedForTheExampleKey) {
+    std::ifstream in(kDoc);
+    std::stringstream text;
+    text << in.rdbuf();
+    const std::string doc = text.str();
+    const std::string lead = "The psk identity of the example key below (`00 01 02 … 1f`):\n`";
+    auto at = doc.find(lead);
+    ASSERT_NE(at, std::string::npos) << "the document no longer shows the example key's PSK identity";
+    at += lead.size();
+    auto end = doc.find('`', at);
+    ASSERT_NE(end, std::string::npos);
+    SharedKey key;
+    for (int i = 0; i < 32; ++i) key.bytes.push_back(static_cast<char>(i));
+    EXPECT_EQ(doc.substr(at, end - at), psk_identity(key));
 }
 
 }  // namespace

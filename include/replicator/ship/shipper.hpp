@@ -48,6 +48,9 @@ struct ShipperOptions {
     std::string agent_id;
     std::vector<ServerEndpoint> servers;
     std::filesystem::path key_file;
+    // This agent's identity (node.key, node.crt): shown to the servers
+    // pinned by node ID (ServerEndpoint::fingerprint), which need no key.
+    std::filesystem::path identity_dir;
 
     // Called on the shipper's network thread for every conflict a server
     // reports. Keep it short (e.g. append an Op::conflict record); it must
@@ -119,6 +122,10 @@ struct ServerStatus {
     // How long ago the oldest record the server has not acknowledged was
     // journaled (0 when it has everything), as far as the journal is known.
     double unacked_age_s = 0;
+    // While connected: how the server proved itself ("shared key '…'" or
+    // "server certificate NODE-ID"), and the TLS version and cipher.
+    std::string peer;
+    std::string tls;
 };
 
 // The journal consumer name under which a server's progress is registered.
