@@ -132,6 +132,20 @@ std::optional<std::string> Capture::dir_path(const FileHandle& handle) {
     auto abs = locate_by_handle(root_fd_, handle);
     if (abs && (*abs == root_ || abs->starts_with(root_ + "/") || root_ == "/")) {
         std::string rel = *abs == root_ ? "" : abs->substr(root_ == "/" ? 1 : root_.size() + 1);
+        // Where the kernel has the directory now may be a name that moves
+        // still queued bring it to (a directory whose create event found
+        // another object at its name is known by none until then): an
+        // entry journaled there would reach the replica before its parent
+        // (refused), and be taken for journaled when the move brings the
+        // directory and its contents are read. Unknown here, the event is
+        // left to that read. Not remembered as outside: it is not.
+        if (!rel.empty()) {
+            auto known = tree_.find(rel);
+            if (known == tree_.end() || !known->second.is_dir()) {
+                spdlog::debug("directory '{}' not in the tree yet: its event waits for the move that brings it", rel);
+                return std::nullopt;
+            }
+        }
         if (!excluded(rel)) {
             dirs_[handle] = rel;
             return rel;
