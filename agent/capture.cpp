@@ -227,9 +227,14 @@ void Capture::on_event(const FanEvent& ev, std::span<const FanEvent> after) {
     // modifies a directory itself: there it is an attribute change, which
     // carries the directory's times (a write record of a directory ships
     // nothing). On a file it cannot be told from a write, which carries the
-    // file's mtime anyway.
+    // file's mtime anyway. A fifo, device, socket or symlink has no content
+    // to ship: there it is an attribute change too (a write into a fifo
+    // moves its mtime, and the setattr carries that as well).
     if (ev.mask & FAN_MODIFY) {
-        if (!is_dir) on_modify(*path, ev.pid);
+        auto known = tree_.find(*path);
+        bool special = known != tree_.end() && known->second.ino != 0 && !known->second.is_reg() &&
+                       !known->second.is_dir();
+        if (!is_dir && !special) on_modify(*path, ev.pid);
         else if (!(ev.mask & FAN_ATTRIB)) on_attrib(*path, ev.pid);
     }
     if (ev.mask & FAN_ATTRIB) on_attrib(*path, ev.pid);
