@@ -617,7 +617,7 @@ INSTANTIATE_TEST_SUITE_P(Capture, SparseFiles,
 // beneath a directory exchanges and renames read late went through (XFS
 // seed 2, about one run in four: from a directory beneath m20/m114 to all
 // of m20/m114, and m20.m312, which the source moved beneath it, left at
-// the top), a file with its size and other bytes (XFS seed 4, rarely).
+// the top).
 // With `izwatch sync` called meanwhile, the workload is paced and
 // converges. Each interface alone converges (InterfaceGroupWorkload,
 // below, runs in the suite).
