@@ -4,8 +4,11 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cstring>
@@ -91,6 +94,25 @@ TEST_P(Attributes, UtimesOfTheMtimeAloneOfANestedDirectoryIsSetattr) {
     got = changes();
     ASSERT_EQ(describe(got), Strings{"setattr d"});
     EXPECT_EQ(got[0].value("mtime_ns", int64_t{0}), mtime);
+}
+
+// The same on a fifo, a whiteout (a character device 0:0) and a symlink:
+// no write either (a write record of one ships nothing, so the replica kept
+// the mtime its own mknod gave it), but an attribute change.
+TEST_P(Attributes, UtimesOfTheMtimeAloneOfASpecialFileIsSetattr) {
+    ASSERT_EQ(::mkfifo(at("p").c_str(), 0640), 0);
+    ASSERT_EQ(::mknod(at("w").c_str(), S_IFCHR | 0000, makedev(0, 0)), 0);
+    ASSERT_EQ(::symlink("f", at("l").c_str()), 0);
+    ASSERT_NO_FATAL_FAILURE(start());
+    constexpr int64_t mtime = 1'540'690'543'757'475'122;
+    timespec times[2] = {{0, UTIME_OMIT}, {mtime / 1'000'000'000, mtime % 1'000'000'000}};
+    for (const char* name : {"p", "w", "l"}) {
+        ASSERT_NO_FATAL_FAILURE(mark());
+        ASSERT_EQ(::utimensat(AT_FDCWD, at(name).c_str(), times, AT_SYMLINK_NOFOLLOW), 0);
+        auto got = changes();
+        ASSERT_EQ(describe(got), Strings{fmt::format("setattr {}", name)});
+        EXPECT_EQ(got[0].value("mtime_ns", int64_t{0}), mtime) << name;
+    }
 }
 
 // xattr values are not in izlog's JSON; the journal itself has them.

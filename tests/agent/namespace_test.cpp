@@ -298,6 +298,45 @@ TEST_P(Namespace, AScanAheadOfTheEventsAdoptsNothingBeneathANameThatHoldsAnother
     for (auto it = described.begin(); it != arrival; ++it) EXPECT_EQ(it->find("g2/f/"), std::string::npos) << *it;
 }
 
+// A directory whose create event finds another object at its name, which
+// a scan ahead of the events put in the tree, is known to the agent by no
+// name until its move is read. An entry made in it meanwhile must not be
+// journaled at the path the directory has now, which the kernel gives for
+// its handle: that path (z/m) is one the records reach only with the move
+// still queued, so the replica refused the creation (no parent), and the
+// agent, taking the entry for journaled, never sent it again when the move
+// brought the directory.
+TEST_P(Namespace, AnEntryInADirectoryKnownByNoNameWaitsForTheDirectorysMove) {
+    make_dir(at("z"));
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    // g is known from its create event only; its rename is read with a
+    // scan of g2 as it is at the end: a file at d, nothing of m.
+    make_dir(at("g"));
+    ASSERT_EQ(::rename(at("g").c_str(), at("g2").c_str()), 0);
+    make_dir(at("g2/d"));
+    write_file(at("g2/d/f"), "made in the directory before its move");
+    ASSERT_EQ(::rename(at("g2/d").c_str(), at("z/m").c_str()), 0);
+    write_file(at("g2/d"), "a file where the directory was");
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    auto described = described_changes();
+    std::vector<std::string> problems;
+    EXPECT_EQ(differences(replay(watch().journal(), problems), list_tree(root())), Strings{})
+        << fmt::format("{}", fmt::join(described, "\n"));
+    EXPECT_EQ(problems, Strings{}) << fmt::format("{}", fmt::join(described, "\n"));
+    // Nothing beneath z/m before the record that makes it there, and f
+    // with its content after it.
+    auto arrival = std::find_if(described.begin(), described.end(), [](const std::string& d) {
+        return d == "mkdir z/m" || (d.starts_with("rename ") && d.ends_with(" -> z/m"));
+    });
+    ASSERT_NE(arrival, described.end()) << fmt::format("{}", fmt::join(described, "\n"));
+    for (auto it = described.begin(); it != arrival; ++it)
+        EXPECT_EQ(it->find("z/m/"), std::string::npos) << *it << "\n" << fmt::format("{}", fmt::join(described, "\n"));
+    auto content = std::find_if(arrival, described.end(), [](const std::string& d) { return d == "create z/m/f"; });
+    EXPECT_NE(content, described.end()) << fmt::format("{}", fmt::join(described, "\n"));
+}
+
 INSTANTIATE_TEST_SUITE_P(Filesystems, Namespace, ::testing::Values(FsType::ext4, FsType::xfs), fs_param_name);
 
 }  // namespace
