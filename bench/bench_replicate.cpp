@@ -19,6 +19,13 @@
 // IZ_BENCH_METRICS=1 runs every repetition twice, once with both daemons
 // started with --metrics and scraped every second (metrics_scraper.hpp),
 // once without (in alternating order), and prints both figures.
+//
+// IZ_BENCH_TLS_COMPARE=1 runs every repetition twice too, once over TLS (the
+// product) and once with the frames over plain TCP after the handshake
+// (izwatch-plaintext-bench and izreplicate-plaintext-bench, test-only twins
+// built with -DIZ_BENCH_PLAINTEXT=ON), in alternating order, and prints both
+// medians, their ratio and the bytes on the wire of each; then one 1 GiB
+// file replicated each way (twice, ABBA), in MB/s.
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -167,6 +174,7 @@ struct Scratch {
     fs::path bin, tmp;
     std::vector<std::unique_ptr<iz::test::ScratchFs>> images;
     fs::path watched;                                   // izwatch runs on it when set
+    std::string twin;                                   // "-plaintext-bench": the daemons without encryption
     pid_t agent = -1;                                   // detached: not our child
 };
 Scratch g;
@@ -184,7 +192,7 @@ bool agent_alive() {
 
 void stop_agent() {
     if (g.watched.empty()) return;
-    pid_t pid = spawn({(g.bin / "izwatch").string(), "stop", g.watched.string()}, g_log);
+    pid_t pid = spawn({(g.bin / ("izwatch" + g.twin)).string(), "stop", g.watched.string()}, g_log);
     if (pid > 0 && !reaped_within(pid, std::chrono::seconds(30))) stop_child(pid);
     for (int sig : {SIGTERM, SIGKILL}) {
         for (int i = 0; i < 300 && agent_alive(); ++i) ::usleep(10000);
@@ -622,18 +630,19 @@ struct Setup {
     uint16_t server_port = 0, rsync_port = 0;
     pid_t server = -1, rsyncd = -1;
     bool metrics = false;  // the intermezzo daemons serve /metrics on these
+    bool plain = false;    // the daemons are the plaintext twins
     uint16_t agent_metrics_port = 0, server_metrics_port = 0;
 };
 
 nlohmann::json agent_status(const fs::path& dir) {
-    auto out = output_of({(g.bin / "izwatch").string(), "status", "--json", dir.string()});
+    auto out = output_of({(g.bin / ("izwatch" + g.twin)).string(), "status", "--json", dir.string()});
     auto j = nlohmann::json::parse(out, nullptr, false);
     if (j.is_discarded()) die("izwatch status --json gave no JSON: " + out);
     return j;
 }
 
 void izsync(const fs::path& dir, int timeout_s) {
-    if (run({(g.bin / "izwatch").string(), "sync", dir.string(), "--timeout", std::to_string(timeout_s)}) != 0)
+    if (run({(g.bin / ("izwatch" + g.twin)).string(), "sync", dir.string(), "--timeout", std::to_string(timeout_s)}) != 0)
         die(fmt::format("izwatch sync failed: {}\nizwatch status: {}\nagent log:\n{}\nserver log:\n{}", tail_of(g_log),
                         agent_status(dir).dump(), tail_of(g.tmp / "src-iz" / "state" / "izwatch.log"),
                         tail_of(g.tmp / "izreplicate.log")));
@@ -682,14 +691,16 @@ RsyncRun run_rsync(const Setup& s) {
 
 // izreplicate and izwatch, with --metrics on ports of their own when
 // `metrics`; the agent resumes from its journal and state when restarted.
-void start_intermezzo(Setup& s, bool metrics) {
+void start_intermezzo(Setup& s, bool metrics, bool plain = false) {
     auto iz_root = s.iz_replica.parent_path();
     s.metrics = metrics;
+    s.plain = plain;
+    g.twin = plain ? "-plaintext-bench" : "";
     s.server_port = free_port();
-    std::vector<std::string> server{(g.bin / "izreplicate").string(), "--root", iz_root.string(), "--listen",
+    std::vector<std::string> server{(g.bin / ("izreplicate" + g.twin)).string(), "--root", iz_root.string(), "--listen",
                                     fmt::format("127.0.0.1:{}", s.server_port), "--key", s.key.string(), "--foreground",
                                     "--log-file", (g.tmp / "izreplicate.log").string()};
-    std::vector<std::string> agent{(g.bin / "izwatch").string(), "start", s.src_iz.string(), "--server",
+    std::vector<std::string> agent{(g.bin / ("izwatch" + g.twin)).string(), "start", s.src_iz.string(), "--server",
                                    fmt::format("127.0.0.1:{}", s.server_port), "--key", s.key.string(), "--journal",
                                    (g.tmp / "src-iz" / "journal").string(), "--state-dir",
                                    (g.tmp / "src-iz" / "state").string()};
@@ -942,6 +953,60 @@ void start_over(const Setup& s) {
     run_rsync(s);
 }
 
+bool tls_compare_mode() {
+    const char* v = std::getenv("IZ_BENCH_TLS_COMPARE");
+    if (!v || std::string_view(v) != "1") return false;
+    for (auto* p : {"izwatch-plaintext-bench", "izreplicate-plaintext-bench"})
+        if (!fs::exists(g.bin / p))
+            die(fmt::format("IZ_BENCH_TLS_COMPARE=1 needs {} next to this benchmark: configure with "
+                            "-DIZ_BENCH_PLAINTEXT=ON",
+                            p));
+    return true;
+}
+
+// One 1 GiB file of random bytes copied into the emptied watched source,
+// timed until `izwatch sync` returns: the throughput of the whole path
+// (read, frame, TLS or not, loopback, apply, fsync).
+constexpr uint64_t kBulkBytes = 1ull << 30;
+
+struct BulkRun {
+    bool plain = false;
+    double seconds = 0;
+    uint64_t bytes = 0;
+    size_t bad = 0;
+};
+
+std::vector<BulkRun> bulk_runs(Setup& s) {
+    auto data = g.tmp / "bulk.bin";  // outside the sources, in the page cache after the first read
+    write_random(data, kBulkBytes, 7);
+    std::vector<BulkRun> out;
+    for (bool plain : {false, true, true, false}) {
+        if (plain != s.plain || s.metrics) {
+            stop_intermezzo(s);
+            start_intermezzo(s, false, plain);
+        }
+        start_over(s);
+        sync_ours();
+        BulkRun r;
+        r.plain = plain;
+        bool reconnected = false;
+        auto conns0 = agent_connections(s.server_port);
+        auto t0 = Clock::now();
+        fs::copy_file(data, s.src_iz / "bulk.bin");
+        izsync(s.src_iz, 600);
+        r.seconds = secs_between(t0, Clock::now());
+        r.bytes = bytes_between(conns0, agent_connections(s.server_port), reconnected);
+        r.bad = mismatches(s.src_iz, s.iz_replica, plain ? "intermezzo (plain)" : "intermezzo (TLS)", false);
+        fmt::print("bulk {}: {:.3f} s, {:.0f} MB/s{}\n", plain ? "plain" : "TLS", r.seconds,
+                   static_cast<double>(kBulkBytes) / 1e6 / r.seconds, reconnected ? " (reconnected)" : "");
+        std::fflush(stdout);
+        out.push_back(r);
+    }
+    std::error_code ec;
+    fs::remove(data, ec);
+    return out;
+}
+
 constexpr auto kRow = "{:<35} {:>7} {:>7} {:>7} {:>7} {:>6} {:>7} {:>10} {:>11} {:>6} {:>6} {:>6} {:>7} {:>7}\n";
 
 }  // namespace
@@ -982,24 +1047,29 @@ int main(int argc, char** argv) {
 
     auto wls = workloads();
     bool metrics = iz::bench::metrics_mode();
-    std::vector<Row> rows(wls.size()), rows_m(wls.size());  // without and with --metrics
+    bool tls_compare = tls_compare_mode();
+    if (metrics && tls_compare) die("IZ_BENCH_METRICS and IZ_BENCH_TLS_COMPARE: one at a time");
+    // Without and with --metrics, or with TLS and with the plaintext twins.
+    std::vector<Row> rows(wls.size()), rows_m(wls.size());
     uint64_t scrapes = 0, failed_scrapes = 0;
     bool first = true;
     for (int rep = 0; rep < reps; ++rep) {
-        // In metrics mode both passes, the first alternating, so that a
-        // drift of the machine weighs on both alike.
+        // In metrics or TLS-compare mode both passes, the first alternating,
+        // so that a drift of the machine weighs on both alike.
         std::vector<bool> passes{false};
-        if (metrics) passes = rep % 2 == 0 ? std::vector<bool>{false, true} : std::vector<bool>{true, false};
-        for (bool with_metrics : passes) {
-            if (with_metrics != s.metrics) {
+        if (metrics || tls_compare)
+            passes = rep % 2 == 0 ? std::vector<bool>{false, true} : std::vector<bool>{true, false};
+        for (bool other : passes) {
+            bool with_metrics = metrics && other, plain = tls_compare && other;
+            if (with_metrics != s.metrics || plain != s.plain) {
                 stop_intermezzo(s);
-                start_intermezzo(s, with_metrics);
+                start_intermezzo(s, with_metrics, plain);
             }
             if (!first) start_over(s);
             first = false;
             std::optional<iz::bench::MetricsScraper> scraper;
             if (with_metrics) scraper.emplace(std::vector<uint16_t>{s.agent_metrics_port, s.server_metrics_port});
-            auto& into = with_metrics ? rows_m : rows;
+            auto& into = other ? rows_m : rows;
             std::string ratios;
             for (size_t i = 0; i < wls.size(); ++i) {
                 run_both(s, wls[i], into[i]);
@@ -1009,10 +1079,13 @@ int main(int argc, char** argv) {
                 scrapes += scraper->ok();
                 failed_scrapes += scraper->failed();
             }
-            fmt::print("run {}{}: time ratios{}\n", rep + 1, with_metrics ? " (metrics scraped)" : "", ratios);
+            fmt::print("run {}{}: time ratios{}\n", rep + 1,
+                       with_metrics ? " (metrics scraped)" : plain ? " (plain TCP after the handshake)" : "", ratios);
             std::fflush(stdout);
         }
     }
+    std::vector<BulkRun> bulk;
+    if (tls_compare) bulk = bulk_runs(s);
     cleanup();
 
     fmt::print(fmt::runtime(kRow), "workload", "work iz", "work rs", "iz s", "rsync s", "ratio", "conv ms", "iz bytes",
@@ -1074,6 +1147,44 @@ int main(int argc, char** argv) {
         }
         fmt::print("metrics: worst_time_ratio_with_vs_without={:.3f} scrapes={} failed_scrapes={}\n", worst_m, scrapes,
                    failed_scrapes);
+    }
+    if (tls_compare) {
+        // rsync's two columns say how much the machine drifted between the passes.
+        constexpr auto kTlsRow = "{:<35} {:>7} {:>7} {:>6} {:>11} {:>11} {:>7} {:>7} {:>7} {:>7} {:>7}\n";
+        fmt::print("\nWith TLS against the same build with the frames over plain TCP after the handshake, medians:\n");
+        fmt::print(fmt::runtime(kTlsRow), "workload", "tls s", "plain s", "ratio", "tls bytes", "plain bytes",
+                   "rsync s", "rsync+p", "cpu ag", "ag+p", "diff+p");
+        double worst_tls = 0, worst_bytes = 0;
+        for (size_t i = 0; i < wls.size(); ++i) {
+            auto& a = rows[i];
+            auto& b = rows_m[i];
+            double ratio = median(a.iz) / median(b.iz);
+            worst_tls = std::max(worst_tls, ratio);
+            worst_bytes = std::max(worst_bytes, static_cast<double>(median(a.iz_bytes)) /
+                                                    static_cast<double>(std::max<uint64_t>(1, median(b.iz_bytes))));
+            fmt::print(fmt::runtime(kTlsRow), wls[i].name, f3(median(a.iz)), f3(median(b.iz)), f2(ratio),
+                       human(median(a.iz_bytes)), human(median(b.iz_bytes)), f3(median(a.rs)), f3(median(b.rs)),
+                       f2(median(a.agent_cpu)), f2(median(b.agent_cpu)), b.iz_bad);
+        }
+        fmt::print("'tls bytes' and 'plain bytes': TCP payload the server acknowledged (ss bytes_acked), so TLS's record\n"
+                   "headers and tags are in the first; 'diff+p': paths the plaintext runs' replicas differed in.\n");
+        double tls_s = 0, plain_s = 0;
+        uint64_t tls_bytes = 0, plain_bytes = 0;
+        size_t bulk_bad = 0;
+        for (auto& b : bulk) {
+            (b.plain ? plain_s : tls_s) += b.seconds;
+            (b.plain ? plain_bytes : tls_bytes) += b.bytes;
+            bulk_bad += b.bad;
+        }
+        auto runs = static_cast<double>(bulk.size() / 2);
+        double mb = static_cast<double>(kBulkBytes) / 1e6;
+        fmt::print("bulk: 1 GiB file over 127.0.0.1, {} runs each (ABBA): TLS {:.0f} MB/s, plain {:.0f} MB/s, ratio {:.2f}; "
+                   "wire {} vs {} per run; replicas differed in {} paths\n",
+                   bulk.size() / 2, mb * runs / tls_s, mb * runs / plain_s, (tls_s / runs) / (plain_s / runs),
+                   human(tls_bytes / (bulk.size() / 2)), human(plain_bytes / (bulk.size() / 2)), bulk_bad);
+        fmt::print("tls: worst_time_ratio_tls_vs_plain={:.3f} worst_bytes_ratio={:.3f} bulk_tls_mb_s={:.0f} "
+                   "bulk_plain_mb_s={:.0f}\n",
+                   worst_tls, worst_bytes, mb * runs / tls_s, mb * runs / plain_s);
     }
     return 0;
 }

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "replicator/fs/beneath.hpp"
+#include "replicator/wire/plaintext_bench.hpp"
 #include "server_context.hpp"
 
 namespace iz::replicator {
@@ -20,6 +21,16 @@ constexpr uint32_t kMaxHandshakeBody = 4096;
 // How long a dropped connection is still read from, so that the peer gets
 // the reason rather than a reset (see tell_and_close).
 constexpr auto kLinger = std::chrono::seconds(2);
+
+// Runs `op` on the TLS stream, or on the socket beneath it in the bench
+// binaries that carry frames in the clear (replicator/wire/plaintext_bench.hpp).
+template <class Stream, class Op>
+void on_stream(Stream& s, Op&& op) {
+    if (plaintext_bench_marker().empty())
+        op(s);
+    else
+        op(s.next_layer());
+}
 }  // namespace
 
 Session::Session(tcp::socket socket, ServerContext& ctx, uint64_t id)
@@ -122,7 +133,14 @@ void Session::tls_handshake() {
                 self->exported_key_ = std::move(*key);
             }
             self->state_ = State::hello;
-            self->read_more();
+            auto marker = plaintext_bench_marker();
+            if (marker.empty()) return self->read_more();
+            asio::async_write(self->stream_, asio::buffer(marker.data(), marker.size()),
+                              asio::bind_executor(self->strand_, [self](const boost::system::error_code& wec, size_t) {
+                                  if (self->state_ == State::closed) return;
+                                  if (wec) return self->close();
+                                  self->read_more();
+                              }));
         } catch (const std::exception& e) {
             spdlog::error("{}: internal error: {}", self->who(), e.what());
             self->close();
@@ -196,33 +214,35 @@ void Session::read_more() {
     char* dst = frames_.space(room);
     auto self = shared_from_this();
     reading_ = true;
-    stream_.async_read_some(asio::buffer(dst, room), asio::bind_executor(strand_, [self](const boost::system::error_code& ec, size_t n) {
-        self->reading_ = false;
-        if (self->state_ == State::closed) {
-            if (!self->lingering_) return;
-            return ec ? self->close_socket() : self->discard_input();
-        }
-        try {
-            if (ec) {
-                if (self->frames_.buffered() > 0 && ec == asio::error::eof)
-                    spdlog::info("{}: connection closed in the middle of a frame", self->who());
-                else if (ec == asio::error::eof && self->state_ == State::auth)
-                    // The agent checks the server's proof first and hangs up
-                    // when it is wrong: the two hold different keys.
-                    spdlog::warn("{}: refused: the agent hung up during authentication (it holds a different key?)",
-                                 self->who());
-                else if (ec == asio::error::eof)
-                    spdlog::info("{}: connection closed by the peer", self->who());
-                else
-                    spdlog::info("{}: connection lost: {}", self->who(), ec.message());
-                return self->close();
+    on_stream(stream_, [&](auto& stream) {
+        stream.async_read_some(asio::buffer(dst, room), asio::bind_executor(strand_, [self](const boost::system::error_code& ec, size_t n) {
+            self->reading_ = false;
+            if (self->state_ == State::closed) {
+                if (!self->lingering_) return;
+                return ec ? self->close_socket() : self->discard_input();
             }
-            self->frames_.received(n);
-            self->handle_buffered();
-        } catch (const std::exception& e) {
-            self->drop(std::string("internal error: ") + e.what());
-        }
-    }));
+            try {
+                if (ec) {
+                    if (self->frames_.buffered() > 0 && ec == asio::error::eof)
+                        spdlog::info("{}: connection closed in the middle of a frame", self->who());
+                    else if (ec == asio::error::eof && self->state_ == State::auth)
+                        // The agent checks the server's proof first and hangs up
+                        // when it is wrong: the two hold different keys.
+                        spdlog::warn("{}: refused: the agent hung up during authentication (it holds a different key?)",
+                                     self->who());
+                    else if (ec == asio::error::eof)
+                        spdlog::info("{}: connection closed by the peer", self->who());
+                    else
+                        spdlog::info("{}: connection lost: {}", self->who(), ec.message());
+                    return self->close();
+                }
+                self->frames_.received(n);
+                self->handle_buffered();
+            } catch (const std::exception& e) {
+                self->drop(std::string("internal error: ") + e.what());
+            }
+        }));
+    });
 }
 
 void Session::handle_buffered() {
@@ -535,23 +555,25 @@ void Session::write_next() {
     writing_ = true;
     auto self = shared_from_this();
     auto frame = outbox_.front();
-    asio::async_write(stream_, asio::buffer(*frame), asio::bind_executor(strand_, [self, frame](const boost::system::error_code& ec, size_t) {
-        self->writing_ = false;
-        if (self->state_ == State::closed) {
-            if (self->lingering_) ec ? self->close_socket() : self->say_farewell();
-            return;
-        }
-        try {
-            if (ec) {
-                spdlog::info("{}: connection lost while sending: {}", self->who(), ec.message());
-                return self->close();
+    on_stream(stream_, [&](auto& stream) {
+        asio::async_write(stream, asio::buffer(*frame), asio::bind_executor(strand_, [self, frame](const boost::system::error_code& ec, size_t) {
+            self->writing_ = false;
+            if (self->state_ == State::closed) {
+                if (self->lingering_) ec ? self->close_socket() : self->say_farewell();
+                return;
             }
-            self->outbox_.pop_front();
-            self->write_next();
-        } catch (const std::exception& e) {
-            self->drop(std::string("internal error: ") + e.what());
-        }
-    }));
+            try {
+                if (ec) {
+                    spdlog::info("{}: connection lost while sending: {}", self->who(), ec.message());
+                    return self->close();
+                }
+                self->outbox_.pop_front();
+                self->write_next();
+            } catch (const std::exception& e) {
+                self->drop(std::string("internal error: ") + e.what());
+            }
+        }));
+    });
 }
 
 void Session::drop(const std::string& reason) {
@@ -597,11 +619,13 @@ void Session::say_farewell() {
         return;
     }
     writing_ = true;
-    asio::async_write(stream_, asio::buffer(*frame), asio::bind_executor(strand_, [self, frame](const boost::system::error_code& ec, size_t) {
-        self->writing_ = false;
-        if (ec) return self->close_socket();
-        self->say_farewell();
-    }));
+    on_stream(stream_, [&](auto& stream) {
+        asio::async_write(stream, asio::buffer(*frame), asio::bind_executor(strand_, [self, frame](const boost::system::error_code& ec, size_t) {
+            self->writing_ = false;
+            if (ec) return self->close_socket();
+            self->say_farewell();
+        }));
+    });
 }
 
 void Session::discard_input() {

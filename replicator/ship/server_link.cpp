@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "journal/reader.hpp"
+#include "replicator/wire/plaintext_bench.hpp"
 
 namespace iz::replicator {
 
@@ -18,6 +19,16 @@ using Clock = std::chrono::steady_clock;
 namespace {
 constexpr auto kTick = std::chrono::milliseconds(250);
 constexpr auto kPingAfter = std::chrono::milliseconds(1000);
+
+// Runs `op` on the TLS stream, or on the socket beneath it in the bench
+// binaries that carry frames in the clear (replicator/wire/plaintext_bench.hpp).
+template <class Stream, class Op>
+void on_stream(Stream& s, Op&& op) {
+    if (plaintext_bench_marker().empty())
+        op(s);
+    else
+        op(s.next_layer());
+}
 // The journal's last LSN (0 when it is empty); nullopt when it cannot be read.
 std::optional<uint64_t> journal_last_lsn(const std::filesystem::path& dir) {
     auto r = journal::Reader::open(dir);
@@ -156,7 +167,14 @@ void ServerLink::on_connected() {
             std::lock_guard lock(self->mu_);
             self->peer_identity_ = std::move(identity);
         }
-        self->on_tls_up();
+        auto marker = plaintext_bench_marker();
+        if (marker.empty()) return self->on_tls_up();
+        auto got = std::make_shared<std::string>(marker.size(), '\0');
+        asio::async_read(*sock, asio::buffer(*got), [self, sock, got, marker](const boost::system::error_code& ec, size_t) {
+            if (self->socket_ != sock) return;
+            if (ec || *got != marker) return self->lost("the server does not carry frames in the clear after TLS");
+            self->on_tls_up();
+        });
     });
 }
 
@@ -232,30 +250,32 @@ void ServerLink::on_tls_up() {
 void ServerLink::read_frame(std::function<void(proto::Message)> then) {
     auto self = shared_from_this();
     auto sock = socket_;  // a copy: the socket outlives every operation begun on it
-    asio::async_read(*sock, asio::buffer(header_), [self, sock, then = std::move(then)](const boost::system::error_code& ec, size_t) mutable {
-        if (self->socket_ != sock) return;
-        if (ec) {
-            // In TLS 1.3 the server checks our certificate after our side of
-            // the handshake is done: its refusal comes as the first read.
-            if (self->phase_ == Phase::handshake && ec.category() == asio::error::get_ssl_category())
-                return self->lost(failure_reason(ec, nullptr, TlsRole::client));
-            return self->lost(ec == asio::error::eof ? "the server closed the connection" : "connection lost: " + ec.message());
-        }
-        auto h = proto::parse_header(std::string_view(self->header_, sizeof self->header_));
-        if (!h) return self->lost("bad frame from the server: " + h.error().message);
-        self->body_.resize(h->length);
-        auto type = h->type;
-        asio::async_read(*sock, asio::buffer(self->body_), [self, sock, type, then = std::move(then)](const boost::system::error_code& ec2, size_t) mutable {
+    on_stream(*sock, [&](auto& stream) {
+        asio::async_read(stream, asio::buffer(header_), [self, sock, &stream, then = std::move(then)](const boost::system::error_code& ec, size_t) mutable {
             if (self->socket_ != sock) return;
-            if (ec2) return self->lost("connection lost: " + ec2.message());
-            self->last_rx_ = Clock::now();
-            auto msg = proto::decode_body(type, self->body_);
-            if (!msg) return self->lost("bad frame from the server: " + msg.error().message);
-            try {
-                then(std::move(*msg));
-            } catch (const std::exception& e) {
-                self->lost(std::string("internal error: ") + e.what());
+            if (ec) {
+                // In TLS 1.3 the server checks our certificate after our side of
+                // the handshake is done: its refusal comes as the first read.
+                if (self->phase_ == Phase::handshake && ec.category() == asio::error::get_ssl_category())
+                    return self->lost(failure_reason(ec, nullptr, TlsRole::client));
+                return self->lost(ec == asio::error::eof ? "the server closed the connection" : "connection lost: " + ec.message());
             }
+            auto h = proto::parse_header(std::string_view(self->header_, sizeof self->header_));
+            if (!h) return self->lost("bad frame from the server: " + h.error().message);
+            self->body_.resize(h->length);
+            auto type = h->type;
+            asio::async_read(stream, asio::buffer(self->body_), [self, sock, type, then = std::move(then)](const boost::system::error_code& ec2, size_t) mutable {
+                if (self->socket_ != sock) return;
+                if (ec2) return self->lost("connection lost: " + ec2.message());
+                self->last_rx_ = Clock::now();
+                auto msg = proto::decode_body(type, self->body_);
+                if (!msg) return self->lost("bad frame from the server: " + msg.error().message);
+                try {
+                    then(std::move(*msg));
+                } catch (const std::exception& e) {
+                    self->lost(std::string("internal error: ") + e.what());
+                }
+            });
         });
     });
 }
@@ -348,18 +368,20 @@ void ServerLink::write_next() {
         for (auto& frame : *batch) joined->append(*frame);
         buffers.assign(1, asio::buffer(*joined));
     }
-    asio::async_write(*sock, buffers, [self, sock, batch, joined](const boost::system::error_code& ec, size_t written) {
-        if (self->socket_ != sock) return;
-        self->writing_ = false;
-        if (ec) return self->lost("connection lost while sending: " + ec.message());
-        {
-            std::lock_guard lock(self->mu_);
-            self->written_bytes_ += written;
-            self->total_wire_bytes_ += written;
-        }
-        self->last_tx_ = Clock::now();
-        self->outbox_.erase(self->outbox_.begin(), self->outbox_.begin() + static_cast<std::ptrdiff_t>(batch->size()));
-        self->write_next();
+    on_stream(*sock, [&](auto& stream) {
+        asio::async_write(stream, buffers, [self, sock, batch, joined](const boost::system::error_code& ec, size_t written) {
+            if (self->socket_ != sock) return;
+            self->writing_ = false;
+            if (ec) return self->lost("connection lost while sending: " + ec.message());
+            {
+                std::lock_guard lock(self->mu_);
+                self->written_bytes_ += written;
+                self->total_wire_bytes_ += written;
+            }
+            self->last_tx_ = Clock::now();
+            self->outbox_.erase(self->outbox_.begin(), self->outbox_.begin() + static_cast<std::ptrdiff_t>(batch->size()));
+            self->write_next();
+        });
     });
 }
 
