@@ -79,6 +79,10 @@ void ServerHost::resume() {
     if (proc_) proc_->signal(SIGCONT);
 }
 
+void ServerHost::reload() {
+    if (proc_) proc_->signal(SIGHUP);
+}
+
 std::string ServerHost::endpoint() const { return fmt::format("{}:{}", address_, kServerPort); }
 
 fs::path ServerHost::replica(const std::string& fileset) const { return fs_->mount_point() / fileset; }

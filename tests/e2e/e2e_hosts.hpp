@@ -37,6 +37,8 @@ public:
     // SIGSTOP / SIGCONT: a server that stops reading.
     void pause();
     void resume();
+    // SIGHUP: izreplicate reads its access and allowed-agents files again.
+    void reload();
     std::string endpoint() const;
     // The replica of a fileset (per-fileset mode).
     std::filesystem::path replica(const std::string& fileset) const;

@@ -202,6 +202,52 @@ TEST_F(Tls, AFilesetTheAgentMayNotUseIsRefusedNamingIt) {
     expect_converged();
 }
 
+// The real izreplicate, sent SIGHUP after its access file changed: the
+// agent whose fileset the new rules refuse is dropped with a refusal naming
+// that fileset and stays refused when it reconnects; the other agent goes on
+// over the same connection, with nothing lost.
+TEST_F(Tls, AReloadedAccessFileDropsTheAgentItNowRefusesAndKeepsTheOther) {
+    auto access = keys_.path() / "access.conf";
+    write_file(access, "* data read-write\n* other read-write\n");
+    server_->start({"--access", access.string()});
+    AgentHost other(*agent_ns_, key_, "e2e-tls-other");
+    write_file(other.dir() / "before", "arrives\n");
+    auto r = other.start({server_->endpoint()}, {"--fileset", "other", "--agent-id", "other"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto ra = agent_->start({server_->endpoint()});
+    ASSERT_EQ(ra.exit_code, 0) << ra.err;
+    write_file(agent_->dir() / "first", "one\n");
+    sync_ok();
+    auto ro = other.sync(60);
+    ASSERT_EQ(ro.exit_code, 0) << ro.err;
+    EXPECT_EQ(read_file(server_->replica("other") / "before"), "arrives\n");
+    auto served = agent_->status()["servers"][0];
+    ASSERT_TRUE(served.value("connected", false)) << served.dump();
+    auto reconnects = served.value("reconnects", uint64_t{0});
+
+    write_file(access, "* data read-write\n");
+    server_->reload();
+    EXPECT_TRUE(eventually([&] {
+        return other.status()["servers"][0].value("last_error", "").find(
+                   "may no longer use fileset 'other' on this server") != std::string::npos;
+    })) << other.status().dump();
+    write_file(other.dir() / "after", "must not arrive\n");
+    every_operation(agent_->dir());
+    sync_ok();
+    expect_converged();
+    served = agent_->status()["servers"][0];
+    EXPECT_TRUE(served.value("connected", false)) << served.dump();
+    EXPECT_EQ(served.value("reconnects", uint64_t{0}), reconnects) << served.dump();
+    // Reconnecting, it is refused at its hello now.
+    EXPECT_TRUE(eventually([&] {
+        return other.status()["servers"][0].value("last_error", "").find("may not use fileset 'other' on this server") !=
+               std::string::npos;
+    })) << other.status().dump();
+    other.stop();
+    EXPECT_FALSE(fs::exists(server_->replica("other") / "after"));
+    EXPECT_EQ(read_file(server_->replica("other") / "before"), "arrives\n");
+}
+
 // `PROGRAM identity new DIR`: the node ID it printed.
 std::string new_identity(const std::string& program, const fs::path& dir) {
     auto r = run_process({bin_path(program).string(), "identity", "new", dir.string()});
