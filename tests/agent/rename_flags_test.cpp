@@ -276,6 +276,32 @@ TEST_P(RenameFlags, AWhiteoutExchangedWithAKnownFileReadLateMovesIt) {
     EXPECT_TRUE(with_op(got, "unlink", "t").empty()) << all;
 }
 
+// The same with a directory the tree knows, in another directory, and
+// the whiteout still at that name when the moves are read: the arrival is
+// there, so the name was not simply replaced; the directory went, with
+// everything beneath it, to the whiteout's name. Taken for a replacement,
+// the directory's entries stayed beneath the whiteout's new name in the
+// tree (and the replica kept them there, as a conflict copy), and the
+// directory was read again at the old whiteout's name without them.
+TEST_P(RenameFlags, AWhiteoutExchangedWithAKnownDirectoryReadLateMovesItsEntriesAlong) {
+    write_file(at("a"), "moved away with a whiteout");
+    make_dir(at("p"));
+    make_dir(at("p/d"));
+    make_dir(at("p/d/e"));
+    write_file(at("p/d/e/f"), "beneath the exchanged directory");
+    write_file(at("p/d/g"), "beside it");
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    ASSERT_EQ(rename2("a", "b", RENAME_WHITEOUT), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("a", "p/d", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    expect_journal_gives_the_tree();
+    auto got = changes();
+    auto all = fmt::format("{}", fmt::join(describe(got), "\n"));
+    EXPECT_TRUE(with_op(got, "mkdir", "a").empty()) << all;
+}
+
 // fanotify merges the delete of a file into its create event (same name,
 // same object) when both are queued: the delete is read first, and then
 // the file's exchanges, which bring it back to a name where it is no
