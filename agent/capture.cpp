@@ -125,7 +125,7 @@ void Capture::rescan(const std::string& why) {
     if (auto ok = catch_up(before, why); !ok) spdlog::error("rescan after {} failed: {}", why, ok.error().message);
 }
 
-std::optional<std::string> Capture::dir_path(const FileHandle& handle) {
+std::optional<std::string> Capture::dir_path(const FileHandle& handle, bool placed_only) {
     if (handle.empty()) return std::nullopt;
     if (auto it = dirs_.find(handle); it != dirs_.end()) return it->second;
     if (outside_.count(handle)) return std::nullopt;
@@ -147,6 +147,24 @@ std::optional<std::string> Capture::dir_path(const FileHandle& handle) {
             }
         }
         if (!excluded(rel)) {
+            // Where the directory is now, the tree may not have it yet: its
+            // create event found another object at its name (it was moved
+            // or exchanged before the events were read), and the move that
+            // takes it there is still queued. Entries journaled beneath that
+            // name now would come before the directory itself (beneath a
+            // file the tree has there, or no entry at all): the replica
+            // skips them and the tree never sends them again. They are the
+            // directory's: its move, when read, reads it with what it holds.
+            // (A move is another matter: taken for a move out of the tree,
+            // it would remove what the tree has.)
+            if (placed_only && !rel.empty()) {
+                auto known = tree_.find(rel);
+                if (known == tree_.end() || !known->second.is_dir() ||
+                    (!known->second.handle.empty() && known->second.handle != handle)) {
+                    spdlog::debug("directory found at {} by its handle, ahead of the move that takes it there", rel);
+                    return std::nullopt;
+                }
+            }
             dirs_[handle] = rel;
             return rel;
         }
@@ -165,8 +183,9 @@ bool Capture::known_object(const FileHandle& handle) const {
     return dirs_.count(handle) || names_.count(handle) || departed_.count(handle_hash(handle));
 }
 
-std::optional<std::string> Capture::event_path(const FileHandle& dir_handle, const std::string& name) {
-    auto dir = dir_path(dir_handle);
+std::optional<std::string> Capture::event_path(const FileHandle& dir_handle, const std::string& name,
+                                               bool placed_only) {
+    auto dir = dir_path(dir_handle, placed_only);
     if (!dir) return std::nullopt;
     auto path = name.empty() ? *dir : join(*dir, name);
     if (excluded(path)) return std::nullopt;
@@ -215,7 +234,7 @@ void Capture::on_event(const FanEvent& ev, std::span<const FanEvent> after) {
         on_rename(ev, after);
         return;
     }
-    auto path = event_path(ev.dir_handle, ev.name);
+    auto path = event_path(ev.dir_handle, ev.name, true);
     if (!path) {
         if (!(ev.dir_handle.empty() && known_object(ev.object_handle))) ++stats_.outside_events;
         return;

@@ -218,15 +218,20 @@ void Capture::arrival_displaces(const std::optional<std::string>& from, const st
                                 std::span<const FanEvent> after) {
     auto dst = tree_.find(to);
     if (moving.empty() || dst == tree_.end() || dst->second.handle.empty() || dst->second.handle == moving) return;
-    // The name holds the arrival (on_create journals it over the old
-    // object), or again the object the tree has there: that one came back
-    // after the arrival (exchanged away and back, its moves still queued,
-    // which then find the tree as they say), or the tree was read after
-    // this event (the scan of a start reads it after fanotify is armed).
-    // Either way the tree is right at this name, and taking the arrival for
-    // a replacement removed the object there (a directory's entries kept
-    // aside as a conflict copy on the replica) and made it again.
-    if (auto now = handle_now(root_fd_, to); now && (*now == moving || *now == dst->second.handle)) return;
+    // The name holds again the object the tree has there: that one came
+    // back after the arrival (exchanged away and back, its moves still
+    // queued, which then find the tree as they say), or the tree was read
+    // after this event (the scan of a start reads it after fanotify is
+    // armed). Either way the tree is right at this name, and taking the
+    // arrival for a replacement removed the object there (a directory's
+    // entries kept aside as a conflict copy on the replica) and made it
+    // again.
+    auto now = handle_now(root_fd_, to);
+    if (now && *now == dst->second.handle) return;
+    // Holding the arrival, the name may still have lost its object by an
+    // exchange rather than a replacement: the object went, with whatever
+    // is beneath it, to the name the arrival left (a whiteout, which has
+    // no create event, comes from a name the tree does not know).
     if (from && ev && !tree_.count(*from)) {
         if (exchanged_with(*ev, *from, dst->second.handle, after)) {
             spdlog::debug("rename {} -> {}: the object the tree has at the destination went to the source", *from, to);
@@ -241,6 +246,9 @@ void Capture::arrival_displaces(const std::optional<std::string>& from, const st
             return;
         }
     }
+    // Otherwise the name holding the arrival lost its object to it:
+    // on_create journals the arrival over it.
+    if (now && *now == moving) return;
     // A file never replaces a directory (see on_rename): one read at this
     // name ahead of its move stays, and the file that arrived here first
     // is read where it went.

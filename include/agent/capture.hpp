@@ -126,8 +126,10 @@ private:
         int32_t pid = 0;
     };
 
-    std::optional<std::string> dir_path(const FileHandle& handle);
-    std::optional<std::string> event_path(const FileHandle& dir_handle, const std::string& name);
+    // placed_only: a directory found by its handle only where the tree has it.
+    std::optional<std::string> dir_path(const FileHandle& handle, bool placed_only = false);
+    std::optional<std::string> event_path(const FileHandle& dir_handle, const std::string& name,
+                                          bool placed_only = false);
     // `handle` names an object the tree has (or had until it was deleted).
     bool known_object(const FileHandle& handle) const;
     void emit(journal::Record r, int32_t pid);

@@ -276,6 +276,67 @@ TEST_P(RenameFlags, AWhiteoutExchangedWithAKnownFileReadLateMovesIt) {
     EXPECT_TRUE(with_op(got, "unlink", "t").empty()) << all;
 }
 
+// The same with a directory the tree knows, in another directory, and
+// the whiteout still at that name when the moves are read: the arrival is
+// there, so the name was not simply replaced; the directory went, with
+// everything beneath it, to the whiteout's name. Taken for a replacement,
+// the directory's entries stayed beneath the whiteout's new name in the
+// tree (and the replica kept them there, as a conflict copy), and the
+// directory was read again at the old whiteout's name without them.
+TEST_P(RenameFlags, AWhiteoutExchangedWithAKnownDirectoryReadLateMovesItsEntriesAlong) {
+    write_file(at("a"), "moved away with a whiteout");
+    make_dir(at("p"));
+    make_dir(at("p/d"));
+    make_dir(at("p/d/e"));
+    write_file(at("p/d/e/f"), "beneath the exchanged directory");
+    write_file(at("p/d/g"), "beside it");
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    ASSERT_EQ(rename2("a", "b", RENAME_WHITEOUT), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("a", "p/d", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    expect_journal_gives_the_tree();
+    auto got = changes();
+    auto all = fmt::format("{}", fmt::join(describe(got), "\n"));
+    EXPECT_TRUE(with_op(got, "mkdir", "a").empty()) << all;
+}
+
+// A directory made and filled inside one read ahead of its events (a
+// directory known from its create event only, read where its move put
+// it), then exchanged with a file, all before the events are read. The
+// read took the file in at the directory's name, so the directory's create
+// event finds a file there and the tree knows it by no handle when the
+// creations inside it are read. Found by its handle, it is at the file's
+// old name by then, where the tree has nothing yet: entries journaled there
+// came before their directory (the replica skips them), and the tree,
+// which took them in, moved them along with the file and never sent them
+// again. They are read with the directory when its move is.
+TEST_P(RenameFlags, EntriesMadeInADirectoryExchangedWithAFileAheadOfAReadOfItsParent) {
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    ASSERT_EQ(::mkdir(at("a").c_str(), 0755), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("a", "b", 0), 0) << std::strerror(errno);
+    ASSERT_EQ(::mkdir(at("b/d").c_str(), 0755), 0) << std::strerror(errno);
+    ASSERT_EQ(::mkdir(at("b/d/c").c_str(), 0750), 0) << std::strerror(errno);
+    write_file(at("b/d/c/f"), "made beneath the directory before the exchange");
+    write_file(at("t"), "exchanged with a directory");
+    ASSERT_EQ(rename2("t", "b/d", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    expect_journal_gives_the_tree();
+    // The directory before what is beneath it, and nothing beneath a file.
+    auto got = describe(changes());
+    auto all = fmt::format("{}", fmt::join(got, "\n"));
+    auto made = std::find(got.begin(), got.end(), "mkdir t");
+    auto inside = std::find(got.begin(), got.end(), "mkdir t/c");
+    ASSERT_NE(made, got.end()) << all;
+    ASSERT_NE(inside, got.end()) << all;
+    EXPECT_LT(made, inside) << all;
+    EXPECT_EQ(std::count_if(got.begin(), got.end(), [](const std::string& d) { return d.find("b/d/") != std::string::npos; }), 0)
+        << all;
+}
+
 // fanotify merges the delete of a file into its create event (same name,
 // same object) when both are queued: the delete is read first, and then
 // the file's exchanges, which bring it back to a name where it is no
