@@ -22,15 +22,6 @@ constexpr uint32_t kMaxHandshakeBody = 4096;
 // the reason rather than a reset (see tell_and_close).
 constexpr auto kLinger = std::chrono::seconds(2);
 
-// Runs `op` on the TLS stream, or on the socket beneath it in the bench
-// binaries that carry frames in the clear (replicator/wire/plaintext_bench.hpp).
-template <class Stream, class Op>
-void on_stream(Stream& s, Op&& op) {
-    if (plaintext_bench_marker().empty())
-        op(s);
-    else
-        op(s.next_layer());
-}
 }  // namespace
 
 Session::Session(tcp::socket socket, ServerContext& ctx, uint64_t id)

@@ -20,15 +20,6 @@ namespace {
 constexpr auto kTick = std::chrono::milliseconds(250);
 constexpr auto kPingAfter = std::chrono::milliseconds(1000);
 
-// Runs `op` on the TLS stream, or on the socket beneath it in the bench
-// binaries that carry frames in the clear (replicator/wire/plaintext_bench.hpp).
-template <class Stream, class Op>
-void on_stream(Stream& s, Op&& op) {
-    if (plaintext_bench_marker().empty())
-        op(s);
-    else
-        op(s.next_layer());
-}
 // The journal's last LSN (0 when it is empty); nullopt when it cannot be read.
 std::optional<uint64_t> journal_last_lsn(const std::filesystem::path& dir) {
     auto r = journal::Reader::open(dir);

@@ -13,7 +13,7 @@
 
 #include <cctype>
 
-#include "common/durable_file.hpp"
+#include "private_file.hpp"
 
 namespace iz::replicator {
 
@@ -92,27 +92,10 @@ Status write_key_file(const std::filesystem::path& path) {
     std::string text;
     for (unsigned char c : *raw) text += fmt::format("{:02x}", c);
     text += '\n';
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) return fail(sys_error("create key file", path.string(), errno));
-    // The umask may only have taken bits away; make the mode exact.
-    bool ok = ::fchmod(fd, 0600) == 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-              ::fsync(fd) == 0;
-    int err = errno;
-    ::close(fd);
-    if (!ok) {
-        ::unlink(path.c_str());
-        return fail(sys_error("write key file", path.string(), err));
-    }
     // The key is given to the other end at once: without the directory's
     // fsync, a crash could lose the file's name, and with it the key both
-    // ends were told to use. If the sync fails, the file goes, so that the
-    // command may be run again (it refuses an existing file).
-    auto dir = path.parent_path();
-    if (auto synced = fsync_dir(dir.empty() ? std::filesystem::path(".") : dir); !synced) {
-        ::unlink(path.c_str());
-        return synced;
-    }
-    return {};
+    // ends were told to use.
+    return write_private_file(path, text, "key file");
 }
 
 std::string auth_proof(const SharedKey& key, ProofRole role, std::string_view client_nonce,

@@ -15,7 +15,7 @@
 
 #include <memory>
 
-#include "common/durable_file.hpp"
+#include "private_file.hpp"
 
 namespace iz::replicator {
 
@@ -85,20 +85,6 @@ Result<std::string> read_private(const std::filesystem::path& path, std::string_
     }
     ::close(fd);
     return out;
-}
-
-Status write_private(const std::filesystem::path& path, const std::string& text, std::string_view what) {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) return fail(sys_error(fmt::format("create {}", what), path.string(), errno));
-    bool ok = ::fchmod(fd, 0600) == 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-              ::fsync(fd) == 0;
-    int err = errno;
-    ::close(fd);
-    if (!ok) {
-        ::unlink(path.c_str());
-        return fail(sys_error(fmt::format("write {}", what), path.string(), err));
-    }
-    return {};
 }
 
 }  // namespace
@@ -185,12 +171,11 @@ Result<NodeIdentity> new_identity(const std::filesystem::path& dir, const std::s
     auto fp = fingerprint_of_pem(id.cert_pem);
     if (!fp) return fail(fp.error());
     id.fingerprint = *fp;
-    if (auto ok = write_private(key_path, id.key_pem, "identity key"); !ok) return fail(ok.error());
-    if (auto ok = write_private(cert_path, id.cert_pem, "identity certificate"); !ok) {
+    if (auto ok = write_private_file(key_path, id.key_pem, "identity key"); !ok) return fail(ok.error());
+    if (auto ok = write_private_file(cert_path, id.cert_pem, "identity certificate"); !ok) {
         ::unlink(key_path.c_str());
         return fail(ok.error());
     }
-    if (auto ok = fsync_dir(dir); !ok) return fail(ok.error());
     return id;
 }
 

@@ -25,4 +25,15 @@ namespace iz::replicator {
 
 std::string_view plaintext_bench_marker();
 
+// Runs `op` on the TLS stream, or on the socket beneath it in the bench
+// binaries that carry frames in the clear. Both ends' read and write call
+// sites go through it.
+template <class Stream, class Op>
+void on_stream(Stream& s, Op&& op) {
+    if (plaintext_bench_marker().empty())
+        op(s);
+    else
+        op(s.next_layer());
+}
+
 }  // namespace iz::replicator
