@@ -631,9 +631,12 @@ INSTANTIATE_TEST_SUITE_P(Capture, SparseFiles,
 // IZ_E2E_OPERATIONS another length, IZ_E2E_ONLY_OPS / IZ_E2E_SKIP_OPS
 // (comma-separated kinds, see OperationKinds) narrow it to find which kind
 // of operation makes a replica diverge.
-// The runs that do not pass every time yet are disabled (run them with
+// InterfaceWorkloadMoreSeeds (ext4 seed 3, XFS seed 4) runs in the suite:
+// it passed every run of a long series on the final code. The runs that do
+// not pass every time yet are disabled (run them with
 // --gtest_also_run_disabled_tests): with every interface mixed and events
-// read late, a few divergences remain: an extra hard-link name or a link
+// read late, a few divergences remain, each seen in fewer than one run in
+// twenty of a series: an extra hard-link name or a link
 // group taken for another object (after kill -9 of the agent; and on ext4
 // with seed 3 a link group's count differs, or a symlink stays at its old
 // name on the replica with a regular file at its new one), an entry known
@@ -775,10 +778,10 @@ INSTANTIATE_TEST_SUITE_P(Seeds, InterfaceWorkload,
                          interface_workload_name);
 
 // More sequences of the workload alone (the sync and kill variants above
-// cost several times as much).
+// cost several times as much). In the suite: about 4 s each.
 class InterfaceWorkloadMoreSeeds : public InterfaceWorkload {};
 
-TEST_P(InterfaceWorkloadMoreSeeds, DISABLED_Converges) {
+TEST_P(InterfaceWorkloadMoreSeeds, Converges) {
     auto& server = add_server();
     start_agent();
     workload();
