@@ -48,9 +48,8 @@ void Watch::kill_daemon() {
         ::kill(pid_, SIGKILL);
         eventually([&] { return !izwatch_alive(pid_); }, std::chrono::seconds(5));
         // A zombie leader may still have threads (io_uring workers) that
-        // hold its files, the journal's lock among them, until they exit;
-        // the process is reaped only once they have.
-        eventually([&] { return ::kill(pid_, 0) != 0 && errno == ESRCH; }, std::chrono::seconds(5));
+        // hold its files, the journal's lock among them, until they exit.
+        eventually([&] { return process_exited(pid_); }, std::chrono::seconds(5));
     }
     pid_ = 0;
 }

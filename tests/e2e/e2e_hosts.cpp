@@ -103,7 +103,7 @@ AgentHost::~AgentHost() {
         // Only if that pid is still an izwatch (not a pid used again since).
         if (slurp(fmt::format("/proc/{}/comm", pid)).starts_with("izwatch")) {
             ::kill(pid, SIGKILL);
-            eventually([&] { return ::kill(pid, 0) != 0; }, std::chrono::seconds(5));
+            eventually([&] { return process_exited(pid); }, std::chrono::seconds(5));
         }
     }
 }
@@ -166,7 +166,7 @@ void AgentHost::kill9() {
     int pid = s.is_object() ? s.value("pid", 0) : 0;
     if (pid > 0) {
         ::kill(pid, SIGKILL);
-        eventually([&] { return ::kill(pid, 0) != 0; }, std::chrono::seconds(5));
+        eventually([&] { return process_exited(pid); }, std::chrono::seconds(5));
     }
     started_ = false;
 }

@@ -6,8 +6,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <fstream>
 
 extern char** environ;
 
@@ -127,6 +129,24 @@ ProcessResult run_process(const std::vector<std::string>& argv, const std::vecto
     result.exit_code = decode_status(status);
     if (killed) result.err += "\n[killed after timeout]";
     return result;
+}
+
+bool process_exited(pid_t pid) {
+    if (::kill(pid, 0) != 0) return errno == ESRCH;
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) return true;
+    // "pid (comm) state ...": the comm may hold spaces and parentheses.
+    auto close = line.rfind(')');
+    if (close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'Z') return false;
+    // A zombie leader whose other threads (io_uring workers among them)
+    // still run has not closed its files yet.
+    std::error_code ec;
+    size_t threads = 0;
+    for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+        ++threads;
+    return threads <= 1;
 }
 
 ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::filesystem::path& out_file,

@@ -50,6 +50,12 @@ private:
     bool reaped_ = false;
 };
 
+// True once `pid` has exited and none of its threads is left: gone, or a
+// zombie that only waits to be collected. Its files are closed by then;
+// waiting for the collection itself can take seconds when the reaper is an
+// init that reaps seldom (an orphaned daemon's is).
+bool process_exited(pid_t pid);
+
 // Polls `cond` every 10 ms until it is true or `timeout` passes.
 template <class Cond>
 bool eventually(Cond cond, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
