@@ -706,38 +706,53 @@ bool ShipWorker::ship_close_attrs(const Record& r) {
 // The first name usually moved on at the source after the link, by records
 // journaled since (the shipper reads behind the capture): the server then
 // has the object at that name when the link arrives, and the link is right.
-// The agent may still be journaling that move: the journal is read ahead
+// The agent may still be journaling that move, for longer than any wait
+// would cover when it is busy (a burst of events, a loaded machine): the
+// capture is settled first, after which the move is in the journal if it
+// ever will be. Without a capture to settle, the journal is read ahead
 // again for a moment before the link is given up.
 bool ShipWorker::link_explained_later(const Record& link) {
     constexpr size_t kReadAhead = 100000;
     constexpr int kTries = 6;
     constexpr auto kPause = std::chrono::milliseconds(50);
     uint64_t next = link.lsn + 1;
+    size_t read = 0;
     auto reader = journal::Reader::open(options_.journal_dir);
     if (!reader) return false;
-    for (int attempt = 0; attempt < kTries && !stopping_; ++attempt) {
-        if (attempt > 0) {
-            std::this_thread::sleep_for(kPause);
-            if (tree_->holds(link.path, link.handle)) return true;
-        }
+    // Whether a record from `next` on, as far as the journal holds now,
+    // takes that name or a directory above it away.
+    auto taken = [&] {
         if (!(*reader)->refresh() || !(*reader)->seek_lsn(next)) return false;
-        for (size_t n = 0; n < kReadAhead; ++n) {
+        for (; read < kReadAhead; ++read) {
             auto rec = (*reader)->next();
             if (!rec || !*rec) break;
             const Record& r = **rec;
             next = r.lsn + 1;
-            bool takes = false;
             switch (r.op) {
                 case Op::rename:
                 case Op::exchange:
-                    takes = at_or_beneath(link.path, r.path) || at_or_beneath(link.path, r.target);
+                    if (at_or_beneath(link.path, r.path) || at_or_beneath(link.path, r.target)) return true;
                     break;
                 case Op::unlink:
-                case Op::rmdir: takes = at_or_beneath(link.path, r.path); break;
+                case Op::rmdir:
+                    if (at_or_beneath(link.path, r.path)) return true;
+                    break;
                 default: break;
             }
-            if (takes) return true;
         }
+        return false;
+    };
+    if (taken()) return true;
+    if (options_.settle_capture && !stopping_) {
+        if (auto settled = options_.settle_capture())
+            return tree_->holds(link.path, link.handle) || taken();
+        else
+            spdlog::debug("shipper: link '{}' -> '{}' (LSN {}): the capture did not settle ({}); reading ahead instead",
+                          link.path, link.target, link.lsn, settled.error().message);
+    }
+    for (int attempt = 1; attempt < kTries && !stopping_; ++attempt) {
+        std::this_thread::sleep_for(kPause);
+        if (tree_->holds(link.path, link.handle) || taken()) return true;
     }
     return false;
 }

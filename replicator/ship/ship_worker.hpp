@@ -48,9 +48,9 @@ private:
     // source: the second name is sent as that object itself.
     bool ship_linked_apart(const journal::Record& r);
     // Whether `link`'s first name no longer names the linked object at the
-    // source because a record journaled after it (read ahead, waiting a
-    // moment for the agent to journal it) took that name, or a directory
-    // above it, away.
+    // source because a record journaled after it (read ahead, once the
+    // capture has settled: ShipperOptions::settle_capture) took that name,
+    // or a directory above it, away.
     bool link_explained_later(const journal::Record& link);
     // A creation journaled without a mode: `m` gets the attributes of the
     // object its handle names, when that is still of type `type`.

@@ -268,6 +268,77 @@ TEST(ShipperLinks, ALinkWhoseFirstNameMovedOnByALaterRecordStaysALink) {
     ASSERT_TRUE((*writer)->close());
 }
 
+// The same move, which the capture journals only once it is settled (a
+// busy agent reads its events late, later than any wait the shipper would
+// make): the shipper settles the capture before it gives the link up, and
+// the link stays a link. Given up, the second name was a file of its own on
+// the replica until a verify repaired the group.
+TEST(ShipperLinks, ALinkWhoseFirstNameMovedOnByARecordJournaledOnlyWhenSettledStaysALink) {
+    ShipperRig rig;
+    auto writer = journal::Writer::open(rig.wo);
+    ASSERT_TRUE(writer) << writer.error().message;
+    auto src = rig.server.base() / "src";
+    fs::create_directories(src / "d2");
+    write_file(src / "d2/moved", "one file, two names\n", 0644);
+    ASSERT_EQ(::link((src / "d2/moved").c_str(), (src / "second").c_str()), 0) << strerror(errno);
+    auto h = test::kernel_handle(AT_FDCWD, (src / "second").c_str());
+    ASSERT_TRUE(h) << strerror(errno);
+    std::atomic<uint64_t> last{0};
+    auto append = [&](journal::Op op, const std::string& path, const std::string& target, const journal::FileHandle& fh) {
+        journal::Record r;
+        r.op = op;
+        r.path = path;
+        r.target = target;
+        r.handle = fh;
+        if (op == journal::Op::create) r.mode = S_IFREG | 0644;
+        if (op == journal::Op::mkdir) r.mode = S_IFDIR | 0755;
+        auto lsn = (*writer)->append(r);
+        ASSERT_TRUE(lsn);
+        last = *lsn;
+    };
+    append(journal::Op::mkdir, "d", "", {});
+    append(journal::Op::create, "d/first", "", *h);
+    append(journal::Op::close_write, "d/first", "", *h);
+    append(journal::Op::link, "d/first", "second", *h);
+    ASSERT_TRUE((*writer)->flush());
+    uint64_t link = last;
+    // What the capture still holds: journaled by the first settle, or
+    // after the link has shipped when nobody settles.
+    std::once_flag moved;
+    auto journal_moves = [&] {
+        std::call_once(moved, [&] {
+            append(journal::Op::rename, "d/first", "d/moved", *h);
+            append(journal::Op::rename, "d", "d2", {});
+            ASSERT_TRUE((*writer)->flush());
+        });
+    };
+    std::atomic<int> settles{0};
+    rig.so.settle_capture = [&]() -> Result<uint64_t> {
+        ++settles;
+        journal_moves();
+        return last.load();
+    };
+    auto shipper = replicator::Shipper::start(rig.so);
+    ASSERT_TRUE(shipper) << shipper.error().message;
+    (*shipper)->notify(link);
+    ASSERT_TRUE((*shipper)->wait_acked(link, std::chrono::seconds(10)))
+        << (*shipper)->status()[0].last_error << "\n" << rig.server.all_logs();
+    journal_moves();
+    (*shipper)->notify(last);
+    ASSERT_TRUE((*shipper)->wait_acked(last, std::chrono::seconds(10)))
+        << (*shipper)->status()[0].last_error << "\n" << rig.server.all_logs();
+    EXPECT_GE(settles.load(), 1);
+    auto dst = rig.server.fileset_root("fs1");
+    struct stat moved_st{}, second{};
+    ASSERT_EQ(::lstat((dst / "d2/moved").c_str(), &moved_st), 0) << rig.server.all_logs();
+    ASSERT_EQ(::lstat((dst / "second").c_str(), &second), 0) << rig.server.all_logs();
+    EXPECT_EQ(moved_st.st_ino, second.st_ino) << "the link group is split on the replica\n" << rig.server.all_logs();
+    EXPECT_EQ(second.st_nlink, 2u);
+    EXPECT_EQ(read_file(dst / "second"), "one file, two names\n");
+    (*shipper)->stop();
+    ASSERT_TRUE((*writer)->close());
+}
+
 // A mkdir or create journaled without attributes (the agent knew the entry
 // only from its create event: it had moved on, or another object had its
 // name, by the time the event was read), and no later record naming them:
