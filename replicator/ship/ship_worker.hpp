@@ -65,6 +65,9 @@ private:
     // given another directory's mtime to become stale (see read_dirs_).
     void note_moved_dirs(const journal::Record& r);
     bool fix_stale_dirs();
+    // At the start of a session: directories the records before the
+    // server's resume point may have left with the wrong mtime are stale.
+    void recover_dir_times(uint64_t resume_lsn);
     bool reopen_reader(uint64_t next_lsn);
 
     const ShipperOptions& options_;

@@ -339,6 +339,69 @@ TEST(ShipperLinks, ALinkWhoseFirstNameMovedOnByARecordJournaledOnlyWhenSettledSt
     ASSERT_TRUE((*writer)->close());
 }
 
+// A directory whose mtime could not be read when its records shipped (a
+// rename of its parent, not journaled yet, had taken its path away at the
+// source) is set once the shipper has caught up with that rename, by the
+// worker that noted it. The note lived in that worker's memory: an agent
+// restarted in between (after kill -9 too) forgot it, and the replica kept
+// the time the server gave the directory for good. A session now starts
+// from the records before the server's resume point.
+TEST(ShipperDirTimes, ADirectoryAStoppedShipperLeftStaleGetsTheSourcesMtime) {
+    ShipperRig rig;
+    auto writer = journal::Writer::open(rig.wo);
+    ASSERT_TRUE(writer) << writer.error().message;
+    auto src = rig.server.base() / "src";
+    fs::create_directories(src / "e/a");
+    write_file(src / "e/a/f", "in a directory whose parent moved\n", 0644);
+    constexpr int64_t mtime = 1'600'000'000'123'456'789;
+    const timespec times[2] = {{0, UTIME_OMIT}, {mtime / 1'000'000'000, mtime % 1'000'000'000}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, (src / "e/a").c_str(), times, 0), 0) << strerror(errno);
+    auto e = test::kernel_handle(AT_FDCWD, (src / "e").c_str());
+    auto a = test::kernel_handle(AT_FDCWD, (src / "e/a").c_str());
+    auto f = test::kernel_handle(AT_FDCWD, (src / "e/a/f").c_str());
+    ASSERT_TRUE(e && a && f) << strerror(errno);
+    uint64_t last = 0;
+    auto append = [&](journal::Op op, const std::string& path, const std::string& target, const journal::FileHandle& h) {
+        journal::Record r;
+        r.op = op;
+        r.path = path;
+        r.target = target;
+        r.handle = h;
+        if (op == journal::Op::create) r.mode = S_IFREG | 0644;
+        if (op == journal::Op::mkdir) r.mode = S_IFDIR | 0755;
+        auto lsn = (*writer)->append(r);
+        ASSERT_TRUE(lsn);
+        last = *lsn;
+    };
+    append(journal::Op::mkdir, "d", "", *e);
+    append(journal::Op::mkdir, "d/a", "", *a);
+    append(journal::Op::create, "d/a/f", "", *f);
+    append(journal::Op::close_write, "d/a/f", "", *f);
+    ASSERT_TRUE((*writer)->flush());
+    {
+        auto first = replicator::Shipper::start(rig.so);
+        ASSERT_TRUE(first) << first.error().message;
+        (*first)->notify(last);
+        ASSERT_TRUE((*first)->wait_acked(last, std::chrono::seconds(10)))
+            << (*first)->status()[0].last_error << "\n" << rig.server.all_logs();
+        (*first)->stop();
+    }
+    // The agent that journals the rename is another one.
+    append(journal::Op::rename, "d", "e", *e);
+    ASSERT_TRUE((*writer)->flush());
+    auto second = replicator::Shipper::start(rig.so);
+    ASSERT_TRUE(second) << second.error().message;
+    (*second)->notify(last);
+    ASSERT_TRUE((*second)->wait_acked(last, std::chrono::seconds(10)))
+        << (*second)->status()[0].last_error << "\n" << rig.server.all_logs();
+    auto dst = rig.server.fileset_root("fs1");
+    EXPECT_EQ(read_file(dst / "e/a/f"), "in a directory whose parent moved\n");
+    EXPECT_EQ(mtime_ns(dst / "e/a"), mtime) << rig.server.all_logs();
+    EXPECT_EQ(mtime_ns(dst / "e"), mtime_ns(src / "e"));
+    (*second)->stop();
+    ASSERT_TRUE((*writer)->close());
+}
+
 // A mkdir or create journaled without attributes (the agent knew the entry
 // only from its create event: it had moved on, or another object had its
 // name, by the time the event was read), and no later record naming them:
