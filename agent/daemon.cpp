@@ -112,9 +112,10 @@ Status DaemonImpl::arm() {
     // the moment a server has what they wait for, without polling.
     ack_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (ack_fd_ < 0) return fail(sys_error("create eventfd for replication acks", opts_.dir, errno));
-    if (auto ok = start_shipper(); !ok) return ok;
+    // Before the shipper, which may ask for a settle at once.
     settle_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (settle_fd_ < 0) return fail(sys_error("create eventfd for verification", opts_.dir, errno));
+    if (settle_fd_ < 0) return fail(sys_error("create eventfd for settles", opts_.dir, errno));
+    if (auto ok = start_shipper(); !ok) return ok;
     start_verification();
     if (bpf_) {
         // Only eBPF sees stores through a mapping, and only at writeback

@@ -115,8 +115,11 @@ private:
     };
 
     void start_verification();
-    // On a verification thread: waits until the main thread has settled.
-    Result<uint64_t> settle_from_thread();
+    // On a verification or shipper thread: waits until the main thread has
+    // settled. `write_back`: the filesystem is written back first, so that
+    // stores through mappings are reported (a verification compares
+    // content; the shipper asks only after names).
+    Result<uint64_t> settle_from_thread(bool write_back = true);
     void finish_settles(const std::string& error);
     void answer_settles();
     // No settle is waited for any more; those waiting are told so.

@@ -59,6 +59,10 @@ Status DaemonImpl::start_shipper() {
         }
         spdlog::warn("conflict on {}: {}", c.path, r.message);
     };
+    // A link's first name gone at ship time: the shipper has the capture
+    // journal the move it may still hold before it decides (the loop
+    // answers through settle_fd_, made before the shipper starts).
+    so.settle_capture = [this] { return settle_from_thread(false); };
     auto shipper = replicator::Shipper::start(std::move(so));
     if (!shipper) return fail(shipper.error());
     shipper_ = std::move(*shipper);

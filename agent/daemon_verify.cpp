@@ -40,10 +40,10 @@ void DaemonImpl::start_verification() {
     verify_->start();
 }
 
-Result<uint64_t> DaemonImpl::settle_from_thread() {
+Result<uint64_t> DaemonImpl::settle_from_thread(bool write_back) {
     // The verification thread may block: it writes back here what a
     // sync has the flusher write back (see writeback_flusher.hpp).
-    if (bpf_ && ::syncfs(root_fd_) != 0)
+    if (write_back && bpf_ && ::syncfs(root_fd_) != 0)
         spdlog::warn("{}", sys_error("write back the watched filesystem (syncfs)", opts_.dir, errno).message);
     auto req = std::make_shared<SettleRequest>();
     {

@@ -209,6 +209,7 @@ bool ShipWorker::reopen_reader(uint64_t next_lsn) {
 
 bool ShipWorker::ship_session(const LinkSession& session) {
     generation_ = session.generation;
+    recover_dir_times(session.resume_lsn);
     last_complete_ = last_boundary_ = session.resume_lsn;
     uint64_t last_committed = session.durable_lsn;
     // What the last connection shipped is no evidence of what this server has.
@@ -418,6 +419,66 @@ void ShipWorker::note_moved_dirs(const Record& r) {
     if (r.op == Op::rename && tree_->is_directory(r.handle)) stale_dirs_.insert(r.path);
 }
 
+// What this worker knows of directory mtimes (stale_dirs_, read_dirs_)
+// lives in its memory and names directories as the records it shipped
+// leave them. A server that resumes before the last record shipped (it
+// was killed, or the connection dropped with frames in flight) gets those
+// records again, which would move those names a second time (an exchange
+// sent twice swaps them back), and lost whatever was sent after its resume
+// point: the setattrs that fixed directories named stale, among them. A
+// worker that starts afresh (the agent restarted, after kill -9 too) knows
+// nothing of what its predecessor left stale. Either way a directory could
+// keep the time the server gave it for good. So every session starts from
+// the records before its resume point: every directory they made or
+// removed an entry in, within the time a directory is followed, is stale
+// again under the name those records leave it (its mtime is set once the
+// shipper has caught up), and what is known beyond that point is dropped.
+void ShipWorker::recover_dir_times(uint64_t resume_lsn) {
+    constexpr uint64_t kLookBack = 20000;  // records, at most
+    if (last_complete_ != resume_lsn) {
+        stale_dirs_.clear();
+        read_dirs_.clear();
+    }
+    if (resume_lsn == 0) return;
+    auto reader = journal::Reader::open(options_.journal_dir);
+    if (!reader) return;
+    uint64_t from = resume_lsn > kLookBack ? resume_lsn - kLookBack + 1 : 1;
+    if (!(*reader)->seek_lsn(from) && !(*reader)->seek_head()) return;
+    std::vector<Record> before;
+    for (;;) {
+        auto rec = (*reader)->next();
+        if (!rec || !*rec || (**rec).lsn > resume_lsn) break;
+        switch ((**rec).op) {
+            case Op::create:
+            case Op::mkdir:
+            case Op::mknod:
+            case Op::symlink:
+            case Op::link:
+            case Op::unlink:
+            case Op::rmdir:
+            case Op::rename:
+            case Op::exchange: before.push_back(std::move(**rec)); break;
+            default: break;
+        }
+    }
+    if (before.empty()) return;
+    int64_t since = before.back().time_ns - std::chrono::nanoseconds(kReadDirsKept).count();
+    size_t noted = 0;
+    for (auto& r : before) {
+        if (r.time_ns < since) continue;
+        note_stale_parent(r.path);
+        if (r.op == Op::link || r.op == Op::rename || r.op == Op::exchange) note_stale_parent(r.target);
+        // As ship_record does: a directory moved has its own mtime set
+        // (some filesystems change it when its parent changes).
+        if ((r.op == Op::rename || r.op == Op::exchange) && tree_->is_directory(r.handle)) stale_dirs_.insert(r.path);
+        if (r.op == Op::exchange && tree_->is_directory(r.replaced_handle)) stale_dirs_.insert(r.target);
+        follow_stale_dirs(r);
+        ++noted;
+    }
+    spdlog::debug("shipper to {}: resuming after LSN {}: {} directories to set the mtime of, from {} records before it",
+                  link_->endpoint().to_string(), resume_lsn, stale_dirs_.size(), noted);
+}
+
 // Every entry change sets its directory's mtime on the replica to the
 // source's, read at ship time. A record whose directory was renamed or
 // removed by the time it ships cannot read it; once the shipper has caught
@@ -441,6 +502,9 @@ bool ShipWorker::fix_stale_dirs() {
             stale_dirs_.insert(d);
             continue;
         }
+        // Read by its path like any other: a rename of it journaled late
+        // makes it stale again (note_moved_dirs).
+        read_dirs_[d] = now;
         proto::OpMsg m;
         m.lsn = last_complete_;
         m.kind = proto::OpKind::setattr;
@@ -706,38 +770,57 @@ bool ShipWorker::ship_close_attrs(const Record& r) {
 // The first name usually moved on at the source after the link, by records
 // journaled since (the shipper reads behind the capture): the server then
 // has the object at that name when the link arrives, and the link is right.
-// The agent may still be journaling that move: the journal is read ahead
+// The agent may still be journaling that move, for longer than any wait
+// would cover when it is busy (a burst of events, a loaded machine): the
+// capture is settled first, after which the move is in the journal if it
+// ever will be. Without a capture to settle, the journal is read ahead
 // again for a moment before the link is given up.
 bool ShipWorker::link_explained_later(const Record& link) {
     constexpr size_t kReadAhead = 100000;
     constexpr int kTries = 6;
     constexpr auto kPause = std::chrono::milliseconds(50);
     uint64_t next = link.lsn + 1;
+    size_t read = 0;
     auto reader = journal::Reader::open(options_.journal_dir);
     if (!reader) return false;
-    for (int attempt = 0; attempt < kTries && !stopping_; ++attempt) {
-        if (attempt > 0) {
-            std::this_thread::sleep_for(kPause);
-            if (tree_->holds(link.path, link.handle)) return true;
-        }
+    // Whether a record from `next` on, as far as the journal holds now,
+    // takes that name or a directory above it away.
+    auto taken = [&] {
         if (!(*reader)->refresh() || !(*reader)->seek_lsn(next)) return false;
-        for (size_t n = 0; n < kReadAhead; ++n) {
+        for (; read < kReadAhead; ++read) {
             auto rec = (*reader)->next();
             if (!rec || !*rec) break;
             const Record& r = **rec;
             next = r.lsn + 1;
-            bool takes = false;
             switch (r.op) {
                 case Op::rename:
                 case Op::exchange:
-                    takes = at_or_beneath(link.path, r.path) || at_or_beneath(link.path, r.target);
+                    if (at_or_beneath(link.path, r.path) || at_or_beneath(link.path, r.target)) return true;
                     break;
                 case Op::unlink:
-                case Op::rmdir: takes = at_or_beneath(link.path, r.path); break;
+                case Op::rmdir:
+                    if (at_or_beneath(link.path, r.path)) return true;
+                    break;
                 default: break;
             }
-            if (takes) return true;
         }
+        return false;
+    };
+    if (taken()) return true;
+    if (options_.settle_capture && !stopping_) {
+        // What is staged goes to the server before the wait: a server
+        // killed meanwhile would replay whatever it had not received.
+        link_->release();
+        link_->hold();
+        if (auto settled = options_.settle_capture())
+            return tree_->holds(link.path, link.handle) || taken();
+        else
+            spdlog::debug("shipper: link '{}' -> '{}' (LSN {}): the capture did not settle ({}); reading ahead instead",
+                          link.path, link.target, link.lsn, settled.error().message);
+    }
+    for (int attempt = 1; attempt < kTries && !stopping_; ++attempt) {
+        std::this_thread::sleep_for(kPause);
+        if (tree_->holds(link.path, link.handle) || taken()) return true;
     }
     return false;
 }

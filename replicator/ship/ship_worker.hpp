@@ -48,9 +48,9 @@ private:
     // source: the second name is sent as that object itself.
     bool ship_linked_apart(const journal::Record& r);
     // Whether `link`'s first name no longer names the linked object at the
-    // source because a record journaled after it (read ahead, waiting a
-    // moment for the agent to journal it) took that name, or a directory
-    // above it, away.
+    // source because a record journaled after it (read ahead, once the
+    // capture has settled: ShipperOptions::settle_capture) took that name,
+    // or a directory above it, away.
     bool link_explained_later(const journal::Record& link);
     // A creation journaled without a mode: `m` gets the attributes of the
     // object its handle names, when that is still of type `type`.
@@ -65,6 +65,9 @@ private:
     // given another directory's mtime to become stale (see read_dirs_).
     void note_moved_dirs(const journal::Record& r);
     bool fix_stale_dirs();
+    // At the start of a session: directories the records before the
+    // server's resume point may have left with the wrong mtime are stale.
+    void recover_dir_times(uint64_t resume_lsn);
     bool reopen_reader(uint64_t next_lsn);
 
     const ShipperOptions& options_;

@@ -732,6 +732,11 @@ TEST_P(InterfaceWorkload, ConvergesWithSyncsDuringTheWorkload) {
 
 // kill -9 of the agent twice and of the server twice, at moments drawn
 // from the seed while the workload runs, each restarted right after.
+// Still disabled: in a series of 40 runs, ext4 seed 1 passed all 40
+// (before, 4 of 20 failed, 3 of them directories that kept the server's
+// mtime across a restart) and XFS seed 2 failed twice: a directory replaced
+// by the restart's rescan while the server still held entries in it (kept
+// as a conflict copy), and a whiteout's mtime.
 TEST_P(InterfaceWorkload, DISABLED_ConvergesAfterAgentAndServerAreKilled) {
     auto& server = add_server();
     start_agent();

@@ -268,6 +268,140 @@ TEST(ShipperLinks, ALinkWhoseFirstNameMovedOnByALaterRecordStaysALink) {
     ASSERT_TRUE((*writer)->close());
 }
 
+// The same move, which the capture journals only once it is settled (a
+// busy agent reads its events late, later than any wait the shipper would
+// make): the shipper settles the capture before it gives the link up, and
+// the link stays a link. Given up, the second name was a file of its own on
+// the replica until a verify repaired the group.
+TEST(ShipperLinks, ALinkWhoseFirstNameMovedOnByARecordJournaledOnlyWhenSettledStaysALink) {
+    ShipperRig rig;
+    auto writer = journal::Writer::open(rig.wo);
+    ASSERT_TRUE(writer) << writer.error().message;
+    auto src = rig.server.base() / "src";
+    fs::create_directories(src / "d2");
+    write_file(src / "d2/moved", "one file, two names\n", 0644);
+    ASSERT_EQ(::link((src / "d2/moved").c_str(), (src / "second").c_str()), 0) << strerror(errno);
+    auto h = test::kernel_handle(AT_FDCWD, (src / "second").c_str());
+    ASSERT_TRUE(h) << strerror(errno);
+    std::atomic<uint64_t> last{0};
+    auto append = [&](journal::Op op, const std::string& path, const std::string& target, const journal::FileHandle& fh) {
+        journal::Record r;
+        r.op = op;
+        r.path = path;
+        r.target = target;
+        r.handle = fh;
+        if (op == journal::Op::create) r.mode = S_IFREG | 0644;
+        if (op == journal::Op::mkdir) r.mode = S_IFDIR | 0755;
+        auto lsn = (*writer)->append(r);
+        ASSERT_TRUE(lsn);
+        last = *lsn;
+    };
+    append(journal::Op::mkdir, "d", "", {});
+    append(journal::Op::create, "d/first", "", *h);
+    append(journal::Op::close_write, "d/first", "", *h);
+    append(journal::Op::link, "d/first", "second", *h);
+    ASSERT_TRUE((*writer)->flush());
+    uint64_t link = last;
+    // What the capture still holds: journaled by the first settle, or
+    // after the link has shipped when nobody settles.
+    std::once_flag moved;
+    auto journal_moves = [&] {
+        std::call_once(moved, [&] {
+            append(journal::Op::rename, "d/first", "d/moved", *h);
+            append(journal::Op::rename, "d", "d2", {});
+            ASSERT_TRUE((*writer)->flush());
+        });
+    };
+    std::atomic<int> settles{0};
+    rig.so.settle_capture = [&]() -> Result<uint64_t> {
+        ++settles;
+        journal_moves();
+        return last.load();
+    };
+    auto shipper = replicator::Shipper::start(rig.so);
+    ASSERT_TRUE(shipper) << shipper.error().message;
+    (*shipper)->notify(link);
+    ASSERT_TRUE((*shipper)->wait_acked(link, std::chrono::seconds(10)))
+        << (*shipper)->status()[0].last_error << "\n" << rig.server.all_logs();
+    journal_moves();
+    (*shipper)->notify(last);
+    ASSERT_TRUE((*shipper)->wait_acked(last, std::chrono::seconds(10)))
+        << (*shipper)->status()[0].last_error << "\n" << rig.server.all_logs();
+    EXPECT_GE(settles.load(), 1);
+    auto dst = rig.server.fileset_root("fs1");
+    struct stat moved_st{}, second{};
+    ASSERT_EQ(::lstat((dst / "d2/moved").c_str(), &moved_st), 0) << rig.server.all_logs();
+    ASSERT_EQ(::lstat((dst / "second").c_str(), &second), 0) << rig.server.all_logs();
+    EXPECT_EQ(moved_st.st_ino, second.st_ino) << "the link group is split on the replica\n" << rig.server.all_logs();
+    EXPECT_EQ(second.st_nlink, 2u);
+    EXPECT_EQ(read_file(dst / "second"), "one file, two names\n");
+    (*shipper)->stop();
+    ASSERT_TRUE((*writer)->close());
+}
+
+// A directory whose mtime could not be read when its records shipped (a
+// rename of its parent, not journaled yet, had taken its path away at the
+// source) is set once the shipper has caught up with that rename, by the
+// worker that noted it. The note lived in that worker's memory: an agent
+// restarted in between (after kill -9 too) forgot it, and the replica kept
+// the time the server gave the directory for good. A session now starts
+// from the records before the server's resume point.
+TEST(ShipperDirTimes, ADirectoryAStoppedShipperLeftStaleGetsTheSourcesMtime) {
+    ShipperRig rig;
+    auto writer = journal::Writer::open(rig.wo);
+    ASSERT_TRUE(writer) << writer.error().message;
+    auto src = rig.server.base() / "src";
+    fs::create_directories(src / "e/a");
+    write_file(src / "e/a/f", "in a directory whose parent moved\n", 0644);
+    constexpr int64_t mtime = 1'600'000'000'123'456'789;
+    const timespec times[2] = {{0, UTIME_OMIT}, {mtime / 1'000'000'000, mtime % 1'000'000'000}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, (src / "e/a").c_str(), times, 0), 0) << strerror(errno);
+    auto e = test::kernel_handle(AT_FDCWD, (src / "e").c_str());
+    auto a = test::kernel_handle(AT_FDCWD, (src / "e/a").c_str());
+    auto f = test::kernel_handle(AT_FDCWD, (src / "e/a/f").c_str());
+    ASSERT_TRUE(e && a && f) << strerror(errno);
+    uint64_t last = 0;
+    auto append = [&](journal::Op op, const std::string& path, const std::string& target, const journal::FileHandle& h) {
+        journal::Record r;
+        r.op = op;
+        r.path = path;
+        r.target = target;
+        r.handle = h;
+        if (op == journal::Op::create) r.mode = S_IFREG | 0644;
+        if (op == journal::Op::mkdir) r.mode = S_IFDIR | 0755;
+        auto lsn = (*writer)->append(r);
+        ASSERT_TRUE(lsn);
+        last = *lsn;
+    };
+    append(journal::Op::mkdir, "d", "", *e);
+    append(journal::Op::mkdir, "d/a", "", *a);
+    append(journal::Op::create, "d/a/f", "", *f);
+    append(journal::Op::close_write, "d/a/f", "", *f);
+    ASSERT_TRUE((*writer)->flush());
+    {
+        auto first = replicator::Shipper::start(rig.so);
+        ASSERT_TRUE(first) << first.error().message;
+        (*first)->notify(last);
+        ASSERT_TRUE((*first)->wait_acked(last, std::chrono::seconds(10)))
+            << (*first)->status()[0].last_error << "\n" << rig.server.all_logs();
+        (*first)->stop();
+    }
+    // The agent that journals the rename is another one.
+    append(journal::Op::rename, "d", "e", *e);
+    ASSERT_TRUE((*writer)->flush());
+    auto second = replicator::Shipper::start(rig.so);
+    ASSERT_TRUE(second) << second.error().message;
+    (*second)->notify(last);
+    ASSERT_TRUE((*second)->wait_acked(last, std::chrono::seconds(10)))
+        << (*second)->status()[0].last_error << "\n" << rig.server.all_logs();
+    auto dst = rig.server.fileset_root("fs1");
+    EXPECT_EQ(read_file(dst / "e/a/f"), "in a directory whose parent moved\n");
+    EXPECT_EQ(mtime_ns(dst / "e/a"), mtime) << rig.server.all_logs();
+    EXPECT_EQ(mtime_ns(dst / "e"), mtime_ns(src / "e"));
+    (*second)->stop();
+    ASSERT_TRUE((*writer)->close());
+}
+
 // A mkdir or create journaled without attributes (the agent knew the entry
 // only from its create event: it had moved on, or another object had its
 // name, by the time the event was read), and no later record naming them:

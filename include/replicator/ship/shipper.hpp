@@ -64,6 +64,16 @@ struct ShipperOptions {
     // not call back into the Shipper.
     std::function<void()> on_acked;
 
+    // Called on a shipper thread, which it may block for a while: journals
+    // every change the capture has been told of so far (whatever it still
+    // holds back included) and returns the journal's head LSN then. A link
+    // whose first name no longer names the linked object is explained by a
+    // record that takes that name away, which the capture may not have
+    // journaled yet however long the shipper waits: after this, it has.
+    // Empty (a shipper without a capture beside it): the journal is
+    // watched for a moment instead.
+    std::function<Result<uint64_t>()> settle_capture;
+
     // Reconnect delay: starts at 100 ms, doubles, capped here.
     std::chrono::milliseconds max_backoff{2000};
     // A connection with requests outstanding and nothing heard for this
