@@ -69,8 +69,16 @@ public:
     }
 
     Status run() {
+        auto ok = compare_and_repair();
+        if (ok && (v_.differences.empty() || v_.repaired)) forget_rejected();
+        return ok;
+    }
+
+private:
+    Status compare_and_repair() {
         auto lsn = synced();
         if (!lsn) return fail(lsn.error());
+        compared_through_ = *lsn;
         // Both sides walk at once: the server's walk begins with the first
         // question, the source's here meanwhile.
         tree::WalkStats stats;
@@ -113,7 +121,20 @@ public:
         return {};
     }
 
-private:
+    // The replica was equal, or repaired, after everything through
+    // compared_through_ was applied: what the server reported it could not
+    // apply through there is on it now. Told so, status lists it no more
+    // and sync stops failing for it; until then both did until the agent
+    // restarted, whatever was repaired.
+    void forget_rejected() {
+        std::vector<std::string> changing;
+        for (auto& c : v_.changing) changing.push_back(c == "." ? std::string() : c);
+        if (size_t n = shipper_.forget_rejected(server_, compared_through_, changing))
+            spdlog::info("verify: the replica on {} is equal to the source: {} operation(s) it reported it could not "
+                         "apply through LSN {} are no longer missing",
+                         v_.server, n, compared_through_);
+    }
+
     // Synced: everything journaled so far is durable on the server.
     Result<uint64_t> synced() {
         auto lsn = host_.settle();
@@ -184,6 +205,7 @@ private:
     tree::WalkOptions walk_;
     AskReplica ask_;
     std::map<std::string, std::string> groups_;  // path -> its hard-link group, from the whole walk
+    uint64_t compared_through_ = 0;  // the LSN the server had applied when the replica was first compared
 };
 
 }  // namespace

@@ -142,12 +142,9 @@ bool is_state_error(int err) {
         case ENOTEMPTY:
         case EISDIR:
         case EINVAL:
-        case EBUSY:
         case ETXTBSY:
         case ENODATA:
         case ENOTSUP:
-        case EPERM:
-        case EACCES:
             return true;
         default:
             return false;
@@ -163,9 +160,21 @@ bool is_state_error(int err) {
 // already has as many links (the directory as many subdirectories) as the
 // replica's filesystem takes; it was skipped and nobody told. Neither goes
 // away by itself, so both are left out and reported.
+// EPERM, EACCES: the server (root, or root of its user namespace) meets
+// them only where the replica forbids the change itself: an entry made in
+// or removed from a directory that is immutable or append-only (chattr +i,
+// +a), an entry that is itself, a device node its user namespace may not
+// make, an inode its user namespace does not own. EBUSY: a mount point on
+// the replica in the way of a removal or rename. None of them says the tree
+// is not yet in the state the record expects (a replay meets the same flag
+// or mount), and each stays until someone lifts it on the server: skipped,
+// the replica went on differing with only an info line in the server's log
+// and `izwatch sync` saying done. So they are left out and reported too; a
+// verify --repair brings the source's version once the cause is gone.
 bool is_permanent(const Error& e) {
     return is_rejection(e) || e.sys_errno == ENAMETOOLONG || e.sys_errno == EILSEQ || e.sys_errno == EFBIG ||
-           e.sys_errno == EXDEV || e.sys_errno == EMLINK;
+           e.sys_errno == EXDEV || e.sys_errno == EMLINK || e.sys_errno == EPERM || e.sys_errno == EACCES ||
+           e.sys_errno == EBUSY;
 }
 
 // What an administrator reading the rejection needs besides the errno text.
@@ -173,6 +182,11 @@ std::string why_permanent(const Error& e) {
     switch (e.sys_errno) {
         case EXDEV: return e.message + " (the names are on different filesystems of the replica: something is mounted inside it)";
         case EMLINK: return e.message + " (more links than the replica's filesystem takes)";
+        case EPERM:
+        case EACCES:
+            return e.message + " (the replica forbids it: an immutable or append-only flag on the entry or its "
+                               "directory, or a right the server lacks there)";
+        case EBUSY: return e.message + " (a mount point on the replica is in the way)";
         default: return e.message;
     }
 }
@@ -234,6 +248,11 @@ ApplyResult ApplierImpl::apply(const OpMsg& op) {
         else if (is_permanent(e)) {
             result.outcome = Outcome::rejected;
             result.message = why_permanent(e);
+            // The step that failed may name only the final component, or a
+            // temporary name beside it (an open beneath the parent): the
+            // agent's status and sync tell it to a person, who needs the path.
+            if (result.message.find(fmt::format("'{}'", op.path)) == std::string::npos)
+                result.message = fmt::format("{} '{}': {}", proto::op_kind_name(op.kind), op.path, result.message);
         }
         else if (is_state_error(e.sys_errno)) result.outcome = Outcome::skipped;
         else result.outcome = Outcome::failed;

@@ -233,6 +233,12 @@ Status ApplierImpl::do_content_begin(const OpMsg& op) {
             c.temp_name = fmt::format(".iz-tmp-{}-{}", op.lsn, ::getpid());
             ::unlinkat(p->dir.get(), c.temp_name.c_str(), 0);
             auto named = open_beneath(p->dir.get(), c.temp_name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, create_mode);
+            // Told for the path: the temporary's name changes with every
+            // attempt, and a rejection reaches the agent's status.
+            if (!named && !is_refusal(named.error()) && !is_rejection(named.error()) &&
+                !is_through_symlink(named.error()))
+                return fail(sys_error("make the new content (in a temporary file beside it) of", op.path,
+                                      named.error().sys_errno));
             if (!named) return fail(named.error());
             c.fd = std::move(*named);
         }

@@ -4,9 +4,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <optional>
 
+#include "common/path_tree.hpp"
 #include "journal/reader.hpp"
 #include "replicator/wire/plaintext_bench.hpp"
 
@@ -299,12 +301,13 @@ void ServerLink::handle(proto::Message m) {
             }
         }
     } else if (auto* rej = std::get_if<proto::RejectedMsg>(&m)) {
-        spdlog::error("server {} cannot apply '{}' (LSN {}): {}; the replica goes on without it", name_, rej->path,
-                      rej->lsn, rej->message);
-        std::lock_guard lock(mu_);
-        rejected_.push_back(RejectedRecord{rej->lsn, rej->path, rej->message});
-        ++rejected_total_;
-        if (rejected_.size() > ServerStatus::kMaxRejectedKept) rejected_.pop_front();
+        // Not a return: the next frame is read below.
+        if (note_rejected(*rej))
+            spdlog::error("server {} cannot apply '{}' (LSN {}): {}; the replica goes on without it", name_, rej->path,
+                          rej->lsn, rej->message);
+        else
+            spdlog::debug("server {} reports again that it cannot apply '{}' (LSN {}): a replay", name_, rej->path,
+                          rej->lsn);
     } else if (auto* h = std::get_if<proto::HashReply>(&m)) {
         {
             std::lock_guard lock(mu_);
@@ -654,6 +657,42 @@ uint64_t ServerLink::acked_lsn() const {
 void ServerLink::set_pending_bytes(uint64_t n) {
     std::lock_guard lock(mu_);
     pending_bytes_ = n;
+}
+
+// A server reports a rejected record, or a rejected part of one, each time
+// it applies the record; after a reconnect it applies again what it had not
+// acknowledged (and after a kill, what it had not made durable), so the
+// same rejection arrives again and was listed, counted and failed syncs
+// once per replay. It is told here, not on the server: only this end knows
+// what it has received (a report sent just before a connection broke may
+// never have arrived, so the server must say it again), and the server
+// forgets what it said when it restarts. A rejection is one record's LSN
+// and one part of it, and a part is named by its path: the record as a
+// whole and its owner name the entry, a directory's mtime the directory.
+// Not by the message: a replay may word it otherwise (a temporary file
+// named in it, the state the replica is in by then), and the newer one
+// replaces the older.
+bool ServerLink::note_rejected(const proto::RejectedMsg& m) {
+    std::lock_guard lock(mu_);
+    for (auto& r : rejected_) {
+        if (r.lsn != m.lsn || r.path != m.path) continue;
+        r.message = m.message;
+        return false;
+    }
+    rejected_.push_back(RejectedRecord{m.lsn, m.path, m.message});
+    ++rejected_total_;
+    if (rejected_.size() > ServerStatus::kMaxRejectedKept) rejected_.pop_front();
+    return true;
+}
+
+size_t ServerLink::forget_rejected(uint64_t through, const std::vector<std::string>& changing) {
+    std::lock_guard lock(mu_);
+    return std::erase_if(rejected_, [&](const RejectedRecord& r) {
+        if (r.lsn > through) return false;
+        return std::none_of(changing.begin(), changing.end(), [&](const std::string& c) {
+            return at_or_beneath(r.path, c) || at_or_beneath(c, r.path);
+        });
+    });
 }
 
 ServerStatus ServerLink::status() const {

@@ -26,6 +26,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "replicator/wire/auth.hpp"
 #include "replicator/wire/protocol.hpp"
@@ -92,6 +93,8 @@ public:
     // ---- for status --------------------------------------------------
     uint64_t acked_lsn() const;
     ServerStatus status() const;
+    // Shipper::forget_rejected for this server; returns how many went.
+    size_t forget_rejected(uint64_t through, const std::vector<std::string>& changing);
     const ServerEndpoint& endpoint() const { return endpoint_; }
     // Counts file data put into frames (before compression), for status.
     void count_data(uint64_t raw_bytes);
@@ -99,6 +102,9 @@ public:
     void set_pending_bytes(uint64_t n);
 
 private:
+    // Keeps a RejectedMsg in rejected_; false (nothing kept or counted) when
+    // the same rejection is kept already (see server_link.cpp).
+    bool note_rejected(const proto::RejectedMsg& m);
     enum class Phase { idle, connecting, handshake, ready };
 
     void connect();

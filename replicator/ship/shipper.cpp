@@ -193,6 +193,11 @@ public:
         return links_[server]->request_tree(std::move(req), timeout, wire_bytes);
     }
 
+    size_t forget_rejected(size_t server, uint64_t lsn, const std::vector<std::string>& changing) override {
+        if (server >= links_.size()) return 0;
+        return links_[server]->forget_rejected(lsn, changing);
+    }
+
     void stop() override {
         if (stopped_.exchange(true)) return;
         stopping_ = true;

@@ -113,8 +113,10 @@ struct ServerStatus {
     uint64_t bytes_behind = 0;
     uint64_t conflicts = 0;  // reported by that server since start
     // Operations it reported it can never apply, since start (the latest
-    // kMaxRejectedKept, oldest first). They stay: the replica lacks them
-    // whatever follows, and every sync that covers one fails naming it.
+    // kMaxRejectedKept, oldest first), each once however often a replay
+    // reports it again. They stay until a verification finds the replica
+    // equal (forget_rejected()): the replica lacks them whatever follows,
+    // and every sync that covers one fails naming it.
     std::vector<RejectedRecord> rejected;
     static constexpr size_t kMaxRejectedKept = 100;
     // Since start: file data shipped (before compression), and every byte
@@ -168,6 +170,14 @@ public:
     // the bytes of both frames.
     virtual Result<proto::TreeReply> ask_tree(size_t server, proto::TreeRequest req, std::chrono::milliseconds timeout,
                                               uint64_t* wire_bytes = nullptr) = 0;
+    // The replica on the server at index `server` was verified equal to the
+    // source once everything through `lsn` was applied there, except
+    // perhaps at the `changing` paths (changed on the source meanwhile):
+    // what that server reported it could not apply through `lsn` is on the
+    // replica now (or no longer on the source), so it leaves status() and
+    // no sync fails for it any more; a rejection at, above or beneath a
+    // changing path stays. Returns how many went.
+    virtual size_t forget_rejected(size_t server, uint64_t lsn, const std::vector<std::string>& changing) = 0;
     // Stops all connections; idempotent, called by the destructor.
     virtual void stop() = 0;
 };
