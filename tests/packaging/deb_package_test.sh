@@ -4,7 +4,9 @@
 # dpkg-shlibdeps derived), the installed programs run from /usr/bin and
 # name the release and revision they were built from, every file in place,
 # the units started by a running systemd when there is one, then purged
-# with nothing left, and lintian reporting no error.
+# with nothing left, and lintian reporting no error. The package names the
+# maintainer and homepage the build was configured with
+# (IZ_PACKAGE_MAINTAINER, IZ_PACKAGE_HOMEPAGE).
 #
 # Lintian warnings accepted: none today (it reports none). A warning
 # accepted later is listed here with the reason it is right for this
@@ -14,11 +16,14 @@
 # binary-has-unneeded-section .comment, and
 # package-supports-alternative-init-but-no-init.d-script (systemd only).
 #
-# Usage: deb_package_test.sh BUILD_DIR "izwatch 0.1.0 (git REV)"-style
-#        expected version (the part after the program's name).
+# Usage: deb_package_test.sh BUILD_DIR VERSION MAINTAINER HOMEPAGE, VERSION
+#        the expected "izwatch 0.1.0 (git REV)" without the program's name,
+#        MAINTAINER and HOMEPAGE the values the build was configured with.
 set -euo pipefail
 build=$(realpath "$1")
 expected_version=$2
+expected_maintainer=$3
+expected_homepage=$4
 export DEBIAN_FRONTEND=noninteractive
 # Others may be installing packages: wait for dpkg's lock rather than fail.
 apt_opts=(-y -qq -o DPkg::Lock::Timeout=120)
@@ -55,6 +60,15 @@ deb=${debs[0]}
 release=${expected_version%% *}
 [ "$(basename "$deb")" = "intermezzo_${release}_amd64.deb" ] || fail "package named $(basename "$deb"), not intermezzo_${release}_amd64.deb"
 echo "built $(basename "$deb")"
+
+# Maintainer: and Homepage: as configured, and the changelog signed by the same.
+maintainer=$(dpkg-deb -f "$deb" Maintainer)
+[ "$maintainer" = "$expected_maintainer" ] || fail "Maintainer: is '$maintainer', not '$expected_maintainer' (IZ_PACKAGE_MAINTAINER)"
+homepage=$(dpkg-deb -f "$deb" Homepage)
+[ "$homepage" = "$expected_homepage" ] || fail "Homepage: is '$homepage', not '$expected_homepage' (IZ_PACKAGE_HOMEPAGE)"
+dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/share/doc/intermezzo/changelog.gz | gzip -dc >"$work/changelog"
+grep -q "^ -- $expected_maintainer  " "$work/changelog" ||
+  fail "the changelog is not signed by '$expected_maintainer': $(grep '^ -- ' "$work/changelog")"
 
 # Depends: derived from the libraries the programs link.
 depends=$(dpkg-deb -f "$deb" Depends)
