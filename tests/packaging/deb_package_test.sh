@@ -4,16 +4,16 @@
 # dpkg-shlibdeps derived), the installed programs run from /usr/bin and
 # name the release and revision they were built from, every file in place,
 # the units started by a running systemd when there is one, then purged
-# with nothing left, and lintian reporting no error. The package names the
-# maintainer and homepage the build was configured with
-# (IZ_PACKAGE_MAINTAINER, IZ_PACKAGE_HOMEPAGE).
+# with nothing left, and lintian reporting no error. The installed programs
+# carry Debian's hardening (hardening-check passes on each, lintian reports
+# no hardening-no-* tag), and the package names the maintainer and
+# homepage the build was configured with (IZ_PACKAGE_MAINTAINER,
+# IZ_PACKAGE_HOMEPAGE).
 #
 # Lintian warnings accepted: none today (it reports none). A warning
 # accepted later is listed here with the reason it is right for this
-# package. Its informational tags (lintian -I) are not checked: today they
-# are hardening-no-bindnow and hardening-no-fortify-functions (the build
-# does not pass Debian's hardening flags: dpkg-buildflags is not used),
-# binary-has-unneeded-section .comment, and
+# package. Of its informational tags (lintian -I) only hardening-no-* are
+# checked; the others today are binary-has-unneeded-section .comment, and
 # package-supports-alternative-init-but-no-init.d-script (systemd only).
 #
 # Usage: deb_package_test.sh BUILD_DIR VERSION MAINTAINER HOMEPAGE, VERSION
@@ -31,7 +31,7 @@ apt_opts=(-y -qq -o DPkg::Lock::Timeout=120)
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 if [ "$(id -u)" -ne 0 ]; then echo "SKIP: needs root (apt-get install)"; exit 77; fi
-for tool in cpack apt-get lintian dpkg-deb; do
+for tool in cpack apt-get lintian dpkg-deb hardening-check; do
   command -v "$tool" >/dev/null || fail "$tool is not installed (scripts/install-deps.sh installs it)"
 done
 # An intermezzo installed by hand (not by this package) is not ours to replace.
@@ -85,6 +85,11 @@ for program in izwatch izreplicate izlog; do
   [ "$got" = "$program $expected_version" ] || fail "/usr/bin/$program --version says '$got', not '$program $expected_version'"
   echo "$got"
 done
+
+# Debian's hardening, on the programs as installed (stripped).
+hardening-check /usr/bin/izwatch /usr/bin/izreplicate /usr/bin/izlog >"$work/hardening.log" 2>&1 ||
+  { cat "$work/hardening.log" >&2; fail "hardening-check finds protections missing"; }
+echo "hardening-check: every protection in place"
 
 installed=$(dpkg -L intermezzo)
 for f in /usr/bin/izwatch /usr/bin/izreplicate /usr/bin/izlog \
@@ -153,9 +158,11 @@ for f in /usr/bin/izwatch /usr/bin/izreplicate /usr/bin/izlog /lib/systemd/syste
 done
 echo "installed, ran and purged cleanly"
 
-# lintian: no error (E:) and no warning (W:) beyond those accepted above.
-lintian "$deb" >"$work/lintian.log" 2>&1 || true
+# lintian: no error (E:), no warning (W:) beyond those accepted above, and
+# no hardening-no-* among its informational tags.
+lintian -I "$deb" >"$work/lintian.log" 2>&1 || true
 grep -v 'running with root privileges' "$work/lintian.log" || true
 grep -q '^E: ' "$work/lintian.log" && fail "lintian reports errors"
 grep -q '^W: ' "$work/lintian.log" && fail "lintian reports warnings not accepted in this script"
-echo "lintian: no errors or warnings"
+grep -q ' hardening-no-' "$work/lintian.log" && fail "lintian finds hardening missing"
+echo "lintian: no errors, warnings or hardening-no-* tags"
