@@ -506,14 +506,17 @@ int main(int argc, char** argv) {
         fmt::print("{:<38} {:>8.3f} {:>8.3f} {:>8.3f} {:>8.3f} {:>8.3f} {:>8} {:>8} {:>5} {:>9.3f} {:>7.1f}\n", wl.name,
                    median(wall[0]), median(wall[1]), median(wall[2]), vs_bare, vs_floor, records, missing, overflows,
                    median(agent_cpu[2]), peak_rss_kb / 1024.0);
-        fmt::print("{:<38} {:>8.3f} {:>8.3f} {:>8.3f} {:>8.3f} {:>8.3f} (the workload's own cpu)\n", "  ... workload cpu",
-                   median(cpu[0]), median(cpu[1]), median(cpu[2]), median(cpu[2]) / median(cpu[0]),
-                   median(cpu[2]) / median(cpu[1]));
+        auto ratio = [](double a, double b) { return b > 0 ? fmt::format("{:.3f}", a / b) : std::string("-"); };
+        fmt::print("{:<38} {:>8.3f} {:>8.3f} {:>8.3f} {:>8} {:>8} (the workload's own cpu)\n", "  ... workload cpu",
+                   median(cpu[0]), median(cpu[1]), median(cpu[2]), ratio(median(cpu[2]), median(cpu[0])),
+                   ratio(median(cpu[2]), median(cpu[1])));
         if (metrics) {
             double vs_agent = median(wall[3]) / median(wall[2]);
-            double cpu_vs_agent = median(agent_cpu[3]) / median(agent_cpu[2]);
+            double cpu_vs_agent = median(agent_cpu[2]) > 0 ? median(agent_cpu[3]) / median(agent_cpu[2]) : 1.0;
             worst_metrics = std::max(worst_metrics, vs_agent);
-            worst_metrics_cpu = std::max(worst_metrics_cpu, cpu_vs_agent);
+            // /proc counts CPU in 10 ms ticks: below 0.1 s of agent CPU a
+            // tick or two is a large ratio that says nothing.
+            if (median(agent_cpu[2]) >= 0.1) worst_metrics_cpu = std::max(worst_metrics_cpu, cpu_vs_agent);
             fmt::print("{:<38} {:>8} {:>8} {:>8.3f} {:>8} {:>8} {:>8} {:>8} {:>5} {:>9.3f} (with --metrics, scraped every 1 s: "
                        "{:.3f} x the agent's time without, agent cpu {:.3f} x, workload cpu {:.3f} vs {:.3f})\n",
                        "  ... agent with metrics", "", "", median(wall[3]), "", "", "", "", "", median(agent_cpu[3]),
