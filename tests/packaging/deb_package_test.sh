@@ -86,10 +86,22 @@ for program in izwatch izreplicate izlog; do
   echo "$got"
 done
 
-# Debian's hardening, on the programs as installed (stripped).
-hardening-check /usr/bin/izwatch /usr/bin/izreplicate /usr/bin/izlog >"$work/hardening.log" 2>&1 ||
+# Debian's hardening, on the programs as installed (stripped). Control-flow
+# protection (IBT, SHSTK) survives linking only when every object linked
+# carries it, and Debian 12's C start files (Scrt1.o, crti.o) do not, so no
+# program linked here can: there it is checked on what the build compiled
+# instead, the objects of the programs' mains.
+no_cf=()
+if ! readelf -n "$(gcc -print-file-name=Scrt1.o)" | grep -q 'x86 feature: IBT, SHSTK'; then
+  no_cf=(--nocfprotection)
+  for o in agent/CMakeFiles/izwatch.dir/izwatch_main.cpp.o replicator/server/CMakeFiles/izreplicate.dir/izreplicate_main.cpp.o \
+           tools/CMakeFiles/izlog.dir/izlog/main.cpp.o; do
+    readelf -n "$build/$o" | grep -q 'x86 feature: IBT, SHSTK' || fail "$o was compiled without -fcf-protection"
+  done
+fi
+hardening-check "${no_cf[@]}" /usr/bin/izwatch /usr/bin/izreplicate /usr/bin/izlog >"$work/hardening.log" 2>&1 ||
   { cat "$work/hardening.log" >&2; fail "hardening-check finds protections missing"; }
-echo "hardening-check: every protection in place"
+echo "hardening-check${no_cf:+ ${no_cf[*]} (the C start files carry no CET notes)}: every protection in place"
 
 installed=$(dpkg -L intermezzo)
 for f in /usr/bin/izwatch /usr/bin/izreplicate /usr/bin/izlog \
