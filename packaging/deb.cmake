@@ -24,7 +24,10 @@ string(JOIN "\n" CPACK_PACKAGE_DESCRIPTION
        "and ships it to servers (izreplicate) that apply it beneath a root and"
        "acknowledge what is durable. izlog reads the journal the way journalctl"
        "reads logs.")
-set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://intermezzo.invalid/")
+# Both from the cache variables of packaging/CMakeLists.txt.
+set(CPACK_PACKAGE_CONTACT ${IZ_PACKAGE_MAINTAINER})
+set(CPACK_DEBIAN_PACKAGE_MAINTAINER ${IZ_PACKAGE_MAINTAINER})
+set(CPACK_DEBIAN_PACKAGE_HOMEPAGE ${IZ_PACKAGE_HOMEPAGE})
 # Dependencies from the shared libraries the programs link, by
 # dpkg-shlibdeps (the libraries' packages and minimum versions).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)

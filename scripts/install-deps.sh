@@ -9,6 +9,8 @@ packages=(
   libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev libsystemd-dev
   e2fsprogs xfsprogs util-linux iproute2 rsync less
   scdoc lintian
+  # hardening-check, which the package test runs on the installed programs.
+  devscripts
   # The metrics' tests scrape both daemons with a real Prometheus, query it
   # and lint scrapes with promtool (both in the prometheus package).
   prometheus curl
