@@ -114,6 +114,8 @@ public:
                     }
                 }
             }));
+        // Shared filesets: one server forwards; the others only receive.
+        if (options_.receiver && !links_.empty()) links_.front()->receive_into(options_.receiver);
         io_thread_ = std::thread([this] {
             pthread_setname_np(pthread_self(), "iz-ship-net");
             run_event_loop(io_, "shipper network thread");
@@ -191,6 +193,11 @@ public:
                                       uint64_t* wire_bytes) override {
         if (server >= links_.size()) return fail(make_error(fmt::format("no server number {}", server)));
         return links_[server]->request_tree(std::move(req), timeout, wire_bytes);
+    }
+
+    Result<uint64_t> ask_head(std::chrono::milliseconds timeout) override {
+        if (links_.empty()) return fail(make_error("no server"));
+        return links_.front()->request_head(timeout);
     }
 
     void stop() override {
