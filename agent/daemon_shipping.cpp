@@ -59,6 +59,25 @@ Status DaemonImpl::start_shipper() {
         }
         spdlog::warn("conflict on {}: {}", c.path, r.message);
     };
+    if (opts_.mode == "send-receive") {
+        ReceiverOptions ro;
+        ro.root = opts_.dir;
+        ro.state_dir = opts_.state_dir / "receive";
+        ro.agent_id = opts_.agent_id;
+        ro.journal = [this](journal::Record r) -> Status {
+            std::lock_guard lock(writer_mu_);
+            auto lsn = writer_->append(std::move(r));
+            if (!lsn) return fail(lsn.error());
+            return {};
+        };
+        ro.moved = so.on_acked;
+        auto receiver = Receiver::open(std::move(ro));
+        if (!receiver) return fail(receiver.error());
+        receiver_ = *receiver;
+        so.receiver = receiver_;
+        // What the receiver applies is journaled by it, with its origin.
+        capture_->ignore_changes_of(static_cast<int32_t>(::getpid()));
+    }
     auto shipper = replicator::Shipper::start(std::move(so));
     if (!shipper) return fail(shipper.error());
     shipper_ = std::move(*shipper);
