@@ -34,6 +34,9 @@ Result<std::shared_ptr<FilesetJournal>> FilesetJournal::open(const std::filesyst
         }
         raw->cv_.notify_all();
     };
+    int root_fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd < 0) return fail(sys_error("open replica root", root.string(), errno));
+    j->root_fd_.reset(root_fd);
     auto w = journal::Writer::open(std::move(o));
     if (!w) return fail(Error{fmt::format("fileset journal '{}': {}", dir.string(), w.error().message), w.error().sys_errno});
     j->writer_ = std::move(*w);
@@ -60,6 +63,12 @@ void FilesetJournal::note_applied(const std::string& agent, const proto::OpMsg& 
             return;
         if (r->op == Op::write) last_write_ = Record{.path = r->path, .origin = agent, .origin_lsn = op.lsn};
         else last_write_.reset();
+    }
+    if (r->op == Op::write) {
+        // The file's handle: by the time it is forwarded the file may have
+        // moved (a rename follows), and its content is read through it.
+        if (auto node = open_beneath(root_fd_.get(), op.path, O_PATH | O_NOFOLLOW))
+            if (auto h = handle_of(node->get(), "", op.path)) r->handle = *h;
     }
     (void)writer_->append(std::move(*r));  // a failed writer shows in flush()
 }
@@ -141,8 +150,18 @@ Result<std::vector<proto::Forward>> forwards_of(const Record& r, int root_fd, co
     if (!check_wire_path(r.path, true, reserved_top)) return noop();
 
     if (r.op == Op::write) {
-        auto fd = open_beneath(root_fd, r.path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-        if (!fd) return noop();  // gone, or no longer a file: a later record says so
+        // Through the handle when the record has one: the file may have
+        // moved since, and its content is sent where the record puts it
+        // (the records after it move it). Gone: a later record says so.
+        Result<UniqueFd> fd = fail(make_error("no handle"));
+        if (!r.handle.empty()) {
+            int raw = open_by_handle(root_fd, r.handle, O_RDONLY | O_CLOEXEC);
+            if (raw < 0) return noop();
+            fd = UniqueFd(raw);
+        } else {
+            fd = open_beneath(root_fd, r.path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+            if (!fd) return noop();
+        }
         struct stat st{};
         if (::fstat(fd->get(), &st) != 0)
             return fail(sys_error("stat replica file", r.path, errno));

@@ -23,6 +23,8 @@
 #include <string>
 
 #include "common/error.hpp"
+#include "common/file_handle.hpp"
+#include "common/unique_fd.hpp"
 #include "journal/record.hpp"
 #include "journal/writer.hpp"
 #include "replicator/wire/protocol.hpp"
@@ -52,6 +54,7 @@ private:
     FilesetJournal() = default;
     std::filesystem::path dir_, root_;
     std::string reserved_top_;
+    UniqueFd root_fd_;  // the replica root, for the handles of written files
     std::unique_ptr<journal::Writer> writer_;
     mutable std::mutex mu_;
     std::condition_variable cv_;
@@ -64,7 +67,8 @@ private:
 // write's parts before its last).
 std::optional<journal::Record> record_of_applied(const std::string& agent, const proto::OpMsg& op);
 
-// What a subscriber is sent for the fileset-journal record `r`: the
+// What a subscriber is sent for the fileset-journal record `r` (`root_fd`:
+// the replica root, opened for reading, also the mount for handles): the
 // operation, with the replica's directory mtimes, and for a write the
 // replica's whole current content (read now). A noop when the replica no
 // longer has what the record names.

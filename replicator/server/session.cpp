@@ -720,7 +720,7 @@ void Session::on_subscribe(const proto::Subscribe& m) {
             if (auto s = weak.lock()) s->shutdown("forwarding failed: " + why);
         };
         try {
-            int raw = ::open(journal->root().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+            int raw = ::open(journal->root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
             if (raw < 0) return stop_with(sys_error("open replica root", journal->root().string(), errno).message);
             UniqueFd root(raw);
             auto reader = journal::Reader::open(journal->dir());
