@@ -65,6 +65,11 @@ bool Capture::excluded(const std::string& rel) const {
 }
 
 void Capture::emit(Record r, int32_t pid) {
+    if (ignored_pid_ != 0 && pid == ignored_pid_) {
+        // Applied from the network: the receiver journals it with its origin.
+        ++stats_.ignored_own;
+        return;
+    }
     if (pid > 0 && !r.pid) {
         auto& who = procs_.lookup(pid);
         r.pid = pid;

@@ -35,6 +35,7 @@ DaemonImpl::~DaemonImpl() {
     close_settles();
     // Its threads signal ack_fd_: they end before the descriptor does.
     if (shipper_) shipper_->stop();
+    if (receiver_) receiver_->stop();
     if (verify_) verify_->stop();
     if (settle_fd_ >= 0) ::close(settle_fd_);
     if (metrics_fd_ >= 0) ::close(metrics_fd_);

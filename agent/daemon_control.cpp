@@ -112,9 +112,14 @@ void DaemonImpl::answer_syncs() {
         return true;
     });
     if (syncs_.empty()) return;
+    ask_heads();
     uint64_t done = replicated_lsn();
+    // Send-receive: also everything the server had when the sync was taken.
+    auto received = [&](const PendingSync& s) {
+        return !receiving() || (s.head && receiver_->applied() >= *s.head);
+    };
     std::erase_if(syncs_, [&](const PendingSync& s) {
-        if (done >= s.lsn) {
+        if (done >= s.lsn && received(s)) {
             // Applied through the LSN, but not everything: what a server
             // could never apply is not on it.
             if (auto missing = rejected_through(s.lsn); !missing.empty())
@@ -150,12 +155,30 @@ std::string DaemonImpl::rejected_through(uint64_t lsn) const {
     return "applied, except what a server cannot apply: " + why;
 }
 
+// A sync of a send-receive agent waits for what the server's fileset
+// journal held when it was taken: asked as soon as the server can answer
+// (a server reached later holds at least that much).
+void DaemonImpl::ask_heads() {
+    if (!receiving() || !shipper_) return;
+    for (auto& s : syncs_) {
+        if (s.head) continue;
+        auto head = shipper_->ask_head(std::chrono::seconds(2));
+        if (!head) return;  // not connected yet: asked again at the next wake-up
+        s.head = *head;
+    }
+}
+
 std::string DaemonImpl::sync_timeout_reason(uint64_t lsn) const {
     if (auto failed = writer_->failure())
         return fmt::format("timed out: the journal failed ({}); it is retried every few seconds", failed->message);
     if (writer_->durable_lsn() < lsn || !shipper_)
         return fmt::format("timed out: LSN {} is not yet durable (durable LSN {})", lsn, writer_->durable_lsn());
     std::string why;
+    if (receiving() && shipper_->acked_by_all() >= lsn) {
+        auto err = receiver_->last_error();
+        return fmt::format("timed out: sent everything, but received only through server LSN {}{}", receiver_->applied(),
+                           err.empty() ? "" : "; last error: " + err);
+    }
     for (auto& srv : shipper_->status()) {
         if (srv.acked_lsn >= lsn) continue;
         why += fmt::format("{}{} has applied through LSN {} ({})", why.empty() ? "" : "; ", srv.endpoint, srv.acked_lsn,

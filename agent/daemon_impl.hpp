@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,7 @@
 #include "common/error.hpp"
 #include "journal/writer.hpp"
 #include "metrics/http_server.hpp"
+#include "receiver.hpp"
 #include "replicator/ship/shipper.hpp"
 #include "writeback_flusher.hpp"
 
@@ -174,6 +176,11 @@ private:
     std::unique_ptr<BpfCapture> bpf_;
     std::unique_ptr<Capture> capture_;
     std::unique_ptr<replicator::Shipper> shipper_;
+    // Send-receive: what the servers forward is applied by it (receiver.hpp).
+    std::shared_ptr<Receiver> receiver_;
+    bool receiving() const { return receiver_ != nullptr; }
+    // Sends each pending sync's HeadRequest once the server is reachable.
+    void ask_heads();
     std::atomic<replicator::Shipper*> shipper_ptr_{nullptr};  // for the writer's committer thread
     sigset_t stop_signals_{};
     std::vector<FanEvent> batch_;
@@ -181,6 +188,9 @@ private:
         int conn;
         uint64_t lsn;
         Clock::time_point deadline;
+        // Send-receive: the server's fileset-journal head when the sync was
+        // taken; the sync is answered once the receiver applied through it.
+        std::optional<uint64_t> head{};
     };
     std::vector<PendingSync> syncs_;
     std::unique_ptr<WritebackFlusher> flusher_;

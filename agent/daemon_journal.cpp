@@ -85,6 +85,7 @@ Status DaemonImpl::reopen_journal() {
     if (!writer) return fail(writer.error());
     auto capture = std::make_unique<Capture>(opts_.dir, root_fd_, opts_.excludes, **writer, bpf_ != nullptr);
     capture->carry_stats(capture_->stats());
+    if (receiving()) capture->ignore_changes_of(static_cast<int32_t>(::getpid()));
     {
         std::lock_guard lock(writer_mu_);  // the shipper's thread journals conflicts
         capture_ = std::move(capture);

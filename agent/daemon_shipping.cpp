@@ -63,6 +63,26 @@ Status DaemonImpl::start_shipper() {
     // journal the move it may still hold before it decides (the loop
     // answers through settle_fd_, made before the shipper starts).
     so.settle_capture = [this] { return settle_from_thread(false); };
+
+    if (opts_.mode == "send-receive") {
+        ReceiverOptions ro;
+        ro.root = opts_.dir;
+        ro.state_dir = opts_.state_dir / "receive";
+        ro.agent_id = opts_.agent_id;
+        ro.journal = [this](journal::Record r) -> Status {
+            std::lock_guard lock(writer_mu_);
+            auto lsn = writer_->append(std::move(r));
+            if (!lsn) return fail(lsn.error());
+            return {};
+        };
+        ro.moved = so.on_acked;
+        auto receiver = Receiver::open(std::move(ro));
+        if (!receiver) return fail(receiver.error());
+        receiver_ = *receiver;
+        so.receiver = receiver_;
+        // What the receiver applies is journaled by it, with its origin.
+        capture_->ignore_changes_of(static_cast<int32_t>(::getpid()));
+    }
     auto shipper = replicator::Shipper::start(std::move(so));
     if (!shipper) return fail(shipper.error());
     shipper_ = std::move(*shipper);

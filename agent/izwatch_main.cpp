@@ -119,6 +119,11 @@ int start(WatchOptions opts, bool foreground) {
     if (opts.state_dir.empty()) opts.state_dir = default_state_dir(opts.dir);
     if (opts.fileset.empty()) opts.fileset = default_fileset(opts.dir);
     if (opts.agent_id.empty()) opts.agent_id = default_agent_id();
+    if (opts.mode == "receive-only")
+        return die("--mode receive-only is not available yet (what to do with a change made in a receive-only "
+                   "directory is to come with conflict resolution); use send-receive or send-only");
+    if (opts.mode == "send-receive" && opts.servers.empty())
+        return die("--mode send-receive needs a server to receive from (--server HOST:PORT)");
     bool pinned = false, unpinned = false;
     for (auto& s : opts.servers) (s.find('@') != std::string::npos ? pinned : unpinned) = true;
     if (unpinned && opts.key_file.empty())
@@ -353,6 +358,12 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     start_cmd->add_option("--fileset", opts.fileset, "name of this directory on the servers (default: its own name)");
     start_cmd->add_option("--agent-id", opts.agent_id, "name of this agent on the servers (default: the host name)");
+    start_cmd
+        ->add_option("--mode", opts.mode,
+                     "send-only (a mirror: nothing comes back), send-receive (a shared fileset: the other agents' "
+                     "changes are applied here too) or receive-only")
+        ->check(CLI::IsMember({"send-only", "send-receive", "receive-only"}))
+        ->capture_default_str();
     std::string history = "7d";
     start_cmd->add_option("--history", history, "keep journal segments at least this long (e.g. 12h, 7d, 0)")
         ->capture_default_str();

@@ -38,6 +38,16 @@ void record(Archive& ar, Record& r) {
     ranges(ar, r.ranges);
     all(ar, check, r.replaced, r.replaced_handle.type, r.replaced_handle.bytes, r.xattr_name, r.xattr_value,
         r.message);
+    // Appended fields, written only for a change that came from elsewhere:
+    // a local record keeps the bytes it had before they existed (so older
+    // readers and the PortableBinary equality hold), and a record that ends
+    // here reads as a change made where the journal was written.
+    if constexpr (archive_fields::loading<Archive>) {
+        if (ar.remaining() == 0) return;
+    } else {
+        if (r.origin.empty() && r.origin_lsn == 0) return;
+    }
+    all(ar, check, r.origin, r.origin_lsn);
 }
 
 }  // namespace

@@ -30,6 +30,7 @@ struct CaptureStats {
     uint64_t overflows = 0;
     uint64_t rescans = 0;
     uint64_t journal_errors = 0;
+    uint64_t ignored_own = 0;  // changes this agent made applying others' (see ignore_changes_of)
 };
 
 class Capture {
@@ -85,12 +86,17 @@ public:
     // A capture that takes over from another (after the journal was
     // reopened) goes on counting where that one stopped.
     void carry_stats(const CaptureStats& before) { stats_ = before; }
+    // Shared filesets: changes made by process `pid` (this agent applying
+    // what other agents did) update the tree but are not journaled as
+    // local changes, so they are never sent back. 0: every change is.
+    void ignore_changes_of(int32_t pid) { ignored_pid_ = pid; }
     bool excluded(const std::string& rel) const;
 
     // How long a write may wait to be coalesced with the next ones.
     static constexpr std::chrono::milliseconds kCoalesceWindow{100};
 
 private:
+    int32_t ignored_pid_ = 0;
     using Clock = std::chrono::steady_clock;
     struct PendingWrite {
         std::chrono::steady_clock::time_point since;

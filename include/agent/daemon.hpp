@@ -37,6 +37,10 @@ struct WatchOptions {
     // both stay the same across restarts so that shipping resumes.
     std::string fileset;
     std::string agent_id;
+    // "send-only" (the default for now: a mirror that takes nothing back)
+    // or "send-receive" (shared filesets: the other agents' changes of the
+    // fileset are applied here; DESIGN, "Shared filesets").
+    std::string mode = "send-only";
     // Journal segments stay at least this long, and until every server has
     // acknowledged past them (with no servers, only the history counts).
     std::chrono::seconds history{std::chrono::hours(24 * 7)};

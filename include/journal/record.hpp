@@ -101,6 +101,14 @@ struct Record {
     // Agent events and conflicts: a human-readable note.
     std::string message;
 
+    // Where the change was made, for a change that came from another node
+    // of a shared fileset: that agent's id and the LSN of the record in its
+    // own journal. Empty and 0 for a change captured here (the journal's
+    // own agent is the origin). A server's fileset journal names the origin
+    // of every record it holds.
+    std::string origin;
+    uint64_t origin_lsn = 0;
+
     friend bool operator==(const Record&, const Record&) = default;
 };
 

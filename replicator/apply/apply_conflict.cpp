@@ -41,7 +41,7 @@ std::optional<std::string> ApplierImpl::changed_behind(const std::string& path, 
     // change made by someone else in that window is overwritten without a
     // conflict copy: the price of not raising false conflicts after every
     // crash.
-    if (recovering_) return std::nullopt;
+    if (recovering_ || shared_) return std::nullopt;
     return memory_->changed(path, st);
 }
 

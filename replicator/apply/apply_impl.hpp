@@ -57,6 +57,7 @@ public:
     uint64_t resume_lsn() const override { return state_->resume_lsn(); }
     void resume() override;
     const std::filesystem::path& root() const override { return opts_.root; }
+    void share() override { shared_ = true; }
 
 private:
     Status dispatch(const OpMsg& op);
@@ -149,6 +150,7 @@ private:
     // After an unclean stop, until the first commit: what the replayed
     // operations find changed is taken for the replicator's own work.
     bool recovering_ = false;
+    bool shared_ = false;  // see share()
     // ... and until a commit covers every operation the stopped run may
     // have applied (AppliedState::applied_at_most_at_open()).
     uint64_t recover_through_ = 0;

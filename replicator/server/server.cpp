@@ -41,6 +41,19 @@ Result<std::shared_ptr<FilesetSlot>> ServerContext::slot(const std::string& agen
     return slot;
 }
 
+Result<std::shared_ptr<FilesetJournal>> ServerContext::fileset_journal(const std::string& fileset) {
+    std::lock_guard lock(mu);
+    if (auto it = journals.find(fileset); it != journals.end()) return it->second;
+    auto root = options.dir_mode == FilesetDirMode::per_fileset ? options.root / fileset : options.root;
+    std::string reserved;
+    auto rel = state_root.lexically_relative(root);
+    if (!rel.empty() && *rel.begin() != ".." && rel != ".") reserved = rel.begin()->string();
+    auto j = FilesetJournal::open(state_root / ".filesets" / fileset / "journal", root, reserved);
+    if (!j) return fail(j.error());
+    journals.emplace(fileset, *j);
+    return *j;
+}
+
 void ServerContext::forget(const std::shared_ptr<Session>& s) {
     std::lock_guard lock(mu);
     sessions.erase(s);

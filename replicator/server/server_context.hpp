@@ -23,6 +23,7 @@
 #include "replicator/wire/tls.hpp"
 #include "replicator/fs/replica_trees.hpp"
 #include "access.hpp"
+#include "fileset_journal.hpp"
 #include "server.hpp"
 
 namespace iz::replicator {
@@ -80,6 +81,10 @@ struct ServerContext {
     std::atomic<uint64_t> accepted{0};
     std::atomic<uint64_t> handshake_failures{0};
 
+    // Per fileset: the journal of everything applied for any of its agents.
+    std::map<std::string, std::shared_ptr<FilesetJournal>> journals;
+    Result<std::shared_ptr<FilesetJournal>> fileset_journal(const std::string& fileset);
+
     // The slot of (agent, fileset), opening its applier on first use.
     Result<std::shared_ptr<FilesetSlot>> slot(const std::string& agent, const std::string& fileset);
     void forget(const std::shared_ptr<Session>& s);
@@ -88,6 +93,16 @@ struct ServerContext {
 // The page for /metrics (Server::metrics()): per (agent, fileset) labels,
 // only of agents that authenticated; never a path.
 std::string server_metrics(ServerContext& ctx);
+
+// What a subscribed connection's forwarding thread shares with it.
+struct ForwardState {
+    std::atomic<bool> stop{false};
+    // Bytes of forward frames queued on the connection and not yet written:
+    // the thread waits while there are many (a slow subscriber holds the
+    // server's memory to this, not to its whole replica).
+    std::atomic<uint64_t> queued{0};
+    static constexpr uint64_t kMaxQueued = 8ull << 20;
+};
 
 class Session : public std::enable_shared_from_this<Session> {
 public:
@@ -126,6 +141,12 @@ private:
     // as for an operation rejected whole.
     void report(const std::vector<RejectionNote>& notes);
     void on_hash(const proto::HashRequest& m);
+    // Shared filesets (PROTOCOL.md "forwarding"): starts the thread that
+    // sends this agent every record of the fileset journal after `cursor`
+    // made by others.
+    void on_subscribe(const proto::Subscribe& m);
+    // From the forwarding thread (any thread): queues an encoded forward.
+    void post_forward(std::shared_ptr<std::string> frame);
     // Walked on another thread of the server, so that this connection goes
     // on answering pings (and applying) while the replica is hashed.
     void on_tree(const proto::TreeRequest& m);
@@ -178,6 +199,8 @@ private:
     std::chrono::steady_clock::time_point started_, last_rx_;
     std::string agent_, fileset_, client_nonce_, server_nonce_;
     std::shared_ptr<FilesetSlot> slot_;
+    std::shared_ptr<FilesetJournal> journal_;
+    std::shared_ptr<ForwardState> forward_;
 };
 
 }  // namespace iz::replicator

@@ -5,6 +5,11 @@
 
 #include <fmt/format.h>
 
+#include <fcntl.h>
+
+#include <thread>
+
+#include "journal/reader.hpp"
 #include "replicator/fs/beneath.hpp"
 #include "replicator/wire/plaintext_bench.hpp"
 #include "server_context.hpp"
@@ -277,6 +282,8 @@ void Session::handle(std::string_view body) {
             else if (auto* h = std::get_if<proto::HashRequest>(&*msg)) on_hash(*h);
             else if (auto* t = std::get_if<proto::TreeRequest>(&*msg)) on_tree(*t);
             else if (auto* p = std::get_if<proto::Ping>(&*msg)) send(proto::Pong{p->id});
+            else if (auto* sub = std::get_if<proto::Subscribe>(&*msg)) on_subscribe(*sub);
+            else if (auto* hr = std::get_if<proto::HeadRequest>(&*msg)) send(proto::HeadReply{hr->id, journal_->head()});
             else unexpected();
             break;
         case State::tls:  // frames are read only once TLS is up
@@ -328,6 +335,9 @@ void Session::on_auth(const proto::Auth& m) {
     auto slot = ctx_.slot(agent_, fileset_);
     if (!slot) return give_up("cannot open the fileset: " + slot.error().message);
     slot_ = *slot;
+    auto journal = ctx_.fileset_journal(fileset_);
+    if (!journal) return give_up("cannot open the fileset's journal: " + journal.error().message);
+    journal_ = *journal;
     std::shared_ptr<Session> previous;
     std::vector<RejectionNote> left_out;
     proto::Welcome w;
@@ -388,6 +398,8 @@ void Session::on_op(const proto::OpMsg& m) {
         r = slot_->applier->apply(m);
         left_out = slot_->applier->take_rejections();
         slot_->counters.count(m, r, *slot_->applier);
+        // In the order applied: what the other agents of the fileset receive.
+        if (r.outcome == Outcome::applied) journal_->note_applied(agent_, m);
     }
     report(left_out);
     for (auto& c : r.conflicts) {
@@ -480,6 +492,11 @@ void Session::finish_commits(const std::weak_ptr<FilesetSlot>& weak) try {
 
 void Session::acknowledge(const std::vector<CommitOutcome>& done) {
     if (state_ != State::ready) return;
+    // What an Ack covers is in the fileset journal durably too, or a crash
+    // could keep it from every other agent of the fileset for good.
+    if (!done.empty() && journal_) {
+        if (auto ok = journal_->flush(); !ok) return give_up("fileset journal: " + ok.error().message);
+    }
     for (auto& c : done) {
         if (!c.status) {
             return give_up(fmt::format("could not make LSN {} durable: {}", c.lsn, c.status.error().message));
@@ -558,6 +575,11 @@ void Session::write_next() {
                     spdlog::info("{}: connection lost while sending: {}", self->who(), ec.message());
                     return self->close();
                 }
+                // A forward frame (type 18 in bytes 4..5 of its header)
+                // leaves the forwarding thread's budget once written.
+                if (self->forward_ && frame->size() >= proto::kHeaderBytes && (*frame)[4] == 0 &&
+                    (*frame)[5] == static_cast<char>(proto::MsgType::forward))
+                    self->forward_->queued -= frame->size();
                 self->outbox_.pop_front();
                 self->write_next();
             } catch (const std::exception& e) {
@@ -640,6 +662,7 @@ void Session::close() {
 
 void Session::release() {
     state_ = State::closed;
+    if (forward_) forward_->stop = true;
     if (slot_) {
         std::lock_guard lock(slot_->mu);
         if (slot_->owner == id_) slot_->applier->abort_content();
@@ -654,6 +677,104 @@ void Session::close_socket() {
     timer_.cancel();
     socket.shutdown(tcp::socket::shutdown_both, ec);
     socket.close(ec);
+}
+
+}  // namespace iz::replicator
+
+namespace iz::replicator {
+
+void Session::post_forward(std::shared_ptr<std::string> frame) {
+    auto self = shared_from_this();
+    asio::post(strand_, [self, frame = std::move(frame)] {
+        if (self->state_ != State::ready) return;
+        self->outbox_.push_back(frame);
+        self->write_next();
+    });
+}
+
+// The forwarding thread reads the fileset journal (a reader of its own,
+// woken by the journal's durability) and hands frames to the connection's
+// strand; it never touches the connection's state. It ends when the
+// connection is released, or on an error, which drops the connection (the
+// agent subscribes again from its cursor).
+void Session::on_subscribe(const proto::Subscribe& m) {
+    if (access_ == Access::send_only)
+        return drop(fmt::format("fileset '{}' is send-only for {}: nothing is forwarded to it", fileset_, peer_identity_));
+    if (forward_) return drop("a second subscribe on one connection");
+    {
+        std::lock_guard lock(slot_->mu);
+        // The other agents write into the same replica by design.
+        slot_->applier->share();
+    }
+    forward_ = std::make_shared<ForwardState>();
+    spdlog::info("{}: subscribed to fileset '{}' after server LSN {} (head {})", who(), fileset_, m.cursor,
+                 journal_->head());
+    std::weak_ptr<Session> weak = shared_from_this();
+    auto state = forward_;
+    auto journal = journal_;
+    std::string agent = agent_;
+    std::string name = who();
+    std::thread([weak, state, journal, agent, name, cursor = m.cursor] {
+        auto stop_with = [&](const std::string& why) {
+            spdlog::error("{}: forwarding stopped: {}", name, why);
+            if (auto s = weak.lock()) s->shutdown("forwarding failed: " + why);
+        };
+        try {
+            int raw = ::open(journal->root().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (raw < 0) return stop_with(sys_error("open replica root", journal->root().string(), errno).message);
+            UniqueFd root(raw);
+            auto reader = journal::Reader::open(journal->dir());
+            if (!reader) return stop_with(reader.error().message);
+            uint64_t pos = cursor;  // every record through it is sent or skipped
+            uint64_t told = cursor;  // the last LSN the subscriber was sent
+            auto send = [&](const proto::Forward& f) -> bool {
+                auto frame = proto::encode_frame(f);
+                if (!frame) {
+                    stop_with(frame.error().message);
+                    return false;
+                }
+                auto bytes = std::make_shared<std::string>(std::move(*frame));
+                while (!state->stop && state->queued.load() > ForwardState::kMaxQueued)
+                    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+                if (state->stop) return false;
+                auto s = weak.lock();
+                if (!s) return false;
+                state->queued += bytes->size();
+                s->post_forward(std::move(bytes));
+                return true;
+            };
+            while (!state->stop) {
+                uint64_t durable = journal->wait_durable_beyond(pos, std::chrono::milliseconds(200));
+                if (durable <= pos) continue;
+                if (auto ok = (*reader)->refresh(); !ok) return stop_with(ok.error().message);
+                if (auto ok = (*reader)->seek_lsn(pos + 1); !ok) return stop_with(ok.error().message);
+                while (!state->stop) {
+                    auto rec = (*reader)->next();
+                    if (!rec) return stop_with(rec.error().message);
+                    if (!*rec || (*rec)->lsn > durable) break;
+                    const journal::Record& r = **rec;
+                    if (r.origin == agent) {
+                        pos = r.lsn;  // never sent back where it came from
+                        continue;
+                    }
+                    auto parts = forwards_of(r, root.get(), journal->reserved_top());
+                    if (!parts) return stop_with(parts.error().message);
+                    for (auto& f : *parts)
+                        if (!send(f)) return;
+                    pos = told = r.lsn;
+                }
+                if (pos > told) {
+                    // Only its own records lately: the cursor moves past them.
+                    proto::Forward f;
+                    f.op.lsn = pos;
+                    if (!send(f)) return;
+                    told = pos;
+                }
+            }
+        } catch (const std::exception& e) {
+            stop_with(std::string("internal error: ") + e.what());
+        }
+    }).detach();
 }
 
 }  // namespace iz::replicator

@@ -233,6 +233,15 @@ void ServerLink::on_tls_up() {
             spdlog::info("server {}: connected over {} with {}; it has applied through LSN {} (durable through {})",
                          self->name_, self->tls_summary_, self->peer_identity_, w->resume_lsn, w->durable_lsn);
             self->cv_.notify_all();
+            if (self->sink_) {
+                // Send-receive: everything of the fileset after what was
+                // applied here comes back, from any other agent.
+                self->sink_->on_connected();
+                auto f = proto::encode_frame(proto::Subscribe{self->sink_->cursor()});
+                if (!f) return self->lost(f.error().message);
+                self->outbox_.push_back(std::make_shared<std::string>(std::move(*f)));
+                self->write_next();
+            }
             if (self->on_ack_) self->on_ack_();
             self->tick();
             self->read_frame([self](proto::Message m3) { self->handle(std::move(m3)); });
@@ -319,6 +328,16 @@ void ServerLink::handle(proto::Message m) {
             std::lock_guard lock(mu_);
             tree_reply_bytes_ = body_.size() + proto::kHeaderBytes;
             tree_reply_ = std::move(*t);
+        }
+        cv_.notify_all();
+    } else if (auto* fw = std::get_if<proto::Forward>(&m)) {
+        if (!sink_) return lost("the server forwarded a record, but this agent did not subscribe");
+        sink_->on_forward(std::move(*fw));
+        served_well();
+    } else if (auto* hr = std::get_if<proto::HeadReply>(&m)) {
+        {
+            std::lock_guard lock(mu_);
+            head_reply_ = *hr;
         }
         cv_.notify_all();
     } else if (std::holds_alternative<proto::Pong>(m)) {
@@ -424,6 +443,7 @@ void ServerLink::lost(const std::string& why) {
         if (!stopping) last_error_ = why;
         hash_reply_.reset();
         tree_reply_.reset();
+        head_reply_.reset();
         staged_.clear();
         staged_bytes_ = 0;
     }
@@ -636,6 +656,31 @@ Result<proto::TreeReply> ServerLink::request_tree(proto::TreeRequest req, std::c
     auto reply = std::move(*tree_reply_);
     tree_reply_.reset();
     return reply;
+}
+
+Result<uint64_t> ServerLink::request_head(std::chrono::milliseconds timeout) {
+    uint64_t generation, id;
+    {
+        std::lock_guard lock(mu_);
+        if (stopping_ || !connected_)
+            return iz::fail(make_error(fmt::format("not connected{}", last_error_.empty() ? "" : ": " + last_error_)));
+        generation = generation_;
+        id = next_head_id_++;
+        head_reply_.reset();
+    }
+    auto frame = proto::encode_frame(proto::HeadRequest{id});
+    if (!frame) return iz::fail(frame.error());
+    if (!send(generation, std::move(*frame))) return iz::fail(make_error("the connection was lost"));
+    hand_over();
+    std::unique_lock lock(mu_);
+    bool answered = cv_.wait_for(lock, timeout, [&] {
+        return stopping_ || !connected_ || generation != generation_ || (head_reply_ && head_reply_->id == id);
+    });
+    if (!head_reply_ || head_reply_->id != id) {
+        if (!answered) return iz::fail(make_error(fmt::format("no answer within {} ms", timeout.count())));
+        return iz::fail(make_error(fmt::format("the connection was lost{}", last_error_.empty() ? "" : ": " + last_error_)));
+    }
+    return head_reply_->lsn;
 }
 
 void ServerLink::fail(uint64_t generation, const std::string& why) {

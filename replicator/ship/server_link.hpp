@@ -87,6 +87,10 @@ public:
     // and waits up to `timeout` for the answer. `wire_bytes` (if given)
     // grows by the size of both frames.
     Result<proto::TreeReply> request_tree(proto::TreeRequest req, std::chrono::milliseconds timeout, uint64_t* wire_bytes);
+    // Shared filesets: asks for the fileset journal's head (HeadRequest).
+    Result<uint64_t> request_head(std::chrono::milliseconds timeout);
+    // This link subscribes (send-receive) and hands forwards to `sink`.
+    void receive_into(std::shared_ptr<ForwardSink> sink) { sink_ = std::move(sink); }
     // The worker gave up on this connection (e.g. it could not encode).
     void fail(uint64_t generation, const std::string& why);
 
@@ -188,6 +192,9 @@ private:
     uint64_t next_tree_id_ = 1;
     std::optional<proto::TreeReply> tree_reply_;
     uint64_t tree_reply_bytes_ = 0;
+    std::shared_ptr<ForwardSink> sink_;  // set before start()
+    uint64_t next_head_id_ = 1;
+    std::optional<proto::HeadReply> head_reply_;
     // Frames the worker has queued for the network thread (all of the
     // current generation: lost() drops them), and whether a hand-over is
     // posted already: one post moves every frame queued by then.

@@ -55,6 +55,11 @@ std::vector<PlannedRecord> plan_window(const std::vector<journal::Record>& windo
         const auto& r = window[i];
         auto& out = plan[i];
         out.ranges = r.ranges;
+        if (!r.origin.empty()) {
+            // Received from a server and applied here: never sent back.
+            out.action = ShipAction::skip;
+            continue;
+        }
         switch (r.op) {
             case Op::create:
             case Op::mknod:

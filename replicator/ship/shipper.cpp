@@ -114,6 +114,8 @@ public:
                     }
                 }
             }));
+        // Shared filesets: one server forwards; the others only receive.
+        if (options_.receiver && !links_.empty()) links_.front()->receive_into(options_.receiver);
         io_thread_ = std::thread([this] {
             pthread_setname_np(pthread_self(), "iz-ship-net");
             run_event_loop(io_, "shipper network thread");
@@ -196,6 +198,11 @@ public:
     size_t forget_rejected(size_t server, uint64_t lsn, const std::vector<std::string>& changing) override {
         if (server >= links_.size()) return 0;
         return links_[server]->forget_rejected(lsn, changing);
+    }
+
+    Result<uint64_t> ask_head(std::chrono::milliseconds timeout) override {
+        if (links_.empty()) return fail(make_error("no server"));
+        return links_.front()->request_head(timeout);
     }
 
     void stop() override {

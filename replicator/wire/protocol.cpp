@@ -57,6 +57,9 @@ auto members(ConflictMsg& m) { return std::tie(m.lsn, m.path, m.conflict_copy, m
 auto members(Ping& m) { return std::tie(m.id); }
 auto members(Pong& m) { return std::tie(m.id); }
 auto members(RejectedMsg& m) { return std::tie(m.lsn, m.path, m.message); }
+auto members(Subscribe& m) { return std::tie(m.cursor); }
+auto members(HeadRequest& m) { return std::tie(m.id); }
+auto members(HeadReply& m) { return std::tie(m.id, m.lsn); }
 
 template <class Archive, class M>
     requires requires(M& m) { members(m); }
@@ -76,6 +79,11 @@ void fields(Archive& ar, OpMsg& m) {
     vec(ar, m.extents, 14);  // the smallest encoded extent
     all(ar, m.base, m.parent_mtime_ns, m.target_parent_mtime_ns, m.more);
     vec(ar, m.holes, 16);
+}
+template <class Archive>
+void fields(Archive& ar, Forward& m) {
+    all(ar, m.origin, m.origin_lsn);
+    fields(ar, m.op);
 }
 template <class Archive>
 void fields(Archive& ar, TreeRequest& m) {
@@ -100,7 +108,9 @@ Status validate(const Message& m) {
         for (auto& g : t->excludes)
             if (g.size() > 4096) return fail(make_error("an exclude glob over 4096 bytes"));
     }
-    if (auto* op = std::get_if<OpMsg>(&m)) {
+    const OpMsg* op = std::get_if<OpMsg>(&m);
+    if (auto* f = std::get_if<Forward>(&m)) op = &f->op;
+    if (op) {
         if (static_cast<uint8_t>(op->kind) > static_cast<uint8_t>(kLastOpKind))
             return fail(make_error(fmt::format("unknown op kind {}", static_cast<int>(op->kind))));
         if (static_cast<uint8_t>(op->base) > static_cast<uint8_t>(ContentBase::existing))
@@ -170,6 +180,10 @@ std::string_view msg_type_name(MsgType t) {
         case MsgType::rejected: return "rejected";
         case MsgType::tree_request: return "tree_request";
         case MsgType::tree_reply: return "tree_reply";
+        case MsgType::subscribe: return "subscribe";
+        case MsgType::forward: return "forward";
+        case MsgType::head_request: return "head_request";
+        case MsgType::head_reply: return "head_reply";
     }
     return "unknown";
 }
@@ -208,7 +222,7 @@ Result<FrameHeader> parse_header(std::string_view b) {
     h.flags = static_cast<uint16_t>(u8(6) << 8 | u8(7));
     h.length = u8(8) << 24 | u8(9) << 16 | u8(10) << 8 | u8(11);
     if (h.magic != kMagic) return fail(make_error(fmt::format("bad frame magic 0x{:08x}", h.magic)));
-    if (type < static_cast<uint16_t>(MsgType::hello) || type > static_cast<uint16_t>(MsgType::tree_reply))
+    if (type < static_cast<uint16_t>(MsgType::hello) || type > static_cast<uint16_t>(MsgType::head_reply))
         return fail(make_error(fmt::format("unknown frame type {}", type)));
     h.type = static_cast<MsgType>(type);
     if (h.flags != 0) return fail(make_error(fmt::format("unsupported frame flags 0x{:04x}", h.flags)));
@@ -237,7 +251,9 @@ Result<std::string> encode_frame(const Message& m) {
     // Sized for the data it carries up front: grown by doubling, a 1 MiB
     // message was copied over and over on its way into the frame.
     size_t hint = kHeaderBytes + 256;
-    if (auto* op = std::get_if<OpMsg>(&m)) {
+    const OpMsg* op = std::get_if<OpMsg>(&m);
+    if (auto* f = std::get_if<Forward>(&m)) op = &f->op;
+    if (op) {
         hint += op->path.size() + op->target.size() + op->xattr_name.size() + op->xattr_value.size();
         for (auto& e : op->extents) hint += e.bytes.size() + 32;
         hint += op->holes.size() * 16;
@@ -301,6 +317,10 @@ Result<Message> decode_body(MsgType type, std::string_view body) {
         case MsgType::rejected: r = decode_as<RejectedMsg>(body); break;
         case MsgType::tree_request: r = decode_as<TreeRequest>(body); break;
         case MsgType::tree_reply: r = decode_as<TreeReply>(body); break;
+        case MsgType::subscribe: r = decode_as<Subscribe>(body); break;
+        case MsgType::forward: r = decode_as<Forward>(body); break;
+        case MsgType::head_request: r = decode_as<HeadRequest>(body); break;
+        case MsgType::head_reply: r = decode_as<HeadReply>(body); break;
     }
     if (!r) return fail(make_error(fmt::format("{} frame: {}", msg_type_name(type), r.error().message)));
     return r;

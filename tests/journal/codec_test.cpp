@@ -144,3 +144,32 @@ TEST(Codec, AnOptionalsFlagOtherThanZeroOrOneIsRefused) {
     ASSERT_FALSE(back);
     EXPECT_EQ(back.error().message, "malformed record: boolean field holds 2");
 }
+
+// A change that came from another node carries its origin in two fields
+// appended after `message`; a local record is written without them, byte
+// for byte as before they existed, and reads back with no origin.
+TEST(Codec, OriginIsAppendedOnlyWhenThereIsOne) {
+    auto local = iz::test::sample_records()[0];
+    auto local_bytes = encode_record(local);
+    Record remote = local;
+    remote.origin = "laptop";
+    remote.origin_lsn = 43;
+    auto remote_bytes = encode_record(remote);
+    // 8-byte length + "laptop" + u64.
+    ASSERT_EQ(remote_bytes.size(), local_bytes.size() + 8 + 6 + 8);
+    EXPECT_EQ(remote_bytes.substr(0, local_bytes.size()), local_bytes);
+    EXPECT_EQ(remote_bytes.substr(local_bytes.size()),
+              std::string("\x06\0\0\0\0\0\0\0laptop\x2b\0\0\0\0\0\0\0", 22));
+    auto back = decode_record(remote_bytes);
+    ASSERT_TRUE(back) << back.error().message;
+    EXPECT_EQ(back->origin, "laptop");
+    EXPECT_EQ(back->origin_lsn, 43u);
+    EXPECT_EQ(*back, remote);
+    auto old = decode_record(local_bytes);
+    ASSERT_TRUE(old) << old.error().message;
+    EXPECT_TRUE(old->origin.empty());
+    EXPECT_EQ(old->origin_lsn, 0u);
+    // Cut inside the origin: an error, never a guess.
+    for (size_t cut = local_bytes.size() + 1; cut < remote_bytes.size(); ++cut)
+        EXPECT_FALSE(decode_record(std::string_view(remote_bytes).substr(0, cut))) << "cut at " << cut;
+}

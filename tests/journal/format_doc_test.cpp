@@ -102,6 +102,21 @@ TEST(FormatDoc, TheFramesReadBackAsTheRecordsTheyDescribe) {
         format::append_frame(again, r->lsn, r->time_ns, static_cast<uint8_t>(r->op), flags, payload);
     }
     EXPECT_EQ(again, frames);
+
+    // The same write with an origin: its payload, then the two appended
+    // fields the document shows, which read back as that origin.
+    auto tail = test::doc_hex(kDoc, "journal-record-origin");
+    ASSERT_FALSE(tail.empty());
+    Record local = w;
+    local.lsn = 0;
+    Record remote = local;
+    remote.origin = "laptop";
+    remote.origin_lsn = 43;
+    EXPECT_EQ(encode_record(remote), encode_record(local) + tail);
+    auto back = decode_record(encode_record(local) + tail);
+    ASSERT_TRUE(back) << back.error().message;
+    EXPECT_EQ(back->origin, "laptop");
+    EXPECT_EQ(back->origin_lsn, 43u);
 }
 
 }  // namespace

@@ -126,6 +126,54 @@ TEST(ProtocolDoc, TheDataExchangeDecodes) {
     }
 }
 
+TEST(ProtocolDoc, TheForwardingExchangeDecodes) {
+    std::vector<std::string> raw;
+    auto msgs = frames_of(test::doc_hex(kDoc, "protocol-forward"), raw);
+    ASSERT_EQ(msgs.size(), 4u);
+    auto* sub = std::get_if<Subscribe>(&msgs[0]);
+    auto* fwd = std::get_if<Forward>(&msgs[1]);
+    auto* head = std::get_if<HeadRequest>(&msgs[2]);
+    auto* reply = std::get_if<HeadReply>(&msgs[3]);
+    ASSERT_TRUE(sub && fwd && head && reply);
+    EXPECT_EQ(sub->cursor, 7u);
+    EXPECT_EQ(fwd->origin, "desk");
+    EXPECT_EQ(fwd->origin_lsn, 12u);
+    EXPECT_EQ(fwd->op.lsn, 8u);
+    EXPECT_EQ(fwd->op.kind, OpKind::mkdir);
+    EXPECT_EQ(fwd->op.path, "docs");
+    EXPECT_EQ(fwd->op.mode, 040755u);
+    EXPECT_EQ(fwd->op.uid, 1000u);
+    EXPECT_EQ(fwd->op.gid, 1000u);
+    EXPECT_EQ(fwd->op.mtime_ns, 1765000000000000000);
+    EXPECT_EQ(fwd->op.parent_mtime_ns, 1765000000000000000);
+    EXPECT_FALSE(fwd->op.more);
+    EXPECT_EQ(head->id, 1u);
+    EXPECT_EQ(reply->id, 1u);
+    EXPECT_EQ(reply->lsn, 8u);
+    for (size_t i = 0; i < msgs.size(); ++i) {
+        auto again = encode_frame(msgs[i]);
+        ASSERT_TRUE(again);
+        EXPECT_EQ(*again, raw[i]) << msg_type_name(type_of(msgs[i]));
+    }
+}
+
+// A forward's op is checked like an op from a shipper: data that breaks
+// the rules makes the frame malformed.
+TEST(ProtocolDoc, AForwardWithOverlappingExtentsIsMalformed) {
+    Forward f;
+    f.origin = "desk";
+    f.op.lsn = 3;
+    f.op.kind = OpKind::content_data;
+    f.op.path = "a";
+    f.op.extents.push_back(make_extent(0, "abcd", false));
+    f.op.extents.push_back(make_extent(2, "ef", false));
+    auto frame = encode_frame(f);
+    ASSERT_TRUE(frame);
+    auto back = decode_frame(*frame);
+    ASSERT_FALSE(back);
+    EXPECT_NE(back.error().message.find("overlap"), std::string::npos) << back.error().message;
+}
+
 TEST(ProtocolDoc, ThePskIdentityShownIsTheOneOfferedForTheExampleKey) {
     std::ifstream in(kDoc);
     std::stringstream text;

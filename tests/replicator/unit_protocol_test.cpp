@@ -51,6 +51,12 @@ bool same(const TreeReply& a, const TreeReply& b) {
         if (view(a.children[i]) != view(b.children[i])) return false;
     return true;
 }
+auto view(const Subscribe& m) { return std::tie(m.cursor); }
+auto view(const HeadRequest& m) { return std::tie(m.id); }
+auto view(const HeadReply& m) { return std::tie(m.id, m.lsn); }
+bool same(const Forward& a, const Forward& b) {
+    return std::tie(a.origin, a.origin_lsn) == std::tie(b.origin, b.origin_lsn) && same(a.op, b.op);
+}
 template <class T>
 bool same(const T& a, const T& b) {
     return view(a) == view(b);
@@ -133,12 +139,12 @@ TEST(ProtocolHeader, BadMagicRefused) {
 }
 
 TEST(ProtocolHeader, UnknownTypesRefused) {
-    for (uint16_t t : {uint16_t{0}, uint16_t{17}, uint16_t{0x0100}, uint16_t{0xffff}}) {
+    for (uint16_t t : {uint16_t{0}, uint16_t{21}, uint16_t{0x0100}, uint16_t{0xffff}}) {
         auto h = parse_header(header_bytes(kMagic, t, 0, 10));
         ASSERT_FALSE(h) << t;
         EXPECT_NE(h.error().message.find("type"), std::string::npos) << h.error().message;
     }
-    for (uint16_t t = 1; t <= 16; ++t) EXPECT_TRUE(parse_header(header_bytes(kMagic, t, 0, 0))) << t;
+    for (uint16_t t = 1; t <= 20; ++t) EXPECT_TRUE(parse_header(header_bytes(kMagic, t, 0, 0))) << t;
 }
 
 TEST(ProtocolHeader, NonzeroFlagsRefused) {

@@ -55,6 +55,10 @@ inline std::vector<replicator::proto::Message> sample_messages() {
                      .children = {{.name = "c", .meta = "f", .hash = std::string(16, '\x22')},
                                   {.name = "d", .meta = "l", .hash = std::string(16, '\x33')}},
                      .more = true},
+        p::Subscribe{.cursor = 4242},
+        p::Forward{.origin = "desk", .origin_lsn = 77, .op = op},
+        p::HeadRequest{.id = 15},
+        p::HeadReply{.id = 15, .lsn = 4343},
     };
 }
 

@@ -203,6 +203,26 @@ TEST_F(Izlog, ExchangeIsShownBothWays) {
     EXPECT_NE(ok({"-o", "json", "-n", "1"}).find(R"("op":"exchange","path":"a","target":"b")"), std::string::npos);
 }
 
+// A change that came from another node of a shared fileset shows whose it
+// was and its LSN there, in every output.
+TEST_F(Izlog, OriginOfAChangeFromElsewhereIsShown) {
+    auto w = make(Op::write, "docs/b.txt", 60);
+    w.size = 5;
+    w.pid.reset();
+    w.uid.reset();
+    w.gid.reset();
+    w.comm.clear();
+    w.origin = "laptop";
+    w.origin_lsn = 43;
+    append({w});
+    EXPECT_EQ(ok({"-n", "1"}), "Nov 25 10:01:00 write       docs/b.txt ranges=whole-file size=5 origin=laptop@43\n");
+    EXPECT_NE(ok({"-o", "json", "-n", "1"}).find(R"("path":"docs/b.txt","origin":"laptop","origin_lsn":43,)"),
+              std::string::npos);
+    EXPECT_NE(ok({"-o", "verbose", "-n", "1"}).find("    ORIGIN=laptop@43\n"), std::string::npos);
+    // A local record shows none.
+    EXPECT_EQ(ok({"-n", "1", "--op", "unlink"}), "Nov 25 10:00:09 unlink      latest sh[100] uid=1000\n");
+}
+
 // The demo journal maker has a real command line: --help prints it and
 // writes no journal (there was one in a directory named '--help').
 TEST(DemoJournal, HelpPrintsUsageAndWritesNothing) {

@@ -70,6 +70,9 @@ std::string who(const Record& r) {
         if (r.pid) w += fmt::format("[{}]", *r.pid);
     }
     if (r.uid) w += fmt::format(" uid={}", *r.uid);
+    // A change made on another node of a shared fileset: whose, and its
+    // LSN in that agent's own journal.
+    if (!r.origin.empty()) w += fmt::format(" origin={}@{}", r.origin, r.origin_lsn);
     return w;
 }
 
@@ -94,6 +97,10 @@ nlohmann::ordered_json to_json(const Record& r) {
     if (r.uid) j["uid"] = *r.uid;
     if (r.gid) j["gid"] = *r.gid;
     if (!r.comm.empty()) j["comm"] = r.comm;
+    if (!r.origin.empty()) {
+        j["origin"] = r.origin;
+        j["origin_lsn"] = r.origin_lsn;
+    }
     if (r.op == Op::write) {
         auto ranges = nlohmann::ordered_json::array();
         for (auto& g : r.ranges) ranges.push_back({g.offset, g.length});
@@ -132,6 +139,7 @@ std::string verbose(const Record& r) {
     if (r.uid) line("UID", std::to_string(*r.uid));
     if (r.gid) line("GID", std::to_string(*r.gid));
     if (!r.comm.empty()) line("COMM", r.comm);
+    if (!r.origin.empty()) line("ORIGIN", fmt::format("{}@{}", r.origin, r.origin_lsn));
     if (r.mode) line("MODE", octal_mode(*r.mode));
     if (r.owner_uid) line("OWNER_UID", std::to_string(*r.owner_uid));
     if (r.owner_gid) line("OWNER_GID", std::to_string(*r.owner_gid));

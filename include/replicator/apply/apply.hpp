@@ -122,6 +122,13 @@ public:
     // than this call (see exchange_notes.hpp).
     virtual void resume() = 0;
     virtual const std::filesystem::path& root() const = 0;
+    // The root has other writers by design (a shared fileset: the other
+    // agents' appliers on a server, the local user where an agent applies
+    // what others did): a file changed since this applier last left it is
+    // replaced without a conflict copy. Concurrent versions are resolved by
+    // what each writer had seen once version vectors exist (DESIGN:
+    // "Shared filesets"); until then the later operation wins.
+    virtual void share() = 0;
 };
 
 }  // namespace iz::replicator

@@ -36,6 +36,23 @@ struct ConflictEvent {
 
 enum class Compression { adaptive, always, never };
 
+// Shared filesets, send-receive mode: what the agent does with the records
+// a server forwards (PROTOCOL.md, "Shared filesets: forwarding"). The
+// shipper subscribes on every connection to the first server with
+// cursor(), and hands over each forward as it arrives.
+class ForwardSink {
+public:
+    virtual ~ForwardSink() = default;
+    // The server LSN after which forwarding resumes: the last one applied
+    // durably. Called on the shipper's network thread at each connection.
+    virtual uint64_t cursor() = 0;
+    // A new connection begins: a record received in part before is void
+    // (it comes again whole). Called before cursor().
+    virtual void on_connected() = 0;
+    // Network thread: queue it, do not apply it here (acks wait meanwhile).
+    virtual void on_forward(proto::Forward f) = 0;
+};
+
 struct ShipperOptions {
     std::filesystem::path journal_dir;
     // The watched directory: paths in records are relative to it, and file
@@ -73,6 +90,9 @@ struct ShipperOptions {
     // Empty (a shipper without a capture beside it): the journal is
     // watched for a moment instead.
     std::function<Result<uint64_t>()> settle_capture;
+
+    // Send-receive: null for send-only (nothing is received).
+    std::shared_ptr<ForwardSink> receiver;
 
     // Reconnect delay: starts at 100 ms, doubles, capped here.
     std::chrono::milliseconds max_backoff{2000};
@@ -178,6 +198,11 @@ public:
     // no sync fails for it any more; a rejection at, above or beneath a
     // changing path stays. Returns how many went.
     virtual size_t forget_rejected(size_t server, uint64_t lsn, const std::vector<std::string>& changing) = 0;
+
+    // Shared filesets: the last LSN of the fileset's journal on the first
+    // server (HeadRequest), asked now; fails when not connected or with no
+    // answer within `timeout`.
+    virtual Result<uint64_t> ask_head(std::chrono::milliseconds timeout) = 0;
     // Stops all connections; idempotent, called by the destructor.
     virtual void stop() = 0;
 };

@@ -31,7 +31,9 @@ namespace iz::replicator::proto {
 inline constexpr uint32_t kMagic = 0x495A5250;  // "IZRP"
 // 2: holes travel (OpMsg::holes, HashReply::hole_blocks); a version 1 peer
 // is told so at the handshake instead of failing to decode its first op.
-inline constexpr uint16_t kVersion = 2;
+// 3: shared filesets (Subscribe, Forward, HeadRequest, HeadReply); a
+// version 2 agent is refused at the handshake with both versions named.
+inline constexpr uint16_t kVersion = 3;
 inline constexpr size_t kHeaderBytes = 12;
 // Hard ceiling on one frame's body: the shipper splits data to stay under it.
 inline constexpr uint32_t kMaxFrameBody = 16u << 20;
@@ -61,6 +63,10 @@ enum class MsgType : uint16_t {
     rejected = 14,
     tree_request = 15,
     tree_reply = 16,
+    subscribe = 17,
+    forward = 18,
+    head_request = 19,
+    head_reply = 20,
 };
 
 std::string_view msg_type_name(MsgType t);
@@ -279,8 +285,41 @@ struct TreeReply {
     bool more = false;  // children after these: ask again from start + children.size()
 };
 
+// ---- shared filesets ------------------------------------------------------
+
+// A send-receive agent, after welcome: send me every record of the
+// fileset's journal on this server after `cursor` (a server LSN) that I
+// did not make myself. Sent at most once per connection.
+struct Subscribe {
+    uint64_t cursor = 0;
+};
+
+// One part of the server's fileset-journal record `op.lsn`, made by agent
+// `origin` where it was `origin_lsn`. `op` is what to apply, as an op the
+// server applies (whole content as content_begin, content_data...,
+// content_end, read from the server's replica when it is sent; `op.more`
+// on every part but the last). A noop with no origin moves the cursor past
+// records the subscriber made itself.
+struct Forward {
+    std::string origin;
+    uint64_t origin_lsn = 0;
+    OpMsg op;
+};
+
+// What the server's fileset journal holds: HeadReply's lsn is its last
+// LSN when the request was read. Every record up to it comes to a
+// subscriber as a Forward (or is skipped by one) before any record after.
+struct HeadRequest {
+    uint64_t id = 0;
+};
+struct HeadReply {
+    uint64_t id = 0;
+    uint64_t lsn = 0;
+};
+
 using Message = std::variant<Hello, Challenge, Auth, Welcome, ErrorMsg, OpMsg, Commit, Ack, HashRequest,
-                             HashReply, ConflictMsg, Ping, Pong, RejectedMsg, TreeRequest, TreeReply>;
+                             HashReply, ConflictMsg, Ping, Pong, RejectedMsg, TreeRequest, TreeReply, Subscribe,
+                             Forward, HeadRequest, HeadReply>;
 
 MsgType type_of(const Message& m);
 

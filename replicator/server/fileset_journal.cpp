@@ -1,0 +1,220 @@
+#include "fileset_journal.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "replicator/fs/beneath.hpp"
+
+namespace iz::replicator {
+
+using journal::Op;
+using journal::Record;
+using proto::OpKind;
+
+Result<std::shared_ptr<FilesetJournal>> FilesetJournal::open(const std::filesystem::path& dir,
+                                                              const std::filesystem::path& root,
+                                                              std::string reserved_top) {
+    std::shared_ptr<FilesetJournal> j(new FilesetJournal());
+    j->dir_ = dir;
+    j->root_ = root;
+    j->reserved_top_ = std::move(reserved_top);
+    journal::WriterOptions o;
+    o.dir = dir;
+    // Servers hold many filesets: no 64 MiB reserved up front for each.
+    o.segment_bytes = 16ull << 20;
+    o.preallocate = false;
+    FilesetJournal* raw = j.get();
+    o.on_durable = [raw](uint64_t lsn) {
+        {
+            std::lock_guard lock(raw->mu_);
+            raw->durable_ = std::max(raw->durable_, lsn);
+        }
+        raw->cv_.notify_all();
+    };
+    int root_fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd < 0) return fail(sys_error("open replica root", root.string(), errno));
+    j->root_fd_.reset(root_fd);
+    auto w = journal::Writer::open(std::move(o));
+    if (!w) return fail(Error{fmt::format("fileset journal '{}': {}", dir.string(), w.error().message), w.error().sys_errno});
+    j->writer_ = std::move(*w);
+    {
+        std::lock_guard lock(j->mu_);
+        j->durable_ = j->writer_->durable_lsn();
+    }
+    return j;
+}
+
+FilesetJournal::~FilesetJournal() {
+    if (writer_) (void)writer_->close();
+}
+
+void FilesetJournal::note_applied(const std::string& agent, const proto::OpMsg& op) {
+    auto r = record_of_applied(agent, op);
+    if (!r) return;
+    // The parts of one range write are one change for those who receive it
+    // (its whole content is sent): the first part is enough.
+    {
+        std::lock_guard lock(mu_);
+        if (r->op == Op::write && last_write_ && last_write_->origin == agent && last_write_->origin_lsn == op.lsn &&
+            last_write_->path == op.path)
+            return;
+        if (r->op == Op::write) last_write_ = Record{.path = r->path, .origin = agent, .origin_lsn = op.lsn};
+        else last_write_.reset();
+    }
+    if (r->op == Op::write) {
+        // The file's handle: by the time it is forwarded the file may have
+        // moved (a rename follows), and its content is read through it.
+        if (auto node = open_beneath(root_fd_.get(), op.path, O_PATH | O_NOFOLLOW))
+            if (auto h = handle_of(node->get(), "", op.path)) r->handle = *h;
+    }
+    (void)writer_->append(std::move(*r));  // a failed writer shows in flush()
+}
+
+Status FilesetJournal::flush() { return writer_->flush(); }
+
+uint64_t FilesetJournal::head() const { return writer_->head_lsn(); }
+
+uint64_t FilesetJournal::durable() const {
+    std::lock_guard lock(mu_);
+    return durable_;
+}
+
+uint64_t FilesetJournal::wait_durable_beyond(uint64_t lsn, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, timeout, [&] { return durable_ > lsn; });
+    return durable_;
+}
+
+std::optional<Record> record_of_applied(const std::string& agent, const proto::OpMsg& op) {
+    Record r;
+    auto k = static_cast<uint8_t>(op.kind);
+    if (op.kind == OpKind::content_end) r.op = Op::write;
+    else if (op.kind == OpKind::exchange) r.op = Op::exchange;
+    else if (k >= static_cast<uint8_t>(OpKind::create) && k <= static_cast<uint8_t>(OpKind::removexattr))
+        r.op = static_cast<Op>(k);  // the shared numbers (common/mutation_ops.hpp)
+    else return std::nullopt;
+    r.path = op.path;
+    r.target = op.target;
+    r.mode = op.mode;
+    r.owner_uid = op.uid;
+    r.owner_gid = op.gid;
+    r.atime_ns = op.atime_ns;
+    r.mtime_ns = op.mtime_ns;
+    r.size = op.size;
+    r.rdev = op.rdev;
+    r.replaced = op.replaced;
+    r.xattr_name = op.xattr_name;
+    r.xattr_value = op.xattr_value;
+    r.origin = agent;
+    r.origin_lsn = op.lsn;
+    return r;
+}
+
+namespace {
+
+std::optional<int64_t> dir_mtime_of(int root_fd, const std::string& path) {
+    if (path.empty()) return std::nullopt;
+    auto [parent, name] = split_parent(path);
+    auto fd = open_beneath(root_fd, parent, O_PATH | O_DIRECTORY);
+    if (!fd) return std::nullopt;
+    struct stat st{};
+    if (::fstat(fd->get(), &st) != 0) return std::nullopt;
+    return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+}
+
+int64_t ns_of(const struct timespec& t) { return static_cast<int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec; }
+
+}  // namespace
+
+Result<std::vector<proto::Forward>> forwards_of(const Record& r, int root_fd, const std::string& reserved_top) {
+    std::vector<proto::Forward> out;
+    auto part = [&](OpKind kind) -> proto::OpMsg& {
+        proto::Forward f;
+        f.origin = r.origin;
+        f.origin_lsn = r.origin_lsn;
+        f.op.lsn = r.lsn;
+        f.op.kind = kind;
+        f.op.path = r.path;
+        out.push_back(std::move(f));
+        return out.back().op;
+    };
+    auto noop = [&]() {
+        out.clear();
+        auto& m = part(OpKind::noop);
+        m.path.clear();
+        return out;
+    };
+    if (!check_wire_path(r.path, true, reserved_top)) return noop();
+
+    if (r.op == Op::write) {
+        // Through the handle when the record has one: the file may have
+        // moved since, and its content is sent where the record puts it
+        // (the records after it move it). Gone: a later record says so.
+        Result<UniqueFd> fd = fail(make_error("no handle"));
+        if (!r.handle.empty()) {
+            int raw = open_by_handle(root_fd, r.handle, O_RDONLY | O_CLOEXEC);
+            if (raw < 0) return noop();
+            fd = UniqueFd(raw);
+        } else {
+            fd = open_beneath(root_fd, r.path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+            if (!fd) return noop();
+        }
+        struct stat st{};
+        if (::fstat(fd->get(), &st) != 0)
+            return fail(sys_error("stat replica file", r.path, errno));
+        if (!S_ISREG(st.st_mode)) return noop();
+        auto& begin = part(OpKind::content_begin);
+        begin.mode = st.st_mode;
+        begin.base = proto::ContentBase::empty;
+        begin.more = true;
+        uint64_t size = static_cast<uint64_t>(st.st_size);
+        std::string buf;
+        for (uint64_t off = 0; off < size;) {
+            buf.resize(std::min<uint64_t>(proto::kMaxExtentBytes, size - off));
+            ssize_t n = ::pread(fd->get(), buf.data(), buf.size(), static_cast<off_t>(off));
+            if (n < 0) return fail(sys_error("read replica file", r.path, errno));
+            if (n == 0) break;  // shorter than it was: content_end's size says so
+            buf.resize(static_cast<size_t>(n));
+            auto& m = off == 0 ? out.back().op : part(OpKind::content_data);
+            m.more = true;
+            m.extents.push_back(proto::make_extent(off, buf));
+            off += static_cast<uint64_t>(n);
+        }
+        auto& end = part(OpKind::content_end);
+        end.mode = st.st_mode;
+        end.uid = st.st_uid;
+        end.gid = st.st_gid;
+        end.mtime_ns = ns_of(st.st_mtim);
+        end.size = size;
+        end.parent_mtime_ns = dir_mtime_of(root_fd, r.path);
+        return out;
+    }
+
+    OpKind kind;
+    auto k = static_cast<uint8_t>(r.op);
+    if (r.op == Op::exchange) kind = OpKind::exchange;
+    else if (k >= static_cast<uint8_t>(Op::create) && k <= static_cast<uint8_t>(Op::removexattr))
+        kind = static_cast<OpKind>(k);
+    else return noop();
+    auto& m = part(kind);
+    m.target = r.target;
+    m.mode = r.mode;
+    m.uid = r.owner_uid;
+    m.gid = r.owner_gid;
+    m.atime_ns = r.atime_ns;
+    m.mtime_ns = r.mtime_ns;
+    m.size = r.size;
+    m.rdev = r.rdev;
+    m.replaced = r.replaced;
+    m.xattr_name = r.xattr_name;
+    m.xattr_value = r.xattr_value;
+    m.parent_mtime_ns = dir_mtime_of(root_fd, r.path);
+    if (kind == OpKind::rename || kind == OpKind::link || kind == OpKind::exchange)
+        m.target_parent_mtime_ns = dir_mtime_of(root_fd, r.target);
+    return out;
+}
+
+}  // namespace iz::replicator

@@ -1,0 +1,77 @@
+#pragma once
+// A fileset's journal on the server (shared filesets): every operation the
+// server applied for any agent of the fileset, in the order applied, each
+// with its origin (the agent and the LSN it shipped it under). It is an
+// ordinary journal (journal/FORMAT.md): izlog reads it, and forwarding
+// reads it from each subscriber's cursor.
+//
+// Promises:
+//  - note_applied() journals an applied operation that changes the tree
+//    (namespace, attributes, xattrs, content); the parts of whole content
+//    become one write record at their end, and parts of a range write one
+//    at its last part.
+//  - flush() returns once everything noted is durable; wait_durable_beyond()
+//    wakes as soon as a later record is.
+//  - Thread-safe.
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "common/error.hpp"
+#include "common/file_handle.hpp"
+#include "common/unique_fd.hpp"
+#include "journal/record.hpp"
+#include "journal/writer.hpp"
+#include "replicator/wire/protocol.hpp"
+
+namespace iz::replicator {
+
+class FilesetJournal {
+public:
+    // `dir`: the journal directory (created). `root`: the fileset's replica.
+    static Result<std::shared_ptr<FilesetJournal>> open(const std::filesystem::path& dir,
+                                                         const std::filesystem::path& root, std::string reserved_top);
+    ~FilesetJournal();
+
+    void note_applied(const std::string& agent, const proto::OpMsg& op);
+    Status flush();
+    uint64_t head() const;
+    uint64_t durable() const;
+    // Blocks until a record after `lsn` is durable, or `timeout`; returns
+    // the durable LSN.
+    uint64_t wait_durable_beyond(uint64_t lsn, std::chrono::milliseconds timeout);
+
+    const std::filesystem::path& dir() const { return dir_; }
+    const std::filesystem::path& root() const { return root_; }
+    const std::string& reserved_top() const { return reserved_top_; }
+
+private:
+    FilesetJournal() = default;
+    std::filesystem::path dir_, root_;
+    std::string reserved_top_;
+    UniqueFd root_fd_;  // the replica root, for the handles of written files
+    std::unique_ptr<journal::Writer> writer_;
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    uint64_t durable_ = 0;
+    std::optional<journal::Record> last_write_;  // see note_applied()
+};
+
+// The journal record an applied operation becomes; nullopt for one that
+// makes none (a noop, a repair marker, content before its end, a range
+// write's parts before its last).
+std::optional<journal::Record> record_of_applied(const std::string& agent, const proto::OpMsg& op);
+
+// What a subscriber is sent for the fileset-journal record `r` (`root_fd`:
+// the replica root, opened for reading, also the mount for handles): the
+// operation, with the replica's directory mtimes, and for a write the
+// replica's whole current content (read now). A noop when the replica no
+// longer has what the record names.
+Result<std::vector<proto::Forward>> forwards_of(const journal::Record& r, int root_fd, const std::string& reserved_top);
+
+}  // namespace iz::replicator
