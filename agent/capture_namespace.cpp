@@ -394,11 +394,31 @@ void Capture::on_delete(const std::string& path, bool is_dir, int32_t pid) {
         if (departed_.size() > 65536) departed_.clear();
         departed_.insert(handle_hash(it->second.handle));
     }
+    // rmdir(2) removes only an empty directory, but one moved out of the
+    // tree, or into a directory the tree has not placed yet (see dir_path;
+    // its move reads it with what it holds then), leaves with its entries.
+    // The replica removes nothing recursively (entries it finds in a
+    // directory removed are kept aside as its own), so what the tree has
+    // beneath the name goes first, deepest first (in reverse key order a
+    // path comes before every prefix of it).
+    std::vector<Record> beneath;
+    if (it->second.is_dir()) {
+        auto [first, last] = subtree_range(tree_, path);
+        for (auto b = std::make_reverse_iterator(last); b != std::make_reverse_iterator(first); ++b) {
+            Record x;
+            x.op = b->second.is_dir() ? Op::rmdir : Op::unlink;
+            x.path = b->first;
+            x.handle = b->second.handle;
+            if (!b->second.is_dir() && !b->second.handle.empty()) departed_.insert(handle_hash(b->second.handle));
+            beneath.push_back(std::move(x));
+        }
+    }
     Record r;
     r.op = is_dir || it->second.is_dir() ? Op::rmdir : Op::unlink;
     r.path = path;
     r.handle = it->second.handle;
     forget_subtree(path);
+    for (auto& x : beneath) emit(std::move(x), pid);
     emit(std::move(r), pid);
 }
 

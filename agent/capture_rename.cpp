@@ -12,6 +12,7 @@
 #include "capture_detail.hpp"
 #include "common/at_path.hpp"
 #include "common/file_handle.hpp"
+#include "common/path_tree.hpp"
 #include "common/unique_fd.hpp"
 
 namespace iz::agent {
@@ -39,6 +40,21 @@ void Capture::on_rename(const FanEvent& ev, std::span<const FanEvent> after) {
     // handle resolved to.
     if ((ev.mask & FAN_ONDIR) && to && (!from || !tree_.count(*from)))
         if (auto known = tracked_elsewhere(ev.object_handle, *to, 0)) from = known;
+    // Nothing moves beneath itself. The tree has the destination's directory
+    // beneath the entry moving only when a read ahead of the events (of a
+    // directory moved in, or known from its create event only, read as it
+    // is now) took it in there, after later moves put it there: where it
+    // was at this move the tree cannot say. Moved there, the entry would
+    // hold its own ancestor (the replica refuses such a rename, and every
+    // record beneath follows a path it never made). The move is taken for
+    // one out of the tree's view instead (see dir_path): the entry goes
+    // with what the tree has beneath it, and the move that later brings it
+    // where the tree can place it reads it with what it holds then.
+    if (from && to && strictly_beneath(*to, *from)) {
+        spdlog::debug("rename {} -> {}: the tree has the destination beneath the source, read ahead of its moves",
+                      *from, *to);
+        to.reset();
+    }
     if (!from && !to) {
         ++stats_.outside_events;
         return;

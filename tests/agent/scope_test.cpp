@@ -76,6 +76,25 @@ TEST_P(Scope, MovingInIsACreationWithContentMovingOutARemoval) {
     for (auto& w : writes) EXPECT_TRUE(names_whole_file(w)) << w.dump();
 }
 
+// A directory moved out leaves with what it holds. The replica removes
+// nothing recursively (a directory it is told to remove that still has
+// entries is kept aside as its own, with them), so each entry's removal
+// comes before its directory's, deepest first.
+TEST_P(Scope, ADirectoryMovedOutIsRemovedWithEachEntryBeneathIt) {
+    auto other = mount() / "other";
+    make_dir(other);
+    make_dir(at("tree"));
+    write_file(at("tree/a"), "a");
+    make_dir(at("tree/sub"));
+    write_file(at("tree/sub/leaf"), "leaf");
+    ASSERT_EQ(::mkfifo(at("tree/sub/fifo").c_str(), 0600), 0);
+    ASSERT_EQ(::symlink("a", at("tree/z").c_str()), 0);
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::rename(at("tree").c_str(), (other / "tree").c_str()), 0);
+    EXPECT_EQ(described_changes(), (Strings{"unlink tree/z", "unlink tree/sub/leaf", "unlink tree/sub/fifo",
+                                            "rmdir tree/sub", "unlink tree/a", "rmdir tree"}));
+}
+
 TEST_P(Scope, ExcludedPathsAreNotJournaled) {
     make_dir(at("cache"));
     write_file(at("cache/old"), "x");
