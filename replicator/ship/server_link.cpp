@@ -302,7 +302,7 @@ void ServerLink::handle(proto::Message m) {
         spdlog::error("server {} cannot apply '{}' (LSN {}): {}; the replica goes on without it", name_, rej->path,
                       rej->lsn, rej->message);
         std::lock_guard lock(mu_);
-        rejected_.push_back(RejectedRecord{rej->lsn, rej->path, rej->message});
+        rejected_.push_back(*rej);
         ++rejected_total_;
         if (rejected_.size() > ServerStatus::kMaxRejectedKept) rejected_.pop_front();
     } else if (auto* h = std::get_if<proto::HashReply>(&m)) {
