@@ -7,79 +7,46 @@ namespace iz::agent {
 namespace {
 
 // Each type's keys, in one list that both directions walk: f(key, field).
+// IZ_STATUS_FIELDS(a, b) is f("a", s.a); f("b", s.b);: the key is the
+// field's name, spelled once.
+#define IZ_STATUS_FIELD(name) f(#name, s.name);
+#define IZ_STATUS_FIELDS(...) NLOHMANN_JSON_EXPAND(NLOHMANN_JSON_PASTE(IZ_STATUS_FIELD, __VA_ARGS__))
+
+// The message is under "error", the key the reply has always had.
 template <class R, class F>
 void fields_of_rejected(R& r, F&& f) {
     f("lsn", r.lsn);
     f("path", r.path);
-    f("error", r.error);
+    f("error", r.message);
 }
 
 template <class S, class F>
 void fields_of_server(S& s, F&& f) {
-    f("endpoint", s.endpoint);
-    f("connected", s.connected);
-    f("acked_lsn", s.acked_lsn);
-    f("records_behind", s.records_behind);
-    f("bytes_behind", s.bytes_behind);
-    f("data_bytes_sent", s.data_bytes_sent);
-    f("wire_bytes_sent", s.wire_bytes_sent);
-    f("conflicts", s.conflicts);
-    f("rejected", s.rejected);
-    f("last_error", s.last_error);
-    f("reconnects", s.reconnects);
-    f("rejected_total", s.rejected_total);
-    f("server_errors", s.server_errors);
-    f("unacked_age_s", s.unacked_age_s);
-    f("peer", s.peer);
-    f("tls", s.tls);
+    IZ_STATUS_FIELDS(endpoint, connected, acked_lsn, records_behind, bytes_behind, data_bytes_sent,
+                     wire_bytes_sent, conflicts, rejected, last_error, reconnects, rejected_total, server_errors,
+                     unacked_age_s, peer, tls);
 }
 
 // The last run's keys follow `runs`, and are walked only when it is
 // positive: when reading, runs is read first.
 template <class S, class F>
 void fields_of_scrub(S& s, F&& f) {
-    f("interval_s", s.interval_s);
-    f("runs", s.runs);
+    IZ_STATUS_FIELDS(interval_s, runs);
     if (s.runs == 0) return;
-    f("last_run", s.last_run);
-    f("differences", s.differences);
-    f("repaired", s.repaired);
-    f("paths", s.paths);
-    f("errors", s.errors);
-    f("found_total", s.found_total);
-    f("repaired_total", s.repaired_total);
+    IZ_STATUS_FIELDS(last_run, differences, repaired, paths, errors, found_total, repaired_total);
     if (s.found_total == 0) return;
-    f("last_found", s.last_found);
-    f("last_found_paths", s.last_found_paths);
+    IZ_STATUS_FIELDS(last_found, last_found_paths);
 }
 
 template <class S, class F>
 void fields_of_agent(S& s, F&& f) {
-    f("dir", s.dir);
-    f("pid", s.pid);
-    f("journal", s.journal);
-    f("state_dir", s.state_dir);
-    f("capture", s.capture);
-    f("capture_detail", s.capture_detail);
-    f("root_removed", s.root_removed);
-    f("queue_events", s.queue_events);
-    f("records", s.records);
-    f("events", s.events);
-    f("events_outside", s.events_outside);
-    f("events_per_s", s.events_per_s);
-    f("overflows", s.overflows);
-    f("rescans", s.rescans);
-    f("journal_errors", s.journal_errors);
-    f("head_lsn", s.head_lsn);
-    f("durable_lsn", s.durable_lsn);
-    f("journal_disk_bytes", s.journal_disk_bytes);
-    f("uptime_s", s.uptime_s);
-    f("servers", s.servers);
-    f("scrub", s.scrub);
-    f("journal_failure", s.journal_failure);
-    f("queue_depth", s.queue_depth);
-    f("ebpf", s.ebpf);
+    IZ_STATUS_FIELDS(dir, pid, journal, state_dir, capture, capture_detail, root_removed, queue_events, records,
+                     events, events_outside, events_per_s, overflows, rescans, journal_errors, head_lsn,
+                     durable_lsn, journal_disk_bytes, uptime_s, servers, scrub, journal_failure, queue_depth, ebpf);
 }
+
+#undef IZ_STATUS_FIELDS
+#undef IZ_STATUS_FIELD
 
 template <class T>
 struct is_optional : std::false_type {};
@@ -115,20 +82,6 @@ struct GetField {
 
 }  // namespace
 
-void to_json(nlohmann::json& j, const AgentStatus::Rejected& r) {
-    j = nlohmann::json::object();
-    fields_of_rejected(r, PutField{j});
-}
-
-void from_json(const nlohmann::json& j, AgentStatus::Rejected& r) { fields_of_rejected(r, GetField{j}); }
-
-void to_json(nlohmann::json& j, const AgentStatus::Server& s) {
-    j = nlohmann::json::object();
-    fields_of_server(s, PutField{j});
-}
-
-void from_json(const nlohmann::json& j, AgentStatus::Server& s) { fields_of_server(s, GetField{j}); }
-
 void to_json(nlohmann::json& j, const AgentStatus::Scrub& s) {
     j = nlohmann::json::object();
     fields_of_scrub(s, PutField{j});
@@ -144,3 +97,21 @@ void to_json(nlohmann::json& j, const AgentStatus& s) {
 void from_json(const nlohmann::json& j, AgentStatus& s) { fields_of_agent(s, GetField{j}); }
 
 }  // namespace iz::agent
+
+namespace iz::replicator {
+
+void proto::to_json(nlohmann::json& j, const RejectedMsg& r) {
+    j = nlohmann::json::object();
+    agent::fields_of_rejected(r, agent::PutField{j});
+}
+
+void proto::from_json(const nlohmann::json& j, RejectedMsg& r) { agent::fields_of_rejected(r, agent::GetField{j}); }
+
+void to_json(nlohmann::json& j, const ServerStatus& s) {
+    j = nlohmann::json::object();
+    agent::fields_of_server(s, agent::PutField{j});
+}
+
+void from_json(const nlohmann::json& j, ServerStatus& s) { agent::fields_of_server(s, agent::GetField{j}); }
+
+}  // namespace iz::replicator

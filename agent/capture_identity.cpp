@@ -84,15 +84,7 @@ void Capture::share_attributes(const std::string& path, bool xattrs_read) {
         if (n->second == path) continue;
         auto other = tree_.find(n->second);
         if (other == tree_.end() || other->second.handle != e.handle || other->second.ino == 0) continue;
-        Entry& o = other->second;
-        o.mode = e.mode;
-        o.uid = e.uid;
-        o.gid = e.gid;
-        o.size = e.size;
-        o.mtime_ns = e.mtime_ns;
-        o.ctime_ns = e.ctime_ns;
-        o.nlink = e.nlink;
-        if (xattrs_read) o.xattrs = e.xattrs;
+        share_reading(other->second, e, xattrs_read);
     }
 }
 

@@ -78,28 +78,7 @@ void DaemonImpl::add_shared_status(AgentStatus& st) const {
     if (auto r = journal::Reader::open(opts_.journal_dir))
         for (auto& seg : (*r)->segments()) disk += seg.file_bytes;
     st.journal_disk_bytes = disk;
-    st.servers.clear();
-    if (shipper_)
-        for (auto& srv : shipper_->status()) {
-            std::vector<AgentStatus::Rejected> rejected;
-            for (auto& r : srv.rejected) rejected.push_back({.lsn = r.lsn, .path = r.path, .error = r.message});
-            st.servers.push_back({.endpoint = srv.endpoint,
-                                  .connected = srv.connected,
-                                  .acked_lsn = srv.acked_lsn,
-                                  .records_behind = srv.records_behind,
-                                  .bytes_behind = srv.bytes_behind,
-                                  .data_bytes_sent = srv.data_bytes_sent,
-                                  .wire_bytes_sent = srv.wire_bytes_sent,
-                                  .conflicts = srv.conflicts,
-                                  .rejected = std::move(rejected),
-                                  .last_error = srv.last_error,
-                                  .reconnects = srv.reconnects,
-                                  .rejected_total = srv.rejected_total,
-                                  .server_errors = srv.server_errors,
-                                  .unacked_age_s = srv.unacked_age_s,
-                                  .peer = srv.peer,
-                                  .tls = srv.tls});
-        }
+    st.servers = shipper_ ? shipper_->status() : std::vector<AgentStatus::Server>{};
     st.scrub = verify_ ? verify_->status() : AgentStatus::Scrub{};
     st.queue_depth = fan_->queued();
 }

@@ -200,7 +200,7 @@ std::string human(const AgentStatus& s) {
     for (auto& srv : s.servers)
         for (auto& r : srv.rejected)
             out += fmt::format("  CANNOT APPLY on {}: '{}' (LSN {}): {}\n", srv.endpoint,
-                               r.path, r.lsn, r.error);
+                               r.path, r.lsn, r.message);
     return out;
 }
 

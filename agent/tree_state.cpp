@@ -145,6 +145,17 @@ Entry entry_from_stat(const struct stat& st) {
 
 }  // namespace
 
+void share_reading(Entry& to, const Entry& from, bool with_xattrs) {
+    to.mode = from.mode;
+    to.uid = from.uid;
+    to.gid = from.gid;
+    to.size = from.size;
+    to.mtime_ns = from.mtime_ns;
+    to.ctime_ns = from.ctime_ns;
+    to.nlink = from.nlink;
+    if (with_xattrs) to.xattrs = from.xattrs;
+}
+
 Result<Entry> read_entry(int root_fd, const std::string& rel, unsigned parts) {
     AtPath deep(root_fd, rel);  // deeper than PATH_MAX too
     if (!deep.ok()) return fail(sys_error("stat", rel, deep.error()));
@@ -300,16 +311,8 @@ void agree_on_link_groups(Tree& tree) {
         if (e.is_dir() || e.handle.empty()) continue;
         auto it = readings.find(e.handle);
         if (it == readings.end()) continue;
-        const Entry& n = it->second;
-        e.mode = n.mode;
-        e.uid = n.uid;
-        e.gid = n.gid;
-        e.size = n.size;
-        e.mtime_ns = n.mtime_ns;
-        e.ctime_ns = n.ctime_ns;
-        e.atime_ns = n.atime_ns;
-        e.nlink = n.nlink;
-        e.xattrs = n.xattrs;
+        share_reading(e, it->second, true);
+        e.atime_ns = it->second.atime_ns;
     }
 }
 

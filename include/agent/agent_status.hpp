@@ -13,38 +13,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "replicator/ship/shipper.hpp"
+
 namespace iz::agent {
 
 struct AgentStatus {
-    // An operation a server reported it can never apply.
-    struct Rejected {
-        uint64_t lsn = 0;
-        std::string path;
-        std::string error;
-        bool operator==(const Rejected&) const = default;
-    };
-    // One server, as the shipper sees it (replicator::ServerStatus).
-    struct Server {
-        std::string endpoint;
-        bool connected = false;
-        uint64_t acked_lsn = 0;
-        uint64_t records_behind = 0;
-        uint64_t bytes_behind = 0;
-        uint64_t data_bytes_sent = 0;
-        uint64_t wire_bytes_sent = 0;
-        uint64_t conflicts = 0;
-        std::vector<Rejected> rejected;
-        std::string last_error;  // "" when none
-        uint64_t reconnects = 0;
-        uint64_t rejected_total = 0;
-        uint64_t server_errors = 0;
-        double unacked_age_s = 0;
-        // While connected: how the server proved itself, and the TLS
-        // version and cipher ("" when not connected).
-        std::string peer;
-        std::string tls;
-        bool operator==(const Server&) const = default;
-    };
+    // One server: what the shipper reports of it, as it reports it. A
+    // rejected operation's message is under the key "error".
+    using Server = replicator::ServerStatus;
 
     // The scrub's schedule and last result (VerifyService::status()). The
     // last run's keys are in the JSON only once it has run (runs > 0), the
@@ -95,13 +71,23 @@ struct AgentStatus {
     bool operator==(const AgentStatus&) const = default;
 };
 
-void to_json(nlohmann::json& j, const AgentStatus::Rejected& r);
-void from_json(const nlohmann::json& j, AgentStatus::Rejected& r);
-void to_json(nlohmann::json& j, const AgentStatus::Server& s);
-void from_json(const nlohmann::json& j, AgentStatus::Server& s);
 void to_json(nlohmann::json& j, const AgentStatus::Scrub& s);
 void from_json(const nlohmann::json& j, AgentStatus::Scrub& s);
 void to_json(nlohmann::json& j, const AgentStatus& s);
 void from_json(const nlohmann::json& j, AgentStatus& s);
 
 }  // namespace iz::agent
+
+// The shipper's types as they are in the status reply, declared in their
+// own namespaces, where the JSON library looks for them.
+namespace iz::replicator {
+
+void to_json(nlohmann::json& j, const ServerStatus& s);
+void from_json(const nlohmann::json& j, ServerStatus& s);
+
+namespace proto {
+void to_json(nlohmann::json& j, const RejectedMsg& r);
+void from_json(const nlohmann::json& j, RejectedMsg& r);
+}  // namespace proto
+
+}  // namespace iz::replicator

@@ -40,6 +40,11 @@ struct Entry {
     bool is_symlink() const { return (mode & 0170000) == 0120000; }
 };
 
+// Gives `to`, another name of the inode `from` was read through, what that
+// reading says of the inode: mode, owner, size, mtime, ctime, link count,
+// and the xattrs when `with_xattrs` (the reading fetched them).
+void share_reading(Entry& to, const Entry& from, bool with_xattrs);
+
 // The mtime of a file whose content is not known to match the source (the
 // journal said it changed, not what it became): any comparison with it
 // finds the content changed.

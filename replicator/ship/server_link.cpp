@@ -224,7 +224,7 @@ void ServerLink::on_tls_up() {
                 self->connected_ = true;
                 ++self->connections_;
                 ++self->generation_;
-                self->session_ = LinkSession{self->generation_, w->durable_lsn, w->resume_lsn};
+                self->session_ = LinkSession{self->generation_, *w};
                 self->acked_lsn_ = w->durable_lsn;
                 self->sent_bytes_ = self->acked_bytes_ = self->written_bytes_ = 0;
                 self->commits_.clear();

@@ -35,10 +35,11 @@
 
 namespace iz::replicator {
 
+// A connection that passed the handshake: its generation, and where the
+// server's Welcome said to resume.
 struct LinkSession {
     uint64_t generation = 0;
-    uint64_t durable_lsn = 0;
-    uint64_t resume_lsn = 0;
+    proto::Welcome welcome;
 };
 
 class ServerLink : public std::enable_shared_from_this<ServerLink> {

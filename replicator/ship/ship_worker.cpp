@@ -209,9 +209,9 @@ bool ShipWorker::reopen_reader(uint64_t next_lsn) {
 
 bool ShipWorker::ship_session(const LinkSession& session) {
     generation_ = session.generation;
-    recover_dir_times(session.resume_lsn);
-    last_complete_ = last_boundary_ = session.resume_lsn;
-    uint64_t last_committed = session.durable_lsn;
+    recover_dir_times(session.welcome.resume_lsn);
+    last_complete_ = last_boundary_ = session.welcome.resume_lsn;
+    uint64_t last_committed = session.welcome.durable_lsn;
     // What the last connection shipped is no evidence of what this server has.
     last_content_.reset();
     bytes_since_commit_ = 0;

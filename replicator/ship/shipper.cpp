@@ -36,6 +36,27 @@ std::string consumer_name(const ServerEndpoint& ep) {
 
 namespace {
 
+// The fileset and the agent id name directories on the server.
+Status check_name(std::string_view what, const std::string& name) {
+    if (proto::valid_identity(name)) return {};
+    return fail(make_error(
+        fmt::format("invalid {} '{}': use 1-128 of A-Z a-z 0-9 . _ - (not starting with '.')", what, name)));
+}
+
+// What `ep` is reached with that the options lack: the shared key, or the
+// agent's identity for a server pinned by node ID.
+Status check_credentials(const ShipperOptions& o, const ServerEndpoint& ep) {
+    if (ep.fingerprint.empty() && o.key_file.empty())
+        return fail(make_error(fmt::format("server {} needs a shared key (--key KEYFILE), or its node ID "
+                                           "(HOST:PORT@NODE-ID) and --identity DIR",
+                                           ep.to_string())));
+    if (!ep.fingerprint.empty() && o.identity_dir.empty())
+        return fail(make_error(fmt::format("server {} is pinned by node ID: it needs this agent's identity "
+                                           "(--identity DIR; make one with 'izwatch identity new DIR')",
+                                           ep.to_string())));
+    return {};
+}
+
 class ShipperImpl final : public Shipper {
 public:
     explicit ShipperImpl(ShipperOptions o) : options_(std::move(o)) {}
@@ -43,23 +64,16 @@ public:
 
     Status init() {
         if (options_.servers.empty()) return fail(make_error("no servers to ship to"));
-        if (!proto::valid_identity(options_.fileset))
-            return fail(make_error(fmt::format("invalid fileset name '{}': use 1-128 of A-Z a-z 0-9 . _ - (not starting with '.')",
-                                               options_.fileset)));
-        if (!proto::valid_identity(options_.agent_id))
-            return fail(make_error(fmt::format("invalid agent id '{}': use 1-128 of A-Z a-z 0-9 . _ - (not starting with '.')",
-                                               options_.agent_id)));
+        if (auto ok = check_name("fileset name", options_.fileset); !ok) return ok;
+        if (auto ok = check_name("agent id", options_.agent_id); !ok) return ok;
         // Servers pinned by node ID get this agent's certificate; the others
         // the shared key.
         SharedKey key;
         std::shared_ptr<asio::ssl::context> psk_tls;
         std::optional<NodeIdentity> identity;
         for (auto& ep : options_.servers) {
+            if (auto ok = check_credentials(options_, ep); !ok) return ok;
             if (ep.fingerprint.empty() && !psk_tls) {
-                if (options_.key_file.empty())
-                    return fail(make_error(fmt::format("server {} needs a shared key (--key KEYFILE), or its node ID "
-                                                       "(HOST:PORT@NODE-ID) and --identity DIR",
-                                                       ep.to_string())));
                 auto loaded = load_key_file(options_.key_file);
                 if (!loaded) return fail(loaded.error());
                 key = *loaded;
@@ -68,10 +82,6 @@ public:
                 psk_tls = *tls;
             }
             if (!ep.fingerprint.empty() && !identity) {
-                if (options_.identity_dir.empty())
-                    return fail(make_error(fmt::format("server {} is pinned by node ID: it needs this agent's identity "
-                                                       "(--identity DIR; make one with 'izwatch identity new DIR')",
-                                                       ep.to_string())));
                 auto loaded = load_identity(options_.identity_dir);
                 if (!loaded) return fail(loaded.error());
                 identity = std::move(*loaded);

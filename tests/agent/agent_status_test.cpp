@@ -63,14 +63,14 @@ AgentStatus filled() {
     s.uptime_s = 21.25;
     s.servers.push_back({.endpoint = "10.0.0.1:7070",
                          .connected = true,
+                         .last_error = "reset by peer",
                          .acked_lsn = 22,
                          .records_behind = 23,
                          .bytes_behind = 24,
+                         .conflicts = 27,
+                         .rejected = {{.lsn = 28, .path = "a/b", .message = "too long"}, {.lsn = 29, .path = "c", .message = "no"}},
                          .data_bytes_sent = 25,
                          .wire_bytes_sent = 26,
-                         .conflicts = 27,
-                         .rejected = {{.lsn = 28, .path = "a/b", .error = "too long"}, {.lsn = 29, .path = "c", .error = "no"}},
-                         .last_error = "reset by peer",
                          .reconnects = 33,
                          .rejected_total = 34,
                          .server_errors = 35,
@@ -130,7 +130,7 @@ json written_before(const AgentStatus& s) {
     json servers = json::array();
     for (auto& srv : s.servers) {
         json rejected = json::array();
-        for (auto& r : srv.rejected) rejected.push_back({{"lsn", uint64_t{r.lsn}}, {"path", r.path}, {"error", r.error}});
+        for (auto& r : srv.rejected) rejected.push_back({{"lsn", uint64_t{r.lsn}}, {"path", r.path}, {"error", r.message}});
         servers.push_back({{"endpoint", srv.endpoint},
                            {"connected", srv.connected},
                            {"acked_lsn", uint64_t{srv.acked_lsn}},

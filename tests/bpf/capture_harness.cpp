@@ -5,22 +5,6 @@
 
 namespace iz::test {
 
-void PrintTo(const Range& r, std::ostream* os) { *os << "[" << r.offset << ", +" << r.length << ")"; }
-
-std::vector<Range> merged(std::vector<Range> ranges) {
-    std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.offset < b.offset; });
-    std::vector<Range> out;
-    for (const auto& r : ranges) {
-        if (!out.empty() && r.offset <= out.back().offset + out.back().length) {
-            uint64_t end = std::max(out.back().offset + out.back().length, r.offset + r.length);
-            out.back().length = end - out.back().offset;
-        } else {
-            out.push_back(r);
-        }
-    }
-    return out;
-}
-
 std::vector<agent::DirtyRangeEvent> drain(agent::BpfCapture& capture) {
     std::vector<agent::DirtyRangeEvent> events;
     // Process exits arrive from the whole system; range tests ignore them.
@@ -59,3 +43,7 @@ std::string own_comm() {
 }
 
 }  // namespace iz::test
+
+namespace iz::journal {
+void PrintTo(const ByteRange& r, std::ostream* os) { *os << "[" << r.offset << ", +" << r.length << ")"; }
+}  // namespace iz::journal

@@ -1,7 +1,6 @@
 #pragma once
 // A scratch filesystem with BpfCapture watching it, and the small helpers
-// the capture tests share: collecting events for one inode and merging
-// write ranges the way the agent will.
+// the capture tests share: collecting events for one inode and their ranges.
 #include <sys/stat.h>
 
 #include <gtest/gtest.h>
@@ -12,20 +11,14 @@
 #include <vector>
 
 #include "bpf/bpf_capture.hpp"
+#include "journal/record.hpp"
 #include "support/scratch_fs.hpp"
 
 namespace iz::test {
 
-struct Range {
-    uint64_t offset = 0;
-    uint64_t length = 0;
-    bool operator==(const Range&) const = default;
-};
-
-void PrintTo(const Range& r, std::ostream* os);
-
-// Sorted, with overlapping and touching ranges joined.
-std::vector<Range> merged(std::vector<Range> ranges);
+// A range the programs report. Write ranges are compared merged the way
+// the agent merges them, by journal::coalesce().
+using Range = journal::ByteRange;
 
 // Every event waiting in the ring buffer (the programs emit inside the
 // syscall, so everything a finished syscall caused is already there).
@@ -38,3 +31,7 @@ uint64_t inode_of(int fd);
 std::string own_comm();
 
 }  // namespace iz::test
+
+namespace iz::journal {
+void PrintTo(const ByteRange& r, std::ostream* os);
+}  // namespace iz::journal

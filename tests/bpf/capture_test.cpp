@@ -76,7 +76,7 @@ TEST_P(CaptureOn, PwriteGivesExactlyItsRanges) {
     ASSERT_FALSE(events.empty());
     // ext4 reports one event per folio written (bytes copied); XFS one per
     // write call. Merged, both are exactly what was written.
-    EXPECT_EQ(merged(ranges_of(events, DirtyKind::write)),
+    EXPECT_EQ(journal::coalesce(ranges_of(events, DirtyKind::write)),
               (std::vector<Range>{{5000, 100}, {20000, 10000}, {(3 << 20) + 7, 1 << 20}}));
     for (const auto& ev : events) EXPECT_EQ(ev.kind, DirtyKind::write);
     if (GetParam() == FsType::xfs) {
@@ -98,7 +98,8 @@ TEST_P(CaptureOn, DirectWritesGiveTheirRanges) {
     EXPECT_EQ(::pread(fd_, buf, 65536, 1 << 20), 65536);  // reads are not writes
     ::free(buf);
     auto events = of_inode(drain(*capture_), ino);
-    EXPECT_EQ(merged(ranges_of(events, DirtyKind::write)), (std::vector<Range>{{8192, 8192}, {1 << 20, 65536}}));
+    EXPECT_EQ(journal::coalesce(ranges_of(events, DirtyKind::write)),
+              (std::vector<Range>{{8192, 8192}, {1 << 20, 65536}}));
     EXPECT_EQ(events.size(), 2u);
 }
 
@@ -353,7 +354,7 @@ TEST_P(CaptureOn, CopiesAndClonesGiveTheDestinationRange) {
     }
     ::close(src);
     auto events = of_inode(drain(*capture_), ino);
-    EXPECT_EQ(merged(ranges_of(events, DirtyKind::write)), expected);
+    EXPECT_EQ(journal::coalesce(ranges_of(events, DirtyKind::write)), expected);
 }
 
 // ext4 and XFS move the mtime of a collapse they then refuse as unaligned:
@@ -473,7 +474,7 @@ TEST_P(CaptureOn, EventsPerMegabyteAreBoundedAndAddUp) {
         std::printf("%s: %.1f events per MiB written in %zu-byte pwrites\n", fs_name(GetParam()).c_str(), per_mib,
                     chunk);
         RecordProperty("events_per_mib_" + std::to_string(chunk), std::to_string(per_mib));
-        EXPECT_EQ(merged(ranges), (std::vector<Range>{{0, kTotal}}));
+        EXPECT_EQ(journal::coalesce(ranges), (std::vector<Range>{{0, kTotal}}));
         // At worst one per write call plus one per 4 KiB page it touches.
         EXPECT_LE(per_mib, double((1 << 20) / chunk) + 257.0);
     }

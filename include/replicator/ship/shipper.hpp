@@ -111,13 +111,9 @@ struct ShipperOptions {
     bool register_consumers = true;
 };
 
-// An operation a server can never apply as it stands (proto::RejectedMsg):
-// the replica lacks it.
-struct RejectedRecord {
-    uint64_t lsn = 0;
-    std::string path;
-    std::string message;
-};
+// An operation a server can never apply as it stands, as the server
+// reported it: the replica lacks it.
+using RejectedRecord = proto::RejectedMsg;
 
 struct ServerStatus {
     std::string endpoint;
@@ -158,6 +154,7 @@ struct ServerStatus {
     // "server certificate NODE-ID"), and the TLS version and cipher.
     std::string peer;
     std::string tls;
+    bool operator==(const ServerStatus&) const = default;
 };
 
 // The journal consumer name under which a server's progress is registered.

@@ -254,6 +254,7 @@ struct RejectedMsg {
     uint64_t lsn = 0;
     std::string path;
     std::string message;
+    bool operator==(const RejectedMsg&) const = default;
 };
 
 // Verification (tree_hash.hpp): the hash tree of the replica at `path`.
