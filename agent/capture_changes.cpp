@@ -319,6 +319,11 @@ void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
         // modify event brings. One still past the end after kCarryPastEnd
         // was most likely cut; should it be a write stalled that long, the
         // file's next write is journaled whole rather than risk a gap.
+        // Such a range is carried whole, not only its part past the end:
+        // the write has not landed (an extending direct write moves the
+        // size at its completion), so the bytes it puts before the end may
+        // be read here before they are there; its own flush, after it
+        // completed, journals them again.
         uint64_t end = now->size;
         auto now_t = Clock::now();
         std::vector<std::pair<journal::ByteRange, Clock::time_point>> beyond;
@@ -326,7 +331,7 @@ void Capture::flush_write(const std::string& path, const PendingWrite& pw) {
         auto clamp = [&](journal::ByteRange r, Clock::time_point deadline) {
             uint64_t inside = end - std::min(r.offset, end);
             if (r.length > inside) {
-                if (now_t < deadline) beyond.push_back({{std::max(r.offset, end), r.length - inside}, deadline});
+                if (now_t < deadline) beyond.push_back({r, deadline});
                 else expired = true;
             }
             r.length = std::min(r.length, inside);

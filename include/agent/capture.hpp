@@ -115,9 +115,10 @@ private:
         // the write names the whole file.
         bool unexplained = false;
         // Ranges past the end of the file at an earlier flush (the write
-        // that named them had not yet moved the size), kept for the next
-        // flushes of the file until the time beside each; a range still
-        // past the end by then was cut by a truncate.
+        // that named them had not yet moved the size), kept whole (the
+        // part before the end too: that write is still in flight) for the
+        // next flushes of the file until the time beside each; a range
+        // still past the end by then was cut by a truncate.
         std::vector<std::pair<journal::ByteRange, Clock::time_point>> carried;
         std::optional<uint64_t> truncated_to;
         // When `ranges` last became non-empty, and whether the file was

@@ -141,8 +141,12 @@ Result<UniqueFd> ApplierImpl::open_for_update(const std::string& path) {
         // later operation, applied before the stop and replayed after this
         // one, renamed or removed it: made anew here it would hold only
         // these bytes, and that rename would then put it over the whole
-        // file. Skipped; the replay of that operation finds its result.
-        if (recovering_) return fail(sys_error("write (replayed) to", path, ENOENT));
+        // file. Skipped; the replay of that operation finds its result. The
+        // same replay comes with no stop of this server: a sender that
+        // resumes below what this run applied (it was killed inside a span
+        // of its plan, which is no resume point) sends it again.
+        if (recovering_ || current_lsn_ <= applied_through_)
+            return fail(sys_error("write (replayed) to", path, ENOENT));
         // Missing although the source has it: recreate, later records and
         // the final attributes bring it the rest of the way.
         return open_beneath(p->dir.get(), p->name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);

@@ -75,7 +75,7 @@ protected:
         writer_ = std::move(*writer);
         root_fd_ = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         ASSERT_GE(root_fd_, 0) << std::strerror(errno);
-        capture_ = std::make_unique<Capture>(root_.string(), root_fd_, std::vector<std::string>{}, *writer_, false);
+        capture_ = std::make_unique<Capture>(root_.string(), root_fd_, std::vector<std::string>{}, *writer_, bpf_ranges_);
         auto ok = capture_->catch_up({}, "baseline");
         ASSERT_TRUE(ok) << ok.error().message;
         auto fan = FanotifySource::open(root_.string());
@@ -113,6 +113,7 @@ protected:
             auto line = fmt::format("{} {}", journal::op_name(rec.op), rec.path);
             if (!rec.target.empty()) line += " -> " + rec.target;
             if (rec.replaced) line += " (replaced)";
+            for (auto& r : rec.ranges) line += fmt::format(" {}+{}", r.offset, r.length);
             out.push_back(line);
         }
         return out;
@@ -121,6 +122,9 @@ protected:
     std::unique_ptr<test::ScratchFs> fs_;
     fs::path root_, journal_dir_;
     int root_fd_ = -1;
+    // Set before start(): the capture takes write ranges from the eBPF
+    // events a test hands it (on_dirty_range), as the daemon's does.
+    bool bpf_ranges_ = false;
     std::unique_ptr<journal::Writer> writer_;
     std::unique_ptr<Capture> capture_;
     std::unique_ptr<FanotifySource> fan_;
@@ -164,6 +168,46 @@ TEST_P(DrainBoundary, AMoveHeldForItsOtherHalfIsJournaledWhenNoneComes) {
     capture_->release_held();
     EXPECT_EQ(capture_->held_due_in(), std::nullopt);
     EXPECT_EQ(changes(), Strings{"rename a -> b (replaced)"});
+}
+
+// An extending direct write's eBPF range comes when it begins, and the
+// size moves when it completes. A flush for an earlier event of the file
+// (a buffered write's close) that comes in between takes the range while
+// the write is in flight: it journals the part before the end with bytes
+// that may not have landed, and carries the rest. The write's own flush,
+// after it completed, must journal its whole range again: with only the
+// carried part, the bytes before the old end stayed old on the replica.
+TEST_P(DrainBoundary, AnExtendingWriteInFlightAtAnEarlierFlushIsJournaledWholeAtItsOwn) {
+    write("f", std::string(8192, 'a'));
+    bpf_ranges_ = true;
+    ASSERT_NO_FATAL_FAILURE(start());
+    struct stat st {};
+    ASSERT_EQ(::stat((root_ / "f").c_str(), &st), 0) << std::strerror(errno);
+    auto pwrite_file = [&](uint64_t offset, size_t length, char fill) {
+        int fd = ::open((root_ / "f").c_str(), O_WRONLY | O_CLOEXEC);
+        ASSERT_GE(fd, 0) << std::strerror(errno);
+        std::string data(length, fill);
+        EXPECT_EQ(::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset)), static_cast<ssize_t>(length));
+        ::close(fd);
+    };
+    auto range = [&](uint64_t offset, uint64_t length) {
+        DirtyRangeEvent ev;
+        ev.ino = st.st_ino;
+        ev.kind = DirtyKind::write;
+        ev.offset = offset;
+        ev.length = length;
+        ev.pid = ::getpid();
+        return ev;
+    };
+    ASSERT_NO_FATAL_FAILURE(pwrite_file(100, 100, 'b'));
+    capture_->on_dirty_range(range(100, 100));
+    // The direct write of 16384 bytes at 0 has begun: nothing of it landed.
+    capture_->on_dirty_range(range(0, 16384));
+    capture_->on_drain(queued());  // the buffered write's modify and close
+    // It completes: its bytes and the new size are there, and its events.
+    ASSERT_NO_FATAL_FAILURE(pwrite_file(0, 16384, 'c'));
+    capture_->on_drain(queued());
+    EXPECT_EQ(changes(), (Strings{"write f 0+8192", "close_write f", "write f 0+16384", "close_write f"}));
 }
 
 INSTANTIATE_TEST_SUITE_P(Filesystems, DrainBoundary, ::testing::Values(FsType::ext4, FsType::xfs),

@@ -176,6 +176,30 @@ TEST_F(ApplyCommit, AReplayedWriteToAFileRenamedSinceLeavesTheWholeFileAlone) {
     (void)killed.release();
 }
 
+// The same with no stop of the server: the agent was killed inside a span
+// of its plan (no resume point), its connection dropped, and the restarted
+// agent resumes from the span's start, replaying what this run applied.
+// A write whose file a later rename had moved over another name (a hard
+// link of it elsewhere) made a file of its bytes alone, and the replayed
+// rename put that over the name, cutting it from its other links.
+TEST_F(ApplyCommit, AReplayedWriteToAFileRenamedSinceOnANewConnectionLeavesTheWholeFileAlone) {
+    ok(content_ops(1, "f", std::string(100, 'a'), t(1)));
+    ok(OpMsg{.lsn = 2, .kind = OpKind::link, .path = "f", .target = "h"});
+    OpMsg w{.lsn = 3, .kind = OpKind::write, .path = "f", .mtime_ns = t(3), .size = 100,
+            .extents = {proto::make_extent(50, "BBBB", false)}};
+    ok(w);
+    OpMsg rename{.lsn = 4, .kind = OpKind::rename, .path = "f", .target = "g"};
+    ok(rename);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    applier_->resume();  // the new connection, resuming after LSN 2
+    expect(Outcome::skipped, w);
+    ok(rename);
+    ASSERT_TRUE(applier_->commit(4));
+    EXPECT_EQ(test::listing(root_), "g\nh\n");
+    EXPECT_EQ(read_file(at("g")), std::string(50, 'a') + "BBBB" + std::string(46, 'a'));
+    EXPECT_EQ(lstat_of(at("g")).st_ino, lstat_of(at("h")).st_ino) << "g and h are one file";
+}
+
 // A commit made while the agent replays after a kill need not cover all
 // that the killed run applied: while a commit's sync runs, progress stays at
 // its LSN however many operations follow, and a replay that went on past
