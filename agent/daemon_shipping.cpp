@@ -24,22 +24,10 @@ uint64_t DaemonImpl::replicated_lsn() const {
 // conflict a server reports becomes a journal record, so izlog shows it
 // and the shipper re-sends the file's whole content.
 Status DaemonImpl::start_shipper() {
-    if (opts_.servers.empty()) return {};
-    replicator::ShipperOptions so;
+    if (opts_.shipping.servers.empty()) return {};
+    replicator::ShipperOptions so = opts_.shipping;
     so.journal_dir = opts_.journal_dir;
     so.watched_root = opts_.dir;
-    so.fileset = opts_.fileset;
-    so.agent_id = opts_.agent_id;
-    so.key_file = opts_.key_file;
-    so.identity_dir = opts_.identity_dir;
-    so.compression = opts_.compress == "always" ? replicator::Compression::always
-                     : opts_.compress == "never" ? replicator::Compression::never
-                                                 : replicator::Compression::adaptive;
-    for (auto& text : opts_.servers) {
-        auto ep = replicator::parse_endpoint(text);
-        if (!ep) return fail(make_error(fmt::format("--server '{}': {}", text, ep.error().message)));
-        so.servers.push_back(*ep);
-    }
     so.on_acked = [fd = ack_fd_] {
         uint64_t one = 1;
         // EAGAIN only when the counter is saturated: the loop wakes anyway.
