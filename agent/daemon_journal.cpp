@@ -14,7 +14,7 @@ namespace iz::agent {
 // Whole segments go once every consumer has passed them and the history
 // window is over. Without servers the agent is the only consumer.
 void DaemonImpl::apply_retention() {
-    if (opts_.servers.empty()) {
+    if (opts_.shipping.servers.empty()) {
         if (auto ok = journal::save_consumer_lsn(opts_.journal_dir, "local", writer_->durable_lsn()); !ok)
             spdlog::warn("journal retention: {}", ok.error().message);
     }

@@ -24,22 +24,10 @@ uint64_t DaemonImpl::replicated_lsn() const {
 // conflict a server reports becomes a journal record, so izlog shows it
 // and the shipper re-sends the file's whole content.
 Status DaemonImpl::start_shipper() {
-    if (opts_.servers.empty()) return {};
-    replicator::ShipperOptions so;
+    if (opts_.shipping.servers.empty()) return {};
+    replicator::ShipperOptions so = opts_.shipping;
     so.journal_dir = opts_.journal_dir;
     so.watched_root = opts_.dir;
-    so.fileset = opts_.fileset;
-    so.agent_id = opts_.agent_id;
-    so.key_file = opts_.key_file;
-    so.identity_dir = opts_.identity_dir;
-    so.compression = opts_.compress == "always" ? replicator::Compression::always
-                     : opts_.compress == "never" ? replicator::Compression::never
-                                                 : replicator::Compression::adaptive;
-    for (auto& text : opts_.servers) {
-        auto ep = replicator::parse_endpoint(text);
-        if (!ep) return fail(make_error(fmt::format("--server '{}': {}", text, ep.error().message)));
-        so.servers.push_back(*ep);
-    }
     so.on_acked = [fd = ack_fd_] {
         uint64_t one = 1;
         // EAGAIN only when the counter is saturated: the loop wakes anyway.
@@ -68,7 +56,7 @@ Status DaemonImpl::start_shipper() {
         ReceiverOptions ro;
         ro.root = opts_.dir;
         ro.state_dir = opts_.state_dir / "receive";
-        ro.agent_id = opts_.agent_id;
+        ro.agent_id = opts_.shipping.agent_id;
         ro.journal = [this](journal::Record r) -> Status {
             std::lock_guard lock(writer_mu_);
             auto lsn = writer_->append(std::move(r));

@@ -117,22 +117,23 @@ int start(WatchOptions opts, bool foreground) {
     if (auto status = control_request(control_socket_path(opts.dir), {{"cmd", "status"}}, std::chrono::seconds(2)))
         return die(fmt::format("'{}' is already watched (izwatch pid {})", opts.dir, (*status).value("pid", 0)));
     if (opts.state_dir.empty()) opts.state_dir = default_state_dir(opts.dir);
-    if (opts.fileset.empty()) opts.fileset = default_fileset(opts.dir);
-    if (opts.agent_id.empty()) opts.agent_id = default_agent_id();
+    auto& ship = opts.shipping;
+    if (ship.fileset.empty()) ship.fileset = default_fileset(opts.dir);
+    if (ship.agent_id.empty()) ship.agent_id = default_agent_id();
     if (opts.mode == "receive-only")
         return die("--mode receive-only is not available yet (what to do with a change made in a receive-only "
                    "directory is to come with conflict resolution); use send-receive or send-only");
-    if (opts.mode == "send-receive" && opts.servers.empty())
+    if (opts.mode == "send-receive" && ship.servers.empty())
         return die("--mode send-receive needs a server to receive from (--server HOST:PORT)");
     bool pinned = false, unpinned = false;
-    for (auto& s : opts.servers) (s.find('@') != std::string::npos ? pinned : unpinned) = true;
-    if (unpinned && opts.key_file.empty())
+    for (auto& s : ship.servers) (s.fingerprint.empty() ? unpinned : pinned) = true;
+    if (unpinned && ship.key_file.empty())
         return die("--server HOST:PORT needs --key KEYFILE (make one with 'izreplicate keygen KEYFILE' and give it to the "
                    "servers too), or pin the server's node ID: --server HOST:PORT@NODE-ID");
-    if (pinned && opts.identity_dir.empty()) opts.identity_dir = kDefaultIdentityDir;
+    if (pinned && ship.identity_dir.empty()) ship.identity_dir = kDefaultIdentityDir;
     // The daemon runs from "/": relative paths are resolved now.
-    if (!opts.key_file.empty()) opts.key_file = fs::absolute(opts.key_file).string();
-    if (!opts.identity_dir.empty()) opts.identity_dir = fs::absolute(opts.identity_dir).string();
+    if (!ship.key_file.empty()) ship.key_file = fs::absolute(ship.key_file);
+    if (!ship.identity_dir.empty()) ship.identity_dir = fs::absolute(ship.identity_dir);
     if (opts.journal_dir.empty()) opts.journal_dir = opts.state_dir / "journal";
     std::error_code ec;
     fs::create_directories(opts.state_dir, ec);
@@ -346,18 +347,20 @@ int main(int argc, char** argv) {
                 "journal segment size (e.g. 64MiB, 1MiB); its space is reserved when a segment begins", "64MiB")
         ->check(CLI::Range(uint64_t{64} << 10, uint64_t{1} << 34));
     start_cmd->add_option("--exclude", opts.excludes, "glob of paths not to journal (repeatable)");
-    start_cmd->add_option("--server", opts.servers, "HOST:PORT of an izreplicate server (repeatable)");
-    start_cmd->add_option("--key", opts.key_file, "shared key file for the servers");
-    start_cmd->add_option("--identity", opts.identity_dir,
+    std::vector<std::string> servers;
+    std::string compress = "auto";
+    start_cmd->add_option("--server", servers, "HOST:PORT of an izreplicate server (repeatable)");
+    start_cmd->add_option("--key", opts.shipping.key_file, "shared key file for the servers");
+    start_cmd->add_option("--identity", opts.shipping.identity_dir,
                           fmt::format("this agent's identity, for servers pinned as HOST:PORT@NODE-ID (default {})",
                                       kDefaultIdentityDir));
     start_cmd
-        ->add_option("--compress", opts.compress,
+        ->add_option("--compress", compress,
                      "zstd for shipped data: auto (only while the link to a server cannot keep up), always, never")
         ->check(CLI::IsMember({"auto", "always", "never"}))
         ->capture_default_str();
-    start_cmd->add_option("--fileset", opts.fileset, "name of this directory on the servers (default: its own name)");
-    start_cmd->add_option("--agent-id", opts.agent_id, "name of this agent on the servers (default: the host name)");
+    start_cmd->add_option("--fileset", opts.shipping.fileset, "name of this directory on the servers (default: its own name)");
+    start_cmd->add_option("--agent-id", opts.shipping.agent_id, "name of this agent on the servers (default: the host name)");
     start_cmd
         ->add_option("--mode", opts.mode,
                      "send-only (a mirror: nothing comes back), send-receive (a shared fileset: the other agents' "
@@ -436,6 +439,15 @@ int main(int argc, char** argv) {
         opts.scrub_interval = *scrub;
         if (!journal.empty()) opts.journal_dir = fs::absolute(journal);
         if (!state.empty()) opts.state_dir = fs::absolute(state);
+        using iz::replicator::Compression;
+        opts.shipping.compression = compress == "always" ? Compression::always
+                                    : compress == "never" ? Compression::never
+                                                          : Compression::adaptive;
+        for (auto& text : servers) {
+            auto ep = iz::replicator::parse_endpoint(text);
+            if (!ep) return die(fmt::format("--server '{}': {}", text, ep.error().message));
+            opts.shipping.servers.push_back(*ep);
+        }
         return start(opts, foreground);
     }
     if (*stop_cmd) return stop(dir);

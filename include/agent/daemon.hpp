@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "replicator/ship/shipper.hpp"
 
 namespace iz::agent {
 
@@ -26,17 +27,12 @@ struct WatchOptions {
     // made (so a full disk shows when a segment begins, never mid-record).
     uint64_t segment_bytes = 64ull << 20;
     std::vector<std::string> excludes;
-    std::vector<std::string> servers;
-    std::string key_file;
-    // This agent's identity, shown to servers pinned as HOST:PORT@NODE-ID.
-    std::string identity_dir;
-    // zstd for shipped data: "auto" (while the link is the bottleneck),
-    // "always" or "never".
-    std::string compress = "auto";
-    // Names on the servers: the fileset (its folder there) and this agent;
-    // both stay the same across restarts so that shipping resumes.
-    std::string fileset;
-    std::string agent_id;
+    // What the agent gives the shipper: the servers, the credentials, its
+    // names on them (the fileset and this agent, both the same across
+    // restarts so that shipping resumes) and the compression. The daemon
+    // adds the journal, the watched root and its callbacks. No servers:
+    // nothing is shipped.
+    replicator::ShipperOptions shipping;
     // "send-only" (the default for now: a mirror that takes nothing back)
     // or "send-receive" (shared filesets: the other agents' changes of the
     // fileset are applied here; DESIGN, "Shared filesets").

@@ -49,13 +49,13 @@ auto members(ErrorMsg& m) { return std::tie(m.message); }
 auto members(Extent& e) { return std::tie(e.offset, e.raw_length, e.zstd, e.bytes); }
 auto members(Hole& h) { return std::tie(h.offset, h.length); }
 auto members(TreeEntry& e) { return std::tie(e.name, e.meta, e.hash); }
-auto members(Commit& m) { return std::tie(m.lsn); }
-auto members(Ack& m) { return std::tie(m.lsn); }
+template <MsgType T>
+auto members(LsnMsg<T>& m) { return std::tie(m.lsn); }
+template <MsgType T>
+auto members(IdMsg<T>& m) { return std::tie(m.id); }
 auto members(HashRequest& m) { return std::tie(m.id, m.path); }
 auto members(HashReply& m) { return std::tie(m.id, m.exists, m.size, m.block_size, m.hashes, m.hole_blocks); }
 auto members(ConflictMsg& m) { return std::tie(m.lsn, m.path, m.conflict_copy, m.server_host, m.message); }
-auto members(Ping& m) { return std::tie(m.id); }
-auto members(Pong& m) { return std::tie(m.id); }
 auto members(RejectedMsg& m) { return std::tie(m.lsn, m.path, m.message); }
 auto members(Subscribe& m) { return std::tie(m.cursor); }
 auto members(HeadRequest& m) { return std::tie(m.id); }

@@ -95,6 +95,15 @@ TEST_F(CliErrors, MetricsAddressThatIsNotOne) {
     expect_nothing_running();
 }
 
+// Parsed by the command line, before capture is armed: no journal is
+// begun for a start that cannot ship.
+TEST_F(CliErrors, ServerAddressThatIsNotOne) {
+    expect_one_line_error(watch_.start({"--server", "nowhere", "--key", "/dev/null"}),
+                          "--server 'nowhere': invalid endpoint 'nowhere': missing ':PORT'");
+    EXPECT_FALSE(fs::exists(watch_.journal_dir()));
+    expect_nothing_running();
+}
+
 // A metrics address that is taken fails the start (after capture was
 // armed: it is bound by the daemon), and nothing stays running.
 class CliMetrics : public AgentOn {};

@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -198,15 +199,22 @@ struct OpMsg {
     std::vector<Hole> holes;
 };
 
-// Everything up to `lsn` was sent: make it durable and acknowledge.
-struct Commit {
+// The messages that carry one number: an LSN, or the id a reply echoes.
+// One type per message type (the variant tells them apart by type), one
+// declaration per shape.
+template <MsgType>
+struct LsnMsg {
     uint64_t lsn = 0;
+};
+template <MsgType>
+struct IdMsg {
+    uint64_t id = 0;
 };
 
+// Everything up to `lsn` was sent: make it durable and acknowledge.
+using Commit = LsnMsg<MsgType::commit>;
 // Sent only after data and the applied LSN are fsynced.
-struct Ack {
-    uint64_t lsn = 0;
-};
+using Ack = LsnMsg<MsgType::ack>;
 
 struct HashRequest {
     uint64_t id = 0;
@@ -239,12 +247,8 @@ struct ConflictMsg {
     std::string message;
 };
 
-struct Ping {
-    uint64_t id = 0;
-};
-struct Pong {
-    uint64_t id = 0;
-};
+using Ping = IdMsg<MsgType::ping>;
+using Pong = IdMsg<MsgType::pong>;
 
 // The server can never apply the operation at `lsn` as it stands (a name
 // or path its filesystem or its own layout refuses): it applied nothing of
@@ -323,6 +327,11 @@ using Message = std::variant<Hello, Challenge, Auth, Welcome, ErrorMsg, OpMsg, C
                              Forward, HeadRequest, HeadReply>;
 
 MsgType type_of(const Message& m);
+// type_of counts on it: the variant lists the messages in MsgType's order.
+static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MsgType::commit) - 1, Message>, Commit>);
+static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MsgType::ack) - 1, Message>, Ack>);
+static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MsgType::ping) - 1, Message>, Ping>);
+static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MsgType::pong) - 1, Message>, Pong>);
 
 // Header + body, ready to send. Fails only if the body exceeds kMaxFrameBody.
 Result<std::string> encode_frame(const Message& m);
