@@ -636,6 +636,27 @@ TEST_P(RenameFlags, AnObjectAScanReadAheadAtItsLaterNameIsNoLinkFromThere) {
     EXPECT_EQ(problems, Strings{}) << fmt::format("{}", fmt::join(described, "\n"));
 }
 
+// The same read ahead with RENAME_WHITEOUT: the file's create event finds
+// the whiteout at its first name and the file at the name the scan read
+// it at, so it journals nothing, and its move then has a source the tree
+// does not know. The whiteout it left is still journaled.
+TEST_P(RenameFlags, AWhiteoutLeftByAFileAScanReadAheadIsJournaled) {
+    make_dir(at("p"));
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    make_dir(at("g"));
+    ASSERT_EQ(::rename(at("g").c_str(), at("g2").c_str()), 0) << std::strerror(errno);
+    write_file(at("p/a"), "made at a, read at b");
+    ASSERT_EQ(rename2("p/a", "g2/b", RENAME_WHITEOUT), 0) << std::strerror(errno);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    auto described = describe(changes());
+    std::vector<std::string> problems;
+    EXPECT_EQ(differences(replay(watch().journal(), problems), list_tree(root())), Strings{})
+        << fmt::format("{}", fmt::join(described, "\n"));
+    EXPECT_EQ(problems, Strings{}) << fmt::format("{}", fmt::join(described, "\n"));
+}
+
 INSTANTIATE_TEST_SUITE_P(Filesystems, RenameFlags, ::testing::Values(FsType::ext4, FsType::xfs), fs_param_name);
 
 }  // namespace
