@@ -185,6 +185,16 @@ void Capture::journal_vanished_creation(const std::string& path, bool is_dir, in
         // Known already, read by a scan where a queued move puts it (a
         // directory: that name stands), or a second name of a known file.
         if (is_dir || tree_.at(*other).is_dir()) return;
+        // Or a file a scan read ahead at a later name (an exchange or
+        // rename still queued put it there): its creation is journaled
+        // there already. A second name would have left two links, unless
+        // it is gone again, and then there is nothing to journal for it
+        // either. Journaled as a link, the object kept this name on the
+        // replica too, and its removal later took only one of the two.
+        if (read_ahead_at(*other, handle)) {
+            spdlog::debug("{}: not journaled, a scan read the object ahead at {}", path, *other);
+            return;
+        }
         Entry known = tree_.at(*other);
         track(path, known);
         emit(link_record(*other, path, handle), pid);
@@ -203,6 +213,18 @@ void Capture::journal_vanished_creation(const std::string& path, bool is_dir, in
     r.handle = handle;
     track(path, ghost);
     emit(std::move(r), pid);
+}
+
+// Whether `other` holds the object of `handle` now, and that object has
+// one link: the tree's name for it is the only one it has.
+bool Capture::read_ahead_at(const std::string& other, const FileHandle& handle) {
+    if (handle.empty()) return false;
+    auto e = read_entry_by_handle(root_fd_, handle, other);
+    if (!e || e->nlink != 1) return false;
+    AtPath at(root_fd_, other);  // deeper than PATH_MAX too
+    if (!at.ok()) return false;
+    auto now = handle_of(at.dir(), at.name(), other);
+    return now && *now == handle;
 }
 
 // An entry known only from its create event turned up again (renamed to a

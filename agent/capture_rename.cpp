@@ -81,6 +81,11 @@ void Capture::on_rename(const FanEvent& ev, std::span<const FanEvent> after) {
     if (!tree_.count(*from)) {  // unknown source: treat the destination as new
         arrival_displaces(*from, *to, ev.object_handle, ev.mask & FAN_ONDIR, ev.pid, &ev, after);
         on_create(*to, ev.mask & FAN_ONDIR, ev.pid, ev.object_handle, true);
+        // The source is unknown too when a scan read the object ahead at
+        // this destination and its create event, finding it there, made
+        // no second name of the source: a whiteout left there is still
+        // this move's to journal.
+        journal_whiteout(*from, ev.dir_handle, ev.name, ev.pid);
         return;
     }
     // Which object moved is in the event: the tree's entries are checked

@@ -161,6 +161,7 @@ private:
 
     void on_create(const std::string& path, bool is_dir, int32_t pid, const FileHandle& handle, bool moved_in = false);
     void journal_vanished_creation(const std::string& path, bool is_dir, int32_t pid, const FileHandle& handle);
+    bool read_ahead_at(const std::string& other, const FileHandle& handle);
     void materialize(const std::string& path, int32_t pid);
     void materialize_beneath(const std::string& dir, int32_t pid);
     void on_delete(const std::string& path, bool is_dir, int32_t pid);

@@ -604,6 +604,59 @@ TEST_P(RenameFlags, ABurstOfRenamesAndWhiteoutsReplaysToTheTree) {
     }
 }
 
+// A device made where a scan cannot see it (its directory renamed before
+// the events are read), then exchanged with a file in a directory known
+// from its create event only, whose rename is read with a scan of it as
+// it is at the end: the scan reads the device at the file's name, ahead of
+// the exchange. The device's own create event then finds nothing at its
+// name and the tree knows it elsewhere, with one link: it is the scan's
+// read ahead, not a second name. Taken for a link, the device had two
+// names on the replica, the file that lived at that name dropped out of
+// the tree, and the device's removal took only one name away.
+TEST_P(RenameFlags, AnObjectAScanReadAheadAtItsLaterNameIsNoLinkFromThere) {
+    make_dir(at("p"));
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    make_dir(at("g"));
+    ASSERT_EQ(::rename(at("g").c_str(), at("g2").c_str()), 0) << std::strerror(errno);
+    write_file(at("g2/f"), "the file at f first");
+    ASSERT_EQ(::mknod(at("p/c").c_str(), S_IFCHR | 0600, makedev(1, 3)), 0) << std::strerror(errno);
+    ASSERT_EQ(::rename(at("p").c_str(), at("q").c_str()), 0) << std::strerror(errno);
+    ASSERT_EQ(rename2("g2/f", "q/c", RENAME_EXCHANGE), 0) << std::strerror(errno);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    ASSERT_EQ(::unlink(at("g2/f").c_str()), 0) << std::strerror(errno);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    auto described = describe(changes());
+    EXPECT_EQ(std::find(described.begin(), described.end(), "link g2/f -> p/c"), described.end())
+        << fmt::format("{}", fmt::join(described, "\n"));
+    std::vector<std::string> problems;
+    EXPECT_EQ(differences(replay(watch().journal(), problems), list_tree(root())), Strings{})
+        << fmt::format("{}", fmt::join(described, "\n"));
+    EXPECT_EQ(problems, Strings{}) << fmt::format("{}", fmt::join(described, "\n"));
+}
+
+// The same read ahead with RENAME_WHITEOUT: the file's create event finds
+// the whiteout at its first name and the file at the name the scan read
+// it at, so it journals nothing, and its move then has a source the tree
+// does not know. The whiteout it left is still journaled.
+TEST_P(RenameFlags, AWhiteoutLeftByAFileAScanReadAheadIsJournaled) {
+    make_dir(at("p"));
+    ASSERT_NO_FATAL_FAILURE(start());
+    ASSERT_EQ(::kill(watch().pid(), SIGSTOP), 0);
+    make_dir(at("g"));
+    ASSERT_EQ(::rename(at("g").c_str(), at("g2").c_str()), 0) << std::strerror(errno);
+    write_file(at("p/a"), "made at a, read at b");
+    ASSERT_EQ(rename2("p/a", "g2/b", RENAME_WHITEOUT), 0) << std::strerror(errno);
+    ASSERT_EQ(::kill(watch().pid(), SIGCONT), 0);
+    ASSERT_NO_FATAL_FAILURE(sync());
+    auto described = describe(changes());
+    std::vector<std::string> problems;
+    EXPECT_EQ(differences(replay(watch().journal(), problems), list_tree(root())), Strings{})
+        << fmt::format("{}", fmt::join(described, "\n"));
+    EXPECT_EQ(problems, Strings{}) << fmt::format("{}", fmt::join(described, "\n"));
+}
+
 INSTANTIATE_TEST_SUITE_P(Filesystems, RenameFlags, ::testing::Values(FsType::ext4, FsType::xfs), fs_param_name);
 
 }  // namespace

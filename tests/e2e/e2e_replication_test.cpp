@@ -643,13 +643,10 @@ INSTANTIATE_TEST_SUITE_P(Capture, SparseFiles,
 // name on the replica with a regular file at its new one), an entry known
 // from its create event only reaching the replica without its type or mode
 // (a device as an empty file), a directory renamed away whose new name the
-// replica never learns (ext4 seed 1, now and then), a device a scan read
-// ahead of its events at the name an exchange later gave it, whose own
-// create event then took it for a hard link to that name, left on the
-// replica after the source removed it (ext4 seed 1, about one run in 150),
-// a file's content sent to a name where the replica holds a device or
-// symlink (XFS seed 2 and ext4 seed 1, rarely), a file with its size and
-// other bytes (XFS seed 4, rarely).
+// replica never learns (ext4 seed 1, now and then), a file's content
+// sent to a name where the replica holds a device or symlink (XFS seed 2
+// and ext4 seed 1, rarely), a file with its size and other bytes (XFS
+// seed 4, rarely).
 // With `izwatch sync` called meanwhile, the workload is paced and
 // converges. Each interface alone converges (InterfaceGroupWorkload,
 // below, runs in the suite).
