@@ -1,5 +1,7 @@
 #include "receiver.hpp"
 
+#include "replicator/apply/applied_record.hpp"
+
 #include <pthread.h>
 
 #include <fmt/format.h>
@@ -90,38 +92,6 @@ void Receiver::run() {
     }
 }
 
-namespace {
-
-// The journal record of a forwarded operation, as this agent applied it.
-std::optional<journal::Record> record_of(const proto::Forward& f) {
-    using journal::Op;
-    const auto& op = f.op;
-    journal::Record r;
-    auto k = static_cast<uint8_t>(op.kind);
-    if (op.kind == proto::OpKind::content_end) r.op = Op::write;  // whole content
-    else if (op.kind == proto::OpKind::exchange) r.op = Op::exchange;
-    else if (k >= static_cast<uint8_t>(proto::OpKind::create) && k <= static_cast<uint8_t>(proto::OpKind::removexattr))
-        r.op = static_cast<Op>(k);
-    else return std::nullopt;
-    r.path = op.path;
-    r.target = op.target;
-    r.mode = op.mode;
-    r.owner_uid = op.uid;
-    r.owner_gid = op.gid;
-    r.atime_ns = op.atime_ns;
-    r.mtime_ns = op.mtime_ns;
-    r.size = op.size;
-    r.rdev = op.rdev;
-    r.replaced = op.replaced;
-    r.xattr_name = op.xattr_name;
-    r.xattr_value = op.xattr_value;
-    r.origin = f.origin;
-    r.origin_lsn = f.origin_lsn;
-    return r;
-}
-
-}  // namespace
-
 void Receiver::apply(const proto::Forward& f, bool last_queued) {
     const auto& op = f.op;
     auto result = applier_->apply(op);
@@ -130,7 +100,7 @@ void Receiver::apply(const proto::Forward& f, bool last_queued) {
     switch (result.outcome) {
         case Outcome::applied:
             if (!op.more)
-                if (auto r = record_of(f))
+                if (auto r = replicator::journal_record_of(op, f.origin, f.origin_lsn))
                     if (auto ok = opts_.journal(std::move(*r)); !ok)
                         spdlog::error("receiving: journaling server LSN {}: {}", op.lsn, ok.error().message);
             break;

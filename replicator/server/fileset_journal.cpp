@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "replicator/apply/applied_record.hpp"
 #include "replicator/fs/beneath.hpp"
 
 namespace iz::replicator {
@@ -52,7 +53,7 @@ FilesetJournal::~FilesetJournal() {
 }
 
 void FilesetJournal::note_applied(const std::string& agent, const proto::OpMsg& op) {
-    auto r = record_of_applied(agent, op);
+    auto r = journal_record_of(op, agent, op.lsn);
     if (!r) return;
     // The parts of one range write are one change for those who receive it
     // (its whole content is sent): the first part is enough.
@@ -86,31 +87,6 @@ uint64_t FilesetJournal::wait_durable_beyond(uint64_t lsn, std::chrono::millisec
     std::unique_lock lock(mu_);
     cv_.wait_for(lock, timeout, [&] { return durable_ > lsn; });
     return durable_;
-}
-
-std::optional<Record> record_of_applied(const std::string& agent, const proto::OpMsg& op) {
-    Record r;
-    auto k = static_cast<uint8_t>(op.kind);
-    if (op.kind == OpKind::content_end) r.op = Op::write;
-    else if (op.kind == OpKind::exchange) r.op = Op::exchange;
-    else if (k >= static_cast<uint8_t>(OpKind::create) && k <= static_cast<uint8_t>(OpKind::removexattr))
-        r.op = static_cast<Op>(k);  // the shared numbers (common/mutation_ops.hpp)
-    else return std::nullopt;
-    r.path = op.path;
-    r.target = op.target;
-    r.mode = op.mode;
-    r.owner_uid = op.uid;
-    r.owner_gid = op.gid;
-    r.atime_ns = op.atime_ns;
-    r.mtime_ns = op.mtime_ns;
-    r.size = op.size;
-    r.rdev = op.rdev;
-    r.replaced = op.replaced;
-    r.xattr_name = op.xattr_name;
-    r.xattr_value = op.xattr_value;
-    r.origin = agent;
-    r.origin_lsn = op.lsn;
-    return r;
 }
 
 namespace {

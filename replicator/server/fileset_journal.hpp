@@ -62,11 +62,6 @@ private:
     std::optional<journal::Record> last_write_;  // see note_applied()
 };
 
-// The journal record an applied operation becomes; nullopt for one that
-// makes none (a noop, a repair marker, content before its end, a range
-// write's parts before its last).
-std::optional<journal::Record> record_of_applied(const std::string& agent, const proto::OpMsg& op);
-
 // What a subscriber is sent for the fileset-journal record `r` (`root_fd`:
 // the replica root, opened for reading, also the mount for handles): the
 // operation, with the replica's directory mtimes, and for a write the
