@@ -627,60 +627,57 @@ Result<proto::HashReply> ServerLink::request_hashes(uint64_t generation, const s
     return reply;
 }
 
-Result<proto::TreeReply> ServerLink::request_tree(proto::TreeRequest req, std::chrono::milliseconds timeout,
-                                                 uint64_t* wire_bytes) {
-    uint64_t generation;
-    {
-        std::lock_guard lock(mu_);
-        if (stopping_ || !connected_)
-            return iz::fail(make_error(fmt::format("not connected{}", last_error_.empty() ? "" : ": " + last_error_)));
-        generation = generation_;
-        req.id = next_tree_id_++;
-        tree_reply_.reset();
-    }
-    uint64_t id = req.id;
-    auto frame = proto::encode_frame(req);
+template <class Reply>
+Result<std::pair<uint64_t, uint64_t>> ServerLink::begin_request(uint64_t& next_id, std::optional<Reply>& slot) {
+    std::lock_guard lock(mu_);
+    if (stopping_ || !connected_)
+        return iz::fail(make_error(fmt::format("not connected{}", last_error_.empty() ? "" : ": " + last_error_)));
+    slot.reset();
+    return std::pair{generation_, next_id++};
+}
+
+template <class Reply>
+Result<Reply> ServerLink::await_reply(uint64_t generation, uint64_t id, Result<std::string> frame,
+                                      std::optional<Reply>& slot, std::chrono::milliseconds timeout) {
     if (!frame) return iz::fail(frame.error());
-    if (wire_bytes) *wire_bytes += frame->size();
     if (!send(generation, std::move(*frame))) return iz::fail(make_error("the connection was lost"));
     hand_over();
     std::unique_lock lock(mu_);
     bool answered = cv_.wait_for(lock, timeout, [&] {
-        return stopping_ || !connected_ || generation != generation_ || (tree_reply_ && tree_reply_->id == id);
+        return stopping_ || !connected_ || generation != generation_ || (slot && slot->id == id);
     });
-    if (!tree_reply_ || tree_reply_->id != id) {
-        if (!answered) return iz::fail(make_error(fmt::format("no answer within {} s", timeout.count() / 1000)));
+    if (!slot || slot->id != id) {
+        if (!answered) return iz::fail(make_error(fmt::format("no answer within {} ms", timeout.count())));
         return iz::fail(make_error(fmt::format("the connection was lost{}", last_error_.empty() ? "" : ": " + last_error_)));
     }
-    if (wire_bytes) *wire_bytes += tree_reply_bytes_;
-    auto reply = std::move(*tree_reply_);
-    tree_reply_.reset();
+    auto reply = std::move(*slot);
+    slot.reset();
+    return reply;
+}
+
+Result<proto::TreeReply> ServerLink::request_tree(proto::TreeRequest req, std::chrono::milliseconds timeout,
+                                                 uint64_t* wire_bytes) {
+    auto begun = begin_request(next_tree_id_, tree_reply_);
+    if (!begun) return iz::fail(begun.error());
+    auto [generation, id] = *begun;
+    req.id = id;
+    auto frame = proto::encode_frame(req);
+    if (frame && wire_bytes) *wire_bytes += frame->size();
+    auto reply = await_reply(generation, id, std::move(frame), tree_reply_, timeout);
+    if (reply && wire_bytes) {
+        std::lock_guard lock(mu_);
+        *wire_bytes += tree_reply_bytes_;
+    }
     return reply;
 }
 
 Result<uint64_t> ServerLink::request_head(std::chrono::milliseconds timeout) {
-    uint64_t generation, id;
-    {
-        std::lock_guard lock(mu_);
-        if (stopping_ || !connected_)
-            return iz::fail(make_error(fmt::format("not connected{}", last_error_.empty() ? "" : ": " + last_error_)));
-        generation = generation_;
-        id = next_head_id_++;
-        head_reply_.reset();
-    }
-    auto frame = proto::encode_frame(proto::HeadRequest{id});
-    if (!frame) return iz::fail(frame.error());
-    if (!send(generation, std::move(*frame))) return iz::fail(make_error("the connection was lost"));
-    hand_over();
-    std::unique_lock lock(mu_);
-    bool answered = cv_.wait_for(lock, timeout, [&] {
-        return stopping_ || !connected_ || generation != generation_ || (head_reply_ && head_reply_->id == id);
-    });
-    if (!head_reply_ || head_reply_->id != id) {
-        if (!answered) return iz::fail(make_error(fmt::format("no answer within {} ms", timeout.count())));
-        return iz::fail(make_error(fmt::format("the connection was lost{}", last_error_.empty() ? "" : ": " + last_error_)));
-    }
-    return head_reply_->lsn;
+    auto begun = begin_request(next_head_id_, head_reply_);
+    if (!begun) return iz::fail(begun.error());
+    auto [generation, id] = *begun;
+    auto reply = await_reply(generation, id, proto::encode_frame(proto::HeadRequest{id}), head_reply_, timeout);
+    if (!reply) return iz::fail(reply.error());
+    return reply->lsn;
 }
 
 void ServerLink::fail(uint64_t generation, const std::string& why) {

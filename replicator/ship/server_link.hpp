@@ -188,6 +188,17 @@ private:
     uint64_t connections_ = 0;  // that passed the handshake
     uint64_t rejected_total_ = 0;
     uint64_t server_errors_ = 0;
+    // A request answered by one reply with its id (tree, head): the current
+    // connection and the id the request takes, with `slot` emptied; fails
+    // when not connected.
+    template <class Reply>
+    Result<std::pair<uint64_t, uint64_t>> begin_request(uint64_t& next_id, std::optional<Reply>& slot);
+    // Sends the request `frame` on connection `generation` and waits up to
+    // `timeout` for `slot` to hold the reply numbered `id`, which it takes.
+    template <class Reply>
+    Result<Reply> await_reply(uint64_t generation, uint64_t id, Result<std::string> frame, std::optional<Reply>& slot,
+                              std::chrono::milliseconds timeout);
+
     uint64_t next_hash_id_ = 1;
     std::optional<proto::HashReply> hash_reply_;
     uint64_t next_tree_id_ = 1;
