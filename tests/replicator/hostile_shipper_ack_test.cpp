@@ -47,6 +47,23 @@ struct ShipperRig {
     }
 };
 
+// Appends a record as the capture journals it (a creation carries a plain
+// file's or a directory's mode) and returns its LSN; 0, with the test
+// failed, when the writer refused it.
+uint64_t append_record(journal::Writer& writer, journal::Op op, const std::string& path, const std::string& target,
+                       const journal::FileHandle& h) {
+    journal::Record r;
+    r.op = op;
+    r.path = path;
+    r.target = target;
+    r.handle = h;
+    if (op == journal::Op::create) r.mode = S_IFREG | 0644;
+    if (op == journal::Op::mkdir) r.mode = S_IFDIR | 0755;
+    auto lsn = writer.append(r);
+    EXPECT_TRUE(lsn) << lsn.error().message;
+    return lsn ? *lsn : 0;
+}
+
 TEST(ShipperAcks, EveryAckReachesTheOwnersHook) {
     ShipperRig rig;
     auto& server = rig.server;
@@ -179,15 +196,7 @@ TEST(ShipperLinks, ALinkWhoseFirstNameNoLongerNamesTheObjectTravelsAsTheObjectIt
     ASSERT_TRUE(a && b) << strerror(errno);
     uint64_t last = 0;
     auto append = [&](journal::Op op, const std::string& path, const std::string& target, const journal::FileHandle& h) {
-        journal::Record r;
-        r.op = op;
-        r.path = path;
-        r.target = target;
-        r.handle = h;
-        if (op == journal::Op::create) r.mode = S_IFREG | 0644;
-        auto lsn = (*writer)->append(r);
-        ASSERT_TRUE(lsn);
-        last = *lsn;
+        last = append_record(**writer, op, path, target, h);
     };
     append(journal::Op::create, "first", "", *b);
     append(journal::Op::close_write, "first", "", *b);
@@ -233,17 +242,8 @@ TEST(ShipperLinks, ALinkWhoseFirstNameMovedOnByALaterRecordStaysALink) {
     auto h = test::kernel_handle(AT_FDCWD, (src / "second").c_str());
     ASSERT_TRUE(h) << strerror(errno);
     uint64_t last = 0;
-    auto append = [&](journal::Op op, const std::string& path, const std::string& target, const journal::FileHandle& fh) {
-        journal::Record r;
-        r.op = op;
-        r.path = path;
-        r.target = target;
-        r.handle = fh;
-        if (op == journal::Op::create) r.mode = S_IFREG | 0644;
-        if (op == journal::Op::mkdir) r.mode = S_IFDIR | 0755;
-        auto lsn = (*writer)->append(r);
-        ASSERT_TRUE(lsn);
-        last = *lsn;
+    auto append = [&](journal::Op op, const std::string& path, const std::string& target, const journal::FileHandle& h) {
+        last = append_record(**writer, op, path, target, h);
     };
     append(journal::Op::mkdir, "d", "", {});
     append(journal::Op::create, "d/first", "", *h);
@@ -284,17 +284,8 @@ TEST(ShipperLinks, ALinkWhoseFirstNameMovedOnByARecordJournaledOnlyWhenSettledSt
     auto h = test::kernel_handle(AT_FDCWD, (src / "second").c_str());
     ASSERT_TRUE(h) << strerror(errno);
     std::atomic<uint64_t> last{0};
-    auto append = [&](journal::Op op, const std::string& path, const std::string& target, const journal::FileHandle& fh) {
-        journal::Record r;
-        r.op = op;
-        r.path = path;
-        r.target = target;
-        r.handle = fh;
-        if (op == journal::Op::create) r.mode = S_IFREG | 0644;
-        if (op == journal::Op::mkdir) r.mode = S_IFDIR | 0755;
-        auto lsn = (*writer)->append(r);
-        ASSERT_TRUE(lsn);
-        last = *lsn;
+    auto append = [&](journal::Op op, const std::string& path, const std::string& target, const journal::FileHandle& h) {
+        last = append_record(**writer, op, path, target, h);
     };
     append(journal::Op::mkdir, "d", "", {});
     append(journal::Op::create, "d/first", "", *h);
@@ -362,16 +353,7 @@ TEST(ShipperDirTimes, ADirectoryAStoppedShipperLeftStaleGetsTheSourcesMtime) {
     ASSERT_TRUE(e && a && f) << strerror(errno);
     uint64_t last = 0;
     auto append = [&](journal::Op op, const std::string& path, const std::string& target, const journal::FileHandle& h) {
-        journal::Record r;
-        r.op = op;
-        r.path = path;
-        r.target = target;
-        r.handle = h;
-        if (op == journal::Op::create) r.mode = S_IFREG | 0644;
-        if (op == journal::Op::mkdir) r.mode = S_IFDIR | 0755;
-        auto lsn = (*writer)->append(r);
-        ASSERT_TRUE(lsn);
-        last = *lsn;
+        last = append_record(**writer, op, path, target, h);
     };
     append(journal::Op::mkdir, "d", "", *e);
     append(journal::Op::mkdir, "d/a", "", *a);
