@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,14 @@
 #include "support/tree.hpp"
 
 namespace iz::test::e2e {
+
+// A host a fixture cannot do without: its set-up error ends the test (the
+// fixture's SetUp throws; gtest reports the message).
+template <class T>
+std::unique_ptr<T> must(Result<std::unique_ptr<T>> r) {
+    if (!r) throw std::runtime_error(r.error().message);
+    return std::move(*r);
+}
 
 inline constexpr uint16_t kServerPort = 7411;
 

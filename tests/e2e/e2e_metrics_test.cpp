@@ -117,12 +117,6 @@ protected:
         agent_ns_.reset();
     }
 
-    template <class T>
-    static std::unique_ptr<T> must(Result<std::unique_ptr<T>> r) {
-        if (!r) throw std::runtime_error(r.error().message);
-        return std::move(*r);
-    }
-
     virtual std::vector<std::string> server_args() const { return {}; }
 
     std::string agent_metrics() const { return fmt::format("127.0.0.1:{}", kAgentMetricsPort); }

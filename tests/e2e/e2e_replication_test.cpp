@@ -63,12 +63,6 @@ protected:
         agent_ns_.reset();
     }
 
-    template <class T>
-    static std::unique_ptr<T> must(Result<std::unique_ptr<T>> r) {
-        if (!r) throw std::runtime_error(r.error().message);
-        return std::move(*r);
-    }
-
     ServerHost& add_server() {
         auto i = servers_.size();
         servers_.push_back(

@@ -83,12 +83,6 @@ protected:
         agents_ns_.reset();
     }
 
-    template <class T>
-    static std::unique_ptr<T> must(Result<std::unique_ptr<T>> r) {
-        if (!r) throw std::runtime_error(r.error().message);
-        return std::move(*r);
-    }
-
     void start(AgentHost& agent, const std::string& id) {
         auto r = agent.start({server_->endpoint()}, {"--mode", "send-receive", "--agent-id", id, "--fileset", kFileset});
         ASSERT_EQ(r.exit_code, 0) << r.err << "\n" << agent.log();

@@ -44,12 +44,6 @@ protected:
         agent_ns_.reset();
     }
 
-    template <class T>
-    static std::unique_ptr<T> must(Result<std::unique_ptr<T>> r) {
-        if (!r) throw std::runtime_error(r.error().message);
-        return std::move(*r);
-    }
-
     static std::string tail(const std::string& s, size_t n = 4000) { return s.size() > n ? s.substr(s.size() - n) : s; }
 
     // The agent ships through the relay.
