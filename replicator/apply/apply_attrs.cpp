@@ -151,7 +151,13 @@ Status ApplierImpl::set_attrs_at(int dirfd, const std::string& name, const OpMsg
 }
 
 Status ApplierImpl::set_dir_mtime(const Parent& p, std::optional<int64_t> mtime_ns, const std::string& path) {
-    return dirs_->set_mtime(p, mtime_ns, path, current_lsn_);
+    auto ok = dirs_->set_mtime(p, mtime_ns, path, current_lsn_);
+    // Shared: the server forwards this operation once its record is durable,
+    // with the parent's mtime as the replica has it then, which may be before
+    // the batch ends; deferred, the receivers would keep the mtime the entry's
+    // creation left here.
+    if (!ok || !shared_ || !mtime_ns) return ok;
+    return dirs_->settle(split_parent(path).first);
 }
 
 Status ApplierImpl::do_setattr(const OpMsg& op) {
