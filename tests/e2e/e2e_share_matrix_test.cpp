@@ -246,5 +246,72 @@ TEST_F(ShareMatrix, ThreeHostsEveryOperationTypeConverge) {
     expect_all_equal("after each agent changed the next one's subtree");
 }
 
+// B's link is cut while A, B and C go on working, each in its own subtree
+// (B's changes stay in its journal). A and C converge without B; once the
+// link is back, B sends what it did and receives what it missed, and all
+// four trees are equal.
+TEST_F(ShareMatrix, AnAgentCutOffReintegratesWhatItDidAndReceivesWhatItMissed) {
+    ASSERT_NO_FATAL_FAILURE(start_with_subtrees());
+    ASSERT_TRUE(links_[1]->set_up(false));
+    for (int i = 0; i < 3; ++i) ASSERT_NO_FATAL_FAILURE(every_kind_of_change(dir(i) / kIds[i], kIds[i]));
+    for (int round = 0; round < 2; ++round) {
+        ASSERT_NO_FATAL_FAILURE(sync(0));
+        ASSERT_NO_FATAL_FAILURE(sync(2));
+    }
+    EXPECT_EQ(read_file(dir(2) / "a/created.txt"), "created on a\n");
+    EXPECT_FALSE(fs::exists(dir(1) / "a/created.txt")) << "B received while cut off";
+    EXPECT_FALSE(fs::exists(replica() / "b/created.txt")) << "B sent while cut off";
+    // B goes on while away: a second round on A's subtree it has not seen yet
+    // would conflict, so on its own.
+    ASSERT_NO_FATAL_FAILURE(change_anothers(dir(1) / "b", "b"));
+    ASSERT_TRUE(links_[1]->set_up(true));
+    ASSERT_NO_FATAL_FAILURE(sync_twice_round());
+    EXPECT_EQ(read_file(dir(1) / "a/created.txt"), "created on a\n");
+    EXPECT_EQ(read_file(dir(0) / "b/made-by-b/note.txt"), "from b");
+    expect_all_equal("after B came back");
+}
+
+// B is stopped; A and C go on, and so does B's directory without its agent.
+// Started again, B finds what changed while it was stopped, sends it, and
+// receives what it missed.
+TEST_F(ShareMatrix, AnAgentStoppedAndStartedAgainReintegrates) {
+    ASSERT_NO_FATAL_FAILURE(start_with_subtrees());
+    auto stopped = agents_[1]->stop();
+    ASSERT_EQ(stopped.exit_code, 0) << stopped.err;
+    for (int i = 0; i < 3; ++i) ASSERT_NO_FATAL_FAILURE(every_kind_of_change(dir(i) / kIds[i], kIds[i]));
+    for (int round = 0; round < 2; ++round) {
+        ASSERT_NO_FATAL_FAILURE(sync(0));
+        ASSERT_NO_FATAL_FAILURE(sync(2));
+    }
+    EXPECT_FALSE(fs::exists(dir(1) / "c/created.txt"));
+    ASSERT_NO_FATAL_FAILURE(start(1));
+    ASSERT_NO_FATAL_FAILURE(sync_twice_round());
+    EXPECT_EQ(read_file(dir(1) / "c/created.txt"), "created on c\n");
+    EXPECT_EQ(read_file(dir(2) / "b/created.txt"), "created on b\n");
+    expect_all_equal("after B was started again");
+}
+
+// The server is killed (-9) while the agents are connected and one is in the
+// middle of sending; the agents go on working while it is away and converge
+// once it is back.
+TEST_F(ShareMatrix, AgentsKeepWorkingThroughAServerKillAndConvergeAfterItReturns) {
+    ASSERT_NO_FATAL_FAILURE(start_with_subtrees());
+    ASSERT_NO_FATAL_FAILURE(every_kind_of_change(dir(0) / "a", "a"));
+    server_->kill9();
+    ASSERT_NO_FATAL_FAILURE(every_kind_of_change(dir(1) / "b", "b"));
+    ASSERT_NO_FATAL_FAILURE(every_kind_of_change(dir(2) / "c", "c"));
+    ASSERT_NO_FATAL_FAILURE(change_anothers(dir(0) / "a", "a"));
+    server_->start();
+    ASSERT_NO_FATAL_FAILURE(sync_twice_round());
+    EXPECT_EQ(read_file(dir(1) / "a/made-by-a/note.txt"), "from a");
+    EXPECT_EQ(read_file(dir(0) / "c/created.txt"), "created on c\n");
+    expect_all_equal("after the server came back");
+    // And they go on sharing: A changes B's subtree, B changes C's.
+    ASSERT_NO_FATAL_FAILURE(change_anothers(dir(0) / "b", "a"));
+    ASSERT_NO_FATAL_FAILURE(change_anothers(dir(1) / "c", "b"));
+    ASSERT_NO_FATAL_FAILURE(sync_twice_round());
+    expect_all_equal("after a round of changes since");
+}
+
 }  // namespace
 }  // namespace iz::test::e2e
