@@ -11,12 +11,13 @@
 //    become one write record at their end, and parts of a range write one
 //    at its last part.
 //  - Noted records are written and synced together, one write and one
-//    fdatasync for all noted since the last: when commit() starts it (the
-//    agent's Commit, beside the replica's own sync), when a flush() or
-//    wait_durable() needs it, and at the latest when a wait_durable_beyond()
-//    has waited its whole timeout for them. Noting a record never wakes the
-//    journal's thread: one wake-up, write and sync per record cost the
-//    server more CPU than applying the operations.
+//    fdatasync for all noted since the last: when commit() starts it (an
+//    agent's Commit, beside the replica's own sync, or the end of its
+//    connection), when a flush() or wait_durable() needs it, and at the
+//    latest when a wait_durable_beyond() has waited its whole timeout for
+//    them. Noting a record never wakes the journal's thread: one wake-up,
+//    write and sync per record cost the server more CPU than applying the
+//    operations.
 //  - flush() returns once everything noted is durable; wait_durable(lsn)
 //    once `lsn` is; wait_durable_beyond() wakes as soon as a later record is.
 //  - Thread-safe.

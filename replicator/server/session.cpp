@@ -699,6 +699,9 @@ void Session::release() {
         std::lock_guard lock(slot_->mu);
         if (slot_->owner == id_) slot_->applier->abort_content();
     }
+    // What it applied and no commit of it will cover is synced now, not
+    // whenever another commit comes.
+    if (journal_) journal_->commit();
     ctx_.forget(shared_from_this());
 }
 
