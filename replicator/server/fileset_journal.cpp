@@ -41,6 +41,9 @@ Result<std::shared_ptr<FilesetJournal>> FilesetJournal::open(const std::filesyst
     auto w = journal::Writer::open(std::move(o));
     if (!w) return fail(Error{fmt::format("fileset journal '{}': {}", dir.string(), w.error().message), w.error().sys_errno});
     j->writer_ = std::move(*w);
+    // For good: appends leave the committer asleep until commit() or a
+    // wait for durability wakes it (see the header).
+    j->writer_->hold();
     {
         std::lock_guard lock(j->mu_);
         j->durable_ = j->writer_->durable_lsn();
@@ -74,19 +77,36 @@ void FilesetJournal::note_applied(const std::string& agent, const proto::OpMsg& 
     (void)writer_->append(std::move(*r));  // a failed writer shows in flush()
 }
 
+uint64_t FilesetJournal::commit() {
+    uint64_t head = writer_->head_lsn();
+    // release() wakes the committer for what is pending; holding again at
+    // once leaves it asleep for the records noted after.
+    writer_->release();
+    writer_->hold();
+    return head;
+}
+
+Status FilesetJournal::wait_durable(uint64_t lsn) { return writer_->wait_durable(lsn); }
+
 Status FilesetJournal::flush() { return writer_->flush(); }
+
+journal::WriterStats FilesetJournal::stats() const { return writer_->stats(); }
 
 uint64_t FilesetJournal::head() const { return writer_->head_lsn(); }
 
-uint64_t FilesetJournal::durable() const {
-    std::lock_guard lock(mu_);
-    return durable_;
-}
+// The writer's own: durable_ (for the waits below) moves in a callback
+// that runs only after a wait_durable() or flush() has returned.
+uint64_t FilesetJournal::durable() const { return writer_->durable_lsn(); }
 
 uint64_t FilesetJournal::wait_durable_beyond(uint64_t lsn, std::chrono::milliseconds timeout) {
-    std::unique_lock lock(mu_);
-    cv_.wait_for(lock, timeout, [&] { return durable_ > lsn; });
-    return durable_;
+    {
+        std::unique_lock lock(mu_);
+        if (cv_.wait_for(lock, timeout, [&] { return durable_ > lsn; })) return durable_;
+    }
+    // Noted, and no commit for a whole wait (an agent gone before its
+    // Commit): made durable now, for the subscriber to be sent.
+    if (writer_->head_lsn() > lsn) commit();
+    return durable();
 }
 
 namespace {

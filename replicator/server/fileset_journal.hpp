@@ -10,8 +10,16 @@
 //    (namespace, attributes, xattrs, content); the parts of whole content
 //    become one write record at their end, and parts of a range write one
 //    at its last part.
-//  - flush() returns once everything noted is durable; wait_durable_beyond()
-//    wakes as soon as a later record is.
+//  - Noted records are written and synced together, one write and one
+//    fdatasync for all noted since the last: when commit() starts it (an
+//    agent's Commit, beside the replica's own sync, or the end of its
+//    connection), when a flush() or wait_durable() needs it, and at the
+//    latest when a wait_durable_beyond() has waited its whole timeout for
+//    them. Noting a record never wakes the journal's thread: one wake-up,
+//    write and sync per record cost the server more CPU than applying the
+//    operations.
+//  - flush() returns once everything noted is durable; wait_durable(lsn)
+//    once `lsn` is; wait_durable_beyond() wakes as soon as a later record is.
 //  - Thread-safe.
 #include <chrono>
 #include <condition_variable>
@@ -39,12 +47,18 @@ public:
     ~FilesetJournal();
 
     void note_applied(const std::string& agent, const proto::OpMsg& op);
+    // Starts making everything noted so far durable, without waiting;
+    // returns the LSN it covers (for wait_durable()).
+    uint64_t commit();
+    Status wait_durable(uint64_t lsn);
     Status flush();
     uint64_t head() const;
     uint64_t durable() const;
     // Blocks until a record after `lsn` is durable, or `timeout`; returns
     // the durable LSN.
     uint64_t wait_durable_beyond(uint64_t lsn, std::chrono::milliseconds timeout);
+    // The writer's counts (records, writes, syncs).
+    journal::WriterStats stats() const;
 
     const std::filesystem::path& dir() const { return dir_; }
     const std::filesystem::path& root() const { return root_; }

@@ -55,6 +55,11 @@ struct FilesetSlot {
     // Verification walks of the replica (not under `mu`: they only read).
     std::unique_ptr<ReplicaTrees> trees;
     SlotCounters counters;
+    // Per commit begun and not yet finished, oldest first: its LSN and the
+    // fileset journal's head when it began, which its Ack waits to be
+    // durable (not the head when the Ack goes, which would sync the
+    // records noted meanwhile once more on their own).
+    std::deque<std::pair<uint64_t, uint64_t>> journal_marks;
 };
 
 struct ServerContext {
@@ -136,7 +141,9 @@ private:
     // After a background commit of `slot`: reports what is durable to the
     // connection that owns the slot now (any thread).
     static void finish_commits(const std::weak_ptr<FilesetSlot>& slot);
-    void acknowledge(const std::vector<CommitOutcome>& done);
+    // `journal_lsn`: the fileset journal's LSN those commits cover (none:
+    // all of it), durable before any Ack goes.
+    void acknowledge(const std::vector<CommitOutcome>& done, std::optional<uint64_t> journal_lsn);
     // Logs each part the applier left out and tells the agent (RejectedMsg),
     // as for an operation rejected whole.
     void report(const std::vector<RejectionNote>& notes);

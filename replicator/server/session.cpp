@@ -452,6 +452,9 @@ void Session::on_commit(const proto::Commit& m) {
         if (slot_->owner != id_) return drop("superseded by a newer connection from the same agent");
         std::weak_ptr<FilesetSlot> slot = slot_;
         auto executor = stream_.get_executor();
+        // The fileset journal's records are synced beside the replica,
+        // not after it, once for everything this commit covers.
+        slot_->journal_marks.emplace_back(m.lsn, journal_->commit());
         slot_->applier->begin_commit(m.lsn, [slot, executor] {
             asio::post(executor, [slot] { finish_commits(slot); });
         });
@@ -461,25 +464,53 @@ void Session::on_commit(const proto::Commit& m) {
     report(left_out);
 }
 
+namespace {
+
+// The fileset-journal LSN the Acks of `done` wait for: the greatest of
+// their commits' marks (each taken off `marks`). None when a commit has no
+// mark: then the whole journal is.
+std::optional<uint64_t> journal_lsn_of(const std::vector<CommitOutcome>& done,
+                                       std::deque<std::pair<uint64_t, uint64_t>>& marks) {
+    uint64_t through = 0;
+    bool marked = true;
+    for (auto& c : done) {
+        // A commit that never finished leaves its mark behind: a later
+        // one covers more.
+        while (!marks.empty() && marks.front().first < c.lsn) marks.pop_front();
+        if (!marks.empty() && marks.front().first == c.lsn) {
+            through = std::max(through, marks.front().second);
+            marks.pop_front();
+        } else {
+            marked = false;
+        }
+    }
+    if (!marked) return std::nullopt;
+    return through;
+}
+
+}  // namespace
+
 void Session::finish_commits(const std::weak_ptr<FilesetSlot>& weak) try {
     auto slot = weak.lock();
     if (!slot) return;
     std::vector<CommitOutcome> done;
     std::vector<RejectionNote> left_out;
     std::shared_ptr<Session> owner;
+    std::optional<uint64_t> journal_lsn;
     {
         std::lock_guard lock(slot->mu);
         done = slot->applier->finish_commits();
+        journal_lsn = journal_lsn_of(done, slot->journal_marks);
         owner = slot->owner_session.lock();
         // Without an owner they stay for the next one (on_auth takes them).
         if (owner) left_out = slot->applier->take_rejections();
         slot->counters.durable_lsn = slot->applier->durable_lsn();
     }
     if ((done.empty() && left_out.empty()) || !owner) return;
-    asio::dispatch(owner->strand_, [owner, done = std::move(done), left_out = std::move(left_out)] {
+    asio::dispatch(owner->strand_, [owner, done = std::move(done), left_out = std::move(left_out), journal_lsn] {
         try {
             if (owner->state_ == State::ready) owner->report(left_out);
-            owner->acknowledge(done);
+            owner->acknowledge(done, journal_lsn);
         } catch (const std::exception& e) {
             owner->drop(std::string("internal error: ") + e.what());
         }
@@ -490,12 +521,13 @@ void Session::finish_commits(const std::weak_ptr<FilesetSlot>& weak) try {
     spdlog::error("finishing a commit: {}", e.what());
 }
 
-void Session::acknowledge(const std::vector<CommitOutcome>& done) {
+void Session::acknowledge(const std::vector<CommitOutcome>& done, std::optional<uint64_t> journal_lsn) {
     if (state_ != State::ready) return;
     // What an Ack covers is in the fileset journal durably too, or a crash
     // could keep it from every other agent of the fileset for good.
     if (!done.empty() && journal_) {
-        if (auto ok = journal_->flush(); !ok) return give_up("fileset journal: " + ok.error().message);
+        auto ok = journal_lsn ? journal_->wait_durable(*journal_lsn) : journal_->flush();
+        if (!ok) return give_up("fileset journal: " + ok.error().message);
     }
     for (auto& c : done) {
         if (!c.status) {
@@ -667,6 +699,9 @@ void Session::release() {
         std::lock_guard lock(slot_->mu);
         if (slot_->owner == id_) slot_->applier->abort_content();
     }
+    // What it applied and no commit of it will cover is synced now, not
+    // whenever another commit comes.
+    if (journal_) journal_->commit();
     ctx_.forget(shared_from_this());
 }
 
