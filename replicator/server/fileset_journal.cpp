@@ -74,7 +74,13 @@ void FilesetJournal::note_applied(const std::string& agent, const proto::OpMsg& 
         if (auto node = open_beneath(root_fd_.get(), op.path, O_PATH | O_NOFOLLOW))
             if (auto h = handle_of(node->get(), "", op.path)) r->handle = *h;
     }
-    (void)writer_->append(std::move(*r));  // a failed writer shows in flush()
+    auto lsn = writer_->append(std::move(*r));  // a failed writer shows in flush()
+    if (!lsn) return;
+    {
+        std::lock_guard lock(mu_);
+        noted_by_origin_[agent] = *lsn;
+    }
+    cv_.notify_all();  // a subscriber waiting for others' records
 }
 
 uint64_t FilesetJournal::commit() {
@@ -98,15 +104,30 @@ uint64_t FilesetJournal::head() const { return writer_->head_lsn(); }
 // that runs only after a wait_durable() or flush() has returned.
 uint64_t FilesetJournal::durable() const { return writer_->durable_lsn(); }
 
-uint64_t FilesetJournal::wait_durable_beyond(uint64_t lsn, std::chrono::milliseconds timeout) {
-    {
-        std::unique_lock lock(mu_);
-        if (cv_.wait_for(lock, timeout, [&] { return durable_ > lsn; })) return durable_;
+uint64_t FilesetJournal::wait_durable_beyond(uint64_t lsn, std::chrono::milliseconds timeout,
+                                             const std::string& subscriber) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto others_noted = [&] {
+        for (const auto& [origin, last] : noted_by_origin_)
+            if (origin != subscriber && last > lsn) return true;
+        return false;
+    };
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_until(lock, deadline, [&] { return durable_ > lsn || others_noted(); })) {
+        // Noted, and no commit for a whole wait (an agent gone before its
+        // Commit, or only the subscriber's own records): made durable now.
+        lock.unlock();
+        if (writer_->head_lsn() > lsn) commit();
+        return durable();
     }
-    // Noted, and no commit for a whole wait (an agent gone before its
-    // Commit): made durable now, for the subscriber to be sent.
-    if (writer_->head_lsn() > lsn) commit();
-    return durable();
+    if (durable_ > lsn) return durable_;
+    if (cv_.wait_for(lock, kForwardGrace, [&] { return durable_ > lsn; })) return durable_;
+    lock.unlock();
+    commit();
+    lock.lock();
+    cv_.wait_until(lock, std::max(deadline, std::chrono::steady_clock::now() + kForwardGrace),
+                   [&] { return durable_ > lsn; });
+    return durable_;
 }
 
 namespace {

@@ -14,10 +14,11 @@
 //    fdatasync for all noted since the last: when commit() starts it (an
 //    agent's Commit, beside the replica's own sync, or the end of its
 //    connection), when a flush() or wait_durable() needs it, and at the
-//    latest when a wait_durable_beyond() has waited its whole timeout for
-//    them. Noting a record never wakes the journal's thread: one wake-up,
-//    write and sync per record cost the server more CPU than applying the
-//    operations.
+//    latest when a subscriber has waited a short grace (kForwardGrace) for
+//    another agent's records: a forward is never held back by that agent's
+//    commit interval. Noting a record never wakes the journal's thread:
+//    one wake-up, write and sync per record cost the server more CPU than
+//    applying the operations.
 //  - flush() returns once everything noted is durable; wait_durable(lsn)
 //    once `lsn` is; wait_durable_beyond() wakes as soon as a later record is.
 //  - Thread-safe.
@@ -25,6 +26,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -55,8 +57,12 @@ public:
     uint64_t head() const;
     uint64_t durable() const;
     // Blocks until a record after `lsn` is durable, or `timeout`; returns
-    // the durable LSN.
-    uint64_t wait_durable_beyond(uint64_t lsn, std::chrono::milliseconds timeout);
+    // the durable LSN. A record of an origin other than `subscriber` noted
+    // after `lsn` is made durable after kForwardGrace if no commit came.
+    uint64_t wait_durable_beyond(uint64_t lsn, std::chrono::milliseconds timeout, const std::string& subscriber = {});
+    // Long enough for the noting agent's own Commit to cover a burst (one
+    // sync serves both), short beside a person's notice.
+    static constexpr std::chrono::milliseconds kForwardGrace{5};
     // The writer's counts (records, writes, syncs).
     journal::WriterStats stats() const;
 
@@ -74,6 +80,7 @@ private:
     std::condition_variable cv_;
     uint64_t durable_ = 0;
     std::optional<journal::Record> last_write_;  // see note_applied()
+    std::map<std::string, uint64_t> noted_by_origin_;  // the last LSN noted per origin
 };
 
 // What a subscriber is sent for the fileset-journal record `r` (`root_fd`:

@@ -779,7 +779,7 @@ void Session::on_subscribe(const proto::Subscribe& m) {
                 return true;
             };
             while (!state->stop) {
-                uint64_t durable = journal->wait_durable_beyond(pos, std::chrono::milliseconds(200));
+                uint64_t durable = journal->wait_durable_beyond(pos, std::chrono::milliseconds(200), agent);
                 if (durable <= pos) continue;
                 if (auto ok = (*reader)->refresh(); !ok) return stop_with(ok.error().message);
                 if (auto ok = (*reader)->seek_lsn(pos + 1); !ok) return stop_with(ok.error().message);

@@ -102,5 +102,21 @@ TEST(ServerFilesetJournal, UncommittedRecordsReachAWaitingSubscriber) {
     EXPECT_EQ(recs[0], std::make_tuple(std::string("d0007"), std::string("desk"), uint64_t{7}));
 }
 
+// Another agent's record reaches a waiting subscriber after a short grace,
+// not after the waiting subscriber's whole timeout (the forwarding loop
+// waits 200 ms; a commit interval is as long): sharing stays interactive.
+TEST(ServerFilesetJournal, AnotherAgentsRecordReachesASubscriberWithoutItsCommit) {
+    test::TempDir state("fsj-state"), root("fsj-root");
+    auto j = open_journal(state, root);
+    ASSERT_TRUE(j);
+    j->note_applied("desk", mkdir_op(3));
+    auto start = std::chrono::steady_clock::now();
+    uint64_t durable = j->wait_durable_beyond(0, 60s, "laptop");
+    auto waited = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(durable, 1u);
+    // Generous for a loaded machine; the fallback would be the full minute.
+    EXPECT_LT(waited, 20s);
+}
+
 }  // namespace
 }  // namespace iz::replicator
