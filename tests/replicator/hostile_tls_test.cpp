@@ -451,6 +451,31 @@ TEST_F(AccessRules, AReloadKeepsTheSessionsStillAllowedAndDropsTheOthers) {
     EXPECT_EQ(std::get<proto::Ack>(*ack).lsn, 1u);
 }
 
+// A subscriber whose fileset a reload makes send-only gets no more
+// forwards: its connection is dropped naming the fileset (and its next
+// subscription is refused the same way).
+TEST_F(AccessRules, AReloadThatMakesASubscriberSendOnlyEndsItsForwards) {
+    auto server = start_server(key_rules("fs1 read-write"));
+    auto c = server->connect();
+    ASSERT_TRUE(c.handshake(server->key, "agent-a", "fs1"));
+    ASSERT_TRUE(c.send(proto::Subscribe{0}));
+    ASSERT_TRUE(c.send(proto::Ping{3}));
+    auto pong = c.receive();
+    ASSERT_TRUE(pong) << pong.error().message << server->all_logs();
+    ASSERT_TRUE(std::holds_alternative<proto::Pong>(*pong));
+    write_file(dir / "access.conf", key_rules("fs1 send-only"));
+    server->reload();
+    std::string why;
+    EXPECT_TRUE(c.wait_closed(5s, &why)) << server->all_logs();
+    EXPECT_NE(why.find("fileset 'fs1' is now send-only"), std::string::npos) << why;
+    auto again = server->connect();
+    ASSERT_TRUE(again.handshake(server->key, "agent-a", "fs1"));
+    ASSERT_TRUE(again.send(proto::Subscribe{0}));
+    EXPECT_TRUE(again.wait_closed(5s, &why));
+    EXPECT_NE(why.find("fileset 'fs1' is send-only"), std::string::npos) << why;
+    EXPECT_NE(why.find("nothing is forwarded to it"), std::string::npos) << why;
+}
+
 TEST(AccessFile, AMistakeIsRefusedNamingTheLine) {
     TempDir dir("access");
     write_file(dir / "a", "# rules\n* fs1 read-write\n* fs2 write-only\n");
