@@ -48,7 +48,7 @@ public:
     // SIGSTOP / SIGCONT: a server that stops reading.
     void pause();
     void resume();
-    // SIGHUP: izreplicate reads its access and allowed-agents files again.
+    // SIGHUP: izreplicate reads its agents file (or the older two) again.
     void reload();
     std::string endpoint() const;
     // The replica of a fileset (per-fileset mode).
