@@ -36,7 +36,7 @@ set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS OFF)
 # their changes, purge removes them.
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${CMAKE_BINARY_DIR}/packaging/conffiles)
 file(WRITE ${CMAKE_BINARY_DIR}/packaging/conffiles
-     "${IZ_CONFIG_DIR}/izreplicate.conf\n${IZ_CONFIG_DIR}/izwatch.conf.example\n")
+     "${IZ_CONFIG_DIR}/izreplicate.conf\n${IZ_CONFIG_DIR}/izwatch.conf.example\n${IZ_CONFIG_DIR}/agents.conf.example\n")
 # Stripped programs (debug info stays in the build tree); files and
 # directories as Debian wants them (0755 directories, root-owned).
 set(CPACK_STRIP_FILES ON)

@@ -14,6 +14,8 @@ packages=(
   # The metrics' tests scrape both daemons with a real Prometheus, query it
   # and lint scrapes with promtool (both in the prometheus package).
   prometheus curl
+  # The wiretap test captures the traffic between two namespaces.
+  tcpdump
 )
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

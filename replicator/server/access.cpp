@@ -20,6 +20,12 @@ std::string_view access_name(Access a) {
     return "none";
 }
 
+std::optional<Access> parse_access(std::string_view word) {
+    for (auto a : {Access::none, Access::receive_only, Access::send_only, Access::read_write})
+        if (word == access_name(a)) return a;
+    return std::nullopt;
+}
+
 Result<AccessList> AccessList::read(const std::filesystem::path& path) {
     std::ifstream in(path);
     if (!in) return fail(sys_error("open access file", path.string(), errno));
@@ -45,12 +51,8 @@ Result<AccessList> AccessList::read(const std::filesystem::path& path) {
         if (fileset != "*" && !proto::valid_identity(fileset))
             return fail(make_error(fmt::format("{}: invalid fileset name '{}'", where, fileset)));
         rule.fileset = fileset;
-        bool known = false;
-        for (auto a : {Access::none, Access::receive_only, Access::send_only, Access::read_write})
-            if (access == access_name(a)) {
-                rule.access = a;
-                known = true;
-            }
+        auto known = parse_access(access);
+        if (known) rule.access = *known;
         if (!known)
             return fail(make_error(fmt::format("{}: access '{}' is not one of read-write, send-only, receive-only, none",
                                                where, access)));
@@ -60,10 +62,13 @@ Result<AccessList> AccessList::read(const std::filesystem::path& path) {
     return out;
 }
 
-Access AccessList::of(const std::string& fingerprint, const std::string& psk_identity, const std::string& fileset) const {
+Access AccessList::of(const std::string& fingerprint, const std::string& psk_identity, const std::string& fileset,
+                      const std::string& name) const {
     for (auto& r : rules_) {
-        bool who = r.who == "*" || (!fingerprint.empty() && r.who == fingerprint) ||
-                   (!psk_identity.empty() && r.who == "key:" + psk_identity);
+        bool who = r.who == "*" ||
+                   (r.by_name ? !name.empty() && r.who == name
+                              : (!fingerprint.empty() && r.who == fingerprint) ||
+                                    (!psk_identity.empty() && r.who == "key:" + psk_identity));
         if (who && (r.fileset == "*" || r.fileset == fileset)) return r.access;
     }
     return Access::none;

@@ -20,7 +20,6 @@
 #include "metrics/http_server.hpp"
 #include "replicator/wire/auth.hpp"
 #include "replicator/wire/endpoint.hpp"
-#include "allowed_agents.hpp"
 #include "replicator/wire/identity.hpp"
 #include "replicator/wire/tls.hpp"
 #include "server.hpp"
@@ -50,6 +49,11 @@ int main(int argc, char** argv) {
     auto* keygen = app.add_subcommand("keygen", "write a new shared key (32 random bytes, hex, mode 0600)");
     keygen->add_option("KEYFILE", keygen_file, "where to write the key")->required();
 
+    std::string key_name_file;
+    auto* key_name = app.add_subcommand("key-name", "print the name of a shared key, as the agents file's "
+                                                    "'agent NAME key:...' lines name it (never the key)");
+    key_name->add_option("KEYFILE", key_name_file, "the key file")->required();
+
     std::string identity_new_dir, identity_show_dir;
     auto* identity = app.add_subcommand("identity", "this server's own key pair and certificate");
     identity->require_subcommand(1);
@@ -71,12 +75,14 @@ int main(int argc, char** argv) {
                    "shared key file (see keygen); repeat to accept several keys at once while agents move to a new one")
         ->take_all();
     app.add_option("--identity", identity_dir, "this server's identity (see identity new): agents pin its node ID");
-    app.add_option("--allowed-agents", allowed_agents_file,
-                   "agents accepted by certificate: a file of lines 'NODE-ID [AGENT-ID]' (read again on SIGHUP)");
-    std::string access_file;
-    app.add_option("--access", access_file,
-                   "who may do what with which fileset: lines 'WHO FILESET read-write|send-only|receive-only|none' "
-                   "(read again on SIGHUP; default: every agent may read and write every fileset)");
+    std::string agents_file, access_file;
+    app.add_option("--agents", agents_file,
+                   "the agents file: which keys and certificates may connect, under which name ('agent NAME "
+                   "IDENTITY...'), and what each may do with which fileset ('access NAME|* FILESET|* "
+                   "read-write|send-only|receive-only|none'); read again on SIGHUP (default: every agent on a key "
+                   "may read and write every fileset)");
+    app.add_option("--allowed-agents", allowed_agents_file, "deprecated: use --agents ('NODE-ID [AGENT-ID]' lines)");
+    app.add_option("--access", access_file, "deprecated: use --agents ('WHO FILESET ACCESS' lines)");
     app.add_flag("--foreground", foreground, "stay in the foreground and log to stderr (for systemd)");
     app.add_option("--fileset-dir-mode", mode, "per-fileset: ROOT/<fileset>/; root: every fileset in ROOT itself")
         ->check(CLI::IsMember({"per-fileset", "root"}));
@@ -99,7 +105,18 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "izreplicate: %s\n", ok.error().message.c_str());
             return 1;
         }
+        auto key = load_key_file(keygen_file);
         std::printf("wrote a new key to %s\n", keygen_file.c_str());
+        if (key) std::printf("in the agents file: key:%s\n", psk_identity(*key).c_str());
+        return 0;
+    }
+    if (*key_name) {
+        auto key = load_key_file(key_name_file);
+        if (!key) {
+            std::fprintf(stderr, "izreplicate: %s\n", key.error().message.c_str());
+            return 1;
+        }
+        std::printf("key:%s\n", psk_identity(*key).c_str());
         return 0;
     }
 
@@ -132,10 +149,22 @@ int main(int argc, char** argv) {
     if (root.empty()) return usage("--root is required");
     if (listen.empty()) return usage("--listen is required");
     if (key_files.empty() && identity_dir.empty())
-        return usage("--key is required (or --identity and --allowed-agents, for agents with certificates)");
-    if (identity_dir.empty() != allowed_agents_file.empty())
-        return usage("--identity and --allowed-agents go together: the server shows its certificate to agents it "
-                     "accepts by theirs");
+        return usage("--key is required (or --identity and --agents, for agents with certificates)");
+    if (!agents_file.empty() && (!allowed_agents_file.empty() || !access_file.empty()))
+        return usage("--agents replaces --allowed-agents and --access: give it alone");
+    if (!identity_dir.empty() && agents_file.empty() && allowed_agents_file.empty())
+        return usage("--identity needs --agents: the server shows its certificate to agents it accepts by theirs");
+    if (identity_dir.empty() && !allowed_agents_file.empty())
+        return usage("--allowed-agents needs --identity: the server shows its certificate to agents it accepts by "
+                     "theirs");
+    // Said once logging is set up, where the daemon's other lines go.
+    std::vector<std::string> deprecated;
+    if (!allowed_agents_file.empty())
+        deprecated.push_back("--allowed-agents is deprecated and goes in the next release: list the certificates in "
+                             "the file --agents names ('agent NAME NODE-ID'; see izreplicate(8))");
+    if (!access_file.empty())
+        deprecated.push_back("--access is deprecated and goes in the next release: write the rules in the file "
+                             "--agents names ('access NAME FILESET ACCESS'; see izreplicate(8))");
 
     ServerOptions o;
     auto ep = parse_endpoint(listen);
@@ -158,14 +187,9 @@ int main(int argc, char** argv) {
             return 1;
         }
         o.identity = std::move(*id);
-        o.allowed_agents_file = std::filesystem::absolute(allowed_agents_file);
-        auto allowed = read_allowed_agents(o.allowed_agents_file);
-        if (!allowed) {
-            std::fprintf(stderr, "izreplicate: %s\n", allowed.error().message.c_str());
-            return 1;
-        }
-        o.allowed_agents = std::make_shared<PeerPins>(std::move(*allowed));
     }
+    if (!allowed_agents_file.empty()) o.allowed_agents_file = std::filesystem::absolute(allowed_agents_file);
+    if (!agents_file.empty()) o.agents_file = std::filesystem::absolute(agents_file);
     // The daemon runs from "/": relative paths are resolved now.
     o.root = std::filesystem::absolute(root);
     auto root_abs = o.root.string();
@@ -193,6 +217,7 @@ int main(int argc, char** argv) {
         return 1;
     }
 
+    for (auto& d : deprecated) spdlog::warn("{}", d);
     auto server = Server::start(std::move(o));
     if (!server) {
         spdlog::error("{}", server.error().message);

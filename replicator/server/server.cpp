@@ -11,7 +11,6 @@
 #include <vector>
 
 #include "replicator/wire/event_loop.hpp"
-#include "allowed_agents.hpp"
 #include "server_context.hpp"
 
 namespace iz::replicator {
@@ -87,11 +86,11 @@ public:
             if (!rel.empty() && *rel.begin() != ".." && rel != ".") ctx_.reserved_top = rel.begin()->string();
         }
 
-        if (!o.access_file.empty()) {
-            auto access = AccessList::read(o.access_file);
-            if (!access) return fail(access.error());
-            ctx_.access = std::make_shared<const AccessList>(std::move(*access));
-        }
+        auto agents = read_agents();
+        if (!agents) return fail(agents.error());
+        if (o.identity && !o.allowed_agents) o.allowed_agents = std::make_shared<PeerPins>();
+        if (o.identity && lists_certificates()) o.allowed_agents->replace(agents->certificates);
+        ctx_.agents = std::make_shared<const AgentsFile>(std::move(*agents));
         std::vector<SharedKey> keys;
         if (!o.key.bytes.empty()) keys.push_back(o.key);
         keys.insert(keys.end(), o.other_keys.begin(), o.other_keys.end());
@@ -154,28 +153,20 @@ public:
         ctx_.sessions.clear();
     }
 
-    // Reads the allowed agents again; sessions whose certificate is no
-    // longer allowed (or under another name) are dropped, the others go on.
+    // Reads the agents file (or the older two) again; sessions whose
+    // identity or fileset is no longer allowed (or whose certificate is now
+    // bound to another name) are dropped, the others go on.
     void reload() override {
         auto& o = ctx_.options;
-        if (!o.access_file.empty()) {
-            auto access = AccessList::read(o.access_file);
-            if (!access) {
-                spdlog::error("reload: {}; the access rules stay as they were", access.error().message);
-            } else {
-                spdlog::info("reload: {} access rules from {}", access->size(), o.access_file.string());
-                std::lock_guard lock(ctx_.access_mu);
-                ctx_.access = std::make_shared<const AccessList>(std::move(*access));
-            }
-        }
-        if (!o.allowed_agents_file.empty() && o.allowed_agents) {
-            auto allowed = read_allowed_agents(o.allowed_agents_file);
-            if (!allowed) {
-                spdlog::error("reload: {}; the allowed agents stay as they were", allowed.error().message);
-            } else {
-                spdlog::info("reload: {} allowed agents from {}", allowed->size(), o.allowed_agents_file.string());
-                o.allowed_agents->replace(std::move(*allowed));
-            }
+        auto agents = read_agents();
+        if (!agents) {
+            spdlog::error("reload: {}; the agents and their access stay as they were", agents.error().message);
+        } else {
+            spdlog::info("reload: {} certificates, {} keys and {} access rules from {}", agents->certificates.size(),
+                         agents->keys.size(), agents->access ? agents->access->size() : 0, sources());
+            if (o.identity && o.allowed_agents && lists_certificates()) o.allowed_agents->replace(agents->certificates);
+            std::lock_guard lock(ctx_.access_mu);
+            ctx_.agents = std::make_shared<const AgentsFile>(std::move(*agents));
         }
         std::set<std::shared_ptr<Session>> sessions;
         {
@@ -186,6 +177,27 @@ public:
     }
 
 private:
+    Result<AgentsFile> read_agents() const {
+        auto& o = ctx_.options;
+        if (!o.agents_file.empty()) return AgentsFile::read(o.agents_file);
+        return AgentsFile::read_older(o.identity ? o.allowed_agents_file : std::filesystem::path(), o.access_file);
+    }
+
+    // Whether the certificates accepted come from a file (else from
+    // whoever filled options.allowed_agents).
+    bool lists_certificates() const {
+        return !ctx_.options.agents_file.empty() || !ctx_.options.allowed_agents_file.empty();
+    }
+
+    std::string sources() const {
+        auto& o = ctx_.options;
+        if (!o.agents_file.empty()) return o.agents_file.string();
+        std::string out;
+        for (auto* p : {&o.allowed_agents_file, &o.access_file})
+            if (!p->empty()) out += (out.empty() ? "" : " and ") + p->string();
+        return out.empty() ? std::string("the command line") : out;
+    }
+
     void wait_signal() {
         signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
             if (ec) return;

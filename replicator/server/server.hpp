@@ -45,11 +45,16 @@ struct ServerOptions {
     // certificates it accepts. An agent may then come with either a key
     // (if `key` is set) or an allowed certificate.
     std::optional<NodeIdentity> identity;
+    // The certificates accepted, filled from the agents file (or the older
+    // allowed agents file) at start and on SIGHUP; made when null.
     std::shared_ptr<PeerPins> allowed_agents;
-    // The file allowed_agents was read from, read again on SIGHUP ("": none).
+    // Which identities may connect, under which name, and what each may do
+    // with which fileset (agents_file.hpp), read at start and on SIGHUP.
+    std::filesystem::path agents_file;
+    // The two older files it replaces (deprecated), used when agents_file
+    // is "": the certificates accepted, and the access rules (access.hpp;
+    // "": every agent may read and write every fileset).
     std::filesystem::path allowed_agents_file;
-    // Who may do what with which fileset (access.hpp), read at start and on
-    // SIGHUP; "": every agent may read and write every fileset.
     std::filesystem::path access_file;
     FilesetDirMode dir_mode = FilesetDirMode::per_fileset;
     std::string host_name;  // in conflict copy names; "" means gethostname()
@@ -75,8 +80,9 @@ public:
     virtual void run(bool handle_signals, const std::function<void()>& serving = {}) = 0;
     // Thread-safe; run() returns soon after.
     virtual void stop() = 0;
-    // What SIGHUP does (when handle_signals): reads the allowed agents file
-    // again and drops the sessions it no longer allows. Thread-safe.
+    // What SIGHUP does (when handle_signals): reads the agents file (or the
+    // older two) again and drops the sessions it no longer allows; a file
+    // with a mistake is logged and the rules stay as they were. Thread-safe.
     virtual void reload() = 0;
 };
 

@@ -23,6 +23,7 @@
 #include "replicator/wire/tls.hpp"
 #include "replicator/fs/replica_trees.hpp"
 #include "access.hpp"
+#include "agents_file.hpp"
 #include "fileset_journal.hpp"
 #include "server.hpp"
 
@@ -69,12 +70,28 @@ struct ServerContext {
     std::filesystem::path state_root;
     std::string reserved_top;  // first path component refused on the wire
 
-    // The access rules (null: everyone read-write); replaced on reload.
-    std::shared_ptr<const AccessList> access;
+    // The agents and their access rules (never null once started);
+    // replaced on reload.
+    std::shared_ptr<const AgentsFile> agents = std::make_shared<const AgentsFile>();
     std::mutex access_mu;
+    // For an agent known by its certificate's `fingerprint` or by the
+    // `psk_identity` of its key (the other "").
     Access access_of(const std::string& fingerprint, const std::string& psk_identity, const std::string& fileset) {
         std::lock_guard lock(access_mu);
-        return access ? access->of(fingerprint, psk_identity, fileset) : Access::read_write;
+        std::string name;
+        if (!fingerprint.empty()) {
+            if (auto it = agents->certificates.find(fingerprint); it != agents->certificates.end()) name = it->second;
+        } else if (!psk_identity.empty()) {
+            auto n = agents->key_name(psk_identity);
+            if (!n) return Access::none;
+            name = *n;
+        }
+        return agents->access ? agents->access->of(fingerprint, psk_identity, fileset, name) : Access::read_write;
+    }
+    // Whether agents on this shared key may connect at all.
+    bool key_admitted(const std::string& psk_identity) {
+        std::lock_guard lock(access_mu);
+        return agents->key_name(psk_identity).has_value();
     }
 
     std::mutex mu;
@@ -186,8 +203,12 @@ private:
     Access access_ = Access::read_write;  // to its fileset, from the access rules
     // The access rules for this agent and `fileset` (recheck: fileset_).
     Access current_access(const std::string& fileset);
-    // Drops the connection when its access does not allow `what`; true then.
-    bool refused_by_access(bool sending);
+    // Whether TLS authenticated the peer by a shared key (else a certificate).
+    bool by_key();
+    // What an operation of a receive-only agent gets instead of applying.
+    void refuse_receive_only(const proto::OpMsg& m);
+    uint64_t last_refused_lsn_ = 0;  // told to the agent already
+    bool told_receive_only_ = false;  // logged once a connection
     boost::asio::strand<boost::asio::any_io_executor> strand_;
     boost::asio::steady_timer timer_;
     ServerContext& ctx_;

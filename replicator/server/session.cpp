@@ -150,30 +150,54 @@ void Session::shutdown(std::string reason) {
 }
 
 Access Session::current_access(const std::string& fileset) {
-    bool by_key = SSL_session_reused(stream_.native_handle()) == 1;
-    return ctx_.access_of(tls_peer_.cert_accepted ? tls_peer_.fingerprint : "", by_key ? tls_peer_.offered_identity : "",
+    return ctx_.access_of(tls_peer_.cert_accepted ? tls_peer_.fingerprint : "", by_key() ? tls_peer_.offered_identity : "",
                           fileset);
 }
 
-bool Session::refused_by_access(bool sending) {
-    if (sending && access_ == Access::receive_only) {
-        drop(fmt::format("fileset '{}' is receive-only for {}: nothing it sends is applied", fileset_, peer_identity_));
-        return true;
+bool Session::by_key() { return SSL_session_reused(stream_.native_handle()) == 1; }
+
+// Nothing a receive-only agent sends is applied. Each record is refused
+// like one the replica can never take: told to the agent once per LSN (its
+// status and sync name it), and the stream goes on, so that what the
+// server forwards to it keeps coming.
+void Session::refuse_receive_only(const proto::OpMsg& m) {
+    auto why = fmt::format("fileset '{}' is receive-only for {}: nothing it sends is applied", fileset_, peer_identity_);
+    {
+        std::lock_guard lock(slot_->mu);
+        if (slot_->owner != id_) return drop("superseded by a newer connection from the same agent");
+        slot_->counters.count(m, ApplyResult{.outcome = Outcome::rejected, .message = why}, *slot_->applier);
     }
-    return false;
+    if (m.kind == proto::OpKind::noop || m.lsn == last_refused_lsn_) return;
+    last_refused_lsn_ = m.lsn;
+    if (!told_receive_only_) spdlog::warn("{}: {}; refusing {} '{}' at LSN {} and what follows", who(), why,
+                                          proto::op_kind_name(m.kind), m.path, m.lsn);
+    else if (spdlog::should_log(spdlog::level::debug))
+        spdlog::debug("{}: refused {} '{}' at LSN {}: receive-only", who(), proto::op_kind_name(m.kind), m.path, m.lsn);
+    told_receive_only_ = true;
+    send(proto::RejectedMsg{m.lsn, m.path, why});
 }
 
 void Session::recheck() {
     auto self = shared_from_this();
     asio::post(strand_, [self] {
         if (self->state_ == State::closed) return;
+        if (self->by_key() && !self->ctx_.key_admitted(self->tls_peer_.offered_identity))
+            return self->drop(fmt::format("{} is no longer among this server's agents", self->peer_identity_));
         if (self->state_ == State::ready) {
             auto access = self->current_access(self->fileset_);
             if (access == Access::none)
                 return self->drop(fmt::format("{} may no longer use fileset '{}' on this server", self->peer_identity_,
                                               self->fileset_));
+            if (access == Access::send_only && self->forward_)
+                return self->drop(fmt::format("fileset '{}' is now send-only for {}: nothing is forwarded to it",
+                                              self->fileset_, self->peer_identity_));
             if (access != self->access_)
                 spdlog::info("{}: access to fileset '{}' is now {}", self->who(), self->fileset_, access_name(access));
+            if (access == Access::receive_only && self->access_ != Access::receive_only && self->slot_) {
+                // A file half sent stays unapplied: nothing more of it will be.
+                std::lock_guard lock(self->slot_->mu);
+                if (self->slot_->owner == self->id_) self->slot_->applier->abort_content();
+            }
             self->access_ = access;
         }
         if (!self->tls_peer_.cert_accepted) return;
@@ -312,6 +336,8 @@ void Session::on_hello(const proto::Hello& m) {
     if (tls_peer_.cert_accepted && !tls_peer_.cert_name.empty() && m.agent_id != tls_peer_.cert_name)
         return drop(fmt::format("agent id '{}' is not the name its certificate {} is allowed under ('{}')", m.agent_id,
                                 format_node_id(tls_peer_.fingerprint), tls_peer_.cert_name));
+    if (by_key() && !ctx_.key_admitted(tls_peer_.offered_identity))
+        return drop(fmt::format("{} is not among this server's agents", peer_identity_));
     access_ = current_access(m.fileset);
     if (access_ == Access::none)
         return drop(fmt::format("{} may not use fileset '{}' on this server", peer_identity_, m.fileset));
@@ -389,7 +415,7 @@ void Session::report(const std::vector<RejectionNote>& notes) {
 }
 
 void Session::on_op(const proto::OpMsg& m) {
-    if (refused_by_access(true)) return;
+    if (access_ == Access::receive_only) return refuse_receive_only(m);
     ApplyResult r;
     std::vector<RejectionNote> left_out;
     {
@@ -445,7 +471,6 @@ void Session::on_op(const proto::OpMsg& m) {
 // only ever names an LSN that is durable, so one reaching a newer connection
 // of the same agent tells it nothing false.
 void Session::on_commit(const proto::Commit& m) {
-    if (refused_by_access(true)) return;
     std::vector<RejectionNote> left_out;
     {
         std::lock_guard lock(slot_->mu);
@@ -538,7 +563,6 @@ void Session::acknowledge(const std::vector<CommitOutcome>& done, std::optional<
 }
 
 void Session::on_hash(const proto::HashRequest& m) {
-    if (refused_by_access(true)) return;
     Result<proto::HashReply> reply = fail(make_error(""));
     {
         std::lock_guard lock(slot_->mu);

@@ -52,7 +52,7 @@ void ServerHost::start(std::vector<std::string> extra) {
     proc_.reset();
     if (!extra.empty()) extra_ = std::move(extra);
     auto before = log().size();
-    std::vector<std::string> argv{bin_path("izreplicate").string(), "--root", root().string(), "--listen", endpoint(),
+    std::vector<std::string> argv{bin_path(program_).string(), "--root", root().string(), "--listen", endpoint(),
                                   "--key", key_.string(), "--foreground", "--log-file", log_file_.string(),
                                   "--log-level", "debug"};
     argv.insert(argv.end(), extra_.begin(), extra_.end());
@@ -111,7 +111,7 @@ AgentHost::~AgentHost() {
 std::vector<std::string> AgentHost::env() const { return {"IZ_RUN_DIR=" + (work_.path() / "run").string()}; }
 
 ProcessResult AgentHost::start(const std::vector<std::string>& endpoints, const std::vector<std::string>& extra) {
-    std::vector<std::string> argv{bin_path("izwatch").string(), "start",   dir_.string(),
+    std::vector<std::string> argv{bin_path(program_).string(), "start",   dir_.string(),
                                   "--journal",                  journal().string(), "--state-dir",
                                   (work_.path() / "state").string(), "--key", key_.string()};
     for (auto& ep : endpoints) {

@@ -41,12 +41,14 @@ public:
     // izreplicate runs under this command from the next start (e.g.
     // unshare, for a server in a user namespace of its own).
     void run_under(std::vector<std::string> prefix) { prefix_ = std::move(prefix); }
+    // Another build of the server from the next start (a test-only twin).
+    void use_program(std::string name) { program_ = std::move(name); }
     void kill9();
     bool running();
     // SIGSTOP / SIGCONT: a server that stops reading.
     void pause();
     void resume();
-    // SIGHUP: izreplicate reads its access and allowed-agents files again.
+    // SIGHUP: izreplicate reads its agents file (or the older two) again.
     void reload();
     std::string endpoint() const;
     // The replica of a fileset (per-fileset mode).
@@ -63,6 +65,7 @@ private:
     std::unique_ptr<ChildProcess> proc_;
     std::vector<std::string> extra_;
     std::vector<std::string> prefix_;
+    std::string program_ = "izreplicate";
 };
 
 // The agent host: a source filesystem with DIR = <mount>/data.
@@ -75,6 +78,8 @@ public:
     const std::filesystem::path& dir() const { return dir_; }
     // izwatch start DIR --server ... (daemonised, in the agent's namespace).
     ProcessResult start(const std::vector<std::string>& endpoints, const std::vector<std::string>& extra = {});
+    // Another build of the agent for the next start (a test-only twin).
+    void use_program(std::string name) { program_ = std::move(name); }
     ProcessResult sync(int timeout_s = 60);
     // izwatch SUBCOMMAND DIR ARGS... (verify, sync --verify, ...).
     ProcessResult izwatch(const std::string& subcommand, const std::vector<std::string>& args = {}, int timeout_s = 120);
@@ -108,6 +113,7 @@ private:
     // Every agent this host started: one still running at the end (a
     // restart the test lost track of) is killed, never left behind.
     std::vector<int> pids_;
+    std::string program_ = "izwatch";
 };
 
 // Lines of `a` missing from `b` and the reverse, for a readable failure.

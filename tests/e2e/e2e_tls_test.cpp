@@ -178,6 +178,8 @@ TEST_F(Tls, AnAgentWithAnotherKeyIsRefusedAndTheHonestOneServed) {
 TEST_F(Tls, AFilesetTheAgentMayNotUseIsRefusedNamingIt) {
     write_file(keys_.path() / "access.conf", "# everyone on data only\n* data read-write\n");
     server_->start({"--access", (keys_.path() / "access.conf").string()});
+    // The older option still works, for one release, saying so.
+    EXPECT_NE(server_->log().find("--access is deprecated"), std::string::npos) << tail(server_->log());
     AgentHost other(*agent_ns_, key_, "e2e-tls-other");
     write_file(other.dir() / "secret", "must not arrive\n");
     auto r = other.start({server_->endpoint()}, {"--fileset", "other", "--agent-id", "other"});
@@ -276,6 +278,7 @@ TEST_F(Tls, AgentsAndServersAuthenticateByPinnedCertificates) {
     write_file(ids.path() / "allowed", fmt::format("# agents of this test\n{}\n", agent_id));
     server_->start({"--identity", (ids.path() / "server").string(), "--allowed-agents", (ids.path() / "allowed").string()});
     EXPECT_NE(server_->log().find("node ID: " + server_id), std::string::npos);
+    EXPECT_NE(server_->log().find("--allowed-agents is deprecated"), std::string::npos) << tail(server_->log());
 
     auto pinned = server_->endpoint() + "@" + server_id;
     auto r = agent_->start({pinned}, {"--identity", (ids.path() / "agent").string()});

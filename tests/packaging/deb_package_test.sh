@@ -109,7 +109,7 @@ for f in /usr/bin/izwatch /usr/bin/izreplicate /usr/bin/izlog \
          /usr/share/man/man8/izwatch.8.gz /usr/share/man/man8/izreplicate.8.gz /usr/share/man/man1/izlog.1.gz \
          /usr/share/bash-completion/completions/izwatch /usr/share/bash-completion/completions/izreplicate \
          /usr/share/bash-completion/completions/izlog \
-         /etc/intermezzo/izreplicate.conf /etc/intermezzo/izwatch.conf.example \
+         /etc/intermezzo/izreplicate.conf /etc/intermezzo/izwatch.conf.example /etc/intermezzo/agents.conf.example \
          /usr/share/doc/intermezzo/copyright /usr/share/doc/intermezzo/changelog.gz; do
   grep -qxF "$f" <<<"$installed" || fail "the package does not install $f"
   [ -e "$f" ] || fail "$f is listed but missing"

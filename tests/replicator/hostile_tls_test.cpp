@@ -405,11 +405,32 @@ TEST_F(AccessRules, ReceiveOnlyAnswersVerificationButAppliesNothing) {
     auto tree = tree_of_root(c);
     ASSERT_TRUE(tree) << tree.error().message;
     EXPECT_EQ(std::get<proto::TreeReply>(*tree).error, "");
+    // Each record it sends is refused, told once (a file's parts share an
+    // LSN), and the connection goes on: what the server forwards to it
+    // keeps coming.
     ASSERT_TRUE(c.send(OpMsg{.lsn = 1, .kind = OpKind::mkdir, .path = "d", .mode = 040755u}));
-    std::string why;
-    EXPECT_TRUE(c.wait_closed(5s, &why));
-    EXPECT_NE(why.find("fileset 'fs1' is receive-only"), std::string::npos) << why;
+    ASSERT_TRUE(c.send(OpMsg{.lsn = 2, .kind = OpKind::content_begin, .path = "f", .mode = 0100644u, .more = true}));
+    ASSERT_TRUE(c.send(OpMsg{.lsn = 2, .kind = OpKind::content_end, .path = "f"}));
+    ASSERT_TRUE(c.send(proto::Commit{2}));
+    for (uint64_t lsn : {1, 2}) {
+        auto m = c.receive();
+        ASSERT_TRUE(m) << m.error().message << server->all_logs();
+        auto* r = std::get_if<proto::RejectedMsg>(&*m);
+        ASSERT_NE(r, nullptr) << proto::msg_type_name(proto::type_of(*m));
+        EXPECT_EQ(r->lsn, lsn);
+        EXPECT_EQ(r->path, lsn == 1 ? "d" : "f");
+        EXPECT_NE(r->message.find("fileset 'fs1' is receive-only"), std::string::npos) << r->message;
+    }
+    auto ack = c.receive();
+    ASSERT_TRUE(ack) << ack.error().message << server->all_logs();
+    ASSERT_TRUE(std::holds_alternative<proto::Ack>(*ack)) << proto::msg_type_name(proto::type_of(*ack));
+    EXPECT_EQ(std::get<proto::Ack>(*ack).lsn, 2u);
     EXPECT_FALSE(fs::exists(server->fileset_root("fs1") / "d"));
+    EXPECT_FALSE(fs::exists(server->fileset_root("fs1") / "f"));
+    ASSERT_TRUE(c.send(proto::Ping{5}));
+    auto pong = c.receive();
+    ASSERT_TRUE(pong) << pong.error().message << server->all_logs();
+    EXPECT_EQ(std::get<proto::Pong>(*pong).id, 5u);
 }
 
 // SIGHUP reads the rules again: a session still allowed goes on, one no
@@ -428,6 +449,31 @@ TEST_F(AccessRules, AReloadKeepsTheSessionsStillAllowedAndDropsTheOthers) {
     auto ack = ack_of_a_mkdir(a, 1, "still");
     ASSERT_TRUE(ack) << ack.error().message << server->all_logs();
     EXPECT_EQ(std::get<proto::Ack>(*ack).lsn, 1u);
+}
+
+// A subscriber whose fileset a reload makes send-only gets no more
+// forwards: its connection is dropped naming the fileset (and its next
+// subscription is refused the same way).
+TEST_F(AccessRules, AReloadThatMakesASubscriberSendOnlyEndsItsForwards) {
+    auto server = start_server(key_rules("fs1 read-write"));
+    auto c = server->connect();
+    ASSERT_TRUE(c.handshake(server->key, "agent-a", "fs1"));
+    ASSERT_TRUE(c.send(proto::Subscribe{0}));
+    ASSERT_TRUE(c.send(proto::Ping{3}));
+    auto pong = c.receive();
+    ASSERT_TRUE(pong) << pong.error().message << server->all_logs();
+    ASSERT_TRUE(std::holds_alternative<proto::Pong>(*pong));
+    write_file(dir / "access.conf", key_rules("fs1 send-only"));
+    server->reload();
+    std::string why;
+    EXPECT_TRUE(c.wait_closed(5s, &why)) << server->all_logs();
+    EXPECT_NE(why.find("fileset 'fs1' is now send-only"), std::string::npos) << why;
+    auto again = server->connect();
+    ASSERT_TRUE(again.handshake(server->key, "agent-a", "fs1"));
+    ASSERT_TRUE(again.send(proto::Subscribe{0}));
+    EXPECT_TRUE(again.wait_closed(5s, &why));
+    EXPECT_NE(why.find("fileset 'fs1' is send-only"), std::string::npos) << why;
+    EXPECT_NE(why.find("nothing is forwarded to it"), std::string::npos) << why;
 }
 
 TEST(AccessFile, AMistakeIsRefusedNamingTheLine) {

@@ -40,6 +40,8 @@ public:
 
     std::string address_a() const;
     std::string address_b() const;
+    // The device at `a`'s end, in `a`'s namespace (what a capture listens on).
+    const std::string& device_a() const { return dev_a_; }
     // Cuts or restores the link (both ends down/up): a cable pulled out.
     Status set_up(bool up);
     // Caps the bandwidth from `a` to `b` (a tc token bucket, e.g. "40mbit"),
