@@ -77,6 +77,9 @@ private:
 
     // apply_content.cpp
     Status do_write(const OpMsg& op);  // write and truncate
+    // do_write where a program on the server runs the file (ETXTBSY):
+    // the file is replaced with the write applied to a copy.
+    Status replace_running(const OpMsg& op);
     Status do_content_begin(const OpMsg& op);
     Status do_content_data(const OpMsg& op);
     Status do_content_end(const OpMsg& op);
