@@ -216,6 +216,7 @@ ApplyResult ApplierImpl::apply(const OpMsg& op) {
     ApplyResult result;
     conflicts_.clear();
     current_lsn_ = op.lsn;
+    if (op.lsn > replay_through_ && !named_in_replay_.empty()) named_in_replay_.clear();
     Status s;
     bool rest = op.kind == proto::OpKind::content_data || op.kind == proto::OpKind::content_end;
     if (rest && !content_ && skipped_content_ && skipped_content_->lsn == op.lsn && skipped_content_->path == op.path) {
@@ -464,6 +465,8 @@ void ApplierImpl::resume() {
     struct timespec now{};
     ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
     resumed_at_ns_ = static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+    replay_through_ = std::max(recover_through_, applied_through_);
+    named_in_replay_.clear();
 }
 
 Status ApplierImpl::settle_deferred() {
