@@ -28,6 +28,7 @@ Status DaemonImpl::start_shipper() {
     replicator::ShipperOptions so = opts_.shipping;
     so.journal_dir = opts_.journal_dir;
     so.watched_root = opts_.dir;
+    so.state_dir = opts_.state_dir;
     so.on_acked = [fd = ack_fd_] {
         uint64_t one = 1;
         // EAGAIN only when the counter is saturated: the loop wakes anyway.

@@ -142,7 +142,6 @@ bool is_state_error(int err) {
         case ENOTEMPTY:
         case EISDIR:
         case EINVAL:
-        case ETXTBSY:
         case ENODATA:
         case ENOTSUP:
             return true;
@@ -171,10 +170,17 @@ bool is_state_error(int err) {
 // the replica went on differing with only an info line in the server's log
 // and `izwatch sync` saying done. So they are left out and reported too; a
 // verify --repair brings the source's version once the cause is gone.
+// ETXTBSY: a program on the server runs the replica's file, so its bytes
+// cannot change in place. Such a file is replaced instead (replace_running),
+// unless it has several names, which a replacement would split. That write
+// was skipped as a state error, with the replica different and `izwatch
+// sync` saying done. It is not retried either: the program may run for
+// days, and every record after this one would wait for it. Left out and
+// reported; verify --repair brings the source's bytes once it has ended.
 bool is_permanent(const Error& e) {
     return is_rejection(e) || e.sys_errno == ENAMETOOLONG || e.sys_errno == EILSEQ || e.sys_errno == EFBIG ||
            e.sys_errno == EXDEV || e.sys_errno == EMLINK || e.sys_errno == EPERM || e.sys_errno == EACCES ||
-           e.sys_errno == EBUSY;
+           e.sys_errno == EBUSY || e.sys_errno == ETXTBSY;
 }
 
 // What an administrator reading the rejection needs besides the errno text.
@@ -187,6 +193,9 @@ std::string why_permanent(const Error& e) {
             return e.message + " (the replica forbids it: an immutable or append-only flag on the entry or its "
                                "directory, or a right the server lacks there)";
         case EBUSY: return e.message + " (a mount point on the replica is in the way)";
+        case ETXTBSY:
+            return e.message + " (a program on the server is running the replica's file, whose bytes cannot change "
+                               "in place meanwhile, and its other names keep it from being replaced)";
         default: return e.message;
     }
 }
@@ -207,6 +216,7 @@ ApplyResult ApplierImpl::apply(const OpMsg& op) {
     ApplyResult result;
     conflicts_.clear();
     current_lsn_ = op.lsn;
+    if (op.lsn > replay_through_ && !named_in_replay_.empty()) named_in_replay_.clear();
     Status s;
     bool rest = op.kind == proto::OpKind::content_data || op.kind == proto::OpKind::content_end;
     if (rest && !content_ && skipped_content_ && skipped_content_->lsn == op.lsn && skipped_content_->path == op.path) {
@@ -455,6 +465,8 @@ void ApplierImpl::resume() {
     struct timespec now{};
     ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
     resumed_at_ns_ = static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+    replay_through_ = std::max(recover_through_, applied_through_);
+    named_in_replay_.clear();
 }
 
 Status ApplierImpl::settle_deferred() {

@@ -168,6 +168,7 @@ Result<UniqueFd> ApplierImpl::open_for_update(const std::string& path) {
 
 Status ApplierImpl::do_write(const OpMsg& op) {
     auto fd = open_for_update(op.path);
+    if (!fd && fd.error().sys_errno == ETXTBSY) return replace_running(op);
     if (!fd) return fail(fd.error());
     if (op.kind == proto::OpKind::write) {
         if (auto ok = write_extents(fd->get(), op, op.path); !ok) return ok;
@@ -190,6 +191,47 @@ Status ApplierImpl::do_write(const OpMsg& op) {
     return {};
 }
 
+// A program on the server runs the replica's file (ETXTBSY): its bytes
+// cannot change in place, and the write was skipped, the replica left
+// different. The file can be replaced all the same, as a package manager
+// replaces a running program (which keeps running its own copy): the write
+// becomes content based on the file's bytes, written into a new file and
+// renamed over it, with the owner, mode and directory mtime it had. A file
+// with several names stays in place (replacing one name would split them):
+// that write is rejected (ETXTBSY is in is_permanent).
+Status ApplierImpl::replace_running(const OpMsg& op) {
+    auto p = dirs_->parent_of(op.path);
+    if (!p) return fail(p.error());
+    auto st = stat_at(p->dir.get(), p->name, op.path);
+    if (!st) return fail(st.error());
+    if (!*st || (*st)->st_nlink > 1) return fail(sys_error("open for writing", op.path, ETXTBSY));
+    const struct stat was = **st;
+    struct stat dir{};
+    if (::fstat(p->dir.get(), &dir) != 0) return fail(sys_error("stat the directory of", op.path, errno));
+    OpMsg begin = op;
+    begin.kind = proto::OpKind::content_begin;
+    begin.base = proto::ContentBase::existing;
+    begin.mode = op.mode ? *op.mode : was.st_mode;
+    begin.size.reset();
+    if (op.kind != proto::OpKind::write) {
+        begin.extents.clear();
+        begin.holes.clear();
+    }
+    if (auto ok = do_content_begin(begin); !ok) return ok;
+    OpMsg end;
+    end.lsn = op.lsn;
+    end.kind = proto::OpKind::content_end;
+    end.path = op.path;
+    end.size = op.size;
+    end.uid = op.uid ? *op.uid : was.st_uid;
+    end.gid = op.gid ? *op.gid : was.st_gid;
+    end.mode = op.mode ? *op.mode : was.st_mode;
+    end.atime_ns = op.atime_ns;
+    end.mtime_ns = op.mtime_ns;
+    end.parent_mtime_ns = int64_t{dir.st_mtim.tv_sec} * 1'000'000'000 + dir.st_mtim.tv_nsec;
+    return do_content_end(end);
+}
+
 Status ApplierImpl::do_content_begin(const OpMsg& op) {
     abort_content();
     auto p = dirs_->parent_of(op.path);
@@ -207,17 +249,21 @@ Status ApplierImpl::do_content_begin(const OpMsg& op) {
         }
         memory_->doubt(static_cast<uint64_t>((*st)->st_ino));
     }
+    // Several names share the inode: replacing one would split them, so
+    // the content goes into the shared inode in place.
+    c.in_place = c.before && c.before->st_nlink > 1;
     UniqueFd existing;
     if (c.before) {
         auto node = open_beneath(p->dir.get(), p->name, O_PATH | O_NOFOLLOW);
         if (!node) return fail(node.error());
-        int fd = ::open(fd_path(node->get()).c_str(), O_RDWR | O_CLOEXEC);
+        // Replaced, it is only read (its bytes and xattrs copied): opened
+        // for writing, a file a program on the server runs (ETXTBSY) could
+        // not be replaced, although a rename over it can, as a package
+        // manager replaces a running program.
+        int fd = ::open(fd_path(node->get()).c_str(), (c.in_place ? O_RDWR : O_RDONLY) | O_CLOEXEC);
         if (fd < 0) return fail(sys_error("open", op.path, errno));
         existing.reset(fd);
     }
-    // Several names share the inode: replacing one would split them, so
-    // the content goes into the shared inode in place.
-    c.in_place = c.before && c.before->st_nlink > 1;
     if (c.in_place) {
         if (op.base == proto::ContentBase::empty && ::ftruncate(existing.get(), 0) != 0)
             return fail(sys_error("truncate", op.path, errno));

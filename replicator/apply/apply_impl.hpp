@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <optional>
+#include <set>
 
 #include "applied_state.hpp"
 #include "background_sync.hpp"
@@ -77,6 +78,9 @@ private:
 
     // apply_content.cpp
     Status do_write(const OpMsg& op);  // write and truncate
+    // do_write where a program on the server runs the file (ETXTBSY):
+    // the file is replaced with the write applied to a copy.
+    Status replace_running(const OpMsg& op);
     Status do_content_begin(const OpMsg& op);
     Status do_content_data(const OpMsg& op);
     Status do_content_end(const OpMsg& op);
@@ -147,6 +151,15 @@ private:
     // ones left there (a replay, exchange_notes.hpp); otherwise notes what
     // the name holds, and false.
     Result<bool> done_before(const OpMsg& op, int dirfd, const std::string& name);
+    // The names link, rename and exchange gave since the sender resumed,
+    // while it replays (up to replay_through_): such a name holds an inode
+    // born before the resume, which its birth time would date before the
+    // replay (done_before). Emptied once the replay is over.
+    std::set<std::string> named_in_replay_;
+    uint64_t replay_through_ = 0;
+    void named(const std::string& path) {
+        if (current_lsn_ <= replay_through_) named_in_replay_.insert(path);
+    }
     // After an unclean stop, until the first commit: what the replayed
     // operations find changed is taken for the replicator's own work.
     bool recovering_ = false;

@@ -202,6 +202,7 @@ Status ApplierImpl::do_link(const OpMsg& op) {
     if (::linkat(from.dir.get(), from.name.c_str(), to.dir.get(), to.name.c_str(), 0) != 0)
         return fail(sys_error(fmt::format("link '{}' to", op.path), op.target, errno));
     memory_->alias(op.target, static_cast<uint64_t>(src->st_ino));
+    named(op.target);
     return set_dir_mtime(to, op.target_parent_mtime_ns ? op.target_parent_mtime_ns : op.parent_mtime_ns,
                          op.target);
 }
@@ -217,6 +218,10 @@ Result<bool> ApplierImpl::done_before(const OpMsg& op, int dirfd, const std::str
     }
     if (*at == note->at_path) return false;  // as it was: the operation runs (again, or for the first time)
     if (*at == "-") return true;             // moved or removed since: by this operation, or a later one
+    // Named by this replay (a link or rename made again): run, whenever
+    // its inode was born. Left, a name the source removed or moved stayed
+    // on the replica for good.
+    if (named_in_replay_.count(op.path)) return false;
     // Another entry: made by a later operation before the sender resumed
     // (done), or by this replay (run). Without a birth time it cannot be told: run, as
     // before notes were kept.
@@ -307,6 +312,7 @@ Status ApplierImpl::do_rename(const OpMsg& op) {
         }
     }
     memory_->move(op.path, op.target);
+    named(op.target);
     if (auto ok = set_dir_mtime(from, op.parent_mtime_ns, op.path); !ok) return ok;
     return set_dir_mtime(to, op.target_parent_mtime_ns, op.target);
 }
@@ -353,6 +359,8 @@ Status ApplierImpl::do_exchange(const OpMsg& op) {
         if (::renameat2(from.dir.get(), from.name.c_str(), to.dir.get(), to.name.c_str(), RENAME_EXCHANGE) != 0)
             return fail(sys_error(fmt::format("exchange with '{}' of", op.target), op.path, errno));
         memory_->exchange(op.path, op.target);
+        named(op.path);
+        named(op.target);
     } else {
         // One side is missing here (this replica diverged): the other goes
         // where the source now has it. The note made above keeps a replay
@@ -364,6 +372,7 @@ Status ApplierImpl::do_exchange(const OpMsg& op) {
         if (::renameat(a.dir.get(), a.name.c_str(), b.dir.get(), b.name.c_str()) != 0)
             return fail(sys_error(fmt::format("rename (one side of an exchange) to '{}' of", b_path), a_path, errno));
         memory_->move(a_path, b_path);
+        named(b_path);
     }
     if (auto ok = set_dir_mtime(from, op.parent_mtime_ns, op.path); !ok) return ok;
     return set_dir_mtime(to, op.target_parent_mtime_ns, op.target);

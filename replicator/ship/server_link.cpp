@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "common/path_tree.hpp"
+#include "rejection_store.hpp"
 #include "journal/reader.hpp"
 #include "replicator/wire/plaintext_bench.hpp"
 
@@ -73,7 +74,40 @@ ServerLink::ServerLink(asio::io_context& io, const ShipperOptions& options, Shar
       on_ack_(std::move(on_ack)),
       resolver_(io),
       timer_(io),
-      deadline_(io) {}
+      deadline_(io) {
+    if (!options_.state_dir.empty()) rejections_file_ = rejections_file(options_.state_dir, endpoint_);
+}
+
+Status ServerLink::restore_rejected() {
+    if (rejections_file_.empty()) return {};
+    auto kept = load_rejections(rejections_file_);
+    if (!kept) return iz::fail(kept.error());
+    std::lock_guard lock(mu_);
+    rejected_.assign(kept->begin(), kept->end());
+    for (auto& r : rejected_)
+        spdlog::warn("server {} could not apply '{}' (LSN {}) before this agent started: {}; until a verification "
+                     "finds that replica equal, every sync that covers it fails",
+                     name_, r.path, r.lsn, r.message);
+    return {};
+}
+
+// Called on the network thread as a rejection arrives, before the next
+// frame is read: the Ack that covers it is taken only once it is durable.
+// A report still unread when the agent dies is lost if the server made the
+// record durable meanwhile: the server resumes after it and does not say
+// it again (it keeps no list of what it rejected).
+void ServerLink::persist_rejected() {
+    if (rejections_file_.empty()) return;
+    std::lock_guard order(persist_mu_);
+    std::vector<RejectedRecord> kept;
+    {
+        std::lock_guard lock(mu_);
+        kept.assign(rejected_.begin(), rejected_.end());
+    }
+    if (auto ok = save_rejections(rejections_file_, kept); !ok)
+        spdlog::error("server {}: keeping what it cannot apply: {}; a restart of this agent would forget it", name_,
+                      ok.error().message);
+}
 
 void ServerLink::start() {
     auto self = shared_from_this();
@@ -311,10 +345,11 @@ void ServerLink::handle(proto::Message m) {
         }
     } else if (auto* rej = std::get_if<proto::RejectedMsg>(&m)) {
         // Not a return: the next frame is read below.
-        if (note_rejected(*rej))
+        if (note_rejected(*rej)) {
+            persist_rejected();
             spdlog::error("server {} cannot apply '{}' (LSN {}): {}; the replica goes on without it", name_, rej->path,
                           rej->lsn, rej->message);
-        else
+        } else
             spdlog::debug("server {} reports again that it cannot apply '{}' (LSN {}): a replay", name_, rej->path,
                           rej->lsn);
     } else if (auto* h = std::get_if<proto::HashReply>(&m)) {
@@ -728,13 +763,18 @@ bool ServerLink::note_rejected(const proto::RejectedMsg& m) {
 }
 
 size_t ServerLink::forget_rejected(uint64_t through, const std::vector<std::string>& changing) {
-    std::lock_guard lock(mu_);
-    return std::erase_if(rejected_, [&](const RejectedRecord& r) {
-        if (r.lsn > through) return false;
-        return std::none_of(changing.begin(), changing.end(), [&](const std::string& c) {
-            return at_or_beneath(r.path, c) || at_or_beneath(c, r.path);
+    size_t gone = 0;
+    {
+        std::lock_guard lock(mu_);
+        gone = std::erase_if(rejected_, [&](const RejectedRecord& r) {
+            if (r.lsn > through) return false;
+            return std::none_of(changing.begin(), changing.end(), [&](const std::string& c) {
+                return at_or_beneath(r.path, c) || at_or_beneath(c, r.path);
+            });
         });
-    });
+    }
+    if (gone) persist_rejected();
+    return gone;
 }
 
 ServerStatus ServerLink::status() const {

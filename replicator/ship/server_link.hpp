@@ -21,6 +21,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -100,6 +101,9 @@ public:
     ServerStatus status() const;
     // Shipper::forget_rejected for this server; returns how many went.
     size_t forget_rejected(uint64_t through, const std::vector<std::string>& changing);
+    // Reads what this server rejected before the agent (re)started, kept
+    // beneath ShipperOptions::state_dir; before start().
+    Status restore_rejected();
     const ServerEndpoint& endpoint() const { return endpoint_; }
     // Counts file data put into frames (before compression), for status.
     void count_data(uint64_t raw_bytes);
@@ -110,6 +114,8 @@ private:
     // Keeps a RejectedMsg in rejected_; false (nothing kept or counted) when
     // the same rejection is kept already (see server_link.cpp).
     bool note_rejected(const proto::RejectedMsg& m);
+    // Writes rejected_ to its file (rejection_store.hpp), if there is one.
+    void persist_rejected();
     enum class Phase { idle, connecting, handshake, ready };
 
     void connect();
@@ -185,6 +191,10 @@ private:
     uint64_t pending_bytes_ = 0;
     uint64_t conflicts_ = 0;
     std::deque<RejectedRecord> rejected_;
+    // Where rejected_ is kept ("" for nowhere); persist_mu_ orders the
+    // writes (taken before mu_, never inside it).
+    std::filesystem::path rejections_file_;
+    std::mutex persist_mu_;
     uint64_t connections_ = 0;  // that passed the handshake
     uint64_t rejected_total_ = 0;
     uint64_t server_errors_ = 0;

@@ -124,6 +124,8 @@ public:
                     }
                 }
             }));
+        for (auto& link : links_)
+            if (auto ok = link->restore_rejected(); !ok) return ok;
         // Shared filesets: one server forwards; the others only receive.
         if (options_.receiver && !links_.empty()) links_.front()->receive_into(options_.receiver);
         io_thread_ = std::thread([this] {

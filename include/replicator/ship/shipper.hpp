@@ -68,6 +68,10 @@ struct ShipperOptions {
     // This agent's identity (node.key, node.crt): shown to the servers
     // pinned by node ID (ServerEndpoint::fingerprint), which need no key.
     std::filesystem::path identity_dir;
+    // The agent's state directory: what each server reported it can never
+    // apply is kept beneath it (rejected/), so that it outlives a restart
+    // or a crash of the agent. Empty: kept in memory only.
+    std::filesystem::path state_dir;
 
     // Called on the shipper's network thread for every conflict a server
     // reports. Keep it short (e.g. append an Op::conflict record); it must
@@ -128,11 +132,13 @@ struct ServerStatus {
     // Bytes sent but not yet acknowledged, plus data read and not yet sent.
     uint64_t bytes_behind = 0;
     uint64_t conflicts = 0;  // reported by that server since start
-    // Operations it reported it can never apply, since start (the latest
+    // Operations it reported it can never apply (the latest
     // kMaxRejectedKept, oldest first), each once however often a replay
     // reports it again. They stay until a verification finds the replica
     // equal (forget_rejected()): the replica lacks them whatever follows,
-    // and every sync that covers one fails naming it.
+    // and every sync that covers one fails naming it. With
+    // ShipperOptions::state_dir they outlive the agent: those reported
+    // before a restart are listed from the start.
     std::vector<RejectedRecord> rejected;
     static constexpr size_t kMaxRejectedKept = 100;
     // Since start: file data shipped (before compression), and every byte
