@@ -64,6 +64,9 @@ Status DaemonImpl::start_shipper() {
             return {};
         };
         ro.moved = so.on_acked;
+        ro.resubscribe = [this](const std::string& why) {
+            if (auto* s = shipper_ptr_.load()) s->resubscribe(why);
+        };
         auto receiver = Receiver::open(std::move(ro));
         if (!receiver) return fail(receiver.error());
         receiver_ = *receiver;

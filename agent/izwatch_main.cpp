@@ -198,6 +198,20 @@ std::string human(const AgentStatus& s) {
                            human_bytes(srv.data_bytes_sent),
                            human_bytes(srv.wire_bytes_sent),
                            srv.last_error.empty() ? "" : "; last error: " + srv.last_error);
+    for (auto& srv : s.servers) {
+        if (!srv.received_lsn) continue;
+        out += fmt::format("  receiving from {}: applied through server LSN {}, {}{}\n", srv.endpoint,
+                           *srv.received_lsn,
+                           srv.records_to_receive ? fmt::format("{} records to receive (server head {})",
+                                                                *srv.records_to_receive, *srv.server_head)
+                                                  : std::string("records to receive unknown (server not reached)"),
+                           srv.receive_error && !srv.receive_error->empty() ? "; last error: " + *srv.receive_error
+                                                                             : "");
+        if (srv.not_applied)
+            for (auto& r : *srv.not_applied)
+                out += fmt::format("  NOT APPLIED here from {}: '{}' (server LSN {}): {}\n", srv.endpoint, r.path,
+                                   r.lsn, r.message);
+    }
     for (auto& srv : s.servers)
         for (auto& r : srv.rejected)
             out += fmt::format("  CANNOT APPLY on {}: '{}' (LSN {}): {}\n", srv.endpoint,

@@ -215,6 +215,10 @@ public:
         return links_.front()->request_head(timeout);
     }
 
+    void resubscribe(const std::string& why) override {
+        if (!links_.empty()) links_.front()->reconnect(why);
+    }
+
     void stop() override {
         if (stopped_.exchange(true)) return;
         stopping_ = true;

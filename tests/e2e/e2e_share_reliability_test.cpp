@@ -1,0 +1,224 @@
+// End to end, shared filesets when things go wrong: two real izwatch agents
+// in send-receive mode share a fileset through one real izreplicate (the
+// e2e hosts of e2e_share_test.cpp), and a forward meets a real fault on the
+// receiving agent. Nothing the others did is lost there: it arrives once
+// the fault is gone, `izwatch sync` names it meanwhile, and `izwatch
+// status` shows what is still to receive.
+#include <fcntl.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "e2e_hosts.hpp"
+
+namespace fs = std::filesystem;
+
+namespace iz::test::e2e {
+namespace {
+
+constexpr const char* kFileset = "team";
+
+void write_file(const fs::path& p, const std::string& bytes) {
+    std::ofstream out(p, std::ios::binary | std::ios::trunc);
+    out << bytes;
+}
+
+std::string read_file(const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// Bytes that do not compress to nothing and differ per file.
+std::string pattern(size_t n, uint32_t seed) {
+    std::string s(n, '\0');
+    uint32_t x = seed * 2654435761u + 1;
+    for (auto& c : s) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        c = static_cast<char>(x);
+    }
+    return s;
+}
+
+// Takes every free block of the filesystem holding `dir` (root's reserve
+// too: izwatch runs as root) into files under `dir`, which must lie
+// outside the watched directory. Returns how many bytes it took.
+uint64_t fill_filesystem(const fs::path& dir) {
+    fs::create_directories(dir);
+    uint64_t taken = 0;
+    for (int i = 0;; ++i) {
+        struct statvfs sv {};
+        if (::statvfs(dir.c_str(), &sv) != 0) break;
+        uint64_t free_bytes = uint64_t{sv.f_bfree} * sv.f_frsize;
+        if (free_bytes < 4096 || i > 64) break;
+        int fd = ::open((dir / fmt::format("fill{}", i)).c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd < 0) break;
+        // Halves until a size fits (the extent tree takes blocks too).
+        for (uint64_t want = free_bytes; want >= 4096; want /= 2)
+            if (::fallocate(fd, 0, 0, static_cast<off_t>(want)) == 0) {
+                taken += want;
+                break;
+            }
+        ::close(fd);
+    }
+    // The last blocks: writes until the filesystem says it is full, made
+    // durable so that nothing freed later (a journal commit) gives space.
+    int fd = ::open((dir / "last").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd >= 0) {
+        std::string block(4096, 'f');
+        for (int round = 0; round < 3; ++round) {
+            while (::write(fd, block.data(), block.size()) > 0) taken += block.size();
+            ::fsync(fd);
+            ::sync();
+        }
+        ::close(fd);
+    }
+    ::sync();
+    return taken;
+}
+
+class ShareReliability : public ::testing::Test {
+protected:
+    void SetUp() override {
+        agents_ns_ = must(Netns::make("shrel-agents"));
+        server_ns_ = must(Netns::make("shrel-srv"));
+        link_ = must(VethLink::make(*agents_ns_, *server_ns_, 1));
+        key_ = make_key(keys_);
+        server_ = std::make_unique<ServerHost>(*server_ns_, link_->address_b(), key_, "shrel-srv");
+        server_->start();
+        a_ = std::make_unique<AgentHost>(*agents_ns_, key_, "shrel-a");
+        b_ = std::make_unique<AgentHost>(*agents_ns_, key_, "shrel-b");
+    }
+
+    void TearDown() override {
+        if (HasFailure()) {
+            auto base = (fs::path(::testing::TempDir()) /
+                         fmt::format("iz-e2e-{}", ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+                            .string();
+            std::ofstream(base + ".a-log") << a_->log();
+            std::ofstream(base + ".b-log") << b_->log();
+            std::ofstream(base + ".server-log") << server_->log();
+            fmt::print(stderr, "logs kept in {}.{{a,b,server}}-log\n", base);
+        }
+        a_.reset();
+        b_.reset();
+        server_.reset();
+        link_.reset();
+        server_ns_.reset();
+        agents_ns_.reset();
+    }
+
+    void start(AgentHost& agent, const std::string& id, const std::string& mode = "send-receive") {
+        auto r = agent.start({server_->endpoint()}, {"--mode", mode, "--agent-id", id, "--fileset", kFileset});
+        ASSERT_EQ(r.exit_code, 0) << r.err << "\n" << agent.log();
+    }
+
+    void sync(AgentHost& agent) {
+        auto r = agent.sync(60);
+        ASSERT_EQ(r.exit_code, 0) << "izwatch sync: " << r.err << "\nagent log:\n"
+                                  << agent.log() << "\nserver log:\n"
+                                  << server_->log();
+    }
+
+    fs::path replica() const { return server_->replica(kFileset); }
+
+    void expect_equal(AgentHost& agent, const std::string& when) {
+        auto m = manifest(agent.dir());
+        auto ms = manifest(replica());
+        EXPECT_TRUE(m == ms) << when << ": " << agent.dir() << " differs from the server's replica:\n"
+                             << manifest_diff(m, ms);
+    }
+
+    // The status of the server forwards come from, as `izwatch status --json` has it.
+    nlohmann::json receiving_status(AgentHost& agent) {
+        auto st = agent.status();
+        if (!st.is_object() || !st.contains("servers") || st["servers"].empty()) return nlohmann::json::object();
+        return st["servers"][0];
+    }
+
+    TempDir keys_{"shrel-key"};
+    fs::path key_;
+    std::unique_ptr<Netns> agents_ns_, server_ns_;
+    std::unique_ptr<VethLink> link_;
+    std::unique_ptr<ServerHost> server_;
+    std::unique_ptr<AgentHost> a_, b_;
+};
+
+// A's filesystem is full when B's file is forwarded to it: the forward
+// fails with ENOSPC. It is not passed over: sync on A fails naming the
+// path and the error, status shows it and what is still to receive, and
+// once space is freed the file (and what B did after it) arrives.
+TEST_F(ShareReliability, AForwardFailingForLackOfSpaceArrivesOnceSpaceIsFreed) {
+    start(*a_, "a");
+    start(*b_, "b");
+    const fs::path A = a_->dir(), B = b_->dir();
+    write_file(B / "before.txt", "before the disk filled\n");
+    sync(*b_);
+    sync(*a_);
+    ASSERT_EQ(read_file(A / "before.txt"), "before the disk filled\n");
+
+    // Outside the watched directory, on its filesystem.
+    const fs::path filler = A.parent_path() / "filler";
+    ASSERT_GT(fill_filesystem(filler), 0u);
+    {
+        // (statvfs counts ext4's reserve for metadata as free: try instead.)
+        const fs::path probe = A.parent_path() / "probe";
+        int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        ASSERT_GE(fd, 0);
+        auto bytes = pattern(1 << 20, 3);
+        auto n = ::write(fd, bytes.data(), bytes.size());
+        int err = errno;
+        ::close(fd);
+        fs::remove(probe);
+        ASSERT_TRUE(n < 0 && err == ENOSPC) << "the filesystem is not full: wrote " << n;
+    }
+
+    const std::string big = pattern(2 << 20, 7);
+    write_file(B / "big.bin", big);
+    write_file(B / "after.txt", "made after big.bin\n");
+    sync(*b_);
+
+    auto r = a_->sync(15);
+    EXPECT_NE(r.exit_code, 0) << "sync said done while A lacks big.bin:\n" << r.out;
+    EXPECT_NE(r.err.find("big.bin"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("No space left on device"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(A / "after.txt")) << "a later record passed the one that failed";
+
+    auto srv = receiving_status(*a_);
+    ASSERT_TRUE(srv.contains("receive_error")) << srv.dump();
+    EXPECT_NE(srv["receive_error"].get<std::string>().find("big.bin"), std::string::npos) << srv.dump();
+    ASSERT_TRUE(srv.contains("records_to_receive")) << srv.dump();
+    EXPECT_GE(srv["records_to_receive"].get<uint64_t>(), 2u) << srv.dump();
+    EXPECT_EQ(srv.value("records_to_receive", uint64_t{0}) + srv.value("received_lsn", uint64_t{0}),
+              srv.value("server_head", uint64_t{0}))
+        << srv.dump();
+    auto text = a_->izwatch("status");
+    EXPECT_NE(text.out.find("records to receive"), std::string::npos) << text.out;
+    EXPECT_NE(text.out.find("big.bin"), std::string::npos) << text.out;
+
+    fs::remove_all(filler);
+    ::sync();
+    sync(*a_);
+    EXPECT_TRUE(read_file(A / "big.bin") == big) << "big.bin differs on A";
+    EXPECT_EQ(read_file(A / "after.txt"), "made after big.bin\n");
+    expect_equal(*a_, "after space was freed on A");
+    expect_equal(*b_, "B");
+    // (B's agent may still send a record of its own, an mtime, meanwhile.)
+    eventually(
+        [&] {
+            srv = receiving_status(*a_);
+            return srv.value("records_to_receive", uint64_t{99}) == 0;
+        },
+        std::chrono::seconds(20));
+    EXPECT_EQ(srv.value("records_to_receive", uint64_t{99}), 0u) << srv.dump();
+    EXPECT_EQ(srv.value("receive_error", std::string("absent")), "") << srv.dump();
+}
+
+}  // namespace
+}  // namespace iz::test::e2e
