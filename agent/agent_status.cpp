@@ -43,7 +43,8 @@ template <class S, class F>
 void fields_of_agent(S& s, F&& f) {
     IZ_STATUS_FIELDS(dir, pid, journal, state_dir, capture, capture_detail, root_removed, queue_events, records,
                      events, events_outside, events_per_s, overflows, rescans, journal_errors, head_lsn,
-                     durable_lsn, journal_disk_bytes, uptime_s, servers, scrub, journal_failure, queue_depth, ebpf);
+                     durable_lsn, journal_disk_bytes, uptime_s, servers, scrub, journal_failure, queue_depth, ebpf,
+                     local_changes, local_change_paths);
 }
 
 #undef IZ_STATUS_FIELDS

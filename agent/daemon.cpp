@@ -105,8 +105,14 @@ Status DaemonImpl::arm() {
     start.comm = "izwatch";
     start.message = fmt::format("watching {} ({})", opts_.dir, mode());
     if (auto ok = writer_->append(start); !ok) return fail(ok.error());
+    // Receive-only: what the restart finds changed is a local change too;
+    // a baseline is not (it is what the directory held when it joined).
+    uint64_t before_catch_up = writer_->head_lsn();
     if (auto ok = capture_->catch_up(saved->tree, baseline ? "baseline" : "restart"); !ok) return ok;
     if (auto ok = writer_->flush(); !ok) return ok;
+    if (opts_.mode == "receive-only")
+        local_changes_ = std::make_unique<LocalChanges>(opts_.journal_dir,
+                                                        baseline ? writer_->head_lsn() : before_catch_up);
     if (auto ok = save_tree(capture_->tree(), writer_->head_lsn(), opts_.state_dir / "tree.state"); !ok) return ok;
 
     // The shipper signals it on every ack: pending syncs are answered

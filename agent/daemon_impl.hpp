@@ -30,6 +30,7 @@
 #include "common/error.hpp"
 #include "journal/writer.hpp"
 #include "metrics/http_server.hpp"
+#include "local_changes.hpp"
 #include "receiver.hpp"
 #include "replicator/ship/shipper.hpp"
 #include "writeback_flusher.hpp"
@@ -178,6 +179,8 @@ private:
     std::unique_ptr<replicator::Shipper> shipper_;
     // Send-receive: what the servers forward is applied by it (receiver.hpp).
     std::shared_ptr<Receiver> receiver_;
+    // Receive-only: the local changes kept and not sent.
+    std::unique_ptr<LocalChanges> local_changes_;
     bool receiving() const { return receiver_ != nullptr; }
     // Sends each pending sync's HeadRequest once the server is reachable.
     void ask_heads();

@@ -16,7 +16,7 @@ namespace iz::agent {
 // when there are no servers).
 uint64_t DaemonImpl::replicated_lsn() const {
     uint64_t lsn = writer_->durable_lsn();
-    if (shipper_) lsn = std::min(lsn, shipper_->acked_by_all());
+    if (shipper_ && opts_.mode != "receive-only") lsn = std::min(lsn, shipper_->acked_by_all());
     return lsn;
 }
 
@@ -52,7 +52,14 @@ Status DaemonImpl::start_shipper() {
     // answers through settle_fd_, made before the shipper starts).
     so.settle_capture = [this] { return settle_from_thread(false); };
 
-    if (opts_.mode == "send-receive") {
+    // Receive-only: the links connect and subscribe, but nothing of the
+    // journal is sent (local_changes.hpp reports what it holds), and no
+    // server holds the journal back.
+    if (opts_.mode == "receive-only") {
+        so.send = false;
+        so.register_consumers = false;
+    }
+    if (opts_.mode == "send-receive" || opts_.mode == "receive-only") {
         ReceiverOptions ro;
         ro.root = opts_.dir;
         ro.state_dir = opts_.state_dir / "receive";

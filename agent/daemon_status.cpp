@@ -82,6 +82,10 @@ void DaemonImpl::add_shared_status(AgentStatus& st) const {
     if (receiving() && !st.servers.empty()) add_receive_status(st.servers.front());
     st.scrub = verify_ ? verify_->status() : AgentStatus::Scrub{};
     st.queue_depth = fan_->queued();
+    if (local_changes_) {
+        st.local_changes = local_changes_->count();
+        st.local_change_paths = local_changes_->paths();
+    }
 }
 
 // Forwards come from the first server: how far this agent is, and what

@@ -132,6 +132,7 @@ public:
         });
         for (auto& link : links_) {
             link->start();
+            if (!options_.send) continue;
             auto worker =
                 std::make_shared<ShipWorker>(options_, link, stopping_, durable_, [this](uint64_t lsn) { saw(lsn); });
             workers_.emplace_back([worker] {

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -218,6 +219,58 @@ TEST_F(ShareReliability, AForwardFailingForLackOfSpaceArrivesOnceSpaceIsFreed) {
         std::chrono::seconds(20));
     EXPECT_EQ(srv.value("records_to_receive", uint64_t{99}), 0u) << srv.dump();
     EXPECT_EQ(srv.value("receive_error", std::string("absent")), "") << srv.dump();
+}
+
+// A receive-only agent is a read-only replica: what A does reaches it, but
+// its own user's changes are never sent. They are kept (not destroyed) and
+// reported: in `izwatch status`, in its journal (izlog, without an origin)
+// and as warnings in its log.
+TEST_F(ShareReliability, AReceiveOnlyAgentKeepsAndReportsItsLocalChangesAndNeverSendsThem) {
+    start(*a_, "a");
+    start(*b_, "b", "receive-only");
+    const fs::path A = a_->dir(), B = b_->dir();
+    write_file(A / "shared.txt", "from A\n");
+    fs::create_directories(A / "docs");
+    write_file(A / "docs/plan.txt", "the plan\n");
+    sync(*a_);
+    sync(*b_);
+    EXPECT_EQ(read_file(B / "shared.txt"), "from A\n");
+    expect_equal(*b_, "after A's changes reached B");
+
+    // B's user edits a file and adds one.
+    write_file(B / "docs/plan.txt", "B's own plan\n");
+    write_file(B / "mine.txt", "B only\n");
+    sync(*b_);
+    nlohmann::json st;
+    eventually(
+        [&] {
+            st = b_->status();
+            return st.value("local_changes", uint64_t{0}) >= 2;
+        },
+        std::chrono::seconds(15));
+    ASSERT_GE(st.value("local_changes", uint64_t{0}), 2u) << st.dump();
+    auto paths = st.value("local_change_paths", std::vector<std::string>{});
+    EXPECT_NE(std::find(paths.begin(), paths.end(), "mine.txt"), paths.end()) << st.dump();
+    EXPECT_NE(std::find(paths.begin(), paths.end(), "docs/plan.txt"), paths.end()) << st.dump();
+    auto text = b_->izwatch("status");
+    EXPECT_NE(text.out.find("LOCAL CHANGES"), std::string::npos) << text.out;
+    EXPECT_NE(b_->log().find("receive-only: a local change is kept here and not sent"), std::string::npos) << b_->log();
+
+    // Kept on B, and never sent: neither the server nor A has them.
+    EXPECT_EQ(read_file(B / "docs/plan.txt"), "B's own plan\n");
+    EXPECT_EQ(read_file(B / "mine.txt"), "B only\n");
+    sync(*a_);
+    EXPECT_FALSE(fs::exists(replica() / "mine.txt"));
+    EXPECT_EQ(read_file(replica() / "docs/plan.txt"), "the plan\n");
+    EXPECT_FALSE(fs::exists(A / "mine.txt"));
+    EXPECT_EQ(read_file(A / "docs/plan.txt"), "the plan\n");
+
+    // What A does next still reaches B.
+    write_file(A / "later.txt", "later, from A\n");
+    sync(*a_);
+    sync(*b_);
+    EXPECT_EQ(read_file(B / "later.txt"), "later, from A\n");
+    EXPECT_FALSE(fs::exists(replica() / "mine.txt"));
 }
 
 }  // namespace

@@ -94,6 +94,9 @@ struct ShipperOptions {
 
     // Send-receive: null for send-only (nothing is received).
     std::shared_ptr<ForwardSink> receiver;
+    // Receive-only: false, and nothing of the journal is sent; the links
+    // only connect and subscribe.
+    bool send = true;
 
     // Reconnect delay: starts at 100 ms, doubles, capped here.
     std::chrono::milliseconds max_backoff{2000};
