@@ -70,6 +70,10 @@ Status DaemonImpl::start_shipper() {
             if (!lsn) return fail(lsn.error());
             return {};
         };
+        ro.journal_durable = [this]() -> Status {
+            std::lock_guard lock(writer_mu_);
+            return writer_->wait_durable(writer_->head_lsn());
+        };
         ro.moved = so.on_acked;
         ro.resubscribe = [this](const std::string& why) {
             if (auto* s = shipper_ptr_.load()) s->resubscribe(why);

@@ -2,9 +2,12 @@
 
 #include "replicator/apply/applied_record.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
 #include <pthread.h>
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -13,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/durable_file.hpp"
+#include "common/file_handle.hpp"
 
 namespace iz::agent {
 
@@ -153,8 +157,15 @@ void Receiver::run() {
             item = std::move(queue_.front());
             queue_.pop_front();
             last_queued = queue_.empty();
+            // The whole burst queued is noted at once: one fdatasync.
+            std::vector<const proto::OpMsg*> ahead;
+            for (auto& q : queue_)
+                if (auto* f = std::get_if<proto::Forward>(&q)) ahead.push_back(&f->op);
+            lock.unlock();
+            note_applying(ahead);  // (only this thread takes items off the queue)
         }
         try {
+            if (auto* f = std::get_if<proto::Forward>(&item)) note_applying({&f->op});
             if (std::holds_alternative<Restart>(item)) {
                 applier_->abort_content();
                 applier_->resume();
@@ -184,9 +195,11 @@ void Receiver::apply(const proto::Forward& f, bool last_queued) {
     switch (result.outcome) {
         case Outcome::applied:
             if (!op.more) {
-                if (auto r = replicator::journal_record_of(op, f.origin, f.origin_lsn))
+                if (auto r = replicator::journal_record_of(op, f.origin, f.origin_lsn)) {
+                    with_handle(*r, op);
                     if (auto ok = opts_.journal(std::move(*r)); !ok)
                         spdlog::error("receiving: journaling server LSN {}: {}", op.lsn, ok.error().message);
+                }
                 supersede(op);
             }
             break;
@@ -214,6 +227,64 @@ void Receiver::apply(const proto::Forward& f, bool last_queued) {
     commit();
 }
 
+namespace {
+constexpr const char* kApplyingFile = "applying";
+}
+
+std::vector<std::string> Receiver::unconfirmed_paths(const std::filesystem::path& state_dir) {
+    std::vector<std::string> out;
+    std::ifstream in(state_dir / kApplyingFile);
+    for (std::string line; std::getline(in, line);)
+        if (!line.empty()) out.push_back(line.substr(1));  // "/" + path: "" is the root
+    return out;
+}
+
+void Receiver::note_applying(const std::vector<const proto::OpMsg*>& ops) {
+    std::string lines;
+    for (auto* op : ops)
+        for (auto* p : {&op->path, &op->target})
+            if ((p == &op->path || !p->empty()) && p->find('\n') == std::string::npos && applying_.insert(*p).second)
+                lines += "/" + *p + "\n";
+    if (lines.empty()) return;
+    auto file = opts_.state_dir / kApplyingFile;
+    int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    bool ok = fd >= 0 && ::write(fd, lines.data(), lines.size()) == static_cast<ssize_t>(lines.size()) &&
+              ::fdatasync(fd) == 0;
+    int err = errno;
+    if (fd >= 0) ::close(fd);
+    // Not fatal: a crash before the commit would only have the rescan
+    // journal those changes as local ones (sent once more).
+    if (!ok) spdlog::warn("receiving: noting what is applied in {}: {}", file.string(), std::strerror(err));
+}
+
+// After a commit: what it covers is journaled and durable. Not synced: a
+// machine crash that keeps the list only makes the next restart take a
+// local change at one of those paths for the receiver's (it is forwarded
+// again anyway).
+void Receiver::clear_applying() {
+    if (applying_.empty()) return;
+    applying_.clear();
+    ::unlink((opts_.state_dir / kApplyingFile).c_str());
+}
+
+// The object an applied record made: a restart replaying the journal onto
+// a tree saved before it (crash_recovery.hpp) must know it by its handle,
+// as the rescan does, or it takes the object for a local one. Whole
+// content is a new file each time (made aside, renamed over the old).
+void Receiver::with_handle(journal::Record& r, const proto::OpMsg& op) const {
+    switch (op.kind) {
+        case proto::OpKind::content_end:
+        case proto::OpKind::create:
+        case proto::OpKind::mkdir:
+        case proto::OpKind::symlink:
+        case proto::OpKind::mknod:
+            break;
+        default:
+            return;
+    }
+    if (auto h = handle_of(AT_FDCWD, (opts_.root / op.path).string(), op.path)) r.handle = *h;
+}
+
 bool Receiver::commit() {
     {
         std::lock_guard lock(mu_);
@@ -228,12 +299,22 @@ bool Receiver::commit() {
         }
     }
     if (auto ok = applier_->finish_batch(); !ok) spdlog::error("receiving: {}", ok.error().message);
+    // The records of what was applied are durable in this agent's journal
+    // before the cursor passes them: a restart rescan compares the
+    // directory with the journal, and what it lacks there would be
+    // journaled as this agent's own change (and sent back).
+    if (opts_.journal_durable)
+        if (auto ok = opts_.journal_durable(); !ok) {
+            hold(ReceiveFailure{.lsn = uncommitted_, .message = "journaling what was applied: " + ok.error().message});
+            return false;
+        }
     if (auto ok = applier_->commit(uncommitted_); !ok) {
         auto why = fmt::format("making server LSN {} durable: {}", uncommitted_, ok.error().message);
         hold(ReceiveFailure{.lsn = uncommitted_, .message = why});
         return false;
     }
     applied_ = uncommitted_;
+    clear_applying();
     {
         std::lock_guard lock(mu_);
         if (failure_ && failure_->lsn <= applied_.load()) {

@@ -36,6 +36,7 @@
 #include <atomic>
 #include <chrono>
 #include <optional>
+#include <set>
 #include <vector>
 #include <condition_variable>
 #include <deque>
@@ -71,6 +72,9 @@ struct ReceiverOptions {
     // Appends one record to this agent's journal (the caller's writer, under
     // its lock); an error is logged, not fatal.
     std::function<Status(journal::Record)> journal;
+    // Waits until every record journal() appended is durable; called
+    // before the cursor moves past them (none: not waited for).
+    std::function<Status()> journal_durable;
     // Called after the cursor moved (any thread): wakes pending syncs.
     std::function<void()> moved;
     // Ends the connection forwards come on, so that a new one subscribes
@@ -96,6 +100,13 @@ public:
     std::string last_error() const;
     // The forward held back now, being retried (nullopt when none).
     std::optional<ReceiveFailure> failure() const;
+    // The paths forwards may have changed without the change being
+    // committed (the agent was killed between): written durably to the
+    // state directory before they are applied, cleared by each commit.
+    // A restart's rescan takes what it finds changed there for the
+    // receiver's work, not a local change: the server forwards those
+    // records again from the cursor, and they are journaled then.
+    static std::vector<std::string> unconfirmed_paths(const std::filesystem::path& state_dir);
     // Failed attempts to apply a forward since start (it only grows).
     uint64_t failed_attempts() const { return failed_attempts_.load(); }
     // Forwards passed over for good and not yet superseded (see above).
@@ -111,11 +122,16 @@ private:
     void apply(const replicator::proto::Forward& f, bool last_queued);
     // Makes what was applied so far durable and moves the cursor.
     bool commit();
+    void with_handle(journal::Record& r, const replicator::proto::OpMsg& op) const;
     // A forward failed and may succeed later: hold the cursor, retry.
     void hold(ReceiveFailure failure);
     void pass_over(ReceiveFailure failure);
     void supersede(const replicator::proto::OpMsg& op);
     Status save_permanent_locked() const;
+    // Writes (durably) the paths of `ops` not written yet since the last commit.
+    void note_applying(const std::vector<const replicator::proto::OpMsg*>& ops);
+    void clear_applying();
+    std::set<std::string> applying_;
 
     ReceiverOptions opts_;
     std::unique_ptr<replicator::Applier> applier_;
