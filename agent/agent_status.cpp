@@ -24,7 +24,8 @@ template <class S, class F>
 void fields_of_server(S& s, F&& f) {
     IZ_STATUS_FIELDS(endpoint, connected, acked_lsn, records_behind, bytes_behind, data_bytes_sent,
                      wire_bytes_sent, conflicts, rejected, last_error, reconnects, rejected_total, server_errors,
-                     unacked_age_s, peer, tls);
+                     unacked_age_s, peer, tls, received_lsn, server_head, records_to_receive, receive_error,
+                     not_applied);
 }
 
 // The last run's keys follow `runs`, and are walked only when it is
@@ -42,7 +43,8 @@ template <class S, class F>
 void fields_of_agent(S& s, F&& f) {
     IZ_STATUS_FIELDS(dir, pid, journal, state_dir, capture, capture_detail, root_removed, queue_events, records,
                      events, events_outside, events_per_s, overflows, rescans, journal_errors, head_lsn,
-                     durable_lsn, journal_disk_bytes, uptime_s, servers, scrub, journal_failure, queue_depth, ebpf);
+                     durable_lsn, journal_disk_bytes, uptime_s, servers, scrub, journal_failure, queue_depth, ebpf,
+                     local_changes, local_change_paths);
 }
 
 #undef IZ_STATUS_FIELDS

@@ -114,6 +114,35 @@ Status Capture::catch_up(const Tree& persisted, const std::string& why) {
     deferred_deletes_.clear();  // the scan is the truth now
     deferred_paths_.clear();
     for (auto& [path, e] : *fresh) track(path, std::move(e));
+    if (!not_local_.empty() || !received_.empty()) {
+        auto at_or_beneath = [](const std::string& p, const std::string& top) {
+            return top.empty() || p == top || (p.size() > top.size() && p.starts_with(top) && p[top.size()] == '/');
+        };
+        // A directory's times alone: what applying beneath it changed.
+        auto times_only = [&](const Record& r) {
+            auto was = persisted.find(r.path);
+            return r.op == Op::setattr && was != persisted.end() && was->second.is_dir() &&
+                   (!r.mode || (*r.mode & 07777) == (was->second.mode & 07777)) &&
+                   (!r.owner_uid || *r.owner_uid == was->second.uid) && (!r.owner_gid || *r.owner_gid == was->second.gid);
+        };
+        auto received = [&](const Record& r) {
+            for (auto& p : not_local_)
+                if (at_or_beneath(r.path, p) || (!r.target.empty() && at_or_beneath(r.target, p))) return true;
+            if (!times_only(r)) return false;
+            for (auto* list : {&not_local_, &received_})
+                for (auto& p : *list)
+                    if (at_or_beneath(p, r.path)) return true;
+            return false;
+        };
+        size_t before = records.size();
+        std::erase_if(records, received);
+        if (records.size() != before)
+            spdlog::info("{}: {} differences are forwards applied before the last stop and not committed; "
+                         "they come again from the server",
+                         why, before - records.size());
+        not_local_.clear();
+        received_.clear();
+    }
     size_t n = records.size();
     for (auto& r : records) emit(std::move(r), 0);
     Record done;

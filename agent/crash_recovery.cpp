@@ -161,6 +161,23 @@ private:
     }
 
     bool change(const Record& r) {
+        // Applied from a server (receiver.hpp): the whole content, as a new
+        // file at that name, whether or not one was there; its record has
+        // no create before it, but the object's handle.
+        if (r.op == Op::write && !r.origin.empty() && !r.handle.empty()) {
+            auto at = tree_.find(r.path);
+            if (at != tree_.end() && at->second.is_dir()) return false;
+            if (at == tree_.end()) {
+                Entry e;
+                e.mode = S_IFREG | (r.mode.value_or(0644) & 07777);
+                e.uid = r.owner_uid.value_or(0);
+                e.gid = r.owner_gid.value_or(0);
+                e.mtime_ns = kUnknownMtime;
+                at = tree_.emplace(r.path, std::move(e)).first;
+            }
+            at->second.handle = r.handle;
+            name(r.path, at->second);
+        }
         auto it = tree_.find(r.path);
         if (it == tree_.end()) return false;
         auto update = [&](Entry& e) {
@@ -300,6 +317,22 @@ Result<size_t> recover_unsaved_entries(const std::filesystem::path& journal_dir,
         ++added;
     }
     return added;
+}
+
+Result<std::vector<std::string>> received_paths_after(const std::filesystem::path& journal_dir, uint64_t after_lsn) {
+    std::vector<std::string> out;
+    auto reader = journal::Reader::open(journal_dir);
+    if (!reader) return fail(reader.error());
+    if (auto ok = (*reader)->seek_lsn(after_lsn + 1); !ok) return fail(ok.error());
+    for (;;) {
+        auto next = (*reader)->next();
+        if (!next) return fail(next.error());
+        if (!*next) return out;
+        auto& r = **next;
+        if (r.origin.empty()) continue;
+        out.push_back(r.path);
+        if (!r.target.empty()) out.push_back(r.target);
+    }
 }
 
 }  // namespace iz::agent

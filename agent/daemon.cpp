@@ -17,6 +17,7 @@
 #include <chrono>
 
 #include "agent/control.hpp"
+#include "agent/crash_recovery.hpp"
 #include "agent/watch_paths.hpp"
 #include "common/service_notify.hpp"
 #include "daemon_impl.hpp"
@@ -105,8 +106,23 @@ Status DaemonImpl::arm() {
     start.comm = "izwatch";
     start.message = fmt::format("watching {} ({})", opts_.dir, mode());
     if (auto ok = writer_->append(start); !ok) return fail(ok.error());
+    // Receive-only: what the restart finds changed is a local change too;
+    // a baseline is not (it is what the directory held when it joined).
+    uint64_t before_catch_up = writer_->head_lsn();
+    if (opts_.mode != "send-only" && !baseline) {
+        capture_->not_local_at_catch_up(Receiver::unconfirmed_paths(opts_.state_dir / "receive"));
+        if (saved->lsn) {
+            if (auto received = received_paths_after(opts_.journal_dir, *saved->lsn))
+                capture_->received_at_catch_up(std::move(*received));
+            else
+                spdlog::warn("reading what was received since the saved tree: {}", received.error().message);
+        }
+    }
     if (auto ok = capture_->catch_up(saved->tree, baseline ? "baseline" : "restart"); !ok) return ok;
     if (auto ok = writer_->flush(); !ok) return ok;
+    if (opts_.mode == "receive-only")
+        local_changes_ = std::make_unique<LocalChanges>(opts_.journal_dir,
+                                                        baseline ? writer_->head_lsn() : before_catch_up);
     if (auto ok = save_tree(capture_->tree(), writer_->head_lsn(), opts_.state_dir / "tree.state"); !ok) return ok;
 
     // The shipper signals it on every ack: pending syncs are answered

@@ -73,7 +73,7 @@ void DaemonImpl::begin_sync(int conn, Clock::time_point deadline) {
     }
     // Answered from the loop once every server has it, so capture goes
     // on while the servers catch up.
-    syncs_.push_back(PendingSync{conn, writer_->head_lsn(), deadline});
+    syncs_.push_back(PendingSync{conn, writer_->head_lsn(), deadline, {}, receive_attempts()});
 }
 
 // Syncs whose writeback has been done: what it raised is in the ring
@@ -97,7 +97,7 @@ void DaemonImpl::take_flushes() {
         }
         return;
     }
-    for (auto& f : ready) syncs_.push_back(PendingSync{f.conn, writer_->head_lsn(), f.deadline});
+    for (auto& f : ready) syncs_.push_back(PendingSync{f.conn, writer_->head_lsn(), f.deadline, {}, receive_attempts()});
 }
 
 // Called after every drain of events: nothing to do most of the time.
@@ -118,8 +118,16 @@ void DaemonImpl::answer_syncs() {
     auto received = [&](const PendingSync& s) {
         return !receiving() || (s.head && receiver_->applied() >= *s.head);
     };
+    // A forward this agent cannot apply: it differs from the fileset while
+    // it is outstanding, so a sync whose sending is done says so at once.
+    auto not_received = receive_failures();
+    bool passed_over = receiving() && !receiver_->permanent_failures().empty();
+    uint64_t attempts = receive_attempts();
     std::erase_if(syncs_, [&](const PendingSync& s) {
-        if (done >= s.lsn && received(s)) {
+        bool held = !received(s) && receiver_->failure() && attempts > s.receive_attempts;
+        if (done >= s.lsn && !not_received.empty() && (held || (received(s) && passed_over))) {
+            send_reply(s.conn, {{"ok", false}, {"error", not_received}});
+        } else if (done >= s.lsn && received(s)) {
             // Applied through the LSN, but not everything: what a server
             // could never apply is not on it.
             if (auto missing = rejected_through(s.lsn); !missing.empty())
@@ -134,6 +142,29 @@ void DaemonImpl::answer_syncs() {
         ::close(s.conn);
         return true;
     });
+}
+
+uint64_t DaemonImpl::receive_attempts() const { return receiving() ? receiver_->failed_attempts() : 0; }
+
+// What this agent could not apply of what the server forwarded: the one
+// being retried, and those passed over for good; "" for none.
+std::string DaemonImpl::receive_failures() const {
+    if (!receiving()) return {};
+    std::string why;
+    if (auto f = receiver_->failure())
+        why = fmt::format("cannot apply {} '{}' (server LSN {}, from {}): {}; retrying (attempt {})", f->op, f->path,
+                          f->lsn, f->origin, f->message, f->attempts);
+    auto passed = receiver_->permanent_failures();
+    size_t named = 0;
+    for (auto& f : passed) {
+        if (named++ == 5) {
+            why += fmt::format("; and {} more", passed.size() - 5);
+            break;
+        }
+        why += fmt::format("{}cannot ever apply {} '{}' (server LSN {}, from {}): {}; passed over", why.empty() ? "" : "; ",
+                           f.op, f.path, f.lsn, f.origin, f.message);
+    }
+    return why.empty() ? why : "this agent differs from the fileset: " + why;
 }
 
 // What servers reported they can never apply, up to `lsn`; "" for none.

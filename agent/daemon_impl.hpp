@@ -30,6 +30,7 @@
 #include "common/error.hpp"
 #include "journal/writer.hpp"
 #include "metrics/http_server.hpp"
+#include "local_changes.hpp"
 #include "receiver.hpp"
 #include "replicator/ship/shipper.hpp"
 #include "writeback_flusher.hpp"
@@ -178,9 +179,16 @@ private:
     std::unique_ptr<replicator::Shipper> shipper_;
     // Send-receive: what the servers forward is applied by it (receiver.hpp).
     std::shared_ptr<Receiver> receiver_;
+    // Receive-only: the local changes kept and not sent.
+    std::unique_ptr<LocalChanges> local_changes_;
     bool receiving() const { return receiver_ != nullptr; }
     // Sends each pending sync's HeadRequest once the server is reachable.
     void ask_heads();
+    std::string receive_failures() const;
+    uint64_t receive_attempts() const;
+    void add_receive_status(AgentStatus::Server& srv) const;
+    // The server's fileset-journal head, as it last answered (status).
+    mutable std::optional<uint64_t> last_head_;
     std::atomic<replicator::Shipper*> shipper_ptr_{nullptr};  // for the writer's committer thread
     sigset_t stop_signals_{};
     std::vector<FanEvent> batch_;
@@ -191,6 +199,10 @@ private:
         // Send-receive: the server's fileset-journal head when the sync was
         // taken; the sync is answered once the receiver applied through it.
         std::optional<uint64_t> head{};
+        // Send-receive: failed attempts to apply a forward when it was
+        // taken. A sync fails naming the forward held back once a retry
+        // made after it began failed too (one that succeeds lets it pass).
+        uint64_t receive_attempts = 0;
     };
     std::vector<PendingSync> syncs_;
     std::unique_ptr<WritebackFlusher> flusher_;

@@ -64,6 +64,9 @@ int DaemonImpl::run() {
             events_at_rate = capture_->stats().events;
             last_rate = now;
             retry_failed_journal();
+            if (local_changes_)
+                if (auto ok = local_changes_->poll(); !ok)
+                    spdlog::error("receive-only: reading the journal for local changes: {}", ok.error().message);
             report_status();
         }
         if (now - last_retention >= std::chrono::seconds(60)) {

@@ -16,7 +16,7 @@ namespace iz::agent {
 // when there are no servers).
 uint64_t DaemonImpl::replicated_lsn() const {
     uint64_t lsn = writer_->durable_lsn();
-    if (shipper_) lsn = std::min(lsn, shipper_->acked_by_all());
+    if (shipper_ && opts_.mode != "receive-only") lsn = std::min(lsn, shipper_->acked_by_all());
     return lsn;
 }
 
@@ -53,7 +53,14 @@ Status DaemonImpl::start_shipper() {
     // answers through settle_fd_, made before the shipper starts).
     so.settle_capture = [this] { return settle_from_thread(false); };
 
-    if (opts_.mode == "send-receive") {
+    // Receive-only: the links connect and subscribe, but nothing of the
+    // journal is sent (local_changes.hpp reports what it holds), and no
+    // server holds the journal back.
+    if (opts_.mode == "receive-only") {
+        so.send = false;
+        so.register_consumers = false;
+    }
+    if (opts_.mode == "send-receive" || opts_.mode == "receive-only") {
         ReceiverOptions ro;
         ro.root = opts_.dir;
         ro.state_dir = opts_.state_dir / "receive";
@@ -64,7 +71,14 @@ Status DaemonImpl::start_shipper() {
             if (!lsn) return fail(lsn.error());
             return {};
         };
+        ro.journal_durable = [this]() -> Status {
+            std::lock_guard lock(writer_mu_);
+            return writer_->wait_durable(writer_->head_lsn());
+        };
         ro.moved = so.on_acked;
+        ro.resubscribe = [this](const std::string& why) {
+            if (auto* s = shipper_ptr_.load()) s->resubscribe(why);
+        };
         auto receiver = Receiver::open(std::move(ro));
         if (!receiver) return fail(receiver.error());
         receiver_ = *receiver;

@@ -79,8 +79,34 @@ void DaemonImpl::add_shared_status(AgentStatus& st) const {
         for (auto& seg : (*r)->segments()) disk += seg.file_bytes;
     st.journal_disk_bytes = disk;
     st.servers = shipper_ ? shipper_->status() : std::vector<AgentStatus::Server>{};
+    if (receiving() && !st.servers.empty()) add_receive_status(st.servers.front());
     st.scrub = verify_ ? verify_->status() : AgentStatus::Scrub{};
     st.queue_depth = fan_->queued();
+    if (local_changes_) {
+        st.local_changes = local_changes_->count();
+        st.local_change_paths = local_changes_->paths();
+    }
+}
+
+// Forwards come from the first server: how far this agent is, and what
+// it could not apply. The head is asked now when the server is reachable
+// (the last answer otherwise).
+void DaemonImpl::add_receive_status(AgentStatus::Server& srv) const {
+    if (srv.connected)
+        if (auto head = shipper_->ask_head(std::chrono::seconds(1))) last_head_ = *head;
+    uint64_t applied = receiver_->applied();
+    srv.received_lsn = applied;
+    srv.server_head = last_head_;
+    if (last_head_) srv.records_to_receive = *last_head_ > applied ? *last_head_ - applied : 0;
+    auto failure = receiver_->failure();
+    srv.receive_error = failure ? fmt::format("cannot apply {} '{}' (server LSN {}, from {}): {}; retrying (attempt {})",
+                                              failure->op, failure->path, failure->lsn, failure->origin,
+                                              failure->message, failure->attempts)
+                                : receiver_->last_error();
+    std::vector<replicator::RejectedRecord> passed;
+    for (auto& f : receiver_->permanent_failures())
+        passed.push_back({.lsn = f.lsn, .path = f.path, .message = fmt::format("{} from {}: {}", f.op, f.origin, f.message)});
+    srv.not_applied = std::move(passed);
 }
 
 }  // namespace iz::agent

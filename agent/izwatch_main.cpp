@@ -120,11 +120,8 @@ int start(WatchOptions opts, bool foreground) {
     auto& ship = opts.shipping;
     if (ship.fileset.empty()) ship.fileset = default_fileset(opts.dir);
     if (ship.agent_id.empty()) ship.agent_id = default_agent_id();
-    if (opts.mode == "receive-only")
-        return die("--mode receive-only is not available yet (what to do with a change made in a receive-only "
-                   "directory is to come with conflict resolution); use send-receive or send-only");
-    if (opts.mode == "send-receive" && ship.servers.empty())
-        return die("--mode send-receive needs a server to receive from (--server HOST:PORT)");
+    if (opts.mode != "send-only" && ship.servers.empty())
+        return die(fmt::format("--mode {} needs a server to receive from (--server HOST:PORT)", opts.mode));
     bool pinned = false, unpinned = false;
     for (auto& s : ship.servers) (s.fingerprint.empty() ? unpinned : pinned) = true;
     if (unpinned && ship.key_file.empty())
@@ -173,6 +170,12 @@ std::string human(const AgentStatus& s) {
     if (s.root_removed)
         out += "  REMOVED:     the watched directory itself was deleted; stop this agent with 'izwatch stop DIR'\n";
     if (s.journal_failure) out += fmt::format("  JOURNAL FAILED: {}\n", *s.journal_failure);
+    if (s.local_changes && *s.local_changes > 0) {
+        std::string paths;
+        for (auto& p : s.local_change_paths.value_or(std::vector<std::string>{})) paths += (paths.empty() ? "" : ", ") + p;
+        out += fmt::format("  LOCAL CHANGES (receive-only, kept and not sent): {} since start; the latest: {}\n",
+                           *s.local_changes, paths);
+    }
     if (auto& scrub = s.scrub; scrub.interval_s > 0) {
         if (scrub.runs == 0)
             out += fmt::format("  scrub:       every {} s; not run yet\n", scrub.interval_s);
@@ -198,6 +201,20 @@ std::string human(const AgentStatus& s) {
                            human_bytes(srv.data_bytes_sent),
                            human_bytes(srv.wire_bytes_sent),
                            srv.last_error.empty() ? "" : "; last error: " + srv.last_error);
+    for (auto& srv : s.servers) {
+        if (!srv.received_lsn) continue;
+        out += fmt::format("  receiving from {}: applied through server LSN {}, {}{}\n", srv.endpoint,
+                           *srv.received_lsn,
+                           srv.records_to_receive ? fmt::format("{} records to receive (server head {})",
+                                                                *srv.records_to_receive, *srv.server_head)
+                                                  : std::string("records to receive unknown (server not reached)"),
+                           srv.receive_error && !srv.receive_error->empty() ? "; last error: " + *srv.receive_error
+                                                                             : "");
+        if (srv.not_applied)
+            for (auto& r : *srv.not_applied)
+                out += fmt::format("  NOT APPLIED here from {}: '{}' (server LSN {}): {}\n", srv.endpoint, r.path,
+                                   r.lsn, r.message);
+    }
     for (auto& srv : s.servers)
         for (auto& r : srv.rejected)
             out += fmt::format("  CANNOT APPLY on {}: '{}' (LSN {}): {}\n", srv.endpoint,

@@ -2,15 +2,56 @@
 
 #include "replicator/apply/applied_record.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
 #include <pthread.h>
 
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+
+#include "common/durable_file.hpp"
+#include "common/file_handle.hpp"
 
 namespace iz::agent {
 
 namespace proto = replicator::proto;
 using replicator::Outcome;
+
+namespace {
+
+// The forwards passed over for good, one JSON object a line.
+constexpr const char* kFailedFile = "failed";
+
+std::string describe(const ReceiveFailure& f) {
+    if (f.path.empty() && f.op.empty()) return f.message;
+    return fmt::format("{} '{}' (server LSN {}, from {}): {}", f.op, f.path, f.lsn, f.origin, f.message);
+}
+
+Result<std::vector<ReceiveFailure>> load_failed(const std::filesystem::path& file) {
+    std::vector<ReceiveFailure> out;
+    std::ifstream in(file);
+    if (!in) return out;  // none yet
+    for (std::string line; std::getline(in, line);) {
+        if (line.empty()) continue;
+        auto j = nlohmann::json::parse(line, nullptr, false);
+        if (j.is_discarded() || !j.is_object())
+            return fail(make_error(fmt::format("{}: not a failure record: {}", file.string(), line)));
+        out.push_back(ReceiveFailure{.lsn = j.value("lsn", uint64_t{0}),
+                                     .op = j.value("op", ""),
+                                     .path = j.value("path", ""),
+                                     .origin = j.value("origin", ""),
+                                     .message = j.value("error", "")});
+    }
+    return out;
+}
+
+}  // namespace
 
 Result<std::shared_ptr<Receiver>> Receiver::open(ReceiverOptions options) {
     std::shared_ptr<Receiver> r(new Receiver(std::move(options)));
@@ -25,6 +66,9 @@ Result<std::shared_ptr<Receiver>> Receiver::open(ReceiverOptions options) {
     // change wins and no conflict copy is made (Applier::share).
     r->applier_->share();
     r->applied_ = r->applier_->durable_lsn();
+    auto failed = load_failed(r->opts_.state_dir / kFailedFile);
+    if (!failed) return fail(Error{"receiving: " + failed.error().message});
+    r->permanent_ = std::move(*failed);
     r->thread_ = std::thread([raw = r.get()] {
         pthread_setname_np(pthread_self(), "iz-receive");
         raw->run();
@@ -49,9 +93,45 @@ std::string Receiver::last_error() const {
     return last_error_;
 }
 
+std::optional<ReceiveFailure> Receiver::failure() const {
+    std::lock_guard lock(mu_);
+    return failure_;
+}
+
+std::vector<ReceiveFailure> Receiver::permanent_failures() const {
+    std::lock_guard lock(mu_);
+    return permanent_;
+}
+
+size_t Receiver::forget_failures() {
+    std::lock_guard lock(mu_);
+    size_t n = permanent_.size();
+    permanent_.clear();
+    if (auto ok = save_permanent_locked(); !ok) {
+        spdlog::error("receiving: {}", ok.error().message);
+        permanent_dirty_ = true;  // written again before the next commit
+    }
+    return n;
+}
+
+Status Receiver::save_permanent_locked() const {
+    std::string text;
+    for (auto& f : permanent_)
+        text += nlohmann::json{{"lsn", f.lsn}, {"op", f.op}, {"path", f.path}, {"origin", f.origin}, {"error", f.message}}
+                    .dump() +
+                "\n";
+    auto file = opts_.state_dir / kFailedFile;
+    if (auto ok = write_file_durably(file, text); !ok)
+        return fail(Error{fmt::format("saving the forwards passed over in {}: {}", file.string(), ok.error().message),
+                          ok.error().sys_errno});
+    return {};
+}
+
 void Receiver::on_connected() {
     {
         std::lock_guard lock(mu_);
+        dropping_ = false;
+        ++connections_;
         queue_.emplace_back(Restart{});
     }
     cv_.notify_all();
@@ -60,6 +140,7 @@ void Receiver::on_connected() {
 void Receiver::on_forward(proto::Forward f) {
     {
         std::lock_guard lock(mu_);
+        if (dropping_) return;  // comes again from the cursor, on the next connection
         queue_.emplace_back(std::move(f));
     }
     cv_.notify_all();
@@ -76,8 +157,15 @@ void Receiver::run() {
             item = std::move(queue_.front());
             queue_.pop_front();
             last_queued = queue_.empty();
+            // The whole burst queued is noted at once: one fdatasync.
+            std::vector<const proto::OpMsg*> ahead;
+            for (auto& q : queue_)
+                if (auto* f = std::get_if<proto::Forward>(&q)) ahead.push_back(&f->op);
+            lock.unlock();
+            note_applying(ahead);  // (only this thread takes items off the queue)
         }
         try {
+            if (auto* f = std::get_if<proto::Forward>(&item)) note_applying({&f->op});
             if (std::holds_alternative<Restart>(item)) {
                 applier_->abort_content();
                 applier_->resume();
@@ -97,40 +185,218 @@ void Receiver::apply(const proto::Forward& f, bool last_queued) {
     auto result = applier_->apply(op);
     for (auto& n : applier_->take_rejections())
         spdlog::error("receiving: cannot apply all of server LSN {} on '{}': {}", n.lsn, n.path, n.message);
+    auto failure = [&] {
+        return ReceiveFailure{.lsn = op.lsn,
+                              .op = std::string(proto::op_kind_name(op.kind)),
+                              .path = op.path,
+                              .origin = f.origin,
+                              .message = result.message};
+    };
     switch (result.outcome) {
         case Outcome::applied:
-            if (!op.more)
-                if (auto r = replicator::journal_record_of(op, f.origin, f.origin_lsn))
+            if (!op.more) {
+                if (auto r = replicator::journal_record_of(op, f.origin, f.origin_lsn)) {
+                    with_handle(*r, op);
                     if (auto ok = opts_.journal(std::move(*r)); !ok)
                         spdlog::error("receiving: journaling server LSN {}: {}", op.lsn, ok.error().message);
+                }
+                supersede(op);
+            }
             break;
         case Outcome::skipped:
             spdlog::debug("receiving: skipped {} '{}' (server LSN {}): {}", proto::op_kind_name(op.kind), op.path,
                           op.lsn, result.message);
             break;
+        case Outcome::failed:
+            // What applied before it stays applied: the retry resumes after it.
+            applier_->abort_content();
+            if (uncommitted_ > applied_.load() && !commit()) return;
+            hold(failure());
+            return;
         case Outcome::rejected:
         case Outcome::refused:
-        case Outcome::failed: {
-            auto why = fmt::format("{} '{}' (server LSN {}, from {}): {}", proto::op_kind_name(op.kind), op.path, op.lsn,
-                                   f.origin, result.message);
-            spdlog::error("receiving: cannot apply {}", why);
-            std::lock_guard lock(mu_);
-            last_error_ = why;
+            // A removal of a name this filesystem cannot hold: it is not
+            // here either, which is what the fileset has now.
+            if (op.kind == proto::OpKind::unlink || op.kind == proto::OpKind::rmdir) supersede(op);
+            else if (!result.with_beginning) pass_over(failure());
             break;
-        }
     }
     if (!op.more) uncommitted_ = op.lsn;
     // Committed once nothing more waits: a burst costs one syncfs.
     if (!last_queued || uncommitted_ <= applied_.load()) return;
-    if (auto ok = applier_->finish_batch(); !ok) spdlog::error("receiving: {}", ok.error().message);
-    if (auto ok = applier_->commit(uncommitted_); !ok) {
-        spdlog::error("receiving: making server LSN {} durable: {}", uncommitted_, ok.error().message);
+    commit();
+}
+
+namespace {
+constexpr const char* kApplyingFile = "applying";
+}
+
+std::vector<std::string> Receiver::unconfirmed_paths(const std::filesystem::path& state_dir) {
+    std::vector<std::string> out;
+    std::ifstream in(state_dir / kApplyingFile);
+    for (std::string line; std::getline(in, line);)
+        if (!line.empty()) out.push_back(line.substr(1));  // "/" + path: "" is the root
+    return out;
+}
+
+void Receiver::note_applying(const std::vector<const proto::OpMsg*>& ops) {
+    std::string lines;
+    for (auto* op : ops)
+        for (auto* p : {&op->path, &op->target})
+            if ((p == &op->path || !p->empty()) && p->find('\n') == std::string::npos && applying_.insert(*p).second)
+                lines += "/" + *p + "\n";
+    if (lines.empty()) return;
+    auto file = opts_.state_dir / kApplyingFile;
+    int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    bool ok = fd >= 0 && ::write(fd, lines.data(), lines.size()) == static_cast<ssize_t>(lines.size()) &&
+              ::fdatasync(fd) == 0;
+    int err = errno;
+    if (fd >= 0) ::close(fd);
+    // Not fatal: a crash before the commit would only have the rescan
+    // journal those changes as local ones (sent once more).
+    if (!ok) spdlog::warn("receiving: noting what is applied in {}: {}", file.string(), std::strerror(err));
+}
+
+// After a commit: what it covers is journaled and durable. Not synced: a
+// machine crash that keeps the list only makes the next restart take a
+// local change at one of those paths for the receiver's (it is forwarded
+// again anyway).
+void Receiver::clear_applying() {
+    if (applying_.empty()) return;
+    applying_.clear();
+    ::unlink((opts_.state_dir / kApplyingFile).c_str());
+}
+
+// The object an applied record made: a restart replaying the journal onto
+// a tree saved before it (crash_recovery.hpp) must know it by its handle,
+// as the rescan does, or it takes the object for a local one. Whole
+// content is a new file each time (made aside, renamed over the old).
+void Receiver::with_handle(journal::Record& r, const proto::OpMsg& op) const {
+    switch (op.kind) {
+        case proto::OpKind::content_end:
+        case proto::OpKind::create:
+        case proto::OpKind::mkdir:
+        case proto::OpKind::symlink:
+        case proto::OpKind::mknod:
+            break;
+        default:
+            return;
+    }
+    if (auto h = handle_of(AT_FDCWD, (opts_.root / op.path).string(), op.path)) r.handle = *h;
+}
+
+bool Receiver::commit() {
+    {
         std::lock_guard lock(mu_);
-        last_error_ = ok.error().message;
-        return;
+        if (permanent_dirty_) {
+            // Before the cursor moves past them: a restart must still know.
+            if (auto ok = save_permanent_locked(); !ok) {
+                spdlog::error("receiving: {}", ok.error().message);
+                last_error_ = ok.error().message;
+                return false;
+            }
+            permanent_dirty_ = false;
+        }
+    }
+    if (auto ok = applier_->finish_batch(); !ok) spdlog::error("receiving: {}", ok.error().message);
+    // The records of what was applied are durable in this agent's journal
+    // before the cursor passes them: a restart rescan compares the
+    // directory with the journal, and what it lacks there would be
+    // journaled as this agent's own change (and sent back).
+    if (opts_.journal_durable)
+        if (auto ok = opts_.journal_durable(); !ok) {
+            hold(ReceiveFailure{.lsn = uncommitted_, .message = "journaling what was applied: " + ok.error().message});
+            return false;
+        }
+    if (auto ok = applier_->commit(uncommitted_); !ok) {
+        auto why = fmt::format("making server LSN {} durable: {}", uncommitted_, ok.error().message);
+        hold(ReceiveFailure{.lsn = uncommitted_, .message = why});
+        return false;
     }
     applied_ = uncommitted_;
+    clear_applying();
+    {
+        std::lock_guard lock(mu_);
+        if (failure_ && failure_->lsn <= applied_.load()) {
+            spdlog::info("receiving: {} '{}' (server LSN {}) applied after {} attempts", failure_->op, failure_->path,
+                         failure_->lsn, failure_->attempts + 1);
+            failure_.reset();
+            last_error_.clear();
+            backoff_ = std::chrono::milliseconds(0);
+        }
+    }
     if (opts_.moved) opts_.moved();
+    return true;
+}
+
+// The cursor stays before it; what this connection forwards after it is
+// dropped (the server keeps it), and once the backoff has passed the
+// connection is made anew, which forwards again from the cursor.
+void Receiver::hold(ReceiveFailure f) {
+    uint64_t connections = 0;
+    std::string why;
+    {
+        std::unique_lock lock(mu_);
+        bool again = failure_ && failure_->lsn == f.lsn && failure_->path == f.path;
+        f.attempts = again ? failure_->attempts + 1 : 1;
+        why = describe(f);
+        backoff_ = again ? std::min(std::max(backoff_ * 2, opts_.first_retry), opts_.max_retry) : opts_.first_retry;
+        if (!again)
+            spdlog::error("receiving: cannot apply {}; the cursor stays before it and it is tried again until it applies",
+                          why);
+        else
+            spdlog::warn("receiving: still cannot apply {} (attempt {}); next in {} ms", why, f.attempts,
+                         backoff_.count());
+        failure_ = std::move(f);
+        last_error_ = why;
+        ++failed_attempts_;
+        queue_.clear();
+        dropping_ = true;
+        connections = connections_;
+        lock.unlock();
+        if (opts_.moved) opts_.moved();  // a pending sync learns of it
+        lock.lock();
+        cv_.wait_for(lock, backoff_, [&] { return stopping_; });
+        if (stopping_) return;
+        // A connection made meanwhile subscribed from the cursor already.
+        if (connections_ != connections) return;
+    }
+    if (opts_.resubscribe) opts_.resubscribe("receiving: cannot apply " + why + "; subscribing again");
+}
+
+void Receiver::pass_over(ReceiveFailure f) {
+    auto why = describe(f);
+    spdlog::error("receiving: cannot ever apply {} here as it stands: passed over; every sync fails naming it until "
+                  "a later version of that path arrives or `izwatch revert` makes the directory equal to the fileset",
+                  why);
+    std::lock_guard lock(mu_);
+    last_error_ = why;
+    std::erase_if(permanent_, [&](const ReceiveFailure& p) { return p.lsn == f.lsn && p.path == f.path; });
+    permanent_.push_back(std::move(f));
+    permanent_dirty_ = true;
+}
+
+// A later record that sets `op.path` whole here: a failure passed over at
+// that path is no difference any more (a rename takes it to the new name).
+void Receiver::supersede(const proto::OpMsg& op) {
+    std::lock_guard lock(mu_);
+    if (permanent_.empty()) return;
+    size_t before = permanent_.size();
+    switch (op.kind) {
+        case proto::OpKind::content_end:
+        case proto::OpKind::unlink:
+        case proto::OpKind::rmdir:
+            std::erase_if(permanent_, [&](const ReceiveFailure& p) { return p.path == op.path; });
+            break;
+        case proto::OpKind::rename:
+            std::erase_if(permanent_, [&](const ReceiveFailure& p) { return p.path == op.target; });
+            for (auto& p : permanent_)
+                if (p.path == op.path) p.path = op.target, permanent_dirty_ = true;
+            break;
+        default:
+            break;
+    }
+    if (permanent_.size() != before) permanent_dirty_ = true;
 }
 
 }  // namespace iz::agent

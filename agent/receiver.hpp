@@ -15,7 +15,29 @@
 //    origin_lsn (Record::origin), which the shipper never sends back; the
 //    capture does not journal this process's own changes (see
 //    Capture::ignore_changes_of), so nothing comes back as a local change.
+//  - No forward is lost. One that fails in a way that may pass (the
+//    applier's Outcome::failed: no space, an I/O error, a busy file) holds
+//    the cursor before it: what came after it on that connection is
+//    dropped, and after a backoff (kFirstRetry doubling to kMaxRetry) the
+//    receiver has the connection made anew (ReceiverOptions::resubscribe),
+//    so the server forwards again from the cursor and the record is tried
+//    again, until it applies. The server keeps everything it forwards, so
+//    holding nothing in memory meanwhile costs only the re-sending. Until
+//    it applies, failure() names it (status, and every sync fails with it).
+//  - One that can never apply here as it stands (Outcome::rejected or
+//    refused: a name or size this filesystem refuses, a path it cannot
+//    resolve beneath the root) would hold every later change back for
+//    ever: it is passed over, but kept in permanent_failures(), durably
+//    (the file `failed` in the state directory, written before the cursor
+//    moves past it), so every sync fails naming it, across restarts, until
+//    a later record of the fileset sets that path whole here (its whole
+//    content, its removal, or a rename away from it) or forget_failures()
+//    is called once the directory was made equal to the fileset.
 #include <atomic>
+#include <chrono>
+#include <optional>
+#include <set>
+#include <vector>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -32,6 +54,17 @@
 
 namespace iz::agent {
 
+// A forward this agent could not apply.
+struct ReceiveFailure {
+    uint64_t lsn = 0;  // the server's fileset-journal LSN
+    std::string op;    // op_kind_name
+    std::string path;
+    std::string origin;
+    std::string message;
+    uint64_t attempts = 0;  // transient: how often it was tried
+    bool operator==(const ReceiveFailure&) const = default;
+};
+
 struct ReceiverOptions {
     std::filesystem::path root;       // the watched directory
     std::filesystem::path state_dir;  // the applier's state and the cursor
@@ -39,8 +72,17 @@ struct ReceiverOptions {
     // Appends one record to this agent's journal (the caller's writer, under
     // its lock); an error is logged, not fatal.
     std::function<Status(journal::Record)> journal;
+    // Waits until every record journal() appended is durable; called
+    // before the cursor moves past them (none: not waited for).
+    std::function<Status()> journal_durable;
     // Called after the cursor moved (any thread): wakes pending syncs.
     std::function<void()> moved;
+    // Ends the connection forwards come on, so that a new one subscribes
+    // from cursor() (Shipper::resubscribe); called on the receiver's thread.
+    std::function<void(const std::string& why)> resubscribe;
+    // Retry backoff for a forward that failed and may succeed later.
+    std::chrono::milliseconds first_retry{200};
+    std::chrono::milliseconds max_retry{5000};
 };
 
 class Receiver final : public replicator::ForwardSink {
@@ -56,12 +98,40 @@ public:
     uint64_t applied() const { return applied_.load(); }
     // The last failure to apply (empty when none), for status and sync.
     std::string last_error() const;
+    // The forward held back now, being retried (nullopt when none).
+    std::optional<ReceiveFailure> failure() const;
+    // The paths forwards may have changed without the change being
+    // committed (the agent was killed between): written durably to the
+    // state directory before they are applied, cleared by each commit.
+    // A restart's rescan takes what it finds changed there for the
+    // receiver's work, not a local change: the server forwards those
+    // records again from the cursor, and they are journaled then.
+    static std::vector<std::string> unconfirmed_paths(const std::filesystem::path& state_dir);
+    // Failed attempts to apply a forward since start (it only grows).
+    uint64_t failed_attempts() const { return failed_attempts_.load(); }
+    // Forwards passed over for good and not yet superseded (see above).
+    std::vector<ReceiveFailure> permanent_failures() const;
+    // The directory was made equal to the fileset: the permanent failures
+    // are no longer differences. Returns how many went.
+    size_t forget_failures();
     void stop();
 
 private:
     explicit Receiver(ReceiverOptions o) : opts_(std::move(o)) {}
     void run();
     void apply(const replicator::proto::Forward& f, bool last_queued);
+    // Makes what was applied so far durable and moves the cursor.
+    bool commit();
+    void with_handle(journal::Record& r, const replicator::proto::OpMsg& op) const;
+    // A forward failed and may succeed later: hold the cursor, retry.
+    void hold(ReceiveFailure failure);
+    void pass_over(ReceiveFailure failure);
+    void supersede(const replicator::proto::OpMsg& op);
+    Status save_permanent_locked() const;
+    // Writes (durably) the paths of `ops` not written yet since the last commit.
+    void note_applying(const std::vector<const replicator::proto::OpMsg*>& ops);
+    void clear_applying();
+    std::set<std::string> applying_;
 
     ReceiverOptions opts_;
     std::unique_ptr<replicator::Applier> applier_;
@@ -74,6 +144,15 @@ private:
     bool stopping_ = false;
     std::string last_error_;
     uint64_t uncommitted_ = 0;  // last complete record applied, not yet committed
+    // After a failure, until the next connection: forwards are dropped
+    // (they come again from the cursor).
+    bool dropping_ = false;
+    uint64_t connections_ = 0;  // on_connected calls
+    std::optional<ReceiveFailure> failure_;
+    std::vector<ReceiveFailure> permanent_;
+    bool permanent_dirty_ = false;  // to be written before the next commit
+    std::chrono::milliseconds backoff_{0};
+    std::atomic<uint64_t> failed_attempts_{0};
     std::thread thread_;
 };
 

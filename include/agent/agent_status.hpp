@@ -67,6 +67,10 @@ struct AgentStatus {
     Scrub scrub;
     // Why the journal takes no records (absent from the JSON while it does).
     std::optional<std::string> journal_failure;
+    // Receive-only (absent otherwise): the local changes kept here and not
+    // sent since the agent started, and the paths changed last.
+    std::optional<uint64_t> local_changes;
+    std::optional<std::vector<std::string>> local_change_paths;
 
     bool operator==(const AgentStatus&) const = default;
 };

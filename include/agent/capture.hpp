@@ -90,6 +90,17 @@ public:
     // what other agents did) update the tree but are not journaled as
     // local changes, so they are never sent back. 0: every change is.
     void ignore_changes_of(int32_t pid) { ignored_pid_ = pid; }
+    // For the next catch_up only: the paths a receiver may have changed
+    // without committing it (Receiver::unconfirmed_paths). What it finds
+    // changed at them, beneath them, and the attributes (mtimes) of the
+    // directories above them, is taken into the tree without a record: the
+    // server forwards those changes again, and they are journaled then.
+    void not_local_at_catch_up(std::vector<std::string> paths) { not_local_ = std::move(paths); }
+    // For the next catch_up only: paths that records applied from a server
+    // changed after the tree was saved (the journal has them; its records
+    // do not say the directory mtimes the server sent): a directory above
+    // one of them whose times alone differ is not a local change.
+    void received_at_catch_up(std::vector<std::string> paths) { received_ = std::move(paths); }
     bool excluded(const std::string& rel) const;
 
     // How long a write may wait to be coalesced with the next ones.
@@ -97,6 +108,8 @@ public:
 
 private:
     int32_t ignored_pid_ = 0;
+    std::vector<std::string> not_local_;
+    std::vector<std::string> received_;
     using Clock = std::chrono::steady_clock;
     struct PendingWrite {
         std::chrono::steady_clock::time_point since;

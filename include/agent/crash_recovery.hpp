@@ -25,6 +25,10 @@ namespace iz::agent {
 // the tree.
 Result<size_t> replay_journal(const std::filesystem::path& journal_dir, uint64_t after_lsn, Tree& tree);
 
+// The paths (and targets) of the records after `after_lsn` that were
+// applied from a server (those with an origin).
+Result<std::vector<std::string>> received_paths_after(const std::filesystem::path& journal_dir, uint64_t after_lsn);
+
 // For a state saved without its journal position (an older agent): when
 // the journal's last record is not a clean stop, every path that the
 // records since the last start created (or renamed or linked into place),

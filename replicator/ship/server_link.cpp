@@ -726,6 +726,11 @@ void ServerLink::fail(uint64_t generation, const std::string& why) {
     });
 }
 
+void ServerLink::reconnect(const std::string& why) {
+    auto self = shared_from_this();
+    asio::post(io_, [self, why] { self->lost(why); });
+}
+
 uint64_t ServerLink::acked_lsn() const {
     std::lock_guard lock(mu_);
     return acked_lsn_;

@@ -95,6 +95,8 @@ public:
     void receive_into(std::shared_ptr<ForwardSink> sink) { sink_ = std::move(sink); }
     // The worker gave up on this connection (e.g. it could not encode).
     void fail(uint64_t generation, const std::string& why);
+    // Ends the current connection, whichever it is (Shipper::resubscribe).
+    void reconnect(const std::string& why);
 
     // ---- for status --------------------------------------------------
     uint64_t acked_lsn() const;

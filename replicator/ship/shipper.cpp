@@ -134,6 +134,7 @@ public:
         });
         for (auto& link : links_) {
             link->start();
+            if (!options_.send) continue;
             auto worker =
                 std::make_shared<ShipWorker>(options_, link, stopping_, durable_, [this](uint64_t lsn) { saw(lsn); });
             workers_.emplace_back([worker] {
@@ -215,6 +216,10 @@ public:
     Result<uint64_t> ask_head(std::chrono::milliseconds timeout) override {
         if (links_.empty()) return fail(make_error("no server"));
         return links_.front()->request_head(timeout);
+    }
+
+    void resubscribe(const std::string& why) override {
+        if (!links_.empty()) links_.front()->reconnect(why);
     }
 
     void stop() override {

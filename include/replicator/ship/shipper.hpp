@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -97,6 +98,9 @@ struct ShipperOptions {
 
     // Send-receive: null for send-only (nothing is received).
     std::shared_ptr<ForwardSink> receiver;
+    // Receive-only: false, and nothing of the journal is sent; the links
+    // only connect and subscribe.
+    bool send = true;
 
     // Reconnect delay: starts at 100 ms, doubles, capped here.
     std::chrono::milliseconds max_backoff{2000};
@@ -160,6 +164,17 @@ struct ServerStatus {
     // "server certificate NODE-ID"), and the TLS version and cipher.
     std::string peer;
     std::string tls;
+    // Shared filesets, on the server forwards come from (filled by the
+    // agent; absent from the JSON for the others and in send-only mode):
+    // the server LSN applied here durably (the cursor), the server's
+    // fileset-journal head when it last answered, the records between the
+    // two still to receive, the last failure to apply a forward ("" when
+    // none), and the forwards this agent passed over for good.
+    std::optional<uint64_t> received_lsn;
+    std::optional<uint64_t> server_head;
+    std::optional<uint64_t> records_to_receive;
+    std::optional<std::string> receive_error;
+    std::optional<std::vector<RejectedRecord>> not_applied;
     bool operator==(const ServerStatus&) const = default;
 };
 
@@ -206,6 +221,11 @@ public:
     // server (HeadRequest), asked now; fails when not connected or with no
     // answer within `timeout`.
     virtual Result<uint64_t> ask_head(std::chrono::milliseconds timeout) = 0;
+    // Shared filesets: ends the connection forwards come on (the first
+    // server's), so that the next one subscribes again from the sink's
+    // cursor(): a receiver that could not apply a forward has it sent
+    // again this way. `why` becomes that server's last error.
+    virtual void resubscribe(const std::string& why) = 0;
     // Stops all connections; idempotent, called by the destructor.
     virtual void stop() = 0;
 };
