@@ -105,6 +105,7 @@ Status DaemonImpl::arm() {
     start.comm = "izwatch";
     start.message = fmt::format("watching {} ({})", opts_.dir, mode());
     if (auto ok = writer_->append(start); !ok) return fail(ok.error());
+    if (auto ok = open_receiver(); !ok) return ok;
     if (auto ok = capture_->catch_up(saved->tree, baseline ? "baseline" : "restart"); !ok) return ok;
     if (auto ok = writer_->flush(); !ok) return ok;
     if (auto ok = save_tree(capture_->tree(), writer_->head_lsn(), opts_.state_dir / "tree.state"); !ok) return ok;

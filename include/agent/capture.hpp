@@ -90,6 +90,15 @@ public:
     // what other agents did) update the tree but are not journaled as
     // local changes, so they are never sent back. 0: every change is.
     void ignore_changes_of(int32_t pid) { ignored_pid_ = pid; }
+    // Shared filesets, send-receive: every record journaled carries what
+    // `seen()` says this agent had applied of each server it receives
+    // from (Record::seen), and `emitted(path, target, lsn)` is told of it
+    // (the receiver holds back what would overwrite it unacknowledged).
+    void stamp_with(std::function<std::vector<journal::SeenLsn>()> seen,
+                    std::function<void(const std::string&, const std::string&, uint64_t)> emitted) {
+        seen_ = std::move(seen);
+        emitted_ = std::move(emitted);
+    }
     bool excluded(const std::string& rel) const;
 
     // How long a write may wait to be coalesced with the next ones.
@@ -97,6 +106,8 @@ public:
 
 private:
     int32_t ignored_pid_ = 0;
+    std::function<std::vector<journal::SeenLsn>()> seen_;
+    std::function<void(const std::string&, const std::string&, uint64_t)> emitted_;
     using Clock = std::chrono::steady_clock;
     struct PendingWrite {
         std::chrono::steady_clock::time_point since;
