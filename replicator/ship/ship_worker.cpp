@@ -528,13 +528,15 @@ bool ShipWorker::fix_stale_dirs() {
 
 bool ShipWorker::send_op(proto::OpMsg&& op) {
     auto kind = op.kind;
-    if (shipping_ && op.lsn == shipping_->lsn) {
-        op.time_ns = shipping_->time_ns;
-        if (!shipping_->seen.empty()) {
-            auto self = link_->endpoint().to_string();
-            for (auto& s : shipping_->seen)
-                if (s.server == self) op.seen = s.lsn;
-        }
+    // Only a shared fileset's records have seen (and need their time, to
+    // name a conflict copy): the others' frames stay as they were.
+    if (shipping_ && op.lsn == shipping_->lsn && !shipping_->seen.empty()) {
+        auto self = link_->endpoint().to_string();
+        for (auto& s : shipping_->seen)
+            if (s.server == self) {
+                op.seen = s.lsn;
+                op.time_ns = shipping_->time_ns;
+            }
     }
     // Inside a span of the plan: applied, this is still no point to resume
     // after (ship_plan.hpp).
