@@ -128,10 +128,14 @@ ConflictDecision ConflictResolver::decide(const std::string& agent, const proto:
         if (!c.removed) d.action = ConflictDecision::Action::drop;
         return d;
     }
-    // An update after a concurrent delete makes the file again; parts of
-    // content after their beginning go where it went.
-    if (c.removed || !makes_version(op.kind) || op.kind == OpKind::content_data || op.kind == OpKind::content_end)
+    // An update after a concurrent delete makes the file again, there and
+    // (sent back) on its agent; parts of content after their beginning go
+    // where it went.
+    if (c.removed) {
+        d.echo = makes_version(op.kind);
         return d;
+    }
+    if (!makes_version(op.kind) || op.kind == OpKind::content_data || op.kind == OpKind::content_end) return d;
     d.action = ConflictDecision::Action::keep_aside;
     d.copy = copy_name(op.path, agent, op.time_ns.value_or(0));
     d.fresh = d.first = true;

@@ -19,7 +19,8 @@
 //  - delete against update: the update wins. An unlink or rmdir that did
 //    not see the latest change of its path is dropped (the replicas that
 //    removed it get it back from the forwarded update); an update arriving
-//    after a concurrent delete is applied (it makes the file again).
+//    after a concurrent delete is applied (it makes the file again) and
+//    sent back to its own agent too, which receives the delete first.
 //  - An agent's own earlier changes never conflict with it, nor does an
 //    operation without `seen` (a send-only agent, an older one): it
 //    replaces what the fileset holds, as before.
@@ -57,13 +58,18 @@ struct ConflictDecision {
     // Whether the copy must start as the fileset's current file (the
     // operation patches a file: ranges, a truncate, content based on it).
     bool from_current = false;
+    // apply: an update after a concurrent delete. Journaled with the
+    // server as origin (noted as the agent's): the agent gets it back
+    // after the delete it has not applied yet, which would remove it there.
+    bool echo = false;
     uint64_t winner_lsn = 0;    // the fileset-journal record it was concurrent with
     std::string winner_origin;
 };
 
 class ConflictResolver {
 public:
-    // A record of the fileset journal: `lsn` (server LSN), by `origin`,
+    // A record of the fileset journal: `lsn` (server LSN), by `origin` (the
+    // agent it was made for, when the server journaled it as its own),
     // of `kind` on `path` (and `target` for rename, link, exchange).
     void note(uint64_t lsn, const std::string& origin, proto::OpKind kind, const std::string& path,
               const std::string& target);

@@ -61,7 +61,7 @@ Result<std::shared_ptr<FilesetJournal>> FilesetJournal::open(const std::filesyst
     return j;
 }
 
-void FilesetJournal::learn(const Record& r, uint64_t lsn) {
+void FilesetJournal::learn(const Record& r, uint64_t lsn, const std::string& as) {
     OpKind kind;
     auto k = static_cast<uint8_t>(r.op);
     if (r.op == Op::exchange) kind = OpKind::exchange;
@@ -69,7 +69,7 @@ void FilesetJournal::learn(const Record& r, uint64_t lsn) {
     else if (k >= static_cast<uint8_t>(Op::create) && k <= static_cast<uint8_t>(Op::removexattr))
         kind = static_cast<OpKind>(k);
     else return;
-    resolver_.note(lsn, r.origin, kind, r.path, r.target);
+    resolver_.note(lsn, as.empty() ? r.origin : as, kind, r.path, r.target);
 }
 
 void FilesetJournal::note_conflict(const std::string& agent, const proto::OpMsg& op, const ConflictDecision& d) {
@@ -89,7 +89,7 @@ FilesetJournal::~FilesetJournal() {
     if (writer_) (void)writer_->close();
 }
 
-void FilesetJournal::note_applied(const std::string& agent, const proto::OpMsg& op) {
+void FilesetJournal::note_applied(const std::string& agent, const proto::OpMsg& op, const std::string& as) {
     auto r = journal_record_of(op, agent, op.lsn);
     if (!r) return;
     // The parts of one range write are one change for those who receive it
@@ -110,7 +110,7 @@ void FilesetJournal::note_applied(const std::string& agent, const proto::OpMsg& 
     }
     Record copy = *r;
     auto lsn = writer_->append(std::move(*r));  // a failed writer shows in flush()
-    if (lsn) learn(copy, *lsn);
+    if (lsn) learn(copy, *lsn, as);
 }
 
 Status FilesetJournal::copy_current(const std::string& from, const std::string& to) {

@@ -44,7 +44,9 @@ public:
                                                          const std::filesystem::path& root, std::string reserved_top);
     ~FilesetJournal();
 
-    void note_applied(const std::string& agent, const proto::OpMsg& op);
+    // `as`: the agent the resolver counts it for, when `agent` is the
+    // server itself (a conflict copy, an update sent back); "" for `agent`.
+    void note_applied(const std::string& agent, const proto::OpMsg& op, const std::string& as = "");
     // Journals the conflict `d` found for `agent`'s `op` (a `conflict`
     // record: path, the copy as target, the agent as origin, both origins
     // in its message), before the copy's own records.
@@ -78,7 +80,7 @@ private:
     std::optional<journal::Record> last_write_;  // see note_applied()
     std::mutex order_mu_;
     ConflictResolver resolver_;  // under order_mu_
-    void learn(const journal::Record& r, uint64_t lsn);
+    void learn(const journal::Record& r, uint64_t lsn, const std::string& as = "");
 };
 
 // What a subscriber is sent for the fileset-journal record `r` (`root_fd`:

@@ -431,7 +431,9 @@ void Session::on_op(const proto::OpMsg& m) {
         if (r.outcome == Outcome::applied && d.action != ConflictDecision::Action::drop) {
             if (d.action == ConflictDecision::Action::keep_aside) {
                 if (d.fresh) journal_->note_conflict(agent_, m, d);
-                journal_->note_applied(ctx_.options.host_name, *op);
+                journal_->note_applied(ctx_.options.host_name, *op, agent_);
+            } else if (d.echo) {
+                journal_->note_applied(ctx_.options.host_name, m, agent_);
             } else {
                 journal_->note_applied(agent_, m);
             }

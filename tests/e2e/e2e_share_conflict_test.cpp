@@ -210,6 +210,24 @@ TEST_F(ShareConflict, DeleteAgainstUpdateKeepsTheUpdate) {
     EXPECT_TRUE(conflicts_journaled(server_journal()).empty());
 }
 
+// The other order: B updates the file A deleted meanwhile. The update
+// wins: the file is made again on the server and A, and B, which gets A's
+// delete after its update was taken, gets its version back.
+TEST_F(ShareConflict, UpdateAfterAConcurrentDeleteMakesTheFileAgainEverywhere) {
+    share_base("todo.txt", "todo v1\n");
+    ASSERT_EQ(b_->stop().exit_code, 0);
+    fs::remove(a_->dir() / "todo.txt");
+    sync(*a_);
+    write_file(b_->dir() / "todo.txt", "todo v2, from B\n");
+    start(*b_, "b");
+    settle();
+    for (auto& dir : {a_->dir(), b_->dir(), replica()}) {
+        EXPECT_EQ(read_file(dir / "todo.txt"), "todo v2, from B\n") << dir;
+        EXPECT_TRUE(names_starting(dir, "todo.txt.conflict").empty()) << dir;
+    }
+    expect_all_equal("after update against delete");
+}
+
 // Two creates of one name: both kept, the second as a conflict copy.
 TEST_F(ShareConflict, TwoCreatesOfOneNameAreBothKept) {
     share_base("base.txt", "shared\n");

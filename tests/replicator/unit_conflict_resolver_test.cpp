@@ -105,11 +105,20 @@ TEST(ConflictResolver, DeleteAgainstUpdateTheUpdateWins) {
     // and makes the file again.
     ConflictResolver other;
     other.note(5, "a", OpKind::unlink, "g", "");
-    EXPECT_EQ(other.decide("b", op(OpKind::write, "g", 9, 4)).action, Action::apply);
+    auto made_again = other.decide("b", op(OpKind::write, "g", 9, 4));
+    EXPECT_EQ(made_again.action, Action::apply);
+    // Sent back to b too, which gets a's delete before it.
+    EXPECT_TRUE(made_again.echo);
     auto begin = op(OpKind::content_begin, "g", 10, 4);
     EXPECT_EQ(other.decide("b", begin).action, Action::apply);
+    EXPECT_TRUE(other.decide("b", op(OpKind::content_end, "g", 10, 4)).echo);
+    // Once journaled (for b), b's next parts are its own again.
+    other.note(12, "b", OpKind::write, "g", "");
+    EXPECT_FALSE(other.decide("b", op(OpKind::write, "g", 13, 4)).echo);
+    EXPECT_EQ(other.decide("b", op(OpKind::write, "g", 13, 4)).action, Action::apply);
     // Two deletes agree.
-    EXPECT_EQ(other.decide("b", op(OpKind::unlink, "g", 11, 4)).action, Action::apply);
+    other.note(14, "a", OpKind::unlink, "h", "");
+    EXPECT_EQ(other.decide("b", op(OpKind::unlink, "h", 15, 4)).action, Action::apply);
 }
 
 TEST(ConflictResolver, TwoCreatesOfOneNameAreBothKept) {
