@@ -101,6 +101,8 @@ private:
     // hold back forwards that would overwrite one not yet acknowledged.
     std::mutex local_mu_;
     std::unordered_map<std::string, uint64_t> local_lsns_;
+    static constexpr size_t kLocalLsnsPrune = 4096;
+    size_t local_lsns_prune_at_ = kLocalLsnsPrune;
     uint64_t unacked_local(const std::string& path, const std::string& target);
     std::function<void(uint64_t)> durable_relay();
 

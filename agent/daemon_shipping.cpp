@@ -112,6 +112,15 @@ void DaemonImpl::stamp_capture(Capture& capture) {
             std::lock_guard lock(local_mu_);
             local_lsns_[path] = lsn;
             if (!target.empty()) local_lsns_[target] = lsn;
+            // Only a forward of a path forgets it: what every server has
+            // goes now and then, or each path ever changed would stay.
+            // (Next when it doubled: an agent away from its server for long
+            // does not walk them all at every change.)
+            if (local_lsns_.size() < local_lsns_prune_at_) return;
+            auto* s = shipper_ptr_.load();
+            uint64_t acked = s ? s->acked_by_all() : 0;
+            std::erase_if(local_lsns_, [acked](const auto& e) { return e.second <= acked; });
+            local_lsns_prune_at_ = std::max(kLocalLsnsPrune, 2 * local_lsns_.size());
         });
 }
 
