@@ -3,7 +3,11 @@
 // against what the journal holds for the path since.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "conflict_resolver.hpp"
+#include "fileset_journal.hpp"
+#include "support/tree.hpp"
 
 namespace iz::replicator {
 namespace {
@@ -150,6 +154,31 @@ TEST(ConflictResolver, ACopyNameFitsADirectoryEntry) {
     EXPECT_EQ(name.substr(0, 2), "d/");
     EXPECT_EQ(name.size() - 2, 255u);
     EXPECT_NE(name.find(".conflict-" + std::string(128, 'b') + "-20261207T200000Z"), std::string::npos);
+}
+
+// A server restarted decides as the one before it would have: the fileset
+// journal's records are learnt when it is opened.
+TEST(ConflictResolver, ARestartedServerRemembersWhatTheJournalHolds) {
+    test::TempDir root("resolver-root"), dir("resolver-journal");
+    std::ofstream(root.path() / "f") << "a's";
+    OpMsg end = op(OpKind::content_end, "f", 3, std::nullopt);
+    end.mode = 0100644;
+    end.size = 3;
+    {
+        auto j = FilesetJournal::open(dir.path() / "journal", root.path(), "");
+        ASSERT_TRUE(j) << j.error().message;
+        std::lock_guard order((*j)->order());
+        (*j)->note_applied("a", end);
+        ASSERT_TRUE((*j)->flush());
+    }
+    auto j = FilesetJournal::open(dir.path() / "journal", root.path(), "");
+    ASSERT_TRUE(j) << j.error().message;
+    std::lock_guard order((*j)->order());
+    auto d = (*j)->resolve("b", op(OpKind::write, "f", 9, 0));
+    EXPECT_EQ(d.action, Action::keep_aside);
+    EXPECT_EQ(d.winner_origin, "a");
+    EXPECT_EQ(d.winner_lsn, 1u);
+    EXPECT_EQ((*j)->resolve("b", op(OpKind::write, "f", 10, 1)).action, Action::apply);
 }
 
 }  // namespace
