@@ -81,12 +81,19 @@ void Capture::emit(Record r, int32_t pid) {
         auto it = tree_.find(r.path);
         if (it != tree_.end()) r.version = ++it->second.version;
     }
+    if (seen_) r.seen = seen_();
+    std::string path, target;
+    if (emitted_) {
+        path = r.path;
+        target = r.target;
+    }
     auto lsn = writer_.append(std::move(r));
     if (!lsn) {
         if (stats_.journal_errors++ == 0) spdlog::error("journal append failed: {}", lsn.error().message);
         return;
     }
     ++stats_.records;
+    if (emitted_) emitted_(path, target, *lsn);
 }
 
 void Capture::index_dir(const std::string& rel, const FileHandle& handle) {

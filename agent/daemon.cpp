@@ -118,6 +118,7 @@ Status DaemonImpl::arm() {
                 spdlog::warn("reading what was received since the saved tree: {}", received.error().message);
         }
     }
+    if (auto ok = open_receiver(); !ok) return ok;
     if (auto ok = capture_->catch_up(saved->tree, baseline ? "baseline" : "restart"); !ok) return ok;
     if (auto ok = writer_->flush(); !ok) return ok;
     if (opts_.mode == "receive-only")

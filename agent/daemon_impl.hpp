@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -93,6 +94,17 @@ private:
     // ---- replication (daemon_shipping.cpp) ---------------------------------
     uint64_t replicated_lsn() const;
     Status start_shipper();
+    // Send-receive: the receiver, opened before the start's rescan so that
+    // what it journals carries what this agent had seen (Capture::stamp_with).
+    Status open_receiver();
+    void stamp_capture(Capture& capture);
+    // The latest local change of each path (its LSN), for the receiver to
+    // hold back forwards that would overwrite one not yet acknowledged.
+    std::mutex local_mu_;
+    std::unordered_map<std::string, uint64_t> local_lsns_;
+    static constexpr size_t kLocalLsnsPrune = 4096;
+    size_t local_lsns_prune_at_ = kLocalLsnsPrune;
+    uint64_t unacked_local(const std::string& path, const std::string& target);
     std::function<void(uint64_t)> durable_relay();
 
     // ---- verification (daemon_verify.cpp, verify_service.hpp) --------------

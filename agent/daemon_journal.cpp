@@ -85,7 +85,10 @@ Status DaemonImpl::reopen_journal() {
     if (!writer) return fail(writer.error());
     auto capture = std::make_unique<Capture>(opts_.dir, root_fd_, opts_.excludes, **writer, bpf_ != nullptr);
     capture->carry_stats(capture_->stats());
-    if (receiving()) capture->ignore_changes_of(static_cast<int32_t>(::getpid()));
+    if (receiving()) {
+        capture->ignore_changes_of(static_cast<int32_t>(::getpid()));
+        stamp_capture(*capture);
+    }
     {
         std::lock_guard lock(writer_mu_);  // the shipper's thread journals conflicts
         capture_ = std::move(capture);

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <thread>
 
 namespace iz::agent {
 
@@ -60,37 +61,105 @@ Status DaemonImpl::start_shipper() {
         so.send = false;
         so.register_consumers = false;
     }
-    if (opts_.mode == "send-receive" || opts_.mode == "receive-only") {
-        ReceiverOptions ro;
-        ro.root = opts_.dir;
-        ro.state_dir = opts_.state_dir / "receive";
-        ro.agent_id = opts_.shipping.agent_id;
-        ro.journal = [this](journal::Record r) -> Status {
-            std::lock_guard lock(writer_mu_);
-            auto lsn = writer_->append(std::move(r));
-            if (!lsn) return fail(lsn.error());
-            return {};
-        };
-        ro.journal_durable = [this]() -> Status {
-            std::lock_guard lock(writer_mu_);
-            return writer_->wait_durable(writer_->head_lsn());
-        };
-        ro.moved = so.on_acked;
-        ro.resubscribe = [this](const std::string& why) {
-            if (auto* s = shipper_ptr_.load()) s->resubscribe(why);
-        };
-        auto receiver = Receiver::open(std::move(ro));
-        if (!receiver) return fail(receiver.error());
-        receiver_ = *receiver;
-        so.receiver = receiver_;
-        // What the receiver applies is journaled by it, with its origin.
-        capture_->ignore_changes_of(static_cast<int32_t>(::getpid()));
-    }
+    so.receiver = receiver_;
     auto shipper = replicator::Shipper::start(std::move(so));
     if (!shipper) return fail(shipper.error());
     shipper_ = std::move(*shipper);
     shipper_ptr_.store(shipper_.get());
     return {};
+}
+
+Status DaemonImpl::open_receiver() {
+    if (opts_.mode == "send-only" || opts_.shipping.servers.empty()) return {};
+    ReceiverOptions ro;
+    ro.root = opts_.dir;
+    ro.state_dir = opts_.state_dir / "receive";
+    ro.agent_id = opts_.shipping.agent_id;
+    ro.journal = [this](journal::Record r) -> Status {
+        std::lock_guard lock(writer_mu_);
+        auto lsn = writer_->append(std::move(r));
+        if (!lsn) return fail(lsn.error());
+        return {};
+    };
+    ro.journal_durable = [this]() -> Status {
+        std::lock_guard lock(writer_mu_);
+        return writer_->wait_durable(writer_->head_lsn());
+    };
+    ro.resubscribe = [this](const std::string& why) {
+        if (auto* s = shipper_ptr_.load()) s->resubscribe(why);
+    };
+    // The eventfd is made after the receiver: read when the cursor moves.
+    ro.moved = [this] {
+        uint64_t one = 1;
+        if (ack_fd_ >= 0) (void)!::write(ack_fd_, &one, sizeof one);
+    };
+    // Receive-only sends nothing: no local change is ever acknowledged, and
+    // a forward does not wait for one (local_changes.hpp reports them).
+    if (opts_.mode == "send-receive") {
+        ro.unacked_local = [this](const std::string& path, const std::string& target) {
+            return unacked_local(path, target);
+        };
+        // Forwards come from the first server only (docs/SHARING.md).
+        ro.wait_acked = [this](uint64_t lsn, std::chrono::milliseconds timeout) {
+            auto* s = shipper_ptr_.load();
+            if (!s) {
+                std::this_thread::sleep_for(timeout);
+                return false;
+            }
+            return static_cast<bool>(s->wait_acked_by(0, lsn, timeout));
+        };
+    }
+    auto receiver = Receiver::open(std::move(ro));
+    if (!receiver) return fail(receiver.error());
+    receiver_ = *receiver;
+    // What the receiver applies is journaled by it, with its origin.
+    capture_->ignore_changes_of(static_cast<int32_t>(::getpid()));
+    stamp_capture(*capture_);
+    return {};
+}
+
+void DaemonImpl::stamp_capture(Capture& capture) {
+    std::weak_ptr<Receiver> weak = receiver_;
+    std::string server = opts_.shipping.servers.front().to_string();
+    capture.stamp_with(
+        [weak, server] {
+            std::vector<journal::SeenLsn> seen;
+            if (auto r = weak.lock()) seen.push_back(journal::SeenLsn{server, r->seen()});
+            return seen;
+        },
+        [this](const std::string& path, const std::string& target, uint64_t lsn) {
+            std::lock_guard lock(local_mu_);
+            local_lsns_[path] = lsn;
+            if (!target.empty()) local_lsns_[target] = lsn;
+            // Only a forward of a path forgets it: what every server has
+            // goes now and then, or each path ever changed would stay.
+            // (Next when it doubled: an agent away from its server for long
+            // does not walk them all at every change.)
+            if (local_lsns_.size() < local_lsns_prune_at_) return;
+            auto* s = shipper_ptr_.load();
+            uint64_t acked = s ? s->acked_by_all() : 0;
+            std::erase_if(local_lsns_, [acked](const auto& e) { return e.second <= acked; });
+            local_lsns_prune_at_ = std::max(kLocalLsnsPrune, 2 * local_lsns_.size());
+        });
+}
+
+uint64_t DaemonImpl::unacked_local(const std::string& path, const std::string& target) {
+    uint64_t lsn = 0;
+    {
+        std::lock_guard lock(local_mu_);
+        for (const std::string* p : {&path, &target}) {
+            if (p == &target && p->empty()) continue;
+            if (auto it = local_lsns_.find(*p); it != local_lsns_.end()) lsn = std::max(lsn, it->second);
+        }
+    }
+    if (lsn == 0) return 0;
+    auto* s = shipper_ptr_.load();
+    if (!s || !s->wait_acked_by(0, lsn, std::chrono::milliseconds(0))) return lsn;
+    // The server has it: forgotten, unless changed again meanwhile.
+    std::lock_guard lock(local_mu_);
+    for (const std::string* p : {&path, &target})
+        if (auto it = local_lsns_.find(*p); it != local_lsns_.end() && it->second <= lsn) local_lsns_.erase(it);
+    return 0;
 }
 
 // The shipper sends only what the journal holds durably, and learns of

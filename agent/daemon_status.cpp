@@ -80,6 +80,9 @@ void DaemonImpl::add_shared_status(AgentStatus& st) const {
     st.journal_disk_bytes = disk;
     st.servers = shipper_ ? shipper_->status() : std::vector<AgentStatus::Server>{};
     if (receiving() && !st.servers.empty()) add_receive_status(st.servers.front());
+    // Shared filesets: the conflicts the first server found between this
+    // agent's changes and others' come forwarded from it (receiver.hpp).
+    if (receiver_ && !st.servers.empty()) st.servers.front().conflicts += receiver_->conflicts();
     st.scrub = verify_ ? verify_->status() : AgentStatus::Scrub{};
     st.queue_depth = fan_->queued();
     if (local_changes_) {

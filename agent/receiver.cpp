@@ -62,13 +62,14 @@ Result<std::shared_ptr<Receiver>> Receiver::open(ReceiverOptions options) {
     auto applier = replicator::Applier::open(ao);
     if (!applier) return fail(Error{"receiving: " + applier.error().message, applier.error().sys_errno});
     r->applier_ = std::move(*applier);
-    // The local user writes here too: until version vectors, the later
-    // change wins and no conflict copy is made (Applier::share).
+    // The local user writes here too: conflicts are the server's to find
+    // (what each change had seen), not this applier's (Applier::share).
     r->applier_->share();
     r->applied_ = r->applier_->durable_lsn();
     auto failed = load_failed(r->opts_.state_dir / kFailedFile);
     if (!failed) return fail(Error{"receiving: " + failed.error().message});
     r->permanent_ = std::move(*failed);
+    r->seen_ = r->applied_.load();
     r->thread_ = std::thread([raw = r.get()] {
         pthread_setname_np(pthread_self(), "iz-receive");
         raw->run();
@@ -180,9 +181,34 @@ void Receiver::run() {
     }
 }
 
+bool Receiver::wait_for_local(const proto::OpMsg& op) {
+    if (!opts_.unacked_local || !opts_.wait_acked) return true;
+    if (op.kind == proto::OpKind::noop || op.kind == proto::OpKind::conflict ||
+        op.kind == proto::OpKind::content_data || op.kind == proto::OpKind::content_end)
+        return true;  // changes nothing, or its beginning waited
+    for (bool told = false;;) {
+        uint64_t lsn = opts_.unacked_local(op.path, op.target);
+        if (lsn == 0) return true;
+        if (!told) {
+            spdlog::info("receiving: {} '{}' (server LSN {}) waits until the server has this agent's change of it "
+                         "(LSN {})",
+                         proto::op_kind_name(op.kind), op.path, op.lsn, lsn);
+            told = true;
+        }
+        if (opts_.wait_acked(lsn, std::chrono::milliseconds(200))) continue;
+        std::lock_guard lock(mu_);
+        if (stopping_) return false;
+    }
+}
+
 void Receiver::apply(const proto::Forward& f, bool last_queued) {
     const auto& op = f.op;
+    if (!wait_for_local(op)) return;
     auto result = applier_->apply(op);
+    if (result.outcome == Outcome::applied && op.kind == proto::OpKind::conflict) {
+        ++conflicts_;
+        spdlog::warn("receiving: conflict on '{}' from {}: {}", op.path, f.origin, op.note);
+    }
     for (auto& n : applier_->take_rejections())
         spdlog::error("receiving: cannot apply all of server LSN {} on '{}': {}", n.lsn, n.path, n.message);
     auto failure = [&] {
@@ -221,7 +247,10 @@ void Receiver::apply(const proto::Forward& f, bool last_queued) {
             else if (!result.with_beginning) pass_over(failure());
             break;
     }
-    if (!op.more) uncommitted_ = op.lsn;
+    if (!op.more) {
+        uncommitted_ = op.lsn;
+        seen_ = op.lsn;
+    }
     // Committed once nothing more waits: a burst costs one syncfs.
     if (!last_queued || uncommitted_ <= applied_.load()) return;
     commit();

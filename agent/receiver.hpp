@@ -33,6 +33,19 @@
 //    a later record of the fileset sets that path whole here (its whole
 //    content, its removal, or a rename away from it) or forget_failures()
 //    is called once the directory was made equal to the fileset.
+//  - A forward never overwrites a local change the server has not yet
+//    acknowledged: one whose path or target has such a change waits (and
+//    every forward after it, to keep the order) until the server acked it.
+//    Deferring rather than keeping both here: the server orders the
+//    fileset and decides every conflict once (conflict_resolver.hpp there).
+//    Once the local change is acked, the server has it, either as the new
+//    version (it saw what the forward brings: a forward of it is on the
+//    way) or kept aside as a conflict copy (forwarded here after this
+//    forward); applying the forward then loses nothing. Applied earlier, it
+//    would replace the local version before it was read to be sent.
+//  - seen() is the last server LSN applied (durable or not): what a local
+//    change captured now had seen (Record::seen).
+//  - Conflicts the server forwards are journaled and counted (conflicts()).
 #include <atomic>
 #include <chrono>
 #include <optional>
@@ -68,7 +81,7 @@ struct ReceiveFailure {
 struct ReceiverOptions {
     std::filesystem::path root;       // the watched directory
     std::filesystem::path state_dir;  // the applier's state and the cursor
-    std::string agent_id;             // names conflict copies (none yet: see Applier::share)
+    std::string agent_id;             // the applier's host name (the server names conflict copies)
     // Appends one record to this agent's journal (the caller's writer, under
     // its lock); an error is logged, not fatal.
     std::function<Status(journal::Record)> journal;
@@ -83,6 +96,11 @@ struct ReceiverOptions {
     // Retry backoff for a forward that failed and may succeed later.
     std::chrono::milliseconds first_retry{200};
     std::chrono::milliseconds max_retry{5000};
+    // The LSN (in this agent's journal) of the latest local change of
+    // `path` or `target` the server has not acknowledged; 0 for none.
+    std::function<uint64_t(const std::string& path, const std::string& target)> unacked_local;
+    // Waits up to `timeout` for the server to acknowledge `lsn`; true once it has.
+    std::function<bool(uint64_t lsn, std::chrono::milliseconds timeout)> wait_acked;
 };
 
 class Receiver final : public replicator::ForwardSink {
@@ -114,6 +132,9 @@ public:
     // The directory was made equal to the fileset: the permanent failures
     // are no longer differences. Returns how many went.
     size_t forget_failures();
+    uint64_t seen() const { return seen_.load(); }
+    // Conflicts the server forwarded since start.
+    uint64_t conflicts() const { return conflicts_.load(); }
     void stop();
 
 private:
@@ -136,6 +157,11 @@ private:
     ReceiverOptions opts_;
     std::unique_ptr<replicator::Applier> applier_;
     std::atomic<uint64_t> applied_{0};
+    std::atomic<uint64_t> seen_{0};
+    std::atomic<uint64_t> conflicts_{0};
+    // Blocks until the local changes a forward would overwrite are
+    // acknowledged; false when stopping.
+    bool wait_for_local(const replicator::proto::OpMsg& op);
     struct Restart {};  // a new connection: what came in part is void
     using Item = std::variant<replicator::proto::Forward, Restart>;
     mutable std::mutex mu_;

@@ -101,6 +101,15 @@ public:
     // do not say the directory mtimes the server sent): a directory above
     // one of them whose times alone differ is not a local change.
     void received_at_catch_up(std::vector<std::string> paths) { received_ = std::move(paths); }
+    // Shared filesets, send-receive: every record journaled carries what
+    // `seen()` says this agent had applied of each server it receives
+    // from (Record::seen), and `emitted(path, target, lsn)` is told of it
+    // (the receiver holds back what would overwrite it unacknowledged).
+    void stamp_with(std::function<std::vector<journal::SeenLsn>()> seen,
+                    std::function<void(const std::string&, const std::string&, uint64_t)> emitted) {
+        seen_ = std::move(seen);
+        emitted_ = std::move(emitted);
+    }
     bool excluded(const std::string& rel) const;
 
     // How long a write may wait to be coalesced with the next ones.
@@ -110,6 +119,8 @@ private:
     int32_t ignored_pid_ = 0;
     std::vector<std::string> not_local_;
     std::vector<std::string> received_;
+    std::function<std::vector<journal::SeenLsn>()> seen_;
+    std::function<void(const std::string&, const std::string&, uint64_t)> emitted_;
     using Clock = std::chrono::steady_clock;
     struct PendingWrite {
         std::chrono::steady_clock::time_point since;

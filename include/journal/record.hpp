@@ -54,6 +54,19 @@ std::vector<ByteRange> coalesce(std::vector<ByteRange> ranges);
 // An opaque kernel file handle (name_to_handle_at / fanotify FID).
 using FileHandle = iz::FileHandle;
 
+// Shared filesets: what the writer of a change had seen of one server's
+// fileset journal when the change was made (the LSN it had applied from
+// that server, its receive cursor). A server compares it with what its
+// journal holds for the path since, to tell a change that replaces the
+// current version from a concurrent one (DESIGN: "Shared filesets").
+// One entry per server an agent receives from: with several servers, a
+// version vector.
+struct SeenLsn {
+    std::string server;  // the server's endpoint as the agent names it
+    uint64_t lsn = 0;
+    friend bool operator==(const SeenLsn&, const SeenLsn&) = default;
+};
+
 struct Record {
     // Assigned by the writer; whatever the caller sets is overwritten.
     uint64_t lsn = 0;
@@ -108,6 +121,11 @@ struct Record {
     // of every record it holds.
     std::string origin;
     uint64_t origin_lsn = 0;
+
+    // A change captured here in a shared fileset: what this agent had
+    // applied of each server's fileset journal when it was captured.
+    // Empty when the agent receives from no server.
+    std::vector<SeenLsn> seen;
 
     friend bool operator==(const Record&, const Record&) = default;
 };

@@ -9,6 +9,10 @@ std::optional<journal::Record> journal_record_of(const proto::OpMsg& op, std::st
     auto k = static_cast<uint8_t>(op.kind);
     if (op.kind == OpKind::content_end) r.op = Op::write;
     else if (op.kind == OpKind::exchange) r.op = Op::exchange;
+    else if (op.kind == OpKind::conflict) {
+        r.op = Op::conflict;
+        r.message = op.note;
+    }
     else if (k >= static_cast<uint8_t>(OpKind::create) && k <= static_cast<uint8_t>(OpKind::removexattr))
         r.op = static_cast<Op>(k);  // the shared numbers (common/mutation_ops.hpp)
     else return std::nullopt;

@@ -315,6 +315,13 @@ Status ApplierImpl::dispatch_kind(const OpMsg& op) {
     using K = proto::OpKind;
     switch (op.kind) {
         case K::noop: return {};
+        case K::conflict: {
+            // A note for the receiver's journal (protocol.hpp); its path is
+            // resolved all the same, and one through a symlink left out.
+            auto p = open_parent(root_fd_.get(), op.path);
+            if (!p && (is_refusal(p.error()) || is_rejection(p.error()))) return fail(p.error());
+            return {};
+        }
         // The operations that follow make `path` what the source holds; what
         // the server holds there now is known to differ, and replacing it is
         // the point, not a conflict.

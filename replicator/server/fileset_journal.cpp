@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "journal/reader.hpp"
 #include "replicator/apply/applied_record.hpp"
 #include "replicator/fs/beneath.hpp"
 
@@ -48,14 +49,50 @@ Result<std::shared_ptr<FilesetJournal>> FilesetJournal::open(const std::filesyst
         std::lock_guard lock(j->mu_);
         j->durable_ = j->writer_->durable_lsn();
     }
+    // What each path's latest change was, for the conflict rules: a
+    // restarted server decides as the one before it would have.
+    if (j->writer_->head_lsn() > 0) {
+        auto reader = journal::Reader::open(dir);
+        if (!reader) return fail(Error{fmt::format("fileset journal '{}': {}", dir.string(), reader.error().message)});
+        for (;;) {
+            auto rec = (*reader)->next();
+            if (!rec) return fail(Error{fmt::format("fileset journal '{}': {}", dir.string(), rec.error().message)});
+            if (!*rec) break;
+            j->learn(**rec, (*rec)->lsn);
+        }
+    }
     return j;
+}
+
+void FilesetJournal::learn(const Record& r, uint64_t lsn, const std::string& as) {
+    OpKind kind;
+    auto k = static_cast<uint8_t>(r.op);
+    if (r.op == Op::exchange) kind = OpKind::exchange;
+    else if (r.op == Op::conflict) kind = OpKind::conflict;
+    else if (k >= static_cast<uint8_t>(Op::create) && k <= static_cast<uint8_t>(Op::removexattr))
+        kind = static_cast<OpKind>(k);
+    else return;
+    resolver_.note(lsn, as.empty() ? r.origin : as, kind, r.path, r.target);
+}
+
+void FilesetJournal::note_conflict(const std::string& agent, const proto::OpMsg& op, const ConflictDecision& d) {
+    Record r;
+    r.op = Op::conflict;
+    r.time_ns = op.time_ns.value_or(0);
+    r.path = op.path;
+    r.target = d.copy;
+    r.origin = agent;
+    r.origin_lsn = op.lsn;
+    r.message = fmt::format("concurrent with {} (server LSN {}): {}'s version stays at '{}', {}'s LSN {} is kept as '{}'",
+                            d.winner_origin, d.winner_lsn, d.winner_origin, op.path, agent, op.lsn, d.copy);
+    (void)writer_->append(std::move(r));
 }
 
 FilesetJournal::~FilesetJournal() {
     if (writer_) (void)writer_->close();
 }
 
-void FilesetJournal::note_applied(const std::string& agent, const proto::OpMsg& op) {
+void FilesetJournal::note_applied(const std::string& agent, const proto::OpMsg& op, const std::string& as) {
     auto r = journal_record_of(op, agent, op.lsn);
     if (!r) return;
     // The parts of one range write are one change for those who receive it
@@ -74,13 +111,38 @@ void FilesetJournal::note_applied(const std::string& agent, const proto::OpMsg& 
         if (auto node = open_beneath(root_fd_.get(), op.path, O_PATH | O_NOFOLLOW))
             if (auto h = handle_of(node->get(), "", op.path)) r->handle = *h;
     }
+    Record copy = *r;
     auto lsn = writer_->append(std::move(*r));  // a failed writer shows in flush()
     if (!lsn) return;
+    learn(copy, *lsn, as);
+    noted(agent, *lsn);
+}
+
+void FilesetJournal::noted(const std::string& origin, uint64_t lsn) {
     {
         std::lock_guard lock(mu_);
-        noted_by_origin_[agent] = *lsn;
+        noted_by_origin_[origin] = lsn;
     }
     cv_.notify_all();  // a subscriber waiting for others' records
+}
+
+Status FilesetJournal::copy_current(const std::string& from, const std::string& to) {
+    auto src = open_beneath(root_fd_.get(), from, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    if (!src) return fail(src.error());
+    struct stat st{};
+    if (::fstat(src->get(), &st) != 0) return fail(sys_error("stat", from, errno));
+    if (!S_ISREG(st.st_mode)) return fail(make_error(fmt::format("'{}' is no regular file to copy", from)));
+    auto dst = open_beneath(root_fd_.get(), to, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, st.st_mode & 07777);
+    if (!dst) return fail(dst.error());
+    for (off_t left = st.st_size; left > 0;) {
+        ssize_t n = ::copy_file_range(src->get(), nullptr, dst->get(), nullptr, static_cast<size_t>(left), 0);
+        if (n < 0) return fail(sys_error("copy to the conflict copy", to, errno));
+        if (n == 0) break;
+        left -= n;
+    }
+    if (::fchown(dst->get(), st.st_uid, st.st_gid) != 0 || ::fchmod(dst->get(), st.st_mode & 07777) != 0)
+        return fail(sys_error("copy attributes to", to, errno));
+    return {};
 }
 
 uint64_t FilesetJournal::commit() {
@@ -213,10 +275,19 @@ Result<std::vector<proto::Forward>> forwards_of(const Record& r, int root_fd, co
     OpKind kind;
     auto k = static_cast<uint8_t>(r.op);
     if (r.op == Op::exchange) kind = OpKind::exchange;
+    else if (r.op == Op::conflict) kind = OpKind::conflict;
     else if (k >= static_cast<uint8_t>(Op::create) && k <= static_cast<uint8_t>(Op::removexattr))
         kind = static_cast<OpKind>(k);
     else return noop();
     auto& m = part(kind);
+    if (kind == OpKind::conflict) {
+        // A note: what stayed where and where the other version went (the
+        // records after it make the copy).
+        m.target = r.target;
+        m.note = r.message;
+        m.time_ns = r.time_ns;
+        return out;
+    }
     m.target = r.target;
     m.mode = r.mode;
     m.uid = r.owner_uid;

@@ -21,6 +21,11 @@
 //    applying the operations.
 //  - flush() returns once everything noted is durable; wait_durable(lsn)
 //    once `lsn` is; wait_durable_beyond() wakes as soon as a later record is.
+//  - Concurrent changes (conflict_resolver.hpp): resolve() says what to do
+//    with an agent's operation; the caller holds order() across resolve(),
+//    applying it and noting it, so that what each decision compared with is
+//    what the journal holds. The resolver learns every noted record, and at
+//    open() what the journal holds already (a restart decides alike).
 //  - Thread-safe.
 #include <chrono>
 #include <condition_variable>
@@ -36,6 +41,7 @@
 #include "common/file_handle.hpp"
 #include "common/unique_fd.hpp"
 #include "journal/record.hpp"
+#include "conflict_resolver.hpp"
 #include "journal/writer.hpp"
 #include "replicator/wire/protocol.hpp"
 
@@ -48,7 +54,19 @@ public:
                                                          const std::filesystem::path& root, std::string reserved_top);
     ~FilesetJournal();
 
-    void note_applied(const std::string& agent, const proto::OpMsg& op);
+    // `as`: the agent the resolver counts it for, when `agent` is the
+    // server itself (a conflict copy, an update sent back); "" for `agent`.
+    void note_applied(const std::string& agent, const proto::OpMsg& op, const std::string& as = "");
+    // Journals the conflict `d` found for `agent`'s `op` (a `conflict`
+    // record: path, the copy as target, the agent as origin, both origins
+    // in its message), before the copy's own records.
+    void note_conflict(const std::string& agent, const proto::OpMsg& op, const ConflictDecision& d);
+    // Makes `to` a copy of the regular file `from` (both beneath the
+    // root): the start of a conflict copy the agent's delta patches.
+    Status copy_current(const std::string& from, const std::string& to);
+    // Held by the caller across resolve(), applying and noting.
+    std::mutex& order() { return order_mu_; }
+    ConflictDecision resolve(const std::string& agent, const proto::OpMsg& op) { return resolver_.decide(agent, op); }
     // Starts making everything noted so far durable, without waiting;
     // returns the LSN it covers (for wait_durable()).
     uint64_t commit();
@@ -81,6 +99,10 @@ private:
     uint64_t durable_ = 0;
     std::optional<journal::Record> last_write_;  // see note_applied()
     std::map<std::string, uint64_t> noted_by_origin_;  // the last LSN noted per origin
+    std::mutex order_mu_;
+    ConflictResolver resolver_;  // under order_mu_
+    void learn(const journal::Record& r, uint64_t lsn, const std::string& as = "");
+    void noted(const std::string& origin, uint64_t lsn);
 };
 
 // What a subscriber is sent for the fileset-journal record `r` (`root_fd`:

@@ -421,11 +421,49 @@ void Session::on_op(const proto::OpMsg& m) {
     {
         std::lock_guard lock(slot_->mu);
         if (slot_->owner != id_) return drop("superseded by a newer connection from the same agent");
-        r = slot_->applier->apply(m);
+        if (m.kind == proto::OpKind::conflict)
+            return drop(fmt::format("refused conflict '{}' at LSN {}: conflicts are the server's to find", m.path, m.lsn));
+        // Decided, applied and journaled as one step of the fileset's order.
+        std::lock_guard order(journal_->order());
+        auto d = journal_->resolve(agent_, m);
+        const proto::OpMsg* op = &m;
+        proto::OpMsg other;
+        if (d.action == ConflictDecision::Action::drop) {
+            // Not applied, and nothing to forward; the LSN is still passed.
+            other = proto::OpMsg{.lsn = m.lsn, .kind = proto::OpKind::noop, .more = m.more};
+            op = &other;
+            spdlog::warn("{}: {} '{}' at LSN {} did not see the change of {} (server LSN {}): the change wins, it is "
+                         "not applied",
+                         who(), proto::op_kind_name(m.kind), m.path, m.lsn, d.winner_origin, d.winner_lsn);
+        } else if (d.action == ConflictDecision::Action::keep_aside) {
+            other = m;
+            other.path = d.copy;
+            op = &other;
+            // The copy is this agent's version; nothing there is another's.
+            slot_->applier->share();
+            if (d.fresh)
+                spdlog::warn("{}: {} '{}' at LSN {} is concurrent with the change of {} (server LSN {}): kept as '{}'",
+                             who(), proto::op_kind_name(m.kind), m.path, m.lsn, d.winner_origin, d.winner_lsn, d.copy);
+            if (d.from_current)
+                if (auto ok = journal_->copy_current(m.path, d.copy); !ok)
+                    spdlog::warn("{}: {}", who(), ok.error().message);
+        }
+        r = slot_->applier->apply(*op);
         left_out = slot_->applier->take_rejections();
-        slot_->counters.count(m, r, *slot_->applier);
-        // In the order applied: what the other agents of the fileset receive.
-        if (r.outcome == Outcome::applied) journal_->note_applied(agent_, m);
+        slot_->counters.count(*op, r, *slot_->applier);
+        // In the order applied: what the other agents of the fileset
+        // receive. A copy kept aside is the server's making, and goes to
+        // every agent, the one whose version it holds too.
+        if (r.outcome == Outcome::applied && d.action != ConflictDecision::Action::drop) {
+            if (d.action == ConflictDecision::Action::keep_aside) {
+                if (d.fresh) journal_->note_conflict(agent_, m, d);
+                journal_->note_applied(ctx_.options.host_name, *op, agent_);
+            } else if (d.echo) {
+                journal_->note_applied(ctx_.options.host_name, m, agent_);
+            } else {
+                journal_->note_applied(agent_, m);
+            }
+        }
     }
     report(left_out);
     for (auto& c : r.conflicts) {
@@ -812,8 +850,10 @@ void Session::on_subscribe(const proto::Subscribe& m) {
                     if (!rec) return stop_with(rec.error().message);
                     if (!*rec || (*rec)->lsn > durable) break;
                     const journal::Record& r = **rec;
-                    if (r.origin == agent) {
-                        pos = r.lsn;  // never sent back where it came from
+                    // Never sent back where it came from; but a conflict
+                    // is news to the agent that lost it too.
+                    if (r.origin == agent && r.op != journal::Op::conflict) {
+                        pos = r.lsn;
                         continue;
                     }
                     auto parts = forwards_of(r, root.get(), journal->reserved_top());

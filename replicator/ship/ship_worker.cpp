@@ -294,6 +294,14 @@ bool ShipWorker::ship_session(const LinkSession& session) {
             gap_reported = true;
         }
         saw_lsn_(window.back().lsn);
+        // A shared fileset: a write travels as the file's whole version
+        // (the blocks that differ from the server's copy). A server that
+        // finds it concurrent with another agent's keeps it aside as a
+        // copy of its own, which ranges patched onto the other version
+        // would not be (conflict_resolver.hpp on the server).
+        if (options_.receiver)
+            for (auto& r : window)
+                if (r.op == journal::Op::write && r.origin.empty()) r.ranges.clear();
         auto plan = plan_window(window);
         window_parent_mtimes_.clear();
         uint64_t pending = 0;
@@ -310,7 +318,10 @@ bool ShipWorker::ship_session(const LinkSession& session) {
         for (size_t i = 0; i < window.size(); ++i) {
             if (stopping_) return false;
             at_boundary_ = plan[i].boundary;
-            if (!ship_record(window[i], plan[i])) return false;
+            shipping_ = &window[i];
+            bool shipped = ship_record(window[i], plan[i]);
+            shipping_ = nullptr;
+            if (!shipped) return false;
             follow_stale_dirs(window[i]);
             last_complete_ = window[i].lsn;
             if (plan[i].boundary) last_boundary_ = last_complete_;
@@ -517,6 +528,16 @@ bool ShipWorker::fix_stale_dirs() {
 
 bool ShipWorker::send_op(proto::OpMsg&& op) {
     auto kind = op.kind;
+    // Only a shared fileset's records have seen (and need their time, to
+    // name a conflict copy): the others' frames stay as they were.
+    if (shipping_ && op.lsn == shipping_->lsn && !shipping_->seen.empty()) {
+        auto self = link_->endpoint().to_string();
+        for (auto& s : shipping_->seen)
+            if (s.server == self) {
+                op.seen = s.lsn;
+                op.time_ns = shipping_->time_ns;
+            }
+    }
     // Inside a span of the plan: applied, this is still no point to resume
     // after (ship_plan.hpp).
     if (!at_boundary_ && kind != proto::OpKind::content_begin && kind != proto::OpKind::content_data) op.more = true;

@@ -96,6 +96,9 @@ private:
     uint64_t last_boundary_ = 0;
     // Whether the record being shipped is such a point.
     bool at_boundary_ = true;
+    // The record being shipped: its parts carry what its writer had seen
+    // of this server (shared filesets) and its time (send_op).
+    const journal::Record* shipping_ = nullptr;
     uint64_t bytes_since_commit_ = 0;
     uint64_t saved_cursor_ = 0;
     std::chrono::steady_clock::time_point cursor_saved_at_{};

@@ -79,6 +79,7 @@ void fields(Archive& ar, OpMsg& m) {
     vec(ar, m.extents, 14);  // the smallest encoded extent
     all(ar, m.base, m.parent_mtime_ns, m.target_parent_mtime_ns, m.more);
     vec(ar, m.holes, 16);
+    all(ar, m.seen, m.time_ns, m.note);
 }
 template <class Archive>
 void fields(Archive& ar, Forward& m) {
@@ -209,6 +210,7 @@ std::string_view op_kind_name(OpKind k) {
         case OpKind::content_end: return "content_end";
         case OpKind::repair: return "repair";
         case OpKind::exchange: return "exchange";
+        case OpKind::conflict: return "conflict";
     }
     return "unknown";
 }

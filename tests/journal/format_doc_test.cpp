@@ -117,6 +117,20 @@ TEST(FormatDoc, TheFramesReadBackAsTheRecordsTheyDescribe) {
     ASSERT_TRUE(back) << back.error().message;
     EXPECT_EQ(back->origin, "laptop");
     EXPECT_EQ(back->origin_lsn, 43u);
+
+    // Captured by an agent receiving a shared fileset: what it had seen of
+    // its server, after an empty origin.
+    auto seen_tail = test::doc_hex(kDoc, "journal-record-seen");
+    ASSERT_FALSE(seen_tail.empty());
+    Record stamped = local;
+    stamped.seen = {SeenLsn{"srv:7000", 17}};
+    EXPECT_EQ(encode_record(stamped), encode_record(local) + seen_tail);
+    auto seen_back = decode_record(encode_record(local) + seen_tail);
+    ASSERT_TRUE(seen_back) << seen_back.error().message;
+    EXPECT_EQ(seen_back->seen, stamped.seen);
+    EXPECT_TRUE(seen_back->origin.empty());
+    // A record with an origin and no seen ends where it did before.
+    EXPECT_TRUE(decode_record(encode_record(local) + tail)->seen.empty());
 }
 
 }  // namespace

@@ -116,6 +116,9 @@ TEST(ProtocolDoc, TheDataExchangeDecodes) {
     ASSERT_EQ(op->holes.size(), 1u);
     EXPECT_EQ(op->holes[0].offset, 4096u);
     EXPECT_EQ(op->holes[0].length, 4096u);
+    EXPECT_EQ(op->seen, 17u);
+    EXPECT_EQ(op->time_ns, 1765000000500000000);
+    EXPECT_EQ(op->note, "");
     EXPECT_EQ(commit->lsn, 43u);
     EXPECT_EQ(ack->lsn, 43u);
 
@@ -147,6 +150,8 @@ TEST(ProtocolDoc, TheForwardingExchangeDecodes) {
     EXPECT_EQ(fwd->op.mtime_ns, 1765000000000000000);
     EXPECT_EQ(fwd->op.parent_mtime_ns, 1765000000000000000);
     EXPECT_FALSE(fwd->op.more);
+    EXPECT_EQ(fwd->op.seen, std::nullopt);
+    EXPECT_EQ(fwd->op.time_ns, std::nullopt);
     EXPECT_EQ(head->id, 1u);
     EXPECT_EQ(reply->id, 1u);
     EXPECT_EQ(reply->lsn, 8u);

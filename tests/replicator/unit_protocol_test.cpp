@@ -33,7 +33,8 @@ auto view(const TreeEntry& e) { return std::tie(e.name, e.meta, e.hash); }
 auto view(const Extent& e) { return std::tie(e.offset, e.raw_length, e.zstd, e.bytes); }
 auto view(const OpMsg& m) {
     return std::tie(m.lsn, m.kind, m.path, m.target, m.mode, m.uid, m.gid, m.atime_ns, m.mtime_ns, m.size, m.rdev,
-                    m.replaced, m.xattr_name, m.xattr_value, m.base, m.parent_mtime_ns, m.target_parent_mtime_ns, m.more);
+                    m.replaced, m.xattr_name, m.xattr_value, m.base, m.parent_mtime_ns, m.target_parent_mtime_ns, m.more,
+                    m.seen, m.time_ns, m.note);
 }
 
 bool same(const OpMsg& a, const OpMsg& b) {

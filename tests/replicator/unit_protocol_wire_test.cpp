@@ -36,7 +36,7 @@ TEST(ProtocolWire, OpMsgBytesMatchCerealsOwnEncoding) {
     OpMsg op{.lsn = 42, .kind = OpKind::write, .path = "dir/f", .target = "t", .mode = 0100644u, .gid = 7u,
              .mtime_ns = -5, .size = 1000, .replaced = true, .xattr_name = "user.x", .xattr_value = "v",
              .extents = {make_extent(9, "abc", false)}, .base = ContentBase::existing, .target_parent_mtime_ns = 3,
-             .more = true, .holes = {{4096, 8192}}};
+             .more = true, .holes = {{4096, 8192}}, .seen = 17, .note = "kept"};
     auto expected = cereal_body([&](auto& ar) {
         ar(op.lsn, static_cast<uint8_t>(op.kind));
         str(ar, op.path);
@@ -50,6 +50,8 @@ TEST(ProtocolWire, OpMsgBytesMatchCerealsOwnEncoding) {
         ar(static_cast<uint8_t>(op.base), op.parent_mtime_ns, op.target_parent_mtime_ns, op.more);
         ar(cereal::make_size_tag(static_cast<cereal::size_type>(1)));
         ar(op.holes[0].offset, op.holes[0].length);
+        ar(op.seen, op.time_ns);
+        str(ar, op.note);
     });
     EXPECT_EQ(body_of(op), expected);
 }

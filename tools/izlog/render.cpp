@@ -101,6 +101,12 @@ nlohmann::ordered_json to_json(const Record& r) {
         j["origin"] = r.origin;
         j["origin_lsn"] = r.origin_lsn;
     }
+    if (!r.seen.empty()) {
+        // What the writer had applied of each server's fileset journal.
+        auto seen = nlohmann::ordered_json::object();
+        for (auto& s : r.seen) seen[s.server] = s.lsn;
+        j["seen"] = seen;
+    }
     if (r.op == Op::write) {
         auto ranges = nlohmann::ordered_json::array();
         for (auto& g : r.ranges) ranges.push_back({g.offset, g.length});
@@ -140,6 +146,7 @@ std::string verbose(const Record& r) {
     if (r.gid) line("GID", std::to_string(*r.gid));
     if (!r.comm.empty()) line("COMM", r.comm);
     if (!r.origin.empty()) line("ORIGIN", fmt::format("{}@{}", r.origin, r.origin_lsn));
+    for (auto& s : r.seen) line("SEEN", fmt::format("{}@{}", s.server, s.lsn));
     if (r.mode) line("MODE", octal_mode(*r.mode));
     if (r.owner_uid) line("OWNER_UID", std::to_string(*r.owner_uid));
     if (r.owner_gid) line("OWNER_GID", std::to_string(*r.owner_gid));

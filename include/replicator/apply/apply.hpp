@@ -125,9 +125,11 @@ public:
     // The root has other writers by design (a shared fileset: the other
     // agents' appliers on a server, the local user where an agent applies
     // what others did): a file changed since this applier last left it is
-    // replaced without a conflict copy. Concurrent versions are resolved by
-    // what each writer had seen once version vectors exist (DESIGN:
-    // "Shared filesets"); until then the later operation wins.
+    // replaced without a conflict copy. Concurrent versions are told apart
+    // by what each writer had seen, before the applier is called: by the
+    // server that orders the fileset (replicator/server/conflict_resolver.hpp),
+    // and on an agent by holding a forward back until its own change of
+    // the path is acknowledged (agent/receiver.hpp).
     virtual void share() = 0;
 };
 

@@ -34,7 +34,9 @@ inline constexpr uint32_t kMagic = 0x495A5250;  // "IZRP"
 // is told so at the handshake instead of failing to decode its first op.
 // 3: shared filesets (Subscribe, Forward, HeadRequest, HeadReply); a
 // version 2 agent is refused at the handshake with both versions named.
-inline constexpr uint16_t kVersion = 3;
+// 4: conflicts in shared filesets (OpMsg::seen, time_ns and note,
+// OpKind::conflict); a version 3 peer is refused at the handshake.
+inline constexpr uint16_t kVersion = 4;
 inline constexpr size_t kHeaderBytes = 12;
 // Hard ceiling on one frame's body: the shipper splits data to stay under it.
 inline constexpr uint32_t kMaxFrameBody = 16u << 20;
@@ -138,8 +140,13 @@ enum class OpKind : uint8_t {
     repair = 17,
     // path and target swap names (renameat2 RENAME_EXCHANGE); both exist.
     exchange = 18,
+    // Forwarded only (a shipper's is refused): the server found two
+    // concurrent versions of `path` in a shared fileset; the one at `path`
+    // stayed, the other is at `target` (made by the records that follow).
+    // Changes nothing: a receiver journals and counts it.
+    conflict = 19,
 };
-inline constexpr OpKind kLastOpKind = OpKind::exchange;
+inline constexpr OpKind kLastOpKind = OpKind::conflict;
 
 std::string_view op_kind_name(OpKind k);
 
@@ -197,6 +204,16 @@ struct OpMsg {
     // extents or holes overlap (a frame where they do is refused), so the
     // order they are applied in does not matter.
     std::vector<Hole> holes;
+    // Shared filesets, on every part of a record an agent ships to the
+    // server it receives from: the server LSN of the fileset journal the
+    // agent had applied when it captured the change (Record::seen). Absent:
+    // not known (a send-only agent), and the operation replaces whatever
+    // the fileset holds, as before conflicts existed.
+    std::optional<uint64_t> seen;
+    // The record's time (ns since the epoch): names a conflict copy.
+    std::optional<int64_t> time_ns;
+    // conflict: what was kept where, with both origins, for people.
+    std::string note;
 };
 
 // The messages that carry one number: an LSN, or the id a reply echoes.

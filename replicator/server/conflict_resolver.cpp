@@ -1,0 +1,147 @@
+#include "conflict_resolver.hpp"
+
+#include <fmt/format.h>
+
+#include <ctime>
+
+namespace iz::replicator {
+
+using proto::OpKind;
+
+namespace {
+
+// What makes the content or the kind of the entry at a path: two of these
+// without one seeing the other are two versions of it.
+bool makes_version(OpKind k) {
+    switch (k) {
+        case OpKind::create:
+        case OpKind::mknod:
+        case OpKind::symlink:
+        case OpKind::write:
+        case OpKind::truncate:
+        case OpKind::content_begin:
+        case OpKind::content_data:
+        case OpKind::content_end:
+            return true;
+        default:
+            return false;
+    }
+}
+
+// Operations that change a file already there: its copy starts as the
+// fileset's current file (a delta against it is what the agent sent).
+bool patches(const proto::OpMsg& op) {
+    return op.kind == OpKind::write || op.kind == OpKind::truncate ||
+           (op.kind == OpKind::content_begin && op.base == proto::ContentBase::existing);
+}
+
+std::string utc_stamp(int64_t time_ns) {
+    std::time_t secs = static_cast<std::time_t>(time_ns / 1'000'000'000);
+    struct tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+    return buf;
+}
+
+}  // namespace
+
+std::string ConflictResolver::copy_name(const std::string& path, const std::string& origin, int64_t time_ns) {
+    std::string suffix = fmt::format(".conflict-{}-{}", origin, utc_stamp(time_ns));
+    auto slash = path.rfind('/');
+    std::string parent = slash == std::string::npos ? "" : path.substr(0, slash + 1);
+    std::string leaf = slash == std::string::npos ? path : path.substr(slash + 1);
+    // An entry name is at most 255 bytes: the suffix (an agent id is at
+    // most 128) always fits, the name is cut to make room.
+    if (leaf.size() + suffix.size() > 255) leaf.resize(255 - suffix.size());
+    return parent + leaf + suffix;
+}
+
+void ConflictResolver::note(uint64_t lsn, const std::string& origin, OpKind kind, const std::string& path,
+                            const std::string& target) {
+    switch (kind) {
+        case OpKind::noop:
+        case OpKind::repair:
+        case OpKind::conflict:
+            return;
+        case OpKind::unlink:
+        case OpKind::rmdir:
+            last_[path] = Change{lsn, origin, true};
+            return;
+        case OpKind::rename:
+            last_[path] = Change{lsn, origin, true};
+            last_[target] = Change{lsn, origin, false};
+            return;
+        case OpKind::link:
+        case OpKind::exchange:
+            last_[path] = Change{lsn, origin, false};
+            last_[target] = Change{lsn, origin, false};
+            return;
+        default:
+            last_[path] = Change{lsn, origin, false};
+            return;
+    }
+}
+
+ConflictDecision ConflictResolver::decide(const std::string& agent, const proto::OpMsg& op) {
+    ConflictDecision d;
+    if (!op.seen || op.kind == OpKind::noop || op.kind == OpKind::repair) return d;
+    uint64_t seen = *op.seen;
+
+    // Already kept aside for this agent: its later records of the path
+    // follow its version there until it has seen the winner.
+    auto key = std::make_pair(agent, op.path);
+    if (auto it = aside_.find(key); it != aside_.end()) {
+        if (seen < it->second.winner_lsn) {
+            if (op.kind == OpKind::unlink || op.kind == OpKind::rmdir) {
+                d.action = ConflictDecision::Action::drop;
+            } else {
+                d.action = ConflictDecision::Action::keep_aside;
+                d.copy = it->second.copy;
+                // The record first kept there, sent again whole (a new
+                // connection): the copy starts from the current file again,
+                // as it did at first; its next part goes on from there.
+                auto& a = it->second;
+                if (op.lsn == a.agent_lsn) {
+                    d.first = op.kind == OpKind::content_begin || (patches(op) && !a.more_pending);
+                    a.more_pending = op.more;
+                }
+                d.from_current = d.first && patches(op);
+            }
+            d.winner_lsn = it->second.winner_lsn;
+            d.winner_origin = it->second.winner_origin;
+            return d;
+        }
+        aside_.erase(it);
+    }
+
+    auto it = last_.find(op.path);
+    if (it == last_.end()) return d;
+    const Change& c = it->second;
+    if (c.lsn <= seen || c.origin == agent) return d;  // seen, or its own
+    d.winner_lsn = c.lsn;
+    d.winner_origin = c.origin;
+
+    if (op.kind == OpKind::unlink || op.kind == OpKind::rmdir) {
+        // Delete against update: the update wins. Against a delete: both
+        // agree, nothing to keep.
+        if (!c.removed) d.action = ConflictDecision::Action::drop;
+        return d;
+    }
+    // An update after a concurrent delete makes the file again, there and
+    // (sent back) on its agent; parts of content after their beginning go
+    // where it went.
+    if (c.removed) {
+        d.echo = makes_version(op.kind);
+        return d;
+    }
+    if (!makes_version(op.kind) || op.kind == OpKind::content_data || op.kind == OpKind::content_end) return d;
+    d.action = ConflictDecision::Action::keep_aside;
+    d.copy = copy_name(op.path, agent, op.time_ns.value_or(0));
+    d.fresh = d.first = true;
+    d.from_current = patches(op);
+    aside_[key] = Aside{d.copy, c.lsn, c.origin, op.lsn, op.more};
+    return d;
+}
+
+}  // namespace iz::replicator

@@ -1,0 +1,131 @@
+// The send-receive agent's receiver and conflicts: a forward never
+// overwrites a local change the server has not acknowledged (it waits for
+// the ack), and a conflict the server forwards is journaled and counted.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "receiver.hpp"
+#include "support/tree.hpp"
+
+namespace iz::agent {
+namespace {
+
+namespace proto = replicator::proto;
+using namespace std::chrono_literals;
+
+std::string read_file(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+proto::Forward content(uint64_t lsn, const std::string& path, const std::string& bytes) {
+    proto::Forward f;
+    f.origin = "desk";
+    f.origin_lsn = lsn + 100;
+    f.op.lsn = lsn;
+    f.op.kind = proto::OpKind::content_begin;
+    f.op.path = path;
+    f.op.mode = 0100644;
+    f.op.more = true;
+    f.op.extents.push_back(proto::make_extent(0, bytes, false));
+    return f;
+}
+
+proto::Forward content_end(uint64_t lsn, const std::string& path, uint64_t size) {
+    proto::Forward f;
+    f.origin = "desk";
+    f.origin_lsn = lsn + 100;
+    f.op.lsn = lsn;
+    f.op.kind = proto::OpKind::content_end;
+    f.op.path = path;
+    f.op.mode = 0100644;
+    f.op.size = size;
+    return f;
+}
+
+struct Local {
+    std::mutex mu;
+    std::map<std::string, uint64_t> unacked;  // path -> local LSN
+    std::atomic<uint64_t> acked{0};
+};
+
+TEST(ReceiverConflict, AForwardWaitsForTheAckOfTheLocalChangeItWouldOverwrite) {
+    test::TempDir root("recvc-root"), state("recvc-state");
+    Local local;
+    {
+        std::ofstream(root.path() / "notes.txt") << "my unsent edit";
+        std::lock_guard lock(local.mu);
+        local.unacked["notes.txt"] = 7;
+    }
+    std::mutex jmu;
+    std::vector<journal::Record> journaled;
+    ReceiverOptions o;
+    o.root = root.path();
+    o.state_dir = state.path() / "receive";
+    o.agent_id = "laptop";
+    o.journal = [&](journal::Record r) -> Status {
+        std::lock_guard lock(jmu);
+        journaled.push_back(std::move(r));
+        return {};
+    };
+    o.unacked_local = [&](const std::string& path, const std::string& target) -> uint64_t {
+        std::lock_guard lock(local.mu);
+        for (auto* p : {&path, &target})
+            if (auto it = local.unacked.find(*p); it != local.unacked.end() && it->second > local.acked) return it->second;
+        return 0;
+    };
+    o.wait_acked = [&](uint64_t lsn, std::chrono::milliseconds timeout) {
+        std::this_thread::sleep_for(std::min(timeout, std::chrono::milliseconds(20)));
+        return local.acked >= lsn;
+    };
+    auto r = Receiver::open(std::move(o));
+    ASSERT_TRUE(r) << r.error().message;
+    auto rc = *r;
+    rc->on_connected();
+    rc->on_forward(content(3, "notes.txt", "the other agent's"));
+    rc->on_forward(content_end(3, "notes.txt", 17));
+    // A conflict the server found: journaled with its note, and counted.
+    proto::Forward c;
+    c.origin = "laptop";
+    c.origin_lsn = 7;
+    c.op.lsn = 4;
+    c.op.kind = proto::OpKind::conflict;
+    c.op.path = "notes.txt";
+    c.op.target = "notes.txt.conflict-laptop-20261207T200000Z";
+    c.op.note = "concurrent with desk (server LSN 3)";
+    rc->on_forward(c);
+
+    // Not acknowledged: the local edit stays, and nothing after it is applied.
+    std::this_thread::sleep_for(400ms);
+    EXPECT_EQ(read_file(root.path() / "notes.txt"), "my unsent edit");
+    EXPECT_EQ(rc->applied(), 0u);
+    EXPECT_EQ(rc->seen(), 0u);
+    EXPECT_EQ(rc->conflicts(), 0u);
+
+    local.acked = 7;  // the server has it
+    for (int i = 0; i < 500 && rc->applied() < 4; ++i) std::this_thread::sleep_for(10ms);
+    EXPECT_EQ(rc->applied(), 4u) << rc->last_error();
+    EXPECT_EQ(rc->seen(), 4u);
+    EXPECT_EQ(read_file(root.path() / "notes.txt"), "the other agent's");
+    EXPECT_EQ(rc->conflicts(), 1u);
+    rc->stop();
+    std::lock_guard lock(jmu);
+    ASSERT_EQ(journaled.size(), 2u);
+    EXPECT_EQ(journaled[1].op, journal::Op::conflict);
+    EXPECT_EQ(journaled[1].path, "notes.txt");
+    EXPECT_EQ(journaled[1].target, "notes.txt.conflict-laptop-20261207T200000Z");
+    EXPECT_EQ(journaled[1].origin, "laptop");
+    EXPECT_EQ(journaled[1].message, "concurrent with desk (server LSN 3)");
+}
+
+}  // namespace
+}  // namespace iz::agent
