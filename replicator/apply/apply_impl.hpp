@@ -147,6 +147,19 @@ private:
     // ones left there (a replay, exchange_notes.hpp); otherwise notes what
     // the name holds, and false.
     Result<bool> done_before(const OpMsg& op, int dirfd, const std::string& name);
+    // Whether the entry `name` in `dirfd` was born before the sender last
+    // resumed (nullopt: no birth time).
+    std::optional<bool> born_before_resume(int dirfd, const std::string& name) const;
+    // A replayed rename that cannot reach its target: removes what the replay
+    // made again at its source's name (apply_namespace.cpp).
+    Status drop_remade_source(const OpMsg& op);
+    // The note of the rename or removal `op` when the entry `name` in
+    // `dirfd` (op.path) is not what it noted and was born since the sender
+    // resumed: this replay made it again.
+    std::optional<ExchangeNote> remade_by_replay(const OpMsg& op, int dirfd, const std::string& name);
+    // Removes the entry at `path` a replay made again (a directory only
+    // when empty or all the replicator's own).
+    Status remove_remade(Parent& from, const std::string& path);
     // After an unclean stop, until the first commit: what the replayed
     // operations find changed is taken for the replicator's own work.
     bool recovering_ = false;

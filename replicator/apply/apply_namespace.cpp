@@ -220,11 +220,57 @@ Result<bool> ApplierImpl::done_before(const OpMsg& op, int dirfd, const std::str
     // Another entry: made by a later operation before the sender resumed
     // (done), or by this replay (run). Without a birth time it cannot be told: run, as
     // before notes were kept.
+    return born_before_resume(dirfd, name).value_or(false);
+}
+
+std::optional<bool> ApplierImpl::born_before_resume(int dirfd, const std::string& name) const {
     struct statx stx{};
     if (::statx(dirfd, name.c_str(), AT_SYMLINK_NOFOLLOW, STATX_BTIME, &stx) != 0 || !(stx.stx_mask & STATX_BTIME))
-        return false;
+        return std::nullopt;
     int64_t born = static_cast<int64_t>(stx.stx_btime.tv_sec) * 1'000'000'000 + stx.stx_btime.tv_nsec;
     return born < resumed_at_ns_;
+}
+
+// A replayed rename whose target's directory is gone: the first time it ran,
+// the entry moved there, and a later operation (applied then, and replayed
+// only after this one) moved or removed that directory. The entry at the
+// source's name now is another one, born since the sender resumed: a
+// replayed create or mkdir of this prefix of the journal made it again.
+// Applied once, the journal left nothing at the source's name after this
+// rename, so that entry goes (a directory only with what the replay made
+// in it); the later records that name the object find it where the first
+// run put it. Anything else at the name (what the note says was there, an
+// entry older than the resumption, an unknown birth time) is left alone.
+Status ApplierImpl::drop_remade_source(const OpMsg& op) {
+    auto from = dirs_->parent_of(op.path);
+    if (!from) return {};
+    if (!remade_by_replay(op, from->dir.get(), from->name)) return {};
+    if (auto ok = remove_remade(*from, op.path); !ok) return ok;
+    return set_dir_mtime(*from, op.parent_mtime_ns, op.path);
+}
+
+std::optional<ExchangeNote> ApplierImpl::remade_by_replay(const OpMsg& op, int dirfd, const std::string& name) {
+    auto note = exchanges_->find(op.lsn, op.path, op.target);
+    if (!note) return std::nullopt;
+    auto at = object_identity(dirfd, name, op.path);
+    if (!at || *at == "-" || *at == note->at_path) return std::nullopt;
+    if (born_before_resume(dirfd, name).value_or(true)) return std::nullopt;
+    return note;
+}
+
+Status ApplierImpl::remove_remade(Parent& from, const std::string& path) {
+    auto st = stat_at(from.dir.get(), from.name, path);
+    if (!st || !*st) return {};
+    if (S_ISDIR((*st)->st_mode)) {
+        if (auto ok = dirs_->flush(); !ok) return ok;
+        if (::unlinkat(from.dir.get(), from.name.c_str(), AT_REMOVEDIR) != 0 &&
+            !remove_if_ours(from.dir.get(), from.name, path))
+            return {};
+    } else if (::unlinkat(from.dir.get(), from.name.c_str(), 0) != 0) {
+        return {};
+    }
+    memory_->forget(path);
+    return {};
 }
 
 // unlink and rmdir differ only in the type they expect at the name. A
@@ -260,7 +306,17 @@ Status ApplierImpl::do_rename(const OpMsg& op) {
     if (strictly_beneath(op.target, op.path))
         return fail(sys_error(fmt::format("rename '{}' into itself as", op.path), op.target, EINVAL));
     auto ends = open_ends(*dirs_, op);
-    if (!ends) return fail(ends.error());
+    if (!ends) {
+        auto e = ends.error();
+        bool replayed = op.lsn <= std::max(recover_through_, applied_through_);
+        if (replayed && (e.sys_errno == ENOENT || e.sys_errno == ENOTDIR)) {
+            auto to = dirs_->parent_of(op.target);
+            if (!to && (to.error().sys_errno == ENOENT || to.error().sys_errno == ENOTDIR)) {
+                if (auto ok = drop_remade_source(op); !ok) return ok;
+            }
+        }
+        return fail(std::move(e));
+    }
     auto& [from, to, src, dst] = *ends;
     auto done = done_before(op, from.dir.get(), from.name);
     if (!done) return fail(done.error());
@@ -275,6 +331,23 @@ Status ApplierImpl::do_rename(const OpMsg& op) {
     if (!src) {
         if (dst) return {};  // done before (a replay)
         return fail(sys_error(fmt::format("rename to '{}' of", op.target), op.path, ENOENT));
+    }
+    if (dst) {
+        // The target holds what the note says the source held when this
+        // rename first ran: it ran, and the entry at the source's name is
+        // one a replayed create or mkdir made again. Moved over the target,
+        // it would replace the object later records went on changing (a
+        // directory with entries kept aside as a conflict copy, a file cut
+        // from its other links); applied once, the journal left nothing at
+        // the source's name, so it goes.
+        if (auto note = remade_by_replay(op, from.dir.get(), from.name)) {
+            auto at_target = object_identity(to.dir.get(), to.name, op.target);
+            if (at_target && *at_target == note->at_path) {
+                if (auto ok = remove_remade(from, op.path); !ok) return ok;
+                if (auto ok = set_dir_mtime(from, op.parent_mtime_ns, op.path); !ok) return ok;
+                return set_dir_mtime(to, op.target_parent_mtime_ns, op.target);
+            }
+        }
     }
     if (dst) {
         bool same_inode = dst->st_ino == src->st_ino && dst->st_dev == src->st_dev;
