@@ -153,6 +153,10 @@ private:
     // A replayed rename that cannot reach its target: removes what the replay
     // made again at its source's name (apply_namespace.cpp).
     Status drop_remade_source(const OpMsg& op);
+    // A replayed creation that finds at its name (in `p`) an entry born
+    // before the sender resumed: a later operation put it there
+    // (apply_namespace.cpp).
+    bool replayed_onto_later(const OpMsg& op, const Parent& p) const;
     // The note of the rename or removal `op` when the entry `name` in
     // `dirfd` (op.path) is not what it noted and was born since the sender
     // resumed: this replay made it again.

@@ -21,6 +21,19 @@ mode_t perms(const OpMsg& op, mode_t fallback) { return op.mode ? (*op.mode & 07
 
 }  // namespace
 
+// A creation replayed (the sender resumed below what was applied) that finds
+// at its name an entry born before the sender resumed: the first run made
+// its entry there, and a later operation it applied (a rename onto the
+// name, a removal and another creation) left this one. Replacing it cut a
+// file from its other hard links, or put a directory's place to a device,
+// and the replayed operations after it then found nothing where the first
+// run had left their result. Applied once, the journal leaves there what
+// is there: the entry and its attributes are left alone.
+bool ApplierImpl::replayed_onto_later(const OpMsg& op, const Parent& p) const {
+    if (op.lsn > std::max(recover_through_, applied_through_)) return false;
+    return born_before_resume(p.dir.get(), p.name).value_or(false);
+}
+
 Status ApplierImpl::make_room(Parent& p, const std::string& path, const struct stat& st) {
     if (S_ISDIR(st.st_mode)) {
         // It, or a directory beneath it, may be kept open for later entries.
@@ -52,6 +65,7 @@ Status ApplierImpl::do_create(const OpMsg& op) {
     auto st = stat_at(p->dir.get(), p->name, op.path);
     if (!st) return fail(st.error());
     if (*st) {
+        if (replayed_onto_later(op, *p)) return set_dir_mtime(*p, op.parent_mtime_ns, op.path);
         if (S_ISREG((*st)->st_mode) && memory_->ours(op.path, **st)) {
             // Exactly what the replicator left here: a replay. Its
             // attributes are at least as recent as the creation's (later
@@ -87,6 +101,7 @@ Status ApplierImpl::do_mkdir(const OpMsg& op) {
     if (!p) return fail(p.error());
     auto st = stat_at(p->dir.get(), p->name, op.path);
     if (!st) return fail(st.error());
+    if (*st && replayed_onto_later(op, *p)) return set_dir_mtime(*p, op.parent_mtime_ns, op.path);
     if (*st && !S_ISDIR((*st)->st_mode)) {
         if (auto ok = make_room(*p, op.path, **st); !ok) return ok;
         st->reset();
@@ -117,6 +132,7 @@ Status ApplierImpl::do_mknod(const OpMsg& op) {
     if (!st) return fail(st.error());
     dev_t rdev = static_cast<dev_t>(op.rdev.value_or(0));
     bool same = *st && ((*st)->st_mode & S_IFMT) == type && ((*st)->st_rdev == rdev || type == S_IFIFO || type == S_IFSOCK);
+    if (*st && !same && replayed_onto_later(op, *p)) return set_dir_mtime(*p, op.parent_mtime_ns, op.path);
     if (*st && !same) {
         if (auto ok = make_room(*p, op.path, **st); !ok) return ok;
     }
@@ -144,6 +160,7 @@ Status ApplierImpl::do_symlink(const OpMsg& op) {
         ssize_t n = ::readlinkat(p->dir.get(), p->name.c_str(), text.data(), text.size());
         same = n >= 0 && std::string_view(text.data(), static_cast<size_t>(n)) == op.target;
     }
+    if (*st && !same && replayed_onto_later(op, *p)) return set_dir_mtime(*p, op.parent_mtime_ns, op.path);
     if (*st && !same) {
         if (auto ok = make_room(*p, op.path, **st); !ok) return ok;
     }

@@ -133,5 +133,31 @@ TEST_F(ApplyReplayChain, AFileMadeAgainIsNotRenamedOverWhatItBecameTheFirstTime)
     EXPECT_EQ(replayed, once);
 }
 
+// A name that held a FIFO and then, by a rename, a file with another hard
+// link: the replayed mknod found the file there and replaced it, which cut
+// the file from its link group (its second name kept the old file, and the
+// replayed rename of its first name then found nothing to move). An entry
+// born before the sender resumed was put there by a later operation the
+// first run applied: the replayed creation leaves it alone.
+TEST_F(ApplyReplayChain, ACreationReplayedOntoWhatALaterRenamePutThereLeavesItAlone) {
+    std::vector<OpMsg> ops{
+        {.lsn = 1, .kind = OpKind::create, .path = "x", .mode = 0100640u, .mtime_ns = t(1), .parent_mtime_ns = t(1)},
+        {.lsn = 2, .kind = OpKind::link, .path = "x", .target = "y", .target_parent_mtime_ns = t(2)},
+        {.lsn = 3, .kind = OpKind::mknod, .path = "n", .mode = S_IFIFO | 0600u, .mtime_ns = t(3), .parent_mtime_ns = t(3)},
+        {.lsn = 4, .kind = OpKind::symlink, .path = "s", .target = "there", .mtime_ns = t(4), .parent_mtime_ns = t(4)},
+        {.lsn = 5, .kind = OpKind::rename, .path = "n", .target = "m", .parent_mtime_ns = t(5),
+         .target_parent_mtime_ns = t(5)},
+        {.lsn = 6, .kind = OpKind::rename, .path = "s", .target = "r", .parent_mtime_ns = t(6),
+         .target_parent_mtime_ns = t(6)},
+        {.lsn = 7, .kind = OpKind::rename, .path = "x", .target = "n", .parent_mtime_ns = t(7),
+         .target_parent_mtime_ns = t(7)},
+        {.lsn = 8, .kind = OpKind::mkdir, .path = "s", .mode = 040700u, .mtime_ns = t(8), .parent_mtime_ns = t(8)},
+    };
+    auto [once, replayed] = once_then_replayed(ops, 2);
+    EXPECT_EQ(test::listing(root_), "m\nn\nr\ns\ny\n");
+    EXPECT_EQ(lstat_of(at("n")).st_ino, lstat_of(at("y")).st_ino) << "n and y are one file";
+    EXPECT_EQ(replayed, once);
+}
+
 }  // namespace
 }  // namespace iz::replicator::test_apply
