@@ -162,8 +162,11 @@ private:
     // resumed: this replay made it again.
     std::optional<ExchangeNote> remade_by_replay(const OpMsg& op, int dirfd, const std::string& name);
     // Removes the entry at `path` a replay made again (a directory only
-    // when empty or all the replicator's own).
-    Status remove_remade(Parent& from, const std::string& path);
+    // when empty, all the replicator's own, or all made by the replay);
+    // false when it stays.
+    Result<bool> remove_remade(Parent& from, const std::string& path);
+    bool remove_if_remade(int dirfd, const std::string& name);
+    bool clear_if_remade(int dirfd, int depth, bool remove);
     // After an unclean stop, until the first commit: what the replayed
     // operations find changed is taken for the replicator's own work.
     bool recovering_ = false;

@@ -1,6 +1,7 @@
 // Entries: create, mkdir, mknod, symlink, link, unlink, rmdir, rename, exchange.
 // Each first looks at what is there now, so replaying an operation that was
 // already applied finds its result and leaves it alone.
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>  // renameat2, RENAME_EXCHANGE
 #include <sys/stat.h>
@@ -262,7 +263,9 @@ Status ApplierImpl::drop_remade_source(const OpMsg& op) {
     auto from = dirs_->parent_of(op.path);
     if (!from) return {};
     if (!remade_by_replay(op, from->dir.get(), from->name)) return {};
-    if (auto ok = remove_remade(*from, op.path); !ok) return ok;
+    auto removed = remove_remade(*from, op.path);
+    if (!removed) return fail(removed.error());
+    if (!*removed) return {};
     return set_dir_mtime(*from, op.parent_mtime_ns, op.path);
 }
 
@@ -275,19 +278,62 @@ std::optional<ExchangeNote> ApplierImpl::remade_by_replay(const OpMsg& op, int d
     return note;
 }
 
-Status ApplierImpl::remove_remade(Parent& from, const std::string& path) {
+Result<bool> ApplierImpl::remove_remade(Parent& from, const std::string& path) {
     auto st = stat_at(from.dir.get(), from.name, path);
-    if (!st || !*st) return {};
+    if (!st || !*st) return false;
     if (S_ISDIR((*st)->st_mode)) {
-        if (auto ok = dirs_->flush(); !ok) return ok;
+        if (auto ok = dirs_->flush(); !ok) return fail(ok.error());
+        // Entries the replay made in it (born since the sender resumed) go
+        // with it; one older than that came from elsewhere, and the
+        // directory stays.
         if (::unlinkat(from.dir.get(), from.name.c_str(), AT_REMOVEDIR) != 0 &&
-            !remove_if_ours(from.dir.get(), from.name, path))
-            return {};
+            !remove_if_ours(from.dir.get(), from.name, path) && !remove_if_remade(from.dir.get(), from.name))
+            return false;
     } else if (::unlinkat(from.dir.get(), from.name.c_str(), 0) != 0) {
-        return {};
+        return false;
     }
     memory_->forget(path);
-    return {};
+    return true;
+}
+
+bool ApplierImpl::remove_if_remade(int dirfd, const std::string& name) {
+    int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return false;
+    UniqueFd dir(fd);
+    if (!clear_if_remade(dir.get(), 0, false) || !clear_if_remade(dir.get(), 0, true)) return false;
+    return ::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) == 0;
+}
+
+bool ApplierImpl::clear_if_remade(int dirfd, int depth, bool remove) {
+    if (depth > 64) return false;
+    int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return false;
+    DIR* d = ::fdopendir(fd);
+    if (!d) {
+        ::close(fd);
+        return false;
+    }
+    std::vector<std::string> names;
+    while (auto* e = ::readdir(d)) {
+        std::string_view n(e->d_name);
+        if (n != "." && n != "..") names.emplace_back(n);
+    }
+    ::closedir(d);
+    for (auto& name : names) {
+        if (born_before_resume(dirfd, name).value_or(true)) return false;
+        struct stat st{};
+        if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
+        if (S_ISDIR(st.st_mode)) {
+            int sub = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub < 0) return false;
+            UniqueFd guard(sub);
+            if (!clear_if_remade(sub, depth + 1, remove)) return false;
+            if (remove && ::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) != 0) return false;
+        } else if (remove && ::unlinkat(dirfd, name.c_str(), 0) != 0) {
+            return false;
+        }
+    }
+    return true;
 }
 
 // unlink and rmdir differ only in the type they expect at the name. A
@@ -360,9 +406,13 @@ Status ApplierImpl::do_rename(const OpMsg& op) {
         if (auto note = remade_by_replay(op, from.dir.get(), from.name)) {
             auto at_target = object_identity(to.dir.get(), to.name, op.target);
             if (at_target && *at_target == note->at_path) {
-                if (auto ok = remove_remade(from, op.path); !ok) return ok;
-                if (auto ok = set_dir_mtime(from, op.parent_mtime_ns, op.path); !ok) return ok;
-                return set_dir_mtime(to, op.target_parent_mtime_ns, op.target);
+                auto removed = remove_remade(from, op.path);
+                if (!removed) return fail(removed.error());
+                if (*removed) {
+                    if (auto ok = set_dir_mtime(from, op.parent_mtime_ns, op.path); !ok) return ok;
+                    return set_dir_mtime(to, op.target_parent_mtime_ns, op.target);
+                }
+                // Not removable: the rename runs, as before notes were kept.
             }
         }
     }

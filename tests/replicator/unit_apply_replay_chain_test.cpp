@@ -159,5 +159,27 @@ TEST_F(ApplyReplayChain, ACreationReplayedOntoWhatALaterRenamePutThereLeavesItAl
     EXPECT_EQ(replayed, once);
 }
 
+// The same with a symlink and a FIFO made again inside the directory: the
+// file memory knows no such entry as the replicator's own, but the replay
+// made each of them (born since the sender resumed), so they go with it.
+TEST_F(ApplyReplayChain, ADirectoryMadeAgainWithSpecialEntriesIsNotLeftBehind) {
+    std::vector<OpMsg> ops{
+        {.lsn = 1, .kind = OpKind::mkdir, .path = "n", .mode = 040755u, .mtime_ns = t(1)},
+        {.lsn = 2, .kind = OpKind::mkdir, .path = "n/d", .mode = 040755u, .mtime_ns = t(2), .parent_mtime_ns = t(2)},
+        {.lsn = 3, .kind = OpKind::symlink, .path = "n/d/s", .target = "anywhere", .mtime_ns = t(3),
+         .parent_mtime_ns = t(3)},
+        {.lsn = 4, .kind = OpKind::mknod, .path = "n/d/p", .mode = S_IFIFO | 0600u, .mtime_ns = t(4),
+         .parent_mtime_ns = t(4)},
+        {.lsn = 5, .kind = OpKind::mkdir, .path = "n/x", .mode = 040755u, .mtime_ns = t(5), .parent_mtime_ns = t(5)},
+        {.lsn = 6, .kind = OpKind::rename, .path = "n/d", .target = "n/x", .replaced = true, .parent_mtime_ns = t(6),
+         .target_parent_mtime_ns = t(6)},
+        {.lsn = 7, .kind = OpKind::mkdir, .path = "n/x/m", .mode = 040700u, .mtime_ns = t(7), .parent_mtime_ns = t(7)},
+        {.lsn = 8, .kind = OpKind::setattr, .path = "n/x", .mtime_ns = t(8)},
+    };
+    auto [once, replayed] = once_then_replayed(ops, 1);
+    EXPECT_EQ(test::listing(root_), "n\nn/x\nn/x/m\nn/x/p\nn/x/s\n");
+    EXPECT_EQ(replayed, once);
+}
+
 }  // namespace
 }  // namespace iz::replicator::test_apply
