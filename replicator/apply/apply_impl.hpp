@@ -142,6 +142,14 @@ private:
     // CLOCK_REALTIME_COARSE, ns): an entry born before it was not made by the
     // operations sent since (exchange_notes.hpp).
     int64_t resumed_at_ns_ = 0;
+    // The replay in progress runs up to this LSN (0: none); the highest
+    // LSN applied since the sender last resumed.
+    uint64_t replay_until_ = 0;
+    uint64_t replayed_through_ = 0;
+    // Keeps when the replay began and how far it goes (state_dir/replay),
+    // for a replay after this server is killed; read back at open.
+    void note_replay();
+    void read_replay_note();
     // For a rename or removal of `name` in `dirfd` (op.path): true when a
     // note says this operation ran before and the name now holds what later
     // ones left there (a replay, exchange_notes.hpp); otherwise notes what

@@ -181,5 +181,46 @@ TEST_F(ApplyReplayChain, ADirectoryMadeAgainWithSpecialEntriesIsNotLeftBehind) {
     EXPECT_EQ(replayed, once);
 }
 
+// A replay cut short by a kill of this server: what it made again is older
+// than the next start, and the replay after the restart took it for what
+// later operations of the first run had left (the directory made again
+// stayed, or was moved over the first one and kept as a conflict copy).
+TEST_F(ApplyReplayChain, AReplayCutShortByAServerKillIsFinishedByTheNextOne) {
+    std::vector<OpMsg> ops{
+        {.lsn = 1, .kind = OpKind::mkdir, .path = "n", .mode = 040755u, .mtime_ns = t(1)},
+        {.lsn = 2, .kind = OpKind::mkdir, .path = "n/d", .mode = 040755u, .mtime_ns = t(2), .parent_mtime_ns = t(2)},
+        {.lsn = 3, .kind = OpKind::mknod, .path = "n/d/p", .mode = S_IFIFO | 0600u, .mtime_ns = t(3),
+         .parent_mtime_ns = t(3)},
+        {.lsn = 4, .kind = OpKind::mkdir, .path = "n/x", .mode = 040755u, .mtime_ns = t(4), .parent_mtime_ns = t(4)},
+        {.lsn = 5, .kind = OpKind::rename, .path = "n/d", .target = "n/x", .replaced = true, .parent_mtime_ns = t(5),
+         .target_parent_mtime_ns = t(5)},
+        {.lsn = 6, .kind = OpKind::mkdir, .path = "n/x/m", .mode = 040700u, .mtime_ns = t(6), .parent_mtime_ns = t(6)},
+        {.lsn = 7, .kind = OpKind::setattr, .path = "n/x", .mtime_ns = t(7)},
+    };
+    ok(ops[0]);
+    ASSERT_TRUE(applier_->commit(1));
+    for (size_t i = 1; i < ops.size(); ++i) ok(ops[i]);
+    EXPECT_TRUE(applier_->finish_batch());
+    const std::string once = test::manifest(root_);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    applier_->resume();  // the agent killed: it resumes after LSN 1
+    for (size_t i = 1; i < 3; ++i) (void)applier_->apply(ops[i]);  // n/d and n/d/p made again
+    auto killed = std::move(applier_);  // then this server is killed
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    auto a = Applier::open(ApplierOptions{root_, state_, "testhost", {}});
+    ASSERT_TRUE(a) << a.error().message;
+    applier_ = std::move(*a);
+    applier_->resume();
+    for (size_t i = 1; i < ops.size(); ++i) {
+        auto r = applier_->apply(ops[i]);
+        EXPECT_TRUE(r.outcome == Outcome::applied || r.outcome == Outcome::skipped) << "#" << i << ": " << r.message;
+        EXPECT_TRUE(r.conflicts.empty()) << "#" << i << ": a conflict copy on replay";
+    }
+    EXPECT_TRUE(applier_->commit(ops.back().lsn));
+    EXPECT_EQ(test::listing(root_), "n\nn/x\nn/x/m\nn/x/p\n");
+    EXPECT_EQ(test::manifest(root_), once);
+    (void)killed.release();
+}
+
 }  // namespace
 }  // namespace iz::replicator::test_apply
