@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <fstream>
 #include <utility>
 
 #include "apply_impl.hpp"
@@ -128,6 +129,7 @@ Status ApplierImpl::init() {
     auto exchanges = ExchangeNotes::open(opts_.state_dir);
     if (!exchanges) return fail(exchanges.error());
     exchanges_.emplace(std::move(*exchanges));
+    read_replay_note();
     resume();
     return {};
 }
@@ -274,8 +276,10 @@ ApplyResult ApplierImpl::apply(const OpMsg& op) {
             skipped_content_ = std::move(rest_of_it);
         }
     }
-    if (result.outcome != Outcome::refused && result.outcome != Outcome::failed)
+    if (result.outcome != Outcome::refused && result.outcome != Outcome::failed) {
         applied_through_ = std::max(applied_through_, op.lsn);
+        replayed_through_ = std::max(replayed_through_, op.lsn);
+    }
     bool completes = !op.more && op.kind != proto::OpKind::content_begin && op.kind != proto::OpKind::content_data;
     if (completes && result.outcome != Outcome::refused && result.outcome != Outcome::failed) {
         // Once progress names this operation it is never replayed after a
@@ -471,9 +475,44 @@ void ApplierImpl::resume() {
     // later could be).
     struct timespec now{};
     ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
-    resumed_at_ns_ = static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
-    replay_through_ = std::max(recover_through_, applied_through_);
-    named_in_replay_.clear();
+    int64_t now_ns = static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+    // A replay cut short (the sender, or this server, killed again before it
+    // passed what had been applied) left entries it made again; to the
+    // replay that follows they are as much a replay's own as what it makes
+    // itself, so the earlier start stands until a replay gets through.
+    uint64_t high = std::max(recover_through_, applied_through_);
+    bool unfinished = replay_until_ > 0 && replayed_through_ < replay_until_ && replay_until_ > state_->durable_lsn();
+    if (!unfinished) resumed_at_ns_ = now_ns;
+    // Where the sender resumes is its own choice (below the resume point
+    // when it was killed inside a span of its plan): a replay runs until an
+    // operation past what was applied arrives.
+    replay_until_ = std::max(unfinished ? replay_until_ : 0, high > state_->durable_lsn() ? high : 0);
+    replayed_through_ = 0;
+    // The names a cut-short replay gave are its successor's as well.
+    replay_through_ = std::max(high, replay_until_);
+    if (!unfinished) named_in_replay_.clear();
+    note_replay();
+}
+
+void ApplierImpl::note_replay() {
+    // No fsync: a kill leaves it in the page cache; after a machine crash
+    // only the durable LSN is trusted, and the replay starts anew.
+    auto file = opts_.state_dir / "replay";
+    int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return;
+    std::string line = fmt::format("{} {}\n", resumed_at_ns_, replay_until_);
+    (void)!::write(fd, line.data(), line.size());
+    ::close(fd);
+}
+
+void ApplierImpl::read_replay_note() {
+    std::ifstream in(opts_.state_dir / "replay");
+    int64_t started = 0;
+    uint64_t until = 0;
+    if (!(in >> started >> until)) return;
+    if (until <= state_->durable_lsn() || !state_->unclean_at_open()) return;
+    replay_until_ = until;
+    resumed_at_ns_ = started;
 }
 
 Status ApplierImpl::settle_deferred() {

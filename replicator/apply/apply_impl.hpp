@@ -146,6 +146,14 @@ private:
     // CLOCK_REALTIME_COARSE, ns): an entry born before it was not made by the
     // operations sent since (exchange_notes.hpp).
     int64_t resumed_at_ns_ = 0;
+    // The replay in progress runs up to this LSN (0: none); the highest
+    // LSN applied since the sender last resumed.
+    uint64_t replay_until_ = 0;
+    uint64_t replayed_through_ = 0;
+    // Keeps when the replay began and how far it goes (state_dir/replay),
+    // for a replay after this server is killed; read back at open.
+    void note_replay();
+    void read_replay_note();
     // For a rename or removal of `name` in `dirfd` (op.path): true when a
     // note says this operation ran before and the name now holds what later
     // ones left there (a replay, exchange_notes.hpp); otherwise notes what
@@ -160,6 +168,26 @@ private:
     void named(const std::string& path) {
         if (current_lsn_ <= replay_through_) named_in_replay_.insert(path);
     }
+    // Whether the entry `name` in `dirfd` was born before the sender last
+    // resumed (nullopt: no birth time).
+    std::optional<bool> born_before_resume(int dirfd, const std::string& name) const;
+    // A replayed rename that cannot reach its target: removes what the replay
+    // made again at its source's name (apply_namespace.cpp).
+    Status drop_remade_source(const OpMsg& op);
+    // A replayed creation that finds at its name (in `p`) an entry born
+    // before the sender resumed: a later operation put it there
+    // (apply_namespace.cpp).
+    bool replayed_onto_later(const OpMsg& op, const Parent& p) const;
+    // The note of the rename or removal `op` when the entry `name` in
+    // `dirfd` (op.path) is not what it noted and was born since the sender
+    // resumed: this replay made it again.
+    std::optional<ExchangeNote> remade_by_replay(const OpMsg& op, int dirfd, const std::string& name);
+    // Removes the entry at `path` a replay made again (a directory only
+    // when empty, all the replicator's own, or all made by the replay);
+    // false when it stays.
+    Result<bool> remove_remade(Parent& from, const std::string& path);
+    bool remove_if_remade(int dirfd, const std::string& name);
+    bool clear_if_remade(int dirfd, int depth, bool remove);
     // After an unclean stop, until the first commit: what the replayed
     // operations find changed is taken for the replicator's own work.
     bool recovering_ = false;

@@ -1,6 +1,7 @@
 // Entries: create, mkdir, mknod, symlink, link, unlink, rmdir, rename, exchange.
 // Each first looks at what is there now, so replaying an operation that was
 // already applied finds its result and leaves it alone.
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>  // renameat2, RENAME_EXCHANGE
 #include <sys/stat.h>
@@ -20,6 +21,19 @@ namespace {
 mode_t perms(const OpMsg& op, mode_t fallback) { return op.mode ? (*op.mode & 07777) : fallback; }
 
 }  // namespace
+
+// A creation replayed (the sender resumed below what was applied) that finds
+// at its name an entry born before the sender resumed: the first run made
+// its entry there, and a later operation it applied (a rename onto the
+// name, a removal and another creation) left this one. Replacing it cut a
+// file from its other hard links, or put a directory's place to a device,
+// and the replayed operations after it then found nothing where the first
+// run had left their result. Applied once, the journal leaves there what
+// is there: the entry and its attributes are left alone.
+bool ApplierImpl::replayed_onto_later(const OpMsg& op, const Parent& p) const {
+    if (op.lsn > std::max(recover_through_, applied_through_)) return false;
+    return born_before_resume(p.dir.get(), p.name).value_or(false);
+}
 
 Status ApplierImpl::make_room(Parent& p, const std::string& path, const struct stat& st) {
     if (S_ISDIR(st.st_mode)) {
@@ -52,6 +66,7 @@ Status ApplierImpl::do_create(const OpMsg& op) {
     auto st = stat_at(p->dir.get(), p->name, op.path);
     if (!st) return fail(st.error());
     if (*st) {
+        if (replayed_onto_later(op, *p)) return set_dir_mtime(*p, op.parent_mtime_ns, op.path);
         if (S_ISREG((*st)->st_mode) && memory_->ours(op.path, **st)) {
             // Exactly what the replicator left here: a replay. Its
             // attributes are at least as recent as the creation's (later
@@ -87,6 +102,7 @@ Status ApplierImpl::do_mkdir(const OpMsg& op) {
     if (!p) return fail(p.error());
     auto st = stat_at(p->dir.get(), p->name, op.path);
     if (!st) return fail(st.error());
+    if (*st && replayed_onto_later(op, *p)) return set_dir_mtime(*p, op.parent_mtime_ns, op.path);
     if (*st && !S_ISDIR((*st)->st_mode)) {
         if (auto ok = make_room(*p, op.path, **st); !ok) return ok;
         st->reset();
@@ -117,6 +133,7 @@ Status ApplierImpl::do_mknod(const OpMsg& op) {
     if (!st) return fail(st.error());
     dev_t rdev = static_cast<dev_t>(op.rdev.value_or(0));
     bool same = *st && ((*st)->st_mode & S_IFMT) == type && ((*st)->st_rdev == rdev || type == S_IFIFO || type == S_IFSOCK);
+    if (*st && !same && replayed_onto_later(op, *p)) return set_dir_mtime(*p, op.parent_mtime_ns, op.path);
     if (*st && !same) {
         if (auto ok = make_room(*p, op.path, **st); !ok) return ok;
     }
@@ -144,6 +161,7 @@ Status ApplierImpl::do_symlink(const OpMsg& op) {
         ssize_t n = ::readlinkat(p->dir.get(), p->name.c_str(), text.data(), text.size());
         same = n >= 0 && std::string_view(text.data(), static_cast<size_t>(n)) == op.target;
     }
+    if (*st && !same && replayed_onto_later(op, *p)) return set_dir_mtime(*p, op.parent_mtime_ns, op.path);
     if (*st && !same) {
         if (auto ok = make_room(*p, op.path, **st); !ok) return ok;
     }
@@ -225,11 +243,102 @@ Result<bool> ApplierImpl::done_before(const OpMsg& op, int dirfd, const std::str
     // Another entry: made by a later operation before the sender resumed
     // (done), or by this replay (run). Without a birth time it cannot be told: run, as
     // before notes were kept.
+    return born_before_resume(dirfd, name).value_or(false);
+}
+
+std::optional<bool> ApplierImpl::born_before_resume(int dirfd, const std::string& name) const {
     struct statx stx{};
     if (::statx(dirfd, name.c_str(), AT_SYMLINK_NOFOLLOW, STATX_BTIME, &stx) != 0 || !(stx.stx_mask & STATX_BTIME))
-        return false;
+        return std::nullopt;
     int64_t born = static_cast<int64_t>(stx.stx_btime.tv_sec) * 1'000'000'000 + stx.stx_btime.tv_nsec;
     return born < resumed_at_ns_;
+}
+
+// A replayed rename whose target's directory is gone: the first time it ran,
+// the entry moved there, and a later operation (applied then, and replayed
+// only after this one) moved or removed that directory. The entry at the
+// source's name now is another one, born since the sender resumed: a
+// replayed create or mkdir of this prefix of the journal made it again.
+// Applied once, the journal left nothing at the source's name after this
+// rename, so that entry goes (a directory only with what the replay made
+// in it); the later records that name the object find it where the first
+// run put it. Anything else at the name (what the note says was there, an
+// entry older than the resumption, an unknown birth time) is left alone.
+Status ApplierImpl::drop_remade_source(const OpMsg& op) {
+    auto from = dirs_->parent_of(op.path);
+    if (!from) return {};
+    if (!remade_by_replay(op, from->dir.get(), from->name)) return {};
+    auto removed = remove_remade(*from, op.path);
+    if (!removed) return fail(removed.error());
+    if (!*removed) return {};
+    return set_dir_mtime(*from, op.parent_mtime_ns, op.path);
+}
+
+std::optional<ExchangeNote> ApplierImpl::remade_by_replay(const OpMsg& op, int dirfd, const std::string& name) {
+    auto note = exchanges_->find(op.lsn, op.path, op.target);
+    if (!note) return std::nullopt;
+    auto at = object_identity(dirfd, name, op.path);
+    if (!at || *at == "-" || *at == note->at_path) return std::nullopt;
+    if (born_before_resume(dirfd, name).value_or(true)) return std::nullopt;
+    return note;
+}
+
+Result<bool> ApplierImpl::remove_remade(Parent& from, const std::string& path) {
+    auto st = stat_at(from.dir.get(), from.name, path);
+    if (!st || !*st) return false;
+    if (S_ISDIR((*st)->st_mode)) {
+        if (auto ok = dirs_->flush(); !ok) return fail(ok.error());
+        // Entries the replay made in it (born since the sender resumed) go
+        // with it; one older than that came from elsewhere, and the
+        // directory stays.
+        if (::unlinkat(from.dir.get(), from.name.c_str(), AT_REMOVEDIR) != 0 &&
+            !remove_if_ours(from.dir.get(), from.name, path) && !remove_if_remade(from.dir.get(), from.name))
+            return false;
+    } else if (::unlinkat(from.dir.get(), from.name.c_str(), 0) != 0) {
+        return false;
+    }
+    memory_->forget(path);
+    return true;
+}
+
+bool ApplierImpl::remove_if_remade(int dirfd, const std::string& name) {
+    int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return false;
+    UniqueFd dir(fd);
+    if (!clear_if_remade(dir.get(), 0, false) || !clear_if_remade(dir.get(), 0, true)) return false;
+    return ::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) == 0;
+}
+
+bool ApplierImpl::clear_if_remade(int dirfd, int depth, bool remove) {
+    if (depth > 64) return false;
+    int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return false;
+    DIR* d = ::fdopendir(fd);
+    if (!d) {
+        ::close(fd);
+        return false;
+    }
+    std::vector<std::string> names;
+    while (auto* e = ::readdir(d)) {
+        std::string_view n(e->d_name);
+        if (n != "." && n != "..") names.emplace_back(n);
+    }
+    ::closedir(d);
+    for (auto& name : names) {
+        if (born_before_resume(dirfd, name).value_or(true)) return false;
+        struct stat st{};
+        if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
+        if (S_ISDIR(st.st_mode)) {
+            int sub = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub < 0) return false;
+            UniqueFd guard(sub);
+            if (!clear_if_remade(sub, depth + 1, remove)) return false;
+            if (remove && ::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) != 0) return false;
+        } else if (remove && ::unlinkat(dirfd, name.c_str(), 0) != 0) {
+            return false;
+        }
+    }
+    return true;
 }
 
 // unlink and rmdir differ only in the type they expect at the name. A
@@ -265,7 +374,17 @@ Status ApplierImpl::do_rename(const OpMsg& op) {
     if (strictly_beneath(op.target, op.path))
         return fail(sys_error(fmt::format("rename '{}' into itself as", op.path), op.target, EINVAL));
     auto ends = open_ends(*dirs_, op);
-    if (!ends) return fail(ends.error());
+    if (!ends) {
+        auto e = ends.error();
+        bool replayed = op.lsn <= std::max(recover_through_, applied_through_);
+        if (replayed && (e.sys_errno == ENOENT || e.sys_errno == ENOTDIR)) {
+            auto to = dirs_->parent_of(op.target);
+            if (!to && (to.error().sys_errno == ENOENT || to.error().sys_errno == ENOTDIR)) {
+                if (auto ok = drop_remade_source(op); !ok) return ok;
+            }
+        }
+        return fail(std::move(e));
+    }
     auto& [from, to, src, dst] = *ends;
     auto done = done_before(op, from.dir.get(), from.name);
     if (!done) return fail(done.error());
@@ -280,6 +399,27 @@ Status ApplierImpl::do_rename(const OpMsg& op) {
     if (!src) {
         if (dst) return {};  // done before (a replay)
         return fail(sys_error(fmt::format("rename to '{}' of", op.target), op.path, ENOENT));
+    }
+    if (dst) {
+        // The target holds what the note says the source held when this
+        // rename first ran: it ran, and the entry at the source's name is
+        // one a replayed create or mkdir made again. Moved over the target,
+        // it would replace the object later records went on changing (a
+        // directory with entries kept aside as a conflict copy, a file cut
+        // from its other links); applied once, the journal left nothing at
+        // the source's name, so it goes.
+        if (auto note = remade_by_replay(op, from.dir.get(), from.name)) {
+            auto at_target = object_identity(to.dir.get(), to.name, op.target);
+            if (at_target && *at_target == note->at_path) {
+                auto removed = remove_remade(from, op.path);
+                if (!removed) return fail(removed.error());
+                if (*removed) {
+                    if (auto ok = set_dir_mtime(from, op.parent_mtime_ns, op.path); !ok) return ok;
+                    return set_dir_mtime(to, op.target_parent_mtime_ns, op.target);
+                }
+                // Not removable: the rename runs, as before notes were kept.
+            }
+        }
     }
     if (dst) {
         bool same_inode = dst->st_ino == src->st_ino && dst->st_dev == src->st_dev;

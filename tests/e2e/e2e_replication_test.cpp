@@ -726,11 +726,18 @@ TEST_P(InterfaceWorkload, ConvergesWithSyncsDuringTheWorkload) {
 
 // kill -9 of the agent twice and of the server twice, at moments drawn
 // from the seed while the workload runs, each restarted right after.
-// Still disabled: in a series of 40 runs, ext4 seed 1 passed all 40
-// (before, 4 of 20 failed, 3 of them directories that kept the server's
-// mtime across a restart) and XFS seed 2 failed twice: a directory replaced
-// by the restart's rescan while the server still held entries in it (kept
-// as a conflict copy), and a whiteout's mtime.
+// Still disabled until a longer series passes every time. The last causes
+// found were in the server's replay after a kill (ApplyReplayChain): a
+// create or mkdir made again, whose replayed rename left it or moved it
+// over the first (extra entries, a directory kept as a conflict copy), and
+// a creation replayed over what a later rename had put at its name (a link
+// group split). Before those fixes 3 of 33 runs failed; after them 1 of
+// 126 (ext4 seeds 1, 5, 25, XFS seeds 2, 3, 5): on ext4 seed 1 a whiteout
+// that is a directory with entries on the replica and a link group one
+// link larger. Seen before the fixes and not explained yet: a device's
+// mtime newer on the replica (XFS), content for a name where the replica
+// holds a character device (XFS), a link group taken for another object
+// after exchanges (XFS seed 3).
 TEST_P(InterfaceWorkload, DISABLED_ConvergesAfterAgentAndServerAreKilled) {
     auto& server = add_server();
     start_agent();
