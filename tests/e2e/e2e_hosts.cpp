@@ -200,4 +200,14 @@ std::string manifest_diff(const std::string& a, const std::string& b) {
     return out;
 }
 
+std::vector<nlohmann::json> journal_records(const fs::path& dir) {
+    auto r = run_process({bin_path("izlog").string(), "-D", dir.string(), "--no-pager", "-o", "json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::vector<nlohmann::json> out;
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);)
+        if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+    return out;
+}
+
 }  // namespace iz::test::e2e

@@ -122,4 +122,7 @@ std::string manifest_diff(const std::string& a, const std::string& b);
 // A shared key for a test, in a file readable by root only.
 std::filesystem::path make_key(const TempDir& where);
 
+// Every record of the journal in `dir`, as izlog prints it in JSON.
+std::vector<nlohmann::json> journal_records(const std::filesystem::path& dir);
+
 }  // namespace iz::test::e2e

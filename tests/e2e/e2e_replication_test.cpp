@@ -1809,17 +1809,6 @@ TEST_F(Replication, AgentKilledAfterNestedMovesThenTheSubtreeRemoved) {
     expect_converged(server);
 }
 
-// The agent's journal as izlog prints it, one JSON object per record.
-std::vector<nlohmann::json> journal_records(const fs::path& journal) {
-    auto r = run_process({bin_path("izlog").string(), "-D", journal.string(), "-o", "json", "--no-pager"});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    std::vector<nlohmann::json> out;
-    std::istringstream lines(r.out);
-    for (std::string line; std::getline(lines, line);)
-        if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-    return out;
-}
-
 // What was renamed while no agent ran travels as a rename: a 700 MiB file
 // with 4 KiB of data and a directory with files in it. Compared by name,
 // both were removed and created again, their content shipped anew.

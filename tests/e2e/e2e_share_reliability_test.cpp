@@ -15,26 +15,12 @@
 #include <fstream>
 #include <sstream>
 
-#include "e2e_hosts.hpp"
+#include "e2e_share_fixture.hpp"
 
 namespace fs = std::filesystem;
 
 namespace iz::test::e2e {
 namespace {
-
-constexpr const char* kFileset = "team";
-
-void write_file(const fs::path& p, const std::string& bytes) {
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out << bytes;
-}
-
-std::string read_file(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
 
 // Bytes that do not compress to nothing and differ per file.
 std::string pattern(size_t n, uint32_t seed) {
@@ -84,50 +70,9 @@ uint64_t fill_filesystem(const fs::path& dir) {
     return taken;
 }
 
-class ShareReliability : public ::testing::Test {
+class ShareReliability : public ShareFixture {
 protected:
-    void SetUp() override {
-        agents_ns_ = must(Netns::make("shrel-agents"));
-        server_ns_ = must(Netns::make("shrel-srv"));
-        link_ = must(VethLink::make(*agents_ns_, *server_ns_, 1));
-        key_ = make_key(keys_);
-        server_ = std::make_unique<ServerHost>(*server_ns_, link_->address_b(), key_, "shrel-srv");
-        server_->start();
-        a_ = std::make_unique<AgentHost>(*agents_ns_, key_, "shrel-a");
-        b_ = std::make_unique<AgentHost>(*agents_ns_, key_, "shrel-b");
-    }
-
-    void TearDown() override {
-        if (HasFailure()) {
-            auto base = (fs::path(::testing::TempDir()) /
-                         fmt::format("iz-e2e-{}", ::testing::UnitTest::GetInstance()->current_test_info()->name()))
-                            .string();
-            std::ofstream(base + ".a-log") << a_->log();
-            std::ofstream(base + ".b-log") << b_->log();
-            std::ofstream(base + ".server-log") << server_->log();
-            fmt::print(stderr, "logs kept in {}.{{a,b,server}}-log\n", base);
-        }
-        a_.reset();
-        b_.reset();
-        server_.reset();
-        link_.reset();
-        server_ns_.reset();
-        agents_ns_.reset();
-    }
-
-    void start(AgentHost& agent, const std::string& id, const std::string& mode = "send-receive") {
-        auto r = agent.start({server_->endpoint()}, {"--mode", mode, "--agent-id", id, "--fileset", kFileset});
-        ASSERT_EQ(r.exit_code, 0) << r.err << "\n" << agent.log();
-    }
-
-    void sync(AgentHost& agent) {
-        auto r = agent.sync(60);
-        ASSERT_EQ(r.exit_code, 0) << "izwatch sync: " << r.err << "\nagent log:\n"
-                                  << agent.log() << "\nserver log:\n"
-                                  << server_->log();
-    }
-
-    fs::path replica() const { return server_->replica(kFileset); }
+    ShareReliability() : ShareFixture("shrel") {}
 
     void expect_equal(AgentHost& agent, const std::string& when) {
         auto m = manifest(agent.dir());
@@ -142,13 +87,6 @@ protected:
         if (!st.is_object() || !st.contains("servers") || st["servers"].empty()) return nlohmann::json::object();
         return st["servers"][0];
     }
-
-    TempDir keys_{"shrel-key"};
-    fs::path key_;
-    std::unique_ptr<Netns> agents_ns_, server_ns_;
-    std::unique_ptr<VethLink> link_;
-    std::unique_ptr<ServerHost> server_;
-    std::unique_ptr<AgentHost> a_, b_;
 };
 
 // A's filesystem is full when B's file is forwarded to it: the forward
@@ -273,17 +211,6 @@ TEST_F(ShareReliability, AReceiveOnlyAgentKeepsAndReportsItsLocalChangesAndNever
     EXPECT_FALSE(fs::exists(replica() / "mine.txt"));
 }
 
-// Every record of a journal, as izlog's JSON.
-std::vector<nlohmann::json> journal_records(const fs::path& dir) {
-    auto r = run_process({bin_path("izlog").string(), "-D", dir.string(), "--no-pager", "-o", "json"});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    std::vector<nlohmann::json> out;
-    std::istringstream lines(r.out);
-    for (std::string line; std::getline(lines, line);)
-        if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-    return out;
-}
-
 // A is killed while B's burst of files is being applied on it: some are
 // applied and not yet committed. The restart's rescan finds them in the
 // directory; none may be journaled on A as a change of A's own (it would
@@ -328,7 +255,7 @@ TEST_F(ShareReliability, ChangesAppliedButNotCommittedWhenTheAgentIsKilledDoNotC
     }
     // (Directory times alone are left out: the capture journals those the
     // applier sets on a live agent too, a gap of its own.)
-    for (auto& r : journal_records(server_->root() / ".intermezzo" / ".filesets" / kFileset / "journal"))
+    for (auto& r : journal_records(server_journal()))
         if (r.value("path", "").starts_with("burst/"))
             EXPECT_NE(r.value("origin", ""), "a") << "sent back by A: " << r.dump();
 }

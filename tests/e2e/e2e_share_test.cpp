@@ -14,106 +14,16 @@
 #include <set>
 #include <sstream>
 
-#include "e2e_hosts.hpp"
+#include "e2e_share_fixture.hpp"
 
 namespace fs = std::filesystem;
 
 namespace iz::test::e2e {
 namespace {
 
-constexpr const char* kFileset = "team";
-
-void write_file(const fs::path& p, const std::string& bytes) {
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out << bytes;
-}
-
-std::string read_file(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-// Every record of a journal, as izlog's JSON.
-std::vector<nlohmann::json> journal_records(const fs::path& dir) {
-    auto r = run_process({bin_path("izlog").string(), "-D", dir.string(), "--no-pager", "-o", "json"});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    std::vector<nlohmann::json> out;
-    std::istringstream lines(r.out);
-    for (std::string line; std::getline(lines, line);)
-        if (!line.empty()) out.push_back(nlohmann::json::parse(line));
-    return out;
-}
-
-class Share : public ::testing::Test {
+class Share : public ShareFixture {
 protected:
-    void SetUp() override {
-        agents_ns_ = must(Netns::make("share-agents"));
-        server_ns_ = must(Netns::make("share-srv"));
-        link_ = must(VethLink::make(*agents_ns_, *server_ns_, 1));
-        key_ = make_key(keys_);
-        server_ = std::make_unique<ServerHost>(*server_ns_, link_->address_b(), key_, "share-srv");
-        server_->start();
-        a_ = std::make_unique<AgentHost>(*agents_ns_, key_, "share-a");
-        b_ = std::make_unique<AgentHost>(*agents_ns_, key_, "share-b");
-    }
-
-    void TearDown() override {
-        if (HasFailure()) {
-            auto base = (fs::path(::testing::TempDir()) /
-                         fmt::format("iz-e2e-{}", ::testing::UnitTest::GetInstance()->current_test_info()->name()))
-                            .string();
-            std::ofstream(base + ".a-log") << a_->log();
-            std::ofstream(base + ".b-log") << b_->log();
-            std::ofstream(base + ".server-log") << server_->log();
-            std::error_code ec;
-            for (auto& [from, suffix] : {std::pair{a_->journal(), ".a-journal"}, std::pair{b_->journal(), ".b-journal"},
-                                         std::pair{server_journal(), ".server-journal"}}) {
-                fs::remove_all(base + suffix, ec);
-                fs::copy(from, base + suffix, fs::copy_options::recursive, ec);
-            }
-            fmt::print(stderr, "logs and journals kept in {}.{{a,b,server}}-{{log,journal}}\n", base);
-        }
-        a_.reset();
-        b_.reset();
-        server_.reset();
-        link_.reset();
-        server_ns_.reset();
-        agents_ns_.reset();
-    }
-
-    void start(AgentHost& agent, const std::string& id) {
-        auto r = agent.start({server_->endpoint()}, {"--mode", "send-receive", "--agent-id", id, "--fileset", kFileset});
-        ASSERT_EQ(r.exit_code, 0) << r.err << "\n" << agent.log();
-    }
-
-    void sync(AgentHost& agent) {
-        auto r = agent.sync(60);
-        ASSERT_EQ(r.exit_code, 0) << "izwatch sync: " << r.err << "\nagent log:\n"
-                                  << agent.log() << "\nserver log:\n"
-                                  << server_->log();
-    }
-
-    fs::path replica() const { return server_->replica(kFileset); }
-    fs::path server_journal() const { return server_->root() / ".intermezzo" / ".filesets" / kFileset / "journal"; }
-
-    // A, B and the server's replica are equal by the full manifest.
-    void expect_all_equal(const std::string& when) {
-        auto ma = manifest(a_->dir());
-        auto mb = manifest(b_->dir());
-        auto ms = manifest(replica());
-        EXPECT_TRUE(ma == ms) << when << ": A differs from the server's replica:\n" << manifest_diff(ma, ms);
-        EXPECT_TRUE(mb == ms) << when << ": B differs from the server's replica:\n" << manifest_diff(mb, ms);
-        EXPECT_NE(ma.find("\n"), std::string::npos);  // not three empty trees
-    }
-
-    TempDir keys_{"share-key"};
-    fs::path key_;
-    std::unique_ptr<Netns> agents_ns_, server_ns_;
-    std::unique_ptr<VethLink> link_;
-    std::unique_ptr<ServerHost> server_;
-    std::unique_ptr<AgentHost> a_, b_;
+    Share() : ShareFixture("share") {}
 };
 
 // Every kind of change made on A reaches B, and every kind made on B
