@@ -1,6 +1,5 @@
 // Conflicts: a regular file the replicator finds changed behind its back is
 // kept under a new name before the source's version takes its place.
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -13,6 +12,7 @@
 #include <vector>
 
 #include "apply_impl.hpp"
+#include "remove_tree.hpp"
 
 namespace iz::replicator {
 
@@ -56,49 +56,9 @@ std::optional<std::string> ApplierImpl::changed_behind(const std::string& path, 
 // directories holding nothing else; a symlink, a special file, or an
 // unknown or changed file keeps the whole directory aside.
 bool ApplierImpl::remove_if_ours(int dirfd, const std::string& name, const std::string& path) {
-    int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return false;
-    UniqueFd dir(fd);
-    // Look at everything before removing anything; the removal pass checks
-    // each file again and stops at the first that is no longer ours.
-    if (!clear_if_ours(dir.get(), path, 0, false) || !clear_if_ours(dir.get(), path, 0, true)) return false;
-    return ::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) == 0;
-}
-
-bool ApplierImpl::clear_if_ours(int dirfd, const std::string& path, int depth, bool remove) {
-    if (depth > 64) return false;
-    // A fresh open file description: a dup() would share the read position.
-    int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return false;
-    DIR* d = ::fdopendir(fd);
-    if (!d) {
-        ::close(fd);
-        return false;
-    }
-    std::vector<std::string> names;
-    while (auto* e = ::readdir(d)) {
-        std::string_view n(e->d_name);
-        if (n != "." && n != "..") names.emplace_back(n);
-    }
-    ::closedir(d);
-    for (auto& name : names) {
-        struct stat st{};
-        if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
-        std::string child = path + "/" + name;
-        if (S_ISREG(st.st_mode)) {
-            if (!memory_->ours(child, st)) return false;
-            if (remove && ::unlinkat(dirfd, name.c_str(), 0) != 0) return false;
-        } else if (S_ISDIR(st.st_mode)) {
-            int sub = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (sub < 0) return false;
-            UniqueFd guard(sub);
-            if (!clear_if_ours(sub, child, depth + 1, remove)) return false;
-            if (remove && ::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) != 0) return false;
-        } else {
-            return false;
-        }
-    }
-    return true;
+    return remove_tree_if(dirfd, name, path, [&](int, const std::string&, const std::string& at, const struct stat& st) {
+        return S_ISDIR(st.st_mode) || (S_ISREG(st.st_mode) && memory_->ours(at, st));
+    });
 }
 
 Status ApplierImpl::keep_conflict(Parent& p, const std::string& path, const std::string& why, KeepHow how) {

@@ -123,7 +123,6 @@ private:
     // (see apply_conflict.cpp); false (nothing of the server's removed)
     // otherwise.
     bool remove_if_ours(int dirfd, const std::string& name, const std::string& path);
-    bool clear_if_ours(int dirfd, const std::string& path, int depth, bool remove);
 
     struct PendingContent {
         uint64_t lsn = 0;
@@ -186,8 +185,7 @@ private:
     // when empty, all the replicator's own, or all made by the replay);
     // false when it stays.
     Result<bool> remove_remade(Parent& from, const std::string& path);
-    bool remove_if_remade(int dirfd, const std::string& name);
-    bool clear_if_remade(int dirfd, int depth, bool remove);
+    bool remove_if_remade(int dirfd, const std::string& name, const std::string& path);
     // After an unclean stop, until the first commit: what the replayed
     // operations find changed is taken for the replicator's own work.
     bool recovering_ = false;

@@ -1,7 +1,6 @@
 // Entries: create, mkdir, mknod, symlink, link, unlink, rmdir, rename, exchange.
 // Each first looks at what is there now, so replaying an operation that was
 // already applied finds its result and leaves it alone.
-#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>  // renameat2, RENAME_EXCHANGE
 #include <sys/stat.h>
@@ -12,6 +11,7 @@
 #include <cerrno>
 
 #include "apply_impl.hpp"
+#include "remove_tree.hpp"
 #include "common/path_tree.hpp"
 
 namespace iz::replicator {
@@ -292,7 +292,7 @@ Result<bool> ApplierImpl::remove_remade(Parent& from, const std::string& path) {
         // with it; one older than that came from elsewhere, and the
         // directory stays.
         if (::unlinkat(from.dir.get(), from.name.c_str(), AT_REMOVEDIR) != 0 &&
-            !remove_if_ours(from.dir.get(), from.name, path) && !remove_if_remade(from.dir.get(), from.name))
+            !remove_if_ours(from.dir.get(), from.name, path) && !remove_if_remade(from.dir.get(), from.name, path))
             return false;
     } else if (::unlinkat(from.dir.get(), from.name.c_str(), 0) != 0) {
         return false;
@@ -301,44 +301,10 @@ Result<bool> ApplierImpl::remove_remade(Parent& from, const std::string& path) {
     return true;
 }
 
-bool ApplierImpl::remove_if_remade(int dirfd, const std::string& name) {
-    int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return false;
-    UniqueFd dir(fd);
-    if (!clear_if_remade(dir.get(), 0, false) || !clear_if_remade(dir.get(), 0, true)) return false;
-    return ::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) == 0;
-}
-
-bool ApplierImpl::clear_if_remade(int dirfd, int depth, bool remove) {
-    if (depth > 64) return false;
-    int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return false;
-    DIR* d = ::fdopendir(fd);
-    if (!d) {
-        ::close(fd);
-        return false;
-    }
-    std::vector<std::string> names;
-    while (auto* e = ::readdir(d)) {
-        std::string_view n(e->d_name);
-        if (n != "." && n != "..") names.emplace_back(n);
-    }
-    ::closedir(d);
-    for (auto& name : names) {
-        if (born_before_resume(dirfd, name).value_or(true)) return false;
-        struct stat st{};
-        if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
-        if (S_ISDIR(st.st_mode)) {
-            int sub = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (sub < 0) return false;
-            UniqueFd guard(sub);
-            if (!clear_if_remade(sub, depth + 1, remove)) return false;
-            if (remove && ::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) != 0) return false;
-        } else if (remove && ::unlinkat(dirfd, name.c_str(), 0) != 0) {
-            return false;
-        }
-    }
-    return true;
+bool ApplierImpl::remove_if_remade(int dirfd, const std::string& name, const std::string& path) {
+    return remove_tree_if(dirfd, name, path, [&](int at, const std::string& entry, const std::string&, const struct stat&) {
+        return !born_before_resume(at, entry).value_or(true);
+    });
 }
 
 // unlink and rmdir differ only in the type they expect at the name. A
