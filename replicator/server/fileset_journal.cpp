@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include <optional>
+
 #include "journal/reader.hpp"
 #include "replicator/apply/applied_record.hpp"
 #include "replicator/fs/beneath.hpp"
@@ -15,6 +17,22 @@ namespace iz::replicator {
 using journal::Op;
 using journal::Record;
 using proto::OpKind;
+
+namespace {
+
+// The protocol kind a journal record replays as; none for the records that
+// only the journal holds (start, stop, overflow, ...). The mutation ops
+// share their numbers with the wire; exchange and conflict do not.
+std::optional<OpKind> kind_of(Op op) {
+    auto k = static_cast<uint8_t>(op);
+    if (op == Op::exchange) return OpKind::exchange;
+    if (op == Op::conflict) return OpKind::conflict;
+    if (k >= static_cast<uint8_t>(Op::create) && k <= static_cast<uint8_t>(Op::removexattr))
+        return static_cast<OpKind>(k);
+    return std::nullopt;
+}
+
+}  // namespace
 
 Result<std::shared_ptr<FilesetJournal>> FilesetJournal::open(const std::filesystem::path& dir,
                                                               const std::filesystem::path& root,
@@ -65,14 +83,9 @@ Result<std::shared_ptr<FilesetJournal>> FilesetJournal::open(const std::filesyst
 }
 
 void FilesetJournal::learn(const Record& r, uint64_t lsn, const std::string& as) {
-    OpKind kind;
-    auto k = static_cast<uint8_t>(r.op);
-    if (r.op == Op::exchange) kind = OpKind::exchange;
-    else if (r.op == Op::conflict) kind = OpKind::conflict;
-    else if (k >= static_cast<uint8_t>(Op::create) && k <= static_cast<uint8_t>(Op::removexattr))
-        kind = static_cast<OpKind>(k);
-    else return;
-    resolver_.note(lsn, as.empty() ? r.origin : as, kind, r.path, r.target);
+    auto kind = kind_of(r.op);
+    if (!kind) return;
+    resolver_.note(lsn, as.empty() ? r.origin : as, *kind, r.path, r.target);
 }
 
 void FilesetJournal::note_conflict(const std::string& agent, const proto::OpMsg& op, const ConflictDecision& d) {
@@ -272,13 +285,9 @@ Result<std::vector<proto::Forward>> forwards_of(const Record& r, int root_fd, co
         return out;
     }
 
-    OpKind kind;
-    auto k = static_cast<uint8_t>(r.op);
-    if (r.op == Op::exchange) kind = OpKind::exchange;
-    else if (r.op == Op::conflict) kind = OpKind::conflict;
-    else if (k >= static_cast<uint8_t>(Op::create) && k <= static_cast<uint8_t>(Op::removexattr))
-        kind = static_cast<OpKind>(k);
-    else return noop();
+    auto found = kind_of(r.op);
+    if (!found) return noop();
+    OpKind kind = *found;
     auto& m = part(kind);
     if (kind == OpKind::conflict) {
         // A note: what stayed where and where the other version went (the
