@@ -15,6 +15,26 @@
 namespace iz::replicator::test_apply {
 namespace {
 
+// A rename whose directories' times are those of its LSN.
+OpMsg rename_op(uint64_t lsn, const std::string& from, const std::string& to, bool replaced = false) {
+    return {.lsn = lsn, .kind = OpKind::rename, .path = from, .target = to, .replaced = replaced,
+            .parent_mtime_ns = t(static_cast<int>(lsn)), .target_parent_mtime_ns = t(static_cast<int>(lsn))};
+}
+
+// d/x made and written, renamed to e/y; then e renamed to f.
+std::vector<OpMsg> file_renamed_then_its_new_directory() {
+    std::vector<OpMsg> ops{
+        {.lsn = 1, .kind = OpKind::mkdir, .path = "d", .mode = 040755u, .mtime_ns = t(1)},
+        {.lsn = 2, .kind = OpKind::mkdir, .path = "e", .mode = 040755u, .mtime_ns = t(2)},
+        {.lsn = 3, .kind = OpKind::create, .path = "d/x", .mode = 0100644u, .mtime_ns = t(3), .parent_mtime_ns = t(3)},
+        rename_op(5, "d/x", "e/y"),
+        rename_op(6, "e", "f"),
+    };
+    auto content = content_ops(4, "d/x", "the file's bytes", t(4));
+    ops.insert(ops.begin() + 3, content.begin(), content.end());
+    return ops;
+}
+
 class ApplyReplayChain : public ApplyTest {
 protected:
     // Applies `ops` once, then again on a new connection, and returns the
@@ -37,23 +57,18 @@ protected:
         EXPECT_TRUE(applier_->commit(ops.back().lsn));
         return {once, test::manifest(root_)};
     }
+
+    // Replayed from `replay_from`, `ops` leave the tree listed as `listing`
+    // and equal to what applying them once made.
+    void expect_replay_as_once(const std::vector<OpMsg>& ops, size_t replay_from, const std::string& listing) {
+        auto [once, replayed] = once_then_replayed(ops, replay_from);
+        EXPECT_EQ(test::listing(root_), listing);
+        EXPECT_EQ(replayed, once);
+    }
 };
 
 TEST_F(ApplyReplayChain, AFileMadeAgainWhoseRenameCannotBeReplayedDoesNotStay) {
-    std::vector<OpMsg> ops{
-        {.lsn = 1, .kind = OpKind::mkdir, .path = "d", .mode = 040755u, .mtime_ns = t(1)},
-        {.lsn = 2, .kind = OpKind::mkdir, .path = "e", .mode = 040755u, .mtime_ns = t(2)},
-        {.lsn = 3, .kind = OpKind::create, .path = "d/x", .mode = 0100644u, .mtime_ns = t(3), .parent_mtime_ns = t(3)},
-        {.lsn = 5, .kind = OpKind::rename, .path = "d/x", .target = "e/y", .parent_mtime_ns = t(5),
-         .target_parent_mtime_ns = t(5)},
-        {.lsn = 6, .kind = OpKind::rename, .path = "e", .target = "f", .parent_mtime_ns = t(6),
-         .target_parent_mtime_ns = t(6)},
-    };
-    auto content = content_ops(4, "d/x", "the file's bytes", t(4));
-    ops.insert(ops.begin() + 3, content.begin(), content.end());
-    auto [once, replayed] = once_then_replayed(ops, 2);
-    EXPECT_EQ(test::listing(root_), "d\nf\nf/y\n");
-    EXPECT_EQ(replayed, once);
+    expect_replay_as_once(file_renamed_then_its_new_directory(), 2, "d\nf\nf/y\n");
 }
 
 TEST_F(ApplyReplayChain, ADirectoryMadeAgainWhoseRenameCannotBeReplayedDoesNotStay) {
@@ -62,14 +77,10 @@ TEST_F(ApplyReplayChain, ADirectoryMadeAgainWhoseRenameCannotBeReplayedDoesNotSt
         {.lsn = 2, .kind = OpKind::mkdir, .path = "e", .mode = 040755u, .mtime_ns = t(2)},
         {.lsn = 3, .kind = OpKind::mkdir, .path = "d/x", .mode = 040700u, .mtime_ns = t(3), .parent_mtime_ns = t(3)},
         {.lsn = 4, .kind = OpKind::create, .path = "d/x/z", .mode = 0100600u, .mtime_ns = t(4), .parent_mtime_ns = t(4)},
-        {.lsn = 5, .kind = OpKind::rename, .path = "d/x", .target = "e/y", .parent_mtime_ns = t(5),
-         .target_parent_mtime_ns = t(5)},
-        {.lsn = 6, .kind = OpKind::rename, .path = "e", .target = "f", .parent_mtime_ns = t(6),
-         .target_parent_mtime_ns = t(6)},
+        rename_op(5, "d/x", "e/y"),
+        rename_op(6, "e", "f"),
     };
-    auto [once, replayed] = once_then_replayed(ops, 2);
-    EXPECT_EQ(test::listing(root_), "d\nf\nf/y\nf/y/z\n");
-    EXPECT_EQ(replayed, once);
+    expect_replay_as_once(ops, 2, "d\nf\nf/y\nf/y/z\n");
 }
 
 // Replayed from before the target's directory was made: the replay makes
@@ -77,20 +88,7 @@ TEST_F(ApplyReplayChain, ADirectoryMadeAgainWhoseRenameCannotBeReplayedDoesNotSt
 // the directory the first run moved into place must neither be replaced
 // nor kept aside as a conflict copy.
 TEST_F(ApplyReplayChain, ADirectoryMadeAgainAndRenamedOverItsFirstSelfLeavesTheTreeAsItWas) {
-    std::vector<OpMsg> ops{
-        {.lsn = 1, .kind = OpKind::mkdir, .path = "d", .mode = 040755u, .mtime_ns = t(1)},
-        {.lsn = 2, .kind = OpKind::mkdir, .path = "e", .mode = 040755u, .mtime_ns = t(2)},
-        {.lsn = 3, .kind = OpKind::create, .path = "d/x", .mode = 0100644u, .mtime_ns = t(3), .parent_mtime_ns = t(3)},
-        {.lsn = 5, .kind = OpKind::rename, .path = "d/x", .target = "e/y", .parent_mtime_ns = t(5),
-         .target_parent_mtime_ns = t(5)},
-        {.lsn = 6, .kind = OpKind::rename, .path = "e", .target = "f", .parent_mtime_ns = t(6),
-         .target_parent_mtime_ns = t(6)},
-    };
-    auto content = content_ops(4, "d/x", "the file's bytes", t(4));
-    ops.insert(ops.begin() + 3, content.begin(), content.end());
-    auto [once, replayed] = once_then_replayed(ops, 0);
-    EXPECT_EQ(test::listing(root_), "d\nf\nf/y\n");
-    EXPECT_EQ(replayed, once);
+    expect_replay_as_once(file_renamed_then_its_new_directory(), 0, "d\nf\nf/y\n");
 }
 
 // Renamed over an empty directory, which later operations filled: replayed,
@@ -102,16 +100,13 @@ TEST_F(ApplyReplayChain, ADirectoryMadeAgainIsNotRenamedOverWhatItBecameTheFirst
         {.lsn = 1, .kind = OpKind::mkdir, .path = "n", .mode = 040755u, .mtime_ns = t(1)},
         {.lsn = 2, .kind = OpKind::mkdir, .path = "n/d", .mode = 040755u, .mtime_ns = t(2), .parent_mtime_ns = t(2)},
         {.lsn = 3, .kind = OpKind::mkdir, .path = "n/x", .mode = 040755u, .mtime_ns = t(3), .parent_mtime_ns = t(3)},
-        {.lsn = 4, .kind = OpKind::rename, .path = "n/d", .target = "n/x", .replaced = true, .parent_mtime_ns = t(4),
-         .target_parent_mtime_ns = t(4)},
+        rename_op(4, "n/d", "n/x", true),
         {.lsn = 5, .kind = OpKind::mkdir, .path = "n/x/m", .mode = 040700u, .mtime_ns = t(5), .parent_mtime_ns = t(5)},
         {.lsn = 6, .kind = OpKind::symlink, .path = "n/x/m/s", .target = "anywhere", .mtime_ns = t(6),
          .parent_mtime_ns = t(6)},
         {.lsn = 7, .kind = OpKind::setattr, .path = "n/x", .mtime_ns = t(7)},
     };
-    auto [once, replayed] = once_then_replayed(ops, 1);
-    EXPECT_EQ(test::listing(root_), "n\nn/x\nn/x/m\nn/x/m/s\n");
-    EXPECT_EQ(replayed, once);
+    expect_replay_as_once(ops, 1, "n\nn/x\nn/x/m\nn/x/m/s\n");
 }
 
 // The same for a file: renamed over another, then linked and written; the
@@ -121,8 +116,7 @@ TEST_F(ApplyReplayChain, ADirectoryMadeAgainIsNotRenamedOverWhatItBecameTheFirst
 TEST_F(ApplyReplayChain, AFileMadeAgainIsNotRenamedOverWhatItBecameTheFirstTime) {
     std::vector<OpMsg> ops{
         {.lsn = 1, .kind = OpKind::create, .path = "a", .mode = 0100644u, .mtime_ns = t(1)},
-        {.lsn = 3, .kind = OpKind::rename, .path = "a", .target = "b", .parent_mtime_ns = t(3),
-         .target_parent_mtime_ns = t(3)},
+        rename_op(3, "a", "b"),
         {.lsn = 4, .kind = OpKind::link, .path = "b", .target = "c", .target_parent_mtime_ns = t(3)},
     };
     auto content = content_ops(2, "a", "the file's bytes", t(2));
@@ -145,12 +139,9 @@ TEST_F(ApplyReplayChain, ACreationReplayedOntoWhatALaterRenamePutThereLeavesItAl
         {.lsn = 2, .kind = OpKind::link, .path = "x", .target = "y", .target_parent_mtime_ns = t(2)},
         {.lsn = 3, .kind = OpKind::mknod, .path = "n", .mode = S_IFIFO | 0600u, .mtime_ns = t(3), .parent_mtime_ns = t(3)},
         {.lsn = 4, .kind = OpKind::symlink, .path = "s", .target = "there", .mtime_ns = t(4), .parent_mtime_ns = t(4)},
-        {.lsn = 5, .kind = OpKind::rename, .path = "n", .target = "m", .parent_mtime_ns = t(5),
-         .target_parent_mtime_ns = t(5)},
-        {.lsn = 6, .kind = OpKind::rename, .path = "s", .target = "r", .parent_mtime_ns = t(6),
-         .target_parent_mtime_ns = t(6)},
-        {.lsn = 7, .kind = OpKind::rename, .path = "x", .target = "n", .parent_mtime_ns = t(7),
-         .target_parent_mtime_ns = t(7)},
+        rename_op(5, "n", "m"),
+        rename_op(6, "s", "r"),
+        rename_op(7, "x", "n"),
         {.lsn = 8, .kind = OpKind::mkdir, .path = "s", .mode = 040700u, .mtime_ns = t(8), .parent_mtime_ns = t(8)},
     };
     auto [once, replayed] = once_then_replayed(ops, 2);
@@ -171,14 +162,11 @@ TEST_F(ApplyReplayChain, ADirectoryMadeAgainWithSpecialEntriesIsNotLeftBehind) {
         {.lsn = 4, .kind = OpKind::mknod, .path = "n/d/p", .mode = S_IFIFO | 0600u, .mtime_ns = t(4),
          .parent_mtime_ns = t(4)},
         {.lsn = 5, .kind = OpKind::mkdir, .path = "n/x", .mode = 040755u, .mtime_ns = t(5), .parent_mtime_ns = t(5)},
-        {.lsn = 6, .kind = OpKind::rename, .path = "n/d", .target = "n/x", .replaced = true, .parent_mtime_ns = t(6),
-         .target_parent_mtime_ns = t(6)},
+        rename_op(6, "n/d", "n/x", true),
         {.lsn = 7, .kind = OpKind::mkdir, .path = "n/x/m", .mode = 040700u, .mtime_ns = t(7), .parent_mtime_ns = t(7)},
         {.lsn = 8, .kind = OpKind::setattr, .path = "n/x", .mtime_ns = t(8)},
     };
-    auto [once, replayed] = once_then_replayed(ops, 1);
-    EXPECT_EQ(test::listing(root_), "n\nn/x\nn/x/m\nn/x/p\nn/x/s\n");
-    EXPECT_EQ(replayed, once);
+    expect_replay_as_once(ops, 1, "n\nn/x\nn/x/m\nn/x/p\nn/x/s\n");
 }
 
 // A replay cut short by a kill of this server: what it made again is older
@@ -192,8 +180,7 @@ TEST_F(ApplyReplayChain, AReplayCutShortByAServerKillIsFinishedByTheNextOne) {
         {.lsn = 3, .kind = OpKind::mknod, .path = "n/d/p", .mode = S_IFIFO | 0600u, .mtime_ns = t(3),
          .parent_mtime_ns = t(3)},
         {.lsn = 4, .kind = OpKind::mkdir, .path = "n/x", .mode = 040755u, .mtime_ns = t(4), .parent_mtime_ns = t(4)},
-        {.lsn = 5, .kind = OpKind::rename, .path = "n/d", .target = "n/x", .replaced = true, .parent_mtime_ns = t(5),
-         .target_parent_mtime_ns = t(5)},
+        rename_op(5, "n/d", "n/x", true),
         {.lsn = 6, .kind = OpKind::mkdir, .path = "n/x/m", .mode = 040700u, .mtime_ns = t(6), .parent_mtime_ns = t(6)},
         {.lsn = 7, .kind = OpKind::setattr, .path = "n/x", .mtime_ns = t(7)},
     };
