@@ -11,14 +11,13 @@
 #include <sstream>
 #include <thread>
 
-#include "receiver.hpp"
-#include "support/tree.hpp"
+#include "receiver_rig.hpp"
 
 namespace iz::agent {
 namespace {
 
-namespace proto = replicator::proto;
 using namespace std::chrono_literals;
+using namespace test_receiver;
 
 std::string read_file(const std::filesystem::path& p) {
     std::ifstream in(p, std::ios::binary);
@@ -28,12 +27,7 @@ std::string read_file(const std::filesystem::path& p) {
 }
 
 proto::Forward content(uint64_t lsn, const std::string& path, const std::string& bytes) {
-    proto::Forward f;
-    f.origin = "desk";
-    f.origin_lsn = lsn + 100;
-    f.op.lsn = lsn;
-    f.op.kind = proto::OpKind::content_begin;
-    f.op.path = path;
+    auto f = forward(lsn, proto::OpKind::content_begin, path);
     f.op.mode = 0100644;
     f.op.more = true;
     f.op.extents.push_back(proto::make_extent(0, bytes, false));
@@ -41,12 +35,7 @@ proto::Forward content(uint64_t lsn, const std::string& path, const std::string&
 }
 
 proto::Forward content_end(uint64_t lsn, const std::string& path, uint64_t size) {
-    proto::Forward f;
-    f.origin = "desk";
-    f.origin_lsn = lsn + 100;
-    f.op.lsn = lsn;
-    f.op.kind = proto::OpKind::content_end;
-    f.op.path = path;
+    auto f = forward(lsn, proto::OpKind::content_end, path);
     f.op.mode = 0100644;
     f.op.size = size;
     return f;
@@ -68,10 +57,7 @@ TEST(ReceiverConflict, AForwardWaitsForTheAckOfTheLocalChangeItWouldOverwrite) {
     }
     std::mutex jmu;
     std::vector<journal::Record> journaled;
-    ReceiverOptions o;
-    o.root = root.path();
-    o.state_dir = state.path() / "receive";
-    o.agent_id = "laptop";
+    auto o = receiver_options(root, state);
     o.journal = [&](journal::Record r) -> Status {
         std::lock_guard lock(jmu);
         journaled.push_back(std::move(r));

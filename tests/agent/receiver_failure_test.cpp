@@ -8,24 +8,13 @@
 #include <mutex>
 #include <thread>
 
-#include "receiver.hpp"
-#include "support/tree.hpp"
+#include "receiver_rig.hpp"
 
 namespace iz::agent {
 namespace {
 
-namespace proto = replicator::proto;
 using namespace std::chrono_literals;
-
-proto::Forward forward(uint64_t lsn, proto::OpKind kind, std::string path) {
-    proto::Forward f;
-    f.origin = "desk";
-    f.origin_lsn = lsn + 100;
-    f.op.lsn = lsn;
-    f.op.kind = kind;
-    f.op.path = std::move(path);
-    return f;
-}
+using namespace test_receiver;
 
 struct Rig {
     std::mutex mu;
@@ -33,24 +22,13 @@ struct Rig {
 };
 
 std::shared_ptr<Receiver> open_receiver(const test::TempDir& root, const test::TempDir& state, Rig& rig) {
-    ReceiverOptions o;
-    o.root = root.path();
-    o.state_dir = state.path() / "receive";
-    o.agent_id = "laptop";
-    o.journal = [](journal::Record) -> Status { return {}; };
+    auto o = receiver_options(root, state);
     o.resubscribe = [&rig](const std::string& why) {
         std::lock_guard lock(rig.mu);
         rig.resubscribed.push_back(why);
     };
     o.first_retry = 10ms;
-    auto r = Receiver::open(std::move(o));
-    EXPECT_TRUE(r) << (r ? "" : r.error().message);
-    return r ? *r : nullptr;
-}
-
-bool wait_applied(Receiver& r, uint64_t lsn) {
-    for (int i = 0; i < 500 && r.applied() < lsn; ++i) std::this_thread::sleep_for(10ms);
-    return r.applied() >= lsn;
+    return open_with(std::move(o));
 }
 
 // A name longer than the filesystem takes can never be applied here: the

@@ -11,25 +11,13 @@
 #include <sstream>
 #include <thread>
 
-#include "receiver.hpp"
-#include "support/tree.hpp"
+#include "receiver_rig.hpp"
 
 namespace iz::agent {
 namespace {
 
-namespace proto = replicator::proto;
 using namespace std::chrono_literals;
-
-proto::Forward forward(uint64_t lsn, proto::OpKind kind, std::string path, std::string origin = "desk",
-                       uint64_t origin_lsn = 0) {
-    proto::Forward f;
-    f.origin = std::move(origin);
-    f.origin_lsn = origin_lsn ? origin_lsn : lsn + 100;
-    f.op.lsn = lsn;
-    f.op.kind = kind;
-    f.op.path = std::move(path);
-    return f;
-}
+using namespace test_receiver;
 
 std::string read_file(const std::filesystem::path& p) {
     std::ifstream in(p, std::ios::binary);
@@ -44,23 +32,13 @@ struct Journaled {
 };
 
 std::shared_ptr<Receiver> open_receiver(const test::TempDir& root, const test::TempDir& state, Journaled& j) {
-    ReceiverOptions o;
-    o.root = root.path();
-    o.state_dir = state.path() / "receive";
-    o.agent_id = "laptop";
+    auto o = receiver_options(root, state);
     o.journal = [&j](journal::Record r) -> Status {
         std::lock_guard lock(j.mu);
         j.records.push_back(std::move(r));
         return {};
     };
-    auto r = Receiver::open(std::move(o));
-    EXPECT_TRUE(r) << (r ? "" : r.error().message);
-    return r ? *r : nullptr;
-}
-
-bool wait_applied(Receiver& r, uint64_t lsn) {
-    for (int i = 0; i < 500 && r.applied() < lsn; ++i) std::this_thread::sleep_for(10ms);
-    return r.applied() >= lsn;
+    return open_with(std::move(o));
 }
 
 TEST(Receiver, AppliesForwardsJournalsTheirOriginAndKeepsTheCursorAcrossARestart) {
