@@ -69,6 +69,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench_images.hpp"
 #include "metrics_scraper.hpp"
 
 #include "support/process.hpp"
@@ -261,13 +262,9 @@ void sync_ours() {
 }
 
 fs::path mount_image(const std::string& name) {
-    // Inode tables initialised now: ext4's lazy init would otherwise write
-    // in the background while workloads are timed.
-    auto made = iz::test::ScratchFs::make(iz::test::FsType::ext4, 2048, "bench-replicate-" + name,
-                                          {"-E", "lazy_itable_init=0,lazy_journal_init=0"});
-    if (!made) die(fmt::format("could not make and mount the ext4 image for {}: {}", name, made.error().message));
-    g.images.push_back(std::move(*made));
-    return g.images.back()->mount_point();
+    auto at = iz::bench::mount_ext4_image(g.images, 2048, "bench-replicate", name);
+    if (!at) die(at.error().message);
+    return *at;
 }
 
 // A port nobody listens on now: fixed ports collide with other runs.

@@ -36,6 +36,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench_images.hpp"
 #include "support/process.hpp"
 #include "support/scratch_fs.hpp"
 
@@ -76,19 +77,15 @@ void cleanup() {
 
 [[noreturn]] void die(const std::string& msg) {
     std::fflush(stdout);
-    std::ifstream in(g.log);
-    std::string text((std::istreambuf_iterator<char>(in)), {});
-    fmt::print(stderr, "bench-verify: {}\n{}\n", msg, text.size() > 3000 ? text.substr(text.size() - 3000) : text);
+    fmt::print(stderr, "bench-verify: {}\n{}\n", msg, iz::bench::log_tail(g.log));
     cleanup();
     std::exit(1);
 }
 
 fs::path mount_image(const std::string& name) {
-    auto made = iz::test::ScratchFs::make(iz::test::FsType::ext4, 1024, "bench-verify-" + name,
-                                          {"-N", "250000", "-E", "lazy_itable_init=0,lazy_journal_init=0"});
-    if (!made) die(fmt::format("could not make and mount the ext4 image for {}: {}", name, made.error().message));
-    g.images.push_back(std::move(*made));
-    return g.images.back()->mount_point();
+    auto at = iz::bench::mount_ext4_image(g.images, 1024, "bench-verify", name, {"-N", "250000"});
+    if (!at) die(at.error().message);
+    return *at;
 }
 
 uint16_t free_port() {
