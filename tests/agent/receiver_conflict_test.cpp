@@ -19,13 +19,6 @@ namespace {
 using namespace std::chrono_literals;
 using namespace test_receiver;
 
-std::string read_file(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 proto::Forward content(uint64_t lsn, const std::string& path, const std::string& bytes) {
     auto f = forward(lsn, proto::OpKind::content_begin, path);
     f.op.mode = 0100644;

@@ -1,11 +1,15 @@
 // What the receiver's tests share: forwards as the server sends them, a
-// receiver opened on a test's directories, and waiting for it to apply.
+// receiver opened on a test's directories, waiting for it to apply, and
+// reading what it wrote.
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -45,6 +49,15 @@ inline std::shared_ptr<Receiver> open_with(ReceiverOptions o) {
     auto r = Receiver::open(std::move(o));
     EXPECT_TRUE(r) << (r ? "" : r.error().message);
     return r ? *r : nullptr;
+}
+
+// The bytes of `p`; empty when there is no such file (unlike
+// test::read_file, which throws).
+inline std::string read_file(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
 }
 
 // Waits up to 5 s for `r` to have applied `lsn`.

@@ -19,13 +19,6 @@ namespace {
 using namespace std::chrono_literals;
 using namespace test_receiver;
 
-std::string read_file(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 struct Journaled {
     std::mutex mu;
     std::vector<journal::Record> records;
