@@ -1,8 +1,6 @@
 #include "conflict_resolver.hpp"
 
-#include <fmt/format.h>
-
-#include <ctime>
+#include "common/conflict_name.hpp"
 
 namespace iz::replicator {
 
@@ -35,26 +33,10 @@ bool patches(const proto::OpMsg& op) {
            (op.kind == OpKind::content_begin && op.base == proto::ContentBase::existing);
 }
 
-std::string utc_stamp(int64_t time_ns) {
-    std::time_t secs = static_cast<std::time_t>(time_ns / 1'000'000'000);
-    struct tm tm{};
-    gmtime_r(&secs, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
-    return buf;
-}
-
 }  // namespace
 
 std::string ConflictResolver::copy_name(const std::string& path, const std::string& origin, int64_t time_ns) {
-    std::string suffix = fmt::format(".conflict-{}-{}", origin, utc_stamp(time_ns));
-    auto slash = path.rfind('/');
-    std::string parent = slash == std::string::npos ? "" : path.substr(0, slash + 1);
-    std::string leaf = slash == std::string::npos ? path : path.substr(slash + 1);
-    // An entry name is at most 255 bytes: the suffix (an agent id is at
-    // most 128) always fits, the name is cut to make room.
-    if (leaf.size() + suffix.size() > 255) leaf.resize(255 - suffix.size());
-    return parent + leaf + suffix;
+    return conflict_copy_name(path, origin, time_ns);
 }
 
 void ConflictResolver::note(uint64_t lsn, const std::string& origin, OpKind kind, const std::string& path,
