@@ -109,6 +109,14 @@ Status DaemonImpl::open_receiver() {
             return static_cast<bool>(s->wait_acked_by(0, lsn, timeout));
         };
     }
+    // Receive-only: a forward over a local change keeps that aside first.
+    // (local_changes_ is made after the receiver, before any forward.)
+    if (opts_.mode == "receive-only") {
+        ro.local_change = [this](const std::string& path) { return local_changes_ && local_changes_->holds(path); };
+        ro.local_change_kept = [this](const std::string& path) {
+            if (local_changes_) local_changes_->forget(path);
+        };
+    }
     auto receiver = Receiver::open(std::move(ro));
     if (!receiver) return fail(receiver.error());
     receiver_ = *receiver;

@@ -7,6 +7,23 @@
 namespace iz::agent {
 
 Status LocalChanges::poll() {
+    std::lock_guard lock(mu_);
+    return poll_locked();
+}
+
+bool LocalChanges::holds(const std::string& path) {
+    std::lock_guard lock(mu_);
+    if (auto ok = poll_locked(); !ok)
+        spdlog::error("receive-only: reading the journal for local changes: {}", ok.error().message);
+    return held_.count(path) > 0;
+}
+
+void LocalChanges::forget(const std::string& path) {
+    std::lock_guard lock(mu_);
+    held_.erase(path);
+}
+
+Status LocalChanges::poll_locked() {
     if (!reader_) {
         auto r = journal::Reader::open(dir_);
         if (!r) return fail(r.error());
@@ -24,7 +41,21 @@ Status LocalChanges::poll() {
         // Not applied from the server (no origin), and a change of the
         // tree (not one of the agent's own events).
         bool mutation = (r.op >= journal::kFirstOp && r.op <= journal::Op::removexattr) || r.op == journal::Op::exchange;
-        if (!mutation || !r.origin.empty()) continue;
+        // The receiver kept a local version aside before a forward replaced
+        // it (receiver.hpp): the copy is a local change too, never sent.
+        if (r.op == journal::Op::conflict && r.origin.empty() && !r.target.empty()) {
+            r.op = journal::Op::create;
+            r.path = std::move(r.target);
+            r.target.clear();
+            mutation = true;
+        }
+        if (!mutation || !r.origin.empty()) {
+            // A forward sets the path (and a rename's target) as the
+            // fileset has it: nothing local is there any more.
+            if (mutation) held_.erase(r.path);
+            if (mutation && !r.target.empty()) held_.erase(r.target);
+            continue;
+        }
         ++count_;
         if (count_ <= kMaxWarned || count_ % kWarnEvery == 0)
             spdlog::warn("receive-only: a local change is kept here and not sent: {} '{}'{} ({} so far; "
@@ -32,6 +63,7 @@ Status LocalChanges::poll() {
                          journal::op_name(r.op), r.path, r.target.empty() ? "" : " -> '" + r.target + "'", count_);
         for (auto* p : {&r.path, &r.target}) {
             if (p->empty()) continue;
+            held_.insert(*p);
             std::erase(paths_, *p);
             paths_.push_back(*p);
             if (paths_.size() > kPathsKept) paths_.pop_front();

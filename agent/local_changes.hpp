@@ -7,11 +7,16 @@
 //
 // They are kept, not reverted: a user's edit is never destroyed silently
 // (Syncthing's receive-only folders do the same). A forward the server
-// sends later for such a path replaces it, as in send-receive mode.
+// sends later for such a path replaces it, as in send-receive mode, but
+// the receiver first keeps the local version aside as a conflict copy
+// (holds() tells it which paths hold one). Thread-safe: the daemon's loop
+// polls, the receiver's thread takes.
 #include <cstdint>
 #include <deque>
 #include <filesystem>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -32,11 +37,26 @@ public:
 
     // Reads what was journaled since the last call (the daemon's loop).
     Status poll();
-    uint64_t count() const { return count_; }
+    uint64_t count() const {
+        std::lock_guard lock(mu_);
+        return count_;
+    }
     // The latest changed paths, oldest first, each once.
-    std::vector<std::string> paths() const { return {paths_.begin(), paths_.end()}; }
+    std::vector<std::string> paths() const {
+        std::lock_guard lock(mu_);
+        return {paths_.begin(), paths_.end()};
+    }
+    // Whether `path` holds a local change no forward has set since (what
+    // is journaled by now: it polls first).
+    bool holds(const std::string& path);
+    // The local version at `path` was kept aside: the forward about to
+    // replace it (and its later parts) find nothing to keep.
+    void forget(const std::string& path);
 
 private:
+    Status poll_locked();
+    mutable std::mutex mu_;
+    std::set<std::string> held_;  // paths changed here since a forward last set them
     std::filesystem::path dir_;
     uint64_t after_;
     std::unique_ptr<journal::Reader> reader_;

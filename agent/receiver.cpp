@@ -15,8 +15,10 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/conflict_name.hpp"
 #include "common/durable_file.hpp"
 #include "common/file_handle.hpp"
+#include "keep_local.hpp"
 
 namespace iz::agent {
 
@@ -201,9 +203,69 @@ bool Receiver::wait_for_local(const proto::OpMsg& op) {
     }
 }
 
+// The path whose entry `op` replaces or removes (empty: none it could
+// destroy; a directory keeps its entries, an attribute change the content).
+const std::string* replaced_path(const proto::OpMsg& op) {
+    switch (op.kind) {
+        case proto::OpKind::create:
+        case proto::OpKind::write:
+        case proto::OpKind::truncate:
+        case proto::OpKind::content_begin:
+        case proto::OpKind::symlink:
+        case proto::OpKind::mknod:
+        case proto::OpKind::unlink:
+            return &op.path;
+        case proto::OpKind::rename:
+        case proto::OpKind::link:
+        case proto::OpKind::exchange:
+            return &op.target;
+        default:
+            return nullptr;
+    }
+}
+
+std::optional<ReceiveFailure> Receiver::keep_local(const proto::Forward& f) {
+    const auto& op = f.op;
+    const std::string* path = replaced_path(op);
+    if (!path || path->empty() || !opts_.local_change(*path)) return std::nullopt;
+    auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+    std::string copy = conflict_copy_name(*path, opts_.agent_id, now);
+    auto kept = keep_local_copy(opts_.root, *path, copy);
+    if (!kept)
+        return ReceiveFailure{.lsn = op.lsn,
+                              .op = std::string(proto::op_kind_name(op.kind)),
+                              .path = *path,
+                              .origin = f.origin,
+                              .message = "keeping the local version aside first: " + kept.error().message};
+    if (opts_.local_change_kept) opts_.local_change_kept(*path);
+    if (*kept == Kept::nothing) return std::nullopt;
+    ++conflicts_;
+    std::string note = fmt::format("the local version of '{}' is kept as '{}': {} from {} (server LSN {}) replaces it",
+                                   *path, copy, proto::op_kind_name(op.kind), f.origin, op.lsn);
+    spdlog::warn("receive-only: conflict: {}", note);
+    journal::Record r;
+    r.op = journal::Op::conflict;
+    r.path = *path;
+    r.target = copy;
+    r.message = note;
+    if (auto ok = opts_.journal(std::move(r)); !ok)
+        spdlog::error("receiving: journaling the conflict on '{}': {}", *path, ok.error().message);
+    return std::nullopt;
+}
+
 void Receiver::apply(const proto::Forward& f, bool last_queued) {
     const auto& op = f.op;
     if (!wait_for_local(op)) return;
+    if (opts_.local_change)
+        if (auto failed = keep_local(f)) {
+            // As a failed apply: what applied before it stays applied.
+            applier_->abort_content();
+            if (uncommitted_ > applied_.load() && !commit()) return;
+            hold(std::move(*failed));
+            return;
+        }
     auto result = applier_->apply(op);
     if (result.outcome == Outcome::applied && op.kind == proto::OpKind::conflict) {
         ++conflicts_;

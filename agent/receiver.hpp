@@ -46,6 +46,14 @@
 //  - seen() is the last server LSN applied (durable or not): what a local
 //    change captured now had seen (Record::seen).
 //  - Conflicts the server forwards are journaled and counted (conflicts()).
+//  - Receive-only (ReceiverOptions::local_change): a forward that would
+//    replace or remove a path holding a local change first keeps the local
+//    version beside it as NAME.conflict-<agent>-<time> (keep_local.hpp),
+//    journals a conflict record naming both (no origin: it is this
+//    agent's, and receive-only sends nothing), warns and counts it in
+//    conflicts(). Only then is the forward applied. A copy that cannot be
+//    made holds the forward as a failure that may pass: nothing of the
+//    user's is replaced unkept.
 #include <atomic>
 #include <chrono>
 #include <optional>
@@ -101,6 +109,10 @@ struct ReceiverOptions {
     std::function<uint64_t(const std::string& path, const std::string& target)> unacked_local;
     // Waits up to `timeout` for the server to acknowledge `lsn`; true once it has.
     std::function<bool(uint64_t lsn, std::chrono::milliseconds timeout)> wait_acked;
+    // Receive-only: whether `path` holds a local change no forward has
+    // replaced yet (LocalChanges::holds), and that it was kept aside.
+    std::function<bool(const std::string& path)> local_change;
+    std::function<void(const std::string& path)> local_change_kept;
 };
 
 class Receiver final : public replicator::ForwardSink {
@@ -162,6 +174,9 @@ private:
     // Blocks until the local changes a forward would overwrite are
     // acknowledged; false when stopping.
     bool wait_for_local(const replicator::proto::OpMsg& op);
+    // Receive-only: keeps aside the local version `f` would replace; what
+    // failed when it could not (the forward is held, to be tried again).
+    std::optional<ReceiveFailure> keep_local(const replicator::proto::Forward& f);
     struct Restart {};  // a new connection: what came in part is void
     using Item = std::variant<replicator::proto::Forward, Restart>;
     mutable std::mutex mu_;
