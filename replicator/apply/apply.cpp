@@ -279,6 +279,15 @@ ApplyResult ApplierImpl::apply(const OpMsg& op) {
     if (result.outcome != Outcome::refused && result.outcome != Outcome::failed) {
         applied_through_ = std::max(applied_through_, op.lsn);
         replayed_through_ = std::max(replayed_through_, op.lsn);
+        // A replay that got through: what is applied from here on is the
+        // first run's. Left saying the replay was under way, the note made
+        // a start after a kill take all of it for what the replay made
+        // again, and a replayed rename moved it over what the first run
+        // had put at its target.
+        if (replay_until_ > 0 && replayed_through_ >= replay_until_ && !replay_noted_through_) {
+            replay_noted_through_ = true;
+            note_replay();
+        }
     }
     bool completes = !op.more && op.kind != proto::OpKind::content_begin && op.kind != proto::OpKind::content_data;
     if (completes && result.outcome != Outcome::refused && result.outcome != Outcome::failed) {
@@ -491,6 +500,7 @@ void ApplierImpl::resume() {
     // The names a cut-short replay gave are its successor's as well.
     replay_through_ = std::max(high, replay_until_);
     if (!unfinished) named_in_replay_.clear();
+    replay_noted_through_ = false;
     note_replay();
 }
 
@@ -500,7 +510,7 @@ void ApplierImpl::note_replay() {
     auto file = opts_.state_dir / "replay";
     int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return;
-    std::string line = fmt::format("{} {}\n", resumed_at_ns_, replay_until_);
+    std::string line = fmt::format("{} {}\n", resumed_at_ns_, replay_noted_through_ ? 0 : replay_until_);
     (void)!::write(fd, line.data(), line.size());
     ::close(fd);
 }

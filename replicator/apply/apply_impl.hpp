@@ -150,8 +150,10 @@ private:
     uint64_t replay_until_ = 0;
     uint64_t replayed_through_ = 0;
     // Keeps when the replay began and how far it goes (state_dir/replay),
-    // for a replay after this server is killed; read back at open.
+    // for a replay after this server is killed; read back at open. Once it
+    // gets through, the note says so (until 0), and is left alone.
     void note_replay();
+    bool replay_noted_through_ = false;
     void read_replay_note();
     // For a rename or removal of `name` in `dirfd` (op.path): true when a
     // note says this operation ran before and the name now holds what later
