@@ -123,9 +123,14 @@ void DaemonImpl::answer_syncs() {
     auto not_received = receive_failures();
     bool passed_over = receiving() && !receiver_->permanent_failures().empty();
     uint64_t attempts = receive_attempts();
+    std::string refused = subscribe_refused();
     std::erase_if(syncs_, [&](const PendingSync& s) {
         bool held = !received(s) && receiver_->failure() && attempts > s.receive_attempts;
-        if (done >= s.lsn && !not_received.empty() && (held || (received(s) && passed_over))) {
+        if (done >= s.lsn && !refused.empty()) {
+            // Sent, but nothing comes back: not in sync with the fileset.
+            send_reply(s.conn, {{"ok", false},
+                                {"error", fmt::format("sent through LSN {}, but received nothing: {}", s.lsn, refused)}});
+        } else if (done >= s.lsn && !not_received.empty() && (held || (received(s) && passed_over))) {
             send_reply(s.conn, {{"ok", false}, {"error", not_received}});
         } else if (done >= s.lsn && received(s)) {
             // Applied through the LSN, but not everything: what a server
@@ -142,6 +147,14 @@ void DaemonImpl::answer_syncs() {
         ::close(s.conn);
         return true;
     });
+}
+
+// Send-receive: why the server forwards come from refused to forward
+// anything on its current connection; "" when it did not.
+std::string DaemonImpl::subscribe_refused() const {
+    if (!receiving() || !shipper_) return {};
+    auto servers = shipper_->status();
+    return servers.empty() ? std::string() : servers.front().subscribe_refused;
 }
 
 uint64_t DaemonImpl::receive_attempts() const { return receiving() ? receiver_->failed_attempts() : 0; }

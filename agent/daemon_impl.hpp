@@ -197,6 +197,7 @@ private:
     // Sends each pending sync's HeadRequest once the server is reachable.
     void ask_heads();
     std::string receive_failures() const;
+    std::string subscribe_refused() const;
     uint64_t receive_attempts() const;
     void add_receive_status(AgentStatus::Server& srv) const;
     // The server's fileset-journal head, as it last answered (status).

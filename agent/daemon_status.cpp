@@ -106,6 +106,7 @@ void DaemonImpl::add_receive_status(AgentStatus::Server& srv) const {
                                               failure->op, failure->path, failure->lsn, failure->origin,
                                               failure->message, failure->attempts)
                                 : receiver_->last_error();
+    if (!srv.subscribe_refused.empty()) srv.receive_error = srv.subscribe_refused;
     std::vector<replicator::RejectedRecord> passed;
     for (auto& f : receiver_->permanent_failures())
         passed.push_back({.lsn = f.lsn, .path = f.path, .message = fmt::format("{} from {}: {}", f.op, f.origin, f.message)});

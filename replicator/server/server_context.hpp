@@ -229,6 +229,7 @@ private:
     std::shared_ptr<FilesetSlot> slot_;
     std::shared_ptr<FilesetJournal> journal_;
     std::shared_ptr<ForwardState> forward_;
+    bool subscribe_refused_ = false;  // a subscribe was answered with subscribe_refused
 };
 
 }  // namespace iz::replicator

@@ -795,9 +795,16 @@ void Session::post_forward(std::shared_ptr<std::string> frame) {
 // connection is released, or on an error, which drops the connection (the
 // agent subscribes again from its cursor).
 void Session::on_subscribe(const proto::Subscribe& m) {
-    if (access_ == Access::send_only)
-        return drop(fmt::format("fileset '{}' is send-only for {}: nothing is forwarded to it", fileset_, peer_identity_));
-    if (forward_) return drop("a second subscribe on one connection");
+    if (forward_ || subscribe_refused_) return drop("a second subscribe on one connection");
+    if (access_ == Access::send_only) {
+        // Refused, but the connection stays: what the agent queued behind
+        // its subscribe is applied, and it goes on sending.
+        subscribe_refused_ = true;
+        std::string why = fmt::format("fileset '{}' is send-only for {}: nothing is forwarded to it", fileset_,
+                                      peer_identity_);
+        spdlog::warn("{}: subscribe refused: {}", who(), why);
+        return send(proto::SubscribeRefused{fileset_, why});
+    }
     {
         std::lock_guard lock(slot_->mu);
         // The other agents write into the same replica by design.

@@ -263,6 +263,7 @@ void ServerLink::on_tls_up() {
                 self->sent_bytes_ = self->acked_bytes_ = self->written_bytes_ = 0;
                 self->commits_.clear();
                 self->hash_reply_.reset();
+                self->subscribe_refused_.clear();
             }
             spdlog::info("server {}: connected over {} with {}; it has applied through LSN {} (durable through {})",
                          self->name_, self->tls_summary_, self->peer_identity_, w->resume_lsn, w->durable_lsn);
@@ -374,6 +375,18 @@ void ServerLink::handle(proto::Message m) {
             std::lock_guard lock(mu_);
             head_reply_ = *hr;
         }
+        cv_.notify_all();
+    } else if (auto* no = std::get_if<proto::SubscribeRefused>(&m)) {
+        // Nothing comes back on this connection; what is sent still goes.
+        std::string why = fmt::format("the server refused to forward fileset '{}': {}", no->fileset, no->message);
+        bool news;
+        {
+            std::lock_guard lock(mu_);
+            subscribe_refused_ = why;
+            news = refusal_logged_ != why;
+            refusal_logged_ = why;
+        }
+        if (news) spdlog::error("server {}: {}; this agent sends its changes but receives none", name_, why);
         cv_.notify_all();
     } else if (std::holds_alternative<proto::Pong>(m)) {
         ping_outstanding_ = false;
@@ -801,6 +814,7 @@ ServerStatus ServerLink::status() const {
     s.reconnects = connections_ > 0 ? connections_ - 1 : 0;
     s.rejected_total = rejected_total_;
     s.server_errors = server_errors_;
+    s.subscribe_refused = subscribe_refused_;
     return s;
 }
 

@@ -200,6 +200,9 @@ private:
     uint64_t connections_ = 0;  // that passed the handshake
     uint64_t rejected_total_ = 0;
     uint64_t server_errors_ = 0;
+    // Why the server refused this connection's subscribe ("" when it did
+    // not); the last one logged, so that each reconnection does not log it again.
+    std::string subscribe_refused_, refusal_logged_;
     // A request answered by one reply with its id (tree, head): the current
     // connection and the id the request takes, with `slot` emptied; fails
     // when not connected.

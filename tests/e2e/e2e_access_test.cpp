@@ -157,10 +157,10 @@ TEST_F(Access, RightsOnASharedFilesetHoldInBothDirections) {
     // send-only: its subscription is refused with one message naming the
     // fileset, and nothing is forwarded to it.
     EXPECT_TRUE(eventually([&] {
-        return server_of(feeder).value("last_error", "").find(
+        return server_of(feeder).value("receive_error", "").find(
                    "fileset 'team' is send-only for shared key 'iz-psk1-") != std::string::npos;
     }, 20s)) << feeder.status().dump();
-    EXPECT_NE(server_of(feeder).value("last_error", "").find("nothing is forwarded to it"), std::string::npos)
+    EXPECT_NE(server_of(feeder).value("receive_error", "").find("nothing is forwarded to it"), std::string::npos)
         << feeder.status().dump();
     // none: the fileset is refused at the handshake.
     EXPECT_TRUE(eventually([&] {
@@ -172,6 +172,66 @@ TEST_F(Access, RightsOnASharedFilesetHoldInBothDirections) {
         EXPECT_FALSE(fs::exists(a->dir() / "after-the-refusal")) << a->dir();
     }
     EXPECT_GE(count(server_->log(), "fileset 'team' is send-only"), 1u);
+}
+
+// A send-only agent run in send-receive mode: its subscribe is refused
+// over a connection that stays, so everything it changes reaches the
+// server and the others while nothing comes back; status and sync say why.
+TEST_F(Access, ASendOnlyAgentInSendReceiveModeStillSends) {
+    TempDir more("e2e-access-feeder");
+    auto feeder_key = more.path() / "key";
+    auto r = run_process({bin_path("izreplicate").string(), "keygen", feeder_key.string()});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto file = keys_.path() / "agents.conf";
+    write_file(file, fmt::format("agent writer {}\nagent feeder {}\n"
+                                 "access writer team read-write\naccess feeder team send-only\n",
+                                 key_name(key_), key_name(feeder_key)));
+    server_->start({"--key", feeder_key.string(), "--agents", file.string()});
+
+    auto& writer = share("writer", key_);
+    write_file(writer.dir() / "from-writer", "for everyone\n");
+    auto s = writer.sync(60);
+    ASSERT_EQ(s.exit_code, 0) << s.err;
+    auto& feeder = share("feeder", feeder_key);
+    write_file(feeder.dir() / "from-feeder", "fed\n");
+    fs::create_directory(feeder.dir() / "fed-dir");
+    write_file(feeder.dir() / "fed-dir" / "inner", "inner\n");
+
+    // Sent, but not received: sync fails naming the refusal.
+    s = feeder.sync(60);
+    EXPECT_NE(s.exit_code, 0) << s.out;
+    EXPECT_NE((s.out + s.err).find("received nothing"), std::string::npos) << s.out << s.err;
+    EXPECT_NE((s.out + s.err).find("fileset 'team' is send-only for shared key 'iz-psk1-"), std::string::npos)
+        << s.out << s.err;
+    EXPECT_EQ(read_file(server_->replica(kFileset) / "from-feeder"), "fed\n");
+    EXPECT_EQ(read_file(server_->replica(kFileset) / "fed-dir" / "inner"), "inner\n");
+    EXPECT_TRUE(eventually([&] { return fs::exists(writer.dir() / "fed-dir" / "inner"); }, 30s)) << writer.status().dump();
+    EXPECT_EQ(read_file(writer.dir() / "from-feeder"), "fed\n");
+
+    // More follows over the same connection; nothing comes back.
+    write_file(feeder.dir() / "later", "later\n");
+    write_file(writer.dir() / "after-feeder", "not for the feeder\n");
+    s = writer.sync(60);
+    ASSERT_EQ(s.exit_code, 0) << s.err;
+    EXPECT_TRUE(eventually([&] { return fs::exists(server_->replica(kFileset) / "later"); }, 30s))
+        << feeder.status().dump();
+    EXPECT_EQ(read_file(server_->replica(kFileset) / "later"), "later\n");
+    EXPECT_FALSE(fs::exists(feeder.dir() / "from-writer"));
+    EXPECT_FALSE(fs::exists(feeder.dir() / "after-feeder"));
+    auto srv = server_of(feeder);
+    EXPECT_TRUE(srv.value("connected", false)) << srv.dump();
+    EXPECT_EQ(srv.value("reconnects", uint64_t{99}), 0u) << srv.dump();
+    EXPECT_EQ(srv.value("server_errors", uint64_t{99}), 0u) << srv.dump();
+    EXPECT_NE(srv.value("receive_error", "").find("the server refused to forward fileset 'team': fileset 'team' is "
+                                                  "send-only for shared key 'iz-psk1-"),
+              std::string::npos)
+        << srv.dump();
+    // `izwatch status` shows it for that server.
+    auto text = feeder.izwatch("status");
+    EXPECT_NE(text.out.find("the server refused to forward fileset 'team'"), std::string::npos) << text.out << text.err;
+    // Logged once by each side.
+    EXPECT_EQ(count(feeder.log(), "the server refused to forward fileset 'team'"), 1u) << tail(feeder.log());
+    EXPECT_EQ(count(server_->log(), "subscribe refused"), 1u) << tail(server_->log());
 }
 
 // Per-node identities and a shared key in the one file: a name holding the

@@ -453,7 +453,8 @@ TEST_F(AccessRules, AReloadKeepsTheSessionsStillAllowedAndDropsTheOthers) {
 
 // A subscriber whose fileset a reload makes send-only gets no more
 // forwards: its connection is dropped naming the fileset (and its next
-// subscription is refused the same way).
+// subscription is refused with subscribe_refused over a connection that
+// stays and goes on applying what it sends).
 TEST_F(AccessRules, AReloadThatMakesASubscriberSendOnlyEndsItsForwards) {
     auto server = start_server(key_rules("fs1 read-write"));
     auto c = server->connect();
@@ -471,9 +472,21 @@ TEST_F(AccessRules, AReloadThatMakesASubscriberSendOnlyEndsItsForwards) {
     auto again = server->connect();
     ASSERT_TRUE(again.handshake(server->key, "agent-a", "fs1"));
     ASSERT_TRUE(again.send(proto::Subscribe{0}));
-    EXPECT_TRUE(again.wait_closed(5s, &why));
-    EXPECT_NE(why.find("fileset 'fs1' is send-only"), std::string::npos) << why;
-    EXPECT_NE(why.find("nothing is forwarded to it"), std::string::npos) << why;
+    ASSERT_TRUE(again.send(proto::Ping{4}));
+    auto no = again.receive();
+    ASSERT_TRUE(no) << no.error().message << server->all_logs();
+    auto* refused = std::get_if<proto::SubscribeRefused>(&*no);
+    ASSERT_TRUE(refused) << proto::msg_type_name(proto::type_of(*no));
+    EXPECT_EQ(refused->fileset, "fs1");
+    EXPECT_NE(refused->message.find("fileset 'fs1' is send-only"), std::string::npos) << refused->message;
+    EXPECT_NE(refused->message.find("nothing is forwarded to it"), std::string::npos) << refused->message;
+    // The connection stays: what follows is answered.
+    auto pong2 = again.receive();
+    ASSERT_TRUE(pong2) << pong2.error().message << server->all_logs();
+    EXPECT_TRUE(std::holds_alternative<proto::Pong>(*pong2));
+    auto ack = ack_of_a_mkdir(again, 1, "sent-after-the-refusal");
+    ASSERT_TRUE(ack) << ack.error().message << server->all_logs();
+    EXPECT_EQ(std::get<proto::Ack>(*ack).lsn, 1u);
 }
 
 TEST(AccessFile, AMistakeIsRefusedNamingTheLine) {

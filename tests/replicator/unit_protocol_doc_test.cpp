@@ -162,6 +162,23 @@ TEST(ProtocolDoc, TheForwardingExchangeDecodes) {
     }
 }
 
+TEST(ProtocolDoc, TheSubscribeRefusalDecodes) {
+    std::vector<std::string> raw;
+    auto msgs = frames_of(test::doc_hex(kDoc, "protocol-subscribe-refused"), raw);
+    ASSERT_EQ(msgs.size(), 2u);
+    auto* sub = std::get_if<Subscribe>(&msgs[0]);
+    auto* no = std::get_if<SubscribeRefused>(&msgs[1]);
+    ASSERT_TRUE(sub && no);
+    EXPECT_EQ(sub->cursor, 0u);
+    EXPECT_EQ(no->fileset, "team");
+    EXPECT_EQ(no->message, "fileset 'team' is send-only for agent feeder");
+    for (size_t i = 0; i < msgs.size(); ++i) {
+        auto again = encode_frame(msgs[i]);
+        ASSERT_TRUE(again);
+        EXPECT_EQ(*again, raw[i]) << msg_type_name(type_of(msgs[i]));
+    }
+}
+
 // A forward's op is checked like an op from a shipper: data that breaks
 // the rules makes the frame malformed.
 TEST(ProtocolDoc, AForwardWithOverlappingExtentsIsMalformed) {

@@ -59,6 +59,7 @@ inline std::vector<replicator::proto::Message> sample_messages() {
         p::Forward{.origin = "desk", .origin_lsn = 77, .op = op},
         p::HeadRequest{.id = 15},
         p::HeadReply{.id = 15, .lsn = 4343},
+        p::SubscribeRefused{.fileset = "docs", .message = "fileset 'docs' is send-only for agent laptop"},
     };
 }
 

@@ -175,6 +175,9 @@ struct ServerStatus {
     std::optional<uint64_t> records_to_receive;
     std::optional<std::string> receive_error;
     std::optional<std::vector<RejectedRecord>> not_applied;
+    // Send-receive: why the server refused to forward anything on the
+    // current connection ("" when it did not); shown as receive_error.
+    std::string subscribe_refused;
     bool operator==(const ServerStatus&) const = default;
 };
 

@@ -36,6 +36,9 @@ inline constexpr uint32_t kMagic = 0x495A5250;  // "IZRP"
 // version 2 agent is refused at the handshake with both versions named.
 // 4: conflicts in shared filesets (OpMsg::seen, time_ns and note,
 // OpKind::conflict); a version 3 peer is refused at the handshake.
+// SubscribeRefused came later without a new version: only a subscribe the
+// server refuses brings it, and a version 4 agent that does not know it
+// ends the connection at it, as the error it replaced did.
 inline constexpr uint16_t kVersion = 4;
 inline constexpr size_t kHeaderBytes = 12;
 // Hard ceiling on one frame's body: the shipper splits data to stay under it.
@@ -70,6 +73,7 @@ enum class MsgType : uint16_t {
     forward = 18,
     head_request = 19,
     head_reply = 20,
+    subscribe_refused = 21,
 };
 
 std::string_view msg_type_name(MsgType t);
@@ -339,9 +343,17 @@ struct HeadReply {
     uint64_t lsn = 0;
 };
 
+// The server will forward nothing on this connection (the agent's
+// identity may only send to `fileset`): the connection stays, and what
+// the agent sends is applied as before. It answers a subscribe.
+struct SubscribeRefused {
+    std::string fileset;
+    std::string message;
+};
+
 using Message = std::variant<Hello, Challenge, Auth, Welcome, ErrorMsg, OpMsg, Commit, Ack, HashRequest,
                              HashReply, ConflictMsg, Ping, Pong, RejectedMsg, TreeRequest, TreeReply, Subscribe,
-                             Forward, HeadRequest, HeadReply>;
+                             Forward, HeadRequest, HeadReply, SubscribeRefused>;
 
 MsgType type_of(const Message& m);
 // type_of counts on it: the variant lists the messages in MsgType's order.
@@ -349,6 +361,8 @@ static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MsgT
 static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MsgType::ack) - 1, Message>, Ack>);
 static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MsgType::ping) - 1, Message>, Ping>);
 static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MsgType::pong) - 1, Message>, Pong>);
+static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MsgType::subscribe_refused) - 1, Message>,
+                             SubscribeRefused>);
 
 // Header + body, ready to send. Fails only if the body exceeds kMaxFrameBody.
 Result<std::string> encode_frame(const Message& m);
