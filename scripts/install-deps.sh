@@ -20,5 +20,18 @@ packages=(
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}"
+# A fresh machine often runs apt at boot (unattended upgrades), and the
+# demo and the tests may set up at once: wait for apt's locks instead of
+# failing at the first. DPkg::Lock::Timeout covers dpkg's lock but not the
+# package lists' lock `update` takes, hence the retries (10 minutes at most).
+apt_waiting() {
+  local try
+  for try in $(seq 1 120); do
+    $SUDO apt-get -o DPkg::Lock::Timeout=600 "$@" && return 0
+    [ "$try" -lt 120 ] || return 1
+    echo "apt-get $1 failed (another apt may hold its lock); trying again in 5 s" >&2
+    sleep 5
+  done
+}
+apt_waiting update -qq
+apt_waiting install -y -qq --no-install-recommends "${packages[@]}"
