@@ -31,6 +31,10 @@ set(CPACK_DEBIAN_PACKAGE_HOMEPAGE ${IZ_PACKAGE_HOMEPAGE})
 # Dependencies from the shared libraries the programs link, by
 # dpkg-shlibdeps (the libraries' packages and minimum versions).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+# And a program no library brings: `systemctl reload izreplicate` runs
+# /bin/kill (procps), which a minimal Debian (a container's, debootstrap's)
+# does not have. dpkg-shlibdeps' list is added to this one.
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "procps")
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS OFF)
 # The example settings are the administrator's once installed: upgrades keep
 # their changes, purge removes them.

@@ -16,6 +16,8 @@ packages=(
   prometheus curl
   # The wiretap test captures the traffic between two namespaces.
   tcpdump
+  # The units' test boots systemd in a Debian container it makes.
+  systemd-container debootstrap
 )
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -158,7 +158,7 @@ CONF
   systemctl daemon-reload
   echo "both units started under systemd, became ready and replicated a file"
 else
-  echo "SKIP (units under systemd): this machine runs no systemd (PID 1 is $(ps -o comm= -p 1)); the notify protocol is tested by service_notify_tests"
+  echo "SKIP (units under systemd): this machine runs no systemd (PID 1 is $(ps -o comm= -p 1)); SystemdUnits.* boots one in a container"
 fi
 
 apt-get purge "${apt_opts[@]}" intermezzo >"$work/purge.log" 2>&1 || { cat "$work/purge.log" >&2; fail "apt-get purge failed"; }
