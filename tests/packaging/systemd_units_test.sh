@@ -41,7 +41,40 @@ done
 tracefs=/sys/kernel/tracing
 [ -e $tracefs/events ] || fail "tracefs is not mounted at $tracefs (the agent's eBPF programs need it)"
 
-work=$(mktemp -d /tmp/iz-systemd-test.XXXXXX)
+# What a run killed before it could clean up (a ctest timeout) left, named
+# after its PID: its container (nspawn and the container's init carry
+# IZ_UNITS_RUN=PID), its mounts, loop devices, images and directory. Only
+# runs no longer alive are reaped.
+reap_dead_runs() {
+  local p run img dir loop m killed=
+  for p in /proc/[0-9]*; do
+    run=$( { tr '\0' '\n' <"$p/environ"; tr '\0' '\n' <"$p/cmdline"; } 2>/dev/null |
+      sed -n 's/^\(--setenv=\)\{0,1\}IZ_UNITS_RUN=\([0-9]*\)$/\2/p' | head -n 1 || true)
+    [ -n "$run" ] && [ "$run" != $$ ] && ! kill -0 "$run" 2>/dev/null || continue
+    echo "reaping what run $run left: $(tr '\0' ' ' <"$p/cmdline" 2>/dev/null | cut -c1-60)"
+    kill -KILL "${p#/proc/}" 2>/dev/null && killed=1
+  done
+  # Its mount namespace goes a moment after its last process.
+  [ -z "$killed" ] || sleep 2
+  for dir in /tmp/iz-systemd-test.*.*; do
+    [ -d "$dir" ] || continue
+    run=${dir#/tmp/iz-systemd-test.}; run=${run%%.*}
+    kill -0 "$run" 2>/dev/null && continue
+    for m in "$dir"/mnt/*; do mountpoint -q "$m" && umount "$m"; done
+    rm -rf "$dir"
+  done
+  for img in /dev/shm/iz-units-*.img; do
+    [ -e "$img" ] || continue
+    run=${img#/dev/shm/iz-units-}; run=${run%%.*}
+    kill -0 "$run" 2>/dev/null && continue
+    for loop in $(losetup -n -O NAME -j "$img"); do losetup -d "$loop"; done
+    rm -f "$img"
+  done
+  rm -rf /run/systemd/nspawn/propagate/iz-units-*[0-9]
+}
+reap_dead_runs
+
+work=$(mktemp -d /tmp/iz-systemd-test.$$.XXXXXX)
 machine=iz-units-$$
 nspawn_pid=
 cleanup() {
@@ -143,7 +176,7 @@ done
 # (/proc/sys stays read-only in a container: the agent keeps the kernel's
 # fanotify queue length, and says so.)
 systemd-nspawn -D "$root" --volatile=overlay -b --register=no --keep-unit -M "$machine" \
-  --console=passive --private-network --capability=all \
+  --setenv=IZ_UNITS_RUN=$$ --console=passive --private-network --capability=all \
   --system-call-filter="fanotify_init fanotify_mark bpf perf_event_open open_by_handle_at" --bind-ro=$tracefs \
   --bind="$work/mnt/ext4:/srv/ext4" --bind="$work/mnt/xfs:/srv/xfs" --bind-ro="$work/pkg:/mnt/pkg" --bind-ro="$cache/debs:/mnt/debs" \
   >"$work/nspawn.log" 2>&1 &
