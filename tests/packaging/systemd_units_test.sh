@@ -15,8 +15,9 @@
 #     it refused is accepted after the file allows it;
 #   - `systemctl stop` ends all three cleanly: exit status 0, result
 #     success, nothing killed, no process left;
-#   - a broken setting (a key file that does not exist) fails the start,
-#     and the journal holds the daemon's message naming the file.
+#   - a broken setting (a key file that does not exist) fails the start of
+#     either unit, and its journal holds the daemon's message naming the
+#     file.
 #
 # The container's root (debootstrap, about 4 minutes the first time) and
 # the packages the package depends on (apt, when its Depends: change) are
@@ -334,4 +335,21 @@ done
 [ -n "$said" ] || { journal izreplicate.service | tail -n 20 >&2; fail "journalctl -u izreplicate does not say which key file is missing"; }
 inside systemctl stop izreplicate.service 2>/dev/null || true
 echo "a missing key file fails izreplicate.service, and its journal says which"
+
+# The same for an agent.
+inside sh -c 'echo IZWATCH_ARGS=\"--server 127.0.0.1:7411 --key /etc/intermezzo/missing.key\" >/etc/intermezzo/izwatch-srv-ext4.conf'
+if timeout 60 nsenter -t "$leader" -a systemctl start izwatch@srv-ext4.service 2>"$work/start.log"; then
+  fail "izwatch@srv-ext4.service started with a key file that does not exist"
+fi
+[ "$(prop izwatch@srv-ext4.service Result)" = exit-code ] ||
+  fail "izwatch@srv-ext4.service's Result is $(prop izwatch@srv-ext4.service Result), not exit-code"
+said=
+for _ in $(seq 1 50); do
+  said=$(journal izwatch@srv-ext4.service | grep -F "open key file '/etc/intermezzo/missing.key': No such file or directory" || true)
+  [ -n "$said" ] && break
+  sleep 0.2
+done
+[ -n "$said" ] || { journal izwatch@srv-ext4.service | tail -n 20 >&2; fail "journalctl -u izwatch@srv-ext4 does not say which key file is missing"; }
+inside systemctl stop izwatch@srv-ext4.service 2>/dev/null || true
+echo "a missing key file fails izwatch@srv-ext4.service, and its journal says which"
 echo "PASS"
