@@ -131,7 +131,7 @@ deb=$(basename "${debs[0]}")
 root_version=1
 mkdir -p "$cache"
 exec 9>"$cache/lock"
-flock -w 900 9 || fail "another run holds $cache/lock"
+flock -w 400 9 || fail "another run has held $cache/lock for 400 s"
 if [ "$(cat "$cache/root/.complete" 2>/dev/null)" != "$root_version" ]; then
   echo "making the container's root in $cache/root (debootstrap, once)"
   rm -rf "$cache/root.new"
