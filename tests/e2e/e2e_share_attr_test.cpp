@@ -3,7 +3,9 @@
 // change the mode, owner, times and extended attributes of one file (and a
 // directory) without having seen each other's change: once both are quiet,
 // A, B and the server are equal by the full manifest, each attribute
-// holding the version the server journaled later.
+// holding the version the server journaled later. Also: the directory
+// times the agent's own applier sets, which must never come back from it
+// as its own changes.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -29,6 +31,19 @@ void set_times(const fs::path& p, time_t seconds) {
 
 void set_xattr(const fs::path& p, const std::string& name, const std::string& value) {
     ASSERT_EQ(::setxattr(p.c_str(), name.c_str(), value.data(), value.size(), 0), 0) << p << ": " << std::strerror(errno);
+}
+
+// The records of `journal` captured on that agent itself (no origin) that
+// set only the times of a directory: what an echo of the applier's
+// directory times would be.
+size_t own_directory_times(const fs::path& journal) {
+    size_t n = 0;
+    for (auto& r : journal_records(journal)) {
+        if (r.value("op", "") != "setattr" || r.contains("origin")) continue;
+        auto mode = r.value("mode", std::string());  // izlog prints it in octal
+        if (!mode.empty() && S_ISDIR(std::stoul(mode, nullptr, 8))) ++n;
+    }
+    return n;
 }
 
 class ShareAttrs : public ShareFixture {
@@ -117,6 +132,47 @@ TEST_F(ShareAttrs, ConcurrentLiveAttributeChangesConverge) {
         expect_all_equal(fmt::format("after live concurrent attribute changes, round {}", round));
         if (HasFailure()) return;
     }
+}
+
+// The directory times the receiver's applier sets are never journaled as
+// the agent's own setattr (nor sent back): B only receives, on a live
+// agent and after a restart.
+TEST_F(ShareAttrs, DirectoryTimesTheApplierSetsAreNotCapturedAsLocalChanges) {
+    start(*a_, "a");
+    start(*b_, "b");
+    fs::create_directories(a_->dir() / "tree/one/two");
+    sync(*a_);
+    sync(*b_);
+    auto before = own_directory_times(b_->journal());
+    for (int i = 0; i < 20; ++i) {
+        write_file(a_->dir() / "tree/one" / fmt::format("f{}", i), "x");
+        write_file(a_->dir() / "tree/one/two" / fmt::format("g{}", i), "y");
+        fs::create_directory(a_->dir() / "tree" / fmt::format("d{}", i));
+        set_times(a_->dir() / "tree" / fmt::format("d{}", i), 1500000000 + i);
+        if (i % 5 == 4) {
+            sync(*a_);
+            sync(*b_);
+        }
+    }
+    settle();
+    expect_all_equal("after B received");
+    EXPECT_EQ(own_directory_times(b_->journal()), before) << "live: B journaled directory times it applied as its own";
+    // After a restart of B, with more received while it was stopped.
+    ASSERT_EQ(b_->stop().exit_code, 0);
+    for (int i = 0; i < 10; ++i) write_file(a_->dir() / "tree/one/two" / fmt::format("h{}", i), "z");
+    sync(*a_);
+    start(*b_, "b");
+    settle();
+    ASSERT_EQ(b_->stop().exit_code, 0);
+    start(*b_, "b");
+    settle();
+    expect_all_equal("after B's restarts");
+    EXPECT_EQ(own_directory_times(b_->journal()), before) << "restart: B journaled directory times it applied as its own";
+    // And the server's journal has no setattr from B.
+    size_t from_b = 0;
+    for (auto& r : journal_records(server_journal()))
+        if (r.value("op", "") == "setattr" && r.value("origin", "") == "b") ++from_b;
+    EXPECT_EQ(from_b, 0u);
 }
 
 }  // namespace
