@@ -4,6 +4,7 @@
 // directory) without having seen each other's change: once both are quiet,
 // A, B and the server are equal by the full manifest, each attribute
 // holding the version the server journaled later. Also: the directory
+// times of a directory both make entries in at once, and the directory
 // times the agent's own applier sets, which must never come back from it
 // as its own changes.
 #include <fcntl.h>
@@ -130,6 +131,35 @@ TEST_F(ShareAttrs, ConcurrentLiveAttributeChangesConverge) {
         ASSERT_NO_FATAL_FAILURE(change_attributes(b_->dir(), "B", 0640, 2222 + round, 1600000000 + round));
         settle();
         expect_all_equal(fmt::format("after live concurrent attribute changes, round {}", round));
+        if (HasFailure()) return;
+    }
+}
+
+// A and B make entries in one directory at once (B's made while it was
+// stopped, so its receiver applies A's entries after B made its own): the
+// directory's times end equal on all three.
+TEST_F(ShareAttrs, EntriesMadeAtOnceInOneDirectoryLeaveItsTimesEqual) {
+    start(*a_, "a");
+    start(*b_, "b");
+    fs::create_directory(a_->dir() / "inbox");
+    sync(*a_);
+    sync(*b_);
+    for (int round = 0; round < 3; ++round) {
+        ASSERT_EQ(b_->stop().exit_code, 0);
+        for (int i = 0; i < 5; ++i) write_file(a_->dir() / "inbox" / fmt::format("a-{}-{}", round, i), "from A\n");
+        fs::create_directory(a_->dir() / fmt::format("a-top-{}", round));
+        sync(*a_);
+        ::usleep(20000);  // a time of B's own after A's
+        for (int i = 0; i < 5; ++i) write_file(b_->dir() / "inbox" / fmt::format("b-{}-{}", round, i), "from B\n");
+        fs::create_directory(b_->dir() / fmt::format("b-top-{}", round));
+        start(*b_, "b");
+        // And live, at the same moment.
+        for (int i = 0; i < 5; ++i) {
+            write_file(a_->dir() / "inbox" / fmt::format("la-{}-{}", round, i), "live from A\n");
+            write_file(b_->dir() / "inbox" / fmt::format("lb-{}-{}", round, i), "live from B\n");
+        }
+        settle();
+        expect_all_equal(fmt::format("after entries made at once, round {}", round));
         if (HasFailure()) return;
     }
 }
