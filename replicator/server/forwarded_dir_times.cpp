@@ -27,7 +27,7 @@ std::vector<std::string> dirs_changed(const journal::Record& r) {
         case Op::symlink:
         case Op::unlink:
         case Op::rmdir:
-        case Op::write:  // a create with its content
+        case Op::write:  // may be what made the file (a creation shipped with its content)
             if (!r.path.empty()) out.push_back(parent_of(r.path));
             return out;
         case Op::link:
