@@ -26,6 +26,14 @@ bool makes_version(OpKind k) {
     }
 }
 
+// What changes the attributes of the entry at a path and nothing else:
+// each record carries the whole value it sets (a setattr the mode, owner
+// and times; an xattr change its name's value), so the later one the
+// fileset journals is the value, on every replica.
+bool sets_attributes(OpKind k) {
+    return k == OpKind::setattr || k == OpKind::setxattr || k == OpKind::removexattr;
+}
+
 // Operations that change a file already there: its copy starts as the
 // fileset's current file (a delta against it is what the agent sent).
 bool patches(const proto::OpMsg& op) {
@@ -41,6 +49,10 @@ std::string ConflictResolver::copy_name(const std::string& path, const std::stri
 
 void ConflictResolver::note(uint64_t lsn, const std::string& origin, OpKind kind, const std::string& path,
                             const std::string& target) {
+    if (echoing_ && echoing_->first == origin && echoing_->second == path) {
+        echoes_[*echoing_] = lsn;
+        echoing_.reset();
+    }
     switch (kind) {
         case OpKind::noop:
         case OpKind::repair:
@@ -100,7 +112,10 @@ ConflictDecision ConflictResolver::decide(const std::string& agent, const proto:
     auto it = last_.find(op.path);
     if (it == last_.end()) return d;
     const Change& c = it->second;
-    if (c.lsn <= seen || c.origin == agent) return d;  // seen, or its own
+    if (c.lsn <= seen || c.origin == agent) {  // seen, or its own
+        d.echo = echo_again(key, seen, op.kind);
+        return d;
+    }
     d.winner_lsn = c.lsn;
     d.winner_origin = c.origin;
 
@@ -117,6 +132,14 @@ ConflictDecision ConflictResolver::decide(const std::string& agent, const proto:
         d.echo = makes_version(op.kind);
         return d;
     }
+    // Attributes against a concurrent change: applied (the later journaled
+    // wins) and sent back to its own agent too, which applies the other
+    // change once its own is acknowledged and would keep that one.
+    if (sets_attributes(op.kind)) {
+        d.echo = true;
+        echoing_ = key;
+        return d;
+    }
     if (!makes_version(op.kind) || op.kind == OpKind::content_data || op.kind == OpKind::content_end) return d;
     d.action = ConflictDecision::Action::keep_aside;
     d.copy = copy_name(op.path, agent, op.time_ns.value_or(0));
@@ -124,6 +147,23 @@ ConflictDecision ConflictResolver::decide(const std::string& agent, const proto:
     d.from_current = patches(op);
     aside_[key] = Aside{d.copy, c.lsn, c.origin, op.lsn, op.more};
     return d;
+}
+
+// An agent whose attributes were sent back to it (echo) applies that
+// record after everything it was concurrent with, once its own later
+// changes of the path are acknowledged: a later change of its own that
+// had not seen it goes back too, or the agent would end with the value it
+// had before.
+bool ConflictResolver::echo_again(const std::pair<std::string, std::string>& key, uint64_t seen, OpKind kind) {
+    auto e = echoes_.find(key);
+    if (e == echoes_.end()) return false;
+    if (seen >= e->second) {
+        echoes_.erase(e);
+        return false;
+    }
+    if (!sets_attributes(kind) && !makes_version(kind)) return false;
+    echoing_ = key;
+    return true;
 }
 
 }  // namespace iz::replicator

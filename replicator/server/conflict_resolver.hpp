@@ -28,8 +28,16 @@
 //    the same copy until the agent has seen the winning version (its
 //    attributes, its next writes), so one edit never ends in two places.
 //
-// Everything else (attributes, xattrs, renames, mkdir) is applied as it
-// comes: the later one wins. With several servers, `seen` becomes one
+//  - Attributes and xattrs (setattr, setxattr, removexattr) against a
+//    concurrent change of the path: applied, so the one the fileset
+//    journals later wins, and journaled with the server as origin like an
+//    update after a delete (`echo`): its own agent, which applies the
+//    concurrent change only after its own was acknowledged, gets its own
+//    value back after it instead of keeping the other one. Its later
+//    changes of the path made before it had that back go back too.
+//
+// Everything else (renames, links, mkdir) is applied as it comes: the
+// later one wins. With several servers, `seen` becomes one
 // entry per server (journal::SeenLsn) and the comparison one per entry.
 //
 // Promises: decide() and note() are pure bookkeeping (no I/O); the caller
@@ -58,7 +66,8 @@ struct ConflictDecision {
     // Whether the copy must start as the fileset's current file (the
     // operation patches a file: ranges, a truncate, content based on it).
     bool from_current = false;
-    // apply: an update after a concurrent delete. Journaled with the
+    // apply: an update after a concurrent delete, or attributes after a
+    // concurrent change of the path. Journaled with the
     // server as origin (noted as the agent's): the agent gets it back
     // after the delete it has not applied yet, which would remove it there.
     bool echo = false;
@@ -95,6 +104,11 @@ private:
     };
     std::map<std::string, Change> last_;                          // path -> its latest change
     std::map<std::pair<std::string, std::string>, Aside> aside_;  // (agent, path) -> where it goes
+    // (agent, path) -> the LSN its attributes were last sent back to it
+    // at, until it has seen that; the one decided and not yet noted.
+    std::map<std::pair<std::string, std::string>, uint64_t> echoes_;
+    std::optional<std::pair<std::string, std::string>> echoing_;
+    bool echo_again(const std::pair<std::string, std::string>& key, uint64_t seen, proto::OpKind kind);
 };
 
 }  // namespace iz::replicator

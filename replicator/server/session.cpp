@@ -12,6 +12,7 @@
 #include "journal/reader.hpp"
 #include "replicator/fs/beneath.hpp"
 #include "replicator/wire/plaintext_bench.hpp"
+#include "forwarded_dir_times.hpp"
 #include "server_context.hpp"
 
 namespace iz::replicator {
@@ -818,7 +819,8 @@ void Session::on_subscribe(const proto::Subscribe& m) {
     auto journal = journal_;
     std::string agent = agent_;
     std::string name = who();
-    std::thread([weak, state, journal, agent, name, cursor = m.cursor] {
+    std::string host = ctx_.options.host_name;
+    std::thread([weak, state, journal, agent, name, host, cursor = m.cursor] {
         auto stop_with = [&](const std::string& why) {
             spdlog::error("{}: forwarding stopped: {}", name, why);
             if (auto s = weak.lock()) s->shutdown("forwarding failed: " + why);
@@ -831,6 +833,7 @@ void Session::on_subscribe(const proto::Subscribe& m) {
             if (!reader) return stop_with(reader.error().message);
             uint64_t pos = cursor;  // every record through it is sent or skipped
             uint64_t told = cursor;  // the last LSN the subscriber was sent
+            ForwardedDirTimes dir_times;
             auto send = [&](const proto::Forward& f) -> bool {
                 auto frame = proto::encode_frame(f);
                 if (!frame) {
@@ -860,6 +863,7 @@ void Session::on_subscribe(const proto::Subscribe& m) {
                     // Never sent back where it came from; but a conflict
                     // is news to the agent that lost it too.
                     if (r.origin == agent && r.op != journal::Op::conflict) {
+                        dir_times.passed_over(r);
                         pos = r.lsn;
                         continue;
                     }
@@ -867,7 +871,16 @@ void Session::on_subscribe(const proto::Subscribe& m) {
                     if (!parts) return stop_with(parts.error().message);
                     for (auto& f : *parts)
                         if (!send(f)) return;
+                    dir_times.forwarded(r);
                     pos = told = r.lsn;
+                }
+                // Caught up: the directories its own records changed after
+                // a forward set their times get the replica's times now.
+                for (auto& dir : dir_times.take_due()) {
+                    auto f = times_forward(root.get(), dir, pos, host);
+                    if (!f) return stop_with(f.error().message);
+                    if (*f && !send(**f)) return;
+                    if (*f) told = pos;
                 }
                 if (pos > told) {
                     // Only its own records lately: the cursor moves past them.

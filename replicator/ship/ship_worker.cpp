@@ -477,6 +477,14 @@ void ShipWorker::recover_dir_times(uint64_t resume_lsn) {
     size_t noted = 0;
     for (auto& r : before) {
         if (r.time_ns < since) continue;
+        // Applied from a server (shared filesets): the directory times are
+        // the ones that server sent, set by this agent's receiver; sent
+        // back they would be this agent's setattr of times it never made.
+        // Its moves still move the names noted before it.
+        if (!r.origin.empty()) {
+            follow_stale_dirs(r);
+            continue;
+        }
         note_stale_parent(r.path);
         if (r.op == Op::link || r.op == Op::rename || r.op == Op::exchange) note_stale_parent(r.target);
         // As ship_record does: a directory moved has its own mtime set

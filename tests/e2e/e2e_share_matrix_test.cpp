@@ -179,15 +179,16 @@ protected:
             }
     }
 
-    // Starts the three agents; one makes the three subtrees, each agent's
-    // own: entries that several agents make at once in one directory change
-    // its mtime concurrently, which is for the conflict rules to settle.
+    // Starts the three agents; each makes its own subtree in the root at the
+    // same moment: entries that several agents make at once in one
+    // directory change its mtime concurrently, and every replica must end
+    // with the same.
     void start_with_subtrees() {
         for (int i = 0; i < 3; ++i) {
             start(i);
             if (HasFatalFailure()) return;
         }
-        for (int i = 0; i < 3; ++i) fs::create_directory(dir(0) / kIds[i]);
+        for (int i = 0; i < 3; ++i) fs::create_directory(dir(i) / kIds[i]);
         sync_twice_round();
     }
 
