@@ -23,6 +23,15 @@ void LocalChanges::forget(const std::string& path) {
     held_.erase(path);
 }
 
+Status LocalChanges::clear() {
+    std::lock_guard lock(mu_);
+    auto ok = poll_locked();
+    held_.clear();
+    paths_.clear();
+    count_ = 0;
+    return ok;
+}
+
 Status LocalChanges::poll_locked() {
     if (!reader_) {
         auto r = journal::Reader::open(dir_);

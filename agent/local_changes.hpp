@@ -52,6 +52,9 @@ public:
     // The local version at `path` was kept aside: the forward about to
     // replace it (and its later parts) find nothing to keep.
     void forget(const std::string& path);
+    // The directory was made equal to the fileset (`izwatch revert`): what
+    // was journaled through now is no local change any more.
+    Status clear();
 
 private:
     Status poll_locked();

@@ -130,12 +130,28 @@ Status Receiver::save_permanent_locked() const {
     return {};
 }
 
+uint64_t Receiver::cursor() {
+    std::lock_guard lock(mu_);
+    // Read once per connection, right after on_connected().
+    if (rewind_subscribed_) return 0;
+    return applied_.load();
+}
+
+void Receiver::rewind() {
+    reverting_ = true;
+    std::lock_guard lock(mu_);
+    rewind_pending_ = true;
+}
+
+void Receiver::end_revert() { reverting_ = false; }
+
 void Receiver::on_connected() {
     {
         std::lock_guard lock(mu_);
         dropping_ = false;
         ++connections_;
-        queue_.emplace_back(Restart{});
+        rewind_subscribed_ = std::exchange(rewind_pending_, false);
+        queue_.emplace_back(Restart{rewind_subscribed_});
     }
     cv_.notify_all();
 }
@@ -169,9 +185,18 @@ void Receiver::run() {
         }
         try {
             if (auto* f = std::get_if<proto::Forward>(&item)) note_applying({&f->op});
-            if (std::holds_alternative<Restart>(item)) {
+            if (auto* restart = std::get_if<Restart>(&item)) {
                 applier_->abort_content();
                 applier_->resume();
+                if (restart->from_zero) {
+                    // Replayed from the start: the cursor follows the
+                    // replay, committed as it goes (a restart meanwhile
+                    // resumes at the applier's durable LSN).
+                    if (uncommitted_ > applied_.load()) commit();
+                    uncommitted_ = 0;
+                    applied_ = 0;
+                    ++rewound_;
+                }
                 continue;
             }
             apply(std::get<proto::Forward>(item), last_queued);
@@ -258,7 +283,7 @@ std::optional<ReceiveFailure> Receiver::keep_local(const proto::Forward& f) {
 void Receiver::apply(const proto::Forward& f, bool last_queued) {
     const auto& op = f.op;
     if (!wait_for_local(op)) return;
-    if (opts_.local_change)
+    if (opts_.local_change && !reverting_.load())
         if (auto failed = keep_local(f)) {
             // As a failed apply: what applied before it stays applied.
             applier_->abort_content();
