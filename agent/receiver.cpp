@@ -265,7 +265,8 @@ std::optional<ReceiveFailure> Receiver::keep_local(const proto::Forward& f) {
                               .origin = f.origin,
                               .message = "keeping the local version aside first: " + kept.error().message};
     if (opts_.local_change_kept) opts_.local_change_kept(*path);
-    if (*kept == Kept::nothing) return std::nullopt;
+    if (!kept->copied) return std::nullopt;
+    copy = kept->copy;
     ++conflicts_;
     std::string note = fmt::format("the local version of '{}' is kept as '{}': {} from {} (server LSN {}) replaces it",
                                    *path, copy, proto::op_kind_name(op.kind), f.origin, op.lsn);
