@@ -56,8 +56,15 @@ public:
     // was journaled through now is no local change any more.
     Status clear();
 
+    // How many paths are held now (tests; it shrinks as they go).
+    size_t held() const {
+        std::lock_guard lock(mu_);
+        return held_.size();
+    }
+
 private:
     Status poll_locked();
+    void hold(const journal::Record& r);
     mutable std::mutex mu_;
     std::set<std::string> held_;  // paths changed here since a forward last set them
     std::filesystem::path dir_;

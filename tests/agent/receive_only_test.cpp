@@ -63,5 +63,81 @@ TEST(KeepLocal, TwoCopiesOfOnePathInOneSecondAreBothKept) {
     EXPECT_EQ(fs::read_symlink(root / again->copy), "elsewhere");
 }
 
+class Journal {
+public:
+    explicit Journal(const fs::path& dir) {
+        journal::WriterOptions o;
+        o.dir = dir;
+        o.sync = false;
+        o.preallocate = false;
+        o.segment_bytes = 1 << 20;
+        auto w = journal::Writer::open(o);
+        if (!w) throw std::runtime_error(w.error().message);
+        w_ = std::move(*w);
+    }
+    uint64_t add(journal::Op op, const std::string& path, const std::string& target = {}) {
+        journal::Record r;
+        r.op = op;
+        r.path = path;
+        r.target = target;
+        return add(std::move(r));
+    }
+    uint64_t add(journal::Record r) {
+        auto lsn = w_->append(std::move(r));
+        if (!lsn) throw std::runtime_error(lsn.error().message);
+        if (auto ok = w_->wait_durable(*lsn); !ok) throw std::runtime_error(ok.error().message);
+        return *lsn;
+    }
+    journal::Writer& writer() { return *w_; }
+
+private:
+    std::unique_ptr<journal::Writer> w_;
+};
+
+TEST(LocalChanges, PathsWithNothingLeftToKeepAreNoLongerHeld) {
+    test::TempDir dir("local-changes");
+    Journal j(dir.path());
+    LocalChanges changes(dir.path(), 0);
+
+    j.add(journal::Op::create, "a.txt");
+    j.add(journal::Op::mkdir, "d");
+    j.add(journal::Op::create, "d/x");
+    j.add(journal::Op::create, "d/y");
+    ASSERT_TRUE(changes.poll());
+    EXPECT_TRUE(changes.holds("a.txt"));
+    EXPECT_TRUE(changes.holds("d/x"));
+    EXPECT_EQ(changes.held(), 3u);  // a directory holds nothing of its own
+
+    // Removed: nothing there for a forward to destroy.
+    j.add(journal::Op::unlink, "a.txt");
+    EXPECT_FALSE(changes.holds("a.txt"));
+    // Moved: held at the new name, with what is beneath it.
+    j.add(journal::Op::rename, "d", "e");
+    EXPECT_FALSE(changes.holds("d/x"));
+    EXPECT_TRUE(changes.holds("e/x"));
+    EXPECT_TRUE(changes.holds("e/y"));
+    j.add(journal::Op::rmdir, "e");
+    EXPECT_FALSE(changes.holds("e/x"));
+    EXPECT_EQ(changes.held(), 0u);
+    // Still counted and listed: they were local changes.
+    EXPECT_EQ(changes.count(), 7u);
+
+    // Many files made and removed leave nothing held.
+    for (int i = 0; i < 500; ++i) {
+        j.add(journal::Op::create, "tmp" + std::to_string(i));
+        j.add(journal::Op::unlink, "tmp" + std::to_string(i));
+    }
+    ASSERT_TRUE(changes.poll());
+    EXPECT_EQ(changes.held(), 0u);
+    EXPECT_LE(changes.paths().size(), LocalChanges::kPathsKept);
+
+    // A revert forgets them all.
+    j.add(journal::Op::create, "again");
+    ASSERT_TRUE(changes.clear());
+    EXPECT_EQ(changes.count(), 0u);
+    EXPECT_TRUE(changes.paths().empty());
+    EXPECT_FALSE(changes.holds("again"));
+}
+
 }  // namespace
 }  // namespace iz::agent
