@@ -3,6 +3,7 @@
 #include "replicator/apply/applied_record.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <pthread.h>
 
@@ -276,6 +277,19 @@ std::optional<ReceiveFailure> Receiver::keep_local(const proto::Forward& f) {
     r.path = *path;
     r.target = copy;
     r.message = note;
+    // The copy as made: a restart replays this record into the tree it
+    // compares the directory with (crash_recovery.cpp), or its rescan takes
+    // the copy for a local change made while it was stopped.
+    struct stat st {};
+    auto at = (opts_.root / copy).string();
+    if (::lstat(at.c_str(), &st) == 0) {
+        r.mode = st.st_mode;
+        r.owner_uid = st.st_uid;
+        r.owner_gid = st.st_gid;
+        r.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+        r.size = static_cast<uint64_t>(st.st_size);
+        if (auto h = handle_of(AT_FDCWD, at, copy)) r.handle = *h;
+    }
     if (auto ok = opts_.journal(std::move(r)); !ok)
         spdlog::error("receiving: journaling the conflict on '{}': {}", *path, ok.error().message);
     return std::nullopt;

@@ -139,5 +139,53 @@ TEST(LocalChanges, PathsWithNothingLeftToKeepAreNoLongerHeld) {
     EXPECT_FALSE(changes.holds("again"));
 }
 
+// The conflict record of a copy kept aside puts the copy in the tree a
+// restart compares the directory with: without it, the restart's rescan
+// journals the copy as a local change once more.
+TEST(LocalChanges, AKeptCopyIsInTheTreeARestartReplays) {
+    test::TempDir root("kept-root"), dir("kept-journal");
+    std::ofstream(root / "f.txt") << "local version";
+    auto kept = keep_local_copy(root.path(), "f.txt", conflict_copy_name("f.txt", "b", 1'765'000'000'000'000'000));
+    ASSERT_TRUE(kept && kept->copied);
+    struct stat st {};
+    ASSERT_EQ(::lstat((root / kept->copy).c_str(), &st), 0);
+    auto handle = handle_of(AT_FDCWD, (root / kept->copy).string());
+    ASSERT_TRUE(handle) << handle.error().message;
+
+    Journal j(dir.path());
+    uint64_t saved = j.add(journal::Op::start, "");
+    journal::Record r;
+    r.op = journal::Op::conflict;
+    r.path = "f.txt";
+    r.target = kept->copy;
+    r.message = "kept";
+    r.handle = *handle;
+    r.mode = st.st_mode;
+    r.owner_uid = st.st_uid;
+    r.owner_gid = st.st_gid;
+    r.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+    r.size = static_cast<uint64_t>(st.st_size);
+    j.add(r);
+    // A server's conflict note (with an origin, no handle) makes nothing.
+    journal::Record note;
+    note.op = journal::Op::conflict;
+    note.path = "g.txt";
+    note.target = "g.txt.conflict-a-20251206T000000Z";
+    note.origin = "a";
+    j.add(note);
+
+    Tree tree;
+    tree["f.txt"] = Entry{.mode = S_IFREG | 0644, .size = 13};
+    auto changed = replay_journal(dir.path(), saved, tree);
+    ASSERT_TRUE(changed) << changed.error().message;
+    ASSERT_TRUE(tree.count(kept->copy)) << "the copy kept aside is not in the replayed tree";
+    const Entry& e = tree[kept->copy];
+    EXPECT_EQ(e.handle, *handle);
+    EXPECT_EQ(e.size, static_cast<uint64_t>(st.st_size));
+    EXPECT_EQ(e.mode, st.st_mode);
+    EXPECT_EQ(e.mtime_ns, *r.mtime_ns);
+    EXPECT_FALSE(tree.count(note.target));
+}
+
 }  // namespace
 }  // namespace iz::agent
