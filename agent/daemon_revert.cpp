@@ -368,8 +368,16 @@ Result<nlohmann::json> DaemonImpl::revert(std::chrono::milliseconds timeout) {
                                                server)));
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    head = shipper_->ask_head(left());
-    if (!head) return fail(unreachable(head.error()));
+    // Asked on the new connection (it may drop and be made again meanwhile).
+    for (;;) {
+        head = shipper_->ask_head(std::min(left(), std::chrono::milliseconds(5000)));
+        if (head) break;
+        if (revert_cancel_) return fail(make_error("the agent is stopping"));
+        if (Clock::now() >= deadline)
+            return fail(make_error(fmt::format("timed out asking the server {} for its fileset's head: {}", server,
+                                               head.error().message)));
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
     while (receiver_->applied() < *head) {
         if (revert_cancel_) return fail(make_error("the agent is stopping"));
         if (Clock::now() >= deadline) {
