@@ -115,6 +115,20 @@ TEST_F(ShareReceiveOnly, RevertMakesTheDirectoryEqualToTheFilesetAgain) {
     write_file(A / "sub/deep/x.bin", std::string(100000, 'x'));
     fs::create_symlink("docs/f.txt", A / "link");
     ::chmod((A / "docs/g.txt").c_str(), 0644);
+    // A history the replay goes through again: renames of a file and of a
+    // directory, a name made again after its file moved, a hard link, a
+    // removal.
+    write_file(A / "docs/old.txt", "moved away\n");
+    fs::create_directories(A / "olddir");
+    write_file(A / "olddir/in.txt", "in a moved directory\n");
+    sync(*a_);
+    fs::rename(A / "docs/old.txt", A / "docs/renamed.txt");
+    fs::rename(A / "olddir", A / "moved");
+    write_file(A / "docs/old.txt", "a new file at the old name\n");
+    fs::create_hard_link(A / "docs/renamed.txt", A / "hard.txt");
+    write_file(A / "gone.txt", "removed on A\n");
+    sync(*a_);
+    fs::remove(A / "gone.txt");
     sync(*a_);
     sync(*b_);
     ASSERT_EQ(read_file(B / "sub/deep/x.bin"), std::string(100000, 'x'));
@@ -141,6 +155,14 @@ TEST_F(ShareReceiveOnly, RevertMakesTheDirectoryEqualToTheFilesetAgain) {
     ASSERT_EQ(::setxattr((B / "docs/g.txt").c_str(), "user.b", "only on B", 9, 0), 0);
     fs::remove(B / "link");
     fs::create_symlink("elsewhere", B / "link");
+    // A file made a directory, a directory removed, a name made a file,
+    // another hard link, a file moved away.
+    fs::remove(B / "docs/renamed.txt");
+    fs::create_directories(B / "docs/renamed.txt/inside");
+    fs::remove_all(B / "moved");
+    write_file(B / "moved", "a file where A has a directory\n");
+    fs::create_hard_link(B / "hard.txt", B / "hard2.txt");
+    fs::rename(B / "docs/old.txt", B / "docs/old-moved.txt");
     await_local_change(*b_, "newdir/inner/y.txt");
     ASSERT_NE(manifest(B), manifest(replica()));
 
@@ -158,6 +180,15 @@ TEST_F(ShareReceiveOnly, RevertMakesTheDirectoryEqualToTheFilesetAgain) {
     auto st = b_->status();
     EXPECT_EQ(st.value("local_changes", uint64_t{99}), 0u) << st.dump();
     EXPECT_TRUE(st.value("local_change_paths", std::vector<std::string>{"?"}).empty()) << st.dump();
+
+    // A restart finds nothing local either: what the revert removed is
+    // journaled, so the rescan does not take it for a change.
+    ASSERT_EQ(b_->stop().exit_code, 0);
+    start(*b_, "b", "receive-only");
+    sync(*b_);
+    st = b_->status();
+    EXPECT_EQ(st.value("local_changes", uint64_t{99}), 0u) << st.dump();
+    expect_all_equal("after B restarted");
 
     // Still a replica: a new change of A arrives, and nothing of B's went out.
     write_file(A / "after.txt", "after the revert\n");
