@@ -224,8 +224,13 @@ void DaemonImpl::serve_revert(UniqueFd conn, const nlohmann::json& request) {
 
 void DaemonImpl::stop_revert() {
     revert_cancel_ = true;
-    std::lock_guard lock(revert_mu_);
-    if (revert_thread_.joinable()) revert_thread_.join();
+    std::thread running;
+    {
+        // Joined outside the lock: the thread takes it last thing.
+        std::lock_guard lock(revert_mu_);
+        running = std::move(revert_thread_);
+    }
+    if (running.joinable()) running.join();
 }
 
 Result<nlohmann::json> DaemonImpl::revert(std::chrono::milliseconds timeout) {
