@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -134,7 +135,7 @@ Status Receiver::save_permanent_locked() const {
 uint64_t Receiver::cursor() {
     std::lock_guard lock(mu_);
     // Read once per connection, right after on_connected().
-    if (rewind_subscribed_) return 0;
+    if (std::exchange(rewind_subscribed_, false)) return 0;
     return applied_.load();
 }
 
