@@ -68,7 +68,8 @@ public:
             case Op::removexattr:
             case Op::write:
             case Op::truncate: return change(r);
-            default: return false;  // agent events, close_write, conflicts
+            case Op::conflict: return kept_aside(r);
+            default: return false;  // agent events, close_write, the server's conflicts
         }
     }
 
@@ -106,6 +107,29 @@ private:
             erase_subtree(r.path);
         name(r.path, e);
         tree_[r.path] = std::move(e);
+        return true;
+    }
+
+    // Receive-only: the receiver kept the local version of `path` aside
+    // as `target` (receiver.hpp); the record says the copy as made. Only
+    // this agent's (no origin), and only with the copy's handle: a
+    // server's conflict record is a note, its copy made by the records
+    // after it.
+    bool kept_aside(const Record& r) {
+        if (!r.origin.empty() || r.target.empty() || r.handle.empty() || !r.mode) return false;
+        Entry e;
+        e.mode = *r.mode;
+        e.uid = r.owner_uid.value_or(0);
+        e.gid = r.owner_gid.value_or(0);
+        e.size = r.size.value_or(0);
+        e.mtime_ns = r.mtime_ns.value_or(kUnknownMtime);
+        e.handle = r.handle;
+        if (e.is_symlink())
+            if (auto it = tree_.find(r.path); it != tree_.end() && it->second.is_symlink())
+                e.link_target = it->second.link_target;
+        if (tree_.count(r.target)) erase_subtree(r.target);
+        name(r.target, e);
+        tree_[r.target] = std::move(e);
         return true;
     }
 

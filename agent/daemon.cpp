@@ -38,6 +38,7 @@ DaemonImpl::~DaemonImpl() {
     if (shipper_) shipper_->stop();
     if (receiver_) receiver_->stop();
     if (verify_) verify_->stop();
+    stop_revert();
     if (settle_fd_ >= 0) ::close(settle_fd_);
     if (metrics_fd_ >= 0) ::close(metrics_fd_);
     if (control_fd_ >= 0) {
@@ -166,6 +167,7 @@ Status DaemonImpl::arm() {
 int DaemonImpl::shutdown() {
     if (shut_down_) return exit_code_;
     shut_down_ = true;
+    revert_cancel_ = true;  // it journals nothing more
     notify_stopping(fmt::format("stopping: making what was captured durable ({})", status_line()));
     // This thread answers scrapes no more.
     stop_metrics();
@@ -195,6 +197,7 @@ int DaemonImpl::shutdown() {
     if (shipper_) shipper_->stop();
     // Its threads wait for servers no more once the shipper is stopped.
     if (verify_) verify_->stop();
+    stop_revert();
     if (!ok || !closed) {
         spdlog::error("stopping: {}", (!ok ? ok.error() : closed.error()).message);
         exit_code_ = 1;

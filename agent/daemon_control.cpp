@@ -40,6 +40,8 @@ void DaemonImpl::serve_control() {
             // On a thread of its own, which has this one settle what
             // was captured (settle_fd_) before it syncs and compares.
             verify_->serve(std::move(conn), *req);
+        } else if (cmd == "revert") {
+            serve_revert(std::move(conn), *req);
         } else if (cmd == "stop") {
             stopping_ = true;
             int code = shutdown();

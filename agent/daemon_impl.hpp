@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -29,6 +30,7 @@
 #include "agent/verify_service.hpp"
 #include "bpf/bpf_capture.hpp"
 #include "common/error.hpp"
+#include "common/unique_fd.hpp"
 #include "journal/writer.hpp"
 #include "metrics/http_server.hpp"
 #include "local_changes.hpp"
@@ -150,6 +152,19 @@ private:
     void answer_syncs();
     std::string rejected_through(uint64_t lsn) const;
     std::string sync_timeout_reason(uint64_t lsn) const;
+
+    // ---- revert (daemon_revert.cpp) ----------------------------------------
+    // Control request {"cmd": "revert", "timeout_s": N}: on a thread of its
+    // own (one at a time), answered on `conn`.
+    void serve_revert(UniqueFd conn, const nlohmann::json& request);
+    Result<nlohmann::json> revert(std::chrono::milliseconds timeout);
+    // Ends a revert under way and waits for it (after the shipper stopped:
+    // nothing it waits for comes any more).
+    void stop_revert();
+    std::mutex revert_mu_;
+    std::thread revert_thread_;
+    bool revert_done_ = false;
+    std::atomic<bool> revert_cancel_{false};
 
     // ---- status (daemon_status.cpp) ----------------------------------------
     AgentStatus status() const;

@@ -324,6 +324,35 @@ int verify_cmd(const std::string& given, const std::string& server, bool repair,
     return code;
 }
 
+// Receive-only: makes DIR equal to the fileset on its server again, and
+// says what it removed. Exit status: 0 when it is equal, 1 otherwise.
+int revert_cmd(const std::string& given, double timeout_s, bool as_json) {
+    auto dir = agent_dir(given);
+    if (!dir) return die(dir.error().message);
+    auto reply = ask(*dir, {{"cmd", "revert"}, {"timeout_s", timeout_s}},
+                     std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000) + 10000));
+    if (!reply) return die(reply.error().message);
+    if (as_json) {
+        fmt::print("{}\n", reply->dump());
+        return reply->value("ok", false) ? 0 : 1;
+    }
+    for (auto& p : reply->value("removed", json::array()))
+        fmt::print("removed {} (not in the fileset)\n", p.get<std::string>());
+    for (auto& p : reply->value("replaced", json::array()))
+        fmt::print("replaced {} with the fileset's version\n", p.get<std::string>());
+    if (!reply->value("ok", false)) {
+        if (reply->contains("remaining"))
+            fmt::print(stderr, "still different:\n{}", listed((*reply)["remaining"], "  "));
+        return die(reply->value("error", std::string("revert failed")));
+    }
+    fmt::print("{} equals the fileset on {} again (replayed through server LSN {}): {} path(s) removed, {} replaced, "
+               "{} directory attribute set(s); local changes and {} forward(s) passed over forgotten\n",
+               *dir, reply->value("server", ""), reply->value("replayed_through", uint64_t{0}),
+               reply->value("removed", json::array()).size(), reply->value("replaced", json::array()).size(),
+               reply->value("directory_attributes_set", 0), reply->value("failures_forgotten", 0));
+    return 0;
+}
+
 int sync_cmd(const std::string& given, double timeout_s, bool verify) {
     auto dir = agent_dir(given);
     if (!dir) return die(dir.error().message);
@@ -422,6 +451,13 @@ int main(int argc, char** argv) {
     verify_sub->add_flag("--repair", repair, "journal what makes each replica equal (as repair records), then check again");
     verify_sub->add_option("--timeout", verify_timeout_s, "seconds to wait for the server at each step");
     verify_sub->add_flag("--json", as_json, "machine-readable output");
+    double revert_timeout_s = 300;
+    auto* revert_sub = app.add_subcommand(
+        "revert", "receive-only: make DIR equal to the fileset on its server again, discarding every local change "
+                  "(local additions and conflict copies are removed, and each is printed); exit 0 once equal");
+    revert_sub->add_option("DIR", dir, "watched directory")->required();
+    revert_sub->add_option("--timeout", revert_timeout_s, "seconds to wait for the server");
+    revert_sub->add_flag("--json", as_json, "machine-readable output");
     std::string identity_dir = kDefaultIdentityDir;
     auto* identity_cmd = app.add_subcommand("identity", "this agent's own key pair and certificate");
     identity_cmd->require_subcommand(1);
@@ -471,5 +507,6 @@ int main(int argc, char** argv) {
     if (*status_cmd) return status(dir, as_json);
     if (*sync_sub) return sync_cmd(dir, timeout_s, sync_verify);
     if (*verify_sub) return verify_cmd(dir, verify_server, repair, verify_timeout_s, as_json);
+    if (*revert_sub) return revert_cmd(dir, revert_timeout_s, as_json);
     return 1;
 }

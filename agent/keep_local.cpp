@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "common/unique_fd.hpp"
 
 namespace iz::agent {
@@ -48,9 +50,18 @@ Status copy_bytes(int in, int out, const std::string& path) {
 
 }  // namespace
 
-Result<Kept> keep_local_copy(const std::filesystem::path& root, const std::string& path, const std::string& copy) {
+Result<Kept> keep_local_copy(const std::filesystem::path& root, const std::string& path, const std::string& base) {
     auto [parent, leaf] = split(path);
-    auto copy_leaf = split(copy).second;
+    std::string copy = base;
+    std::string copy_leaf = split(copy).second;
+    // The next name when `copy` is taken; false when none is left.
+    int tried = 1;
+    auto next_name = [&]() {
+        if (++tried > kMaxCopyNames) return false;
+        copy = fmt::format("{}-{}", base, tried);
+        copy_leaf = split(copy).second;
+        return true;
+    };
     open_how how{};
     how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;  // read: fsync takes no O_PATH descriptor
     how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
@@ -58,12 +69,12 @@ Result<Kept> keep_local_copy(const std::filesystem::path& root, const std::strin
     if (!rootfd.valid()) return fail(sys_error("open the watched directory", root.string(), errno));
     UniqueFd dir(static_cast<int>(::syscall(SYS_openat2, rootfd.get(), parent.c_str(), &how, sizeof how)));
     if (!dir.valid()) {
-        if (errno == ENOENT || errno == ENOTDIR) return Kept::nothing;
+        if (errno == ENOENT || errno == ENOTDIR) return Kept{};
         return fail(sys_error("open the directory of", path, errno));
     }
     struct stat st {};
     if (::fstatat(dir.get(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-        if (errno == ENOENT) return Kept::nothing;
+        if (errno == ENOENT) return Kept{};
         return fail(sys_error("stat the local version of", path, errno));
     }
     if (S_ISLNK(st.st_mode)) {
@@ -71,14 +82,18 @@ Result<Kept> keep_local_copy(const std::filesystem::path& root, const std::strin
         ssize_t n = ::readlinkat(dir.get(), leaf.c_str(), target.data(), target.size());
         if (n < 0) return fail(sys_error("read the local symlink", path, errno));
         target.resize(static_cast<size_t>(n));
-        if (::symlinkat(target.c_str(), dir.get(), copy_leaf.c_str()) != 0)
-            return fail(sys_error("make the conflict copy", copy, errno));
+        while (::symlinkat(target.c_str(), dir.get(), copy_leaf.c_str()) != 0)
+            if (errno != EEXIST || !next_name()) return fail(sys_error("make the conflict copy", copy, errno));
     } else if (S_ISREG(st.st_mode)) {
         UniqueFd in(::openat(dir.get(), leaf.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
         if (!in.valid()) return fail(sys_error("open the local version of", path, errno));
-        UniqueFd out(::openat(dir.get(), copy_leaf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                              st.st_mode & 07777));
-        if (!out.valid()) return fail(sys_error("create the conflict copy", copy, errno));
+        UniqueFd out;
+        for (;;) {
+            out = UniqueFd(::openat(dir.get(), copy_leaf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                                    st.st_mode & 07777));
+            if (out.valid()) break;
+            if (errno != EEXIST || !next_name()) return fail(sys_error("create the conflict copy", copy, errno));
+        }
         auto done = copy_bytes(in.get(), out.get(), path);
         struct timespec times[2] = {st.st_atim, st.st_mtim};
         if (done && ::futimens(out.get(), times) != 0) done = fail(sys_error("set the times of", copy, errno));
@@ -88,11 +103,11 @@ Result<Kept> keep_local_copy(const std::filesystem::path& root, const std::strin
             return fail(done.error());
         }
     } else {
-        return Kept::nothing;  // a directory keeps its entries; a special file has no content
+        return Kept{};  // a directory keeps its entries; a special file has no content
     }
     if (::fsync(dir.get()) != 0)
         return fail(sys_error("sync the directory of", copy, errno));
-    return Kept::copied;
+    return Kept{true, copy};
 }
 
 }  // namespace iz::agent

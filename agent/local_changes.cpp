@@ -23,6 +23,64 @@ void LocalChanges::forget(const std::string& path) {
     held_.erase(path);
 }
 
+namespace {
+
+// The held paths at and beneath `path`.
+std::pair<std::set<std::string>::iterator, std::set<std::string>::iterator> at_and_beneath(std::set<std::string>& held,
+                                                                                          const std::string& path) {
+    auto first = held.lower_bound(path);
+    auto last = first;
+    while (last != held.end() && (*last == path || (last->size() > path.size() && last->compare(0, path.size(), path) == 0 &&
+                                                    (*last)[path.size()] == '/')))
+        ++last;
+    return {first, last};
+}
+
+}  // namespace
+
+// Only what a forward could destroy is held: a file or symlink left at a
+// path. A removal leaves nothing there to keep (a forward that makes the
+// path again destroys nothing), a directory keeps its entries, and a
+// rename takes what it held to the new name: without this, every path a
+// user ever changed stayed held for good.
+void LocalChanges::hold(const journal::Record& r) {
+    auto drop = [&](const std::string& path) {
+        auto [first, last] = at_and_beneath(held_, path);
+        held_.erase(first, last);
+    };
+    switch (r.op) {
+        case journal::Op::unlink:
+        case journal::Op::rmdir:
+            drop(r.path);
+            return;
+        case journal::Op::mkdir:
+            return;
+        case journal::Op::rename: {
+            std::vector<std::string> moved;
+            auto [first, last] = at_and_beneath(held_, r.path);
+            for (auto it = first; it != last; ++it) moved.push_back(r.target + it->substr(r.path.size()));
+            held_.erase(first, last);
+            drop(r.target);
+            held_.insert(moved.begin(), moved.end());
+            held_.insert(r.target);  // the moved entry itself, held or not before
+            return;
+        }
+        default:
+            held_.insert(r.path);
+            if (!r.target.empty() && r.op != journal::Op::symlink) held_.insert(r.target);
+            return;
+    }
+}
+
+Status LocalChanges::clear() {
+    std::lock_guard lock(mu_);
+    auto ok = poll_locked();
+    held_.clear();
+    paths_.clear();
+    count_ = 0;
+    return ok;
+}
+
 Status LocalChanges::poll_locked() {
     if (!reader_) {
         auto r = journal::Reader::open(dir_);
@@ -63,11 +121,11 @@ Status LocalChanges::poll_locked() {
                          journal::op_name(r.op), r.path, r.target.empty() ? "" : " -> '" + r.target + "'", count_);
         for (auto* p : {&r.path, &r.target}) {
             if (p->empty()) continue;
-            held_.insert(*p);
             std::erase(paths_, *p);
             paths_.push_back(*p);
             if (paths_.size() > kPathsKept) paths_.pop_front();
         }
+        hold(r);
     }
 }
 

@@ -52,9 +52,19 @@ public:
     // The local version at `path` was kept aside: the forward about to
     // replace it (and its later parts) find nothing to keep.
     void forget(const std::string& path);
+    // The directory was made equal to the fileset (`izwatch revert`): what
+    // was journaled through now is no local change any more.
+    Status clear();
+
+    // How many paths are held now (tests; it shrinks as they go).
+    size_t held() const {
+        std::lock_guard lock(mu_);
+        return held_.size();
+    }
 
 private:
     Status poll_locked();
+    void hold(const journal::Record& r);
     mutable std::mutex mu_;
     std::set<std::string> held_;  // paths changed here since a forward last set them
     std::filesystem::path dir_;

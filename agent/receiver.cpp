@@ -3,6 +3,7 @@
 #include "replicator/apply/applied_record.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <pthread.h>
 
@@ -10,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -130,12 +132,28 @@ Status Receiver::save_permanent_locked() const {
     return {};
 }
 
+uint64_t Receiver::cursor() {
+    std::lock_guard lock(mu_);
+    // Read once per connection, right after on_connected().
+    if (std::exchange(rewind_subscribed_, false)) return 0;
+    return applied_.load();
+}
+
+void Receiver::rewind() {
+    reverting_ = true;
+    std::lock_guard lock(mu_);
+    rewind_pending_ = true;
+}
+
+void Receiver::end_revert() { reverting_ = false; }
+
 void Receiver::on_connected() {
     {
         std::lock_guard lock(mu_);
         dropping_ = false;
         ++connections_;
-        queue_.emplace_back(Restart{});
+        rewind_subscribed_ = std::exchange(rewind_pending_, false);
+        queue_.emplace_back(Restart{rewind_subscribed_});
     }
     cv_.notify_all();
 }
@@ -169,9 +187,18 @@ void Receiver::run() {
         }
         try {
             if (auto* f = std::get_if<proto::Forward>(&item)) note_applying({&f->op});
-            if (std::holds_alternative<Restart>(item)) {
+            if (auto* restart = std::get_if<Restart>(&item)) {
                 applier_->abort_content();
                 applier_->resume();
+                if (restart->from_zero) {
+                    // Replayed from the start: the cursor follows the
+                    // replay, committed as it goes (a restart meanwhile
+                    // resumes at the applier's durable LSN).
+                    if (uncommitted_ > applied_.load()) commit();
+                    uncommitted_ = 0;
+                    applied_ = 0;
+                    ++rewound_;
+                }
                 continue;
             }
             apply(std::get<proto::Forward>(item), last_queued);
@@ -240,7 +267,8 @@ std::optional<ReceiveFailure> Receiver::keep_local(const proto::Forward& f) {
                               .origin = f.origin,
                               .message = "keeping the local version aside first: " + kept.error().message};
     if (opts_.local_change_kept) opts_.local_change_kept(*path);
-    if (*kept == Kept::nothing) return std::nullopt;
+    if (!kept->copied) return std::nullopt;
+    copy = kept->copy;
     ++conflicts_;
     std::string note = fmt::format("the local version of '{}' is kept as '{}': {} from {} (server LSN {}) replaces it",
                                    *path, copy, proto::op_kind_name(op.kind), f.origin, op.lsn);
@@ -250,6 +278,19 @@ std::optional<ReceiveFailure> Receiver::keep_local(const proto::Forward& f) {
     r.path = *path;
     r.target = copy;
     r.message = note;
+    // The copy as made: a restart replays this record into the tree it
+    // compares the directory with (crash_recovery.cpp), or its rescan takes
+    // the copy for a local change made while it was stopped.
+    struct stat st {};
+    auto at = (opts_.root / copy).string();
+    if (::lstat(at.c_str(), &st) == 0) {
+        r.mode = st.st_mode;
+        r.owner_uid = st.st_uid;
+        r.owner_gid = st.st_gid;
+        r.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+        r.size = static_cast<uint64_t>(st.st_size);
+        if (auto h = handle_of(AT_FDCWD, at, copy)) r.handle = *h;
+    }
     if (auto ok = opts_.journal(std::move(r)); !ok)
         spdlog::error("receiving: journaling the conflict on '{}': {}", *path, ok.error().message);
     return std::nullopt;
@@ -258,7 +299,7 @@ std::optional<ReceiveFailure> Receiver::keep_local(const proto::Forward& f) {
 void Receiver::apply(const proto::Forward& f, bool last_queued) {
     const auto& op = f.op;
     if (!wait_for_local(op)) return;
-    if (opts_.local_change)
+    if (opts_.local_change && !reverting_.load())
         if (auto failed = keep_local(f)) {
             // As a failed apply: what applied before it stays applied.
             applier_->abort_content();

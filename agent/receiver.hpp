@@ -120,7 +120,7 @@ public:
     static Result<std::shared_ptr<Receiver>> open(ReceiverOptions options);
     ~Receiver() override;
 
-    uint64_t cursor() override { return applied_.load(); }
+    uint64_t cursor() override;
     void on_connected() override;
     void on_forward(replicator::proto::Forward f) override;
 
@@ -147,6 +147,16 @@ public:
     uint64_t seen() const { return seen_.load(); }
     // Conflicts the server forwarded since start.
     uint64_t conflicts() const { return conflicts_.load(); }
+    // `izwatch revert`: the next connection subscribes from cursor 0, so
+    // that the server forwards every record of its fileset again (each
+    // write with the replica's current content), and until end_revert()
+    // no local version is kept aside (the revert discards them on
+    // purpose). The cursor starts again from 0 when that connection's
+    // first item is taken; rewound() counts those, so the caller knows
+    // the replay began.
+    void rewind();
+    void end_revert();
+    uint64_t rewound() const { return rewound_.load(); }
     void stop();
 
 private:
@@ -177,7 +187,9 @@ private:
     // Receive-only: keeps aside the local version `f` would replace; what
     // failed when it could not (the forward is held, to be tried again).
     std::optional<ReceiveFailure> keep_local(const replicator::proto::Forward& f);
-    struct Restart {};  // a new connection: what came in part is void
+    struct Restart {  // a new connection: what came in part is void
+        bool from_zero = false;  // it subscribed from cursor 0 (rewind())
+    };
     using Item = std::variant<replicator::proto::Forward, Restart>;
     mutable std::mutex mu_;
     std::condition_variable cv_;
@@ -194,6 +206,10 @@ private:
     bool permanent_dirty_ = false;  // to be written before the next commit
     std::chrono::milliseconds backoff_{0};
     std::atomic<uint64_t> failed_attempts_{0};
+    bool rewind_pending_ = false;     // the next connection subscribes from 0
+    bool rewind_subscribed_ = false;  // this connection did
+    std::atomic<bool> reverting_{false};
+    std::atomic<uint64_t> rewound_{0};
     std::thread thread_;
 };
 
