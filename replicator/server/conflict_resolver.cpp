@@ -41,6 +41,7 @@ std::string ConflictResolver::copy_name(const std::string& path, const std::stri
 
 void ConflictResolver::note(uint64_t lsn, const std::string& origin, OpKind kind, const std::string& path,
                             const std::string& target) {
+    note_namespace(lsn, origin, kind, path, target);
     switch (kind) {
         case OpKind::noop:
         case OpKind::repair:
