@@ -11,12 +11,24 @@ namespace {
 
 bool has_target(OpKind k) { return k == OpKind::rename || k == OpKind::link || k == OpKind::exchange; }
 
+// The directory holding `path` ("" for the root).
+std::string parent_of(const std::string& path) {
+    auto slash = path.rfind('/');
+    return slash == std::string::npos ? std::string() : path.substr(0, slash);
+}
+
 }  // namespace
 
 void ConflictResolver::note_namespace(uint64_t lsn, const std::string& origin, OpKind kind, const std::string& path,
                                       const std::string& target) {
-    if (kind == OpKind::rename && !target.empty()) moved_[path] = Moved{lsn, origin, target};
-    else if (kind == OpKind::rmdir) removed_[path] = Removed{lsn, origin};
+    if (kind == OpKind::rename && !target.empty()) {
+        moved_[path] = Moved{lsn, origin, target};
+        emptied_[parent_of(path)] = Removed{lsn, origin};
+        emptied_[parent_of(target)] = Removed{lsn, origin};
+    } else if (kind == OpKind::rmdir || kind == OpKind::unlink) {
+        if (kind == OpKind::rmdir) removed_[path] = Removed{lsn, origin};
+        emptied_[parent_of(path)] = Removed{lsn, origin};
+    }
 }
 
 // A move seen by nobody the agent heard of after `seen` is followed; the
@@ -57,6 +69,14 @@ ConflictResolver::Placement ConflictResolver::place(const std::string& agent, co
     Placement p;
     p.path = op.path;
     p.target = op.target;
+    if (op.kind == OpKind::setattr && !emptied_.empty()) {
+        // Without `seen`: a directory's times the agent's shipper read
+        // itself (after a rename) cannot say what they saw; sent back,
+        // its agent only gets the times it sent.
+        auto it = emptied_.find(op.path == "." ? std::string() : op.path);
+        if (it != emptied_.end() && (!op.seen || it->second.lsn > *op.seen) && it->second.origin != agent)
+            p.echo = true;
+    }
     if (!op.seen || (moved_.empty() && removed_.empty())) return p;
     if (op.kind == OpKind::noop || op.kind == OpKind::repair || op.kind == OpKind::conflict) return p;
     uint64_t seen = *op.seen;
@@ -67,7 +87,7 @@ ConflictResolver::Placement ConflictResolver::place(const std::string& agent, co
     p.path = follow_moves(agent, seen, op.path, op.kind == OpKind::rename || op.kind == OpKind::link, p, &moves);
     if (two) p.target = follow_moves(agent, seen, op.target, false, p, &moves);
     p.moved = p.path != op.path || p.target != op.target;
-    p.echo = p.moved;
+    p.echo = p.echo || p.moved;
 
     if (op.kind == OpKind::rename && p.target.size() > p.path.size() && p.target.starts_with(p.path) &&
         p.target[p.path.size()] == '/') {

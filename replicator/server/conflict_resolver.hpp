@@ -42,6 +42,10 @@
 //    agent had seen: update wins over delete, as for one path: the
 //    directories on the way are made again (the rest of what was removed
 //    stays removed);
+//  - a change of a directory's attributes by an agent that had not seen
+//    an entry in it moved or removed by another: applied, and sent back
+//    to its agent too (its times were taken before the other's change
+//    reached it, which set them to the fileset's);
 //  - a rename that, once placed, would move a directory into its own
 //    subtree (A: mv x y/x, B: mv y x/y): skipped, and reported as a
 //    conflict record; the agent is given renames that take its tree to
@@ -132,6 +136,10 @@ private:
     };
     std::map<std::string, Moved> moved_;      // renamed path -> where it went (latest)
     std::map<std::string, Removed> removed_;  // directory -> its latest rmdir
+    // directory -> the latest removal or move of an entry in it: a change
+    // of its times by an agent that had not seen it goes back to that
+    // agent too, so that every replica ends with the same times.
+    std::map<std::string, Removed> emptied_;
     // Follows `path` through the moves `agent` had not seen; echo when it did.
     std::string follow_moves(const std::string& agent, uint64_t seen, std::string path, bool self,
                              Placement& p, std::vector<std::pair<std::string, std::string>>* moves) const;

@@ -1,5 +1,6 @@
 // The records of a rename skipped for making a cycle (fileset_journal.hpp).
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <fmt/format.h>
 
@@ -36,6 +37,20 @@ void FilesetJournal::note_move_conflict(const std::string& server, const std::st
         m.kind = proto::OpKind::rename;
         m.path = from;
         m.target = to;
+        m.time_ns = op.time_ns;
+        note_applied(server, m, agent);
+    }
+    // A rename sets no times of what it moves; the agent's moved
+    // directories have the times its own moves gave them.
+    for (auto& [from, to] : p.undo) {
+        auto node = open_beneath(root_fd_.get(), to, O_PATH | O_NOFOLLOW);
+        struct stat st{};
+        if (!node || ::fstat(node->get(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+        proto::OpMsg m;
+        m.lsn = op.lsn;
+        m.kind = proto::OpKind::setattr;
+        m.path = to;
+        m.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
         m.time_ns = op.time_ns;
         note_applied(server, m, agent);
     }

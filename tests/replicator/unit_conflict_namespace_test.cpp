@@ -119,5 +119,22 @@ TEST(ConflictNamespace, AChangeBeneathARemovedDirectoryMakesItAgain) {
     EXPECT_TRUE(r.place("b", op(OpKind::create, "d/s/new", 7)).revive.empty());
 }
 
+TEST(ConflictNamespace, DirectoryTimesTakenBeforeAConcurrentRemovalInItGoBackToTheirAgent) {
+    ConflictResolver r;
+    r.note(5, "a", OpKind::unlink, "d/f", "");
+    r.note(6, "a", OpKind::rename, "x", "y/x");
+    for (auto dir : {"d", "", ".", "y"}) {
+        auto p = r.place("b", op(OpKind::setattr, dir, 4));
+        EXPECT_TRUE(p.echo) << dir;
+        EXPECT_EQ(p.path, dir);
+    }
+    EXPECT_FALSE(r.place("b", op(OpKind::setattr, "d", 5)).echo);  // saw it
+    EXPECT_FALSE(r.place("a", op(OpKind::setattr, "d", 4)).echo);  // its own
+    EXPECT_FALSE(r.place("b", op(OpKind::setattr, "e", 4)).echo);  // elsewhere
+    auto unseen = op(OpKind::setattr, "", 4);  // the times a shipper read itself
+    unseen.seen.reset();
+    EXPECT_TRUE(r.place("b", unseen).echo);
+}
+
 }  // namespace
 }  // namespace iz::replicator
