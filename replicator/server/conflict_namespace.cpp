@@ -3,6 +3,8 @@
 // order left it, by the moves and directory removals it had not seen.
 #include "conflict_resolver.hpp"
 
+#include <string_view>
+
 namespace iz::replicator {
 
 using proto::OpKind;
@@ -44,10 +46,10 @@ std::string ConflictResolver::follow_moves(const std::string& agent, uint64_t se
             size_t slash = path.find('/', pos);
             bool whole = slash == std::string::npos;
             if (!whole || self) {
-                std::string q = whole ? path : path.substr(0, slash);
+                std::string_view q = std::string_view(path).substr(0, whole ? path.size() : slash);
                 auto it = moved_.find(q);
                 if (it != moved_.end() && it->second.lsn > after && it->second.origin != agent) {
-                    if (moves) moves->emplace_back(q, it->second.to);
+                    if (moves) moves->emplace_back(it->first, it->second.to);
                     if (!p.winner_lsn) {
                         p.winner_lsn = it->second.lsn;
                         p.winner_origin = it->second.origin;
@@ -73,7 +75,7 @@ ConflictResolver::Placement ConflictResolver::place(const std::string& agent, co
         // Without `seen`: a directory's times the agent's shipper read
         // itself (after a rename) cannot say what they saw; sent back,
         // its agent only gets the times it sent.
-        auto it = emptied_.find(op.path == "." ? std::string() : op.path);
+        auto it = emptied_.find(op.path == "." ? std::string_view() : std::string_view(op.path));
         if (it != emptied_.end() && (!op.seen || it->second.lsn > *op.seen) && it->second.origin != agent)
             p.echo = true;
     }
@@ -105,7 +107,7 @@ ConflictResolver::Placement ConflictResolver::place(const std::string& agent, co
     const std::string& made = two ? p.target : p.path;
     bool found = false;
     for (size_t slash = made.find('/'); slash != std::string::npos; slash = made.find('/', slash + 1)) {
-        std::string q = made.substr(0, slash);
+        std::string_view q = std::string_view(made).substr(0, slash);
         if (!found) {
             auto it = removed_.find(q);
             if (it == removed_.end() || it->second.lsn <= seen || it->second.origin == agent) continue;
@@ -115,7 +117,7 @@ ConflictResolver::Placement ConflictResolver::place(const std::string& agent, co
                 p.winner_origin = it->second.origin;
             }
         }
-        p.revive.push_back(std::move(q));
+        p.revive.emplace_back(q);
     }
     if (found) p.echo = true;
     return p;

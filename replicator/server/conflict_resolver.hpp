@@ -134,12 +134,13 @@ private:
         uint64_t lsn = 0;
         std::string origin;
     };
-    std::map<std::string, Moved> moved_;      // renamed path -> where it went (latest)
-    std::map<std::string, Removed> removed_;  // directory -> its latest rmdir
+    // Looked up by every placed operation's path prefixes, without copies.
+    std::map<std::string, Moved, std::less<>> moved_;      // renamed path -> where it went (latest)
+    std::map<std::string, Removed, std::less<>> removed_;  // directory -> its latest rmdir
     // directory -> the latest removal or move of an entry in it: a change
     // of its times by an agent that had not seen it goes back to that
     // agent too, so that every replica ends with the same times.
-    std::map<std::string, Removed> emptied_;
+    std::map<std::string, Removed, std::less<>> emptied_;
     // Follows `path` through the moves `agent` had not seen; echo when it did.
     std::string follow_moves(const std::string& agent, uint64_t seen, std::string path, bool self,
                              Placement& p, std::vector<std::pair<std::string, std::string>>* moves) const;
