@@ -79,6 +79,16 @@ ConflictResolver::Placement ConflictResolver::place(const std::string& agent, co
         if (it != emptied_.end() && (!op.seen || it->second.lsn > *op.seen) && it->second.origin != agent)
             p.echo = true;
     }
+    if (op.kind == OpKind::rmdir && op.seen) {
+        std::string prefix = p.path + "/";
+        for (auto it = last_.lower_bound(prefix); it != last_.end() && it->first.starts_with(prefix); ++it)
+            if (!it->second.removed && it->second.lsn > *op.seen && it->second.origin != agent) {
+                p.keep_dir = true;
+                p.winner_lsn = it->second.lsn;
+                p.winner_origin = it->second.origin;
+                return p;
+            }
+    }
     if (!op.seen || (moved_.empty() && removed_.empty())) return p;
     if (op.kind == OpKind::noop || op.kind == OpKind::repair || op.kind == OpKind::conflict) return p;
     uint64_t seen = *op.seen;

@@ -42,6 +42,10 @@
 //    agent had seen: update wins over delete, as for one path: the
 //    directories on the way are made again (the rest of what was removed
 //    stays removed);
+//  - an rmdir of a directory beneath which another origin changed
+//    something after what the agent had seen (B made d/new, A cut off
+//    removed d): the update wins, the rmdir is skipped, and the
+//    directory's content is journaled again for the removing agent;
 //  - a change of a directory's attributes by an agent that had not seen
 //    an entry in it moved or removed by another: applied, and sent back
 //    to its agent too (its times were taken before the other's change
@@ -116,6 +120,9 @@ public:
         bool moved = false;               // path or target differ from the op's
         bool echo = false;                // journal it with the server as origin
         bool cycle = false;               // a rename into its own subtree: skipped
+        // An rmdir that had not seen a change beneath it: skipped, and
+        // what the directory holds sent again (its agent removed it).
+        bool keep_dir = false;
         // cycle: renames (from, to) that take the agent's tree to the
         // fileset's: its own move undone, then the concurrent moves again.
         std::vector<std::pair<std::string, std::string>> undo;

@@ -77,6 +77,12 @@ public:
     // then the renames of p.undo with the server (`server`) as origin, so
     // that the agent's tree comes back to the fileset's; the replica is
     // left as it is.
+    // Journals the directory `dir` and everything beneath it as the
+    // replica holds it (directories as mkdir, regular files as a write of
+    // their whole content, symlinks as symlink), with `server` as origin
+    // (noted as `agent`'s): an agent that removed it gets it back.
+    void note_subtree(const std::string& server, const std::string& agent, const proto::OpMsg& op,
+                      const std::string& dir);
     // Whether the replica has an entry at `path` (not followed if a symlink).
     bool has(const std::string& path) const;
     void note_move_conflict(const std::string& server, const std::string& agent, const proto::OpMsg& op,

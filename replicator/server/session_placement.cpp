@@ -19,6 +19,14 @@ const proto::OpMsg& Session::place(const proto::OpMsg& m, proto::OpMsg& placed, 
         placed = proto::OpMsg{.lsn = m.lsn, .kind = proto::OpKind::noop, .more = m.more};
         return placed;
     }
+    if (p.keep_dir) {
+        spdlog::warn("{}: rmdir '{}' at LSN {} did not see the change of {} beneath it (server LSN {}): the change "
+                     "wins, the directory stays and is sent again",
+                     who(), m.path, m.lsn, p.winner_origin, p.winner_lsn);
+        journal_->note_subtree(ctx_.options.host_name, agent_, m, m.path);
+        placed = proto::OpMsg{.lsn = m.lsn, .kind = proto::OpKind::noop, .more = m.more};
+        return placed;
+    }
     for (auto& dir : p.revive) {
         if (journal_->has(dir)) continue;
         // Removed by another agent that had not seen this one's change

@@ -95,6 +95,36 @@ TEST_F(ShareMoveConflict, AChangeBeneathADirectoryRemovedConcurrentlyKeepsTheDir
     expect_all_equal("after a change beneath a removed directory");
 }
 
+// The other order: B makes d/new and the server has it when A, cut off
+// meanwhile, removes d with everything in it. The update wins: A's rmdir
+// is not applied and A gets d and d/new back; what A removed that B did
+// not touch (d/f, d/sub) stays removed.
+TEST_F(ShareMoveConflict, ARemovalThatDidNotSeeAChangeBeneathItKeepsTheDirectory) {
+    share_then_cut_b([](const fs::path& dir) {
+        fs::create_directories(dir / "d" / "sub");
+        write_file(dir / "d" / "f", "f v1\n");
+        write_file(dir / "d" / "sub" / "deep", "deep v1\n");
+    });
+    // B is the one cut off by the fixture: start it again, cut A off.
+    start(*b_, "b");
+    sync(*b_);
+    ASSERT_EQ(a_->stop().exit_code, 0);
+    write_file(b_->dir() / "d" / "new", "new, made by B while A was cut off\n");
+    sync(*b_);
+    fs::remove_all(a_->dir() / "d");
+    start(*a_, "a");
+    sync(*a_);
+    sync(*b_);
+    sync(*a_);
+
+    for (auto& dir : replicas()) {
+        EXPECT_EQ(read_file(dir / "d" / "new"), "new, made by B while A was cut off\n") << dir;
+        EXPECT_FALSE(fs::exists(dir / "d" / "f")) << dir;
+        EXPECT_FALSE(fs::exists(dir / "d" / "sub")) << dir;
+    }
+    expect_all_equal("after a removal that did not see a change beneath it");
+}
+
 // A moves x into y while B, cut off, moves y into x: applying both would
 // make a cycle. The move the server journals later (B's) is skipped and
 // reported as a conflict record; nothing is lost and all replicas agree.

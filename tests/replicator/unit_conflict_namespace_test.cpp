@@ -119,6 +119,22 @@ TEST(ConflictNamespace, AChangeBeneathARemovedDirectoryMakesItAgain) {
     EXPECT_TRUE(r.place("b", op(OpKind::create, "d/s/new", 7)).revive.empty());
 }
 
+TEST(ConflictNamespace, ARemovalThatDidNotSeeAChangeBeneathItKeepsTheDirectory) {
+    ConflictResolver r;
+    r.note(5, "b", OpKind::create, "d/sub/new", "");
+    r.note(6, "a", OpKind::unlink, "d/old", "");
+    auto p = r.place("a", op(OpKind::rmdir, "d", 4));
+    EXPECT_TRUE(p.keep_dir);
+    EXPECT_EQ(p.winner_lsn, 5u);
+    EXPECT_EQ(p.winner_origin, "b");
+    EXPECT_TRUE(r.place("a", op(OpKind::rmdir, "d/sub", 4)).keep_dir);
+    EXPECT_FALSE(r.place("a", op(OpKind::rmdir, "d", 5)).keep_dir);   // saw it
+    EXPECT_FALSE(r.place("b", op(OpKind::rmdir, "d", 4)).keep_dir);   // its own
+    EXPECT_FALSE(r.place("a", op(OpKind::rmdir, "dd", 4)).keep_dir);  // elsewhere
+    r.note(7, "b", OpKind::unlink, "d/sub/new", "");
+    EXPECT_FALSE(r.place("a", op(OpKind::rmdir, "d", 4)).keep_dir);   // removed again: both agree
+}
+
 TEST(ConflictNamespace, DirectoryTimesTakenBeforeAConcurrentRemovalInItGoBackToTheirAgent) {
     ConflictResolver r;
     r.note(5, "a", OpKind::unlink, "d/f", "");
