@@ -59,8 +59,8 @@
 // receives the concurrent change after having made the operation, and
 // must receive the outcome after that.
 //
-// Everything else (attributes, xattrs, renames, mkdir) is applied as it
-// comes: the later one wins. With several servers, `seen` becomes one
+// Everything else (attributes, xattrs, mkdir, a rename once placed) is
+// applied as it comes: the later one wins. With several servers, `seen` becomes one
 // entry per server (journal::SeenLsn) and the comparison one per entry.
 //
 // Promises: decide() and note() are pure bookkeeping (no I/O); the caller
