@@ -107,6 +107,8 @@ private:
     static constexpr size_t kLocalLsnsPrune = 4096;
     size_t local_lsns_prune_at_ = kLocalLsnsPrune;
     uint64_t unacked_local(const std::string& path, const std::string& target);
+    // The same for any path beneath the directory `dir` (daemon_unacked.cpp).
+    uint64_t unacked_beneath(const std::string& dir);
     std::function<void(uint64_t)> durable_relay();
 
     // ---- verification (daemon_verify.cpp, verify_service.hpp) --------------

@@ -99,6 +99,7 @@ Status DaemonImpl::open_receiver() {
         ro.unacked_local = [this](const std::string& path, const std::string& target) {
             return unacked_local(path, target);
         };
+        ro.unacked_beneath = [this](const std::string& dir) { return unacked_beneath(dir); };
         // Forwards come from the first server only (docs/SHARING.md).
         ro.wait_acked = [this](uint64_t lsn, std::chrono::milliseconds timeout) {
             auto* s = shipper_ptr_.load();

@@ -63,6 +63,9 @@ Result<std::shared_ptr<Receiver>> Receiver::open(ReceiverOptions options) {
     ao.root = r->opts_.root;
     ao.state_dir = r->opts_.state_dir;
     ao.host = r->opts_.agent_id;
+    // Send-receive: the server decided what a removed directory still
+    // holds here (receive-only keeps its local changes: keep_local.hpp).
+    ao.forwarded = !r->opts_.local_change;
     auto applier = replicator::Applier::open(ao);
     if (!applier) return fail(Error{"receiving: " + applier.error().message, applier.error().sys_errno});
     r->applier_ = std::move(*applier);
@@ -217,6 +220,7 @@ bool Receiver::wait_for_local(const proto::OpMsg& op) {
         return true;  // changes nothing, or its beginning waited
     for (bool told = false;;) {
         uint64_t lsn = opts_.unacked_local(op.path, op.target);
+        if (lsn == 0 && op.kind == proto::OpKind::rmdir && opts_.unacked_beneath) lsn = opts_.unacked_beneath(op.path);
         if (lsn == 0) return true;
         if (!told) {
             spdlog::info("receiving: {} '{}' (server LSN {}) waits until the server has this agent's change of it "

@@ -107,6 +107,9 @@ struct ReceiverOptions {
     // The LSN (in this agent's journal) of the latest local change of
     // `path` or `target` the server has not acknowledged; 0 for none.
     std::function<uint64_t(const std::string& path, const std::string& target)> unacked_local;
+    // The same for any path beneath a directory: a forwarded removal of the
+    // directory waits for those too (it takes what the directory holds).
+    std::function<uint64_t(const std::string& dir)> unacked_beneath;
     // Waits up to `timeout` for the server to acknowledge `lsn`; true once it has.
     std::function<bool(uint64_t lsn, std::chrono::milliseconds timeout)> wait_acked;
     // Receive-only: whether `path` holds a local change no forward has

@@ -49,6 +49,13 @@ Status ApplierImpl::make_room(Parent& p, const std::string& path, const struct s
             memory_->forget(path);
             return {};
         }
+        if (opts_.forwarded && remove_tree_if(p.dir.get(), p.name, path, [](int, const std::string&,
+                                                                           const std::string&, const struct stat&) {
+                return true;
+            })) {
+            memory_->forget(path);
+            return {};
+        }
         // What is inside was never the source's: keep it, out of the way.
         return keep_conflict(p, path, "a directory the source replaced still has entries on the server", KeepHow::move);
     }

@@ -53,6 +53,7 @@ void ConflictResolver::note(uint64_t lsn, const std::string& origin, OpKind kind
         echoes_[*echoing_] = lsn;
         echoing_.reset();
     }
+    note_namespace(lsn, origin, kind, path, target);
     switch (kind) {
         case OpKind::noop:
         case OpKind::repair:

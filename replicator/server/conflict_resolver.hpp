@@ -36,8 +36,39 @@
 //    value back after it instead of keeping the other one. Its later
 //    changes of the path made before it had that back go back too.
 //
-// Everything else (renames, links, mkdir) is applied as it comes: the
-// later one wins. With several servers, `seen` becomes one
+// Where an operation lands when the tree moved under it concurrently
+// (place(), conflict_namespace.cpp; Kleppmann et al. 2021 apply moves in
+// one order and skip the one that would make a cycle: the server's order
+// is that order here):
+//
+//  - beneath a directory another origin moved (rename) after what the
+//    agent had seen: the operation follows the directory (d/n becomes
+//    e/n), and the source of a rename or link follows its entry (A: mv f
+//    g, B: mv f h ends as one entry at h: the move the server journals
+//    later wins);
+//  - beneath a directory another origin removed (rmdir) after what the
+//    agent had seen: update wins over delete, as for one path: the
+//    directories on the way are made again (the rest of what was removed
+//    stays removed);
+//  - an rmdir of a directory beneath which another origin changed
+//    something after what the agent had seen (B made d/new, A cut off
+//    removed d): the update wins, the rmdir is skipped, and the
+//    directory's content is journaled again for the removing agent;
+//  - a change of a directory's attributes by an agent that had not seen
+//    an entry in it moved or removed by another: applied, and sent back
+//    to its agent too (its times were taken before the other's change
+//    reached it, which set them to the fileset's);
+//  - a rename that, once placed, would move a directory into its own
+//    subtree (A: mv x y/x, B: mv y x/y): skipped, and reported as a
+//    conflict record; the agent is given renames that take its tree to
+//    the fileset's (its move undone, the concurrent moves made again).
+//
+// Such an operation is journaled with the server as origin: its own agent
+// receives the concurrent change after having made the operation, and
+// must receive the outcome after that.
+//
+// Everything else (mkdir, a rename once placed) is applied as it
+// comes: the later one wins. With several servers, `seen` becomes one
 // entry per server (journal::SeenLsn) and the comparison one per entry.
 //
 // Promises: decide() and note() are pure bookkeeping (no I/O); the caller
@@ -48,6 +79,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "replicator/wire/protocol.hpp"
 
@@ -89,7 +121,48 @@ public:
     // directory entry takes is shortened before the suffix).
     static std::string copy_name(const std::string& path, const std::string& origin, int64_t time_ns);
 
+    // Where `agent`'s `op` lands in the fileset as it is now (the top of
+    // this header; conflict_namespace.cpp). Pure: nothing is noted.
+    struct Placement {
+        std::string path, target;         // the op's, placed (equal to the op's when nothing moved)
+        std::vector<std::string> revive;  // directories to make again first, outermost first
+        bool moved = false;               // path or target differ from the op's
+        bool echo = false;                // journal it with the server as origin
+        bool cycle = false;               // a rename into its own subtree: skipped
+        // An rmdir that had not seen a change beneath it: skipped, and
+        // what the directory holds sent again (its agent removed it).
+        bool keep_dir = false;
+        // cycle: renames (from, to) that take the agent's tree to the
+        // fileset's: its own move undone, then the concurrent moves again.
+        std::vector<std::pair<std::string, std::string>> undo;
+        uint64_t winner_lsn = 0;          // the concurrent change it met
+        std::string winner_origin;
+    };
+    Placement place(const std::string& agent, const proto::OpMsg& op) const;
+
 private:
+    struct Moved {
+        uint64_t lsn = 0;
+        std::string origin;
+        std::string to;
+    };
+    struct Removed {
+        uint64_t lsn = 0;
+        std::string origin;
+    };
+    // Looked up by every placed operation's path prefixes, without copies.
+    std::map<std::string, Moved, std::less<>> moved_;      // renamed path -> where it went (latest)
+    std::map<std::string, Removed, std::less<>> removed_;  // directory -> its latest rmdir
+    // directory -> the latest removal or move of an entry in it: a change
+    // of its times by an agent that had not seen it goes back to that
+    // agent too, so that every replica ends with the same times.
+    std::map<std::string, Removed, std::less<>> emptied_;
+    // Follows `path` through the moves `agent` had not seen; echo when it did.
+    std::string follow_moves(const std::string& agent, uint64_t seen, std::string path, bool self,
+                             Placement& p, std::vector<std::pair<std::string, std::string>>* moves) const;
+    void note_namespace(uint64_t lsn, const std::string& origin, proto::OpKind kind, const std::string& path,
+                        const std::string& target);
+
     struct Change {
         uint64_t lsn = 0;
         std::string origin;

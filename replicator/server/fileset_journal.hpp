@@ -67,6 +67,26 @@ public:
     // Held by the caller across resolve(), applying and noting.
     std::mutex& order() { return order_mu_; }
     ConflictDecision resolve(const std::string& agent, const proto::OpMsg& op) { return resolver_.decide(agent, op); }
+    // Where `op` lands, by the moves and removals its agent had not seen
+    // (conflict_resolver.hpp); under order(), before resolve().
+    ConflictResolver::Placement place(const std::string& agent, const proto::OpMsg& op) const {
+        return resolver_.place(agent, op);
+    }
+    // A rename `p` found to make a cycle (fileset_journal_moves.cpp): a
+    // `conflict` record (path, the agent's target, the agent as origin),
+    // then the renames of p.undo with the server (`server`) as origin, so
+    // that the agent's tree comes back to the fileset's; the replica is
+    // left as it is.
+    // Journals the directory `dir` and everything beneath it as the
+    // replica holds it (directories as mkdir, regular files as a write of
+    // their whole content, symlinks as symlink), with `server` as origin
+    // (noted as `agent`'s): an agent that removed it gets it back.
+    void note_subtree(const std::string& server, const std::string& agent, const proto::OpMsg& op,
+                      const std::string& dir);
+    // Whether the replica has an entry at `path` (not followed if a symlink).
+    bool has(const std::string& path) const;
+    void note_move_conflict(const std::string& server, const std::string& agent, const proto::OpMsg& op,
+                            const ConflictResolver::Placement& p);
     // Starts making everything noted so far durable, without waiting;
     // returns the LSN it covers (for wait_durable()).
     uint64_t commit();

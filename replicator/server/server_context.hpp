@@ -152,6 +152,13 @@ private:
     void on_hello(const proto::Hello& m);
     void on_auth(const proto::Auth& m);
     void on_op(const proto::OpMsg& m);
+    // Shared filesets: where `m` lands once the moves and directory
+    // removals its agent had not seen are counted (conflict_resolver.hpp):
+    // `m` itself, or `placed` (another path, or a noop for a rename
+    // skipped as a cycle, whose records it journals). Makes the removed
+    // directories on its way again. `echo`: journal it with the server as
+    // origin. Under the slot's lock and the fileset's order lock.
+    const proto::OpMsg& place(const proto::OpMsg& m, proto::OpMsg& placed, bool& echo);
     // After the frames of one receive: see Applier::finish_batch().
     void finish_batch();
     void on_commit(const proto::Commit& m);

@@ -415,18 +415,25 @@ void Session::report(const std::vector<RejectionNote>& notes) {
     }
 }
 
-void Session::on_op(const proto::OpMsg& m) {
-    if (access_ == Access::receive_only) return refuse_receive_only(m);
+void Session::on_op(const proto::OpMsg& arriving) {
+    if (access_ == Access::receive_only) return refuse_receive_only(arriving);
     ApplyResult r;
     std::vector<RejectionNote> left_out;
+    proto::OpMsg placed;
+    const proto::OpMsg* at = &arriving;
     {
         std::lock_guard lock(slot_->mu);
         if (slot_->owner != id_) return drop("superseded by a newer connection from the same agent");
-        if (m.kind == proto::OpKind::conflict)
-            return drop(fmt::format("refused conflict '{}' at LSN {}: conflicts are the server's to find", m.path, m.lsn));
+        if (arriving.kind == proto::OpKind::conflict)
+            return drop(fmt::format("refused conflict '{}' at LSN {}: conflicts are the server's to find",
+                                    arriving.path, arriving.lsn));
         // Decided, applied and journaled as one step of the fileset's order.
         std::lock_guard order(journal_->order());
+        bool placed_echo = false;
+        at = &place(arriving, placed, placed_echo);
+        const proto::OpMsg& m = *at;
         auto d = journal_->resolve(agent_, m);
+        if (placed_echo && d.action == ConflictDecision::Action::apply) d.echo = true;
         const proto::OpMsg* op = &m;
         proto::OpMsg other;
         if (d.action == ConflictDecision::Action::drop) {
@@ -467,6 +474,7 @@ void Session::on_op(const proto::OpMsg& m) {
         }
     }
     report(left_out);
+    const proto::OpMsg& m = *at;
     for (auto& c : r.conflicts) {
         spdlog::warn("{}: conflict on '{}' at LSN {}: {}; the server's version is kept as '{}'", who(), c.path, c.lsn,
                      c.message, c.conflict_copy);

@@ -38,6 +38,14 @@ struct ApplierOptions {
     // A first path component refused on the wire (the state directory, when
     // it lives inside the root); "" for none.
     std::string reserved_top;
+    // Applying what a server forwards to an agent of a shared fileset: a
+    // directory a forward removes or replaces goes with what it still
+    // holds here. The server decided every conflict, and the agent's own
+    // entries in it were sent and decided first (the receiver holds such a
+    // forward until they are acknowledged); what won comes back in the
+    // records after it. Kept aside as a conflict copy here, it was on this
+    // replica only.
+    bool forwarded = false;
 };
 
 struct ConflictNote {

@@ -1,0 +1,136 @@
+// Concurrent namespace changes (conflict_resolver.hpp, "Where an operation
+// lands"): an agent's operation is placed in the tree as the fileset's
+// order left it, by the moves and directory removals it had not seen.
+#include "conflict_resolver.hpp"
+
+#include <string_view>
+
+namespace iz::replicator {
+
+using proto::OpKind;
+
+namespace {
+
+bool has_target(OpKind k) { return k == OpKind::rename || k == OpKind::link || k == OpKind::exchange; }
+
+// The directory holding `path` ("" for the root).
+std::string parent_of(const std::string& path) {
+    auto slash = path.rfind('/');
+    return slash == std::string::npos ? std::string() : path.substr(0, slash);
+}
+
+}  // namespace
+
+void ConflictResolver::note_namespace(uint64_t lsn, const std::string& origin, OpKind kind, const std::string& path,
+                                      const std::string& target) {
+    if (kind == OpKind::rename && !target.empty()) {
+        moved_[path] = Moved{lsn, origin, target};
+        emptied_[parent_of(path)] = Removed{lsn, origin};
+        emptied_[parent_of(target)] = Removed{lsn, origin};
+    } else if (kind == OpKind::rmdir || kind == OpKind::unlink) {
+        if (kind == OpKind::rmdir) removed_[path] = Removed{lsn, origin};
+        emptied_[parent_of(path)] = Removed{lsn, origin};
+    }
+}
+
+// A move seen by nobody the agent heard of after `seen` is followed; the
+// next one only if the fileset made it after the one followed (a directory
+// moved away and back ends where it was, not in a loop).
+std::string ConflictResolver::follow_moves(const std::string& agent, uint64_t seen, std::string path, bool self,
+                                           Placement& p,
+                                           std::vector<std::pair<std::string, std::string>>* moves) const {
+    uint64_t after = seen;
+    for (bool hit = true; hit;) {
+        hit = false;
+        for (size_t pos = 0;;) {
+            size_t slash = path.find('/', pos);
+            bool whole = slash == std::string::npos;
+            if (!whole || self) {
+                std::string_view q = std::string_view(path).substr(0, whole ? path.size() : slash);
+                auto it = moved_.find(q);
+                if (it != moved_.end() && it->second.lsn > after && it->second.origin != agent) {
+                    if (moves) moves->emplace_back(it->first, it->second.to);
+                    if (!p.winner_lsn) {
+                        p.winner_lsn = it->second.lsn;
+                        p.winner_origin = it->second.origin;
+                    }
+                    after = it->second.lsn;
+                    path = it->second.to + path.substr(q.size());
+                    hit = true;
+                    break;
+                }
+            }
+            if (whole) break;
+            pos = slash + 1;
+        }
+    }
+    return path;
+}
+
+ConflictResolver::Placement ConflictResolver::place(const std::string& agent, const proto::OpMsg& op) const {
+    Placement p;
+    p.path = op.path;
+    p.target = op.target;
+    if (op.kind == OpKind::setattr && !emptied_.empty()) {
+        // Without `seen`: a directory's times the agent's shipper read
+        // itself (after a rename) cannot say what they saw; sent back,
+        // its agent only gets the times it sent.
+        auto it = emptied_.find(op.path == "." ? std::string_view() : std::string_view(op.path));
+        if (it != emptied_.end() && (!op.seen || it->second.lsn > *op.seen) && it->second.origin != agent)
+            p.echo = true;
+    }
+    if (op.kind == OpKind::rmdir && op.seen) {
+        std::string prefix = p.path + "/";
+        for (auto it = last_.lower_bound(prefix); it != last_.end() && it->first.starts_with(prefix); ++it)
+            if (!it->second.removed && it->second.lsn > *op.seen && it->second.origin != agent) {
+                p.keep_dir = true;
+                p.winner_lsn = it->second.lsn;
+                p.winner_origin = it->second.origin;
+                return p;
+            }
+    }
+    if (!op.seen || (moved_.empty() && removed_.empty())) return p;
+    if (op.kind == OpKind::noop || op.kind == OpKind::repair || op.kind == OpKind::conflict) return p;
+    uint64_t seen = *op.seen;
+    bool two = has_target(op.kind);
+
+    // A rename's or link's source is an entry: it follows its own moves.
+    std::vector<std::pair<std::string, std::string>> moves;
+    p.path = follow_moves(agent, seen, op.path, op.kind == OpKind::rename || op.kind == OpKind::link, p, &moves);
+    if (two) p.target = follow_moves(agent, seen, op.target, false, p, &moves);
+    p.moved = p.path != op.path || p.target != op.target;
+    p.echo = p.echo || p.moved;
+
+    if (op.kind == OpKind::rename && p.target.size() > p.path.size() && p.target.starts_with(p.path) &&
+        p.target[p.path.size()] == '/') {
+        // Into its own subtree, as the fileset stands: the later move is
+        // skipped; the agent, which made it, is given its tree back.
+        p.cycle = true;
+        p.undo.emplace_back(op.target, op.path);
+        for (auto& m : moves) p.undo.push_back(m);
+        return p;
+    }
+
+    // A removal beneath a removed directory agrees with it; anything else
+    // there is an update, which wins: the directories on its way come back.
+    if (op.kind == OpKind::unlink || op.kind == OpKind::rmdir || op.kind == OpKind::exchange) return p;
+    const std::string& made = two ? p.target : p.path;
+    bool found = false;
+    for (size_t slash = made.find('/'); slash != std::string::npos; slash = made.find('/', slash + 1)) {
+        std::string_view q = std::string_view(made).substr(0, slash);
+        if (!found) {
+            auto it = removed_.find(q);
+            if (it == removed_.end() || it->second.lsn <= seen || it->second.origin == agent) continue;
+            found = true;
+            if (!p.winner_lsn) {
+                p.winner_lsn = it->second.lsn;
+                p.winner_origin = it->second.origin;
+            }
+        }
+        p.revive.emplace_back(q);
+    }
+    if (found) p.echo = true;
+    return p;
+}
+
+}  // namespace iz::replicator

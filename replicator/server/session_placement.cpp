@@ -1,0 +1,61 @@
+// Session::place (server_context.hpp): an agent's operation placed by the
+// moves and directory removals it had not seen (conflict_resolver.hpp).
+#include <sys/stat.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "server_context.hpp"
+
+namespace iz::replicator {
+
+const proto::OpMsg& Session::place(const proto::OpMsg& m, proto::OpMsg& placed, bool& echo) {
+    auto p = journal_->place(agent_, m);
+    if (p.cycle) {
+        spdlog::warn("{}: rename '{}' to '{}' at LSN {} is concurrent with the move of {} (server LSN {}) that put "
+                     "'{}' beneath it ('{}'): not applied, reported as a conflict",
+                     who(), m.path, m.target, m.lsn, p.winner_origin, p.winner_lsn, m.target, p.target);
+        journal_->note_move_conflict(ctx_.options.host_name, agent_, m, p);
+        placed = proto::OpMsg{.lsn = m.lsn, .kind = proto::OpKind::noop, .more = m.more};
+        return placed;
+    }
+    if (p.keep_dir) {
+        spdlog::warn("{}: rmdir '{}' at LSN {} did not see the change of {} beneath it (server LSN {}): the change "
+                     "wins, the directory stays and is sent again",
+                     who(), m.path, m.lsn, p.winner_origin, p.winner_lsn);
+        journal_->note_subtree(ctx_.options.host_name, agent_, m, m.path);
+        placed = proto::OpMsg{.lsn = m.lsn, .kind = proto::OpKind::noop, .more = m.more};
+        return placed;
+    }
+    for (auto& dir : p.revive) {
+        if (journal_->has(dir)) continue;
+        // Removed by another agent that had not seen this one's change
+        // beneath it: the change wins, and the directory comes back (as a
+        // plain directory: the removed one's attributes are gone).
+        proto::OpMsg mk{.lsn = m.lsn, .kind = proto::OpKind::mkdir, .more = true};
+        mk.path = dir;
+        mk.mode = S_IFDIR | 0755;
+        mk.time_ns = m.time_ns;
+        auto r = slot_->applier->apply(mk);
+        if (r.outcome != Outcome::applied) {
+            spdlog::warn("{}: cannot make '{}' again for {} '{}' at LSN {}: {}", who(), dir,
+                         proto::op_kind_name(m.kind), m.path, m.lsn, r.message);
+            break;
+        }
+        spdlog::warn("{}: {} '{}' at LSN {} is beneath '{}', which {} removed concurrently (server LSN {}): made "
+                     "again",
+                     who(), proto::op_kind_name(m.kind), m.path, m.lsn, dir, p.winner_origin, p.winner_lsn);
+        journal_->note_applied(ctx_.options.host_name, mk, agent_);
+    }
+    echo = p.echo;
+    if (!p.moved) return m;
+    if (m.kind != proto::OpKind::content_data && m.kind != proto::OpKind::content_end)
+        spdlog::info("{}: {} '{}' at LSN {} follows the concurrent move of {} (server LSN {}): to '{}'", who(),
+                     proto::op_kind_name(m.kind), m.path, m.lsn, p.winner_origin, p.winner_lsn, p.path);
+    placed = m;
+    placed.path = std::move(p.path);
+    placed.target = std::move(p.target);
+    return placed;
+}
+
+}  // namespace iz::replicator

@@ -1,0 +1,197 @@
+// End to end, concurrent namespace changes in a shared fileset: a change
+// beneath a directory another agent removed, moves that would make a
+// cycle, one entry moved to two names, a directory moved while an entry
+// is made inside it. As in e2e_share_conflict_test.cpp, concurrency is
+// made deterministic by stopping agent B, changing the tree on A (which
+// reaches the server), changing B's directory meanwhile and starting B
+// again: its restart captures B's changes with what B had seen before it
+// stopped. Whatever the case, A, B and the server end equal by the full
+// manifest, and every byte either agent wrote is still somewhere.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+
+#include "e2e_share_fixture.hpp"
+
+namespace fs = std::filesystem;
+
+namespace iz::test::e2e {
+namespace {
+
+// Every regular file's bytes beneath `dir`, by path relative to it.
+std::map<std::string, std::string> contents(const fs::path& dir) {
+    std::map<std::string, std::string> out;
+    for (auto& e : fs::recursive_directory_iterator(dir)) {
+        std::error_code ec;
+        if (e.is_symlink(ec) || !e.is_regular_file(ec)) continue;
+        out[fs::relative(e.path(), dir).string()] = read_file(e.path());
+    }
+    return out;
+}
+
+
+class ShareMoveConflict : public ShareFixture {
+protected:
+    ShareMoveConflict() : ShareFixture("mvconf") {}
+
+    void settle() {
+        sync(*b_);
+        sync(*a_);
+        sync(*b_);
+    }
+
+    // Both started and sharing what `make` made in A's directory; then B
+    // is stopped (cut off).
+    template <class Make>
+    void share_then_cut_b(Make make) {
+        start(*a_, "a");
+        start(*b_, "b");
+        make(a_->dir());
+        sync(*a_);
+        sync(*b_);
+        ASSERT_EQ(contents(b_->dir()), contents(a_->dir()));
+        ASSERT_EQ(b_->stop().exit_code, 0);
+    }
+
+    // The server's fileset journal's conflict records.
+    std::vector<nlohmann::json> conflicts_journaled() {
+        std::vector<nlohmann::json> out;
+        for (auto& r : journal_records(server_journal()))
+            if (r.value("op", "") == "conflict") out.push_back(r);
+        return out;
+    }
+
+    std::vector<fs::path> replicas() { return {a_->dir(), b_->dir(), replica()}; }
+};
+
+// A removes d with everything in it while B, cut off, writes a file that
+// was in d and makes a new one there: the updates win. d, B's version of
+// d/f and B's d/new are on every replica; what A removed and B did not
+// touch (d/other) stays removed.
+TEST_F(ShareMoveConflict, AChangeBeneathADirectoryRemovedConcurrentlyKeepsTheDirectory) {
+    share_then_cut_b([](const fs::path& dir) {
+        fs::create_directories(dir / "d" / "sub");
+        write_file(dir / "d" / "f", "f v1\n");
+        write_file(dir / "d" / "other", "other v1\n");
+        write_file(dir / "d" / "sub" / "deep", "deep v1\n");
+        write_file(dir / "keep", "keep\n");
+    });
+    fs::remove_all(a_->dir() / "d");
+    sync(*a_);
+    write_file(b_->dir() / "d" / "f", "f v2, written by B cut off\n");
+    write_file(b_->dir() / "d" / "new", "new, made by B cut off\n");
+    start(*b_, "b");
+    settle();
+
+    for (auto& dir : replicas()) {
+        EXPECT_EQ(read_file(dir / "d" / "f"), "f v2, written by B cut off\n") << dir;
+        EXPECT_EQ(read_file(dir / "d" / "new"), "new, made by B cut off\n") << dir;
+        EXPECT_FALSE(fs::exists(dir / "d" / "other")) << dir;
+        EXPECT_FALSE(fs::exists(dir / "d" / "sub")) << dir;
+        EXPECT_EQ(read_file(dir / "keep"), "keep\n") << dir;
+    }
+    expect_all_equal("after a change beneath a removed directory");
+}
+
+// The other order: B makes d/new and the server has it when A, cut off
+// meanwhile, removes d with everything in it. The update wins: A's rmdir
+// is not applied and A gets d and d/new back; what A removed that B did
+// not touch (d/f, d/sub) stays removed.
+TEST_F(ShareMoveConflict, ARemovalThatDidNotSeeAChangeBeneathItKeepsTheDirectory) {
+    share_then_cut_b([](const fs::path& dir) {
+        fs::create_directories(dir / "d" / "sub");
+        write_file(dir / "d" / "f", "f v1\n");
+        write_file(dir / "d" / "sub" / "deep", "deep v1\n");
+    });
+    // B is the one cut off by the fixture: start it again, cut A off.
+    start(*b_, "b");
+    sync(*b_);
+    ASSERT_EQ(a_->stop().exit_code, 0);
+    write_file(b_->dir() / "d" / "new", "new, made by B while A was cut off\n");
+    sync(*b_);
+    fs::remove_all(a_->dir() / "d");
+    start(*a_, "a");
+    sync(*a_);
+    sync(*b_);
+    sync(*a_);
+
+    for (auto& dir : replicas()) {
+        EXPECT_EQ(read_file(dir / "d" / "new"), "new, made by B while A was cut off\n") << dir;
+        EXPECT_FALSE(fs::exists(dir / "d" / "f")) << dir;
+        EXPECT_FALSE(fs::exists(dir / "d" / "sub")) << dir;
+    }
+    expect_all_equal("after a removal that did not see a change beneath it");
+}
+
+// A moves x into y while B, cut off, moves y into x: applying both would
+// make a cycle. The move the server journals later (B's) is skipped and
+// reported as a conflict record; nothing is lost and all replicas agree.
+TEST_F(ShareMoveConflict, MovesThatWouldMakeACycleKeepTheFirstAndReportTheSecond) {
+    share_then_cut_b([](const fs::path& dir) {
+        fs::create_directories(dir / "x");
+        fs::create_directories(dir / "y");
+        write_file(dir / "x" / "in-x", "in x\n");
+        write_file(dir / "y" / "in-y", "in y\n");
+    });
+    fs::rename(a_->dir() / "x", a_->dir() / "y" / "x");
+    sync(*a_);
+    fs::rename(b_->dir() / "y", b_->dir() / "x" / "y");
+    start(*b_, "b");
+    settle();
+
+    for (auto& dir : replicas()) {
+        EXPECT_EQ(read_file(dir / "y" / "x" / "in-x"), "in x\n") << dir;
+        EXPECT_EQ(read_file(dir / "y" / "in-y"), "in y\n") << dir;
+        EXPECT_FALSE(fs::exists(dir / "x")) << dir;
+    }
+    expect_all_equal("after moves that would make a cycle");
+    auto conflicts = conflicts_journaled();
+    ASSERT_EQ(conflicts.size(), 1u);
+    EXPECT_EQ(conflicts[0].value("path", ""), "y");
+    EXPECT_EQ(conflicts[0].value("origin", ""), "b");
+}
+
+// A renames f to g while B, cut off, renames f to h: B's rename, which
+// the server journals later, follows the entry (g to h), so the later
+// move wins: one name, h, with the bytes, on every replica; no f, no g.
+TEST_F(ShareMoveConflict, OneEntryMovedToTwoNamesEndsAtTheLaterNameEverywhere) {
+    share_then_cut_b([](const fs::path& dir) { write_file(dir / "f", "the one file\n"); });
+    fs::rename(a_->dir() / "f", a_->dir() / "g");
+    sync(*a_);
+    fs::rename(b_->dir() / "f", b_->dir() / "h");
+    start(*b_, "b");
+    settle();
+
+    for (auto& dir : replicas()) {
+        EXPECT_EQ(read_file(dir / "h"), "the one file\n") << dir;
+        EXPECT_FALSE(fs::exists(dir / "f")) << dir;
+        EXPECT_FALSE(fs::exists(dir / "g")) << dir;
+    }
+    expect_all_equal("after one entry moved to two names");
+}
+
+// A moves d to e while B, cut off, makes d/n: n ends inside the moved
+// directory (e/n) on every replica, and no d is left anywhere.
+TEST_F(ShareMoveConflict, AnEntryMadeInADirectoryMovedConcurrentlyFollowsIt) {
+    share_then_cut_b([](const fs::path& dir) {
+        fs::create_directories(dir / "d");
+        write_file(dir / "d" / "old", "old\n");
+    });
+    fs::rename(a_->dir() / "d", a_->dir() / "e");
+    sync(*a_);
+    write_file(b_->dir() / "d" / "n", "n, made by B cut off\n");
+    start(*b_, "b");
+    settle();
+
+    for (auto& dir : replicas()) {
+        EXPECT_EQ(read_file(dir / "e" / "n"), "n, made by B cut off\n") << dir;
+        EXPECT_EQ(read_file(dir / "e" / "old"), "old\n") << dir;
+        EXPECT_FALSE(fs::exists(dir / "d")) << dir;
+    }
+    expect_all_equal("after a create inside a directory moved concurrently");
+}
+
+}  // namespace
+}  // namespace iz::test::e2e
