@@ -9,12 +9,12 @@
 #include <chrono>
 #include <thread>
 
-#include "unit_apply_fixture.hpp"
+#include "unit_apply_server_kill.hpp"
 
 namespace iz::replicator::test_apply {
 namespace {
 
-class ApplyReplayAfterKill : public ApplyTest {};
+class ApplyReplayAfterKill : public ApplyAfterServerKill {};
 
 TEST_F(ApplyReplayAfterKill, WhatAKilledServerAppliedPastItsFinishedReplayIsNotMadeAgain) {
     std::vector<OpMsg> ops{
@@ -50,22 +50,10 @@ TEST_F(ApplyReplayAfterKill, WhatAKilledServerAppliedPastItsFinishedReplayIsNotM
     const std::string once = test::manifest(root_);
     ok(ops[ops.size() - 2]);
     ok(ops.back());
-    auto killed = std::move(applier_);  // then this server is killed
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    auto a = Applier::open(ApplierOptions{root_, state_, "testhost", {}});
-    ASSERT_TRUE(a) << a.error().message;
-    applier_ = std::move(*a);
-    applier_->resume();
-    for (size_t i = 2; i < ops.size(); ++i) {
-        auto r = applier_->apply(ops[i]);
-        EXPECT_TRUE(r.outcome == Outcome::applied || r.outcome == Outcome::skipped) << "#" << i << ": " << r.message;
-        EXPECT_TRUE(r.conflicts.empty()) << "#" << i << ": a conflict copy on replay";
-    }
-    EXPECT_TRUE(applier_->commit(ops.back().lsn));
+    kill_restart_and_replay(ops, 2);  // then this server is killed
     EXPECT_EQ(test::listing(root_), "d\nd/w\nd/w/h\nd/w/p\nr\nx\n");
     EXPECT_TRUE(S_ISCHR(lstat_of(at("r")).st_mode)) << "r is the whiteout";
     EXPECT_EQ(test::manifest(root_), once);
-    (void)killed.release();
 }
 
 }  // namespace
