@@ -33,8 +33,7 @@ TEST_F(ApplyReplayAfterKill, WhatAKilledServerAppliedPastItsFinishedReplayIsNotM
         {.lsn = 7, .kind = OpKind::link, .path = "x", .target = "d/w/h", .target_parent_mtime_ns = t(7)},
         // Change nothing; applied after `once` is taken, they leave the
         // state as a kill in the middle of a stream does (unclean), and
-        // give the directories the times their last operations gave them
-        // (a replayed operation found done leaves them as they are).
+        // give the directories the times their last operations gave them.
         {.lsn = 8, .kind = OpKind::setattr, .path = "", .mtime_ns = t(4)},
         {.lsn = 9, .kind = OpKind::setattr, .path = "d/w", .mtime_ns = t(7)},
     };
