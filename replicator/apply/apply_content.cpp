@@ -55,9 +55,20 @@ void copy_xattrs(int from, int to) {
 // Makes [offset, offset+length) of `fd` read as zeros with no blocks behind
 // it, keeping the size. Where the filesystem cannot punch, the part within
 // the file is overwritten with zeros instead: the bytes still match.
+// A hole that reaches the end of the file is punched to the end of its
+// last block: punched to exactly the size, the filesystem zeroes the part
+// of that block before the end and keeps it, where the source (a program
+// punches "the rest" past the end) has none.
 Status punch_hole(int fd, const proto::Hole& h, const std::string& path) {
+    uint64_t length = h.length;
+    if (struct stat st{}; ::fstat(fd, &st) == 0 && st.st_blksize > 0 &&
+        h.offset + h.length >= static_cast<uint64_t>(st.st_size)) {
+        uint64_t block = static_cast<uint64_t>(st.st_blksize);
+        uint64_t end = std::max(h.offset + h.length, static_cast<uint64_t>(st.st_size));
+        length = (end + block - 1) / block * block - h.offset;
+    }
     if (::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(h.offset),
-                    static_cast<off_t>(h.length)) == 0)
+                    static_cast<off_t>(length)) == 0)
         return {};
     if (errno != EOPNOTSUPP)
         return fail(sys_error(fmt::format("punch a hole of {} bytes at offset {} in", h.length, h.offset), path, errno));
