@@ -617,6 +617,32 @@ INSTANTIATE_TEST_SUITE_P(Capture, SparseFiles,
                                                 std::get<1>(info.param) ? "bpf" : "fanotify_only");
                          });
 
+// A hole punched while no agent ran, where the replica holds zeros as data
+// (the source wrote them, and they travelled with the bytes around them):
+// the start sends the file by block hashes, and the block's hash matched
+// (holes hash as zeros), so nothing was sent for it and the replica kept
+// blocks its source had freed. A matching block still gets the source's
+// holes punched.
+TEST_F(Replication, AHolePunchedWhereTheReplicaHasZerosIsPunchedAfterARestart) {
+    auto& server = add_server();
+    start_agent();
+    auto f = agent_->dir() / "zeros";
+    {
+        std::string data(256 << 10, '\0');
+        std::fill_n(data.begin(), 4096, 'z');
+        std::ofstream(f, std::ios::binary) << data;
+    }
+    sync_ok();
+    ASSERT_EQ(agent_->stop().exit_code, 0);
+    int fd = ::open(f.c_str(), O_WRONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096, (256 << 10) - 4096), 0);
+    ::close(fd);
+    start_agent();
+    sync_ok();
+    expect_converged(server);
+}
+
 // Seeded workloads over every interface a program changes files through
 // (renameat2's flags, mmap, libaio, io_uring, O_DIRECT, O_TMPFILE,
 // copy_file_range, clones, fallocate's modes, splice, sparse files, deep
