@@ -764,6 +764,22 @@ TEST_P(InterfaceWorkload, ConvergesWithSyncsDuringTheWorkload) {
 // mtime newer on the replica (XFS), content for a name where the replica
 // holds a character device (XFS), a link group taken for another object
 // after exchanges (XFS seed 3).
+// Later series (seeds from 1000, ext4 and XFS alternately, about 12 s a
+// run) found, and these fixes removed: content replayed by an agent that
+// resumed below what the server applied, rejected where a whiteout now
+// stands (sync failed; ApplyReplayContent), a hole to a file's unaligned
+// end keeping its last block (SparseTail), an mmap store into a dirty
+// page lost with a killed agent (RestartMapped), a block whose hash
+// matched keeping zeros the source had punched
+// (AHolePunchedWhereTheReplicaHasZerosIsPunchedAfterARestart). Replayed
+// operations found done now set their directories' times
+// (ApplyReplayDirTimes). On the final code a series of 40 runs per
+// filesystem (seeds 5000 to 5039) passed 39 on ext4 and 39 on XFS: on
+// ext4 3 KiB of a file's content old on the replica after exchanges and
+// whiteouts (seed 5031), on XFS zeros held as data where the source has a
+// hole (seed 5029). Seen once each before the last fixes, not explained: a
+// file linked into another object's link group on the replica (ext4 seed
+// 3003), a link group with another object's xattr (XFS seed 4003).
 TEST_P(InterfaceWorkload, DISABLED_ConvergesAfterAgentAndServerAreKilled) {
     auto& server = add_server();
     start_agent();
