@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <unordered_map>
 
 #include "common/at_path.hpp"
@@ -290,6 +291,18 @@ Result<size_t> replay_journal(const std::filesystem::path& journal_dir, uint64_t
     });
     if (!walked) return fail(walked.error());
     return changed;
+}
+
+Result<std::optional<int64_t>> last_run_started(const std::filesystem::path& journal_dir) {
+    std::optional<int64_t> started;
+    auto seek = [](journal::Reader& r) { return r.seek_tail(); };
+    auto walked = walk(journal_dir, seek, &journal::Reader::prev, [&](const Record& x) {
+        if (x.op != Op::start) return true;
+        started = x.time_ns;
+        return false;
+    });
+    if (!walked) return fail(walked.error());
+    return started;
 }
 
 Result<size_t> recover_unsaved_entries(const std::filesystem::path& journal_dir, int root_fd, Tree& persisted) {

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/crash_recovery.hpp"
+#include "agent/unflushed_content.hpp"
 #include "journal/retention.hpp"
 
 namespace iz::agent {
@@ -115,11 +116,22 @@ Status DaemonImpl::bring_up_to_journal(SavedTree& saved) {
         if (*replayed)
             spdlog::info("{} records journaled after the saved tree state (LSN {}) are replayed onto it", *replayed,
                          *saved.lsn);
-        return {};
+    } else {
+        auto recovered = recover_unsaved_entries(opts_.journal_dir, root_fd_, saved.tree);
+        if (!recovered) return fail(recovered.error());
+        if (*recovered)
+            spdlog::info("after an unclean stop: {} entries journaled since the last saved state are gone", *recovered);
     }
-    auto recovered = recover_unsaved_entries(opts_.journal_dir, root_fd_, saved.tree);
-    if (!recovered) return fail(recovered.error());
-    if (*recovered) spdlog::info("after an unclean stop: {} entries journaled since the last saved state are gone", *recovered);
+    // Stores through a mapping that the last agent would have reported at
+    // a writeback that came after it ended (unflushed_content.hpp).
+    auto run = last_run_started(opts_.journal_dir);
+    if (!run) return fail(run.error());
+    if (*run) {
+        if (size_t marked = mark_unflushed_content(root_fd_, saved.tree, **run))
+            spdlog::info("{} files changed in the last run still have pages not written back: their content is "
+                         "compared",
+                         marked);
+    }
     return {};
 }
 

@@ -9,6 +9,7 @@
 // name and type.
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 
 #include "agent/tree_state.hpp"
 #include "common/error.hpp"
@@ -28,6 +29,10 @@ Result<size_t> replay_journal(const std::filesystem::path& journal_dir, uint64_t
 // The paths (and targets) of the records after `after_lsn` that were
 // applied from a server (those with an origin).
 Result<std::vector<std::string>> received_paths_after(const std::filesystem::path& journal_dir, uint64_t after_lsn);
+
+// The time the journal's last start was journaled (nothing when no start
+// is).
+Result<std::optional<int64_t>> last_run_started(const std::filesystem::path& journal_dir);
 
 // For a state saved without its journal position (an older agent): when
 // the journal's last record is not a clean stop, every path that the

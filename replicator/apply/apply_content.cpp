@@ -55,9 +55,20 @@ void copy_xattrs(int from, int to) {
 // Makes [offset, offset+length) of `fd` read as zeros with no blocks behind
 // it, keeping the size. Where the filesystem cannot punch, the part within
 // the file is overwritten with zeros instead: the bytes still match.
+// A hole that reaches the end of the file is punched to the end of its
+// last block: punched to exactly the size, the filesystem zeroes the part
+// of that block before the end and keeps it, where the source (a program
+// punches "the rest" past the end) has none.
 Status punch_hole(int fd, const proto::Hole& h, const std::string& path) {
+    uint64_t length = h.length;
+    if (struct stat st{}; ::fstat(fd, &st) == 0 && st.st_blksize > 0 &&
+        h.offset + h.length >= static_cast<uint64_t>(st.st_size)) {
+        uint64_t block = static_cast<uint64_t>(st.st_blksize);
+        uint64_t end = std::max(h.offset + h.length, static_cast<uint64_t>(st.st_size));
+        length = (end + block - 1) / block * block - h.offset;
+    }
     if (::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(h.offset),
-                    static_cast<off_t>(h.length)) == 0)
+                    static_cast<off_t>(length)) == 0)
         return {};
     if (errno != EOPNOTSUPP)
         return fail(sys_error(fmt::format("punch a hole of {} bytes at offset {} in", h.length, h.offset), path, errno));
@@ -94,8 +105,10 @@ const char* kind_of_entry(mode_t mode) {
 // finds one here is older than that record, or meets something made on
 // the server: in both the entry stays. Replayed after an unclean stop,
 // older is expected (the stopped run applied the later records), and the
-// content is skipped. Otherwise it is rejected: the agent sent content
-// under a name that no longer held its file, or the server's entry stands
+// content is skipped; so it is when the sender resumed below what this run
+// applied (no stop of this server: the agent was killed inside a span of its
+// plan, which is no resume point). Otherwise it is rejected: the agent
+// sent content under a name that no longer held its file, or the server's entry stands
 // where the source has a file; either way the replica may lack what the
 // source holds, and the agent is told (its status and sync name it)
 // rather than the entry being replaced, which left a regular file where
@@ -104,7 +117,7 @@ Error not_for_content(const std::string& path, mode_t mode, bool replaying) {
     auto why = fmt::format("content for '{}' left out: the replica holds {} there, which content never replaces", path,
                            kind_of_entry(mode));
     if (!replaying) return rejection(std::move(why));
-    return Error{why + " (a replay after an unclean stop: a later record made it so)", S_ISDIR(mode) ? EISDIR : EINVAL};
+    return Error{why + " (replayed: a later record made it so)", S_ISDIR(mode) ? EISDIR : EINVAL};
 }
 
 }  // namespace
@@ -155,7 +168,8 @@ Result<UniqueFd> ApplierImpl::open_for_update(const std::string& path) {
     if (::fstat(node->get(), &st) != 0) return fail(sys_error("stat", path, errno));
     // Nothing is ever written through a final symlink either: it is the
     // entry, and not a regular file.
-    if (!S_ISREG(st.st_mode)) return fail(not_for_content(path, st.st_mode, recovering_));
+    if (!S_ISREG(st.st_mode))
+        return fail(not_for_content(path, st.st_mode, recovering_ || current_lsn_ <= applied_through_));
     if (auto why = changed_behind(path, st)) {
         if (auto ok = keep_conflict(*p, path, *why, KeepHow::copy); !ok) return fail(ok.error());
     }
@@ -241,7 +255,8 @@ Status ApplierImpl::do_content_begin(const OpMsg& op) {
     PendingContent c;
     c.lsn = op.lsn;
     c.path = op.path;
-    if (*st && !S_ISREG((*st)->st_mode)) return fail(not_for_content(op.path, (*st)->st_mode, recovering_));
+    if (*st && !S_ISREG((*st)->st_mode))
+        return fail(not_for_content(op.path, (*st)->st_mode, recovering_ || op.lsn <= applied_through_));
     if (*st) {
         c.before = **st;
         if (auto why = changed_behind(op.path, **st)) {

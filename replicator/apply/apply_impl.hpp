@@ -108,6 +108,10 @@ private:
     bool owner_left_out(const OpMsg& op, const std::string& path, int err);
     // The mtime of `p.dir` after an entry in it changed (deferred: dir_cache.hpp).
     Status set_dir_mtime(const Parent& p, std::optional<int64_t> mtime_ns, const std::string& path);
+    // Both ends of a rename or exchange, each the time its record carries;
+    // also for one a replay found done (a replayed creation before it may
+    // have set an older time).
+    Status set_both_dir_mtimes(const Parent& from, const Parent& to, const OpMsg& op);
     // Sets what the directory cache and the file memory hold back, before
     // progress or a commit is recorded.
     Status settle_deferred();

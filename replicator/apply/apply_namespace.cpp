@@ -205,8 +205,15 @@ Status ApplierImpl::do_link(const OpMsg& op) {
     auto ends = open_ends(*dirs_, op);
     if (!ends) return fail(ends.error());
     auto& [from, to, src, dst] = *ends;
+    // Found done (a replay), it still sets the time its record carries:
+    // a replayed creation before it set the one of its own, older record
+    // (and a kill may have come before the first run's time was set).
+    auto done = [&] {
+        return set_dir_mtime(to, op.target_parent_mtime_ns ? op.target_parent_mtime_ns : op.parent_mtime_ns,
+                             op.target);
+    };
     if (!src) {
-        if (dst) return {};  // the source name is gone since; the link was made before
+        if (dst) return done();  // the source name is gone since; the link was made before
         return fail(sys_error("link", op.path, ENOENT));
     }
     if (S_ISDIR(src->st_mode)) return fail(sys_error("hard link to directory", op.path, EISDIR));
@@ -220,7 +227,7 @@ Status ApplierImpl::do_link(const OpMsg& op) {
                                           op.target),
                               op.path, EINVAL));
     if (dst) {
-        if (dst->st_ino == src->st_ino && dst->st_dev == src->st_dev) return {};
+        if (dst->st_ino == src->st_ino && dst->st_dev == src->st_dev) return done();
         if (auto ok = make_room(to, op.target, *dst); !ok) return ok;
     }
     // No AT_SYMLINK_FOLLOW: a symlink is linked as itself.
@@ -327,7 +334,10 @@ Status ApplierImpl::remove_entry(const OpMsg& op, bool directory) {
     }
     auto done = done_before(op, p->dir.get(), p->name);
     if (!done) return fail(done.error());
-    if (*done) return {};  // what the name holds now came later
+    // What the name holds now came later. The removal's time is still set,
+    // as for one found done below: a replayed creation may have set an
+    // older one.
+    if (*done) return set_dir_mtime(*p, op.parent_mtime_ns, op.path);
     auto st = stat_at(p->dir.get(), p->name, op.path);
     if (!st) return fail(st.error());
     if (!*st) {
@@ -340,6 +350,11 @@ Status ApplierImpl::remove_entry(const OpMsg& op, bool directory) {
         if (auto ok = make_room(*p, op.path, **st); !ok) return ok;
     }
     return set_dir_mtime(*p, op.parent_mtime_ns, op.path);
+}
+
+Status ApplierImpl::set_both_dir_mtimes(const Parent& from, const Parent& to, const OpMsg& op) {
+    if (auto ok = set_dir_mtime(from, op.parent_mtime_ns, op.path); !ok) return ok;
+    return set_dir_mtime(to, op.target_parent_mtime_ns, op.target);
 }
 
 Status ApplierImpl::do_rename(const OpMsg& op) {
@@ -367,10 +382,10 @@ Status ApplierImpl::do_rename(const OpMsg& op) {
         // what is there now a change behind our back.
         memory_->forget(op.path);
         memory_->forget(op.target);
-        return {};
+        return set_both_dir_mtimes(from, to, op);
     }
     if (!src) {
-        if (dst) return {};  // done before (a replay)
+        if (dst) return set_both_dir_mtimes(from, to, op);  // done before (a replay)
         return fail(sys_error(fmt::format("rename to '{}' of", op.target), op.path, ENOENT));
     }
     if (dst) {
@@ -461,7 +476,7 @@ Status ApplierImpl::do_exchange(const OpMsg& op) {
             // knows of both is dropped (adopted when next seen).
             memory_->forget(op.path);
             memory_->forget(op.target);
-            return {};
+            return set_both_dir_mtimes(from, to, op);
         }
     } else if (auto ok = exchanges_->add({op.lsn, op.path, op.target, *at_path, *at_target}, state_->durable_lsn());
                !ok) {

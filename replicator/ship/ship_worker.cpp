@@ -1002,6 +1002,18 @@ bool ShipWorker::ship_whole(const Record& r, ShipAction action) {
                     size = off + data->size();
                     break;
                 }
+                // The same bytes; but where this block has holes, the
+                // server's may hold the zeros as data (written so, and
+                // punched here since): those are punched there too, or the
+                // replica keeps blocks its source freed.
+                uint64_t at = off;
+                for (auto& e : *extents) {
+                    if (e.end() <= off) continue;
+                    if (e.offset >= end) break;
+                    if (e.offset > at && !stream.add_hole(at, e.offset - at)) return false;
+                    at = std::max(at, e.end());
+                }
+                if (at < end && !stream.add_hole(at, end - at)) return false;
                 continue;
             }
             whole = std::move(*data);

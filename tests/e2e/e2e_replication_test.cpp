@@ -617,6 +617,32 @@ INSTANTIATE_TEST_SUITE_P(Capture, SparseFiles,
                                                 std::get<1>(info.param) ? "bpf" : "fanotify_only");
                          });
 
+// A hole punched while no agent ran, where the replica holds zeros as data
+// (the source wrote them, and they travelled with the bytes around them):
+// the start sends the file by block hashes, and the block's hash matched
+// (holes hash as zeros), so nothing was sent for it and the replica kept
+// blocks its source had freed. A matching block still gets the source's
+// holes punched.
+TEST_F(Replication, AHolePunchedWhereTheReplicaHasZerosIsPunchedAfterARestart) {
+    auto& server = add_server();
+    start_agent();
+    auto f = agent_->dir() / "zeros";
+    {
+        std::string data(256 << 10, '\0');
+        std::fill_n(data.begin(), 4096, 'z');
+        std::ofstream(f, std::ios::binary) << data;
+    }
+    sync_ok();
+    ASSERT_EQ(agent_->stop().exit_code, 0);
+    int fd = ::open(f.c_str(), O_WRONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096, (256 << 10) - 4096), 0);
+    ::close(fd);
+    start_agent();
+    sync_ok();
+    expect_converged(server);
+}
+
 // Seeded workloads over every interface a program changes files through
 // (renameat2's flags, mmap, libaio, io_uring, O_DIRECT, O_TMPFILE,
 // copy_file_range, clones, fallocate's modes, splice, sparse files, deep
@@ -738,6 +764,22 @@ TEST_P(InterfaceWorkload, ConvergesWithSyncsDuringTheWorkload) {
 // mtime newer on the replica (XFS), content for a name where the replica
 // holds a character device (XFS), a link group taken for another object
 // after exchanges (XFS seed 3).
+// Later series (seeds from 1000, ext4 and XFS alternately, about 12 s a
+// run) found, and these fixes removed: content replayed by an agent that
+// resumed below what the server applied, rejected where a whiteout now
+// stands (sync failed; ApplyReplayContent), a hole to a file's unaligned
+// end keeping its last block (SparseTail), an mmap store into a dirty
+// page lost with a killed agent (RestartMapped), a block whose hash
+// matched keeping zeros the source had punched
+// (AHolePunchedWhereTheReplicaHasZerosIsPunchedAfterARestart). Replayed
+// operations found done now set their directories' times
+// (ApplyReplayDirTimes). On the final code a series of 40 runs per
+// filesystem (seeds 5000 to 5039) passed 39 on ext4 and 39 on XFS: on
+// ext4 3 KiB of a file's content old on the replica after exchanges and
+// whiteouts (seed 5031), on XFS zeros held as data where the source has a
+// hole (seed 5029). Seen once each before the last fixes, not explained: a
+// file linked into another object's link group on the replica (ext4 seed
+// 3003), a link group with another object's xattr (XFS seed 4003).
 TEST_P(InterfaceWorkload, DISABLED_ConvergesAfterAgentAndServerAreKilled) {
     auto& server = add_server();
     start_agent();

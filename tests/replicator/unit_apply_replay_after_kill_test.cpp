@@ -9,12 +9,12 @@
 #include <chrono>
 #include <thread>
 
-#include "unit_apply_fixture.hpp"
+#include "unit_apply_server_kill.hpp"
 
 namespace iz::replicator::test_apply {
 namespace {
 
-class ApplyReplayAfterKill : public ApplyTest {};
+class ApplyReplayAfterKill : public ApplyAfterServerKill {};
 
 TEST_F(ApplyReplayAfterKill, WhatAKilledServerAppliedPastItsFinishedReplayIsNotMadeAgain) {
     std::vector<OpMsg> ops{
@@ -33,8 +33,7 @@ TEST_F(ApplyReplayAfterKill, WhatAKilledServerAppliedPastItsFinishedReplayIsNotM
         {.lsn = 7, .kind = OpKind::link, .path = "x", .target = "d/w/h", .target_parent_mtime_ns = t(7)},
         // Change nothing; applied after `once` is taken, they leave the
         // state as a kill in the middle of a stream does (unclean), and
-        // give the directories the times their last operations gave them
-        // (a replayed operation found done leaves them as they are).
+        // give the directories the times their last operations gave them.
         {.lsn = 8, .kind = OpKind::setattr, .path = "", .mtime_ns = t(4)},
         {.lsn = 9, .kind = OpKind::setattr, .path = "d/w", .mtime_ns = t(7)},
     };
@@ -50,22 +49,10 @@ TEST_F(ApplyReplayAfterKill, WhatAKilledServerAppliedPastItsFinishedReplayIsNotM
     const std::string once = test::manifest(root_);
     ok(ops[ops.size() - 2]);
     ok(ops.back());
-    auto killed = std::move(applier_);  // then this server is killed
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    auto a = Applier::open(ApplierOptions{root_, state_, "testhost", {}});
-    ASSERT_TRUE(a) << a.error().message;
-    applier_ = std::move(*a);
-    applier_->resume();
-    for (size_t i = 2; i < ops.size(); ++i) {
-        auto r = applier_->apply(ops[i]);
-        EXPECT_TRUE(r.outcome == Outcome::applied || r.outcome == Outcome::skipped) << "#" << i << ": " << r.message;
-        EXPECT_TRUE(r.conflicts.empty()) << "#" << i << ": a conflict copy on replay";
-    }
-    EXPECT_TRUE(applier_->commit(ops.back().lsn));
+    kill_restart_and_replay(ops, 2);  // then this server is killed
     EXPECT_EQ(test::listing(root_), "d\nd/w\nd/w/h\nd/w/p\nr\nx\n");
     EXPECT_TRUE(S_ISCHR(lstat_of(at("r")).st_mode)) << "r is the whiteout";
     EXPECT_EQ(test::manifest(root_), once);
-    (void)killed.release();
 }
 
 }  // namespace

@@ -10,7 +10,7 @@
 #include <chrono>
 #include <thread>
 
-#include "unit_apply_fixture.hpp"
+#include "unit_apply_server_kill.hpp"
 
 namespace iz::replicator::test_apply {
 namespace {
@@ -35,7 +35,7 @@ std::vector<OpMsg> file_renamed_then_its_new_directory() {
     return ops;
 }
 
-class ApplyReplayChain : public ApplyTest {
+class ApplyReplayChain : public ApplyAfterServerKill {
 protected:
     // Applies `ops` once, then again on a new connection, and returns the
     // manifest after each.
@@ -192,21 +192,9 @@ TEST_F(ApplyReplayChain, AReplayCutShortByAServerKillIsFinishedByTheNextOne) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     applier_->resume();  // the agent killed: it resumes after LSN 1
     for (size_t i = 1; i < 3; ++i) (void)applier_->apply(ops[i]);  // n/d and n/d/p made again
-    auto killed = std::move(applier_);  // then this server is killed
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    auto a = Applier::open(ApplierOptions{root_, state_, "testhost", {}});
-    ASSERT_TRUE(a) << a.error().message;
-    applier_ = std::move(*a);
-    applier_->resume();
-    for (size_t i = 1; i < ops.size(); ++i) {
-        auto r = applier_->apply(ops[i]);
-        EXPECT_TRUE(r.outcome == Outcome::applied || r.outcome == Outcome::skipped) << "#" << i << ": " << r.message;
-        EXPECT_TRUE(r.conflicts.empty()) << "#" << i << ": a conflict copy on replay";
-    }
-    EXPECT_TRUE(applier_->commit(ops.back().lsn));
+    kill_restart_and_replay(ops, 1);  // then this server is killed
     EXPECT_EQ(test::listing(root_), "n\nn/x\nn/x/m\nn/x/p\n");
     EXPECT_EQ(test::manifest(root_), once);
-    (void)killed.release();
 }
 
 }  // namespace

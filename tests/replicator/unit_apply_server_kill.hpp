@@ -1,0 +1,48 @@
+#pragma once
+// A server killed while it applies, then started again: its Applier is
+// never closed (a killed process runs no destructor), a new one opens the
+// same root and state, and the sender resumes and replays part of the
+// journal onto what the killed one left.
+#include <chrono>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "unit_apply_fixture.hpp"
+
+namespace iz::replicator::test_apply {
+
+class ApplyAfterServerKill : public ApplyTest {
+protected:
+    void TearDown() override {
+        // Left as the kill left them: closing them would finish their work.
+        for (auto& k : killed_) (void)k.release();
+        ApplyTest::TearDown();
+    }
+
+    // Kills this server, starts it again a tick later (birth times are
+    // stamped with the coarse clock), and replays ops[from..] on a resumed
+    // connection: each must be applied or skipped, none may keep a conflict
+    // copy (a replay only meets what this journal made). Then commits
+    // through the last.
+    void kill_restart_and_replay(const std::vector<OpMsg>& ops, size_t from) {
+        killed_.push_back(std::move(applier_));
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        auto a = Applier::open(ApplierOptions{root_, state_, "testhost", {}});
+        ASSERT_TRUE(a) << a.error().message;
+        applier_ = std::move(*a);
+        applier_->resume();
+        for (size_t i = from; i < ops.size(); ++i) {
+            auto r = applier_->apply(ops[i]);
+            EXPECT_TRUE(r.outcome == Outcome::applied || r.outcome == Outcome::skipped)
+                << "#" << i << " " << proto::op_kind_name(ops[i].kind) << " '" << ops[i].path
+                << "': " << outcome_name(r.outcome) << ": " << r.message;
+            EXPECT_TRUE(r.conflicts.empty()) << "#" << i << ": a conflict copy on replay";
+        }
+        EXPECT_TRUE(applier_->commit(ops.back().lsn));
+    }
+
+    std::vector<std::unique_ptr<Applier>> killed_;
+};
+
+}  // namespace iz::replicator::test_apply
