@@ -2,9 +2,11 @@
 # izreplicate's CPU over a fixed workload: a tree of 10,000 small files is
 # copied into a watched directory (cp -a), synced, removed (rm -r) and
 # synced again; izwatch ships it to a local izreplicate run under
-# `perf stat` (task-clock, context switches, and instructions where the
-# machine has the counter). Prints one line per run and the median of each
-# count. `record` runs `perf record` instead and keeps its profiles in
+# `perf stat`: task-clock and context switches, which the load of the
+# machine moves by +-10%, and the syscalls izreplicate made (all, and the
+# openat2, name_to_handle_at and write among them), which it does not
+# (instructions too where the machine has the counter). Prints one line
+# per run and the median of each count. `record` runs `perf record` instead and keeps its profiles in
 # IZ_PERF_OUT (default /tmp) for `perf report`. (Valgrind cannot run
 # izreplicate: it does not know openat2.)
 #
@@ -57,7 +59,9 @@ for run in $(seq 1 "$runs"); do
     if [ "$tool" = record ]; then
         perf record -q -e cpu-clock -F 4999 -g -o "${IZ_PERF_OUT:-/tmp}/server-cpu.$run.data" -- "${server[@]}" &
     else
-        perf stat -x, -e task-clock,context-switches,instructions -o "$out" -- "${server[@]}" &
+        perf stat -x, -o "$out" -e task-clock,context-switches,instructions,raw_syscalls:sys_enter \
+            -e syscalls:sys_enter_openat2,syscalls:sys_enter_name_to_handle_at,syscalls:sys_enter_write \
+            -- "${server[@]}" &
     fi
     server_pid=$!
     for _ in $(seq 1 600); do
@@ -84,6 +88,12 @@ for run in $(seq 1 "$runs"); do
         ms=$(awk -F, '$3 == "task-clock" {printf "%.0f", $1}' "$out")
         cs=$(awk -F, '$3 == "context-switches" {print $1}' "$out")
         line="task_clock_ms=$ms context_switches=$cs"
+        for e in raw_syscalls:sys_enter syscalls:sys_enter_openat2 syscalls:sys_enter_name_to_handle_at \
+            syscalls:sys_enter_write; do
+            n=$(awk -F, -v e="$e" '$3 == e {print $1}' "$out")
+            name=${e##*sys_enter_}; [ "$name" = raw_syscalls:sys_enter ] && name=syscalls
+            line="$line $name=$n"
+        done
         ins=$(awk -F, '$3 ~ /^instructions/ && $1 ~ /^[0-9]+$/ {print $1}' "$out")
         [ -n "$ins" ] && line="$line instructions=$ins"
     fi
