@@ -253,6 +253,8 @@ ApplyResult ApplierImpl::apply(const OpMsg& op) {
         skipped_content_ = SkippedContent{op.lsn, op.path, s.error().message};
     result.conflicts = std::move(conflicts_);
     conflicts_.clear();
+    if (s) result.written = std::move(written_);
+    written_ = FileHandle{};
     if (!s) {
         const Error& e = s.error();
         result.message = e.message;

@@ -202,6 +202,8 @@ Status ApplierImpl::do_write(const OpMsg& op) {
     if (auto ok = set_attrs_fd(fd->get(), attrs, op.path, known); !ok) return ok;
     struct stat st{};
     if (::fstat(fd->get(), &st) == 0) memory_->remember(op.path, st);
+    if (opts_.written_handles && op.kind == proto::OpKind::write)
+        written_ = handle_of(fd->get(), "", op.path).value_or(FileHandle{});
     return {};
 }
 
@@ -382,6 +384,7 @@ Status ApplierImpl::do_content_end(const OpMsg& op) {
     }
     struct stat st{};
     if (::fstat(fd, &st) == 0) memory_->remember(op.path, st);
+    if (opts_.written_handles) written_ = handle_of(fd, "", op.path).value_or(FileHandle{});
     Status mt = set_dir_mtime(c.parent, op.parent_mtime_ns, op.path);
     content_.reset();
     return mt;

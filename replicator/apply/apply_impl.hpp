@@ -206,6 +206,7 @@ private:
         if (lsn >= recover_through_) recovering_ = false;
     }
     std::optional<PendingContent> content_;
+    FileHandle written_;  // ApplyResult::written of the content_end applying
     // A content_begin that was skipped (the tree was not in a state to take
     // it): its content_data and content_end are skipped with it rather than
     // refused as parts without a beginning, which would drop the connection

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 
 #include "common/durable_file.hpp"
 
@@ -17,12 +18,20 @@ namespace iz::replicator {
 namespace {
 
 // Names may hold any byte but NUL and '/': stored as hex, one note a line.
-std::string to_hex(const std::string& s) {
-    if (s.empty()) return "-";  // a field of its own
-    std::string out;
-    out.reserve(2 * s.size());
-    for (unsigned char c : s) out += fmt::format("{:02x}", c);
-    return out;
+// Appended to `out`: a note is made for every rename and removal, and a
+// formatted string per byte cost more than the rest of the note.
+void append_hex(std::string& out, std::string_view s) {
+    if (s.empty()) {
+        out += '-';  // a field of its own
+        return;
+    }
+    static constexpr char kDigits[] = "0123456789abcdef";
+    size_t at = out.size();
+    out.resize(at + 2 * s.size());
+    for (unsigned char c : s) {
+        out[at++] = kDigits[c >> 4];
+        out[at++] = kDigits[c & 15];
+    }
 }
 
 std::optional<std::string> from_hex(const std::string& h) {
@@ -85,8 +94,14 @@ std::optional<ExchangeNote> ExchangeNotes::find(uint64_t lsn, const std::string&
 namespace {
 
 std::string note_line(const ExchangeNote& n) {
-    return fmt::format("{} {} {} {} {}\n", n.lsn, to_hex(n.path), to_hex(n.target), to_hex(n.at_path),
-                       to_hex(n.at_target));
+    std::string line = fmt::format_int(n.lsn).str();
+    line.reserve(line.size() + 2 * (n.path.size() + n.target.size() + n.at_path.size() + n.at_target.size()) + 8);
+    for (const std::string* field : {&n.path, &n.target, &n.at_path, &n.at_target}) {
+        line += ' ';
+        append_hex(line, *field);
+    }
+    line += '\n';
+    return line;
 }
 
 }  // namespace
@@ -143,7 +158,13 @@ Status ExchangeNotes::committed(uint64_t durable_lsn) {
     return rewrite(false);
 }
 
-std::string identity_of(const FileHandle& handle) { return fmt::format("h{}:{}", handle.type, to_hex(handle.bytes)); }
+std::string identity_of(const FileHandle& handle) {
+    std::string id = "h";
+    id += fmt::format_int(handle.type).c_str();
+    id += ':';
+    append_hex(id, handle.bytes);
+    return id;
+}
 
 Result<std::string> object_identity(int dirfd, const std::string& name, const std::string& path) {
     // A symlink is named as itself (handle_of never follows one).

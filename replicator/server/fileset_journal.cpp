@@ -83,9 +83,14 @@ Result<std::shared_ptr<FilesetJournal>> FilesetJournal::open(const std::filesyst
 }
 
 void FilesetJournal::learn(const Record& r, uint64_t lsn, const std::string& as) {
-    auto kind = kind_of(r.op);
+    learn(r.op, r.origin, r.path, r.target, lsn, as);
+}
+
+void FilesetJournal::learn(Op op, const std::string& origin, const std::string& path, const std::string& target,
+                           uint64_t lsn, const std::string& as) {
+    auto kind = kind_of(op);
     if (!kind) return;
-    resolver_.note(lsn, as.empty() ? r.origin : as, *kind, r.path, r.target);
+    resolver_.note(lsn, as.empty() ? origin : as, *kind, path, target);
 }
 
 void FilesetJournal::note_conflict(const std::string& agent, const proto::OpMsg& op, const ConflictDecision& d) {
@@ -105,29 +110,34 @@ FilesetJournal::~FilesetJournal() {
     if (writer_) (void)writer_->close();
 }
 
-void FilesetJournal::note_applied(const std::string& agent, const proto::OpMsg& op, const std::string& as) {
+void FilesetJournal::note_applied(const std::string& agent, const proto::OpMsg& op, const std::string& as,
+                                  const FileHandle* written) {
     auto r = journal_record_of(op, agent, op.lsn);
     if (!r) return;
     // The parts of one range write are one change for those who receive it
     // (its whole content is sent): the first part is enough.
+    bool write = r->op == Op::write;
     {
         std::lock_guard lock(mu_);
-        if (r->op == Op::write && last_write_ && last_write_->origin == agent && last_write_->origin_lsn == op.lsn &&
+        if (write && last_write_ && last_write_->origin == agent && last_write_->origin_lsn == op.lsn &&
             last_write_->path == op.path)
             return;
-        if (r->op == Op::write) last_write_ = Record{.path = r->path, .origin = agent, .origin_lsn = op.lsn};
+        if (write) last_write_ = Record{.path = op.path, .origin = agent, .origin_lsn = op.lsn};
         else last_write_.reset();
     }
-    if (r->op == Op::write) {
+    if (write) {
         // The file's handle: by the time it is forwarded the file may have
         // moved (a rename follows), and its content is read through it.
-        if (auto node = open_beneath(root_fd_.get(), op.path, O_PATH | O_NOFOLLOW))
+        if (written && !written->empty()) r->handle = *written;
+        else if (auto node = open_beneath(root_fd_.get(), op.path, O_PATH | O_NOFOLLOW))
             if (auto h = handle_of(node->get(), "", op.path)) r->handle = *h;
     }
-    Record copy = *r;
+    // The record goes to the writer whole; the resolver learns it from
+    // `op`, which holds the same path and target (no copy of the record).
+    Op kind = r->op;
     auto lsn = writer_->append(std::move(*r));  // a failed writer shows in flush()
     if (!lsn) return;
-    learn(copy, *lsn, as);
+    learn(kind, agent, op.path, op.target, *lsn, as);
     noted(agent, *lsn);
 }
 

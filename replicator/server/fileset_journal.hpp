@@ -56,7 +56,11 @@ public:
 
     // `as`: the agent the resolver counts it for, when `agent` is the
     // server itself (a conflict copy, an update sent back); "" for `agent`.
-    void note_applied(const std::string& agent, const proto::OpMsg& op, const std::string& as = "");
+    // `written`: for a content_end or write, the handle of the file the
+    // applier wrote (ApplyResult::written), which the record keeps; without
+    // it (or empty) the file is opened beneath the root again for it.
+    void note_applied(const std::string& agent, const proto::OpMsg& op, const std::string& as = "",
+                      const FileHandle* written = nullptr);
     // Journals the conflict `d` found for `agent`'s `op` (a `conflict`
     // record: path, the copy as target, the agent as origin, both origins
     // in its message), before the copy's own records.
@@ -122,6 +126,8 @@ private:
     std::mutex order_mu_;
     ConflictResolver resolver_;  // under order_mu_
     void learn(const journal::Record& r, uint64_t lsn, const std::string& as = "");
+    void learn(journal::Op op, const std::string& origin, const std::string& path, const std::string& target,
+               uint64_t lsn, const std::string& as);
     void noted(const std::string& origin, uint64_t lsn);
 };
 

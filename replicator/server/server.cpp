@@ -26,6 +26,7 @@ Result<std::shared_ptr<FilesetSlot>> ServerContext::slot(const std::string& agen
     ao.root = options.dir_mode == FilesetDirMode::per_fileset ? options.root / fileset : options.root;
     ao.state_dir = state_root / agent / fileset;
     ao.host = options.host_name;
+    ao.written_handles = true;  // for the fileset journal (session.cpp)
     // The state directory must not be reachable from the wire.
     auto rel = state_root.lexically_relative(ao.root);
     if (!rel.empty() && *rel.begin() != ".." && rel != ".") ao.reserved_top = rel.begin()->string();

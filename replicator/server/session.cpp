@@ -465,11 +465,11 @@ void Session::on_op(const proto::OpMsg& arriving) {
         if (r.outcome == Outcome::applied && d.action != ConflictDecision::Action::drop) {
             if (d.action == ConflictDecision::Action::keep_aside) {
                 if (d.fresh) journal_->note_conflict(agent_, m, d);
-                journal_->note_applied(ctx_.options.host_name, *op, agent_);
+                journal_->note_applied(ctx_.options.host_name, *op, agent_, &r.written);
             } else if (d.echo) {
-                journal_->note_applied(ctx_.options.host_name, m, agent_);
+                journal_->note_applied(ctx_.options.host_name, m, agent_, &r.written);
             } else {
-                journal_->note_applied(agent_, m);
+                journal_->note_applied(agent_, m, "", &r.written);
             }
         }
     }

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "common/file_handle.hpp"
 #include "replicator/wire/protocol.hpp"
 
 namespace iz::replicator {
@@ -46,6 +47,10 @@ struct ApplierOptions {
     // records after it. Kept aside as a conflict copy here, it was on this
     // replica only.
     bool forwarded = false;
+    // ApplyResult::written is wanted (a server's fileset journal names each
+    // written file by its handle): the applier has the file open then, and
+    // reading the handle there spares opening it again beneath the root.
+    bool written_handles = false;
 };
 
 struct ConflictNote {
@@ -74,6 +79,10 @@ struct ApplyResult {
     // with it, and told already when the beginning was.
     bool with_beginning = false;
     std::vector<ConflictNote> conflicts;
+    // A content_end or write applied, with ApplierOptions::written_handles:
+    // the handle of the file it wrote (empty when the filesystem gives
+    // none, or the write replaced a running file).
+    FileHandle written;
 };
 
 // A part of an operation this server cannot apply, found after the
