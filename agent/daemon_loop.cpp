@@ -32,17 +32,20 @@ int DaemonImpl::run() {
             spdlog::error("epoll_wait: {}", std::strerror(errno));
             break;
         }
+        bool drained = false;
         for (int i = 0; i < n; ++i) {
             switch (evs[i].data.u32) {
                 case 1:
                     gather();
                     drain();
+                    drained = true;
                     last_event = Clock::now();
                     break;
                 case 2: serve_control(); break;
                 case 3: stopping_ = true; break;
                 case 4:
                     drain();
+                    drained = true;
                     last_event = Clock::now();
                     break;
                 case 5: take_acks(); break;
@@ -51,6 +54,11 @@ int DaemonImpl::run() {
                 case 8: answer_metrics(); break;
             }
         }
+        // Most eBPF events wake nobody (a write's range comes before its
+        // fanotify event, which does): those no fanotify event follows
+        // (libaio's writes, process exits) are read whenever the loop turns,
+        // at least once a second.
+        if (!drained) consume_bpf();
         // A move held for the other half of an exchange that did not come.
         if (auto due = capture_->held_due_in(); due && due->count() == 0) capture_->release_held();
         capture_->flush_writes(false);

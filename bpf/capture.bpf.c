@@ -58,7 +58,20 @@ __u64 dropped = 0;  // events lost to a full ring buffer
 
 // ---- emitting ------------------------------------------------------------
 
-static __always_inline void emit(__u64 ino, __u32 kind, __u64 offset, __u64 length) {
+// Waking the agent for an event costs the thread that raised it an
+// interrupt and a wakeup, and the agent a context switch: for a stream of
+// small writes, more than the event itself. Most events need none: a
+// write's range is followed, in the same call, by the fanotify event the
+// agent wakes for, and reads the ring buffer after; a process's exit only
+// names the processes of events read with it. Those are submitted quietly
+// (the agent also reads the ring buffer whenever it wakes, at least once a
+// second, which is what a range no fanotify event follows, libaio's, is
+// left to: such a range is journaled after a second unclaimed anyway).
+// Unless the ring buffer fills up: past IZ_WAKE_ABOVE unread, every event
+// wakes the agent, far before the 16 MiB would drop any.
+#define IZ_WAKE_ABOVE (1 << 20)
+
+static __always_inline void emit_as(__u64 ino, __u32 kind, __u64 offset, __u64 length, int quiet) {
     struct iz_dirty_event* e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
     if (!e) {
         __sync_fetch_and_add(&dropped, 1);
@@ -75,12 +88,24 @@ static __always_inline void emit(__u64 ino, __u32 kind, __u64 offset, __u64 leng
     e->gid = uid_gid >> 32;
     e->kind = kind;
     bpf_get_current_comm(e->comm, sizeof(e->comm));
-    bpf_ringbuf_submit(e, 0);
+    __u64 flags = 0;
+    if (quiet) flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > IZ_WAKE_ABOVE ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+    bpf_ringbuf_submit(e, flags);
+}
+
+// An event nothing else brings to the agent's attention: wakes it.
+static __always_inline void emit(__u64 ino, __u32 kind, __u64 offset, __u64 length) {
+    emit_as(ino, kind, offset, length, 0);
+}
+
+// A range of a write, which a fanotify modify event follows.
+static __always_inline void emit_quiet(__u64 ino, __u32 kind, __u64 offset, __u64 length) {
+    emit_as(ino, kind, offset, length, 1);
 }
 
 static __always_inline void emit_if_watched(__u32 dev, __u64 ino, __u32 kind, __s64 offset, __s64 length) {
     if (dev != target_dev || offset < 0 || length <= 0) return;
-    emit(ino, kind, offset, length);
+    emit_quiet(ino, kind, offset, length);
 }
 
 // ---- direct: ext4 ----------------------------------------------------------
@@ -210,7 +235,7 @@ int iomap_direct_iter(struct trace_event_raw_iomap_iter___iz* ctx) {
     unsigned int flags = ctx->flags;
     if (io.ino != ctx->ino || (flags & (IZ_IOMAP_WRITE | IZ_IOMAP_DIRECT)) != (IZ_IOMAP_WRITE | IZ_IOMAP_DIRECT))
         return 0;
-    if ((__s64)io.offset >= 0 && io.length > 0) emit(io.ino, IZ_DIRTY_WRITE, io.offset, io.length);
+    if ((__s64)io.offset >= 0 && io.length > 0) emit_quiet(io.ino, IZ_DIRTY_WRITE, io.offset, io.length);
     return 0;
 }
 
@@ -236,7 +261,7 @@ int xfs_remap_range(struct trace_event_raw_xfs_double_io_class___iz* ctx) {
     __u64 ino = ctx->dest_ino;
     __s64 offset = ctx->dest_offset;
     __s64 len = ctx->len;
-    if (offset >= 0 && len > 0) emit(ino, IZ_DIRTY_WRITE, offset, len);
+    if (offset >= 0 && len > 0) emit_quiet(ino, IZ_DIRTY_WRITE, offset, len);
     else emit(ino, IZ_DIRTY_UNKNOWN, 0, 0);
     return 0;
 }
@@ -554,7 +579,7 @@ SEC("tracepoint/sched/sched_process_exit")
 int iz_process_exit(void* ctx) {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     if ((__u32)pid_tgid != (__u32)(pid_tgid >> 32)) return 0;  // a thread, not the process
-    emit(0, IZ_PROCESS_EXIT, 0, 0);
+    emit_quiet(0, IZ_PROCESS_EXIT, 0, 0);
     return 0;
 }
 
