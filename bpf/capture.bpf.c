@@ -40,6 +40,9 @@ const volatile __u32 target_dev = 0;
 // Its backing device's name ("7:0"), which the writeback tracepoints carry
 // instead of a dev_t; empty: the safety net stays off.
 const volatile char target_bdi[32] = {};
+// The agent's own process (0: none), whose mappings are reads of its own
+// journal: see mapping_fault.
+const volatile __u32 own_tgid = 0;
 
 // 16 MiB: about 230,000 events. A burst of tiny writes fills it in a
 // fraction of a second; ordinary I/O leaves a busy agent many seconds.
@@ -501,16 +504,28 @@ static __always_inline int mapped_store(__u64 ino) {
 // dirties it (reported by the dirty-folio net below), into a folio already
 // dirty it is reported when that folio is written back, which a sync has
 // done at once.
+//
+// The agent maps only its own journal, read-only, to ship it: were its
+// segments remembered, every group commit's writeback of the journal would
+// come back as a change of unknown content to a file outside the tree
+// (woken for twice, looked for in vain each time). A store through a
+// mapping is made by the process that maps, which faults in its own page
+// table entries, so another process's mapping of any file is remembered
+// all the same.
+static __always_inline int fault_of_agent(void) {
+    return own_tgid && (__u32)(bpf_get_current_pid_tgid() >> 32) == own_tgid;
+}
+
 SEC("tracepoint/filemap/mm_filemap_fault")
 int mapping_fault(struct trace_event_raw_mm_filemap_fault___iz* ctx) {
-    if (ctx->s_dev != target_dev) return 0;
+    if (ctx->s_dev != target_dev || fault_of_agent()) return 0;
     remember_mapped(ctx->i_ino);
     return 0;
 }
 
 SEC("tracepoint/filemap/mm_filemap_map_pages")
 int mapping_fault_around(struct trace_event_raw_mm_filemap_op_page_cache_range___iz* ctx) {
-    if (ctx->s_dev != target_dev) return 0;
+    if (ctx->s_dev != target_dev || fault_of_agent()) return 0;
     remember_mapped(ctx->i_ino);
     return 0;
 }
