@@ -7,6 +7,7 @@
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
@@ -16,6 +17,7 @@
 namespace iz::agent {
 
 int DaemonImpl::run() {
+    self_pid_ = static_cast<int32_t>(::getpid());
     auto last_persist = Clock::now();
     auto last_event = Clock::now();
     auto last_retention = Clock::now() - std::chrono::seconds(55);
@@ -146,7 +148,16 @@ void DaemonImpl::drain() {
 
 void DaemonImpl::consume_bpf() {
     if (!bpf_) return;
-    auto got = bpf_->consume([this](const DirtyRangeEvent& ev) { capture_->on_dirty_range(ev); });
+    auto got = bpf_->consume([this](const DirtyRangeEvent& ev) {
+        // The agent's own writes: its journal and tree state, which are not
+        // in the tree, and what the receiver applies, which is journaled by
+        // the receiver (the capture drops its records) and reaches the
+        // capture through fanotify all the same. Their ranges named inodes
+        // the capture then looked for in vain, each miss a walk of the
+        // whole tree.
+        if (self_pid_ != 0 && ev.pid == self_pid_ && ev.kind != DirtyKind::process_exit) return;
+        capture_->on_dirty_range(ev);
+    });
     if (!got) spdlog::error("eBPF ring buffer: {}", got.error().message);
     auto dropped = bpf_->stats().dropped;
     if (dropped != bpf_dropped_) {
