@@ -298,11 +298,27 @@ struct {
     __type(value, struct pending);
 } pending_ops SEC(".maps");
 
+// At least the number of entries in pending_ops: counted up before an
+// entry goes in, down when end() takes one out (an entry the LRU evicts,
+// or one a thread's next call replaces, leaves it higher, never lower).
+// Only a thread's own entry is ever looked up, and that thread counted it
+// up itself, so a thread that reads 0 has none: the hot tracepoints that
+// look for the call in progress (every ext4 inode dirtying, every open's
+// exit, every dirtied folio) skip the hash lookup while no bracketed call
+// is in flight anywhere, which is nearly always.
+__u64 pending_count = 0;
+
 static __always_inline int begin(__u32 op, __u64 offset, __u64 length, __u32 mode) {
     __u32 tid = (__u32)bpf_get_current_pid_tgid();
     struct pending p = {.offset = offset, .length = length, .op = op, .mode = mode};
+    __sync_fetch_and_add(&pending_count, 1);
     bpf_map_update_elem(&pending_ops, &tid, &p, BPF_ANY);
     return 0;
+}
+
+static __always_inline struct pending* pending_of(__u32 tid) {
+    if (!pending_count) return 0;
+    return bpf_map_lookup_elem(&pending_ops, &tid);
 }
 
 // The first inode of the watched filesystem that the syscall touches, for
@@ -310,7 +326,7 @@ static __always_inline int begin(__u32 op, __u64 offset, __u64 length, __u32 mod
 static __always_inline int bind_as(__u32 dev, __u64 ino, __u32 op_mask, __u32 direct) {
     if (dev != target_dev) return 0;
     __u32 tid = (__u32)bpf_get_current_pid_tgid();
-    struct pending* p = bpf_map_lookup_elem(&pending_ops, &tid);
+    struct pending* p = pending_of(tid);
     if (!p || p->ino || !((1u << p->op) & op_mask)) return 0;
     p->ino = ino;
     p->direct = direct;
@@ -334,10 +350,10 @@ static __always_inline __u32 fallocate_kind(__u32 mode) {
 
 static __always_inline int end(struct syscall_exit_ctx* ctx) {
     __u32 tid = (__u32)bpf_get_current_pid_tgid();
-    struct pending* p = bpf_map_lookup_elem(&pending_ops, &tid);
+    struct pending* p = pending_of(tid);
     if (!p) return 0;
     struct pending done = *p;
-    bpf_map_delete_elem(&pending_ops, &tid);
+    if (bpf_map_delete_elem(&pending_ops, &tid) == 0) __sync_fetch_and_add(&pending_count, -1);
     if (!done.ino) return 0;
     if (ctx->ret < 0) {
         // Refused, but maybe after the filesystem changed something.
@@ -562,7 +578,7 @@ int dirty_folio(struct writeback_folio_ctx* ctx) {
         if (bpf_ktime_get_ns() - w->time_ns < IZ_RECENT_WRITE_NS) return 0;
     }
     // Zeroing by a truncate or fallocate in progress: its exit explains it.
-    if (bpf_map_lookup_elem(&pending_ops, &tid)) return 0;
+    if (pending_of(tid)) return 0;
     return mapped_store(ino);
 }
 
