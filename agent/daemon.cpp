@@ -87,7 +87,7 @@ Status DaemonImpl::arm() {
     if (opts_.no_bpf) {
         capture_reason_ = "eBPF disabled with --no-bpf";
     } else {
-        auto bpf = BpfCapture::open(st.st_dev);
+        auto bpf = BpfCapture::open(st.st_dev, ::getpid());
         if (bpf) {
             bpf_ = std::move(*bpf);
             capture_reason_ = bpf_->description();

@@ -253,6 +253,10 @@ private:
     double events_per_s_ = 0;
     bool root_removed_ = false;
     uint64_t bpf_dropped_ = 0;
+    // This process: its own writes (the journal's, the tree state's, often
+    // on the watched filesystem) are no changes to capture. Set when the
+    // loop starts, after any daemonizing fork.
+    int32_t self_pid_ = 0;
     Clock::time_point started_;
     std::string reported_status_;
     bool stopping_ = false;

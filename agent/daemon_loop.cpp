@@ -7,6 +7,7 @@
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
@@ -16,6 +17,7 @@
 namespace iz::agent {
 
 int DaemonImpl::run() {
+    self_pid_ = static_cast<int32_t>(::getpid());
     auto last_persist = Clock::now();
     auto last_event = Clock::now();
     auto last_retention = Clock::now() - std::chrono::seconds(55);
@@ -32,17 +34,20 @@ int DaemonImpl::run() {
             spdlog::error("epoll_wait: {}", std::strerror(errno));
             break;
         }
+        bool drained = false;
         for (int i = 0; i < n; ++i) {
             switch (evs[i].data.u32) {
                 case 1:
                     gather();
                     drain();
+                    drained = true;
                     last_event = Clock::now();
                     break;
                 case 2: serve_control(); break;
                 case 3: stopping_ = true; break;
                 case 4:
                     drain();
+                    drained = true;
                     last_event = Clock::now();
                     break;
                 case 5: take_acks(); break;
@@ -51,6 +56,11 @@ int DaemonImpl::run() {
                 case 8: answer_metrics(); break;
             }
         }
+        // Most eBPF events wake nobody (a write's range comes before its
+        // fanotify event, which does): those no fanotify event follows
+        // (libaio's writes, process exits) are read whenever the loop turns,
+        // at least once a second.
+        if (!drained) consume_bpf();
         // A move held for the other half of an exchange that did not come.
         if (auto due = capture_->held_due_in(); due && due->count() == 0) capture_->release_held();
         capture_->flush_writes(false);
@@ -138,7 +148,16 @@ void DaemonImpl::drain() {
 
 void DaemonImpl::consume_bpf() {
     if (!bpf_) return;
-    auto got = bpf_->consume([this](const DirtyRangeEvent& ev) { capture_->on_dirty_range(ev); });
+    auto got = bpf_->consume([this](const DirtyRangeEvent& ev) {
+        // The agent's own writes: its journal and tree state, which are not
+        // in the tree, and what the receiver applies, which is journaled by
+        // the receiver (the capture drops its records) and reaches the
+        // capture through fanotify all the same. Their ranges named inodes
+        // the capture then looked for in vain, each miss a walk of the
+        // whole tree.
+        if (self_pid_ != 0 && ev.pid == self_pid_ && ev.kind != DirtyKind::process_exit) return;
+        capture_->on_dirty_range(ev);
+    });
     if (!got) spdlog::error("eBPF ring buffer: {}", got.error().message);
     auto dropped = bpf_->stats().dropped;
     if (dropped != bpf_dropped_) {

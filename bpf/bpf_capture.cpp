@@ -99,7 +99,7 @@ public:
         if (skel_) capture__destroy(skel_);
     }
 
-    Status init(dev_t dev) {
+    Status init(dev_t dev, pid_t own_pid) {
         libbpf_set_print(keep_libbpf_warnings);
         take_libbpf_log();
         auto fs_type = bpf::filesystem_type(dev);
@@ -113,6 +113,7 @@ public:
         skel_ = capture__open();
         if (!skel_) return fail(refusal("open the eBPF capture object", errno));
         skel_->rodata->target_dev = bpf::kernel_dev(dev);
+        skel_->rodata->own_tgid = static_cast<uint32_t>(own_pid);
         auto bdi = bpf::backing_device_name(dev);
         std::memcpy(const_cast<char*>(skel_->rodata->target_bdi), bdi.c_str(),
                     std::min(bdi.size(), sizeof skel_->rodata->target_bdi - 1));
@@ -233,9 +234,9 @@ private:
 
 }  // namespace
 
-Result<std::unique_ptr<BpfCapture>> BpfCapture::open(dev_t dev) {
+Result<std::unique_ptr<BpfCapture>> BpfCapture::open(dev_t dev, pid_t own_pid) {
     auto impl = std::make_unique<BpfCaptureImpl>();
-    if (auto ok = impl->init(dev); !ok) return fail(ok.error());
+    if (auto ok = impl->init(dev, own_pid); !ok) return fail(ok.error());
     return std::unique_ptr<BpfCapture>(std::move(impl));
 }
 

@@ -40,6 +40,9 @@ const volatile __u32 target_dev = 0;
 // Its backing device's name ("7:0"), which the writeback tracepoints carry
 // instead of a dev_t; empty: the safety net stays off.
 const volatile char target_bdi[32] = {};
+// The agent's own process (0: none), whose mappings are reads of its own
+// journal: see mapping_fault.
+const volatile __u32 own_tgid = 0;
 
 // 16 MiB: about 230,000 events. A burst of tiny writes fills it in a
 // fraction of a second; ordinary I/O leaves a busy agent many seconds.
@@ -58,7 +61,20 @@ __u64 dropped = 0;  // events lost to a full ring buffer
 
 // ---- emitting ------------------------------------------------------------
 
-static __always_inline void emit(__u64 ino, __u32 kind, __u64 offset, __u64 length) {
+// Waking the agent for an event costs the thread that raised it an
+// interrupt and a wakeup, and the agent a context switch: for a stream of
+// small writes, more than the event itself. Most events need none: a
+// write's range is followed, in the same call, by the fanotify event the
+// agent wakes for, and reads the ring buffer after; a process's exit only
+// names the processes of events read with it. Those are submitted quietly
+// (the agent also reads the ring buffer whenever it wakes, at least once a
+// second, which is what a range no fanotify event follows, libaio's, is
+// left to: such a range is journaled after a second unclaimed anyway).
+// Unless the ring buffer fills up: past IZ_WAKE_ABOVE unread, every event
+// wakes the agent, far before the 16 MiB would drop any.
+#define IZ_WAKE_ABOVE (1 << 20)
+
+static __always_inline void emit_as(__u64 ino, __u32 kind, __u64 offset, __u64 length, int quiet) {
     struct iz_dirty_event* e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
     if (!e) {
         __sync_fetch_and_add(&dropped, 1);
@@ -75,12 +91,24 @@ static __always_inline void emit(__u64 ino, __u32 kind, __u64 offset, __u64 leng
     e->gid = uid_gid >> 32;
     e->kind = kind;
     bpf_get_current_comm(e->comm, sizeof(e->comm));
-    bpf_ringbuf_submit(e, 0);
+    __u64 flags = 0;
+    if (quiet) flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > IZ_WAKE_ABOVE ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+    bpf_ringbuf_submit(e, flags);
+}
+
+// An event nothing else brings to the agent's attention: wakes it.
+static __always_inline void emit(__u64 ino, __u32 kind, __u64 offset, __u64 length) {
+    emit_as(ino, kind, offset, length, 0);
+}
+
+// A range of a write, which a fanotify modify event follows.
+static __always_inline void emit_quiet(__u64 ino, __u32 kind, __u64 offset, __u64 length) {
+    emit_as(ino, kind, offset, length, 1);
 }
 
 static __always_inline void emit_if_watched(__u32 dev, __u64 ino, __u32 kind, __s64 offset, __s64 length) {
     if (dev != target_dev || offset < 0 || length <= 0) return;
-    emit(ino, kind, offset, length);
+    emit_quiet(ino, kind, offset, length);
 }
 
 // ---- direct: ext4 ----------------------------------------------------------
@@ -210,7 +238,7 @@ int iomap_direct_iter(struct trace_event_raw_iomap_iter___iz* ctx) {
     unsigned int flags = ctx->flags;
     if (io.ino != ctx->ino || (flags & (IZ_IOMAP_WRITE | IZ_IOMAP_DIRECT)) != (IZ_IOMAP_WRITE | IZ_IOMAP_DIRECT))
         return 0;
-    if ((__s64)io.offset >= 0 && io.length > 0) emit(io.ino, IZ_DIRTY_WRITE, io.offset, io.length);
+    if ((__s64)io.offset >= 0 && io.length > 0) emit_quiet(io.ino, IZ_DIRTY_WRITE, io.offset, io.length);
     return 0;
 }
 
@@ -236,7 +264,7 @@ int xfs_remap_range(struct trace_event_raw_xfs_double_io_class___iz* ctx) {
     __u64 ino = ctx->dest_ino;
     __s64 offset = ctx->dest_offset;
     __s64 len = ctx->len;
-    if (offset >= 0 && len > 0) emit(ino, IZ_DIRTY_WRITE, offset, len);
+    if (offset >= 0 && len > 0) emit_quiet(ino, IZ_DIRTY_WRITE, offset, len);
     else emit(ino, IZ_DIRTY_UNKNOWN, 0, 0);
     return 0;
 }
@@ -270,11 +298,27 @@ struct {
     __type(value, struct pending);
 } pending_ops SEC(".maps");
 
+// At least the number of entries in pending_ops: counted up before an
+// entry goes in, down when end() takes one out (an entry the LRU evicts,
+// or one a thread's next call replaces, leaves it higher, never lower).
+// Only a thread's own entry is ever looked up, and that thread counted it
+// up itself, so a thread that reads 0 has none: the hot tracepoints that
+// look for the call in progress (every ext4 inode dirtying, every open's
+// exit, every dirtied folio) skip the hash lookup while no bracketed call
+// is in flight anywhere, which is nearly always.
+__u64 pending_count = 0;
+
 static __always_inline int begin(__u32 op, __u64 offset, __u64 length, __u32 mode) {
     __u32 tid = (__u32)bpf_get_current_pid_tgid();
     struct pending p = {.offset = offset, .length = length, .op = op, .mode = mode};
+    __sync_fetch_and_add(&pending_count, 1);
     bpf_map_update_elem(&pending_ops, &tid, &p, BPF_ANY);
     return 0;
+}
+
+static __always_inline struct pending* pending_of(__u32 tid) {
+    if (!pending_count) return 0;
+    return bpf_map_lookup_elem(&pending_ops, &tid);
 }
 
 // The first inode of the watched filesystem that the syscall touches, for
@@ -282,7 +326,7 @@ static __always_inline int begin(__u32 op, __u64 offset, __u64 length, __u32 mod
 static __always_inline int bind_as(__u32 dev, __u64 ino, __u32 op_mask, __u32 direct) {
     if (dev != target_dev) return 0;
     __u32 tid = (__u32)bpf_get_current_pid_tgid();
-    struct pending* p = bpf_map_lookup_elem(&pending_ops, &tid);
+    struct pending* p = pending_of(tid);
     if (!p || p->ino || !((1u << p->op) & op_mask)) return 0;
     p->ino = ino;
     p->direct = direct;
@@ -306,10 +350,10 @@ static __always_inline __u32 fallocate_kind(__u32 mode) {
 
 static __always_inline int end(struct syscall_exit_ctx* ctx) {
     __u32 tid = (__u32)bpf_get_current_pid_tgid();
-    struct pending* p = bpf_map_lookup_elem(&pending_ops, &tid);
+    struct pending* p = pending_of(tid);
     if (!p) return 0;
     struct pending done = *p;
-    bpf_map_delete_elem(&pending_ops, &tid);
+    if (bpf_map_delete_elem(&pending_ops, &tid) == 0) __sync_fetch_and_add(&pending_count, -1);
     if (!done.ino) return 0;
     if (ctx->ret < 0) {
         // Refused, but maybe after the filesystem changed something.
@@ -476,16 +520,28 @@ static __always_inline int mapped_store(__u64 ino) {
 // dirties it (reported by the dirty-folio net below), into a folio already
 // dirty it is reported when that folio is written back, which a sync has
 // done at once.
+//
+// The agent maps only its own journal, read-only, to ship it: were its
+// segments remembered, every group commit's writeback of the journal would
+// come back as a change of unknown content to a file outside the tree
+// (woken for twice, looked for in vain each time). A store through a
+// mapping is made by the process that maps, which faults in its own page
+// table entries, so another process's mapping of any file is remembered
+// all the same.
+static __always_inline int fault_of_agent(void) {
+    return own_tgid && (__u32)(bpf_get_current_pid_tgid() >> 32) == own_tgid;
+}
+
 SEC("tracepoint/filemap/mm_filemap_fault")
 int mapping_fault(struct trace_event_raw_mm_filemap_fault___iz* ctx) {
-    if (ctx->s_dev != target_dev) return 0;
+    if (ctx->s_dev != target_dev || fault_of_agent()) return 0;
     remember_mapped(ctx->i_ino);
     return 0;
 }
 
 SEC("tracepoint/filemap/mm_filemap_map_pages")
 int mapping_fault_around(struct trace_event_raw_mm_filemap_op_page_cache_range___iz* ctx) {
-    if (ctx->s_dev != target_dev) return 0;
+    if (ctx->s_dev != target_dev || fault_of_agent()) return 0;
     remember_mapped(ctx->i_ino);
     return 0;
 }
@@ -522,7 +578,7 @@ int dirty_folio(struct writeback_folio_ctx* ctx) {
         if (bpf_ktime_get_ns() - w->time_ns < IZ_RECENT_WRITE_NS) return 0;
     }
     // Zeroing by a truncate or fallocate in progress: its exit explains it.
-    if (bpf_map_lookup_elem(&pending_ops, &tid)) return 0;
+    if (pending_of(tid)) return 0;
     return mapped_store(ino);
 }
 
@@ -554,7 +610,7 @@ SEC("tracepoint/sched/sched_process_exit")
 int iz_process_exit(void* ctx) {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     if ((__u32)pid_tgid != (__u32)(pid_tgid >> 32)) return 0;  // a thread, not the process
-    emit(0, IZ_PROCESS_EXIT, 0, 0);
+    emit_quiet(0, IZ_PROCESS_EXIT, 0, 0);
     return 0;
 }
 

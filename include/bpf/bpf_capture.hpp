@@ -83,8 +83,10 @@ public:
     // Loads and attaches the programs, filtered to the filesystem `dev` (the
     // st_dev of the watched directory, on ext4 or XFS). Fails with the reason
     // (what the kernel refused and its errno text) where BPF is not allowed:
-    // the caller then runs on fanotify alone.
-    static Result<std::unique_ptr<BpfCapture>> open(dev_t dev);
+    // the caller then runs on fanotify alone. Files that process `own_pid`
+    // maps are not watched for stores through the mapping: the agent maps
+    // only its own journal, to read it (0: every process's mappings are).
+    static Result<std::unique_ptr<BpfCapture>> open(dev_t dev, pid_t own_pid = 0);
     virtual ~BpfCapture() = default;
 
     // Readable when events are waiting (for epoll).
