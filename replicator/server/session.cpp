@@ -174,7 +174,7 @@ void Session::refuse_receive_only(const proto::OpMsg& m) {
     else if (spdlog::should_log(spdlog::level::debug))
         spdlog::debug("{}: refused {} '{}' at LSN {}: receive-only", who(), proto::op_kind_name(m.kind), m.path, m.lsn);
     told_receive_only_ = true;
-    send(proto::RejectedMsg{m.lsn, m.path, why});
+    tell_rejected(m.lsn, m.path, why);
 }
 
 void Session::recheck() {
@@ -308,6 +308,10 @@ void Session::handle(std::string_view body) {
             else if (auto* p = std::get_if<proto::Ping>(&*msg)) send(proto::Pong{p->id});
             else if (auto* sub = std::get_if<proto::Subscribe>(&*msg)) on_subscribe(*sub);
             else if (auto* hr = std::get_if<proto::HeadRequest>(&*msg)) send(proto::HeadReply{hr->id, journal_->head()});
+            else if (auto* rr = std::get_if<proto::RejectedReplay>(&*msg); rr && version_ >= proto::kRejectionsKeptVersion)
+                on_rejected_replay(*rr);
+            else if (auto* rk = std::get_if<proto::RejectedKept>(&*msg); rk && version_ >= proto::kRejectionsKeptVersion)
+                on_rejected_kept(*rk);
             else unexpected();
             break;
         case State::tls:  // frames are read only once TLS is up
@@ -327,9 +331,11 @@ const SharedKey& Session::session_key() const {
 }
 
 void Session::on_hello(const proto::Hello& m) {
-    if (m.min_version > proto::kVersion || m.max_version < proto::kVersion)
-        return drop(fmt::format("client speaks protocol versions {}..{}, this server speaks {}", m.min_version,
-                                m.max_version, proto::kVersion));
+    // The highest version both ends speak.
+    if (m.min_version > proto::kVersion || m.max_version < proto::kMinVersion || m.min_version > m.max_version)
+        return drop(fmt::format("client speaks protocol versions {}..{}, this server speaks {}..{}", m.min_version,
+                                m.max_version, proto::kMinVersion, proto::kVersion));
+    version_ = std::min(m.max_version, proto::kVersion);
     if (!proto::valid_identity(m.agent_id)) return drop(fmt::format("invalid agent id '{}'", m.agent_id));
     if (!proto::valid_identity(m.fileset)) return drop(fmt::format("invalid fileset name '{}'", m.fileset));
     if (m.client_nonce.size() != proto::kNonceBytes) return drop("client nonce of the wrong size");
@@ -348,7 +354,7 @@ void Session::on_hello(const proto::Hello& m) {
     if (!nonce) return drop(nonce.error().message);
     server_nonce_ = *nonce;
     proto::Challenge c;
-    c.version = proto::kVersion;
+    c.version = version_;
     c.server_nonce = server_nonce_;
     c.server_proof = auth_proof(session_key(), ProofRole::server, client_nonce_, server_nonce_, agent_, fileset_);
     send(c);
@@ -410,8 +416,36 @@ void Session::report(const std::vector<RejectionNote>& notes) {
     for (auto& n : notes) {
         spdlog::error("{}: cannot apply all of LSN {} on '{}': {}; left out, going on with what follows", who(), n.lsn,
                       n.path, n.message);
-        send(proto::RejectedMsg{n.lsn, n.path, n.message});
+        tell_rejected(n.lsn, n.path, n.message);
     }
+}
+
+void Session::tell_rejected(uint64_t lsn, const std::string& path, const std::string& message) {
+    if (version_ >= proto::kRejectionsKeptVersion && slot_ && slot_->rejections) {
+        // Told all the same: the agent may yet store it, and refusing to go
+        // on would only stop the records behind it too.
+        if (auto ok = slot_->rejections->keep(proto::RejectedMsg{lsn, path, message}); !ok)
+            spdlog::error("{}: keeping the rejection of '{}' (LSN {}) until the agent stored it: {}; if the agent "
+                          "dies before it reads it, it is lost",
+                          who(), path, lsn, ok.error().message);
+    }
+    send(proto::RejectedMsg{lsn, path, message});
+}
+
+void Session::on_rejected_replay(const proto::RejectedReplay& m) {
+    auto kept = slot_->rejections ? slot_->rejections->all() : std::vector<proto::RejectedMsg>{};
+    if (!kept.empty())
+        spdlog::info("{}: telling the agent again of {} rejection(s) it has not confirmed", who(), kept.size());
+    for (auto& r : kept) send(r);
+    send(proto::RejectedReplayed{m.id, kept.size()});
+}
+
+void Session::on_rejected_kept(const proto::RejectedKept& m) {
+    if (!slot_->rejections) return;
+    auto gone = slot_->rejections->forget(m.lsn, m.path);
+    if (!gone)
+        spdlog::error("{}: forgetting the rejection of '{}' (LSN {}) the agent stored: {}", who(), m.path, m.lsn,
+                      gone.error().message);
 }
 
 void Session::on_op(const proto::OpMsg& m) {
@@ -494,7 +528,7 @@ void Session::on_op(const proto::OpMsg& m) {
             // would meet the same refusal for ever.
             spdlog::error("{}: cannot apply {} '{}' at LSN {}: {}; left out, going on with what follows", who(),
                           proto::op_kind_name(m.kind), m.path, m.lsn, r.message);
-            send(proto::RejectedMsg{m.lsn, m.path, r.message});
+            tell_rejected(m.lsn, m.path, r.message);
             break;
         case Outcome::refused:
             return drop(fmt::format("refused {} '{}' at LSN {}: {}", proto::op_kind_name(m.kind), m.path, m.lsn, r.message));
