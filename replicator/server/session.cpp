@@ -188,9 +188,18 @@ void Session::recheck() {
             if (access == Access::none)
                 return self->drop(fmt::format("{} may no longer use fileset '{}' on this server", self->peer_identity_,
                                               self->fileset_));
-            if (access == Access::send_only && self->forward_)
-                return self->drop(fmt::format("fileset '{}' is now send-only for {}: nothing is forwarded to it",
-                                              self->fileset_, self->peer_identity_));
+            if (access == Access::send_only && self->forward_) {
+                // Only the forwards end: the connection stays, as for a
+                // subscribe refused at its start, so that the agent goes on
+                // shipping without reconnecting into the same refusal.
+                self->forward_->stop = true;
+                self->forward_.reset();
+                self->subscribe_refused_ = true;
+                std::string why = fmt::format("fileset '{}' is now send-only for {}: nothing is forwarded to it",
+                                              self->fileset_, self->peer_identity_);
+                spdlog::warn("{}: forwarding stopped: {}", self->who(), why);
+                self->send(proto::SubscribeRefused{self->fileset_, why});
+            }
             if (access != self->access_)
                 spdlog::info("{}: access to fileset '{}' is now {}", self->who(), self->fileset_, access_name(access));
             if (access == Access::receive_only && self->access_ != Access::receive_only && self->slot_) {
@@ -817,7 +826,9 @@ namespace iz::replicator {
 void Session::post_forward(std::shared_ptr<std::string> frame) {
     auto self = shared_from_this();
     asio::post(strand_, [self, frame = std::move(frame)] {
-        if (self->state_ != State::ready) return;
+        // Posted before the forwards stopped (recheck): none may follow the
+        // subscribe_refused that ended them.
+        if (self->state_ != State::ready || !self->forward_ || self->forward_->stop) return;
         self->outbox_.push_back(frame);
         self->write_next();
     });

@@ -434,6 +434,9 @@ void ServerLink::handle(proto::Message m) {
             refusal_logged_ = why;
         }
         if (news) spdlog::error("server {}: {}; this agent sends its changes but receives none", name_, why);
+        // It may end forwards already begun (the access rules changed): a
+        // record received in part is void, as at a new connection.
+        if (sink_) sink_->on_connected();
         cv_.notify_all();
     } else if (std::holds_alternative<proto::Pong>(m)) {
         ping_outstanding_ = false;
