@@ -357,7 +357,8 @@ struct HeadReply {
 
 // The server will forward nothing on this connection (the agent's
 // identity may only send to `fileset`): the connection stays, and what
-// the agent sends is applied as before. It answers a subscribe.
+// the agent sends is applied as before. It answers a subscribe, or ends
+// the forwards of one when a reload makes the agent send-only.
 struct SubscribeRefused {
     std::string fileset;
     std::string message;
