@@ -37,6 +37,9 @@ Result<std::shared_ptr<FilesetSlot>> ServerContext::slot(const std::string& agen
     slot->trees = std::make_unique<ReplicaTrees>(ao.root, ao.reserved_top, (ao.state_dir / "content-hashes").string());
     slot->counters.applied_lsn = slot->applier->resume_lsn();
     slot->counters.durable_lsn = slot->applier->durable_lsn();
+    auto kept = KeptRejections::open(KeptRejections::file_in(ao.state_dir));
+    if (!kept) return fail(kept.error());
+    slot->rejections = std::move(*kept);
     slots.emplace(key, slot);
     return slot;
 }

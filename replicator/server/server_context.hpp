@@ -25,6 +25,7 @@
 #include "access.hpp"
 #include "agents_file.hpp"
 #include "fileset_journal.hpp"
+#include "kept_rejections.hpp"
 #include "server.hpp"
 
 namespace iz::replicator {
@@ -61,6 +62,9 @@ struct FilesetSlot {
     // durable (not the head when the Ack goes, which would sync the
     // records noted meanwhile once more on their own).
     std::deque<std::pair<uint64_t, uint64_t>> journal_marks;
+    // What this agent was told it cannot apply and has not confirmed it
+    // stored (version 5 agents only); locks itself.
+    std::unique_ptr<KeptRejections> rejections;
 };
 
 struct ServerContext {
@@ -171,6 +175,14 @@ private:
     // Logs each part the applier left out and tells the agent (RejectedMsg),
     // as for an operation rejected whole.
     void report(const std::vector<RejectionNote>& notes);
+    // Tells the agent it cannot apply (lsn, path): kept first (a version 5
+    // agent), durably, so that the Ack that follows never covers a
+    // rejection only this connection knew of.
+    void tell_rejected(uint64_t lsn, const std::string& path, const std::string& message);
+    // Version 5: sends again every rejection the agent has not confirmed.
+    void on_rejected_replay(const proto::RejectedReplay& m);
+    // Version 5: the agent stored it; the server forgets it.
+    void on_rejected_kept(const proto::RejectedKept& m);
     void on_hash(const proto::HashRequest& m);
     // Shared filesets (PROTOCOL.md "forwarding"): starts the thread that
     // sends this agent every record of the fileset journal after `cursor`
@@ -208,6 +220,7 @@ private:
     std::string peer_identity_;  // the key or certificate it proved itself with
     std::optional<SharedKey> exported_key_;  // keys the proofs when no shared key was used
     Access access_ = Access::read_write;  // to its fileset, from the access rules
+    uint16_t version_ = proto::kMinVersion;  // chosen at hello
     // The access rules for this agent and `fileset` (recheck: fileset_).
     Access current_access(const std::string& fileset);
     // Whether TLS authenticated the peer by a shared key (else a certificate).

@@ -175,7 +175,7 @@ void Session::refuse_receive_only(const proto::OpMsg& m) {
     else if (spdlog::should_log(spdlog::level::debug))
         spdlog::debug("{}: refused {} '{}' at LSN {}: receive-only", who(), proto::op_kind_name(m.kind), m.path, m.lsn);
     told_receive_only_ = true;
-    send(proto::RejectedMsg{m.lsn, m.path, why});
+    tell_rejected(m.lsn, m.path, why);
 }
 
 void Session::recheck() {
@@ -189,9 +189,18 @@ void Session::recheck() {
             if (access == Access::none)
                 return self->drop(fmt::format("{} may no longer use fileset '{}' on this server", self->peer_identity_,
                                               self->fileset_));
-            if (access == Access::send_only && self->forward_)
-                return self->drop(fmt::format("fileset '{}' is now send-only for {}: nothing is forwarded to it",
-                                              self->fileset_, self->peer_identity_));
+            if (access == Access::send_only && self->forward_) {
+                // Only the forwards end: the connection stays, as for a
+                // subscribe refused at its start, so that the agent goes on
+                // shipping without reconnecting into the same refusal.
+                self->forward_->stop = true;
+                self->forward_.reset();
+                self->subscribe_refused_ = true;
+                std::string why = fmt::format("fileset '{}' is now send-only for {}: nothing is forwarded to it",
+                                              self->fileset_, self->peer_identity_);
+                spdlog::warn("{}: forwarding stopped: {}", self->who(), why);
+                self->send(proto::SubscribeRefused{self->fileset_, why});
+            }
             if (access != self->access_)
                 spdlog::info("{}: access to fileset '{}' is now {}", self->who(), self->fileset_, access_name(access));
             if (access == Access::receive_only && self->access_ != Access::receive_only && self->slot_) {
@@ -309,6 +318,10 @@ void Session::handle(std::string_view body) {
             else if (auto* p = std::get_if<proto::Ping>(&*msg)) send(proto::Pong{p->id});
             else if (auto* sub = std::get_if<proto::Subscribe>(&*msg)) on_subscribe(*sub);
             else if (auto* hr = std::get_if<proto::HeadRequest>(&*msg)) send(proto::HeadReply{hr->id, journal_->head()});
+            else if (auto* rr = std::get_if<proto::RejectedReplay>(&*msg); rr && version_ >= proto::kRejectionsKeptVersion)
+                on_rejected_replay(*rr);
+            else if (auto* rk = std::get_if<proto::RejectedKept>(&*msg); rk && version_ >= proto::kRejectionsKeptVersion)
+                on_rejected_kept(*rk);
             else unexpected();
             break;
         case State::tls:  // frames are read only once TLS is up
@@ -328,9 +341,11 @@ const SharedKey& Session::session_key() const {
 }
 
 void Session::on_hello(const proto::Hello& m) {
-    if (m.min_version > proto::kVersion || m.max_version < proto::kVersion)
-        return drop(fmt::format("client speaks protocol versions {}..{}, this server speaks {}", m.min_version,
-                                m.max_version, proto::kVersion));
+    // The highest version both ends speak.
+    if (m.min_version > proto::kVersion || m.max_version < proto::kMinVersion || m.min_version > m.max_version)
+        return drop(fmt::format("client speaks protocol versions {}..{}, this server speaks {}..{}", m.min_version,
+                                m.max_version, proto::kMinVersion, proto::kVersion));
+    version_ = std::min(m.max_version, proto::kVersion);
     if (!proto::valid_identity(m.agent_id)) return drop(fmt::format("invalid agent id '{}'", m.agent_id));
     if (!proto::valid_identity(m.fileset)) return drop(fmt::format("invalid fileset name '{}'", m.fileset));
     if (m.client_nonce.size() != proto::kNonceBytes) return drop("client nonce of the wrong size");
@@ -349,7 +364,7 @@ void Session::on_hello(const proto::Hello& m) {
     if (!nonce) return drop(nonce.error().message);
     server_nonce_ = *nonce;
     proto::Challenge c;
-    c.version = proto::kVersion;
+    c.version = version_;
     c.server_nonce = server_nonce_;
     c.server_proof = auth_proof(session_key(), ProofRole::server, client_nonce_, server_nonce_, agent_, fileset_);
     send(c);
@@ -411,8 +426,36 @@ void Session::report(const std::vector<RejectionNote>& notes) {
     for (auto& n : notes) {
         spdlog::error("{}: cannot apply all of LSN {} on '{}': {}; left out, going on with what follows", who(), n.lsn,
                       n.path, n.message);
-        send(proto::RejectedMsg{n.lsn, n.path, n.message});
+        tell_rejected(n.lsn, n.path, n.message);
     }
+}
+
+void Session::tell_rejected(uint64_t lsn, const std::string& path, const std::string& message) {
+    if (version_ >= proto::kRejectionsKeptVersion && slot_ && slot_->rejections) {
+        // Told all the same: the agent may yet store it, and refusing to go
+        // on would only stop the records behind it too.
+        if (auto ok = slot_->rejections->keep(proto::RejectedMsg{lsn, path, message}); !ok)
+            spdlog::error("{}: keeping the rejection of '{}' (LSN {}) until the agent stored it: {}; if the agent "
+                          "dies before it reads it, it is lost",
+                          who(), path, lsn, ok.error().message);
+    }
+    send(proto::RejectedMsg{lsn, path, message});
+}
+
+void Session::on_rejected_replay(const proto::RejectedReplay& m) {
+    auto kept = slot_->rejections ? slot_->rejections->all() : std::vector<proto::RejectedMsg>{};
+    if (!kept.empty())
+        spdlog::info("{}: telling the agent again of {} rejection(s) it has not confirmed", who(), kept.size());
+    for (auto& r : kept) send(r);
+    send(proto::RejectedReplayed{m.id, kept.size()});
+}
+
+void Session::on_rejected_kept(const proto::RejectedKept& m) {
+    if (!slot_->rejections) return;
+    auto gone = slot_->rejections->forget(m.lsn, m.path);
+    if (!gone)
+        spdlog::error("{}: forgetting the rejection of '{}' (LSN {}) the agent stored: {}", who(), m.path, m.lsn,
+                      gone.error().message);
 }
 
 void Session::on_op(const proto::OpMsg& arriving) {
@@ -503,7 +546,7 @@ void Session::on_op(const proto::OpMsg& arriving) {
             // would meet the same refusal for ever.
             spdlog::error("{}: cannot apply {} '{}' at LSN {}: {}; left out, going on with what follows", who(),
                           proto::op_kind_name(m.kind), m.path, m.lsn, r.message);
-            send(proto::RejectedMsg{m.lsn, m.path, r.message});
+            tell_rejected(m.lsn, m.path, r.message);
             break;
         case Outcome::refused:
             return drop(fmt::format("refused {} '{}' at LSN {}: {}", proto::op_kind_name(m.kind), m.path, m.lsn, r.message));
@@ -792,7 +835,9 @@ namespace iz::replicator {
 void Session::post_forward(std::shared_ptr<std::string> frame) {
     auto self = shared_from_this();
     asio::post(strand_, [self, frame = std::move(frame)] {
-        if (self->state_ != State::ready) return;
+        // Posted before the forwards stopped (recheck): none may follow the
+        // subscribe_refused that ended them.
+        if (self->state_ != State::ready || !self->forward_ || self->forward_->stop) return;
         self->outbox_.push_back(frame);
         self->write_next();
     });

@@ -4,7 +4,10 @@
 // reports a rejection once, when it applies the record (again only when it
 // replays a record it had not made durable), so after a restart of the
 // agent nobody would know the replica lacks it, and `izwatch sync` would
-// say done with the replica different.
+// say done with the replica different. (A server of protocol version 5
+// also keeps each one until the agent confirms it is stored here, and says
+// it again after every handshake: a report the agent died before reading
+// is not lost either.)
 //
 // Why a file in the state directory and not a record in the journal: a
 // journal segment goes once every server has acknowledged it and the

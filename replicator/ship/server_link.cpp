@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <optional>
 
@@ -93,20 +95,32 @@ Status ServerLink::restore_rejected() {
 
 // Called on the network thread as a rejection arrives, before the next
 // frame is read: the Ack that covers it is taken only once it is durable.
-// A report still unread when the agent dies is lost if the server made the
-// record durable meanwhile: the server resumes after it and does not say
-// it again (it keeps no list of what it rejected).
-void ServerLink::persist_rejected() {
-    if (rejections_file_.empty()) return;
+// A report still unread when the agent dies would be lost once the server
+// made the record durable (it resumes after it): a server of version 5
+// keeps it until it is confirmed (confirm_rejected), and sends it again
+// after the next handshake.
+bool ServerLink::persist_rejected() {
+    if (rejections_file_.empty()) return true;
     std::lock_guard order(persist_mu_);
     std::vector<RejectedRecord> kept;
     {
         std::lock_guard lock(mu_);
         kept.assign(rejected_.begin(), rejected_.end());
     }
-    if (auto ok = save_rejections(rejections_file_, kept); !ok)
+    if (auto ok = save_rejections(rejections_file_, kept); !ok) {
         spdlog::error("server {}: keeping what it cannot apply: {}; a restart of this agent would forget it", name_,
                       ok.error().message);
+        return false;
+    }
+    return true;
+}
+
+void ServerLink::confirm_rejected(const proto::RejectedMsg& m) {
+    if (server_version_ < proto::kRejectionsKeptVersion || !socket_) return;
+    auto f = proto::encode_frame(proto::RejectedKept{m.lsn, m.path});
+    if (!f) return lost(f.error().message);
+    outbox_.push_back(std::make_shared<std::string>(std::move(*f)));
+    write_next();
 }
 
 void ServerLink::start() {
@@ -227,7 +241,9 @@ void ServerLink::on_tls_up() {
         if (auto* err = std::get_if<proto::ErrorMsg>(&m)) return self->lost("server refused: " + err->message);
         auto* ch = std::get_if<proto::Challenge>(&m);
         if (!ch) return self->lost(fmt::format("expected a challenge, got {}", proto::msg_type_name(proto::type_of(m))));
-        if (ch->version != proto::kVersion) return self->lost(fmt::format("server chose protocol version {}", ch->version));
+        if (ch->version < proto::kMinVersion || ch->version > proto::kVersion)
+            return self->lost(fmt::format("server chose protocol version {}", ch->version));
+        self->server_version_ = ch->version;
         auto expected = auth_proof(self->proof_key_, ProofRole::server, self->client_nonce_, ch->server_nonce,
                                    self->options_.agent_id, self->options_.fileset);
         if (!proofs_equal(expected, ch->server_proof))
@@ -259,7 +275,11 @@ void ServerLink::on_tls_up() {
                 ++self->connections_;
                 ++self->generation_;
                 self->session_ = LinkSession{self->generation_, *w};
-                self->acked_lsn_ = w->durable_lsn;
+                if (self->server_version_ >= proto::kRejectionsKeptVersion) {
+                    self->replay_durable_ = w->durable_lsn;
+                    self->acked_lsn_ = std::min(self->acked_lsn_, w->durable_lsn);
+                } else
+                    self->acked_lsn_ = w->durable_lsn;
                 self->sent_bytes_ = self->acked_bytes_ = self->written_bytes_ = 0;
                 self->commits_.clear();
                 self->hash_reply_.reset();
@@ -267,6 +287,14 @@ void ServerLink::on_tls_up() {
             }
             spdlog::info("server {}: connected over {} with {}; it has applied through LSN {} (durable through {})",
                          self->name_, self->tls_summary_, self->peer_identity_, w->resume_lsn, w->durable_lsn);
+            if (self->server_version_ >= proto::kRejectionsKeptVersion) {
+                // What the server kept for this agent comes before anything
+                // else it answers.
+                auto f = proto::encode_frame(proto::RejectedReplay{++self->replay_id_});
+                if (!f) return self->lost(f.error().message);
+                self->outbox_.push_back(std::make_shared<std::string>(std::move(*f)));
+                self->write_next();
+            }
             self->cv_.notify_all();
             if (self->sink_) {
                 // Send-receive: everything of the fileset after what was
@@ -345,14 +373,33 @@ void ServerLink::handle(proto::Message m) {
             }
         }
     } else if (auto* rej = std::get_if<proto::RejectedMsg>(&m)) {
+        // Tests only: dies as a kill -9 would, with the report read and
+        // nothing of it kept, where the agent's crash used to lose it.
+        if (const char* die = std::getenv("IZ_TEST_DIE_AT_REJECTED"); die && rej->path == die) ::raise(SIGKILL);
         // Not a return: the next frame is read below.
         if (note_rejected(*rej)) {
-            persist_rejected();
+            if (persist_rejected()) confirm_rejected(*rej);
             spdlog::error("server {} cannot apply '{}' (LSN {}): {}; the replica goes on without it", name_, rej->path,
                           rej->lsn, rej->message);
-        } else
+        } else {
+            // Kept already (a replay, or the server's copy sent again after
+            // a handshake): the server may forget it.
+            confirm_rejected(*rej);
             spdlog::debug("server {} reports again that it cannot apply '{}' (LSN {}): a replay", name_, rej->path,
                           rej->lsn);
+        }
+    } else if (auto* done = std::get_if<proto::RejectedReplayed>(&m)) {
+        if (done->id == replay_id_) {
+            {
+                std::lock_guard lock(mu_);
+                if (replay_durable_) acked_lsn_ = std::max(acked_lsn_, *replay_durable_);
+                replay_durable_.reset();
+            }
+            if (done->count > 0)
+                spdlog::warn("server {}: it told again {} rejection(s) this agent had not stored", name_, done->count);
+            cv_.notify_all();
+            if (on_ack_) on_ack_();
+        }
     } else if (auto* h = std::get_if<proto::HashReply>(&m)) {
         {
             std::lock_guard lock(mu_);
@@ -387,6 +434,9 @@ void ServerLink::handle(proto::Message m) {
             refusal_logged_ = why;
         }
         if (news) spdlog::error("server {}: {}; this agent sends its changes but receives none", name_, why);
+        // It may end forwards already begun (the access rules changed): a
+        // record received in part is void, as at a new connection.
+        if (sink_) sink_->on_connected();
         cv_.notify_all();
     } else if (std::holds_alternative<proto::Pong>(m)) {
         ping_outstanding_ = false;

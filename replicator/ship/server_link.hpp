@@ -116,8 +116,11 @@ private:
     // Keeps a RejectedMsg in rejected_; false (nothing kept or counted) when
     // the same rejection is kept already (see server_link.cpp).
     bool note_rejected(const proto::RejectedMsg& m);
-    // Writes rejected_ to its file (rejection_store.hpp), if there is one.
-    void persist_rejected();
+    // Writes rejected_ to its file (rejection_store.hpp), if there is one;
+    // false when that failed (logged).
+    bool persist_rejected();
+    // Version 5: tells the server the agent keeps (lsn, path) itself now.
+    void confirm_rejected(const proto::RejectedMsg& m);
     enum class Phase { idle, connecting, handshake, ready };
 
     void connect();
@@ -182,6 +185,14 @@ private:
     // every kRefusedRetry, until a connection passes.
     std::string refusal_;
     uint64_t acked_lsn_ = 0;
+    // The protocol version the current server chose (network thread).
+    uint16_t server_version_ = proto::kMinVersion;
+    // Version 5: welcome's durable_lsn, held back from acked_lsn_ until the
+    // server has sent again every rejection it kept for this agent
+    // (RejectedReplayed), so that no sync is answered before they are here
+    // (mu_); the id of that replay.
+    std::optional<uint64_t> replay_durable_;
+    uint64_t replay_id_ = 0;
     uint64_t sent_bytes_ = 0;
     uint64_t acked_bytes_ = 0;
     uint64_t written_bytes_ = 0;  // taken by the kernel (includes pings: a few bytes each)

@@ -234,6 +234,60 @@ TEST_F(Access, ASendOnlyAgentInSendReceiveModeStillSends) {
     EXPECT_EQ(count(server_->log(), "subscribe refused"), 1u) << tail(server_->log());
 }
 
+// A reload that makes a subscribed agent send-only: its forwards stop with
+// subscribe_refused on the live connection, which stays. It used to be
+// dropped ("is now send-only"), and the agent reconnected into a refused
+// subscribe, losing what it had queued on the way.
+TEST_F(Access, AReloadThatMakesASubscriberSendOnlyKeepsItsConnection) {
+    TempDir more("e2e-access-feeder");
+    auto feeder_key = more.path() / "key";
+    auto r = run_process({bin_path("izreplicate").string(), "keygen", feeder_key.string()});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto file = keys_.path() / "agents.conf";
+    auto rules = [&](const char* feeder_access) {
+        write_file(file, fmt::format("agent writer {}\nagent feeder {}\n"
+                                     "access writer team read-write\naccess feeder team {}\n",
+                                     key_name(key_), key_name(feeder_key), feeder_access));
+    };
+    rules("read-write");
+    server_->start({"--key", feeder_key.string(), "--agents", file.string()});
+
+    auto& writer = share("writer", key_);
+    auto& feeder = share("feeder", feeder_key);
+    write_file(writer.dir() / "from-writer", "for everyone\n");
+    auto s = writer.sync(60);
+    ASSERT_EQ(s.exit_code, 0) << s.err;
+    ASSERT_TRUE(eventually([&] { return fs::exists(feeder.dir() / "from-writer"); }, 30s)) << feeder.status().dump();
+    ASSERT_TRUE(server_of(feeder).value("connected", false)) << feeder.status().dump();
+    auto reconnects = server_of(feeder).value("reconnects", uint64_t{99});
+
+    rules("send-only");
+    server_->reload();
+    ASSERT_TRUE(eventually([&] {
+        return server_of(feeder).value("receive_error", "").find("fileset 'team' is now send-only for shared key "
+                                                                 "'iz-psk1-") != std::string::npos;
+    }, 20s)) << feeder.status().dump();
+
+    // It goes on shipping over the same connection; nothing comes back.
+    write_file(feeder.dir() / "after-reload", "still shipped\n");
+    write_file(writer.dir() / "not-for-the-feeder", "kept from it\n");
+    s = writer.sync(60);
+    ASSERT_EQ(s.exit_code, 0) << s.err;
+    EXPECT_TRUE(eventually([&] { return fs::exists(server_->replica(kFileset) / "after-reload"); }, 30s))
+        << feeder.status().dump();
+    EXPECT_EQ(read_file(server_->replica(kFileset) / "after-reload"), "still shipped\n");
+    s = feeder.sync(60);
+    EXPECT_NE(s.exit_code, 0) << s.out;
+    EXPECT_NE((s.out + s.err).find("is now send-only"), std::string::npos) << s.out << s.err;
+    EXPECT_FALSE(fs::exists(feeder.dir() / "not-for-the-feeder"));
+    auto srv = server_of(feeder);
+    EXPECT_TRUE(srv.value("connected", false)) << srv.dump();
+    EXPECT_EQ(srv.value("reconnects", uint64_t{99}), reconnects) << srv.dump();
+    EXPECT_EQ(srv.value("server_errors", uint64_t{99}), 0u) << srv.dump();
+    EXPECT_EQ(count(server_->log(), "dropping connection"), 0u) << tail(server_->log());
+    EXPECT_EQ(count(server_->log(), "forwarding stopped: fileset 'team' is now send-only"), 1u) << tail(server_->log());
+}
+
 // Per-node identities and a shared key in the one file: a name holding the
 // old and the new certificate takes either; a certificate is bound to its
 // name; a key the server holds but the file does not name is refused; a

@@ -2,6 +2,7 @@
 // not forgotten. `izwatch sync` fails naming it, whatever happened to
 // either daemon since the server reported it, until it is outgrown.
 #include <fcntl.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <set>
 #include <string>
 
 #include "e2e_hosts.hpp"
@@ -209,6 +211,60 @@ TEST_F(BusyOnTheServer, AFileTheServerRunsWithTwoNamesIsRejectedUntilRepaired) {
     EXPECT_NE(repaired.out.find("the replica is now equal"), std::string::npos) << repaired.out << repaired.err;
     EXPECT_TRUE(rejected().empty()) << rejected().dump();
     sync_ok();
+    EXPECT_EQ(manifest(server_->replica("data")), manifest(agent_->dir()));
+}
+
+// The agent dies (as kill -9 would, through a test-only knob that raises
+// SIGKILL in it) the moment it reads the server's report that it cannot
+// apply prog, before keeping it anywhere: the server had applied the
+// record (left it out) and went on, and resumes after it. Before, the
+// server kept no list, so after the agent's restart nobody knew, and
+// `izwatch sync` returned 0 with the replica different. Now the server
+// keeps the rejection until the agent confirms it stored it, and sends it
+// again after the handshake: the sync fails naming prog.
+TEST_F(BusyOnTheServer, ARejectionTheAgentDiedBeforeReadingIsToldAgainAfterItsRestart) {
+    fs::create_hard_link(agent_->dir() / "prog", agent_->dir() / "prog-link");
+    sync_ok();
+    ASSERT_EQ(agent_->stop().exit_code, 0);
+    {
+        // The agent inherits this process's environment.
+        ::setenv("IZ_TEST_DIE_AT_REJECTED", "prog", 1);
+        start_agent();
+        ::unsetenv("IZ_TEST_DIE_AT_REJECTED");
+    }
+    const int pid = agent_->status().value("pid", 0);
+    ASSERT_GT(pid, 0);
+    int fd = ::open((agent_->dir() / "prog").c_str(), O_WRONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    change(fd);
+    ::close(fd);
+    ASSERT_TRUE(eventually([&] { return process_exited(pid); }, 30s)) << "the agent did not die at the report";
+    // The server went on past the rejected record.
+    ASSERT_TRUE(eventually([&] { return read_file(server_->replica("data") / "other") == "after\n"; }, 20s));
+
+    start_agent();
+    expect_outstanding("after the agent died reading the report", "prog",
+                       "a program on the server is running the replica's file");
+    // Kept by the agent now, and confirmed: a second restart still knows it.
+    ASSERT_EQ(agent_->stop().exit_code, 0);
+    start_agent();
+    expect_outstanding("after a restart once it was stored", "prog", "a program on the server is running the replica's file");
+    // Each rejection once, however often it was told.
+    auto list = rejected();
+    std::set<uint64_t> lsns;
+    for (auto& j : list) EXPECT_TRUE(lsns.insert(j.value("lsn", uint64_t{0})).second) << list.dump();
+
+    running_.reset();
+    ASSERT_TRUE(eventually([&] { return agent_->status()["servers"][0].value("connected", false); }, 20s));
+    auto repaired = agent_->izwatch("verify", {"--repair"});
+    EXPECT_EQ(repaired.exit_code, 1) << repaired.out << repaired.err;
+    EXPECT_TRUE(rejected().empty()) << rejected().dump();
+    // The server forgot it once the agent stored it: cleared, it does not
+    // come back after another restart.
+    agent_->kill9();
+    start_agent();
+    sync_ok();
+    EXPECT_TRUE(rejected().empty()) << rejected().dump();
     EXPECT_EQ(manifest(server_->replica("data")), manifest(agent_->dir()));
 }
 

@@ -65,7 +65,7 @@ TEST(ProtocolDoc, TheHandshakeDecodesAndItsProofsHoldForTheKeyShown) {
     auto* welcome = std::get_if<Welcome>(&msgs[3]);
     ASSERT_TRUE(hello && challenge && auth && welcome);
 
-    EXPECT_EQ(hello->min_version, kVersion);
+    EXPECT_EQ(hello->min_version, kMinVersion);
     EXPECT_EQ(hello->max_version, kVersion);
     EXPECT_EQ(hello->agent_id, "laptop");
     EXPECT_EQ(hello->fileset, "home");
@@ -210,6 +210,30 @@ TEST(ProtocolDoc, ThePskIdentityShownIsTheOneOfferedForTheExampleKey) {
     SharedKey key;
     for (int i = 0; i < 32; ++i) key.bytes.push_back(static_cast<char>(i));
     EXPECT_EQ(doc.substr(at, end - at), psk_identity(key));
+}
+
+TEST(ProtocolDoc, TheKeptRejectionsExchangeDecodes) {
+    std::vector<std::string> raw;
+    auto msgs = frames_of(test::doc_hex(kDoc, "protocol-rejections"), raw);
+    ASSERT_EQ(msgs.size(), 4u);
+    auto* replay = std::get_if<RejectedReplay>(&msgs[0]);
+    auto* rejected = std::get_if<RejectedMsg>(&msgs[1]);
+    auto* replayed = std::get_if<RejectedReplayed>(&msgs[2]);
+    auto* kept = std::get_if<RejectedKept>(&msgs[3]);
+    ASSERT_TRUE(replay && rejected && replayed && kept);
+    EXPECT_EQ(replay->id, 1u);
+    EXPECT_EQ(rejected->lsn, 43u);
+    EXPECT_EQ(rejected->path, "docs/a.txt");
+    EXPECT_EQ(rejected->message, "Operation not permitted");
+    EXPECT_EQ(replayed->id, 1u);
+    EXPECT_EQ(replayed->count, 1u);
+    EXPECT_EQ(kept->lsn, 43u);
+    EXPECT_EQ(kept->path, "docs/a.txt");
+    for (size_t i = 0; i < msgs.size(); ++i) {
+        auto again = encode_frame(msgs[i]);
+        ASSERT_TRUE(again);
+        EXPECT_EQ(*again, raw[i]) << msg_type_name(type_of(msgs[i]));
+    }
 }
 
 }  // namespace

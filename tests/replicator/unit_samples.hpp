@@ -60,6 +60,9 @@ inline std::vector<replicator::proto::Message> sample_messages() {
         p::HeadRequest{.id = 15},
         p::HeadReply{.id = 15, .lsn = 4343},
         p::SubscribeRefused{.fileset = "docs", .message = "fileset 'docs' is send-only for agent laptop"},
+        p::RejectedReplay{.id = 16},
+        p::RejectedReplayed{.id = 16, .count = 2},
+        p::RejectedKept{.lsn = 9, .path = "a/b"},
     };
 }
 

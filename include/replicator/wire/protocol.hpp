@@ -39,7 +39,16 @@ inline constexpr uint32_t kMagic = 0x495A5250;  // "IZRP"
 // SubscribeRefused came later without a new version: only a subscribe the
 // server refuses brings it, and a version 4 agent that does not know it
 // ends the connection at it, as the error it replaced did.
-inline constexpr uint16_t kVersion = 4;
+// 5: rejections the server keeps until the agent has stored them
+// (RejectedReplay, RejectedReplayed, RejectedKept, all sent only to or by a
+// peer that chose 5). A server of 5 still speaks 4: it picks the highest
+// version both ends speak, and a version 4 agent never sees them. An agent
+// of 5 offers 4..5 and sends them only to a server that chose 5.
+inline constexpr uint16_t kVersion = 5;
+// The oldest version this build still speaks.
+inline constexpr uint16_t kMinVersion = 4;
+// From this version on, the server keeps rejections for the agent.
+inline constexpr uint16_t kRejectionsKeptVersion = 5;
 inline constexpr size_t kHeaderBytes = 12;
 // Hard ceiling on one frame's body: the shipper splits data to stay under it.
 inline constexpr uint32_t kMaxFrameBody = 16u << 20;
@@ -74,6 +83,9 @@ enum class MsgType : uint16_t {
     head_request = 19,
     head_reply = 20,
     subscribe_refused = 21,
+    rejected_replay = 22,
+    rejected_replayed = 23,
+    rejected_kept = 24,
 };
 
 std::string_view msg_type_name(MsgType t);
@@ -92,7 +104,7 @@ void put_header(const FrameHeader& h, std::string& out);
 // ---- handshake ----------------------------------------------------------
 
 struct Hello {
-    uint16_t min_version = kVersion;
+    uint16_t min_version = kMinVersion;
     uint16_t max_version = kVersion;
     std::string agent_id;
     std::string fileset;
@@ -345,15 +357,41 @@ struct HeadReply {
 
 // The server will forward nothing on this connection (the agent's
 // identity may only send to `fileset`): the connection stays, and what
-// the agent sends is applied as before. It answers a subscribe.
+// the agent sends is applied as before. It answers a subscribe, or ends
+// the forwards of one when a reload makes the agent send-only.
 struct SubscribeRefused {
     std::string fileset;
     std::string message;
 };
 
+// ---- rejections the server keeps (version 5) -----------------------------
+
+// The server keeps every rejection it told a version 5 agent (per agent and
+// fileset, durably, before the Ack that covers its record) until the agent
+// says it has stored it: a report the agent never read (it died between
+// the server's Ack and reading it) would otherwise be lost, the server
+// having resumed past the record.
+//
+// Sent by the agent right after welcome: send again every rejection I have
+// not confirmed, then RejectedReplayed with this id.
+using RejectedReplay = IdMsg<MsgType::rejected_replay>;
+// Every rejection kept for the agent was sent again (`count` of them, as
+// rejected messages) before this.
+struct RejectedReplayed {
+    uint64_t id = 0;
+    uint64_t count = 0;
+};
+// The agent keeps the rejection of (lsn, path) durably itself now: the
+// server forgets it.
+struct RejectedKept {
+    uint64_t lsn = 0;
+    std::string path;
+};
+
 using Message = std::variant<Hello, Challenge, Auth, Welcome, ErrorMsg, OpMsg, Commit, Ack, HashRequest,
                              HashReply, ConflictMsg, Ping, Pong, RejectedMsg, TreeRequest, TreeReply, Subscribe,
-                             Forward, HeadRequest, HeadReply, SubscribeRefused>;
+                             Forward, HeadRequest, HeadReply, SubscribeRefused, RejectedReplay, RejectedReplayed,
+                             RejectedKept>;
 
 MsgType type_of(const Message& m);
 // type_of counts on it: the variant lists the messages in MsgType's order.
@@ -363,6 +401,8 @@ static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MsgT
 static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MsgType::pong) - 1, Message>, Pong>);
 static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MsgType::subscribe_refused) - 1, Message>,
                              SubscribeRefused>);
+static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MsgType::rejected_kept) - 1, Message>,
+                             RejectedKept>);
 
 // Header + body, ready to send. Fails only if the body exceeds kMaxFrameBody.
 Result<std::string> encode_frame(const Message& m);
