@@ -3,20 +3,16 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <fstream>
-#include <iterator>
 #include <string_view>
 
-#include "common/durable_file.hpp"
+#include "replicator/wire/rejections_file.hpp"
 
 namespace iz::replicator {
 
 namespace {
 
-// A line saying what the file is, then each rejection as the wire frame it
-// was sent in: the protocol's values never change meaning, and its decoder
-// checks every size.
+// The first line of the file (rejections_file.hpp): not the agent's, whose
+// list of rejections has the same format.
 constexpr std::string_view kMagic = "intermezzo server rejections 1\n";
 
 Error damaged(const std::filesystem::path& file, const std::string& why) {
@@ -31,28 +27,9 @@ std::filesystem::path KeptRejections::file_in(const std::filesystem::path& state
 
 Result<std::unique_ptr<KeptRejections>> KeptRejections::open(std::filesystem::path file) {
     std::unique_ptr<KeptRejections> out(new KeptRejections(std::move(file)));
-    std::ifstream in(out->file_, std::ios::binary);
-    if (!in) {
-        if (errno == ENOENT) return out;
-        return fail(sys_error("open", out->file_.string(), errno));
-    }
-    std::string bytes(std::istreambuf_iterator<char>(in), {});
-    if (in.bad()) return fail(sys_error("read", out->file_.string(), EIO));
-    std::string_view rest(bytes);
-    if (!rest.starts_with(kMagic)) return fail(damaged(out->file_, "not a file of rejections"));
-    rest.remove_prefix(kMagic.size());
-    while (!rest.empty()) {
-        if (rest.size() < proto::kHeaderBytes) return fail(damaged(out->file_, "cut short"));
-        auto header = proto::parse_header(rest.substr(0, proto::kHeaderBytes));
-        if (!header) return fail(damaged(out->file_, header.error().message));
-        if (header->type != proto::MsgType::rejected) return fail(damaged(out->file_, "a frame of another kind"));
-        rest.remove_prefix(proto::kHeaderBytes);
-        if (rest.size() < header->length) return fail(damaged(out->file_, "cut short"));
-        auto m = proto::decode_body(header->type, rest.substr(0, header->length));
-        if (!m) return fail(damaged(out->file_, m.error().message));
-        out->kept_.push_back(std::get<proto::RejectedMsg>(*m));
-        rest.remove_prefix(header->length);
-    }
+    auto kept = read_rejections_file(out->file_, kMagic, [&](const std::string& why) { return damaged(out->file_, why); });
+    if (!kept) return fail(kept.error());
+    out->kept_ = std::move(*kept);
     return out;
 }
 
@@ -83,23 +60,6 @@ std::vector<proto::RejectedMsg> KeptRejections::all() const {
     return kept_;
 }
 
-Status KeptRejections::save() {
-    std::error_code ec;
-    if (kept_.empty()) {
-        bool removed = std::filesystem::remove(file_, ec);
-        if (ec) return fail(sys_error("remove", file_.string(), ec.value()));
-        if (!removed) return {};
-        return fsync_dir(file_.parent_path());
-    }
-    std::filesystem::create_directories(file_.parent_path(), ec);
-    if (ec) return fail(sys_error("create directory", file_.parent_path().string(), ec.value()));
-    std::string bytes(kMagic);
-    for (auto& r : kept_) {
-        auto frame = proto::encode_frame(proto::Message{r});
-        if (!frame) return fail(frame.error());
-        bytes += *frame;
-    }
-    return write_file_durably(file_, bytes, 0600);
-}
+Status KeptRejections::save() { return write_rejections_file(file_, kMagic, kept_); }
 
 }  // namespace iz::replicator
