@@ -46,15 +46,7 @@ protected:
         // Birth times are stamped with the coarse clock: the new connection
         // comes a tick later.
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        applier_->resume();
-        for (size_t i = replay_from; i < ops.size(); ++i) {
-            auto r = applier_->apply(ops[i]);
-            EXPECT_TRUE(r.outcome == Outcome::applied || r.outcome == Outcome::skipped)
-                << "#" << i << " " << proto::op_kind_name(ops[i].kind) << " '" << ops[i].path
-                << "': " << outcome_name(r.outcome) << ": " << r.message;
-            EXPECT_TRUE(r.conflicts.empty()) << "#" << i << ": a conflict copy on replay";
-        }
-        EXPECT_TRUE(applier_->commit(ops.back().lsn));
+        replay_resumed(ops, replay_from);
         return {once, test::manifest(root_)};
     }
 

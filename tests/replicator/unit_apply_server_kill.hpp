@@ -22,15 +22,20 @@ protected:
 
     // Kills this server, starts it again a tick later (birth times are
     // stamped with the coarse clock), and replays ops[from..] on a resumed
-    // connection: each must be applied or skipped, none may keep a conflict
-    // copy (a replay only meets what this journal made). Then commits
-    // through the last.
+    // connection (replay_resumed).
     void kill_restart_and_replay(const std::vector<OpMsg>& ops, size_t from) {
         killed_.push_back(std::move(applier_));
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
         auto a = Applier::open(ApplierOptions{root_, state_, "testhost", {}});
         ASSERT_TRUE(a) << a.error().message;
         applier_ = std::move(*a);
+        replay_resumed(ops, from);
+    }
+
+    // Replays ops[from..] on a resumed connection: each must be applied or
+    // skipped, none may keep a conflict copy (a replay only meets what this
+    // journal made). Then commits through the last.
+    void replay_resumed(const std::vector<OpMsg>& ops, size_t from) {
         applier_->resume();
         for (size_t i = from; i < ops.size(); ++i) {
             auto r = applier_->apply(ops[i]);
