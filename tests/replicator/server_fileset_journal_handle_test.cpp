@@ -13,7 +13,7 @@
 #include "common/file_handle.hpp"
 #include "common/unique_fd.hpp"
 #include "fileset_journal.hpp"
-#include "journal/reader.hpp"
+#include "fileset_journal_records.hpp"
 #include "support/tree.hpp"
 
 namespace iz::replicator {
@@ -21,20 +21,6 @@ namespace {
 
 proto::OpMsg content_end(uint64_t lsn, const std::string& path) {
     return proto::OpMsg{.lsn = lsn, .kind = proto::OpKind::content_end, .path = path, .size = 1};
-}
-
-std::vector<journal::Record> records_in(const std::filesystem::path& dir) {
-    std::vector<journal::Record> out;
-    auto reader = journal::Reader::open(dir);
-    EXPECT_TRUE(reader);
-    if (!reader) return out;
-    for (;;) {
-        auto r = (*reader)->next();
-        EXPECT_TRUE(r);
-        if (!r || !*r) break;
-        out.push_back(**r);
-    }
-    return out;
 }
 
 FileHandle handle_at(const std::filesystem::path& root, const std::string& rel) {
@@ -60,7 +46,7 @@ TEST(ServerFilesetJournalHandle, AWriteKeepsTheHandleTheApplierGaveWithoutOpenin
     test::write_file(root / "g", "y", 0644);
     (*j)->note_applied("desk", content_end(2, "g"));
     ASSERT_TRUE((*j)->flush());
-    auto recs = records_in(state / "journal");
+    auto recs = test::journal_records(state / "journal");
     ASSERT_EQ(recs.size(), 2u);
     EXPECT_EQ(recs[0].op, journal::Op::write);
     EXPECT_EQ(recs[0].path, "f");

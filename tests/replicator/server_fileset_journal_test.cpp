@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "fileset_journal.hpp"
-#include "journal/reader.hpp"
+#include "fileset_journal_records.hpp"
 #include "support/tree.hpp"
 
 namespace iz::replicator {
@@ -36,15 +36,7 @@ std::shared_ptr<FilesetJournal> open_journal(const test::TempDir& state, const t
 // Every record of the journal, as (path, origin, origin LSN).
 std::vector<std::tuple<std::string, std::string, uint64_t>> records_in(const std::filesystem::path& dir) {
     std::vector<std::tuple<std::string, std::string, uint64_t>> out;
-    auto reader = journal::Reader::open(dir);
-    EXPECT_TRUE(reader);
-    if (!reader) return out;
-    for (;;) {
-        auto r = (*reader)->next();
-        EXPECT_TRUE(r);
-        if (!r || !*r) break;
-        out.emplace_back((*r)->path, (*r)->origin, (*r)->origin_lsn);
-    }
+    for (auto& r : test::journal_records(dir)) out.emplace_back(r.path, r.origin, r.origin_lsn);
     return out;
 }
 
