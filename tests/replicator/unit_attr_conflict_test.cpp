@@ -4,22 +4,15 @@
 #include <gtest/gtest.h>
 
 #include "conflict_resolver.hpp"
+#include "unit_resolver_rig.hpp"
 
 namespace iz::replicator {
 namespace {
 
 using proto::OpKind;
-using proto::OpMsg;
 using Action = ConflictDecision::Action;
 
-OpMsg op(OpKind kind, const std::string& path, uint64_t lsn, std::optional<uint64_t> seen) {
-    OpMsg m;
-    m.lsn = lsn;
-    m.kind = kind;
-    m.path = path;
-    m.seen = seen;
-    return m;
-}
+using test_resolver::op;
 
 TEST(AttributeConflicts, ConcurrentAttributeChangesAreAppliedAndSentBackToTheirAgent) {
     for (auto kind : {OpKind::setattr, OpKind::setxattr, OpKind::removexattr}) {

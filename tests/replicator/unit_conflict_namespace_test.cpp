@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "conflict_resolver.hpp"
+#include "unit_resolver_rig.hpp"
 
 namespace iz::replicator {
 namespace {
@@ -12,14 +13,9 @@ using proto::OpKind;
 using proto::OpMsg;
 using Moves = std::vector<std::pair<std::string, std::string>>;
 
+// Placing looks at what the agent had seen, not at its own LSN.
 OpMsg op(OpKind kind, const std::string& path, uint64_t seen, const std::string& target = "") {
-    OpMsg m;
-    m.lsn = 100;
-    m.kind = kind;
-    m.path = path;
-    m.target = target;
-    m.seen = seen;
-    return m;
+    return test_resolver::op(kind, path, 100, seen, target);
 }
 
 TEST(ConflictNamespace, NothingMovedLeavesTheOperationAlone) {

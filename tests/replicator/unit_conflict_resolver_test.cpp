@@ -8,6 +8,7 @@
 #include "conflict_resolver.hpp"
 #include "fileset_journal.hpp"
 #include "support/tree.hpp"
+#include "unit_resolver_rig.hpp"
 
 namespace iz::replicator {
 namespace {
@@ -16,18 +17,8 @@ using proto::OpKind;
 using proto::OpMsg;
 using Action = ConflictDecision::Action;
 
-// 2026-12-07T20:00:00Z
-constexpr int64_t kTime = 1796673600LL * 1'000'000'000;
-
-OpMsg op(OpKind kind, const std::string& path, uint64_t lsn, std::optional<uint64_t> seen) {
-    OpMsg m;
-    m.lsn = lsn;
-    m.kind = kind;
-    m.path = path;
-    m.seen = seen;
-    m.time_ns = kTime;
-    return m;
-}
+using test_resolver::kOpTime;
+using test_resolver::op;
 
 TEST(ConflictResolver, AChangeThatSawTheCurrentVersionReplacesIt) {
     ConflictResolver r;
@@ -150,7 +141,7 @@ TEST(ConflictResolver, AttributesAndDirectoriesGoAsTheyCome) {
 
 TEST(ConflictResolver, ACopyNameFitsADirectoryEntry) {
     std::string leaf(250, 'x');
-    auto name = ConflictResolver::copy_name("d/" + leaf, std::string(128, 'b'), kTime);
+    auto name = ConflictResolver::copy_name("d/" + leaf, std::string(128, 'b'), kOpTime);
     EXPECT_EQ(name.substr(0, 2), "d/");
     EXPECT_EQ(name.size() - 2, 255u);
     EXPECT_NE(name.find(".conflict-" + std::string(128, 'b') + "-20261207T200000Z"), std::string::npos);

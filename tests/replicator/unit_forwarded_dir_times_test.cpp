@@ -11,6 +11,7 @@
 
 #include "forwarded_dir_times.hpp"
 #include "support/tree.hpp"
+#include "unit_resolver_rig.hpp"
 
 namespace iz::replicator {
 namespace {
@@ -18,13 +19,7 @@ namespace {
 using journal::Op;
 using journal::Record;
 
-Record rec(Op op, const std::string& path, const std::string& target = "") {
-    Record r;
-    r.op = op;
-    r.path = path;
-    r.target = target;
-    return r;
-}
+using test_resolver::rec;
 
 TEST(ForwardedDirTimes, OwnChangesOfADirectoryAForwardSetAreDue) {
     ForwardedDirTimes t;
