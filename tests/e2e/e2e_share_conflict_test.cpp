@@ -37,13 +37,6 @@ class ShareConflict : public ShareFixture {
 protected:
     ShareConflict() : ShareFixture("conflict") {}
 
-    // Both agents quiet and caught up with each other.
-    void settle() {
-        sync(*b_);
-        sync(*a_);
-        sync(*b_);
-    }
-
     // A and B share `name` with `bytes`, both started.
     void share_base(const std::string& name, const std::string& bytes) {
         start(*a_, "a");

@@ -71,6 +71,10 @@ void ShareFixture::sync(AgentHost& agent) {
                               << server_->log();
 }
 
+void ShareFixture::settle(int rounds) {
+    for (int i = 0; i < rounds; ++i) sync(i % 2 == 0 ? *b_ : *a_);
+}
+
 fs::path ShareFixture::replica() const { return server_->replica(kShareFileset); }
 
 fs::path ShareFixture::server_journal() const {

@@ -39,6 +39,10 @@ protected:
     void start(AgentHost& agent, const std::string& id, const std::string& mode = "send-receive");
     // izwatch sync on `agent`, which must succeed.
     void sync(AgentHost& agent);
+    // Both agents quiet and caught up with each other: `rounds` syncs, B's
+    // first, then A's, B's... (three carry B's changes to A and what A then
+    // did back to B; a fourth, what the server sent back to B, on to A).
+    void settle(int rounds = 3);
 
     std::filesystem::path replica() const;
     std::filesystem::path server_journal() const;

@@ -36,12 +36,6 @@ class ShareMoveConflict : public ShareFixture {
 protected:
     ShareMoveConflict() : ShareFixture("mvconf") {}
 
-    void settle() {
-        sync(*b_);
-        sync(*a_);
-        sync(*b_);
-    }
-
     // Both started and sharing what `make` made in A's directory; then B
     // is stopped (cut off).
     template <class Make>
