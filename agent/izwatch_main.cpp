@@ -87,6 +87,28 @@ iz::Result<json> ask(const std::string& dir, const json& request, std::chrono::m
     return *reply;
 }
 
+// What the agent watching a directory answered, and the directory.
+struct Answer {
+    std::string dir;
+    json reply;
+};
+
+// Sends `request` to the agent watching `given` (as agent_dir finds it) and
+// waits at most `wait` for its reply.
+iz::Result<Answer> ask_agent(const std::string& given, const json& request, std::chrono::milliseconds wait) {
+    auto dir = agent_dir(given);
+    if (!dir) return iz::fail(dir.error());
+    auto reply = ask(*dir, request, wait);
+    if (!reply) return iz::fail(reply.error());
+    return Answer{std::move(*dir), std::move(*reply)};
+}
+
+// How long to wait for the reply to a request the agent spends at most
+// `timeout_s` seconds on, `steps` times over, and `margin` more.
+std::chrono::milliseconds reply_wait(double timeout_s, std::chrono::milliseconds margin, int steps = 1) {
+    return std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000) * steps) + margin;
+}
+
 // Runs the daemon in this process; `readiness` hears once capture is armed,
 // or why it could not be.
 int serve(const WatchOptions& opts, iz::Readiness& readiness) {
@@ -252,12 +274,10 @@ int status(const std::string& given, bool as_json) {
 }
 
 int stop(const std::string& given) {
-    auto dir = agent_dir(given);
-    if (!dir) return die(dir.error().message);
-    auto reply = ask(*dir, {{"cmd", "stop"}}, std::chrono::seconds(60));
-    if (!reply) return die(reply.error().message);
+    auto answer = ask_agent(given, {{"cmd", "stop"}}, std::chrono::seconds(60));
+    if (!answer) return die(answer.error().message);
     // The daemon replies once everything is durable, then exits.
-    auto sock = control_socket_path(*dir);
+    auto sock = control_socket_path(answer->dir);
     for (int i = 0; i < 500 && fs::exists(sock); ++i) ::usleep(10000);
     return 0;
 }
@@ -306,14 +326,13 @@ bool print_verdict(const json& v, bool repair) {
 // Exit status: 0 when every replica equals the source, 1 when any differs
 // (also when it was repaired), 2 when one could not be verified.
 int verify_cmd(const std::string& given, const std::string& server, bool repair, double timeout_s, bool as_json) {
-    auto dir = agent_dir(given);
-    if (!dir) return die(dir.error().message);
-    auto reply = ask(*dir, {{"cmd", "verify"}, {"server", server}, {"repair", repair}, {"timeout_s", timeout_s}},
-                     std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000) * 4 + 5000));
-    if (!reply) {
-        fmt::print(stderr, "izwatch: {}\n", reply.error().message);
+    auto answer = ask_agent(given, {{"cmd", "verify"}, {"server", server}, {"repair", repair}, {"timeout_s", timeout_s}},
+                            reply_wait(timeout_s, std::chrono::seconds(5), 4));
+    if (!answer) {
+        fmt::print(stderr, "izwatch: {}\n", answer.error().message);
         return 2;
     }
+    auto* reply = &answer->reply;
     if (as_json) fmt::print("{}\n", reply->dump());
     int code = 0;
     for (auto& v : reply->value("servers", json::array())) {
@@ -327,11 +346,10 @@ int verify_cmd(const std::string& given, const std::string& server, bool repair,
 // Receive-only: makes DIR equal to the fileset on its server again, and
 // says what it removed. Exit status: 0 when it is equal, 1 otherwise.
 int revert_cmd(const std::string& given, double timeout_s, bool as_json) {
-    auto dir = agent_dir(given);
-    if (!dir) return die(dir.error().message);
-    auto reply = ask(*dir, {{"cmd", "revert"}, {"timeout_s", timeout_s}},
-                     std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000) + 10000));
-    if (!reply) return die(reply.error().message);
+    auto answer = ask_agent(given, {{"cmd", "revert"}, {"timeout_s", timeout_s}},
+                            reply_wait(timeout_s, std::chrono::seconds(10)));
+    if (!answer) return die(answer.error().message);
+    auto* reply = &answer->reply;
     if (as_json) {
         fmt::print("{}\n", reply->dump());
         return reply->value("ok", false) ? 0 : 1;
@@ -347,19 +365,16 @@ int revert_cmd(const std::string& given, double timeout_s, bool as_json) {
     }
     fmt::print("{} equals the fileset on {} again (replayed through server LSN {}): {} path(s) removed, {} replaced, "
                "{} directory attribute set(s); local changes and {} forward(s) passed over forgotten\n",
-               *dir, reply->value("server", ""), reply->value("replayed_through", uint64_t{0}),
+               answer->dir, reply->value("server", ""), reply->value("replayed_through", uint64_t{0}),
                reply->value("removed", json::array()).size(), reply->value("replaced", json::array()).size(),
                reply->value("directory_attributes_set", 0), reply->value("failures_forgotten", 0));
     return 0;
 }
 
 int sync_cmd(const std::string& given, double timeout_s, bool verify) {
-    auto dir = agent_dir(given);
-    if (!dir) return die(dir.error().message);
-    auto reply = ask(*dir, {{"cmd", "sync"}, {"timeout_s", timeout_s}},
-                     std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000) + 1000));
-    if (!reply) return die(reply.error().message);
-    if (verify) return verify_cmd(*dir, "", false, timeout_s, false);
+    auto answer = ask_agent(given, {{"cmd", "sync"}, {"timeout_s", timeout_s}}, reply_wait(timeout_s, std::chrono::seconds(1)));
+    if (!answer) return die(answer.error().message);
+    if (verify) return verify_cmd(answer->dir, "", false, timeout_s, false);
     return 0;
 }
 
@@ -367,6 +382,17 @@ int sync_cmd(const std::string& given, double timeout_s, bool verify) {
 CLI::Option* size_option(CLI::App* cmd, const std::string& name, uint64_t& bytes, const std::string& help,
                          const std::string& shown_default) {
     return cmd->add_option(name, bytes, help)->transform(CLI::AsSizeValue(false))->default_str(shown_default);
+}
+
+// A subcommand on one watched directory that asks its servers something:
+// it waits for them at most --timeout seconds and answers in JSON with --json.
+CLI::App* server_dir_command(CLI::App& app, const std::string& name, const std::string& description,
+                             std::string& dir, double& timeout_s, const std::string& timeout_help, bool& as_json) {
+    auto* cmd = app.add_subcommand(name, description);
+    cmd->add_option("DIR", dir, "watched directory")->required();
+    cmd->add_option("--timeout", timeout_s, timeout_help);
+    cmd->add_flag("--json", as_json, "machine-readable output");
+    return cmd;
 }
 
 }  // namespace
@@ -443,21 +469,19 @@ int main(int argc, char** argv) {
     std::string verify_server;
     bool repair = false;
     double verify_timeout_s = 120;
-    auto* verify_sub = app.add_subcommand(
-        "verify", "compare DIR with each server's replica by a hash tree of metadata and content (after a sync); exit 0 "
-                  "when equal, 1 when anything differs, 2 when it could not be verified");
-    verify_sub->add_option("DIR", dir, "watched directory")->required();
+    auto* verify_sub = server_dir_command(
+        app, "verify",
+        "compare DIR with each server's replica by a hash tree of metadata and content (after a sync); exit 0 "
+        "when equal, 1 when anything differs, 2 when it could not be verified",
+        dir, verify_timeout_s, "seconds to wait for the server at each step", as_json);
     verify_sub->add_option("--server", verify_server, "only this server (HOST:PORT, as given to izwatch start)");
     verify_sub->add_flag("--repair", repair, "journal what makes each replica equal (as repair records), then check again");
-    verify_sub->add_option("--timeout", verify_timeout_s, "seconds to wait for the server at each step");
-    verify_sub->add_flag("--json", as_json, "machine-readable output");
     double revert_timeout_s = 300;
-    auto* revert_sub = app.add_subcommand(
-        "revert", "receive-only: make DIR equal to the fileset on its server again, discarding every local change "
-                  "(local additions and conflict copies are removed, and each is printed); exit 0 once equal");
-    revert_sub->add_option("DIR", dir, "watched directory")->required();
-    revert_sub->add_option("--timeout", revert_timeout_s, "seconds to wait for the server");
-    revert_sub->add_flag("--json", as_json, "machine-readable output");
+    auto* revert_sub = server_dir_command(
+        app, "revert",
+        "receive-only: make DIR equal to the fileset on its server again, discarding every local change "
+        "(local additions and conflict copies are removed, and each is printed); exit 0 once equal",
+        dir, revert_timeout_s, "seconds to wait for the server", as_json);
     std::string identity_dir = kDefaultIdentityDir;
     auto* identity_cmd = app.add_subcommand("identity", "this agent's own key pair and certificate");
     identity_cmd->require_subcommand(1);
