@@ -24,7 +24,7 @@ template <class S, class F>
 void fields_of_server(S& s, F&& f) {
     IZ_STATUS_FIELDS(endpoint, connected, acked_lsn, records_behind, bytes_behind, data_bytes_sent,
                      wire_bytes_sent, conflicts, rejected, last_error, reconnects, rejected_total, server_errors,
-                     unacked_age_s, peer, tls, received_lsn, server_head, records_to_receive, receive_error,
+                     unacked_age_s, peer, tls, protocol, received_lsn, server_head, records_to_receive, receive_error,
                      not_applied);
 }
 

@@ -217,7 +217,8 @@ std::string human(const AgentStatus& s) {
                            srv.endpoint,
                            !srv.connected     ? "not connected"
                            : srv.tls.empty() ? "connected"
-                                             : fmt::format("connected over {} to {}", srv.tls, srv.peer),
+                                             : fmt::format("connected over {} to {}, protocol version {}", srv.tls,
+                                                           srv.peer, srv.protocol),
                            srv.acked_lsn, srv.records_behind,
                            human_bytes(srv.bytes_behind),
                            human_bytes(srv.data_bytes_sent),

@@ -63,6 +63,10 @@ struct ServerOptions {
     // A connection that sends nothing for this long is dropped (shippers
     // ping every second while idle).
     std::chrono::milliseconds idle_timeout{60'000};
+    // The highest protocol version this server chooses (at least
+    // proto::kMinVersion): lowered, it answers as a server of that version
+    // would, which is how a fleet half upgraded is tested.
+    uint16_t max_protocol_version = proto::kVersion;
 };
 
 class Server {

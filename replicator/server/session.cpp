@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "journal/reader.hpp"
@@ -342,10 +343,11 @@ const SharedKey& Session::session_key() const {
 
 void Session::on_hello(const proto::Hello& m) {
     // The highest version both ends speak.
-    if (m.min_version > proto::kVersion || m.max_version < proto::kMinVersion || m.min_version > m.max_version)
+    const uint16_t highest = std::clamp(ctx_.options.max_protocol_version, proto::kMinVersion, proto::kVersion);
+    if (m.min_version > highest || m.max_version < proto::kMinVersion || m.min_version > m.max_version)
         return drop(fmt::format("client speaks protocol versions {}..{}, this server speaks {}..{}", m.min_version,
-                                m.max_version, proto::kMinVersion, proto::kVersion));
-    version_ = std::min(m.max_version, proto::kVersion);
+                                m.max_version, proto::kMinVersion, highest));
+    version_ = std::min(m.max_version, highest);
     if (!proto::valid_identity(m.agent_id)) return drop(fmt::format("invalid agent id '{}'", m.agent_id));
     if (!proto::valid_identity(m.fileset)) return drop(fmt::format("invalid fileset name '{}'", m.fileset));
     if (m.client_nonce.size() != proto::kNonceBytes) return drop("client nonce of the wrong size");
@@ -403,8 +405,8 @@ void Session::on_auth(const proto::Auth& m) {
     if (previous && previous.get() != this) previous->shutdown("replaced by a newer connection from the same agent");
     w.server_host = ctx_.options.host_name;
     state_ = State::ready;
-    spdlog::info("{}: authenticated by {} over {}; resuming after LSN {} (durable through {})", who(), peer_identity_,
-                 tls_summary_, w.resume_lsn, w.durable_lsn);
+    spdlog::info("{}: authenticated by {} over {}, protocol version {}; resuming after LSN {} (durable through {})",
+                 who(), peer_identity_, tls_summary_, version_, w.resume_lsn, w.durable_lsn);
     send(w);
     report(left_out);
 }

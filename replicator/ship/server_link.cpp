@@ -275,6 +275,7 @@ void ServerLink::on_tls_up() {
                 ++self->connections_;
                 ++self->generation_;
                 self->session_ = LinkSession{self->generation_, *w};
+                self->connected_version_ = self->server_version_;
                 if (self->server_version_ >= proto::kRejectionsKeptVersion) {
                     self->replay_durable_ = w->durable_lsn;
                     self->acked_lsn_ = std::min(self->acked_lsn_, w->durable_lsn);
@@ -285,8 +286,10 @@ void ServerLink::on_tls_up() {
                 self->hash_reply_.reset();
                 self->subscribe_refused_.clear();
             }
-            spdlog::info("server {}: connected over {} with {}; it has applied through LSN {} (durable through {})",
-                         self->name_, self->tls_summary_, self->peer_identity_, w->resume_lsn, w->durable_lsn);
+            spdlog::info("server {}: connected over {} with {}, protocol version {}; it has applied through LSN {} "
+                         "(durable through {})",
+                         self->name_, self->tls_summary_, self->peer_identity_, self->server_version_, w->resume_lsn,
+                         w->durable_lsn);
             if (self->server_version_ >= proto::kRejectionsKeptVersion) {
                 // What the server kept for this agent comes before anything
                 // else it answers.
@@ -858,6 +861,7 @@ ServerStatus ServerLink::status() const {
     if (connected_) {
         s.peer = peer_identity_;
         s.tls = tls_summary_;
+        s.protocol = connected_version_;
     }
     s.conflicts = conflicts_;
     s.rejected.assign(rejected_.begin(), rejected_.end());

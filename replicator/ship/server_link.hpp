@@ -187,6 +187,8 @@ private:
     uint64_t acked_lsn_ = 0;
     // The protocol version the current server chose (network thread).
     uint16_t server_version_ = proto::kMinVersion;
+    // server_version_ as the last handshake ended, for status() (under mu_).
+    uint16_t connected_version_ = 0;
     // Version 5: welcome's durable_lsn, held back from acked_lsn_ until the
     // server has sent again every rejection it kept for this agent
     // (RejectedReplayed), so that no sync is answered before they are here

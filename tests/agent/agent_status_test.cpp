@@ -76,7 +76,8 @@ AgentStatus filled() {
                          .server_errors = 35,
                          .unacked_age_s = 36.5,
                          .peer = "shared key 'iz-psk1-0011223344556677'",
-                         .tls = "TLSv1.3 TLS_AES_128_GCM_SHA256"});
+                         .tls = "TLSv1.3 TLS_AES_128_GCM_SHA256",
+                         .protocol = 5});
     s.servers.push_back({.endpoint = "10.0.0.2:7070"});
     s.scrub = {.interval_s = 86400,
                .runs = 30,
@@ -147,7 +148,9 @@ json written_before(const AgentStatus& s) {
                            {"server_errors", uint64_t{srv.server_errors}},
                            {"unacked_age_s", double{srv.unacked_age_s}},
                            {"peer", srv.peer},
-                           {"tls", srv.tls}});
+                           {"tls", srv.tls},
+                           // The protocol version the server chose (0 while not connected).
+                           {"protocol", uint16_t{srv.protocol}}});
     }
     json j = {
         {"dir", s.dir},

@@ -176,15 +176,22 @@ bool WireClient::wait_closed(std::chrono::milliseconds timeout, std::string* err
 
 Result<proto::Welcome> WireClient::handshake(const replicator::SharedKey& key, const std::string& agent,
                                               const std::string& fileset) {
+    return handshake(key, agent, fileset, proto::kVersion, proto::kVersion);
+}
+
+Result<proto::Welcome> WireClient::handshake(const replicator::SharedKey& key, const std::string& agent,
+                                              const std::string& fileset, uint16_t min_version, uint16_t max_version,
+                                              uint16_t* chosen) {
     auto nonce = replicator::random_bytes(proto::kNonceBytes);
     if (!nonce) return fail(nonce.error());
-    if (!send(proto::Hello{proto::kVersion, proto::kVersion, agent, fileset, *nonce}))
+    if (!send(proto::Hello{min_version, max_version, agent, fileset, *nonce}))
         return fail(make_error("cannot send hello"));
     auto reply = receive();
     if (!reply) return fail(reply.error());
     if (auto* e = std::get_if<proto::ErrorMsg>(&*reply)) return fail(make_error("server error: " + e->message));
     auto* challenge = std::get_if<proto::Challenge>(&*reply);
     if (!challenge) return fail(make_error("expected a challenge"));
+    if (chosen) *chosen = challenge->version;
     auto server_proof = replicator::auth_proof(key, replicator::ProofRole::server, *nonce, challenge->server_nonce, agent, fileset);
     if (!replicator::proofs_equal(server_proof, challenge->server_proof))
         return fail(make_error("the server does not know the key"));

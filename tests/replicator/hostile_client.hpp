@@ -51,6 +51,11 @@ public:
     // Hello -> Challenge (the server's proof checked) -> Auth -> Welcome.
     Result<replicator::proto::Welcome> handshake(const replicator::SharedKey& key, const std::string& agent,
                                                  const std::string& fileset);
+    // The same offering protocol versions min..max; `chosen` gets the
+    // version the challenge named.
+    Result<replicator::proto::Welcome> handshake(const replicator::SharedKey& key, const std::string& agent,
+                                                 const std::string& fileset, uint16_t min_version,
+                                                 uint16_t max_version, uint16_t* chosen = nullptr);
 
     int fd() const { return fd_; }
     SSL* ssl() const { return ssl_; }

@@ -164,6 +164,9 @@ struct ServerStatus {
     // "server certificate NODE-ID"), and the TLS version and cipher.
     std::string peer;
     std::string tls;
+    // While connected: the protocol version the server chose (0 when not
+    // connected); during an upgrade, which servers still speak the older.
+    uint16_t protocol = 0;
     // Shared filesets, on the server forwards come from (filled by the
     // agent; absent from the JSON for the others and in send-only mode):
     // the server LSN applied here durably (the cursor), the server's
