@@ -102,7 +102,7 @@ public:
     // one of them whose times alone differ is not a local change.
     void received_at_catch_up(std::vector<std::string> paths) { received_ = std::move(paths); }
     // Send-receive: the paths (and rename targets) the receiver applied
-    // whose events the capture may not have read, taken by each catch_up
+    // whose events the capture may not have read, read by each catch_up
     // once it has scanned. A rescan after an overflow lost the events of
     // those forwards (the tree it compares with never saw them): what it
     // finds changed at exactly those paths, and the times of directories
