@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <unordered_set>
 
 #include "agent/tree_diff.hpp"
 #include "capture_detail.hpp"
@@ -107,6 +108,10 @@ Status Capture::catch_up(const Tree& persisted, const std::string& why) {
     auto fresh = scan_tree(root_fd_, [this](const std::string& rel) { return excluded(rel); });
     if (!fresh) return fail(fresh.error());
     auto records = diff_trees(persisted, *fresh);
+    if (take_applied_) {
+        applied_ = take_applied_();
+        received_.insert(received_.end(), applied_.begin(), applied_.end());
+    }
     // Keep per-file versions across restarts, with the object wherever it went.
     std::unordered_map<FileHandle, uint64_t> versions;
     for (auto& [path, e] : persisted)
@@ -121,7 +126,7 @@ Status Capture::catch_up(const Tree& persisted, const std::string& why) {
     deferred_deletes_.clear();  // the scan is the truth now
     deferred_paths_.clear();
     for (auto& [path, e] : *fresh) track(path, std::move(e));
-    if (!not_local_.empty() || !received_.empty()) {
+    if (!not_local_.empty() || !received_.empty() || !applied_.empty()) {
         auto at_or_beneath = [](const std::string& p, const std::string& top) {
             return top.empty() || p == top || (p.size() > top.size() && p.starts_with(top) && p[top.size()] == '/');
         };
@@ -132,9 +137,11 @@ Status Capture::catch_up(const Tree& persisted, const std::string& why) {
                    (!r.mode || (*r.mode & 07777) == (was->second.mode & 07777)) &&
                    (!r.owner_uid || *r.owner_uid == was->second.uid) && (!r.owner_gid || *r.owner_gid == was->second.gid);
         };
+        std::unordered_set<std::string> applied(applied_.begin(), applied_.end());
         auto received = [&](const Record& r) {
             for (auto& p : not_local_)
                 if (at_or_beneath(r.path, p) || (!r.target.empty() && at_or_beneath(r.target, p))) return true;
+            if (applied.count(r.path) || (!r.target.empty() && applied.count(r.target))) return true;
             if (!times_only(r)) return false;
             for (auto* list : {&not_local_, &received_})
                 for (auto& p : *list)
@@ -144,11 +151,12 @@ Status Capture::catch_up(const Tree& persisted, const std::string& why) {
         size_t before = records.size();
         std::erase_if(records, received);
         if (records.size() != before)
-            spdlog::info("{}: {} differences are forwards applied before the last stop and not committed; "
-                         "they come again from the server",
-                         why, before - records.size());
+            spdlog::info("{}: {} differences are forwards applied from the server{}, not local changes", why,
+                         before - records.size(),
+                         not_local_.empty() ? "" : " (some before the last stop and not committed: they come again)");
         not_local_.clear();
         received_.clear();
+        applied_.clear();
     }
     size_t n = records.size();
     for (auto& r : records) emit(std::move(r), 0);

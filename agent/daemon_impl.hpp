@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <functional>
 #include <memory>
+#include <deque>
 #include <mutex>
 #include <unordered_map>
 #include <optional>
@@ -208,6 +209,17 @@ private:
     std::unique_ptr<replicator::Shipper> shipper_;
     // Send-receive: what the servers forward is applied by it (receiver.hpp).
     std::shared_ptr<Receiver> receiver_;
+    // The paths the receiver applies or applied (numbered in order) whose
+    // fanotify events the capture may not have read yet: a rescan reads
+    // them (Capture::applied_by_receiver); a drain that began after one
+    // was applied read its events (or rescanned after it), and forgets it.
+    std::mutex applied_mu_;
+    std::deque<std::pair<uint64_t, std::string>> applied_paths_;
+    uint64_t applied_seq_ = 0;
+    void note_applied(const std::string& path, const std::string& target);
+    std::vector<std::string> take_applied();
+    void forget_applied_through(uint64_t seq);
+    uint64_t applied_mark();
     // Receive-only: the local changes kept and not sent.
     std::unique_ptr<LocalChanges> local_changes_;
     bool receiving() const { return receiver_ != nullptr; }

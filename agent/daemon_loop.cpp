@@ -133,6 +133,9 @@ void DaemonImpl::gather() {
 // write read (and the exits of every process named).
 void DaemonImpl::drain() {
     batch_.clear();
+    // The forwards applied before this read began have their events in it
+    // (read to the end of the queue), or in the overflow's rescan.
+    uint64_t applied_before = applied_mark();
     auto got = fan_->drain([this](const FanEvent& ev) { batch_.push_back(ev); });
     if (!got) spdlog::error("{}", got.error().message);
     consume_bpf();
@@ -144,6 +147,7 @@ void DaemonImpl::drain() {
     } held{*writer_};
     writer_->hold();
     capture_->on_drain(batch_);
+    if (got) forget_applied_through(applied_before);
 }
 
 void DaemonImpl::consume_bpf() {

@@ -85,6 +85,7 @@ Status DaemonImpl::open_receiver() {
         std::lock_guard lock(writer_mu_);
         return writer_->wait_durable(writer_->head_lsn());
     };
+    ro.applying = [this](const std::string& path, const std::string& target) { note_applied(path, target); };
     ro.resubscribe = [this](const std::string& why) {
         if (auto* s = shipper_ptr_.load()) s->resubscribe(why);
     };
@@ -128,6 +129,7 @@ Status DaemonImpl::open_receiver() {
 }
 
 void DaemonImpl::stamp_capture(Capture& capture) {
+    capture.applied_by_receiver([this] { return take_applied(); });
     std::weak_ptr<Receiver> weak = receiver_;
     std::string server = opts_.shipping.servers.front().to_string();
     capture.stamp_with(
@@ -179,4 +181,35 @@ std::function<void(uint64_t)> DaemonImpl::durable_relay() {
         if (auto* s = shipper_ptr_.load()) s->notify(lsn);
     };
 }
+
+// Noted before the forward is applied (a rescan scanning meanwhile finds
+// it here, journaled or not) and again after (its events were queued
+// before that number: a drain that began after it read them).
+void DaemonImpl::note_applied(const std::string& path, const std::string& target) {
+    std::lock_guard lock(applied_mu_);
+    ++applied_seq_;
+    applied_paths_.emplace_back(applied_seq_, path);
+    if (!target.empty()) applied_paths_.emplace_back(applied_seq_, target);
+}
+
+// Kept, not cleared: one applied after the rescan's scan was not in it,
+// and its events may be lost to the next overflow as well.
+std::vector<std::string> DaemonImpl::take_applied() {
+    std::lock_guard lock(applied_mu_);
+    std::vector<std::string> paths;
+    paths.reserve(applied_paths_.size());
+    for (auto& [seq, path] : applied_paths_) paths.push_back(path);
+    return paths;
+}
+
+uint64_t DaemonImpl::applied_mark() {
+    std::lock_guard lock(applied_mu_);
+    return applied_seq_;
+}
+
+void DaemonImpl::forget_applied_through(uint64_t seq) {
+    std::lock_guard lock(applied_mu_);
+    while (!applied_paths_.empty() && applied_paths_.front().first <= seq) applied_paths_.pop_front();
+}
+
 }  // namespace iz::agent

@@ -311,7 +311,12 @@ void Receiver::apply(const proto::Forward& f, bool last_queued) {
             hold(std::move(*failed));
             return;
         }
+    auto note = [&] {
+        if (opts_.applying) opts_.applying(op.path, op.kind == proto::OpKind::symlink ? std::string() : op.target);
+    };
+    note();
     auto result = applier_->apply(op);
+    note();
     if (result.outcome == Outcome::applied && op.kind == proto::OpKind::conflict) {
         ++conflicts_;
         spdlog::warn("receiving: conflict on '{}' from {}: {}", op.path, f.origin, op.note);

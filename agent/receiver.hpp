@@ -116,6 +116,11 @@ struct ReceiverOptions {
     // replaced yet (LocalChanges::holds), and that it was kept aside.
     std::function<bool(const std::string& path)> local_change;
     std::function<void(const std::string& path)> local_change_kept;
+    // Called with each forward's path (and target, none for a symlink's
+    // text) just before it is applied and again once it was: the capture's
+    // rescans must not take what the receiver changed for local changes,
+    // whether or not it is journaled yet (Capture::applied_by_receiver).
+    std::function<void(const std::string& path, const std::string& target)> applying;
 };
 
 class Receiver final : public replicator::ForwardSink {

@@ -101,6 +101,14 @@ public:
     // do not say the directory mtimes the server sent): a directory above
     // one of them whose times alone differ is not a local change.
     void received_at_catch_up(std::vector<std::string> paths) { received_ = std::move(paths); }
+    // Send-receive: the paths (and rename targets) the receiver applied
+    // whose events the capture may not have read, read by each catch_up
+    // once it has scanned. A rescan after an overflow lost the events of
+    // those forwards (the tree it compares with never saw them): what it
+    // finds changed at exactly those paths, and the times of directories
+    // above them, is the receiver's work, journaled by the receiver with
+    // its origin, and never a local change (it would go back as an echo).
+    void applied_by_receiver(std::function<std::vector<std::string>()> take) { take_applied_ = std::move(take); }
     // Shared filesets, send-receive: every record journaled carries what
     // `seen()` says this agent had applied of each server it receives
     // from (Record::seen), and `emitted(path, target, lsn)` is told of it
@@ -119,6 +127,8 @@ private:
     int32_t ignored_pid_ = 0;
     std::vector<std::string> not_local_;
     std::vector<std::string> received_;
+    std::vector<std::string> applied_;
+    std::function<std::vector<std::string>()> take_applied_;
     std::function<std::vector<journal::SeenLsn>()> seen_;
     std::function<void(const std::string&, const std::string&, uint64_t)> emitted_;
     using Clock = std::chrono::steady_clock;
