@@ -99,8 +99,20 @@ bool Capture::flush_unreported_write(const std::string& path, int32_t pid, bool 
         // No modify event since the last close: a libaio write, whose range
         // an earlier flush may have taken while it was in flight.
         if (!modified && bpf_ranges_ && Clock::now() < r->second.until) {
+            // With no range of its own since, a file whose size or mtime
+            // moved after that flush read them was changed by what raised
+            // no event: a store through a mapping into a page the write left
+            // dirty (capture.bpf.c), which those ranges need not cover. Its
+            // content is compared whole.
+            bool unexplained = false;
+            if (!dirt_.count(e->second.ino)) {
+                auto now = read_current(path, kReadStat);
+                unexplained = now && now->ino == e->second.ino &&
+                              (now->size != e->second.size || now->mtime_ns != e->second.mtime_ns);
+            }
             auto& d = dirt_[e->second.ino];
             d.ranges.insert(d.ranges.end(), r->second.ranges.begin(), r->second.ranges.end());
+            if (unexplained) d.unexplained = true;
         }
         recent_ranges_.erase(r);
     }

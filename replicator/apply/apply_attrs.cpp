@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -160,12 +161,31 @@ Status ApplierImpl::set_dir_mtime(const Parent& p, std::optional<int64_t> mtime_
     return dirs_->settle(split_parent(path).first);
 }
 
+namespace {
+
+Error placed_later(const OpMsg& op) {
+    return Error{fmt::format("{} of '{}' left out (replayed: a later rename, link or exchange put another object there)",
+                             proto::op_kind_name(op.kind), op.path),
+                 ENOENT};
+}
+
+}  // namespace
+
+bool ApplierImpl::replayed_onto_placed(const OpMsg& op, int dirfd, const std::string& name) const {
+    if (!recovering_ && op.lsn > applied_through_) return false;
+    auto placed = exchanges_->placed_after(op.lsn, op.path);
+    if (placed.empty()) return false;
+    auto at = object_identity(dirfd, name, op.path);
+    return at && std::find(placed.begin(), placed.end(), *at) != placed.end();
+}
+
 Status ApplierImpl::do_setattr(const OpMsg& op) {
     auto p = dirs_->parent_of(op.path);
     if (!p) return fail(p.error());
     auto st = stat_at(p->dir.get(), p->name, op.path);
     if (!st) return fail(st.error());
     if (!*st) return fail(sys_error("setattr", op.path, ENOENT));
+    if (replayed_onto_placed(op, p->dir.get(), p->name)) return fail(placed_later(op));
     bool tracked = S_ISREG((*st)->st_mode) && !changed_behind(op.path, **st);
     if (tracked) memory_->doubt(static_cast<uint64_t>((*st)->st_ino));
     if (auto ok = set_attrs_at(p->dir.get(), p->name, op, op.path); !ok) return ok;
@@ -188,6 +208,7 @@ Status ApplierImpl::do_xattr(const OpMsg& op) {
         return fail(rejection(fmt::format("extended attribute name '{}' on '{}' is not allowed", op.xattr_name, op.path)));
     auto p = dirs_->parent_of(op.path);
     if (!p) return fail(p.error());
+    if (replayed_onto_placed(op, p->dir.get(), p->name)) return fail(placed_later(op));
     auto node = open_beneath(p->dir.get(), p->name, O_PATH | O_NOFOLLOW);
     if (!node) return fail(node.error());
     struct stat st{};

@@ -176,6 +176,11 @@ private:
     // Whether the entry `name` in `dirfd` was born before the sender last
     // resumed (nullopt: no birth time).
     std::optional<bool> born_before_resume(int dirfd, const std::string& name) const;
+    // A replayed attribute record (setattr, xattr) whose name (`name` in
+    // `dirfd`, op.path) holds an object a later operation, applied before
+    // the replay, put there: the record was for the object the name held
+    // before, and was applied to it then.
+    bool replayed_onto_placed(const OpMsg& op, int dirfd, const std::string& name) const;
     // A replayed rename that cannot reach its target: removes what the replay
     // made again at its source's name (apply_namespace.cpp).
     Status drop_remade_source(const OpMsg& op);

@@ -226,8 +226,22 @@ Status ApplierImpl::do_link(const OpMsg& op) {
         return fail(sys_error(fmt::format("link to '{}' (the source's object is of another type than what is here) of",
                                           op.target),
                               op.path, EINVAL));
+    if (dst && dst->st_ino == src->st_ino && dst->st_dev == src->st_dev) return done();
+    // Replayed after later operations gave one of the two names to another
+    // object, the link would take that object into the wrong group: "link
+    // f g; rename h f" replayed puts h's object at g too (in place of f's),
+    // "link f g; rename h g" puts f's object over h's at g. The link is
+    // noted like a rename (what its first name held, exchange_notes.hpp): a
+    // first name holding another object than noted, or a second name
+    // holding one born before the sender resumed, says it ran.
+    const bool ran_before = exchanges_->find(op.lsn, op.path, op.target).has_value();
+    auto moved = done_before(op, from.dir.get(), from.name);
+    if (!moved) return fail(moved.error());
+    if (*moved) return done();
+    if (dst && ran_before && !named_in_replay_.count(op.target) &&
+        born_before_resume(to.dir.get(), to.name).value_or(false))
+        return done();
     if (dst) {
-        if (dst->st_ino == src->st_ino && dst->st_dev == src->st_dev) return done();
         if (auto ok = make_room(to, op.target, *dst); !ok) return ok;
     }
     // No AT_SYMLINK_FOLLOW: a symlink is linked as itself.

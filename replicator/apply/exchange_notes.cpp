@@ -91,6 +91,18 @@ std::optional<ExchangeNote> ExchangeNotes::find(uint64_t lsn, const std::string&
     return it->second;
 }
 
+std::vector<std::string> ExchangeNotes::placed_after(uint64_t lsn, const std::string& name) const {
+    std::vector<std::string> placed;
+    for (auto it = notes_.upper_bound(lsn); it != notes_.end(); ++it) {
+        const auto& n = it->second;
+        if (n.target == name && n.at_path != "-") placed.push_back(n.at_path);
+        // A rename's (or link's) at_target is "-": only an exchange moves
+        // what its target held to its first name.
+        if (n.path == name && n.at_target != "-") placed.push_back(n.at_target);
+    }
+    return placed;
+}
+
 namespace {
 
 std::string note_line(const ExchangeNote& n) {

@@ -64,6 +64,10 @@ public:
     // The note made for the operation on `path` and `target` ("" for a
     // removal) at `lsn`.
     std::optional<ExchangeNote> find(uint64_t lsn, const std::string& path, const std::string& target) const;
+    // The objects (identities) that noted operations after `lsn` left at
+    // `name`: a rename's or link's source object at its target, each
+    // object of an exchange at the other's name.
+    std::vector<std::string> placed_after(uint64_t lsn, const std::string& name) const;
     // Notes an exchange.
     Status add(ExchangeNote note, uint64_t durable_lsn);
     // Notes a rename or a removal.
