@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "hostile_server_harness.hpp"
+#include "hostile_shipper_options.hpp"
 #include "journal/writer.hpp"
 #include "replicator/ship/shipper.hpp"
 
@@ -116,23 +117,12 @@ TEST(ProtocolCompat, AnAgentOfVersion5ShipsToAServerOfVersion4) {
     ServerHarness server([](replicator::ServerOptions& o) { o.max_protocol_version = 4; });
     fs::create_directories(server.fileset_root("fs1"));
     fs::create_directory_symlink(server.canary(), server.fileset_root("fs1") / "esc");
-    auto key_file = server.base() / "key";
-    std::string hex;
-    for (char ch : server.key.bytes) hex += fmt::format("{:02x}", static_cast<unsigned char>(ch));
-    write_file(key_file, hex + "\n", 0600);
+    auto so = shipper_options_for(server, "agent-new");
+    so.state_dir = server.base() / "agent-state";
     fs::create_directories(server.base() / "src/d");
     fs::create_directories(server.base() / "src/esc/new");
     journal::WriterOptions wo;
-    wo.dir = server.base() / "journal";
-    replicator::ShipperOptions so;
-    so.journal_dir = wo.dir;
-    so.watched_root = server.base() / "src";
-    so.state_dir = server.base() / "agent-state";
-    so.fileset = "fs1";
-    so.agent_id = "agent-new";
-    so.servers.push_back({"127.0.0.1", server.port()});
-    so.key_file = key_file;
-    so.register_consumers = false;
+    wo.dir = so.journal_dir;
 
     auto writer = journal::Writer::open(wo);
     ASSERT_TRUE(writer) << writer.error().message;
@@ -178,19 +168,7 @@ TEST(ProtocolCompat, AnAgentOfVersion5ShipsToAServerOfVersion4) {
 // Against a server of this build the agent's status names version 5.
 TEST(ProtocolCompat, TheStatusNamesTheVersionChosen) {
     ServerHarness server;
-    auto key_file = server.base() / "key";
-    std::string hex;
-    for (char ch : server.key.bytes) hex += fmt::format("{:02x}", static_cast<unsigned char>(ch));
-    write_file(key_file, hex + "\n", 0600);
-    fs::create_directories(server.base() / "src");
-    replicator::ShipperOptions so;
-    so.journal_dir = server.base() / "journal";
-    so.watched_root = server.base() / "src";
-    so.fileset = "fs1";
-    so.agent_id = "agent-a";
-    so.servers.push_back({"127.0.0.1", server.port()});
-    so.key_file = key_file;
-    so.register_consumers = false;
+    auto so = shipper_options_for(server, "agent-a");
     journal::WriterOptions wo;
     wo.dir = so.journal_dir;
     auto writer = journal::Writer::open(wo);

@@ -18,6 +18,7 @@
 #include "support/kernel_handle.hpp"
 #include "support/tree.hpp"
 #include "hostile_server_harness.hpp"
+#include "hostile_shipper_options.hpp"
 #include "journal/writer.hpp"
 #include "replicator/ship/shipper.hpp"
 
@@ -31,19 +32,8 @@ struct ShipperRig {
     replicator::ShipperOptions so;
 
     ShipperRig() {
-        auto key_file = server.base() / "key";
-        std::string hex;
-        for (char c : server.key.bytes) hex += fmt::format("{:02x}", static_cast<unsigned char>(c));
-        write_file(key_file, hex + "\n", 0600);
-        fs::create_directories(server.base() / "src");
-        wo.dir = server.base() / "journal";
-        so.journal_dir = wo.dir;
-        so.watched_root = server.base() / "src";
-        so.fileset = "fs1";
-        so.agent_id = "agent-a";
-        so.servers.push_back({"127.0.0.1", server.port()});
-        so.key_file = key_file;
-        so.register_consumers = false;
+        so = shipper_options_for(server, "agent-a");
+        wo.dir = so.journal_dir;
     }
 };
 

@@ -92,6 +92,20 @@ protected:
         for (auto& op : ops) ok(op);
     }
 
+    // Applies ops[from..] as a replay meets them: each applied, or skipped
+    // as already done; returns the results for further checks.
+    std::vector<ApplyResult> replay_ops(const std::vector<OpMsg>& ops, size_t from = 0) {
+        std::vector<ApplyResult> results;
+        for (size_t i = from; i < ops.size(); ++i) {
+            auto r = applier_->apply(ops[i]);
+            EXPECT_TRUE(r.outcome == Outcome::applied || r.outcome == Outcome::skipped)
+                << "#" << i << " " << proto::op_kind_name(ops[i].kind) << " '" << ops[i].path
+                << "': " << outcome_name(r.outcome) << ": " << r.message;
+            results.push_back(std::move(r));
+        }
+        return results;
+    }
+
     // Commits what was applied.
     void settle() {
         auto ok = applier_->commit(last_lsn_);

@@ -14,14 +14,6 @@ namespace {
 
 class ApplyReplayAttrs : public ApplyTest {
 protected:
-    void run(const std::vector<OpMsg>& ops) {
-        for (size_t i = 0; i < ops.size(); ++i) {
-            auto r = applier_->apply(ops[i]);
-            EXPECT_TRUE(r.outcome == Outcome::applied || r.outcome == Outcome::skipped)
-                << "#" << i << " " << proto::op_kind_name(ops[i].kind) << " '" << ops[i].path
-                << "': " << outcome_name(r.outcome) << ": " << r.message;
-        }
-    }
     // Killed before any commit and restarted (a restart takes longer than
     // the tick birth times are stamped with); the agent then resumes with
     // the records from `lsn` on.
@@ -31,7 +23,7 @@ protected:
         std::vector<OpMsg> replayed;
         for (const auto& op : ops)
             if (op.lsn >= lsn) replayed.push_back(op);
-        run(replayed);
+        replay_ops(replayed);
     }
     void content(std::vector<OpMsg>& ops, uint64_t lsn, const std::string& path, const std::string& data) {
         auto c = content_ops(lsn, path, data, t(static_cast<int>(lsn)));
@@ -51,7 +43,7 @@ TEST_F(ApplyReplayAttrs, AnXattrReplayedOntoWhatALaterRenamePutAtItsNameIsLeftOu
     ops.push_back({.lsn = 4, .kind = OpKind::setxattr, .path = "g", .xattr_name = "user.tag", .xattr_value = "old"});
     ops.push_back({.lsn = 5, .kind = OpKind::rename, .path = "f", .target = "g", .parent_mtime_ns = t(5),
                    .target_parent_mtime_ns = t(5)});
-    run(ops);
+    replay_ops(ops);
     ASSERT_EQ(test::xattr(at("g"), "user.tag"), "mine");
     replay_after_a_kill(ops, 4);
     EXPECT_EQ(test::listing(root_), "g\n");
@@ -68,7 +60,7 @@ TEST_F(ApplyReplayAttrs, ASetattrReplayedOntoWhatALaterRenamePutAtItsNameIsLeftO
     ops.push_back({.lsn = 4, .kind = OpKind::setattr, .path = "g", .mode = S_IFREG | 0604, .mtime_ns = t(4)});
     ops.push_back({.lsn = 5, .kind = OpKind::rename, .path = "f", .target = "g", .parent_mtime_ns = t(5),
                    .target_parent_mtime_ns = t(5)});
-    run(ops);
+    replay_ops(ops);
     ASSERT_EQ(lstat_of(at("g")).st_mode & 07777, 0640u);
     replay_after_a_kill(ops, 4);
     EXPECT_EQ(test::read_file(at("g")), "f's");
@@ -81,7 +73,7 @@ TEST_F(ApplyReplayAttrs, AnXattrReplayedBeforeALaterRenameRanIsSet) {
     std::vector<OpMsg> ops;
     content(ops, 1, "g", "g's");
     ops.push_back({.lsn = 2, .kind = OpKind::setxattr, .path = "g", .xattr_name = "user.tag", .xattr_value = "old"});
-    run(ops);
+    replay_ops(ops);
     ops.push_back({.lsn = 2, .kind = OpKind::setxattr, .path = "g", .xattr_name = "user.tag", .xattr_value = "new"});
     replay_after_a_kill(ops, 2);
     EXPECT_EQ(test::xattr(at("g"), "user.tag"), "new");

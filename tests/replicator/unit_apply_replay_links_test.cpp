@@ -14,14 +14,6 @@ namespace {
 
 class ApplyReplayLinks : public ApplyTest {
 protected:
-    void run(const std::vector<OpMsg>& ops, size_t from) {
-        for (size_t i = from; i < ops.size(); ++i) {
-            auto r = applier_->apply(ops[i]);
-            EXPECT_TRUE(r.outcome == Outcome::applied || r.outcome == Outcome::skipped)
-                << "#" << i << " " << proto::op_kind_name(ops[i].kind) << " '" << ops[i].path
-                << "': " << outcome_name(r.outcome) << ": " << r.message;
-        }
-    }
     // Killed before any commit and restarted (a restart takes longer than
     // the tick birth times are stamped with); the agent then resumes at
     // `from`. The content of h is gone from the source by then: the shipper
@@ -32,7 +24,7 @@ protected:
         std::vector<OpMsg> replayed;
         for (size_t i = from; i < ops.size(); ++i)
             if (ops[i].lsn != unsent_lsn) replayed.push_back(ops[i]);
-        run(replayed, 0);
+        replay_ops(replayed, 0);
     }
     void content(std::vector<OpMsg>& ops, uint64_t lsn, const std::string& path, const std::string& data) {
         auto c = content_ops(lsn, path, data, t(static_cast<int>(lsn)));
@@ -52,7 +44,7 @@ TEST_F(ApplyReplayLinks, ALinkWhoseFirstNameWasReplacedSinceIsNotMadeAgain) {
     content(ops, 3, "h", "replaces f");
     ops.push_back({.lsn = 4, .kind = OpKind::rename, .path = "h", .target = "f", .parent_mtime_ns = t(4),
                    .target_parent_mtime_ns = t(4)});
-    run(ops, 0);
+    replay_ops(ops, 0);
     ASSERT_EQ(test::listing(root_), "f\ng\n");
     replay_after_a_kill(ops, link, 3);
     EXPECT_EQ(test::listing(root_), "f\ng\n");
@@ -73,7 +65,7 @@ TEST_F(ApplyReplayLinks, ALinkWhoseSecondNameWasReplacedSinceIsNotMadeAgain) {
     content(ops, 3, "h", "replaces g");
     ops.push_back({.lsn = 4, .kind = OpKind::rename, .path = "h", .target = "g", .parent_mtime_ns = t(4),
                    .target_parent_mtime_ns = t(4)});
-    run(ops, 0);
+    replay_ops(ops, 0);
     ASSERT_EQ(test::listing(root_), "f\ng\n");
     replay_after_a_kill(ops, link, 3);
     EXPECT_EQ(test::listing(root_), "f\ng\n");
@@ -87,7 +79,7 @@ TEST_F(ApplyReplayLinks, ALinkWhoseSecondNameWasReplacedSinceIsNotMadeAgain) {
 TEST_F(ApplyReplayLinks, ALinkNotMadeBeforeTheKillIsMadeByTheReplay) {
     std::vector<OpMsg> ops;
     content(ops, 1, "f", "first");
-    run(ops, 0);
+    replay_ops(ops, 0);
     const size_t link = ops.size();
     ops.push_back({.lsn = 2, .kind = OpKind::link, .path = "f", .target = "g", .target_parent_mtime_ns = t(2)});
     replay_after_a_kill(ops, link, 0);

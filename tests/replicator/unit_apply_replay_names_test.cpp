@@ -14,20 +14,12 @@ namespace {
 
 class ApplyReplayNames : public ApplyTest {
 protected:
-    void run(const std::vector<OpMsg>& ops, size_t from) {
-        for (size_t i = from; i < ops.size(); ++i) {
-            auto r = applier_->apply(ops[i]);
-            EXPECT_TRUE(r.outcome == Outcome::applied || r.outcome == Outcome::skipped)
-                << "#" << i << " " << proto::op_kind_name(ops[i].kind) << " '" << ops[i].path
-                << "': " << outcome_name(r.outcome) << ": " << r.message;
-        }
-    }
     // Killed before any commit and restarted (a restart takes longer than
     // the tick birth times are stamped with); the agent then resumes at `from`.
     void replay_after_a_kill(const std::vector<OpMsg>& ops, size_t from) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
         reopen();
-        run(ops, from);
+        replay_ops(ops, from);
     }
 };
 
@@ -50,7 +42,7 @@ TEST_F(ApplyReplayNames, ANameALinkMadeAgainIsRemovedAgain) {
     ops.push_back({.lsn = 4, .kind = OpKind::rename, .path = "h", .target = "f", .parent_mtime_ns = t(4),
                    .target_parent_mtime_ns = t(4)});
     ops.push_back({.lsn = 5, .kind = OpKind::unlink, .path = "g", .parent_mtime_ns = t(5)});
-    run(ops, 0);
+    replay_ops(ops, 0);
     ASSERT_EQ(test::listing(root_), "f\n");
     // h's content is gone from the source by the replay: the shipper sends
     // nothing for it.

@@ -37,13 +37,9 @@ protected:
     // journal made). Then commits through the last.
     void replay_resumed(const std::vector<OpMsg>& ops, size_t from) {
         applier_->resume();
-        for (size_t i = from; i < ops.size(); ++i) {
-            auto r = applier_->apply(ops[i]);
-            EXPECT_TRUE(r.outcome == Outcome::applied || r.outcome == Outcome::skipped)
-                << "#" << i << " " << proto::op_kind_name(ops[i].kind) << " '" << ops[i].path
-                << "': " << outcome_name(r.outcome) << ": " << r.message;
-            EXPECT_TRUE(r.conflicts.empty()) << "#" << i << ": a conflict copy on replay";
-        }
+        auto results = replay_ops(ops, from);
+        for (size_t k = 0; k < results.size(); ++k)
+            EXPECT_TRUE(results[k].conflicts.empty()) << "#" << from + k << ": a conflict copy on replay";
         EXPECT_TRUE(applier_->commit(ops.back().lsn));
     }
 
