@@ -94,28 +94,22 @@ void FilesetJournal::note_subtree(const std::string& server, const std::string& 
          it.increment(ec))
         one(dir + "/" + fs::relative(it->path(), root_ / dir).string());
     // Directory times last: the entries made in them changed them.
-    for (auto it = fs::recursive_directory_iterator(root_ / dir, ec); !ec && it != fs::recursive_directory_iterator();
-         it.increment(ec)) {
-        if (!it->is_directory(ec) || it->is_symlink(ec)) continue;
-        auto rel = dir + "/" + fs::relative(it->path(), root_ / dir).string();
+    auto times = [&](const std::string& rel) {
         struct stat st{};
-        if (::lstat(it->path().c_str(), &st) != 0) continue;
+        if (::lstat((root_ / rel).c_str(), &st) != 0) return;
         proto::OpMsg m;
         m.lsn = op.lsn;
         m.kind = proto::OpKind::setattr;
         m.path = rel;
         m.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
         note_applied(server, m, agent);
+    };
+    for (auto it = fs::recursive_directory_iterator(root_ / dir, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec)) {
+        if (!it->is_directory(ec) || it->is_symlink(ec)) continue;
+        times(dir + "/" + fs::relative(it->path(), root_ / dir).string());
     }
-    struct stat st{};
-    if (::lstat((root_ / dir).c_str(), &st) == 0) {
-        proto::OpMsg m;
-        m.lsn = op.lsn;
-        m.kind = proto::OpKind::setattr;
-        m.path = dir;
-        m.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-        note_applied(server, m, agent);
-    }
+    times(dir);
 }
 
 }  // namespace iz::replicator
