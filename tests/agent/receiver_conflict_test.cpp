@@ -45,6 +45,20 @@ struct Local {
     std::atomic<uint64_t> acked{0};
 };
 
+// The receiver learns of `local`'s unacknowledged changes and their acks.
+void follow(ReceiverOptions& o, Local& local) {
+    o.unacked_local = [&local](const std::string& path, const std::string& target) -> uint64_t {
+        std::lock_guard lock(local.mu);
+        for (auto* p : {&path, &target})
+            if (auto it = local.unacked.find(*p); it != local.unacked.end() && it->second > local.acked) return it->second;
+        return 0;
+    };
+    o.wait_acked = [&local](uint64_t lsn, std::chrono::milliseconds timeout) {
+        std::this_thread::sleep_for(std::min(timeout, std::chrono::milliseconds(20)));
+        return local.acked >= lsn;
+    };
+}
+
 TEST(ReceiverConflict, AForwardWaitsForTheAckOfTheLocalChangeItWouldOverwrite) {
     test::TempDir root("recvc-root"), state("recvc-state");
     Local local;
@@ -61,16 +75,7 @@ TEST(ReceiverConflict, AForwardWaitsForTheAckOfTheLocalChangeItWouldOverwrite) {
         journaled.push_back(std::move(r));
         return {};
     };
-    o.unacked_local = [&](const std::string& path, const std::string& target) -> uint64_t {
-        std::lock_guard lock(local.mu);
-        for (auto* p : {&path, &target})
-            if (auto it = local.unacked.find(*p); it != local.unacked.end() && it->second > local.acked) return it->second;
-        return 0;
-    };
-    o.wait_acked = [&](uint64_t lsn, std::chrono::milliseconds timeout) {
-        std::this_thread::sleep_for(std::min(timeout, std::chrono::milliseconds(20)));
-        return local.acked >= lsn;
-    };
+    follow(o, local);
     auto r = Receiver::open(std::move(o));
     ASSERT_TRUE(r) << r.error().message;
     auto rc = *r;
@@ -126,16 +131,7 @@ TEST(ReceiverConflict, AForwardWaitsForTheWriterOfTheFileItWouldReplace) {
     std::atomic<int> settles{0};
     auto o = receiver_options(root, state);
     o.writer_poll = 10ms;
-    o.unacked_local = [&](const std::string& path, const std::string& target) -> uint64_t {
-        std::lock_guard lock(local.mu);
-        for (auto* p : {&path, &target})
-            if (auto it = local.unacked.find(*p); it != local.unacked.end() && it->second > local.acked) return it->second;
-        return 0;
-    };
-    o.wait_acked = [&](uint64_t lsn, std::chrono::milliseconds timeout) {
-        std::this_thread::sleep_for(std::min(timeout, std::chrono::milliseconds(20)));
-        return local.acked >= lsn;
-    };
+    follow(o, local);
     // The capture journals the writer's change (LSN 9) once it closed.
     o.settle_capture = [&]() -> Status {
         ++settles;
