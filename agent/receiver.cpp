@@ -276,10 +276,12 @@ bool Receiver::wait_for_writers(const proto::OpMsg& op) {
     for (bool told = false, waited = false;;) {
         auto open = open_for_writing(full);
         if (!open) {
-            // Not knowing must not hold the fileset back for ever.
-            spdlog::warn("receiving: {} '{}' (server LSN {}) is applied without knowing whether a process here "
-                         "writes to it: {}",
-                         proto::op_kind_name(op.kind), *path, op.lsn, open.error().message);
+            // Not knowing must not hold the fileset back for ever. Once a
+            // warning: an agent without CAP_LEASE would say it of every file.
+            spdlog::log(std::exchange(writers_unknown_told_, true) ? spdlog::level::debug : spdlog::level::warn,
+                        "receiving: {} '{}' (server LSN {}) is applied without knowing whether a process here "
+                        "writes to it: {} (such files are named at debug level from now on)",
+                        proto::op_kind_name(op.kind), *path, op.lsn, open.error().message);
             return true;
         }
         if (*open) {

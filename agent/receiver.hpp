@@ -216,6 +216,7 @@ private:
     // when stopping.
     bool wait_for_writers(const replicator::proto::OpMsg& op);
     bool stopping_within(std::chrono::milliseconds timeout);
+    bool writers_unknown_told_ = false;  // warned once that a writer could not be looked for
     // Receive-only: keeps aside the local version `f` would replace; what
     // failed when it could not (the forward is held, to be tried again).
     std::optional<ReceiveFailure> keep_local(const replicator::proto::Forward& f);
