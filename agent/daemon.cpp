@@ -21,6 +21,7 @@
 #include "agent/watch_paths.hpp"
 #include "common/service_notify.hpp"
 #include "daemon_impl.hpp"
+#include "open_writers.hpp"
 
 namespace iz::agent {
 
@@ -59,6 +60,8 @@ Status DaemonImpl::arm() {
     sigaddset(&stop_signals_, SIGTERM);
     sigaddset(&stop_signals_, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_signals_, nullptr);
+    // The receiver's test for a writer takes read leases (open_writers.hpp).
+    block_lease_signal();
     std::error_code ec;
     std::filesystem::create_directories(opts_.state_dir, ec);
     if (ec) return fail(Error{fmt::format("create state directory '{}': {}", opts_.state_dir.string(), ec.message()), ec.value()});

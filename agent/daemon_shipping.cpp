@@ -110,6 +110,12 @@ Status DaemonImpl::open_receiver() {
             }
             return static_cast<bool>(s->wait_acked_by(0, lsn, timeout));
         };
+        // A file open for writing here is not replaced under its writer:
+        // once it closed, its change is journaled before the forward goes on.
+        ro.settle_capture = [this]() -> Status {
+            if (auto ok = settle_from_thread(false); !ok) return fail(ok.error());
+            return {};
+        };
     }
     // Receive-only: a forward over a local change keeps that aside first.
     // (local_changes_ is made after the receiver, before any forward.)

@@ -21,6 +21,7 @@
 #include "common/durable_file.hpp"
 #include "common/file_handle.hpp"
 #include "keep_local.hpp"
+#include "open_writers.hpp"
 
 namespace iz::agent {
 
@@ -213,10 +214,10 @@ void Receiver::run() {
     }
 }
 
-bool Receiver::wait_for_local(const proto::OpMsg& op) {
+bool Receiver::wait_for_local(const proto::OpMsg& op, bool also_content) {
     if (!opts_.unacked_local || !opts_.wait_acked) return true;
     if (op.kind == proto::OpKind::noop || op.kind == proto::OpKind::conflict ||
-        op.kind == proto::OpKind::content_data || op.kind == proto::OpKind::content_end)
+        (!also_content && (op.kind == proto::OpKind::content_data || op.kind == proto::OpKind::content_end)))
         return true;  // changes nothing, or its beginning waited
     for (bool told = false;;) {
         uint64_t lsn = opts_.unacked_local(op.path, op.target);
@@ -232,6 +233,11 @@ bool Receiver::wait_for_local(const proto::OpMsg& op) {
         std::lock_guard lock(mu_);
         if (stopping_) return false;
     }
+}
+
+bool Receiver::stopping_within(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return stopping_; });
 }
 
 // The path whose entry `op` replaces or removes (empty: none it could
@@ -252,6 +258,52 @@ const std::string* replaced_path(const proto::OpMsg& op) {
             return &op.target;
         default:
             return nullptr;
+    }
+}
+
+// The file a writer here must not lose: what `op` replaces or removes, and
+// a whole content's end, which renames the new version over it.
+bool Receiver::wait_for_writers(const proto::OpMsg& op) {
+    if (!opts_.settle_capture) return true;
+    const std::string* path = op.kind == proto::OpKind::content_end ? &op.path : replaced_path(op);
+    if (!path || path->empty()) return true;
+    auto full = opts_.root / *path;
+    // A file with several links is written in place (apply_content.cpp),
+    // through a descriptor for writing the applier holds from the
+    // beginning, which waited: that one is the applier's own.
+    struct stat st {};
+    if (op.kind == proto::OpKind::content_end && ::lstat(full.c_str(), &st) == 0 && st.st_nlink > 1) return true;
+    for (bool told = false, waited = false;;) {
+        auto open = open_for_writing(full);
+        if (!open) {
+            // Not knowing must not hold the fileset back for ever. Once a
+            // warning: an agent without CAP_LEASE would say it of every file.
+            spdlog::log(std::exchange(writers_unknown_told_, true) ? spdlog::level::debug : spdlog::level::warn,
+                        "receiving: {} '{}' (server LSN {}) is applied without knowing whether a process here "
+                        "writes to it: {} (such files are named at debug level from now on)",
+                        proto::op_kind_name(op.kind), *path, op.lsn, open.error().message);
+            return true;
+        }
+        if (*open) {
+            if (!told)
+                spdlog::info("receiving: {} '{}' (server LSN {}) waits until '{}' is no longer open for writing "
+                             "here (what its writer wrote is sent first; the conflict rules keep both versions)",
+                             proto::op_kind_name(op.kind), *path, op.lsn, *path);
+            told = waited = true;
+            if (stopping_within(opts_.writer_poll)) return false;
+            continue;
+        }
+        if (!waited) return true;
+        // The writer closed: its change is journaled now (the capture's
+        // close event may still be queued), and the server must have it
+        // before the forward replaces it. Then look again: a writer may
+        // have opened the file meanwhile.
+        waited = false;
+        if (auto ok = opts_.settle_capture(); !ok)
+            spdlog::warn("receiving: journaling the change of '{}' made by its writer before applying {} (server LSN "
+                         "{}): {}",
+                         *path, proto::op_kind_name(op.kind), op.lsn, ok.error().message);
+        if (!wait_for_local(op, true)) return false;
     }
 }
 
@@ -303,6 +355,7 @@ std::optional<ReceiveFailure> Receiver::keep_local(const proto::Forward& f) {
 void Receiver::apply(const proto::Forward& f, bool last_queued) {
     const auto& op = f.op;
     if (!wait_for_local(op)) return;
+    if (!wait_for_writers(op)) return;
     if (opts_.local_change && !reverting_.load())
         if (auto failed = keep_local(f)) {
             // As a failed apply: what applied before it stays applied.

@@ -43,6 +43,16 @@
 //    way) or kept aside as a conflict copy (forwarded here after this
 //    forward); applying the forward then loses nothing. Applied earlier, it
 //    would replace the local version before it was read to be sent.
+//  - Nor does it replace a file under its writer: a forward that would
+//    replace or remove a regular file some local process holds open for
+//    writing (open_writers.hpp) waits, and every forward after it, until
+//    the writer closed; then what the capture read is journaled
+//    (ReceiverOptions::settle_capture) and the forward waits for the
+//    server to acknowledge that local change, as above: the conflict rules
+//    keep both versions. The check is made again just before the forward
+//    is applied (a whole content's end, where it replaces the file), so a
+//    writer that opens the file meanwhile is waited for too. Set only with
+//    settle_capture (send-receive).
 //  - seen() is the last server LSN applied (durable or not): what a local
 //    change captured now had seen (Record::seen).
 //  - Conflicts the server forwards are journaled and counted (conflicts()).
@@ -112,6 +122,13 @@ struct ReceiverOptions {
     std::function<uint64_t(const std::string& dir)> unacked_beneath;
     // Waits up to `timeout` for the server to acknowledge `lsn`; true once it has.
     std::function<bool(uint64_t lsn, std::chrono::milliseconds timeout)> wait_acked;
+    // Journals what the capture has read so far (a write whose writer just
+    // closed), so that unacked_local knows it. Set: a forward that would
+    // replace or remove a file open for writing here waits for its writer
+    // (see above); none: it does not.
+    std::function<Status()> settle_capture;
+    // How often a forward waiting for a file's writer looks again.
+    std::chrono::milliseconds writer_poll{50};
     // Receive-only: whether `path` holds a local change no forward has
     // replaced yet (LocalChanges::holds), and that it was kept aside.
     std::function<bool(const std::string& path)> local_change;
@@ -191,7 +208,15 @@ private:
     std::atomic<uint64_t> conflicts_{0};
     // Blocks until the local changes a forward would overwrite are
     // acknowledged; false when stopping.
-    bool wait_for_local(const replicator::proto::OpMsg& op);
+    // `also_content`: a whole content's data and end wait too (after a
+    // writer closed: its change came after the beginning waited).
+    bool wait_for_local(const replicator::proto::OpMsg& op, bool also_content = false);
+    // Blocks while the file `op` would replace or remove is open for
+    // writing here, then until its writer's change is acknowledged; false
+    // when stopping.
+    bool wait_for_writers(const replicator::proto::OpMsg& op);
+    bool stopping_within(std::chrono::milliseconds timeout);
+    bool writers_unknown_told_ = false;  // warned once that a writer could not be looked for
     // Receive-only: keeps aside the local version `f` would replace; what
     // failed when it could not (the forward is held, to be tried again).
     std::optional<ReceiveFailure> keep_local(const replicator::proto::Forward& f);
