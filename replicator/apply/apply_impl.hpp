@@ -162,8 +162,9 @@ private:
     // For a rename or removal of `name` in `dirfd` (op.path): true when a
     // note says this operation ran before and the name now holds what later
     // ones left there (a replay, exchange_notes.hpp); otherwise notes what
-    // the name holds, and false.
-    Result<bool> done_before(const OpMsg& op, int dirfd, const std::string& name);
+    // the name holds (and, for a link, what its second name holds:
+    // `displaced`, ExchangeNote), and false.
+    Result<bool> done_before(const OpMsg& op, int dirfd, const std::string& name, const std::string& displaced = {});
     // The names link, rename and exchange gave since the sender resumed,
     // while it replays (up to replay_through_): such a name holds an inode
     // born before the resume, which its birth time would date before the

@@ -233,12 +233,20 @@ Status ApplierImpl::do_link(const OpMsg& op) {
     // "link f g; rename h g" puts f's object over h's at g. The link is
     // noted like a rename (what its first name held, exchange_notes.hpp): a
     // first name holding another object than noted, or a second name
-    // holding one born before the sender resumed, says it ran.
-    const bool ran_before = exchanges_->find(op.lsn, op.path, op.target).has_value();
-    auto moved = done_before(op, from.dir.get(), from.name);
+    // holding one born before the sender resumed, says it ran. Unless that
+    // one is what the note says the second name held: the link was killed
+    // between its note and making room there, and runs.
+    const auto note = exchanges_->find(op.lsn, op.path, op.target);
+    std::string displaced = "-";
+    if (dst) {
+        auto id = object_identity(to.dir.get(), to.name, op.target);
+        if (!id) return fail(id.error());
+        displaced = std::move(*id);
+    }
+    auto moved = done_before(op, from.dir.get(), from.name, displaced);
     if (!moved) return fail(moved.error());
     if (*moved) return done();
-    if (dst && ran_before && !named_in_replay_.count(op.target) &&
+    if (dst && note && displaced != note->displaced && !named_in_replay_.count(op.target) &&
         born_before_resume(to.dir.get(), to.name).value_or(false))
         return done();
     if (dst) {
@@ -253,12 +261,14 @@ Status ApplierImpl::do_link(const OpMsg& op) {
                          op.target);
 }
 
-Result<bool> ApplierImpl::done_before(const OpMsg& op, int dirfd, const std::string& name) {
+Result<bool> ApplierImpl::done_before(const OpMsg& op, int dirfd, const std::string& name,
+                                      const std::string& displaced) {
     auto at = object_identity(dirfd, name, op.path);
     if (!at) return fail(at.error());
     auto note = exchanges_->find(op.lsn, op.path, op.target);
     if (!note) {
-        if (auto ok = exchanges_->add_quick({op.lsn, op.path, op.target, *at, "-"}, state_->durable_lsn()); !ok)
+        if (auto ok = exchanges_->add_quick({op.lsn, op.path, op.target, *at, "-", displaced}, state_->durable_lsn());
+            !ok)
             return fail(ok.error());
         return false;
     }

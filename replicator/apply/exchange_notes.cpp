@@ -79,6 +79,10 @@ Result<ExchangeNotes> ExchangeNotes::open(const std::filesystem::path& state_dir
         note.target = std::move(*target);
         note.at_path = std::move(*at_path);
         note.at_target = std::move(*at_target);
+        // Optional, after the four every note has (older notes lack it).
+        if (std::string d; fields >> d) {
+            if (auto displaced = from_hex(d)) note.displaced = std::move(*displaced);
+        }
         ++n.lines_in_file_;
         n.notes_[note.lsn] = std::move(note);
     }
@@ -107,10 +111,15 @@ namespace {
 
 std::string note_line(const ExchangeNote& n) {
     std::string line = fmt::format_int(n.lsn).str();
-    line.reserve(line.size() + 2 * (n.path.size() + n.target.size() + n.at_path.size() + n.at_target.size()) + 8);
+    line.reserve(line.size() +
+                 2 * (n.path.size() + n.target.size() + n.at_path.size() + n.at_target.size() + n.displaced.size()) + 8);
     for (const std::string* field : {&n.path, &n.target, &n.at_path, &n.at_target}) {
         line += ' ';
         append_hex(line, *field);
+    }
+    if (!n.displaced.empty()) {
+        line += ' ';
+        append_hex(line, n.displaced);
     }
     line += '\n';
     return line;

@@ -24,6 +24,10 @@
 // or a new connection after a dropped one), knows the operation ran and
 // leaves the name alone. An entry made since is the replay's own doing ("create a; rename a b" replayed makes a again, and must move it),
 // and the operation runs as it did before notes were kept.
+// A link is noted as a rename is (what its first name held), and with what
+// its second name held, which it replaces: a kill between the note and
+// making room at the second name leaves that entry there, which the replay
+// must replace rather than take for one a later operation put there.
 // Renames and removals are many and an exchange is rare: their notes are
 // appended without fsync (a killed process leaves them in the page cache,
 // as it leaves what they did; after a machine crash a lost note makes the
@@ -54,6 +58,12 @@ struct ExchangeNote {
     // object_identity() of each name before the exchange ("-" for the
     // target of a rename or removal, which is not looked at).
     std::string at_path, at_target;
+    // For a link: object_identity() of what its second name held when it
+    // was noted ("-": nothing), which making room there removes. Found
+    // there still on a replay, the link was killed between its note and
+    // making room, and runs. Empty in a note written before this was kept
+    // (unknown), and for every other operation.
+    std::string displaced;
 };
 
 class ExchangeNotes {

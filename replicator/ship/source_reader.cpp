@@ -203,11 +203,18 @@ constexpr uint64_t kSmallFileBytes = 64u << 10;
 Result<std::vector<DataExtent>> file_data(const SourceFile& f, uint64_t from, uint64_t to, const std::string& what,
                                           uint64_t* end) {
     uint64_t size = static_cast<uint64_t>(f.st.st_size);
-    if (size <= kSmallFileBytes && static_cast<uint64_t>(f.st.st_blocks) * 512 >= size) {
-        // A short read finds it if the file shrank.
-        if (end) *end = to;
-        if (from >= to) return std::vector<DataExtent>{};
-        return std::vector<DataExtent>{{from, to - from}};
+    if (from < to && size <= kSmallFileBytes && static_cast<uint64_t>(f.st.st_blocks) * 512 >= size) {
+        // Dense by its blocks, which may still hide a hole: blocks counted
+        // beyond the data (preallocated past the end, a copy-on-write
+        // reservation after a clone, an xattr block) made a file with a
+        // hole look dense, and its zeros then travelled as data and took
+        // blocks on the replica. One SEEK_HOLE says; a short read finds it
+        // if the file shrank.
+        off_t hole = ::lseek(f.fd.get(), static_cast<off_t>(from), SEEK_HOLE);
+        if (hole >= 0 && static_cast<uint64_t>(hole) >= to) {
+            if (end) *end = to;
+            return std::vector<DataExtent>{{from, to - from}};
+        }
     }
     return data_extents(f.fd.get(), from, to, what, end);
 }

@@ -78,11 +78,13 @@ Result<std::string> read_range(int fd, uint64_t offset, size_t len, const std::s
 
 // The data extents of [from, to) of a source file (data_extents()). A
 // small file (up to 64 KiB) with at least as many bytes of blocks as of size
-// is taken as all data without asking the filesystem (two syscalls per file
-// of a tree copy): a hole it might still have, hidden by blocks counted
-// beyond its data (preallocated, or past its end), travels as the zeros it
-// reads as, at most those 64 KiB. Larger files always ask: a preallocated
-// file looks dense by its blocks, but only what was written is data.
+// is taken as all data when one SEEK_HOLE finds no hole in the range (one
+// syscall instead of two per file of a tree copy); its blocks alone do not
+// say so, since blocks counted beyond its data (preallocated past its end,
+// a copy-on-write reservation, an xattr block) can hide a hole, whose zeros
+// would then take blocks on the replica. Larger files always walk their
+// extents: a preallocated file looks dense by its blocks, but only what
+// was written is data.
 // `end` as data_extents() sets it.
 Result<std::vector<DataExtent>> file_data(const SourceFile& f, uint64_t from, uint64_t to, const std::string& what,
                                           uint64_t* end = nullptr);

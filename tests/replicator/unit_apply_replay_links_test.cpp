@@ -2,11 +2,14 @@
 // (applied before the kill) gave one of its two names to another object:
 // the link ran the first time, and must not take that object into the
 // group, nor put the group over it.
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <chrono>
 #include <thread>
 
+#include "common/unique_fd.hpp"
+#include "exchange_notes.hpp"
 #include "unit_apply_fixture.hpp"
 
 namespace iz::replicator::test_apply {
@@ -86,6 +89,37 @@ TEST_F(ApplyReplayLinks, ALinkNotMadeBeforeTheKillIsMadeByTheReplay) {
     EXPECT_EQ(test::listing(root_), "f\ng\n");
     EXPECT_EQ(lstat_of(at("f")).st_ino, lstat_of(at("g")).st_ino);
     EXPECT_EQ(lstat_of(at("g")).st_nlink, 2u);
+}
+
+// Killed after the link was noted and before it made room at its second
+// name: the replay finds there the entry the link was to replace, born
+// before the resume like one a later operation put there. Taken for that,
+// it stayed at g for good and the link was never made.
+TEST_F(ApplyReplayLinks, ALinkKilledBetweenItsNoteAndMakingRoomIsMadeByTheReplay) {
+    std::vector<OpMsg> ops;
+    content(ops, 1, "f", "first");
+    content(ops, 2, "g", "replaced by the link");
+    replay_ops(ops, 0);
+    const size_t link = ops.size();
+    ops.push_back({.lsn = 3, .kind = OpKind::link, .path = "f", .target = "g", .target_parent_mtime_ns = t(3)});
+    // What the link notes before it makes room, and nothing more.
+    applier_.reset();
+    {
+        UniqueFd root(::open(root_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        ASSERT_TRUE(root.valid());
+        auto f = object_identity(root.get(), "f", "f");
+        auto g = object_identity(root.get(), "g", "g");
+        ASSERT_TRUE(f && g);
+        auto notes = ExchangeNotes::open(state_);
+        ASSERT_TRUE(notes) << notes.error().message;
+        auto ok = notes->add_quick({3, "f", "g", *f, "-", *g}, 0);
+        ASSERT_TRUE(ok) << ok.error().message;
+    }
+    replay_after_a_kill(ops, link, 0);
+    EXPECT_EQ(test::listing(root_), "f\ng\n");
+    EXPECT_EQ(lstat_of(at("f")).st_ino, lstat_of(at("g")).st_ino);
+    EXPECT_EQ(lstat_of(at("g")).st_nlink, 2u);
+    EXPECT_EQ(test::read_file(at("g")), "first");
 }
 
 }  // namespace

@@ -57,6 +57,28 @@ TEST_F(ExchangeNotesFormat, NotesWrittenBeforeTheHandleTypeReadAndRewriteTheSame
     EXPECT_EQ(test::read_file(dir_ / "exchanges"), kNotes);
 }
 
+// A note keeps what the link's second name held across a restart, and a
+// note without it (written before it was kept) still reads.
+TEST_F(ExchangeNotesFormat, ALinksNoteKeepsWhatItsSecondNameHeld) {
+    {
+        auto notes = ExchangeNotes::open(dir_);
+        ASSERT_TRUE(notes);
+        ASSERT_TRUE(notes->add_quick({3, "f", "g", "h1:aa", "-", "h1:bb"}, 0));
+        ASSERT_TRUE(notes->add_quick({4, "a", "b", "h1:cc", "-"}, 0));
+    }
+    auto notes = ExchangeNotes::open(dir_);
+    ASSERT_TRUE(notes);
+    auto link = notes->find(3, "f", "g");
+    ASSERT_TRUE(link);
+    EXPECT_EQ(link->at_path, "h1:aa");
+    EXPECT_EQ(link->at_target, "-");
+    EXPECT_EQ(link->displaced, "h1:bb");
+    auto rename = notes->find(4, "a", "b");
+    ASSERT_TRUE(rename);
+    EXPECT_EQ(rename->at_path, "h1:cc");
+    EXPECT_EQ(rename->displaced, "");
+}
+
 TEST_F(ExchangeNotesFormat, AnEntryIsKnownByItsKernelHandle) {
     std::ofstream(dir_ / "f") << "x";
     fs::create_symlink("f", dir_ / "l");

@@ -10,6 +10,8 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <map>
 
 #include "replicator/fs/block_hash.hpp"
@@ -188,6 +190,42 @@ TEST_F(Sparse, PreallocatedExtentsTravelAsHolesFromExt4AndXfs) {
     EXPECT_EQ(got.data.begin()->first, kMiB);
     EXPECT_LE(got.data_bytes(), 65536u);  // the block written (as the filesystem rounds it)
     EXPECT_EQ(got.data.begin()->second.substr(0, 7), "written");
+}
+
+// A small file whose blocks add up to its size although it has a hole:
+// blocks preallocated past its end (fallocate KEEP_SIZE; on XFS a
+// copy-on-write reservation after a clone counts so too, for a while)
+// made it look dense, and its hole travelled as written zeros, which
+// took blocks on the replica (the kill -9 soak, XFS seed 5029).
+TEST_F(Sparse, ASmallFileDenseByItsBlocksKeepsItsHole) {
+    auto p = dir_ / "src";
+    make_sparse(p, 8192, {{0, std::string(4096, 'a')}});
+    {
+        UniqueFd fd(::open(p.c_str(), O_WRONLY | O_CLOEXEC));
+        if (::fallocate(fd.get(), FALLOC_FL_KEEP_SIZE, 8192, 16384) != 0)
+            GTEST_SKIP() << "no fallocate here: " << std::strerror(errno);
+        ASSERT_EQ(::fsync(fd.get()), 0);
+    }
+    auto f = open_source(p);
+    ASSERT_EQ(f.st.st_size, 8192);
+    ASSERT_GE(static_cast<uint64_t>(f.st.st_blocks) * 512, 8192u) << "the file must look dense by its blocks";
+    Pieces got;
+    auto r = read_pieces(f, 0, 8192, got);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->end, 8192u);
+    ASSERT_EQ(got.data.size(), 1u);
+    EXPECT_EQ(got.data[0], std::string(4096, 'a'));
+    ASSERT_EQ(got.holes.size(), 1u);
+    EXPECT_EQ(got.holes[0].offset, 4096u);
+    EXPECT_EQ(got.holes[0].length, 4096u);
+    // A dense one is still one piece.
+    make_sparse(p, 6000, {{0, std::string(6000, 'b')}});
+    Pieces dense;
+    r = read_pieces(open_source(p), 0, 6000, dense);
+    ASSERT_TRUE(r) << r.error().message;
+    ASSERT_EQ(dense.data.size(), 1u);
+    EXPECT_EQ(dense.data[0], std::string(6000, 'b'));
+    EXPECT_TRUE(dense.holes.empty());
 }
 
 // A file cut shorter after it was opened (its size taken) is read as it is
