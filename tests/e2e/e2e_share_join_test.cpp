@@ -12,6 +12,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <iostream>
+#include <set>
 
 #include "e2e_share_fixture.hpp"
 
@@ -63,6 +65,7 @@ TEST_F(ShareJoin, ANonEmptyDirectoryIsMerged) {
     fs::create_directories(B / "same/deep");
     for (int i = 0; i < 32; ++i) write_file(B / fmt::format("same/deep/f{}.bin", i), big + std::to_string(i));
     write_file(B / "same/readme.txt", "the same words\n");
+    ASSERT_EQ(::chmod((B / "same/readme.txt").c_str(), 0600), 0);  // the fileset's attributes win
     write_file(B / "report.txt", "B's own report, longer\n");
     write_file(B / "same/only-b.txt", "only on B\n");
     fs::create_directories(B / "mine");
@@ -82,6 +85,9 @@ TEST_F(ShareJoin, ANonEmptyDirectoryIsMerged) {
         EXPECT_EQ(read_file(dir / "only-a/a.txt"), "only on A\n") << dir;
         EXPECT_EQ(read_file(dir / "same/only-b.txt"), "only on B\n") << dir;
         EXPECT_EQ(read_file(dir / "mine/b.txt"), "B's directory\n") << dir;
+        struct stat st {};
+        ASSERT_EQ(::stat((dir / "same/readme.txt").c_str(), &st), 0);
+        EXPECT_EQ(st.st_mode & 07777, 0644u) << dir;
     }
     expect_all_equal("after B joined with a non-empty directory");
 
@@ -116,6 +122,50 @@ TEST_F(ShareJoin, ANonEmptyDirectoryIsMerged) {
     sync(*a_);
     EXPECT_EQ(read_file(A / "mine/b.txt"), "B changed it\n");
     expect_all_equal("after a change following the join");
+}
+
+// Receive-only, a directory joining keeps what it has: what the fileset
+// holds alike is adopted (no local change, no copy), a file that differs
+// has the fileset's version at its name and B's kept beside it, and what
+// only B has stays on B as a local change; nothing of B's reaches the
+// server or A.
+TEST_F(ShareJoin, AReceiveOnlyDirectoryJoiningKeepsItsOwnVersions) {
+    start(*a_, "a");
+    const fs::path A = a_->dir();
+    fs::create_directories(A / "same");
+    for (int i = 0; i < 8; ++i) write_file(A / fmt::format("same/f{}.txt", i), fmt::format("file {}\n", i));
+    write_file(A / "report.txt", "A's report\n");
+    write_file(A / "only-a.txt", "only on A\n");
+    sync(*a_);
+
+    const fs::path B = b_->dir();
+    fs::create_directories(B / "same");
+    for (int i = 0; i < 8; ++i) write_file(B / fmt::format("same/f{}.txt", i), fmt::format("file {}\n", i));
+    write_file(B / "report.txt", "B's own report\n");
+    write_file(B / "only-b.txt", "only on B\n");
+    start(*b_, "b", "receive-only");
+    sync(*b_);
+
+    EXPECT_EQ(read_file(B / "report.txt"), "A's report\n");
+    auto copies = names_starting(B, "report.txt.conflict-b-");
+    ASSERT_EQ(copies.size(), 1u);
+    EXPECT_EQ(read_file(B / copies[0]), "B's own report\n");
+    EXPECT_EQ(read_file(B / "only-a.txt"), "only on A\n");
+    EXPECT_EQ(read_file(B / "only-b.txt"), "only on B\n");
+    EXPECT_EQ(read_file(B / "same/f3.txt"), "file 3\n");
+    EXPECT_TRUE(names_starting(B / "same", "f3.txt.conflict-").empty());
+    // B's own versions are its local changes, the adopted files are not.
+    auto st = b_->status();
+    auto paths = st.value("local_change_paths", std::vector<std::string>{});
+    std::set<std::string> local(paths.begin(), paths.end());
+    EXPECT_TRUE(local.count("report.txt") && local.count("only-b.txt")) << st.dump();
+    for (auto& p : local) EXPECT_FALSE(p.starts_with("same")) << st.dump();
+    // Nothing of B's left B.
+    for (auto& dir : {A, replica()}) {
+        EXPECT_FALSE(fs::exists(dir / "only-b.txt")) << dir;
+        EXPECT_TRUE(names_starting(dir, "report.txt.conflict-").empty()) << dir;
+        EXPECT_EQ(read_file(dir / "report.txt"), "A's report\n") << dir;
+    }
 }
 
 }  // namespace
