@@ -188,8 +188,8 @@ bool DaemonImpl::adopt_at_join() {
     }
     if (plan->adopted.empty() && plan->differing == 0) return false;  // an empty directory or fileset
     spdlog::info("joining the fileset with what {} holds: {} entries the fileset holds alike are adopted, {} differ "
-                 "(kept both), {} the fileset lacks",
-                 opts_.dir, plan->adopted.size(), plan->differing, plan->only_here);
+                 "(kept both), {} the fileset lacks; the comparison cost {} bytes",
+                 opts_.dir, plan->adopted.size(), plan->differing, plan->only_here, plan->compare_bytes);
     capture_->adopt_at_catch_up(std::move(plan->adopted), kJoinOrigin);
     return true;
 }

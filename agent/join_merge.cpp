@@ -96,14 +96,17 @@ Result<JoinPlan> compare_for_join(int root_fd, replicator::ShipperOptions shippi
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
+    uint64_t wire = 0;
     replicator::AskReplica ask = [&](const replicator::proto::TreeRequest& req) {
-        return (*probe)->ask_tree(0, req, left());
+        return (*probe)->ask_tree(0, req, left(), &wire);
     };
     auto diffs = replicator::compare_path(*mine, "", ask, true, excludes);
     (*probe)->stop();
     if (!diffs) return fail(make_error(fmt::format("comparing with the fileset on {}: {}", server,
                                                    diffs.error().message)));
-    return plan_join(**mine, *diffs);
+    auto plan = plan_join(**mine, *diffs);
+    plan.compare_bytes = wire;
+    return plan;
 }
 
 }  // namespace iz::agent

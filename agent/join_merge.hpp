@@ -32,6 +32,7 @@ struct JoinPlan {
     std::unordered_set<std::string> adopted;  // paths the fileset holds alike
     size_t differing = 0;                     // entries the fileset holds otherwise
     size_t only_here = 0;                     // entries (subtrees) the fileset lacks
+    uint64_t compare_bytes = 0;               // both ways, of the comparison's frames
 };
 
 // The plan from a comparison's differences and this directory's tree

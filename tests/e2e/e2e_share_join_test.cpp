@@ -103,6 +103,10 @@ TEST_F(ShareJoin, ANonEmptyDirectoryIsMerged) {
             EXPECT_TRUE(r.value("path", "") == "same/only-b.txt" || r.value("path", "").starts_with("mine") ||
                         r.value("path", "").starts_with("report.txt"))
                 << r.dump();
+    auto log = b_->log();
+    auto compared = log.find("the comparison cost ");
+    EXPECT_NE(compared, std::string::npos) << log;
+    if (compared != std::string::npos) std::cout << log.substr(compared, log.find('\n', compared) - compared) << "\n";
     EXPECT_LT(data, 4u * 1024) << b_->status().dump();
     EXPECT_LT(wire, 64u * 1024) << b_->status().dump();
 
