@@ -31,7 +31,7 @@ namespace {
 constexpr std::chrono::seconds kJournalLockWait{10};
 // How long a first start joining a fileset with a non-empty directory waits
 // for the server to compare the two trees.
-constexpr std::chrono::seconds kJoinCompareWait{30};
+constexpr std::chrono::seconds kJoinCompareWait{10};
 // The origin of the baseline records of entries the fileset had alike.
 constexpr const char* kJoinOrigin = "izwatch-join";
 
@@ -114,7 +114,8 @@ Status DaemonImpl::arm() {
     start.message = fmt::format("watching {} ({})", opts_.dir, mode());
     if (auto ok = writer_->append(start); !ok) return fail(ok.error());
     // Receive-only: what the restart finds changed is a local change too;
-    // a baseline is not (it is what the directory held when it joined).
+    // a baseline is not (it is what the directory held when it joined),
+    // unless it was compared with the fileset: then what differs from it is.
     uint64_t before_catch_up = writer_->head_lsn();
     if (opts_.mode != "send-only" && !baseline) {
         capture_->not_local_at_catch_up(Receiver::unconfirmed_paths(opts_.state_dir / "receive"));
