@@ -187,7 +187,7 @@ bool DaemonImpl::adopt_at_join() {
                      opts_.dir, plan.error().message);
         return false;
     }
-    if (plan->adopted.empty() && plan->differing == 0) return false;  // an empty directory or fileset
+    if (plan->adopted.empty() && plan->differing == 0 && plan->only_here == 0) return false;  // an empty directory
     spdlog::info("joining the fileset with what {} holds: {} entries the fileset holds alike are adopted, {} differ "
                  "(kept both), {} the fileset lacks; the comparison cost {} bytes",
                  opts_.dir, plan->adopted.size(), plan->differing, plan->only_here, plan->compare_bytes);

@@ -102,7 +102,8 @@ private:
     Status open_receiver();
     // A first start joining a fileset with a non-empty directory: compares
     // it with the fileset and has the capture adopt what both hold alike
-    // (join_merge.hpp). False when nothing was compared or adopted.
+    // (join_merge.hpp). False when nothing was compared (the server was
+    // not reached, or the directory is empty).
     bool adopt_at_join();
     void stamp_capture(Capture& capture);
     // The latest local change of each path (its LSN), for the receiver to
