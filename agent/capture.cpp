@@ -84,7 +84,9 @@ void Capture::emit(Record r, int32_t pid) {
     }
     if (seen_) r.seen = seen_();
     std::string path, target;
-    if (emitted_) {
+    // A record with an origin is never sent: nothing waits for its ack.
+    const bool tell = emitted_ && r.origin.empty();
+    if (tell) {
         path = r.path;
         target = r.target;
     }
@@ -94,7 +96,7 @@ void Capture::emit(Record r, int32_t pid) {
         return;
     }
     ++stats_.records;
-    if (emitted_) emitted_(path, target, *lsn);
+    if (tell) emitted_(path, target, *lsn);
 }
 
 void Capture::index_dir(const std::string& rel, const FileHandle& handle) {
@@ -159,7 +161,16 @@ Status Capture::catch_up(const Tree& persisted, const std::string& why) {
         applied_.clear();
     }
     size_t n = records.size();
-    for (auto& r : records) emit(std::move(r), 0);
+    size_t adopted = 0;
+    for (auto& r : records) {
+        if (!adopted_.empty() && adopted_.count(r.path) && (r.target.empty() || adopted_.count(r.target))) {
+            r.origin = adopted_origin_;
+            ++adopted;
+        }
+        emit(std::move(r), 0);
+    }
+    if (adopted) spdlog::info("{}: {} records of entries the fileset holds already, not sent", why, adopted);
+    adopted_.clear();
     Record done;
     done.op = Op::rescan;
     done.message = fmt::format("{}: {} differences journaled", why, n);

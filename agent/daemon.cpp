@@ -20,6 +20,7 @@
 #include "agent/crash_recovery.hpp"
 #include "agent/watch_paths.hpp"
 #include "common/service_notify.hpp"
+#include "join_merge.hpp"
 #include "daemon_impl.hpp"
 #include "open_writers.hpp"
 
@@ -29,6 +30,11 @@ namespace {
 
 // How long a start waits for the journal's lock of an agent that died.
 constexpr std::chrono::seconds kJournalLockWait{10};
+// How long a first start joining a fileset with a non-empty directory waits
+// for the server to compare the two trees.
+constexpr std::chrono::seconds kJoinCompareWait{10};
+// The origin of the baseline records of entries the fileset had alike.
+constexpr const char* kJoinOrigin = "izwatch-join";
 
 }  // namespace
 
@@ -111,7 +117,8 @@ Status DaemonImpl::arm() {
     start.message = fmt::format("watching {} ({})", opts_.dir, mode());
     if (auto ok = writer_->append(start); !ok) return fail(ok.error());
     // Receive-only: what the restart finds changed is a local change too;
-    // a baseline is not (it is what the directory held when it joined).
+    // a baseline is not (it is what the directory held when it joined),
+    // unless it was compared with the fileset: then what differs from it is.
     uint64_t before_catch_up = writer_->head_lsn();
     if (opts_.mode != "send-only" && !baseline) {
         capture_->not_local_at_catch_up(Receiver::unconfirmed_paths(opts_.state_dir / "receive"));
@@ -123,11 +130,16 @@ Status DaemonImpl::arm() {
         }
     }
     if (auto ok = open_receiver(); !ok) return ok;
+    // Joining a fileset with what the directory holds: what the fileset
+    // has alike is adopted (its records are not sent), and in receive-only
+    // mode the rest is a local change like any other (kept aside before a
+    // forward replaces it, never sent).
+    bool joined = baseline && receiver_ && receiver_->cursor() == 0 && adopt_at_join();
     if (auto ok = capture_->catch_up(saved->tree, baseline ? "baseline" : "restart"); !ok) return ok;
     if (auto ok = writer_->flush(); !ok) return ok;
     if (opts_.mode == "receive-only")
-        local_changes_ = std::make_unique<LocalChanges>(opts_.journal_dir,
-                                                        baseline ? writer_->head_lsn() : before_catch_up);
+        local_changes_ = std::make_unique<LocalChanges>(
+            opts_.journal_dir, baseline && !joined ? writer_->head_lsn() : before_catch_up);
     if (auto ok = save_tree(capture_->tree(), writer_->head_lsn(), opts_.state_dir / "tree.state"); !ok) return ok;
 
     // The shipper signals it on every ack: pending syncs are answered
@@ -165,6 +177,25 @@ Status DaemonImpl::arm() {
     started_ = Clock::now();
     // Last: a scrape finds everything it reads in place.
     return start_metrics();
+}
+
+bool DaemonImpl::adopt_at_join() {
+    replicator::ShipperOptions so = opts_.shipping;
+    so.journal_dir = opts_.journal_dir;
+    so.watched_root = opts_.dir;
+    auto plan = compare_for_join(root_fd_, std::move(so), opts_.excludes, kJoinCompareWait);
+    if (!plan) {
+        spdlog::warn("joining the fileset with what {} holds, without comparing it first ({}): every entry is "
+                     "sent, and the server keeps those it holds already as conflict copies",
+                     opts_.dir, plan.error().message);
+        return false;
+    }
+    if (plan->adopted.empty() && plan->differing == 0 && plan->only_here == 0) return false;  // an empty directory
+    spdlog::info("joining the fileset with what {} holds: {} entries the fileset holds alike are adopted, {} differ "
+                 "(kept both), {} the fileset lacks; the comparison cost {} bytes",
+                 opts_.dir, plan->adopted.size(), plan->differing, plan->only_here, plan->compare_bytes);
+    capture_->adopt_at_catch_up(std::move(plan->adopted), kJoinOrigin);
+    return true;
 }
 
 int DaemonImpl::shutdown() {

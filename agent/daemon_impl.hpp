@@ -100,6 +100,11 @@ private:
     // Send-receive: the receiver, opened before the start's rescan so that
     // what it journals carries what this agent had seen (Capture::stamp_with).
     Status open_receiver();
+    // A first start joining a fileset with a non-empty directory: compares
+    // it with the fileset and has the capture adopt what both hold alike
+    // (join_merge.hpp). False when nothing was compared (the server was
+    // not reached, or the directory is empty).
+    bool adopt_at_join();
     void stamp_capture(Capture& capture);
     // The latest local change of each path (its LSN), for the receiver to
     // hold back forwards that would overwrite one not yet acknowledged.

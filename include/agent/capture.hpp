@@ -101,6 +101,15 @@ public:
     // do not say the directory mtimes the server sent): a directory above
     // one of them whose times alone differ is not a local change.
     void received_at_catch_up(std::vector<std::string> paths) { received_ = std::move(paths); }
+    // For the next catch_up only (a first start joining a shared fileset
+    // with a non-empty directory, agent/join_merge.hpp): the paths the
+    // fileset holds as this directory does. Their records are journaled
+    // with `origin`, so that the shipper never sends them (the server has
+    // them) and no forward waits for their acknowledgement.
+    void adopt_at_catch_up(std::unordered_set<std::string> paths, std::string origin) {
+        adopted_ = std::move(paths);
+        adopted_origin_ = std::move(origin);
+    }
     // Send-receive: the paths (and rename targets) the receiver applied
     // whose events the capture may not have read, read by each catch_up
     // once it has scanned. A rescan after an overflow lost the events of
@@ -128,6 +137,8 @@ private:
     std::vector<std::string> not_local_;
     std::vector<std::string> received_;
     std::vector<std::string> applied_;
+    std::unordered_set<std::string> adopted_;
+    std::string adopted_origin_;
     std::function<std::vector<std::string>()> take_applied_;
     std::function<std::vector<journal::SeenLsn>()> seen_;
     std::function<void(const std::string&, const std::string&, uint64_t)> emitted_;
