@@ -298,24 +298,22 @@ struct {
     __type(value, struct pending);
 } pending_ops SEC(".maps");
 
-// At least the number of entries in pending_ops: counted up before an
-// entry goes in, down when end() takes one out (an entry the LRU evicts,
-// or one a thread's next call replaces, leaves it higher, never lower).
-// Only a thread's own entry is ever looked up, and that thread counted it
-// up itself, so a thread that reads 0 has none: the hot tracepoints that
-// look for the call in progress (every ext4 journal handle, every open's
-// exit, every dirtied folio) skip the hash lookup while no bracketed call
-// is in flight anywhere, which is nearly always.
-__u64 pending_count = 0;
-// The same, per operation: a tracepoint that binds only some operations
-// looks only while one of those is in flight. Every O_TRUNC open (a
+// Per operation, at least the number of entries in pending_ops: counted
+// up before an entry goes in, down when end() takes one out (an entry the
+// LRU evicts, or one a thread's next call replaces, leaves it higher,
+// never lower). Only a thread's own entry is ever looked up, and that
+// thread counted it up itself, so a thread that reads 0 has none: the hot
+// tracepoints that look for the call in progress (every ext4 journal
+// handle, every open's exit, every dirtied folio) skip the hash lookup
+// while no bracketed call is in flight anywhere, which is nearly always.
+// Per operation, because a tracepoint that binds only some operations
+// need look only while one of those is in flight: every O_TRUNC open (a
 // program that creates its files with O_TRUNC, as most do) is one in
 // flight, and ext4's journal handles, which bind truncates, fire several
 // times in each of those opens.
 __u64 pending_by_op[4] = {};
 
 static __always_inline void count_pending(__u32 op, __s64 by) {
-    __sync_fetch_and_add(&pending_count, by);
     if (op < 4) __sync_fetch_and_add(&pending_by_op[op], by);
 }
 
@@ -327,16 +325,18 @@ static __always_inline int begin(__u32 op, __u64 offset, __u64 length, __u32 mod
     return 0;
 }
 
-static __always_inline struct pending* pending_of(__u32 tid) {
-    if (!pending_count) return 0;
-    return bpf_map_lookup_elem(&pending_ops, &tid);
-}
-
 // Whether a call of one of these operations may be in flight.
 static __always_inline int any_pending(__u32 op_mask) {
     return ((op_mask & (1u << OP_TRUNCATE)) && pending_by_op[OP_TRUNCATE]) ||
            ((op_mask & (1u << OP_OPEN_TRUNC)) && pending_by_op[OP_OPEN_TRUNC]) ||
            ((op_mask & (1u << OP_FALLOCATE)) && pending_by_op[OP_FALLOCATE]);
+}
+
+#define IZ_ALL_OPS ((1u << OP_TRUNCATE) | (1u << OP_OPEN_TRUNC) | (1u << OP_FALLOCATE))
+
+static __always_inline struct pending* pending_of(__u32 tid) {
+    if (!any_pending(IZ_ALL_OPS)) return 0;
+    return bpf_map_lookup_elem(&pending_ops, &tid);
 }
 
 // The first inode of the watched filesystem that the syscall touches, for
