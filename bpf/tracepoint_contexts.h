@@ -44,6 +44,8 @@ IZ_RANGE_CONTEXT(trace_event_raw_ext4_insert_range___iz);
 
 IZ_INODE_CONTEXT(trace_event_raw_ext4_mark_inode_dirty___iz, ino_t);
 
+IZ_INODE_CONTEXT(trace_event_raw_ext4_journal_start_inode___iz, unsigned long);
+
 IZ_INODE_CONTEXT(trace_event_raw_ext4_evict_inode___iz, ino_t);
 
 IZ_INODE_CONTEXT(trace_event_raw_ext4__truncate___iz, ino_t);
