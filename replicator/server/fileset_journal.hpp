@@ -82,11 +82,17 @@ public:
     // that the agent's tree comes back to the fileset's; the replica is
     // left as it is.
     // Journals the directory `dir` and everything beneath it as the
-    // replica holds it (directories as mkdir, regular files as a write of
-    // their whole content, symlinks as symlink), with `server` as origin
-    // (noted as `agent`'s): an agent that removed it gets it back.
-    void note_subtree(const std::string& server, const std::string& agent, const proto::OpMsg& op,
-                      const std::string& dir);
+    // replica holds it (fileset_journal_kept.cpp), with `server` as origin
+    // (noted as `agent`'s): an agent that removed it gets it back equal by
+    // the full manifest. Described by the hash-tree walk and made by
+    // records_to_make() (replicator/apply/tree_records.hpp): every entry
+    // type (directories, regular files as a write of their whole content,
+    // symlinks, devices, FIFOs and sockets), owner, mode, times, xattrs and
+    // POSIX ACLs, and a file's further names as links, from a name outside
+    // `dir` when it has one (the agent kept that one). Directory times go
+    // last. An error when `dir` cannot be walked (nothing is journaled).
+    Status note_subtree(const std::string& server, const std::string& agent, const proto::OpMsg& op,
+                        const std::string& dir);
     // Whether the replica has an entry at `path` (not followed if a symlink).
     bool has(const std::string& path) const;
     void note_move_conflict(const std::string& server, const std::string& agent, const proto::OpMsg& op,
@@ -129,6 +135,10 @@ private:
     void learn(journal::Op op, const std::string& origin, const std::string& path, const std::string& target,
                uint64_t lsn, const std::string& as);
     void noted(const std::string& origin, uint64_t lsn);
+    // Journals `r` (origin and origin_lsn set), which changes `path` (and
+    // `target`); `as` and `written` as for note_applied().
+    void note_record(journal::Record&& r, const std::string& path, const std::string& target, const std::string& as,
+                     const FileHandle* written);
 };
 
 // What a subscriber is sent for the fileset-journal record `r` (`root_fd`:

@@ -23,7 +23,9 @@ const proto::OpMsg& Session::place(const proto::OpMsg& m, proto::OpMsg& placed, 
         spdlog::warn("{}: rmdir '{}' at LSN {} did not see the change of {} beneath it (server LSN {}): the change "
                      "wins, the directory stays and is sent again",
                      who(), m.path, m.lsn, p.winner_origin, p.winner_lsn);
-        journal_->note_subtree(ctx_.options.host_name, agent_, m, m.path);
+        if (auto ok = journal_->note_subtree(ctx_.options.host_name, agent_, m, m.path); !ok)
+            spdlog::error("{}: '{}' is kept, but not sent again to this agent, which removed it: {}", who(), m.path,
+                          ok.error().message);
         placed = proto::OpMsg{.lsn = m.lsn, .kind = proto::OpKind::noop, .more = m.more};
         return placed;
     }

@@ -111,6 +111,12 @@ struct WalkOptions {
     uint64_t max_bytes_per_s = 0;
     HashCache* cache = nullptr;
     const std::atomic<bool>* cancel = nullptr;
+    // false: regular files' content is not read (EntryMeta::content stays
+    // empty, their hashes cover the rest), for a walk that describes a
+    // tree rather than compares it.
+    bool content = true;
+    // Walk the server's conflict copies too, rather than leaving them out.
+    bool conflict_copies = false;
 };
 
 struct WalkStats {
