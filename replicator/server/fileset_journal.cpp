@@ -57,6 +57,9 @@ Result<std::shared_ptr<FilesetJournal>> FilesetJournal::open(const std::filesyst
     int root_fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (root_fd < 0) return fail(sys_error("open replica root", root.string(), errno));
     j->root_fd_.reset(root_fd);
+    auto removed = RemovedStore::open(dir.parent_path() / "removed", root_fd);
+    if (!removed) return fail(removed.error());
+    j->removed_ = std::move(*removed);
     auto w = journal::Writer::open(std::move(o));
     if (!w) return fail(Error{fmt::format("fileset journal '{}': {}", dir.string(), w.error().message), w.error().sys_errno});
     j->writer_ = std::move(*w);

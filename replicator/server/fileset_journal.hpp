@@ -42,6 +42,7 @@
 #include "common/unique_fd.hpp"
 #include "journal/record.hpp"
 #include "conflict_resolver.hpp"
+#include "removed_store.hpp"
 #include "journal/writer.hpp"
 #include "replicator/wire/protocol.hpp"
 
@@ -93,6 +94,11 @@ public:
     // last. An error when `dir` cannot be walked (nothing is journaled).
     Status note_subtree(const std::string& server, const std::string& agent, const proto::OpMsg& op,
                         const std::string& dir);
+    // What send-receive agents remove, kept for a concurrent rename of it
+    // (removed_store.hpp): keep_removed() before an unlink is applied,
+    // remake() makes a removed source again at a rename's target.
+    Status keep_removed(const std::string& path) { return removed_->keep(path); }
+    Status remake(const std::string& from, const std::string& to) { return removed_->remake(from, to); }
     // Whether the replica has an entry at `path` (not followed if a symlink).
     bool has(const std::string& path) const;
     void note_move_conflict(const std::string& server, const std::string& agent, const proto::OpMsg& op,
@@ -131,6 +137,7 @@ private:
     std::map<std::string, uint64_t> noted_by_origin_;  // the last LSN noted per origin
     std::mutex order_mu_;
     ConflictResolver resolver_;  // under order_mu_
+    std::optional<RemovedStore> removed_;  // under order_mu_
     void learn(const journal::Record& r, uint64_t lsn, const std::string& as = "");
     void learn(journal::Op op, const std::string& origin, const std::string& path, const std::string& target,
                uint64_t lsn, const std::string& as);

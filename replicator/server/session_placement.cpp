@@ -29,6 +29,17 @@ const proto::OpMsg& Session::place(const proto::OpMsg& m, proto::OpMsg& placed, 
         placed = proto::OpMsg{.lsn = m.lsn, .kind = proto::OpKind::noop, .more = m.more};
         return placed;
     }
+    if (!p.keep.empty()) {
+        spdlog::warn("{}: {} '{}' at LSN {} did not see {} move it (server LSN {}): the move wins, '{}' stays and is "
+                     "sent again",
+                     who(), proto::op_kind_name(m.kind), m.path, m.lsn, p.winner_origin, p.winner_lsn, p.keep);
+        if (journal_->has(p.keep))
+            if (auto ok = journal_->note_subtree(ctx_.options.host_name, agent_, m, p.keep); !ok)
+                spdlog::error("{}: '{}' stays, but is not sent again to this agent: {}", who(), p.keep,
+                              ok.error().message);
+        placed = proto::OpMsg{.lsn = m.lsn, .kind = proto::OpKind::noop, .more = m.more};
+        return placed;
+    }
     for (auto& dir : p.revive) {
         if (journal_->has(dir)) continue;
         // Removed by another agent that had not seen this one's change
@@ -48,6 +59,23 @@ const proto::OpMsg& Session::place(const proto::OpMsg& m, proto::OpMsg& placed, 
                      "again",
                      who(), proto::op_kind_name(m.kind), m.path, m.lsn, dir, p.winner_origin, p.winner_lsn);
         journal_->note_applied(ctx_.options.host_name, mk, agent_);
+    }
+    if (p.remake && !journal_->has(p.path) && !journal_->has(p.target)) {
+        // The rename wins for what it moves: made again at its target from
+        // what the server kept of the removal, and sent to every agent.
+        if (auto ok = journal_->remake(p.path, p.target); !ok) {
+            spdlog::warn("{}: rename '{}' to '{}' at LSN {}: its source was removed by {} (server LSN {}) and cannot "
+                         "be made again: {}",
+                         who(), m.path, m.target, m.lsn, p.winner_origin, p.winner_lsn, ok.error().message);
+        } else {
+            spdlog::warn("{}: rename '{}' to '{}' at LSN {} did not see {} remove its source (server LSN {}): the "
+                         "rename wins, its source is made again at '{}'",
+                         who(), m.path, m.target, m.lsn, p.winner_origin, p.winner_lsn, p.target);
+            if (auto sent = journal_->note_subtree(ctx_.options.host_name, agent_, m, p.target); !sent)
+                spdlog::error("{}: '{}' is made again but not journaled: {}", who(), p.target, sent.error().message);
+            placed = proto::OpMsg{.lsn = m.lsn, .kind = proto::OpKind::noop, .more = m.more};
+            return placed;
+        }
     }
     echo = p.echo;
     if (!p.moved) return m;

@@ -190,6 +190,63 @@ TEST_F(ShareMoveConflict, ADirectoryKeptAgainstARemovalComesBackWhole) {
     expect_all_equal("after a directory holding every kind of entry was kept against a removal");
 }
 
+// A removes d with everything in it while B, cut off, moves a file and a
+// directory out of it (d/f to g, d/sub to h): the rename wins over the
+// removal for what it moves. The server had applied A's removal first, so
+// it makes the sources again at their targets from what it kept of them:
+// g and h/deep hold their bytes and xattr on every replica; what A removed
+// and B did not move (d/other, d itself) stays removed.
+TEST_F(ShareMoveConflict, WhatIsMovedOutOfADirectoryRemovedConcurrentlyIsKept) {
+    share_then_cut_b([](const fs::path& dir) {
+        fs::create_directories(dir / "d" / "sub");
+        write_file(dir / "d" / "f", "f, moved out by B\n");
+        set_xattr(dir / "d" / "f", "user.note", "moved with f");
+        write_file(dir / "d" / "other", "other, removed by A\n");
+        write_file(dir / "d" / "sub" / "deep", "deep, moved out with sub by B\n");
+    });
+    fs::remove_all(a_->dir() / "d");
+    sync(*a_);
+    fs::rename(b_->dir() / "d" / "f", b_->dir() / "g");
+    fs::rename(b_->dir() / "d" / "sub", b_->dir() / "h");
+    start(*b_, "b");
+    settle();
+
+    for (auto& dir : replicas()) {
+        EXPECT_EQ(read_file(dir / "g"), "f, moved out by B\n") << dir;
+        EXPECT_EQ(xattr(dir / "g", "user.note"), "moved with f") << dir;
+        EXPECT_EQ(read_file(dir / "h" / "deep"), "deep, moved out with sub by B\n") << dir;
+        EXPECT_FALSE(fs::exists(dir / "d")) << dir;
+    }
+    expect_all_equal("after a rename out of a directory removed concurrently");
+}
+
+// The other order: B's move of d/f to g is on the server when A, cut off
+// meanwhile, removes d with everything in it. The move wins: A's removal
+// of f is not applied and A gets g; the rest of d stays removed.
+TEST_F(ShareMoveConflict, ARemovalThatDidNotSeeAMoveLeavesTheMovedEntry) {
+    share_then_cut_b([](const fs::path& dir) {
+        fs::create_directories(dir / "d");
+        write_file(dir / "d" / "f", "f, moved out by B\n");
+        write_file(dir / "d" / "other", "other, removed by A\n");
+    });
+    start(*b_, "b");
+    sync(*b_);
+    ASSERT_EQ(a_->stop().exit_code, 0);
+    fs::rename(b_->dir() / "d" / "f", b_->dir() / "g");
+    sync(*b_);
+    fs::remove_all(a_->dir() / "d");
+    start(*a_, "a");
+    sync(*a_);
+    sync(*b_);
+    sync(*a_);
+
+    for (auto& dir : replicas()) {
+        EXPECT_EQ(read_file(dir / "g"), "f, moved out by B\n") << dir;
+        EXPECT_FALSE(fs::exists(dir / "d")) << dir;
+    }
+    expect_all_equal("after a removal that did not see a move out of it");
+}
+
 // A moves x into y while B, cut off, moves y into x: applying both would
 // make a cycle. The move the server journals later (B's) is skipped and
 // reported as a conflict record; nothing is lost and all replicas agree.
