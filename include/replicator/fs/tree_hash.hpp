@@ -16,7 +16,8 @@
 //    by accident).
 //  - Left out on both sides alike: paths matching the agent's exclude globs,
 //    the server's reserved top-level name, and the server's conflict copies
-//    (NAME.conflict-HOST-YYYYMMDDTHHMMSSZ[-N]), which it keeps on purpose.
+//    (NAME.conflict-HOST-YYYYMMDDTHHMMSSZ[-N]), which it keeps on purpose
+//    (WalkOptions::conflict_copies walks them too).
 //  - What is compared for a directory does not include its size (it depends
 //    on the filesystem's history) or its link count (it follows from the
 //    subdirectories, which are compared).
