@@ -77,8 +77,9 @@ Status RemovedStore::keep(const std::string& path) {
     // Linked under a name of its own, then put in place: a crash leaves the
     // earlier object or this one, never none.
     std::string tmp = ".new-" + name.substr(0, 200);
-    ::unlinkat(dir_fd_.get(), tmp.c_str(), 0);
-    if (::linkat(p->dir.get(), p->name.c_str(), dir_fd_.get(), tmp.c_str(), 0) != 0)
+    auto link = [&] { return ::linkat(p->dir.get(), p->name.c_str(), dir_fd_.get(), tmp.c_str(), 0) == 0; };
+    // One left by a crash before its rename is in the way: removed first.
+    if (!link() && (errno != EEXIST || ::unlinkat(dir_fd_.get(), tmp.c_str(), 0) != 0 || !link()))
         return fail(sys_error(fmt::format("keep in '{}' what is removed at", dir_.string()), path, errno));
     if (::renameat(dir_fd_.get(), tmp.c_str(), dir_fd_.get(), name.c_str()) != 0)
         return fail(sys_error(fmt::format("keep in '{}' what is removed at", dir_.string()), path, errno));

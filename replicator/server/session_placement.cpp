@@ -11,34 +11,37 @@ namespace iz::replicator {
 
 const proto::OpMsg& Session::place(const proto::OpMsg& m, proto::OpMsg& placed, bool& echo) {
     auto p = journal_->place(agent_, m);
+    // Not applied as it stands: a noop passes its LSN.
+    auto skipped = [&]() -> const proto::OpMsg& {
+        placed = proto::OpMsg{.lsn = m.lsn, .kind = proto::OpKind::noop, .more = m.more};
+        return placed;
+    };
+    // What the replica holds at `path`, journaled whole again with the
+    // server as origin (noted as this agent's), for every agent.
+    auto send_again = [&](const std::string& path) {
+        if (auto ok = journal_->note_subtree(ctx_.options.host_name, agent_, m, path); !ok)
+            spdlog::error("{}: '{}' is not journaled again for the agents: {}", who(), path, ok.error().message);
+    };
     if (p.cycle) {
         spdlog::warn("{}: rename '{}' to '{}' at LSN {} is concurrent with the move of {} (server LSN {}) that put "
                      "'{}' beneath it ('{}'): not applied, reported as a conflict",
                      who(), m.path, m.target, m.lsn, p.winner_origin, p.winner_lsn, m.target, p.target);
         journal_->note_move_conflict(ctx_.options.host_name, agent_, m, p);
-        placed = proto::OpMsg{.lsn = m.lsn, .kind = proto::OpKind::noop, .more = m.more};
-        return placed;
+        return skipped();
     }
     if (p.keep_dir) {
         spdlog::warn("{}: rmdir '{}' at LSN {} did not see the change of {} beneath it (server LSN {}): the change "
                      "wins, the directory stays and is sent again",
                      who(), m.path, m.lsn, p.winner_origin, p.winner_lsn);
-        if (auto ok = journal_->note_subtree(ctx_.options.host_name, agent_, m, m.path); !ok)
-            spdlog::error("{}: '{}' is kept, but not sent again to this agent, which removed it: {}", who(), m.path,
-                          ok.error().message);
-        placed = proto::OpMsg{.lsn = m.lsn, .kind = proto::OpKind::noop, .more = m.more};
-        return placed;
+        send_again(m.path);
+        return skipped();
     }
     if (!p.keep.empty()) {
         spdlog::warn("{}: {} '{}' at LSN {} did not see {} move it (server LSN {}): the move wins, '{}' stays and is "
                      "sent again",
                      who(), proto::op_kind_name(m.kind), m.path, m.lsn, p.winner_origin, p.winner_lsn, p.keep);
-        if (journal_->has(p.keep))
-            if (auto ok = journal_->note_subtree(ctx_.options.host_name, agent_, m, p.keep); !ok)
-                spdlog::error("{}: '{}' stays, but is not sent again to this agent: {}", who(), p.keep,
-                              ok.error().message);
-        placed = proto::OpMsg{.lsn = m.lsn, .kind = proto::OpKind::noop, .more = m.more};
-        return placed;
+        if (journal_->has(p.keep)) send_again(p.keep);
+        return skipped();
     }
     for (auto& dir : p.revive) {
         if (journal_->has(dir)) continue;
@@ -71,10 +74,8 @@ const proto::OpMsg& Session::place(const proto::OpMsg& m, proto::OpMsg& placed, 
             spdlog::warn("{}: rename '{}' to '{}' at LSN {} did not see {} remove its source (server LSN {}): the "
                          "rename wins, its source is made again at '{}'",
                          who(), m.path, m.target, m.lsn, p.winner_origin, p.winner_lsn, p.target);
-            if (auto sent = journal_->note_subtree(ctx_.options.host_name, agent_, m, p.target); !sent)
-                spdlog::error("{}: '{}' is made again but not journaled: {}", who(), p.target, sent.error().message);
-            placed = proto::OpMsg{.lsn = m.lsn, .kind = proto::OpKind::noop, .more = m.more};
-            return placed;
+            send_again(p.target);
+            return skipped();
         }
     }
     echo = p.echo;
