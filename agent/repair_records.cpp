@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include "replicator/apply/tree_records.hpp"
+
 namespace iz::agent {
 
 using journal::Op;
@@ -15,21 +17,6 @@ using replicator::tree::Node;
 
 namespace {
 
-uint32_t type_bits(char t) {
-    switch (t) {
-        case 'd': return S_IFDIR;
-        case 'f': return S_IFREG;
-        case 'l': return S_IFLNK;
-        case 'p': return S_IFIFO;
-        case 'c': return S_IFCHR;
-        case 'b': return S_IFBLK;
-        case 's': return S_IFSOCK;
-    }
-    return 0;
-}
-
-std::string join(const std::string& dir, const std::string& name) { return dir.empty() ? name : dir + "/" + name; }
-
 class Builder {
 public:
     explicit Builder(std::vector<Record>& out) : out_(out) {}
@@ -38,6 +25,11 @@ public:
         Record r;
         r.op = op;
         r.path = path;
+        return stamp(std::move(r));
+    }
+
+    // `r` with this repair's time and process, appended.
+    Record& stamp(Record&& r) {
         r.time_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
         r.pid = static_cast<int32_t>(::getpid());
         r.comm = "izwatch";
@@ -45,14 +37,7 @@ public:
         return out_.back();
     }
 
-    void attrs(Record& r, const EntryMeta& m) {
-        r.mode = type_bits(m.type) | m.mode;
-        r.owner_uid = m.uid;
-        r.owner_gid = m.gid;
-        r.mtime_ns = m.mtime_ns;
-    }
-
-    void setattr(const std::string& path, const EntryMeta& m) { attrs(add(Op::setattr, path), m); }
+    void setattr(const std::string& path, const EntryMeta& m) { replicator::set_meta(add(Op::setattr, path), m); }
 
     // The file's whole content, atomically, with its attributes (a write of
     // unknown ranges closed: the shipper sends the blocks that differ).
@@ -62,54 +47,22 @@ public:
     }
 
     void xattrs(const std::string& path, const EntryMeta& want, const std::map<std::string, std::string>& have) {
-        for (auto& [k, v] : want.xattrs) {
-            auto it = have.find(k);
-            if (it != have.end() && it->second == v) continue;
-            auto& r = add(Op::setxattr, path);
-            r.xattr_name = k;
-            r.xattr_value = v;
-        }
-        for (auto& [k, v] : have) {
-            if (want.xattrs.count(k)) continue;
-            add(Op::removexattr, path).xattr_name = k;
-        }
+        std::vector<Record> made;
+        replicator::xattr_records(path, want, have, made);
+        for (auto& r : made) stamp(std::move(r));
     }
 
-    // `n` and everything beneath it, made anew on the replica.
+    // `n` and everything beneath it, made anew on the replica; a file's
+    // content is shipped as the file is when its close_write is read.
     void create(const Node& n, const std::string& path) {
-        auto& m = n.meta;
-        switch (m.type) {
-            case 'd': attrs(add(Op::mkdir, path), m); break;
-            case 'f':
-                // Another name of a file made before it (walk order): a link.
-                if (!m.link_group.empty()) {
-                    add(Op::link, m.link_group).target = path;
-                    return;
-                }
-                content(path);
-                break;
-            case 'l': {
-                auto& r = add(Op::symlink, path);
-                attrs(r, m);
-                r.target = m.target;
-                break;
-            }
-            case 'p':
-            case 'c':
-            case 'b':
-            case 's': {
-                auto& r = add(Op::mknod, path);
-                attrs(r, m);
-                r.rdev = m.rdev;
-                break;
-            }
-            default: return;  // unreadable on the source: nothing to send
+        std::vector<Record> made;
+        replicator::records_to_make(n, path, made);
+        for (auto& r : made) {
+            bool write = r.op == Op::write;
+            std::string at = r.path;
+            stamp(std::move(r));
+            if (write) add(Op::close_write, at);
         }
-        if (m.type != 'l') xattrs(path, m, {});
-        if (m.type != 'd') return;
-        for (auto& c : n.children) create(c, join(path, c.name));
-        // Its entries were made after it: its own times go last.
-        setattr(path, m);
     }
 
     // The replica's entries (parents first) removed, children first.

@@ -164,9 +164,11 @@ public:
         }
         if (m.type == 'f') {
             m.size = static_cast<uint64_t>(st.st_size);
-            auto h = content_hash(node.get(), st, rel);
-            if (!h) return std::optional<Node>(broken(n.name, h.error().message));
-            m.content = std::move(*h);
+            if (o_.content) {
+                auto h = content_hash(node.get(), st, rel);
+                if (!h) return std::optional<Node>(broken(n.name, h.error().message));
+                m.content = std::move(*h);
+            }
         }
         if (m.type != 'd') {
             if (m.type == 'f' && st.st_nlink > 1) {
@@ -186,7 +188,7 @@ public:
         for (auto& child : *names) {
             std::string child_rel = rel.empty() ? child : rel + "/" + child;
             if (rel.empty() && !o_.reserved_top.empty() && child == o_.reserved_top) continue;
-            if (is_conflict_copy(child) || path_excluded(o_.excludes, child_rel)) continue;
+            if ((!o_.conflict_copies && is_conflict_copy(child)) || path_excluded(o_.excludes, child_rel)) continue;
             auto c = entry(dir.get(), child, child_rel);
             if (!c) return fail(c.error());
             if (*c) n.children.push_back(std::move(**c));

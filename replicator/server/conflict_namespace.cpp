@@ -67,6 +67,27 @@ std::string ConflictResolver::follow_moves(const std::string& agent, uint64_t se
     return path;
 }
 
+// Whether `path`, or a directory above it, was removed by another origin
+// after `seen` (its latest change is that removal).
+bool ConflictResolver::removed_concurrently(const std::string& agent, uint64_t seen, const std::string& path,
+                                            Placement& p) const {
+    auto by_other = [&](uint64_t lsn, const std::string& origin) {
+        if (lsn <= seen || origin == agent) return false;
+        if (!p.winner_lsn) {
+            p.winner_lsn = lsn;
+            p.winner_origin = origin;
+        }
+        return true;
+    };
+    if (auto it = last_.find(path); it != last_.end() && it->second.removed && by_other(it->second.lsn, it->second.origin))
+        return true;
+    for (size_t slash = path.find('/'); slash != std::string::npos; slash = path.find('/', slash + 1)) {
+        auto it = removed_.find(std::string_view(path).substr(0, slash));
+        if (it != removed_.end() && by_other(it->second.lsn, it->second.origin)) return true;
+    }
+    return false;
+}
+
 ConflictResolver::Placement ConflictResolver::place(const std::string& agent, const proto::OpMsg& op) const {
     Placement p;
     p.path = op.path;
@@ -89,7 +110,7 @@ ConflictResolver::Placement ConflictResolver::place(const std::string& agent, co
                 return p;
             }
     }
-    if (!op.seen || (moved_.empty() && removed_.empty())) return p;
+    if (!op.seen || (moved_.empty() && removed_.empty() && op.kind != OpKind::rename)) return p;
     if (op.kind == OpKind::noop || op.kind == OpKind::repair || op.kind == OpKind::conflict) return p;
     uint64_t seen = *op.seen;
     bool two = has_target(op.kind);
@@ -100,6 +121,20 @@ ConflictResolver::Placement ConflictResolver::place(const std::string& agent, co
     if (two) p.target = follow_moves(agent, seen, op.target, false, p, &moves);
     p.moved = p.path != op.path || p.target != op.target;
     p.echo = p.echo || p.moved;
+
+    if (op.kind == OpKind::unlink || op.kind == OpKind::rmdir) {
+        // The entry itself moved by another (not only a directory above
+        // it): the move wins over the removal.
+        Placement self;
+        std::string at = follow_moves(agent, seen, op.path, true, self, nullptr);
+        if (at != p.path) {
+            p.keep = std::move(at);
+            p.winner_lsn = self.winner_lsn;
+            p.winner_origin = self.winner_origin;
+            return p;
+        }
+    }
+    if (op.kind == OpKind::rename && removed_concurrently(agent, seen, p.path, p)) p.remake = true;
 
     if (op.kind == OpKind::rename && p.target.size() > p.path.size() && p.target.starts_with(p.path) &&
         p.target[p.path.size()] == '/') {

@@ -54,6 +54,15 @@
 //    something after what the agent had seen (B made d/new, A cut off
 //    removed d): the update wins, the rmdir is skipped, and the
 //    directory's content is journaled again for the removing agent;
+//  - a rename whose source another origin removed (unlink, or rmdir of a
+//    directory above it) after what the agent had seen: the rename wins
+//    for what it moves: the server makes the source again at the target
+//    from the objects it kept of the removal (removed_store.hpp), and
+//    sends the target to every agent;
+//  - an unlink or rmdir of an entry another origin moved after what the
+//    agent had seen: the move wins; the removal is not applied and the
+//    entry, where the move put it, is sent again to the removing agent
+//    (a removal beneath a moved directory follows it, as any operation);
 //  - a change of a directory's attributes by an agent that had not seen
 //    an entry in it moved or removed by another: applied, and sent back
 //    to its agent too (its times were taken before the other's change
@@ -132,6 +141,14 @@ public:
         // An rmdir that had not seen a change beneath it: skipped, and
         // what the directory holds sent again (its agent removed it).
         bool keep_dir = false;
+        // An unlink or rmdir of an entry another origin moved after what
+        // the agent had seen: not applied (the move wins), and the entry,
+        // at `keep` now, is sent again to its agent.
+        std::string keep;
+        // A rename whose source (or a directory above it) another origin
+        // removed after what the agent had seen: the source is made again
+        // at the target from what the server kept of it (removed_store.hpp).
+        bool remake = false;
         // cycle: renames (from, to) that take the agent's tree to the
         // fileset's: its own move undone, then the concurrent moves again.
         std::vector<std::pair<std::string, std::string>> undo;
@@ -160,6 +177,7 @@ private:
     // Follows `path` through the moves `agent` had not seen; echo when it did.
     std::string follow_moves(const std::string& agent, uint64_t seen, std::string path, bool self,
                              Placement& p, std::vector<std::pair<std::string, std::string>>* moves) const;
+    bool removed_concurrently(const std::string& agent, uint64_t seen, const std::string& path, Placement& p) const;
     void note_namespace(uint64_t lsn, const std::string& origin, proto::OpKind kind, const std::string& path,
                         const std::string& target);
 

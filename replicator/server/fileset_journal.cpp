@@ -57,6 +57,9 @@ Result<std::shared_ptr<FilesetJournal>> FilesetJournal::open(const std::filesyst
     int root_fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (root_fd < 0) return fail(sys_error("open replica root", root.string(), errno));
     j->root_fd_.reset(root_fd);
+    auto removed = RemovedStore::open(dir.parent_path() / "removed", root_fd);
+    if (!removed) return fail(removed.error());
+    j->removed_ = std::move(*removed);
     auto w = journal::Writer::open(std::move(o));
     if (!w) return fail(Error{fmt::format("fileset journal '{}': {}", dir.string(), w.error().message), w.error().sys_errno});
     j->writer_ = std::move(*w);
@@ -114,30 +117,37 @@ void FilesetJournal::note_applied(const std::string& agent, const proto::OpMsg& 
                                   const FileHandle* written) {
     auto r = journal_record_of(op, agent, op.lsn);
     if (!r) return;
+    // The resolver learns it from `op`, which holds the same path and
+    // target (no copy of the record).
+    note_record(std::move(*r), op.path, op.target, as, written);
+}
+
+void FilesetJournal::note_record(Record&& r, const std::string& path, const std::string& target,
+                                 const std::string& as, const FileHandle* written) {
     // The parts of one range write are one change for those who receive it
     // (its whole content is sent): the first part is enough.
-    bool write = r->op == Op::write;
+    bool write = r.op == Op::write;
+    std::string agent = r.origin;
     {
         std::lock_guard lock(mu_);
-        if (write && last_write_ && last_write_->origin == agent && last_write_->origin_lsn == op.lsn &&
-            last_write_->path == op.path)
+        if (write && last_write_ && last_write_->origin == agent && last_write_->origin_lsn == r.origin_lsn &&
+            last_write_->path == path)
             return;
-        if (write) last_write_ = Record{.path = op.path, .origin = agent, .origin_lsn = op.lsn};
+        if (write) last_write_ = Record{.path = path, .origin = agent, .origin_lsn = r.origin_lsn};
         else last_write_.reset();
     }
     if (write) {
         // The file's handle: by the time it is forwarded the file may have
         // moved (a rename follows), and its content is read through it.
-        if (written && !written->empty()) r->handle = *written;
-        else if (auto node = open_beneath(root_fd_.get(), op.path, O_PATH | O_NOFOLLOW))
-            if (auto h = handle_of(node->get(), "", op.path)) r->handle = *h;
+        if (written && !written->empty()) r.handle = *written;
+        else if (auto node = open_beneath(root_fd_.get(), path, O_PATH | O_NOFOLLOW))
+            if (auto h = handle_of(node->get(), "", path)) r.handle = *h;
     }
-    // The record goes to the writer whole; the resolver learns it from
-    // `op`, which holds the same path and target (no copy of the record).
-    Op kind = r->op;
-    auto lsn = writer_->append(std::move(*r));  // a failed writer shows in flush()
+    // The record goes to the writer whole.
+    Op kind = r.op;
+    auto lsn = writer_->append(std::move(r));  // a failed writer shows in flush()
     if (!lsn) return;
-    learn(kind, agent, op.path, op.target, *lsn, as);
+    learn(kind, agent, path, target, *lsn, as);
     noted(agent, *lsn);
 }
 

@@ -42,6 +42,7 @@
 #include "common/unique_fd.hpp"
 #include "journal/record.hpp"
 #include "conflict_resolver.hpp"
+#include "removed_store.hpp"
 #include "journal/writer.hpp"
 #include "replicator/wire/protocol.hpp"
 
@@ -82,11 +83,22 @@ public:
     // that the agent's tree comes back to the fileset's; the replica is
     // left as it is.
     // Journals the directory `dir` and everything beneath it as the
-    // replica holds it (directories as mkdir, regular files as a write of
-    // their whole content, symlinks as symlink), with `server` as origin
-    // (noted as `agent`'s): an agent that removed it gets it back.
-    void note_subtree(const std::string& server, const std::string& agent, const proto::OpMsg& op,
-                      const std::string& dir);
+    // replica holds it (fileset_journal_kept.cpp), with `server` as origin
+    // (noted as `agent`'s): an agent that removed it gets it back equal by
+    // the full manifest. Described by the hash-tree walk and made by
+    // records_to_make() (replicator/apply/tree_records.hpp): every entry
+    // type (directories, regular files as a write of their whole content,
+    // symlinks, devices, FIFOs and sockets), owner, mode, times, xattrs and
+    // POSIX ACLs, and a file's further names as links, from a name outside
+    // `dir` when it has one (the agent kept that one). Directory times go
+    // last. An error when `dir` cannot be walked (nothing is journaled).
+    Status note_subtree(const std::string& server, const std::string& agent, const proto::OpMsg& op,
+                        const std::string& dir);
+    // What send-receive agents remove, kept for a concurrent rename of it
+    // (removed_store.hpp): keep_removed() before an unlink is applied,
+    // remake() makes a removed source again at a rename's target.
+    Status keep_removed(const std::string& path) { return removed_->keep(path); }
+    Status remake(const std::string& from, const std::string& to) { return removed_->remake(from, to); }
     // Whether the replica has an entry at `path` (not followed if a symlink).
     bool has(const std::string& path) const;
     void note_move_conflict(const std::string& server, const std::string& agent, const proto::OpMsg& op,
@@ -125,10 +137,15 @@ private:
     std::map<std::string, uint64_t> noted_by_origin_;  // the last LSN noted per origin
     std::mutex order_mu_;
     ConflictResolver resolver_;  // under order_mu_
+    std::optional<RemovedStore> removed_;  // under order_mu_
     void learn(const journal::Record& r, uint64_t lsn, const std::string& as = "");
     void learn(journal::Op op, const std::string& origin, const std::string& path, const std::string& target,
                uint64_t lsn, const std::string& as);
     void noted(const std::string& origin, uint64_t lsn);
+    // Journals `r` (origin and origin_lsn set), which changes `path` (and
+    // `target`); `as` and `written` as for note_applied().
+    void note_record(journal::Record&& r, const std::string& path, const std::string& target, const std::string& as,
+                     const FileHandle* written);
 };
 
 // What a subscriber is sent for the fileset-journal record `r` (`root_fd`:

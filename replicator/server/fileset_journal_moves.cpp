@@ -2,8 +2,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include <filesystem>
-
 #include <fmt/format.h>
 
 #include "fileset_journal.hpp"
@@ -56,60 +54,6 @@ void FilesetJournal::note_move_conflict(const std::string& server, const std::st
         m.time_ns = op.time_ns;
         note_applied(server, m, agent);
     }
-}
-
-void FilesetJournal::note_subtree(const std::string& server, const std::string& agent, const proto::OpMsg& op,
-                                  const std::string& dir) {
-    namespace fs = std::filesystem;
-    auto one = [&](const std::string& rel) {
-        struct stat st{};
-        if (::lstat((root_ / rel).c_str(), &st) != 0) return;
-        proto::OpMsg m;
-        m.lsn = op.lsn;
-        m.time_ns = op.time_ns;
-        m.path = rel;
-        m.mode = st.st_mode;
-        m.uid = st.st_uid;
-        m.gid = st.st_gid;
-        m.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-        if (S_ISDIR(st.st_mode)) {
-            m.kind = proto::OpKind::mkdir;
-        } else if (S_ISREG(st.st_mode)) {
-            m.kind = proto::OpKind::content_end;  // journaled as a write of the whole file
-            m.size = static_cast<uint64_t>(st.st_size);
-        } else if (S_ISLNK(st.st_mode)) {
-            std::error_code ec;
-            auto to = fs::read_symlink(root_ / rel, ec);
-            if (ec) return;
-            m.kind = proto::OpKind::symlink;
-            m.target = to.string();
-        } else {
-            return;
-        }
-        note_applied(server, m, agent);
-    };
-    one(dir);
-    std::error_code ec;
-    for (auto it = fs::recursive_directory_iterator(root_ / dir, ec); !ec && it != fs::recursive_directory_iterator();
-         it.increment(ec))
-        one(dir + "/" + fs::relative(it->path(), root_ / dir).string());
-    // Directory times last: the entries made in them changed them.
-    auto times = [&](const std::string& rel) {
-        struct stat st{};
-        if (::lstat((root_ / rel).c_str(), &st) != 0) return;
-        proto::OpMsg m;
-        m.lsn = op.lsn;
-        m.kind = proto::OpKind::setattr;
-        m.path = rel;
-        m.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-        note_applied(server, m, agent);
-    };
-    for (auto it = fs::recursive_directory_iterator(root_ / dir, ec); !ec && it != fs::recursive_directory_iterator();
-         it.increment(ec)) {
-        if (!it->is_directory(ec) || it->is_symlink(ec)) continue;
-        times(dir + "/" + fs::relative(it->path(), root_ / dir).string());
-    }
-    times(dir);
 }
 
 }  // namespace iz::replicator

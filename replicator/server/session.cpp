@@ -501,6 +501,10 @@ void Session::on_op(const proto::OpMsg& arriving) {
                 if (auto ok = journal_->copy_current(m.path, d.copy); !ok)
                     spdlog::warn("{}: {}", who(), ok.error().message);
         }
+        // A removal a concurrent rename may still need (removed_store.hpp).
+        if (op->kind == proto::OpKind::unlink && m.seen && d.action == ConflictDecision::Action::apply)
+            if (auto ok = journal_->keep_removed(op->path); !ok)
+                spdlog::warn("{}: {}; a concurrent rename of it will find nothing to move", who(), ok.error().message);
         r = slot_->applier->apply(*op);
         left_out = slot_->applier->take_rejections();
         slot_->counters.count(*op, r, *slot_->applier);

@@ -131,6 +131,42 @@ TEST(ConflictNamespace, ARemovalThatDidNotSeeAChangeBeneathItKeepsTheDirectory) 
     EXPECT_FALSE(r.place("a", op(OpKind::rmdir, "d", 4)).keep_dir);   // removed again: both agree
 }
 
+TEST(ConflictNamespace, ARenameWhoseSourceWasRemovedConcurrentlyMakesItAgain) {
+    ConflictResolver r;
+    r.note(5, "a", OpKind::unlink, "d/f", "");
+    r.note(6, "a", OpKind::unlink, "d/sub/deep", "");
+    r.note(7, "a", OpKind::rmdir, "d/sub", "");
+    r.note(8, "a", OpKind::rmdir, "d", "");
+    auto p = r.place("b", op(OpKind::rename, "d/f", 4, "g"));
+    EXPECT_TRUE(p.remake);
+    EXPECT_EQ(p.winner_lsn, 5u);
+    EXPECT_EQ(p.winner_origin, "a");
+    EXPECT_TRUE(r.place("b", op(OpKind::rename, "d/sub", 4, "h")).remake);        // a directory removed
+    EXPECT_FALSE(r.place("b", op(OpKind::rename, "d/f", 8, "g")).remake);         // saw it
+    EXPECT_FALSE(r.place("a", op(OpKind::rename, "d/f", 4, "g")).remake);         // its own
+    EXPECT_FALSE(r.place("b", op(OpKind::rename, "elsewhere", 4, "g")).remake);   // nothing removed there
+    // Made there again after what it saw: a rename of that one.
+    r.note(9, "b", OpKind::create, "d/f", "");
+    EXPECT_FALSE(r.place("c", op(OpKind::rename, "d/f", 8, "g")).remake);
+}
+
+TEST(ConflictNamespace, ARemovalOfAnEntryMovedConcurrentlyLeavesItWhereTheMovePutIt) {
+    ConflictResolver r;
+    r.note(5, "b", OpKind::rename, "d/f", "g");
+    r.note(6, "b", OpKind::rename, "d/sub", "h");
+    auto p = r.place("a", op(OpKind::unlink, "d/f", 4));
+    EXPECT_EQ(p.keep, "g");
+    EXPECT_EQ(p.winner_lsn, 5u);
+    EXPECT_EQ(p.winner_origin, "b");
+    EXPECT_EQ(r.place("a", op(OpKind::rmdir, "d/sub", 4)).keep, "h");
+    // Beneath a moved directory, a removal follows it, as any operation.
+    auto beneath = r.place("a", op(OpKind::unlink, "d/sub/deep", 4));
+    EXPECT_TRUE(beneath.keep.empty());
+    EXPECT_EQ(beneath.path, "h/deep");
+    EXPECT_TRUE(r.place("a", op(OpKind::unlink, "d/f", 5)).keep.empty());  // saw it
+    EXPECT_TRUE(r.place("b", op(OpKind::unlink, "d/f", 4)).keep.empty());  // its own
+}
+
 TEST(ConflictNamespace, DirectoryTimesTakenBeforeAConcurrentRemovalInItGoBackToTheirAgent) {
     ConflictResolver r;
     r.note(5, "a", OpKind::unlink, "d/f", "");

@@ -16,7 +16,8 @@
 //    by accident).
 //  - Left out on both sides alike: paths matching the agent's exclude globs,
 //    the server's reserved top-level name, and the server's conflict copies
-//    (NAME.conflict-HOST-YYYYMMDDTHHMMSSZ[-N]), which it keeps on purpose.
+//    (NAME.conflict-HOST-YYYYMMDDTHHMMSSZ[-N]), which it keeps on purpose
+//    (WalkOptions::conflict_copies walks them too).
 //  - What is compared for a directory does not include its size (it depends
 //    on the filesystem's history) or its link count (it follows from the
 //    subdirectories, which are compared).
@@ -111,6 +112,12 @@ struct WalkOptions {
     uint64_t max_bytes_per_s = 0;
     HashCache* cache = nullptr;
     const std::atomic<bool>* cancel = nullptr;
+    // false: regular files' content is not read (EntryMeta::content stays
+    // empty, their hashes cover the rest), for a walk that describes a
+    // tree rather than compares it.
+    bool content = true;
+    // Walk the server's conflict copies too, rather than leaving them out.
+    bool conflict_copies = false;
 };
 
 struct WalkStats {
