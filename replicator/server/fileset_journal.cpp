@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <optional>
 
@@ -36,8 +37,9 @@ std::optional<OpKind> kind_of(Op op) {
 
 Result<std::shared_ptr<FilesetJournal>> FilesetJournal::open(const std::filesystem::path& dir,
                                                               const std::filesystem::path& root,
-                                                              std::string reserved_top) {
+                                                              std::string reserved_top, ResolverMemory memory) {
     std::shared_ptr<FilesetJournal> j(new FilesetJournal());
+    j->memory_ = memory;
     j->dir_ = dir;
     j->root_ = root;
     j->reserved_top_ = std::move(reserved_top);
@@ -76,7 +78,14 @@ Result<std::shared_ptr<FilesetJournal>> FilesetJournal::open(const std::filesyst
             auto rec = (*reader)->next();
             if (!rec) return fail(Error{fmt::format("fileset journal '{}': {}", dir.string(), rec.error().message)});
             if (!*rec) break;
-            j->learn(**rec, (*rec)->lsn);
+            const Record& r = **rec;
+            j->learn(r, r.lsn, r.on_behalf);
+            if (r.op == Op::conflict && r.target.find(".conflict-" + r.origin + "-") != std::string::npos)
+                j->resolver_.note_kept_aside(r.lsn, r.origin, r.path, r.target, r.origin_lsn);
+            // Nobody has reported what it saw yet: what is older than the
+            // last `keep` records is read again for whoever needs it.
+            if (r.lsn % j->memory_.prune_every == 0 && r.lsn > j->memory_.keep)
+                j->resolver_.prune(r.lsn - j->memory_.keep);
         }
     }
     return j;
@@ -90,7 +99,49 @@ void FilesetJournal::learn(Op op, const std::string& origin, const std::string& 
                            uint64_t lsn, const std::string& as) {
     auto kind = kind_of(op);
     if (!kind) return;
-    resolver_.note(lsn, as.empty() ? origin : as, *kind, path, target);
+    resolver_.note(lsn, as.empty() ? origin : as, *kind, path, target, !as.empty());
+}
+
+void FilesetJournal::maybe_prune() {
+    if (++since_prune_ < memory_.prune_every) return;
+    since_prune_ = 0;
+    // What is not durable cannot be read again; what every agent that
+    // reported since the last prune has seen, and the last `keep` records,
+    // are what operations to come compare with.
+    uint64_t floor = durable();
+    if (auto least = resolver_.prune_point()) floor = std::min(floor, *least);
+    uint64_t head = writer_->head_lsn();
+    floor = std::min(floor, head > memory_.keep ? head - memory_.keep : 0);
+    resolver_.prune(floor);
+}
+
+void FilesetJournal::recall(const std::string& agent, const proto::OpMsg& op) {
+    auto from = resolver_.history_needed(agent, op);
+    if (!from) return;
+    uint64_t floor = resolver_.floor();
+    ConflictHistory older;
+    auto read = [&]() -> Status {
+        auto reader = journal::Reader::open(dir_);
+        if (!reader) return fail(reader.error());
+        if (auto s = (*reader)->seek_lsn(*from + 1); !s) return s;
+        for (;;) {
+            auto rec = (*reader)->next();
+            if (!rec) return fail(rec.error());
+            if (!*rec || (*rec)->lsn > floor) return {};
+            const Record& r = **rec;
+            if (auto kind = kind_of(r.op))
+                older.note(r.lsn, r.on_behalf.empty() ? r.origin : r.on_behalf, *kind, r.path, r.target);
+        }
+    };
+    if (auto s = read(); !s) {
+        // Decided by what is kept (as if it had seen the floor): a
+        // concurrent change older than that is taken as seen.
+        spdlog::warn("fileset journal '{}': reading records {}..{} for agent '{}' (behind what the conflict rules keep): "
+                     "{}; its operation is compared with the last {} records only",
+                     dir_.string(), *from + 1, floor, agent, s.error().message, memory_.keep);
+        return;
+    }
+    resolver_.load_history(agent, *from, std::move(older));
 }
 
 void FilesetJournal::note_conflict(const std::string& agent, const proto::OpMsg& op, const ConflictDecision& d) {
@@ -135,9 +186,11 @@ void FilesetJournal::note_applied(const std::string& agent, const proto::OpMsg& 
     // The record goes to the writer whole; the resolver learns it from
     // `op`, which holds the same path and target (no copy of the record).
     Op kind = r->op;
+    if (!as.empty() && as != agent) r->on_behalf = as;
     auto lsn = writer_->append(std::move(*r));  // a failed writer shows in flush()
     if (!lsn) return;
     learn(kind, agent, op.path, op.target, *lsn, as);
+    maybe_prune();
     noted(agent, *lsn);
 }
 
