@@ -71,6 +71,12 @@
 // comes: the later one wins. With several servers, `seen` becomes one
 // entry per server (journal::SeenLsn) and the comparison one per entry.
 //
+// Memory: what is compared with is a ConflictHistory of the records after
+// floor() (conflict_history.hpp); prune() raises the floor, and an agent
+// whose `seen` is below it is given the history after its `seen`
+// (history_needed(), load_history(): read from the fileset journal by the
+// caller), so every decision is the one the whole history gives.
+//
 // Promises: decide() and note() are pure bookkeeping (no I/O); the caller
 // serialises them with the applying of the operation (FilesetJournal's
 // order lock), so the decision and the journal agree.
