@@ -173,6 +173,7 @@ ConflictDecision ConflictResolver::decide(const std::string& agent, const proto:
     // change once its own is acknowledged and would keep that one.
     if (sets_attributes(op.kind)) {
         d.echo = true;
+        d.attributes_lost = true;
         echoing_ = key;
         return d;
     }

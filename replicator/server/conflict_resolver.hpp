@@ -112,6 +112,9 @@ struct ConflictDecision {
     bool echo = false;
     uint64_t winner_lsn = 0;    // the fileset-journal record it was concurrent with
     std::string winner_origin;
+    // apply: attributes set over a concurrent change (winner_lsn's): that
+    // value is replaced, and journaled as lost (a `conflict` record).
+    bool attributes_lost = false;
 };
 
 class ConflictResolver {

@@ -157,6 +157,20 @@ void FilesetJournal::note_conflict(const std::string& agent, const proto::OpMsg&
     (void)writer_->append(std::move(r));
 }
 
+void FilesetJournal::note_attribute_conflict(const std::string& agent, const proto::OpMsg& op,
+                                             const ConflictDecision& d) {
+    Record r;
+    r.op = Op::conflict;
+    r.time_ns = op.time_ns.value_or(0);
+    r.path = op.path;
+    r.origin = d.winner_origin;
+    r.message = fmt::format("{} of '{}' by {} (its LSN {}) did not see the change of {} (server LSN {}): {}'s value "
+                            "is the one kept, {}'s is replaced (it is the record at server LSN {})",
+                            proto::op_kind_name(op.kind), op.path, agent, op.lsn, d.winner_origin, d.winner_lsn, agent,
+                            d.winner_origin, d.winner_lsn);
+    (void)writer_->append(std::move(r));
+}
+
 FilesetJournal::~FilesetJournal() {
     if (writer_) (void)writer_->close();
 }

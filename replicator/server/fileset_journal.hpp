@@ -79,6 +79,12 @@ public:
     // record: path, the copy as target, the agent as origin, both origins
     // in its message), before the copy's own records.
     void note_conflict(const std::string& agent, const proto::OpMsg& op, const ConflictDecision& d);
+    // Journals the attributes `agent`'s `op` replaces although it had not
+    // seen them (d.attributes_lost): a `conflict` record (path, no target,
+    // the agent whose value is lost as origin, what replaced it in its
+    // message), so that the loss shows in izlog; the lost value is the
+    // record at d.winner_lsn.
+    void note_attribute_conflict(const std::string& agent, const proto::OpMsg& op, const ConflictDecision& d);
     // Makes `to` a copy of the regular file `from` (both beneath the
     // root): the start of a conflict copy the agent's delta patches.
     Status copy_current(const std::string& from, const std::string& to);

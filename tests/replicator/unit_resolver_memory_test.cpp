@@ -172,7 +172,8 @@ TEST(ResolverMemory, AFilesetJournalKeepsItsResolverSmall) {
 // server as origin, for B). A server killed and started again reads that
 // from the journal: B's write of the file, made before it had its chmod
 // back, follows its own change; it used to meet "the server's" change and
-// be kept aside as a conflict with itself.
+// be kept aside as a conflict with itself. A's mode, which B's replaced,
+// is journaled as lost.
 TEST(ResolverMemory, ARestartedServerCountsWhatItSentBackAsItsAgents) {
     test::TempDir root("resolver-root"), dir("resolver-journal");
     {
@@ -183,24 +184,33 @@ TEST(ResolverMemory, ARestartedServerCountsWhatItSentBackAsItsAgents) {
         auto m = setattr_op("f", 3, 0);
         auto d = (*j)->resolve("b", m);
         ASSERT_TRUE(d.echo);
+        ASSERT_TRUE(d.attributes_lost);
+        (*j)->note_attribute_conflict("b", m, d);
         (*j)->note_applied("server", m, "b");
         ASSERT_TRUE((*j)->flush());
     }
     auto reader = journal::Reader::open(dir.path() / "journal");
     ASSERT_TRUE(reader);
-    auto first = (*reader)->next(), second = (*reader)->next();
-    ASSERT_TRUE(second && *second);
-    EXPECT_EQ((*second)->origin, "server");
-    EXPECT_EQ((*second)->on_behalf, "b");
+    auto first = (*reader)->next(), lost = (*reader)->next(), sent_back = (*reader)->next();
+    ASSERT_TRUE(sent_back && *sent_back);
     EXPECT_TRUE((*first)->on_behalf.empty());
+    // A's mode is lost to B's: the journal says so, naming where it was.
+    EXPECT_EQ((*lost)->op, journal::Op::conflict);
+    EXPECT_EQ((*lost)->path, "f");
+    EXPECT_EQ((*lost)->origin, "a");
+    EXPECT_NE((*lost)->message.find("b's value is the one kept, a's is replaced (it is the record at server LSN 1)"),
+              std::string::npos)
+        << (*lost)->message;
+    EXPECT_EQ((*sent_back)->origin, "server");
+    EXPECT_EQ((*sent_back)->on_behalf, "b");
 
     auto j = FilesetJournal::open(dir.path() / "journal", root.path(), "");
     ASSERT_TRUE(j) << j.error().message;
     std::lock_guard order((*j)->order());
-    auto w = (*j)->resolve("b", op(OpKind::write, "f", 4, 1));  // had A's (1), not its own back (2)
+    auto w = (*j)->resolve("b", op(OpKind::write, "f", 4, 1));  // had A's (1), not its own back (3)
     EXPECT_EQ(w.action, Action::apply);
     EXPECT_TRUE(w.echo) << "made before B had its chmod back: goes back to B too";
-    EXPECT_FALSE((*j)->resolve("b", setattr_op("f", 5, 2)).echo);
+    EXPECT_FALSE((*j)->resolve("b", setattr_op("f", 5, 3)).echo);
 }
 
 // B's write, concurrent with A's, was kept aside; after a restart, B's
