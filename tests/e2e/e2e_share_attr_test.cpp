@@ -6,7 +6,8 @@
 // holding the version the server journaled later. Also: the directory
 // times of a directory both make entries in at once, and the directory
 // times the agent's own applier sets, which must never come back from it
-// as its own changes.
+// as its own changes; and what the server sent back to an agent, which a
+// server killed (-9) and started again still counts as that agent's.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
