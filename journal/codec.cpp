@@ -45,18 +45,24 @@ void record(Archive& ar, Record& r) {
     if constexpr (archive_fields::loading<Archive>) {
         if (ar.remaining() == 0) return;
     } else {
-        if (r.origin.empty() && r.origin_lsn == 0 && r.seen.empty()) return;
+        if (r.origin.empty() && r.origin_lsn == 0 && r.seen.empty() && r.on_behalf.empty()) return;
     }
     all(ar, check, r.origin, r.origin_lsn);
     if constexpr (archive_fields::loading<Archive>) {
         if (ar.remaining() == 0) return;
     } else {
-        if (r.seen.empty()) return;
+        if (r.seen.empty() && r.on_behalf.empty()) return;
     }
     archive_fields::seq(ar, r.seen, 16, check, [](Archive& a, SeenLsn& s) {
         archive_fields::str(a, s.server, check);
         a(s.lsn);
     });
+    if constexpr (archive_fields::loading<Archive>) {
+        if (ar.remaining() == 0) return;
+    } else {
+        if (r.on_behalf.empty()) return;
+    }
+    archive_fields::str(ar, r.on_behalf, check);
 }
 
 }  // namespace

@@ -127,6 +127,12 @@ struct Record {
     // Empty when the agent receives from no server.
     std::vector<SeenLsn> seen;
 
+    // A server's fileset journal: the agent a record with the server as
+    // origin was journaled for (its own change sent back to it, placed or
+    // kept against a concurrent one), so that a restarted server counts it
+    // as that agent's change, as the one before did. Empty otherwise.
+    std::string on_behalf;
+
     friend bool operator==(const Record&, const Record&) = default;
 };
 

@@ -13,31 +13,13 @@ namespace {
 
 bool has_target(OpKind k) { return k == OpKind::rename || k == OpKind::link || k == OpKind::exchange; }
 
-// The directory holding `path` ("" for the root).
-std::string parent_of(const std::string& path) {
-    auto slash = path.rfind('/');
-    return slash == std::string::npos ? std::string() : path.substr(0, slash);
-}
-
 }  // namespace
-
-void ConflictResolver::note_namespace(uint64_t lsn, const std::string& origin, OpKind kind, const std::string& path,
-                                      const std::string& target) {
-    if (kind == OpKind::rename && !target.empty()) {
-        moved_[path] = Moved{lsn, origin, target};
-        emptied_[parent_of(path)] = Removed{lsn, origin};
-        emptied_[parent_of(target)] = Removed{lsn, origin};
-    } else if (kind == OpKind::rmdir || kind == OpKind::unlink) {
-        if (kind == OpKind::rmdir) removed_[path] = Removed{lsn, origin};
-        emptied_[parent_of(path)] = Removed{lsn, origin};
-    }
-}
 
 // A move seen by nobody the agent heard of after `seen` is followed; the
 // next one only if the fileset made it after the one followed (a directory
 // moved away and back ends where it was, not in a loop).
-std::string ConflictResolver::follow_moves(const std::string& agent, uint64_t seen, std::string path, bool self,
-                                           Placement& p,
+std::string ConflictResolver::follow_moves(const ConflictHistory& h, const std::string& agent, uint64_t seen,
+                                           std::string path, bool self, Placement& p,
                                            std::vector<std::pair<std::string, std::string>>* moves) const {
     uint64_t after = seen;
     for (bool hit = true; hit;) {
@@ -47,8 +29,8 @@ std::string ConflictResolver::follow_moves(const std::string& agent, uint64_t se
             bool whole = slash == std::string::npos;
             if (!whole || self) {
                 std::string_view q = std::string_view(path).substr(0, whole ? path.size() : slash);
-                auto it = moved_.find(q);
-                if (it != moved_.end() && it->second.lsn > after && it->second.origin != agent) {
+                auto it = h.moved.find(q);
+                if (it != h.moved.end() && it->second.lsn > after && it->second.origin != agent) {
                     if (moves) moves->emplace_back(it->first, it->second.to);
                     if (!p.winner_lsn) {
                         p.winner_lsn = it->second.lsn;
@@ -69,8 +51,8 @@ std::string ConflictResolver::follow_moves(const std::string& agent, uint64_t se
 
 // Whether `path`, or a directory above it, was removed by another origin
 // after `seen` (its latest change is that removal).
-bool ConflictResolver::removed_concurrently(const std::string& agent, uint64_t seen, const std::string& path,
-                                            Placement& p) const {
+bool ConflictResolver::removed_concurrently(const ConflictHistory& h, const std::string& agent, uint64_t seen,
+                                            const std::string& path, Placement& p) const {
     auto by_other = [&](uint64_t lsn, const std::string& origin) {
         if (lsn <= seen || origin == agent) return false;
         if (!p.winner_lsn) {
@@ -79,11 +61,11 @@ bool ConflictResolver::removed_concurrently(const std::string& agent, uint64_t s
         }
         return true;
     };
-    if (auto it = last_.find(path); it != last_.end() && it->second.removed && by_other(it->second.lsn, it->second.origin))
+    if (auto it = h.last.find(path); it != h.last.end() && it->second.removed && by_other(it->second.lsn, it->second.origin))
         return true;
     for (size_t slash = path.find('/'); slash != std::string::npos; slash = path.find('/', slash + 1)) {
-        auto it = removed_.find(std::string_view(path).substr(0, slash));
-        if (it != removed_.end() && by_other(it->second.lsn, it->second.origin)) return true;
+        auto it = h.removed.find(std::string_view(path).substr(0, slash));
+        if (it != h.removed.end() && by_other(it->second.lsn, it->second.origin)) return true;
     }
     return false;
 }
@@ -92,17 +74,18 @@ ConflictResolver::Placement ConflictResolver::place(const std::string& agent, co
     Placement p;
     p.path = op.path;
     p.target = op.target;
-    if (op.kind == OpKind::setattr && !emptied_.empty()) {
+    const ConflictHistory& h = history(agent, op.seen);
+    if (op.kind == OpKind::setattr && !h.emptied.empty()) {
         // Without `seen`: a directory's times the agent's shipper read
         // itself (after a rename) cannot say what they saw; sent back,
         // its agent only gets the times it sent.
-        auto it = emptied_.find(op.path == "." ? std::string_view() : std::string_view(op.path));
-        if (it != emptied_.end() && (!op.seen || it->second.lsn > *op.seen) && it->second.origin != agent)
+        auto it = h.emptied.find(op.path == "." ? std::string_view() : std::string_view(op.path));
+        if (it != h.emptied.end() && (!op.seen || it->second.lsn > *op.seen) && it->second.origin != agent)
             p.echo = true;
     }
     if (op.kind == OpKind::rmdir && op.seen) {
         std::string prefix = p.path + "/";
-        for (auto it = last_.lower_bound(prefix); it != last_.end() && it->first.starts_with(prefix); ++it)
+        for (auto it = h.last.lower_bound(prefix); it != h.last.end() && it->first.starts_with(prefix); ++it)
             if (!it->second.removed && it->second.lsn > *op.seen && it->second.origin != agent) {
                 p.keep_dir = true;
                 p.winner_lsn = it->second.lsn;
@@ -110,15 +93,15 @@ ConflictResolver::Placement ConflictResolver::place(const std::string& agent, co
                 return p;
             }
     }
-    if (!op.seen || (moved_.empty() && removed_.empty() && op.kind != OpKind::rename)) return p;
+    if (!op.seen || (h.moved.empty() && h.removed.empty() && op.kind != OpKind::rename)) return p;
     if (op.kind == OpKind::noop || op.kind == OpKind::repair || op.kind == OpKind::conflict) return p;
     uint64_t seen = *op.seen;
     bool two = has_target(op.kind);
 
     // A rename's or link's source is an entry: it follows its own moves.
     std::vector<std::pair<std::string, std::string>> moves;
-    p.path = follow_moves(agent, seen, op.path, op.kind == OpKind::rename || op.kind == OpKind::link, p, &moves);
-    if (two) p.target = follow_moves(agent, seen, op.target, false, p, &moves);
+    p.path = follow_moves(h, agent, seen, op.path, op.kind == OpKind::rename || op.kind == OpKind::link, p, &moves);
+    if (two) p.target = follow_moves(h, agent, seen, op.target, false, p, &moves);
     p.moved = p.path != op.path || p.target != op.target;
     p.echo = p.echo || p.moved;
 
@@ -126,7 +109,7 @@ ConflictResolver::Placement ConflictResolver::place(const std::string& agent, co
         // The entry itself moved by another (not only a directory above
         // it): the move wins over the removal.
         Placement self;
-        std::string at = follow_moves(agent, seen, op.path, true, self, nullptr);
+        std::string at = follow_moves(h, agent, seen, op.path, true, self, nullptr);
         if (at != p.path) {
             p.keep = std::move(at);
             p.winner_lsn = self.winner_lsn;
@@ -134,7 +117,7 @@ ConflictResolver::Placement ConflictResolver::place(const std::string& agent, co
             return p;
         }
     }
-    if (op.kind == OpKind::rename && removed_concurrently(agent, seen, p.path, p)) p.remake = true;
+    if (op.kind == OpKind::rename && removed_concurrently(h, agent, seen, p.path, p)) p.remake = true;
 
     if (op.kind == OpKind::rename && p.target.size() > p.path.size() && p.target.starts_with(p.path) &&
         p.target[p.path.size()] == '/') {
@@ -154,8 +137,8 @@ ConflictResolver::Placement ConflictResolver::place(const std::string& agent, co
     for (size_t slash = made.find('/'); slash != std::string::npos; slash = made.find('/', slash + 1)) {
         std::string_view q = std::string_view(made).substr(0, slash);
         if (!found) {
-            auto it = removed_.find(q);
-            if (it == removed_.end() || it->second.lsn <= seen || it->second.origin == agent) continue;
+            auto it = h.removed.find(q);
+            if (it == h.removed.end() || it->second.lsn <= seen || it->second.origin == agent) continue;
             found = true;
             if (!p.winner_lsn) {
                 p.winner_lsn = it->second.lsn;

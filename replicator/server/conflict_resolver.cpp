@@ -1,5 +1,7 @@
 #include "conflict_resolver.hpp"
 
+#include <algorithm>
+
 #include "common/conflict_name.hpp"
 
 namespace iz::replicator {
@@ -48,40 +50,73 @@ std::string ConflictResolver::copy_name(const std::string& path, const std::stri
 }
 
 void ConflictResolver::note(uint64_t lsn, const std::string& origin, OpKind kind, const std::string& path,
-                            const std::string& target) {
-    if (echoing_ && echoing_->first == origin && echoing_->second == path) {
-        echoes_[*echoing_] = lsn;
+                            const std::string& target, bool sent_back) {
+    if ((echoing_ && echoing_->first == origin && echoing_->second == path) || (sent_back && sets_attributes(kind))) {
+        echoes_[{origin, path}] = lsn;
         echoing_.reset();
     }
-    note_namespace(lsn, origin, kind, path, target);
-    switch (kind) {
-        case OpKind::noop:
-        case OpKind::repair:
-        case OpKind::conflict:
-            return;
-        case OpKind::unlink:
-        case OpKind::rmdir:
-            last_[path] = Change{lsn, origin, true};
-            return;
-        case OpKind::rename:
-            last_[path] = Change{lsn, origin, true};
-            last_[target] = Change{lsn, origin, false};
-            return;
-        case OpKind::link:
-        case OpKind::exchange:
-            last_[path] = Change{lsn, origin, false};
-            last_[target] = Change{lsn, origin, false};
-            return;
-        default:
-            last_[path] = Change{lsn, origin, false};
-            return;
+    recent_.note(lsn, origin, kind, path, target);
+    for (auto& [agent, b] : behind_) b.history.note(lsn, origin, kind, path, target);
+}
+
+void ConflictResolver::note_kept_aside(uint64_t lsn, const std::string& agent, const std::string& path,
+                                       const std::string& copy, uint64_t agent_lsn) {
+    // The winner is the path's latest change before the conflict record;
+    // gone from memory (pruned), the record itself bounds it.
+    Aside a{copy, lsn, {}, agent_lsn, false};
+    if (auto it = recent_.last.find(path); it != recent_.last.end() && it->second.lsn < lsn) {
+        a.winner_lsn = it->second.lsn;
+        a.winner_origin = it->second.origin;
     }
+    aside_.insert_or_assign({agent, path}, std::move(a));
+}
+
+std::optional<uint64_t> ConflictResolver::prune_point() const {
+    std::optional<uint64_t> least;
+    for (const auto& [agent, seen] : reported_) least = std::min(least.value_or(seen), seen);
+    return least;
+}
+
+void ConflictResolver::prune(uint64_t floor) {
+    reported_.clear();
+    if (floor <= floor_) return;
+    floor_ = floor;
+    recent_.prune(floor);
+}
+
+const ConflictHistory& ConflictResolver::history(const std::string& agent, std::optional<uint64_t> seen) const {
+    if (!seen || *seen >= floor_) return recent_;
+    auto it = behind_.find(agent);
+    if (it != behind_.end() && it->second.from <= *seen) return it->second.history;
+    return recent_;
+}
+
+std::optional<uint64_t> ConflictResolver::history_needed(const std::string& agent, const proto::OpMsg& op) const {
+    if (!op.seen || *op.seen >= floor_) return std::nullopt;
+    auto it = behind_.find(agent);
+    if (it != behind_.end() && it->second.from <= *op.seen) return std::nullopt;
+    return *op.seen;
+}
+
+void ConflictResolver::load_history(const std::string& agent, uint64_t from, ConflictHistory older) {
+    older.overlay(recent_);
+    behind_.insert_or_assign(agent, Behind{from, std::move(older)});
+}
+
+size_t ConflictResolver::entries() const {
+    size_t n = recent_.size() + aside_.size() + echoes_.size();
+    for (const auto& [agent, b] : behind_) n += b.history.size();
+    return n;
 }
 
 ConflictDecision ConflictResolver::decide(const std::string& agent, const proto::OpMsg& op) {
     ConflictDecision d;
     if (!op.seen || op.kind == OpKind::noop || op.kind == OpKind::repair) return d;
     uint64_t seen = *op.seen;
+    auto& reported = reported_[agent];
+    reported = std::max(reported, seen);
+    if (seen >= floor_) behind_.erase(agent);
+    const ConflictHistory& h = history(agent, seen);
 
     // Already kept aside for this agent: its later records of the path
     // follow its version there until it has seen the winner.
@@ -110,9 +145,9 @@ ConflictDecision ConflictResolver::decide(const std::string& agent, const proto:
         aside_.erase(it);
     }
 
-    auto it = last_.find(op.path);
-    if (it == last_.end()) return d;
-    const Change& c = it->second;
+    auto it = h.last.find(op.path);
+    if (it == h.last.end()) return d;
+    const ConflictHistory::Change& c = it->second;
     if (c.lsn <= seen || c.origin == agent) {  // seen, or its own
         d.echo = echo_again(key, seen, op.kind);
         return d;
@@ -138,6 +173,7 @@ ConflictDecision ConflictResolver::decide(const std::string& agent, const proto:
     // change once its own is acknowledged and would keep that one.
     if (sets_attributes(op.kind)) {
         d.echo = true;
+        d.attributes_lost = true;
         echoing_ = key;
         return d;
     }

@@ -80,6 +80,12 @@
 // comes: the later one wins. With several servers, `seen` becomes one
 // entry per server (journal::SeenLsn) and the comparison one per entry.
 //
+// Memory: what is compared with is a ConflictHistory of the records after
+// floor() (conflict_history.hpp); prune() raises the floor, and an agent
+// whose `seen` is below it is given the history after its `seen`
+// (history_needed(), load_history(): read from the fileset journal by the
+// caller), so every decision is the one the whole history gives.
+//
 // Promises: decide() and note() are pure bookkeeping (no I/O); the caller
 // serialises them with the applying of the operation (FilesetJournal's
 // order lock), so the decision and the journal agree.
@@ -90,6 +96,7 @@
 #include <utility>
 #include <vector>
 
+#include "conflict_history.hpp"
 #include "replicator/wire/protocol.hpp"
 
 namespace iz::replicator {
@@ -114,6 +121,9 @@ struct ConflictDecision {
     bool echo = false;
     uint64_t winner_lsn = 0;    // the fileset-journal record it was concurrent with
     std::string winner_origin;
+    // apply: attributes set over a concurrent change (winner_lsn's): that
+    // value is replaced, and journaled as lost (a `conflict` record).
+    bool attributes_lost = false;
 };
 
 class ConflictResolver {
@@ -121,8 +131,34 @@ public:
     // A record of the fileset journal: `lsn` (server LSN), by `origin` (the
     // agent it was made for, when the server journaled it as its own),
     // of `kind` on `path` (and `target` for rename, link, exchange).
+    // `sent_back`: journaled with the server as origin for `origin` (an
+    // agent's change sent back to it); attributes so noted go back again
+    // with its later changes made before it had them (echo_again).
     void note(uint64_t lsn, const std::string& origin, proto::OpKind kind, const std::string& path,
-              const std::string& target);
+              const std::string& target, bool sent_back = false);
+    // A `conflict` record of the journal read at a start: `agent`'s record
+    // `agent_lsn` of `path` was kept at `copy` (server LSN `lsn`), against
+    // the path's latest change before it. Its later records follow it there
+    // as they did before the restart.
+    void note_kept_aside(uint64_t lsn, const std::string& agent, const std::string& path, const std::string& copy,
+                         uint64_t agent_lsn);
+
+    // Memory (conflict_history.hpp): what every agent reporting `seen` has
+    // seen need not be kept. prune_point() is the least `seen` reported
+    // since the last prune (none: nobody reported); prune(floor) drops what
+    // is at or below `floor`. An operation whose `seen` is below floor()
+    // needs the history after it: history_needed() says from where, and
+    // the caller reads the journal's records (from, floor()] into a
+    // ConflictHistory for load_history(). Without it, such an operation is
+    // decided by what is kept (as if it had seen floor()).
+    std::optional<uint64_t> prune_point() const;
+    void prune(uint64_t floor);
+    uint64_t floor() const { return floor_; }
+    std::optional<uint64_t> history_needed(const std::string& agent, const proto::OpMsg& op) const;
+    void load_history(const std::string& agent, uint64_t from, ConflictHistory older);
+    // Entries held: the kept history, the agents' behind it, and per agent
+    // and path what was kept aside or sent back.
+    size_t entries() const;
     // What to do with `op` from `agent`.
     ConflictDecision decide(const std::string& agent, const proto::OpMsg& op);
 
@@ -158,34 +194,27 @@ public:
     Placement place(const std::string& agent, const proto::OpMsg& op) const;
 
 private:
-    struct Moved {
-        uint64_t lsn = 0;
-        std::string origin;
-        std::string to;
+    // Everything after floor_ of the fileset journal (prune()).
+    ConflictHistory recent_;
+    uint64_t floor_ = 0;
+    // agent -> the history after `from` (its `seen` when it was behind
+    // floor_): records (from, floor_] read from the journal, with recent_
+    // laid over them, and every record noted since. Dropped once the
+    // agent's `seen` reaches floor_.
+    struct Behind {
+        uint64_t from = 0;
+        ConflictHistory history;
     };
-    struct Removed {
-        uint64_t lsn = 0;
-        std::string origin;
-    };
-    // Looked up by every placed operation's path prefixes, without copies.
-    std::map<std::string, Moved, std::less<>> moved_;      // renamed path -> where it went (latest)
-    std::map<std::string, Removed, std::less<>> removed_;  // directory -> its latest rmdir
-    // directory -> the latest removal or move of an entry in it: a change
-    // of its times by an agent that had not seen it goes back to that
-    // agent too, so that every replica ends with the same times.
-    std::map<std::string, Removed, std::less<>> emptied_;
+    std::map<std::string, Behind> behind_;
+    std::map<std::string, uint64_t> reported_;  // agent -> the latest `seen` since the last prune
+    const ConflictHistory& history(const std::string& agent, std::optional<uint64_t> seen) const;
     // Follows `path` through the moves `agent` had not seen; echo when it did.
-    std::string follow_moves(const std::string& agent, uint64_t seen, std::string path, bool self,
-                             Placement& p, std::vector<std::pair<std::string, std::string>>* moves) const;
-    bool removed_concurrently(const std::string& agent, uint64_t seen, const std::string& path, Placement& p) const;
-    void note_namespace(uint64_t lsn, const std::string& origin, proto::OpKind kind, const std::string& path,
-                        const std::string& target);
+    std::string follow_moves(const ConflictHistory& h, const std::string& agent, uint64_t seen, std::string path,
+                             bool self, Placement& p,
+                             std::vector<std::pair<std::string, std::string>>* moves) const;
+    bool removed_concurrently(const ConflictHistory& h, const std::string& agent, uint64_t seen,
+                              const std::string& path, Placement& p) const;
 
-    struct Change {
-        uint64_t lsn = 0;
-        std::string origin;
-        bool removed = false;
-    };
     struct Aside {
         std::string copy;
         uint64_t winner_lsn = 0;
@@ -193,7 +222,6 @@ private:
         uint64_t agent_lsn = 0;  // the agent's record first kept there
         bool more_pending = false;  // its last part had `more`: the next one goes on
     };
-    std::map<std::string, Change> last_;                          // path -> its latest change
     std::map<std::pair<std::string, std::string>, Aside> aside_;  // (agent, path) -> where it goes
     // (agent, path) -> the LSN its attributes were last sent back to it
     // at, until it has seen that; the one decided and not yet noted.

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <optional>
 
@@ -36,8 +37,9 @@ std::optional<OpKind> kind_of(Op op) {
 
 Result<std::shared_ptr<FilesetJournal>> FilesetJournal::open(const std::filesystem::path& dir,
                                                               const std::filesystem::path& root,
-                                                              std::string reserved_top) {
+                                                              std::string reserved_top, ResolverMemory memory) {
     std::shared_ptr<FilesetJournal> j(new FilesetJournal());
+    j->memory_ = memory;
     j->dir_ = dir;
     j->root_ = root;
     j->reserved_top_ = std::move(reserved_top);
@@ -79,7 +81,14 @@ Result<std::shared_ptr<FilesetJournal>> FilesetJournal::open(const std::filesyst
             auto rec = (*reader)->next();
             if (!rec) return fail(Error{fmt::format("fileset journal '{}': {}", dir.string(), rec.error().message)});
             if (!*rec) break;
-            j->learn(**rec, (*rec)->lsn);
+            const Record& r = **rec;
+            j->learn(r, r.lsn, r.on_behalf);
+            if (r.op == Op::conflict && r.target.find(".conflict-" + r.origin + "-") != std::string::npos)
+                j->resolver_.note_kept_aside(r.lsn, r.origin, r.path, r.target, r.origin_lsn);
+            // Nobody has reported what it saw yet: what is older than the
+            // last `keep` records is read again for whoever needs it.
+            if (r.lsn % j->memory_.prune_every == 0 && r.lsn > j->memory_.keep)
+                j->resolver_.prune(r.lsn - j->memory_.keep);
         }
     }
     return j;
@@ -93,7 +102,49 @@ void FilesetJournal::learn(Op op, const std::string& origin, const std::string& 
                            uint64_t lsn, const std::string& as) {
     auto kind = kind_of(op);
     if (!kind) return;
-    resolver_.note(lsn, as.empty() ? origin : as, *kind, path, target);
+    resolver_.note(lsn, as.empty() ? origin : as, *kind, path, target, !as.empty());
+}
+
+void FilesetJournal::maybe_prune() {
+    if (++since_prune_ < memory_.prune_every) return;
+    since_prune_ = 0;
+    // What is not durable cannot be read again; what every agent that
+    // reported since the last prune has seen, and the last `keep` records,
+    // are what operations to come compare with.
+    uint64_t floor = durable();
+    if (auto least = resolver_.prune_point()) floor = std::min(floor, *least);
+    uint64_t head = writer_->head_lsn();
+    floor = std::min(floor, head > memory_.keep ? head - memory_.keep : 0);
+    resolver_.prune(floor);
+}
+
+void FilesetJournal::recall(const std::string& agent, const proto::OpMsg& op) {
+    auto from = resolver_.history_needed(agent, op);
+    if (!from) return;
+    uint64_t floor = resolver_.floor();
+    ConflictHistory older;
+    auto read = [&]() -> Status {
+        auto reader = journal::Reader::open(dir_);
+        if (!reader) return fail(reader.error());
+        if (auto s = (*reader)->seek_lsn(*from + 1); !s) return s;
+        for (;;) {
+            auto rec = (*reader)->next();
+            if (!rec) return fail(rec.error());
+            if (!*rec || (*rec)->lsn > floor) return {};
+            const Record& r = **rec;
+            if (auto kind = kind_of(r.op))
+                older.note(r.lsn, r.on_behalf.empty() ? r.origin : r.on_behalf, *kind, r.path, r.target);
+        }
+    };
+    if (auto s = read(); !s) {
+        // Decided by what is kept (as if it had seen the floor): a
+        // concurrent change older than that is taken as seen.
+        spdlog::warn("fileset journal '{}': reading records {}..{} for agent '{}' (behind what the conflict rules keep): "
+                     "{}; its operation is compared with the last {} records only",
+                     dir_.string(), *from + 1, floor, agent, s.error().message, memory_.keep);
+        return;
+    }
+    resolver_.load_history(agent, *from, std::move(older));
 }
 
 void FilesetJournal::note_conflict(const std::string& agent, const proto::OpMsg& op, const ConflictDecision& d) {
@@ -106,6 +157,20 @@ void FilesetJournal::note_conflict(const std::string& agent, const proto::OpMsg&
     r.origin_lsn = op.lsn;
     r.message = fmt::format("concurrent with {} (server LSN {}): {}'s version stays at '{}', {}'s LSN {} is kept as '{}'",
                             d.winner_origin, d.winner_lsn, d.winner_origin, op.path, agent, op.lsn, d.copy);
+    (void)writer_->append(std::move(r));
+}
+
+void FilesetJournal::note_attribute_conflict(const std::string& agent, const proto::OpMsg& op,
+                                             const ConflictDecision& d) {
+    Record r;
+    r.op = Op::conflict;
+    r.time_ns = op.time_ns.value_or(0);
+    r.path = op.path;
+    r.origin = d.winner_origin;
+    r.message = fmt::format("{} of '{}' by {} (its LSN {}) did not see the change of {} (server LSN {}): {}'s value "
+                            "is the one kept, {}'s is replaced (it is the record at server LSN {})",
+                            proto::op_kind_name(op.kind), op.path, agent, op.lsn, d.winner_origin, d.winner_lsn, agent,
+                            d.winner_origin, d.winner_lsn);
     (void)writer_->append(std::move(r));
 }
 
@@ -145,9 +210,11 @@ void FilesetJournal::note_record(Record&& r, const std::string& path, const std:
     }
     // The record goes to the writer whole.
     Op kind = r.op;
+    if (!as.empty() && as != agent) r.on_behalf = as;
     auto lsn = writer_->append(std::move(r));  // a failed writer shows in flush()
     if (!lsn) return;
     learn(kind, agent, path, target, *lsn, as);
+    maybe_prune();
     noted(agent, *lsn);
 }
 

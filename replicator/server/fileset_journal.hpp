@@ -25,7 +25,14 @@
 //    with an agent's operation; the caller holds order() across resolve(),
 //    applying it and noting it, so that what each decision compared with is
 //    what the journal holds. The resolver learns every noted record, and at
-//    open() what the journal holds already (a restart decides alike).
+//    open() what the journal holds already (a restart decides alike: a
+//    record the server journaled as its own for an agent carries that
+//    agent, `on_behalf`, and counts as that agent's again).
+//  - The resolver's memory is bounded (ResolverMemory): what every agent
+//    reporting `seen` since the last prune has seen, and is older than the
+//    last `keep` records, is dropped; an operation of an agent whose `seen`
+//    is older than that is decided with the history after its `seen`, read
+//    from this journal then (and kept for that agent until it catches up).
 //  - Thread-safe.
 #include <chrono>
 #include <condition_variable>
@@ -48,11 +55,18 @@
 
 namespace iz::replicator {
 
+// How much of its history the conflict resolver keeps in memory.
+struct ResolverMemory {
+    uint64_t keep = 10'000;         // the last records, whatever the agents have seen
+    uint64_t prune_every = 4'096;  // records noted between two prunes
+};
+
 class FilesetJournal {
 public:
     // `dir`: the journal directory (created). `root`: the fileset's replica.
     static Result<std::shared_ptr<FilesetJournal>> open(const std::filesystem::path& dir,
-                                                         const std::filesystem::path& root, std::string reserved_top);
+                                                         const std::filesystem::path& root, std::string reserved_top,
+                                                         ResolverMemory memory = {});
     ~FilesetJournal();
 
     // `as`: the agent the resolver counts it for, when `agent` is the
@@ -66,17 +80,31 @@ public:
     // record: path, the copy as target, the agent as origin, both origins
     // in its message), before the copy's own records.
     void note_conflict(const std::string& agent, const proto::OpMsg& op, const ConflictDecision& d);
+    // Journals the attributes `agent`'s `op` replaces although it had not
+    // seen them (d.attributes_lost): a `conflict` record (path, no target,
+    // the agent whose value is lost as origin, what replaced it in its
+    // message), so that the loss shows in izlog; the lost value is the
+    // record at d.winner_lsn.
+    void note_attribute_conflict(const std::string& agent, const proto::OpMsg& op, const ConflictDecision& d);
     // Makes `to` a copy of the regular file `from` (both beneath the
     // root): the start of a conflict copy the agent's delta patches.
     Status copy_current(const std::string& from, const std::string& to);
     // Held by the caller across resolve(), applying and noting.
     std::mutex& order() { return order_mu_; }
-    ConflictDecision resolve(const std::string& agent, const proto::OpMsg& op) { return resolver_.decide(agent, op); }
+    ConflictDecision resolve(const std::string& agent, const proto::OpMsg& op) {
+        recall(agent, op);
+        return resolver_.decide(agent, op);
+    }
     // Where `op` lands, by the moves and removals its agent had not seen
     // (conflict_resolver.hpp); under order(), before resolve().
-    ConflictResolver::Placement place(const std::string& agent, const proto::OpMsg& op) const {
+    ConflictResolver::Placement place(const std::string& agent, const proto::OpMsg& op) {
+        recall(agent, op);
         return resolver_.place(agent, op);
     }
+    // The resolver's entries held and its floor (what is at or below it is
+    // no longer in memory); under order().
+    size_t resolver_entries() const { return resolver_.entries(); }
+    uint64_t resolver_floor() const { return resolver_.floor(); }
     // A rename `p` found to make a cycle (fileset_journal_moves.cpp): a
     // `conflict` record (path, the agent's target, the agent as origin),
     // then the renames of p.undo with the server (`server`) as origin, so
@@ -138,6 +166,12 @@ private:
     std::mutex order_mu_;
     ConflictResolver resolver_;  // under order_mu_
     std::optional<RemovedStore> removed_;  // under order_mu_
+    ResolverMemory memory_;
+    uint64_t since_prune_ = 0;   // under order_mu_
+    void maybe_prune();
+    // Reads into the resolver the history `agent`'s `op` needs when its
+    // `seen` is older than what the resolver keeps.
+    void recall(const std::string& agent, const proto::OpMsg& op);
     void learn(const journal::Record& r, uint64_t lsn, const std::string& as = "");
     void learn(journal::Op op, const std::string& origin, const std::string& path, const std::string& target,
                uint64_t lsn, const std::string& as);

@@ -516,6 +516,7 @@ void Session::on_op(const proto::OpMsg& arriving) {
                 if (d.fresh) journal_->note_conflict(agent_, m, d);
                 journal_->note_applied(ctx_.options.host_name, *op, agent_, &r.written);
             } else if (d.echo) {
+                if (d.attributes_lost) journal_->note_attribute_conflict(agent_, m, d);
                 journal_->note_applied(ctx_.options.host_name, m, agent_, &r.written);
             } else {
                 journal_->note_applied(agent_, m, "", &r.written);

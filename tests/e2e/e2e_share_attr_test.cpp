@@ -6,7 +6,8 @@
 // holding the version the server journaled later. Also: the directory
 // times of a directory both make entries in at once, and the directory
 // times the agent's own applier sets, which must never come back from it
-// as its own changes.
+// as its own changes; and what the server sent back to an agent, which a
+// server killed (-9) and started again still counts as that agent's.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -18,9 +19,12 @@
 #include <cstring>
 #include <ctime>
 
+#include "support/process.hpp"
+
 #include "e2e_share_fixture.hpp"
 
 namespace fs = std::filesystem;
+using namespace std::chrono_literals;
 
 namespace iz::test::e2e {
 namespace {
@@ -200,6 +204,70 @@ TEST_F(ShareAttrs, DirectoryTimesTheApplierSetsAreNotCapturedAsLocalChanges) {
     for (auto& r : journal_records(server_journal()))
         if (r.value("op", "") == "setattr" && r.value("origin", "") == "b") ++from_b;
     EXPECT_EQ(from_b, 0u);
+}
+
+// B's chmod, made while B was stopped, is concurrent with A's: the server
+// applies it and journals it again for B (the later value wins). B cannot
+// apply what follows A's chmod yet (its filesystem has no room for A's
+// next file, which comes before B's chmod sent back), and the server is
+// killed (-9) and started again. B then writes the file, having seen
+// neither its chmod back nor A's file: that write follows B's own change.
+// The restarted server used to take the chmod it had journaled for B for
+// a change of its own, concurrent with B's write, and kept the write
+// aside as a conflict copy (the name keeping the old content).
+TEST_F(ShareAttrs, WhatTheServerSentBackToAnAgentSurvivesItsKill) {
+    ASSERT_NO_FATAL_FAILURE(share_base());
+    ASSERT_EQ(b_->stop().exit_code, 0);
+    ASSERT_EQ(::chmod((b_->dir() / "doc.txt").c_str(), 0640), 0);
+    ASSERT_EQ(::chmod((a_->dir() / "doc.txt").c_str(), 0600), 0);
+    const std::string blocker = pattern(4 << 20, 11);
+    write_file(a_->dir() / "blocker.bin", blocker);
+    sync(*a_);
+
+    // B's filesystem with room for its own small writes, not for A's file.
+    const fs::path filler = b_->dir().parent_path() / "filler";
+    fs::create_directories(filler);
+    write_file(filler / "slack", pattern(512 << 10, 12));
+    ::sync();
+    ASSERT_GT(fill_filesystem(filler), 0u);
+    fs::remove(filler / "slack");
+    ::sync();
+
+    start(*b_, "b");
+    auto receive_error = [&] {
+        auto st = b_->status();
+        if (!st.is_object() || !st.contains("servers") || st["servers"].empty()) return std::string();
+        return st["servers"][0].value("receive_error", std::string());
+    };
+    // B's chmod was acknowledged (journaled and sent back) before A's
+    // chmod, and then A's file, were forwarded to it.
+    ASSERT_TRUE(eventually([&] { return receive_error().find("blocker.bin") != std::string::npos; }, 60s))
+        << b_->status().dump() << "\n" << b_->log();
+
+    server_->kill9();
+    server_->start();
+    {
+        // In place: the same length as before, no block to allocate.
+        int fd = ::open((b_->dir() / "doc.txt").c_str(), O_WRONLY);
+        ASSERT_GE(fd, 0) << std::strerror(errno);
+        ASSERT_EQ(::pwrite(fd, "B-own!\n", 7, 0), 7) << std::strerror(errno);
+        ::close(fd);
+    }
+    fs::remove_all(filler);
+    ::sync();
+    settle(kSettleRounds);
+    for (auto& dir : {a_->dir(), b_->dir(), replica()}) {
+        EXPECT_EQ(read_file(dir / "doc.txt"), "B-own!\n") << dir;
+        struct stat st{};
+        ASSERT_EQ(::lstat((dir / "doc.txt").c_str(), &st), 0) << dir;
+        // B's write carries the mode B had then: A's, applied before
+        // blocker.bin failed; it is the last record of the file.
+        EXPECT_EQ(st.st_mode & 07777, 0600u) << dir;
+        EXPECT_TRUE(read_file(dir / "blocker.bin") == blocker) << dir;
+        for (auto& e : fs::directory_iterator(dir))
+            EXPECT_EQ(e.path().filename().string().find(".conflict-"), std::string::npos) << e.path();
+    }
+    expect_all_equal("after the server's kill between concurrent changes");
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -25,6 +26,12 @@ inline constexpr const char* kShareFileset = "team";
 void write_file(const std::filesystem::path& p, const std::string& bytes);
 // The bytes of `p`; empty if it cannot be read.
 std::string read_file(const std::filesystem::path& p);
+// `n` bytes that do not compress to nothing and differ per `seed`.
+std::string pattern(size_t n, uint32_t seed);
+// Takes every free block of the filesystem holding `dir` (root's reserve
+// too: izwatch runs as root) into files under `dir`, which must lie
+// outside the watched directory. Returns how many bytes it took.
+uint64_t fill_filesystem(const std::filesystem::path& dir);
 
 class ShareFixture : public ::testing::Test {
 protected:

@@ -22,54 +22,6 @@ namespace fs = std::filesystem;
 namespace iz::test::e2e {
 namespace {
 
-// Bytes that do not compress to nothing and differ per file.
-std::string pattern(size_t n, uint32_t seed) {
-    std::string s(n, '\0');
-    uint32_t x = seed * 2654435761u + 1;
-    for (auto& c : s) {
-        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
-        c = static_cast<char>(x);
-    }
-    return s;
-}
-
-// Takes every free block of the filesystem holding `dir` (root's reserve
-// too: izwatch runs as root) into files under `dir`, which must lie
-// outside the watched directory. Returns how many bytes it took.
-uint64_t fill_filesystem(const fs::path& dir) {
-    fs::create_directories(dir);
-    uint64_t taken = 0;
-    for (int i = 0;; ++i) {
-        struct statvfs sv {};
-        if (::statvfs(dir.c_str(), &sv) != 0) break;
-        uint64_t free_bytes = uint64_t{sv.f_bfree} * sv.f_frsize;
-        if (free_bytes < 4096 || i > 64) break;
-        int fd = ::open((dir / fmt::format("fill{}", i)).c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (fd < 0) break;
-        // Halves until a size fits (the extent tree takes blocks too).
-        for (uint64_t want = free_bytes; want >= 4096; want /= 2)
-            if (::fallocate(fd, 0, 0, static_cast<off_t>(want)) == 0) {
-                taken += want;
-                break;
-            }
-        ::close(fd);
-    }
-    // The last blocks: writes until the filesystem says it is full, made
-    // durable so that nothing freed later (a journal commit) gives space.
-    int fd = ::open((dir / "last").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd >= 0) {
-        std::string block(4096, 'f');
-        for (int round = 0; round < 3; ++round) {
-            while (::write(fd, block.data(), block.size()) > 0) taken += block.size();
-            ::fsync(fd);
-            ::sync();
-        }
-        ::close(fd);
-    }
-    ::sync();
-    return taken;
-}
-
 class ShareReliability : public ShareFixture {
 protected:
     ShareReliability() : ShareFixture("shrel") {}

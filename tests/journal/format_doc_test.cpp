@@ -131,6 +131,17 @@ TEST(FormatDoc, TheFramesReadBackAsTheRecordsTheyDescribe) {
     EXPECT_TRUE(seen_back->origin.empty());
     // A record with an origin and no seen ends where it did before.
     EXPECT_TRUE(decode_record(encode_record(local) + tail)->seen.empty());
+
+    // A server's record journaled for an agent (field 30): an empty seen
+    // list, then the agent; one without it ends where it did before.
+    Record sent_back = remote;
+    sent_back.on_behalf = "b";
+    std::string on_behalf_tail = std::string(8, '\0') + std::string("\x01\0\0\0\0\0\0\0", 8) + "b";
+    EXPECT_EQ(encode_record(sent_back), encode_record(remote) + on_behalf_tail);
+    auto behalf_back = decode_record(encode_record(sent_back));
+    ASSERT_TRUE(behalf_back) << behalf_back.error().message;
+    EXPECT_EQ(*behalf_back, sent_back);
+    EXPECT_TRUE(decode_record(encode_record(stamped))->on_behalf.empty());
 }
 
 }  // namespace

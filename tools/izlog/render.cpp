@@ -107,6 +107,7 @@ nlohmann::ordered_json to_json(const Record& r) {
         for (auto& s : r.seen) seen[s.server] = s.lsn;
         j["seen"] = seen;
     }
+    if (!r.on_behalf.empty()) j["on_behalf"] = r.on_behalf;
     if (r.op == Op::write) {
         auto ranges = nlohmann::ordered_json::array();
         for (auto& g : r.ranges) ranges.push_back({g.offset, g.length});
@@ -147,6 +148,7 @@ std::string verbose(const Record& r) {
     if (!r.comm.empty()) line("COMM", r.comm);
     if (!r.origin.empty()) line("ORIGIN", fmt::format("{}@{}", r.origin, r.origin_lsn));
     for (auto& s : r.seen) line("SEEN", fmt::format("{}@{}", s.server, s.lsn));
+    if (!r.on_behalf.empty()) line("ON_BEHALF", r.on_behalf);
     if (r.mode) line("MODE", octal_mode(*r.mode));
     if (r.owner_uid) line("OWNER_UID", std::to_string(*r.owner_uid));
     if (r.owner_gid) line("OWNER_GID", std::to_string(*r.owner_gid));
