@@ -1,6 +1,7 @@
 #include "agent/unflushed_content.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -31,10 +32,22 @@ struct Cachestat {
     uint64_t nr_recently_evicted = 0;
 };
 
+// Whether the file at `rel` changed at or after `since_ns` by its ctime,
+// which no program sets back: a utimensat after a store takes the mtime
+// back to before the run, and the ctime forward.
+bool changed_since(const AtPath& at, int64_t since_ns) {
+    struct stat st{};
+    if (::fstatat(at.dir(), at.name(), &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
+    return static_cast<int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec >= since_ns;
+}
+
 // True when pages of the file at `rel` are dirty or being written back.
-bool unflushed(int root_fd, const std::string& rel) {
+// A file whose mtime in the tree is older than `since_ns` is looked at
+// only when its ctime says the last run changed it.
+bool unflushed(int root_fd, const std::string& rel, bool check_ctime, int64_t since_ns) {
     AtPath at(root_fd, rel);
     if (!at.ok()) return false;
+    if (check_ctime && !changed_since(at, since_ns)) return false;
     // O_NONBLOCK: a regular file never blocks an open, but what the name
     // holds now may be a fifo the walk has not seen yet.
     UniqueFd fd(::openat(at.dir(), at.name(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
@@ -50,8 +63,8 @@ bool unflushed(int root_fd, const std::string& rel) {
 size_t mark_unflushed_content(int root_fd, Tree& tree, int64_t since_ns) {
     size_t marked = 0;
     for (auto& [path, e] : tree) {
-        if (!e.is_reg() || e.mtime_ns == kUnknownMtime || e.mtime_ns < since_ns) continue;
-        if (!unflushed(root_fd, path)) continue;
+        if (!e.is_reg() || e.mtime_ns == kUnknownMtime) continue;
+        if (!unflushed(root_fd, path, e.mtime_ns < since_ns, since_ns)) continue;
         e.mtime_ns = kUnknownMtime;
         ++marked;
     }
