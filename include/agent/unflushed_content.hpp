@@ -13,9 +13,11 @@
 // the journal left it, or else its ctime now, not older than the last
 // run's start) may hold such a store, and its content is compared rather
 // than trusted. The ctime counts too: a utimensat after the store took the
-// mtime back before the run (the kill soak, ext4 seed 6065). A file the
-// last run did not change is left alone: a store in that run would have
-// moved its ctime past the run's start.
+// mtime back before the run. Each file is opened by its handle, since a
+// rename while no agent ran leaves the saved path naming nothing. A file
+// the last run did not change is left alone: a store in that run would
+// have moved its ctime past the run's start. A store whose page the
+// kernel wrote back while no agent ran is not found this way.
 #include "agent/tree_state.hpp"
 
 namespace iz::agent {

@@ -30,14 +30,15 @@ protected:
         return false;
     }
 
-    void store_kill_and_restart(bool old_mtime);
+    void store_kill_and_restart(bool old_mtime, bool moved = false);
 };
 
 // Stores a byte at offset 100 of `f` through a mapping into a page a write
 // left dirty, then (when `old_mtime`) sets its mtime back to before this
-// run, kills the agent before any writeback, starts it again, and expects
-// the restart to journal a write of the stored byte.
-void RestartMapped::store_kill_and_restart(bool old_mtime) {
+// run, kills the agent before any writeback, (when `moved`) renames it to
+// `g` meanwhile, starts the agent again, and expects the restart to
+// journal a write of the stored byte.
+void RestartMapped::store_kill_and_restart(bool old_mtime, bool moved) {
     ASSERT_NO_FATAL_FAILURE(start());
     write_file(at("f"), std::string(32768, 'a'));
     ASSERT_NO_FATAL_FAILURE(sync());  // written back: every page clean
@@ -59,10 +60,14 @@ void RestartMapped::store_kill_and_restart(bool old_mtime) {
     ::close(fd);
     ASSERT_TRUE(journaled_close("f", before_writes));
     watch().kill_daemon();  // before any writeback
+    const std::string name = moved ? "g" : "f";
+    if (moved) {
+        ASSERT_EQ(::rename(at("f").c_str(), at("g").c_str()), 0);
+    }
 
     uint64_t before = watch().journal().back().value("lsn", uint64_t{0});
     ASSERT_NO_FATAL_FAILURE(start());
-    auto writes = with_op(mutations_after(watch().journal(), before), "write", "f");
+    auto writes = with_op(mutations_after(watch().journal(), before), "write", name);
     bool covers_the_store = false;
     for (auto& w : writes) {
         if (names_whole_file(w)) covers_the_store = true;
@@ -79,6 +84,13 @@ TEST_P(RestartMapped, AStoreIntoADirtyPageBeforeAKillIsSentByTheRestart) { store
 // store (seen in the kill soak, ext4 seed 6065): the tree's mtime said the
 // last run never changed the file, and the restart left its content alone.
 TEST_P(RestartMapped, AStoreIntoADirtyPageWhoseMtimeWasSetBackIsSentByTheRestart) { store_kill_and_restart(true); }
+
+// And with the file renamed while no agent ran (its directory was, in the
+// soak): the saved tree's path named nothing, and the file was not looked
+// at. It is found by its handle.
+TEST_P(RestartMapped, AStoreIntoADirtyPageOfAFileMovedWhileNoAgentRanIsSentByTheRestart) {
+    store_kill_and_restart(true, true);
+}
 
 INSTANTIATE_TEST_SUITE_P(Filesystems, RestartMapped, ::testing::Values(FsType::ext4, FsType::xfs), fs_param_name);
 
