@@ -419,10 +419,15 @@ Status ApplierImpl::do_rename(const OpMsg& op) {
         // it would replace the object later records went on changing (a
         // directory with entries kept aside as a conflict copy, a file cut
         // from its other links); applied once, the journal left nothing at
-        // the source's name, so it goes.
+        // the source's name, so it goes. The same when the target holds an
+        // entry born before the sender resumed (and not named by this
+        // replay): a later operation the first run applied (an exchange, a
+        // rename onto it) put it there after this rename, as for a link.
         if (auto note = remade_by_replay(op, from.dir.get(), from.name)) {
             auto at_target = object_identity(to.dir.get(), to.name, op.target);
-            if (at_target && *at_target == note->at_path) {
+            bool later = !named_in_replay_.count(op.target) &&
+                         born_before_resume(to.dir.get(), to.name).value_or(false);
+            if (at_target && (*at_target == note->at_path || later)) {
                 auto removed = remove_remade(from, op.path);
                 if (!removed) return fail(removed.error());
                 if (*removed) {

@@ -796,6 +796,32 @@ TEST_P(InterfaceWorkload, ConvergesWithSyncsDuringTheWorkload) {
 // A link killed between its note and making room at its second name left
 // the entry there for good on the replay
 // (ALinkKilledBetweenItsNoteAndMakingRoomIsMadeByTheReplay).
+// The next series (seeds from 6000, ext4 and XFS alternately, one run at a
+// time, 9 to 18 s a run; run one with IZ_E2E_SEED and a filter such as
+// '*ConvergesAfterAgentAndServerAreKilled*xfs*'): seeds 6000 to 6059
+// passed 60 of 60 on ext4 and 59 of 60 on XFS. Seed 6050 (XFS): a file
+// made, renamed, and its new name then given to a symlink by an exchange,
+// all applied before the server's kill; the replay made the file again
+// and its replayed rename moved that copy over the symlink
+// (ApplyReplayChain, AFileMadeAgainIsNotRenamedOverWhatALaterExchange...;
+// fixed, and the seed then passed 3 of 3). After that fix seeds 6060 to
+// 6089 passed 30 of 30 on XFS and 28 of 30 on ext4. Seed 6065 (ext4,
+// fails every time): 801 bytes an mmap store (msync MS_ASYNC) put into a
+// page a truncate had just left dirty are old on the replica. After the
+// store a utimensat set the mtime back before the run, and a directory
+// above the file was renamed while the agent was down; the start looked
+// only at dirty files with a recent mtime, at their saved paths. It now
+// goes by the ctime and the handle (RestartMapped, ...MtimeWasSetBack...,
+// ...MovedWhileNoAgentRan...), and the seed still fails 3 of 3, most
+// likely because the kernel wrote the page back while no agent ran, with
+// no capture there to report it and nothing dirty left for the start to
+// find (not fixed).
+// Seed 6076 (ext4, passed when run again), not explained yet: a
+// character device held as a directory with entries on the replica, a
+// block device as a directory holding a subtree the source has elsewhere,
+// a file as a symlink (the namespace mix-up exchanges and replays made
+// before). Still disabled: no series of 30 runs per filesystem on the
+// final code has passed whole yet.
 TEST_P(InterfaceWorkload, DISABLED_ConvergesAfterAgentAndServerAreKilled) {
     auto& server = add_server();
     start_agent();

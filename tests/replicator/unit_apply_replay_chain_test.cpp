@@ -161,6 +161,31 @@ TEST_F(ApplyReplayChain, ADirectoryMadeAgainWithSpecialEntriesIsNotLeftBehind) {
     expect_replay_as_once(ops, 1, "n\nn/x\nn/x/m\nn/x/p\nn/x/s\n");
 }
 
+// A file made, renamed to r, and then a symlink put at r by a later
+// exchange, all applied before the kill. Replayed, the create makes the file again at its first
+// name, and its replayed rename moved that copy over what the later
+// operation had put at r: the symlink was lost, and a second copy of the
+// file took its name (seen in the kill -9 soak, XFS seed 6050). The rename
+// ran the first time (its note says the file was at its first name, and a
+// replay made what is there now), and r holds an entry born before the
+// sender resumed: the copy goes instead.
+TEST_F(ApplyReplayChain, AFileMadeAgainIsNotRenamedOverWhatALaterExchangePutAtItsNewName) {
+    std::vector<OpMsg> ops{
+        {.lsn = 1, .kind = OpKind::symlink, .path = "s", .target = "there", .mtime_ns = t(1), .parent_mtime_ns = t(1)},
+        {.lsn = 2, .kind = OpKind::create, .path = "t", .mode = 0100644u, .mtime_ns = t(2), .parent_mtime_ns = t(2)},
+        rename_op(4, "t", "r"),
+        {.lsn = 5, .kind = OpKind::exchange, .path = "r", .target = "s", .parent_mtime_ns = t(5),
+         .target_parent_mtime_ns = t(5)},
+    };
+    auto content = content_ops(3, "t", "the file's bytes", t(3));
+    ops.insert(ops.begin() + 2, content.begin(), content.end());
+    auto [once, replayed] = once_then_replayed(ops, 0);
+    EXPECT_TRUE(S_ISLNK(lstat_of(at("r")).st_mode)) << "r is the symlink";
+    EXPECT_TRUE(S_ISREG(lstat_of(at("s")).st_mode)) << "s is the file";
+    EXPECT_EQ(test::listing(root_), "r\ns\n");
+    EXPECT_EQ(replayed, once);
+}
+
 // A replay cut short by a kill of this server: what it made again is older
 // than the next start, and the replay after the restart took it for what
 // later operations of the first run had left (the directory made again
