@@ -59,6 +59,7 @@ public:
     void resume() override;
     const std::filesystem::path& root() const override { return opts_.root; }
     void share() override { shared_ = true; }
+    bool left_unchanged(const std::string& path) override;
 
 private:
     Status dispatch(const OpMsg& op);
