@@ -316,6 +316,10 @@ std::optional<ReceiveFailure> Receiver::keep_local(const proto::Forward& f) {
 // mix. What was applied is committed, and the connection is made anew with
 // every write through this one asked for whole (SubscribeRanges).
 bool Receiver::needs_whole(const proto::OpMsg& op) {
+    // A write sent as ranges whose file the server had replaced since: no
+    // forward brings those ranges, so this copy is no longer the one the
+    // next ranges patch (fileset_journal.hpp, forwards_of).
+    if (op.kind == proto::OpKind::noop && !op.path.empty()) applier_->disown(op.path);
     if (op.kind != proto::OpKind::content_begin || op.base != proto::ContentBase::existing) return false;
     if (applier_->left_unchanged(op.path)) return false;
     spdlog::info("receiving: '{}' (server LSN {}) came as ranges, but the copy here is not the one they patch; "

@@ -260,6 +260,15 @@ Result<std::vector<proto::Forward>> forwards_of(const Record& r, int root_fd, co
         m.path.clear();
         return out;
     };
+    // A write sent as ranges whose file the server replaced since (a later
+    // write of it makes a new file): its ranges are read by no forward, so
+    // the noop names the path, and the agent no longer takes its copy there
+    // for one ranges patch (the next write of it comes whole).
+    auto gone = [&]() {
+        noop();
+        if (as_ranges && !r.ranges.empty()) out.back().op.path = r.path;
+        return out;
+    };
     if (!check_wire_path(r.path, true, reserved_top)) return noop();
 
     if (r.op == Op::write) {
@@ -269,16 +278,16 @@ Result<std::vector<proto::Forward>> forwards_of(const Record& r, int root_fd, co
         Result<UniqueFd> fd = fail(make_error("no handle"));
         if (!r.handle.empty()) {
             int raw = open_by_handle(root_fd, r.handle, O_RDONLY | O_CLOEXEC);
-            if (raw < 0) return noop();
+            if (raw < 0) return gone();
             fd = UniqueFd(raw);
         } else {
             fd = open_beneath(root_fd, r.path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-            if (!fd) return noop();
+            if (!fd) return gone();
         }
         struct stat st{};
         if (::fstat(fd->get(), &st) != 0)
             return fail(sys_error("stat replica file", r.path, errno));
-        if (!S_ISREG(st.st_mode)) return noop();
+        if (!S_ISREG(st.st_mode)) return gone();
         uint64_t size = static_cast<uint64_t>(st.st_size);
         static const std::vector<journal::ByteRange> kWhole;
         auto content = forward_content(fd->get(), size, as_ranges ? r.ranges : kWhole, r.path);

@@ -17,14 +17,12 @@ std::vector<bool> coalesce_writes(std::vector<Record>& batch, const std::string&
         if (forwarded_write) {
             if (auto it = open.find(r.path); it != open.end()) {
                 Record& earlier = batch[it->second];
-                if (earlier.handle == r.handle) {
-                    skip[it->second] = true;
-                    bool whole = earlier.ranges.empty() || r.ranges.empty() || earlier.lsn <= whole_through;
-                    if (whole) r.ranges.clear();
-                    else {
-                        r.ranges.insert(r.ranges.end(), earlier.ranges.begin(), earlier.ranges.end());
-                        r.ranges = journal::coalesce(std::move(r.ranges));
-                    }
+                skip[it->second] = true;
+                bool whole = earlier.ranges.empty() || r.ranges.empty() || earlier.lsn <= whole_through;
+                if (whole) r.ranges.clear();
+                else {
+                    r.ranges.insert(r.ranges.end(), earlier.ranges.begin(), earlier.ranges.end());
+                    r.ranges = journal::coalesce(std::move(r.ranges));
                 }
             }
             open[r.path] = i;

@@ -6,9 +6,10 @@
 // Promises:
 //  - coalesce_writes() marks a write record of `batch` to be passed over
 //    when a later write record of the batch forwarded to `subscriber` (not
-//    its own) names the same path and file handle and no record between
-//    them names that path (as path or target) or is the subscriber's own
-//    record of it. The later record then names the union of both ranges,
+//    its own) names the same path and no record between them names that
+//    path (as path or target) or is the subscriber's own record of it:
+//    the same file where the subscriber applies them (not the same handle:
+//    the server replaces a file it patches, so each write names another). The later record then names the union of both ranges,
 //    or none (the whole file) when either did or when the earlier one's
 //    LSN is at or below `whole_through` (the subscriber asked for those
 //    whole). Records other than writes are never passed over.

@@ -80,6 +80,19 @@ TEST(ReceiverRanges, PatchesItsOwnCopyAndAsksForAChangedOneWhole) {
     for (int i = 0; i < 500 && resubscribed.load() == 1; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     EXPECT_EQ(resubscribed.load(), 2);
     EXPECT_EQ(r->applied(), 3u);
+
+    // A noop naming a path: the server found the file of a write sent as
+    // ranges replaced, so those ranges never come; the next ones to the
+    // copy there are asked for whole too.
+    r->on_connected();
+    EXPECT_EQ(r->cursor(), 3u);
+    for (auto& f : content(4, "g", 0, "x", 1, false)) r->on_forward(f);
+    r->on_forward(forward(5, OpKind::noop, "f"));
+    ASSERT_TRUE(wait_applied(*r, 5));
+    for (auto& f : content(6, "f", 0, "Q", 8, true)) r->on_forward(f);
+    for (int i = 0; i < 500 && resubscribed.load() == 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_EQ(resubscribed.load(), 3);
+    EXPECT_EQ(read_file(root / "f"), "ZZZZZZZZ");
     r->stop();
 }
 

@@ -42,7 +42,9 @@ std::string random_bytes(size_t n, uint64_t seed) {
 void pwrite_at(const fs::path& p, uint64_t offset, const std::string& bytes, bool create = false) {
     int fd = ::open(p.c_str(), O_WRONLY | (create ? O_CREAT | O_TRUNC : 0) | O_CLOEXEC, 0644);
     ASSERT_GE(fd, 0) << p << ": " << std::strerror(errno);
-    if (create) ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(kFileBytes)), 0) << std::strerror(errno);
+    if (create) {
+        ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(kFileBytes)), 0) << std::strerror(errno);
+    }
     ASSERT_EQ(::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset)), static_cast<ssize_t>(bytes.size()))
         << p << ": " << std::strerror(errno);
     ::close(fd);

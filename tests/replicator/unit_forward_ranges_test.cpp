@@ -148,6 +148,24 @@ TEST_F(ForwardContent, ForwardOfARecordWithRangesPatchesTheCopy) {
     EXPECT_EQ((*whole)[0].op.base, proto::ContentBase::empty);
 }
 
+TEST_F(ForwardContent, ARangedWriteOfAFileGoneNamesItsPath) {
+    int root = ::open(dir_.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ASSERT_GE(root, 0);
+    journal::Record r;
+    r.op = journal::Op::write;
+    r.lsn = 6;
+    r.path = "replaced";
+    r.ranges = {{0, 4096}};
+    auto ranged = forwards_of(r, root, "", true);
+    auto whole = forwards_of(r, root, "", false);
+    ::close(root);
+    ASSERT_TRUE(ranged && whole);
+    ASSERT_EQ(ranged->size(), 1u);
+    EXPECT_EQ((*ranged)[0].op.kind, OpKind::noop);
+    EXPECT_EQ((*ranged)[0].op.path, "replaced") << "the receiver disowns its copy there";
+    EXPECT_EQ((*whole)[0].op.path, "") << "whole content: the next write brings it all";
+}
+
 journal::Record rec(uint64_t lsn, journal::Op op, std::string path, std::string origin,
                     std::vector<ByteRange> ranges = {}, std::string handle = "h1") {
     journal::Record r;
@@ -181,7 +199,7 @@ TEST(CoalesceWrites, KeptApartWhereTheCodeCannotJoinThem) {
         rec(3, Op::write, "f", "a", {{100, 10}}),
         rec(4, Op::write, "f", "b", {{150, 10}}),  // the subscriber's own
         rec(5, Op::write, "f", "a", {{200, 10}}),
-        rec(6, Op::write, "f", "a", {{300, 10}}, "h2"),  // another handle
+        rec(6, Op::write, "f", "a", {{300, 10}}, "h2"),  // another handle: the server patched it anew
         rec(7, Op::write, "e", "a", {{0, 10}}),
         rec(8, Op::write, "e", "a", {}),  // a whole write: the whole file
         rec(9, Op::write, "w", "a", {{0, 10}}),
@@ -189,7 +207,8 @@ TEST(CoalesceWrites, KeptApartWhereTheCodeCannotJoinThem) {
     };
     batch[1].target = "f";
     auto skip = coalesce_writes(batch, "b", 9);
-    EXPECT_EQ(skip, (std::vector<bool>{false, false, false, false, false, false, true, false, true, false}));
+    EXPECT_EQ(skip, (std::vector<bool>{false, false, false, false, true, false, true, false, true, false}));
+    EXPECT_TRUE(batch[5].ranges.empty()) << "joined with LSN 5, asked for whole";
     EXPECT_TRUE(batch[7].ranges.empty());
     EXPECT_TRUE(batch[9].ranges.empty()) << "asked for whole through LSN 9";
 }

@@ -154,6 +154,9 @@ public:
     // sender's ranges were made against. False for a file changed since by
     // anyone else, one it never wrote, and one that is missing.
     virtual bool left_unchanged(const std::string& path) = 0;
+    // Forgets what it left at `path` (and beneath): left_unchanged() is
+    // false there until it writes the file again.
+    virtual void disown(const std::string& path) = 0;
 };
 
 }  // namespace iz::replicator
