@@ -894,6 +894,7 @@ void Session::on_subscribe(const proto::Subscribe& m, std::optional<RangeForward
             uint64_t pos = cursor;  // every record through it is sent or skipped
             uint64_t told = cursor;  // the last LSN the subscriber was sent
             ForwardedDirTimes dir_times;
+            std::set<std::string> own_written;  // paths whose last write was the subscriber's own
             auto send = [&](const proto::Forward& f) -> bool {
                 auto frame = proto::encode_frame(f);
                 if (!frame) {
@@ -933,6 +934,7 @@ void Session::on_subscribe(const proto::Subscribe& m, std::optional<RangeForward
                     const journal::Record& r = batch[i];
                     // Never sent back where it came from; but a conflict
                     // is news to the agent that lost it too.
+                    if (r.origin == agent && r.op == journal::Op::write) own_written.insert(r.path);
                     if (r.origin == agent && r.op != journal::Op::conflict) {
                         dir_times.passed_over(r);
                         pos = r.lsn;
@@ -942,7 +944,11 @@ void Session::on_subscribe(const proto::Subscribe& m, std::optional<RangeForward
                         pos = r.lsn;
                         continue;
                     }
-                    bool as_ranges = ranges && r.lsn > ranges->whole_through;
+                    // A file the subscriber wrote last is its own version,
+                    // not one its receiver left: ranges would make it ask
+                    // for the whole (a new connection); sent whole at once.
+                    bool own = r.op == journal::Op::write && own_written.erase(r.path) > 0;
+                    bool as_ranges = ranges && r.lsn > ranges->whole_through && !own;
                     auto parts = forwards_of(r, root.get(), journal->reserved_top(), as_ranges);
                     if (!parts) return stop_with(parts.error().message);
                     for (auto& f : *parts)
