@@ -145,12 +145,12 @@ TEST(ProtocolHeader, BadMagicRefused) {
 }
 
 TEST(ProtocolHeader, UnknownTypesRefused) {
-    for (uint16_t t : {uint16_t{0}, uint16_t{25}, uint16_t{0x0100}, uint16_t{0xffff}}) {
+    for (uint16_t t : {uint16_t{0}, uint16_t{26}, uint16_t{0x0100}, uint16_t{0xffff}}) {
         auto h = parse_header(header_bytes(kMagic, t, 0, 10));
         ASSERT_FALSE(h) << t;
         EXPECT_NE(h.error().message.find("type"), std::string::npos) << h.error().message;
     }
-    for (uint16_t t = 1; t <= 24; ++t) EXPECT_TRUE(parse_header(header_bytes(kMagic, t, 0, 0))) << t;
+    for (uint16_t t = 1; t <= 25; ++t) EXPECT_TRUE(parse_header(header_bytes(kMagic, t, 0, 0))) << t;
 }
 
 TEST(ProtocolHeader, NonzeroFlagsRefused) {
