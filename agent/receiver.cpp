@@ -143,6 +143,14 @@ uint64_t Receiver::cursor() {
     return applied_.load();
 }
 
+std::optional<uint64_t> Receiver::ranges_whole_through() {
+    // A revert replays the fileset to set every path as the server has it:
+    // whole content, whatever the copies here are.
+    if (reverting_.load()) return std::nullopt;
+    std::lock_guard lock(mu_);
+    return whole_through_;
+}
+
 void Receiver::rewind() {
     reverting_ = true;
     std::lock_guard lock(mu_);
@@ -352,10 +360,42 @@ std::optional<ReceiveFailure> Receiver::keep_local(const proto::Forward& f) {
     return std::nullopt;
 }
 
+// A write forwarded as ranges patches this agent's copy; that is right only
+// where the copy is what the receiver last left there (then it is the
+// server's version the ranges were made against: every record of the file
+// since came here in order). A local change, or a file this agent made
+// itself or never received, may differ elsewhere: the ranges would leave a
+// mix. What was applied is committed, and the connection is made anew with
+// every write through this one asked for whole (SubscribeRanges).
+bool Receiver::needs_whole(const proto::OpMsg& op) {
+    // A write sent as ranges whose file the server had replaced since: no
+    // forward brings those ranges, so this copy is no longer the one the
+    // next ranges patch (fileset_journal.hpp, forwards_of).
+    if (op.kind == proto::OpKind::noop && !op.path.empty()) applier_->disown(op.path);
+    if (op.kind != proto::OpKind::content_begin || op.base != proto::ContentBase::existing) return false;
+    if (applier_->left_unchanged(op.path)) return false;
+    spdlog::info("receiving: '{}' (server LSN {}) came as ranges, but the copy here is not the one they patch; "
+                 "asking for its whole content",
+                 op.path, op.lsn);
+    applier_->abort_content();
+    if (uncommitted_ > applied_.load() && !commit()) return true;
+    {
+        std::lock_guard lock(mu_);
+        whole_through_ = std::max(whole_through_, op.lsn);
+        queue_.clear();
+        dropping_ = true;
+    }
+    ++whole_requests_;
+    if (opts_.resubscribe)
+        opts_.resubscribe(fmt::format("receiving: '{}' (server LSN {}) is asked for whole", op.path, op.lsn));
+    return true;
+}
+
 void Receiver::apply(const proto::Forward& f, bool last_queued) {
     const auto& op = f.op;
     if (!wait_for_local(op)) return;
     if (!wait_for_writers(op)) return;
+    if (needs_whole(op)) return;
     if (opts_.local_change && !reverting_.load())
         if (auto failed = keep_local(f)) {
             // As a failed apply: what applied before it stays applied.

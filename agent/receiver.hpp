@@ -33,6 +33,11 @@
 //    a later record of the fileset sets that path whole here (its whole
 //    content, its removal, or a rename away from it) or forget_failures()
 //    is called once the directory was made equal to the fileset.
+//  - A write forwarded as ranges (protocol version 6) is patched over the
+//    local copy only where that copy is what the receiver last left there
+//    (Applier::left_unchanged); otherwise the receiver commits what it
+//    applied and subscribes anew asking for every write through it whole,
+//    so the local copy is replaced as before (and the rules below hold).
 //  - A forward never overwrites a local change the server has not yet
 //    acknowledged: one whose path or target has such a change waits (and
 //    every forward after it, to keep the order) until the server acked it.
@@ -148,6 +153,11 @@ public:
     uint64_t cursor() override;
     void on_connected() override;
     void on_forward(replicator::proto::Forward f) override;
+    // Writes come as ranges (version 6), except those through the LSN of
+    // the last one this agent could not patch (needs_whole()).
+    std::optional<uint64_t> ranges_whole_through() override;
+    // Forwards of writes asked for again whole since start.
+    uint64_t whole_requests() const { return whole_requests_.load(); }
 
     // The server LSN applied durably here.
     uint64_t applied() const { return applied_.load(); }
@@ -188,6 +198,11 @@ private:
     explicit Receiver(ReceiverOptions o) : opts_(std::move(o)) {}
     void run();
     void apply(const replicator::proto::Forward& f, bool last_queued);
+    // A write forwarded as ranges over a copy that is not the one they
+    // patch: asks for it whole (a new connection); true when it did.
+    bool needs_whole(const replicator::proto::OpMsg& op);
+    uint64_t whole_through_ = 0;  // under mu_
+    std::atomic<uint64_t> whole_requests_{0};
     // Makes what was applied so far durable and moves the cursor.
     bool commit();
     void with_handle(journal::Record& r, const replicator::proto::OpMsg& op) const;

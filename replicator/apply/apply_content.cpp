@@ -248,6 +248,13 @@ Status ApplierImpl::replace_running(const OpMsg& op) {
     return do_content_end(end);
 }
 
+bool ApplierImpl::left_unchanged(const std::string& path) {
+    auto p = dirs_->parent_of(path);
+    if (!p) return false;
+    auto st = stat_at(p->dir.get(), p->name, path);
+    return st && *st && S_ISREG((*st)->st_mode) && memory_->ours(path, **st);
+}
+
 Status ApplierImpl::do_content_begin(const OpMsg& op) {
     abort_content();
     auto p = dirs_->parent_of(op.path);

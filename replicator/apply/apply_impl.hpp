@@ -59,6 +59,8 @@ public:
     void resume() override;
     const std::filesystem::path& root() const override { return opts_.root; }
     void share() override { shared_ = true; }
+    bool left_unchanged(const std::string& path) override;
+    void disown(const std::string& path) override { memory_->forget(path); }
 
 private:
     Status dispatch(const OpMsg& op);

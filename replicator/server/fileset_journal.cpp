@@ -12,6 +12,7 @@
 #include "journal/reader.hpp"
 #include "replicator/apply/applied_record.hpp"
 #include "replicator/fs/beneath.hpp"
+#include "forward_content.hpp"
 
 namespace iz::replicator {
 
@@ -180,8 +181,17 @@ FilesetJournal::~FilesetJournal() {
 
 void FilesetJournal::note_applied(const std::string& agent, const proto::OpMsg& op, const std::string& as,
                                   const FileHandle* written) {
+    std::vector<journal::ByteRange> ranges;
+    {
+        std::lock_guard lock(mu_);
+        ranges = written_ranges_.add(as.empty() ? agent : as, op);
+    }
+    // A record the server makes (a copy kept aside, an update sent back)
+    // goes whole: its receivers' copies need not be what it patched.
+    if (!as.empty()) ranges.clear();
     auto r = journal_record_of(op, agent, op.lsn);
     if (!r) return;
+    if (r->op == Op::write) r->ranges = std::move(ranges);
     // The resolver learns it from `op`, which holds the same path and
     // target (no copy of the record).
     note_record(std::move(*r), op.path, op.target, as, written);
@@ -190,7 +200,7 @@ void FilesetJournal::note_applied(const std::string& agent, const proto::OpMsg& 
 void FilesetJournal::note_record(Record&& r, const std::string& path, const std::string& target,
                                  const std::string& as, const FileHandle* written) {
     // The parts of one range write are one change for those who receive it
-    // (its whole content is sent): the first part is enough.
+    // (a write in parts is forwarded whole): the first part is enough.
     bool write = r.op == Op::write;
     std::string agent = r.origin;
     {
@@ -308,7 +318,8 @@ int64_t ns_of(const struct timespec& t) { return static_cast<int64_t>(t.tv_sec) 
 
 }  // namespace
 
-Result<std::vector<proto::Forward>> forwards_of(const Record& r, int root_fd, const std::string& reserved_top) {
+Result<std::vector<proto::Forward>> forwards_of(const Record& r, int root_fd, const std::string& reserved_top,
+                                                bool as_ranges) {
     std::vector<proto::Forward> out;
     auto part = [&](OpKind kind) -> proto::OpMsg& {
         proto::Forward f;
@@ -326,6 +337,15 @@ Result<std::vector<proto::Forward>> forwards_of(const Record& r, int root_fd, co
         m.path.clear();
         return out;
     };
+    // A write sent as ranges whose file the server replaced since (a later
+    // write of it makes a new file): its ranges are read by no forward, so
+    // the noop names the path, and the agent no longer takes its copy there
+    // for one ranges patch (the next write of it comes whole).
+    auto gone = [&]() {
+        noop();
+        if (as_ranges && !r.ranges.empty()) out.back().op.path = r.path;
+        return out;
+    };
     if (!check_wire_path(r.path, true, reserved_top)) return noop();
 
     if (r.op == Op::write) {
@@ -335,32 +355,27 @@ Result<std::vector<proto::Forward>> forwards_of(const Record& r, int root_fd, co
         Result<UniqueFd> fd = fail(make_error("no handle"));
         if (!r.handle.empty()) {
             int raw = open_by_handle(root_fd, r.handle, O_RDONLY | O_CLOEXEC);
-            if (raw < 0) return noop();
+            if (raw < 0) return gone();
             fd = UniqueFd(raw);
         } else {
             fd = open_beneath(root_fd, r.path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-            if (!fd) return noop();
+            if (!fd) return gone();
         }
         struct stat st{};
         if (::fstat(fd->get(), &st) != 0)
             return fail(sys_error("stat replica file", r.path, errno));
-        if (!S_ISREG(st.st_mode)) return noop();
-        auto& begin = part(OpKind::content_begin);
-        begin.mode = st.st_mode;
-        begin.base = proto::ContentBase::empty;
-        begin.more = true;
+        if (!S_ISREG(st.st_mode)) return gone();
         uint64_t size = static_cast<uint64_t>(st.st_size);
-        std::string buf;
-        for (uint64_t off = 0; off < size;) {
-            buf.resize(std::min<uint64_t>(proto::kMaxExtentBytes, size - off));
-            ssize_t n = ::pread(fd->get(), buf.data(), buf.size(), static_cast<off_t>(off));
-            if (n < 0) return fail(sys_error("read replica file", r.path, errno));
-            if (n == 0) break;  // shorter than it was: content_end's size says so
-            buf.resize(static_cast<size_t>(n));
-            auto& m = off == 0 ? out.back().op : part(OpKind::content_data);
-            m.more = true;
-            m.extents.push_back(proto::make_extent(off, buf));
-            off += static_cast<uint64_t>(n);
+        static const std::vector<journal::ByteRange> kWhole;
+        auto content = forward_content(fd->get(), size, as_ranges ? r.ranges : kWhole, r.path);
+        if (!content) return fail(content.error());
+        for (auto& c : *content) {
+            auto& m = part(c.kind);
+            if (c.kind == OpKind::content_begin) m.mode = st.st_mode;  // made with the file's mode
+            m.base = c.base;
+            m.more = c.more;
+            m.extents = std::move(c.extents);
+            m.holes = std::move(c.holes);
         }
         auto& end = part(OpKind::content_end);
         end.mode = st.st_mode;

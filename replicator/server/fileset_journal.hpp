@@ -9,7 +9,9 @@
 //  - note_applied() journals an applied operation that changes the tree
 //    (namespace, attributes, xattrs, content); the parts of whole content
 //    become one write record at their end, and parts of a range write one
-//    at its last part.
+//    at its first part. A write record names the ranges the agent's change
+//    wrote (Record::ranges, written_ranges.hpp), none (the whole file) for
+//    content made from nothing and for the server's own records.
 //  - Noted records are written and synced together, one write and one
 //    fdatasync for all noted since the last: when commit() starts it (an
 //    agent's Commit, beside the replica's own sync, or the end of its
@@ -50,6 +52,7 @@
 #include "journal/record.hpp"
 #include "conflict_resolver.hpp"
 #include "removed_store.hpp"
+#include "written_ranges.hpp"
 #include "journal/writer.hpp"
 #include "replicator/wire/protocol.hpp"
 
@@ -162,6 +165,7 @@ private:
     std::condition_variable cv_;
     uint64_t durable_ = 0;
     std::optional<journal::Record> last_write_;  // see note_applied()
+    WrittenRanges written_ranges_;  // under mu_: what each agent's write changed
     std::map<std::string, uint64_t> noted_by_origin_;  // the last LSN noted per origin
     std::mutex order_mu_;
     ConflictResolver resolver_;  // under order_mu_
@@ -185,8 +189,10 @@ private:
 // What a subscriber is sent for the fileset-journal record `r` (`root_fd`:
 // the replica root, opened for reading, also the mount for handles): the
 // operation, with the replica's directory mtimes, and for a write the
-// replica's whole current content (read now). A noop when the replica no
-// longer has what the record names.
-Result<std::vector<proto::Forward>> forwards_of(const journal::Record& r, int root_fd, const std::string& reserved_top);
+// replica's current content (read now): whole, or with `as_ranges` only
+// the ranges the record names, holes as holes (forward_content.hpp). A
+// noop when the replica no longer has what the record names.
+Result<std::vector<proto::Forward>> forwards_of(const journal::Record& r, int root_fd, const std::string& reserved_top,
+                                                bool as_ranges = false);
 
 }  // namespace iz::replicator

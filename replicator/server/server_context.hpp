@@ -40,6 +40,10 @@ struct SlotCounters {
     std::atomic<uint64_t> durable_lsn{0};
     std::atomic<uint64_t> records{0};      // LSNs whose operations were applied
     std::atomic<uint64_t> data_bytes{0};   // file data written (after decompression)
+    // Shared filesets: forward frames sent to this agent (header and body)
+    // and the records they carried.
+    std::atomic<uint64_t> forwarded_bytes{0};
+    std::atomic<uint64_t> forwarded_records{0};
     static constexpr size_t kOutcomes = 8;  // room for Outcome's values
     std::array<std::atomic<uint64_t>, kOutcomes> operations{};  // by Outcome
     uint64_t last_counted_lsn = 0;  // under FilesetSlot::mu
@@ -187,7 +191,14 @@ private:
     // Shared filesets (PROTOCOL.md "forwarding"): starts the thread that
     // sends this agent every record of the fileset journal after `cursor`
     // made by others.
-    void on_subscribe(const proto::Subscribe& m);
+    // `ranges` (SubscribeRanges, version 6): writes go as the ranges their
+    // records name, except those at or below its whole_through.
+    struct RangeForwards {
+        uint64_t whole_through = 0;
+    };
+    void on_subscribe(const proto::Subscribe& m, std::optional<RangeForwards> ranges = std::nullopt);
+    // Records the forwarding thread reads before it sends them.
+    static constexpr size_t kForwardBatch = 1024;
     // From the forwarding thread (any thread): queues an encoded forward.
     void post_forward(std::shared_ptr<std::string> frame);
     // Walked on another thread of the server, so that this connection goes

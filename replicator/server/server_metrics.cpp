@@ -49,6 +49,12 @@ std::string server_metrics(ServerContext& ctx) {
                   c.records.load(), labels);
         e.counter("iz_server_applied_data_bytes_total", "File data written into the replica since the server started.",
                   c.data_bytes.load(), labels);
+        e.counter("iz_server_forwarded_bytes_total",
+                  "Bytes of forward frames sent to the agent (shared filesets) since the server started.",
+                  c.forwarded_bytes.load(), labels);
+        e.counter("iz_server_forwarded_records_total",
+                  "Records of the fileset journal forwarded to the agent since the server started.",
+                  c.forwarded_records.load(), labels);
         for (size_t o = 0; o < SlotCounters::kOutcomes; ++o) {
             auto name = outcome_name(static_cast<Outcome>(o));
             if (name == "unknown") continue;

@@ -13,6 +13,7 @@
 #include "journal/reader.hpp"
 #include "replicator/fs/beneath.hpp"
 #include "replicator/wire/plaintext_bench.hpp"
+#include "forward_coalesce.hpp"
 #include "forwarded_dir_times.hpp"
 #include "server_context.hpp"
 
@@ -318,6 +319,8 @@ void Session::handle(std::string_view body) {
             else if (auto* t = std::get_if<proto::TreeRequest>(&*msg)) on_tree(*t);
             else if (auto* p = std::get_if<proto::Ping>(&*msg)) send(proto::Pong{p->id});
             else if (auto* sub = std::get_if<proto::Subscribe>(&*msg)) on_subscribe(*sub);
+            else if (auto* sr = std::get_if<proto::SubscribeRanges>(&*msg); sr && version_ >= proto::kRangeForwardsVersion)
+                on_subscribe(proto::Subscribe{sr->cursor}, RangeForwards{sr->whole_through});
             else if (auto* hr = std::get_if<proto::HeadRequest>(&*msg)) send(proto::HeadReply{hr->id, journal_->head()});
             else if (auto* rr = std::get_if<proto::RejectedReplay>(&*msg); rr && version_ >= proto::kRejectionsKeptVersion)
                 on_rejected_replay(*rr);
@@ -855,7 +858,7 @@ void Session::post_forward(std::shared_ptr<std::string> frame) {
 // strand; it never touches the connection's state. It ends when the
 // connection is released, or on an error, which drops the connection (the
 // agent subscribes again from its cursor).
-void Session::on_subscribe(const proto::Subscribe& m) {
+void Session::on_subscribe(const proto::Subscribe& m, std::optional<RangeForwards> ranges) {
     if (forward_ || subscribe_refused_) return drop("a second subscribe on one connection");
     if (access_ == Access::send_only) {
         // Refused, but the connection stays: what the agent queued behind
@@ -872,15 +875,17 @@ void Session::on_subscribe(const proto::Subscribe& m) {
         slot_->applier->share();
     }
     forward_ = std::make_shared<ForwardState>();
-    spdlog::info("{}: subscribed to fileset '{}' after server LSN {} (head {})", who(), fileset_, m.cursor,
-                 journal_->head());
+    spdlog::info("{}: subscribed to fileset '{}' after server LSN {} (head {}){}", who(), fileset_, m.cursor,
+                 journal_->head(),
+                 ranges ? fmt::format(", writes as ranges after server LSN {}", ranges->whole_through) : "");
     std::weak_ptr<Session> weak = shared_from_this();
     auto state = forward_;
     auto journal = journal_;
     std::string agent = agent_;
     std::string name = who();
     std::string host = ctx_.options.host_name;
-    std::thread([weak, state, journal, agent, name, host, cursor = m.cursor] {
+    std::shared_ptr<FilesetSlot> slot = slot_;
+    std::thread([weak, state, journal, slot, agent, name, host, cursor = m.cursor, ranges] {
         auto stop_with = [&](const std::string& why) {
             spdlog::error("{}: forwarding stopped: {}", name, why);
             if (auto s = weak.lock()) s->shutdown("forwarding failed: " + why);
@@ -894,6 +899,7 @@ void Session::on_subscribe(const proto::Subscribe& m) {
             uint64_t pos = cursor;  // every record through it is sent or skipped
             uint64_t told = cursor;  // the last LSN the subscriber was sent
             ForwardedDirTimes dir_times;
+            std::set<std::string> own_written;  // paths whose last write was the subscriber's own
             auto send = [&](const proto::Forward& f) -> bool {
                 auto frame = proto::encode_frame(f);
                 if (!frame) {
@@ -907,6 +913,7 @@ void Session::on_subscribe(const proto::Subscribe& m) {
                 auto s = weak.lock();
                 if (!s) return false;
                 state->queued += bytes->size();
+                slot->counters.forwarded_bytes.fetch_add(bytes->size(), std::memory_order_relaxed);
                 s->post_forward(std::move(bytes));
                 return true;
             };
@@ -915,25 +922,47 @@ void Session::on_subscribe(const proto::Subscribe& m) {
                 if (durable <= pos) continue;
                 if (auto ok = (*reader)->refresh(); !ok) return stop_with(ok.error().message);
                 if (auto ok = (*reader)->seek_lsn(pos + 1); !ok) return stop_with(ok.error().message);
+                // A batch at a time: repeated writes of one file in it go
+                // as one forward (forward_coalesce.hpp).
+                std::vector<journal::Record> batch;
+                bool cut = false;
                 while (!state->stop) {
                     auto rec = (*reader)->next();
                     if (!rec) return stop_with(rec.error().message);
                     if (!*rec || (*rec)->lsn > durable) break;
-                    const journal::Record& r = **rec;
+                    batch.push_back(std::move(**rec));
+                    if ((cut = batch.size() >= kForwardBatch)) break;
+                }
+                std::vector<bool> skip = ranges ? coalesce_writes(batch, agent, ranges->whole_through)
+                                                : std::vector<bool>(batch.size(), false);
+                for (size_t i = 0; i < batch.size() && !state->stop; ++i) {
+                    const journal::Record& r = batch[i];
                     // Never sent back where it came from; but a conflict
                     // is news to the agent that lost it too.
+                    if (r.origin == agent && r.op == journal::Op::write) own_written.insert(r.path);
                     if (r.origin == agent && r.op != journal::Op::conflict) {
                         dir_times.passed_over(r);
                         pos = r.lsn;
                         continue;
                     }
-                    auto parts = forwards_of(r, root.get(), journal->reserved_top());
+                    if (skip[i]) {  // a later forward of the batch carries it
+                        pos = r.lsn;
+                        continue;
+                    }
+                    // A file the subscriber wrote last is its own version,
+                    // not one its receiver left: ranges would make it ask
+                    // for the whole (a new connection); sent whole at once.
+                    bool own = r.op == journal::Op::write && own_written.erase(r.path) > 0;
+                    bool as_ranges = ranges && r.lsn > ranges->whole_through && !own;
+                    auto parts = forwards_of(r, root.get(), journal->reserved_top(), as_ranges);
                     if (!parts) return stop_with(parts.error().message);
                     for (auto& f : *parts)
                         if (!send(f)) return;
+                    slot->counters.forwarded_records.fetch_add(1, std::memory_order_relaxed);
                     dir_times.forwarded(r);
                     pos = told = r.lsn;
                 }
+                if (cut) continue;
                 // Caught up: the directories its own records changed after
                 // a forward set their times get the replica's times now.
                 for (auto& dir : dir_times.take_due()) {

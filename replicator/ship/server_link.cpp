@@ -303,7 +303,11 @@ void ServerLink::on_tls_up() {
                 // Send-receive: everything of the fileset after what was
                 // applied here comes back, from any other agent.
                 self->sink_->on_connected();
-                auto f = proto::encode_frame(proto::Subscribe{self->sink_->cursor()});
+                uint64_t cursor = self->sink_->cursor();
+                auto whole_through = self->sink_->ranges_whole_through();
+                auto f = whole_through && self->server_version_ >= proto::kRangeForwardsVersion
+                             ? proto::encode_frame(proto::SubscribeRanges{cursor, *whole_through})
+                             : proto::encode_frame(proto::Subscribe{cursor});
                 if (!f) return self->lost(f.error().message);
                 self->outbox_.push_back(std::make_shared<std::string>(std::move(*f)));
                 self->write_next();

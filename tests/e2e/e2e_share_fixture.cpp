@@ -82,7 +82,7 @@ void ShareFixture::SetUp() {
     link_ = must(VethLink::make(*agents_ns_, *server_ns_, 1));
     key_ = make_key(keys_);
     server_ = std::make_unique<ServerHost>(*server_ns_, link_->address_b(), key_, tag_ + "-srv");
-    server_->start();
+    server_->start(server_args());
     a_ = std::make_unique<AgentHost>(*agents_ns_, key_, tag_ + "-a");
     b_ = std::make_unique<AgentHost>(*agents_ns_, key_, tag_ + "-b");
 }

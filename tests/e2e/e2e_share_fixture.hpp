@@ -41,6 +41,8 @@ protected:
 
     void SetUp() override;
     void TearDown() override;
+    // More izreplicate options for the server SetUp starts (--metrics, ...).
+    virtual std::vector<std::string> server_args() const { return {}; }
 
     // izwatch start on `agent` in the shared fileset, as agent `id`.
     void start(AgentHost& agent, const std::string& id, const std::string& mode = "send-receive");

@@ -80,7 +80,7 @@ TEST(ProtocolCompat, AnAgentOfVersion4IsServedVersion4AndTheOldRejected) {
 
 TEST(ProtocolCompat, ARangeWithoutTheServersVersionsIsRefusedNamingBothAndOthersAreServed) {
     ServerHarness server;
-    for (auto [lo, hi] : {std::pair<uint16_t, uint16_t>{6, 9}, {1, 3}}) {
+    for (auto [lo, hi] : {std::pair<uint16_t, uint16_t>{7, 9}, {1, 3}}) {
         auto c = server.connect();
         auto w = c.handshake(server.key, "agent-x", "fs1", lo, hi);
         ASSERT_FALSE(w);
@@ -165,7 +165,35 @@ TEST(ProtocolCompat, AnAgentOfVersion5ShipsToAServerOfVersion4) {
     ASSERT_TRUE((*writer)->close());
 }
 
-// Against a server of this build the agent's status names version 5.
+// Forwards as ranges (version 6) are asked for with subscribe_ranges, which
+// a connection of version 5 may not send (a server of 5 would end it at the
+// frame's type): this server ends it as unexpected too, and takes it at 6.
+TEST(ProtocolCompat, SubscribeRangesNeedsVersion6) {
+    ServerHarness server;
+    fs::create_directories(server.fileset_root("fs1"));
+    for (uint16_t version : {uint16_t{5}, proto::kRangeForwardsVersion}) {
+        auto c = server.connect();
+        uint16_t chosen = 0;
+        auto agent = fmt::format("agent-v{}", version);
+        ASSERT_TRUE(c.handshake(server.key, agent, "fs1", proto::kMinVersion, version, &chosen)) << server.all_logs();
+        EXPECT_EQ(chosen, version);
+        ASSERT_TRUE(c.send(proto::SubscribeRanges{0, 0}));
+        if (version < proto::kRangeForwardsVersion) {
+            EXPECT_TRUE(c.wait_closed(5s)) << server.all_logs();
+            EXPECT_TRUE(server.eventually_logged("unexpected subscribe_ranges frame")) << server.all_logs();
+            continue;
+        }
+        EXPECT_TRUE(server.eventually_logged("writes as ranges after server LSN 0")) << server.all_logs();
+        ASSERT_TRUE(c.send(proto::HeadRequest{1}));
+        for (;;) {
+            auto m = c.receive(10s);
+            ASSERT_TRUE(m) << m.error().message << server.all_logs();
+            if (std::holds_alternative<proto::HeadReply>(*m)) break;
+        }
+    }
+}
+
+// Against a server of this build the agent's status names the version chosen.
 TEST(ProtocolCompat, TheStatusNamesTheVersionChosen) {
     ServerHarness server;
     auto so = shipper_options_for(server, "agent-a");

@@ -162,6 +162,40 @@ TEST(ProtocolDoc, TheForwardingExchangeDecodes) {
     }
 }
 
+TEST(ProtocolDoc, TheForwardAsRangesDecodes) {
+    std::vector<std::string> raw;
+    auto msgs = frames_of(test::doc_hex(kDoc, "protocol-forward-ranges"), raw);
+    ASSERT_EQ(msgs.size(), 3u);
+    auto* sub = std::get_if<SubscribeRanges>(&msgs[0]);
+    auto* begin = std::get_if<Forward>(&msgs[1]);
+    auto* end = std::get_if<Forward>(&msgs[2]);
+    ASSERT_TRUE(sub && begin && end);
+    EXPECT_EQ(sub->cursor, 7u);
+    EXPECT_EQ(sub->whole_through, 0u);
+    EXPECT_EQ(begin->origin, "desk");
+    EXPECT_EQ(begin->origin_lsn, 14u);
+    EXPECT_EQ(begin->op.lsn, 9u);
+    EXPECT_EQ(begin->op.kind, OpKind::content_begin);
+    EXPECT_EQ(begin->op.base, ContentBase::existing);
+    EXPECT_EQ(begin->op.mode, 0100644u);
+    ASSERT_EQ(begin->op.extents.size(), 1u);
+    EXPECT_EQ(begin->op.extents[0].offset, 65536u);
+    EXPECT_EQ(begin->op.extents[0].bytes, "hi");
+    ASSERT_EQ(begin->op.holes.size(), 1u);
+    EXPECT_EQ(begin->op.holes[0].offset, 65538u);
+    EXPECT_EQ(begin->op.holes[0].length, 65534u);
+    EXPECT_TRUE(begin->op.more);
+    EXPECT_EQ(end->op.kind, OpKind::content_end);
+    EXPECT_EQ(end->op.size, uint64_t{64} << 20);
+    EXPECT_EQ(end->op.uid, 1000u);
+    EXPECT_FALSE(end->op.more);
+    for (size_t i = 0; i < msgs.size(); ++i) {
+        auto again = encode_frame(msgs[i]);
+        ASSERT_TRUE(again);
+        EXPECT_EQ(*again, raw[i]) << msg_type_name(type_of(msgs[i]));
+    }
+}
+
 TEST(ProtocolDoc, TheSubscribeRefusalDecodes) {
     std::vector<std::string> raw;
     auto msgs = frames_of(test::doc_hex(kDoc, "protocol-subscribe-refused"), raw);

@@ -59,6 +59,7 @@ auto view(const SubscribeRefused& m) { return std::tie(m.fileset, m.message); }
 auto view(const RejectedReplay& m) { return std::tie(m.id); }
 auto view(const RejectedReplayed& m) { return std::tie(m.id, m.count); }
 auto view(const RejectedKept& m) { return std::tie(m.lsn, m.path); }
+auto view(const SubscribeRanges& m) { return std::tie(m.cursor, m.whole_through); }
 bool same(const Forward& a, const Forward& b) {
     return std::tie(a.origin, a.origin_lsn) == std::tie(b.origin, b.origin_lsn) && same(a.op, b.op);
 }
@@ -144,12 +145,12 @@ TEST(ProtocolHeader, BadMagicRefused) {
 }
 
 TEST(ProtocolHeader, UnknownTypesRefused) {
-    for (uint16_t t : {uint16_t{0}, uint16_t{25}, uint16_t{0x0100}, uint16_t{0xffff}}) {
+    for (uint16_t t : {uint16_t{0}, uint16_t{26}, uint16_t{0x0100}, uint16_t{0xffff}}) {
         auto h = parse_header(header_bytes(kMagic, t, 0, 10));
         ASSERT_FALSE(h) << t;
         EXPECT_NE(h.error().message.find("type"), std::string::npos) << h.error().message;
     }
-    for (uint16_t t = 1; t <= 24; ++t) EXPECT_TRUE(parse_header(header_bytes(kMagic, t, 0, 0))) << t;
+    for (uint16_t t = 1; t <= 25; ++t) EXPECT_TRUE(parse_header(header_bytes(kMagic, t, 0, 0))) << t;
 }
 
 TEST(ProtocolHeader, NonzeroFlagsRefused) {

@@ -63,6 +63,7 @@ inline std::vector<replicator::proto::Message> sample_messages() {
         p::RejectedReplay{.id = 16},
         p::RejectedReplayed{.id = 16, .count = 2},
         p::RejectedKept{.lsn = 9, .path = "a/b"},
+        p::SubscribeRanges{.cursor = 4242, .whole_through = 4300},
     };
 }
 

@@ -148,6 +148,15 @@ public:
     // and on an agent by holding a forward back until its own change of
     // the path is acknowledged (agent/receiver.hpp).
     virtual void share() = 0;
+    // Whether the regular file at `path` is exactly what this applier last
+    // left there (the inode, size and mtime its file memory holds): content
+    // patched over it (base existing) then starts from the version the
+    // sender's ranges were made against. False for a file changed since by
+    // anyone else, one it never wrote, and one that is missing.
+    virtual bool left_unchanged(const std::string& path) = 0;
+    // Forgets what it left at `path` (and beneath): left_unchanged() is
+    // false there until it writes the file again.
+    virtual void disown(const std::string& path) = 0;
 };
 
 }  // namespace iz::replicator

@@ -52,6 +52,11 @@ public:
     virtual void on_connected() = 0;
     // Network thread: queue it, do not apply it here (acks wait meanwhile).
     virtual void on_forward(proto::Forward f) = 0;
+    // Whether writes may come as ranges (SubscribeRanges, a server of
+    // version 6): then the LSN through which every write must come whole
+    // (0: none). nullopt: whole content only (a plain Subscribe). Called
+    // after cursor().
+    virtual std::optional<uint64_t> ranges_whole_through() { return std::nullopt; }
 };
 
 struct ShipperOptions {

@@ -44,11 +44,18 @@ inline constexpr uint32_t kMagic = 0x495A5250;  // "IZRP"
 // peer that chose 5). A server of 5 still speaks 4: it picks the highest
 // version both ends speak, and a version 4 agent never sees them. An agent
 // of 5 offers 4..5 and sends them only to a server that chose 5.
-inline constexpr uint16_t kVersion = 5;
+// 6: forwards of writes as ranges (SubscribeRanges, sent only to a server
+// that chose 6: the agent takes a write as the changed ranges and holes
+// patched over its copy, and asks for whole content where its copy is not
+// the one they patch). A server of 6 still forwards whole content to a
+// plain Subscribe, so agents of 4 and 5 are served as before.
+inline constexpr uint16_t kVersion = 6;
 // The oldest version this build still speaks.
 inline constexpr uint16_t kMinVersion = 4;
 // From this version on, the server keeps rejections for the agent.
 inline constexpr uint16_t kRejectionsKeptVersion = 5;
+// From this version on, an agent may subscribe to forwards as ranges.
+inline constexpr uint16_t kRangeForwardsVersion = 6;
 inline constexpr size_t kHeaderBytes = 12;
 // Hard ceiling on one frame's body: the shipper splits data to stay under it.
 inline constexpr uint32_t kMaxFrameBody = 16u << 20;
@@ -86,6 +93,7 @@ enum class MsgType : uint16_t {
     rejected_replay = 22,
     rejected_replayed = 23,
     rejected_kept = 24,
+    subscribe_ranges = 25,
 };
 
 std::string_view msg_type_name(MsgType t);
@@ -364,6 +372,19 @@ struct SubscribeRefused {
     std::string message;
 };
 
+// Version 6, instead of Subscribe: the same, and a write may come as the
+// ranges its record changed (content_begin with base `existing`, the data
+// of those ranges as extents and their holes as holes, content_end with the
+// final size and attributes), read from the server's copy when sent. The
+// agent patches its copy with them only where that copy is exactly what
+// forwards left there; where it is not (a local change, a file it never
+// received), it connects anew and sends `whole_through` = that record's
+// LSN: every write through it comes as whole content.
+struct SubscribeRanges {
+    uint64_t cursor = 0;
+    uint64_t whole_through = 0;
+};
+
 // ---- rejections the server keeps (version 5) -----------------------------
 
 // The server keeps every rejection it told a version 5 agent (per agent and
@@ -391,7 +412,7 @@ struct RejectedKept {
 using Message = std::variant<Hello, Challenge, Auth, Welcome, ErrorMsg, OpMsg, Commit, Ack, HashRequest,
                              HashReply, ConflictMsg, Ping, Pong, RejectedMsg, TreeRequest, TreeReply, Subscribe,
                              Forward, HeadRequest, HeadReply, SubscribeRefused, RejectedReplay, RejectedReplayed,
-                             RejectedKept>;
+                             RejectedKept, SubscribeRanges>;
 
 MsgType type_of(const Message& m);
 // type_of counts on it: the variant lists the messages in MsgType's order.
@@ -403,6 +424,8 @@ static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MsgT
                              SubscribeRefused>);
 static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MsgType::rejected_kept) - 1, Message>,
                              RejectedKept>);
+static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MsgType::subscribe_ranges) - 1, Message>,
+                             SubscribeRanges>);
 
 // Header + body, ready to send. Fails only if the body exceeds kMaxFrameBody.
 Result<std::string> encode_frame(const Message& m);
