@@ -201,7 +201,8 @@ void Session::recheck() {
                                               self->fileset_, self->peer_identity_);
                 spdlog::warn("{}: forwarding stopped: {}", self->who(), why);
                 self->send(proto::SubscribeRefused{self->fileset_, why});
-            }
+            } else if (access != Access::send_only && access != self->access_ && self->subscribe_refused_)
+                self->allow_subscribe_again(access);
             if (access != self->access_)
                 spdlog::info("{}: access to fileset '{}' is now {}", self->who(), self->fileset_, access_name(access));
             if (access == Access::receive_only && self->access_ != Access::receive_only && self->slot_) {
@@ -843,6 +844,27 @@ void Session::post_forward(std::shared_ptr<std::string> frame) {
         self->outbox_.push_back(frame);
         self->write_next();
     });
+}
+
+// The server tells the refused agent, rather than the agent asking again
+// now and then: only the server knows when its rules change, so the
+// forwards resume at once and nothing polls; and a second subscribe ends
+// the connection of a server older than version 6, which a retrying agent
+// would have to guard against anyway. An agent of 5 is told nothing (type
+// 25 would end its connection): it receives again at its next connection,
+// as before.
+void Session::allow_subscribe_again(Access access) {
+    if (version_ < proto::kResubscribeVersion) {
+        spdlog::info("{}: fileset '{}' is {} for {} again; an agent of protocol version {} subscribes again only "
+                     "when it reconnects",
+                     who(), fileset_, access_name(access), peer_identity_, version_);
+        return;
+    }
+    subscribe_refused_ = false;  // one subscribe more is welcome
+    std::string why = fmt::format("fileset '{}' is {} for {} again: subscribe to receive it", fileset_,
+                                  access_name(access), peer_identity_);
+    spdlog::info("{}: subscribing allowed: {}", who(), why);
+    send(proto::SubscribeAllowed{fileset_, why});
 }
 
 // The forwarding thread reads the fileset journal (a reader of its own,

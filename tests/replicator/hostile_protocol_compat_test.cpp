@@ -165,7 +165,7 @@ TEST(ProtocolCompat, AnAgentOfVersion5ShipsToAServerOfVersion4) {
     ASSERT_TRUE((*writer)->close());
 }
 
-// Against a server of this build the agent's status names version 5.
+// Against a server of this build the agent's status names its version.
 TEST(ProtocolCompat, TheStatusNamesTheVersionChosen) {
     ServerHarness server;
     auto so = shipper_options_for(server, "agent-a");

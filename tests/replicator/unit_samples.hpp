@@ -63,6 +63,7 @@ inline std::vector<replicator::proto::Message> sample_messages() {
         p::RejectedReplay{.id = 16},
         p::RejectedReplayed{.id = 16, .count = 2},
         p::RejectedKept{.lsn = 9, .path = "a/b"},
+        p::SubscribeAllowed{.fileset = "docs", .message = "fileset 'docs' is read-write for agent laptop again"},
     };
 }
 

@@ -44,11 +44,17 @@ inline constexpr uint32_t kMagic = 0x495A5250;  // "IZRP"
 // peer that chose 5). A server of 5 still speaks 4: it picks the highest
 // version both ends speak, and a version 4 agent never sees them. An agent
 // of 5 offers 4..5 and sends them only to a server that chose 5.
-inline constexpr uint16_t kVersion = 5;
+// 6: SubscribeAllowed, a refused subscriber may subscribe again on the live
+// connection (sent only to a peer that chose 6: an agent of 5 would end the
+// connection at its unknown type, and then reconnect, as it must anyway).
+inline constexpr uint16_t kVersion = 6;
 // The oldest version this build still speaks.
 inline constexpr uint16_t kMinVersion = 4;
 // From this version on, the server keeps rejections for the agent.
 inline constexpr uint16_t kRejectionsKeptVersion = 5;
+// From this version on, the server tells a refused subscriber when it may
+// subscribe again.
+inline constexpr uint16_t kResubscribeVersion = 6;
 inline constexpr size_t kHeaderBytes = 12;
 // Hard ceiling on one frame's body: the shipper splits data to stay under it.
 inline constexpr uint32_t kMaxFrameBody = 16u << 20;
@@ -86,6 +92,7 @@ enum class MsgType : uint16_t {
     rejected_replay = 22,
     rejected_replayed = 23,
     rejected_kept = 24,
+    subscribe_allowed = 25,
 };
 
 std::string_view msg_type_name(MsgType t);
@@ -388,10 +395,21 @@ struct RejectedKept {
     std::string path;
 };
 
+// ---- subscribing again (version 6) ---------------------------------------
+
+// A reload of the access rules lets an agent whose subscribe was refused on
+// this connection (SubscribeRefused) receive the fileset again: it may send
+// one Subscribe more, from its cursor. The server sends it at most once per
+// refusal, and only to a peer that chose version 6.
+struct SubscribeAllowed {
+    std::string fileset;
+    std::string message;
+};
+
 using Message = std::variant<Hello, Challenge, Auth, Welcome, ErrorMsg, OpMsg, Commit, Ack, HashRequest,
                              HashReply, ConflictMsg, Ping, Pong, RejectedMsg, TreeRequest, TreeReply, Subscribe,
                              Forward, HeadRequest, HeadReply, SubscribeRefused, RejectedReplay, RejectedReplayed,
-                             RejectedKept>;
+                             RejectedKept, SubscribeAllowed>;
 
 MsgType type_of(const Message& m);
 // type_of counts on it: the variant lists the messages in MsgType's order.
@@ -403,6 +421,8 @@ static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MsgT
                              SubscribeRefused>);
 static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MsgType::rejected_kept) - 1, Message>,
                              RejectedKept>);
+static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MsgType::subscribe_allowed) - 1, Message>,
+                             SubscribeAllowed>);
 
 // Header + body, ready to send. Fails only if the body exceeds kMaxFrameBody.
 Result<std::string> encode_frame(const Message& m);
