@@ -192,7 +192,7 @@ private:
     // is what the agent has now): a peer of version 6 is told so.
     void allow_subscribe_again(Access access);
     // From the forwarding thread (any thread): queues an encoded forward.
-    void post_forward(std::shared_ptr<std::string> frame);
+    void post_forward(const std::shared_ptr<ForwardState>& from, std::shared_ptr<std::string> frame);
     // Walked on another thread of the server, so that this connection goes
     // on answering pings (and applying) while the replica is hashed.
     void on_tree(const proto::TreeRequest& m);

@@ -835,12 +835,13 @@ void Session::close_socket() {
 
 namespace iz::replicator {
 
-void Session::post_forward(std::shared_ptr<std::string> frame) {
+void Session::post_forward(const std::shared_ptr<ForwardState>& from, std::shared_ptr<std::string> frame) {
     auto self = shared_from_this();
-    asio::post(strand_, [self, frame = std::move(frame)] {
+    asio::post(strand_, [self, from, frame = std::move(frame)] {
         // Posted before the forwards stopped (recheck): none may follow the
-        // subscribe_refused that ended them.
-        if (self->state_ != State::ready || !self->forward_ || self->forward_->stop) return;
+        // subscribe_refused that ended them, nor join the forwards of a
+        // subscribe allowed again since.
+        if (self->state_ != State::ready || self->forward_ != from || from->stop) return;
         self->outbox_.push_back(frame);
         self->write_next();
     });
@@ -924,7 +925,7 @@ void Session::on_subscribe(const proto::Subscribe& m) {
                 auto s = weak.lock();
                 if (!s) return false;
                 state->queued += bytes->size();
-                s->post_forward(std::move(bytes));
+                s->post_forward(state, std::move(bytes));
                 return true;
             };
             while (!state->stop) {
