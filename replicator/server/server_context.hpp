@@ -199,8 +199,11 @@ private:
     void on_subscribe(const proto::Subscribe& m, std::optional<RangeForwards> ranges = std::nullopt);
     // Records the forwarding thread reads before it sends them.
     static constexpr size_t kForwardBatch = 1024;
+    // A reload lifted the refusal of this connection's subscribe (`access`
+    // is what the agent has now): a peer of version 6 is told so.
+    void allow_subscribe_again(Access access);
     // From the forwarding thread (any thread): queues an encoded forward.
-    void post_forward(std::shared_ptr<std::string> frame);
+    void post_forward(const std::shared_ptr<ForwardState>& from, std::shared_ptr<std::string> frame);
     // Walked on another thread of the server, so that this connection goes
     // on answering pings (and applying) while the replica is hashed.
     void on_tree(const proto::TreeRequest& m);
@@ -260,7 +263,7 @@ private:
     std::shared_ptr<FilesetSlot> slot_;
     std::shared_ptr<FilesetJournal> journal_;
     std::shared_ptr<ForwardState> forward_;
-    bool subscribe_refused_ = false;  // a subscribe was answered with subscribe_refused
+    bool subscribe_refused_ = false;  // answered with subscribe_refused (and no subscribe_allowed since)
 };
 
 }  // namespace iz::replicator

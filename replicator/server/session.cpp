@@ -202,7 +202,8 @@ void Session::recheck() {
                                               self->fileset_, self->peer_identity_);
                 spdlog::warn("{}: forwarding stopped: {}", self->who(), why);
                 self->send(proto::SubscribeRefused{self->fileset_, why});
-            }
+            } else if (access != Access::send_only && access != self->access_ && self->subscribe_refused_)
+                self->allow_subscribe_again(access);
             if (access != self->access_)
                 spdlog::info("{}: access to fileset '{}' is now {}", self->who(), self->fileset_, access_name(access));
             if (access == Access::receive_only && self->access_ != Access::receive_only && self->slot_) {
@@ -842,15 +843,37 @@ void Session::close_socket() {
 
 namespace iz::replicator {
 
-void Session::post_forward(std::shared_ptr<std::string> frame) {
+void Session::post_forward(const std::shared_ptr<ForwardState>& from, std::shared_ptr<std::string> frame) {
     auto self = shared_from_this();
-    asio::post(strand_, [self, frame = std::move(frame)] {
+    asio::post(strand_, [self, from, frame = std::move(frame)] {
         // Posted before the forwards stopped (recheck): none may follow the
-        // subscribe_refused that ended them.
-        if (self->state_ != State::ready || !self->forward_ || self->forward_->stop) return;
+        // subscribe_refused that ended them, nor join the forwards of a
+        // subscribe allowed again since.
+        if (self->state_ != State::ready || self->forward_ != from || from->stop) return;
         self->outbox_.push_back(frame);
         self->write_next();
     });
+}
+
+// The server tells the refused agent, rather than the agent asking again
+// now and then: only the server knows when its rules change, so the
+// forwards resume at once and nothing polls; and a second subscribe ends
+// the connection of a server older than version 6, which a retrying agent
+// would have to guard against anyway. An agent of 5 is told nothing (type
+// 25 would end its connection): it receives again at its next connection,
+// as before.
+void Session::allow_subscribe_again(Access access) {
+    if (version_ < proto::kResubscribeVersion) {
+        spdlog::info("{}: fileset '{}' is {} for {} again; an agent of protocol version {} subscribes again only "
+                     "when it reconnects",
+                     who(), fileset_, access_name(access), peer_identity_, version_);
+        return;
+    }
+    subscribe_refused_ = false;  // one subscribe more is welcome
+    std::string why = fmt::format("fileset '{}' is {} for {} again: subscribe to receive it", fileset_,
+                                  access_name(access), peer_identity_);
+    spdlog::info("{}: subscribing allowed: {}", who(), why);
+    send(proto::SubscribeAllowed{fileset_, why});
 }
 
 // The forwarding thread reads the fileset journal (a reader of its own,
@@ -914,7 +937,7 @@ void Session::on_subscribe(const proto::Subscribe& m, std::optional<RangeForward
                 if (!s) return false;
                 state->queued += bytes->size();
                 slot->counters.forwarded_bytes.fetch_add(bytes->size(), std::memory_order_relaxed);
-                s->post_forward(std::move(bytes));
+                s->post_forward(state, std::move(bytes));
                 return true;
             };
             while (!state->stop) {

@@ -299,24 +299,30 @@ void ServerLink::on_tls_up() {
                 self->write_next();
             }
             self->cv_.notify_all();
-            if (self->sink_) {
-                // Send-receive: everything of the fileset after what was
-                // applied here comes back, from any other agent.
-                self->sink_->on_connected();
-                uint64_t cursor = self->sink_->cursor();
-                auto whole_through = self->sink_->ranges_whole_through();
-                auto f = whole_through && self->server_version_ >= proto::kRangeForwardsVersion
-                             ? proto::encode_frame(proto::SubscribeRanges{cursor, *whole_through})
-                             : proto::encode_frame(proto::Subscribe{cursor});
-                if (!f) return self->lost(f.error().message);
-                self->outbox_.push_back(std::make_shared<std::string>(std::move(*f)));
-                self->write_next();
-            }
+            // Send-receive: everything of the fileset after what was
+            // applied here comes back, from any other agent.
+            if (self->sink_ && !self->subscribe()) return;
             if (self->on_ack_) self->on_ack_();
             self->tick();
             self->read_frame([self](proto::Message m3) { self->handle(std::move(m3)); });
         });
     });
+}
+
+bool ServerLink::subscribe() {
+    sink_->on_connected();
+    uint64_t cursor = sink_->cursor();
+    auto whole_through = sink_->ranges_whole_through();
+    auto f = whole_through && server_version_ >= proto::kRangeForwardsVersion
+                 ? proto::encode_frame(proto::SubscribeRanges{cursor, *whole_through})
+                 : proto::encode_frame(proto::Subscribe{cursor});
+    if (!f) {
+        lost(f.error().message);
+        return false;
+    }
+    outbox_.push_back(std::make_shared<std::string>(std::move(*f)));
+    write_next();
+    return true;
 }
 
 void ServerLink::read_frame(std::function<void(proto::Message)> then) {
@@ -444,6 +450,18 @@ void ServerLink::handle(proto::Message m) {
         // It may end forwards already begun (the access rules changed): a
         // record received in part is void, as at a new connection.
         if (sink_) sink_->on_connected();
+        cv_.notify_all();
+    } else if (auto* yes = std::get_if<proto::SubscribeAllowed>(&m)) {
+        // The refusal is lifted (the access rules changed): subscribing
+        // again from the cursor brings what was missed meanwhile.
+        if (!sink_) return lost("the server allowed a subscribe, but this agent does not receive");
+        {
+            std::lock_guard lock(mu_);
+            subscribe_refused_.clear();
+            refusal_logged_.clear();
+        }
+        spdlog::info("server {}: {}; subscribing again", name_, yes->message);
+        if (!subscribe()) return;
         cv_.notify_all();
     } else if (std::holds_alternative<proto::Pong>(m)) {
         ping_outstanding_ = false;

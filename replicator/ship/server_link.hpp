@@ -128,6 +128,9 @@ private:
     void on_tls_up();
     void read_frame(std::function<void(proto::Message)> then);
     void handle(proto::Message m);
+    // Subscribes from the sink's cursor (at a connection, or when the
+    // server allows it again); false if the connection was lost.
+    bool subscribe();
     void write_next();
     void tick();
     void lost(const std::string& why);  // network thread

@@ -64,6 +64,7 @@ auto members(SubscribeRefused& m) { return std::tie(m.fileset, m.message); }
 auto members(RejectedReplayed& m) { return std::tie(m.id, m.count); }
 auto members(RejectedKept& m) { return std::tie(m.lsn, m.path); }
 auto members(SubscribeRanges& m) { return std::tie(m.cursor, m.whole_through); }
+auto members(SubscribeAllowed& m) { return std::tie(m.fileset, m.message); }
 
 template <class Archive, class M>
     requires requires(M& m) { members(m); }
@@ -194,6 +195,7 @@ std::string_view msg_type_name(MsgType t) {
         case MsgType::rejected_replayed: return "rejected_replayed";
         case MsgType::rejected_kept: return "rejected_kept";
         case MsgType::subscribe_ranges: return "subscribe_ranges";
+        case MsgType::subscribe_allowed: return "subscribe_allowed";
     }
     return "unknown";
 }
@@ -233,7 +235,7 @@ Result<FrameHeader> parse_header(std::string_view b) {
     h.flags = static_cast<uint16_t>(u8(6) << 8 | u8(7));
     h.length = u8(8) << 24 | u8(9) << 16 | u8(10) << 8 | u8(11);
     if (h.magic != kMagic) return fail(make_error(fmt::format("bad frame magic 0x{:08x}", h.magic)));
-    if (type < static_cast<uint16_t>(MsgType::hello) || type > static_cast<uint16_t>(MsgType::subscribe_ranges))
+    if (type < static_cast<uint16_t>(MsgType::hello) || type > static_cast<uint16_t>(MsgType::subscribe_allowed))
         return fail(make_error(fmt::format("unknown frame type {}", type)));
     h.type = static_cast<MsgType>(type);
     if (h.flags != 0) return fail(make_error(fmt::format("unsupported frame flags 0x{:04x}", h.flags)));
@@ -337,6 +339,7 @@ Result<Message> decode_body(MsgType type, std::string_view body) {
         case MsgType::rejected_replayed: r = decode_as<RejectedReplayed>(body); break;
         case MsgType::rejected_kept: r = decode_as<RejectedKept>(body); break;
         case MsgType::subscribe_ranges: r = decode_as<SubscribeRanges>(body); break;
+        case MsgType::subscribe_allowed: r = decode_as<SubscribeAllowed>(body); break;
     }
     if (!r) return fail(make_error(fmt::format("{} frame: {}", msg_type_name(type), r.error().message)));
     return r;

@@ -84,6 +84,43 @@ protected:
 
     static nlohmann::json server_of(AgentHost& a) { return a.status()["servers"][0]; }
 
+    // The agents file: writer read-write, feeder as told (both on keys).
+    void feeder_rules(const char* feeder_access) {
+        write_file(agents_file(), fmt::format("agent writer {}\nagent feeder {}\n"
+                                              "access writer team read-write\naccess feeder team {}\n",
+                                              key_name(key_), key_name(feeder_key()), feeder_access));
+    }
+    fs::path agents_file() const { return keys_.path() / "agents.conf"; }
+    fs::path feeder_key() const { return keys_.path() / "feeder.key"; }
+
+    // The server with writer and feeder read-write, both sharing in
+    // send-receive mode, the feeder subscribed (it received the writer's
+    // first file).
+    std::pair<AgentHost&, AgentHost&> writer_and_subscribed_feeder() {
+        auto r = run_process({bin_path("izreplicate").string(), "keygen", feeder_key().string()});
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+        feeder_rules("read-write");
+        server_->start({"--key", feeder_key().string(), "--agents", agents_file().string()});
+        auto& writer = share("writer", key_);
+        auto& feeder = share("feeder", feeder_key());
+        write_file(writer.dir() / "from-writer", "for everyone\n");
+        auto s = writer.sync(60);
+        EXPECT_EQ(s.exit_code, 0) << s.err;
+        EXPECT_TRUE(eventually([&] { return fs::exists(feeder.dir() / "from-writer"); }, 30s)) << feeder.status().dump();
+        EXPECT_TRUE(server_of(feeder).value("connected", false)) << feeder.status().dump();
+        return {writer, feeder};
+    }
+
+    // A reload makes the feeder send-only; it learns so on its connection.
+    void make_feeder_send_only(AgentHost& feeder) {
+        feeder_rules("send-only");
+        server_->reload();
+        EXPECT_TRUE(eventually([&] {
+            return server_of(feeder).value("receive_error", "").find("fileset 'team' is now send-only for shared key "
+                                                                     "'iz-psk1-") != std::string::npos;
+        }, 20s)) << feeder.status().dump();
+    }
+
     TempDir keys_{"e2e-access-key"};
     fs::path key_;
     std::unique_ptr<Netns> agents_ns_, server_ns_;
@@ -239,39 +276,14 @@ TEST_F(Access, ASendOnlyAgentInSendReceiveModeStillSends) {
 // dropped ("is now send-only"), and the agent reconnected into a refused
 // subscribe, losing what it had queued on the way.
 TEST_F(Access, AReloadThatMakesASubscriberSendOnlyKeepsItsConnection) {
-    TempDir more("e2e-access-feeder");
-    auto feeder_key = more.path() / "key";
-    auto r = run_process({bin_path("izreplicate").string(), "keygen", feeder_key.string()});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    auto file = keys_.path() / "agents.conf";
-    auto rules = [&](const char* feeder_access) {
-        write_file(file, fmt::format("agent writer {}\nagent feeder {}\n"
-                                     "access writer team read-write\naccess feeder team {}\n",
-                                     key_name(key_), key_name(feeder_key), feeder_access));
-    };
-    rules("read-write");
-    server_->start({"--key", feeder_key.string(), "--agents", file.string()});
-
-    auto& writer = share("writer", key_);
-    auto& feeder = share("feeder", feeder_key);
-    write_file(writer.dir() / "from-writer", "for everyone\n");
-    auto s = writer.sync(60);
-    ASSERT_EQ(s.exit_code, 0) << s.err;
-    ASSERT_TRUE(eventually([&] { return fs::exists(feeder.dir() / "from-writer"); }, 30s)) << feeder.status().dump();
-    ASSERT_TRUE(server_of(feeder).value("connected", false)) << feeder.status().dump();
+    auto [writer, feeder] = writer_and_subscribed_feeder();
     auto reconnects = server_of(feeder).value("reconnects", uint64_t{99});
-
-    rules("send-only");
-    server_->reload();
-    ASSERT_TRUE(eventually([&] {
-        return server_of(feeder).value("receive_error", "").find("fileset 'team' is now send-only for shared key "
-                                                                 "'iz-psk1-") != std::string::npos;
-    }, 20s)) << feeder.status().dump();
+    make_feeder_send_only(feeder);
 
     // It goes on shipping over the same connection; nothing comes back.
     write_file(feeder.dir() / "after-reload", "still shipped\n");
     write_file(writer.dir() / "not-for-the-feeder", "kept from it\n");
-    s = writer.sync(60);
+    auto s = writer.sync(60);
     ASSERT_EQ(s.exit_code, 0) << s.err;
     EXPECT_TRUE(eventually([&] { return fs::exists(server_->replica(kFileset) / "after-reload"); }, 30s))
         << feeder.status().dump();
@@ -286,6 +298,54 @@ TEST_F(Access, AReloadThatMakesASubscriberSendOnlyKeepsItsConnection) {
     EXPECT_EQ(srv.value("server_errors", uint64_t{99}), 0u) << srv.dump();
     EXPECT_EQ(count(server_->log(), "dropping connection"), 0u) << tail(server_->log());
     EXPECT_EQ(count(server_->log(), "forwarding stopped: fileset 'team' is now send-only"), 1u) << tail(server_->log());
+}
+
+// A later reload that makes the feeder read-write again: the server says so
+// on the live connection (subscribe_allowed), the feeder subscribes again
+// from its cursor and receives everything the writer did while it was
+// refused, without reconnecting. It used to receive nothing until its next
+// connection, and its syncs failed until then.
+TEST_F(Access, AReloadThatMakesItReadWriteAgainResumesItsForwards) {
+    auto [writer, feeder] = writer_and_subscribed_feeder();
+    write_file(writer.dir() / "to-remove", "gone while refused\n");
+    ASSERT_EQ(writer.sync(60).exit_code, 0);
+    ASSERT_TRUE(eventually([&] { return fs::exists(feeder.dir() / "to-remove"); }, 30s)) << feeder.status().dump();
+    auto reconnects = server_of(feeder).value("reconnects", uint64_t{99});
+    make_feeder_send_only(feeder);
+
+    // While refused: the writer changes, adds and removes; the feeder ships.
+    write_file(writer.dir() / "from-writer", "changed while refused\n");
+    fs::create_directory(writer.dir() / "made-while-refused");
+    write_file(writer.dir() / "made-while-refused" / "inside", "new while refused\n");
+    fs::remove(writer.dir() / "to-remove");
+    write_file(feeder.dir() / "from-feeder", "shipped while refused\n");
+    auto s = writer.sync(60);
+    ASSERT_EQ(s.exit_code, 0) << s.err;
+    ASSERT_TRUE(eventually([&] { return fs::exists(server_->replica(kFileset) / "from-feeder"); }, 30s))
+        << feeder.status().dump();
+    EXPECT_FALSE(fs::exists(feeder.dir() / "made-while-refused"));
+
+    feeder_rules("read-write");
+    server_->reload();
+    ASSERT_TRUE(eventually([&] { return server_of(feeder).value("receive_error", "x").empty(); }, 20s))
+        << feeder.status().dump();
+    s = feeder.sync(60);
+    EXPECT_EQ(s.exit_code, 0) << s.out << s.err;
+    s = writer.sync(60);
+    EXPECT_EQ(s.exit_code, 0) << s.out << s.err;
+    auto ms = manifest(server_->replica(kFileset));
+    EXPECT_TRUE(eventually([&] { return manifest(feeder.dir()) == ms && manifest(writer.dir()) == ms; }, 30s))
+        << "feeder:\n" << manifest_diff(manifest(feeder.dir()), ms) << "writer:\n"
+        << manifest_diff(manifest(writer.dir()), ms);
+    EXPECT_EQ(read_file(feeder.dir() / "made-while-refused" / "inside"), "new while refused\n");
+    EXPECT_EQ(read_file(feeder.dir() / "from-writer"), "changed while refused\n");
+    EXPECT_FALSE(fs::exists(feeder.dir() / "to-remove"));
+    auto srv = server_of(feeder);
+    EXPECT_TRUE(srv.value("connected", false)) << srv.dump();
+    EXPECT_EQ(srv.value("reconnects", uint64_t{99}), reconnects) << srv.dump();
+    EXPECT_EQ(srv.value("server_errors", uint64_t{99}), 0u) << srv.dump();
+    EXPECT_EQ(count(server_->log(), "dropping connection"), 0u) << tail(server_->log());
+    EXPECT_EQ(count(server_->log(), "subscribing allowed: fileset 'team' is read-write"), 1u) << tail(server_->log());
 }
 
 // Per-node identities and a shared key in the one file: a name holding the

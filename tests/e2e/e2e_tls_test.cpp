@@ -293,10 +293,10 @@ TEST_F(Tls, AgentsAndServersAuthenticateByPinnedCertificates) {
     EXPECT_EQ(st["servers"][0].value("peer", ""), "server certificate " + server_id) << st.dump();
     EXPECT_EQ(st["servers"][0].value("tls", ""), "TLSv1.3 TLS_AES_128_GCM_SHA256") << st.dump();
     // And the protocol version the server chose: this build's newest.
-    EXPECT_EQ(st["servers"][0].value("protocol", 0), 5) << st.dump();
+    EXPECT_EQ(st["servers"][0].value("protocol", 0), 6) << st.dump();
     auto text = agent_->izwatch("status");
     EXPECT_NE(text.out.find("connected over TLSv1.3 TLS_AES_128_GCM_SHA256 to server certificate " + server_id +
-                            ", protocol version 5"),
+                            ", protocol version 6"),
               std::string::npos)
         << text.out << text.err;
 

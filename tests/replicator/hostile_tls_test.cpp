@@ -490,6 +490,62 @@ TEST_F(AccessRules, AReloadThatMakesASubscriberSendOnlyEndsItsForwards) {
     EXPECT_NE(refused2->message.find("fileset 'fs1' is send-only"), std::string::npos) << refused2->message;
 }
 
+// A reload that makes the refused subscribers read-write again: a peer of
+// version 6 gets subscribe_allowed on its connection and, subscribing again
+// from its cursor, what another agent sent while it was refused; a peer of
+// version 5 (which would end its connection at type 25) gets nothing new,
+// its connection stays, and it receives at its next connection as before.
+TEST_F(AccessRules, AReloadThatLiftsARefusalLetsAVersion6PeerSubscribeAgain) {
+    auto server = start_server(key_rules("fs1 read-write"));
+    auto a = server->connect();
+    uint16_t chosen = 0;
+    ASSERT_TRUE(a.handshake(server->key, "agent-a", "fs1", proto::kMinVersion, proto::kVersion, &chosen));
+    EXPECT_EQ(chosen, proto::kResubscribeVersion);
+    auto old = server->connect();
+    ASSERT_TRUE(old.handshake(server->key, "agent-old", "fs1", 4, 5, &chosen));
+    EXPECT_EQ(chosen, 5u);
+    for (auto* c : {&a, &old}) ASSERT_TRUE(c->send(proto::Subscribe{0}));
+    write_file(dir / "access.conf", key_rules("fs1 send-only"));
+    server->reload();
+    for (auto* c : {&a, &old}) {
+        auto no = c->receive(5s);
+        ASSERT_TRUE(no) << no.error().message << server->all_logs();
+        ASSERT_TRUE(std::holds_alternative<proto::SubscribeRefused>(*no)) << proto::msg_type_name(proto::type_of(*no));
+    }
+    // Sent while they are refused (send-only still sends).
+    auto b = server->connect();
+    ASSERT_TRUE(b.handshake(server->key, "agent-b", "fs1"));
+    auto ack = ack_of_a_mkdir(b, 1, "sent-while-refused");
+    ASSERT_TRUE(ack && std::holds_alternative<proto::Ack>(*ack)) << server->all_logs();
+
+    write_file(dir / "access.conf", key_rules("fs1 read-write"));
+    server->reload();
+    auto yes = a.receive(5s);
+    ASSERT_TRUE(yes) << yes.error().message << server->all_logs();
+    auto* allowed = std::get_if<proto::SubscribeAllowed>(&*yes);
+    ASSERT_TRUE(allowed) << proto::msg_type_name(proto::type_of(*yes));
+    EXPECT_EQ(allowed->fileset, "fs1");
+    EXPECT_NE(allowed->message.find("fileset 'fs1' is read-write for"), std::string::npos) << allowed->message;
+    ASSERT_TRUE(a.send(proto::Subscribe{0}));
+    auto fw = a.receive(5s);
+    ASSERT_TRUE(fw) << fw.error().message << server->all_logs();
+    auto* forward = std::get_if<proto::Forward>(&*fw);
+    ASSERT_TRUE(forward) << proto::msg_type_name(proto::type_of(*fw)) << server->all_logs();
+    EXPECT_EQ(forward->op.path, "sent-while-refused");
+    EXPECT_EQ(forward->origin, "agent-b");
+
+    // The version 5 peer: nothing before the pong, and it still ships.
+    ASSERT_TRUE(old.send(proto::Ping{7}));
+    auto pong = old.receive(5s);
+    ASSERT_TRUE(pong) << pong.error().message << server->all_logs();
+    EXPECT_TRUE(std::holds_alternative<proto::Pong>(*pong)) << proto::msg_type_name(proto::type_of(*pong));
+    auto old_ack = ack_of_a_mkdir(old, 1, "old-still-ships");
+    ASSERT_TRUE(old_ack) << old_ack.error().message << server->all_logs();
+    EXPECT_TRUE(std::holds_alternative<proto::Ack>(*old_ack)) << proto::msg_type_name(proto::type_of(*old_ack));
+    EXPECT_TRUE(server->logged("an agent of protocol version 5 subscribes again only when it reconnects"))
+        << server->all_logs();
+}
+
 TEST(AccessFile, AMistakeIsRefusedNamingTheLine) {
     TempDir dir("access");
     write_file(dir / "a", "# rules\n* fs1 read-write\n* fs2 write-only\n");

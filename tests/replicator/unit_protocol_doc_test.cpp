@@ -48,6 +48,16 @@ std::vector<Message> frames_of(const std::string& bytes, std::vector<std::string
     return out;
 }
 
+// Each message encodes again to exactly the bytes it was decoded from.
+void expect_encoded_as(const std::vector<Message>& msgs, const std::vector<std::string>& raw) {
+    ASSERT_EQ(msgs.size(), raw.size());
+    for (size_t i = 0; i < msgs.size(); ++i) {
+        auto again = encode_frame(msgs[i]);
+        ASSERT_TRUE(again);
+        EXPECT_EQ(*again, raw[i]) << msg_type_name(type_of(msgs[i]));
+    }
+}
+
 std::string repeated(unsigned char first, size_t times) {
     std::string s;
     for (size_t t = 0; t < times; ++t)
@@ -83,11 +93,7 @@ TEST(ProtocolDoc, TheHandshakeDecodesAndItsProofsHoldForTheKeyShown) {
     EXPECT_EQ(auth->client_proof, auth_proof(key, ProofRole::client, hello->client_nonce, challenge->server_nonce,
                                              hello->agent_id, hello->fileset));
 
-    for (size_t i = 0; i < msgs.size(); ++i) {
-        auto again = encode_frame(msgs[i]);
-        ASSERT_TRUE(again);
-        EXPECT_EQ(*again, raw[i]) << msg_type_name(type_of(msgs[i]));
-    }
+    expect_encoded_as(msgs, raw);
 }
 
 TEST(ProtocolDoc, TheDataExchangeDecodes) {
@@ -122,11 +128,7 @@ TEST(ProtocolDoc, TheDataExchangeDecodes) {
     EXPECT_EQ(commit->lsn, 43u);
     EXPECT_EQ(ack->lsn, 43u);
 
-    for (size_t i = 0; i < msgs.size(); ++i) {
-        auto again = encode_frame(msgs[i]);
-        ASSERT_TRUE(again);
-        EXPECT_EQ(*again, raw[i]) << msg_type_name(type_of(msgs[i]));
-    }
+    expect_encoded_as(msgs, raw);
 }
 
 TEST(ProtocolDoc, TheForwardingExchangeDecodes) {
@@ -155,11 +157,20 @@ TEST(ProtocolDoc, TheForwardingExchangeDecodes) {
     EXPECT_EQ(head->id, 1u);
     EXPECT_EQ(reply->id, 1u);
     EXPECT_EQ(reply->lsn, 8u);
-    for (size_t i = 0; i < msgs.size(); ++i) {
-        auto again = encode_frame(msgs[i]);
-        ASSERT_TRUE(again);
-        EXPECT_EQ(*again, raw[i]) << msg_type_name(type_of(msgs[i]));
-    }
+    expect_encoded_as(msgs, raw);
+}
+
+TEST(ProtocolDoc, TheSubscribeAllowedDecodes) {
+    std::vector<std::string> raw;
+    auto msgs = frames_of(test::doc_hex(kDoc, "protocol-subscribe-allowed"), raw);
+    ASSERT_EQ(msgs.size(), 2u);
+    auto* yes = std::get_if<SubscribeAllowed>(&msgs[0]);
+    auto* sub = std::get_if<Subscribe>(&msgs[1]);
+    ASSERT_TRUE(yes && sub);
+    EXPECT_EQ(yes->fileset, "team");
+    EXPECT_EQ(yes->message, "fileset 'team' is read-write again");
+    EXPECT_EQ(sub->cursor, 9u);
+    expect_encoded_as(msgs, raw);
 }
 
 TEST(ProtocolDoc, TheForwardAsRangesDecodes) {
@@ -206,11 +217,7 @@ TEST(ProtocolDoc, TheSubscribeRefusalDecodes) {
     EXPECT_EQ(sub->cursor, 0u);
     EXPECT_EQ(no->fileset, "team");
     EXPECT_EQ(no->message, "fileset 'team' is send-only for agent feeder");
-    for (size_t i = 0; i < msgs.size(); ++i) {
-        auto again = encode_frame(msgs[i]);
-        ASSERT_TRUE(again);
-        EXPECT_EQ(*again, raw[i]) << msg_type_name(type_of(msgs[i]));
-    }
+    expect_encoded_as(msgs, raw);
 }
 
 // A forward's op is checked like an op from a shipper: data that breaks
@@ -263,11 +270,7 @@ TEST(ProtocolDoc, TheKeptRejectionsExchangeDecodes) {
     EXPECT_EQ(replayed->count, 1u);
     EXPECT_EQ(kept->lsn, 43u);
     EXPECT_EQ(kept->path, "docs/a.txt");
-    for (size_t i = 0; i < msgs.size(); ++i) {
-        auto again = encode_frame(msgs[i]);
-        ASSERT_TRUE(again);
-        EXPECT_EQ(*again, raw[i]) << msg_type_name(type_of(msgs[i]));
-    }
+    expect_encoded_as(msgs, raw);
 }
 
 }  // namespace

@@ -60,6 +60,7 @@ auto view(const RejectedReplay& m) { return std::tie(m.id); }
 auto view(const RejectedReplayed& m) { return std::tie(m.id, m.count); }
 auto view(const RejectedKept& m) { return std::tie(m.lsn, m.path); }
 auto view(const SubscribeRanges& m) { return std::tie(m.cursor, m.whole_through); }
+auto view(const SubscribeAllowed& m) { return std::tie(m.fileset, m.message); }
 bool same(const Forward& a, const Forward& b) {
     return std::tie(a.origin, a.origin_lsn) == std::tie(b.origin, b.origin_lsn) && same(a.op, b.op);
 }

@@ -64,6 +64,7 @@ inline std::vector<replicator::proto::Message> sample_messages() {
         p::RejectedReplayed{.id = 16, .count = 2},
         p::RejectedKept{.lsn = 9, .path = "a/b"},
         p::SubscribeRanges{.cursor = 4242, .whole_through = 4300},
+        p::SubscribeAllowed{.fileset = "docs", .message = "fileset 'docs' is read-write for agent laptop again"},
     };
 }
 

@@ -49,6 +49,9 @@ inline constexpr uint32_t kMagic = 0x495A5250;  // "IZRP"
 // patched over its copy, and asks for whole content where its copy is not
 // the one they patch). A server of 6 still forwards whole content to a
 // plain Subscribe, so agents of 4 and 5 are served as before.
+// Also 6: SubscribeAllowed, a refused subscriber may subscribe again on the live
+// connection (sent only to a peer that chose 6: an agent of 5 would end the
+// connection at its unknown type, and then reconnect, as it must anyway).
 inline constexpr uint16_t kVersion = 6;
 // The oldest version this build still speaks.
 inline constexpr uint16_t kMinVersion = 4;
@@ -56,6 +59,9 @@ inline constexpr uint16_t kMinVersion = 4;
 inline constexpr uint16_t kRejectionsKeptVersion = 5;
 // From this version on, an agent may subscribe to forwards as ranges.
 inline constexpr uint16_t kRangeForwardsVersion = 6;
+// From this version on, the server tells a refused subscriber when it may
+// subscribe again.
+inline constexpr uint16_t kResubscribeVersion = 6;
 inline constexpr size_t kHeaderBytes = 12;
 // Hard ceiling on one frame's body: the shipper splits data to stay under it.
 inline constexpr uint32_t kMaxFrameBody = 16u << 20;
@@ -94,6 +100,7 @@ enum class MsgType : uint16_t {
     rejected_replayed = 23,
     rejected_kept = 24,
     subscribe_ranges = 25,
+    subscribe_allowed = 26,
 };
 
 std::string_view msg_type_name(MsgType t);
@@ -409,10 +416,21 @@ struct RejectedKept {
     std::string path;
 };
 
+// ---- subscribing again (version 6) ---------------------------------------
+
+// A reload of the access rules lets an agent whose subscribe was refused on
+// this connection (SubscribeRefused) receive the fileset again: it may send
+// one Subscribe more, from its cursor. The server sends it at most once per
+// refusal, and only to a peer that chose version 6.
+struct SubscribeAllowed {
+    std::string fileset;
+    std::string message;
+};
+
 using Message = std::variant<Hello, Challenge, Auth, Welcome, ErrorMsg, OpMsg, Commit, Ack, HashRequest,
                              HashReply, ConflictMsg, Ping, Pong, RejectedMsg, TreeRequest, TreeReply, Subscribe,
                              Forward, HeadRequest, HeadReply, SubscribeRefused, RejectedReplay, RejectedReplayed,
-                             RejectedKept, SubscribeRanges>;
+                             RejectedKept, SubscribeRanges, SubscribeAllowed>;
 
 MsgType type_of(const Message& m);
 // type_of counts on it: the variant lists the messages in MsgType's order.
@@ -426,6 +444,8 @@ static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MsgT
                              RejectedKept>);
 static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MsgType::subscribe_ranges) - 1, Message>,
                              SubscribeRanges>);
+static_assert(std::is_same_v<std::variant_alternative_t<static_cast<size_t>(MsgType::subscribe_allowed) - 1, Message>,
+                             SubscribeAllowed>);
 
 // Header + body, ready to send. Fails only if the body exceeds kMaxFrameBody.
 Result<std::string> encode_frame(const Message& m);
