@@ -22,17 +22,6 @@ namespace fs = std::filesystem;
 namespace iz::test::e2e {
 namespace {
 
-// The names beneath `dir` (one level) that start with `prefix`.
-std::vector<std::string> names_starting(const fs::path& dir, const std::string& prefix) {
-    std::vector<std::string> out;
-    for (auto& e : fs::directory_iterator(dir)) {
-        auto n = e.path().filename().string();
-        if (n.starts_with(prefix)) out.push_back(n);
-    }
-    std::sort(out.begin(), out.end());
-    return out;
-}
-
 class ShareConflict : public ShareFixture {
 protected:
     ShareConflict() : ShareFixture("conflict") {}

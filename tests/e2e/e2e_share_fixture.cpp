@@ -1,5 +1,7 @@
 #include "e2e_share_fixture.hpp"
 
+#include <algorithm>
+
 #include <fcntl.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -40,6 +42,17 @@ std::string pattern(size_t n, uint32_t seed) {
 // Takes every free block of the filesystem holding `dir` (root's reserve
 // too: izwatch runs as root) into files under `dir`, which must lie
 // outside the watched directory. Returns how many bytes it took.
+std::vector<std::string> names_starting(const fs::path& dir, const std::string& prefix) {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (auto& e : fs::directory_iterator(dir, ec)) {
+        auto n = e.path().filename().string();
+        if (n.starts_with(prefix)) out.push_back(n);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
 uint64_t fill_filesystem(const fs::path& dir) {
     fs::create_directories(dir);
     uint64_t taken = 0;

@@ -32,6 +32,9 @@ std::string pattern(size_t n, uint32_t seed);
 // too: izwatch runs as root) into files under `dir`, which must lie
 // outside the watched directory. Returns how many bytes it took.
 uint64_t fill_filesystem(const std::filesystem::path& dir);
+// The names of the entries of `dir` (one level) that start with `prefix`,
+// sorted; none when `dir` cannot be read.
+std::vector<std::string> names_starting(const std::filesystem::path& dir, const std::string& prefix);
 
 class ShareFixture : public ::testing::Test {
 protected:

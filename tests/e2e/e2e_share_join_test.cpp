@@ -22,16 +22,6 @@ namespace fs = std::filesystem;
 namespace iz::test::e2e {
 namespace {
 
-std::vector<std::string> names_starting(const fs::path& dir, const std::string& prefix) {
-    std::vector<std::string> out;
-    for (auto& e : fs::directory_iterator(dir)) {
-        auto n = e.path().filename().string();
-        if (n.starts_with(prefix)) out.push_back(n);
-    }
-    std::sort(out.begin(), out.end());
-    return out;
-}
-
 class ShareJoin : public ShareFixture {
 protected:
     ShareJoin() : ShareFixture("join") {}

@@ -65,6 +65,23 @@ protected:
         ASSERT_EQ(b_->stop().exit_code, 0);
     }
 
+    // B comes back and sends what it did while cut off; then A is stopped
+    // (cut off in turn).
+    void b_back_then_cut_a() {
+        start(*b_, "b");
+        sync(*b_);
+        ASSERT_EQ(a_->stop().exit_code, 0);
+    }
+
+    // A comes back: it sends what it did while cut off and gets B's; B then
+    // gets what the server made of A's, and A what came of that.
+    void a_back() {
+        start(*a_, "a");
+        sync(*a_);
+        sync(*b_);
+        sync(*a_);
+    }
+
     // The server's fileset journal's conflict records.
     std::vector<nlohmann::json> conflicts_journaled() {
         std::vector<nlohmann::json> out;
@@ -116,16 +133,11 @@ TEST_F(ShareMoveConflict, ARemovalThatDidNotSeeAChangeBeneathItKeepsTheDirectory
         write_file(dir / "d" / "sub" / "deep", "deep v1\n");
     });
     // B is the one cut off by the fixture: start it again, cut A off.
-    start(*b_, "b");
-    sync(*b_);
-    ASSERT_EQ(a_->stop().exit_code, 0);
+    b_back_then_cut_a();
     write_file(b_->dir() / "d" / "new", "new, made by B while A was cut off\n");
     sync(*b_);
     fs::remove_all(a_->dir() / "d");
-    start(*a_, "a");
-    sync(*a_);
-    sync(*b_);
-    sync(*a_);
+    a_back();
 
     for (auto& dir : replicas()) {
         EXPECT_EQ(read_file(dir / "d" / "new"), "new, made by B while A was cut off\n") << dir;
@@ -150,9 +162,7 @@ TEST_F(ShareMoveConflict, ADirectoryKeptAgainstARemovalComesBackWhole) {
         write_file(dir / "d" / "gone", "removed by A, untouched by B\n");
         write_file(dir / "x", "a file outside d\n");
     });
-    start(*b_, "b");
-    sync(*b_);
-    ASSERT_EQ(a_->stop().exit_code, 0);
+    b_back_then_cut_a();
     const fs::path d = b_->dir() / "d";
     make_node(d / "fifo", S_IFIFO | 0640);
     make_node(d / "sock", S_IFSOCK | 0600);
@@ -170,10 +180,7 @@ TEST_F(ShareMoveConflict, ADirectoryKeptAgainstARemovalComesBackWhole) {
     ASSERT_EQ(::utimensat(AT_FDCWD, (d / "f").c_str(), old, AT_SYMLINK_NOFOLLOW), 0) << std::strerror(errno);
     sync(*b_);
     fs::remove_all(a_->dir() / "d");
-    start(*a_, "a");
-    sync(*a_);
-    sync(*b_);
-    sync(*a_);
+    a_back();
 
     for (auto& dir : replicas()) {
         EXPECT_EQ(read_file(dir / "d" / "f"), "f v1\n") << dir;
@@ -229,16 +236,11 @@ TEST_F(ShareMoveConflict, ARemovalThatDidNotSeeAMoveLeavesTheMovedEntry) {
         write_file(dir / "d" / "f", "f, moved out by B\n");
         write_file(dir / "d" / "other", "other, removed by A\n");
     });
-    start(*b_, "b");
-    sync(*b_);
-    ASSERT_EQ(a_->stop().exit_code, 0);
+    b_back_then_cut_a();
     fs::rename(b_->dir() / "d" / "f", b_->dir() / "g");
     sync(*b_);
     fs::remove_all(a_->dir() / "d");
-    start(*a_, "a");
-    sync(*a_);
-    sync(*b_);
-    sync(*a_);
+    a_back();
 
     for (auto& dir : replicas()) {
         EXPECT_EQ(read_file(dir / "g"), "f, moved out by B\n") << dir;

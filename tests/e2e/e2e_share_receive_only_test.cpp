@@ -23,15 +23,6 @@ protected:
     ShareReceiveOnly() : ShareFixture("shro") {}
 };
 
-// The entries of `dir` whose name starts with `prefix`.
-std::vector<std::string> names_starting(const fs::path& dir, const std::string& prefix) {
-    std::vector<std::string> out;
-    std::error_code ec;
-    for (auto& e : fs::directory_iterator(dir, ec))
-        if (e.path().filename().string().rfind(prefix, 0) == 0) out.push_back(e.path().filename().string());
-    return out;
-}
-
 TEST_F(ShareReceiveOnly, AForwardOfALocallyChangedPathKeepsTheLocalVersionAsAConflictCopy) {
     start(*a_, "a");
     start(*b_, "b", "receive-only");

@@ -493,7 +493,7 @@ TEST_F(AccessRules, AReloadThatMakesASubscriberSendOnlyEndsItsForwards) {
 // A reload that makes the refused subscribers read-write again: a peer of
 // version 6 gets subscribe_allowed on its connection and, subscribing again
 // from its cursor, what another agent sent while it was refused; a peer of
-// version 5 (which would end its connection at type 25) gets nothing new,
+// version 5 (which would end its connection at type 26) gets nothing new,
 // its connection stays, and it receives at its next connection as before.
 TEST_F(AccessRules, AReloadThatLiftsARefusalLetsAVersion6PeerSubscribeAgain) {
     auto server = start_server(key_rules("fs1 read-write"));
